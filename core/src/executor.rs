@@ -26,11 +26,18 @@ pub trait Schedule: Send + Sync + 'static {
 /// Something that runs tasks: a thread pool, a single-threaded loop, a
 /// process pool, a tokio or smol runtime.
 ///
-/// The trait is object-safe, so libraries can take `&dyn Executor` or
-/// `Arc<dyn Executor>` and stay agnostic of the backend. Spawning goes through
-/// [`spawn`](Executor::spawn) and [`spawn_blocking`](Executor::spawn_blocking),
-/// which work on concrete executors and on `dyn Executor` alike; importing
-/// the trait is enough. Each spawn makes one allocation (the task).
+/// The trait is object-safe, so libraries can take `&dyn Executor`,
+/// `Box<dyn Executor>` or `Arc<dyn Executor>` and stay agnostic of the
+/// backend. Spawning goes through [`spawn`](#method.spawn) and
+/// [`spawn_blocking`](#method.spawn_blocking), defined on `dyn Executor`
+/// itself, so every trait object has them. unirun's concrete executors have
+/// the same methods of their own (with a faster, non-virtual schedule path);
+/// generic code over `E: Executor` coerces with `let ex: &dyn Executor = &e;`.
+/// Each spawn makes one allocation (the task).
+///
+/// Why not generic trait methods: a `where Self: Sized` method of an
+/// object-safe trait cannot be called on a trait object, and an inherent
+/// method of the same name on `dyn Executor` would make calls ambiguous.
 ///
 /// # Examples
 ///
@@ -57,31 +64,10 @@ pub trait Executor: Send + Sync {
     /// The schedule hook for blocking closures: a lane of threads that may
     /// block, where the executor has one.
     fn blocking_scheduler(&self) -> Arc<dyn Schedule>;
-
-    /// Spawns a future; its [`JoinHandle`] resolves to its output.
-    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        Self: Sized,
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        spawn_on(self.scheduler(), future)
-    }
-
-    /// Runs a blocking closure where blocking is allowed; its [`JoinHandle`]
-    /// resolves to the closure's return value.
-    fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
-    where
-        Self: Sized,
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        spawn_blocking_on(self.blocking_scheduler(), f)
-    }
 }
 
 impl dyn Executor {
-    /// Spawns a future on this executor; see [`Executor::spawn`].
+    /// Spawns a future; its [`JoinHandle`] resolves to the future's output.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -90,7 +76,9 @@ impl dyn Executor {
         spawn_on(self.scheduler(), future)
     }
 
-    /// Runs a blocking closure on this executor; see [`Executor::spawn_blocking`].
+    /// Runs a blocking closure where blocking is allowed (a separate lane of
+    /// threads, where the executor has one); its [`JoinHandle`] resolves to
+    /// the closure's return value.
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -101,16 +89,6 @@ impl dyn Executor {
 }
 
 impl<E: Executor + ?Sized> Executor for Arc<E> {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
-        (**self).scheduler()
-    }
-
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        (**self).blocking_scheduler()
-    }
-}
-
-impl<E: Executor + ?Sized> Executor for &E {
     fn scheduler(&self) -> Arc<dyn Schedule> {
         (**self).scheduler()
     }

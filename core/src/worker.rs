@@ -219,14 +219,6 @@ impl Executor for Pool {
     fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
         self.shared.clone()
     }
-
-    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        Pool::spawn(self, future)
-    }
 }
 
 impl core::fmt::Debug for Pool {

@@ -439,22 +439,6 @@ impl Executor for Handle {
     fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
         self.inner.blocking.clone()
     }
-
-    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        Handle::spawn(self, future)
-    }
-
-    fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        Handle::spawn_blocking(self, f)
-    }
 }
 
 impl fmt::Debug for Handle {
