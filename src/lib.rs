@@ -43,18 +43,34 @@
 
 extern crate alloc;
 
+#[cfg(feature = "std")]
+mod config;
+#[cfg(feature = "std")]
+mod env;
+mod error;
+mod flavor;
 mod gather;
 #[cfg(feature = "std")]
 mod global;
 #[cfg(feature = "std")]
 mod handle;
+#[cfg(feature = "std")]
+pub mod trace;
 
 pub use unirun_core::{
     block_on, Executor, JoinError, JoinHandle, PanicLocation, TaskSet, TickExecutor,
 };
 
+#[cfg(feature = "std")]
+pub use crate::config::RuntimeConfig;
+#[cfg(feature = "std")]
+pub use crate::env::{EnvOverride, RejectedVar};
+pub use crate::error::Error;
+pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
 pub use crate::gather::{gather, Gather};
 #[cfg(feature = "std")]
 pub use crate::global::{get_executor, spawn, to_thread};
 #[cfg(feature = "std")]
 pub use crate::handle::Handle;
+#[cfg(feature = "std")]
+pub use crate::trace::DecisionTrace;
