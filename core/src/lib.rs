@@ -26,8 +26,8 @@
 //! a pool.
 //!
 //! The lock-free parts (local queue, sleep protocol, parker, the handle's
-//! task slot) are checked with [loom](https://docs.rs/loom): run
-//! `RUSTFLAGS="--cfg loom" cargo test -p unirun-core --test loom --release`.
+//! task slot, task sets) are checked with [loom](https://docs.rs/loom): run
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p unirun-core --lib --release loom_tests`.
 //!
 //! # Features
 //!
@@ -83,6 +83,9 @@ mod task;
 mod task_set;
 mod tick;
 mod worker;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 pub use async_task::ScheduleInfo;
 

@@ -96,8 +96,11 @@ mod std_parker {
             {
                 Ok(_) => {}
                 Err(_) => {
-                    // NOTIFIED arrived meanwhile: consume it.
-                    inner.state.store(EMPTY, Ordering::SeqCst);
+                    // NOTIFIED arrived meanwhile: consume it. A swap, not a
+                    // store: another `unpark` may have renewed the token since
+                    // the CAS read it, and only reading that write makes the
+                    // unparker's earlier writes visible to us.
+                    inner.state.swap(EMPTY, Ordering::SeqCst);
                     return;
                 }
             }

@@ -125,7 +125,7 @@ impl Inner {
 
 impl Local {
     /// Number of runnables in the queue, stealable ones included.
-    #[cfg(test)]
+    #[cfg(all(test, loom))]
     pub(crate) fn len(&self) -> usize {
         self.inner.len()
     }

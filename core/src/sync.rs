@@ -1,8 +1,8 @@
 //! The one place that names atomics, `Arc`, cells and locks used by the lock-free code.
 //!
 //! Under `--cfg loom` everything switches to loom's model-checked versions, so the
-//! protocols in `queue`, `idle`, `park` and `join` are checked by the loom models in
-//! `core/tests/loom.rs` without a line of them changing.
+//! protocols in `queue`, `idle`, `park`, `join` and `task_set` are checked by the loom
+//! models in `loom_tests.rs` without a line of them changing.
 
 #[cfg(not(loom))]
 pub(crate) use alloc::sync::Arc;

@@ -1,0 +1,556 @@
+//! Loom models of the crate's lock-free protocols. The `queue_*` models push
+//! more runnables than the (loom-sized, 4-slot) local queue holds while other
+//! workers steal, and prove every runnable comes out exactly once (popped by
+//! the owner, stolen, or found in the injector): overflow, push/pop/steal
+//! races and two racing stealers neither lose nor duplicate work.
+//! `idle_no_lost_wakeup*` run two workers, looping like `Worker::drive`
+//! (`next_task`, `steal_work`, `run_task`, `park`) over the real [`Idle`]
+//! protocol, injector and [`Parker`]s, against a producer outside the pool
+//! that pushes and then does what `Shared::notify_parked` does, and prove
+//! every item is consumed: a lost wake-up leaves all threads blocked, which
+//! loom reports as a deadlock. The `parker_*` models prove a token is never
+//! lost (unpark before park, racing unpark, two unparks) and that `unpark`
+//! happens-before the `park` that consumes its token. The `join_handle_*`
+//! model races `abort`, `is_finished` and the task completing, and proves the
+//! handle's slot has no data race and the handle resolves to the output or to
+//! `cancelled`. The `task_set_*` models prove `close` always wakes a member
+//! registering its waker at the same time, and a `notify_when_empty` racing
+//! the last `leave` sees the set empty or is woken. Run them (in about five
+//! seconds) with
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p unirun-core --lib --release loom_tests`;
+//! the separate target directory keeps the normal build cache, and
+//! `LOOM_MAX_PREEMPTIONS` overrides every model's preemption bound.
+
+extern crate std;
+
+use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicUsize as StdAtomicUsize};
+
+use loom::thread;
+
+use crate::idle::Idle;
+use crate::park::{self, Park, Parker, Unpark, Unparker};
+use crate::queue::{self, Injector, Local};
+use crate::sync::{fence, Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::task::Runnable;
+use crate::TaskSet;
+
+/// Runs `f` under loom, exploring interleavings with at most `preemptions`
+/// forced context switches (unless `LOOM_MAX_PREEMPTIONS` says otherwise).
+fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(preemptions);
+    }
+    let iterations = std::sync::Arc::new(StdAtomicUsize::new(0));
+    let counter = iterations.clone();
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    std::println!(
+        "{} interleavings explored",
+        iterations.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+/// `n` runnables whose tasks count how often they ran. The counters are plain
+/// std atomics: they are only data to loom, read after every thread joined.
+struct Counted {
+    runs: std::sync::Arc<Vec<StdAtomicUsize>>,
+}
+
+impl Counted {
+    fn new(n: usize) -> (Self, Vec<Runnable>) {
+        let runs: std::sync::Arc<Vec<StdAtomicUsize>> =
+            std::sync::Arc::new((0..n).map(|_| StdAtomicUsize::new(0)).collect());
+        let runnables = (0..n)
+            .map(|id| {
+                let runs = runs.clone();
+                let (runnable, task) = async_task::spawn(
+                    async move {
+                        runs[id].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    },
+                    |_: Runnable| {},
+                );
+                // Detached, so running the runnable polls the future.
+                task.detach();
+                runnable
+            })
+            .collect();
+        (Self { runs }, runnables)
+    }
+
+    /// Runs everything that came out of the queues, then checks each task ran
+    /// exactly once.
+    fn check(&self, found: impl IntoIterator<Item = Runnable>) {
+        for runnable in found {
+            runnable.run();
+        }
+        for (id, runs) in self.runs.iter().enumerate() {
+            let runs = runs.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(runs, 1, "runnable {id} came out {runs} times");
+        }
+    }
+}
+
+/// Everything left in `local` and `injector`.
+fn drain(local: &Local, injector: &Injector) -> Vec<Runnable> {
+    let mut found = Vec::new();
+    while let Some(runnable) = local.pop() {
+        found.push(runnable);
+    }
+    while let Some(runnable) = injector.pop() {
+        found.push(runnable);
+    }
+    found
+}
+
+/// A thief: steals from `victim` into a fresh local queue `times` times,
+/// emptying its own queue after each steal, and returns everything it got.
+fn steal(victim: queue::Stealer, times: usize) -> Vec<Runnable> {
+    let (dst, _) = queue::local();
+    let mut found = Vec::new();
+    for _ in 0..times {
+        found.extend(victim.steal_into(&dst));
+        while let Some(runnable) = dst.pop() {
+            found.push(runnable);
+        }
+    }
+    found
+}
+
+/// The owner pushes more than the queue holds (the fifth push overflows half
+/// the queue into the injector, or goes there directly while a steal is in
+/// progress) while another worker steals half into its own queue, twice.
+#[test]
+fn queue_overflow_with_stealer() {
+    model(3, || {
+        let (counted, runnables) = Counted::new(6);
+        let injector = Arc::new(Injector::new());
+        let (local, stealer) = queue::local();
+
+        let overflow = injector.clone();
+        let owner = thread::spawn(move || {
+            for runnable in runnables {
+                local.push_back(runnable, &overflow);
+            }
+            local
+        });
+        let thief = thread::spawn(move || steal(stealer, 2));
+
+        let local = owner.join().unwrap();
+        let mut found = thief.join().unwrap();
+        found.extend(drain(&local, &injector));
+        counted.check(found);
+    });
+}
+
+/// The owner interleaves pushes and pops while another worker steals.
+#[test]
+fn queue_push_pop_with_stealer() {
+    model(3, || {
+        let (counted, runnables) = Counted::new(4);
+        let injector = Arc::new(Injector::new());
+        let (local, stealer) = queue::local();
+
+        let overflow = injector.clone();
+        let owner = thread::spawn(move || {
+            let mut runnables = runnables.into_iter();
+            let mut popped = Vec::new();
+            for _ in 0..2 {
+                local.push_back(runnables.next().unwrap(), &overflow);
+                local.push_back(runnables.next().unwrap(), &overflow);
+                popped.extend(local.pop());
+            }
+            (local, popped)
+        });
+        let thief = thread::spawn(move || steal(stealer, 1));
+
+        let (local, mut found) = owner.join().unwrap();
+        found.extend(thief.join().unwrap());
+        found.extend(drain(&local, &injector));
+        counted.check(found);
+    });
+}
+
+/// Two workers steal from a full queue at once while its owner pops and
+/// pushes again.
+#[test]
+fn queue_two_stealers() {
+    model(3, || {
+        const FULL: usize = queue::LOCAL_QUEUE_CAPACITY;
+        let (counted, mut runnables) = Counted::new(FULL + 1);
+        let last = runnables.pop().unwrap();
+        let injector = Injector::new();
+        let (local, stealer) = queue::local();
+        for runnable in runnables {
+            local.push_back(runnable, &injector);
+        }
+        assert!(injector.is_empty());
+        assert_eq!(local.len(), FULL);
+
+        let first = stealer.clone();
+        let thief1 = thread::spawn(move || steal(first, 1));
+        let thief2 = thread::spawn(move || steal(stealer, 1));
+        let mut found: Vec<Runnable> = local.pop().into_iter().collect();
+        local.push_back(last, &injector);
+
+        found.extend(thief1.join().unwrap());
+        found.extend(thief2.join().unwrap());
+        found.extend(drain(&local, &injector));
+        counted.check(found);
+    });
+}
+
+/// The shared side of the idle model: what `Shared` holds, cut down to the
+/// injector and the sleep protocol.
+struct IdleModel {
+    idle: Idle,
+    injector: Injector,
+    unparkers: Vec<Unparker>,
+    /// Items pushed but not consumed yet.
+    remaining: AtomicUsize,
+    /// Set once every item was consumed, so all workers stop; it plays the
+    /// part of `Shared::shutdown`, which is set and then every worker unparked.
+    done: AtomicBool,
+}
+
+impl IdleModel {
+    /// `Shared::notify_parked`.
+    fn notify_parked(&self) {
+        fence(Ordering::SeqCst);
+        if let Some(index) = self.idle.worker_to_notify() {
+            self.unparkers[index].unpark();
+        }
+    }
+
+    /// `Worker::drive` for worker `index` (with `next_task`, `steal_work`,
+    /// `run_task` and `park` inlined) minus the local queues: only the producer
+    /// creates work, so there is nothing to steal but the injector.
+    fn worker(&self, index: usize, parker: &Parker) {
+        // `Worker::searching`.
+        let mut searching = false;
+        loop {
+            if self.done.load(Ordering::Acquire) {
+                return;
+            }
+            // `next_task`, then `steal_work`.
+            let mut task = self.injector.pop();
+            if task.is_none() && (searching || self.idle.transition_worker_to_searching()) {
+                searching = true;
+                task = self.injector.pop();
+            }
+            if let Some(task) = task {
+                // `run_task`.
+                if core::mem::take(&mut searching) && self.idle.transition_worker_from_searching() {
+                    self.notify_parked();
+                }
+                task.run();
+                if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    // All consumed: `Pool::shutdown`.
+                    self.done.store(true, Ordering::Release);
+                    for unparker in &self.unparkers {
+                        unparker.unpark();
+                    }
+                }
+                continue;
+            }
+            // `park`.
+            let was_searching = core::mem::take(&mut searching);
+            if self.idle.transition_worker_to_parked(index, was_searching)
+                && !self.injector.is_empty()
+            {
+                self.notify_parked();
+            }
+            loop {
+                if self.done.load(Ordering::Acquire) {
+                    if !self.idle.unpark_worker_by_id(index) {
+                        searching = true;
+                    }
+                    break;
+                }
+                parker.park();
+                if !self.idle.is_parked(index) {
+                    searching = true;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Two workers run out of work while a thread outside the pool pushes `items`
+/// runnables to the injector, calling `notify_parked` after each. Every one is
+/// consumed: a lost wake-up leaves them in the injector with both workers
+/// asleep, and loom reports a deadlock.
+fn idle_model(items: usize, preemptions: usize) {
+    model(preemptions, move || {
+        const WORKERS: usize = 2;
+        let (counted, mut runnables) = Counted::new(items + 1);
+        let (parkers, unparkers): (Vec<Parker>, Vec<Unparker>) =
+            (0..WORKERS).map(|_| park::pair()).unzip();
+        let shared = Arc::new(IdleModel {
+            idle: Idle::new(WORKERS),
+            injector: Injector::new(),
+            unparkers,
+            remaining: AtomicUsize::new(items),
+            done: AtomicBool::new(false),
+        });
+
+        // Warm the injector up with one push and pop, as in any pool that has
+        // run a task. Loom treats a `SeqCst` load as `Acquire`, except that it
+        // never returns a `SeqCst` store older than the newest one; but an
+        // atomic's initial value is not a `SeqCst` store. On a fresh queue a
+        // parking worker's `is_empty` (`SeqCst` loads of the queue's indices)
+        // could then return the initial, empty indices after the producer's
+        // `SeqCst` push, while the producer's load behind `fence(SeqCst)` missed
+        // the worker's `SeqCst` RMW of the idle state. The memory model forbids
+        // that: the producer's load is coherence-ordered before the RMW, so it
+        // precedes it in the single total order S, the push precedes the load,
+        // and the worker's load comes after its RMW, so it must see the push.
+        // Loom would report a deadlock that cannot happen.
+        shared.injector.push(runnables.pop().unwrap());
+        shared.injector.pop().unwrap().run();
+
+        let workers: Vec<_> = parkers
+            .into_iter()
+            .enumerate()
+            .map(|(index, parker)| {
+                let shared = shared.clone();
+                thread::spawn(move || shared.worker(index, &parker))
+            })
+            .collect();
+
+        // The producer: `Shared::schedule` from a thread outside the pool.
+        for item in runnables {
+            shared.injector.push(item);
+            shared.notify_parked();
+        }
+
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert!(shared.injector.is_empty());
+        counted.check([]);
+    });
+}
+
+/// One item: whichever way the workers' searching and parking interleave with
+/// the producer, one of them wakes up (or never sleeps) and runs it.
+#[test]
+fn idle_no_lost_wakeup() {
+    idle_model(1, 3);
+}
+
+/// Two items: the second push races with a worker that just found the first
+/// (and, as the last searcher, wakes another) or is parking again.
+#[test]
+fn idle_no_lost_wakeup_two_items() {
+    idle_model(2, 2);
+}
+
+/// A token left by `unpark` makes the next `park` return at once.
+#[test]
+fn parker_unpark_before_park() {
+    model(3, || {
+        let (parker, unparker) = park::pair();
+        let waker = thread::spawn(move || unparker.unpark());
+        waker.join().unwrap();
+        parker.park();
+    });
+}
+
+/// An `unpark` racing with `park` always wakes it.
+#[test]
+fn parker_concurrent_unpark() {
+    model(3, || {
+        let (parker, unparker) = park::pair();
+        let waker = thread::spawn(move || unparker.unpark());
+        parker.park();
+        waker.join().unwrap();
+    });
+}
+
+/// Two racing `unpark`s and one `park`: the park returns, whichever way the
+/// tokens merge.
+#[test]
+fn parker_two_unparks_one_park() {
+    model(3, || {
+        let (parker, unparker) = park::pair();
+        let wakers: Vec<_> = (0..2)
+            .map(|_| {
+                let unparker = unparker.clone();
+                thread::spawn(move || unparker.unpark())
+            })
+            .collect();
+        parker.park();
+        for waker in wakers {
+            waker.join().unwrap();
+        }
+    });
+}
+
+/// `unpark` happens-before the `park` that consumes its token, even when
+/// that token merged with an earlier one: a thread that parks until a flag
+/// set before an `unpark` is seen never sleeps through it. One waker only
+/// unparks (a protocol wake-up); the other sets the flag first (a shutdown).
+#[test]
+fn parker_unpark_publishes_writes() {
+    model(3, || {
+        let (parker, unparker) = park::pair();
+        let flag = Arc::new(AtomicBool::new(false));
+        let plain = unparker.clone();
+        let waker = thread::spawn(move || plain.unpark());
+        let set_flag = flag.clone();
+        let setter = thread::spawn(move || {
+            set_flag.store(true, Ordering::Release);
+            unparker.unpark();
+        });
+        while !flag.load(Ordering::Acquire) {
+            parker.park();
+        }
+        waker.join().unwrap();
+        setter.join().unwrap();
+    });
+}
+
+/// Polls `future` once with a no-op waker.
+fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// `abort` and `is_finished` race on the handle's task slot while the task
+/// completes on a third thread.
+#[test]
+fn join_handle_abort_is_finished_complete() {
+    model(3, || {
+        // Woken tasks run right where they are woken; this one never is.
+        let (runnable, handle) = crate::spawn_with(async { 7_u32 }, None, |r: Runnable, _| {
+            r.run();
+        });
+        let handle = Arc::new(handle);
+
+        let aborting = handle.clone();
+        let aborter = thread::spawn(move || aborting.abort());
+        let watching = handle.clone();
+        let watcher = thread::spawn(move || watching.is_finished());
+        let runner = thread::spawn(move || {
+            runnable.run();
+        });
+
+        aborter.join().unwrap();
+        watcher.join().unwrap();
+        runner.join().unwrap();
+
+        let mut handle = Arc::try_unwrap(handle).unwrap_or_else(|_| panic!("handle still shared"));
+        assert!(handle.is_finished());
+        match poll_once(&mut handle) {
+            Poll::Ready(Ok(7)) => {}
+            Poll::Ready(Err(err)) => assert!(err.is_cancelled(), "{err:?}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+/// A waker that records that it was woken.
+struct Flag(StdAtomicBool);
+
+impl alloc::task::Wake for Flag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn flag_waker() -> (Waker, std::sync::Arc<Flag>) {
+    let flag = std::sync::Arc::new(Flag(StdAtomicBool::new(false)));
+    (Waker::from(flag.clone()), flag)
+}
+
+fn woken(flag: &Flag) -> bool {
+    flag.0.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `close` races with a member registering its waker for the first time: the
+/// waker is always called.
+#[test]
+fn task_set_close_wakes_registering_member() {
+    model(3, || {
+        let set = std::sync::Arc::new(TaskSet::new());
+        set.enter();
+        let (waker, flag) = flag_waker();
+
+        let member_set = set.clone();
+        let member = thread::spawn(move || member_set.register(&waker));
+        set.close();
+        let slot = member.join().unwrap();
+
+        assert!(woken(&flag), "a closing set missed a registering member");
+        // What the member does once woken: it sees the set closed and leaves.
+        set.leave(Some(slot));
+        assert!(set.is_empty());
+    });
+}
+
+/// The same race through a real task: its first poll returns `Pending` while
+/// the set closes. Whatever the interleaving, running what was scheduled
+/// afterwards resolves its handle to `cancelled` and empties the set.
+#[test]
+fn task_set_close_cancels_pending_task() {
+    model(3, || {
+        let set = std::sync::Arc::new(TaskSet::new());
+        let scheduled = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let queue = scheduled.clone();
+        let (runnable, mut handle) = crate::spawn_with(
+            core::future::pending::<()>(),
+            Some(&set),
+            move |r: Runnable, _| queue.lock().unwrap().push(r),
+        );
+
+        let member = thread::spawn(move || {
+            runnable.run();
+        });
+        set.close();
+        member.join().unwrap();
+
+        loop {
+            let next = scheduled.lock().unwrap().pop();
+            match next {
+                Some(runnable) => {
+                    runnable.run();
+                }
+                None => break,
+            }
+        }
+        match poll_once(&mut handle) {
+            Poll::Ready(Err(err)) => assert!(err.is_cancelled(), "{err:?}"),
+            other => panic!("member not woken by close: {other:?}"),
+        }
+        assert!(set.is_empty());
+    });
+}
+
+/// The last member leaves while someone asks to be told when the set is
+/// empty: it sees the set empty or is woken.
+#[test]
+fn task_set_leave_vs_notify_when_empty() {
+    model(3, || {
+        let set = std::sync::Arc::new(TaskSet::new());
+        set.enter();
+        let (waker, flag) = flag_waker();
+
+        let member_set = set.clone();
+        let member = thread::spawn(move || member_set.leave(None));
+        let empty = set.notify_when_empty(&waker);
+        member.join().unwrap();
+
+        assert!(empty || woken(&flag), "wait_empty would hang");
+    });
+}
