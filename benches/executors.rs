@@ -166,8 +166,8 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn ns_per_op(&self, stats: Stats) -> f64 {
-        stats.median.as_nanos() as f64 / self.ops as f64
+    fn ns_per_op(&self, time: Duration) -> f64 {
+        time.as_nanos() as f64 / self.ops as f64
     }
 
     /// The measured contender with `role` and the lowest median.
@@ -266,17 +266,20 @@ fn measure(scenario: &mut Scenario, config: &Config) -> Outcome {
     }
 }
 
+/// A ratio as `1.23x`, or `-` when one side did not run.
 fn ratio_cell(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
 }
 
+/// Median ns per op, or `-` for a contender that did not run.
 fn ns_cell(outcome: &Outcome, stats: Option<Stats>) -> String {
     stats.map_or_else(
         || "-".to_owned(),
-        |s| format!("{:.1}", outcome.ns_per_op(s)),
+        |s| format!("{:.1}", outcome.ns_per_op(s.median)),
     )
 }
 
+/// Prints one scenario's table.
 fn print_table(scenario: &Scenario, outcome: &Outcome) {
     println!();
     println!("{}: {}", scenario.name, scenario.about);
@@ -290,7 +293,7 @@ fn print_table(scenario: &Scenario, outcome: &Outcome) {
         let (median, min, iter) = match row.stats {
             Some(s) => (
                 ns_cell(outcome, Some(s)),
-                format!("{:.1}", s.min.as_nanos() as f64 / outcome.ops as f64),
+                format!("{:.1}", outcome.ns_per_op(s.min)),
                 format!("{:.1}", s.median.as_secs_f64() * 1e6),
             ),
             None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
@@ -310,10 +313,11 @@ fn print_table(scenario: &Scenario, outcome: &Outcome) {
     }
 }
 
+/// Prints every scenario's ratios.
 fn print_summary(outcomes: &[Outcome], config: &Config) {
     println!();
     println!(
-        "summary: median ratios unirun / other, {} samples each (< 1.00x: unirun faster)",
+        "summary: median ratios unirun / other, {} samples per contender (< 1.00x: unirun faster)",
         config.samples
     );
     println!(
