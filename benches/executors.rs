@@ -7,8 +7,11 @@
 //! shared machine that lets a burst of outside load land on one contender
 //! only, and neither can print a ratio between two contenders measured in the
 //! same run. This harness therefore interleaves: for every sample round it
-//! runs each contender of a scenario once, in an order rotated by one each
-//! round, so noise is spread over everyone alike. It then prints, per
+//! runs each contender of a scenario once, in rotated order (the first place
+//! rotates by one each round, the rest are shuffled so that no contender
+//! always runs right after the same other one, whose threads may still be
+//! spinning down), so noise is spread over everyone alike. A short untimed
+//! pause after each run lets the previous pool go idle. It then prints, per
 //! scenario, the median and minimum time per operation and per iteration, and
 //! for unirun the ratio `unirun / best peer` (and `unirun / rayon` where rayon
 //! fits the scenario), and finally a summary of all ratios.
@@ -56,6 +59,9 @@ const WORKERS: usize = 2;
 const DEFAULT_SAMPLES: usize = 30;
 /// Untimed iterations per contender before sampling.
 const WARMUP: usize = 3;
+/// Untimed pause after every run, so the pool that just ran goes idle
+/// (stops spinning) before the next contender starts.
+const SETTLE: Duration = Duration::from_millis(1);
 
 /// Tasks per iteration in `spawn_remote` and `spawn_local`.
 const SPAWN_TASKS: usize = 10_000;
@@ -230,20 +236,35 @@ impl Config {
     }
 }
 
-/// Runs every contender `warmup + samples` times, interleaved: round `r`
-/// starts with contender `r % n` and goes round the list from there.
+/// The order of one round: contender `round % count` first, the others
+/// after it in an order shuffled by `seed` (xorshift64, deterministic).
+fn round_order(round: usize, count: usize, seed: &mut u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).map(|step| (round + step) % count).collect();
+    for i in (2..count).rev() {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let j = 1 + (*seed % i as u64) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Runs every contender `warmup + samples` times, interleaved: each round
+/// runs every contender once, in [`round_order`].
 fn measure(scenario: &mut Scenario, config: &Config) -> Outcome {
     let count = scenario.contenders.len();
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(config.samples); count];
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
     for round in 0..config.warmup + config.samples {
-        for step in 0..count {
-            let index = (round + step) % count;
+        for index in round_order(round, count, &mut seed) {
             let Some(run) = scenario.contenders[index].run.as_mut() else {
                 continue;
             };
             let start = Instant::now();
             run();
             let elapsed = start.elapsed();
+            thread::sleep(SETTLE);
             if round >= config.warmup {
                 samples[index].push(elapsed);
             }
@@ -512,6 +533,60 @@ impl BlockingLane for BlockingCrate {
     }
 }
 
+/// The unirun contender: its threads backend behind the same two traits.
+mod unirun_side {
+    use super::{BlockingLane, Joined, Spawner, WORKERS};
+    use std::future::Future;
+
+    /// Builds the pool under test.
+    pub(super) fn pool() -> unirun_threads::ThreadPool {
+        unirun_threads::ThreadPool::builder()
+            .workers(WORKERS)
+            .name("bench")
+            .build()
+            .expect("unirun threads pool")
+    }
+
+    impl Spawner for unirun_threads::Handle {
+        type Task<T: Send + 'static> = Joined<unirun::JoinHandle<T>>;
+
+        fn spawn<F>(&self, fut: F) -> Self::Task<F::Output>
+        where
+            F: Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            Joined(unirun_threads::Handle::spawn(self, fut))
+        }
+
+        fn detach<F>(&self, fut: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            unirun_threads::Handle::spawn(self, fut).detach();
+        }
+
+        fn block_on<F: Future>(&self, fut: F) -> F::Output {
+            unirun::block_on(fut)
+        }
+    }
+
+    impl BlockingLane for unirun_threads::Handle {
+        type Task<T: Send + 'static> = Joined<unirun::JoinHandle<T>>;
+
+        fn unblock<T, W>(&self, work: W) -> Self::Task<T>
+        where
+            T: Send + 'static,
+            W: FnOnce() -> T + Send + 'static,
+        {
+            Joined(self.spawn_blocking(work))
+        }
+
+        fn block_on<F: Future>(&self, fut: F) -> F::Output {
+            unirun::block_on(fut)
+        }
+    }
+}
+
 /// Counts down from `n`; [`Latch::wait`] returns once it reaches zero.
 /// Lets the bench thread await work handed to rayon.
 struct Latch {
@@ -589,6 +664,7 @@ impl Drop for AsyncExecutorPool {
 
 /// Every pool, built once before any timing and shared by all samples.
 struct Pools {
+    unirun: unirun_threads::ThreadPool,
     tokio: tokio::runtime::Runtime,
     async_executor: AsyncExecutorPool,
     futures: futures::executor::ThreadPool,
@@ -613,6 +689,7 @@ impl Pools {
             .build()
             .expect("rayon pool");
         Self {
+            unirun: unirun_side::pool(),
             tokio,
             async_executor: AsyncExecutorPool::new(),
             futures,
@@ -890,6 +967,7 @@ fn async_scenario<A: AsyncScenario>(pools: &Pools) -> Scenario {
         about: A::ABOUT,
         ops: A::OPS,
         contenders: vec![
+            on::<A, _>("unirun", Role::Unirun, pools.unirun.handle()),
             on::<A, _>("tokio", Role::Peer, pools.tokio.handle().clone()),
             on::<A, _>(
                 "async-executor",
@@ -926,6 +1004,7 @@ fn blocking_many(pools: &Pools) -> Scenario {
         about: "2000 tiny closures through the blocking lane, awaited; op = one closure",
         ops: BLOCKING_CALLS,
         contenders: vec![
+            on("unirun", Role::Unirun, pools.unirun.handle()),
             on("tokio", Role::Peer, pools.tokio.handle().clone()),
             on("blocking", Role::Peer, BlockingCrate),
             Contender::new("rayon", Role::Reference, move || {
@@ -961,6 +1040,7 @@ fn block_on_ready() -> Scenario {
         about: "100k block_on calls on an immediately ready future; op = one call",
         ops: READY_CALLS,
         contenders: vec![
+            on("unirun", Role::Unirun, ready, unirun::block_on),
             on("futures-lite", Role::Peer, ready, |f| {
                 futures_lite::future::block_on(f)
             }),

@@ -1,1 +1,76 @@
-//! placeholder
+//! unirun: one small, fast API over every way a Rust program runs work —
+//! its own lock-free work-stealing thread pool today, forked processes, smol
+//! and tokio as they land — in the vocabulary Rust developers already speak
+//! (`spawn`, `spawn_blocking`, `JoinHandle`, `block_on`).
+//!
+//! # Design
+//!
+//! The crate is a facade over three layers, dependencies pointing down:
+//!
+//! - [`unirun_core`] (`no_std` + `alloc`): the object-safe [`Executor`]
+//!   trait, the work-stealing scheduler, [`JoinHandle`]/[`JoinError`] and
+//!   [`block_on`].
+//! - `unirun-platform`: the CPU budget (affinity, cgroup quotas) that sizes
+//!   pools, and thread naming.
+//! - `unirun-threads`: named worker threads driving the scheduler, and an
+//!   elastic lane for blocking closures.
+//!
+//! The top-level helpers ([`spawn`], [`to_thread`], [`get_executor`]) use a
+//! shared default pool, started on first use and sized from the CPU budget.
+//! Every task is one allocation; a panic in a task is caught and comes back
+//! as a [`JoinError`] with its message and location, and the worker thread
+//! keeps serving.
+//!
+//! # Features
+//!
+//! - `std` (default): the threads backend, the shared default executor,
+//!   [`spawn`], [`to_thread`], [`gather`], [`Handle`]. Without it the crate
+//!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
+//!   single-threaded [`TickExecutor`] an embedded main loop can drive.
+//!
+//! # Examples
+//!
+//! ```
+//! // CPU work as async tasks, blocking I/O on the blocking lane.
+//! let sum = unirun::spawn(async { (1..=10u64).sum::<u64>() });
+//! let cwd = unirun::to_thread(|| std::env::current_dir().is_ok());
+//! let (sum, cwd) = unirun::block_on(async { (sum.await, cwd.await) });
+//! assert_eq!(sum.unwrap(), 55);
+//! assert!(cwd.unwrap());
+//! ```
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+#[cfg(feature = "std")]
+mod config;
+#[cfg(feature = "std")]
+mod env;
+mod error;
+mod flavor;
+mod gather;
+#[cfg(feature = "std")]
+mod global;
+#[cfg(feature = "std")]
+mod handle;
+#[cfg(feature = "std")]
+pub mod trace;
+
+pub use unirun_core::{
+    block_on, Executor, JoinError, JoinHandle, PanicLocation, TaskSet, TickExecutor,
+};
+
+#[cfg(feature = "std")]
+pub use crate::config::RuntimeConfig;
+#[cfg(feature = "std")]
+pub use crate::env::{EnvOverride, RejectedVar};
+pub use crate::error::Error;
+pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
+pub use crate::gather::{gather, Gather};
+#[cfg(feature = "std")]
+pub use crate::global::{get_executor, spawn, to_thread};
+#[cfg(feature = "std")]
+pub use crate::handle::Handle;
+#[cfg(feature = "std")]
+pub use crate::trace::DecisionTrace;

@@ -1,1 +1,97 @@
-//! placeholder
+//! The `no_std` core of [unirun]: an object-safe [`Executor`] trait, a
+//! lock-free work-stealing scheduler, [`JoinHandle`]/[`JoinError`] and
+//! [`block_on`].
+//!
+//! # Design
+//!
+//! A task is one allocation (via `async-task`): the future, its output slot
+//! and its schedule function live together, and a [`Runnable`] is a pointer to
+//! it. Every future is wrapped so a panic becomes a [`JoinError`] at the task
+//! boundary: the thread that polled it keeps serving.
+//!
+//! The [`Pool`] is a work-stealing scheduler in the shape tokio made standard:
+//! each [`Worker`] has a bounded local queue (256 slots, single producer, half
+//! of it stealable in one CAS) and a LIFO slot for the task the running task
+//! just woke, so message passing stays on one core; a global [`Injector`
+//! queue](Pool::schedule) takes work from outside the pool and overflow, and
+//! is checked every 61 ticks for fairness. Idle workers park and are woken
+//! **one at a time** by a protocol that caps concurrent searchers at half the
+//! workers; the [`idle`] module documents it. The pool owns no threads:
+//! whoever has threads calls [`Worker::run`]. The threads backend does; an
+//! embedded target can use [`TickExecutor`] instead.
+//!
+//! [`block_on`] polls a ready future without touching anything else, parks on
+//! a cached per-thread parker otherwise, and on a worker thread keeps running
+//! the pool's tasks while it waits, so blocking on queued work never deadlocks
+//! a pool.
+//!
+//! The lock-free parts (local queue, sleep protocol, parker, the handle's
+//! task slot) are checked with [loom](https://docs.rs/loom): run
+//! `RUSTFLAGS="--cfg loom" cargo test -p unirun-core --test loom --release`.
+//!
+//! # Features
+//!
+//! - `std` (default): panic capture with location, the cached-parker
+//!   `block_on`, [`JoinHandle::join`], the thread-local worker context that
+//!   lets tasks spawned on a worker skip the injector, and [`park::pair`].
+//!
+//! Without `std` the crate needs only `alloc` and atomics.
+//!
+//! # Examples
+//!
+//! ```
+//! use unirun_core::{Executor, Pool};
+//!
+//! let (pool, workers) = Pool::with_workers(2);
+//! let threads: Vec<_> = workers.into_iter().map(|w| std::thread::spawn(move || w.run())).collect();
+//!
+//! let inner = pool.clone();
+//! let total = unirun_core::block_on(pool.spawn(async move {
+//!     let parts: Vec<_> = (0..4u64).map(|i| inner.spawn(async move { i * 10 })).collect();
+//!     let mut sum = 0;
+//!     for part in parts {
+//!         sum += part.await.unwrap();
+//!     }
+//!     sum
+//! }));
+//! assert_eq!(total.unwrap(), 60);
+//!
+//! pool.shutdown();
+//! threads.into_iter().for_each(|t| t.join().unwrap());
+//! ```
+//!
+//! [unirun]: https://docs.rs/unirun
+
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod block_on;
+mod error;
+mod executor;
+pub mod idle;
+mod join;
+#[cfg(feature = "std")]
+mod panic;
+pub mod park;
+mod queue;
+mod sync;
+mod task;
+mod task_set;
+mod tick;
+mod worker;
+
+pub use async_task::ScheduleInfo;
+
+pub use crate::block_on::{block_on, block_on_with};
+pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
+pub use crate::executor::{Executor, Schedule};
+pub use crate::join::JoinHandle;
+pub use crate::park::{Park, Unpark};
+pub use crate::task::{spawn_blocking_with, spawn_with, Runnable};
+pub use crate::task_set::{TaskSet, WaitEmpty};
+pub use crate::tick::TickExecutor;
+pub use crate::worker::{on_worker_thread, Pool, Worker, MAX_LIFO_POLLS};

@@ -1,0 +1,236 @@
+//! The elastic blocking lane: threads for closures that may block.
+//!
+//! The lane starts with no thread. A closure queued while no thread is idle
+//! starts one (up to the cap); idle threads wait for work and retire after the
+//! keep-alive. When the OS refuses a thread, the cap shrinks to what the lane
+//! has and it keeps serving with those; with no thread at all the closure runs
+//! on the caller instead of waiting forever.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use unirun_core::{Runnable, Schedule, ScheduleInfo, TaskSet};
+
+pub(crate) struct Lane {
+    state: Mutex<State>,
+    work: Condvar,
+    name: String,
+    keep_alive: Duration,
+    stack_size: Option<usize>,
+    tasks: Arc<TaskSet>,
+}
+
+struct State {
+    queue: VecDeque<Runnable>,
+    /// Threads alive or starting.
+    threads: usize,
+    /// Threads waiting on `work`.
+    idle: usize,
+    /// Wake-ups sent to idle threads and not yet taken; `notified <= idle`.
+    notified: usize,
+    /// Most threads the lane may have; shrinks when the OS refuses one.
+    cap: usize,
+    next_id: usize,
+    shutdown: bool,
+    /// Every thread not joined yet, retired ones included.
+    handles: Vec<thread::JoinHandle<()>>,
+    /// Times the OS refused a thread.
+    spawn_failures: usize,
+}
+
+/// A snapshot of the lane's sizing, for traces and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LaneStats {
+    /// Threads alive now.
+    pub threads: usize,
+    /// Threads waiting for work now.
+    pub idle: usize,
+    /// The current cap (lower than configured after the OS refused a thread).
+    pub cap: usize,
+    /// Closures queued and not started.
+    pub queued: usize,
+    /// Times the OS refused to start a thread.
+    pub spawn_failures: usize,
+}
+
+impl Lane {
+    pub(crate) fn new(
+        name: String,
+        cap: usize,
+        keep_alive: Duration,
+        stack_size: Option<usize>,
+        tasks: Arc<TaskSet>,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+                notified: 0,
+                cap,
+                next_id: 0,
+                shutdown: false,
+                handles: Vec::new(),
+                spawn_failures: 0,
+            }),
+            work: Condvar::new(),
+            name,
+            keep_alive,
+            stack_size,
+            tasks,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn stats(&self) -> LaneStats {
+        let state = self.lock();
+        LaneStats {
+            threads: state.threads,
+            idle: state.idle,
+            cap: state.cap,
+            queued: state.queue.len(),
+            spawn_failures: state.spawn_failures,
+        }
+    }
+
+    fn push(self: &Arc<Self>, runnable: Runnable) {
+        let mut state = self.lock();
+        if state.shutdown {
+            drop(state);
+            // The lane is gone: dropping the runnable cancels its task.
+            drop(runnable);
+            return;
+        }
+        state.queue.push_back(runnable);
+        if state.idle > state.notified {
+            state.notified += 1;
+            drop(state);
+            self.work.notify_one();
+            return;
+        }
+        // Grow while the queue outruns the threads; busy threads come back
+        // to the queue on their own.
+        let behind = state.threads == 0 || state.queue.len() > state.threads;
+        if !behind || state.threads >= state.cap {
+            return;
+        }
+        state.threads += 1;
+        let id = state.next_id;
+        state.next_id += 1;
+        // Reap retired threads while we are here, so `handles` stays small.
+        let finished: Vec<_> = extract_finished(&mut state.handles);
+        drop(state);
+        for handle in finished {
+            let _ = handle.join();
+        }
+        self.start_thread(id);
+    }
+
+    fn start_thread(self: &Arc<Self>, id: usize) {
+        let mut builder = thread::Builder::new().name(format!("{}-blocking-{id}", self.name));
+        if let Some(size) = self.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let lane = self.clone();
+        match builder.spawn(move || lane.serve()) {
+            Ok(handle) => self.lock().handles.push(handle),
+            Err(_) => {
+                let mut state = self.lock();
+                state.threads -= 1;
+                state.spawn_failures += 1;
+                state.cap = state.threads.max(1);
+                if state.threads == 0 {
+                    // Nobody will come for the queue: serve it here.
+                    let queued: Vec<_> = state.queue.drain(..).collect();
+                    drop(state);
+                    for runnable in queued {
+                        runnable.run();
+                    }
+                }
+            }
+        }
+    }
+
+    /// A lane thread's loop.
+    fn serve(&self) {
+        let mut state = self.lock();
+        loop {
+            if let Some(runnable) = state.queue.pop_front() {
+                drop(state);
+                runnable.run();
+                state = self.lock();
+                continue;
+            }
+            if state.shutdown {
+                break;
+            }
+            state.idle += 1;
+            let (guard, timeout) = self
+                .work
+                .wait_timeout(state, self.keep_alive)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = guard;
+            state.idle -= 1;
+            if state.notified > 0 {
+                state.notified -= 1;
+            }
+            if timeout.timed_out() && state.queue.is_empty() && !state.shutdown {
+                break;
+            }
+        }
+        state.threads -= 1;
+    }
+
+    /// Stops the lane: queued closures still run (they are cancelled already
+    /// if the task set was closed), then every thread is joined. Closures
+    /// scheduled afterwards are cancelled.
+    pub(crate) fn shutdown(&self) {
+        let handles = {
+            let mut state = self.lock();
+            state.shutdown = true;
+            std::mem::take(&mut state.handles)
+        };
+        self.work.notify_all();
+        for handle in handles {
+            let _ = handle.join();
+        }
+    }
+
+    /// Whether the calling thread is one of this lane's threads.
+    pub(crate) fn is_lane_thread(&self) -> bool {
+        let me = thread::current().id();
+        self.lock().handles.iter().any(|h| h.thread().id() == me)
+    }
+}
+
+fn extract_finished(handles: &mut Vec<thread::JoinHandle<()>>) -> Vec<thread::JoinHandle<()>> {
+    let mut finished = Vec::new();
+    let mut i = 0;
+    while i < handles.len() {
+        if handles[i].is_finished() {
+            finished.push(handles.swap_remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    finished
+}
+
+/// The lane seen as a schedule hook: blocking tasks are polled once, on a lane thread.
+pub(crate) struct LaneHook(pub(crate) Arc<Lane>);
+
+impl Schedule for LaneHook {
+    fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
+        self.0.push(runnable);
+    }
+
+    fn task_set(&self) -> Option<&Arc<TaskSet>> {
+        Some(&self.0.tasks)
+    }
+}

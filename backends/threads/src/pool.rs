@@ -1,0 +1,486 @@
+//! [`ThreadPool`], its [`Builder`] and its [`Handle`].
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use unirun_core::{
+    spawn_blocking_with, Executor, JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet,
+};
+
+use crate::lane::{Lane, LaneHook, LaneStats};
+
+/// Default cap of the blocking lane: enough for I/O-bound closures on a
+/// small machine without tokio's 512 threads for CPU work.
+const MIN_BLOCKING_CAP: usize = 64;
+const BLOCKING_PER_CPU: usize = 16;
+const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// Configures a [`ThreadPool`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let pool = unirun_threads::ThreadPool::builder()
+///     .workers(2)
+///     .name("ingest")
+///     .max_blocking_threads(8)
+///     .keep_alive(Duration::from_secs(1))
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.num_workers(), 2);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder {
+    workers: Option<usize>,
+    name: String,
+    max_blocking: Option<usize>,
+    keep_alive: Duration,
+    stack_size: Option<usize>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            name: "unirun".into(),
+            max_blocking: None,
+            keep_alive: DEFAULT_KEEP_ALIVE,
+            stack_size: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Number of async worker threads; defaults to the CPU budget (affinity
+    /// and cgroup quota included). Must be at least 1.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Thread name prefix: workers are `{name}-{i}`, blocking threads
+    /// `{name}-blocking-{i}`. Defaults to `unirun`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Most threads of the blocking lane; defaults to 16 per CPU, at least 64.
+    /// Must be at least 1.
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking = Some(n);
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before it exits.
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// Stack size of every thread the pool starts.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Starts the worker threads.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming the setting when `workers` or
+    /// `max_blocking_threads` is 0; the OS error when a worker thread cannot
+    /// be started (the threads started so far are stopped and joined).
+    pub fn build(self) -> io::Result<ThreadPool> {
+        let cpus = unirun_platform::cpu_budget().available;
+        let workers = match self.workers {
+            Some(0) => return Err(invalid("workers", 0)),
+            Some(n) => n,
+            None => cpus,
+        };
+        let max_blocking = match self.max_blocking {
+            Some(0) => return Err(invalid("max_blocking_threads", 0)),
+            Some(n) => n,
+            None => (cpus * BLOCKING_PER_CPU).max(MIN_BLOCKING_CAP),
+        };
+        let tasks = Arc::new(TaskSet::new());
+        let lane = Arc::new(Lane::new(
+            self.name.clone(),
+            max_blocking,
+            self.keep_alive,
+            self.stack_size,
+            tasks.clone(),
+        ));
+        let (pool, pool_workers) = Pool::with_workers(workers);
+        let inner = Arc::new(Inner {
+            pool,
+            tasks,
+            blocking: Arc::new(LaneHook(lane.clone())),
+            lane,
+            name: self.name,
+            workers,
+            max_blocking,
+        });
+        let mut threads = Vec::with_capacity(workers);
+        for worker in pool_workers {
+            let mut builder =
+                thread::Builder::new().name(format!("{}-{}", inner.name, worker.index()));
+            if let Some(size) = self.stack_size {
+                builder = builder.stack_size(size);
+            }
+            match builder.spawn(move || worker.run()) {
+                Ok(thread) => threads.push(thread),
+                Err(err) => {
+                    let pool = ThreadPool {
+                        handle: Handle { inner },
+                        threads,
+                    };
+                    pool.stop();
+                    return Err(err);
+                }
+            }
+        }
+        Ok(ThreadPool {
+            handle: Handle { inner },
+            threads,
+        })
+    }
+}
+
+fn invalid(setting: &str, value: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("invalid {setting}={value}: expected an integer >= 1"),
+    )
+}
+
+struct Inner {
+    pool: Pool,
+    /// Every task spawned through this pool, async and blocking.
+    tasks: Arc<TaskSet>,
+    lane: Arc<Lane>,
+    blocking: Arc<LaneHook>,
+    name: String,
+    workers: usize,
+    max_blocking: usize,
+}
+
+impl Schedule for Inner {
+    fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
+        self.pool.schedule(runnable, info);
+    }
+
+    fn task_set(&self) -> Option<&Arc<TaskSet>> {
+        Some(&self.tasks)
+    }
+}
+
+/// A pool of named OS threads: `workers` threads run async tasks on the
+/// work-stealing scheduler, and an elastic lane runs blocking closures.
+///
+/// Dropping the pool (or [`shutdown`](Self::shutdown)) waits for every task
+/// spawned on it to finish, then joins all its threads; see
+/// [`shutdown_now`](Self::shutdown_now) and
+/// [`shutdown_timeout`](Self::shutdown_timeout) for the bounded forms.
+/// Dropped on one of its own threads (or any unirun worker), the wait moves
+/// to a helper thread so the caller never blocks or deadlocks.
+///
+/// # Examples
+///
+/// ```
+/// let pool = unirun_threads::ThreadPool::builder().workers(2).build().unwrap();
+/// let sum = pool.spawn(async { 1 + 2 });
+/// let read = pool.spawn_blocking(|| std::fs::metadata(".").is_ok());
+/// assert_eq!(pool.block_on(sum).unwrap(), 3);
+/// assert!(read.join().unwrap());
+/// pool.shutdown();
+/// ```
+pub struct ThreadPool {
+    handle: Handle,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+/// A cheap, cloneable reference to a [`ThreadPool`], usable from any thread
+/// and inside its tasks. It does not keep the pool's threads alive: after the
+/// pool shuts down, spawns through a handle are cancelled at once.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl ThreadPool {
+    /// A builder with default settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A pool with default settings.
+    ///
+    /// # Errors
+    ///
+    /// When the OS refuses to start a worker thread.
+    pub fn new() -> io::Result<Self> {
+        Builder::default().build()
+    }
+
+    /// A handle to this pool.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Number of async worker threads.
+    pub fn num_workers(&self) -> usize {
+        self.handle.inner.workers
+    }
+
+    /// Spawns a future; see [`Handle::spawn`].
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Runs a blocking closure on the blocking lane; see [`Handle::spawn_blocking`].
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
+    }
+
+    /// Drives `future` to completion on the calling thread (see
+    /// [`unirun_core::block_on`]).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        unirun_core::block_on(future)
+    }
+
+    /// Waits until every task spawned on the pool has finished, then joins
+    /// its threads. The same as dropping the pool.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+
+    /// Cancels every task that has not finished: waiting and queued tasks
+    /// resolve to `Err(cancelled)`, blocking closures that already started run
+    /// to completion (threads cannot be interrupted). Then joins the threads.
+    pub fn shutdown_now(mut self) {
+        self.handle.inner.tasks.close();
+        self.finish(None);
+    }
+
+    /// Waits up to `timeout` for the tasks to finish, then cancels the rest as
+    /// [`shutdown_now`](Self::shutdown_now) does. Returns whether everything
+    /// finished in time.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        let in_time = wait_empty(&self.handle.inner.tasks, Some(Instant::now() + timeout));
+        if !in_time {
+            self.handle.inner.tasks.close();
+        }
+        self.finish(None);
+        in_time
+    }
+
+    /// Waits for the task set to empty (unless `deadline` passes), then stops.
+    fn finish(&mut self, deadline: Option<Instant>) {
+        let threads = std::mem::take(&mut self.threads);
+        let pool = ThreadPool {
+            handle: self.handle.clone(),
+            threads,
+        };
+        if pool.handle.on_own_thread() {
+            // Waiting here could deadlock (we may be the task it waits for) or
+            // stall a worker: move the whole teardown to a helper thread.
+            let name = format!("{}-shutdown", pool.handle.inner.name);
+            let spawned = thread::Builder::new()
+                .name(name)
+                .spawn(move || pool.finish_here(deadline));
+            if let Err(err) = spawned {
+                // No thread for the teardown: stop without waiting rather than hang.
+                eprintln!("unirun: could not start a thread to shut the pool down ({err}); cancelling its tasks");
+            }
+            return;
+        }
+        pool.finish_here(deadline);
+    }
+
+    fn finish_here(self, deadline: Option<Instant>) {
+        if !wait_empty(&self.handle.inner.tasks, deadline) {
+            self.handle.inner.tasks.close();
+            wait_empty(&self.handle.inner.tasks, None);
+        }
+        self.stop();
+    }
+
+    /// Stops without waiting: closes the task set, the lane and the workers,
+    /// then joins every thread.
+    fn stop(mut self) {
+        let inner = &self.handle.inner;
+        inner.tasks.close();
+        inner.lane.shutdown();
+        inner.pool.shutdown();
+        for thread in std::mem::take(&mut self.threads) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.finish(None);
+        }
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.handle, f)
+    }
+}
+
+impl Handle {
+    /// Spawns a future on the pool's workers.
+    ///
+    /// From one of the pool's worker threads the task goes to that worker's
+    /// LIFO slot (it runs next, on the same core); from anywhere else it goes
+    /// to the injector and wakes one idle worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let handle = pool.handle();
+    /// let inner = handle.clone();
+    /// let nested = handle.spawn(async move { inner.spawn(async { 5 }).await.unwrap() * 2 });
+    /// assert_eq!(nested.join().unwrap(), 10);
+    /// ```
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.pool.spawn_in(&self.inner.tasks, future)
+    }
+
+    /// Runs a blocking closure on the pool's blocking lane.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().name("io").build().unwrap();
+    /// let name = pool.handle().spawn_blocking(|| std::thread::current().name().map(String::from));
+    /// assert!(name.join().unwrap().unwrap().starts_with("io-blocking-"));
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let lane = self.inner.blocking.clone();
+        let (runnable, handle) = spawn_blocking_with(f, Some(&self.inner.tasks), move |r, info| {
+            lane.schedule(r, info)
+        });
+        runnable.schedule();
+        handle
+    }
+
+    /// The pool's thread name prefix.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Number of async worker threads.
+    pub fn num_workers(&self) -> usize {
+        self.inner.workers
+    }
+
+    /// The configured cap of the blocking lane.
+    pub fn max_blocking_threads(&self) -> usize {
+        self.inner.max_blocking
+    }
+
+    /// Live tasks (async and blocking) spawned through this pool.
+    pub fn num_tasks(&self) -> usize {
+        self.inner.tasks.len()
+    }
+
+    /// The blocking lane's current size.
+    pub fn blocking_stats(&self) -> LaneStats {
+        self.inner.lane.stats()
+    }
+
+    /// Whether the pool has shut down (spawns are then cancelled at once).
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.pool.is_shutdown() || self.inner.tasks.is_closed()
+    }
+
+    /// Whether the calling thread is one of this pool's threads.
+    fn on_own_thread(&self) -> bool {
+        unirun_core::on_worker_thread() || self.inner.lane.is_lane_thread()
+    }
+}
+
+impl Executor for Handle {
+    fn scheduler(&self) -> Arc<dyn Schedule> {
+        self.inner.clone()
+    }
+
+    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+        self.inner.blocking.clone()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("name", &self.inner.name)
+            .field("workers", &self.inner.workers)
+            .field("max_blocking_threads", &self.inner.max_blocking)
+            .field("tasks", &self.inner.tasks.len())
+            .finish()
+    }
+}
+
+/// Parks the calling thread until `tasks` is empty or `deadline` passes;
+/// returns whether it emptied.
+fn wait_empty(tasks: &TaskSet, deadline: Option<Instant>) -> bool {
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    loop {
+        if tasks.notify_when_empty(&waker) {
+            return true;
+        }
+        match deadline {
+            None => thread::park(),
+            Some(deadline) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return false;
+                }
+                thread::park_timeout(deadline - now);
+            }
+        }
+    }
+}
+
+struct ThreadWaker(thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}

@@ -1,0 +1,125 @@
+//! The object-safe [`Executor`] trait and the [`Schedule`] hook executors implement.
+
+use alloc::sync::Arc;
+use core::future::Future;
+
+use async_task::ScheduleInfo;
+
+use crate::task::{spawn_blocking_with, spawn_with, Runnable};
+use crate::{JoinHandle, TaskSet};
+
+/// Where a woken task goes: the one operation an executor must provide.
+///
+/// `info.woken_while_running` is true when a task woke itself during its own
+/// poll (a yield): fair schedulers send such a task to the back of the queue.
+pub trait Schedule: Send + Sync + 'static {
+    /// Queues `runnable` to be run once.
+    fn schedule(&self, runnable: Runnable, info: ScheduleInfo);
+
+    /// The set that tasks spawned through this hook join, so that shutdown
+    /// can wait for them or cancel them. `None` (the default) tracks nothing.
+    fn task_set(&self) -> Option<&Arc<TaskSet>> {
+        None
+    }
+}
+
+/// Something that runs tasks: a thread pool, a single-threaded loop, a
+/// process pool, a tokio or smol runtime.
+///
+/// The trait is object-safe, so libraries can take `&dyn Executor`,
+/// `Box<dyn Executor>` or `Arc<dyn Executor>` and stay agnostic of the
+/// backend. Spawning goes through [`spawn`](#method.spawn) and
+/// [`spawn_blocking`](#method.spawn_blocking), defined on `dyn Executor`
+/// itself, so every trait object has them. unirun's concrete executors have
+/// the same methods of their own (with a faster, non-virtual schedule path);
+/// generic code over `E: Executor` coerces with `let ex: &dyn Executor = &e;`.
+/// Each spawn makes one allocation (the task).
+///
+/// Why not generic trait methods: a `where Self: Sized` method of an
+/// object-safe trait cannot be called on a trait object, and an inherent
+/// method of the same name on `dyn Executor` would make calls ambiguous.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use unirun_core::{Executor, TickExecutor};
+///
+/// fn start(ex: &dyn Executor) -> unirun_core::JoinHandle<u32> {
+///     ex.spawn(async { 40 + 2 })
+/// }
+///
+/// let ex = Arc::new(TickExecutor::new());
+/// let handle = start(&*ex);
+/// let dynamic: Arc<dyn Executor> = ex.clone();
+/// let other = dynamic.spawn_blocking(|| "blocking");
+/// ex.run_until_stalled();
+/// assert_eq!(unirun_core::block_on(handle).unwrap(), 42);
+/// assert_eq!(unirun_core::block_on(other).unwrap(), "blocking");
+/// ```
+pub trait Executor: Send + Sync {
+    /// The schedule hook for async tasks.
+    fn scheduler(&self) -> Arc<dyn Schedule>;
+
+    /// The schedule hook for blocking closures: a lane of threads that may
+    /// block, where the executor has one.
+    fn blocking_scheduler(&self) -> Arc<dyn Schedule>;
+}
+
+impl dyn Executor {
+    /// Spawns a future; its [`JoinHandle`] resolves to the future's output.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        spawn_on(self.scheduler(), future)
+    }
+
+    /// Runs a blocking closure where blocking is allowed (a separate lane of
+    /// threads, where the executor has one); its [`JoinHandle`] resolves to
+    /// the closure's return value.
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        spawn_blocking_on(self.blocking_scheduler(), f)
+    }
+}
+
+impl<E: Executor + ?Sized> Executor for Arc<E> {
+    fn scheduler(&self) -> Arc<dyn Schedule> {
+        (**self).scheduler()
+    }
+
+    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+        (**self).blocking_scheduler()
+    }
+}
+
+fn spawn_on<F>(scheduler: Arc<dyn Schedule>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks = scheduler.task_set().cloned();
+    let (runnable, handle) = spawn_with(future, tasks.as_ref(), move |r, info| {
+        scheduler.schedule(r, info)
+    });
+    runnable.schedule();
+    handle
+}
+
+fn spawn_blocking_on<F, R>(scheduler: Arc<dyn Schedule>, f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let tasks = scheduler.task_set().cloned();
+    let (runnable, handle) = spawn_blocking_with(f, tasks.as_ref(), move |r, info| {
+        scheduler.schedule(r, info)
+    });
+    runnable.schedule();
+    handle
+}

@@ -1,0 +1,153 @@
+//! Parking: how an idle thread sleeps until it is given work.
+//!
+//! The scheduler only needs two operations, so they are traits: [`Park`] for
+//! the thread that sleeps and [`Unpark`] for whoever wakes it. Both keep a
+//! wake-up token, so an `unpark` that comes before the `park` is not lost.
+//! With `std` the crate provides [`Parker`]/[`Unparker`] (a mutex and a
+//! condition variable, as in the `parking` crate); a `no_std` user plugs in
+//! whatever its platform has (`WFE`/`SEV`, an RTOS semaphore, a spin).
+
+/// The sleeping side of a parker.
+pub trait Park {
+    /// Blocks until [`Unpark::unpark`] is called, or returns at once if it was
+    /// called since the last `park`. May return spuriously.
+    fn park(&self);
+}
+
+/// The waking side of a parker; shared with other threads.
+pub trait Unpark: Send + Sync {
+    /// Wakes the parked thread, or makes its next [`Park::park`] return at once.
+    fn unpark(&self);
+}
+
+#[cfg(any(feature = "std", loom))]
+pub use self::std_parker::{pair, Parker, Unparker};
+
+#[cfg(any(feature = "std", loom))]
+mod std_parker {
+    use core::fmt;
+
+    use crate::sync::{lock, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+
+    const EMPTY: usize = 0;
+    const PARKED: usize = 1;
+    const NOTIFIED: usize = 2;
+
+    /// `state` is `NOTIFIED` while a token is pending, `PARKED` while the owner
+    /// waits on `condvar`, `EMPTY` otherwise. It only becomes `PARKED` with
+    /// `lock` held, and `unpark` takes `lock` before notifying, so a
+    /// notification cannot slip between the owner's check and its wait.
+    struct Inner {
+        state: AtomicUsize,
+        lock: Mutex<()>,
+        condvar: Condvar,
+    }
+
+    /// Parks the thread that owns it. `Send`, not `Clone`.
+    pub struct Parker {
+        inner: Arc<Inner>,
+    }
+
+    /// Wakes a [`Parker`]. Cheap to clone, usable from any thread.
+    #[derive(Clone)]
+    pub struct Unparker {
+        inner: Arc<Inner>,
+    }
+
+    /// Creates a connected parker and unparker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::{Park, Unpark};
+    ///
+    /// let (parker, unparker) = unirun_core::park::pair();
+    /// unparker.unpark(); // the token is kept...
+    /// parker.park(); // ...so this returns at once
+    /// ```
+    pub fn pair() -> (Parker, Unparker) {
+        let inner = Arc::new(Inner {
+            state: AtomicUsize::new(EMPTY),
+            lock: Mutex::new(()),
+            condvar: Condvar::new(),
+        });
+        (
+            Parker {
+                inner: inner.clone(),
+            },
+            Unparker { inner },
+        )
+    }
+
+    impl super::Park for Parker {
+        fn park(&self) {
+            let inner = &*self.inner;
+            if inner
+                .state
+                .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+            let mut guard = lock(&inner.lock);
+            match inner
+                .state
+                .compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {}
+                Err(_) => {
+                    // NOTIFIED arrived meanwhile: consume it.
+                    inner.state.store(EMPTY, Ordering::SeqCst);
+                    return;
+                }
+            }
+            loop {
+                guard = inner.condvar.wait(guard).unwrap_or_else(|e| e.into_inner());
+                if inner
+                    .state
+                    .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    impl super::Unpark for Unparker {
+        fn unpark(&self) {
+            let inner = &*self.inner;
+            match inner.state.swap(NOTIFIED, Ordering::SeqCst) {
+                EMPTY | NOTIFIED => {}
+                _ => {
+                    // The owner is waiting (or about to): taking the lock orders
+                    // this notify after its wait began.
+                    drop(lock(&inner.lock));
+                    inner.condvar.notify_one();
+                }
+            }
+        }
+    }
+
+    impl fmt::Debug for Parker {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Parker { .. }")
+        }
+    }
+
+    impl fmt::Debug for Unparker {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Unparker { .. }")
+        }
+    }
+
+    impl std::task::Wake for Unparker {
+        fn wake(self: std::sync::Arc<Self>) {
+            super::Unpark::unpark(&*self);
+        }
+
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            super::Unpark::unpark(&**self);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Task allocation: one `async-task` allocation per task, holding the future,
+//! its output slot and the schedule function.
+//!
+//! Every future is wrapped in [`CatchPanic`] before it is allocated, so a
+//! panicking task turns into a [`JoinError`] at the task boundary and the thread
+//! that polled it keeps serving.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use async_task::{Builder, ScheduleInfo, WithInfo};
+
+use alloc::sync::Arc;
+
+use crate::{JoinError, JoinHandle, TaskSet};
+
+/// A scheduled task, ready to be polled once by [`Runnable::run`].
+///
+/// Dropping a `Runnable` without running it cancels its task: the task's
+/// [`JoinHandle`] then resolves to [`JoinError::cancelled`].
+pub type Runnable = async_task::Runnable;
+
+/// What a task's output slot holds: the value, or why there is none.
+pub(crate) type TaskOutput<T> = Result<T, JoinError>;
+
+/// Allocates a task for `future` whose wake-ups go to `schedule`, and returns
+/// its first [`Runnable`] (not yet scheduled) and its [`JoinHandle`].
+///
+/// This is the building block for executors: schedule the runnable once to
+/// start the task. `schedule` is told through [`ScheduleInfo`] whether the task
+/// woke itself while running (a yield), which a scheduler uses to send it to
+/// the back of the queue. With `tasks`, the task is a member of that
+/// [`TaskSet`] until it finishes.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::mpsc;
+/// let (tx, rx) = mpsc::channel();
+/// let tx = std::sync::Mutex::new(tx);
+/// let (runnable, handle) = unirun_core::spawn_with(async { 7 }, None, move |r, _info| {
+///     tx.lock().unwrap().send(r).unwrap();
+/// });
+/// runnable.schedule();
+/// rx.recv().unwrap().run();
+/// assert_eq!(unirun_core::block_on(handle).unwrap(), 7);
+/// ```
+pub fn spawn_with<F, S>(
+    future: F,
+    tasks: Option<&Arc<TaskSet>>,
+    schedule: S,
+) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
+{
+    let future = TaskFuture::new(future, tasks.cloned());
+    let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
+    (runnable, JoinHandle::from_task(task))
+}
+
+/// Like [`spawn_with`] for a blocking closure: the task runs `f` on its first
+/// poll, so it belongs on a thread that may block.
+///
+/// # Examples
+///
+/// ```
+/// // A schedule function that runs the task right where it is woken.
+/// let (runnable, handle) = unirun_core::spawn_blocking_with(|| 6 * 7, None, |r: unirun_core::Runnable, _| {
+///     r.run();
+/// });
+/// runnable.schedule();
+/// assert_eq!(unirun_core::block_on(handle).unwrap(), 42);
+/// ```
+pub fn spawn_blocking_with<F, R, S>(
+    f: F,
+    tasks: Option<&Arc<TaskSet>>,
+    schedule: S,
+) -> (Runnable, JoinHandle<R>)
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+    S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
+{
+    spawn_with(BlockingFn(Some(f)), tasks, schedule)
+}
+
+/// A closure seen as a future that runs it on its first poll.
+pub(crate) struct BlockingFn<F>(Option<F>);
+
+impl<F> Unpin for BlockingFn<F> {}
+
+impl<F: FnOnce() -> R, R> Future for BlockingFn<F> {
+    type Output = R;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<R> {
+        let f = self.0.take().expect("a blocking task is polled once");
+        Poll::Ready(f())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// What every task runs: the user's future, with
+    /// - a panic during a poll turned into a [`JoinError`] (with `std`; without
+    ///   it a panic aborts, as `no_std` targets do anyway);
+    /// - membership in a [`TaskSet`]: counted while alive, its waker recorded
+    ///   while it waits, cancelled at its next poll once the set is closed.
+    pub(crate) struct TaskFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        tasks: Option<Arc<TaskSet>>,
+        // The slot of our waker in `tasks`, once we returned `Pending`.
+        slot: Option<usize>,
+    }
+
+    impl<F> PinnedDrop for TaskFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            // The future goes first: its destructor is part of the task.
+            this.inner.set(None);
+            if let Some(tasks) = this.tasks.as_ref() {
+                tasks.leave(this.slot.take());
+            }
+        }
+    }
+}
+
+impl<F> TaskFuture<F> {
+    fn new(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
+        #[cfg(feature = "std")]
+        crate::panic::install_hook();
+        if let Some(tasks) = &tasks {
+            tasks.enter();
+        }
+        Self {
+            inner: Some(inner),
+            tasks,
+            slot: None,
+        }
+    }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = TaskOutput<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if this.tasks.as_ref().is_some_and(|tasks| tasks.is_closed()) {
+            this.inner.set(None);
+            return Poll::Ready(Err(JoinError::cancelled()));
+        }
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(JoinError::cancelled()));
+        };
+        match poll_catching(inner, cx) {
+            Poll::Pending => {
+                if let (Some(tasks), None) = (this.tasks.as_ref(), *this.slot) {
+                    *this.slot = Some(tasks.register(cx.waker()));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(output) => {
+                this.inner.set(None);
+                Poll::Ready(output)
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+fn poll_catching<F: Future>(
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<TaskOutput<F::Output>> {
+    match crate::panic::catch(move || future.poll(cx)) {
+        Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(err) => Poll::Ready(Err(err)),
+    }
+}
+
+#[cfg(not(feature = "std"))]
+fn poll_catching<F: Future>(
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<TaskOutput<F::Output>> {
+    future.poll(cx).map(Ok)
+}

@@ -1,0 +1,180 @@
+//! [`TaskSet`]: the live tasks of an executor or scope, so shutdown can wait
+//! for them or cancel them.
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+
+use crate::sync::{AtomicBool, AtomicUsize, Ordering, SpinLock};
+
+/// Counts the live tasks spawned into it and remembers the wakers of those
+/// that are waiting, so that an owner can [wait](Self::wait_empty) for all of
+/// them to finish or [close](Self::close) the set to cancel them.
+///
+/// Membership costs a task nothing until it first returns `Pending`; then its
+/// waker is recorded once. A closed set cancels each member at its next poll
+/// (it resolves to `Err(cancelled)` without polling the future again), and
+/// closing wakes every waiting member so that poll comes promptly. Tasks
+/// spawned into a closed set are cancelled before they start.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use unirun_core::{TaskSet, TickExecutor};
+///
+/// let ex = TickExecutor::new();
+/// let set = Arc::new(TaskSet::new());
+/// let handle = ex.spawn_in(&set, std::future::pending::<()>());
+/// ex.run_until_stalled();
+/// assert_eq!(set.len(), 1);
+/// set.close();
+/// ex.run_until_stalled();
+/// assert_eq!(set.len(), 0);
+/// assert!(unirun_core::block_on(handle).unwrap_err().is_cancelled());
+/// ```
+pub struct TaskSet {
+    live: AtomicUsize,
+    closed: AtomicBool,
+    /// Wakers of members that returned `Pending`, by slot; `free` lists empty slots.
+    waiting: SpinLock<Slots>,
+    /// Wakers to call when `live` drops to zero.
+    on_empty: SpinLock<Vec<Waker>>,
+}
+
+#[derive(Default)]
+struct Slots {
+    wakers: Vec<Option<Waker>>,
+    free: Vec<usize>,
+}
+
+impl TaskSet {
+    /// Creates an empty, open set.
+    pub fn new() -> Self {
+        Self {
+            live: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            waiting: SpinLock::new(Slots::default()),
+            on_empty: SpinLock::new(Vec::new()),
+        }
+    }
+
+    /// Number of live tasks: spawned and not yet finished or cancelled.
+    pub fn len(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Whether no task is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Cancels every member at its next poll and wakes those that wait, so
+    /// their handles resolve to `Err(cancelled)` as soon as their executor
+    /// polls them.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let wakers: Vec<Waker> = self
+            .waiting
+            .with(|slots| slots.wakers.iter_mut().filter_map(Option::take).collect());
+        // Woken outside the lock: a wake may run a schedule function.
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Resolves when no task is live.
+    pub fn wait_empty(&self) -> WaitEmpty<'_> {
+        WaitEmpty { set: self }
+    }
+
+    /// Registers `waker` to be woken when the set becomes empty; returns
+    /// whether it is empty already. For callers that cannot await.
+    pub fn notify_when_empty(&self, waker: &Waker) -> bool {
+        self.on_empty.with(|wakers| {
+            if !wakers.iter().any(|w| w.will_wake(waker)) {
+                wakers.push(waker.clone());
+            }
+        });
+        self.is_empty()
+    }
+
+    pub(crate) fn enter(&self) {
+        self.live.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn leave(&self, slot: Option<usize>) {
+        if let Some(slot) = slot {
+            self.waiting.with(|slots| {
+                slots.wakers[slot] = None;
+                slots.free.push(slot);
+            });
+        }
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let wakers = self.on_empty.with(core::mem::take);
+            for waker in wakers {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Records a waiting member's waker; returns its slot.
+    pub(crate) fn register(&self, waker: &Waker) -> usize {
+        let slot = self.waiting.with(|slots| match slots.free.pop() {
+            Some(slot) => {
+                slots.wakers[slot] = Some(waker.clone());
+                slot
+            }
+            None => {
+                slots.wakers.push(Some(waker.clone()));
+                slots.wakers.len() - 1
+            }
+        });
+        // `close` may have collected the wakers just before we registered.
+        if self.is_closed() {
+            waker.wake_by_ref();
+        }
+        slot
+    }
+}
+
+impl Default for TaskSet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for TaskSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskSet")
+            .field("live", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// Future returned by [`TaskSet::wait_empty`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitEmpty<'a> {
+    set: &'a TaskSet,
+}
+
+impl Future for WaitEmpty<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.set.is_empty() || self.set.notify_when_empty(cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}

@@ -1,0 +1,670 @@
+//! [`RuntimeConfig`]: settings from code, the environment and `.env` files.
+
+use std::fmt::Display;
+use std::path::Path;
+
+use crate::env::{self, EnvOverride, RejectedVar};
+use crate::env::{
+    Var, AUTO, COMPAT_MODE, CPU_BOUND, FORCE_PROCESS, FORCE_THREADS, IO_BOUND, MAX_WORKERS, MODE,
+    THREAD_MODE,
+};
+use crate::error::Error;
+use crate::flavor::{CompatMode, Flavor, ThreadMode};
+
+/// Optional settings for scopes and the shared default executor.
+///
+/// Every field starts unset. Setters take and return the config by value and
+/// have the setting's name (`max_workers(8)`); getters carry a `get_` prefix
+/// (`get_max_workers()`), as `std::process::Command` does where a setter
+/// already owns the plain name, and return `None` for "not set here".
+///
+/// # Sources and precedence
+///
+/// [`from_env`](Self::from_env), [`from_env_file`](Self::from_env_file) and
+/// [`from_vars`](Self::from_vars) read the `UNIRUN_*` variables below; the
+/// lenient variants skip bad values and report them instead of failing.
+/// Combine a config from code with one from the environment using
+/// [`apply_env`](Self::apply_env): code wins, the environment fills what code
+/// left unset, and the operator kill switches (`UNIRUN_FORCE_THREADS`,
+/// `UNIRUN_FORCE_PROCESS`, `UNIRUN_COMPAT_MODE`) override code always.
+///
+/// | variable | setting | values |
+/// | --- | --- | --- |
+/// | `UNIRUN_MODE` (alias `UNIRUN_FLAVOR`) | `flavor` | auto, threads, processes, smol, tokio, shared |
+/// | `UNIRUN_AUTO` | `auto` | bool |
+/// | `UNIRUN_CPU_BOUND` | `cpu_bound` | bool |
+/// | `UNIRUN_IO_BOUND` | `io_bound` | bool |
+/// | `UNIRUN_MAX_WORKERS` | `max_workers` | integer >= 1 |
+/// | `UNIRUN_THREAD_MODE` | `thread_mode` | auto, gil, nogil |
+/// | `UNIRUN_FORCE_THREADS` | `force_threads` | bool |
+/// | `UNIRUN_FORCE_PROCESS` | `force_process` | bool |
+/// | `UNIRUN_COMPAT_MODE` | `compat_mode` | managed, passthrough |
+///
+/// Bools are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`. Words and
+/// bools ignore ASCII case and surrounding whitespace. An empty value counts
+/// as unset. Keys are case-sensitive. Other keys, including unknown
+/// `UNIRUN_*` ones, are ignored: other programs (the Python `unirun`, newer
+/// versions of this crate) may share the prefix, so an unknown name is not
+/// evidence of a mistake.
+///
+/// # Examples
+///
+/// ```
+/// use unirun::{Flavor, RuntimeConfig, ThreadMode};
+///
+/// let config = RuntimeConfig::default()
+///     .io_bound(true)
+///     .max_workers(8)
+///     .thread_mode(ThreadMode::Gil);
+/// assert_eq!(config.get_max_workers(), Some(8));
+/// assert_eq!(config.get_flavor(), None);
+///
+/// let env = RuntimeConfig::from_vars([("UNIRUN_MODE", "threads"), ("UNIRUN_MAX_WORKERS", "2")])?;
+/// let (config, applied) = config.apply_env(&env);
+/// assert_eq!(config.get_flavor(), Some(Flavor::Threads)); // env filled it
+/// assert_eq!(config.get_max_workers(), Some(8)); // code won
+/// assert_eq!(applied.len(), 1);
+/// # Ok::<(), unirun::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RuntimeConfig {
+    flavor: Option<Flavor>,
+    auto: Option<bool>,
+    cpu_bound: Option<bool>,
+    io_bound: Option<bool>,
+    max_workers: Option<usize>,
+    thread_mode: Option<ThreadMode>,
+    force_threads: Option<bool>,
+    force_process: Option<bool>,
+    compat_mode: Option<CompatMode>,
+}
+
+impl RuntimeConfig {
+    /// Sets the flavor that `Flavor::Auto` scopes and the helpers use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, RuntimeConfig};
+    ///
+    /// let config = RuntimeConfig::default().flavor(Flavor::Threads);
+    /// assert_eq!(config.get_flavor(), Some(Flavor::Threads));
+    /// ```
+    #[must_use]
+    pub fn flavor(mut self, flavor: Flavor) -> Self {
+        self.flavor = Some(flavor);
+        self
+    }
+
+    /// Turns the scheduler's heuristics on or off; `false` sends `Auto` to the
+    /// shared pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = unirun::RuntimeConfig::default().auto(false);
+    /// assert_eq!(config.get_auto(), Some(false));
+    /// ```
+    #[must_use]
+    pub fn auto(mut self, auto: bool) -> Self {
+        self.auto = Some(auto);
+        self
+    }
+
+    /// Hints that the work is CPU-bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = unirun::RuntimeConfig::default().cpu_bound(true);
+    /// assert_eq!(config.get_cpu_bound(), Some(true));
+    /// ```
+    #[must_use]
+    pub fn cpu_bound(mut self, cpu_bound: bool) -> Self {
+        self.cpu_bound = Some(cpu_bound);
+        self
+    }
+
+    /// Hints that the work is I/O-bound (blocking lanes may grow larger).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = unirun::RuntimeConfig::default().io_bound(true);
+    /// assert_eq!(config.get_io_bound(), Some(true));
+    /// ```
+    #[must_use]
+    pub fn io_bound(mut self, io_bound: bool) -> Self {
+        self.io_bound = Some(io_bound);
+        self
+    }
+
+    /// Caps the pool sizes chosen automatically. `0` is accepted here and
+    /// rejected by [`validate`](Self::validate) (and so by building a scope).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = unirun::RuntimeConfig::default().max_workers(4);
+    /// assert_eq!(config.get_max_workers(), Some(4));
+    /// ```
+    #[must_use]
+    pub fn max_workers(mut self, max_workers: usize) -> Self {
+        self.max_workers = Some(max_workers);
+        self
+    }
+
+    /// Sets whether scopes run serialized ([`ThreadMode::Gil`]) or parallel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{RuntimeConfig, ThreadMode};
+    ///
+    /// let config = RuntimeConfig::default().thread_mode(ThreadMode::Gil);
+    /// assert_eq!(config.get_thread_mode(), Some(ThreadMode::Gil));
+    /// ```
+    #[must_use]
+    pub fn thread_mode(mut self, thread_mode: ThreadMode) -> Self {
+        self.thread_mode = Some(thread_mode);
+        self
+    }
+
+    /// Runs every scope and helper on the OS-threads backend. Beats
+    /// `force_process`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = unirun::RuntimeConfig::default().force_threads(true);
+    /// assert_eq!(config.get_force_threads(), Some(true));
+    /// ```
+    #[must_use]
+    pub fn force_threads(mut self, force_threads: bool) -> Self {
+        self.force_threads = Some(force_threads);
+        self
+    }
+
+    /// Makes auto and blocking work prefer processes where compiled in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = unirun::RuntimeConfig::default().force_process(true);
+    /// assert_eq!(config.get_force_process(), Some(true));
+    /// ```
+    #[must_use]
+    pub fn force_process(mut self, force_process: bool) -> Self {
+        self.force_process = Some(force_process);
+        self
+    }
+
+    /// Routes the compat modules to unirun's pools or to the original APIs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{CompatMode, RuntimeConfig};
+    ///
+    /// let config = RuntimeConfig::default().compat_mode(CompatMode::Passthrough);
+    /// assert_eq!(config.get_compat_mode(), Some(CompatMode::Passthrough));
+    /// ```
+    #[must_use]
+    pub fn compat_mode(mut self, compat_mode: CompatMode) -> Self {
+        self.compat_mode = Some(compat_mode);
+        self
+    }
+
+    /// The flavor, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::RuntimeConfig::default().get_flavor(), None);
+    /// ```
+    pub fn get_flavor(&self) -> Option<Flavor> {
+        self.flavor
+    }
+
+    /// Whether heuristics are on, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::RuntimeConfig::default().get_auto(), None);
+    /// ```
+    pub fn get_auto(&self) -> Option<bool> {
+        self.auto
+    }
+
+    /// The CPU-bound hint, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::RuntimeConfig::default().get_cpu_bound(), None);
+    /// ```
+    pub fn get_cpu_bound(&self) -> Option<bool> {
+        self.cpu_bound
+    }
+
+    /// The I/O-bound hint, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::RuntimeConfig::default().get_io_bound(), None);
+    /// ```
+    pub fn get_io_bound(&self) -> Option<bool> {
+        self.io_bound
+    }
+
+    /// The worker cap, if set (not validated; see [`validate`](Self::validate)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::RuntimeConfig::default().get_max_workers(), None);
+    /// ```
+    pub fn get_max_workers(&self) -> Option<usize> {
+        self.max_workers
+    }
+
+    /// The thread mode, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::RuntimeConfig::default().get_thread_mode(), None);
+    /// ```
+    pub fn get_thread_mode(&self) -> Option<ThreadMode> {
+        self.thread_mode
+    }
+
+    /// The force-threads switch, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::RuntimeConfig::default().get_force_threads(), None);
+    /// ```
+    pub fn get_force_threads(&self) -> Option<bool> {
+        self.force_threads
+    }
+
+    /// The force-process switch, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::RuntimeConfig::default().get_force_process(), None);
+    /// ```
+    pub fn get_force_process(&self) -> Option<bool> {
+        self.force_process
+    }
+
+    /// The compat mode, if set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::RuntimeConfig::default().get_compat_mode(), None);
+    /// ```
+    pub fn get_compat_mode(&self) -> Option<CompatMode> {
+        self.compat_mode
+    }
+
+    /// The flavor the force switches impose, if any: `Threads` when
+    /// `force_threads` is true (it beats `force_process`), else `Processes`
+    /// when `force_process` is true.
+    ///
+    /// Availability is not checked here; when the process backend is missing
+    /// the scheduler falls back to threads and says so in the trace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, RuntimeConfig};
+    ///
+    /// let both = RuntimeConfig::default().force_process(true).force_threads(true);
+    /// assert_eq!(both.forced_flavor(), Some(Flavor::Threads));
+    /// let process = RuntimeConfig::default().force_process(true);
+    /// assert_eq!(process.forced_flavor(), Some(Flavor::Processes));
+    /// assert_eq!(RuntimeConfig::default().forced_flavor(), None);
+    /// ```
+    pub fn forced_flavor(&self) -> Option<Flavor> {
+        if self.force_threads == Some(true) {
+            Some(Flavor::Threads)
+        } else if self.force_process == Some(true) {
+            Some(Flavor::Processes)
+        } else {
+            None
+        }
+    }
+
+    /// Checks for impossible settings: today, `max_workers(0)`.
+    ///
+    /// Building a scope calls this, so a bad value fails there with
+    /// [`Error::InvalidSetting`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::RuntimeConfig;
+    ///
+    /// assert!(RuntimeConfig::default().max_workers(2).validate().is_ok());
+    /// let err = RuntimeConfig::default().max_workers(0).validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid max_workers=0: expected an integer >= 1");
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        match self.max_workers {
+            Some(0) => Err(Error::InvalidSetting {
+                setting: "max_workers",
+                value: "0".into(),
+                expected: env::EXPECTED_WORKERS,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the `UNIRUN_*` variables of the process environment.
+    ///
+    /// Fails on the first invalid value (in the table order of
+    /// [`RuntimeConfig`]) with [`Error::InvalidEnv`] naming the variable, the
+    /// value and the accepted values, or with [`Error::ConflictingEnv`] when
+    /// `UNIRUN_MODE` and `UNIRUN_FLAVOR` disagree. A value that is not UTF-8
+    /// is invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // UNIRUN_THREAD_MODE=gli fails with:
+    /// // invalid UNIRUN_THREAD_MODE="gli": expected auto, gil or nogil
+    /// let env = unirun::RuntimeConfig::from_env()?;
+    /// println!("{env:?}");
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_vars(env::process_vars())
+    }
+
+    /// Reads the `UNIRUN_*` variables of the process environment, skipping
+    /// invalid values instead of failing, and returns what was skipped.
+    ///
+    /// For implicit paths (the shared default, compat modules) that must keep
+    /// running: they record the rejected variables in their trace. When
+    /// `UNIRUN_MODE` and `UNIRUN_FLAVOR` disagree, both are skipped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (config, rejected) = unirun::RuntimeConfig::from_env_lenient();
+    /// for var in &rejected {
+    ///     eprintln!("unirun: ignoring {var}");
+    /// }
+    /// # let _ = config;
+    /// ```
+    pub fn from_env_lenient() -> (Self, Vec<RejectedVar>) {
+        Self::from_vars_lenient(env::process_vars())
+    }
+
+    /// Reads the same keys as [`from_env`](Self::from_env) from a `.env` file,
+    /// so local runs and CI can share one file.
+    ///
+    /// The file may hold blank lines, `#` comment lines, `export KEY=value`,
+    /// values in single quotes (literal) or double quotes (`\"`, `\\`, `\n`,
+    /// `\t` escapes), ` # comments` after unquoted values, and any number of
+    /// unrelated keys. `${VAR}` is not expanded and quoted values cannot span
+    /// lines. A key given twice keeps its last value.
+    ///
+    /// Every failure is an [`Error::EnvFile`] naming the path: a file that
+    /// cannot be read (`line: None`), a syntax error, or an invalid `UNIRUN_*`
+    /// value (with its line).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{RuntimeConfig, ThreadMode};
+    ///
+    /// let path = std::env::temp_dir().join(format!("unirun-doc-{}.env", std::process::id()));
+    /// std::fs::write(&path, "# CI parity\nexport UNIRUN_THREAD_MODE='gil'\nDATABASE_URL=x\n")?;
+    /// let config = RuntimeConfig::from_env_file(&path)?;
+    /// assert_eq!(config.get_thread_mode(), Some(ThreadMode::Gil));
+    /// # std::fs::remove_file(&path)?;
+    ///
+    /// let err = RuntimeConfig::from_env_file("no/such/.env").unwrap_err();
+    /// assert!(err.to_string().contains("no/such/.env"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_env_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        env::read_env_file(path.as_ref())
+    }
+
+    /// Reads the `UNIRUN_*` keys from any `(key, value)` pairs, with the rules
+    /// and errors of [`from_env`](Self::from_env). Other keys are ignored.
+    ///
+    /// Handy for tests, and for settings from somewhere other than the
+    /// process environment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, RuntimeConfig};
+    ///
+    /// let config = RuntimeConfig::from_vars([("UNIRUN_FLAVOR", "Smol"), ("UNIRUN_AUTO", "off")])?;
+    /// assert_eq!(config, RuntimeConfig::default().flavor(Flavor::Smol).auto(false));
+    ///
+    /// let err = RuntimeConfig::from_vars([("UNIRUN_MAX_WORKERS", "0")]).unwrap_err();
+    /// assert_eq!(err.to_string(), r#"invalid UNIRUN_MAX_WORKERS="0": expected an integer >= 1"#);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let (config, problems) = env::parse_vars(vars);
+        match problems.into_iter().next() {
+            Some(problem) => Err(problem.into_error()),
+            None => Ok(config),
+        }
+    }
+
+    /// Like [`from_vars`](Self::from_vars), but skips invalid values and
+    /// returns them instead of failing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::RuntimeConfig;
+    ///
+    /// let (config, rejected) =
+    ///     RuntimeConfig::from_vars_lenient([("UNIRUN_MAX_WORKERS", "abc"), ("UNIRUN_IO_BOUND", "1")]);
+    /// assert_eq!(config, RuntimeConfig::default().io_bound(true));
+    /// assert_eq!(rejected.len(), 1);
+    /// assert_eq!(rejected[0].var(), "UNIRUN_MAX_WORKERS");
+    /// ```
+    pub fn from_vars_lenient<I, K, V>(vars: I) -> (Self, Vec<RejectedVar>)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let (config, problems) = env::parse_vars(vars);
+        let mut rejected = Vec::new();
+        for problem in problems {
+            problem.into_rejected(&mut rejected);
+        }
+        (config, rejected)
+    }
+
+    /// Fills every setting left unset in `self` from `env`; settings made in
+    /// `self` win.
+    ///
+    /// This is only the first half of the precedence rules: the kill switches
+    /// still have to be applied with
+    /// [`apply_kill_switches`](Self::apply_kill_switches).
+    /// [`apply_env`](Self::apply_env) does both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::RuntimeConfig;
+    ///
+    /// let code = RuntimeConfig::default().max_workers(8);
+    /// let env = RuntimeConfig::default().max_workers(2).io_bound(true);
+    /// let merged = code.merged_over(&env);
+    /// assert_eq!(merged.get_max_workers(), Some(8));
+    /// assert_eq!(merged.get_io_bound(), Some(true));
+    /// ```
+    #[must_use]
+    pub fn merged_over(self, env: &RuntimeConfig) -> RuntimeConfig {
+        self.layer(env, true, false).0
+    }
+
+    /// Applies the operator kill switches of `env` over `self`:
+    /// `force_threads`, `force_process` and `compat_mode` set in `env` replace
+    /// whatever `self` holds, whatever their value. Returns the overrides
+    /// applied (each switch set in `env`), for the trace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, RuntimeConfig};
+    ///
+    /// let code = RuntimeConfig::default().force_process(true).max_workers(8);
+    /// let env = RuntimeConfig::from_vars([("UNIRUN_FORCE_THREADS", "yes"), ("UNIRUN_MAX_WORKERS", "2")])?;
+    /// let (config, applied) = code.apply_kill_switches(&env);
+    /// assert_eq!(config.forced_flavor(), Some(Flavor::Threads));
+    /// assert_eq!(config.get_max_workers(), Some(8)); // not a kill switch
+    /// assert_eq!(applied[0].to_string(), "UNIRUN_FORCE_THREADS=true");
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    #[must_use]
+    pub fn apply_kill_switches(self, env: &RuntimeConfig) -> (RuntimeConfig, Vec<EnvOverride>) {
+        self.layer(env, false, true)
+    }
+
+    /// The full precedence rules: settings made in `self` (code) win, `env`
+    /// fills the rest, and `env`'s kill switches override code.
+    ///
+    /// Returns the combined config and every value of `env` that took effect,
+    /// in the table order of [`RuntimeConfig`], for
+    /// [`DecisionTrace::env_applied`](crate::DecisionTrace::env_applied).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{CompatMode, RuntimeConfig};
+    ///
+    /// let code = RuntimeConfig::default().compat_mode(CompatMode::Managed).max_workers(8);
+    /// let env = RuntimeConfig::from_vars([
+    ///     ("UNIRUN_COMPAT_MODE", "passthrough"),
+    ///     ("UNIRUN_MAX_WORKERS", "2"),
+    ///     ("UNIRUN_IO_BOUND", "1"),
+    /// ])?;
+    /// let (config, applied) = code.apply_env(&env);
+    /// assert_eq!(config.get_compat_mode(), Some(CompatMode::Passthrough));
+    /// assert_eq!(config.get_max_workers(), Some(8));
+    /// let applied: Vec<String> = applied.iter().map(|o| o.to_string()).collect();
+    /// assert_eq!(applied, ["UNIRUN_IO_BOUND=true", "UNIRUN_COMPAT_MODE=passthrough"]);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    #[must_use]
+    pub fn apply_env(self, env: &RuntimeConfig) -> (RuntimeConfig, Vec<EnvOverride>) {
+        self.layer(env, true, true)
+    }
+
+    fn layer(
+        mut self,
+        env: &RuntimeConfig,
+        fill: bool,
+        kill: bool,
+    ) -> (RuntimeConfig, Vec<EnvOverride>) {
+        let (c, e) = (&mut self, env);
+        let mut l = Layering {
+            fill,
+            kill,
+            applied: Vec::new(),
+        };
+        l.setting(&mut c.flavor, e.flavor, MODE);
+        l.setting(&mut c.auto, e.auto, AUTO);
+        l.setting(&mut c.cpu_bound, e.cpu_bound, CPU_BOUND);
+        l.setting(&mut c.io_bound, e.io_bound, IO_BOUND);
+        l.setting(&mut c.max_workers, e.max_workers, MAX_WORKERS);
+        l.setting(&mut c.thread_mode, e.thread_mode, THREAD_MODE);
+        l.kill_switch(&mut c.force_threads, e.force_threads, FORCE_THREADS);
+        l.kill_switch(&mut c.force_process, e.force_process, FORCE_PROCESS);
+        l.kill_switch(&mut c.compat_mode, e.compat_mode, COMPAT_MODE);
+        (self, l.applied)
+    }
+}
+
+/// One pass of layering an environment config over a code config.
+struct Layering {
+    /// Let env fill settings that code left unset.
+    fill: bool,
+    /// Let env's kill switches replace code's values.
+    kill: bool,
+    applied: Vec<EnvOverride>,
+}
+
+impl Layering {
+    fn setting<T: Copy + Display>(&mut self, code: &mut Option<T>, env: Option<T>, var: Var) {
+        let take = self.fill && code.is_none();
+        self.take(take, code, env, var);
+    }
+
+    /// A kill switch is filled like a setting, or replaces code when `kill`.
+    fn kill_switch<T: Copy + Display>(&mut self, code: &mut Option<T>, env: Option<T>, var: Var) {
+        let take = self.kill || (self.fill && code.is_none());
+        self.take(take, code, env, var);
+    }
+
+    fn take<T: Copy + Display>(
+        &mut self,
+        take: bool,
+        code: &mut Option<T>,
+        env: Option<T>,
+        var: Var,
+    ) {
+        if let (true, Some(value)) = (take, env) {
+            *code = Some(value);
+            let value = value.to_string();
+            self.applied
+                .push(EnvOverride::new(var.name, value, var.field));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_over_does_not_apply_kill_switches() {
+        let code = RuntimeConfig::default().force_threads(false);
+        let env = RuntimeConfig::default().force_threads(true).auto(false);
+        let merged = code.merged_over(&env);
+        assert_eq!(merged.get_force_threads(), Some(false));
+        assert_eq!(merged.get_auto(), Some(false));
+    }
+
+    #[test]
+    fn kill_switch_applies_even_when_false() {
+        let code = RuntimeConfig::default().force_threads(true);
+        let env = RuntimeConfig::default().force_threads(false);
+        let (config, applied) = code.apply_env(&env);
+        assert_eq!(config.get_force_threads(), Some(false));
+        assert_eq!(
+            applied,
+            [EnvOverride::new(
+                "UNIRUN_FORCE_THREADS",
+                "false",
+                "force_threads"
+            )]
+        );
+    }
+}

@@ -1,0 +1,674 @@
+//! Reading `UNIRUN_*` values, from the process environment, from `.env`
+//! files, or from any list of `(key, value)` pairs.
+//!
+//! Parsing is split in two so every entry point shares one set of rules:
+//! [`parse_vars`] turns pairs into a [`RuntimeConfig`] plus a list of
+//! problems, and each caller decides whether a problem is an error (strict
+//! readers) or a [`RejectedVar`] (lenient readers). [`parse_dotenv`] only
+//! splits a `.env` file into entries; it knows nothing about unirun's keys.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::config::RuntimeConfig;
+use crate::error::Error;
+use crate::flavor::{CompatMode, Flavor, ThreadMode};
+
+/// A variable and the [`RuntimeConfig`] setting it feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Var {
+    pub(crate) name: &'static str,
+    pub(crate) field: &'static str,
+}
+
+const fn var(name: &'static str, field: &'static str) -> Var {
+    Var { name, field }
+}
+
+pub(crate) const MODE: Var = var("UNIRUN_MODE", "flavor");
+pub(crate) const FLAVOR: Var = var("UNIRUN_FLAVOR", "flavor");
+pub(crate) const AUTO: Var = var("UNIRUN_AUTO", "auto");
+pub(crate) const CPU_BOUND: Var = var("UNIRUN_CPU_BOUND", "cpu_bound");
+pub(crate) const IO_BOUND: Var = var("UNIRUN_IO_BOUND", "io_bound");
+pub(crate) const MAX_WORKERS: Var = var("UNIRUN_MAX_WORKERS", "max_workers");
+pub(crate) const THREAD_MODE: Var = var("UNIRUN_THREAD_MODE", "thread_mode");
+pub(crate) const FORCE_THREADS: Var = var("UNIRUN_FORCE_THREADS", "force_threads");
+pub(crate) const FORCE_PROCESS: Var = var("UNIRUN_FORCE_PROCESS", "force_process");
+pub(crate) const COMPAT_MODE: Var = var("UNIRUN_COMPAT_MODE", "compat_mode");
+
+/// Every variable unirun reads, in the order they are checked (so the first
+/// error reported does not depend on the environment's iteration order).
+static KNOWN: [Var; 10] = [
+    MODE,
+    FLAVOR,
+    AUTO,
+    CPU_BOUND,
+    IO_BOUND,
+    MAX_WORKERS,
+    THREAD_MODE,
+    FORCE_THREADS,
+    FORCE_PROCESS,
+    COMPAT_MODE,
+];
+
+pub(crate) const EXPECTED_BOOL: &str = "one of 1, 0, true, false, yes, no, on, off";
+pub(crate) const EXPECTED_WORKERS: &str = "an integer >= 1";
+const EXPECTED_SAME_AS_FLAVOR: &str = "the same value as UNIRUN_FLAVOR, or only one of the two";
+const EXPECTED_SAME_AS_MODE: &str = "the same value as UNIRUN_MODE, or only one of the two";
+
+/// An environment value that took effect: it filled a setting the code left
+/// unset, or it is a kill switch (`UNIRUN_FORCE_THREADS`,
+/// `UNIRUN_FORCE_PROCESS`, `UNIRUN_COMPAT_MODE`) that overrides code.
+///
+/// Produced by [`RuntimeConfig::apply_env`] and
+/// [`RuntimeConfig::apply_kill_switches`]; carried by
+/// [`DecisionTrace::env_applied`](crate::DecisionTrace::env_applied). Prints as
+/// `UNIRUN_MAX_WORKERS=2`.
+///
+/// # Examples
+///
+/// ```
+/// use unirun::RuntimeConfig;
+///
+/// let env = RuntimeConfig::from_vars([("UNIRUN_MAX_WORKERS", "2")])?;
+/// let (_config, applied) = RuntimeConfig::default().apply_env(&env);
+/// assert_eq!(applied[0].var(), "UNIRUN_MAX_WORKERS");
+/// assert_eq!(applied[0].value(), "2");
+/// assert_eq!(applied[0].field(), "max_workers");
+/// assert_eq!(applied[0].to_string(), "UNIRUN_MAX_WORKERS=2");
+/// # Ok::<(), unirun::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct EnvOverride {
+    var: String,
+    value: String,
+    field: &'static str,
+}
+
+impl EnvOverride {
+    /// A record that `var` set `field` to `value`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = unirun::EnvOverride::new("UNIRUN_FORCE_THREADS", "true", "force_threads");
+    /// assert_eq!(o.to_string(), "UNIRUN_FORCE_THREADS=true");
+    /// ```
+    pub fn new(var: impl Into<String>, value: impl Into<String>, field: &'static str) -> Self {
+        EnvOverride {
+            var: var.into(),
+            value: value.into(),
+            field,
+        }
+    }
+
+    /// The variable's name. A flavor from `UNIRUN_FLAVOR` is reported under
+    /// its primary name `UNIRUN_MODE`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = unirun::EnvOverride::new("UNIRUN_MODE", "threads", "flavor");
+    /// assert_eq!(o.var(), "UNIRUN_MODE");
+    /// ```
+    pub fn var(&self) -> &str {
+        &self.var
+    }
+
+    /// The value that took effect, normalized (`true`, not `YES`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = unirun::EnvOverride::new("UNIRUN_MODE", "threads", "flavor");
+    /// assert_eq!(o.value(), "threads");
+    /// ```
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The [`RuntimeConfig`] setting it affected, e.g. `max_workers`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let o = unirun::EnvOverride::new("UNIRUN_MODE", "threads", "flavor");
+    /// assert_eq!(o.field(), "flavor");
+    /// ```
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl fmt::Display for EnvOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.var, self.value)
+    }
+}
+
+/// An `UNIRUN_*` value that a lenient reader skipped because it was invalid.
+///
+/// Produced by [`RuntimeConfig::from_env_lenient`] and
+/// [`RuntimeConfig::from_vars_lenient`]; carried by
+/// [`DecisionTrace::env_rejected`](crate::DecisionTrace::env_rejected). Prints
+/// as `UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)`.
+///
+/// # Examples
+///
+/// ```
+/// use unirun::RuntimeConfig;
+///
+/// let (_config, rejected) = RuntimeConfig::from_vars_lenient([("UNIRUN_THREAD_MODE", "gli")]);
+/// assert_eq!(rejected[0].var(), "UNIRUN_THREAD_MODE");
+/// assert_eq!(rejected[0].value(), "gli");
+/// assert_eq!(rejected[0].expected(), "auto, gil or nogil");
+/// assert_eq!(
+///     rejected[0].to_string(),
+///     r#"UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)"#,
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct RejectedVar {
+    var: String,
+    value: String,
+    expected: &'static str,
+}
+
+impl RejectedVar {
+    /// A record that `var` held `value`, which is not `expected`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = unirun::RejectedVar::new("UNIRUN_MAX_WORKERS", "0", "an integer >= 1");
+    /// assert_eq!(r.to_string(), r#"UNIRUN_MAX_WORKERS="0" (expected an integer >= 1)"#);
+    /// ```
+    pub fn new(var: impl Into<String>, value: impl Into<String>, expected: &'static str) -> Self {
+        RejectedVar {
+            var: var.into(),
+            value: value.into(),
+            expected,
+        }
+    }
+
+    /// The variable's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = unirun::RejectedVar::new("UNIRUN_AUTO", "perhaps", "a boolean");
+    /// assert_eq!(r.var(), "UNIRUN_AUTO");
+    /// ```
+    pub fn var(&self) -> &str {
+        &self.var
+    }
+
+    /// The value as found, untrimmed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = unirun::RejectedVar::new("UNIRUN_AUTO", "perhaps", "a boolean");
+    /// assert_eq!(r.value(), "perhaps");
+    /// ```
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The accepted values, in words.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = unirun::RejectedVar::new("UNIRUN_AUTO", "perhaps", "a boolean");
+    /// assert_eq!(r.expected(), "a boolean");
+    /// ```
+    pub fn expected(&self) -> &'static str {
+        self.expected
+    }
+}
+
+impl fmt::Display for RejectedVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={:?} (expected {})",
+            self.var, self.value, self.expected
+        )
+    }
+}
+
+/// Something wrong with one or two variables.
+#[derive(Debug)]
+pub(crate) enum Problem {
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    /// `UNIRUN_MODE` and `UNIRUN_FLAVOR` disagree; both are dropped.
+    Conflict { mode: String, flavor: String },
+}
+
+impl Problem {
+    /// The variables involved, for finding their lines in a `.env` file.
+    pub(crate) fn vars(&self) -> &'static [Var] {
+        match self {
+            Problem::Invalid { var, .. } => match KNOWN.iter().position(|k| k.name == *var) {
+                Some(i) => &KNOWN[i..=i],
+                None => &[],
+            },
+            Problem::Conflict { .. } => &KNOWN[0..2],
+        }
+    }
+
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Problem::Invalid {
+                var,
+                value,
+                expected,
+            } => Error::InvalidEnv {
+                var: var.into(),
+                value,
+                expected,
+            },
+            Problem::Conflict { mode, flavor } => Error::ConflictingEnv {
+                var: MODE.name.into(),
+                value: mode,
+                other_var: FLAVOR.name.into(),
+                other_value: flavor,
+            },
+        }
+    }
+
+    pub(crate) fn into_rejected(self, out: &mut Vec<RejectedVar>) {
+        match self {
+            Problem::Invalid {
+                var,
+                value,
+                expected,
+            } => out.push(RejectedVar::new(var, value, expected)),
+            Problem::Conflict { mode, flavor } => {
+                out.push(RejectedVar::new(MODE.name, mode, EXPECTED_SAME_AS_FLAVOR));
+                out.push(RejectedVar::new(FLAVOR.name, flavor, EXPECTED_SAME_AS_MODE));
+            }
+        }
+    }
+}
+
+/// Reads the known `UNIRUN_*` keys out of `vars`; other keys are ignored.
+///
+/// A key given twice keeps its last value, as a shell would. Values are
+/// trimmed; an empty value leaves the setting unset. Invalid values are left
+/// unset and reported, in the fixed order of [`KNOWN`].
+pub(crate) fn parse_vars<I, K, V>(vars: I) -> (RuntimeConfig, Vec<Problem>)
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut p = Parser {
+        found: Vec::new(),
+        problems: Vec::new(),
+    };
+    for (key, value) in vars {
+        if let Some(var) = KNOWN.iter().find(|k| k.name == key.as_ref()) {
+            p.found.retain(|(v, _)| v != var);
+            p.found.push((*var, value.as_ref().to_owned()));
+        }
+    }
+
+    let mut config = RuntimeConfig::default();
+    let mode = p.get(MODE, parse_flavor);
+    let alias = p.get(FLAVOR, parse_flavor);
+    match (mode, alias) {
+        (Some(m), Some(a)) if m != a => {
+            let mode = p.raw(MODE).unwrap_or_default().to_owned();
+            let flavor = p.raw(FLAVOR).unwrap_or_default().to_owned();
+            p.problems.push(Problem::Conflict { mode, flavor });
+        }
+        (Some(f), _) | (None, Some(f)) => config = config.flavor(f),
+        (None, None) => {}
+    }
+    if let Some(v) = p.get(AUTO, parse_bool) {
+        config = config.auto(v);
+    }
+    if let Some(v) = p.get(CPU_BOUND, parse_bool) {
+        config = config.cpu_bound(v);
+    }
+    if let Some(v) = p.get(IO_BOUND, parse_bool) {
+        config = config.io_bound(v);
+    }
+    if let Some(v) = p.get(MAX_WORKERS, parse_workers) {
+        config = config.max_workers(v);
+    }
+    if let Some(v) = p.get(THREAD_MODE, parse_thread_mode) {
+        config = config.thread_mode(v);
+    }
+    if let Some(v) = p.get(FORCE_THREADS, parse_bool) {
+        config = config.force_threads(v);
+    }
+    if let Some(v) = p.get(FORCE_PROCESS, parse_bool) {
+        config = config.force_process(v);
+    }
+    if let Some(v) = p.get(COMPAT_MODE, parse_compat_mode) {
+        config = config.compat_mode(v);
+    }
+    (config, p.problems)
+}
+
+struct Parser {
+    /// The last value of each known variable present.
+    found: Vec<(Var, String)>,
+    problems: Vec<Problem>,
+}
+
+impl Parser {
+    fn raw(&self, var: Var) -> Option<&str> {
+        self.found
+            .iter()
+            .find(|(v, _)| *v == var)
+            .map(|(_, raw)| raw.as_str())
+    }
+
+    /// Parses `var` if it is present and not blank; records a problem if it
+    /// does not parse.
+    fn get<T>(&mut self, var: Var, parse: fn(&str) -> Result<T, &'static str>) -> Option<T> {
+        let raw = self.raw(var)?;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        match parse(trimmed) {
+            Ok(v) => Some(v),
+            Err(expected) => {
+                let value = raw.to_owned();
+                self.problems.push(Problem::Invalid {
+                    var: var.name,
+                    value,
+                    expected,
+                });
+                None
+            }
+        }
+    }
+}
+
+/// `1/0`, `true/false`, `yes/no`, `on/off`, any ASCII case.
+pub(crate) fn parse_bool(s: &str) -> Result<bool, &'static str> {
+    const TRUE: [&str; 4] = ["1", "true", "yes", "on"];
+    const FALSE: [&str; 4] = ["0", "false", "no", "off"];
+    if TRUE.iter().any(|t| t.eq_ignore_ascii_case(s)) {
+        Ok(true)
+    } else if FALSE.iter().any(|t| t.eq_ignore_ascii_case(s)) {
+        Ok(false)
+    } else {
+        Err(EXPECTED_BOOL)
+    }
+}
+
+/// A decimal integer >= 1.
+pub(crate) fn parse_workers(s: &str) -> Result<usize, &'static str> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(EXPECTED_WORKERS),
+    }
+}
+
+fn parse_flavor(s: &str) -> Result<Flavor, &'static str> {
+    s.parse().map_err(|_| Flavor::EXPECTED)
+}
+
+fn parse_thread_mode(s: &str) -> Result<ThreadMode, &'static str> {
+    s.parse().map_err(|_| ThreadMode::EXPECTED)
+}
+
+fn parse_compat_mode(s: &str) -> Result<CompatMode, &'static str> {
+    s.parse().map_err(|_| CompatMode::EXPECTED)
+}
+
+/// The `(key, value)` pairs of the process environment whose key starts with
+/// `UNIRUN_`. A value that is not UTF-8 is passed on lossily converted, so it
+/// fails to parse and is reported rather than skipped.
+pub(crate) fn process_vars() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(key, value)| {
+            let key = key.into_string().ok()?;
+            key.starts_with("UNIRUN_")
+                .then(|| (key, value.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+/// One `KEY=value` line of a `.env` file.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) key: String,
+    pub(crate) value: String,
+    /// 1-based.
+    pub(crate) line: usize,
+}
+
+/// Reads and parses a `.env` file, then its `UNIRUN_*` keys.
+///
+/// Every failure is an [`Error::EnvFile`] naming `path`, and the line when
+/// there is one.
+pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
+    let file_error = |line: Option<usize>, reason: String| Error::EnvFile {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(None, e.to_string()))?;
+    let entries = parse_dotenv(&text).map_err(|(line, reason)| file_error(Some(line), reason))?;
+    let (config, problems) = parse_vars(entries.iter().map(|e| (&e.key, &e.value)));
+    match problems.into_iter().next() {
+        None => Ok(config),
+        Some(problem) => {
+            // Point at the last definition of the variable(s) involved.
+            let line = entries
+                .iter()
+                .rev()
+                .find(|e| problem.vars().iter().any(|v| v.name == e.key))
+                .map(|e| e.line);
+            Err(file_error(line, problem.into_error().to_string()))
+        }
+    }
+}
+
+/// Splits a `.env` file into entries, or returns the 1-based line number and
+/// reason of the first syntax error.
+///
+/// Accepted: blank lines; `#` comment lines; `KEY=value` with an optional
+/// `export ` prefix; values unquoted (an inline comment starts at a `#` that
+/// follows whitespace, surrounding whitespace is dropped), in single quotes
+/// (literal) or in double quotes (`\"`, `\\`, `\n`, `\r`, `\t` escapes). A
+/// quoted value must close on its own line. `${VAR}` is not expanded.
+pub(crate) fn parse_dotenv(text: &str) -> Result<Vec<Entry>, (usize, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut entries = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let mut rest = raw.trim_start();
+        if rest.is_empty() || rest.starts_with('#') {
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("export") {
+            if after.starts_with(char::is_whitespace) {
+                rest = after.trim_start();
+            }
+        }
+        let Some((key, value)) = rest.split_once('=') else {
+            return Err((line, format!("expected KEY=value, found {:?}", raw.trim())));
+        };
+        let key = key.trim_end();
+        if !is_valid_key(key) {
+            return Err((
+                line,
+                format!("invalid key {key:?}: expected letters, digits, '_' and '.'"),
+            ));
+        }
+        let value = parse_value(value.trim_start()).map_err(|reason| (line, reason))?;
+        entries.push(Entry {
+            key: key.to_owned(),
+            value,
+            line,
+        });
+    }
+    Ok(entries)
+}
+
+fn is_valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+fn parse_value(s: &str) -> Result<String, String> {
+    let mut chars = s.char_indices();
+    let (value, after) = match chars.next() {
+        Some((_, '\'')) => match s[1..].find('\'') {
+            Some(end) => (s[1..1 + end].to_owned(), &s[end + 2..]),
+            None => return Err("unterminated single quote".to_owned()),
+        },
+        Some((_, '"')) => {
+            let mut value = String::new();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    '\\' => match chars.next() {
+                        Some((_, 'n')) => value.push('\n'),
+                        Some((_, 'r')) => value.push('\r'),
+                        Some((_, 't')) => value.push('\t'),
+                        Some((_, c @ ('"' | '\\'))) => value.push(c),
+                        Some((_, c)) => {
+                            value.push('\\');
+                            value.push(c);
+                        }
+                        None => value.push('\\'),
+                    },
+                    c => value.push(c),
+                }
+            }
+            match end {
+                Some(end) => (value, &s[end..]),
+                None => return Err("unterminated double quote".to_owned()),
+            }
+        }
+        _ => {
+            let mut prev_space = true;
+            let mut cut = s.len();
+            for (i, c) in s.char_indices() {
+                if c == '#' && prev_space {
+                    cut = i;
+                    break;
+                }
+                prev_space = c.is_whitespace();
+            }
+            return Ok(s[..cut].trim_end().to_owned());
+        }
+    };
+    let after = after.trim_start();
+    if after.is_empty() || after.starts_with('#') {
+        Ok(value)
+    } else {
+        Err(format!(
+            "unexpected {after:?} after the closing quote; put a comment after ' #'"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(text: &str) -> Vec<(String, String)> {
+        parse_dotenv(text)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect()
+    }
+
+    fn pair(k: &str, v: &str) -> (String, String) {
+        (k.to_owned(), v.to_owned())
+    }
+
+    #[test]
+    fn dotenv_values() {
+        let text = concat!(
+            "\u{feff}# top\n",
+            "\n",
+            "  A=1\n",
+            "export B = two words  # note\r\n",
+            "C='x # y'\n",
+            "D=\"q \\\"z\\\" \\n\" # c\n",
+            "E=a#b\n",
+            "F=\n",
+            "G= # only comment\n",
+            "export=3\n",
+        );
+        assert_eq!(
+            entries(text),
+            vec![
+                pair("A", "1"),
+                pair("B", "two words"),
+                pair("C", "x # y"),
+                pair("D", "q \"z\" \n"),
+                pair("E", "a#b"),
+                pair("F", ""),
+                pair("G", ""),
+                pair("export", "3"),
+            ]
+        );
+    }
+
+    #[test]
+    fn dotenv_errors_name_the_line() {
+        assert_eq!(parse_dotenv("A=1\nB\n").unwrap_err().0, 2);
+        assert_eq!(parse_dotenv("A=\"open\n").unwrap_err().0, 1);
+        assert_eq!(parse_dotenv("\nA='open\n").unwrap_err().0, 2);
+        assert_eq!(parse_dotenv("A=\"x\" y\n").unwrap_err().0, 1);
+        assert_eq!(parse_dotenv("1A=x\n").unwrap_err().0, 1);
+        assert_eq!(parse_dotenv("MY KEY=x\n").unwrap_err().0, 1);
+        assert_eq!(parse_dotenv("=x\n").unwrap_err().0, 1);
+    }
+
+    #[test]
+    fn bools() {
+        for t in ["1", "true", "TRUE", "Yes", "on"] {
+            assert_eq!(parse_bool(t), Ok(true));
+        }
+        for f in ["0", "false", "No", "OFF"] {
+            assert_eq!(parse_bool(f), Ok(false));
+        }
+        for bad in ["2", "y", "perhaps", "enabled"] {
+            assert_eq!(parse_bool(bad), Err(EXPECTED_BOOL));
+        }
+    }
+
+    #[test]
+    fn workers() {
+        assert_eq!(parse_workers("8"), Ok(8));
+        for bad in ["0", "-1", "abc", "1.5", "99999999999999999999999"] {
+            assert_eq!(parse_workers(bad), Err(EXPECTED_WORKERS));
+        }
+    }
+
+    #[test]
+    fn conflict_is_dropped_and_reported() {
+        let (config, problems) = parse_vars([(MODE.name, "threads"), (FLAVOR.name, "smol")]);
+        assert_eq!(config.get_flavor(), None);
+        assert!(matches!(problems[..], [Problem::Conflict { .. }]));
+        let (config, problems) = parse_vars([(MODE.name, "threads"), (FLAVOR.name, "THREADS")]);
+        assert_eq!(config.get_flavor(), Some(Flavor::Threads));
+        assert!(problems.is_empty());
+    }
+}
