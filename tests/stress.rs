@@ -11,7 +11,10 @@ fn quiet_deliberate_panics() {
     QUIET.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let deliberate = info.payload().downcast_ref::<&str>().is_some_and(|m| m.starts_with("deliberate"));
+            let deliberate = info
+                .payload()
+                .downcast_ref::<&str>()
+                .is_some_and(|m| m.starts_with("deliberate"));
             if !deliberate {
                 previous(info);
             }
@@ -21,7 +24,11 @@ fn quiet_deliberate_panics() {
 
 #[test]
 fn a_million_tiny_tasks_all_complete() {
-    let pool = ThreadPool::builder().workers(2).name("million").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .name("million")
+        .build()
+        .unwrap();
     let done = Arc::new(AtomicUsize::new(0));
     const TASKS: usize = 1_000_000;
     const BATCH: usize = 10_000;
@@ -42,10 +49,16 @@ fn a_million_tiny_tasks_all_complete() {
 
 #[test]
 fn tasks_spawned_from_inside_tasks_all_complete() {
-    let pool = ThreadPool::builder().workers(2).name("fanout").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .name("fanout")
+        .build()
+        .unwrap();
     let handle = pool.handle();
     let total = pool.spawn(async move {
-        let children: Vec<_> = (0..100_000u64).map(|i| handle.spawn(async move { i })).collect();
+        let children: Vec<_> = (0..100_000u64)
+            .map(|i| handle.spawn(async move { i }))
+            .collect();
         let mut sum = 0;
         for child in children {
             sum += child.await.unwrap();
@@ -58,7 +71,11 @@ fn tasks_spawned_from_inside_tasks_all_complete() {
 #[test]
 fn ten_thousand_panicking_tasks_then_normal_ones_complete() {
     quiet_deliberate_panics();
-    let pool = ThreadPool::builder().workers(2).name("panicky").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .name("panicky")
+        .build()
+        .unwrap();
     let panics: Vec<_> = (0..10_000)
         .map(|i| {
             if i % 2 == 0 {
@@ -73,32 +90,52 @@ fn ten_thousand_panicking_tasks_then_normal_ones_complete() {
         assert!(err.is_panic());
         assert!(err.panic_message().unwrap().starts_with("deliberate"));
     }
-    let normal: Vec<_> = (0..10_000usize).map(|i| pool.spawn(async move { i })).collect();
-    let sum: usize = unirun::block_on(unirun::gather(normal)).into_iter().map(Result::unwrap).sum();
+    let normal: Vec<_> = (0..10_000usize)
+        .map(|i| pool.spawn(async move { i }))
+        .collect();
+    let sum: usize = unirun::block_on(unirun::gather(normal))
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
     assert_eq!(sum, (0..10_000).sum());
 }
 
 #[test]
 fn many_threads_spawning_at_once_lose_nothing() {
-    let pool = ThreadPool::builder().workers(2).name("contend").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .name("contend")
+        .build()
+        .unwrap();
     let handle = pool.handle();
     let spawners: Vec<_> = (0..8)
         .map(|t| {
             let handle = handle.clone();
             std::thread::spawn(move || {
-                let tasks: Vec<_> = (0..20_000u64).map(|i| handle.spawn(async move { t * i })).collect();
-                unirun::block_on(unirun::gather(tasks)).into_iter().map(Result::unwrap).sum::<u64>()
+                let tasks: Vec<_> = (0..20_000u64)
+                    .map(|i| handle.spawn(async move { t * i }))
+                    .collect();
+                unirun::block_on(unirun::gather(tasks))
+                    .into_iter()
+                    .map(Result::unwrap)
+                    .sum::<u64>()
             })
         })
         .collect();
     let total: u64 = spawners.into_iter().map(|s| s.join().unwrap()).sum();
-    let expected: u64 = (0..8u64).map(|t| (0..20_000u64).map(|i| t * i).sum::<u64>()).sum();
+    let expected: u64 = (0..8u64)
+        .map(|t| (0..20_000u64).map(|i| t * i).sum::<u64>())
+        .sum();
     assert_eq!(total, expected);
 }
 
 #[test]
 fn ping_pong_and_yields_do_not_lose_wakeups() {
-    let pool = ThreadPool::builder().workers(2).name("pingpong").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .name("pingpong")
+        .build()
+        .unwrap();
     let handle = pool.handle();
     let rounds = pool.spawn(async move {
         for round in 0..20_000u32 {
@@ -118,7 +155,9 @@ fn ping_pong_and_yields_do_not_lose_wakeups() {
             })
         })
         .collect();
-    assert!(unirun::block_on(unirun::gather(yielders)).iter().all(Result::is_ok));
+    assert!(unirun::block_on(unirun::gather(yielders))
+        .iter()
+        .all(Result::is_ok));
 }
 
 /// A one-shot slot: the receiver future resolves once `send` stores a value.
@@ -142,7 +181,10 @@ impl Tx {
 
 impl std::future::Future for Rx {
     type Output = u32;
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<u32> {
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<u32> {
         let mut slot = self.0.lock().unwrap();
         match slot.0.take() {
             Some(value) => std::task::Poll::Ready(value),

@@ -61,7 +61,11 @@ fn wait_until(mut done: impl FnMut() -> bool) {
 
 #[test]
 fn shutdown_waits_for_tasks_that_are_still_waiting() {
-    let pool = ThreadPool::builder().workers(2).name("waits").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .name("waits")
+        .build()
+        .unwrap();
     let gate = Gate::default();
     let finished = Arc::new(AtomicBool::new(false));
     let task = {
@@ -80,14 +84,22 @@ fn shutdown_waits_for_tasks_that_are_still_waiting() {
     // The task cannot have finished: the gate is closed, so shutdown is still waiting.
     assert!(rx.try_recv().is_err());
     gate.open();
-    assert!(rx.recv().unwrap(), "shutdown returned before the task finished");
+    assert!(
+        rx.recv().unwrap(),
+        "shutdown returned before the task finished"
+    );
     closer.join().unwrap();
     assert!(unirun_core::block_on(task).is_ok());
 }
 
 #[test]
 fn shutdown_now_cancels_waiting_and_queued_tasks() {
-    let pool = ThreadPool::builder().workers(1).max_blocking_threads(1).name("now").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .max_blocking_threads(1)
+        .name("now")
+        .build()
+        .unwrap();
     let gate = Gate::default();
     let waiting: Vec<_> = (0..100).map(|_| pool.spawn(gate.clone().wait())).collect();
     // One blocking closure occupies the single lane thread; the rest queue behind it.
@@ -117,7 +129,11 @@ fn shutdown_now_cancels_waiting_and_queued_tasks() {
 
 #[test]
 fn shutdown_timeout_cancels_what_did_not_finish_in_time() {
-    let pool = ThreadPool::builder().workers(1).name("timeout").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .name("timeout")
+        .build()
+        .unwrap();
     let never = pool.spawn(std::future::pending::<()>());
     let quick = pool.spawn(async { 1 });
     assert_eq!(unirun_core::block_on(quick).unwrap(), 1);
@@ -127,7 +143,11 @@ fn shutdown_timeout_cancels_what_did_not_finish_in_time() {
 
 #[test]
 fn shutdown_timeout_reports_success_when_everything_finished() {
-    let pool = ThreadPool::builder().workers(1).name("intime").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .name("intime")
+        .build()
+        .unwrap();
     let task = pool.spawn(async { 2 });
     assert!(pool.shutdown_timeout(Duration::from_secs(3600)));
     assert_eq!(unirun_core::block_on(task).unwrap(), 2);
@@ -135,23 +155,39 @@ fn shutdown_timeout_reports_success_when_everything_finished() {
 
 #[test]
 fn spawning_after_shutdown_is_cancelled_not_lost() {
-    let pool = ThreadPool::builder().workers(1).name("after").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .name("after")
+        .build()
+        .unwrap();
     let handle = pool.handle();
     pool.shutdown();
     assert!(handle.is_shutdown());
-    assert!(unirun_core::block_on(handle.spawn(async { 1 })).unwrap_err().is_cancelled());
-    assert!(unirun_core::block_on(handle.spawn_blocking(|| 1)).unwrap_err().is_cancelled());
+    assert!(unirun_core::block_on(handle.spawn(async { 1 }))
+        .unwrap_err()
+        .is_cancelled());
+    assert!(unirun_core::block_on(handle.spawn_blocking(|| 1))
+        .unwrap_err()
+        .is_cancelled());
 }
 
 #[test]
 fn a_pool_dropped_by_its_own_task_tears_down_off_the_worker() {
-    let pool = ThreadPool::builder().workers(1).name("selfdrop").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .name("selfdrop")
+        .build()
+        .unwrap();
     let slot = Arc::new(Mutex::new(None::<ThreadPool>));
     let (tx, rx) = mpsc::channel();
     let task = {
         let slot = slot.clone();
         pool.spawn(async move {
-            let pool = slot.lock().unwrap().take().expect("pool parked in the slot");
+            let pool = slot
+                .lock()
+                .unwrap()
+                .take()
+                .expect("pool parked in the slot");
             drop(pool); // must neither block this worker nor panic
             tx.send("dropped").unwrap();
         })
@@ -165,17 +201,19 @@ fn a_pool_dropped_by_its_own_task_tears_down_off_the_worker() {
 
 #[test]
 fn a_pool_dropped_on_its_blocking_lane_tears_down_too() {
-    let pool = ThreadPool::builder().workers(1).name("lanedrop").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .name("lanedrop")
+        .build()
+        .unwrap();
     let slot = Arc::new(Mutex::new(None::<ThreadPool>));
     let inner = slot.clone();
-    let task = pool.spawn_blocking(move || {
-        loop {
-            if let Some(pool) = inner.lock().unwrap().take() {
-                drop(pool);
-                return "dropped";
-            }
-            std::thread::yield_now();
+    let task = pool.spawn_blocking(move || loop {
+        if let Some(pool) = inner.lock().unwrap().take() {
+            drop(pool);
+            return "dropped";
         }
+        std::thread::yield_now();
     });
     *slot.lock().unwrap() = Some(pool);
     assert_eq!(unirun_core::block_on(task).unwrap(), "dropped");
@@ -184,9 +222,15 @@ fn a_pool_dropped_on_its_blocking_lane_tears_down_too() {
 
 #[test]
 fn every_handle_resolves_when_the_pool_goes_away() {
-    let pool = ThreadPool::builder().workers(2).name("resolve").build().unwrap();
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .name("resolve")
+        .build()
+        .unwrap();
     let gate = Gate::default();
-    let pending: Vec<_> = (0..1_000).map(|_| pool.spawn(gate.clone().wait())).collect();
+    let pending: Vec<_> = (0..1_000)
+        .map(|_| pool.spawn(gate.clone().wait()))
+        .collect();
     let done: Vec<_> = (0..1_000).map(|i| pool.spawn(async move { i })).collect();
     let expected: i32 = (0..1_000).sum();
     let got: i32 = done.into_iter().map(|h| h.join().unwrap()).sum();
