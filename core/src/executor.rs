@@ -66,7 +66,7 @@ pub trait Executor: Send + Sync {
     fn blocking_scheduler(&self) -> Arc<dyn Schedule>;
 }
 
-impl dyn Executor {
+impl dyn Executor + '_ {
     /// Spawns a future; its [`JoinHandle`] resolves to the future's output.
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
