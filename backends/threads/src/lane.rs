@@ -1,8 +1,8 @@
 //! The elastic blocking lane: threads for closures that may block.
 //!
 //! The lane starts with no thread. A closure queued while no thread is idle
-//! starts one (up to the cap); idle threads wait for work and retire after the
-//! keep-alive. When the OS refuses a thread, the cap shrinks to what the lane
+//! starts one (up to the cap), since a busy thread may be blocked for good;
+//! idle threads wait for work and retire after the keep-alive. When the OS refuses a thread, the cap shrinks to what the lane
 //! has and it keeps serving with those; with no thread at all the closure runs
 //! on the caller instead of waiting forever.
 
@@ -114,10 +114,10 @@ impl Lane {
             self.work.notify_one();
             return;
         }
-        // Grow while the queue outruns the threads; busy threads come back
-        // to the queue on their own.
-        let behind = state.threads == 0 || state.queue.len() > state.threads;
-        if !behind || state.threads >= state.cap {
+        // No idle thread can take it: start one. A busy thread may be blocked
+        // for good (closures can wait on each other), so queued work must
+        // never count on one coming back.
+        if state.threads >= state.cap {
             return;
         }
         state.threads += 1;
