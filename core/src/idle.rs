@@ -36,6 +36,14 @@
 //! those performs the re-check. The loom model `idle_no_lost_wakeup` checks
 //! this with two workers and a remote producer.
 //!
+//! **Local pushes take a shortcut.** A worker pushing to its own local queue
+//! first reads the word without a fence and skips the protocol when it shows
+//! nobody asleep (the common case under load: every yield and spawn of a busy
+//! worker would otherwise pay a full fence). A stale read can only delay
+//! *parallelism*, never lose a task: the owner never parks with a non-empty
+//! local queue, so it runs that work itself. Pushes to the injector, which
+//! no owner will drain, always take the fenced path.
+//!
 //! A worker woken by an `unpark` that did not come from this protocol (the
 //! future it is blocking on became ready) takes itself off the sleeper list
 //! with [`Idle::unpark_worker_by_id`]; if it is no longer there, a producer
@@ -97,6 +105,14 @@ impl Idle {
 
     fn should_notify(&self) -> bool {
         let state = self.state.load(Ordering::SeqCst);
+        searching(state) == 0 && unparked(state) < self.num_workers
+    }
+
+    /// A cheap, unfenced look: could anyone need waking? When this says no,
+    /// a worker pushing to its *own* queue may skip the fenced protocol (see
+    /// the module docs on local pushes).
+    pub(crate) fn may_need_notify(&self) -> bool {
+        let state = self.state.load(Ordering::Relaxed);
         searching(state) == 0 && unparked(state) < self.num_workers
     }
 

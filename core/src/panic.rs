@@ -2,21 +2,24 @@
 //!
 //! `catch_unwind` hands back the payload but not where the panic happened, so
 //! a panic hook, installed once and chained in front of whatever hook was
-//! there, records the location while a task is being polled. The previous hook
-//! still runs, so panics print as they always do.
+//! there, records each panic's location and message in a thread-local. The
+//! previous hook still runs, so panics print as they always do.
+//!
+//! Polling a task touches nothing here: only a caught panic reads the record,
+//! and accepts it only if its message matches the caught payload (a user may
+//! have replaced the hook since, leaving an older record behind).
 
 use std::boxed::Box;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
+use std::string::String;
 use std::sync::Once;
 
 use crate::{JoinError, PanicLocation};
 
 std::thread_local! {
-    /// Whether this thread is inside [`catch`], i.e. polling a task.
-    static CATCHING: Cell<bool> = const { Cell::new(false) };
-    /// The location of the last panic caught while `CATCHING`.
-    static LOCATION: RefCell<Option<PanicLocation>> = const { RefCell::new(None) };
+    /// The message and location of the last panic on this thread.
+    static LAST: RefCell<Option<(Option<String>, PanicLocation)>> = const { RefCell::new(None) };
 }
 
 static HOOK: Once = Once::new();
@@ -26,11 +29,15 @@ pub(crate) fn install_hook() {
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if CATCHING.with(Cell::get) {
-                if let Some(at) = info.location() {
-                    let at = PanicLocation::new(at.file(), at.line(), at.column());
-                    LOCATION.with(|slot| *slot.borrow_mut() = Some(at));
-                }
+            if let Some(at) = info.location() {
+                let at = PanicLocation::new(at.file(), at.line(), at.column());
+                let message = crate::panic_message(info.payload()).map(String::from);
+                // `try_with`: a panic during thread teardown has no locals left.
+                let _ = LAST.try_with(|slot| {
+                    if let Ok(mut slot) = slot.try_borrow_mut() {
+                        *slot = Some((message, at));
+                    }
+                });
             }
             previous(info);
         }));
@@ -38,12 +45,16 @@ pub(crate) fn install_hook() {
 }
 
 /// Runs `f`, turning a panic into [`JoinError::panicked`] with its location.
+#[inline]
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, JoinError> {
-    let was_catching = CATCHING.with(|c| c.replace(true));
-    let result = panic::catch_unwind(AssertUnwindSafe(f));
-    CATCHING.with(|c| c.set(was_catching));
-    result.map_err(|payload| {
-        let location = LOCATION.with(|slot| slot.borrow_mut().take());
+    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let recorded = LAST
+            .try_with(|slot| slot.borrow_mut().take())
+            .ok()
+            .flatten();
+        let location = recorded
+            .filter(|(message, _)| message.as_deref() == crate::panic_message(&*payload))
+            .map(|(_, location)| location);
         JoinError::panicked(payload, location)
     })
 }

@@ -256,6 +256,14 @@ impl Shared {
         }
     }
 
+    /// After a push to the calling worker's own queue: the fenced protocol
+    /// only when a cheap look says a sleeper might need waking (see `idle`).
+    fn notify_parked_local(&self) {
+        if self.idle.may_need_notify() {
+            self.notify_parked();
+        }
+    }
+
     /// Wakes one sleeping worker if nobody is searching (see `idle`).
     fn notify_parked(&self) {
         fence(Ordering::SeqCst);
@@ -364,7 +372,7 @@ impl Worker {
         // The LIFO slot had its turn; its task queues behind the others.
         if let Some(next) = self.lifo.take() {
             self.local.push_back(next, &self.shared.injector);
-            self.shared.notify_parked();
+            self.shared.notify_parked_local();
         }
     }
 
@@ -379,7 +387,7 @@ impl Worker {
             }
         }
         // The local queue grew: let a sleeper come and steal.
-        self.shared.notify_parked();
+        self.shared.notify_parked_local();
     }
 
     fn park(&self, blocker: Option<&BlockerWake>) {
