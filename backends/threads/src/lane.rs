@@ -1,8 +1,11 @@
 //! The elastic blocking lane: threads for closures that may block.
 //!
-//! The lane starts with no thread. A closure queued while no thread is idle
-//! starts one (up to the cap), since a busy thread may be blocked for good;
-//! idle threads wait for work and retire after the keep-alive. When the OS refuses a thread, the cap shrinks to what the lane
+//! The lane starts with no thread and grows while queued closures outnumber
+//! five times the idle threads (threads starting or waiting count as idle),
+//! up to the cap. Every thread re-checks that rule when it *takes* a
+//! closure, before running it: a closure may block for good (closures can
+//! wait on each other), so a thread never leaves queued work behind without
+//! a thread that will look at it. Idle threads retire after the keep-alive. When the OS refuses a thread, the cap shrinks to what the lane
 //! has and it keeps serving with those; with no thread at all the closure runs
 //! on the caller instead of waiting forever.
 
@@ -12,6 +15,9 @@ use std::thread;
 use std::time::Duration;
 
 use unirun_core::{Runnable, Schedule, ScheduleInfo, TaskSet};
+
+/// The lane grows while queued closures outnumber idle threads this many times over.
+const GROWTH_FACTOR: usize = 5;
 
 pub(crate) struct Lane {
     state: Mutex<State>,
@@ -26,9 +32,11 @@ struct State {
     queue: VecDeque<Runnable>,
     /// Threads alive or starting.
     threads: usize,
-    /// Threads waiting on `work`.
+    /// Threads not running a closure: starting, waiting, or woken.
     idle: usize,
-    /// Wake-ups sent to idle threads and not yet taken; `notified <= idle`.
+    /// Threads blocked on `work`.
+    waiting: usize,
+    /// Wake-ups sent to waiting threads and not yet taken; `notified <= waiting`.
     notified: usize,
     /// Most threads the lane may have; shrinks when the OS refuses one.
     cap: usize,
@@ -69,6 +77,7 @@ impl Lane {
                 queue: VecDeque::new(),
                 threads: 0,
                 idle: 0,
+                waiting: 0,
                 notified: 0,
                 cap,
                 next_id: 0,
@@ -92,7 +101,7 @@ impl Lane {
         let state = self.lock();
         LaneStats {
             threads: state.threads,
-            idle: state.idle,
+            idle: state.waiting,
             cap: state.cap,
             queued: state.queue.len(),
             spawn_failures: state.spawn_failures,
@@ -108,28 +117,43 @@ impl Lane {
             return;
         }
         state.queue.push_back(runnable);
-        if state.idle > state.notified {
+        let wake = state.waiting > state.notified;
+        if wake {
             state.notified += 1;
-            drop(state);
-            self.work.notify_one();
-            return;
         }
-        // No idle thread can take it: start one. A busy thread may be blocked
-        // for good (closures can wait on each other), so queued work must
-        // never count on one coming back.
-        if state.threads >= state.cap {
-            return;
-        }
-        state.threads += 1;
-        let id = state.next_id;
-        state.next_id += 1;
-        // Reap retired threads while we are here, so `handles` stays small.
-        let finished: Vec<_> = extract_finished(&mut state.handles);
+        let start = self.grow(&mut state);
         drop(state);
+        if wake {
+            self.work.notify_one();
+        }
+        self.start_threads(start);
+    }
+
+    /// Reserves new threads while the queue outruns the idle ones; returns the
+    /// ids to start once the lock is released.
+    fn grow(&self, state: &mut State) -> Vec<usize> {
+        let mut start = Vec::new();
+        while state.threads < state.cap && state.queue.len() > state.idle * GROWTH_FACTOR {
+            state.threads += 1;
+            state.idle += 1;
+            start.push(state.next_id);
+            state.next_id += 1;
+        }
+        start
+    }
+
+    fn start_threads(self: &Arc<Self>, ids: Vec<usize>) {
+        if ids.is_empty() {
+            return;
+        }
+        // Reap retired threads while we are here, so `handles` stays small.
+        let finished = extract_finished(&mut self.lock().handles);
         for handle in finished {
             let _ = handle.join();
         }
-        self.start_thread(id);
+        for id in ids {
+            self.start_thread(id);
+        }
     }
 
     fn start_thread(self: &Arc<Self>, id: usize) {
@@ -143,6 +167,7 @@ impl Lane {
             Err(_) => {
                 let mut state = self.lock();
                 state.threads -= 1;
+                state.idle -= 1;
                 state.spawn_failures += 1;
                 state.cap = state.threads.max(1);
                 if state.threads == 0 {
@@ -157,26 +182,31 @@ impl Lane {
         }
     }
 
-    /// A lane thread's loop.
-    fn serve(&self) {
+    /// A lane thread's loop. The thread starts out counted as idle.
+    fn serve(self: &Arc<Self>) {
         let mut state = self.lock();
         loop {
             if let Some(runnable) = state.queue.pop_front() {
+                state.idle -= 1;
+                // This closure may block for good: leave a thread for the rest.
+                let start = self.grow(&mut state);
                 drop(state);
+                self.start_threads(start);
                 runnable.run();
                 state = self.lock();
+                state.idle += 1;
                 continue;
             }
             if state.shutdown {
                 break;
             }
-            state.idle += 1;
+            state.waiting += 1;
             let (guard, timeout) = self
                 .work
                 .wait_timeout(state, self.keep_alive)
                 .unwrap_or_else(PoisonError::into_inner);
             state = guard;
-            state.idle -= 1;
+            state.waiting -= 1;
             if state.notified > 0 {
                 state.notified -= 1;
             }
@@ -184,6 +214,7 @@ impl Lane {
                 break;
             }
         }
+        state.idle -= 1;
         state.threads -= 1;
     }
 
