@@ -26,7 +26,7 @@ where
     I: IntoIterator,
     I::Item: Future,
 {
-    let slots: Vec<Slot<I::Item>> = futures.into_iter().map(|f| Slot::Pending(f)).collect();
+    let slots: Vec<Slot<I::Item>> = futures.into_iter().map(Slot::Pending).collect();
     Gather {
         remaining: slots.len(),
         slots: slots.into_boxed_slice().into(),

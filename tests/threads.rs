@@ -94,7 +94,7 @@ fn a_panicking_task_reports_message_and_location_and_the_worker_survives() {
 fn abort_cancels_a_waiting_task_but_keeps_a_finished_ones_output() {
     let pool = pool(2, "abort");
     let (_tx, rx) = futures_lite_channel();
-    let waiting = pool.spawn(async move { rx.await });
+    let waiting = pool.spawn(rx);
     waiting.abort();
     let err = waiting.join().unwrap_err();
     assert!(err.is_cancelled(), "{err}");

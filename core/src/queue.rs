@@ -124,12 +124,6 @@ impl Inner {
 }
 
 impl Local {
-    /// Number of runnables in the queue, stealable ones included.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.inner.len()
-    }
-
     /// Room left before the queue overflows.
     pub(crate) fn remaining(&self) -> usize {
         let (steal, _) = unpack(self.inner.head.load(Ordering::Acquire));
