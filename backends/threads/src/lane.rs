@@ -114,10 +114,9 @@ impl Lane {
             self.work.notify_one();
             return;
         }
-        // Grow while the queue outruns the threads; busy threads come back
-        // to the queue on their own.
-        let behind = state.threads == 0 || state.queue.len() > state.threads;
-        if !behind || state.threads >= state.cap {
+        // No idle thread: start one. Waiting for a busy thread to come back
+        // would deadlock closures that block on each other (a barrier).
+        if state.threads >= state.cap {
             return;
         }
         state.threads += 1;
