@@ -51,9 +51,17 @@ mod error;
 mod flavor;
 mod gather;
 #[cfg(feature = "std")]
+mod gil;
+#[cfg(feature = "std")]
 mod global;
 #[cfg(feature = "std")]
 mod handle;
+#[cfg(feature = "std")]
+mod run;
+#[cfg(feature = "std")]
+mod scheduler;
+#[cfg(feature = "std")]
+mod scope;
 #[cfg(feature = "std")]
 pub mod trace;
 
@@ -69,8 +77,19 @@ pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
 pub use crate::gather::{gather, Gather};
 #[cfg(feature = "std")]
-pub use crate::global::{get_executor, spawn, to_thread};
+pub use crate::gil::allow_threads;
+#[cfg(feature = "std")]
+pub use crate::global::{
+    capabilities, configure, get_executor, reset, run_in_executor, spawn, to_thread,
+};
 #[cfg(feature = "std")]
 pub use crate::handle::Handle;
+#[cfg(feature = "std")]
+pub use crate::run::{Run, RunBuilder};
+#[cfg(feature = "std")]
+pub use crate::scheduler::{
+    add_decision_listener, last_decision, observe_decisions, remove_decision_listener,
+    Capabilities, ListenerId, ObserveDecisions,
+};
 #[cfg(feature = "std")]
 pub use crate::trace::DecisionTrace;
