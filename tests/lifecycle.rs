@@ -15,7 +15,10 @@ use unirun::{Run, RuntimeConfig, ThreadMode};
 
 /// A gate tasks can wait on, sync or async, opened once from anywhere.
 #[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<(bool, Vec<Waker>)>, std::sync::Condvar)>);
+struct Gate(Arc<(Mutex<GateState>, std::sync::Condvar)>);
+
+/// Whether the gate is open, and the async waiters to wake when it opens.
+type GateState = (bool, Vec<Waker>);
 
 impl Gate {
     fn open(&self) {
