@@ -242,12 +242,15 @@ impl Run {
         let f = Arc::new(f);
         let runners: Vec<JoinHandle<Outcome<R>>> = (0..self.parallelism.min(len))
             .map(|_| {
-                let (queue, f) = (queue.clone(), f.clone());
-                self.spawn_blocking(move || {
+                let (queue, f, scope) = (queue.clone(), f.clone(), self.scope.clone());
+                // The scope is entered per item, so in `Gil` mode the runners
+                // take turns instead of one holding the lock for the batch.
+                self.scope.spawn_blocking_entering_itself(move || {
                     let mut out = Vec::new();
                     loop {
                         let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
                         let Some((i, item)) = next else { break };
+                        let _enter = scope.enter();
                         out.push((i, panic::catch_unwind(AssertUnwindSafe(|| f(item)))));
                     }
                     out

@@ -148,6 +148,16 @@ impl Scope {
         })
     }
 
+    /// Like [`spawn_blocking`](Self::spawn_blocking), but `f` enters the
+    /// scope itself, e.g. once per item so a serialized scope interleaves.
+    pub(crate) fn spawn_blocking_entering_itself<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.backend.spawn_blocking_in(&self.tasks, f)
+    }
+
     /// Makes this scope current on this thread (and holds its gil) until
     /// the guard drops.
     pub(crate) fn enter(self: &Arc<Self>) -> Enter {
