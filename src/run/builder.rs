@@ -98,8 +98,8 @@ impl RunBuilder {
     }
 
     /// Names the scope: its threads are `{name}-{i}` and
-    /// `{name}-blocking-{i}`. Defaults to `unirun`. A named scope always gets
-    /// a backend of its own.
+    /// `{name}-blocking-{i}`. Defaults to `unirun`. A named scope does not
+    /// reuse its parent scope's pool.
     ///
     /// # Examples
     ///
@@ -178,9 +178,8 @@ impl RunBuilder {
         self
     }
 
-    /// Decides the backend (see the [scheduler's resolution
-    /// order](crate::trace::Reason)), starts it if the scope owns one, and
-    /// returns the scope.
+    /// Decides the backend (see [`Run`] for the order of the rules), starts
+    /// it if the scope owns one, tells the listeners, and returns the scope.
     ///
     /// # Errors
     ///
