@@ -112,15 +112,19 @@ pub(crate) fn snapshot() -> Snapshot {
 /// If the OS refuses to start even one worker thread.
 pub fn get_executor() -> Handle {
     let generation = GENERATION.load(Ordering::Acquire);
-    let cached = CACHED.with(|c| match &*c.borrow() {
-        Some((g, handle)) if *g == generation => Some(handle.clone()),
-        _ => None,
-    });
+    // `try_with`: during thread teardown the cache may be gone already.
+    let cached = CACHED
+        .try_with(|c| match &*c.borrow() {
+            Some((g, handle)) if *g == generation => Some(handle.clone()),
+            _ => None,
+        })
+        .ok()
+        .flatten();
     if let Some(handle) = cached {
         return handle;
     }
     let (handle, generation) = default_handle();
-    CACHED.with(|c| *c.borrow_mut() = Some((generation, handle.clone())));
+    let _ = CACHED.try_with(|c| c.replace(Some((generation, handle.clone()))));
     handle
 }
 
@@ -268,7 +272,7 @@ pub fn reset() {
         }
         old.pool.shutdown_now();
     }
-    CACHED.with(|c| *c.borrow_mut() = None);
+    let _ = CACHED.try_with(|c| c.replace(None));
 }
 
 /// The capabilities the scheduler sizes pools from: CPU budget, backends

@@ -439,7 +439,11 @@ impl Run {
     fn finish(&mut self, stop: Stop, dropping: bool) -> bool {
         let teardown = self.take_teardown();
         let own_task = teardown.scope.is_current();
-        if own_task || (dropping && unirun_core::on_worker_thread()) {
+        // With nothing left to wait for, a drop on a worker is quick: an
+        // owned pool moves its own teardown off the worker.
+        let would_block =
+            dropping && unirun_core::on_worker_thread() && !teardown.scope.tasks.is_empty();
+        if own_task || would_block {
             teardown.off_thread(stop, &self.name);
             return false;
         }

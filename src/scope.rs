@@ -196,7 +196,9 @@ pub(crate) struct Enter {
 impl Drop for Enter {
     fn drop(&mut self) {
         let previous = self.previous.take();
-        CURRENT.with(|c| *c.borrow_mut() = previous);
+        // Dropped after the borrow ends: the last reference to a scope may
+        // run task destructors that look at the current scope.
+        let _ours = CURRENT.with(|c| c.replace(previous));
     }
 }
 

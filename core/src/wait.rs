@@ -70,7 +70,15 @@ static HOOK: OnceLock<WaitHook> = OnceLock::new();
 ///
 /// # Examples
 ///
-/// See [`WaitHook`].
+/// ```
+/// fn release() -> usize {
+///     0 // nothing held
+/// }
+/// fn reacquire(_token: usize) {}
+///
+/// assert!(unirun_core::set_wait_hook(unirun_core::WaitHook { release, reacquire }));
+/// assert_eq!(unirun_core::block_on(async { 1 }), 1);
+/// ```
 #[cfg(feature = "std")]
 pub fn set_wait_hook(hook: WaitHook) -> bool {
     HOOK.set(hook).is_ok()
