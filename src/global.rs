@@ -193,6 +193,8 @@ fn default_handle() -> (Handle, u64) {
 ///
 /// A shared default executor already running is shut down (its tasks
 /// finish first) and decided again on next use, with the new settings.
+/// Scopes that borrow it (`Flavor::Shared`) should end first: what they
+/// spawn afterwards is cancelled. Call `configure` at start-up.
 ///
 /// # Errors
 ///
@@ -243,7 +245,8 @@ fn wait_quietly(old: &SharedDefault) {
 /// and the cached [`Capabilities`] and [`last_decision`](crate::last_decision)
 /// are cleared. Listeners stay.
 ///
-/// Handles to the old default executor cancel what they spawn afterwards.
+/// Handles to the old default executor, and scopes that borrowed it
+/// (`Flavor::Shared`), cancel what they spawn afterwards.
 /// Tests that call `reset` run in parallel with the rest of their binary,
 /// so they should hold a lock that every test touching global state takes,
 /// or run in a child process.
