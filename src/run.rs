@@ -504,8 +504,9 @@ impl Teardown {
         };
         tasks.close();
         // Waits for nothing (the pool's tasks are this scope's), then joins
-        // the workers and the blocking lane.
-        drop(self.owned);
+        // the workers and the blocking lane; a worker might be waiting for a
+        // lock this thread holds.
+        gil::allow_threads(|| drop(self.owned));
         in_time
     }
 
