@@ -1,35 +1,295 @@
-//! The shared default executor and the top-level helpers that use it.
+//! Process-wide state: the configuration from [`configure`], the
+//! environment as read once, the cached [`Capabilities`], and the shared
+//! default executor behind the top-level helpers; [`reset`] clears it all.
+//!
+//! The hot path ([`spawn`], [`to_thread`]) does not lock: each thread caches
+//! the default [`Handle`] with the generation it was read at, and a global
+//! generation counter, bumped by `configure`/`reset`, tells it when to look
+//! again.
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use unirun_threads::ThreadPool;
 
+use crate::config::RuntimeConfig;
+use crate::error::Error;
+use crate::flavor::{Flavor, ThreadMode};
+use crate::gil::Gil;
+use crate::scheduler::{self, Capabilities, EnvSnapshot, Plan, Request};
+use crate::scope::{Backend, Scope};
 use crate::{Handle, JoinHandle};
 
-static DEFAULT: OnceLock<ThreadPool> = OnceLock::new();
+#[derive(Default)]
+struct State {
+    /// Set by `configure`; the code layer under every scope's own config.
+    config: RuntimeConfig,
+    env: Option<Arc<EnvSnapshot>>,
+    caps: Option<Capabilities>,
+    default: Option<SharedDefault>,
+}
 
-/// The shared default executor: a threads-backend pool sized from the CPU
-/// budget, started on first use and kept for the life of the process.
+/// The shared default executor.
+struct SharedDefault {
+    pool: ThreadPool,
+    /// In `Gil` mode, the scope that serializes the helpers' tasks.
+    scope: Option<Arc<Scope>>,
+    handle: Handle,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+/// Bumped whenever the default executor may have changed.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's copy of the default handle, and the generation it is from.
+    static CACHED: RefCell<Option<(u64, Handle)>> = const { RefCell::new(None) };
+}
+
+fn state() -> MutexGuard<'static, Option<State>> {
+    STATE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    f(state().get_or_insert_with(State::default))
+}
+
+impl State {
+    fn env(&mut self) -> Arc<EnvSnapshot> {
+        self.env
+            .get_or_insert_with(|| {
+                let (config, rejected) = RuntimeConfig::from_env_lenient();
+                // Once per read, i.e. once per process or reset.
+                for var in &rejected {
+                    eprintln!("unirun: ignoring invalid {var}; using the default");
+                }
+                Arc::new(EnvSnapshot { config, rejected })
+            })
+            .clone()
+    }
+
+    fn caps(&mut self) -> Capabilities {
+        self.caps.get_or_insert_with(Capabilities::detect).clone()
+    }
+}
+
+/// What a scope needs from the globals to decide.
+pub(crate) struct Snapshot {
+    pub(crate) config: RuntimeConfig,
+    pub(crate) env: Arc<EnvSnapshot>,
+    pub(crate) caps: Capabilities,
+}
+
+pub(crate) fn snapshot() -> Snapshot {
+    with_state(|s| Snapshot {
+        config: s.config.clone(),
+        env: s.env(),
+        caps: s.caps(),
+    })
+}
+
+/// The shared default executor: a thread pool named `unirun`, decided by
+/// the scheduler on first use from [`configure`]'s settings and the
+/// `UNIRUN_*` environment, and kept until [`reset`].
+///
+/// The environment is read leniently here: an invalid variable is ignored
+/// (the pool runs on defaults), printed once on stderr and recorded in the
+/// decision's [`env_rejected`](crate::DecisionTrace::env_rejected).
+/// `UNIRUN_THREAD_MODE=gil` serializes the helpers' tasks too.
 ///
 /// # Examples
 ///
 /// ```
 /// let handle = unirun::get_executor();
 /// assert!(handle.num_workers() >= 1);
+/// assert_eq!(handle.name(), "unirun");
 /// ```
 ///
 /// # Panics
 ///
 /// If the OS refuses to start even one worker thread.
 pub fn get_executor() -> Handle {
-    let pool = DEFAULT.get_or_init(|| {
-        ThreadPool::builder()
-            .name("unirun")
-            .build()
-            .unwrap_or_else(|err| panic!("unirun: could not start the default thread pool: {err}"))
+    let generation = GENERATION.load(Ordering::Acquire);
+    // `try_with`: during thread teardown the cache may be gone already.
+    let cached = CACHED
+        .try_with(|c| match &*c.borrow() {
+            Some((g, handle)) if *g == generation => Some(handle.clone()),
+            _ => None,
+        })
+        .ok()
+        .flatten();
+    if let Some(handle) = cached {
+        return handle;
+    }
+    let (handle, generation) = default_handle();
+    let _ = CACHED.try_with(|c| c.replace(Some((generation, handle.clone()))));
+    handle
+}
+
+/// The default handle, creating the default executor if needed; with the
+/// generation it belongs to.
+fn default_handle() -> (Handle, u64) {
+    let mut guard = state();
+    let s = guard.get_or_insert_with(State::default);
+    let generation = GENERATION.load(Ordering::Acquire);
+    if let Some(default) = &s.default {
+        return (default.handle.clone(), generation);
+    }
+    let request = Request {
+        requested: Flavor::Auto,
+        code: s.config.clone(),
+        name: None,
+        provided: false,
+        implicit: true,
+    };
+    let (env, caps) = (s.env(), s.caps());
+    let decision = scheduler::decide(request, &env, &caps, None);
+    let (workers, blocking_cap, mode, trace) = match decision {
+        Ok(d) => match d.plan {
+            Plan::Threads {
+                workers,
+                blocking_cap,
+                ..
+            } => (workers, blocking_cap, d.thread_mode, Some(d.trace)),
+            // Implicit requests always get a pool of their own.
+            _ => (caps.cpu_budget(), 64, d.thread_mode, Some(d.trace)),
+        },
+        // `configure` validated the config and env values are checked when
+        // read, so this is unreachable; still, never fail the helpers.
+        Err(err) => {
+            eprintln!("unirun: {err}; starting the default executor with defaults");
+            (caps.cpu_budget(), 64, ThreadMode::Nogil, None)
+        }
+    };
+    let pool = ThreadPool::builder()
+        .name(scheduler::DEFAULT_NAME)
+        .workers(workers)
+        .max_blocking_threads(blocking_cap)
+        .build()
+        .unwrap_or_else(|err| panic!("unirun: could not start the default thread pool: {err}"));
+    let backend = Backend::Threads(pool.handle());
+    let scope =
+        (mode == ThreadMode::Gil).then(|| Scope::new(backend.clone(), Some(Gil::new()), true));
+    let handle = Handle::new(backend, scope.clone());
+    s.default = Some(SharedDefault {
+        pool,
+        scope,
+        handle: handle.clone(),
     });
-    Handle::from_threads(pool.handle())
+    drop(guard);
+    if let Some(trace) = trace {
+        scheduler::publish(&trace, None);
+    }
+    (handle, generation)
+}
+
+/// Replaces the process-wide configuration that scopes and the shared
+/// default executor start from (scope settings made in code win over it;
+/// the environment fills what both leave unset; the kill switches
+/// `UNIRUN_FORCE_THREADS`, `UNIRUN_FORCE_PROCESS` and `UNIRUN_COMPAT_MODE`
+/// win over everything).
+///
+/// A shared default executor already running is shut down (its tasks
+/// finish first) and decided again on next use, with the new settings.
+/// Scopes that borrow it (`Flavor::Shared`) should end first: what they
+/// spawn afterwards is cancelled. Call `configure` at start-up.
+///
+/// # Errors
+///
+/// [`Error::InvalidSetting`] for impossible settings such as
+/// `max_workers(0)`; the configuration is then unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use unirun::RuntimeConfig;
+///
+/// unirun::configure(RuntimeConfig::default().max_workers(2))?;
+/// assert!(unirun::get_executor().num_workers() <= 2);
+/// let err = unirun::configure(RuntimeConfig::default().max_workers(0)).unwrap_err();
+/// assert!(err.to_string().contains("max_workers"));
+/// # unirun::reset();
+/// # Ok::<(), unirun::Error>(())
+/// ```
+pub fn configure(config: RuntimeConfig) -> Result<(), Error> {
+    config.validate()?;
+    let old = with_state(|s| {
+        s.config = config;
+        GENERATION.fetch_add(1, Ordering::AcqRel);
+        s.default.take()
+    });
+    if let Some(old) = old {
+        wait_quietly(&old);
+        old.pool.shutdown();
+    }
+    Ok(())
+}
+
+/// Waits for a retired default's scope (in `Gil` mode) to finish its tasks.
+fn wait_quietly(old: &SharedDefault) {
+    if let Some(scope) = &old.scope {
+        if !scope.is_current() {
+            unirun_core::block_on(scope.tasks.wait_empty());
+        }
+        scope.tasks.close();
+    }
+}
+
+/// Returns unirun to its state at process start, for tests: the shared
+/// default executor is shut down (tasks that have not finished are
+/// cancelled and their handles resolve to cancelled; blocking closures
+/// already running finish; its threads are joined), the configuration from
+/// [`configure`] is dropped, the environment is read again on next use,
+/// and the cached [`Capabilities`] and [`last_decision`](crate::last_decision)
+/// are cleared. Listeners stay.
+///
+/// Handles to the old default executor, and scopes that borrowed it
+/// (`Flavor::Shared`), cancel what they spawn afterwards.
+/// Tests that call `reset` run in parallel with the rest of their binary,
+/// so they should hold a lock that every test touching global state takes,
+/// or run in a child process.
+///
+/// # Examples
+///
+/// ```
+/// let before = unirun::get_executor();
+/// unirun::reset();
+/// assert!(unirun::last_decision().is_none());
+/// let after = unirun::get_executor(); // a new pool, decided again
+/// assert_eq!(after.spawn(async { 1 }).join().unwrap(), 1);
+/// assert!(before.spawn(async { 1 }).join().unwrap_err().is_cancelled());
+/// ```
+pub fn reset() {
+    let old = with_state(|s| {
+        let old = s.default.take();
+        *s = State::default();
+        GENERATION.fetch_add(1, Ordering::AcqRel);
+        old
+    });
+    scheduler::clear_last();
+    if let Some(old) = old {
+        if let Some(scope) = &old.scope {
+            scope.tasks.close();
+        }
+        old.pool.shutdown_now();
+    }
+    let _ = CACHED.try_with(|c| c.replace(None));
+}
+
+/// The capabilities the scheduler sizes pools from: CPU budget, backends
+/// compiled in, ambient runtime and suggested worker counts. Detected once
+/// and cached until [`reset`].
+///
+/// # Examples
+///
+/// ```
+/// let caps = unirun::capabilities();
+/// println!("{} CPUs, backends {:?}", caps.cpu_budget(), caps.backends());
+/// ```
+pub fn capabilities() -> Capabilities {
+    with_state(State::caps)
 }
 
 /// Spawns a future on the shared default executor.
@@ -64,4 +324,28 @@ where
     R: Send + 'static,
 {
     get_executor().spawn_blocking(f)
+}
+
+/// Runs a blocking closure on `executor`'s blocking lane, or on the shared
+/// default executor's with `None` (`loop.run_in_executor(executor, f)`).
+///
+/// # Examples
+///
+/// ```
+/// let run = unirun::Run::builder().name("io").build()?;
+/// let mine = unirun::run_in_executor(Some(&run.handle()), || std::thread::current().name().map(String::from));
+/// let shared = unirun::run_in_executor(None, || 2 + 2);
+/// assert!(mine.join().unwrap().unwrap().starts_with("io-blocking-"));
+/// assert_eq!(shared.join().unwrap(), 4);
+/// # Ok::<(), unirun::Error>(())
+/// ```
+pub fn run_in_executor<F, R>(executor: Option<&Handle>, f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match executor {
+        Some(handle) => handle.spawn_blocking(f),
+        None => to_thread(f),
+    }
 }

@@ -6,11 +6,19 @@ use std::sync::Arc;
 
 use unirun_core::{Executor, Schedule};
 
+use crate::flavor::Flavor;
+use crate::scope::{Backend, Scope, ScopeSchedule};
 use crate::JoinHandle;
 
 /// A cloneable reference to a running executor, usable from any thread and
 /// inside its tasks. Implements [`Executor`], so it can be passed to code
 /// that takes `&dyn Executor`.
+///
+/// A handle from [`Run::handle`](crate::Run::handle) belongs to that scope:
+/// what it spawns is one of the scope's tasks (the scope's shutdown waits for
+/// it, and in [`ThreadMode::Gil`](crate::ThreadMode::Gil) it is serialized
+/// with the rest of the scope). After the scope shut down, its handles
+/// cancel what they spawn.
 ///
 /// # Examples
 ///
@@ -26,69 +34,136 @@ use crate::JoinHandle;
 /// ```
 #[derive(Clone)]
 pub struct Handle {
-    repr: Repr,
-}
-
-#[derive(Clone)]
-enum Repr {
-    Threads(unirun_threads::Handle),
+    backend: Backend,
+    scope: Option<Arc<Scope>>,
 }
 
 impl Handle {
-    pub(crate) fn from_threads(handle: unirun_threads::Handle) -> Self {
-        Self {
-            repr: Repr::Threads(handle),
-        }
+    pub(crate) fn new(backend: Backend, scope: Option<Arc<Scope>>) -> Self {
+        Self { backend, scope }
+    }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Spawns a future on this executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = unirun::get_executor();
+    /// assert_eq!(handle.spawn(async { 2 + 2 }).join().unwrap(), 4);
+    /// ```
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match &self.repr {
-            Repr::Threads(handle) => handle.spawn(future),
+        match &self.scope {
+            Some(scope) => scope.spawn(future),
+            None => self.backend.spawn(future),
         }
     }
 
     /// Runs a blocking closure where blocking is allowed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = unirun::get_executor();
+    /// assert_eq!(handle.spawn_blocking(|| 6 * 7).join().unwrap(), 42);
+    /// ```
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        match &self.repr {
-            Repr::Threads(handle) => handle.spawn_blocking(f),
+        match &self.scope {
+            Some(scope) => scope.spawn_blocking(f),
+            None => self.backend.spawn_blocking(f),
         }
     }
 
     /// Number of async worker threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(unirun::get_executor().num_workers() >= 1);
+    /// ```
     pub fn num_workers(&self) -> usize {
-        match &self.repr {
-            Repr::Threads(handle) => handle.num_workers(),
-        }
+        self.backend.workers().cpu()
+    }
+
+    /// Most threads the blocking lane may grow to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(unirun::get_executor().max_blocking_threads() >= 1);
+    /// ```
+    pub fn max_blocking_threads(&self) -> usize {
+        self.backend.workers().blocking_cap()
+    }
+
+    /// The backend's thread name prefix: its threads are `{name}-{i}` and
+    /// `{name}-blocking-{i}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().name("ingest").build()?;
+    /// assert_eq!(run.handle().name(), "ingest");
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        self.backend.name()
+    }
+
+    /// The kind of backend the handle spawns on (`Threads` for unirun's
+    /// thread pools, the shared default included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun::get_executor().flavor(), unirun::Flavor::Threads);
+    /// ```
+    pub fn flavor(&self) -> Flavor {
+        self.backend.flavor()
     }
 }
 
 impl Executor for Handle {
     fn scheduler(&self) -> Arc<dyn Schedule> {
-        match &self.repr {
-            Repr::Threads(handle) => handle.scheduler(),
+        match &self.scope {
+            Some(scope) => Arc::new(ScopeSchedule {
+                inner: self.backend.scheduler(),
+                scope: scope.clone(),
+            }),
+            None => self.backend.scheduler(),
         }
     }
 
     fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        match &self.repr {
-            Repr::Threads(handle) => handle.blocking_scheduler(),
+        match &self.scope {
+            Some(scope) => Arc::new(ScopeSchedule {
+                inner: self.backend.blocking_scheduler(),
+                scope: scope.clone(),
+            }),
+            None => self.backend.blocking_scheduler(),
         }
     }
 }
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Threads(handle) => fmt::Debug::fmt(handle, f),
+        let mut d = f.debug_struct("Handle");
+        d.field("backend", &self.backend);
+        if let Some(scope) = &self.scope {
+            d.field("scope_tasks", &scope.tasks.len())
+                .field("serialized", &scope.gil.is_some());
         }
+        d.finish()
     }
 }

@@ -15,28 +15,54 @@
 //! - `unirun-threads`: named worker threads driving the scheduler, and an
 //!   elastic lane for blocking closures.
 //!
-//! The top-level helpers ([`spawn`], [`to_thread`], [`get_executor`]) use a
-//! shared default pool, started on first use and sized from the CPU budget.
+//! A [`Run`] is a scope of work: [`Run::builder`] asks the scheduler for a
+//! backend (from the flavor asked for, the [`RuntimeConfig`] set in code or
+//! with [`configure`], the `UNIRUN_*` environment and the machine's
+//! [`Capabilities`]) and records why in a [`DecisionTrace`]. The scope owns
+//! the tasks spawned through it: shutting it down (or dropping it) waits for
+//! them, the bounded forms cancel them, and a pool the scope started is
+//! joined. Scopes nested in a running scope reuse its pool.
+//! [`ThreadMode::Gil`] runs a scope serialized, one task at a time, with
+//! [`allow_threads`] to let others in around blocking calls.
+//!
+//! The top-level helpers ([`spawn`], [`to_thread`], [`run_in_executor`],
+//! [`get_executor`]) use a shared default pool, decided on first use and
+//! kept until [`reset`]; the spawn path takes no lock. Every decision goes
+//! to [`last_decision`] and the listeners of [`add_decision_listener`].
 //! Every task is one allocation; a panic in a task is caught and comes back
 //! as a [`JoinError`] with its message and location, and the worker thread
 //! keeps serving.
 //!
 //! # Features
 //!
-//! - `std` (default): the threads backend, the shared default executor,
-//!   [`spawn`], [`to_thread`], [`gather`], [`Handle`]. Without it the crate
+//! - `std` (default): the threads backend, [`Run`] scopes, [`RuntimeConfig`]
+//!   and the environment, the scheduler and its traces, the shared default
+//!   executor, [`spawn`], [`to_thread`], [`gather`], [`Handle`]. Without it the crate
 //!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
 //!   single-threaded [`TickExecutor`] an embedded main loop can drive.
 //!
 //! # Examples
 //!
 //! ```
+//! use unirun::{Flavor, Run, RuntimeConfig, ThreadMode};
+//!
 //! // CPU work as async tasks, blocking I/O on the blocking lane.
 //! let sum = unirun::spawn(async { (1..=10u64).sum::<u64>() });
 //! let cwd = unirun::to_thread(|| std::env::current_dir().is_ok());
 //! let (sum, cwd) = unirun::block_on(async { (sum.await, cwd.await) });
 //! assert_eq!(sum.unwrap(), 55);
 //! assert!(cwd.unwrap());
+//!
+//! // A scope of its own, serialized, with the scheduler's reasons.
+//! let run = Run::builder()
+//!     .flavor(Flavor::Threads)
+//!     .config(RuntimeConfig::default().io_bound(true).thread_mode(ThreadMode::Gil))
+//!     .name("ingest")
+//!     .build()?;
+//! assert_eq!(run.map(1..=3, |i| i * 10), [10, 20, 30]);
+//! println!("{}", run.trace()); // unirun: threads (requested threads) because explicit flavor threads; ...
+//! run.shutdown();
+//! # Ok::<(), unirun::Error>(())
 //! ```
 
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -51,9 +77,17 @@ mod error;
 mod flavor;
 mod gather;
 #[cfg(feature = "std")]
+mod gil;
+#[cfg(feature = "std")]
 mod global;
 #[cfg(feature = "std")]
 mod handle;
+#[cfg(feature = "std")]
+mod run;
+#[cfg(feature = "std")]
+mod scheduler;
+#[cfg(feature = "std")]
+mod scope;
 #[cfg(feature = "std")]
 pub mod trace;
 
@@ -69,8 +103,19 @@ pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
 pub use crate::gather::{gather, Gather};
 #[cfg(feature = "std")]
-pub use crate::global::{get_executor, spawn, to_thread};
+pub use crate::gil::allow_threads;
+#[cfg(feature = "std")]
+pub use crate::global::{
+    capabilities, configure, get_executor, reset, run_in_executor, spawn, to_thread,
+};
 #[cfg(feature = "std")]
 pub use crate::handle::Handle;
+#[cfg(feature = "std")]
+pub use crate::run::{Run, RunBuilder};
+#[cfg(feature = "std")]
+pub use crate::scheduler::{
+    add_decision_listener, last_decision, observe_decisions, remove_decision_listener,
+    Capabilities, ListenerId, ObserveDecisions,
+};
 #[cfg(feature = "std")]
 pub use crate::trace::DecisionTrace;

@@ -271,3 +271,34 @@ impl std::future::Future for Receiver {
         }
     }
 }
+
+#[test]
+fn spawn_in_a_task_set_lets_a_scope_wait_for_and_cancel_only_its_own_tasks() {
+    let pool = pool(2, "scoped");
+    let handle = pool.handle();
+    let mine = Arc::new(unirun::TaskSet::new());
+    let (_tx, rx) = futures_lite_channel();
+    // Someone else's task waits forever; ours finish or are cancelled.
+    let (_other_tx, other_rx) = futures_lite_channel();
+    let other = handle.spawn(other_rx);
+    let done = handle.spawn_in(&mine, async { 1 });
+    let blocking = handle.spawn_blocking_in(&mine, || 2);
+    assert_eq!(done.join().unwrap() + blocking.join().unwrap(), 3);
+    assert!(mine.is_empty());
+    let waiting = handle.spawn_in(&mine, rx);
+    assert_eq!(mine.len(), 1);
+    mine.close();
+    assert!(waiting.join().unwrap_err().is_cancelled());
+    assert!(mine.is_empty());
+    assert!(
+        !other.is_finished(),
+        "closing our set leaves other tasks alone"
+    );
+    // A closed set cancels new members before they start.
+    assert!(handle
+        .spawn_blocking_in(&mine, || 3)
+        .join()
+        .unwrap_err()
+        .is_cancelled());
+    other.abort();
+}

@@ -12,6 +12,9 @@ use core::task::{Context, Poll, Waker};
 ///   allocation per call).
 /// - On a unirun worker thread, the wait keeps running the pool's other tasks,
 ///   so blocking on work queued behind the caller cannot deadlock the pool.
+/// - With `std`, a [`WaitHook`](crate::WaitHook), if installed, is told
+///   when the wait starts and ends, so a lock the caller holds (a serialized
+///   scope's) can be released meanwhile.
 /// - Without `std`, the thread spins; [`block_on_with`] lets the caller
 ///   supply a real parker.
 ///
@@ -139,10 +142,13 @@ mod cached {
 
     fn run<F: Future>(mut future: Pin<&mut F>, parker: &Parker, waker: &Waker) -> F::Output {
         let mut cx = Context::from_waker(waker);
+        let mut waiting = crate::wait::Waiting::new();
         loop {
+            waiting.reacquire();
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                 return output;
             }
+            waiting.release();
             parker.park();
         }
     }

@@ -33,7 +33,9 @@
 //!
 //! - `std` (default): panic capture with location, the cached-parker
 //!   `block_on`, [`JoinHandle::join`], the thread-local worker context that
-//!   lets tasks spawned on a worker skip the injector, and [`park::pair`].
+//!   lets tasks spawned on a worker skip the injector, [`park::pair`], and
+//!   the [`WaitHook`] a layer above uses to release its own lock (a
+//!   serialized scope's) while unirun blocks.
 //!
 //! Without `std` the crate needs only `alloc` and atomics.
 //!
@@ -82,6 +84,7 @@ mod sync;
 mod task;
 mod task_set;
 mod tick;
+mod wait;
 mod worker;
 
 #[cfg(all(test, loom))]
@@ -97,4 +100,6 @@ pub use crate::park::{Park, Unpark};
 pub use crate::task::{spawn_blocking_with, spawn_with, Runnable};
 pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
+#[cfg(feature = "std")]
+pub use crate::wait::{set_wait_hook, WaitHook};
 pub use crate::worker::{on_worker_thread, Pool, Worker, MAX_LIFO_POLLS};

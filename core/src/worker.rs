@@ -297,14 +297,23 @@ impl Worker {
             unparker: self.shared.unparkers[self.index].clone(),
         });
         let waker = Waker::from(wake.clone());
+        // Only a blocked caller waits; `run` holds nothing to release.
+        let mut waiting = blocker.is_some().then(crate::wait::Waiting::new);
         loop {
             if let Some(future) = blocker.as_mut() {
                 if wake.notified.swap(false, Ordering::Acquire) {
+                    if let Some(waiting) = waiting.as_mut() {
+                        waiting.reacquire();
+                    }
                     if let Poll::Ready(output) =
                         future.as_mut().poll(&mut Context::from_waker(&waker))
                     {
                         return Some(output);
                     }
+                }
+                // Released while other tasks run and while parked.
+                if let Some(waiting) = waiting.as_mut() {
+                    waiting.release();
                 }
             }
             if self.shared.shutdown.load(Ordering::Acquire) {

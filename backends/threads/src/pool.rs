@@ -395,6 +395,78 @@ impl Handle {
         handle
     }
 
+    /// Spawns a future on the pool's workers as a member of `tasks` instead
+    /// of the pool's own set, so a scope that borrows this pool can wait for
+    /// or cancel just its own tasks (see [`TaskSet`]).
+    ///
+    /// The pool's shutdown does not wait for such tasks: whoever owns
+    /// `tasks` does, and closes it when done. When the pool stops first,
+    /// queued ones are cancelled at once and waiting ones when next woken
+    /// (or when `tasks` is closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::TaskSet;
+    ///
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let mine = Arc::new(TaskSet::new());
+    /// let task = pool.handle().spawn_in(&mine, std::future::pending::<()>());
+    /// mine.close(); // cancels this scope's tasks, nobody else's
+    /// assert!(task.join().unwrap_err().is_cancelled());
+    /// ```
+    pub fn spawn_in<F>(&self, tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.pool.spawn_in(tasks, future)
+    }
+
+    /// Runs a blocking closure on the pool's blocking lane as a member of
+    /// `tasks`; see [`spawn_in`](Self::spawn_in).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::TaskSet;
+    ///
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let mine = Arc::new(TaskSet::new());
+    /// let read = pool.handle().spawn_blocking_in(&mine, || 2 + 2);
+    /// assert_eq!(read.join().unwrap(), 4);
+    /// assert!(mine.is_empty());
+    /// ```
+    pub fn spawn_blocking_in<F, R>(&self, tasks: &Arc<TaskSet>, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let lane = self.inner.blocking.clone();
+        let (runnable, handle) =
+            spawn_blocking_with(f, Some(tasks), move |r, info| lane.schedule(r, info));
+        runnable.schedule();
+        handle
+    }
+
+    /// Whether the calling thread is one of this pool's worker or blocking
+    /// threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let handle = pool.handle();
+    /// assert!(!handle.is_pool_thread());
+    /// let inside = handle.clone();
+    /// assert!(pool.spawn(async move { inside.is_pool_thread() }).join().unwrap());
+    /// ```
+    pub fn is_pool_thread(&self) -> bool {
+        self.inner.pool.is_worker_thread() || self.inner.lane.is_lane_thread()
+    }
+
     /// The pool's thread name prefix.
     pub fn name(&self) -> &str {
         &self.inner.name

@@ -1,0 +1,214 @@
+//! `ThreadMode::Gil`: the scope-wide lock that serializes a scope's tasks,
+//! and [`allow_threads`], which releases it around a closure.
+//!
+//! Every poll of a serialized scope's task and every call of its blocking
+//! closures holds the scope's [`Gil`]. The lock is a fair ticket lock: a task
+//! that releases and immediately wants it back queues behind the others, so
+//! nobody starves. Each thread keeps a stack of the gils it holds:
+//!
+//! - entering a scope whose gil this thread already holds (a task calling
+//!   `run.block_on` on its own scope) does not lock again;
+//! - [`allow_threads`] and unirun's own blocking waits (through the core's
+//!   [`WaitHook`](unirun_core::WaitHook)) release everything the thread
+//!   holds and take it back, in the same order, before the code that held it
+//!   runs again. Waits nest LIFO on a thread, so what was released is kept on
+//!   a second stack, one frame per wait.
+
+use std::cell::RefCell;
+use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
+
+/// A fair (FIFO) lock with no data: `next` is the next ticket to hand out,
+/// `serving` the ticket that holds the lock.
+#[derive(Debug, Default)]
+pub(crate) struct Gil {
+    tickets: Mutex<Tickets>,
+    turn: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Tickets {
+    next: u64,
+    serving: u64,
+}
+
+impl Gil {
+    pub(crate) fn new() -> Arc<Self> {
+        install_wait_hook();
+        Arc::new(Self::default())
+    }
+
+    fn lock(&self) {
+        let mut t = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = t.next;
+        t.next += 1;
+        while t.serving != mine {
+            t = self.turn.wait(t).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn unlock(&self) {
+        let mut t = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
+        t.serving += 1;
+        drop(t);
+        // Every waiter checks whether its ticket came up.
+        self.turn.notify_all();
+    }
+}
+
+thread_local! {
+    /// The gils this thread holds, outermost first.
+    static HELD: RefCell<Vec<Arc<Gil>>> = const { RefCell::new(Vec::new()) };
+    /// What each enclosing wait or `allow_threads` released, innermost last.
+    static RELEASED: RefCell<Vec<Vec<Arc<Gil>>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Holds `gil` (unless this thread holds it already) until dropped.
+#[must_use]
+pub(crate) struct Hold {
+    gil: Option<Arc<Gil>>,
+}
+
+/// Takes `gil` for the current thread; reentrant per thread.
+pub(crate) fn hold(gil: &Arc<Gil>) -> Hold {
+    let held = HELD.with(|h| h.borrow().iter().any(|g| Arc::ptr_eq(g, gil)));
+    if held {
+        return Hold { gil: None };
+    }
+    gil.lock();
+    HELD.with(|h| h.borrow_mut().push(gil.clone()));
+    Hold {
+        gil: Some(gil.clone()),
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(gil) = self.gil.take() {
+            HELD.with(|h| {
+                let mut held = h.borrow_mut();
+                if let Some(i) = held.iter().rposition(|g| Arc::ptr_eq(g, &gil)) {
+                    held.remove(i);
+                }
+            });
+            gil.unlock();
+        }
+    }
+}
+
+/// Releases every gil this thread holds; returns 1 if there were any (a
+/// frame was pushed for [`reacquire`]), 0 if not.
+fn release() -> usize {
+    let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
+    if held.is_empty() {
+        return 0;
+    }
+    for gil in held.iter().rev() {
+        gil.unlock();
+    }
+    RELEASED.with(|r| r.borrow_mut().push(held));
+    1
+}
+
+/// Takes back what the matching [`release`] gave up, in the original order.
+fn reacquire(token: usize) {
+    if token == 0 {
+        return;
+    }
+    let Some(frame) = RELEASED.with(|r| r.borrow_mut().pop()) else {
+        return;
+    };
+    for gil in &frame {
+        gil.lock();
+    }
+    HELD.with(|h| {
+        let mut held = h.borrow_mut();
+        // Anything held now was taken inside the wait and is released by
+        // its own `Hold`; ours go underneath, as they were taken first.
+        let inner = std::mem::replace(&mut *held, frame);
+        held.extend(inner);
+    });
+}
+
+fn install_wait_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Refused only if someone else installed a hook first; then
+        // serialized scopes still work, but a task that blocks on a sibling
+        // needs `allow_threads` around the wait.
+        unirun_core::set_wait_hook(unirun_core::WaitHook { release, reacquire });
+    });
+}
+
+/// Runs `f` with the current serialized scope's lock released, so the
+/// scope's other tasks may run meanwhile; takes the lock back before
+/// returning. Outside a [`ThreadMode::Gil`](crate::ThreadMode::Gil) scope it
+/// just calls `f`.
+///
+/// The counterpart of releasing the GIL around blocking I/O in CPython.
+/// unirun's own blocking waits (`block_on`, `JoinHandle::join`, scope
+/// shutdown) do this by themselves; wrap other blocking calls (a socket
+/// read, `std::sync::mpsc::Receiver::recv`, a sleep) that may wait for a
+/// sibling task.
+///
+/// # Examples
+///
+/// ```
+/// use unirun::{Flavor, Run, RuntimeConfig, ThreadMode};
+///
+/// let run = Run::builder()
+///     .flavor(Flavor::Threads)
+///     .config(RuntimeConfig::default().thread_mode(ThreadMode::Gil))
+///     .build()?;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// // Without allow_threads the receiver would hold the scope's lock while
+/// // it waits, and the sender could never run.
+/// let receiver = run.spawn_blocking(move || unirun::allow_threads(|| rx.recv().unwrap()));
+/// let sender = run.spawn_blocking(move || tx.send("hello").unwrap());
+/// sender.join().unwrap();
+/// assert_eq!(receiver.join().unwrap(), "hello");
+/// # Ok::<(), unirun::Error>(())
+/// ```
+pub fn allow_threads<R>(f: impl FnOnce() -> R) -> R {
+    struct Reacquire(usize);
+    impl Drop for Reacquire {
+        fn drop(&mut self) {
+            reacquire(self.0);
+        }
+    }
+    let _reacquire = Reacquire(release());
+    f()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hold_is_reentrant_and_allow_threads_lets_others_in() {
+        let gil = Gil::new();
+        let outer = hold(&gil);
+        let inner = hold(&gil);
+        assert!(inner.gil.is_none());
+        let other = gil.clone();
+        let entered = allow_threads(|| {
+            std::thread::spawn(move || {
+                let _h = hold(&other);
+                true
+            })
+            .join()
+            .unwrap()
+        });
+        assert!(entered);
+        assert_eq!(HELD.with(|h| h.borrow().len()), 1);
+        drop(inner);
+        drop(outer);
+        assert_eq!(HELD.with(|h| h.borrow().len()), 0);
+    }
+
+    #[test]
+    fn release_with_nothing_held_is_a_no_op() {
+        assert_eq!(release(), 0);
+        reacquire(0);
+        assert_eq!(allow_threads(|| 5), 5);
+    }
+}

@@ -1,0 +1,602 @@
+//! [`Run`]: a scope that owns (or borrows) a backend, owns the tasks spawned
+//! through it, and tears down what it owns.
+
+mod builder;
+
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use unirun_core::TaskSet;
+use unirun_threads::ThreadPool;
+
+pub use self::builder::RunBuilder;
+use crate::error::Error;
+use crate::flavor::Flavor;
+use crate::gil;
+use crate::scope::{Scope, Scoped};
+use crate::trace::DecisionTrace;
+use crate::{Handle, JoinHandle};
+
+/// A scope of work: a backend chosen by the scheduler (with the reasons in
+/// its [`trace`](Self::trace)), the tasks spawned through it, and a
+/// lifecycle.
+///
+/// # Backends
+///
+/// [`Run::builder`] decides, first match wins: an executor passed with
+/// [`executor`](RunBuilder::executor) (`provided`); the force switches
+/// (`force_threads`, then `force_process`, which falls back to threads when
+/// the process backend is not compiled in); an explicit
+/// [`flavor`](RunBuilder::flavor); `auto = false` (the shared pool); the
+/// configured flavor; cpu-bound work in `Gil` mode (processes, falling back
+/// to threads); otherwise a thread pool of its own, sized from
+/// [`capabilities`](crate::capabilities).
+///
+/// A scope built inside another one (inside its `block_on` or one of its
+/// tasks) that resolves to threads and sets no `name` or `max_workers` of
+/// its own reuses the parent's pool instead of starting one (trace: "reused
+/// parent scope"). It still owns only its own tasks, and must end before
+/// its parent does.
+///
+/// # Tasks and lifecycle
+///
+/// Everything spawned through the scope (with [`spawn`](Self::spawn),
+/// [`spawn_blocking`](Self::spawn_blocking), [`map`](Self::map) or its
+/// [`handle`](Self::handle)) belongs to it:
+///
+/// - [`shutdown`](Self::shutdown), or dropping the scope, waits until all of
+///   it finished, then shuts down and joins the pool if the scope owns one:
+///   the thread count returns to what it was, no thread named after the
+///   scope survives it;
+/// - [`shutdown_now`](Self::shutdown_now) cancels what has not finished
+///   (blocking closures already running complete) and
+///   [`shutdown_timeout`](Self::shutdown_timeout) waits up to a limit first;
+///   cancelled tasks' handles resolve to `Err(cancelled)`;
+/// - [`shutdown_async`](Self::shutdown_async) waits without blocking;
+/// - dropped on an async worker thread, or inside one of its own tasks, a
+///   scope never blocks that thread: the wait moves to a helper thread named
+///   `{name}-shutdown`;
+/// - a borrowed backend (provided, shared, or a parent's) is never shut
+///   down; afterwards, the scope's handles cancel what they spawn.
+///
+/// In [`ThreadMode::Gil`](crate::ThreadMode::Gil) the scope's tasks never run
+/// at the same instant: each async poll, each blocking closure and each poll
+/// of [`block_on`](Self::block_on)'s future holds the scope's lock. Blocking
+/// waits of unirun's own (`block_on`, `JoinHandle::join`, `map`, shutdown)
+/// release it while they wait; [`allow_threads`](crate::allow_threads)
+/// releases it around other blocking calls.
+///
+/// `Run` is `Send`: a scope can move into a task or to another thread.
+///
+/// # Examples
+///
+/// ```
+/// use unirun::{Flavor, Run};
+///
+/// let run = Run::builder().flavor(Flavor::Threads).name("ingest").build()?;
+/// let sum = run.spawn(async { 1 + 1 });
+/// let file = run.spawn_blocking(|| std::fs::metadata(".").is_ok());
+/// assert_eq!(run.block_on(sum).unwrap(), 2);
+/// assert!(file.join().unwrap());
+/// assert_eq!(run.map(1..=4, |i| i * i), [1, 4, 9, 16]);
+/// println!("{}", run.trace());
+/// run.shutdown();
+/// # Ok::<(), unirun::Error>(())
+/// ```
+pub struct Run {
+    scope: Arc<Scope>,
+    handle: Handle,
+    /// The pool this scope started; `None` when it borrows one.
+    owned: Option<ThreadPool>,
+    trace: DecisionTrace,
+    /// How many closures `map` runs at once.
+    parallelism: usize,
+    /// The backend's name, for the shutdown helper thread.
+    name: String,
+    /// Set once a shutdown started; `Drop` then does nothing.
+    finished: bool,
+}
+
+/// How a shutdown treats tasks that have not finished.
+#[derive(Clone, Copy)]
+enum Stop {
+    Wait,
+    Now,
+    Until(Instant),
+}
+
+impl Run {
+    /// A builder with the default settings (`Flavor::Auto`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().name("jobs").build()?;
+    /// assert_eq!(run.handle().name(), "jobs");
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn builder() -> RunBuilder {
+        RunBuilder::default()
+    }
+
+    /// A scope on `flavor` with default settings: short for
+    /// `Run::builder().flavor(flavor).build()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunBuilder::build`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, Run};
+    ///
+    /// let run = Run::new(Flavor::Threads)?;
+    /// assert_eq!(run.trace().resolved(), Flavor::Threads);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn new(flavor: Flavor) -> Result<Run, Error> {
+        Run::builder().flavor(flavor).build()
+    }
+
+    /// Spawns a future as one of the scope's tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// let handle = run.spawn(async { "done" });
+    /// assert_eq!(handle.join().unwrap(), "done");
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.scope.spawn(future)
+    }
+
+    /// Runs a blocking closure on the scope's blocking lane, as one of its
+    /// tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// let handle = run.spawn_blocking(|| std::fs::read_dir(".").is_ok());
+    /// assert!(handle.join().unwrap());
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.scope.spawn_blocking(f)
+    }
+
+    /// Drives `future` to completion on the calling thread, inside the
+    /// scope: scopes built in it nest in this one, and in `Gil` mode its
+    /// polls hold the scope's lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// let a = run.spawn(async { 20 });
+    /// let b = run.spawn_blocking(|| 22);
+    /// let sum = run.block_on(async { a.await.unwrap() + b.await.unwrap() });
+    /// assert_eq!(sum, 42);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        unirun_core::block_on(Scoped::new(self.scope.clone(), future))
+    }
+
+    /// Runs `f` over `items` in parallel on the scope's blocking lane and
+    /// returns the results in input order.
+    ///
+    /// At most as many closures run at once as the scope has workers (as
+    /// its blocking lane has threads, for `io_bound` scopes). If `f` panics,
+    /// the other items still run to the end, then the first panic (in input
+    /// order) resumes on the caller.
+    ///
+    /// # Panics
+    ///
+    /// With `f`'s panic; or if the scope's backend was shut down under it
+    /// (its tasks cancelled), with a message saying so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// let lengths = run.map(["a", "bb", "ccc"], |s| s.len());
+    /// assert_eq!(lengths, [1, 2, 3]);
+    ///
+    /// let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    ///     run.map(0..4, |i| if i == 2 { panic!("item {i} failed") } else { i })
+    /// }));
+    /// assert!(caught.is_err());
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn map<I, T, R, F>(&self, items: I, f: F) -> Vec<R>
+    where
+        I: IntoIterator<Item = T>,
+        T: Send + 'static,
+        R: Send + 'static,
+        F: Fn(T) -> R + Send + Sync + 'static,
+    {
+        let items: Vec<(usize, T)> = items.into_iter().enumerate().collect();
+        let len = items.len();
+        if len == 0 {
+            return Vec::new();
+        }
+        type Outcome<R> = Vec<(usize, thread::Result<R>)>;
+        let queue = Arc::new(Mutex::new(items.into_iter()));
+        let f = Arc::new(f);
+        let runners: Vec<JoinHandle<Outcome<R>>> = (0..self.parallelism.min(len))
+            .map(|_| {
+                let (queue, f, scope) = (queue.clone(), f.clone(), self.scope.clone());
+                // The scope is entered per item, so in `Gil` mode the runners
+                // take turns instead of one holding the lock for the batch.
+                self.scope.spawn_blocking_entering_itself(move || {
+                    let mut out = Vec::new();
+                    loop {
+                        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                        let Some((i, item)) = next else { break };
+                        let _enter = scope.enter();
+                        out.push((i, panic::catch_unwind(AssertUnwindSafe(|| f(item)))));
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut results: Vec<Option<R>> = std::iter::repeat_with(|| None).take(len).collect();
+        let mut first_panic: Option<(usize, Box<dyn std::any::Any + Send>)> = None;
+        for runner in runners {
+            let outcome = runner.join().unwrap_or_else(|err| {
+                panic!("unirun: Run::map could not finish: {err}");
+            });
+            for (i, result) in outcome {
+                match result {
+                    Ok(value) => results[i] = Some(value),
+                    Err(payload) => {
+                        if first_panic.as_ref().is_none_or(|(j, _)| i < *j) {
+                            first_panic = Some((i, payload));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((_, payload)) = first_panic {
+            panic::resume_unwind(payload);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item ran: runners drain the queue"))
+            .collect()
+    }
+
+    /// A handle to the scope: `Clone + Send + Sync`, implements
+    /// [`Executor`](crate::Executor), and what it spawns belongs to the
+    /// scope.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::Executor;
+    ///
+    /// let run = unirun::Run::builder().build()?;
+    /// let handle = run.handle();
+    /// let ex: &dyn Executor = &handle;
+    /// let task = ex.spawn(async { 5 });
+    /// assert_eq!(task.join().unwrap(), 5);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Why the scope runs where it runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, Flavor, Run};
+    ///
+    /// let run = Run::new(Flavor::Threads)?;
+    /// let trace = run.trace();
+    /// assert_eq!(trace.requested(), Flavor::Threads);
+    /// assert!(trace.reasons().iter().any(|r| matches!(r, Reason::Explicit { .. } | Reason::ForcedThreads { .. })));
+    /// println!("{trace}");
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn trace(&self) -> &DecisionTrace {
+        &self.trace
+    }
+
+    /// Waits until every task of the scope has finished, then shuts down and
+    /// joins the scope's own pool (a borrowed backend keeps running). The
+    /// same as dropping the scope.
+    ///
+    /// Called inside one of the scope's own tasks it cannot wait for itself:
+    /// the wait moves to a helper thread and this returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let run = unirun::Run::builder().build()?;
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let flag = done.clone();
+    /// run.spawn_blocking(move || flag.store(true, Ordering::SeqCst)).detach();
+    /// run.shutdown();
+    /// assert!(done.load(Ordering::SeqCst));
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn shutdown(mut self) {
+        self.finish(Stop::Wait, false);
+    }
+
+    /// Cancels every task of the scope that has not finished (their handles
+    /// resolve to `Err(cancelled)`; blocking closures already running
+    /// complete, as threads cannot be interrupted), then shuts down and joins
+    /// the scope's own pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// let stuck = run.spawn(std::future::pending::<()>());
+    /// run.shutdown_now();
+    /// assert!(stuck.join().unwrap_err().is_cancelled());
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn shutdown_now(mut self) {
+        self.finish(Stop::Now, false);
+    }
+
+    /// Waits up to `timeout` for the scope's tasks, then cancels the rest as
+    /// [`shutdown_now`](Self::shutdown_now) does. Returns whether everything
+    /// finished in time (`false` also when called inside one of the scope's
+    /// own tasks, where the wait moves to a helper thread).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let run = unirun::Run::builder().build()?;
+    /// let stuck = run.spawn(std::future::pending::<()>());
+    /// assert!(!run.shutdown_timeout(Duration::from_millis(10)));
+    /// assert!(stuck.join().unwrap_err().is_cancelled());
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        self.finish(Stop::Until(Instant::now() + timeout), false)
+    }
+
+    /// The async form of [`shutdown`](Self::shutdown): waits for the scope's
+    /// tasks without blocking the thread, then shuts the scope's own pool
+    /// down on a helper thread and waits for that without blocking either.
+    ///
+    /// Awaited inside one of the scope's own tasks, it hands the wait to a
+    /// helper thread and completes at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// let task = run.spawn(async { 7 });
+    /// unirun::block_on(async move {
+    ///     assert_eq!(task.await.unwrap(), 7);
+    ///     run.shutdown_async().await;
+    /// });
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub async fn shutdown_async(mut self) {
+        let teardown = self.take_teardown();
+        if teardown.scope.is_current() {
+            teardown.off_thread(Stop::Wait, &self.name);
+            return;
+        }
+        teardown.scope.tasks.wait_empty().await;
+        teardown.scope.tasks.close();
+        if let Some(pool) = teardown.owned {
+            let done = Arc::new(Signal::default());
+            let signal = done.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("{}-shutdown", self.name))
+                .spawn(move || {
+                    drop(pool);
+                    signal.set();
+                });
+            // On failure the closure, and with it the pool, was dropped here.
+            if spawned.is_ok() {
+                SignalWait(&done).await;
+            }
+        }
+    }
+
+    fn take_teardown(&mut self) -> Teardown {
+        self.finished = true;
+        Teardown {
+            scope: self.scope.clone(),
+            owned: self.owned.take(),
+        }
+    }
+
+    /// Runs a shutdown here, or on a helper thread where waiting here would
+    /// block an async worker or wait for the caller itself.
+    fn finish(&mut self, stop: Stop, dropping: bool) -> bool {
+        let teardown = self.take_teardown();
+        let own_task = teardown.scope.is_current();
+        // With nothing left to wait for, a drop on a worker is quick: an
+        // owned pool moves its own teardown off the worker.
+        let would_block =
+            dropping && unirun_core::on_worker_thread() && !teardown.scope.tasks.is_empty();
+        if own_task || would_block {
+            teardown.off_thread(stop, &self.name);
+            return false;
+        }
+        teardown.run(stop)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(Stop::Wait, true);
+        }
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("backend", &self.handle)
+            .field("owned", &self.owned.is_some())
+            .field("tasks", &self.scope.tasks.len())
+            .field("trace", &self.trace.to_string())
+            .finish()
+    }
+}
+
+/// What a shutdown needs, detached from the `Run` so it can move to a
+/// helper thread.
+struct Teardown {
+    scope: Arc<Scope>,
+    owned: Option<ThreadPool>,
+}
+
+impl Teardown {
+    /// Waits as `stop` says, closes the scope (its handles cancel what they
+    /// spawn from now on) and shuts down the owned pool. Returns whether the
+    /// tasks finished without being cancelled.
+    fn run(self, stop: Stop) -> bool {
+        let tasks = &self.scope.tasks;
+        let in_time = match stop {
+            Stop::Wait => {
+                wait_empty(tasks, None);
+                true
+            }
+            Stop::Now => {
+                tasks.close();
+                wait_empty(tasks, None);
+                false
+            }
+            Stop::Until(deadline) => {
+                let in_time = wait_empty(tasks, Some(deadline));
+                if !in_time {
+                    tasks.close();
+                    wait_empty(tasks, None);
+                }
+                in_time
+            }
+        };
+        tasks.close();
+        // Waits for nothing (the pool's tasks are this scope's), then joins
+        // the workers and the blocking lane; a worker might be waiting for a
+        // lock this thread holds.
+        gil::allow_threads(|| drop(self.owned));
+        in_time
+    }
+
+    fn off_thread(self, stop: Stop, name: &str) {
+        let scope = self.scope.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("{name}-shutdown"))
+            .spawn(move || self.run(stop));
+        if let Err(err) = spawned {
+            // Without a thread to wait on, cancel rather than hang; the
+            // closure (and the pool in it) was dropped by the failed spawn.
+            eprintln!("unirun: could not start a thread to shut the scope down ({err}); cancelling its tasks");
+            scope.tasks.close();
+        }
+    }
+}
+
+/// Waits until `tasks` is empty (or `deadline` passes), with the calling
+/// thread's serialized-scope locks released; returns whether it emptied.
+/// Without a deadline, a worker thread keeps running its pool's tasks.
+fn wait_empty(tasks: &TaskSet, deadline: Option<Instant>) -> bool {
+    let Some(deadline) = deadline else {
+        unirun_core::block_on(tasks.wait_empty());
+        return true;
+    };
+    gil::allow_threads(|| {
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        loop {
+            if tasks.notify_when_empty(&waker) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            thread::park_timeout(deadline - now);
+        }
+    })
+}
+
+struct Unpark(thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A one-shot flag a future can wait on.
+#[derive(Default)]
+struct Signal {
+    state: Mutex<(bool, Option<Waker>)>,
+}
+
+impl Signal {
+    fn set(&self) {
+        let waker = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.0 = true;
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+struct SignalWait<'a>(&'a Signal);
+
+impl Future for SignalWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 {
+            Poll::Ready(())
+        } else {
+            state.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+// `Run` and its builder move between threads.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<Run>();
+    is_send::<RunBuilder>();
+};

@@ -1,0 +1,285 @@
+//! [`RunBuilder`]: the settings of a [`Run`] scope, and where the scheduler
+//! turns them into a backend.
+
+use std::fmt;
+use std::sync::Arc;
+
+use unirun_threads::ThreadPool;
+
+use super::Run;
+use crate::config::RuntimeConfig;
+use crate::error::Error;
+use crate::flavor::{Flavor, ThreadMode};
+use crate::gil::Gil;
+use crate::global;
+use crate::scheduler::{self, Parent, Plan, Request};
+use crate::scope::{self, Backend, Scope};
+use crate::trace::DecisionTrace;
+use crate::Handle;
+
+type Listener = Arc<dyn Fn(&DecisionTrace) + Send + Sync>;
+
+/// Settings for a [`Run`] scope; [`build`](Self::build) asks the scheduler
+/// for a backend.
+///
+/// Settings made here are "code": they win over [`configure`](crate::configure)'s
+/// process-wide settings, which win over the `UNIRUN_*` environment; the
+/// environment fills what neither sets, and its kill switches
+/// (`UNIRUN_FORCE_THREADS`, `UNIRUN_FORCE_PROCESS`, `UNIRUN_COMPAT_MODE`)
+/// apply always. Invalid environment values are ignored, printed once on
+/// stderr and recorded in the trace (the scope still builds).
+///
+/// # Examples
+///
+/// ```
+/// use unirun::{Flavor, Run, RuntimeConfig, ThreadMode};
+///
+/// let run = Run::builder()
+///     .flavor(Flavor::Threads)
+///     .config(RuntimeConfig::default().io_bound(true).thread_mode(ThreadMode::Gil))
+///     .name("ingest")
+///     .max_workers(4)
+///     .on_decision(|trace| eprintln!("{trace}"))
+///     .build()?;
+/// assert_eq!(run.trace().resolved(), Flavor::Threads);
+/// assert_eq!(run.trace().workers().unwrap().cpu().min(4), run.trace().workers().unwrap().cpu());
+/// # Ok::<(), unirun::Error>(())
+/// ```
+#[derive(Clone, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RunBuilder {
+    flavor: Flavor,
+    config: Option<RuntimeConfig>,
+    name: Option<String>,
+    max_workers: Option<usize>,
+    executor: Option<Handle>,
+    on_decision: Option<Listener>,
+}
+
+impl RunBuilder {
+    /// The execution model: `Auto` (the default) lets the scheduler decide;
+    /// any other flavor is used as asked, or `build` fails with
+    /// [`Error::BackendUnavailable`] naming the cargo feature to enable.
+    /// `Shared` borrows the shared default pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Error, Flavor, Run};
+    ///
+    /// let run = Run::builder().flavor(Flavor::Shared).build()?;
+    /// assert_eq!(run.trace().resolved(), Flavor::Shared);
+    /// if !Flavor::Smol.is_available() {
+    ///     let err = Run::builder().flavor(Flavor::Smol).build().unwrap_err();
+    ///     assert!(matches!(err, Error::BackendUnavailable { feature: "smol-backend", .. }));
+    /// }
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn flavor(mut self, flavor: Flavor) -> Self {
+        self.flavor = flavor;
+        self
+    }
+
+    /// Settings for this scope (hints, thread mode, worker cap, ...); see
+    /// [`RuntimeConfig`]. Replaces an earlier `config` call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Run, RuntimeConfig, ThreadMode};
+    ///
+    /// let run = Run::builder().config(RuntimeConfig::default().thread_mode(ThreadMode::Gil)).build()?;
+    /// assert_eq!(run.trace().thread_mode(), ThreadMode::Gil);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn config(mut self, config: RuntimeConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Names the scope: its threads are `{name}-{i}` and
+    /// `{name}-blocking-{i}`. Defaults to `unirun`. A named scope does not
+    /// reuse its parent scope's pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().name("ingest").build()?;
+    /// let thread = run.spawn_blocking(|| std::thread::current().name().map(String::from));
+    /// assert!(thread.join().unwrap().unwrap().starts_with("ingest-blocking-"));
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Caps the pool sizes the scheduler picks (workers and blocking
+    /// threads); wins over the config's `max_workers`. `0` fails at
+    /// [`build`](Self::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// assert!(run.handle().num_workers() <= 2);
+    /// let err = unirun::Run::builder().max_workers(0).build().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid max_workers=0: expected an integer >= 1");
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn max_workers(mut self, max_workers: usize) -> Self {
+        self.max_workers = Some(max_workers);
+        self
+    }
+
+    /// Borrows an existing executor instead of starting one: the scope's
+    /// tasks run there, the scope waits for them at shutdown, and never shuts
+    /// the executor down. The trace says `provided`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, Run};
+    ///
+    /// let outer = Run::builder().name("outer").build()?;
+    /// let inner = Run::builder().executor(outer.handle()).build()?;
+    /// assert_eq!(inner.trace().reason(), &Reason::Provided);
+    /// inner.shutdown();
+    /// assert_eq!(outer.spawn(async { "still running" }).join().unwrap(), "still running");
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn executor(mut self, handle: Handle) -> Self {
+        self.executor = Some(handle);
+        self
+    }
+
+    /// Calls `listener` with this scope's [`DecisionTrace`] when it is built,
+    /// before the global listeners. A panic in it is caught.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(String::new()));
+    /// let sink = seen.clone();
+    /// let run = unirun::Run::builder()
+    ///     .on_decision(move |trace| *sink.lock().unwrap() = trace.to_string())
+    ///     .build()?;
+    /// assert!(seen.lock().unwrap().starts_with("unirun: "));
+    /// # drop(run);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn on_decision(
+        mut self,
+        listener: impl Fn(&DecisionTrace) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_decision = Some(Arc::new(listener));
+        self
+    }
+
+    /// Decides the backend (see [`Run`] for the order of the rules), starts
+    /// it if the scope owns one, tells the listeners, and returns the scope.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidSetting`] naming `max_workers` for `max_workers(0)`;
+    /// - [`Error::BackendUnavailable`] for a flavor (asked for here, in
+    ///   [`configure`](crate::configure) or in `UNIRUN_MODE`) whose cargo
+    ///   feature is off;
+    /// - [`Error::Io`] when the OS refuses to start a worker thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// assert_eq!(run.block_on(async { 1 + 1 }), 2);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn build(self) -> Result<Run, Error> {
+        let snapshot = global::snapshot();
+        let mut code = self.config.unwrap_or_default();
+        if let Some(n) = self.max_workers {
+            code = code.max_workers(n);
+        }
+        let code = code.merged_over(&snapshot.config);
+        let parent = match self.executor {
+            Some(_) => None,
+            None => scope::current().filter(|s| s.reusable),
+        };
+        let parent_info = parent.as_ref().map(|p| Parent {
+            workers: p.backend.workers(),
+            name: p.backend.name().to_string(),
+        });
+        let request = Request {
+            requested: self.flavor,
+            code,
+            name: self.name,
+            provided: self.executor.is_some(),
+            implicit: false,
+        };
+        let decision =
+            scheduler::decide(request, &snapshot.env, &snapshot.caps, parent_info.as_ref())?;
+        let mut trace = decision.trace;
+        let (backend, owned) = match (decision.plan, self.executor, parent) {
+            (Plan::Provided, Some(handle), _) => (handle.backend().clone(), None),
+            (Plan::Reuse, _, Some(parent)) => (parent.backend.clone(), None),
+            (
+                Plan::Threads {
+                    workers,
+                    blocking_cap,
+                    name,
+                },
+                _,
+                _,
+            ) => {
+                let pool = ThreadPool::builder()
+                    .workers(workers)
+                    .max_blocking_threads(blocking_cap)
+                    .name(name)
+                    .build()?;
+                (Backend::Threads(pool.handle()), Some(pool))
+            }
+            // `Shared`, and the unreachable mismatches (a plan without what
+            // it borrows) resolve to the shared pool rather than fail.
+            _ => {
+                let backend = global::get_executor().backend().clone();
+                trace = trace.with_workers(backend.workers());
+                (backend, None)
+            }
+        };
+        let gil = (decision.thread_mode == ThreadMode::Gil).then(Gil::new);
+        let io_bound = decision.config.get_io_bound() == Some(true);
+        let workers = backend.workers();
+        let parallelism = if io_bound {
+            workers.blocking_cap()
+        } else {
+            workers.cpu()
+        };
+        let name = backend.name().to_string();
+        let scope = Scope::new(backend, gil, true);
+        scheduler::publish(&trace, self.on_decision.as_ref());
+        Ok(Run {
+            handle: Handle::new(scope.backend.clone(), Some(scope.clone())),
+            scope,
+            owned,
+            trace,
+            parallelism: parallelism.max(1),
+            name,
+            finished: false,
+        })
+    }
+}
+
+impl fmt::Debug for RunBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunBuilder")
+            .field("flavor", &self.flavor)
+            .field("config", &self.config)
+            .field("name", &self.name)
+            .field("max_workers", &self.max_workers)
+            .field("executor", &self.executor)
+            .field("on_decision", &self.on_decision.is_some())
+            .finish()
+    }
+}

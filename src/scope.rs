@@ -1,0 +1,266 @@
+//! What a [`Run`](crate::Run) scope shares with its handles and tasks: the
+//! backend it runs on, the set of its live tasks, its gil in `Gil` mode, and
+//! the thread-local "current scope" that nested scopes look at.
+//!
+//! Every task a scope spawns (through `Run` or its `Handle`) is wrapped in
+//! [`Scoped`]: each poll, or the one call of a blocking closure, makes the
+//! scope current on its thread and, in `Gil` mode, holds the scope's gil.
+//! The current scope is what lets `Run::builder().build()` inside a task or
+//! inside `run.block_on` find its parent and reuse the parent's backend.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use unirun_core::{Executor, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet};
+
+use crate::flavor::Flavor;
+use crate::gil::{self, Gil};
+use crate::trace::Workers;
+
+/// A backend a scope can run on. One variant per compiled-in backend.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Threads(unirun_threads::Handle),
+}
+
+impl Backend {
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self {
+            Backend::Threads(h) => h.spawn(future),
+        }
+    }
+
+    pub(crate) fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match self {
+            Backend::Threads(h) => h.spawn_blocking(f),
+        }
+    }
+
+    fn spawn_in<F>(&self, tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self {
+            Backend::Threads(h) => h.spawn_in(tasks, future),
+        }
+    }
+
+    fn spawn_blocking_in<F, R>(&self, tasks: &Arc<TaskSet>, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match self {
+            Backend::Threads(h) => h.spawn_blocking_in(tasks, f),
+        }
+    }
+
+    /// The flavor of backend this is (`Threads` for the shared pool too).
+    pub(crate) fn flavor(&self) -> Flavor {
+        match self {
+            Backend::Threads(_) => Flavor::Threads,
+        }
+    }
+
+    pub(crate) fn workers(&self) -> Workers {
+        match self {
+            Backend::Threads(h) => Workers::new(h.num_workers(), h.max_blocking_threads()),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Backend::Threads(h) => h.name(),
+        }
+    }
+
+    pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
+        match self {
+            Backend::Threads(h) => h.scheduler(),
+        }
+    }
+
+    pub(crate) fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+        match self {
+            Backend::Threads(h) => h.blocking_scheduler(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Threads(h) => std::fmt::Debug::fmt(h, f),
+        }
+    }
+}
+
+/// A scope: its backend (owned by the `Run`, or borrowed), its live tasks
+/// and, in `Gil` mode, its lock.
+pub(crate) struct Scope {
+    pub(crate) backend: Backend,
+    pub(crate) tasks: Arc<TaskSet>,
+    pub(crate) gil: Option<Arc<Gil>>,
+    /// Whether a nested scope may reuse this scope's backend.
+    pub(crate) reusable: bool,
+}
+
+impl Scope {
+    pub(crate) fn new(backend: Backend, gil: Option<Arc<Gil>>, reusable: bool) -> Arc<Self> {
+        Arc::new(Scope {
+            backend,
+            tasks: Arc::new(TaskSet::new()),
+            gil,
+            reusable,
+        })
+    }
+
+    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let future = Scoped::new(self.clone(), future);
+        self.backend.spawn_in(&self.tasks, future)
+    }
+
+    pub(crate) fn spawn_blocking<F, R>(self: &Arc<Self>, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let scope = self.clone();
+        self.backend.spawn_blocking_in(&self.tasks, move || {
+            let _enter = scope.enter();
+            f()
+        })
+    }
+
+    /// Like [`spawn_blocking`](Self::spawn_blocking), but `f` enters the
+    /// scope itself, e.g. once per item so a serialized scope interleaves.
+    pub(crate) fn spawn_blocking_entering_itself<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.backend.spawn_blocking_in(&self.tasks, f)
+    }
+
+    /// Makes this scope current on this thread (and holds its gil) until
+    /// the guard drops.
+    pub(crate) fn enter(self: &Arc<Self>) -> Enter {
+        let hold = self.gil.as_ref().map(gil::hold);
+        let previous = CURRENT.with(|c| c.replace(Some(self.clone())));
+        Enter {
+            previous,
+            _hold: hold,
+        }
+    }
+
+    /// Whether the calling thread is running one of this scope's tasks (or
+    /// its `block_on`).
+    pub(crate) fn is_current(self: &Arc<Self>) -> bool {
+        CURRENT.with(|c| c.borrow().as_ref().is_some_and(|s| Arc::ptr_eq(s, self)))
+    }
+}
+
+thread_local! {
+    /// The scope whose task (or `block_on`) this thread is running.
+    static CURRENT: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
+}
+
+/// The scope whose task or `block_on` the calling thread is running, if any.
+pub(crate) fn current() -> Option<Arc<Scope>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Restores the previous current scope, then releases the gil.
+pub(crate) struct Enter {
+    previous: Option<Arc<Scope>>,
+    // Declared last: dropped after `drop` below restored the current scope.
+    _hold: Option<gil::Hold>,
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // Dropped after the borrow ends: the last reference to a scope may
+        // run task destructors that look at the current scope.
+        let _ours = CURRENT.with(|c| c.replace(previous));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future that runs each poll inside its scope (see [`Scope::enter`]).
+    pub(crate) struct Scoped<F> {
+        scope: Arc<Scope>,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> Scoped<F> {
+    pub(crate) fn new(scope: Arc<Scope>, inner: F) -> Self {
+        Scoped { scope, inner }
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _enter = this.scope.enter();
+        this.inner.poll(cx)
+    }
+}
+
+/// The schedule hook behind a scoped [`Handle`](crate::Handle)'s
+/// [`Executor`] impl: tasks join the scope's set and, in `Gil` mode, every
+/// run of one holds the scope's gil.
+///
+/// Tasks spawned through `dyn Executor` are allocated by the core before the
+/// scope sees them, so they cannot be wrapped in [`Scoped`]; in `Gil` mode
+/// each wake-up is wrapped instead (one small task per wake-up, the price of
+/// serializing code that was written against the trait).
+pub(crate) struct ScopeSchedule {
+    pub(crate) inner: Arc<dyn Schedule>,
+    pub(crate) scope: Arc<Scope>,
+}
+
+impl Schedule for ScopeSchedule {
+    fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
+        if self.scope.gil.is_none() {
+            self.inner.schedule(runnable, info);
+            return;
+        }
+        let scope = self.scope.clone();
+        let inner = self.inner.clone();
+        let (wrapper, handle) = unirun_core::spawn_with(
+            async move {
+                let _enter = scope.enter();
+                runnable.run();
+            },
+            None,
+            move |r, info| inner.schedule(r, info),
+        );
+        handle.detach();
+        wrapper.schedule();
+    }
+
+    fn task_set(&self) -> Option<&Arc<TaskSet>> {
+        Some(&self.scope.tasks)
+    }
+}
