@@ -118,9 +118,11 @@ impl Flavor {
         match self {
             Flavor::Auto | Flavor::Threads | Flavor::Shared => cfg!(feature = "std"),
             // The backend crates land with issues 4 and 5; until then their
-            // features do not exist, so these are never compiled in. This is
-            // the one place to switch to `cfg!(feature = "...")`.
-            Flavor::Processes | Flavor::Smol | Flavor::Tokio => false,
+            // feature does not exist yet. This is the one place to switch to
+            // `cfg!(feature = "...")`.
+            Flavor::Processes => false,
+            Flavor::Smol => cfg!(feature = "smol-backend"),
+            Flavor::Tokio => cfg!(feature = "tokio-backend"),
         }
     }
 

@@ -143,6 +143,7 @@ fn default_handle() -> (Handle, u64) {
         name: None,
         provided: false,
         implicit: true,
+        ambient_tokio: false,
     };
     let (env, caps) = (s.env(), s.caps());
     let decision = scheduler::decide(request, &env, &caps, None);

@@ -40,6 +40,12 @@
 //!   executor, [`spawn`], [`to_thread`], [`gather`], [`Handle`]. Without it the crate
 //!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
 //!   single-threaded [`TickExecutor`] an embedded main loop can drive.
+//! - `tokio-backend`: [`Flavor::Tokio`] (the ambient tokio runtime, borrowed,
+//!   or one the scope owns; `Flavor::Auto` inside a tokio runtime resolves
+//!   to it) and `compat::tokio`.
+//! - `smol-backend`: [`Flavor::Smol`] (an async-executor driven by threads
+//!   named after the scope) and `compat::smol`.
+//! - `full`: every backend above.
 //!
 //! # Examples
 //!

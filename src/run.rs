@@ -12,13 +12,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use unirun_core::TaskSet;
-use unirun_threads::ThreadPool;
 
 pub use self::builder::RunBuilder;
 use crate::error::Error;
 use crate::flavor::Flavor;
 use crate::gil;
-use crate::scope::{Scope, Scoped};
+use crate::scope::{self, Owned, Scope, Scoped};
 use crate::trace::DecisionTrace;
 use crate::{Handle, JoinHandle};
 
@@ -92,7 +91,7 @@ pub struct Run {
     scope: Arc<Scope>,
     handle: Handle,
     /// The pool this scope started; `None` when it borrows one.
-    owned: Option<ThreadPool>,
+    owned: Option<Owned>,
     trace: DecisionTrace,
     /// How many closures `map` runs at once.
     parallelism: usize,
@@ -416,7 +415,7 @@ impl Run {
             let spawned = thread::Builder::new()
                 .name(format!("{}-shutdown", self.name))
                 .spawn(move || {
-                    drop(pool);
+                    pool.shutdown();
                     signal.set();
                 });
             // On failure the closure, and with it the pool, was dropped here.
@@ -441,8 +440,7 @@ impl Run {
         let own_task = teardown.scope.is_current();
         // With nothing left to wait for, a drop on a worker is quick: an
         // owned pool moves its own teardown off the worker.
-        let would_block =
-            dropping && unirun_core::on_worker_thread() && !teardown.scope.tasks.is_empty();
+        let would_block = dropping && scope::on_async_thread() && !teardown.scope.tasks.is_empty();
         if own_task || would_block {
             teardown.off_thread(stop, &self.name);
             return false;
@@ -474,7 +472,7 @@ impl std::fmt::Debug for Run {
 /// helper thread.
 struct Teardown {
     scope: Arc<Scope>,
-    owned: Option<ThreadPool>,
+    owned: Option<Owned>,
 }
 
 impl Teardown {
@@ -506,7 +504,7 @@ impl Teardown {
         // Waits for nothing (the pool's tasks are this scope's), then joins
         // the workers and the blocking lane; a worker might be waiting for a
         // lock this thread holds.
-        gil::allow_threads(|| drop(self.owned));
+        gil::allow_threads(|| self.owned.map(Owned::shutdown));
         in_time
     }
 

@@ -85,7 +85,7 @@ impl Capabilities {
         Capabilities {
             cpu_budget,
             backends,
-            // Detected by the tokio backend once it is compiled in.
+            // Per thread: see `ambient_runtime()`.
             ambient_runtime: None,
             suggested_cpu_workers: cpu_budget,
             suggested_io_workers: (cpu_budget * IO_BLOCKING_PER_CPU).max(MIN_IO_BLOCKING),
@@ -119,16 +119,22 @@ impl Capabilities {
         &self.backends
     }
 
-    /// The runtime the calling code runs inside, when unirun can borrow it
-    /// (a tokio runtime, with `tokio-backend`). `None` in this build.
+    /// The runtime the calling thread runs inside, when unirun can borrow
+    /// it: a tokio runtime, with `tokio-backend`. Checked on each call, since
+    /// it depends on the calling thread.
     ///
     /// # Examples
     ///
     /// ```
+    /// // Outside any runtime:
     /// assert_eq!(unirun::capabilities().ambient_runtime(), None);
     /// ```
     pub fn ambient_runtime(&self) -> Option<Flavor> {
-        self.ambient_runtime
+        self.ambient_runtime.or_else(|| {
+            crate::scope::ambient_tokio()
+                .is_some()
+                .then_some(Flavor::Tokio)
+        })
     }
 
     /// Worker threads for CPU-bound work: the CPU budget.
@@ -189,6 +195,8 @@ pub(crate) struct Request {
     pub(crate) provided: bool,
     /// The shared default: never fails, falls back instead.
     pub(crate) implicit: bool,
+    /// The caller runs inside a tokio runtime unirun can borrow.
+    pub(crate) ambient_tokio: bool,
 }
 
 /// The running scope a new one is nested in, as the scheduler sees it.
@@ -212,6 +220,16 @@ pub(crate) enum Plan {
         blocking_cap: usize,
         name: String,
     },
+    /// The tokio runtime the caller runs in.
+    AmbientTokio,
+    /// A new multi-thread tokio runtime of this size.
+    Tokio {
+        workers: usize,
+        blocking_cap: usize,
+        name: String,
+    },
+    /// A new async-executor driven by this many threads.
+    Smol { workers: usize, name: String },
 }
 
 pub(crate) struct Decision {
@@ -289,9 +307,12 @@ pub(crate) fn decide(
             from_env: from_env(MODE.name),
         });
         available(flavor, &mut fallbacks)?
+    } else if req.ambient_tokio && !req.implicit && Flavor::Tokio.is_available() {
+        reasons.push(Reason::AmbientTokio);
+        Flavor::Tokio
     } else if config.get_cpu_bound() == Some(true) && thread_mode == ThreadMode::Gil {
         // Serialized CPU work would use one core; processes sidestep the
-        // lock. Step 6 (ambient tokio) needs the tokio backend.
+        // lock.
         reasons.push(Reason::CpuBoundGil);
         match Flavor::Processes.ensure_available() {
             Ok(flavor) => flavor,
@@ -317,6 +338,23 @@ pub(crate) fn decide(
     };
     let own_workers = Workers::new(cap(caps.suggested_cpu_workers()), cap(blocking));
 
+    // The shared default is one pool for every thread: it runs on threads.
+    let resolved = match resolved {
+        Flavor::Tokio | Flavor::Smol if req.implicit => {
+            fallbacks.push(Fallback::new(
+                resolved,
+                Flavor::Threads,
+                "the shared default executor is a thread pool".to_string(),
+            ));
+            Flavor::Threads
+        }
+        other => other,
+    };
+    let ambient = resolved == Flavor::Tokio && req.ambient_tokio;
+    if ambient && !reasons.contains(&Reason::AmbientTokio) {
+        reasons.push(Reason::AmbientTokio);
+    }
+
     let (plan, workers, name) = if req.provided {
         (Plan::Provided, None, req.name)
     } else if resolved == Flavor::Shared && !req.implicit {
@@ -326,12 +364,26 @@ pub(crate) fn decide(
     {
         reasons.push(Reason::ReusedParent);
         (Plan::Reuse, Some(parent.workers), Some(parent.name.clone()))
+    } else if ambient {
+        (Plan::AmbientTokio, None, req.name)
     } else {
         let name = req.name.unwrap_or_else(|| DEFAULT_NAME.to_string());
-        let plan = Plan::Threads {
-            workers: own_workers.cpu(),
-            blocking_cap: own_workers.blocking_cap(),
-            name: name.clone(),
+        let (workers, blocking_cap) = (own_workers.cpu(), own_workers.blocking_cap());
+        let plan = match resolved {
+            Flavor::Tokio => Plan::Tokio {
+                workers,
+                blocking_cap,
+                name: name.clone(),
+            },
+            Flavor::Smol => Plan::Smol {
+                workers,
+                name: name.clone(),
+            },
+            _ => Plan::Threads {
+                workers,
+                blocking_cap,
+                name: name.clone(),
+            },
         };
         (plan, Some(own_workers), Some(name))
     };
@@ -515,6 +567,7 @@ mod tests {
             name: None,
             provided: false,
             implicit: false,
+            ambient_tokio: false,
         }
     }
 

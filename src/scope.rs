@@ -24,6 +24,52 @@ use crate::trace::Workers;
 #[derive(Clone)]
 pub(crate) enum Backend {
     Threads(unirun_threads::Handle),
+    #[cfg(feature = "tokio-backend")]
+    Tokio(unirun_tokio::Handle),
+    #[cfg(feature = "smol-backend")]
+    Smol(unirun_smol::Handle),
+}
+
+/// What a scope owns and tears down: the backend it started.
+pub(crate) enum Owned {
+    Threads(unirun_threads::ThreadPool),
+    #[cfg(feature = "tokio-backend")]
+    Tokio(unirun_tokio::TokioRuntime),
+    #[cfg(feature = "smol-backend")]
+    Smol(unirun_smol::SmolPool),
+}
+
+impl Owned {
+    /// Shuts the backend down and joins its threads (a tokio runtime
+    /// dropped where blocking is not allowed moves its shutdown to a
+    /// thread of its own instead).
+    pub(crate) fn shutdown(self) {
+        match self {
+            Owned::Threads(pool) => pool.shutdown(),
+            #[cfg(feature = "tokio-backend")]
+            Owned::Tokio(runtime) => drop(runtime),
+            #[cfg(feature = "smol-backend")]
+            Owned::Smol(pool) => pool.shutdown(),
+        }
+    }
+}
+
+/// Whether the calling thread runs async code that must not block: a
+/// unirun worker, or a thread inside a tokio runtime.
+pub(crate) fn on_async_thread() -> bool {
+    unirun_core::on_worker_thread() || ambient_tokio().is_some()
+}
+
+/// The tokio runtime the calling thread runs in, when unirun can borrow it.
+#[cfg(feature = "tokio-backend")]
+pub(crate) fn ambient_tokio() -> Option<unirun_tokio::Handle> {
+    unirun_tokio::Handle::current()
+}
+
+/// The tokio runtime the calling thread runs in: never, without `tokio-backend`.
+#[cfg(not(feature = "tokio-backend"))]
+pub(crate) fn ambient_tokio() -> Option<std::convert::Infallible> {
+    None
 }
 
 impl Backend {
@@ -34,6 +80,10 @@ impl Backend {
     {
         match self {
             Backend::Threads(h) => h.spawn(future),
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => h.spawn(future),
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(h) => h.spawn(future),
         }
     }
 
@@ -44,6 +94,10 @@ impl Backend {
     {
         match self {
             Backend::Threads(h) => h.spawn_blocking(f),
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => h.spawn_blocking(f),
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(h) => h.spawn_blocking(f),
         }
     }
 
@@ -54,6 +108,10 @@ impl Backend {
     {
         match self {
             Backend::Threads(h) => h.spawn_in(tasks, future),
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => h.spawn_in(tasks, future),
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(h) => h.spawn_in(tasks, future),
         }
     }
 
@@ -64,6 +122,10 @@ impl Backend {
     {
         match self {
             Backend::Threads(h) => h.spawn_blocking_in(tasks, f),
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => h.spawn_blocking_in(tasks, f),
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(h) => h.spawn_blocking_in(tasks, f),
         }
     }
 
@@ -71,30 +133,50 @@ impl Backend {
     pub(crate) fn flavor(&self) -> Flavor {
         match self {
             Backend::Threads(_) => Flavor::Threads,
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(_) => Flavor::Tokio,
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(_) => Flavor::Smol,
         }
     }
 
     pub(crate) fn workers(&self) -> Workers {
         match self {
             Backend::Threads(h) => Workers::new(h.num_workers(), h.max_blocking_threads()),
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => Workers::new(h.num_workers(), h.max_blocking_threads()),
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(h) => Workers::new(h.num_workers(), h.max_blocking_threads()),
         }
     }
 
     pub(crate) fn name(&self) -> &str {
         match self {
             Backend::Threads(h) => h.name(),
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => h.name(),
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(h) => h.name(),
         }
     }
 
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
         match self {
             Backend::Threads(h) => h.scheduler(),
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => h.scheduler(),
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(h) => h.scheduler(),
         }
     }
 
     pub(crate) fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
         match self {
             Backend::Threads(h) => h.blocking_scheduler(),
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => h.blocking_scheduler(),
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(h) => h.blocking_scheduler(),
         }
     }
 }
@@ -103,6 +185,10 @@ impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Backend::Threads(h) => std::fmt::Debug::fmt(h, f),
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => std::fmt::Debug::fmt(h, f),
+            #[cfg(feature = "smol-backend")]
+            Backend::Smol(h) => std::fmt::Debug::fmt(h, f),
         }
     }
 }

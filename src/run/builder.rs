@@ -13,7 +13,7 @@ use crate::flavor::{Flavor, ThreadMode};
 use crate::gil::Gil;
 use crate::global;
 use crate::scheduler::{self, Parent, Plan, Request};
-use crate::scope::{self, Backend, Scope};
+use crate::scope::{self, Backend, Owned, Scope};
 use crate::trace::DecisionTrace;
 use crate::Handle;
 
@@ -217,6 +217,7 @@ impl RunBuilder {
             name: self.name,
             provided: self.executor.is_some(),
             implicit: false,
+            ambient_tokio: scope::ambient_tokio().is_some(),
         };
         let decision =
             scheduler::decide(request, &snapshot.env, &snapshot.caps, parent_info.as_ref())?;
@@ -238,7 +239,46 @@ impl RunBuilder {
                     .max_blocking_threads(blocking_cap)
                     .name(name)
                     .build()?;
-                (Backend::Threads(pool.handle()), Some(pool))
+                (Backend::Threads(pool.handle()), Some(Owned::Threads(pool)))
+            }
+            #[cfg(feature = "tokio-backend")]
+            (Plan::AmbientTokio, _, _) => match scope::ambient_tokio() {
+                Some(handle) => {
+                    trace = trace.with_workers(crate::trace::Workers::new(
+                        handle.num_workers(),
+                        handle.max_blocking_threads(),
+                    ));
+                    (Backend::Tokio(handle), None)
+                }
+                None => unreachable!("the scheduler saw an ambient runtime on this thread"),
+            },
+            #[cfg(feature = "tokio-backend")]
+            (
+                Plan::Tokio {
+                    workers,
+                    blocking_cap,
+                    name,
+                },
+                _,
+                _,
+            ) => {
+                let runtime = unirun_tokio::TokioRuntime::builder()
+                    .workers(workers)
+                    .max_blocking_threads(blocking_cap)
+                    .name(name)
+                    .build()?;
+                (
+                    Backend::Tokio(runtime.handle()),
+                    Some(Owned::Tokio(runtime)),
+                )
+            }
+            #[cfg(feature = "smol-backend")]
+            (Plan::Smol { workers, name }, _, _) => {
+                let pool = unirun_smol::SmolPool::builder()
+                    .workers(workers)
+                    .name(name)
+                    .build()?;
+                (Backend::Smol(pool.handle()), Some(Owned::Smol(pool)))
             }
             // `Shared`, and the unreachable mismatches (a plan without what
             // it borrows) resolve to the shared pool rather than fail.

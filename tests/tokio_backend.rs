@@ -1,0 +1,168 @@
+//! The tokio backend: `Flavor::Tokio` borrows the ambient runtime or owns one,
+//! `Flavor::Auto` inside a runtime resolves to it, and owned runtimes shut
+//! down anywhere without panicking.
+#![cfg(feature = "tokio-backend")]
+
+mod common;
+
+use unirun::trace::Reason;
+use unirun::{Flavor, Run};
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambient_runtime_is_borrowed_and_survives_the_scope() {
+    let run = Run::new(Flavor::Tokio).unwrap();
+    assert_eq!(run.trace().resolved(), Flavor::Tokio);
+    assert!(run.trace().reasons().contains(&Reason::AmbientTokio));
+    assert!(
+        run.trace().to_string().contains("ambient"),
+        "{}",
+        run.trace()
+    );
+    assert_eq!(run.handle().flavor(), Flavor::Tokio);
+    // Tasks run on the ambient runtime, so its reactor and timers work.
+    let task = run.spawn(async {
+        tokio::task::yield_now().await;
+        tokio::runtime::Handle::try_current().is_ok()
+    });
+    assert!(task.await.unwrap());
+    assert_eq!(run.spawn_blocking(|| 6 * 7).await.unwrap(), 42);
+    drop(run);
+    // The runtime was borrowed, not shut down.
+    assert_eq!(tokio::spawn(async { 1 }).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn auto_inside_a_tokio_runtime_resolves_to_tokio() {
+    let run = Run::builder().build().unwrap();
+    assert_eq!(run.trace().resolved(), Flavor::Tokio);
+    assert_eq!(run.trace().reason(), &Reason::AmbientTokio);
+    assert_eq!(run.spawn(async { 2 }).await.unwrap(), 2);
+}
+
+#[test]
+fn outside_a_runtime_the_scope_owns_one_sized_and_named_from_the_config() {
+    let run = Run::builder()
+        .flavor(Flavor::Tokio)
+        .name("tkowned")
+        .max_workers(2)
+        .build()
+        .unwrap();
+    assert!(!run.trace().reasons().contains(&Reason::AmbientTokio));
+    assert_eq!(run.handle().num_workers(), 2);
+    assert_eq!(run.handle().max_blocking_threads(), 2);
+    let worker = run.spawn(async { thread_name() }).join().unwrap();
+    assert!(worker.starts_with("tkowned-"), "{worker}");
+    let blocking = run.spawn_blocking(thread_name).join().unwrap();
+    assert!(blocking.starts_with("tkowned-"), "{blocking}");
+    run.shutdown();
+}
+
+#[test]
+fn panics_and_aborts_arrive_as_join_errors() {
+    let run = Run::builder()
+        .flavor(Flavor::Tokio)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    let err = run
+        .spawn(async { panic!("tokio task failed") })
+        .join()
+        .unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic_message(), Some("tokio task failed"));
+    let location = err.panic_location().expect("location");
+    assert!(
+        location.file().ends_with("tokio_backend.rs"),
+        "{location:?}"
+    );
+
+    let err = run
+        .spawn_blocking(|| panic!("blocking failed"))
+        .join()
+        .unwrap_err();
+    assert_eq!(err.panic_message(), Some("blocking failed"));
+
+    let stuck = run.spawn(std::future::pending::<()>());
+    stuck.abort();
+    assert!(stuck.join().unwrap_err().is_cancelled());
+
+    // The workers survived the panic.
+    assert_eq!(run.spawn(async { 3 }).join().unwrap(), 3);
+}
+
+#[test]
+fn owned_runtime_dropped_inside_another_runtimes_task_does_not_panic() {
+    let run = Run::builder()
+        .flavor(Flavor::Tokio)
+        .name("tkinner")
+        .max_workers(1)
+        .build()
+        .unwrap();
+    let pending = run.spawn(async { 5 });
+    let outer = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let value = outer.block_on(async move {
+        let value = tokio::spawn(async move {
+            let value = pending.await.unwrap();
+            drop(run);
+            value
+        })
+        .await
+        .unwrap();
+        // Inside the outer runtime, `Flavor::Tokio` borrows it instead.
+        let borrowed = Run::new(Flavor::Tokio).unwrap();
+        assert!(borrowed.trace().reasons().contains(&Reason::AmbientTokio));
+        value
+    });
+    assert_eq!(value, 5);
+}
+
+#[test]
+fn scope_dropped_on_a_tokio_worker_with_pending_work_does_not_block_it() {
+    let run = Run::builder()
+        .flavor(Flavor::Tokio)
+        .name("tkbusy")
+        .max_workers(1)
+        .build()
+        .unwrap();
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let waiting = run.spawn_blocking(move || gate.recv().is_ok());
+    let outer = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // On a current-thread runtime a blocked worker would never reach `send`.
+    outer.block_on(async move {
+        drop(run);
+        tokio::task::yield_now().await;
+        open.send(()).unwrap();
+    });
+    assert!(waiting.join().unwrap());
+}
+
+#[test]
+fn scope_thread_count_returns_to_baseline() {
+    if !common::in_child_process("scope_thread_count_returns_to_baseline") {
+        return;
+    }
+    let before = common::thread_names().len();
+    let run = Run::builder()
+        .flavor(Flavor::Tokio)
+        .name("tkbase")
+        .max_workers(2)
+        .build()
+        .unwrap();
+    let blocking: Vec<_> = (0..4).map(|i| run.spawn_blocking(move || i)).collect();
+    for (i, b) in blocking.into_iter().enumerate() {
+        assert_eq!(b.join().unwrap(), i);
+    }
+    assert!(common::threads_named("tkbase-") >= 2);
+    run.shutdown();
+    common::wait_until(|| common::threads_named("tkbase-") == 0);
+    common::wait_until(|| common::thread_names().len() == before);
+}
