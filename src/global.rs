@@ -9,14 +9,14 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use unirun_threads::ThreadPool;
 
 use crate::config::RuntimeConfig;
 use crate::error::Error;
-use crate::flavor::{Flavor, ThreadMode};
+use crate::flavor::{CompatMode, Flavor, ThreadMode};
 use crate::gil::Gil;
 use crate::scheduler::{self, Capabilities, EnvSnapshot, Plan, Request};
 use crate::scope::{Backend, Scope};
@@ -40,6 +40,10 @@ struct SharedDefault {
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
+/// The compat modules' mode, cached: 0 = not read since the last reset.
+static COMPAT: AtomicU8 = AtomicU8::new(0);
+const MANAGED: u8 = 1;
+const PASSTHROUGH: u8 = 2;
 /// Bumped whenever the default executor may have changed.
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
@@ -216,6 +220,7 @@ fn default_handle() -> (Handle, u64) {
 /// ```
 pub fn configure(config: RuntimeConfig) -> Result<(), Error> {
     config.validate()?;
+    COMPAT.store(0, Ordering::Release);
     let old = with_state(|s| {
         s.config = config;
         GENERATION.fetch_add(1, Ordering::AcqRel);
@@ -263,6 +268,7 @@ fn wait_quietly(old: &SharedDefault) {
 /// assert!(before.spawn(async { 1 }).join().unwrap_err().is_cancelled());
 /// ```
 pub fn reset() {
+    COMPAT.store(0, Ordering::Release);
     let old = with_state(|s| {
         let old = s.default.take();
         *s = State::default();
@@ -349,4 +355,29 @@ where
         Some(handle) => handle.spawn_blocking(f),
         None => to_thread(f),
     }
+}
+
+/// The mode of the compat modules: `UNIRUN_COMPAT_MODE` (a kill switch, it
+/// wins), else what [`configure`] set, else managed. Read once, and again
+/// after [`reset`] or [`configure`]; an invalid value is reported once and
+/// means managed.
+pub(crate) fn compat_mode() -> CompatMode {
+    match COMPAT.load(Ordering::Acquire) {
+        MANAGED => return CompatMode::Managed,
+        PASSTHROUGH => return CompatMode::Passthrough,
+        _ => {}
+    }
+    let mode = with_state(|s| {
+        let env = s.env();
+        env.config
+            .get_compat_mode()
+            .or(s.config.get_compat_mode())
+            .unwrap_or(CompatMode::Managed)
+    });
+    let code = match mode {
+        CompatMode::Passthrough => PASSTHROUGH,
+        _ => MANAGED,
+    };
+    COMPAT.store(code, Ordering::Release);
+    mode
 }

@@ -37,7 +37,8 @@
 //!
 //! - `std` (default): the threads backend, [`Run`] scopes, [`RuntimeConfig`]
 //!   and the environment, the scheduler and its traces, the shared default
-//!   executor, [`spawn`], [`to_thread`], [`gather`], [`Handle`]. Without it the crate
+//!   executor, [`spawn`], [`to_thread`], [`gather`], [`Handle`], and
+//!   `compat::thread`. Without it the crate
 //!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
 //!   single-threaded [`TickExecutor`] an embedded main loop can drive.
 //! - `tokio-backend`: [`Flavor::Tokio`] (the ambient tokio runtime, borrowed,
@@ -75,6 +76,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "std")]
+pub mod compat;
 #[cfg(feature = "std")]
 mod config;
 #[cfg(feature = "std")]

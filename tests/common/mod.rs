@@ -38,10 +38,32 @@ pub(crate) fn in_child_process(name: &str) -> bool {
     if std::env::var_os(CHILD_ENV).is_some() {
         return true;
     }
+    run_child(name, &[]);
+    false
+}
+
+/// Runs test `name` again in a child process with
+/// `UNIRUN_COMPAT_MODE=passthrough` and asserts it passed; in that child,
+/// does nothing. The caller then runs the test's body in its own mode.
+pub(crate) fn also_in_passthrough(name: &str) {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        run_child(name, &[("UNIRUN_COMPAT_MODE", "passthrough")]);
+    }
+}
+
+/// Whether this process runs the compat modules in passthrough mode.
+pub(crate) fn passthrough() -> bool {
+    std::env::var("UNIRUN_COMPAT_MODE").is_ok_and(|v| v.eq_ignore_ascii_case("passthrough"))
+}
+
+/// Runs test `name` of this test binary alone in a child with `envs` set;
+/// asserts it passed.
+fn run_child(name: &str, envs: &[(&str, &str)]) {
     let exe = std::env::current_exe().expect("test binary path");
     let output = Command::new(exe)
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
+        .envs(envs.iter().copied())
         .output()
         .expect("re-run test binary");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -54,5 +76,4 @@ pub(crate) fn in_child_process(name: &str) -> bool {
         stdout.contains("1 passed"),
         "child test {name} did not run:\n{stdout}"
     );
-    false
 }

@@ -52,6 +52,32 @@ use unirun_core::{Executor, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSe
 /// Default cap of tokio's blocking pool (tokio's own default).
 const DEFAULT_MAX_BLOCKING: usize = 512;
 
+/// Spawns `future` on the runtime behind a tokio handle and returns
+/// unirun's [`JoinHandle`]: the cheapest way in when the caller already has
+/// the tokio handle (no [`Handle`] is built).
+///
+/// # Examples
+///
+/// ```
+/// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+/// let task = unirun_tokio::spawn_on(rt.handle(), async { 9 });
+/// assert_eq!(task.join().unwrap(), 9);
+/// ```
+pub fn spawn_on<F>(tokio: &tokio::runtime::Handle, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tokio = tokio.clone();
+    let (runnable, handle) = unirun_core::spawn_with(future, None, move |runnable, _info| {
+        drop(tokio.spawn(async move {
+            runnable.run();
+        }));
+    });
+    runnable.schedule();
+    handle
+}
+
 /// A reference to a tokio runtime that spawns unirun tasks on it.
 ///
 /// `Clone + Send + Sync`; implements [`Executor`].
