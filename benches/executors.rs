@@ -97,6 +97,13 @@ enum Role {
     Reference,
     /// Shown for context only, in no ratio.
     Shown,
+    /// unirun's adapter onto another executor: compared with that
+    /// executor's own row (named here) only.
+    #[cfg_attr(
+        not(any(feature = "tokio-backend", feature = "smol-backend")),
+        allow(dead_code)
+    )]
+    Over(&'static str),
 }
 
 /// One executor running one scenario; `run` is `None` where the scenario
@@ -187,6 +194,15 @@ impl Outcome {
 
     fn unirun(&self) -> Option<Stats> {
         self.best(Role::Unirun).map(|(_, stats)| stats)
+    }
+
+    /// `row / base` on medians for an adapter row ([`Role::Over`]).
+    fn over_ratio(&self, row: &Row) -> Option<f64> {
+        let Role::Over(base) = row.role else {
+            return None;
+        };
+        let base = self.rows.iter().find(|r| r.name == base)?.stats?;
+        Some(row.stats?.median.as_secs_f64() / base.median.as_secs_f64())
     }
 
     /// `unirun / other` on medians, when both ran.
@@ -321,6 +337,11 @@ fn print_table(scenario: &Scenario, outcome: &Outcome) {
         };
         let (peer, rayon) = if row.role == Role::Unirun {
             (ratio_cell(vs_peer), ratio_cell(vs_rayon))
+        } else if let Role::Over(base) = row.role {
+            (
+                format!("{} {base}", ratio_cell(outcome.over_ratio(row))),
+                String::new(),
+            )
         } else {
             (String::new(), String::new())
         };
@@ -364,6 +385,24 @@ fn print_summary(outcomes: &[Outcome], config: &Config) {
             ns_cell(outcome, rayon.map(|(_, s)| s)),
             ratio_cell(outcome.ratio(rayon)),
         );
+    }
+    let adapters: Vec<_> = outcomes
+        .iter()
+        .flat_map(|o| o.rows.iter().map(move |row| (o, row)))
+        .filter(|(o, row)| o.over_ratio(row).is_some())
+        .collect();
+    if !adapters.is_empty() {
+        println!();
+        println!("adapters: median ratio unirun-over-X / X on the same runtime");
+        for (outcome, row) in adapters {
+            let Role::Over(base) = row.role else { continue };
+            println!(
+                "  {:<15} {:<18} {:>12} vs {base}",
+                outcome.scenario,
+                row.name,
+                ratio_cell(outcome.over_ratio(row)),
+            );
+        }
     }
 }
 
@@ -583,6 +622,98 @@ mod unirun_side {
 
         fn block_on<F: Future>(&self, fut: F) -> F::Output {
             unirun::block_on(fut)
+        }
+    }
+}
+
+/// unirun's tokio backend on the bench's tokio runtime (`tokio-backend`).
+#[cfg(feature = "tokio-backend")]
+mod over_tokio {
+    use super::{BlockingLane, Joined, Spawner};
+    use std::future::Future;
+
+    impl Spawner for unirun_tokio::Handle {
+        type Task<T: Send + 'static> = Joined<unirun::JoinHandle<T>>;
+
+        fn spawn<F>(&self, fut: F) -> Self::Task<F::Output>
+        where
+            F: Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            Joined(unirun_tokio::Handle::spawn(self, fut))
+        }
+
+        fn detach<F>(&self, fut: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            unirun_tokio::Handle::spawn(self, fut).detach();
+        }
+
+        fn block_on<F: Future>(&self, fut: F) -> F::Output {
+            self.tokio().block_on(fut)
+        }
+    }
+
+    impl BlockingLane for unirun_tokio::Handle {
+        type Task<T: Send + 'static> = Joined<unirun::JoinHandle<T>>;
+
+        fn unblock<T, W>(&self, work: W) -> Self::Task<T>
+        where
+            T: Send + 'static,
+            W: FnOnce() -> T + Send + 'static,
+        {
+            Joined(self.spawn_blocking(work))
+        }
+
+        fn block_on<F: Future>(&self, fut: F) -> F::Output {
+            self.tokio().block_on(fut)
+        }
+    }
+}
+
+/// unirun's smol backend on the bench's async-executor (`smol-backend`).
+#[cfg(feature = "smol-backend")]
+mod over_smol {
+    use super::{BlockingLane, Joined, Spawner};
+    use std::future::Future;
+
+    impl Spawner for unirun_smol::Handle {
+        type Task<T: Send + 'static> = Joined<unirun::JoinHandle<T>>;
+
+        fn spawn<F>(&self, fut: F) -> Self::Task<F::Output>
+        where
+            F: Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            Joined(unirun_smol::Handle::spawn(self, fut))
+        }
+
+        fn detach<F>(&self, fut: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            unirun_smol::Handle::spawn(self, fut).detach();
+        }
+
+        fn block_on<F: Future>(&self, fut: F) -> F::Output {
+            futures_lite::future::block_on(fut)
+        }
+    }
+
+    impl BlockingLane for unirun_smol::Handle {
+        type Task<T: Send + 'static> = Joined<unirun::JoinHandle<T>>;
+
+        fn unblock<T, W>(&self, work: W) -> Self::Task<T>
+        where
+            T: Send + 'static,
+            W: FnOnce() -> T + Send + 'static,
+        {
+            Joined(self.spawn_blocking(work))
+        }
+
+        fn block_on<F: Future>(&self, fut: F) -> F::Output {
+            futures_lite::future::block_on(fut)
         }
     }
 }
@@ -976,8 +1107,38 @@ fn async_scenario<A: AsyncScenario>(pools: &Pools) -> Scenario {
             ),
             on::<A, _>("futures-executor", Role::Peer, pools.futures.clone()),
             rayon,
-        ],
+        ]
+        .into_iter()
+        .chain(async_adapters::<A>(pools))
+        .collect(),
     }
+}
+
+/// unirun's adapters onto the bench's runtimes, where compiled in:
+/// unirun-over-tokio on the tokio runtime, unirun-over-smol on the
+/// async-executor pool.
+#[allow(unused_mut, unused_variables, clippy::vec_init_then_push)] // depends on features
+fn async_adapters<A: AsyncScenario>(pools: &Pools) -> Vec<Contender> {
+    let mut out = Vec::new();
+    #[cfg(feature = "tokio-backend")]
+    {
+        let handle = unirun_tokio::Handle::from_tokio(pools.tokio.handle().clone());
+        out.push(Contender::new(
+            "unirun-over-tokio",
+            Role::Over("tokio"),
+            move || A::run(&handle),
+        ));
+    }
+    #[cfg(feature = "smol-backend")]
+    {
+        let handle = unirun_smol::Handle::from_executor(pools.async_executor.executor.0.clone());
+        out.push(Contender::new(
+            "unirun-over-smol",
+            Role::Over("async-executor"),
+            move || A::run(&handle),
+        ));
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -1010,8 +1171,40 @@ fn blocking_many(pools: &Pools) -> Scenario {
             Contender::new("rayon", Role::Reference, move || {
                 rayon_each(&pool, BLOCKING_CALLS, tiny);
             }),
-        ],
+        ]
+        .into_iter()
+        .chain(blocking_adapters(pools))
+        .collect(),
     }
+}
+
+/// `blocking_many` on unirun's adapters, where compiled in; the smol
+/// adapter's blocking work goes to the `blocking` crate.
+#[allow(unused_mut, unused_variables, clippy::vec_init_then_push)] // depends on features
+fn blocking_adapters(pools: &Pools) -> Vec<Contender> {
+    #[allow(dead_code)] // unused without the features
+    fn on<L: BlockingLane>(name: &'static str, base: &'static str, lane: L) -> Contender {
+        Contender::new(name, Role::Over(base), move || {
+            let tasks: Vec<_> = (0..BLOCKING_CALLS)
+                .map(|i| lane.unblock(move || tiny(i)))
+                .collect();
+            lane.block_on(join_all(tasks));
+        })
+    }
+    let mut out = Vec::new();
+    #[cfg(feature = "tokio-backend")]
+    out.push(on(
+        "unirun-over-tokio",
+        "tokio",
+        unirun_tokio::Handle::from_tokio(pools.tokio.handle().clone()),
+    ));
+    #[cfg(feature = "smol-backend")]
+    out.push(on(
+        "unirun-over-smol",
+        "blocking",
+        unirun_smol::Handle::from_executor(pools.async_executor.executor.0.clone()),
+    ));
+    out
 }
 
 /// The immediately ready future of `block_on_ready`.
