@@ -161,7 +161,7 @@ fn scope_thread_count_returns_to_baseline() {
     for (i, b) in blocking.into_iter().enumerate() {
         assert_eq!(b.join().unwrap(), i);
     }
-    assert!(common::threads_named("tkbase-") >= 2);
+    common::wait_until(|| common::threads_named("tkbase-") >= 2);
     run.shutdown();
     common::wait_until(|| common::threads_named("tkbase-") == 0);
     common::wait_until(|| common::thread_names().len() == before);

@@ -74,7 +74,9 @@ impl fmt::Display for PanicLocation {
 /// assert_eq!(err.panic_message(), Some("boom"));
 /// ```
 pub struct JoinError {
-    repr: Repr,
+    /// Boxed so `Result<T, JoinError>` (every task's output slot) is only a
+    /// pointer bigger than `T`; errors are the rare path.
+    repr: Box<Repr>,
 }
 
 enum Repr {
@@ -116,7 +118,7 @@ impl JoinError {
     /// A task that was cancelled before it finished (aborted, or its executor shut down).
     pub fn cancelled() -> Self {
         Self {
-            repr: Repr::Cancelled,
+            repr: Box::new(Repr::Cancelled),
         }
     }
 
@@ -124,11 +126,11 @@ impl JoinError {
     pub fn panicked(payload: PanicPayload, location: Option<PanicLocation>) -> Self {
         let message = panic_message(&*payload).map(String::from);
         Self {
-            repr: Repr::Panicked {
+            repr: Box::new(Repr::Panicked {
                 payload: SyncPayload(payload),
                 message,
                 location,
-            },
+            }),
         }
     }
 
@@ -136,25 +138,25 @@ impl JoinError {
     pub fn panicked_remote(message: String, location: Option<PanicLocation>) -> Self {
         let payload: PanicPayload = Box::new(message.clone());
         Self {
-            repr: Repr::Panicked {
+            repr: Box::new(Repr::Panicked {
                 payload: SyncPayload(payload),
                 message: Some(message),
                 location,
-            },
+            }),
         }
     }
 
     /// A task that ran past its deadline and was stopped.
     pub fn timed_out() -> Self {
         Self {
-            repr: Repr::TimedOut,
+            repr: Box::new(Repr::TimedOut),
         }
     }
 
     /// A child process killed by `signal` (`name` as in `"SIGSEGV"`).
     pub fn crashed(signal: i32, name: &'static str) -> Self {
         Self {
-            repr: Repr::Crashed { signal, name },
+            repr: Box::new(Repr::Crashed { signal, name }),
         }
     }
 
@@ -162,41 +164,41 @@ impl JoinError {
     /// step, e.g. `"read"` or `"decode"`).
     pub fn transport(what: &'static str, detail: impl Into<String>) -> Self {
         Self {
-            repr: Repr::Transport {
+            repr: Box::new(Repr::Transport {
                 what,
                 detail: detail.into(),
-            },
+            }),
         }
     }
 
     /// Whether the task was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, Repr::Cancelled)
+        matches!(*self.repr, Repr::Cancelled)
     }
 
     /// Whether the task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panicked { .. })
+        matches!(*self.repr, Repr::Panicked { .. })
     }
 
     /// Whether the task ran out of time.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.repr, Repr::TimedOut)
+        matches!(*self.repr, Repr::TimedOut)
     }
 
     /// Whether the task's process was killed by a signal.
     pub fn is_crash(&self) -> bool {
-        matches!(self.repr, Repr::Crashed { .. })
+        matches!(*self.repr, Repr::Crashed { .. })
     }
 
     /// Whether carrying the result back failed (I/O or decoding).
     pub fn is_transport(&self) -> bool {
-        matches!(self.repr, Repr::Transport { .. })
+        matches!(*self.repr, Repr::Transport { .. })
     }
 
     /// The panic message, when the task panicked with a string.
     pub fn panic_message(&self) -> Option<&str> {
-        match &self.repr {
+        match &*self.repr {
             Repr::Panicked { message, .. } => message.as_deref(),
             _ => None,
         }
@@ -204,7 +206,7 @@ impl JoinError {
 
     /// Where the task panicked, when known.
     pub fn panic_location(&self) -> Option<&PanicLocation> {
-        match &self.repr {
+        match &*self.repr {
             Repr::Panicked { location, .. } => location.as_ref(),
             _ => None,
         }
@@ -212,7 +214,7 @@ impl JoinError {
 
     /// The signal number that killed the task's process.
     pub fn signal(&self) -> Option<i32> {
-        match self.repr {
+        match *self.repr {
             Repr::Crashed { signal, .. } => Some(signal),
             _ => None,
         }
@@ -220,7 +222,7 @@ impl JoinError {
 
     /// The signal's name (`"SIGSEGV"`) that killed the task's process.
     pub fn signal_name(&self) -> Option<&'static str> {
-        match self.repr {
+        match *self.repr {
             Repr::Crashed { name, .. } => Some(name),
             _ => None,
         }
@@ -244,16 +246,18 @@ impl JoinError {
 
     /// The panic payload, or the error itself when it is not a panic.
     pub fn try_into_panic(self) -> Result<PanicPayload, JoinError> {
-        match self.repr {
+        match *self.repr {
             Repr::Panicked { payload, .. } => Ok(payload.0),
-            repr => Err(Self { repr }),
+            repr => Err(Self {
+                repr: Box::new(repr),
+            }),
         }
     }
 }
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
+        match &*self.repr {
             Repr::Cancelled => f.write_str("task was cancelled before it finished"),
             Repr::Panicked {
                 message, location, ..
@@ -286,7 +290,7 @@ impl fmt::Display for JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
+        match &*self.repr {
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
             Repr::Panicked {
                 message, location, ..

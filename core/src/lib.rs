@@ -95,9 +95,9 @@ pub use async_task::ScheduleInfo;
 pub use crate::block_on::{block_on, block_on_with};
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
-pub use crate::join::JoinHandle;
+pub use crate::join::{ForeignJoin, JoinHandle};
 pub use crate::park::{Park, Unpark};
-pub use crate::task::{spawn_blocking_with, spawn_with, Runnable};
+pub use crate::task::{spawn_blocking_with, spawn_with, Runnable, TaskFuture};
 pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]

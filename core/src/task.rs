@@ -103,11 +103,28 @@ impl<F: FnOnce() -> R, R> Future for BlockingFn<F> {
 
 pin_project_lite::pin_project! {
     /// What every task runs: the user's future, with
-    /// - a panic during a poll turned into a [`JoinError`] (with `std`; without
-    ///   it a panic aborts, as `no_std` targets do anyway);
+    /// - a panic during a poll turned into a [`JoinError`] with its message
+    ///   and location (with `std`; without it a panic aborts, as `no_std`
+    ///   targets do anyway);
     /// - membership in a [`TaskSet`]: counted while alive, its waker recorded
     ///   while it waits, cancelled at its next poll once the set is closed.
-    pub(crate) struct TaskFuture<F> {
+    ///
+    /// unirun's own tasks are allocated around it by [`spawn_with`]. A
+    /// backend onto an executor that allocates its own tasks spawns a
+    /// `TaskFuture` there and wraps that executor's join handle with
+    /// [`JoinHandle::from_foreign`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::TaskFuture;
+    ///
+    /// let caught = unirun_core::block_on(TaskFuture::new(async { panic!("boom") }, None));
+    /// let err: unirun_core::JoinError = caught.unwrap_err();
+    /// assert_eq!(err.panic_message(), Some("boom"));
+    /// assert!(err.panic_location().is_some());
+    /// ```
+    pub struct TaskFuture<F> {
         #[pin]
         inner: Option<F>,
         tasks: Option<Arc<TaskSet>>,
@@ -128,7 +145,9 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> TaskFuture<F> {
-    fn new(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
+    /// Wraps `inner`; with `tasks`, it is a member of that set from now
+    /// until it finishes or is dropped.
+    pub fn new(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
         #[cfg(feature = "std")]
         crate::panic::install_hook();
         if let Some(tasks) = &tasks {

@@ -9,13 +9,15 @@
 //! [`Handle`] can also wrap an executor the caller drives
 //! ([`Handle::from_executor`]); that one is never shut down by unirun.
 //!
-//! Tasks are allocated by the core ([`unirun_core::spawn_with`]), so they
-//! return unirun's [`JoinHandle`] and a panic arrives as a `JoinError` with
-//! its message and location. Each time a task is scheduled its [`Runnable`]
-//! goes to the executor as a small task that runs it once. Blocking closures
-//! run on the smol stack's blocking pool (the `blocking` crate). When the
-//! executor is dropped, the runnables it holds are dropped, which cancels
-//! their tasks: handles never hang.
+//! Each spawn is one executor task running the future wrapped in the core's
+//! [`TaskFuture`] (a panic is caught with its message and location; scope
+//! membership through [`TaskSet`]), and the executor's task handle is
+//! wrapped into unirun's [`JoinHandle`] ([`JoinHandle::from_foreign`]).
+//! Blocking closures run on the smol stack's blocking pool (the `blocking`
+//! crate). When the executor is dropped, the tasks it holds are cancelled:
+//! handles never hang. Code that spawns through the object-safe
+//! [`Executor`] trait gets core-allocated tasks whose [`Runnable`] goes to
+//! the executor as a small task per wake-up.
 //!
 //! # Features
 //!
@@ -37,11 +39,18 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread;
 
 use async_executor::Executor as SmolExecutor;
-use unirun_core::{Executor, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_task::FallibleTask;
+use unirun_core::{
+    Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskFuture,
+    TaskSet,
+};
 
 /// A reference to an async-executor that spawns unirun tasks on it.
 ///
@@ -63,6 +72,9 @@ pub struct Handle {
 }
 
 struct Inner {
+    /// Weak: an owned executor goes away with its pool, cancelling the
+    /// tasks it still holds; later spawns are cancelled at once.
+    executor: Weak<SmolExecutor<'static>>,
     name: String,
     workers: usize,
     spawn: Arc<AsyncHook>,
@@ -70,15 +82,18 @@ struct Inner {
 }
 
 /// Hands each wake-up of a task to the executor as a task that runs it once.
-struct AsyncHook(Arc<SmolExecutor<'static>>);
+struct AsyncHook(Weak<SmolExecutor<'static>>);
 
 impl Schedule for AsyncHook {
     fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
-        self.0
-            .spawn(async move {
-                runnable.run();
-            })
-            .detach();
+        // Without an executor the runnable is dropped: the task is cancelled.
+        if let Some(executor) = self.0.upgrade() {
+            executor
+                .spawn(async move {
+                    runnable.run();
+                })
+                .detach();
+        }
     }
 }
 
@@ -94,24 +109,59 @@ impl Schedule for BlockingHook {
     }
 }
 
+/// An async-task handle seen through unirun's [`JoinHandle`]: dropping it
+/// detaches the task (async-task's own handle would cancel it).
+struct SmolJoin<T>(Option<FallibleTask<Result<T, JoinError>>>);
+
+impl<T: Send + 'static> ForeignJoin<T> for SmolJoin<T> {
+    fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+        let Some(task) = self.0.as_mut() else {
+            return Poll::Ready(Err(JoinError::cancelled()));
+        };
+        Pin::new(task)
+            .poll(cx)
+            .map(|output| output.unwrap_or_else(|| Err(JoinError::cancelled())))
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.as_ref().is_none_or(FallibleTask::is_finished)
+    }
+
+    fn abort(mut self: Box<Self>) {
+        // Dropping async-task's handle cancels the task.
+        drop(self.0.take());
+    }
+}
+
+impl<T> Drop for SmolJoin<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.detach();
+        }
+    }
+}
+
 impl Handle {
-    fn new(executor: Arc<SmolExecutor<'static>>, name: String, workers: usize) -> Self {
+    fn new(executor: &Arc<SmolExecutor<'static>>, name: String, workers: usize) -> Self {
         Handle {
             inner: Arc::new(Inner {
+                executor: Arc::downgrade(executor),
                 name,
                 workers,
-                spawn: Arc::new(AsyncHook(executor)),
+                spawn: Arc::new(AsyncHook(Arc::downgrade(executor))),
                 blocking: Arc::new(BlockingHook),
             }),
         }
     }
 
-    /// Wraps an executor the caller drives (borrowed: unirun never stops it).
+    /// Wraps an executor the caller drives (borrowed: unirun never stops
+    /// it). The handle does not keep the executor alive: once the caller
+    /// drops it, spawns through the handle are cancelled at once.
     ///
     /// # Examples
     ///
     /// ```
-    /// use std::sync::Arc;
+    /// use std::sync::{Arc, Weak};
     ///
     /// let ex = Arc::new(async_executor::Executor::new());
     /// let handle = unirun_smol::Handle::from_executor(ex.clone());
@@ -119,7 +169,7 @@ impl Handle {
     /// assert_eq!(futures_lite::future::block_on(ex.run(task)).unwrap(), 3);
     /// ```
     pub fn from_executor(executor: Arc<SmolExecutor<'static>>) -> Handle {
-        Handle::new(executor, "smol".to_string(), 0)
+        Handle::new(&executor, "smol".to_string(), 0)
     }
 
     /// Spawns a future on the executor.
@@ -144,7 +194,7 @@ impl Handle {
     /// # Examples
     ///
     /// ```
-    /// use std::sync::Arc;
+    /// use std::sync::{Arc, Weak};
     ///
     /// let pool = unirun_smol::SmolPool::builder().workers(1).build().unwrap();
     /// let set = Arc::new(unirun_core::TaskSet::new());
@@ -165,11 +215,13 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let hook = self.inner.spawn.clone();
-        let (runnable, handle) =
-            unirun_core::spawn_with(future, tasks, move |r, info| hook.schedule(r, info));
-        runnable.schedule();
-        handle
+        // One executor task per unirun task, the future wrapped so a panic
+        // keeps its message and location.
+        let Some(executor) = self.inner.executor.upgrade() else {
+            return JoinHandle::from_foreign(SmolJoin::<F::Output>(None));
+        };
+        let task = executor.spawn(TaskFuture::new(future, tasks.cloned()));
+        JoinHandle::from_foreign(SmolJoin(Some(task.fallible())))
     }
 
     /// Runs a blocking closure on the blocking pool.
@@ -194,7 +246,7 @@ impl Handle {
     /// # Examples
     ///
     /// ```
-    /// use std::sync::Arc;
+    /// use std::sync::{Arc, Weak};
     ///
     /// let pool = unirun_smol::SmolPool::builder().workers(1).build().unwrap();
     /// let set = Arc::new(unirun_core::TaskSet::new());
@@ -213,11 +265,10 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let hook = self.inner.blocking.clone();
-        let (runnable, handle) =
-            unirun_core::spawn_blocking_with(f, tasks, move |r, info| hook.schedule(r, info));
-        runnable.schedule();
-        handle
+        // Ready at its first poll, so `block_on` returns at once.
+        let task = TaskFuture::new(async move { f() }, tasks.cloned());
+        let task = blocking::unblock(move || unirun_core::block_on(task));
+        JoinHandle::from_foreign(SmolJoin(Some(task.fallible())))
     }
 
     /// The thread name prefix (`smol` for a caller's executor).
@@ -340,7 +391,7 @@ impl Builder {
         let executor = Arc::new(SmolExecutor::new());
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let mut pool = SmolPool {
-            handle: Handle::new(executor.clone(), self.name.clone(), self.workers),
+            handle: Handle::new(&executor, self.name.clone(), self.workers),
             executor: Some(executor.clone()),
             stop: Some(stop),
             threads: Vec::with_capacity(self.workers),

@@ -9,14 +9,19 @@
 //! `workers` worker threads, a blocking pool capped at
 //! `max_blocking_threads`, and threads named `{name}-{i}`.
 //!
-//! Tasks are allocated by the core ([`unirun_core::spawn_with`]), so they
-//! return unirun's [`JoinHandle`] (with `abort`, `join`, `is_finished`) and a
-//! panic arrives as a `JoinError` carrying its message and location, exactly
-//! as on the threads backend. Each time a task is scheduled, its
-//! [`Runnable`] is handed to tokio: async tasks as a tokio task that runs it
-//! once, blocking closures to tokio's blocking pool. A runtime that shut down
-//! drops the runnables it still holds, which cancels their tasks, so handles
-//! never hang.
+//! Each spawn is one tokio task (or one blocking-pool job) running the
+//! future wrapped in the core's [`TaskFuture`], which catches a panic with
+//! its message and location and keeps the task in its scope's
+//! [`TaskSet`]; tokio's join handle is wrapped into unirun's [`JoinHandle`]
+//! ([`JoinHandle::from_foreign`]), so callers get `abort`, `join` and
+//! `is_finished` and the same `JoinError` as on the threads backend. A
+//! runtime that shut down drops the tasks it still holds: their handles
+//! resolve to `Err(cancelled)`, never hang.
+//!
+//! Code that spawns through the object-safe [`Executor`] trait gets tasks
+//! allocated by the core instead ([`unirun_core::spawn_with`]): each time
+//! such a task is scheduled, its [`Runnable`] goes to tokio as a small task
+//! that runs it once.
 //!
 //! Dropping a [`TokioRuntime`] never panics, wherever it happens: on a
 //! thread where tokio forbids blocking (inside async code), the runtime is
@@ -47,7 +52,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
-use unirun_core::{Executor, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use unirun_core::{
+    Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskFuture,
+    TaskSet,
+};
 
 /// Default cap of tokio's blocking pool (tokio's own default).
 const DEFAULT_MAX_BLOCKING: usize = 512;
@@ -68,14 +79,62 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let tokio = tokio.clone();
-    let (runnable, handle) = unirun_core::spawn_with(future, None, move |runnable, _info| {
-        drop(tokio.spawn(async move {
-            runnable.run();
-        }));
-    });
-    runnable.schedule();
-    handle
+    spawn_in_on(tokio, None, future)
+}
+
+/// One tokio task per unirun task: the future, wrapped so a panic keeps
+/// its message and location, goes to tokio as is.
+fn spawn_in_on<F>(
+    tokio: &tokio::runtime::Handle,
+    tasks: Option<&Arc<TaskSet>>,
+    future: F,
+) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let task = tokio.spawn(TaskFuture::new(future, tasks.cloned()));
+    JoinHandle::from_foreign(TokioJoin(task))
+}
+
+/// Runs `f` on tokio's blocking pool, one blocking task per call.
+fn spawn_blocking_in_on<F, R>(
+    tokio: &tokio::runtime::Handle,
+    tasks: Option<&Arc<TaskSet>>,
+    f: F,
+) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    // Ready at its first poll (with the output, or cancelled if the set
+    // closed meanwhile), so `block_on` returns at once.
+    let task = TaskFuture::new(async move { f() }, tasks.cloned());
+    let task = tokio.spawn_blocking(move || unirun_core::block_on(task));
+    JoinHandle::from_foreign(TokioJoin(task))
+}
+
+/// A tokio join handle seen through unirun's [`JoinHandle`].
+struct TokioJoin<T>(tokio::task::JoinHandle<Result<T, JoinError>>);
+
+impl<T: Send + 'static> ForeignJoin<T> for TokioJoin<T> {
+    fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+        Pin::new(&mut self.0).poll(cx).map(|outcome| match outcome {
+            Ok(output) => output,
+            // Panics were caught inside the task; this one came from a
+            // destructor, after the output.
+            Err(err) if err.is_panic() => Err(JoinError::panicked(err.into_panic(), None)),
+            Err(_) => Err(JoinError::cancelled()),
+        })
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+
+    fn abort(self: Box<Self>) {
+        self.0.abort();
+    }
 }
 
 /// A reference to a tokio runtime that spawns unirun tasks on it.
@@ -239,11 +298,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let hook = self.inner.spawn.clone();
-        let (runnable, handle) =
-            unirun_core::spawn_with(future, tasks, move |r, info| hook.schedule(r, info));
-        runnable.schedule();
-        handle
+        spawn_in_on(&self.inner.tokio, tasks, future)
     }
 
     /// Runs a blocking closure on tokio's blocking pool.
@@ -288,11 +343,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let hook = self.inner.blocking.clone();
-        let (runnable, handle) =
-            unirun_core::spawn_blocking_with(f, tasks, move |r, info| hook.schedule(r, info));
-        runnable.schedule();
-        handle
+        spawn_blocking_in_on(&self.inner.tokio, tasks, f)
     }
 
     /// Whether the runtime is borrowed (the ambient one, or wrapped with

@@ -1,0 +1,109 @@
+//! `JoinHandle::from_foreign`: a foreign executor's join handle behind
+//! unirun's `JoinHandle`, and `TaskFuture` catching a panic for it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use unirun_core::{ForeignJoin, JoinError, JoinHandle, TaskFuture, TaskSet};
+
+/// A foreign handle that counts what unirun asks of it.
+struct Probe {
+    output: Option<Result<u32, JoinError>>,
+    aborted: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl ForeignJoin<u32> for Probe {
+    fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u32, JoinError>> {
+        match self.output.take() {
+            Some(output) => Poll::Ready(output),
+            None => Poll::Pending,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.output.is_some()
+    }
+
+    fn abort(self: Box<Self>) {
+        self.aborted.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn probe(
+    output: Option<Result<u32, JoinError>>,
+) -> (JoinHandle<u32>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (aborted, dropped) = (Arc::default(), Arc::default());
+    let handle = JoinHandle::from_foreign(Probe {
+        output,
+        aborted: Arc::clone(&aborted),
+        dropped: Arc::clone(&dropped),
+    });
+    (handle, aborted, dropped)
+}
+
+#[test]
+fn output_and_errors_pass_through() {
+    let (handle, _, dropped) = probe(Some(Ok(5)));
+    assert!(handle.is_finished());
+    assert_eq!(unirun_core::block_on(handle).unwrap(), 5);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+
+    let (handle, _, _) = probe(Some(Err(JoinError::cancelled())));
+    assert!(unirun_core::block_on(handle).unwrap_err().is_cancelled());
+}
+
+#[test]
+fn abort_reaches_the_foreign_handle_once_and_resolves_cancelled() {
+    let (handle, aborted, _) = probe(None);
+    assert!(!handle.is_finished());
+    handle.abort();
+    handle.abort();
+    assert_eq!(aborted.load(Ordering::SeqCst), 1);
+    assert!(handle.is_finished());
+    assert!(handle.join().unwrap_err().is_cancelled());
+
+    // A finished task keeps its output through an abort.
+    let (handle, aborted, _) = probe(Some(Ok(1)));
+    handle.abort();
+    assert_eq!(aborted.load(Ordering::SeqCst), 0);
+    assert_eq!(handle.join().unwrap(), 1);
+}
+
+#[test]
+fn dropping_the_handle_drops_the_foreign_one_without_aborting() {
+    let (handle, aborted, dropped) = probe(None);
+    drop(handle);
+    assert_eq!(aborted.load(Ordering::SeqCst), 0);
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn task_future_catches_panics_and_joins_its_set() {
+    let set = Arc::new(TaskSet::new());
+    let task = TaskFuture::new(
+        async { panic!("inside a foreign task") },
+        Some(Arc::clone(&set)),
+    );
+    assert_eq!(set.len(), 1);
+    let err: JoinError = unirun_core::block_on(task).unwrap_err();
+    assert_eq!(err.panic_message(), Some("inside a foreign task"));
+    assert!(err
+        .panic_location()
+        .unwrap()
+        .file()
+        .ends_with("foreign_join.rs"));
+    assert!(set.is_empty());
+
+    let closed = Arc::new(TaskSet::new());
+    closed.close();
+    let task = TaskFuture::new(async { 1 }, Some(closed));
+    assert!(unirun_core::block_on(task).unwrap_err().is_cancelled());
+}
