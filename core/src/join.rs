@@ -5,12 +5,12 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use alloc::boxed::Box;
 use async_task::FallibleTask;
 
+use crate::foreign::Foreign;
 use crate::sync::SpinLock;
 use crate::task::TaskOutput;
-use crate::JoinError;
+use crate::{ForeignJoin, JoinError};
 
 /// An owned permission to await a task's output.
 ///
@@ -46,7 +46,7 @@ pub struct JoinHandle<T> {
 /// The task behind a handle: one of ours, or a foreign executor's.
 enum Task<T> {
     Local(FallibleTask<TaskOutput<T>>),
-    Foreign(Box<dyn ForeignJoin<T>>),
+    Foreign(Foreign<T>),
 }
 
 impl<T> Task<T> {
@@ -56,54 +56,6 @@ impl<T> Task<T> {
             Task::Foreign(task) => task.is_finished(),
         }
     }
-}
-
-/// A foreign executor's join handle, seen through a unirun [`JoinHandle`]
-/// (see [`JoinHandle::from_foreign`]).
-///
-/// This is the extension point for backends onto executors that allocate
-/// their own tasks (tokio, async-executor): they spawn the user's future
-/// wrapped in [`TaskFuture`](crate::TaskFuture), so a panic is caught with
-/// its message and location and the output is already a
-/// `Result<T, JoinError>`, and hand their own join handle to unirun. One
-/// foreign task per spawn, instead of one per wake-up through
-/// [`spawn_with`](crate::spawn_with).
-///
-/// # Examples
-///
-/// ```
-/// use std::task::{Context, Poll};
-/// use unirun_core::{ForeignJoin, JoinError, JoinHandle};
-///
-/// /// A "foreign" task that is already done.
-/// struct Done(Option<u8>);
-///
-/// impl ForeignJoin<u8> for Done {
-///     fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u8, JoinError>> {
-///         Poll::Ready(self.0.take().ok_or_else(JoinError::cancelled))
-///     }
-///     fn is_finished(&self) -> bool {
-///         true
-///     }
-///     fn abort(self: Box<Self>) {}
-/// }
-///
-/// let handle = JoinHandle::from_foreign(Done(Some(7)));
-/// assert!(handle.is_finished());
-/// assert_eq!(unirun_core::block_on(handle).unwrap(), 7);
-/// ```
-pub trait ForeignJoin<T>: Send {
-    /// Polls for the task's outcome: its output, or why there is none (a
-    /// foreign cancellation is [`JoinError::cancelled`]). Called again
-    /// after `Ready` only if the caller misbehaves; may then panic.
-    fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
-
-    /// Whether the task has finished (completed, panicked or been cancelled).
-    fn is_finished(&self) -> bool;
-
-    /// Cancels the task; the handle is gone afterwards. Called outside
-    /// unirun's locks, so it may run the future's destructor.
-    fn abort(self: Box<Self>);
 }
 
 impl<T> JoinHandle<T> {
@@ -116,9 +68,12 @@ impl<T> JoinHandle<T> {
     /// Wraps a foreign executor's join handle, so a backend onto that
     /// executor returns the same `JoinHandle` as every other; see
     /// [`ForeignJoin`] for the contract and an example.
-    pub fn from_foreign(task: impl ForeignJoin<T> + 'static) -> Self {
+    pub fn from_foreign(task: impl ForeignJoin<T> + 'static) -> Self
+    where
+        T: 'static,
+    {
         Self {
-            task: SpinLock::new(Some(Task::Foreign(Box::new(task)))),
+            task: SpinLock::new(Some(Task::Foreign(Foreign::new(task)))),
         }
     }
 
@@ -150,7 +105,7 @@ impl<T> JoinHandle<T> {
         // which is user code.
         match task {
             Some(Task::Local(task)) => drop(task),
-            Some(Task::Foreign(task)) => task.abort(),
+            Some(Task::Foreign(mut task)) => task.abort(),
             None => {}
         }
     }

@@ -74,6 +74,7 @@ extern crate std;
 mod block_on;
 mod error;
 mod executor;
+mod foreign;
 pub mod idle;
 mod join;
 #[cfg(feature = "std")]
@@ -95,7 +96,8 @@ pub use async_task::ScheduleInfo;
 pub use crate::block_on::{block_on, block_on_with};
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
-pub use crate::join::{ForeignJoin, JoinHandle};
+pub use crate::foreign::ForeignJoin;
+pub use crate::join::JoinHandle;
 pub use crate::park::{Park, Unpark};
 pub use crate::task::{spawn_blocking_with, spawn_with, Runnable, TaskFuture};
 pub use crate::task_set::{TaskSet, WaitEmpty};

@@ -26,7 +26,7 @@ impl ForeignJoin<u32> for Probe {
         self.output.is_some()
     }
 
-    fn abort(self: Box<Self>) {
+    fn abort(&mut self) {
         self.aborted.fetch_add(1, Ordering::SeqCst);
     }
 }

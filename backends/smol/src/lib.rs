@@ -127,7 +127,7 @@ impl<T: Send + 'static> ForeignJoin<T> for SmolJoin<T> {
         self.0.as_ref().is_none_or(FallibleTask::is_finished)
     }
 
-    fn abort(mut self: Box<Self>) {
+    fn abort(&mut self) {
         // Dropping async-task's handle cancels the task.
         drop(self.0.take());
     }

@@ -132,7 +132,7 @@ impl<T: Send + 'static> ForeignJoin<T> for TokioJoin<T> {
         self.0.is_finished()
     }
 
-    fn abort(self: Box<Self>) {
+    fn abort(&mut self) {
         self.0.abort();
     }
 }

@@ -1,0 +1,216 @@
+//! Foreign join handles inside a unirun [`JoinHandle`]: the [`ForeignJoin`]
+//! contract, and [`Foreign`], which stores such a handle without an
+//! allocation when it fits in two words.
+
+use alloc::boxed::Box;
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of, MaybeUninit};
+use core::task::{Context, Poll};
+
+use crate::JoinError;
+#[allow(unused_imports)] // for the docs
+use crate::JoinHandle;
+
+/// A foreign executor's join handle, seen through a unirun [`JoinHandle`]
+/// (see [`JoinHandle::from_foreign`]).
+///
+/// This is the extension point for backends onto executors that allocate
+/// their own tasks (tokio, async-executor): they spawn the user's future
+/// wrapped in [`TaskFuture`](crate::TaskFuture), so a panic is caught with
+/// its message and location and the output is already a
+/// `Result<T, JoinError>`, and hand their own join handle to unirun. One
+/// foreign task per spawn, instead of one per wake-up through
+/// [`spawn_with`](crate::spawn_with). A handle of up to two words (tokio's
+/// and async-task's are one) is stored in the `JoinHandle` itself; a
+/// bigger one is boxed.
+///
+/// # Examples
+///
+/// ```
+/// use std::task::{Context, Poll};
+/// use unirun_core::{ForeignJoin, JoinError, JoinHandle};
+///
+/// /// A "foreign" task that is already done.
+/// struct Done(Option<u8>);
+///
+/// impl ForeignJoin<u8> for Done {
+///     fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u8, JoinError>> {
+///         Poll::Ready(self.0.take().ok_or_else(JoinError::cancelled))
+///     }
+///     fn is_finished(&self) -> bool {
+///         true
+///     }
+///     fn abort(&mut self) {}
+/// }
+///
+/// let handle = JoinHandle::from_foreign(Done(Some(7)));
+/// assert!(handle.is_finished());
+/// assert_eq!(unirun_core::block_on(handle).unwrap(), 7);
+/// ```
+pub trait ForeignJoin<T>: Send {
+    /// Polls for the task's outcome: its output, or why there is none (a
+    /// foreign cancellation is [`JoinError::cancelled`]). Called again
+    /// after `Ready` only if the caller misbehaves; may then panic.
+    fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
+
+    /// Whether the task has finished (completed, panicked or been cancelled).
+    fn is_finished(&self) -> bool;
+
+    /// Cancels the task; the handle is dropped right after. Called outside
+    /// unirun's locks, so it may run the future's destructor.
+    fn abort(&mut self);
+}
+
+impl<H: ForeignJoin<T> + ?Sized, T> ForeignJoin<T> for Box<H> {
+    fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+        (**self).poll_join(cx)
+    }
+
+    fn is_finished(&self) -> bool {
+        (**self).is_finished()
+    }
+
+    fn abort(&mut self) {
+        (**self).abort();
+    }
+}
+
+/// Storage for a handle of up to two words.
+type Inline = MaybeUninit<[usize; 2]>;
+
+/// Whether an `S` can live in [`Inline`].
+const fn fits<S>() -> bool {
+    size_of::<S>() <= size_of::<Inline>() && align_of::<S>() <= align_of::<Inline>()
+}
+
+/// A type-erased [`ForeignJoin`] handle.
+///
+/// Invariant: `data` holds an initialised value of the type `S` that
+/// `vtable` was made for (`S` fits, see [`fits`]), until `Drop` drops it.
+pub(crate) struct Foreign<T> {
+    data: Inline,
+    /// Points to a `'static` vtable (a raw pointer only so that `T` need
+    /// not be `'static` for the struct to be well-formed).
+    vtable: *const Vtable<T>,
+    _stored: PhantomData<Box<dyn ForeignJoin<T>>>,
+}
+
+// SAFETY: the stored value is a `ForeignJoin`, which is `Send`; the vtable is
+// immutable static data. `Foreign` is not `Sync`: `JoinHandle` reaches it only
+// through its lock.
+unsafe impl<T> Send for Foreign<T> {}
+
+struct Vtable<T> {
+    poll: unsafe fn(*mut (), &mut Context<'_>) -> Poll<Result<T, JoinError>>,
+    is_finished: unsafe fn(*const ()) -> bool,
+    abort: unsafe fn(*mut ()),
+    drop: unsafe fn(*mut ()),
+}
+
+/// The vtable for a stored `S`.
+struct VtableOf<S, T>(PhantomData<(fn(S), T)>);
+
+impl<S: ForeignJoin<T>, T> VtableOf<S, T> {
+    const VTABLE: Vtable<T> = Vtable {
+        poll: poll::<S, T>,
+        is_finished: is_finished::<S, T>,
+        abort: abort::<S, T>,
+        drop: drop_stored::<S>,
+    };
+}
+
+/// # Safety
+///
+/// `data` points to a live `S`, not aliased for the call.
+unsafe fn poll<S: ForeignJoin<T>, T>(
+    data: *mut (),
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, JoinError>> {
+    // SAFETY: the caller guarantees a live, unaliased `S` at `data`.
+    unsafe { (*data.cast::<S>()).poll_join(cx) }
+}
+
+/// # Safety
+///
+/// `data` points to a live `S`.
+unsafe fn is_finished<S: ForeignJoin<T>, T>(data: *const ()) -> bool {
+    // SAFETY: the caller guarantees a live `S` at `data`.
+    unsafe { (*data.cast::<S>()).is_finished() }
+}
+
+/// # Safety
+///
+/// `data` points to a live `S`, not aliased for the call.
+unsafe fn abort<S: ForeignJoin<T>, T>(data: *mut ()) {
+    // SAFETY: the caller guarantees a live, unaliased `S` at `data`.
+    unsafe { (*data.cast::<S>()).abort() }
+}
+
+/// # Safety
+///
+/// `data` points to a live `S`, which is dead afterwards.
+unsafe fn drop_stored<S>(data: *mut ()) {
+    // SAFETY: the caller guarantees a live `S` at `data` and never uses it again.
+    unsafe { data.cast::<S>().drop_in_place() }
+}
+
+impl<T> Foreign<T> {
+    /// Stores `handle` inline when it fits, else boxed.
+    pub(crate) fn new<H: ForeignJoin<T> + 'static>(handle: H) -> Self
+    where
+        T: 'static,
+    {
+        if fits::<H>() {
+            Self::store(handle)
+        } else {
+            Self::store(Box::new(handle))
+        }
+    }
+
+    fn store<S: ForeignJoin<T> + 'static>(value: S) -> Self
+    where
+        T: 'static,
+    {
+        assert!(fits::<S>(), "checked by `new`: a handle or a box fits");
+        let mut data = Inline::uninit();
+        // SAFETY: `S` fits in `data` in size and alignment (asserted above),
+        // and `data` is fresh storage that nothing else refers to.
+        unsafe { data.as_mut_ptr().cast::<S>().write(value) };
+        Foreign {
+            data,
+            vtable: &VtableOf::<S, T>::VTABLE as *const Vtable<T>,
+            _stored: PhantomData,
+        }
+    }
+
+    fn vtable(&self) -> &Vtable<T> {
+        // SAFETY: `vtable` points to a `'static` constant (see `store`).
+        unsafe { &*self.vtable }
+    }
+
+    pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+        // SAFETY: by the invariant `data` holds the vtable's `S`; `&mut self`
+        // makes the access exclusive.
+        unsafe { (self.vtable().poll)(self.data.as_mut_ptr().cast(), cx) }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        // SAFETY: by the invariant `data` holds the vtable's `S`.
+        unsafe { (self.vtable().is_finished)(self.data.as_ptr().cast()) }
+    }
+
+    /// Cancels the task; `self` is dropped afterwards.
+    pub(crate) fn abort(&mut self) {
+        // SAFETY: by the invariant `data` holds the vtable's `S`; `&mut self`
+        // makes the access exclusive.
+        unsafe { (self.vtable().abort)(self.data.as_mut_ptr().cast()) }
+    }
+}
+
+impl<T> Drop for Foreign<T> {
+    fn drop(&mut self) {
+        // SAFETY: by the invariant `data` holds the vtable's `S`, and it is
+        // never used after this.
+        unsafe { (self.vtable().drop)(self.data.as_mut_ptr().cast()) }
+    }
+}
