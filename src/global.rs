@@ -146,6 +146,7 @@ fn default_handle() -> (Handle, u64) {
         code: s.config.clone(),
         name: None,
         provided: false,
+        provided_flavor: Flavor::Threads,
         implicit: true,
         ambient_tokio: false,
     };

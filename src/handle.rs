@@ -134,6 +134,59 @@ impl Handle {
     }
 }
 
+#[cfg(feature = "tokio-backend")]
+impl Handle {
+    /// A handle onto a tokio runtime the caller owns, for
+    /// [`RunBuilder::executor`](crate::RunBuilder::executor): the scope runs
+    /// its tasks there and never shuts the runtime down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, Handle, Run};
+    ///
+    /// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    /// let run = Run::builder().executor(Handle::from_tokio(rt.handle().clone())).build()?;
+    /// assert_eq!(run.trace().resolved(), Flavor::Tokio);
+    /// assert_eq!(run.spawn(async { 1 }).join().unwrap(), 1);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn from_tokio(handle: tokio::runtime::Handle) -> Handle {
+        Handle::new(
+            Backend::Tokio(unirun_tokio::Handle::from_tokio(handle)),
+            None,
+        )
+    }
+}
+
+#[cfg(feature = "smol-backend")]
+impl Handle {
+    /// A handle onto an async-executor the caller drives, for
+    /// [`RunBuilder::executor`](crate::RunBuilder::executor). The handle does
+    /// not keep the executor alive: once the caller drops it, what the
+    /// handle spawns is cancelled at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun::{Flavor, Handle, Run};
+    ///
+    /// let ex = Arc::new(async_executor::Executor::new());
+    /// let run = Run::builder().executor(Handle::from_smol(ex.clone())).build()?;
+    /// assert_eq!(run.trace().resolved(), Flavor::Smol);
+    /// let task = run.spawn(async { 2 });
+    /// assert_eq!(futures_lite::future::block_on(ex.run(task)).unwrap(), 2);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn from_smol(executor: Arc<unirun_smol::async_executor::Executor<'static>>) -> Handle {
+        Handle::new(
+            Backend::Smol(unirun_smol::Handle::from_executor(executor)),
+            None,
+        )
+    }
+}
+
 impl Executor for Handle {
     fn scheduler(&self) -> Arc<dyn Schedule> {
         match &self.scope {

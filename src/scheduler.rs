@@ -193,6 +193,8 @@ pub(crate) struct Request {
     pub(crate) code: RuntimeConfig,
     pub(crate) name: Option<String>,
     pub(crate) provided: bool,
+    /// The flavor of the provided executor (threads when unknown).
+    pub(crate) provided_flavor: Flavor,
     /// The shared default: never fails, falls back instead.
     pub(crate) implicit: bool,
     /// The caller runs inside a tokio runtime unirun can borrow.
@@ -275,7 +277,7 @@ pub(crate) fn decide(
 
     let resolved = if req.provided {
         reasons.push(Reason::Provided);
-        Flavor::Threads
+        req.provided_flavor
     } else if let Some(forced) = config.forced_flavor() {
         if forced == Flavor::Threads {
             let var = from_env(FORCE_THREADS.name).then_some(FORCE_THREADS.name);
@@ -350,7 +352,7 @@ pub(crate) fn decide(
         }
         other => other,
     };
-    let ambient = resolved == Flavor::Tokio && req.ambient_tokio;
+    let ambient = !req.provided && resolved == Flavor::Tokio && req.ambient_tokio;
     if ambient && !reasons.contains(&Reason::AmbientTokio) {
         reasons.push(Reason::AmbientTokio);
     }
@@ -566,6 +568,7 @@ mod tests {
             code,
             name: None,
             provided: false,
+            provided_flavor: Flavor::Threads,
             implicit: false,
             ambient_tokio: false,
         }

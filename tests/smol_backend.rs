@@ -78,3 +78,24 @@ fn scope_thread_count_returns_to_baseline() {
     common::wait_until(|| common::threads_named("smolbase-") == 0);
     common::wait_until(|| common::thread_names().len() == before);
 }
+
+#[test]
+fn a_provided_executor_is_used_and_left_running() {
+    use std::sync::Arc;
+
+    let ex = Arc::new(async_executor::Executor::new());
+    let run = Run::builder()
+        .executor(unirun::Handle::from_smol(ex.clone()))
+        .build()
+        .unwrap();
+    assert_eq!(run.trace().resolved(), Flavor::Smol);
+    assert_eq!(run.trace().reason(), &unirun::trace::Reason::Provided);
+    // The caller drives its executor; the scope's task runs there.
+    let task = run.spawn(async { 6 });
+    assert_eq!(futures_lite::future::block_on(ex.run(task)).unwrap(), 6);
+    drop(run);
+    assert_eq!(
+        futures_lite::future::block_on(ex.run(ex.spawn(async { 7 }))),
+        7
+    );
+}

@@ -166,3 +166,21 @@ fn scope_thread_count_returns_to_baseline() {
     common::wait_until(|| common::threads_named("tkbase-") == 0);
     common::wait_until(|| common::thread_names().len() == before);
 }
+
+#[test]
+fn a_provided_runtime_is_used_and_left_running() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tkmine")
+        .build()
+        .unwrap();
+    let run = Run::builder()
+        .executor(unirun::Handle::from_tokio(rt.handle().clone()))
+        .build()
+        .unwrap();
+    assert_eq!(run.trace().resolved(), Flavor::Tokio);
+    assert_eq!(run.trace().reason(), &Reason::Provided);
+    assert_eq!(run.spawn(async { thread_name() }).join().unwrap(), "tkmine");
+    run.shutdown();
+    assert_eq!(rt.block_on(rt.spawn(async { 4 })).unwrap(), 4);
+}

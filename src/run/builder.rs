@@ -216,6 +216,10 @@ impl RunBuilder {
             code,
             name: self.name,
             provided: self.executor.is_some(),
+            provided_flavor: self
+                .executor
+                .as_ref()
+                .map_or(Flavor::Threads, Handle::flavor),
             implicit: false,
             ambient_tokio: scope::ambient_tokio().is_some(),
         };

@@ -42,6 +42,9 @@ use std::io;
 use std::sync::{Arc, Weak};
 use std::thread;
 
+/// The async-executor crate, so callers can name the executor type that
+/// [`Handle::from_executor`] takes.
+pub use async_executor;
 use async_executor::Executor as SmolExecutor;
 use std::pin::Pin;
 use std::task::{Context, Poll};
