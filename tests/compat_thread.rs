@@ -93,6 +93,37 @@ fn scope_lets_threads_borrow_locals() {
     assert_eq!(total.load(Ordering::SeqCst), 14);
     assert_eq!(log, ["ALPHA"]);
 
+    // Mutable borrows, and where the scoped threads run.
+    let mut counts = [0u32; 4];
+    let names = thread::scope(|s| {
+        let handles: Vec<_> = counts
+            .iter_mut()
+            .map(|c| {
+                s.spawn(move || {
+                    *c += 1;
+                    current_name()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(counts, [1; 4]);
+    for name in names {
+        if common::passthrough() {
+            assert_eq!(name, None);
+        } else {
+            let name = name.unwrap_or_default();
+            assert!(name.starts_with("unirun-blocking-"), "{name}");
+        }
+    }
+
+    // A joined panic is the caller's to handle; the scope goes on.
+    let joined = thread::scope(|s| s.spawn(|| -> u8 { panic!("joined") }).join());
+    assert!(joined.is_err());
+
     let caught = std::panic::catch_unwind(|| {
         thread::scope(|s| {
             s.spawn(|| panic!("scoped failure"));

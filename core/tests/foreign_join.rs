@@ -107,3 +107,35 @@ fn task_future_catches_panics_and_joins_its_set() {
     let task = TaskFuture::new(async { 1 }, Some(closed));
     assert!(unirun_core::block_on(task).unwrap_err().is_cancelled());
 }
+
+/// A one-word handle, stored inline in the `JoinHandle`.
+struct Small(Arc<AtomicUsize>);
+
+impl ForeignJoin<u32> for Small {
+    fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u32, JoinError>> {
+        Poll::Ready(Ok(self.0.load(Ordering::SeqCst) as u32))
+    }
+
+    fn is_finished(&self) -> bool {
+        true
+    }
+
+    fn abort(&mut self) {
+        self.0.fetch_add(100, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn small_handles_are_stored_inline_and_dropped_once() {
+    let count = Arc::new(AtomicUsize::new(3));
+    let handle = JoinHandle::from_foreign(Small(Arc::clone(&count)));
+    assert_eq!(Arc::strong_count(&count), 2);
+    let moved = vec![handle];
+    let handle = moved.into_iter().next().unwrap();
+    assert_eq!(handle.join().unwrap(), 3);
+    assert_eq!(Arc::strong_count(&count), 1);
+
+    let dropped = JoinHandle::from_foreign(Small(Arc::clone(&count)));
+    drop(dropped);
+    assert_eq!(Arc::strong_count(&count), 1);
+}

@@ -3,7 +3,7 @@
 //!
 //! | module | mirrors | managed (default) | passthrough |
 //! | --- | --- | --- | --- |
-//! | [`thread`] | `std::thread::{spawn, Builder, JoinHandle, scope}` | closures run on the shared default executor's blocking lane: no OS thread per call | std's own |
+//! | [`thread`] | `std::thread::{spawn, Builder, JoinHandle, scope}` | closures (scoped ones too) run on the shared default executor's blocking lane: no OS thread per call | std's own |
 //! | `tokio::task` (`tokio-backend`) | `tokio::task::{spawn, spawn_blocking, JoinHandle, JoinError}` | `spawn` stays on the ambient tokio runtime (its reactor is needed); `spawn_blocking` runs on unirun's blocking lane | tokio's own |
 //! | `smol` (`smol-backend`) | `smol::{spawn, unblock, block_on, Task}` | unirun's shared executor and blocking lane | smol's own |
 //!

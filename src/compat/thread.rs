@@ -5,7 +5,8 @@
 //! executor's blocking lane (see [`to_thread`](crate::to_thread)): 10,000
 //! calls reuse a few pooled threads instead of starting 10,000. In
 //! passthrough mode (`UNIRUN_COMPAT_MODE=passthrough`) every call is
-//! `std::thread`'s own.
+//! `std::thread`'s own (for [`scope`]: one OS thread per spawned closure,
+//! as std starts).
 //!
 //! What differs in managed mode:
 //! - the closure runs on a pooled thread, so `thread::current()` inside it
@@ -22,8 +23,7 @@
 //!   thread, since pooled threads cannot change their stack;
 //! - [`JoinHandle::thread`] is not offered (the pooled thread is not known
 //!   before the closure starts);
-//! - [`scope`] is `std::thread::scope` in both modes (scoped threads are OS
-//!   threads).
+//! - [`scope`]'s threads are pooled too, with the same cap caveat.
 //!
 //! # Examples
 //!
@@ -41,7 +41,9 @@
 use std::fmt;
 use std::io;
 
-pub use std::thread::{scope, Scope, ScopedJoinHandle};
+mod scoped;
+
+pub use self::scoped::{scope, Scope, ScopedJoinHandle};
 
 /// Spawns a thread (in managed mode: runs `f` on a pooled thread) and
 /// returns a [`JoinHandle`] for it, like `std::thread::spawn`.
