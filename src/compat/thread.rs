@@ -21,7 +21,7 @@
 //! - [`Builder::name`] is recorded but a pooled thread keeps its own name;
 //!   a builder with [`stack_size`](Builder::stack_size) starts a real OS
 //!   thread, since pooled threads cannot change their stack;
-//! - [`JoinHandle::thread`] is not offered (the pooled thread is not known
+//! - `JoinHandle::thread()` is not offered (the pooled thread is not known
 //!   before the closure starts);
 //! - [`scope`]'s threads are pooled too, with the same cap caveat.
 //!

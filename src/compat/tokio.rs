@@ -18,9 +18,9 @@
 
 /// `tokio::task`'s spawning API; see the [module docs](self).
 ///
-/// In managed mode, [`task::spawn`](spawn) stays on the ambient tokio
+/// In managed mode, [`task::spawn`] stays on the ambient tokio
 /// runtime (its reactor and timers are needed) but the task is unirun's:
-/// a panic keeps its message and location. [`task::spawn_blocking`](spawn_blocking)
+/// a panic keeps its message and location. [`task::spawn_blocking`]
 /// runs the closure on unirun's blocking lane (the shared default
 /// executor's, sized by the config) inside the caller's runtime context, so
 /// `Handle::current()` still works in it. In passthrough mode both are

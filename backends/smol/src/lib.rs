@@ -1,5 +1,5 @@
 //! The smol backend of unirun: unirun tasks, with unirun's [`JoinHandle`]
-//! and [`JoinError`](unirun_core::JoinError), running on an
+//! and `JoinError`, running on an
 //! [`async_executor::Executor`].
 //!
 //! # Design

@@ -1,5 +1,5 @@
 //! The tokio backend of unirun: unirun tasks, with unirun's [`JoinHandle`]
-//! and [`JoinError`](unirun_core::JoinError), running on a tokio runtime.
+//! and `JoinError`, running on a tokio runtime.
 //!
 //! # Design
 //!
