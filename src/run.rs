@@ -181,8 +181,9 @@ impl Run {
     }
 
     /// Drives `future` to completion on the calling thread, inside the
-    /// scope: scopes built in it nest in this one, and in `Gil` mode its
-    /// polls hold the scope's lock.
+    /// scope: scopes built in it nest in this one, in `Gil` mode its polls
+    /// hold the scope's lock, and on a tokio scope it runs in the runtime's
+    /// context (tokio's timers and I/O work).
     ///
     /// # Examples
     ///
@@ -195,6 +196,8 @@ impl Run {
     /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        // On a tokio scope, tokio's timers and I/O work in `future` too.
+        let _context = self.scope.backend.enter();
         unirun_core::block_on(Scoped::new(self.scope.clone(), future))
     }
 

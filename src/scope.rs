@@ -30,6 +30,13 @@ pub(crate) enum Backend {
     Smol(unirun_smol::Handle),
 }
 
+/// A backend's runtime context, entered on a thread (see [`Backend::enter`]).
+#[cfg(feature = "tokio-backend")]
+pub(crate) type BackendContext<'a> = tokio::runtime::EnterGuard<'a>;
+/// A backend's runtime context: none without `tokio-backend`.
+#[cfg(not(feature = "tokio-backend"))]
+pub(crate) type BackendContext<'a> = std::marker::PhantomData<&'a ()>;
+
 /// What a scope owns and tears down: the backend it started.
 pub(crate) enum Owned {
     Threads(unirun_threads::ThreadPool),
@@ -157,6 +164,16 @@ impl Backend {
             Backend::Tokio(h) => h.name(),
             #[cfg(feature = "smol-backend")]
             Backend::Smol(h) => h.name(),
+        }
+    }
+
+    /// Enters the backend's runtime context on this thread until the guard
+    /// drops (tokio's; nothing for the others).
+    pub(crate) fn enter(&self) -> Option<BackendContext<'_>> {
+        match self {
+            #[cfg(feature = "tokio-backend")]
+            Backend::Tokio(h) => Some(h.tokio().enter()),
+            _ => None,
         }
     }
 

@@ -184,3 +184,15 @@ fn a_provided_runtime_is_used_and_left_running() {
     run.shutdown();
     assert_eq!(rt.block_on(rt.spawn(async { 4 })).unwrap(), 4);
 }
+
+#[test]
+fn block_on_runs_in_the_owned_runtimes_context() {
+    let run = Run::builder()
+        .flavor(Flavor::Tokio)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    let inside = run.block_on(async { tokio::runtime::Handle::try_current().is_ok() });
+    assert!(inside);
+    assert!(tokio::runtime::Handle::try_current().is_err());
+}
