@@ -71,7 +71,13 @@ pub struct Pool {
 /// One thread's share of a [`Pool`]: its local queue, LIFO slot and parker.
 ///
 /// `Send` but not `Sync`: move it to the thread that drives it, then call
-/// [`run`](Self::run) there.
+/// [`run`](Self::run) there. Sharing one between threads does not compile:
+///
+/// ```compile_fail
+/// fn shared<T: Sync>(_: &T) {}
+/// let (_pool, workers) = unirun_core::Pool::with_workers(1);
+/// shared(&workers[0]);
+/// ```
 pub struct Worker {
     shared: Arc<Shared>,
     index: usize,
