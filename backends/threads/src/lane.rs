@@ -2,10 +2,13 @@
 //!
 //! The lane starts with no thread and grows while queued closures outnumber
 //! five times the idle threads (threads starting or waiting count as idle),
-//! up to the cap. Every thread re-checks that rule when it *takes* a
-//! closure, before running it: a closure may block for good (closures can
-//! wait on each other), so a thread never leaves queued work behind without
-//! a thread that will look at it. Idle threads retire after the keep-alive. When the OS refuses a thread, the cap shrinks to what the lane
+//! up to the cap. Sleeping threads are woken one at a time: a push wakes one
+//! only when no awake thread is free to take the closure, and every thread
+//! that takes a closure does the same check (and the growth check) before
+//! running it. A closure may block for good (closures can wait on each
+//! other), so no thread ever leaves queued work behind without another
+//! thread awake or coming for it; and a burst of tiny closures wakes only as
+//! many threads as it needs. Idle threads retire after the keep-alive. When the OS refuses a thread, the cap shrinks to what the lane
 //! has and it keeps serving with those; with no thread at all the closure runs
 //! on the caller instead of waiting forever.
 
@@ -46,6 +49,14 @@ struct State {
     handles: Vec<thread::JoinHandle<()>>,
     /// Times the OS refused a thread.
     spawn_failures: usize,
+}
+
+impl State {
+    /// Awake threads that will look at the queue without being woken:
+    /// starting, between closures, or notified and on their way.
+    fn free_awake(&self) -> usize {
+        self.idle - self.waiting + self.notified
+    }
 }
 
 /// A snapshot of the lane's sizing, for traces and tests.
@@ -117,7 +128,16 @@ impl Lane {
             return;
         }
         state.queue.push_back(runnable);
-        let wake = state.waiting > state.notified;
+        self.hand_on(state);
+    }
+
+    /// Makes sure queued work has a thread coming for it: when no awake
+    /// thread is free, wakes one sleeper (one at a time: the woken thread
+    /// repeats this when it takes a closure), and grows the lane while the
+    /// queue outruns the idle threads. Releases the lock.
+    fn hand_on(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
+        let wake =
+            !state.queue.is_empty() && state.free_awake() == 0 && state.waiting > state.notified;
         if wake {
             state.notified += 1;
         }
@@ -189,9 +209,7 @@ impl Lane {
             if let Some(runnable) = state.queue.pop_front() {
                 state.idle -= 1;
                 // This closure may block for good: leave a thread for the rest.
-                let start = self.grow(&mut state);
-                drop(state);
-                self.start_threads(start);
+                self.hand_on(state);
                 runnable.run();
                 state = self.lock();
                 state.idle += 1;
