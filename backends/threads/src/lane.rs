@@ -25,6 +25,8 @@ const GROWTH_FACTOR: usize = 5;
 pub(crate) struct Lane {
     state: Mutex<State>,
     work: Condvar,
+    /// Signalled when a reserved thread has been started (or failed to).
+    spawned: Condvar,
     name: String,
     keep_alive: Duration,
     stack_size: Option<usize>,
@@ -47,6 +49,8 @@ struct State {
     shutdown: bool,
     /// Every thread not joined yet, retired ones included.
     handles: Vec<thread::JoinHandle<()>>,
+    /// Threads reserved by `grow` whose handle is not in `handles` yet.
+    spawning: usize,
     /// Times the OS refused a thread.
     spawn_failures: usize,
 }
@@ -94,9 +98,11 @@ impl Lane {
                 next_id: 0,
                 shutdown: false,
                 handles: Vec::new(),
+                spawning: 0,
                 spawn_failures: 0,
             }),
             work: Condvar::new(),
+            spawned: Condvar::new(),
             name,
             keep_alive,
             stack_size,
@@ -153,9 +159,13 @@ impl Lane {
     /// ids to start once the lock is released.
     fn grow(&self, state: &mut State) -> Vec<usize> {
         let mut start = Vec::new();
+        if state.shutdown {
+            return start;
+        }
         while state.threads < state.cap && state.queue.len() > state.idle * GROWTH_FACTOR {
             state.threads += 1;
             state.idle += 1;
+            state.spawning += 1;
             start.push(state.next_id);
             state.next_id += 1;
         }
@@ -183,9 +193,17 @@ impl Lane {
         }
         let lane = self.clone();
         match builder.spawn(move || lane.serve()) {
-            Ok(handle) => self.lock().handles.push(handle),
+            Ok(handle) => {
+                let mut state = self.lock();
+                state.handles.push(handle);
+                state.spawning -= 1;
+                drop(state);
+                self.spawned.notify_all();
+            }
             Err(_) => {
                 let mut state = self.lock();
+                state.spawning -= 1;
+                self.spawned.notify_all();
                 state.threads -= 1;
                 state.idle -= 1;
                 state.spawn_failures += 1;
@@ -243,6 +261,13 @@ impl Lane {
         let handles = {
             let mut state = self.lock();
             state.shutdown = true;
+            // A thread reserved just before may not have its handle filed yet.
+            while state.spawning > 0 {
+                state = self
+                    .spawned
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
             std::mem::take(&mut state.handles)
         };
         self.work.notify_all();

@@ -40,6 +40,8 @@ fn the_lane_shrinks_its_cap_when_the_os_refuses_a_thread() {
         .unwrap();
     let handle = pool.handle();
     let configured = handle.blocking_stats().cap;
+    // The worker must be up (its start allocates a signal stack) before memory gets tight.
+    pool.spawn(async {}).join().unwrap();
 
     set_address_space_limit(vm_size_bytes() + (64 << 20));
     // The lane cannot start a thread: with none at all, the closure runs on the caller.
