@@ -19,6 +19,25 @@ use crate::{JoinError, JoinHandle, TaskSet};
 ///
 /// Dropping a `Runnable` without running it cancels its task: the task's
 /// [`JoinHandle`] then resolves to [`JoinError::cancelled`].
+///
+/// # Examples
+///
+/// ```
+/// use unirun_core::{spawn_with, Runnable};
+///
+/// // A schedule function that runs each task right where it is woken.
+/// let run_now = |r: Runnable, _| {
+///     r.run();
+/// };
+/// let (runnable, handle) = spawn_with(async { 1 + 1 }, None, run_now);
+/// runnable.run();
+/// assert_eq!(handle.join().unwrap(), 2);
+///
+/// // Dropped without running: the task is cancelled.
+/// let (runnable, handle) = spawn_with(async { 1 + 1 }, None, run_now);
+/// drop(runnable);
+/// assert!(handle.join().unwrap_err().is_cancelled());
+/// ```
 pub type Runnable = async_task::Runnable;
 
 /// What a task's output slot holds: the value, or why there is none.

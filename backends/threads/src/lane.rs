@@ -64,6 +64,24 @@ impl State {
 }
 
 /// A snapshot of the lane's sizing, for traces and tests.
+///
+/// # Examples
+///
+/// ```
+/// let pool = unirun_threads::ThreadPool::builder()
+///     .workers(1)
+///     .max_blocking_threads(4)
+///     .build()
+///     .unwrap();
+/// let before = pool.handle().blocking_stats();
+/// assert_eq!(before.threads, 0); // the lane starts empty and grows on demand
+///
+/// pool.spawn_blocking(|| ()).join().unwrap();
+/// let after = pool.handle().blocking_stats();
+/// assert!(after.threads >= 1 && after.threads <= after.cap);
+/// assert_eq!(after.cap, 4);
+/// assert_eq!(after.queued, 0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LaneStats {
