@@ -117,7 +117,9 @@ impl fmt::Display for PanicLocation {
 /// assert_eq!(err.panic_message(), Some("boom"));
 /// ```
 pub struct JoinError {
-    repr: Repr,
+    /// Boxed: a task's allocation holds its future or its output, whichever
+    /// is larger, so a small `JoinError` keeps every task small.
+    repr: Box<Repr>,
 }
 
 enum Repr {
@@ -183,7 +185,7 @@ impl JoinError {
     /// ```
     pub fn cancelled() -> Self {
         Self {
-            repr: Repr::Cancelled,
+            repr: Box::new(Repr::Cancelled),
         }
     }
 
@@ -202,11 +204,11 @@ impl JoinError {
     pub fn panicked(payload: PanicPayload, location: Option<PanicLocation>) -> Self {
         let message = panic_message(&*payload).map(String::from);
         Self {
-            repr: Repr::Panicked {
+            repr: Box::new(Repr::Panicked {
                 payload: SyncPayload(payload),
                 message,
                 location,
-            },
+            }),
         }
     }
 
@@ -226,11 +228,11 @@ impl JoinError {
     pub fn panicked_remote(message: String, location: Option<PanicLocation>) -> Self {
         let payload: PanicPayload = Box::new(message.clone());
         Self {
-            repr: Repr::Panicked {
+            repr: Box::new(Repr::Panicked {
                 payload: SyncPayload(payload),
                 message: Some(message),
                 location,
-            },
+            }),
         }
     }
 
@@ -245,7 +247,7 @@ impl JoinError {
     /// ```
     pub fn timed_out() -> Self {
         Self {
-            repr: Repr::TimedOut,
+            repr: Box::new(Repr::TimedOut),
         }
     }
 
@@ -260,7 +262,7 @@ impl JoinError {
     /// ```
     pub fn crashed(signal: i32, name: &'static str) -> Self {
         Self {
-            repr: Repr::Crashed { signal, name },
+            repr: Box::new(Repr::Crashed { signal, name }),
         }
     }
 
@@ -279,10 +281,10 @@ impl JoinError {
     /// ```
     pub fn transport(what: &'static str, detail: impl Into<String>) -> Self {
         Self {
-            repr: Repr::Transport {
+            repr: Box::new(Repr::Transport {
                 what,
                 detail: detail.into(),
-            },
+            }),
         }
     }
 
@@ -297,7 +299,7 @@ impl JoinError {
     /// assert!(!JoinError::timed_out().is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.repr, Repr::Cancelled)
+        matches!(*self.repr, Repr::Cancelled)
     }
 
     /// Whether the task panicked.
@@ -311,7 +313,7 @@ impl JoinError {
     /// assert!(!JoinError::cancelled().is_panic());
     /// ```
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panicked { .. })
+        matches!(*self.repr, Repr::Panicked { .. })
     }
 
     /// Whether the task ran out of time.
@@ -325,7 +327,7 @@ impl JoinError {
     /// assert!(!JoinError::crashed(9, "SIGKILL").is_timeout());
     /// ```
     pub fn is_timeout(&self) -> bool {
-        matches!(self.repr, Repr::TimedOut)
+        matches!(*self.repr, Repr::TimedOut)
     }
 
     /// Whether the task's process was killed by a signal.
@@ -339,7 +341,7 @@ impl JoinError {
     /// assert!(!JoinError::timed_out().is_crash());
     /// ```
     pub fn is_crash(&self) -> bool {
-        matches!(self.repr, Repr::Crashed { .. })
+        matches!(*self.repr, Repr::Crashed { .. })
     }
 
     /// Whether carrying the result back failed (I/O or decoding).
@@ -353,7 +355,7 @@ impl JoinError {
     /// assert!(!JoinError::cancelled().is_transport());
     /// ```
     pub fn is_transport(&self) -> bool {
-        matches!(self.repr, Repr::Transport { .. })
+        matches!(*self.repr, Repr::Transport { .. })
     }
 
     /// The panic message, when the task panicked with a string.
@@ -370,7 +372,7 @@ impl JoinError {
     /// assert_eq!(JoinError::cancelled().panic_message(), None);
     /// ```
     pub fn panic_message(&self) -> Option<&str> {
-        match &self.repr {
+        match &*self.repr {
             Repr::Panicked { message, .. } => message.as_deref(),
             _ => None,
         }
@@ -389,7 +391,7 @@ impl JoinError {
     /// assert_eq!(JoinError::panicked_remote("boom".into(), None).panic_location(), None);
     /// ```
     pub fn panic_location(&self) -> Option<&PanicLocation> {
-        match &self.repr {
+        match &*self.repr {
             Repr::Panicked { location, .. } => location.as_ref(),
             _ => None,
         }
@@ -406,7 +408,7 @@ impl JoinError {
     /// assert_eq!(JoinError::timed_out().signal(), None);
     /// ```
     pub fn signal(&self) -> Option<i32> {
-        match self.repr {
+        match *self.repr {
             Repr::Crashed { signal, .. } => Some(signal),
             _ => None,
         }
@@ -423,7 +425,7 @@ impl JoinError {
     /// assert_eq!(JoinError::cancelled().signal_name(), None);
     /// ```
     pub fn signal_name(&self) -> Option<&'static str> {
-        match self.repr {
+        match *self.repr {
             Repr::Crashed { name, .. } => Some(name),
             _ => None,
         }
@@ -478,16 +480,18 @@ impl JoinError {
     /// assert!(err.is_timeout());
     /// ```
     pub fn try_into_panic(self) -> Result<PanicPayload, JoinError> {
-        match self.repr {
+        match *self.repr {
             Repr::Panicked { payload, .. } => Ok(payload.0),
-            repr => Err(Self { repr }),
+            repr => Err(Self {
+                repr: Box::new(repr),
+            }),
         }
     }
 }
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
+        match &*self.repr {
             Repr::Cancelled => f.write_str("task was cancelled before it finished"),
             Repr::Panicked {
                 message, location, ..
@@ -520,7 +524,7 @@ impl fmt::Display for JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
+        match &*self.repr {
             Repr::Cancelled => f.write_str("JoinError::Cancelled"),
             Repr::Panicked {
                 message, location, ..

@@ -130,8 +130,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<F>,
         tasks: Option<Arc<TaskSet>>,
-        // The slot of our waker in `tasks`, once we returned `Pending`.
-        slot: Option<usize>,
+        // The slot of our waker in `tasks` once we returned `Pending`, else `NO_SLOT`.
+        slot: usize,
     }
 
     impl<F> PinnedDrop for TaskFuture<F> {
@@ -140,11 +140,15 @@ pin_project_lite::pin_project! {
             // The future goes first: its destructor is part of the task.
             this.inner.set(None);
             if let Some(tasks) = this.tasks.as_ref() {
-                tasks.leave(this.slot.take());
+                let slot = core::mem::replace(this.slot, NO_SLOT);
+                tasks.leave((slot != NO_SLOT).then_some(slot));
             }
         }
     }
 }
+
+/// `TaskFuture::slot` before the task first waits.
+const NO_SLOT: usize = usize::MAX;
 
 impl<F> TaskFuture<F> {
     fn new(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
@@ -156,7 +160,7 @@ impl<F> TaskFuture<F> {
         Self {
             inner: Some(inner),
             tasks,
-            slot: None,
+            slot: NO_SLOT,
         }
     }
 }
@@ -175,8 +179,8 @@ impl<F: Future> Future for TaskFuture<F> {
         };
         match poll_catching(inner, cx) {
             Poll::Pending => {
-                if let (Some(tasks), None) = (this.tasks.as_ref(), *this.slot) {
-                    *this.slot = Some(tasks.register(cx.waker()));
+                if let (Some(tasks), NO_SLOT) = (this.tasks.as_ref(), *this.slot) {
+                    *this.slot = tasks.register(cx.waker());
                 }
                 Poll::Pending
             }

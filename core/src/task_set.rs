@@ -1,6 +1,7 @@
 //! [`TaskSet`]: the live tasks of an executor or scope, so shutdown can wait
 //! for them or cancel them.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
@@ -59,10 +60,46 @@ impl<T> core::ops::Deref for CachePadded<T> {
     }
 }
 
+/// A slab of wakers in fixed-size chunks: growing never copies or doubles,
+/// so a set with many waiting tasks wastes at most one chunk.
 #[derive(Default)]
 struct Slots {
-    wakers: Vec<Option<Waker>>,
+    chunks: Vec<Box<[Option<Waker>; CHUNK]>>,
+    /// Slots handed out so far (the high-water mark).
+    used: usize,
     free: Vec<usize>,
+}
+
+const CHUNK: usize = 256;
+
+impl Slots {
+    fn insert(&mut self, waker: Waker) -> usize {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                if self.used == self.chunks.len() * CHUNK {
+                    self.chunks.push(Box::new([const { None }; CHUNK]));
+                }
+                self.used += 1;
+                self.used - 1
+            }
+        };
+        self.chunks[slot / CHUNK][slot % CHUNK] = Some(waker);
+        slot
+    }
+
+    fn remove(&mut self, slot: usize) {
+        self.chunks[slot / CHUNK][slot % CHUNK] = None;
+        self.free.push(slot);
+    }
+
+    fn take_all(&mut self) -> Vec<Waker> {
+        self.chunks
+            .iter_mut()
+            .flat_map(|chunk| chunk.iter_mut())
+            .filter_map(Option::take)
+            .collect()
+    }
 }
 
 impl TaskSet {
@@ -165,9 +202,7 @@ impl TaskSet {
     /// ```
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        let wakers: Vec<Waker> = self
-            .waiting
-            .with(|slots| slots.wakers.iter_mut().filter_map(Option::take).collect());
+        let wakers: Vec<Waker> = self.waiting.with(Slots::take_all);
         // Woken outside the lock: a wake may run a schedule function.
         for waker in wakers {
             waker.wake();
@@ -245,8 +280,7 @@ impl TaskSet {
     pub(crate) fn leave(&self, slot: Option<usize>) {
         if let Some(slot) = slot {
             self.waiting.with(|slots| {
-                slots.wakers[slot] = None;
-                slots.free.push(slot);
+                slots.remove(slot);
             });
         }
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -259,16 +293,7 @@ impl TaskSet {
 
     /// Records a waiting member's waker; returns its slot.
     pub(crate) fn register(&self, waker: &Waker) -> usize {
-        let slot = self.waiting.with(|slots| match slots.free.pop() {
-            Some(slot) => {
-                slots.wakers[slot] = Some(waker.clone());
-                slot
-            }
-            None => {
-                slots.wakers.push(Some(waker.clone()));
-                slots.wakers.len() - 1
-            }
-        });
+        let slot = self.waiting.with(|slots| slots.insert(waker.clone()));
         // `close` may have collected the wakers just before we registered.
         if self.is_closed() {
             waker.wake_by_ref();
