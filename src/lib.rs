@@ -128,3 +128,8 @@ pub use crate::scheduler::{
 };
 #[cfg(feature = "std")]
 pub use crate::trace::DecisionTrace;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

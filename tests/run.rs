@@ -384,7 +384,6 @@ fn a_nogil_scope_runs_blocking_closures_in_parallel() {
         .collect();
     let leaders = handles
         .into_iter()
-        .filter(|_| true)
         .map(|h| h.join().unwrap())
         .filter(|&l| l)
         .count();

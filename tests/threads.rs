@@ -178,7 +178,6 @@ fn the_blocking_lane_grows_for_closures_that_block_on_each_other() {
         .collect();
     let leaders = handles
         .into_iter()
-        .filter(|_| true)
         .map(|h| h.join().unwrap())
         .filter(|&l| l)
         .count();

@@ -6,9 +6,31 @@ use core::any::Any;
 use core::fmt;
 
 /// The payload a panicking task left behind, as `std::panic::catch_unwind` returns it.
+///
+/// # Examples
+///
+/// ```
+/// use unirun_core::{panic_message, PanicPayload};
+///
+/// let payload: PanicPayload = std::panic::catch_unwind(|| panic!("oops")).unwrap_err();
+/// assert_eq!(panic_message(&*payload), Some("oops"));
+/// ```
 pub type PanicPayload = Box<dyn Any + Send + 'static>;
 
 /// Where a task panicked: file, line and column, as the panic hook saw them.
+///
+/// # Examples
+///
+/// ```
+/// use unirun_core::TickExecutor;
+///
+/// let ex = TickExecutor::new();
+/// let (line, handle) = (line!(), ex.spawn(async { panic!("boom") }));
+/// ex.run_until_stalled();
+/// let err = handle.join().unwrap_err();
+/// let at = err.panic_location().unwrap();
+/// assert_eq!((at.file(), at.line()), (file!(), line));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PanicLocation {
     file: String,
@@ -34,16 +56,37 @@ impl PanicLocation {
     }
 
     /// The source file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let at = unirun_core::PanicLocation::new("src/lib.rs", 10, 4);
+    /// assert_eq!(at.file(), "src/lib.rs");
+    /// ```
     pub fn file(&self) -> &str {
         &self.file
     }
 
     /// The line, starting at 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let at = unirun_core::PanicLocation::new("src/lib.rs", 10, 4);
+    /// assert_eq!(at.line(), 10);
+    /// ```
     pub fn line(&self) -> u32 {
         self.line
     }
 
     /// The column, starting at 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let at = unirun_core::PanicLocation::new("src/lib.rs", 10, 4);
+    /// assert_eq!(at.column(), 4);
+    /// ```
     pub fn column(&self) -> u32 {
         self.column
     }
@@ -74,8 +117,8 @@ impl fmt::Display for PanicLocation {
 /// assert_eq!(err.panic_message(), Some("boom"));
 /// ```
 pub struct JoinError {
-    /// Boxed so `Result<T, JoinError>` (every task's output slot) is only a
-    /// pointer bigger than `T`; errors are the rare path.
+    /// Boxed: a task's allocation holds its future or its output, whichever
+    /// is larger, so a small `JoinError` keeps every task small.
     repr: Box<Repr>,
 }
 
@@ -106,6 +149,22 @@ struct SyncPayload(PanicPayload);
 unsafe impl Sync for SyncPayload {}
 
 /// Reads the message out of a panic payload, for `&str` and `String` payloads.
+///
+/// # Examples
+///
+/// ```
+/// use unirun_core::panic_message;
+///
+/// let literal = std::panic::catch_unwind(|| panic!("literal")).unwrap_err();
+/// assert_eq!(panic_message(&*literal), Some("literal"));
+///
+/// let n = 7;
+/// let formatted = std::panic::catch_unwind(|| panic!("n = {n}")).unwrap_err();
+/// assert_eq!(panic_message(&*formatted), Some("n = 7"));
+///
+/// let other = std::panic::catch_unwind(|| std::panic::panic_any(42)).unwrap_err();
+/// assert_eq!(panic_message(&*other), None);
+/// ```
 pub fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         Some(s)
@@ -116,6 +175,14 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
 
 impl JoinError {
     /// A task that was cancelled before it finished (aborted, or its executor shut down).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = unirun_core::JoinError::cancelled();
+    /// assert!(err.is_cancelled());
+    /// assert_eq!(err.to_string(), "task was cancelled before it finished");
+    /// ```
     pub fn cancelled() -> Self {
         Self {
             repr: Box::new(Repr::Cancelled),
@@ -123,6 +190,17 @@ impl JoinError {
     }
 
     /// A task that panicked; `location` is where, when it is known.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::{JoinError, PanicLocation};
+    ///
+    /// let payload = std::panic::catch_unwind(|| panic!("bad input")).unwrap_err();
+    /// let err = JoinError::panicked(payload, Some(PanicLocation::new("src/job.rs", 12, 9)));
+    /// assert!(err.is_panic());
+    /// assert_eq!(err.to_string(), "task panicked at src/job.rs:12:9: bad input");
+    /// ```
     pub fn panicked(payload: PanicPayload, location: Option<PanicLocation>) -> Self {
         let message = panic_message(&*payload).map(String::from);
         Self {
@@ -135,6 +213,18 @@ impl JoinError {
     }
 
     /// A panic that happened elsewhere (another process) and arrives as text only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// let err = JoinError::panicked_remote("index out of bounds".to_string(), None);
+    /// assert_eq!(err.panic_message(), Some("index out of bounds"));
+    /// // The payload is the message as a `String`.
+    /// let payload = err.into_panic();
+    /// assert_eq!(payload.downcast_ref::<String>().unwrap(), "index out of bounds");
+    /// ```
     pub fn panicked_remote(message: String, location: Option<PanicLocation>) -> Self {
         let payload: PanicPayload = Box::new(message.clone());
         Self {
@@ -147,6 +237,14 @@ impl JoinError {
     }
 
     /// A task that ran past its deadline and was stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = unirun_core::JoinError::timed_out();
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.to_string(), "task timed out and was stopped");
+    /// ```
     pub fn timed_out() -> Self {
         Self {
             repr: Box::new(Repr::TimedOut),
@@ -154,6 +252,14 @@ impl JoinError {
     }
 
     /// A child process killed by `signal` (`name` as in `"SIGSEGV"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = unirun_core::JoinError::crashed(11, "SIGSEGV");
+    /// assert!(err.is_crash());
+    /// assert!(err.to_string().contains("signal 11 (SIGSEGV)"));
+    /// ```
     pub fn crashed(signal: i32, name: &'static str) -> Self {
         Self {
             repr: Box::new(Repr::Crashed { signal, name }),
@@ -162,6 +268,17 @@ impl JoinError {
 
     /// A failure of the transport that carries a result back (`what` says which
     /// step, e.g. `"read"` or `"decode"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = unirun_core::JoinError::transport("decode", "unexpected end of input");
+    /// assert!(err.is_transport());
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "could not carry the task's result back (decode): unexpected end of input"
+    /// );
+    /// ```
     pub fn transport(what: &'static str, detail: impl Into<String>) -> Self {
         Self {
             repr: Box::new(Repr::Transport {
@@ -172,31 +289,88 @@ impl JoinError {
     }
 
     /// Whether the task was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// assert!(JoinError::cancelled().is_cancelled());
+    /// assert!(!JoinError::timed_out().is_cancelled());
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(*self.repr, Repr::Cancelled)
     }
 
     /// Whether the task panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// assert!(JoinError::panicked_remote("boom".into(), None).is_panic());
+    /// assert!(!JoinError::cancelled().is_panic());
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(*self.repr, Repr::Panicked { .. })
     }
 
     /// Whether the task ran out of time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// assert!(JoinError::timed_out().is_timeout());
+    /// assert!(!JoinError::crashed(9, "SIGKILL").is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(*self.repr, Repr::TimedOut)
     }
 
     /// Whether the task's process was killed by a signal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// assert!(JoinError::crashed(6, "SIGABRT").is_crash());
+    /// assert!(!JoinError::timed_out().is_crash());
+    /// ```
     pub fn is_crash(&self) -> bool {
         matches!(*self.repr, Repr::Crashed { .. })
     }
 
     /// Whether carrying the result back failed (I/O or decoding).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// assert!(JoinError::transport("read", "broken pipe").is_transport());
+    /// assert!(!JoinError::cancelled().is_transport());
+    /// ```
     pub fn is_transport(&self) -> bool {
         matches!(*self.repr, Repr::Transport { .. })
     }
 
     /// The panic message, when the task panicked with a string.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// assert_eq!(JoinError::panicked_remote("boom".into(), None).panic_message(), Some("boom"));
+    ///
+    /// let payload = std::panic::catch_unwind(|| std::panic::panic_any(42)).unwrap_err();
+    /// assert_eq!(JoinError::panicked(payload, None).panic_message(), None);
+    /// assert_eq!(JoinError::cancelled().panic_message(), None);
+    /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match &*self.repr {
             Repr::Panicked { message, .. } => message.as_deref(),
@@ -205,6 +379,17 @@ impl JoinError {
     }
 
     /// Where the task panicked, when known.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::{JoinError, PanicLocation};
+    ///
+    /// let at = PanicLocation::new("src/job.rs", 12, 9);
+    /// let err = JoinError::panicked_remote("boom".into(), Some(at.clone()));
+    /// assert_eq!(err.panic_location(), Some(&at));
+    /// assert_eq!(JoinError::panicked_remote("boom".into(), None).panic_location(), None);
+    /// ```
     pub fn panic_location(&self) -> Option<&PanicLocation> {
         match &*self.repr {
             Repr::Panicked { location, .. } => location.as_ref(),
@@ -213,6 +398,15 @@ impl JoinError {
     }
 
     /// The signal number that killed the task's process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// assert_eq!(JoinError::crashed(11, "SIGSEGV").signal(), Some(11));
+    /// assert_eq!(JoinError::timed_out().signal(), None);
+    /// ```
     pub fn signal(&self) -> Option<i32> {
         match *self.repr {
             Repr::Crashed { signal, .. } => Some(signal),
@@ -221,6 +415,15 @@ impl JoinError {
     }
 
     /// The signal's name (`"SIGSEGV"`) that killed the task's process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// assert_eq!(JoinError::crashed(11, "SIGSEGV").signal_name(), Some("SIGSEGV"));
+    /// assert_eq!(JoinError::cancelled().signal_name(), None);
+    /// ```
     pub fn signal_name(&self) -> Option<&'static str> {
         match *self.repr {
             Repr::Crashed { name, .. } => Some(name),
@@ -229,6 +432,25 @@ impl JoinError {
     }
 
     /// The panic payload, to resume the panic with `std::panic::resume_unwind`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::panic::{resume_unwind, AssertUnwindSafe};
+    /// use unirun_core::TickExecutor;
+    ///
+    /// let ex = TickExecutor::new();
+    /// let handle = ex.spawn(async { panic!("boom") });
+    /// ex.run_until_stalled();
+    /// let err = unirun_core::block_on(handle).unwrap_err();
+    ///
+    /// let payload = err.into_panic();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    ///
+    /// // Re-raise the task's panic on this thread, with its original payload.
+    /// let resumed = std::panic::catch_unwind(AssertUnwindSafe(|| resume_unwind(payload)));
+    /// assert_eq!(unirun_core::panic_message(&*resumed.unwrap_err()), Some("boom"));
+    /// ```
     ///
     /// # Panics
     ///
@@ -245,6 +467,18 @@ impl JoinError {
     }
 
     /// The panic payload, or the error itself when it is not a panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// let payload = JoinError::panicked_remote("boom".into(), None).try_into_panic().unwrap();
+    /// assert_eq!(unirun_core::panic_message(&*payload), Some("boom"));
+    ///
+    /// let err = JoinError::timed_out().try_into_panic().unwrap_err();
+    /// assert!(err.is_timeout());
+    /// ```
     pub fn try_into_panic(self) -> Result<PanicPayload, JoinError> {
         match *self.repr {
             Repr::Panicked { payload, .. } => Ok(payload.0),

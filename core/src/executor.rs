@@ -12,6 +12,44 @@ use crate::{JoinHandle, TaskSet};
 ///
 /// `info.woken_while_running` is true when a task woke itself during its own
 /// poll (a yield): fair schedulers send such a task to the back of the queue.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use std::sync::{Arc, Mutex};
+/// use unirun_core::{Executor, Runnable, Schedule, ScheduleInfo};
+///
+/// // Tasks wait here until the owner runs them.
+/// #[derive(Default)]
+/// struct Queue(Mutex<VecDeque<Runnable>>);
+///
+/// impl Schedule for Queue {
+///     fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
+///         self.0.lock().unwrap().push_back(runnable);
+///     }
+/// }
+///
+/// struct Manual(Arc<Queue>);
+///
+/// impl Executor for Manual {
+///     fn scheduler(&self) -> Arc<dyn Schedule> {
+///         self.0.clone()
+///     }
+///     fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+///         self.0.clone()
+///     }
+/// }
+///
+/// let queue = Arc::new(Queue::default());
+/// let ex: &dyn Executor = &Manual(queue.clone());
+/// let handle = ex.spawn(async { 2 + 2 });
+/// assert!(!handle.is_finished()); // queued, not run
+///
+/// let runnable = queue.0.lock().unwrap().pop_front().unwrap();
+/// runnable.run();
+/// assert_eq!(handle.join().unwrap(), 4);
+/// ```
 pub trait Schedule: Send + Sync + 'static {
     /// Queues `runnable` to be run once.
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo);
@@ -68,6 +106,19 @@ pub trait Executor: Send + Sync {
 
 impl dyn Executor + '_ {
     /// Spawns a future; its [`JoinHandle`] resolves to the future's output.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{Executor, TickExecutor};
+    ///
+    /// let tick = Arc::new(TickExecutor::new());
+    /// let ex: Arc<dyn Executor> = tick.clone();
+    /// let handle = ex.spawn(async { "hello" });
+    /// tick.run_until_stalled();
+    /// assert_eq!(handle.join().unwrap(), "hello");
+    /// ```
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -79,6 +130,19 @@ impl dyn Executor + '_ {
     /// Runs a blocking closure where blocking is allowed (a separate lane of
     /// threads, where the executor has one); its [`JoinHandle`] resolves to
     /// the closure's return value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{Executor, TickExecutor};
+    ///
+    /// let tick = Arc::new(TickExecutor::new());
+    /// let ex: Arc<dyn Executor> = tick.clone();
+    /// let handle = ex.spawn_blocking(|| (1..=4).product::<u32>());
+    /// tick.run_until_stalled(); // a tick executor runs the closure inline
+    /// assert_eq!(handle.join().unwrap(), 24);
+    /// ```
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,

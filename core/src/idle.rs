@@ -46,7 +46,7 @@
 //!
 //! A worker woken by an `unpark` that did not come from this protocol (the
 //! future it is blocking on became ready) takes itself off the sleeper list
-//! with [`Idle::unpark_worker_by_id`]; if it is no longer there, a producer
+//! with `Idle::unpark_worker_by_id`; if it is no longer there, a producer
 //! already popped it and counted it as searching, and it behaves as a searcher.
 
 use alloc::vec::Vec;

@@ -111,12 +111,43 @@ impl<T> JoinHandle<T> {
     }
 
     /// Whether the task has finished (completed, panicked or been cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::TickExecutor;
+    ///
+    /// let ex = TickExecutor::new();
+    /// let done = ex.spawn(async { 7 });
+    /// let aborted = ex.spawn(std::future::pending::<()>());
+    /// assert!(!done.is_finished());
+    /// ex.run_until_stalled();
+    /// assert!(done.is_finished());
+    /// assert!(!aborted.is_finished()); // still waiting
+    /// aborted.abort();
+    /// assert!(aborted.is_finished());
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.task
             .with(|slot| slot.as_ref().is_none_or(Task::is_finished))
     }
 
     /// Lets the task run on without anyone awaiting it; the same as dropping the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use unirun_core::TickExecutor;
+    ///
+    /// let ex = TickExecutor::new();
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let flag = ran.clone();
+    /// ex.spawn(async move { flag.store(true, Ordering::SeqCst) }).detach();
+    /// ex.run_until_stalled();
+    /// assert!(ran.load(Ordering::SeqCst)); // it ran although nobody awaited it
+    /// ```
     pub fn detach(self) {
         drop(self);
     }

@@ -8,6 +8,40 @@
 //! whatever its platform has (`WFE`/`SEV`, an RTOS semaphore, a spin).
 
 /// The sleeping side of a parker.
+///
+/// # Examples
+///
+/// A parker that spins on a token, the simplest thing a `no_std` target can
+/// plug in (real hardware would rather sleep with `WFE` or an RTOS primitive):
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use unirun_core::{Park, Unpark};
+///
+/// struct SpinToken(AtomicBool);
+///
+/// impl Park for SpinToken {
+///     fn park(&self) {
+///         while !self.0.swap(false, Ordering::Acquire) {
+///             std::hint::spin_loop();
+///         }
+///     }
+/// }
+///
+/// impl Unpark for SpinToken {
+///     fn unpark(&self) {
+///         self.0.store(true, Ordering::Release);
+///     }
+/// }
+///
+/// let token = Arc::new(SpinToken(AtomicBool::new(false)));
+/// let remote = token.clone();
+/// let helper = std::thread::spawn(move || remote.unpark());
+/// token.park(); // returns once the helper has unparked
+/// assert!(!token.0.load(Ordering::SeqCst)); // the token was consumed
+/// helper.join().unwrap();
+/// ```
 pub trait Park {
     /// Blocks until [`Unpark::unpark`] is called, or returns at once if it was
     /// called since the last `park`. May return spuriously.
@@ -15,6 +49,27 @@ pub trait Park {
 }
 
 /// The waking side of a parker; shared with other threads.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use unirun_core::{Park, Unpark};
+///
+/// let (parker, unparker) = unirun_core::park::pair();
+/// let done = Arc::new(AtomicBool::new(false));
+/// let flag = done.clone();
+/// let helper = std::thread::spawn(move || {
+///     flag.store(true, Ordering::SeqCst);
+///     unparker.unpark();
+/// });
+/// // `park` may return spuriously, so wait for the condition in a loop.
+/// while !done.load(Ordering::SeqCst) {
+///     parker.park();
+/// }
+/// helper.join().unwrap();
+/// ```
 pub trait Unpark: Send + Sync {
     /// Wakes the parked thread, or makes its next [`Park::park`] return at once.
     fn unpark(&self);
@@ -50,11 +105,59 @@ mod std_parker {
     }
 
     /// Parks the thread that owns it. `Send`, not `Clone`.
+    ///
+    /// # Examples
+    ///
+    /// An `unpark` that comes before the `park` is not lost:
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use unirun_core::{Park, Unpark};
+    ///
+    /// let (parker, unparker) = unirun_core::park::pair();
+    /// let result = Arc::new(AtomicUsize::new(0));
+    /// let slot = result.clone();
+    /// std::thread::spawn(move || {
+    ///     slot.store(42, Ordering::SeqCst);
+    ///     unparker.unpark();
+    /// })
+    /// .join()
+    /// .unwrap(); // the unpark has happened before we park...
+    /// parker.park(); // ...so this returns at once
+    /// assert_eq!(result.load(Ordering::SeqCst), 42);
+    /// ```
     pub struct Parker {
         inner: Arc<Inner>,
     }
 
     /// Wakes a [`Parker`]. Cheap to clone, usable from any thread.
+    ///
+    /// # Examples
+    ///
+    /// An `Unparker` is also a [`Wake`](std::task::Wake), so it can wake a parked
+    /// thread through a [`Waker`](std::task::Waker):
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::task::Waker;
+    /// use unirun_core::Park;
+    ///
+    /// let (parker, unparker) = unirun_core::park::pair();
+    /// let waker = Waker::from(Arc::new(unparker));
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let flag = done.clone();
+    /// let remote = waker.clone();
+    /// let helper = std::thread::spawn(move || {
+    ///     flag.store(true, Ordering::SeqCst);
+    ///     remote.wake();
+    /// });
+    /// while !done.load(Ordering::SeqCst) {
+    ///     parker.park();
+    /// }
+    /// helper.join().unwrap();
+    /// ```
     #[derive(Clone)]
     pub struct Unparker {
         inner: Arc<Inner>,

@@ -19,6 +19,25 @@ use crate::{JoinError, JoinHandle, TaskSet};
 ///
 /// Dropping a `Runnable` without running it cancels its task: the task's
 /// [`JoinHandle`] then resolves to [`JoinError::cancelled`].
+///
+/// # Examples
+///
+/// ```
+/// use unirun_core::{spawn_with, Runnable};
+///
+/// // A schedule function that runs each task right where it is woken.
+/// let run_now = |r: Runnable, _| {
+///     r.run();
+/// };
+/// let (runnable, handle) = spawn_with(async { 1 + 1 }, None, run_now);
+/// runnable.run();
+/// assert_eq!(handle.join().unwrap(), 2);
+///
+/// // Dropped without running: the task is cancelled.
+/// let (runnable, handle) = spawn_with(async { 1 + 1 }, None, run_now);
+/// drop(runnable);
+/// assert!(handle.join().unwrap_err().is_cancelled());
+/// ```
 pub type Runnable = async_task::Runnable;
 
 /// What a task's output slot holds: the value, or why there is none.
@@ -101,9 +120,6 @@ impl<F: FnOnce() -> R, R> Future for BlockingFn<F> {
     }
 }
 
-/// `TaskFuture::slot` before the task's waker is registered.
-const NO_SLOT: usize = usize::MAX;
-
 pin_project_lite::pin_project! {
     /// What every task runs: the user's future, with
     /// - a panic during a poll turned into a [`JoinError`] with its message
@@ -131,8 +147,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<F>,
         tasks: Option<Arc<TaskSet>>,
-        // The slot of our waker in `tasks` once we returned `Pending`, else
-        // `NO_SLOT` (a plain word: it keeps the task small).
+        // The slot of our waker in `tasks` once we returned `Pending`, else `NO_SLOT`.
         slot: usize,
     }
 
@@ -148,6 +163,9 @@ pin_project_lite::pin_project! {
         }
     }
 }
+
+/// `TaskFuture::slot` before the task first waits.
+const NO_SLOT: usize = usize::MAX;
 
 impl<F> TaskFuture<F> {
     /// Wraps `inner`; with `tasks`, it is a member of that set from now

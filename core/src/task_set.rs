@@ -1,6 +1,7 @@
 //! [`TaskSet`]: the live tasks of an executor or scope, so shutdown can wait
 //! for them or cancel them.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
@@ -59,14 +60,58 @@ impl<T> core::ops::Deref for CachePadded<T> {
     }
 }
 
+/// A slab of wakers in fixed-size chunks: growing never copies or doubles,
+/// so a set with many waiting tasks wastes at most one chunk.
 #[derive(Default)]
 struct Slots {
-    wakers: Vec<Option<Waker>>,
+    chunks: Vec<Box<[Option<Waker>; CHUNK]>>,
+    /// Slots handed out so far (the high-water mark).
+    used: usize,
     free: Vec<usize>,
+}
+
+const CHUNK: usize = 256;
+
+impl Slots {
+    fn insert(&mut self, waker: Waker) -> usize {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                if self.used == self.chunks.len() * CHUNK {
+                    self.chunks.push(Box::new([const { None }; CHUNK]));
+                }
+                self.used += 1;
+                self.used - 1
+            }
+        };
+        self.chunks[slot / CHUNK][slot % CHUNK] = Some(waker);
+        slot
+    }
+
+    fn remove(&mut self, slot: usize) {
+        self.chunks[slot / CHUNK][slot % CHUNK] = None;
+        self.free.push(slot);
+    }
+
+    fn take_all(&mut self) -> Vec<Waker> {
+        self.chunks
+            .iter_mut()
+            .flat_map(|chunk| chunk.iter_mut())
+            .filter_map(Option::take)
+            .collect()
+    }
 }
 
 impl TaskSet {
     /// Creates an empty, open set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let set = unirun_core::TaskSet::new();
+    /// assert!(set.is_empty());
+    /// assert!(!set.is_closed());
+    /// ```
     pub fn new() -> Self {
         Self {
             live: CachePadded(AtomicUsize::new(0)),
@@ -77,16 +122,57 @@ impl TaskSet {
     }
 
     /// Number of live tasks: spawned and not yet finished or cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskSet, TickExecutor};
+    ///
+    /// let ex = TickExecutor::new();
+    /// let set = Arc::new(TaskSet::new());
+    /// let a = ex.spawn_in(&set, async { 1 });
+    /// let b = ex.spawn_in(&set, async { 2 });
+    /// assert_eq!(set.len(), 2); // members from the moment they are spawned
+    /// ex.run_until_stalled();
+    /// assert_eq!(set.len(), 0);
+    /// # drop((a, b));
+    /// ```
     pub fn len(&self) -> usize {
         self.live.load(Ordering::SeqCst)
     }
 
     /// Whether no task is live.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskSet, TickExecutor};
+    ///
+    /// let ex = TickExecutor::new();
+    /// let set = Arc::new(TaskSet::new());
+    /// assert!(set.is_empty());
+    /// let task = ex.spawn_in(&set, async {});
+    /// assert!(!set.is_empty());
+    /// ex.run_until_stalled();
+    /// assert!(set.is_empty());
+    /// # drop(task);
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether [`close`](Self::close) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let set = unirun_core::TaskSet::new();
+    /// assert!(!set.is_closed());
+    /// set.close();
+    /// assert!(set.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
@@ -94,11 +180,29 @@ impl TaskSet {
     /// Cancels every member at its next poll and wakes those that wait, so
     /// their handles resolve to `Err(cancelled)` as soon as their executor
     /// polls them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskSet, TickExecutor};
+    ///
+    /// let ex = TickExecutor::new();
+    /// let set = Arc::new(TaskSet::new());
+    /// let waiting = ex.spawn_in(&set, std::future::pending::<()>());
+    /// ex.run_until_stalled(); // the member is now waiting
+    /// set.close();
+    /// ex.run_until_stalled(); // closing woke it: its next poll cancels it
+    /// assert!(waiting.join().unwrap_err().is_cancelled());
+    ///
+    /// // Tasks spawned into a closed set never start.
+    /// let late = ex.spawn_in(&set, async { unreachable!() });
+    /// ex.run_until_stalled();
+    /// assert!(late.join().unwrap_err().is_cancelled());
+    /// ```
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        let wakers: Vec<Waker> = self
-            .waiting
-            .with(|slots| slots.wakers.iter_mut().filter_map(Option::take).collect());
+        let wakers: Vec<Waker> = self.waiting.with(Slots::take_all);
         // Woken outside the lock: a wake may run a schedule function.
         for waker in wakers {
             waker.wake();
@@ -106,12 +210,60 @@ impl TaskSet {
     }
 
     /// Resolves when no task is live.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskSet, TickExecutor};
+    ///
+    /// let ex = TickExecutor::new();
+    /// let set = Arc::new(TaskSet::new());
+    /// for i in 0..3 {
+    ///     ex.spawn_in(&set, async move { i * 2 }).detach();
+    /// }
+    /// let watched = set.clone();
+    /// let waiter = ex.spawn(async move {
+    ///     watched.wait_empty().await;
+    ///     watched.len()
+    /// });
+    /// ex.run_until_stalled();
+    /// assert_eq!(waiter.join().unwrap(), 0);
+    /// ```
     pub fn wait_empty(&self) -> WaitEmpty<'_> {
         WaitEmpty { set: self }
     }
 
     /// Registers `waker` to be woken when the set becomes empty; returns
     /// whether it is empty already. For callers that cannot await.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::task::{Wake, Waker};
+    /// use unirun_core::{TaskSet, TickExecutor};
+    ///
+    /// struct Flag(AtomicBool);
+    ///
+    /// impl Wake for Flag {
+    ///     fn wake(self: Arc<Self>) {
+    ///         self.0.store(true, Ordering::SeqCst);
+    ///     }
+    /// }
+    ///
+    /// let ex = TickExecutor::new();
+    /// let set = Arc::new(TaskSet::new());
+    /// ex.spawn_in(&set, async {}).detach();
+    ///
+    /// let flag = Arc::new(Flag(AtomicBool::new(false)));
+    /// let waker = Waker::from(flag.clone());
+    /// assert!(!set.notify_when_empty(&waker)); // one member is still live
+    /// ex.run_until_stalled();
+    /// assert!(flag.0.load(Ordering::SeqCst)); // woken when it finished
+    /// assert!(set.notify_when_empty(&waker));
+    /// ```
     pub fn notify_when_empty(&self, waker: &Waker) -> bool {
         self.on_empty.with(|wakers| {
             if !wakers.iter().any(|w| w.will_wake(waker)) {
@@ -128,8 +280,7 @@ impl TaskSet {
     pub(crate) fn leave(&self, slot: Option<usize>) {
         if let Some(slot) = slot {
             self.waiting.with(|slots| {
-                slots.wakers[slot] = None;
-                slots.free.push(slot);
+                slots.remove(slot);
             });
         }
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -142,16 +293,7 @@ impl TaskSet {
 
     /// Records a waiting member's waker; returns its slot.
     pub(crate) fn register(&self, waker: &Waker) -> usize {
-        let slot = self.waiting.with(|slots| match slots.free.pop() {
-            Some(slot) => {
-                slots.wakers[slot] = Some(waker.clone());
-                slot
-            }
-            None => {
-                slots.wakers.push(Some(waker.clone()));
-                slots.wakers.len() - 1
-            }
-        });
+        let slot = self.waiting.with(|slots| slots.insert(waker.clone()));
         // `close` may have collected the wakers just before we registered.
         if self.is_closed() {
             waker.wake_by_ref();
@@ -176,6 +318,25 @@ impl fmt::Debug for TaskSet {
 }
 
 /// Future returned by [`TaskSet::wait_empty`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use unirun_core::{TaskSet, TickExecutor};
+///
+/// let ex = TickExecutor::new();
+/// let set = Arc::new(TaskSet::new());
+/// let watched = set.clone();
+/// let waiter = ex.spawn(async move { watched.wait_empty().await });
+/// let member = ex.spawn_in(&set, async {});
+///
+/// assert!(ex.try_tick()); // the waiter runs first and finds a live member
+/// assert!(!waiter.is_finished());
+/// ex.run_until_stalled(); // the member finishes and wakes the waiter
+/// assert!(waiter.is_finished());
+/// # drop(member);
+/// ```
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitEmpty<'a> {

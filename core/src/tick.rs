@@ -53,6 +53,14 @@ impl Schedule for Queue {
 
 impl TickExecutor {
     /// Creates an empty executor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = unirun_core::TickExecutor::new();
+    /// assert!(ex.is_empty());
+    /// assert_eq!(ex.run_until_stalled(), 0);
+    /// ```
     pub fn new() -> Self {
         Self {
             queue: Arc::new(Queue {
@@ -63,6 +71,16 @@ impl TickExecutor {
     }
 
     /// Spawns a future; it runs on a later tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = unirun_core::TickExecutor::new();
+    /// let handle = ex.spawn(async { 6 * 7 });
+    /// assert!(!handle.is_finished()); // spawning does not run it
+    /// ex.run_until_stalled();
+    /// assert_eq!(handle.join().unwrap(), 42);
+    /// ```
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -73,6 +91,22 @@ impl TickExecutor {
 
     /// Spawns a future as a member of `tasks` (instead of this executor's own
     /// set), so the caller can wait for or cancel a group of tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskSet, TickExecutor};
+    ///
+    /// let ex = TickExecutor::new();
+    /// let group = Arc::new(TaskSet::new());
+    /// let member = ex.spawn_in(&group, std::future::pending::<()>());
+    /// let outsider = ex.spawn(async { "untouched" });
+    /// group.close(); // cancels the group, nothing else
+    /// ex.run_until_stalled();
+    /// assert!(member.join().unwrap_err().is_cancelled());
+    /// assert_eq!(outsider.join().unwrap(), "untouched");
+    /// ```
     pub fn spawn_in<F>(&self, tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -86,6 +120,16 @@ impl TickExecutor {
     }
 
     /// Queues a blocking closure; it runs inline on a later tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = unirun_core::TickExecutor::new();
+    /// let caller = std::thread::current().id();
+    /// let handle = ex.spawn_blocking(move || std::thread::current().id() == caller);
+    /// ex.run_until_stalled();
+    /// assert!(handle.join().unwrap()); // it ran on the ticking thread
+    /// ```
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -100,6 +144,18 @@ impl TickExecutor {
     }
 
     /// Runs one queued task; returns whether there was one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = unirun_core::TickExecutor::new();
+    /// let a = ex.spawn(async { 'a' });
+    /// let b = ex.spawn(async { 'b' });
+    /// assert!(ex.try_tick());
+    /// assert!(a.is_finished() && !b.is_finished());
+    /// assert!(ex.try_tick());
+    /// assert!(!ex.try_tick()); // nothing left
+    /// ```
     pub fn try_tick(&self) -> bool {
         match self.queue.ready.pop() {
             Ok(runnable) => {
@@ -111,6 +167,18 @@ impl TickExecutor {
     }
 
     /// Runs tasks until none is ready; returns how many ran.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = unirun_core::TickExecutor::new();
+    /// let forever = ex.spawn(std::future::pending::<()>());
+    /// let quick = ex.spawn(async { 1 });
+    /// // Both run once; the pending one waits for a wake-up that never comes.
+    /// assert_eq!(ex.run_until_stalled(), 2);
+    /// assert!(quick.is_finished() && !forever.is_finished());
+    /// assert_eq!(ex.run_until_stalled(), 0);
+    /// ```
     pub fn run_until_stalled(&self) -> usize {
         let mut ran = 0;
         while self.try_tick() {
@@ -120,6 +188,18 @@ impl TickExecutor {
     }
 
     /// Whether no task is ready to run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = unirun_core::TickExecutor::new();
+    /// assert!(ex.is_empty());
+    /// let handle = ex.spawn(async {});
+    /// assert!(!ex.is_empty());
+    /// ex.run_until_stalled();
+    /// assert!(ex.is_empty());
+    /// # drop(handle);
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.queue.ready.is_empty()
     }

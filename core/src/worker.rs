@@ -71,7 +71,13 @@ pub struct Pool {
 /// One thread's share of a [`Pool`]: its local queue, LIFO slot and parker.
 ///
 /// `Send` but not `Sync`: move it to the thread that drives it, then call
-/// [`run`](Self::run) there.
+/// [`run`](Self::run) there. Sharing one between threads does not compile:
+///
+/// ```compile_fail
+/// fn shared<T: Sync>(_: &T) {}
+/// let (_pool, workers) = unirun_core::Pool::with_workers(1);
+/// shared(&workers[0]);
+/// ```
 pub struct Worker {
     shared: Arc<Shared>,
     index: usize,
@@ -92,6 +98,30 @@ impl Pool {
     /// # Panics
     ///
     /// If `parkers` is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{park, Park, Pool, Unpark};
+    ///
+    /// let parkers = (0..2)
+    ///     .map(|_| {
+    ///         let (parker, unparker) = park::pair();
+    ///         (Box::new(parker) as Box<dyn Park + Send>, Arc::new(unparker) as Arc<dyn Unpark>)
+    ///     })
+    ///     .collect();
+    /// let (pool, workers) = Pool::new(parkers);
+    /// assert_eq!(workers.len(), 2);
+    ///
+    /// let threads: Vec<_> = workers
+    ///     .into_iter()
+    ///     .map(|w| std::thread::spawn(move || w.run()))
+    ///     .collect();
+    /// assert_eq!(pool.spawn(async { 3 }).join().unwrap(), 3);
+    /// pool.shutdown();
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// ```
     pub fn new(parkers: Vec<(Box<dyn Park + Send>, Arc<dyn Unpark>)>) -> (Pool, Vec<Worker>) {
         assert!(!parkers.is_empty(), "a pool needs at least one worker");
         let n = parkers.len();
@@ -127,6 +157,15 @@ impl Pool {
     /// # Panics
     ///
     /// If `n` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, workers) = unirun_core::Pool::with_workers(3);
+    /// assert_eq!(pool.num_workers(), 3);
+    /// let indices: Vec<usize> = workers.iter().map(|w| w.index()).collect();
+    /// assert_eq!(indices, [0, 1, 2]);
+    /// ```
     #[cfg(feature = "std")]
     pub fn with_workers(n: usize) -> (Pool, Vec<Worker>) {
         Self::new(
@@ -143,11 +182,36 @@ impl Pool {
     }
 
     /// Number of workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(4);
+    /// assert_eq!(pool.num_workers(), 4);
+    /// ```
     pub fn num_workers(&self) -> usize {
         self.shared.stealers.len()
     }
 
     /// Spawns a future on the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, workers) = unirun_core::Pool::with_workers(2);
+    /// let threads: Vec<_> = workers
+    ///     .into_iter()
+    ///     .map(|w| std::thread::spawn(move || w.run()))
+    ///     .collect();
+    ///
+    /// let inner = pool.clone();
+    /// // Spawned from a worker, the inner task lands on that worker's own queue.
+    /// let outer = pool.spawn(async move { inner.spawn(async { 20 }).await.unwrap() + 1 });
+    /// assert_eq!(outer.join().unwrap(), 21);
+    ///
+    /// pool.shutdown();
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// ```
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -158,6 +222,29 @@ impl Pool {
 
     /// Spawns a future on the pool as a member of `tasks`, so its owner can
     /// wait for it or cancel it (see [`TaskSet`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{Pool, TaskSet};
+    ///
+    /// let (pool, workers) = Pool::with_workers(1);
+    /// let threads: Vec<_> = workers
+    ///     .into_iter()
+    ///     .map(|w| std::thread::spawn(move || w.run()))
+    ///     .collect();
+    ///
+    /// let group = Arc::new(TaskSet::new());
+    /// let member = pool.spawn_in(&group, std::future::pending::<()>());
+    /// let outsider = pool.spawn(async { "untouched" });
+    /// group.close(); // cancels the group's tasks only
+    /// assert!(member.join().unwrap_err().is_cancelled());
+    /// assert_eq!(outsider.join().unwrap(), "untouched");
+    ///
+    /// pool.shutdown();
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// ```
     pub fn spawn_in<F>(&self, tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -178,6 +265,29 @@ impl Pool {
     }
 
     /// Queues a runnable (from a task created with [`spawn_with`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::{spawn_with, Pool};
+    ///
+    /// let (pool, workers) = Pool::with_workers(1);
+    /// let threads: Vec<_> = workers
+    ///     .into_iter()
+    ///     .map(|w| std::thread::spawn(move || w.run()))
+    ///     .collect();
+    ///
+    /// // A hand-made task whose schedule function queues it on the pool.
+    /// let target = pool.clone();
+    /// let (runnable, handle) = spawn_with(async { "scheduled" }, None, move |r, info| {
+    ///     target.schedule(r, info)
+    /// });
+    /// runnable.schedule(); // calls `Pool::schedule`
+    /// assert_eq!(handle.join().unwrap(), "scheduled");
+    ///
+    /// pool.shutdown();
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// ```
     pub fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         self.shared.schedule(runnable, info);
     }
@@ -189,6 +299,23 @@ impl Pool {
     /// Tasks still waiting on something are cancelled when they are next woken;
     /// an executor that must cancel them eagerly keeps their wakers (the
     /// threads backend does) and wakes them after calling this.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, workers) = unirun_core::Pool::with_workers(2);
+    /// let threads: Vec<_> = workers
+    ///     .into_iter()
+    ///     .map(|w| std::thread::spawn(move || w.run()))
+    ///     .collect();
+    /// assert_eq!(pool.spawn(async { 1 }).join().unwrap(), 1);
+    ///
+    /// pool.shutdown();
+    /// // Every worker returns from `run`, so its thread can be joined.
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// // Spawns after shutdown are cancelled at once.
+    /// assert!(pool.spawn(async { 2 }).join().unwrap_err().is_cancelled());
+    /// ```
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         for unparker in self.shared.unparkers.iter() {
@@ -199,11 +326,37 @@ impl Pool {
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(1);
+    /// assert!(!pool.is_shutdown());
+    /// pool.shutdown();
+    /// assert!(pool.is_shutdown());
+    /// ```
     pub fn is_shutdown(&self) -> bool {
         self.shared.shutdown.load(Ordering::Acquire)
     }
 
     /// Whether the calling thread is running one of this pool's workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, workers) = unirun_core::Pool::with_workers(1);
+    /// let threads: Vec<_> = workers
+    ///     .into_iter()
+    ///     .map(|w| std::thread::spawn(move || w.run()))
+    ///     .collect();
+    ///
+    /// assert!(!pool.is_worker_thread());
+    /// let inside = pool.clone();
+    /// assert!(pool.spawn(async move { inside.is_worker_thread() }).join().unwrap());
+    ///
+    /// pool.shutdown();
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// ```
     pub fn is_worker_thread(&self) -> bool {
         context::with_current(|worker| worker.is_some_and(|w| Arc::ptr_eq(&w.shared, &self.shared)))
     }
@@ -279,11 +432,37 @@ impl Shared {
 
 impl Worker {
     /// This worker's index in its pool, from 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_pool, workers) = unirun_core::Pool::with_workers(2);
+    /// assert_eq!(workers[0].index(), 0);
+    /// assert_eq!(workers[1].index(), 1);
+    /// ```
     pub fn index(&self) -> usize {
         self.index
     }
 
     /// Runs tasks until the pool shuts down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, mut workers) = unirun_core::Pool::with_workers(1);
+    /// let worker = workers.pop().unwrap();
+    /// let thread = std::thread::Builder::new()
+    ///     .name("my-worker".into())
+    ///     .spawn(move || worker.run())
+    ///     .unwrap();
+    ///
+    /// // Tasks run on the thread that called `run`.
+    /// let name = pool.spawn(async { std::thread::current().name().map(String::from) });
+    /// assert_eq!(name.join().unwrap().as_deref(), Some("my-worker"));
+    ///
+    /// pool.shutdown();
+    /// thread.join().unwrap(); // `run` returned
+    /// ```
     pub fn run(&self) {
         self.drive::<core::future::Pending<()>>(None);
     }

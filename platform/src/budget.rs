@@ -6,6 +6,19 @@ use crate::quota::CgroupQuota;
 ///
 /// Obtained from [`cpu_budget`](crate::cpu_budget) or
 /// [`cpu_budget_with_root`](crate::cpu_budget_with_root).
+///
+/// # Examples
+///
+/// ```
+/// let budget = unirun_platform::cpu_budget();
+/// assert!(budget.available >= 1 && budget.available <= budget.online);
+/// if let Some(affinity) = budget.affinity {
+///     assert!(budget.available <= affinity.max(1));
+/// }
+/// if let Some(quota) = budget.quota {
+///     assert!(budget.available <= quota.cpus());
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct CpuBudget {

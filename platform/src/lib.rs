@@ -68,6 +68,16 @@ pub use quota::{CgroupQuota, CgroupVersion};
 /// Combines the online CPU count, the affinity mask and the cgroup quota
 /// found under `/proc/self/cgroup` and `/sys/fs/cgroup`. Equivalent to
 /// `cpu_budget_with_root(Path::new("/"))`.
+///
+/// # Examples
+///
+/// ```
+/// use std::path::Path;
+///
+/// let budget = unirun_platform::cpu_budget();
+/// assert!(budget.available >= 1);
+/// assert_eq!(budget, unirun_platform::cpu_budget_with_root(Path::new("/")));
+/// ```
 pub fn cpu_budget() -> CpuBudget {
     cpu_budget_with_root(Path::new("/"))
 }
@@ -78,6 +88,25 @@ pub fn cpu_budget() -> CpuBudget {
 /// `root/proc/self/cgroup` and `root/sys/fs/cgroup/...` are read instead of
 /// the real files, which lets tests feed fake trees. The online CPU count and
 /// the affinity mask always come from the running system.
+///
+/// # Examples
+///
+/// ```
+/// use std::fs;
+/// use unirun_platform::{cpu_budget_with_root, CgroupQuota, CgroupVersion};
+///
+/// // A fake tree: a cgroup v2 group limited to 1.5 CPUs.
+/// let root = std::env::temp_dir().join(format!("unirun-doc-budget-{}", std::process::id()));
+/// fs::create_dir_all(root.join("proc/self")).unwrap();
+/// fs::create_dir_all(root.join("sys/fs/cgroup")).unwrap();
+/// fs::write(root.join("proc/self/cgroup"), "0::/\n").unwrap();
+/// fs::write(root.join("sys/fs/cgroup/cpu.max"), "150000 100000\n").unwrap();
+///
+/// let budget = cpu_budget_with_root(&root);
+/// assert_eq!(budget.quota, CgroupQuota::new(CgroupVersion::V2, 150_000, 100_000));
+/// assert!(budget.available <= 2); // 1.5 CPUs round up to 2
+/// # fs::remove_dir_all(&root).unwrap();
+/// ```
 pub fn cpu_budget_with_root(root: &Path) -> CpuBudget {
     CpuBudget::from_parts(sys::online_cpus(), sys::affinity_cpus(), cgroup_quota(root))
 }
@@ -87,6 +116,15 @@ pub fn cpu_budget_with_root(root: &Path) -> CpuBudget {
 /// On Linux this is `sched_getaffinity`, retried with larger masks on
 /// machines with more than 1024 CPUs. Returns `None` on other platforms or if
 /// the call fails.
+///
+/// # Examples
+///
+/// ```
+/// match unirun_platform::affinity_cpus() {
+///     Some(cpus) => assert!(cpus >= 1),
+///     None => assert!(cfg!(not(target_os = "linux"))),
+/// }
+/// ```
 pub fn affinity_cpus() -> Option<usize> {
     sys::affinity_cpus()
 }
@@ -101,6 +139,23 @@ pub fn affinity_cpus() -> Option<usize> {
 /// Threads spawned with [`std::thread::Builder::name`] are already named;
 /// this function is for renaming an existing thread. It does not change what
 /// [`current_thread_name`] reports.
+///
+/// # Examples
+///
+/// ```
+/// let os_name = std::thread::spawn(|| {
+///     unirun_platform::set_current_thread_name("a-rather-long-thread-name");
+///     // The standard library's view is unchanged...
+///     assert_eq!(unirun_platform::current_thread_name(), None);
+///     // ...while the OS sees the name, cut to the kernel's 15 bytes.
+///     std::fs::read_to_string("/proc/thread-self/comm").ok()
+/// })
+/// .join()
+/// .unwrap();
+/// if cfg!(target_os = "linux") {
+///     assert_eq!(os_name.unwrap().trim_end(), "a-rather-long-t");
+/// }
+/// ```
 pub fn set_current_thread_name(name: &str) {
     sys::set_current_thread_name(name);
 }
@@ -110,6 +165,21 @@ pub fn set_current_thread_name(name: &str) {
 /// This is the name given through [`std::thread::Builder::name`] (or `"main"`
 /// for the main thread), not the OS-level name set by
 /// [`set_current_thread_name`]. Returns `None` for unnamed threads.
+///
+/// # Examples
+///
+/// ```
+/// use unirun_platform::current_thread_name;
+///
+/// let named = std::thread::Builder::new()
+///     .name("loader".into())
+///     .spawn(current_thread_name)
+///     .unwrap();
+/// assert_eq!(named.join().unwrap().as_deref(), Some("loader"));
+///
+/// let unnamed = std::thread::spawn(current_thread_name);
+/// assert_eq!(unnamed.join().unwrap(), None);
+/// ```
 pub fn current_thread_name() -> Option<String> {
     std::thread::current().name().map(str::to_owned)
 }
@@ -119,6 +189,22 @@ pub fn current_thread_name() -> Option<String> {
 /// On Linux this counts the entries of `/proc/self/task`. Returns `None` on
 /// other platforms or if the directory cannot be read. The value is a
 /// snapshot: other threads may start or stop at any time.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::mpsc;
+///
+/// let (stop, wait) = mpsc::channel::<()>();
+/// let extra = std::thread::spawn(move || wait.recv().ok());
+/// match unirun_platform::thread_count() {
+///     // At least this thread and the one just started.
+///     Some(n) => assert!(n >= 2),
+///     None => assert!(cfg!(not(target_os = "linux"))),
+/// }
+/// drop(stop);
+/// extra.join().unwrap();
+/// ```
 pub fn thread_count() -> Option<usize> {
     sys::thread_count()
 }

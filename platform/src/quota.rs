@@ -3,6 +3,16 @@
 use std::cmp::Ordering;
 
 /// Which cgroup hierarchy a quota was read from.
+///
+/// # Examples
+///
+/// ```
+/// use unirun_platform::{CgroupQuota, CgroupVersion};
+///
+/// let v1 = CgroupQuota::new(CgroupVersion::V1, 50_000, 100_000).unwrap();
+/// assert_eq!(v1.version, CgroupVersion::V1);
+/// assert_ne!(v1.version, CgroupVersion::V2);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CgroupVersion {
     /// Legacy hierarchy: `cpu.cfs_quota_us` and `cpu.cfs_period_us` under a
@@ -16,6 +26,17 @@ pub enum CgroupVersion {
 /// microseconds of CPU time every `period_us` microseconds.
 ///
 /// Values produced by this crate always have a non-zero quota and period.
+///
+/// # Examples
+///
+/// ```
+/// use unirun_platform::{CgroupQuota, CgroupVersion};
+///
+/// // `cpu.max` containing "250000 100000": 2.5 CPUs' worth of time.
+/// let quota = CgroupQuota::new(CgroupVersion::V2, 250_000, 100_000).unwrap();
+/// assert_eq!((quota.quota_us, quota.period_us), (250_000, 100_000));
+/// assert_eq!(quota.cpus(), 3);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct CgroupQuota {
@@ -30,6 +51,16 @@ pub struct CgroupQuota {
 impl CgroupQuota {
     /// Creates a quota, or returns `None` if `quota_us` or `period_us` is
     /// zero (neither is a meaningful limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_platform::{CgroupQuota, CgroupVersion};
+    ///
+    /// assert!(CgroupQuota::new(CgroupVersion::V2, 100_000, 100_000).is_some());
+    /// assert_eq!(CgroupQuota::new(CgroupVersion::V2, 0, 100_000), None);
+    /// assert_eq!(CgroupQuota::new(CgroupVersion::V1, 100_000, 0), None);
+    /// ```
     pub fn new(version: CgroupVersion, quota_us: u64, period_us: u64) -> Option<Self> {
         (quota_us > 0 && period_us > 0).then_some(Self {
             version,
@@ -43,6 +74,19 @@ impl CgroupQuota {
     ///
     /// A quota of 150 ms per 100 ms period gives 2: a pool of two threads can
     /// use the whole allowance, one thread could not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_platform::{CgroupQuota, CgroupVersion};
+    ///
+    /// let cpus = |quota, period| {
+    ///     CgroupQuota::new(CgroupVersion::V2, quota, period).unwrap().cpus()
+    /// };
+    /// assert_eq!(cpus(150_000, 100_000), 2); // rounded up
+    /// assert_eq!(cpus(200_000, 100_000), 2);
+    /// assert_eq!(cpus(10_000, 100_000), 1); // never below one
+    /// ```
     pub fn cpus(&self) -> usize {
         match self.quota_us.checked_div(self.period_us) {
             Some(whole) => {

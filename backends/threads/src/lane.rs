@@ -2,10 +2,13 @@
 //!
 //! The lane starts with no thread and grows while queued closures outnumber
 //! five times the idle threads (threads starting or waiting count as idle),
-//! up to the cap. Every thread re-checks that rule when it *takes* a
-//! closure, before running it: a closure may block for good (closures can
-//! wait on each other), so a thread never leaves queued work behind without
-//! a thread that will look at it. Idle threads retire after the keep-alive. When the OS refuses a thread, the cap shrinks to what the lane
+//! up to the cap. Sleeping threads are woken one at a time: a push wakes one
+//! only when no awake thread is free to take the closure, and every thread
+//! that takes a closure does the same check (and the growth check) before
+//! running it. A closure may block for good (closures can wait on each
+//! other), so no thread ever leaves queued work behind without another
+//! thread awake or coming for it; and a burst of tiny closures wakes only as
+//! many threads as it needs. Idle threads retire after the keep-alive. When the OS refuses a thread, the cap shrinks to what the lane
 //! has and it keeps serving with those; with no thread at all the closure runs
 //! on the caller instead of waiting forever.
 
@@ -22,6 +25,8 @@ const GROWTH_FACTOR: usize = 5;
 pub(crate) struct Lane {
     state: Mutex<State>,
     work: Condvar,
+    /// Signalled when a reserved thread has been started (or failed to).
+    spawned: Condvar,
     name: String,
     keep_alive: Duration,
     stack_size: Option<usize>,
@@ -44,11 +49,39 @@ struct State {
     shutdown: bool,
     /// Every thread not joined yet, retired ones included.
     handles: Vec<thread::JoinHandle<()>>,
+    /// Threads reserved by `grow` whose handle is not in `handles` yet.
+    spawning: usize,
     /// Times the OS refused a thread.
     spawn_failures: usize,
 }
 
+impl State {
+    /// Awake threads that will look at the queue without being woken:
+    /// starting, between closures, or notified and on their way.
+    fn free_awake(&self) -> usize {
+        self.idle - self.waiting + self.notified
+    }
+}
+
 /// A snapshot of the lane's sizing, for traces and tests.
+///
+/// # Examples
+///
+/// ```
+/// let pool = unirun_threads::ThreadPool::builder()
+///     .workers(1)
+///     .max_blocking_threads(4)
+///     .build()
+///     .unwrap();
+/// let before = pool.handle().blocking_stats();
+/// assert_eq!(before.threads, 0); // the lane starts empty and grows on demand
+///
+/// pool.spawn_blocking(|| ()).join().unwrap();
+/// let after = pool.handle().blocking_stats();
+/// assert!(after.threads >= 1 && after.threads <= after.cap);
+/// assert_eq!(after.cap, 4);
+/// assert_eq!(after.queued, 0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LaneStats {
@@ -83,9 +116,11 @@ impl Lane {
                 next_id: 0,
                 shutdown: false,
                 handles: Vec::new(),
+                spawning: 0,
                 spawn_failures: 0,
             }),
             work: Condvar::new(),
+            spawned: Condvar::new(),
             name,
             keep_alive,
             stack_size,
@@ -117,7 +152,16 @@ impl Lane {
             return;
         }
         state.queue.push_back(runnable);
-        let wake = state.waiting > state.notified;
+        self.hand_on(state);
+    }
+
+    /// Makes sure queued work has a thread coming for it: when no awake
+    /// thread is free, wakes one sleeper (one at a time: the woken thread
+    /// repeats this when it takes a closure), and grows the lane while the
+    /// queue outruns the idle threads. Releases the lock.
+    fn hand_on(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
+        let wake =
+            !state.queue.is_empty() && state.free_awake() == 0 && state.waiting > state.notified;
         if wake {
             state.notified += 1;
         }
@@ -133,9 +177,13 @@ impl Lane {
     /// ids to start once the lock is released.
     fn grow(&self, state: &mut State) -> Vec<usize> {
         let mut start = Vec::new();
+        if state.shutdown {
+            return start;
+        }
         while state.threads < state.cap && state.queue.len() > state.idle * GROWTH_FACTOR {
             state.threads += 1;
             state.idle += 1;
+            state.spawning += 1;
             start.push(state.next_id);
             state.next_id += 1;
         }
@@ -163,9 +211,17 @@ impl Lane {
         }
         let lane = self.clone();
         match builder.spawn(move || lane.serve()) {
-            Ok(handle) => self.lock().handles.push(handle),
+            Ok(handle) => {
+                let mut state = self.lock();
+                state.handles.push(handle);
+                state.spawning -= 1;
+                drop(state);
+                self.spawned.notify_all();
+            }
             Err(_) => {
                 let mut state = self.lock();
+                state.spawning -= 1;
+                self.spawned.notify_all();
                 state.threads -= 1;
                 state.idle -= 1;
                 state.spawn_failures += 1;
@@ -189,9 +245,7 @@ impl Lane {
             if let Some(runnable) = state.queue.pop_front() {
                 state.idle -= 1;
                 // This closure may block for good: leave a thread for the rest.
-                let start = self.grow(&mut state);
-                drop(state);
-                self.start_threads(start);
+                self.hand_on(state);
                 runnable.run();
                 state = self.lock();
                 state.idle += 1;
@@ -225,6 +279,13 @@ impl Lane {
         let handles = {
             let mut state = self.lock();
             state.shutdown = true;
+            // A thread reserved just before may not have its handle filed yet.
+            while state.spawning > 0 {
+                state = self
+                    .spawned
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
             std::mem::take(&mut state.handles)
         };
         self.work.notify_all();

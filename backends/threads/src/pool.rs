@@ -61,6 +61,18 @@ impl Default for Builder {
 impl Builder {
     /// Number of async worker threads; defaults to the CPU budget (affinity
     /// and cgroup quota included). Must be at least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(3).build().unwrap();
+    /// assert_eq!(pool.num_workers(), 3);
+    ///
+    /// let err = ThreadPool::builder().workers(0).build().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -68,6 +80,14 @@ impl Builder {
 
     /// Thread name prefix: workers are `{name}-{i}`, blocking threads
     /// `{name}-blocking-{i}`. Defaults to `unirun`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).name("ingest").build().unwrap();
+    /// let thread = pool.spawn(async { std::thread::current().name().map(String::from) });
+    /// assert_eq!(thread.join().unwrap().as_deref(), Some("ingest-0"));
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -75,18 +95,64 @@ impl Builder {
 
     /// Most threads of the blocking lane; defaults to 16 per CPU, at least 64.
     /// Must be at least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(1).max_blocking_threads(2).build().unwrap();
+    /// assert_eq!(pool.handle().max_blocking_threads(), 2);
+    ///
+    /// let err = ThreadPool::builder().max_blocking_threads(0).build().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
     pub fn max_blocking_threads(mut self, n: usize) -> Self {
         self.max_blocking = Some(n);
         self
     }
 
     /// How long an idle blocking thread waits for work before it exits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = unirun_threads::ThreadPool::builder()
+    ///     .workers(1)
+    ///     .keep_alive(Duration::from_millis(1))
+    ///     .build()
+    ///     .unwrap();
+    /// pool.spawn_blocking(|| ()).join().unwrap();
+    ///
+    /// // With nothing more to do, the blocking thread retires after the keep-alive.
+    /// while pool.handle().blocking_stats().threads > 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// ```
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
         self.keep_alive = keep_alive;
         self
     }
 
     /// Stack size of every thread the pool starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder()
+    ///     .workers(1)
+    ///     .stack_size(8 << 20)
+    ///     .build()
+    ///     .unwrap();
+    /// // A large stack frame fits comfortably in the blocking thread's 8 MiB.
+    /// let sum = pool.spawn_blocking(|| {
+    ///     let buf = std::hint::black_box([1u8; 1 << 20]);
+    ///     buf.iter().map(|&b| usize::from(b)).sum::<usize>()
+    /// });
+    /// assert_eq!(sum.join().unwrap(), 1 << 20);
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
@@ -99,6 +165,19 @@ impl Builder {
     /// `InvalidInput` naming the setting when `workers` or
     /// `max_blocking_threads` is 0; the OS error when a worker thread cannot
     /// be started (the threads started so far are stopped and joined).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(2).build().unwrap();
+    /// assert_eq!(pool.spawn(async { 1 + 1 }).join().unwrap(), 2);
+    ///
+    /// // Invalid settings are reported, not panicked on.
+    /// let err = ThreadPool::builder().workers(0).build().unwrap_err();
+    /// assert!(err.to_string().contains("workers"));
+    /// ```
     pub fn build(self) -> io::Result<ThreadPool> {
         let cpus = unirun_platform::cpu_budget().available;
         let workers = match self.workers {
@@ -211,6 +290,30 @@ pub struct ThreadPool {
 /// A cheap, cloneable reference to a [`ThreadPool`], usable from any thread
 /// and inside its tasks. It does not keep the pool's threads alive: after the
 /// pool shuts down, spawns through a handle are cancelled at once.
+///
+/// # Examples
+///
+/// ```
+/// let pool = unirun_threads::ThreadPool::builder()
+///     .workers(2)
+///     .name("svc")
+///     .max_blocking_threads(8)
+///     .build()
+///     .unwrap();
+/// let handle = pool.handle();
+/// assert_eq!(handle.name(), "svc");
+/// assert_eq!(handle.num_workers(), 2);
+/// assert_eq!(handle.max_blocking_threads(), 8);
+///
+/// // A handle can be sent to other threads and spawn from there.
+/// let remote = handle.clone();
+/// let answer = std::thread::spawn(move || remote.spawn(async { 42 }).join().unwrap());
+/// assert_eq!(answer.join().unwrap(), 42);
+///
+/// pool.shutdown();
+/// assert!(handle.is_shutdown());
+/// assert!(handle.spawn(async {}).join().unwrap_err().is_cancelled());
+/// ```
 #[derive(Clone)]
 pub struct Handle {
     inner: Arc<Inner>,
@@ -218,6 +321,13 @@ pub struct Handle {
 
 impl ThreadPool {
     /// A builder with default settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// assert_eq!(pool.handle().name(), "unirun"); // the default prefix
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
@@ -227,21 +337,54 @@ impl ThreadPool {
     /// # Errors
     ///
     /// When the OS refuses to start a worker thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::new().unwrap();
+    /// // One worker per CPU of the process's budget.
+    /// assert_eq!(pool.num_workers(), unirun_platform::cpu_budget().available);
+    /// ```
     pub fn new() -> io::Result<Self> {
         Builder::default().build()
     }
 
     /// A handle to this pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let handle = pool.handle();
+    /// let task = std::thread::spawn(move || handle.spawn(async { "spawned elsewhere" }));
+    /// assert_eq!(pool.block_on(task.join().unwrap()).unwrap(), "spawned elsewhere");
+    /// ```
     pub fn handle(&self) -> Handle {
         self.handle.clone()
     }
 
     /// Number of async worker threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(2).build().unwrap();
+    /// assert_eq!(pool.num_workers(), 2);
+    /// ```
     pub fn num_workers(&self) -> usize {
         self.handle.inner.workers
     }
 
     /// Spawns a future; see [`Handle::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(2).build().unwrap();
+    /// let tasks: Vec<_> = (1..=3u32).map(|i| pool.spawn(async move { i * i })).collect();
+    /// let squares: Vec<u32> = tasks.into_iter().map(|t| t.join().unwrap()).collect();
+    /// assert_eq!(squares, [1, 4, 9]);
+    /// ```
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -251,6 +394,17 @@ impl ThreadPool {
     }
 
     /// Runs a blocking closure on the blocking lane; see [`Handle::spawn_blocking`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let waiter = pool.spawn_blocking(move || rx.recv().unwrap());
+    /// // The closure blocks its own lane thread, so the only worker stays free.
+    /// pool.spawn(async move { tx.send("from a worker").unwrap() }).join().unwrap();
+    /// assert_eq!(waiter.join().unwrap(), "from a worker");
+    /// ```
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -261,12 +415,42 @@ impl ThreadPool {
 
     /// Drives `future` to completion on the calling thread (see
     /// [`unirun_core::block_on`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let doubled = pool.block_on(async {
+    ///     let n = pool.spawn(async { 21 }).await.unwrap();
+    ///     n * 2
+    /// });
+    /// assert_eq!(doubled, 42);
+    /// ```
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         unirun_core::block_on(future)
     }
 
     /// Waits until every task spawned on the pool has finished, then joins
     /// its threads. The same as dropping the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let flag = done.clone();
+    /// pool.spawn_blocking(move || {
+    ///     std::thread::sleep(Duration::from_millis(20));
+    ///     flag.store(true, Ordering::SeqCst);
+    /// })
+    /// .detach();
+    /// pool.shutdown(); // waits for the detached closure too
+    /// assert!(done.load(Ordering::SeqCst));
+    /// ```
     pub fn shutdown(self) {
         drop(self);
     }
@@ -274,6 +458,15 @@ impl ThreadPool {
     /// Cancels every task that has not finished: waiting and queued tasks
     /// resolve to `Err(cancelled)`, blocking closures that already started run
     /// to completion (threads cannot be interrupted). Then joins the threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let waiting = pool.spawn(std::future::pending::<()>());
+    /// pool.shutdown_now(); // returns although the task would never finish
+    /// assert!(waiting.join().unwrap_err().is_cancelled());
+    /// ```
     pub fn shutdown_now(mut self) {
         self.handle.inner.tasks.close();
         self.finish(None);
@@ -282,6 +475,23 @@ impl ThreadPool {
     /// Waits up to `timeout` for the tasks to finish, then cancels the rest as
     /// [`shutdown_now`](Self::shutdown_now) does. Returns whether everything
     /// finished in time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use unirun_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(1).build().unwrap();
+    /// let quick = pool.spawn(async { 1 });
+    /// assert!(pool.shutdown_timeout(Duration::from_secs(3600)));
+    /// assert_eq!(quick.join().unwrap(), 1);
+    ///
+    /// let pool = ThreadPool::builder().workers(1).build().unwrap();
+    /// let stuck = pool.spawn(std::future::pending::<()>());
+    /// assert!(!pool.shutdown_timeout(Duration::from_millis(20)));
+    /// assert!(stuck.join().unwrap_err().is_cancelled());
+    /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
         let in_time = wait_empty(&self.handle.inner.tasks, Some(Instant::now() + timeout));
         if !in_time {
@@ -468,31 +678,92 @@ impl Handle {
     }
 
     /// The pool's thread name prefix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).name("db").build().unwrap();
+    /// assert_eq!(pool.handle().name(), "db");
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.name
     }
 
     /// Number of async worker threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(2).build().unwrap();
+    /// assert_eq!(pool.handle().num_workers(), 2);
+    /// ```
     pub fn num_workers(&self) -> usize {
         self.inner.workers
     }
 
     /// The configured cap of the blocking lane.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder()
+    ///     .workers(1)
+    ///     .max_blocking_threads(3)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.handle().max_blocking_threads(), 3);
+    /// ```
     pub fn max_blocking_threads(&self) -> usize {
         self.inner.max_blocking
     }
 
     /// Live tasks (async and blocking) spawned through this pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let handle = pool.handle();
+    /// assert_eq!(handle.num_tasks(), 0);
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let blocked = handle.spawn_blocking(move || rx.recv().is_err());
+    /// assert_eq!(handle.num_tasks(), 1);
+    /// drop(tx); // lets the closure return
+    /// assert!(blocked.join().unwrap());
+    /// assert_eq!(handle.num_tasks(), 0);
+    /// ```
     pub fn num_tasks(&self) -> usize {
         self.inner.tasks.len()
     }
 
     /// The blocking lane's current size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// pool.spawn_blocking(|| ()).join().unwrap();
+    /// let stats = pool.handle().blocking_stats();
+    /// assert!(stats.threads >= 1); // started for the closure, kept for the keep-alive
+    /// assert_eq!(stats.spawn_failures, 0);
+    /// ```
     pub fn blocking_stats(&self) -> LaneStats {
         self.inner.lane.stats()
     }
 
     /// Whether the pool has shut down (spawns are then cancelled at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let handle = pool.handle();
+    /// assert!(!handle.is_shutdown());
+    /// pool.shutdown();
+    /// assert!(handle.is_shutdown());
+    /// assert!(handle.spawn_blocking(|| ()).join().unwrap_err().is_cancelled());
+    /// ```
     pub fn is_shutdown(&self) -> bool {
         self.inner.pool.is_shutdown() || self.inner.tasks.is_closed()
     }
