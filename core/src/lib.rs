@@ -99,7 +99,7 @@ pub use crate::executor::{Executor, Schedule};
 pub use crate::foreign::ForeignJoin;
 pub use crate::join::JoinHandle;
 pub use crate::park::{Park, Unpark};
-pub use crate::task::{spawn_blocking_with, spawn_with, Runnable, TaskFuture};
+pub use crate::task::{spawn_blocking_with, spawn_with, CatchPanic, Runnable, TaskFuture};
 pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]

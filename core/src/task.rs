@@ -211,6 +211,48 @@ impl<F: Future> Future for TaskFuture<F> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// The user's future with only the panic capture of [`TaskFuture`]: a
+    /// panic during a poll becomes a [`JoinError`] with its message and
+    /// location. No [`TaskSet`] membership, and nothing added to the future's
+    /// size, for backends whose executor allocates the task (a bigger task can
+    /// cost a foreign allocator a size class).
+    ///
+    /// Like most futures it must not be polled after it completed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::CatchPanic;
+    ///
+    /// assert_eq!(unirun_core::block_on(CatchPanic::new(async { 7 })).unwrap(), 7);
+    /// let err = unirun_core::block_on(CatchPanic::new(async { panic!("boom") })).unwrap_err();
+    /// assert_eq!(err.panic_message(), Some("boom"));
+    /// assert!(err.panic_location().is_some());
+    /// ```
+    pub struct CatchPanic<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> CatchPanic<F> {
+    /// Wraps `inner`.
+    pub fn new(inner: F) -> Self {
+        #[cfg(feature = "std")]
+        crate::panic::install_hook();
+        Self { inner }
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = TaskOutput<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        poll_catching(self.project().inner, cx)
+    }
+}
+
 #[cfg(feature = "std")]
 fn poll_catching<F: Future>(
     future: Pin<&mut F>,

@@ -139,3 +139,22 @@ fn small_handles_are_stored_inline_and_dropped_once() {
     drop(dropped);
     assert_eq!(Arc::strong_count(&count), 1);
 }
+
+#[test]
+fn catch_panic_keeps_message_and_location_and_adds_no_size() {
+    let future = async { 1u64 };
+    assert_eq!(
+        std::mem::size_of_val(&unirun_core::CatchPanic::new(async { 1u64 })),
+        std::mem::size_of_val(&future)
+    );
+    let err = unirun_core::block_on(unirun_core::CatchPanic::new(async {
+        panic!("caught {}", std::hint::black_box(3))
+    }))
+    .unwrap_err();
+    assert_eq!(err.panic_message(), Some("caught 3"));
+    assert!(err
+        .panic_location()
+        .unwrap()
+        .file()
+        .ends_with("foreign_join.rs"));
+}

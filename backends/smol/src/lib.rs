@@ -11,7 +11,8 @@
 //!
 //! Each spawn is one executor task running the future wrapped in the core's
 //! [`TaskFuture`] (a panic is caught with its message and location; scope
-//! membership through [`TaskSet`]), and the executor's task handle is
+//! membership through [`TaskSet`]; outside a scope the lighter
+//! [`CatchPanic`], panics only), and the executor's task handle is
 //! wrapped into unirun's [`JoinHandle`] ([`JoinHandle::from_foreign`]).
 //! Blocking closures run on the smol stack's blocking pool (the `blocking`
 //! crate). When the executor is dropped, the tasks it holds are cancelled:
@@ -51,8 +52,8 @@ use std::task::{Context, Poll};
 
 use async_task::FallibleTask;
 use unirun_core::{
-    Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskFuture,
-    TaskSet,
+    CatchPanic, Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo,
+    TaskFuture, TaskSet,
 };
 
 /// A reference to an async-executor that spawns unirun tasks on it.
@@ -223,7 +224,10 @@ impl Handle {
         let Some(executor) = self.inner.executor.upgrade() else {
             return JoinHandle::from_foreign(SmolJoin::<F::Output>(None));
         };
-        let task = executor.spawn(TaskFuture::new(future, tasks.cloned()));
+        let task = match tasks {
+            Some(tasks) => executor.spawn(TaskFuture::new(future, Some(tasks.clone()))),
+            None => executor.spawn(CatchPanic::new(future)),
+        };
         JoinHandle::from_foreign(SmolJoin(Some(task.fallible())))
     }
 

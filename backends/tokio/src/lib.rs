@@ -12,7 +12,9 @@
 //! Each spawn is one tokio task (or one blocking-pool job) running the
 //! future wrapped in the core's [`TaskFuture`], which catches a panic with
 //! its message and location and keeps the task in its scope's
-//! [`TaskSet`]; tokio's join handle is wrapped into unirun's [`JoinHandle`]
+//! [`TaskSet`] (outside a scope, the lighter [`CatchPanic`], which only
+//! catches panics and keeps the task as small as tokio's own); tokio's join
+//! handle is wrapped into unirun's [`JoinHandle`]
 //! ([`JoinHandle::from_foreign`]), so callers get `abort`, `join` and
 //! `is_finished` and the same `JoinError` as on the threads backend. A
 //! runtime that shut down drops the tasks it still holds: their handles
@@ -56,8 +58,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use unirun_core::{
-    Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskFuture,
-    TaskSet,
+    CatchPanic, Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo,
+    TaskFuture, TaskSet,
 };
 
 /// Default cap of tokio's blocking pool (tokio's own default).
@@ -93,7 +95,12 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let task = tokio.spawn(TaskFuture::new(future, tasks.cloned()));
+    let task = match tasks {
+        Some(tasks) => tokio.spawn(TaskFuture::new(future, Some(tasks.clone()))),
+        // Without a set, only the panic capture: the task stays as small
+        // as tokio's own would be.
+        None => tokio.spawn(CatchPanic::new(future)),
+    };
     JoinHandle::from_foreign(TokioJoin(task))
 }
 
