@@ -179,10 +179,12 @@ fn a_pool_dropped_by_its_own_task_tears_down_off_the_worker() {
         .build()
         .unwrap();
     let slot = Arc::new(Mutex::new(None::<ThreadPool>));
+    let parked = Gate::default();
     let (tx, rx) = mpsc::channel();
     let task = {
-        let slot = slot.clone();
+        let (slot, parked) = (slot.clone(), parked.clone());
         pool.spawn(async move {
+            parked.wait().await;
             let pool = slot
                 .lock()
                 .unwrap()
@@ -194,6 +196,7 @@ fn a_pool_dropped_by_its_own_task_tears_down_off_the_worker() {
     };
     *slot.lock().unwrap() = Some(pool);
     drop(slot);
+    parked.open();
     assert_eq!(rx.recv().unwrap(), "dropped");
     assert!(unirun_core::block_on(task).is_ok());
     wait_until(|| threads_named("selfdrop") == 0);
