@@ -74,6 +74,7 @@ extern crate std;
 mod block_on;
 mod error;
 mod executor;
+mod fork;
 pub mod idle;
 mod join;
 #[cfg(feature = "std")]
@@ -95,9 +96,10 @@ pub use async_task::ScheduleInfo;
 pub use crate::block_on::{block_on, block_on_with};
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
+pub use crate::fork::{in_forked_child, mark_forked_child};
 pub use crate::join::JoinHandle;
 pub use crate::park::{Park, Unpark};
-pub use crate::task::{spawn_blocking_with, spawn_with, Runnable};
+pub use crate::task::{spawn_blocking_fallible_with, spawn_blocking_with, spawn_with, Runnable};
 pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]
