@@ -98,6 +98,8 @@ pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
 pub use crate::fork::{in_forked_child, mark_forked_child};
 pub use crate::join::JoinHandle;
+#[cfg(feature = "std")]
+pub use crate::panic::{catch_panic, install_panic_hook};
 pub use crate::park::{Park, Unpark};
 pub use crate::task::{spawn_blocking_fallible_with, spawn_blocking_with, spawn_with, Runnable};
 pub use crate::task_set::{TaskSet, WaitEmpty};
