@@ -117,10 +117,11 @@ impl Flavor {
     pub const fn is_available(self) -> bool {
         match self {
             Flavor::Auto | Flavor::Threads | Flavor::Shared => cfg!(feature = "std"),
-            // The backend crates land with issues 4 and 5; until then their
+            Flavor::Processes => cfg!(all(unix, feature = "process-backend")),
+            // The backend crates land with issue 5; until then their
             // features do not exist, so these are never compiled in. This is
             // the one place to switch to `cfg!(feature = "...")`.
-            Flavor::Processes | Flavor::Smol | Flavor::Tokio => false,
+            Flavor::Smol | Flavor::Tokio => false,
         }
     }
 

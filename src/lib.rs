@@ -40,6 +40,8 @@
 //!   executor, [`spawn`], [`to_thread`], [`gather`], [`Handle`]. Without it the crate
 //!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
 //!   single-threaded [`TickExecutor`] an embedded main loop can drive.
+//! - `process-backend` (unix): forked-process execution, `to_process`,
+//!   `to_process_with`, `Flavor::Processes` (see the `process` module).
 //!
 //! # Examples
 //!
@@ -82,6 +84,8 @@ mod gil;
 mod global;
 #[cfg(feature = "std")]
 mod handle;
+#[cfg(all(unix, feature = "process-backend"))]
+pub mod process;
 #[cfg(feature = "std")]
 mod run;
 #[cfg(feature = "std")]
@@ -110,6 +114,8 @@ pub use crate::global::{
 };
 #[cfg(feature = "std")]
 pub use crate::handle::Handle;
+#[cfg(all(unix, feature = "process-backend"))]
+pub use crate::process::{to_process, to_process_with};
 #[cfg(feature = "std")]
 pub use crate::run::{Run, RunBuilder};
 #[cfg(feature = "std")]

@@ -490,6 +490,7 @@ impl Teardown {
             }
             Stop::Now => {
                 tasks.close();
+                kill_children(tasks);
                 wait_empty(tasks, None);
                 false
             }
@@ -497,6 +498,7 @@ impl Teardown {
                 let in_time = wait_empty(tasks, Some(deadline));
                 if !in_time {
                     tasks.close();
+                    kill_children(tasks);
                     wait_empty(tasks, None);
                 }
                 in_time
@@ -522,6 +524,15 @@ impl Teardown {
             scope.tasks.close();
         }
     }
+}
+
+/// Kills the forked children still working for `tasks`, so waiting for the
+/// cancelled set does not wait for them (process backend).
+fn kill_children(tasks: &Arc<TaskSet>) {
+    #[cfg(all(unix, feature = "process-backend"))]
+    crate::process::cancel_children(tasks);
+    #[cfg(not(all(unix, feature = "process-backend")))]
+    let _ = tasks;
 }
 
 /// Waits until `tasks` is empty (or `deadline` passes), with the calling
