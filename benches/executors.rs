@@ -1054,6 +1054,67 @@ fn block_on_ready() -> Scenario {
     }
 }
 
+/// `to_process`: fork per call, against a raw fork + pipe + waitpid floor
+/// measured in the same run (process backend, unix only).
+#[cfg(all(unix, feature = "process-backend"))]
+mod process_scenarios {
+    use std::hint::black_box;
+    use std::os::fd::AsFd;
+
+    use unirun_platform::process::{self as sys, Forked};
+
+    use super::{Contender, Role, Scenario};
+
+    /// Forks per iteration.
+    const FORK_CALLS: usize = 50;
+
+    /// The floor: the least a fork-per-call round trip can do. The child
+    /// writes 8 bytes to a pipe and leaves; the parent reads them and reaps.
+    fn raw_fork(value: u64) -> u64 {
+        let (read, write) = sys::pipe().expect("pipe");
+        // SAFETY: the child calls only `write` and `_exit` (async-signal-safe).
+        match unsafe { sys::fork() }.expect("fork") {
+            Forked::Child => {
+                let code = i32::from(sys::write_all(write.as_fd(), &value.to_le_bytes()).is_err());
+                sys::exit_now(code)
+            }
+            Forked::Parent(pid) => {
+                drop(write);
+                let mut buf = [0u8; 8];
+                let mut got = 0;
+                while got < 8 {
+                    match sys::read_until(read.as_fd(), &mut buf[got..], None).expect("read") {
+                        Some(0) | None => break,
+                        Some(n) => got += n,
+                    }
+                }
+                sys::wait_pid(pid, true).expect("waitpid");
+                u64::from_le_bytes(buf)
+            }
+        }
+    }
+
+    pub(super) fn to_process() -> Scenario {
+        Scenario {
+            name: "to_process",
+            about: "50 sequential forks of a trivial closure returning a u64; op = one fork round trip (floor: raw fork + pipe + waitpid)",
+            ops: FORK_CALLS,
+            contenders: vec![
+                Contender::new("unirun", Role::Unirun, || {
+                    for i in 0..FORK_CALLS as u64 {
+                        black_box(unirun::to_process(move || i + 1).join().expect("child"));
+                    }
+                }),
+                Contender::new("raw-fork", Role::Peer, || {
+                    for i in 0..FORK_CALLS as u64 {
+                        black_box(raw_fork(i + 1));
+                    }
+                }),
+            ],
+        }
+    }
+}
+
 fn main() {
     let config = Config::from_env();
     let pools = Pools::new();
@@ -1067,6 +1128,8 @@ fn main() {
         block_on_ready(),
         async_scenario::<ForkJoin>(&pools),
     ];
+    #[cfg(all(unix, feature = "process-backend"))]
+    scenarios.push(process_scenarios::to_process());
     println!(
         "unirun executor comparison: {WORKERS} workers per pool, {} warm-up + {} samples per contender, interleaved",
         config.warmup, config.samples
