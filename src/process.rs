@@ -36,6 +36,9 @@
 //! and are forgotten, not joined, when dropped; a nested `to_process` forks
 //! again from the calling thread.
 //!
+//! For many small calls, [`ProcessPool`] keeps pre-forked workers that run
+//! `fn(A) -> R` with serde payloads, without a fork per call.
+//!
 //! `UNIRUN_FORCE_THREADS=1` (or `force_threads` in code) sends this work
 //! to the blocking lane of the shared pool instead, without a fork, and
 //! publishes a decision saying so.
@@ -59,7 +62,9 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use unirun_process::{fork_call, in_forked_child, running_children, ProcessOptions};
+pub use unirun_process::{
+    fork_call, in_forked_child, running_children, ProcessOptions, ProcessPool,
+};
 
 use crate::flavor::Flavor;
 use crate::global;

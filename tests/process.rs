@@ -392,3 +392,62 @@ fn force_threads_sends_process_work_to_threads() {
     let run = Run::new(Flavor::Processes).unwrap();
     assert_eq!(run.trace().resolved(), Flavor::Threads);
 }
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+fn segfault(_: ()) -> u64 {
+    // SAFETY: SIG_DFL is valid for SIGSEGV; raising a signal at ourselves has
+    // no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+    unreachable!("SIGSEGV terminates the worker")
+}
+
+#[test]
+fn the_pool_replaces_crashed_and_timed_out_workers() {
+    let pool = unirun::process::ProcessPool::new(
+        2,
+        ProcessOptions::default().timeout(Duration::from_millis(200)),
+    );
+    assert_eq!(pool.call(double, 21).unwrap(), 42);
+    let err = pool.call(segfault, ()).unwrap_err();
+    assert_eq!(err.signal_name(), Some("SIGSEGV"), "{err}");
+    let err = pool.call(|()| park_forever(), ()).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let err = pool
+        .call(|x: u8| -> u8 { panic!("bad {x}") }, 7)
+        .unwrap_err();
+    assert_eq!(err.panic_message(), Some("bad 7"));
+    let handles: Vec<_> = (0..20)
+        .map(|i| pool.spawn_call(&unirun::get_executor(), double, i))
+        .collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.join().unwrap(), i as u64 * 2);
+    }
+    assert!(pool.started() <= 2 + 2, "two replacements at most");
+}
+
+#[test]
+fn the_pool_moves_large_payloads_and_leaves_nothing_behind() {
+    if !in_child_process("the_pool_moves_large_payloads_and_leaves_nothing_behind") {
+        return;
+    }
+    fn flip(ByteBuf(bytes): ByteBuf) -> ByteBuf {
+        ByteBuf(bytes.into_iter().map(|b| !b).collect())
+    }
+    let fds = open_fds();
+    let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+    let ByteBuf(back) = pool.call(flip, ByteBuf(vec![0x0f; 32 << 20])).unwrap();
+    assert_eq!(back.len(), 32 << 20);
+    assert!(back.iter().all(|&b| b == 0xf0));
+    for i in 0..1000 {
+        assert_eq!(pool.call(double, i).unwrap(), i * 2);
+    }
+    drop(pool);
+    assert!(no_children(), "a worker was left unreaped");
+    assert_eq!(open_fds(), fds, "descriptors leaked");
+}

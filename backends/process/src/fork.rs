@@ -17,7 +17,7 @@ use crate::wire::{self, Read, Reply};
 /// Held from creating a call's pipe until the parent closed its write end,
 /// so no other call's child inherits that write end (it would hold the pipe
 /// open and hide a crash behind a missing end of file).
-static FORK_LOCK: Mutex<()> = Mutex::new(());
+pub(crate) static FORK_LOCK: Mutex<()> = Mutex::new(());
 
 /// Runs `f` in a forked child and blocks the calling thread until its
 /// result is back (see the crate docs for what `f` may do).
@@ -127,7 +127,7 @@ where
     sys::exit_now(code)
 }
 
-fn setup(options: &ProcessOptions) -> Result<(), (&'static str, std::io::Error)> {
+pub(crate) fn setup(options: &ProcessOptions) -> Result<(), (&'static str, std::io::Error)> {
     if let Some(bytes) = options.get_memory_limit() {
         sys::set_limit(Limit::AddressSpace, bytes).map_err(|e| ("setting the memory limit", e))?;
     }

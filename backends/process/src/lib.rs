@@ -24,6 +24,11 @@
 //! error, never a panic. Every child is reaped and every descriptor closed
 //! on every path.
 //!
+//! [`ProcessPool`] keeps pre-forked workers for `fn(A) -> R` calls: the
+//! function pointer travels as an address (valid in a fork of the same
+//! image) with the argument and result as postcard frames; crashed or
+//! timed-out workers are replaced, concurrency is capped at `max_workers`.
+//!
 //! [`spawn`]/[`spawn_on`] run that wait on an executor's blocking lane, so an
 //! async worker never blocks; the call belongs to the lane's task set, and
 //! [`cancel_children`] (used by scope shutdown) kills the children of a set.
@@ -105,9 +110,11 @@
 mod children;
 mod fork;
 mod options;
+mod pool;
 mod wire;
 
 pub use crate::children::{cancel_children, running_children};
 pub use crate::fork::{fork_call, spawn, spawn_on};
 pub use crate::options::ProcessOptions;
+pub use crate::pool::ProcessPool;
 pub use unirun_core::in_forked_child;
