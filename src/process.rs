@@ -66,9 +66,12 @@ pub use unirun_process::{
     fork_call, in_forked_child, running_children, ProcessOptions, ProcessPool,
 };
 
+use std::sync::OnceLock;
+
 use crate::flavor::Flavor;
 use crate::global;
 use crate::scheduler::{self, Request};
+use crate::scope::Scope;
 use crate::{Handle, JoinHandle, Run};
 
 /// Runs `f` in a forked child process and returns a handle to its result;
@@ -151,6 +154,82 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// Calls `f(arg)` in one of the executor's pre-forked worker processes
+    /// ([`ProcessPool`]): no fork per call, so this is the fast path for
+    /// many small isolated calls. `f` must be a function (or a closure
+    /// that captures nothing); argument and result travel serialized.
+    ///
+    /// A scope's handle uses the scope's own pool, started on the first
+    /// call with as many workers as the scope has (`max_workers` caps it);
+    /// its `shutdown_now` kills busy workers (their calls resolve to
+    /// cancelled) and the pool's workers end with the scope. Other handles
+    /// share one process-wide pool sized from
+    /// [`Capabilities::suggested_process_workers`](crate::Capabilities::suggested_process_workers).
+    /// Crashed or timed-out workers are replaced.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, Run};
+    ///
+    /// fn parse(line: String) -> usize {
+    ///     line.split(',').count()
+    /// }
+    ///
+    /// let run = Run::builder().flavor(Flavor::Processes).max_workers(2).build()?;
+    /// let fields = run.handle().call(parse, "a,b,c".to_string());
+    /// assert_eq!(fields.join().unwrap(), 3);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn call<A, R>(&self, f: fn(A) -> R, arg: A) -> JoinHandle<R>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        if forced_to_threads() {
+            return self.spawn_blocking(move || f(arg));
+        }
+        let lane = self.backend().blocking_scheduler();
+        match self.scope() {
+            Some(scope) => {
+                let pool = scope.processes.get_or_init(|| {
+                    ProcessPool::new(self.num_workers(), ProcessOptions::default())
+                });
+                pool.spawn_call_on(lane, Some(scope.tasks.clone()), f, arg)
+            }
+            None => {
+                let tasks = lane.task_set().cloned();
+                shared_pool().spawn_call_on(lane, tasks, f, arg)
+            }
+        }
+    }
+}
+
+impl Run {
+    /// Calls `f(arg)` in one of the scope's pre-forked worker processes
+    /// (see [`Handle::call`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, Run};
+    ///
+    /// let run = Run::new(Flavor::Processes)?;
+    /// let squares: Vec<_> = (0..4u64).map(|i| run.call(|x: u64| x * x, i)).collect();
+    /// let squares: Vec<u64> = squares.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(squares, [0, 1, 4, 9]);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn call<A, R>(&self, f: fn(A) -> R, arg: A) -> JoinHandle<R>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.handle().call(f, arg)
+    }
+}
+
 impl Run {
     /// Runs `f` in a forked child process as one of the scope's tasks (see
     /// [`Handle::spawn_process`]).
@@ -201,8 +280,20 @@ fn forced_to_threads() -> bool {
     true
 }
 
-/// Kills the forked children working for `tasks` (a scope shutting down
-/// without waiting).
-pub(crate) fn cancel_children(tasks: &std::sync::Arc<unirun_core::TaskSet>) {
-    unirun_process::cancel_children(tasks);
+/// Kills the forked children and pool workers working for `scope` (a scope
+/// shutting down without waiting).
+pub(crate) fn cancel_children(scope: &Scope) {
+    unirun_process::cancel_children(&scope.tasks);
+    if let Some(pool) = scope.processes.get() {
+        pool.shutdown_now();
+    }
+}
+
+/// The pool behind `call` on handles without a scope (the shared default).
+fn shared_pool() -> &'static ProcessPool {
+    static POOL: OnceLock<ProcessPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let workers = global::capabilities().suggested_process_workers();
+        ProcessPool::new(workers, ProcessOptions::default())
+    })
 }

@@ -490,7 +490,7 @@ impl Teardown {
             }
             Stop::Now => {
                 tasks.close();
-                kill_children(tasks);
+                kill_children(&self.scope);
                 wait_empty(tasks, None);
                 false
             }
@@ -498,7 +498,7 @@ impl Teardown {
                 let in_time = wait_empty(tasks, Some(deadline));
                 if !in_time {
                     tasks.close();
-                    kill_children(tasks);
+                    kill_children(&self.scope);
                     wait_empty(tasks, None);
                 }
                 in_time
@@ -526,13 +526,14 @@ impl Teardown {
     }
 }
 
-/// Kills the forked children still working for `tasks`, so waiting for the
-/// cancelled set does not wait for them (process backend).
-fn kill_children(tasks: &Arc<TaskSet>) {
+/// Kills the forked children and busy pool workers still working for the
+/// scope, so waiting for its cancelled tasks does not wait for them
+/// (process backend).
+fn kill_children(scope: &Scope) {
     #[cfg(all(unix, feature = "process-backend"))]
-    crate::process::cancel_children(tasks);
+    crate::process::cancel_children(scope);
     #[cfg(not(all(unix, feature = "process-backend")))]
-    let _ = tasks;
+    let _ = scope;
 }
 
 /// Waits until `tasks` is empty (or `deadline` passes), with the calling

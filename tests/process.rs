@@ -451,3 +451,36 @@ fn the_pool_moves_large_payloads_and_leaves_nothing_behind() {
     assert!(no_children(), "a worker was left unreaped");
     assert_eq!(open_fds(), fds, "descriptors leaked");
 }
+
+fn signal_then_hang(fd: i32) -> u8 {
+    // SAFETY: `fd` is the write end of a pipe the test created before the
+    // worker was forked; one byte from a live buffer.
+    unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
+    park_forever()
+}
+
+#[test]
+fn a_processes_scope_calls_its_workers_and_shutdown_now_kills_them() {
+    if !in_child_process("a_processes_scope_calls_its_workers_and_shutdown_now_kills_them") {
+        return;
+    }
+    // The pipe exists before the worker forks, so the worker has it too.
+    let (ready, started) = sys::pipe().unwrap();
+    let run = Run::builder()
+        .flavor(Flavor::Processes)
+        .max_workers(2)
+        .build()
+        .unwrap();
+    assert_eq!(run.trace().resolved(), Flavor::Processes);
+    assert_eq!(run.call(double, 4).join().unwrap(), 8);
+    use std::os::fd::AsRawFd;
+    let stuck = run.call(signal_then_hang, started.as_raw_fd());
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        sys::read_until(ready.as_fd(), &mut byte, None).unwrap(),
+        Some(1)
+    );
+    run.shutdown_now();
+    assert!(stuck.join().unwrap_err().is_cancelled());
+    assert!(no_children(), "the scope's workers were reaped");
+}

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use unirun_core::{Executor, JoinError, JoinHandle};
+use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
 use unirun_platform::process::{self as sys, ExitStatus, Forked, Pid};
 
 use crate::fork::{setup, FORK_LOCK};
@@ -86,6 +86,11 @@ struct State {
     live: usize,
     /// Workers started, for [`ProcessPool::started`].
     started: usize,
+    /// Workers running a call. A pid stays listed until its worker is
+    /// handed back or about to be reaped, so signalling it is safe.
+    busy: Vec<Pid>,
+    /// Set by [`ProcessPool::shutdown_now`].
+    closed: bool,
 }
 
 struct Worker {
@@ -240,6 +245,34 @@ impl ProcessPool {
         self.inner.exchange(worker, &request, deadline)
     }
 
+    /// Stops the pool: calls running now are killed with their workers and
+    /// resolve to `Err(cancelled)`, idle workers are killed and reaped, and
+    /// later calls fail with `cancelled` at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// assert_eq!(pool.call(|x: u8| x, 1).unwrap(), 1);
+    /// pool.shutdown_now();
+    /// assert!(pool.call(|x: u8| x, 1).unwrap_err().is_cancelled());
+    /// ```
+    pub fn shutdown_now(&self) {
+        let idle = {
+            let mut state = self.inner.lock();
+            state.closed = true;
+            for &pid in &state.busy {
+                let _ = sys::kill(pid, libc::SIGKILL);
+            }
+            std::mem::take(&mut state.idle)
+        };
+        for worker in idle {
+            worker.kill_and_reap();
+            self.inner.retire();
+        }
+        self.inner.freed.notify_all();
+    }
+
     /// Runs `f(arg)` in a worker, waiting on `executor`'s blocking lane.
     ///
     /// # Examples
@@ -255,9 +288,38 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let pool = self.clone();
         let lane = executor.blocking_scheduler();
         let tasks = lane.task_set().cloned();
+        self.spawn_call_on(lane, tasks, f, arg)
+    }
+
+    /// Like [`spawn_call`](Self::spawn_call), with the schedule hook of a
+    /// blocking lane and the task set the call joins given separately.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::Executor;
+    ///
+    /// let threads = unirun_threads::ThreadPool::new().unwrap();
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// let lane = threads.handle().blocking_scheduler();
+    /// let handle = pool.spawn_call_on(lane, None, |x: u32| x * 3, 5);
+    /// assert_eq!(handle.join().unwrap(), 15);
+    /// ```
+    pub fn spawn_call_on<A, R>(
+        &self,
+        schedule: Arc<dyn Schedule>,
+        tasks: Option<Arc<TaskSet>>,
+        f: fn(A) -> R,
+        arg: A,
+    ) -> JoinHandle<R>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let pool = self.clone();
+        let lane = schedule;
         let (runnable, handle) = unirun_core::spawn_blocking_fallible_with(
             move || pool.call(f, arg),
             tasks.as_ref(),
@@ -277,14 +339,27 @@ impl Inner {
     fn acquire(&self) -> Result<Worker, JoinError> {
         let mut state = self.lock();
         loop {
+            if state.closed {
+                return Err(JoinError::cancelled());
+            }
             if let Some(worker) = state.idle.pop() {
+                state.busy.push(worker.pid);
                 return Ok(worker);
             }
             if state.live < self.max_workers {
                 state.live += 1;
                 state.started += 1;
                 drop(state);
-                return self.start().inspect_err(|_| self.retire());
+                let worker = self.start().inspect_err(|_| self.retire())?;
+                let mut state = self.lock();
+                if state.closed {
+                    drop(state);
+                    worker.kill_and_reap();
+                    self.retire();
+                    return Err(JoinError::cancelled());
+                }
+                state.busy.push(worker.pid);
+                return Ok(worker);
             }
             state = self
                 .freed
@@ -294,8 +369,20 @@ impl Inner {
     }
 
     fn release(&self, worker: Worker) {
+        if self.unbusy(worker.pid) {
+            worker.kill_and_reap();
+            self.retire();
+            return;
+        }
         self.lock().idle.push(worker);
         self.freed.notify_one();
+    }
+
+    /// Takes `pid` off the busy list; returns whether the pool was shut down.
+    fn unbusy(&self, pid: Pid) -> bool {
+        let mut state = self.lock();
+        state.busy.retain(|&p| p != pid);
+        state.closed
     }
 
     /// A worker is gone: its slot is free for a replacement.
@@ -362,13 +449,22 @@ impl Inner {
                 wire::decode::<R>(&body)?.into_result()
             }
             Ok(Read::TimedOut) => {
+                let closed = self.unbusy(worker.pid);
                 worker.kill_and_reap();
                 self.retire();
-                Err(JoinError::timed_out())
+                Err(if closed {
+                    JoinError::cancelled()
+                } else {
+                    JoinError::timed_out()
+                })
             }
             other => {
+                let closed = self.unbusy(worker.pid);
                 let status = worker.kill_and_reap();
                 self.retire();
+                if closed {
+                    return Err(JoinError::cancelled());
+                }
                 match status {
                     Some(ExitStatus::Signaled(sig)) if sig != libc::SIGKILL || other.is_ok() => {
                         Err(JoinError::crashed(sig, sys::signal_name(sig)))
