@@ -1219,6 +1219,10 @@ mod process_scenarios {
 }
 
 fn main() {
+    // The pool_call workers come from a fork server started here, while
+    // the process is single-threaded.
+    #[cfg(all(unix, feature = "process-backend"))]
+    unirun::process::init();
     let config = Config::from_env();
     let pools = Pools::new();
     let mut scenarios = vec![

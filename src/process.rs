@@ -37,7 +37,12 @@
 //! again from the calling thread.
 //!
 //! For many small calls, [`ProcessPool`] keeps pre-forked workers that run
-//! `fn(A) -> R` with serde payloads, without a fork per call.
+//! `fn(A) -> R` with serde payloads, without a fork per call
+//! ([`Run::call`] and [`Handle::call`] on a scope's own pool). Call
+//! [`init`] at the top of `main`, while the process is single-threaded: the
+//! workers then come from a fork server forked at that moment, so no lock
+//! can be stuck in them. Without it the pools fork workers directly from a
+//! thread of the parent ([`ProcessPool::origin`] says which).
 //!
 //! `UNIRUN_FORCE_THREADS=1` (or `force_threads` in code) sends this work
 //! to the blocking lane of the shared pool instead, without a fork, and
@@ -63,7 +68,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use unirun_process::{
-    fork_call, in_forked_child, running_children, ProcessOptions, ProcessPool,
+    fork_call, in_forked_child, init, running_children, ProcessOptions, ProcessPool,
 };
 
 use std::sync::OnceLock;

@@ -484,3 +484,30 @@ fn a_processes_scope_calls_its_workers_and_shutdown_now_kills_them() {
     assert!(stuck.join().unwrap_err().is_cancelled());
     assert!(no_children(), "the scope's workers were reaped");
 }
+
+#[test]
+fn init_starts_a_fork_server_for_pool_workers() {
+    if !in_child_process("init_starts_a_fork_server_for_pool_workers") {
+        return;
+    }
+    assert!(unirun::process::init());
+    assert!(unirun::process::init(), "a second init is a no-op");
+    let pool = unirun::process::ProcessPool::new(1, with_timeout());
+    assert!(
+        pool.origin().starts_with("fork server"),
+        "{}",
+        pool.origin()
+    );
+    assert_eq!(pool.call(double, 5).unwrap(), 10);
+    let err = pool.call(segfault, ()).unwrap_err();
+    assert_eq!(err.signal_name(), Some("SIGSEGV"), "{err}");
+    assert_eq!(pool.call(double, 6).unwrap(), 12);
+    assert_eq!(pool.started(), 2);
+    let run = Run::builder()
+        .flavor(Flavor::Processes)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(run.call(double, 7).join().unwrap(), 14);
+    run.shutdown();
+}

@@ -1,5 +1,5 @@
 //! Unix process primitives for the forked-process backend: `fork`, close-on-exec
-//! pipes, `waitpid`, `kill`, resource limits, niceness, parent-death signals
+//! pipes and socket pairs, descriptor passing, `waitpid`, `kill`, resource limits, niceness, parent-death signals
 //! and signal names.
 //!
 //! Everything here is a thin, safe (where it can be) wrapper over `libc`;
@@ -276,6 +276,122 @@ fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     Ok(rc > 0)
 }
 
+/// A connected pair of unix stream sockets, both close-on-exec.
+pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds: [RawFd; 2] = [-1; 2];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let kind = libc::SOCK_STREAM;
+    // SAFETY: `fds` is a writable array of two descriptors, as `socketpair` expects.
+    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just opened and nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Most descriptors [`send_fds`]/[`recv_fds`] carry in one message.
+pub const MAX_FDS: usize = 4;
+
+/// Sends `data` (at least one byte) and `fds` over the unix socket `socket`
+/// (`SCM_RIGHTS`). The receiver gets its own copies of the descriptors.
+pub fn send_fds(socket: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    assert!(!data.is_empty() && fds.len() <= MAX_FDS);
+    let mut control = [0u64; 8]; // aligned room for a header and MAX_FDS descriptors
+    let fd_bytes = std::mem::size_of_val(fds) as u32;
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: all-zero is a valid `msghdr` (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes) } as _;
+        // SAFETY: `msg` points at `control`, which is large enough for one
+        // header with `fds.len()` descriptors (checked by the assert above),
+        // so the first header and its data lie inside it.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
+            let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+            for (i, fd) in fds.iter().enumerate() {
+                data.add(i).write_unaligned(fd.as_raw_fd());
+            }
+        }
+    }
+    loop {
+        // SAFETY: `msg` and everything it points to live across the call.
+        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) };
+        if n >= 0 {
+            // Small messages on a stream socket go in one piece; the rest
+            // (descriptors are sent with the first byte) follows plainly.
+            return write_all(socket, &data[n as usize..]);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Receives up to `buf.len()` bytes and the descriptors sent with them by
+/// [`send_fds`] (close-on-exec where the platform allows). Returns the byte
+/// count (0 at end of file) and the descriptors.
+pub fn recv_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero is a valid `msghdr`.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let flags = libc::MSG_CMSG_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let flags = 0;
+    let n = loop {
+        // SAFETY: `msg` points at live buffers of the sizes it states.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, flags) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled `control` and set `msg_controllen`; the
+    // CMSG_* walk stays inside it, and each SCM_RIGHTS descriptor is newly
+    // opened in this process and owned by nobody else.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let header = libc::CMSG_LEN(0) as usize;
+                let count = ((*cmsg).cmsg_len as usize - header) / std::mem::size_of::<RawFd>();
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n, fds))
+}
+
 /// The conventional name of `signal` (`"SIGSEGV"`), or `"unknown signal"`.
 pub fn signal_name(signal: i32) -> &'static str {
     const NAMES: &[(i32, &str)] = &[
@@ -338,6 +454,24 @@ mod tests {
         assert_eq!(read_until(r.as_fd(), &mut buf, None).unwrap(), Some(2));
         drop(w);
         assert_eq!(read_until(r.as_fd(), &mut buf, None).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn descriptors_pass_over_a_socket() {
+        let (a, b) = socket_pair().unwrap();
+        let (r, w) = pipe().unwrap();
+        send_fds(a.as_fd(), b"hello", &[w.as_fd()]).unwrap();
+        drop(w);
+        let mut buf = [0u8; 16];
+        let (n, mut fds) = recv_fds(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        assert_eq!(fds.len(), 1);
+        let w2 = fds.pop().unwrap();
+        write_all(w2.as_fd(), b"x").unwrap();
+        drop(w2);
+        let mut one = [0u8; 1];
+        assert_eq!(read_until(r.as_fd(), &mut one, None).unwrap(), Some(1));
+        assert_eq!(read_until(r.as_fd(), &mut one, None).unwrap(), Some(0));
     }
 
     #[test]

@@ -28,6 +28,10 @@
 //! function pointer travels as an address (valid in a fork of the same
 //! image) with the argument and result as postcard frames; crashed or
 //! timed-out workers are replaced, concurrency is capped at `max_workers`.
+//! With [`init`] called at the top of `main`, workers come from a fork
+//! server forked while the process was single-threaded; without it they
+//! are forked directly from a dedicated thread of the parent
+//! ([`ProcessPool::origin`] says which).
 //!
 //! [`spawn`]/[`spawn_on`] run that wait on an executor's blocking lane, so an
 //! async worker never blocks; the call belongs to the lane's task set, and
@@ -111,10 +115,12 @@ mod children;
 mod fork;
 mod options;
 mod pool;
+mod server;
 mod wire;
 
 pub use crate::children::{cancel_children, running_children};
 pub use crate::fork::{fork_call, spawn, spawn_on};
 pub use crate::options::ProcessOptions;
 pub use crate::pool::ProcessPool;
+pub use crate::server::init;
 pub use unirun_core::in_forked_child;

@@ -29,6 +29,7 @@ use unirun_platform::process::{self as sys, ExitStatus, Forked, Pid};
 
 use crate::fork::{setup, FORK_LOCK};
 use crate::options::ProcessOptions;
+use crate::server;
 use crate::wire::{self, Read, Reply, HEADER};
 
 /// A pool of pre-forked worker processes for `fn(A) -> R` calls with serde
@@ -74,6 +75,7 @@ pub struct ProcessPool {
 
 struct Inner {
     max_workers: usize,
+    origin: String,
     options: ProcessOptions,
     state: Mutex<State>,
     freed: Condvar,
@@ -97,6 +99,8 @@ struct Worker {
     pid: Pid,
     requests: OwnedFd,
     replies: OwnedFd,
+    /// Forked by the fork server (its child, reaped through it).
+    served: bool,
 }
 
 impl Worker {
@@ -104,6 +108,9 @@ impl Worker {
         let _ = sys::kill(self.pid, libc::SIGKILL);
         drop(self.requests);
         drop(self.replies);
+        if self.served {
+            return server::reap(self.pid);
+        }
         sys::wait_pid(self.pid, true).ok().flatten()
     }
 }
@@ -185,11 +192,27 @@ impl ProcessPool {
         Self {
             inner: Arc::new(Inner {
                 max_workers: max_workers.max(1),
+                origin: server::origin(),
                 options,
                 state: Mutex::new(State::default()),
                 freed: Condvar::new(),
             }),
         }
+    }
+
+    /// How this pool's workers are forked: from the fork server started by
+    /// [`init`](crate::init) (and whether the parent was single-threaded
+    /// then), or directly from a thread of the parent when `init` was not
+    /// called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// println!("workers come from: {}", pool.origin());
+    /// ```
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
     }
 
     /// Most calls that run at once.
@@ -392,6 +415,14 @@ impl Inner {
     }
 
     fn start(&self) -> Result<Worker, JoinError> {
+        if let Some(spawned) = server::spawn(&self.options) {
+            return spawned.map(|s| Worker {
+                pid: s.pid,
+                requests: s.requests,
+                replies: s.replies,
+                served: true,
+            });
+        }
         let options = self.options;
         on_forker(move || start(&options))
     }
@@ -423,6 +454,7 @@ fn start(options: &ProcessOptions) -> Result<Worker, JoinError> {
                 pid,
                 requests: req_write,
                 replies: rep_read,
+                served: false,
             })
         }
         Err(err) => Err(JoinError::transport("fork", err.to_string())),
@@ -497,7 +529,12 @@ impl Drop for Inner {
 }
 
 /// The worker's loop: read a request, run it, reply; until end of file.
-fn worker_main(parent: Pid, options: &ProcessOptions, requests: OwnedFd, replies: OwnedFd) -> ! {
+pub(crate) fn worker_main(
+    parent: Pid,
+    options: &ProcessOptions,
+    requests: OwnedFd,
+    replies: OwnedFd,
+) -> ! {
     unirun_core::mark_forked_child();
     if !sys::die_with_parent(parent) || setup(options).is_err() {
         sys::exit_now(111);
