@@ -14,6 +14,8 @@
 //!   pools, and thread naming.
 //! - `unirun-threads`: named worker threads driving the scheduler, and an
 //!   elastic lane for blocking closures.
+//! - `unirun-process` (feature `process-backend`, unix): closures in forked
+//!   child processes, and pre-forked worker pools.
 //!
 //! A [`Run`] is a scope of work: [`Run::builder`] asks the scheduler for a
 //! backend (from the flavor asked for, the [`RuntimeConfig`] set in code or

@@ -44,6 +44,12 @@
 //! can be stuck in them. Without it the pools fork workers directly from a
 //! thread of the parent ([`ProcessPool::origin`] says which).
 //!
+//! A [`Flavor::Processes`] scope runs its
+//! `spawn`/`spawn_blocking` tasks on a thread pool of its own, like any
+//! scope; its process work is what goes through [`Run::to_process`] and
+//! [`Run::call`]. Limits are given per call ([`ProcessOptions`]); there is
+//! no scope-wide default yet.
+//!
 //! `UNIRUN_FORCE_THREADS=1` (or `force_threads` in code) sends this work
 //! to the blocking lane of the shared pool instead, without a fork, and
 //! publishes a decision saying so.
