@@ -300,6 +300,19 @@ pub(crate) fn cancel_children(scope: &Scope) {
     }
 }
 
+/// Kills the forked children started through `handle` (the shared default
+/// being reset).
+pub(crate) fn cancel_handle_children(handle: &Handle) {
+    match handle.scope() {
+        Some(scope) => cancel_children(scope),
+        None => {
+            if let Some(tasks) = handle.backend().blocking_scheduler().task_set() {
+                unirun_process::cancel_children(tasks);
+            }
+        }
+    }
+}
+
 /// The pool behind `call` on handles without a scope (the shared default).
 fn shared_pool() -> &'static ProcessPool {
     static POOL: OnceLock<ProcessPool> = OnceLock::new();

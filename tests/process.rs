@@ -511,3 +511,23 @@ fn init_starts_a_fork_server_for_pool_workers() {
     assert_eq!(run.call(double, 7).join().unwrap(), 14);
     run.shutdown();
 }
+
+#[test]
+fn reset_kills_the_shared_executors_children() {
+    if !in_child_process("reset_kills_the_shared_executors_children") {
+        return;
+    }
+    let (ready, started) = sys::pipe().unwrap();
+    let stuck = unirun::to_process(move || {
+        sys::write_all(started.as_fd(), b"!").unwrap();
+        park_forever()
+    });
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        sys::read_until(ready.as_fd(), &mut byte, None).unwrap(),
+        Some(1)
+    );
+    unirun::reset();
+    assert!(stuck.join().unwrap_err().is_cancelled());
+    assert!(no_children());
+}
