@@ -1247,7 +1247,175 @@ fn block_on_ready() -> Scenario {
     }
 }
 
+/// `to_process`: fork per call, against a raw fork + pipe + waitpid floor;
+/// `pool_call`: a call in a pre-forked worker, against a pre-forked pipe
+/// echo. Both measured in the same run (process backend, unix only).
+///
+/// The floors fork from a helper thread, as unirun does (from a blocking
+/// lane thread, or its forker thread): on this VM a child forked from the
+/// bench's main thread answered about 20x slower (96 us against 4.6 us per
+/// echo round trip), an artifact that would flatter unirun.
+#[cfg(all(unix, feature = "process-backend"))]
+mod process_scenarios {
+    use std::hint::black_box;
+    use std::os::fd::AsFd;
+    use std::thread;
+
+    use unirun_platform::process::{self as sys, Forked};
+
+    use super::{Contender, Role, Scenario};
+
+    /// Forks per iteration.
+    const FORK_CALLS: usize = 50;
+    /// Calls per iteration of `pool_call`.
+    const POOL_CALLS: usize = 1_000;
+
+    /// The floor: the least a fork-per-call round trip can do. The child
+    /// writes 8 bytes to a pipe and leaves; the parent reads them and reaps.
+    fn raw_fork(value: u64) -> u64 {
+        let (read, write) = sys::pipe().expect("pipe");
+        // SAFETY: the child calls only `write` and `_exit` (async-signal-safe).
+        match unsafe { sys::fork() }.expect("fork") {
+            Forked::Child => {
+                let code = i32::from(sys::write_all(write.as_fd(), &value.to_le_bytes()).is_err());
+                sys::exit_now(code)
+            }
+            Forked::Parent(pid) => {
+                drop(write);
+                let mut buf = [0u8; 8];
+                let mut got = 0;
+                while got < 8 {
+                    match sys::read_until(read.as_fd(), &mut buf[got..], None).expect("read") {
+                        Some(0) | None => break,
+                        Some(n) => got += n,
+                    }
+                }
+                sys::wait_pid(pid, true).expect("waitpid");
+                u64::from_le_bytes(buf)
+            }
+        }
+    }
+
+    /// The floor for `pool_call`: a pre-forked child that echoes 8-byte
+    /// messages over a pair of pipes.
+    struct Echo {
+        pid: sys::Pid,
+        to: std::os::fd::OwnedFd,
+        from: std::os::fd::OwnedFd,
+    }
+
+    impl Echo {
+        fn start() -> Self {
+            let (req_read, req_write) = sys::pipe().expect("pipe");
+            let (rep_read, rep_write) = sys::pipe().expect("pipe");
+            // SAFETY: the child calls only `read`, `write` and `_exit`
+            // (async-signal-safe) on its own pipes.
+            match unsafe { sys::fork() }.expect("fork") {
+                Forked::Child => {
+                    let mut buf = [0u8; 8];
+                    loop {
+                        if !read_exact(&req_read, &mut buf) {
+                            sys::exit_now(0);
+                        }
+                        if sys::write_all(rep_write.as_fd(), &buf).is_err() {
+                            sys::exit_now(1);
+                        }
+                    }
+                }
+                Forked::Parent(pid) => Echo {
+                    pid,
+                    to: req_write,
+                    from: rep_read,
+                },
+            }
+        }
+
+        fn call(&self, value: u64) -> u64 {
+            sys::write_all(self.to.as_fd(), &value.to_le_bytes()).expect("write");
+            let mut buf = [0u8; 8];
+            assert!(read_exact(&self.from, &mut buf), "the echo child died");
+            u64::from_le_bytes(buf)
+        }
+    }
+
+    impl Drop for Echo {
+        fn drop(&mut self) {
+            let _ = sys::kill(self.pid, libc::SIGKILL);
+            let _ = sys::wait_pid(self.pid, true);
+        }
+    }
+
+    fn read_exact(fd: &std::os::fd::OwnedFd, buf: &mut [u8]) -> bool {
+        let mut got = 0;
+        while got < buf.len() {
+            match sys::read_until(fd.as_fd(), &mut buf[got..], None) {
+                Ok(Some(n)) if n > 0 => got += n,
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn add_one(x: u64) -> u64 {
+        x + 1
+    }
+
+    pub(super) fn pool_call() -> Scenario {
+        let pool = unirun::process::ProcessPool::new(1, Default::default());
+        // Start the worker outside timing, as the echo child is.
+        assert_eq!(pool.call(add_one, 0).expect("worker"), 1);
+        let echo = thread::spawn(Echo::start).join().expect("echo");
+        Scenario {
+            name: "pool_call",
+            about: "1000 sequential calls of fn(u64) -> u64 in a pre-forked worker; op = one round trip (floor: pre-forked pipe echo)",
+            ops: POOL_CALLS,
+            contenders: vec![
+                Contender::new("unirun", Role::Unirun, move || {
+                    for i in 0..POOL_CALLS as u64 {
+                        black_box(pool.call(add_one, i).expect("worker"));
+                    }
+                }),
+                Contender::new("pipe-echo", Role::Peer, move || {
+                    for i in 0..POOL_CALLS as u64 {
+                        black_box(echo.call(i));
+                    }
+                }),
+            ],
+        }
+    }
+
+    pub(super) fn to_process() -> Scenario {
+        Scenario {
+            name: "to_process",
+            about: "50 sequential forks of a trivial closure returning a u64; op = one fork round trip (floor: raw fork + pipe + waitpid)",
+            ops: FORK_CALLS,
+            contenders: vec![
+                Contender::new("unirun", Role::Unirun, || {
+                    for i in 0..FORK_CALLS as u64 {
+                        black_box(unirun::to_process(move || i + 1).join().expect("child"));
+                    }
+                }),
+                Contender::new("raw-fork", Role::Peer, || {
+                    // From a helper thread, as unirun forks from a lane
+                    // thread (see the module docs).
+                    thread::scope(|s| {
+                        s.spawn(|| {
+                            for i in 0..FORK_CALLS as u64 {
+                                black_box(raw_fork(i + 1));
+                            }
+                        });
+                    });
+                }),
+            ],
+        }
+    }
+}
+
 fn main() {
+    // The pool_call workers come from a fork server started here, while
+    // the process is single-threaded.
+    #[cfg(all(unix, feature = "process-backend"))]
+    unirun::process::init();
     let config = Config::from_env();
     let pools = Pools::new();
     let mut scenarios = vec![
@@ -1260,6 +1428,10 @@ fn main() {
         block_on_ready(),
         async_scenario::<ForkJoin>(&pools),
     ];
+    #[cfg(all(unix, feature = "process-backend"))]
+    scenarios.push(process_scenarios::to_process());
+    #[cfg(all(unix, feature = "process-backend"))]
+    scenarios.push(process_scenarios::pool_call());
     println!(
         "unirun executor comparison: {WORKERS} workers per pool, {} warm-up + {} samples per contender, interleaved",
         config.warmup, config.samples

@@ -117,10 +117,7 @@ impl Flavor {
     pub const fn is_available(self) -> bool {
         match self {
             Flavor::Auto | Flavor::Threads | Flavor::Shared => cfg!(feature = "std"),
-            // The backend crates land with issues 4 and 5; until then their
-            // feature does not exist yet. This is the one place to switch to
-            // `cfg!(feature = "...")`.
-            Flavor::Processes => false,
+            Flavor::Processes => cfg!(all(unix, feature = "process-backend")),
             Flavor::Smol => cfg!(feature = "smol-backend"),
             Flavor::Tokio => cfg!(feature = "tokio-backend"),
         }

@@ -281,6 +281,9 @@ pub fn reset() {
         if let Some(scope) = &old.scope {
             scope.tasks.close();
         }
+        // Forked children would keep their waiting lane threads busy.
+        #[cfg(all(unix, feature = "process-backend"))]
+        crate::process::cancel_handle_children(&old.handle);
         old.pool.shutdown_now();
     }
     let _ = CACHED.try_with(|c| c.replace(None));

@@ -47,6 +47,11 @@ impl Handle {
         &self.backend
     }
 
+    #[cfg_attr(not(all(unix, feature = "process-backend")), allow(dead_code))]
+    pub(crate) fn scope(&self) -> Option<&Arc<Scope>> {
+        self.scope.as_ref()
+    }
+
     /// Spawns a future on this executor.
     ///
     /// # Examples

@@ -14,6 +14,8 @@
 //!   pools, and thread naming.
 //! - `unirun-threads`: named worker threads driving the scheduler, and an
 //!   elastic lane for blocking closures.
+//! - `unirun-process` (feature `process-backend`, unix): closures in forked
+//!   child processes, and pre-forked worker pools.
 //!
 //! A [`Run`] is a scope of work: [`Run::builder`] asks the scheduler for a
 //! backend (from the flavor asked for, the [`RuntimeConfig`] set in code or
@@ -41,6 +43,8 @@
 //!   `compat::thread`. Without it the crate
 //!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
 //!   single-threaded [`TickExecutor`] an embedded main loop can drive.
+//! - `process-backend` (unix): forked-process execution, `to_process`,
+//!   `to_process_with`, `Flavor::Processes` (see the `process` module).
 //! - `tokio-backend`: [`Flavor::Tokio`] (the ambient tokio runtime, borrowed,
 //!   or one the scope owns; `Flavor::Auto` inside a tokio runtime resolves
 //!   to it) and `compat::tokio`.
@@ -91,6 +95,8 @@ mod gil;
 mod global;
 #[cfg(feature = "std")]
 mod handle;
+#[cfg(all(unix, feature = "process-backend"))]
+pub mod process;
 #[cfg(feature = "std")]
 mod run;
 #[cfg(feature = "std")]
@@ -119,6 +125,8 @@ pub use crate::global::{
 };
 #[cfg(feature = "std")]
 pub use crate::handle::Handle;
+#[cfg(all(unix, feature = "process-backend"))]
+pub use crate::process::{to_process, to_process_with};
 #[cfg(feature = "std")]
 pub use crate::run::{Run, RunBuilder};
 #[cfg(feature = "std")]

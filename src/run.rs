@@ -491,6 +491,7 @@ impl Teardown {
             }
             Stop::Now => {
                 tasks.close();
+                kill_children(&self.scope);
                 wait_empty(tasks, None);
                 false
             }
@@ -498,6 +499,7 @@ impl Teardown {
                 let in_time = wait_empty(tasks, Some(deadline));
                 if !in_time {
                     tasks.close();
+                    kill_children(&self.scope);
                     wait_empty(tasks, None);
                 }
                 in_time
@@ -523,6 +525,16 @@ impl Teardown {
             scope.tasks.close();
         }
     }
+}
+
+/// Kills the forked children and busy pool workers still working for the
+/// scope, so waiting for its cancelled tasks does not wait for them
+/// (process backend).
+fn kill_children(scope: &Scope) {
+    #[cfg(all(unix, feature = "process-backend"))]
+    crate::process::cancel_children(scope);
+    #[cfg(not(all(unix, feature = "process-backend")))]
+    let _ = scope;
 }
 
 /// Waits until `tasks` is empty (or `deadline` passes), with the calling

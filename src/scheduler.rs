@@ -410,6 +410,12 @@ pub(crate) fn decide(
     if let Some(name) = name {
         trace = trace.with_name(name);
     }
+    if resolved == Flavor::Processes {
+        // What a fork copies: only one of these threads exists in a child.
+        if let Some(threads) = unirun_platform::thread_count() {
+            trace = trace.with_parent_threads(threads);
+        }
+    }
     Ok(Decision {
         plan,
         thread_mode,

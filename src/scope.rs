@@ -218,6 +218,9 @@ pub(crate) struct Scope {
     pub(crate) gil: Option<Arc<Gil>>,
     /// Whether a nested scope may reuse this scope's backend.
     pub(crate) reusable: bool,
+    /// The scope's pre-forked workers, started by its first `call`.
+    #[cfg(all(unix, feature = "process-backend"))]
+    pub(crate) processes: std::sync::OnceLock<unirun_process::ProcessPool>,
 }
 
 impl Scope {
@@ -227,6 +230,8 @@ impl Scope {
             tasks: Arc::new(TaskSet::new()),
             gil,
             reusable,
+            #[cfg(all(unix, feature = "process-backend"))]
+            processes: std::sync::OnceLock::new(),
         })
     }
 

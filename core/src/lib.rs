@@ -75,6 +75,7 @@ mod block_on;
 mod error;
 mod executor;
 mod foreign;
+mod fork;
 pub mod idle;
 mod join;
 #[cfg(feature = "std")]
@@ -97,9 +98,14 @@ pub use crate::block_on::{block_on, block_on_with};
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
 pub use crate::foreign::ForeignJoin;
+pub use crate::fork::{in_forked_child, mark_forked_child};
 pub use crate::join::JoinHandle;
+#[cfg(feature = "std")]
+pub use crate::panic::{catch_panic, install_panic_hook};
 pub use crate::park::{Park, Unpark};
-pub use crate::task::{spawn_blocking_with, spawn_with, CatchPanic, Runnable, TaskFuture};
+pub use crate::task::{
+    spawn_blocking_fallible_with, spawn_blocking_with, spawn_with, CatchPanic, Runnable, TaskFuture,
+};
 pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]

@@ -58,3 +58,37 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, JoinError> {
         JoinError::panicked(payload, location)
     })
 }
+
+/// Runs `f` and turns a panic into [`JoinError::panicked`] carrying its
+/// message and location, as tasks do; for backends that run user code
+/// outside a task (a forked child, for instance).
+///
+/// Installs unirun's location-recording panic hook first, if it is not yet
+/// (call [`install_panic_hook`] early where installing later could race).
+///
+/// # Examples
+///
+/// ```
+/// let err = unirun_core::catch_panic(|| panic!("bad input")).unwrap_err();
+/// assert_eq!(err.panic_message(), Some("bad input"));
+/// assert!(err.panic_location().is_some());
+/// assert_eq!(unirun_core::catch_panic(|| 3).unwrap(), 3);
+/// ```
+pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, JoinError> {
+    install_hook();
+    catch(f)
+}
+
+/// Installs unirun's panic hook (chained in front of the current one), which
+/// records where each panic happened so a caught panic carries its location.
+/// Idempotent; tasks install it when they are created.
+///
+/// # Examples
+///
+/// ```
+/// unirun_core::install_panic_hook();
+/// unirun_core::install_panic_hook(); // once is enough; more is harmless
+/// ```
+pub fn install_panic_hook() {
+    install_hook();
+}

@@ -106,6 +106,64 @@ where
     spawn_with(BlockingFn(Some(f)), tasks, schedule)
 }
 
+/// Like [`spawn_blocking_with`] for a closure that may fail with a
+/// [`JoinError`] of its own (a backend that runs the work elsewhere and can
+/// lose it, like a crashed child process): its error becomes the handle's.
+///
+/// # Examples
+///
+/// ```
+/// use unirun_core::{spawn_blocking_fallible_with, JoinError, Runnable};
+///
+/// let run_here = |r: Runnable, _| { r.run(); };
+/// let (runnable, handle) = spawn_blocking_fallible_with(|| Ok::<_, JoinError>(1), None, run_here);
+/// runnable.schedule();
+/// assert_eq!(unirun_core::block_on(handle).unwrap(), 1);
+///
+/// let (runnable, handle) =
+///     spawn_blocking_fallible_with(|| Err::<u8, _>(JoinError::timed_out()), None, run_here);
+/// runnable.schedule();
+/// assert!(unirun_core::block_on(handle).unwrap_err().is_timeout());
+/// ```
+pub fn spawn_blocking_fallible_with<F, R, S>(
+    f: F,
+    tasks: Option<&Arc<TaskSet>>,
+    schedule: S,
+) -> (Runnable, JoinHandle<R>)
+where
+    F: FnOnce() -> Result<R, JoinError> + Send + 'static,
+    R: Send + 'static,
+    S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
+{
+    let future = Flatten {
+        inner: TaskFuture::new(BlockingFn(Some(f)), tasks.cloned()),
+    };
+    let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
+    (runnable, JoinHandle::from_task(task))
+}
+
+pin_project_lite::pin_project! {
+    /// A task whose own output is a `Result<_, JoinError>`, flattened.
+    struct Flatten<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, R> Future for Flatten<F>
+where
+    F: Future<Output = TaskOutput<TaskOutput<R>>>,
+{
+    type Output = TaskOutput<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project()
+            .inner
+            .poll(cx)
+            .map(|output| output.and_then(|inner| inner))
+    }
+}
+
 /// A closure seen as a future that runs it on its first poll.
 pub(crate) struct BlockingFn<F>(Option<F>);
 

@@ -391,6 +391,11 @@ impl Schedule for Shared {
 
 impl Shared {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
+        if crate::in_forked_child() {
+            // The workers were not copied by `fork`: run the task here.
+            runnable.run();
+            return;
+        }
         if self.shutdown.load(Ordering::Acquire) {
             // Cancels the task; its JoinHandle resolves to `cancelled`.
             drop(runnable);

@@ -30,6 +30,10 @@
 //! [`std::thread::Builder::name`], and [`thread_count`] counts the threads of
 //! the process so tests can check that pools shut down cleanly.
 //!
+//! On unix, [`process`] wraps what the forked-process backend needs:
+//! `fork`, close-on-exec pipes, `waitpid`, `kill`, resource limits, nice,
+//! the parent-death signal and signal names.
+//!
 //! On platforms other than Linux, affinity and thread counting report `None`,
 //! renaming is a no-op and the budget falls back to
 //! [`std::thread::available_parallelism`].
@@ -45,6 +49,8 @@
 
 mod budget;
 mod cgroup;
+#[cfg(unix)]
+pub mod process;
 mod quota;
 
 cfg_if::cfg_if! {

@@ -144,6 +144,12 @@ impl Lane {
     }
 
     fn push(self: &Arc<Self>, runnable: Runnable) {
+        if unirun_core::in_forked_child() {
+            // The lane's threads were not copied by `fork` (and its lock may
+            // have been held by one of them): run the closure here.
+            runnable.run();
+            return;
+        }
         let mut state = self.lock();
         if state.shutdown {
             drop(state);

@@ -504,6 +504,12 @@ impl ThreadPool {
     /// Waits for the task set to empty (unless `deadline` passes), then stops.
     fn finish(&mut self, deadline: Option<Instant>) {
         let threads = std::mem::take(&mut self.threads);
+        if unirun_core::in_forked_child() {
+            // A pool inherited through `fork`: its threads do not exist here,
+            // so there is nothing to wait for or join (joining would hang).
+            std::mem::forget(threads);
+            return;
+        }
         let pool = ThreadPool {
             handle: self.handle.clone(),
             threads,

@@ -1,0 +1,268 @@
+//! Fork per call: [`fork_call`] runs a closure in a child and waits for its
+//! reply; [`spawn`] and [`spawn_on`] do the waiting on a blocking lane.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
+use unirun_platform::process::{self as sys, ExitStatus, Forked, Limit};
+
+use crate::children::{self, Registered};
+use crate::options::ProcessOptions;
+use crate::wire::{self, Read, Reply};
+
+/// Held from creating a call's pipe until the parent closed its write end,
+/// so no other call's child inherits that write end (it would hold the pipe
+/// open and hide a crash behind a missing end of file).
+pub(crate) static FORK_LOCK: Mutex<()> = Mutex::new(());
+
+/// Runs `f` in a forked child and blocks the calling thread until its
+/// result is back (see the crate docs for what `f` may do).
+///
+/// Prefer [`spawn`], which waits on a blocking lane and returns a
+/// [`JoinHandle`]; this is the building block.
+///
+/// # Errors
+///
+/// A [`JoinError`] that is: panicked (message and location from the child),
+/// timed out (the child was killed and reaped), crashed (signal number and
+/// name), cancelled (a scope shutdown killed it), or a transport failure
+/// (`fork`/`pipe` failed, or the reply was truncated or of another type).
+///
+/// # Examples
+///
+/// ```
+/// use unirun_process::{fork_call, ProcessOptions};
+///
+/// let table = vec![1u64, 2, 3]; // captured: the child sees a copy-on-write snapshot
+/// let sum = fork_call(&ProcessOptions::default(), move || table.iter().sum::<u64>());
+/// assert_eq!(sum.unwrap(), 6);
+///
+/// let err = fork_call(&ProcessOptions::default(), || -> u8 { panic!("bad row") }).unwrap_err();
+/// assert_eq!(err.panic_message(), Some("bad row"));
+/// ```
+pub fn fork_call<T, F>(options: &ProcessOptions, f: F) -> Result<T, JoinError>
+where
+    F: FnOnce() -> T,
+    T: Serialize + DeserializeOwned,
+{
+    fork_call_in(options, None, f)
+}
+
+pub(crate) fn fork_call_in<T, F>(
+    options: &ProcessOptions,
+    tasks: Option<&Arc<TaskSet>>,
+    f: F,
+) -> Result<T, JoinError>
+where
+    F: FnOnce() -> T,
+    T: Serialize + DeserializeOwned,
+{
+    // Installed here, not in the child: installing takes the hook lock,
+    // which another thread may hold at the fork.
+    unirun_core::install_panic_hook();
+    let parent = sys::getpid();
+    let started = Instant::now();
+    let guard = FORK_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    let (read, write) = sys::pipe().map_err(|err| JoinError::transport("pipe", err.to_string()))?;
+    // SAFETY: the child runs only the forking thread's own state: `f` (the
+    // caller's closure, whose contract the crate docs state), the pipe, and
+    // async-signal-safe calls until `f` runs; it leaves with `_exit`.
+    let forked = unsafe { sys::fork() };
+    match forked {
+        Ok(Forked::Child) => {
+            // This thread is the guard's owner in the child too.
+            drop(guard);
+            drop(read);
+            child(parent, options, write, f)
+        }
+        Ok(Forked::Parent(pid)) => {
+            drop(write);
+            drop(guard);
+            drop(f);
+            let child = children::register(pid, tasks);
+            let deadline = options.get_timeout().map(|t| started + t);
+            wait(pid, &child, read, deadline)
+        }
+        Err(err) => {
+            drop(guard);
+            Err(JoinError::transport("fork", err.to_string()))
+        }
+    }
+}
+
+/// The child's side: set up, run, reply, `_exit`.
+fn child<T, F>(parent: sys::Pid, options: &ProcessOptions, write: OwnedFd, f: F) -> !
+where
+    F: FnOnce() -> T,
+    T: Serialize,
+{
+    unirun_core::mark_forked_child();
+    if !sys::die_with_parent(parent) {
+        sys::exit_now(111);
+    }
+    let reply = match setup(options) {
+        Err((what, err)) => Reply::Failed {
+            what: what.to_string(),
+            detail: err.to_string(),
+        },
+        Ok(()) => match unirun_core::catch_panic(f) {
+            Ok(value) => Reply::Value(value),
+            Err(err) => Reply::panic(&err),
+        },
+    };
+    let frame = wire::encode(&reply).or_else(|err| {
+        wire::encode(&Reply::<()>::Failed {
+            what: "encoding the result".to_string(),
+            detail: err.to_string(),
+        })
+    });
+    let code = match frame {
+        Ok(frame) => i32::from(sys::write_all(write.as_fd(), &frame).is_err()),
+        Err(_) => 1,
+    };
+    sys::exit_now(code)
+}
+
+pub(crate) fn setup(options: &ProcessOptions) -> Result<(), (&'static str, std::io::Error)> {
+    if let Some(bytes) = options.get_memory_limit() {
+        sys::set_limit(Limit::AddressSpace, bytes).map_err(|e| ("setting the memory limit", e))?;
+    }
+    if let Some(secs) = options.cpu_seconds() {
+        sys::set_limit(Limit::CpuSeconds, secs).map_err(|e| ("setting the CPU-time limit", e))?;
+    }
+    if let Some(nice) = options.get_nice() {
+        sys::set_nice(nice).map_err(|e| ("setting the nice value", e))?;
+    }
+    Ok(())
+}
+
+/// The parent's side: read the reply, reap the child, decide the outcome.
+fn wait<T: DeserializeOwned>(
+    pid: sys::Pid,
+    child: &Registered,
+    read: OwnedFd,
+    deadline: Option<Instant>,
+) -> Result<T, JoinError> {
+    let outcome = wire::read_frame(read.as_fd(), deadline);
+    drop(read);
+    if matches!(outcome, Ok(Read::TimedOut)) {
+        let _ = sys::kill(pid, libc::SIGKILL);
+    }
+    child.unregister();
+    let status = sys::wait_pid(pid, true);
+    if child.was_cancelled() {
+        return Err(JoinError::cancelled());
+    }
+    let outcome = outcome.map_err(|err| JoinError::transport("read", err.to_string()))?;
+    if matches!(outcome, Read::TimedOut) {
+        return Err(JoinError::timed_out());
+    }
+    match status {
+        Ok(Some(ExitStatus::Signaled(signal))) => {
+            return Err(JoinError::crashed(signal, sys::signal_name(signal)));
+        }
+        Err(err) => return Err(JoinError::transport("waitpid", err.to_string())),
+        Ok(_) => {}
+    }
+    match outcome {
+        Read::Frame(body) => wire::decode::<T>(&body)?.into_result(),
+        Read::Eof { got, expected } => {
+            let code = match status {
+                Ok(Some(ExitStatus::Exited(code))) => code,
+                _ => -1,
+            };
+            Err(JoinError::transport(
+                "decode",
+                match expected {
+                    Some(len) => format!(
+                        "truncated frame: the child exited (status {code}) after {} of {} bytes",
+                        got - wire::HEADER,
+                        len
+                    ),
+                    None => format!(
+                        "the child exited (status {code}) without sending a result ({got} header bytes)"
+                    ),
+                },
+            ))
+        }
+        Read::TimedOut => Err(JoinError::timed_out()),
+    }
+}
+
+/// Runs `f` in a forked child; the wait happens on `executor`'s blocking
+/// lane (never on an async worker). The call is one of the executor's
+/// tasks: a shutdown that cancels them kills the child too (see
+/// [`cancel_children`](crate::cancel_children)).
+///
+/// # Examples
+///
+/// ```
+/// use unirun_process::ProcessOptions;
+///
+/// let pool = unirun_threads::ThreadPool::new().unwrap();
+/// let factor = 6;
+/// let handle = unirun_process::spawn(&pool.handle(), ProcessOptions::default(), move || factor * 7);
+/// assert_eq!(handle.join().unwrap(), 42);
+/// ```
+pub fn spawn<T, F>(executor: &dyn Executor, options: ProcessOptions, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    let schedule = executor.blocking_scheduler();
+    let tasks = schedule.task_set().cloned();
+    spawn_on(schedule, tasks, options, f)
+}
+
+/// Like [`spawn`], with the schedule hook of a blocking lane and the task
+/// set the call joins given separately (a scope's set over a pool's lane).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use unirun_core::{Executor, TaskSet};
+/// use unirun_process::ProcessOptions;
+///
+/// let pool = unirun_threads::ThreadPool::new().unwrap();
+/// let mine = Arc::new(TaskSet::new());
+/// let lane = pool.handle().blocking_scheduler();
+/// let handle = unirun_process::spawn_on(lane, Some(mine), ProcessOptions::default(), || "hi".to_string());
+/// assert_eq!(handle.join().unwrap(), "hi");
+/// ```
+pub fn spawn_on<T, F>(
+    schedule: Arc<dyn Schedule>,
+    tasks: Option<Arc<TaskSet>>,
+    options: ProcessOptions,
+    f: F,
+) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    if unirun_core::in_forked_child() {
+        // Already in a child: no lane threads here; fork from this thread.
+        let result = fork_call(&options, f);
+        let (runnable, handle) = unirun_core::spawn_blocking_fallible_with(
+            move || result,
+            None,
+            |r, _| {
+                r.run();
+            },
+        );
+        runnable.schedule();
+        return handle;
+    }
+    let call_tasks = tasks.clone();
+    let (runnable, handle) = unirun_core::spawn_blocking_fallible_with(
+        move || fork_call_in(&options, call_tasks.as_ref(), f),
+        tasks.as_ref(),
+        move |r, info| schedule.schedule(r, info),
+    );
+    runnable.schedule();
+    handle
+}

@@ -1,0 +1,126 @@
+//! The forked-process backend of unirun: run a closure in a child process
+//! on a copy-on-write snapshot of the parent, and get its result — or a
+//! typed error saying it panicked, crashed, timed out or was cancelled —
+//! without risking the parent.
+//!
+//! # Design
+//!
+//! [`fork_call`] forks per call. The child marks itself as a forked child
+//! (see below), asks for `SIGKILL` when the parent dies
+//! (`PR_SET_PDEATHSIG` on Linux, then re-checks its parent's pid to close
+//! the race with a parent that died first), applies the
+//! [`ProcessOptions`] limits (`RLIMIT_AS`, `RLIMIT_CPU`, nice), runs the
+//! closure under `catch_unwind`, writes one frame with the result (or the
+//! panic's message and location) to a close-on-exec pipe and leaves with
+//! `_exit`, so no destructor or atexit handler of the parent runs twice.
+//!
+//! The parent reads the frame as the child writes it (a 100 MB result
+//! streams through the pipe; nothing is written to the child, the closure
+//! travels inside the forked image), then reaps the child. A deadline turns
+//! into `SIGKILL` + reap + [`JoinError::timed_out`](unirun_core::JoinError::timed_out);
+//! a child killed by a signal is
+//! [`JoinError::crashed`](unirun_core::JoinError::crashed) with the signal's
+//! number and name; a short or mistyped frame is a `"decode"` transport
+//! error, never a panic. Every child is reaped and every descriptor closed
+//! on every path.
+//!
+//! [`ProcessPool`] keeps pre-forked workers for `fn(A) -> R` calls: the
+//! function pointer travels as an address (valid in a fork of the same
+//! image) with the argument and result as postcard frames; crashed or
+//! timed-out workers are replaced, concurrency is capped at `max_workers`.
+//! With [`init`] called at the top of `main`, workers come from a fork
+//! server forked while the process was single-threaded; without it they
+//! are forked directly from a dedicated thread of the parent
+//! ([`ProcessPool::origin`] says which).
+//!
+//! [`spawn`]/[`spawn_on`] run that wait on an executor's blocking lane, so an
+//! async worker never blocks; the call belongs to the lane's task set, and
+//! [`cancel_children`] (used by scope shutdown) kills the children of a set.
+//!
+//! # What is safe inside a forked closure
+//!
+//! `fork` copies the whole address space but only the calling thread. When
+//! the parent has other threads (unirun's own pools included), at the moment
+//! of the fork they may be holding locks or be half-way through updating
+//! data; in the child those locks stay locked forever and that data stays
+//! half-updated. So, inside the closure:
+//!
+//! - **Safe:** computing on data the closure captured or that no other
+//!   thread was mutating at the fork (the usual case: the snapshot is
+//!   consistent for everything the forking thread owned); allocating with
+//!   glibc's `malloc` (the system allocator on Linux-gnu), which re-arms its
+//!   locks in the child through atfork handlers; system calls; opening new
+//!   files and sockets; spawning new threads; unirun helpers (see below).
+//! - **Unsafe (may deadlock):** locks that other parent threads may have
+//!   held at the fork — a `Mutex` shared with them, `stdout`/`stderr`
+//!   (`println!` takes a lock another thread may hold), the `log`/`tracing`
+//!   machinery, a global allocator other than glibc's (jemalloc, mimalloc
+//!   may lack atfork handling), or anything the closure cannot see into that
+//!   takes such locks.
+//! - **The safety net** is [`ProcessOptions::timeout`]: a child stuck on an
+//!   inherited lock is killed and reaped, and the call fails with "timed
+//!   out". Set one whenever the parent is multi-threaded and the closure
+//!   does more than pure computation.
+//! - A closure built with `panic = "abort"` aborts the child on panic: that
+//!   is reported as a crash with `SIGABRT`, not as a panic.
+//! - Output written with `print!` but not yet flushed is lost: the child
+//!   leaves with `_exit`, which does not flush Rust's buffers.
+//!
+//! With the process single-threaded at the fork (start-up, or a program
+//! with no other threads), none of the caveats apply.
+//!
+//! **unirun helpers inside the child.** The child is marked as a forked
+//! child ([`unirun_core::in_forked_child`]). unirun's pools inherited from
+//! the parent have no threads in the child, so in the child their schedule
+//! hooks run work inline on the calling thread (`unirun::spawn` and
+//! `unirun::to_thread` complete before they return), a nested fork call
+//! forks from the calling thread, and an inherited pool that is dropped or
+//! shut down is forgotten instead of joined. Nothing waits for a thread that
+//! `fork` did not copy.
+//!
+//! # Wire format
+//!
+//! A frame is an 8-byte little-endian length followed by a
+//! [postcard](https://docs.rs/postcard) body. postcard is serde-native,
+//! compact (varint integers, no field names), has a stable documented wire
+//! format (1.0) and is actively maintained; bincode 1.x, the usual
+//! alternative, is no longer maintained. Both sides are the same binary, so
+//! schema evolution does not arise.
+//!
+//! # Platforms
+//!
+//! Unix only (the crate is empty elsewhere); the parent-death signal is
+//! Linux-only, other unixes get only the parent-pid check.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use unirun_process::ProcessOptions;
+//!
+//! let pool = unirun_threads::ThreadPool::new().unwrap();
+//! let options = ProcessOptions::default().timeout(Duration::from_secs(30));
+//! let crashy = unirun_process::spawn(&pool.handle(), options, || -> u32 {
+//!     std::process::abort()
+//! });
+//! let err = crashy.join().unwrap_err();
+//! assert!(err.is_crash());
+//! assert_eq!(err.signal_name(), Some("SIGABRT"));
+//! assert!(err.to_string().contains("SIGABRT"));
+//! ```
+
+#![cfg(unix)]
+
+mod children;
+mod fork;
+mod options;
+mod pool;
+mod server;
+mod wire;
+
+pub use crate::children::{cancel_children, running_children};
+pub use crate::fork::{fork_call, spawn, spawn_on};
+pub use crate::options::ProcessOptions;
+pub use crate::pool::ProcessPool;
+pub use crate::server::init;
+pub use unirun_core::in_forked_child;

@@ -1,0 +1,265 @@
+//! The fork server: a process forked by [`init`] while the parent is still
+//! single-threaded, which forks pool workers on request.
+//!
+//! Workers forked by the server start from a snapshot taken before the
+//! parent had other threads, so no lock can be stuck in them, and forking
+//! them does not copy the parent's later (perhaps large) memory.
+//!
+//! Protocol over a socket pair, one request at a time:
+//! - spawn: `b'S'` + memory limit (u64, `u64::MAX` for none) + CPU seconds
+//!   (u64, 0 for none) + nice (i64, `i64::MIN` for none); the server forks
+//!   a worker and answers with its pid (i32) and the parent's ends of the
+//!   worker's two pipes (`SCM_RIGHTS`), then closes its own copies;
+//! - reap: `b'R'` + pid (i32); the server waits for that worker and answers
+//!   how it ended: kind (u32: 0 exited, 1 signaled, 2 unknown) + value (i32).
+//!
+//! The server's workers are its children, so the parent kills them directly
+//! but asks the server to reap them; a killed worker stays a zombie until
+//! then, so its pid is never reused under the parent's feet. The server
+//! dies with the parent (`PR_SET_PDEATHSIG`), and its workers with it.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use unirun_core::JoinError;
+use unirun_platform::process::{self as sys, ExitStatus, Forked, Pid};
+
+use crate::options::ProcessOptions;
+
+struct Server {
+    control: Mutex<OwnedFd>,
+    /// Threads the parent had when the server was forked.
+    parent_threads: usize,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+/// Starts the fork server that [`ProcessPool`](crate::ProcessPool) workers
+/// are forked from. Call it at the top of `main`, before anything starts
+/// threads: the workers then start from a single-threaded snapshot, where
+/// no lock can be held by a thread that does not exist.
+///
+/// Calling it again, or inside a forked child, does nothing. Without it
+/// (or if the server cannot start), pools fork their workers directly from
+/// a thread of the parent and still work; [`ProcessPool::origin`](crate::ProcessPool::origin)
+/// says which happened. Returns whether a server is running.
+///
+/// # Examples
+///
+/// ```
+/// // At the top of `main`, while single-threaded:
+/// unirun_process::init();
+/// let pool = unirun_process::ProcessPool::new(2, Default::default());
+/// assert_eq!(pool.call(|x: u32| x + 1, 1).unwrap(), 2);
+/// assert!(pool.origin().starts_with("fork server"));
+/// ```
+pub fn init() -> bool {
+    if unirun_core::in_forked_child() {
+        return false;
+    }
+    if SERVER.get().is_some() {
+        return true;
+    }
+    let Ok(server) = start() else {
+        return false;
+    };
+    // A racing `init` may have won; dropping ours closes its socket and
+    // its server exits.
+    let _ = SERVER.set(server);
+    true
+}
+
+fn start() -> std::io::Result<Server> {
+    unirun_core::install_panic_hook();
+    let parent_threads = unirun_platform::thread_count().unwrap_or(1);
+    let parent = sys::getpid();
+    let (ours, theirs) = sys::socket_pair()?;
+    // SAFETY: the server runs its own loop over its socket and leaves with
+    // `_exit`; see the module docs and the crate docs on forking.
+    match unsafe { sys::fork() }? {
+        Forked::Child => {
+            drop(ours);
+            serve(parent, theirs)
+        }
+        Forked::Parent(_) => Ok(Server {
+            control: Mutex::new(ours),
+            parent_threads,
+        }),
+    }
+}
+
+/// How the workers of a new pool are forked, as [`ProcessPool::origin`](crate::ProcessPool::origin) says.
+pub(crate) fn origin() -> String {
+    match SERVER.get() {
+        Some(server) if server.parent_threads <= 1 => {
+            "fork server (started by init while single-threaded)".to_string()
+        }
+        Some(server) => format!(
+            "fork server (started by init with {} threads running)",
+            server.parent_threads
+        ),
+        None => "direct forks from the unirun-forker thread (no unirun::process::init)".to_string(),
+    }
+}
+
+/// The server's worker, as the parent holds it.
+pub(crate) struct Spawned {
+    pub(crate) pid: Pid,
+    pub(crate) requests: OwnedFd,
+    pub(crate) replies: OwnedFd,
+}
+
+/// Asks the server for a worker; `None` when there is no server.
+pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinError>> {
+    if unirun_core::in_forked_child() {
+        return None;
+    }
+    let server = SERVER.get()?;
+    let mut request = vec![b'S'];
+    request.extend_from_slice(&options.get_memory_limit().unwrap_or(u64::MAX).to_le_bytes());
+    request.extend_from_slice(&options.cpu_seconds().unwrap_or(0).to_le_bytes());
+    let nice = options.get_nice().map_or(i64::MIN, i64::from);
+    request.extend_from_slice(&nice.to_le_bytes());
+    let control = server
+        .control
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let fail = |err: std::io::Error| JoinError::transport("fork server", err.to_string());
+    let reply = sys::write_all(control.as_fd(), &request).and_then(|()| {
+        let mut buf = [0u8; 4];
+        let (n, fds) = sys::recv_fds(control.as_fd(), &mut buf)?;
+        let rest = read_exact(control.as_fd(), &mut buf[n..]);
+        rest.map(|()| (i32::from_le_bytes(buf), fds))
+    });
+    Some(match reply {
+        Ok((pid, fds)) if pid > 0 && fds.len() == 2 => {
+            let mut fds = fds.into_iter();
+            let (requests, replies) = (fds.next().unwrap(), fds.next().unwrap());
+            Ok(Spawned {
+                pid,
+                requests,
+                replies,
+            })
+        }
+        Ok((errno, _)) => Err(fail(std::io::Error::from_raw_os_error(-errno))),
+        Err(err) => Err(fail(err)),
+    })
+}
+
+/// Asks the server to reap its worker `pid` (already killed or exiting).
+pub(crate) fn reap(pid: Pid) -> Option<ExitStatus> {
+    let server = SERVER.get()?;
+    let mut request = vec![b'R'];
+    request.extend_from_slice(&pid.to_le_bytes());
+    let control = server
+        .control
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    sys::write_all(control.as_fd(), &request).ok()?;
+    let mut buf = [0u8; 8];
+    read_exact(control.as_fd(), &mut buf).ok()?;
+    let value = i32::from_le_bytes(buf[4..].try_into().unwrap());
+    match u32::from_le_bytes(buf[..4].try_into().unwrap()) {
+        0 => Some(ExitStatus::Exited(value)),
+        1 => Some(ExitStatus::Signaled(value)),
+        _ => None,
+    }
+}
+
+fn read_exact(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match sys::read_until(fd, &mut buf[got..], None)? {
+            Some(0) | None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Some(n) => got += n,
+        }
+    }
+    Ok(())
+}
+
+/// The server's loop; leaves when the parent's end closes.
+fn serve(parent: Pid, control: OwnedFd) -> ! {
+    unirun_core::mark_forked_child();
+    if !sys::die_with_parent(parent) {
+        sys::exit_now(111);
+    }
+    let me = sys::getpid();
+    loop {
+        let mut kind = [0u8; 1];
+        if read_exact(control.as_fd(), &mut kind).is_err() {
+            sys::exit_now(0);
+        }
+        match kind[0] {
+            b'S' => {
+                let mut buf = [0u8; 24];
+                if read_exact(control.as_fd(), &mut buf).is_err() {
+                    sys::exit_now(0);
+                }
+                let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().unwrap());
+                let mut options = ProcessOptions::default();
+                if word(0) != u64::MAX {
+                    options = options.memory_limit(word(0));
+                }
+                if word(8) != 0 {
+                    options = options.cpu_time_limit(std::time::Duration::from_secs(word(8)));
+                }
+                let nice = word(16) as i64;
+                if nice != i64::MIN {
+                    options = options.nice(nice as i32);
+                }
+                if spawn_worker(me, &control, &options).is_err() {
+                    sys::exit_now(1);
+                }
+            }
+            b'R' => {
+                let mut buf = [0u8; 4];
+                if read_exact(control.as_fd(), &mut buf).is_err() {
+                    sys::exit_now(0);
+                }
+                let (kind, value) = match sys::wait_pid(i32::from_le_bytes(buf), true) {
+                    Ok(Some(ExitStatus::Exited(code))) => (0u32, code),
+                    Ok(Some(ExitStatus::Signaled(signal))) => (1, signal),
+                    _ => (2, 0),
+                };
+                let mut reply = kind.to_le_bytes().to_vec();
+                reply.extend_from_slice(&value.to_le_bytes());
+                if sys::write_all(control.as_fd(), &reply).is_err() {
+                    sys::exit_now(1);
+                }
+            }
+            _ => sys::exit_now(2),
+        }
+    }
+}
+
+/// Forks one worker and sends the parent its pid and pipe ends.
+fn spawn_worker(me: Pid, control: &OwnedFd, options: &ProcessOptions) -> std::io::Result<()> {
+    let pipes = sys::pipe().and_then(|a| sys::pipe().map(|b| (a, b)));
+    let ((req_read, req_write), (rep_read, rep_write)) = match pipes {
+        Ok(pipes) => pipes,
+        Err(err) => return send_error(control, &err),
+    };
+    // SAFETY: the server is single-threaded; the worker runs its loop.
+    match unsafe { sys::fork() } {
+        Ok(Forked::Child) => {
+            drop(req_write);
+            drop(rep_read);
+            crate::pool::worker_main(me, options, req_read, rep_write)
+        }
+        Ok(Forked::Parent(pid)) => {
+            drop(req_read);
+            drop(rep_write);
+            sys::send_fds(
+                control.as_fd(),
+                &pid.to_le_bytes(),
+                &[req_write.as_fd(), rep_read.as_fd()],
+            )
+        }
+        Err(err) => send_error(control, &err),
+    }
+}
+
+fn send_error(control: &OwnedFd, err: &std::io::Error) -> std::io::Result<()> {
+    let code = -err.raw_os_error().unwrap_or(libc::EIO);
+    sys::write_all(control.as_fd(), &code.to_le_bytes())
+}

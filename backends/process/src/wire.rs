@@ -1,0 +1,215 @@
+//! The frame a child sends back: an 8-byte little-endian length, then a
+//! postcard-encoded [`Reply`].
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use unirun_core::{JoinError, PanicLocation};
+use unirun_platform::process as sys;
+
+/// Bytes of the length prefix.
+pub(crate) const HEADER: usize = 8;
+/// The most a reader allocates ahead of the bytes actually arriving, so a
+/// corrupt length cannot make the parent allocate wildly.
+const MAX_PREALLOC: usize = 64 << 20;
+
+/// What a child reports.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Reply<T> {
+    /// The closure's value.
+    Value(T),
+    /// The closure panicked.
+    Panic {
+        message: Option<String>,
+        location: Option<(String, u32, u32)>,
+    },
+    /// Setting up or encoding failed in the child.
+    Failed { what: String, detail: String },
+}
+
+impl<T> Reply<T> {
+    /// The reply for a caught panic.
+    pub(crate) fn panic(err: &JoinError) -> Self {
+        Reply::Panic {
+            message: err.panic_message().map(String::from),
+            location: err
+                .panic_location()
+                .map(|at| (at.file().to_string(), at.line(), at.column())),
+        }
+    }
+
+    /// What the caller's handle resolves to.
+    pub(crate) fn into_result(self) -> Result<T, JoinError> {
+        match self {
+            Reply::Value(value) => Ok(value),
+            Reply::Panic { message, location } => Err(JoinError::panicked_remote(
+                message.unwrap_or_else(|| "a panic with a non-string payload".to_string()),
+                location.map(|(file, line, column)| PanicLocation::new(file, line, column)),
+            )),
+            Reply::Failed { what, detail } => Err(JoinError::transport(
+                "child",
+                format!("{what} failed in the child: {detail}"),
+            )),
+        }
+    }
+}
+
+/// Encodes `reply` as one frame (length prefix included).
+pub(crate) fn encode<T: Serialize>(reply: &Reply<T>) -> Result<Vec<u8>, postcard::Error> {
+    let mut frame = postcard::to_extend(reply, vec![0u8; HEADER])?;
+    let len = (frame.len() - HEADER) as u64;
+    frame[..HEADER].copy_from_slice(&len.to_le_bytes());
+    Ok(frame)
+}
+
+/// Decodes a frame's body. Trailing bytes mean the child sent another type.
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<Reply<T>, JoinError> {
+    match postcard::take_from_bytes::<Reply<T>>(body) {
+        Ok((reply, [])) => Ok(reply),
+        Ok((_, rest)) => Err(JoinError::transport(
+            "decode",
+            format!(
+                "{} bytes left over after the result: the child sent a different type",
+                rest.len()
+            ),
+        )),
+        Err(err) => Err(JoinError::transport(
+            "decode",
+            format!("the child's result does not decode as the expected type: {err}"),
+        )),
+    }
+}
+
+/// What reading a frame came to.
+pub(crate) enum Read {
+    /// A whole frame body.
+    Frame(Vec<u8>),
+    /// The pipe ended first, after this many bytes (header included).
+    Eof { got: usize, expected: Option<u64> },
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// Reads one frame from `fd`, waiting at most until `deadline`.
+pub(crate) fn read_frame(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<Read> {
+    let mut header = [0u8; HEADER];
+    let mut got = 0;
+    while got < HEADER {
+        match sys::read_until(fd, &mut header[got..], deadline)? {
+            None => return Ok(Read::TimedOut),
+            Some(0) => {
+                return Ok(Read::Eof {
+                    got,
+                    expected: None,
+                })
+            }
+            Some(n) => got += n,
+        }
+    }
+    let len = u64::from_le_bytes(header);
+    let want = usize::try_from(len).unwrap_or(usize::MAX);
+    let mut body = Vec::with_capacity(want.min(MAX_PREALLOC));
+    let mut chunk = vec![0u8; (64 << 10).min(want.max(1))];
+    while body.len() < want {
+        let room = (want - body.len()).min(chunk.len());
+        match sys::read_until(fd, &mut chunk[..room], deadline)? {
+            None => return Ok(Read::TimedOut),
+            Some(0) => {
+                return Ok(Read::Eof {
+                    got: HEADER + body.len(),
+                    expected: Some(len),
+                })
+            }
+            Some(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Ok(Read::Frame(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn round_trip<T: Serialize + DeserializeOwned>(value: T) -> Result<T, JoinError> {
+        let frame = encode(&Reply::Value(value)).unwrap();
+        decode::<T>(&frame[HEADER..])?.into_result()
+    }
+
+    #[test]
+    fn values_round_trip() {
+        assert_eq!(round_trip(42u64).unwrap(), 42);
+        assert_eq!(round_trip("hi".to_string()).unwrap(), "hi");
+        assert_eq!(round_trip(vec![1u8, 2, 3]).unwrap(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn type_mismatch_is_a_decode_error() {
+        let frame = encode(&Reply::Value(("a long string".to_string(), 7u64))).unwrap();
+        let err = decode::<u8>(&frame[HEADER..]).err().unwrap();
+        assert!(err.is_transport());
+        assert!(err.to_string().contains("decode"), "{err}");
+    }
+
+    #[test]
+    fn truncated_body_is_a_decode_error() {
+        let frame = encode(&Reply::Value("hello world".to_string())).unwrap();
+        let cut = &frame[HEADER..frame.len() - 3];
+        let err = decode::<String>(cut).err().unwrap();
+        assert!(err.is_transport());
+        assert!(err.to_string().contains("decode"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error_not_a_panic() {
+        for body in [&[][..], &[0xff; 3], &[9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]] {
+            assert!(decode::<Vec<String>>(body).is_err());
+        }
+    }
+
+    #[test]
+    fn panics_carry_message_and_location() {
+        let err = unirun_core::catch_panic(|| panic!("boom")).unwrap_err();
+        let frame = encode(&Reply::<u8>::panic(&err)).unwrap();
+        let err = decode::<u8>(&frame[HEADER..])
+            .unwrap()
+            .into_result()
+            .unwrap_err();
+        assert_eq!(err.panic_message(), Some("boom"));
+        assert!(err.panic_location().unwrap().file().ends_with("wire.rs"));
+    }
+
+    #[test]
+    fn frames_read_back_and_truncation_is_seen() {
+        let (r, w) = sys::pipe().unwrap();
+        let frame = encode(&Reply::Value(5u32)).unwrap();
+        sys::write_all(w.as_fd(), &frame).unwrap();
+        sys::write_all(w.as_fd(), &frame[..frame.len() - 1]).unwrap();
+        drop(w);
+        let Read::Frame(body) = read_frame(r.as_fd(), None).unwrap() else {
+            panic!("a whole frame")
+        };
+        assert_eq!(decode::<u32>(&body).unwrap().into_result().unwrap(), 5);
+        match read_frame(r.as_fd(), None).unwrap() {
+            Read::Eof { got, expected } => {
+                assert_eq!(got, frame.len() - 1);
+                assert_eq!(expected, Some((frame.len() - HEADER) as u64));
+            }
+            _ => panic!("a truncated frame"),
+        }
+    }
+
+    #[test]
+    fn a_corrupt_length_does_not_allocate_it() {
+        let (r, w) = sys::pipe().unwrap();
+        sys::write_all(w.as_fd(), &u64::MAX.to_le_bytes()).unwrap();
+        drop(w);
+        assert!(matches!(
+            read_frame(r.as_fd(), None).unwrap(),
+            Read::Eof { got: HEADER, .. }
+        ));
+    }
+}

@@ -1,0 +1,500 @@
+//! Unix process primitives for the forked-process backend: `fork`, close-on-exec
+//! pipes and socket pairs, descriptor passing, `waitpid`, `kill`, resource limits, niceness, parent-death signals
+//! and signal names.
+//!
+//! Everything here is a thin, safe (where it can be) wrapper over `libc`;
+//! the functions a forked child calls ([`set_limit`], [`set_nice`],
+//! [`die_with_parent`], [`write_all`], [`exit_now`]) are async-signal-safe
+//! system calls only: they neither allocate nor take locks.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// A process id.
+pub type Pid = libc::pid_t;
+
+/// What [`fork`] returned on this side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    /// This is the new child process.
+    Child,
+    /// This is the parent; the child has this pid.
+    Parent(Pid),
+}
+
+/// Forks the calling process.
+///
+/// # Safety
+///
+/// In the child only the calling thread exists. If the parent had other
+/// threads, anything they held (locks, allocator arenas without atfork
+/// handlers, half-updated data) stays as it was at the fork, forever. Until
+/// it execs or exits, the child must only use state the forking thread
+/// controls, plus async-signal-safe functions; the caller decides what that
+/// is for its closure. The child must leave with [`exit_now`] rather than
+/// returning into code that would run the parent's destructors or atexit
+/// handlers twice.
+pub unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: `fork` takes no arguments; the caller upholds the duties on the
+    // child side listed above.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// The calling process's id.
+pub fn getpid() -> Pid {
+    // SAFETY: `getpid` has no preconditions and cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// The parent process's id (1 or a subreaper once the parent died).
+pub fn getppid() -> Pid {
+    // SAFETY: `getppid` has no preconditions and cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// A pipe whose two ends are closed on `exec` (`O_CLOEXEC`): `(read, write)`.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds: [RawFd; 2] = [-1; 2];
+    cfg_if::cfg_if! {
+        if #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd",
+                     target_os = "netbsd", target_os = "openbsd", target_os = "dragonfly"))] {
+            // SAFETY: `fds` is a writable array of two descriptors, as `pipe2` expects.
+            let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+            if rc == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        } else {
+            // SAFETY: `fds` is a writable array of two descriptors, as `pipe` expects.
+            let rc = unsafe { libc::pipe(fds.as_mut_ptr()) };
+            if rc == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            for fd in fds {
+                // SAFETY: `fd` was just returned by `pipe` and is open.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
+    // SAFETY: both descriptors were just opened by `pipe2`/`pipe` and nothing
+    // else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// How a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit`/`_exit` with this code.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled(i32),
+}
+
+/// Waits for child `pid` to end and reaps it; with `block = false` returns
+/// `Ok(None)` when it is still running. Retries on `EINTR`.
+pub fn wait_pid(pid: Pid, block: bool) -> io::Result<Option<ExitStatus>> {
+    let flags = if block { 0 } else { libc::WNOHANG };
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a writable `c_int`; `waitpid` only writes it.
+        let rc = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if rc == -1 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        if libc::WIFSIGNALED(status) {
+            return Ok(Some(ExitStatus::Signaled(libc::WTERMSIG(status))));
+        }
+        if libc::WIFEXITED(status) {
+            return Ok(Some(ExitStatus::Exited(libc::WEXITSTATUS(status))));
+        }
+        // Stopped or continued: not an end; keep waiting (or report running).
+        if !block {
+            return Ok(None);
+        }
+    }
+}
+
+/// Sends `signal` to process `pid`.
+pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: `kill` takes plain integers; a bad pid or signal is an error.
+    if unsafe { libc::kill(pid, signal) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A resource [`set_limit`] can cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Address space, in bytes (`RLIMIT_AS`): allocations beyond it fail.
+    AddressSpace,
+    /// CPU time, in seconds (`RLIMIT_CPU`): the kernel sends `SIGXCPU`, then
+    /// `SIGKILL`.
+    CpuSeconds,
+}
+
+/// Caps `limit` for the calling process (soft and hard limit alike).
+/// Async-signal-safe.
+pub fn set_limit(limit: Limit, value: u64) -> io::Result<()> {
+    let resource = match limit {
+        Limit::AddressSpace => libc::RLIMIT_AS,
+        Limit::CpuSeconds => libc::RLIMIT_CPU,
+    };
+    let value = libc::rlim_t::try_from(value).unwrap_or(libc::RLIM_INFINITY);
+    let rlim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: `rlim` is a valid `rlimit` that outlives the call.
+    if unsafe { libc::setrlimit(resource, &rlim) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Adds `increment` to the calling process's nice value (positive is
+/// kinder). Async-signal-safe.
+pub fn set_nice(increment: i32) -> io::Result<()> {
+    // SAFETY: PRIO_PROCESS with who = 0 is the calling process; plain integers.
+    let current = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let target = current.saturating_add(increment).clamp(-20, 19);
+    // SAFETY: as above.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, target) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Arranges for the calling process to get `SIGKILL` when its parent dies
+/// (Linux `PR_SET_PDEATHSIG`), then checks that the parent is still
+/// `original_parent`: a parent that died before the call would never send
+/// the signal. Returns `false` when the parent is already gone.
+/// Async-signal-safe. Elsewhere only the check is made.
+pub fn die_with_parent(original_parent: Pid) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: PR_SET_PDEATHSIG takes a signal number; the extra arguments
+        // are ignored.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    }
+    getppid() == original_parent
+}
+
+/// Leaves the process at once with `code`: no destructors, no atexit
+/// handlers, no stdio flush (`_exit`). Async-signal-safe.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes all of `bytes` to `fd`, retrying on `EINTR` and short writes.
+/// Async-signal-safe (a loop over `write`).
+pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live buffer of `bytes.len()` readable bytes and
+        // `fd` is open for the duration of the borrow.
+        let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+/// Reads into `buf`, waiting at most until `deadline`: `Ok(Some(n))` after a
+/// read (`0` is end of file), `Ok(None)` when the deadline passed first.
+/// Retries on `EINTR`.
+pub fn read_until(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> io::Result<Option<usize>> {
+    loop {
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !poll_readable(fd, left)? {
+                if Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                continue;
+            }
+        }
+        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes and
+        // `fd` is open for the duration of the borrow.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        return Ok(Some(n as usize));
+    }
+}
+
+/// Waits up to `timeout` for `fd` to become readable (or hung up).
+fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Round up so a wait never ends just short of the deadline and spins.
+    let ms = timeout
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .min(libc::c_int::MAX as u128) as libc::c_int;
+    // SAFETY: `pfd` is one valid `pollfd` and the count passed is 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc == -1 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(err);
+    }
+    Ok(rc > 0)
+}
+
+/// A connected pair of unix stream sockets, both close-on-exec.
+pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds: [RawFd; 2] = [-1; 2];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let kind = libc::SOCK_STREAM;
+    // SAFETY: `fds` is a writable array of two descriptors, as `socketpair` expects.
+    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just opened and nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Most descriptors [`send_fds`]/[`recv_fds`] carry in one message.
+pub const MAX_FDS: usize = 4;
+
+/// Sends `data` (at least one byte) and `fds` over the unix socket `socket`
+/// (`SCM_RIGHTS`). The receiver gets its own copies of the descriptors.
+pub fn send_fds(socket: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    assert!(!data.is_empty() && fds.len() <= MAX_FDS);
+    let mut control = [0u64; 8]; // aligned room for a header and MAX_FDS descriptors
+    let fd_bytes = std::mem::size_of_val(fds) as u32;
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: all-zero is a valid `msghdr` (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes) } as _;
+        // SAFETY: `msg` points at `control`, which is large enough for one
+        // header with `fds.len()` descriptors (checked by the assert above),
+        // so the first header and its data lie inside it.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
+            let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+            for (i, fd) in fds.iter().enumerate() {
+                data.add(i).write_unaligned(fd.as_raw_fd());
+            }
+        }
+    }
+    loop {
+        // SAFETY: `msg` and everything it points to live across the call.
+        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) };
+        if n >= 0 {
+            // Small messages on a stream socket go in one piece; the rest
+            // (descriptors are sent with the first byte) follows plainly.
+            return write_all(socket, &data[n as usize..]);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Receives up to `buf.len()` bytes and the descriptors sent with them by
+/// [`send_fds`] (close-on-exec where the platform allows). Returns the byte
+/// count (0 at end of file) and the descriptors.
+pub fn recv_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero is a valid `msghdr`.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    let flags = libc::MSG_CMSG_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let flags = 0;
+    let n = loop {
+        // SAFETY: `msg` points at live buffers of the sizes it states.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, flags) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled `control` and set `msg_controllen`; the
+    // CMSG_* walk stays inside it, and each SCM_RIGHTS descriptor is newly
+    // opened in this process and owned by nobody else.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let header = libc::CMSG_LEN(0) as usize;
+                let count = ((*cmsg).cmsg_len as usize - header) / std::mem::size_of::<RawFd>();
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n, fds))
+}
+
+/// The conventional name of `signal` (`"SIGSEGV"`), or `"unknown signal"`.
+pub fn signal_name(signal: i32) -> &'static str {
+    const NAMES: &[(i32, &str)] = &[
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGCHLD, "SIGCHLD"),
+        (libc::SIGCONT, "SIGCONT"),
+        (libc::SIGSTOP, "SIGSTOP"),
+        (libc::SIGTSTP, "SIGTSTP"),
+        (libc::SIGTTIN, "SIGTTIN"),
+        (libc::SIGTTOU, "SIGTTOU"),
+        (libc::SIGURG, "SIGURG"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGVTALRM, "SIGVTALRM"),
+        (libc::SIGPROF, "SIGPROF"),
+        (libc::SIGWINCH, "SIGWINCH"),
+        (libc::SIGIO, "SIGIO"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    NAMES
+        .iter()
+        .find(|(number, _)| *number == signal)
+        .map_or("unknown signal", |(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn names() {
+        assert_eq!(signal_name(libc::SIGSEGV), "SIGSEGV");
+        assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
+        assert_eq!(signal_name(libc::SIGABRT), "SIGABRT");
+        assert_eq!(signal_name(0), "unknown signal");
+    }
+
+    #[test]
+    fn pipe_round_trip_and_deadline() {
+        let (r, w) = pipe().unwrap();
+        let mut buf = [0u8; 8];
+        let past = Some(Instant::now());
+        assert_eq!(read_until(r.as_fd(), &mut buf, past).unwrap(), None);
+        write_all(w.as_fd(), b"hi").unwrap();
+        assert_eq!(read_until(r.as_fd(), &mut buf, None).unwrap(), Some(2));
+        drop(w);
+        assert_eq!(read_until(r.as_fd(), &mut buf, None).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn descriptors_pass_over_a_socket() {
+        let (a, b) = socket_pair().unwrap();
+        let (r, w) = pipe().unwrap();
+        send_fds(a.as_fd(), b"hello", &[w.as_fd()]).unwrap();
+        drop(w);
+        let mut buf = [0u8; 16];
+        let (n, mut fds) = recv_fds(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        assert_eq!(fds.len(), 1);
+        let w2 = fds.pop().unwrap();
+        write_all(w2.as_fd(), b"x").unwrap();
+        drop(w2);
+        let mut one = [0u8; 1];
+        assert_eq!(read_until(r.as_fd(), &mut one, None).unwrap(), Some(1));
+        assert_eq!(read_until(r.as_fd(), &mut one, None).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn fork_exit_and_signal() {
+        // SAFETY: the child calls only `_exit` (async-signal-safe).
+        let pid = match unsafe { fork() }.unwrap() {
+            Forked::Child => exit_now(7),
+            Forked::Parent(pid) => pid,
+        };
+        assert_eq!(wait_pid(pid, true).unwrap(), Some(ExitStatus::Exited(7)));
+        // SAFETY: the child calls only `pause` and `_exit` (async-signal-safe).
+        let pid = match unsafe { fork() }.unwrap() {
+            Forked::Child => {
+                // SAFETY: `pause` has no preconditions.
+                unsafe { libc::pause() };
+                exit_now(0)
+            }
+            Forked::Parent(pid) => pid,
+        };
+        kill(pid, libc::SIGKILL).unwrap();
+        assert_eq!(
+            wait_pid(pid, true).unwrap(),
+            Some(ExitStatus::Signaled(libc::SIGKILL))
+        );
+    }
+}

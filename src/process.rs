@@ -1,0 +1,325 @@
+//! Forked-process execution (cargo feature `process-backend`, unix):
+//! [`to_process`], [`to_process_with`], [`Handle::spawn_process`] and
+//! [`Run::to_process`].
+//!
+//! Each call forks: the closure runs in a child process on a copy-on-write
+//! snapshot of the parent (captured data just works, nothing is
+//! registered, nothing is re-executed), and its result comes back
+//! serialized. The parent waits on the blocking lane of the executor the
+//! call goes through, never on an async worker. A child that panics, is
+//! killed by a signal, runs past its timeout or sends back something
+//! unreadable turns into a [`JoinError`](crate::JoinError) saying which;
+//! the parent and its other work are unaffected. Every child is reaped and
+//! every pipe closed; children die with the parent (Linux
+//! `PR_SET_PDEATHSIG`) and a scope that shuts down without waiting
+//! ([`Run::shutdown_now`], or [`Run::shutdown_timeout`] past its limit)
+//! kills its running children, whose handles resolve to `Err(cancelled)`.
+//!
+//! # What is safe inside the closure
+//!
+//! Only the forking thread exists in the child. When the parent has other
+//! threads (unirun's pools are threads), whatever they held at the fork —
+//! a `Mutex`, the `stdout` lock, a logger, the allocator of a non-glibc
+//! global allocator — stays held in the child forever. Pure computation on
+//! captured data, allocation with glibc's malloc (it re-arms its locks
+//! through atfork handlers), system calls, new files, new threads and
+//! unirun's own helpers are safe; taking locks other threads may have held
+//! is not. Set a [`ProcessOptions::timeout`]: it is the safety net that
+//! kills a child stuck on such a lock. The number of threads the parent had
+//! when a scope chose processes is in its trace
+//! ([`DecisionTrace::parent_threads`](crate::DecisionTrace::parent_threads)).
+//! The details are in the `unirun-process` crate docs.
+//!
+//! Inside the child, unirun's helpers never hang: pools inherited from the
+//! parent (whose threads do not exist there) run work inline
+//! (`unirun::spawn` and `unirun::to_thread` complete on the calling thread)
+//! and are forgotten, not joined, when dropped; a nested `to_process` forks
+//! again from the calling thread.
+//!
+//! For many small calls, [`ProcessPool`] keeps pre-forked workers that run
+//! `fn(A) -> R` with serde payloads, without a fork per call
+//! ([`Run::call`] and [`Handle::call`] on a scope's own pool). Call
+//! [`init`] at the top of `main`, while the process is single-threaded: the
+//! workers then come from a fork server forked at that moment, so no lock
+//! can be stuck in them. Without it the pools fork workers directly from a
+//! thread of the parent ([`ProcessPool::origin`] says which).
+//!
+//! A [`Flavor::Processes`] scope runs its
+//! `spawn`/`spawn_blocking` tasks on a thread pool of its own, like any
+//! scope; its process work is what goes through [`Run::to_process`] and
+//! [`Run::call`]. Limits are given per call ([`ProcessOptions`]); there is
+//! no scope-wide default yet.
+//!
+//! `UNIRUN_FORCE_THREADS=1` (or `force_threads` in code) sends this work
+//! to the blocking lane of the shared pool instead, without a fork, and
+//! publishes a decision saying so.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use unirun::process::ProcessOptions;
+//!
+//! let words = vec!["fork", "and", "join"];
+//! let total = unirun::to_process(move || words.iter().map(|w| w.len()).sum::<usize>());
+//! assert_eq!(total.join().unwrap(), 11);
+//!
+//! let options = ProcessOptions::default().timeout(Duration::from_secs(30));
+//! let crash = unirun::to_process_with(options, || -> u8 { std::process::abort() });
+//! let err = crash.join().unwrap_err();
+//! assert_eq!(err.signal_name(), Some("SIGABRT"));
+//! ```
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use unirun_process::{
+    fork_call, in_forked_child, init, running_children, ProcessOptions, ProcessPool,
+};
+
+use std::sync::OnceLock;
+
+use crate::flavor::Flavor;
+use crate::global;
+use crate::scheduler::{self, Request};
+use crate::scope::Scope;
+use crate::{Handle, JoinHandle, Run};
+
+/// Runs `f` in a forked child process and returns a handle to its result;
+/// the wait happens on the shared default executor's blocking lane.
+///
+/// See the [module docs](crate::process) for what `f` may safely do when
+/// the parent has other threads.
+///
+/// # Examples
+///
+/// ```
+/// let data = vec![3u64; 1000];
+/// let sum = unirun::to_process(move || data.iter().sum::<u64>());
+/// assert_eq!(unirun::block_on(sum).unwrap(), 3000);
+///
+/// let err = unirun::to_process(|| -> u8 { panic!("parser failed") }).join().unwrap_err();
+/// assert_eq!(err.panic_message(), Some("parser failed"));
+/// ```
+pub fn to_process<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    to_process_with(ProcessOptions::default(), f)
+}
+
+/// [`to_process`] with limits: a timeout (the child is killed and reaped,
+/// the handle resolves to "timed out"), memory and CPU-time limits, nice.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use unirun::process::ProcessOptions;
+///
+/// let options = ProcessOptions::default().timeout(Duration::from_millis(200));
+/// let stuck = unirun::to_process_with(options, || -> u8 { loop { std::hint::spin_loop() } });
+/// let err = stuck.join().unwrap_err();
+/// assert!(err.is_timeout());
+/// assert!(err.to_string().contains("timed out"));
+/// ```
+pub fn to_process_with<F, T>(options: ProcessOptions, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    global::get_executor().spawn_process(options, f)
+}
+
+impl Handle {
+    /// Runs `f` in a forked child process (see [`to_process`]); the wait
+    /// happens on this executor's blocking lane and the call is one of its
+    /// tasks (a scope's, for a scope's handle: its `shutdown_now` kills the
+    /// child).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::process::ProcessOptions;
+    ///
+    /// let run = unirun::Run::builder().name("isolated").build()?;
+    /// let pid = run.handle().spawn_process(ProcessOptions::default(), std::process::id);
+    /// assert_ne!(pid.join().unwrap(), std::process::id());
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn spawn_process<F, T>(&self, options: ProcessOptions, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        if forced_to_threads() {
+            return self.spawn_blocking(f);
+        }
+        let lane = self.backend().blocking_scheduler();
+        let tasks = match self.scope() {
+            Some(scope) => Some(scope.tasks.clone()),
+            None => lane.task_set().cloned(),
+        };
+        unirun_process::spawn_on(lane, tasks, options, f)
+    }
+}
+
+impl Handle {
+    /// Calls `f(arg)` in one of the executor's pre-forked worker processes
+    /// ([`ProcessPool`]): no fork per call, so this is the fast path for
+    /// many small isolated calls. `f` must be a function (or a closure
+    /// that captures nothing); argument and result travel serialized.
+    ///
+    /// A scope's handle uses the scope's own pool, started on the first
+    /// call with as many workers as the scope has (`max_workers` caps it);
+    /// its `shutdown_now` kills busy workers (their calls resolve to
+    /// cancelled) and the pool's workers end with the scope. Other handles
+    /// share one process-wide pool sized from
+    /// [`Capabilities::suggested_process_workers`](crate::Capabilities::suggested_process_workers).
+    /// Crashed or timed-out workers are replaced.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, Run};
+    ///
+    /// fn parse(line: String) -> usize {
+    ///     line.split(',').count()
+    /// }
+    ///
+    /// let run = Run::builder().flavor(Flavor::Processes).max_workers(2).build()?;
+    /// let fields = run.handle().call(parse, "a,b,c".to_string());
+    /// assert_eq!(fields.join().unwrap(), 3);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn call<A, R>(&self, f: fn(A) -> R, arg: A) -> JoinHandle<R>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        if forced_to_threads() {
+            return self.spawn_blocking(move || f(arg));
+        }
+        let lane = self.backend().blocking_scheduler();
+        match self.scope() {
+            Some(scope) => {
+                let pool = scope.processes.get_or_init(|| {
+                    ProcessPool::new(self.num_workers(), ProcessOptions::default())
+                });
+                pool.spawn_call_on(lane, Some(scope.tasks.clone()), f, arg)
+            }
+            None => {
+                let tasks = lane.task_set().cloned();
+                shared_pool().spawn_call_on(lane, tasks, f, arg)
+            }
+        }
+    }
+}
+
+impl Run {
+    /// Calls `f(arg)` in one of the scope's pre-forked worker processes
+    /// (see [`Handle::call`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, Run};
+    ///
+    /// let run = Run::new(Flavor::Processes)?;
+    /// let squares: Vec<_> = (0..4u64).map(|i| run.call(|x: u64| x * x, i)).collect();
+    /// let squares: Vec<u64> = squares.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(squares, [0, 1, 4, 9]);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn call<A, R>(&self, f: fn(A) -> R, arg: A) -> JoinHandle<R>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.handle().call(f, arg)
+    }
+}
+
+impl Run {
+    /// Runs `f` in a forked child process as one of the scope's tasks (see
+    /// [`Handle::spawn_process`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{process::ProcessOptions, Flavor, Run};
+    ///
+    /// let run = Run::new(Flavor::Processes)?;
+    /// let square = run.to_process(ProcessOptions::default(), || 12u32 * 12);
+    /// assert_eq!(square.join().unwrap(), 144);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn to_process<F, T>(&self, options: ProcessOptions, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.handle().spawn_process(options, f)
+    }
+}
+
+/// Whether the operator's `UNIRUN_FORCE_THREADS` (or `force_threads` in
+/// code) sends process work to threads; if so, publishes the decision.
+fn forced_to_threads() -> bool {
+    let snapshot = global::snapshot();
+    let forced = snapshot
+        .config
+        .clone()
+        .apply_kill_switches(&snapshot.env.config)
+        .0
+        .forced_flavor()
+        == Some(Flavor::Threads);
+    if !forced {
+        return false;
+    }
+    let request = Request {
+        requested: Flavor::Processes,
+        code: snapshot.config,
+        name: None,
+        provided: false,
+        provided_flavor: Flavor::Threads,
+        implicit: true,
+        ambient_tokio: false,
+    };
+    if let Ok(decision) = scheduler::decide(request, &snapshot.env, &snapshot.caps, None) {
+        scheduler::publish(&decision.trace, None);
+    }
+    true
+}
+
+/// Kills the forked children and pool workers working for `scope` (a scope
+/// shutting down without waiting).
+pub(crate) fn cancel_children(scope: &Scope) {
+    unirun_process::cancel_children(&scope.tasks);
+    if let Some(pool) = scope.processes.get() {
+        pool.shutdown_now();
+    }
+}
+
+/// Kills the forked children started through `handle` (the shared default
+/// being reset).
+pub(crate) fn cancel_handle_children(handle: &Handle) {
+    match handle.scope() {
+        Some(scope) => cancel_children(scope),
+        None => {
+            if let Some(tasks) = handle.backend().blocking_scheduler().task_set() {
+                unirun_process::cancel_children(tasks);
+            }
+        }
+    }
+}
+
+/// The pool behind `call` on handles without a scope (the shared default).
+fn shared_pool() -> &'static ProcessPool {
+    static POOL: OnceLock<ProcessPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let workers = global::capabilities().suggested_process_workers();
+        ProcessPool::new(workers, ProcessOptions::default())
+    })
+}

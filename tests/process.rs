@@ -1,0 +1,533 @@
+//! The forked-process backend: values, faults, limits, cleanup and
+//! lifecycle. Tests that count processes or descriptors, or change global
+//! settings, re-run this binary as a fresh process.
+#![cfg(all(unix, feature = "process-backend"))]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use unirun::process::ProcessOptions;
+use unirun::{Flavor, JoinError, Run, RuntimeConfig, ThreadMode};
+use unirun_platform::process as sys;
+
+use common::in_child_process;
+
+fn with_timeout() -> ProcessOptions {
+    // Only a safety net against a hang; no test depends on its length.
+    ProcessOptions::default().timeout(Duration::from_secs(120))
+}
+
+fn crash_with(signal: i32) -> JoinError {
+    unirun::to_process_with(with_timeout(), move || -> u32 {
+        // Rust's own SIGSEGV handler (stack-overflow detection) ignores a
+        // segfault that was sent rather than caused: restore the default.
+        // SAFETY: SIG_DFL is a valid disposition for these signals.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+        sys::kill(sys::getpid(), signal).expect("signal self");
+        unreachable!("the signal kills the child")
+    })
+    .join()
+    .unwrap_err()
+}
+
+/// Never returns (a typed stand-in for a hung child).
+fn park_forever() -> u8 {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Never returns, burning CPU.
+fn spin_forever() -> u8 {
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+/// Open descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Whether this process has no child processes left, not even zombies.
+fn no_children() -> bool {
+    // SAFETY: a null status pointer is allowed; WNOHANG never blocks.
+    let rc = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
+}
+
+/// Whether process `pid` is gone (or only a zombie nobody reaps).
+fn is_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn values_and_captured_data_round_trip() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Summary {
+        name: String,
+        words: Vec<String>,
+        total: u64,
+    }
+    let text = String::from("the quick brown fox");
+    let weights: Vec<u64> = (1..=10).collect();
+    let summary = unirun::to_process(move || Summary {
+        name: "fox".into(),
+        words: text.split(' ').map(String::from).collect(),
+        total: weights.iter().sum(),
+    });
+    let summary = unirun::block_on(summary).unwrap();
+    assert_eq!(summary.words, ["the", "quick", "brown", "fox"]);
+    assert_eq!(summary.total, 55);
+    assert_eq!(unirun::to_process(|| ()).join().unwrap(), ());
+    let pid = unirun::to_process(std::process::id).join().unwrap();
+    assert_ne!(pid, std::process::id());
+}
+
+#[test]
+fn a_panic_in_the_child_carries_message_and_location() {
+    let line = line!() + 1;
+    let err = unirun::to_process(|| -> u8 { panic!("bad record {}", 7) })
+        .join()
+        .unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic_message(), Some("bad record 7"));
+    let at = err.panic_location().expect("a location");
+    assert!(at.file().ends_with("process.rs"), "{at}");
+    assert_eq!(at.line(), line);
+    assert!(err.to_string().contains("bad record 7"), "{err}");
+}
+
+#[test]
+fn signals_are_crashes_with_number_and_name() {
+    for (signal, name) in [
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGKILL, "SIGKILL"),
+    ] {
+        let err = crash_with(signal);
+        assert!(err.is_crash(), "{err}");
+        assert_eq!(err.signal(), Some(signal));
+        assert_eq!(err.signal_name(), Some(name));
+        let text = err.to_string();
+        assert!(text.contains(name), "{text}");
+        assert!(text.contains(&signal.to_string()), "{text}");
+    }
+    let abort = unirun::to_process(|| -> u8 { std::process::abort() });
+    assert_eq!(abort.join().unwrap_err().signal_name(), Some("SIGABRT"));
+}
+
+#[test]
+fn a_timeout_kills_and_reaps_the_child() {
+    if !in_child_process("a_timeout_kills_and_reaps_the_child") {
+        return;
+    }
+    let options = ProcessOptions::default().timeout(Duration::from_millis(50));
+    let err = unirun::to_process_with(options, park_forever)
+        .join()
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(no_children());
+    assert_eq!(unirun::process::running_children(), 0);
+}
+
+#[test]
+fn hundred_megabytes_in_and_out() {
+    const LEN: usize = 100 << 20;
+    let input: Vec<u8> = (0..LEN).map(|i| i as u8).collect();
+    let output = unirun::to_process(move || {
+        let checksum: u64 = input.iter().map(|&b| u64::from(b)).sum();
+        let out: Vec<u8> = input.iter().map(|b| b.wrapping_add(1)).collect();
+        (checksum, serde_bytes_like(out))
+    });
+    let (checksum, ByteBuf(out)) = output.join().unwrap();
+    let expected: u64 = (0..LEN).map(|i| u64::from(i as u8)).sum();
+    assert_eq!(checksum, expected);
+    assert_eq!(out.len(), LEN);
+    assert!(out
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i as u8).wrapping_add(1)));
+}
+
+/// Bytes serialized as one byte string rather than a sequence of numbers.
+#[derive(Debug)]
+struct ByteBuf(Vec<u8>);
+
+fn serde_bytes_like(bytes: Vec<u8>) -> ByteBuf {
+    ByteBuf(bytes)
+}
+
+impl serde::Serialize for ByteBuf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+        }
+        d.deserialize_byte_buf(Visit)
+    }
+}
+
+#[test]
+fn a_child_that_exits_without_a_result_is_a_decode_error() {
+    let err = unirun::to_process(|| -> u64 { std::process::exit(0) })
+        .join()
+        .unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    assert!(err.to_string().contains("decode"), "{err}");
+    assert!(
+        err.to_string().contains("without sending a result"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_thousand_calls_leave_no_zombies_fds_or_processes() {
+    if !in_child_process("a_thousand_calls_leave_no_zombies_fds_or_processes") {
+        return;
+    }
+    // Start the shared pool and its lane first: they are not leaks.
+    assert_eq!(unirun::to_process(|| 1).join().unwrap(), 1);
+    let fds = open_fds();
+    let handles: Vec<_> = (0..1000u32)
+        .map(|i| unirun::to_process(move || i * 2))
+        .collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.join().unwrap(), i as u32 * 2);
+    }
+    // Faulty calls clean up too.
+    for _ in 0..20 {
+        assert!(crash_with(libc::SIGSEGV).is_crash());
+        assert!(unirun::to_process(|| -> u8 { panic!("x") }).join().is_err());
+    }
+    assert!(no_children(), "a child was left unreaped");
+    assert_eq!(unirun::process::running_children(), 0);
+    assert_eq!(open_fds(), fds, "descriptors leaked");
+}
+
+/// Run by `children_die_with_their_parent` as a separate process.
+#[test]
+fn helper_waits_on_a_sleeping_child() {
+    if std::env::var_os("UNIRUN_TEST_HELPER").is_none() {
+        return;
+    }
+    let sleeper = unirun::to_process(|| {
+        println!("grandchild={}", std::process::id());
+        park_forever()
+    });
+    sleeper.join().unwrap();
+}
+
+#[test]
+fn children_die_with_their_parent() {
+    let exe = std::env::current_exe().unwrap();
+    let mut helper = Command::new(exe)
+        .args([
+            "--exact",
+            "helper_waits_on_a_sleeping_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("UNIRUN_TEST_HELPER", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(helper.stdout.take().unwrap());
+    let grandchild: i32 = stdout
+        .lines()
+        .map(Result::unwrap)
+        .find_map(|line| {
+            line.split_once("grandchild=")
+                .map(|(_, p)| p.trim().parse().unwrap())
+        })
+        .expect("the helper's child reports its pid");
+    assert!(!is_gone(grandchild));
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    common::wait_until(|| is_gone(grandchild));
+}
+
+#[test]
+fn shutdown_now_kills_and_reaps_running_children() {
+    if !in_child_process("shutdown_now_kills_and_reaps_running_children") {
+        return;
+    }
+    let run = Run::builder().name("forks").build().unwrap();
+    let (ready, started) = sys::pipe().unwrap();
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let started = started.try_clone().unwrap();
+            run.to_process(with_timeout(), move || {
+                sys::write_all(started.as_fd(), b"!").unwrap();
+                park_forever()
+            })
+        })
+        .collect();
+    drop(started);
+    let mut buf = [0u8; 3];
+    let mut got = 0;
+    while got < 3 {
+        got += sys::read_until(ready.as_fd(), &mut buf[got..], None)
+            .unwrap()
+            .unwrap();
+    }
+    // The children may report before the parent has listed them: the
+    // shutdown kills listed ones, and a call listed after it kills its own.
+    run.shutdown_now();
+    for handle in handles {
+        let err = handle.join().unwrap_err();
+        assert!(err.is_cancelled(), "{err}");
+    }
+    assert!(no_children());
+    assert_eq!(unirun::process::running_children(), 0);
+}
+
+#[test]
+fn unirun_helpers_inside_a_child_run_inline() {
+    if !in_child_process("unirun_helpers_inside_a_child_run_inline") {
+        return;
+    }
+    // The shared pool exists in the parent, so the child inherits it.
+    assert_eq!(unirun::spawn(async { 0 }).join().unwrap(), 0);
+    let total = unirun::to_process_with(with_timeout(), || {
+        assert!(unirun::process::in_forked_child());
+        let a = unirun::spawn(async { 1 }).join().unwrap();
+        let b = unirun::to_thread(|| 2).join().unwrap();
+        let c = unirun::to_process(|| 3).join().unwrap();
+        let run = Run::builder().name("inner").build().unwrap();
+        let d = run.spawn_blocking(|| 4).join().unwrap();
+        run.shutdown();
+        unirun::reset();
+        let e = unirun::to_thread(|| 5).join().unwrap();
+        a + b + c + d + e
+    });
+    assert_eq!(total.join().unwrap(), 15);
+    assert!(!unirun::process::in_forked_child());
+}
+
+#[test]
+fn limits_apply_in_the_child() {
+    // Address space: a large allocation fails, which aborts the child.
+    let options = with_timeout().memory_limit(256 << 20);
+    let err = unirun::to_process_with(options, || vec![1u8; 1 << 30].len())
+        .join()
+        .unwrap_err();
+    assert_eq!(err.signal_name(), Some("SIGABRT"), "{err}");
+    // CPU time: the kernel stops a spinning child.
+    let options = with_timeout().cpu_time_limit(Duration::from_millis(1));
+    let err = unirun::to_process_with(options, spin_forever)
+        .join()
+        .unwrap_err();
+    assert!(err.is_crash(), "{err}");
+    assert!(
+        matches!(err.signal_name(), Some("SIGXCPU" | "SIGKILL")),
+        "{err}"
+    );
+    // Nice: the child sees its own niceness raised.
+    let before = unsafe_nice();
+    let after = unirun::to_process_with(with_timeout().nice(5), unsafe_nice)
+        .join()
+        .unwrap();
+    assert_eq!(after, (before + 5).min(19));
+}
+
+fn unsafe_nice() -> i32 {
+    // SAFETY: getpriority takes plain integers (this process).
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+}
+
+#[test]
+fn the_scheduler_resolves_to_processes() {
+    let run = Run::new(Flavor::Processes).unwrap();
+    assert_eq!(run.trace().resolved(), Flavor::Processes);
+    assert!(run.trace().parent_threads().is_some_and(|n| n >= 1));
+    assert_eq!(run.to_process(with_timeout(), || 5).join().unwrap(), 5);
+    let config = RuntimeConfig::default()
+        .cpu_bound(true)
+        .thread_mode(ThreadMode::Gil);
+    let run = Run::builder().config(config).build().unwrap();
+    if std::env::var_os("UNIRUN_FORCE_THREADS").is_none() {
+        assert_eq!(run.trace().resolved(), Flavor::Processes);
+    }
+    assert!(Flavor::Processes.is_available());
+}
+
+#[test]
+fn force_threads_sends_process_work_to_threads() {
+    if !in_child_process("force_threads_sends_process_work_to_threads") {
+        return;
+    }
+    unirun::configure(RuntimeConfig::default().force_threads(true)).unwrap();
+    let pid = unirun::to_process(std::process::id).join().unwrap();
+    assert_eq!(pid, std::process::id());
+    let trace = unirun::last_decision().expect("a decision");
+    assert_eq!(trace.requested(), Flavor::Processes);
+    assert_eq!(trace.resolved(), Flavor::Threads);
+    assert!(trace.to_string().contains("forced"), "{trace}");
+    let run = Run::new(Flavor::Processes).unwrap();
+    assert_eq!(run.trace().resolved(), Flavor::Threads);
+}
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+fn segfault(_: ()) -> u64 {
+    // SAFETY: SIG_DFL is valid for SIGSEGV; raising a signal at ourselves has
+    // no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+    unreachable!("SIGSEGV terminates the worker")
+}
+
+#[test]
+fn the_pool_replaces_crashed_and_timed_out_workers() {
+    let pool = unirun::process::ProcessPool::new(
+        2,
+        ProcessOptions::default().timeout(Duration::from_millis(200)),
+    );
+    assert_eq!(pool.call(double, 21).unwrap(), 42);
+    let err = pool.call(segfault, ()).unwrap_err();
+    assert_eq!(err.signal_name(), Some("SIGSEGV"), "{err}");
+    let err = pool.call(|()| park_forever(), ()).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let err = pool
+        .call(|x: u8| -> u8 { panic!("bad {x}") }, 7)
+        .unwrap_err();
+    assert_eq!(err.panic_message(), Some("bad 7"));
+    let handles: Vec<_> = (0..20)
+        .map(|i| pool.spawn_call(&unirun::get_executor(), double, i))
+        .collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.join().unwrap(), i as u64 * 2);
+    }
+    assert!(pool.started() <= 2 + 2, "two replacements at most");
+}
+
+#[test]
+fn the_pool_moves_large_payloads_and_leaves_nothing_behind() {
+    if !in_child_process("the_pool_moves_large_payloads_and_leaves_nothing_behind") {
+        return;
+    }
+    fn flip(ByteBuf(bytes): ByteBuf) -> ByteBuf {
+        ByteBuf(bytes.into_iter().map(|b| !b).collect())
+    }
+    let fds = open_fds();
+    let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+    let ByteBuf(back) = pool.call(flip, ByteBuf(vec![0x0f; 32 << 20])).unwrap();
+    assert_eq!(back.len(), 32 << 20);
+    assert!(back.iter().all(|&b| b == 0xf0));
+    for i in 0..1000 {
+        assert_eq!(pool.call(double, i).unwrap(), i * 2);
+    }
+    drop(pool);
+    assert!(no_children(), "a worker was left unreaped");
+    assert_eq!(open_fds(), fds, "descriptors leaked");
+}
+
+fn signal_then_hang(fd: i32) -> u8 {
+    // SAFETY: `fd` is the write end of a pipe the test created before the
+    // worker was forked; one byte from a live buffer.
+    unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
+    park_forever()
+}
+
+#[test]
+fn a_processes_scope_calls_its_workers_and_shutdown_now_kills_them() {
+    if !in_child_process("a_processes_scope_calls_its_workers_and_shutdown_now_kills_them") {
+        return;
+    }
+    // The pipe exists before the worker forks, so the worker has it too.
+    let (ready, started) = sys::pipe().unwrap();
+    let run = Run::builder()
+        .flavor(Flavor::Processes)
+        .max_workers(2)
+        .build()
+        .unwrap();
+    assert_eq!(run.trace().resolved(), Flavor::Processes);
+    assert_eq!(run.call(double, 4).join().unwrap(), 8);
+    use std::os::fd::AsRawFd;
+    let stuck = run.call(signal_then_hang, started.as_raw_fd());
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        sys::read_until(ready.as_fd(), &mut byte, None).unwrap(),
+        Some(1)
+    );
+    run.shutdown_now();
+    assert!(stuck.join().unwrap_err().is_cancelled());
+    assert!(no_children(), "the scope's workers were reaped");
+}
+
+#[test]
+fn init_starts_a_fork_server_for_pool_workers() {
+    if !in_child_process("init_starts_a_fork_server_for_pool_workers") {
+        return;
+    }
+    assert!(unirun::process::init());
+    assert!(unirun::process::init(), "a second init is a no-op");
+    let pool = unirun::process::ProcessPool::new(1, with_timeout());
+    assert!(
+        pool.origin().starts_with("fork server"),
+        "{}",
+        pool.origin()
+    );
+    assert_eq!(pool.call(double, 5).unwrap(), 10);
+    let err = pool.call(segfault, ()).unwrap_err();
+    assert_eq!(err.signal_name(), Some("SIGSEGV"), "{err}");
+    assert_eq!(pool.call(double, 6).unwrap(), 12);
+    assert_eq!(pool.started(), 2);
+    let run = Run::builder()
+        .flavor(Flavor::Processes)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(run.call(double, 7).join().unwrap(), 14);
+    run.shutdown();
+}
+
+#[test]
+fn reset_kills_the_shared_executors_children() {
+    if !in_child_process("reset_kills_the_shared_executors_children") {
+        return;
+    }
+    let (ready, started) = sys::pipe().unwrap();
+    let stuck = unirun::to_process(move || {
+        sys::write_all(started.as_fd(), b"!").unwrap();
+        park_forever()
+    });
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        sys::read_until(ready.as_fd(), &mut byte, None).unwrap(),
+        Some(1)
+    );
+    unirun::reset();
+    assert!(stuck.join().unwrap_err().is_cancelled());
+    assert!(no_children());
+}
