@@ -123,7 +123,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// forked from it are not hit by `PR_SET_PDEATHSIG`, which fires when the
 /// forking *thread* ends (a lane thread retiring would kill its workers).
 /// In a forked child, where that thread does not exist, runs it here.
-fn on_forker<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn on_forker<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
     static FORKER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
     if unirun_core::in_forked_child() {
         return job();

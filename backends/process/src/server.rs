@@ -60,7 +60,16 @@ pub fn init() -> bool {
     if SERVER.get().is_some() {
         return true;
     }
-    let Ok(server) = start() else {
+    // Counted before the forker thread exists: it is the caller's state that
+    // matters for what the server inherits.
+    let parent_threads = unirun_platform::thread_count().unwrap_or(1);
+    // Forked from the never-ending forker thread rather than from `main`:
+    // `PR_SET_PDEATHSIG` is tied to the forking thread, and on virtual
+    // machines workers descended from the main thread were measured
+    // answering pipe round trips up to 20x slower (pool_call 15-26x the
+    // echo floor, against 1.3x). `main` waits for the job meanwhile and
+    // holds no lock, so the fork still sees a quiescent process.
+    let Ok(server) = crate::pool::on_forker(move || start(parent_threads)) else {
         return false;
     };
     // A racing `init` may have won; dropping ours closes its socket and
@@ -69,9 +78,8 @@ pub fn init() -> bool {
     true
 }
 
-fn start() -> std::io::Result<Server> {
+fn start(parent_threads: usize) -> std::io::Result<Server> {
     unirun_core::install_panic_hook();
-    let parent_threads = unirun_platform::thread_count().unwrap_or(1);
     let parent = sys::getpid();
     let (ours, theirs) = sys::socket_pair()?;
     // SAFETY: the server runs its own loop over its socket and leaves with
