@@ -47,8 +47,13 @@
 //! A [`Flavor::Processes`] scope runs its
 //! `spawn`/`spawn_blocking` tasks on a thread pool of its own, like any
 //! scope; its process work is what goes through [`Run::to_process`] and
-//! [`Run::call`]. Limits are given per call ([`ProcessOptions`]); there is
-//! no scope-wide default yet.
+//! [`Run::call`]. Limits are [`ProcessOptions`]: a scope's default is set
+//! with [`RunBuilder::process_options`](crate::RunBuilder::process_options)
+//! (used by [`Run::to_process`] and the scope's pool), and options given
+//! per call ([`Run::to_process_with`], [`to_process_with`],
+//! [`Handle::spawn_process`]) replace it for that call. A
+//! `Flavor::Processes` scope's trace says where its pool's workers come
+//! from ([`DecisionTrace::process_pool`](crate::DecisionTrace::process_pool)).
 //!
 //! `UNIRUN_FORCE_THREADS=1` (or `force_threads` in code) sends this work
 //! to the blocking lane of the shared pool instead, without a fork, and
@@ -171,8 +176,13 @@ impl Handle {
     /// many small isolated calls. `f` must be a function (or a closure
     /// that captures nothing); argument and result travel serialized.
     ///
-    /// A scope's handle uses the scope's own pool, started on the first
-    /// call with as many workers as the scope has (`max_workers` caps it);
+    /// A scope's handle uses the scope's own pool, with as many workers as
+    /// the scope has (`max_workers` caps it) and the scope's
+    /// [`process_options`](crate::RunBuilder::process_options) as its
+    /// limits; a `Flavor::Processes` scope creates it when it is built (its
+    /// trace says where the workers come from, see
+    /// [`DecisionTrace::process_pool`](crate::DecisionTrace::process_pool)),
+    /// other scopes on their first call. Workers start on demand;
     /// its `shutdown_now` kills busy workers (their calls resolve to
     /// cancelled) and the pool's workers end with the scope. Other handles
     /// share one process-wide pool sized from
@@ -204,9 +214,9 @@ impl Handle {
         let lane = self.backend().blocking_scheduler();
         match self.scope() {
             Some(scope) => {
-                let pool = scope.processes.get_or_init(|| {
-                    ProcessPool::new(self.num_workers(), ProcessOptions::default())
-                });
+                let pool = scope
+                    .processes
+                    .get_or_init(|| ProcessPool::new(self.num_workers(), scope.process_options));
                 pool.spawn_call_on(lane, Some(scope.tasks.clone()), f, arg)
             }
             None => {
@@ -242,20 +252,49 @@ impl Run {
 }
 
 impl Run {
-    /// Runs `f` in a forked child process as one of the scope's tasks (see
-    /// [`Handle::spawn_process`]).
+    /// Runs `f` in a forked child process as one of the scope's tasks,
+    /// under the scope's [`process_options`](crate::RunBuilder::process_options)
+    /// (no limits unless set); see [`Handle::spawn_process`].
     ///
     /// # Examples
     ///
     /// ```
-    /// use unirun::{process::ProcessOptions, Flavor, Run};
+    /// use unirun::{Flavor, Run};
     ///
     /// let run = Run::new(Flavor::Processes)?;
-    /// let square = run.to_process(ProcessOptions::default(), || 12u32 * 12);
+    /// let square = run.to_process(|| 12u32 * 12);
     /// assert_eq!(square.join().unwrap(), 144);
     /// # Ok::<(), unirun::Error>(())
     /// ```
-    pub fn to_process<F, T>(&self, options: ProcessOptions, f: F) -> JoinHandle<T>
+    pub fn to_process<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let options = self
+            .handle()
+            .scope()
+            .map_or_else(ProcessOptions::default, |scope| scope.process_options);
+        self.to_process_with(options, f)
+    }
+
+    /// [`Run::to_process`] with `options` for this call; they replace the
+    /// scope's [`process_options`](crate::RunBuilder::process_options) as a
+    /// whole (fields left unset here are unset for this call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use unirun::{process::ProcessOptions, Flavor, Run};
+    ///
+    /// let run = Run::new(Flavor::Processes)?;
+    /// let options = ProcessOptions::default().timeout(Duration::from_millis(100));
+    /// let stuck = run.to_process_with(options, || -> u8 { loop { std::thread::park() } });
+    /// assert!(stuck.join().unwrap_err().is_timeout());
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn to_process_with<F, T>(&self, options: ProcessOptions, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,

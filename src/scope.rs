@@ -221,6 +221,10 @@ pub(crate) struct Scope {
     /// The scope's pre-forked workers, started by its first `call`.
     #[cfg(all(unix, feature = "process-backend"))]
     pub(crate) processes: std::sync::OnceLock<unirun_process::ProcessPool>,
+    /// The scope's default limits for its forked calls and its pool
+    /// (`RunBuilder::process_options`).
+    #[cfg(all(unix, feature = "process-backend"))]
+    pub(crate) process_options: unirun_process::ProcessOptions,
 }
 
 impl Scope {
@@ -232,6 +236,8 @@ impl Scope {
             reusable,
             #[cfg(all(unix, feature = "process-backend"))]
             processes: std::sync::OnceLock::new(),
+            #[cfg(all(unix, feature = "process-backend"))]
+            process_options: unirun_process::ProcessOptions::default(),
         })
     }
 

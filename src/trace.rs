@@ -358,7 +358,8 @@ impl fmt::Display for Fallback {
 ///
 /// and `serde::Serialize` gives an object with the keys `requested`,
 /// `resolved`, `reasons`, `thread_mode`, `workers`, `name`, `hints`,
-/// `env_applied`, `env_rejected`, `fallbacks` and `parent_threads`.
+/// `env_applied`, `env_rejected`, `fallbacks`, `parent_threads` and
+/// `process_pool`.
 ///
 /// The scheduler builds traces; [`new`](Self::new) and the `with_*` methods
 /// are public so that tests of decision listeners can build them too.
@@ -393,6 +394,7 @@ pub struct DecisionTrace {
     env_rejected: Vec<RejectedVar>,
     fallbacks: Vec<Fallback>,
     parent_threads: Option<usize>,
+    process_pool: Option<String>,
 }
 
 impl DecisionTrace {
@@ -421,6 +423,7 @@ impl DecisionTrace {
             env_rejected: Vec::new(),
             fallbacks: Vec::new(),
             parent_threads: None,
+            process_pool: None,
         }
     }
 
@@ -753,6 +756,43 @@ impl DecisionTrace {
     pub fn parent_threads(&self) -> Option<usize> {
         self.parent_threads
     }
+
+    /// How the scope's process pool gets its workers, in plain words: from
+    /// the fork server started by `unirun::process::init()`, or forked
+    /// directly because `init` was not called (with how many threads the
+    /// parent had). Set for scopes that resolved to
+    /// [`Flavor::Processes`]; `None` otherwise. Prints as `process pool:
+    /// …` and serializes as `process_pool`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.process_pool(), None);
+    /// ```
+    pub fn process_pool(&self) -> Option<&str> {
+        self.process_pool.as_deref()
+    }
+
+    /// Sets how the scope's process pool gets its workers (see
+    /// [`process_pool`](Self::process_pool)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Processes, Flavor::Processes, Reason::Explicit { flavor: Flavor::Processes })
+    ///     .with_process_pool("forked directly (no unirun::process::init; the parent had 3 threads)");
+    /// assert!(trace.to_string().contains("; process pool: forked directly (no unirun::process::init;"));
+    /// ```
+    #[must_use]
+    pub fn with_process_pool(mut self, origin: impl Into<String>) -> Self {
+        self.process_pool = Some(origin.into());
+        self
+    }
 }
 
 impl fmt::Display for DecisionTrace {
@@ -778,6 +818,9 @@ impl fmt::Display for DecisionTrace {
         }
         if let Some(threads) = self.parent_threads {
             write!(f, "; parent threads={threads}")?;
+        }
+        if let Some(origin) = &self.process_pool {
+            write!(f, "; process pool: {}", OneLine(origin))?;
         }
         if !self.fallbacks.is_empty() {
             f.write_str("; ")?;
@@ -926,6 +969,7 @@ mod tests {
             .with_name("bad\nname")
             .with_hints(Hints::new(Some(true), Some(false)))
             .with_parent_threads(3)
+            .with_process_pool("fork\nserver")
             .with_workers(Workers::new(1, 2).with_processes(4))
             .with_fallback(Fallback::new(
                 Flavor::Processes,
@@ -941,6 +985,7 @@ mod tests {
             "cpu_bound=true",
             "io_bound=false",
             "parent threads=3",
+            "process pool: fork\\nserver",
             "(two\\nlines)",
             "UNIRUN_MODE=\"a\\r\\nb\"",
         ] {
@@ -1011,7 +1056,8 @@ mod tests {
             Flavor::Threads,
             "not compiled in",
         ))
-        .with_parent_threads(5);
+        .with_parent_threads(5)
+        .with_process_pool("fork server (unirun::process::init)");
 
         let json = serde_json::to_string(&trace).unwrap();
         let v: Value = serde_json::from_str(&json).unwrap();
@@ -1028,6 +1074,7 @@ mod tests {
             "env_rejected",
             "fallbacks",
             "parent_threads",
+            "process_pool",
         ] {
             assert!(keys.contains(&key), "{key} missing from {json}");
         }
@@ -1051,6 +1098,7 @@ mod tests {
         assert_eq!(v["fallbacks"][0]["from"], "processes");
         assert_eq!(v["fallbacks"][0]["to"], "threads");
         assert_eq!(v["parent_threads"], 5);
+        assert_eq!(v["process_pool"], "fork server (unirun::process::init)");
 
         let explicit = serde_json::to_value(Reason::Explicit {
             flavor: Flavor::Smol,

@@ -282,7 +282,7 @@ fn shutdown_now_kills_and_reaps_running_children() {
     let handles: Vec<_> = (0..3)
         .map(|_| {
             let started = started.try_clone().unwrap();
-            run.to_process(with_timeout(), move || {
+            run.to_process_with(with_timeout(), move || {
                 sys::write_all(started.as_fd(), b"!").unwrap();
                 park_forever()
             })
@@ -366,7 +366,7 @@ fn the_scheduler_resolves_to_processes() {
     let run = Run::new(Flavor::Processes).unwrap();
     assert_eq!(run.trace().resolved(), Flavor::Processes);
     assert!(run.trace().parent_threads().is_some_and(|n| n >= 1));
-    assert_eq!(run.to_process(with_timeout(), || 5).join().unwrap(), 5);
+    assert_eq!(run.to_process_with(with_timeout(), || 5).join().unwrap(), 5);
     let config = RuntimeConfig::default()
         .cpu_bound(true)
         .thread_mode(ThreadMode::Gil);
@@ -409,9 +409,12 @@ fn segfault(_: ()) -> u64 {
 
 #[test]
 fn the_pool_replaces_crashed_and_timed_out_workers() {
+    // Every call below must finish within the timeout, a panicking one
+    // included (its hook may capture a backtrace on a loaded machine), so
+    // it is generous; only `park_forever` reaches it.
     let pool = unirun::process::ProcessPool::new(
         2,
-        ProcessOptions::default().timeout(Duration::from_millis(200)),
+        ProcessOptions::default().timeout(Duration::from_secs(5)),
     );
     assert_eq!(pool.call(double, 21).unwrap(), 42);
     let err = pool.call(segfault, ()).unwrap_err();
@@ -421,7 +424,7 @@ fn the_pool_replaces_crashed_and_timed_out_workers() {
     let err = pool
         .call(|x: u8| -> u8 { panic!("bad {x}") }, 7)
         .unwrap_err();
-    assert_eq!(err.panic_message(), Some("bad 7"));
+    assert_eq!(err.panic_message(), Some("bad 7"), "{err}");
     let handles: Vec<_> = (0..20)
         .map(|i| pool.spawn_call(&unirun::get_executor(), double, i))
         .collect();
@@ -530,4 +533,130 @@ fn reset_kills_the_shared_executors_children() {
     unirun::reset();
     assert!(stuck.join().unwrap_err().is_cancelled());
     assert!(no_children());
+}
+
+/// Sleeps `secs` seconds in the worker (the workload a timeout cuts short).
+fn sleep_for(secs: u64) -> u8 {
+    std::thread::sleep(Duration::from_secs(secs));
+    1
+}
+
+#[test]
+fn a_processes_scope_trace_says_its_pool_comes_from_init() {
+    if !in_child_process("a_processes_scope_trace_says_its_pool_comes_from_init") {
+        return;
+    }
+    assert!(unirun::process::init());
+    let run = Run::builder()
+        .flavor(Flavor::Processes)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(run.call(double, 21).join().unwrap(), 42);
+    let trace = run.trace();
+    let line = trace.to_string();
+    assert!(
+        line.contains("; process pool: fork server (unirun::process::init"),
+        "{line}"
+    );
+    assert!(
+        trace
+            .process_pool()
+            .is_some_and(|origin| origin.starts_with("fork server")),
+        "{line}"
+    );
+    let json = serde_json::to_value(trace).unwrap();
+    assert!(
+        json["process_pool"]
+            .as_str()
+            .is_some_and(|origin| origin.contains("unirun::process::init")),
+        "{json}"
+    );
+    run.shutdown();
+}
+
+#[test]
+fn a_processes_scope_trace_says_its_pool_forks_directly_without_init() {
+    if !in_child_process("a_processes_scope_trace_says_its_pool_forks_directly_without_init") {
+        return;
+    }
+    let run = Run::builder()
+        .flavor(Flavor::Processes)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(run.call(double, 21).join().unwrap(), 42);
+    let line = run.trace().to_string();
+    assert!(
+        line.contains("; process pool: forked directly (no unirun::process::init; the parent had "),
+        "{line}"
+    );
+    assert!(line.contains(" threads)"), "{line}");
+    let json = serde_json::to_value(run.trace()).unwrap();
+    assert!(
+        json["process_pool"]
+            .as_str()
+            .is_some_and(|origin| origin.starts_with("forked directly")),
+        "{json}"
+    );
+    // A scope that did not resolve to processes has no pool to describe.
+    let threads = Run::new(Flavor::Threads).unwrap();
+    assert_eq!(threads.trace().process_pool(), None);
+    assert!(!threads.trace().to_string().contains("process pool"));
+    run.shutdown();
+}
+
+#[test]
+fn a_scope_timeout_kills_a_sleeping_closure_and_pool_call() {
+    let run = Run::builder()
+        .flavor(Flavor::Processes)
+        .max_workers(1)
+        // Long enough for the quick call below on a loaded machine.
+        .process_options(ProcessOptions::default().timeout(Duration::from_secs(2)))
+        .build()
+        .unwrap();
+    let err = run.to_process(|| sleep_for(600)).join().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    let err = run.call(sleep_for, 600).join().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // The timed-out worker was replaced.
+    assert_eq!(run.call(double, 4).join().unwrap(), 8);
+    run.shutdown();
+}
+
+#[test]
+fn per_call_options_replace_the_scope_options() {
+    let run = Run::builder()
+        .process_options(
+            ProcessOptions::default()
+                .timeout(Duration::from_secs(2))
+                .nice(3),
+        )
+        .build()
+        .unwrap();
+    let before = unsafe_nice();
+    // The scope's options apply to calls without their own.
+    assert_eq!(
+        run.to_process(unsafe_nice).join().unwrap(),
+        (before + 3).min(19)
+    );
+    // Per-call options replace them as a whole: no nice, and a timeout long
+    // enough for a child that outlives the scope's.
+    let options = with_timeout();
+    let niceness = run
+        .to_process_with(options, move || {
+            sleep_for(3);
+            unsafe_nice()
+        })
+        .join()
+        .unwrap();
+    assert_eq!(niceness, before);
+    let niceness = run
+        .handle()
+        .spawn_process(with_timeout().nice(1), unsafe_nice)
+        .join()
+        .unwrap();
+    assert_eq!(niceness, (before + 1).min(19));
+    run.shutdown();
 }

@@ -54,6 +54,8 @@ pub struct RunBuilder {
     max_workers: Option<usize>,
     executor: Option<Handle>,
     on_decision: Option<Listener>,
+    #[cfg(all(unix, feature = "process-backend"))]
+    process_options: Option<crate::process::ProcessOptions>,
 }
 
 impl RunBuilder {
@@ -175,6 +177,41 @@ impl RunBuilder {
         listener: impl Fn(&DecisionTrace) + Send + Sync + 'static,
     ) -> Self {
         self.on_decision = Some(Arc::new(listener));
+        self
+    }
+
+    /// Default [`ProcessOptions`](crate::process::ProcessOptions) for the
+    /// scope's process work (cargo feature `process-backend`, unix): the
+    /// limits of [`Run::to_process`] and of every [`Run::call`] /
+    /// [`Handle::call`] on the scope's pool (a timed-out pool worker is
+    /// killed and replaced).
+    ///
+    /// Precedence: options given per call
+    /// ([`Run::to_process_with`], [`Handle::spawn_process`]) replace the
+    /// scope's options as a whole; they are not merged field by field.
+    /// Without this method the scope's default is
+    /// `ProcessOptions::default()` (no limits).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use unirun::{process::ProcessOptions, Flavor, Run};
+    ///
+    /// let run = Run::builder()
+    ///     .flavor(Flavor::Processes)
+    ///     .process_options(ProcessOptions::default().timeout(Duration::from_millis(100)))
+    ///     .build()?;
+    /// let stuck = run.to_process(|| -> u8 { loop { std::thread::park() } });
+    /// assert!(stuck.join().unwrap_err().is_timeout());
+    /// // Per-call options replace the scope's: no timeout for this one.
+    /// let quick = run.to_process_with(ProcessOptions::default(), || 7u8);
+    /// assert_eq!(quick.join().unwrap(), 7);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    #[cfg(all(unix, feature = "process-backend"))]
+    pub fn process_options(mut self, options: crate::process::ProcessOptions) -> Self {
+        self.process_options = Some(options);
         self
     }
 
@@ -301,7 +338,21 @@ impl RunBuilder {
             workers.cpu()
         };
         let name = backend.name().to_string();
-        let scope = Scope::new(backend, gil, true);
+        #[allow(unused_mut)] // mutated only with the process backend
+        let mut scope = Scope::new(backend, gil, true);
+        #[cfg(all(unix, feature = "process-backend"))]
+        {
+            let options = self.process_options.unwrap_or_default();
+            let new_scope = Arc::get_mut(&mut scope).expect("nothing else holds a new scope");
+            new_scope.process_options = options;
+            if trace.resolved() == Flavor::Processes {
+                // Created now (its workers start on the first call) so the
+                // trace can say where they will come from.
+                let pool = crate::process::ProcessPool::new(workers.cpu(), options);
+                trace = trace.with_process_pool(pool.origin());
+                let _ = new_scope.processes.set(pool);
+            }
+        }
         scheduler::publish(&trace, self.on_decision.as_ref());
         Ok(Run {
             handle: Handle::new(scope.backend.clone(), Some(scope.clone())),
@@ -317,13 +368,15 @@ impl RunBuilder {
 
 impl fmt::Debug for RunBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunBuilder")
-            .field("flavor", &self.flavor)
+        let mut f = f.debug_struct("RunBuilder");
+        f.field("flavor", &self.flavor)
             .field("config", &self.config)
             .field("name", &self.name)
             .field("max_workers", &self.max_workers)
             .field("executor", &self.executor)
-            .field("on_decision", &self.on_decision.is_some())
-            .finish()
+            .field("on_decision", &self.on_decision.is_some());
+        #[cfg(all(unix, feature = "process-backend"))]
+        f.field("process_options", &self.process_options);
+        f.finish()
     }
 }

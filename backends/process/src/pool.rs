@@ -203,13 +203,18 @@ impl ProcessPool {
     /// How this pool's workers are forked: from the fork server started by
     /// [`init`](crate::init) (and whether the parent was single-threaded
     /// then), or directly from a thread of the parent when `init` was not
-    /// called.
+    /// called. In plain words, fixed when the pool is created:
+    /// `fork server (unirun::process::init, while the parent was
+    /// single-threaded)`, `fork server (unirun::process::init, when the
+    /// parent had N threads)` or `forked directly (no
+    /// unirun::process::init; the parent had N threads)`.
     ///
     /// # Examples
     ///
     /// ```
     /// let pool = unirun_process::ProcessPool::new(1, Default::default());
-    /// println!("workers come from: {}", pool.origin());
+    /// let origin = pool.origin();
+    /// assert!(origin.starts_with("fork server") || origin.starts_with("forked directly"));
     /// ```
     pub fn origin(&self) -> &str {
         &self.inner.origin

@@ -100,13 +100,18 @@ fn start(parent_threads: usize) -> std::io::Result<Server> {
 pub(crate) fn origin() -> String {
     match SERVER.get() {
         Some(server) if server.parent_threads <= 1 => {
-            "fork server (started by init while single-threaded)".to_string()
+            "fork server (unirun::process::init, while the parent was single-threaded)".to_string()
         }
         Some(server) => format!(
-            "fork server (started by init with {} threads running)",
+            "fork server (unirun::process::init, when the parent had {} threads)",
             server.parent_threads
         ),
-        None => "direct forks from the unirun-forker thread (no unirun::process::init)".to_string(),
+        None => match unirun_platform::thread_count() {
+            Some(threads) => format!(
+                "forked directly (no unirun::process::init; the parent had {threads} threads)"
+            ),
+            None => "forked directly (no unirun::process::init)".to_string(),
+        },
     }
 }
 
