@@ -1179,7 +1179,8 @@ fn blocking_many(pools: &Pools) -> Scenario {
 }
 
 /// `blocking_many` on unirun's adapters, where compiled in; the smol
-/// adapter's blocking work goes to the `blocking` crate.
+/// adapter's blocking work goes to its own unirun lane, measured against the
+/// `blocking` crate the smol stack would use.
 #[allow(unused_mut, unused_variables, clippy::vec_init_then_push)] // depends on features
 fn blocking_adapters(pools: &Pools) -> Vec<Contender> {
     #[allow(dead_code)] // unused without the features

@@ -49,7 +49,8 @@
 //!   or one the scope owns; `Flavor::Auto` inside a tokio runtime resolves
 //!   to it) and `compat::tokio`.
 //! - `smol-backend`: [`Flavor::Smol`] (an async-executor driven by threads
-//!   named after the scope) and `compat::smol`.
+//!   named after the scope, blocking work on unirun's lane,
+//!   `{name}-blocking-{i}`) and `compat::smol`.
 //! - `full`: every backend above.
 //!
 //! # Examples

@@ -231,7 +231,11 @@ pub(crate) enum Plan {
         name: String,
     },
     /// A new async-executor driven by this many threads.
-    Smol { workers: usize, name: String },
+    Smol {
+        workers: usize,
+        blocking_cap: usize,
+        name: String,
+    },
 }
 
 pub(crate) struct Decision {
@@ -379,6 +383,7 @@ pub(crate) fn decide(
             },
             Flavor::Smol => Plan::Smol {
                 workers,
+                blocking_cap,
                 name: name.clone(),
             },
             _ => Plan::Threads {

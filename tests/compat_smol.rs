@@ -40,6 +40,18 @@ fn spawn_unblock_and_block_on_return_values() {
 }
 
 #[test]
+fn managed_unblock_runs_on_the_unirun_blocking_lane() {
+    if common::passthrough() {
+        return;
+    }
+    let name = smol::block_on(smol::unblock(|| {
+        std::thread::current().name().map(String::from)
+    }))
+    .unwrap_or_default();
+    assert!(name.contains("-blocking-"), "{name}");
+}
+
+#[test]
 fn a_task_panic_resumes_where_it_is_awaited() {
     common::also_in_passthrough("a_task_panic_resumes_where_it_is_awaited");
     let task = smol::spawn(async { panic!("smol task failed") });

@@ -24,6 +24,8 @@ fn smol_scope_threads_carry_the_scope_name() {
     let name = run.spawn(async { thread_name() }).join().unwrap();
     assert!(name == "smolscope-0" || name == "smolscope-1", "{name}");
     assert_eq!(run.spawn_blocking(|| 6 * 7).join().unwrap(), 42);
+    let name = run.spawn_blocking(thread_name).join().unwrap();
+    assert!(name.starts_with("smolscope-blocking-"), "{name}");
     assert_eq!(run.map(1..=3, |i| i * 2), [2, 4, 6]);
 }
 
@@ -73,6 +75,29 @@ fn scope_thread_count_returns_to_baseline() {
     }
     // A new thread names itself once it first runs.
     common::wait_until(|| common::threads_named("smolbase-") == 2);
+    // Two closures that wait for each other (and for this thread) hold two
+    // blocking threads at once; the kernel shows names cut to 15 bytes.
+    let (started, release) = (
+        std::sync::Arc::new(std::sync::Barrier::new(3)),
+        std::sync::Arc::new(std::sync::Barrier::new(3)),
+    );
+    let blocking: Vec<_> = (0..2)
+        .map(|_| {
+            let (started, release) = (started.clone(), release.clone());
+            run.spawn_blocking(move || {
+                started.wait();
+                release.wait();
+                thread_name()
+            })
+        })
+        .collect();
+    started.wait();
+    assert_eq!(common::threads_named("smolbase-block"), 2);
+    release.wait();
+    for task in blocking {
+        let name = task.join().unwrap();
+        assert!(name.starts_with("smolbase-blocking-"), "{name}");
+    }
     run.shutdown();
     // Joined; the kernel may list an exited thread a moment longer.
     common::wait_until(|| common::threads_named("smolbase-") == 0);

@@ -314,9 +314,18 @@ impl RunBuilder {
                 )
             }
             #[cfg(feature = "smol-backend")]
-            (Plan::Smol { workers, name }, _, _) => {
+            (
+                Plan::Smol {
+                    workers,
+                    blocking_cap,
+                    name,
+                },
+                _,
+                _,
+            ) => {
                 let pool = unirun_smol::SmolPool::builder()
                     .workers(workers)
+                    .max_blocking_threads(blocking_cap)
                     .name(name)
                     .build()?;
                 (Backend::Smol(pool.handle()), Some(Owned::Smol(pool)))

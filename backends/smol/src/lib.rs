@@ -14,8 +14,13 @@
 //! membership through [`TaskSet`]; outside a scope the lighter
 //! [`CatchPanic`], panics only), and the executor's task handle is
 //! wrapped into unirun's [`JoinHandle`] ([`JoinHandle::from_foreign`]).
-//! Blocking closures run on the smol stack's blocking pool (the `blocking`
-//! crate). When the executor is dropped, the tasks it holds are cancelled:
+//! Blocking closures run on unirun's elastic blocking lane
+//! ([`BlockingLane`]), threads named
+//! `{name}-blocking-{i}`. Each handle has one lane: a [`SmolPool`] owns its
+//! lane and joins its threads when it shuts down; the lane of a
+//! [`Handle::from_executor`] is owned by that handle and its clones, and
+//! joined when the last of them is dropped. When the executor is dropped,
+//! the tasks it holds are cancelled:
 //! handles never hang. Code that spawns through the object-safe
 //! [`Executor`] trait gets core-allocated tasks whose [`Runnable`] goes to
 //! the executor as a small task per wake-up.
@@ -51,10 +56,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_task::FallibleTask;
+use std::time::Duration;
 use unirun_core::{
     CatchPanic, Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo,
     TaskFuture, TaskSet,
 };
+use unirun_threads::BlockingLane;
+pub use unirun_threads::LaneStats;
 
 /// A reference to an async-executor that spawns unirun tasks on it.
 ///
@@ -82,7 +90,10 @@ struct Inner {
     name: String,
     workers: usize,
     spawn: Arc<AsyncHook>,
-    blocking: Arc<BlockingHook>,
+    /// Blocking closures. Shut down by the owning [`SmolPool`], or, for a
+    /// caller's executor, when the last handle drops this `Inner`.
+    lane: BlockingLane,
+    max_blocking: usize,
 }
 
 /// Hands each wake-up of a task to the executor as a task that runs it once.
@@ -98,18 +109,6 @@ impl Schedule for AsyncHook {
                 })
                 .detach();
         }
-    }
-}
-
-/// Runs blocking closures on the `blocking` crate's pool.
-struct BlockingHook;
-
-impl Schedule for BlockingHook {
-    fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
-        blocking::unblock(move || {
-            runnable.run();
-        })
-        .detach();
     }
 }
 
@@ -146,14 +145,20 @@ impl<T> Drop for SmolJoin<T> {
 }
 
 impl Handle {
-    fn new(executor: &Arc<SmolExecutor<'static>>, name: String, workers: usize) -> Self {
+    fn new(
+        executor: &Arc<SmolExecutor<'static>>,
+        name: String,
+        workers: usize,
+        lane: BlockingLane,
+    ) -> Self {
         Handle {
             inner: Arc::new(Inner {
                 executor: Arc::downgrade(executor),
+                max_blocking: lane.stats().cap,
+                lane,
                 name,
                 workers,
                 spawn: Arc::new(AsyncHook(Arc::downgrade(executor))),
-                blocking: Arc::new(BlockingHook),
             }),
         }
     }
@@ -161,6 +166,10 @@ impl Handle {
     /// Wraps an executor the caller drives (borrowed: unirun never stops
     /// it). The handle does not keep the executor alive: once the caller
     /// drops it, spawns through the handle are cancelled at once.
+    ///
+    /// Blocking closures go to a lane of threads named `smol-blocking-{i}`
+    /// (default cap) that this handle owns with its clones: it is shut down,
+    /// and its threads joined, when the last clone is dropped.
     ///
     /// # Examples
     ///
@@ -173,7 +182,11 @@ impl Handle {
     /// assert_eq!(futures_lite::future::block_on(ex.run(task)).unwrap(), 3);
     /// ```
     pub fn from_executor(executor: Arc<SmolExecutor<'static>>) -> Handle {
-        Handle::new(&executor, "smol".to_string(), 0)
+        let name = "smol".to_string();
+        let lane = BlockingLane::builder().name(name.clone()).build();
+        // The default cap is never 0, so the builder cannot fail.
+        let lane = lane.unwrap_or_else(|_| unreachable!("the default lane settings are valid"));
+        Handle::new(&executor, name, 0, lane)
     }
 
     /// Spawns a future on the executor.
@@ -231,20 +244,23 @@ impl Handle {
         JoinHandle::from_foreign(SmolJoin(Some(task.fallible())))
     }
 
-    /// Runs a blocking closure on the blocking pool.
+    /// Runs a blocking closure on the handle's blocking lane, on a thread
+    /// named `{name}-blocking-{i}`.
     ///
     /// # Examples
     ///
     /// ```
-    /// let pool = unirun_smol::SmolPool::builder().workers(1).build().unwrap();
+    /// let pool = unirun_smol::SmolPool::builder().workers(1).name("ev").build().unwrap();
     /// assert_eq!(pool.handle().spawn_blocking(|| 6 * 7).join().unwrap(), 42);
+    /// let name = pool.handle().spawn_blocking(|| std::thread::current().name().map(String::from));
+    /// assert!(name.join().unwrap().unwrap().starts_with("ev-blocking-"));
     /// ```
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_blocking_inner(None, f)
+        self.inner.lane.spawn_blocking(f)
     }
 
     /// Runs a blocking closure as a member of `tasks`; see
@@ -264,18 +280,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn_blocking_inner(Some(tasks), f)
-    }
-
-    fn spawn_blocking_inner<F, R>(&self, tasks: Option<&Arc<TaskSet>>, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        // Ready at its first poll, so `block_on` returns at once.
-        let task = TaskFuture::new(async move { f() }, tasks.cloned());
-        let task = blocking::unblock(move || unirun_core::block_on(task));
-        JoinHandle::from_foreign(SmolJoin(Some(task.fallible())))
+        self.inner.lane.spawn_blocking_in(tasks, f)
     }
 
     /// The thread name prefix (`smol` for a caller's executor).
@@ -302,21 +307,34 @@ impl Handle {
         self.inner.workers
     }
 
-    /// Most threads the blocking pool grows to: the `blocking` crate's cap
-    /// (500, or its `BLOCKING_MAX_THREADS` environment variable).
+    /// The configured cap of the blocking lane.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_smol::SmolPool::builder()
+    ///     .workers(1)
+    ///     .max_blocking_threads(8)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.handle().max_blocking_threads(), 8);
+    /// ```
+    pub fn max_blocking_threads(&self) -> usize {
+        self.inner.max_blocking
+    }
+
+    /// The blocking lane's current size.
     ///
     /// # Examples
     ///
     /// ```
     /// let pool = unirun_smol::SmolPool::builder().workers(1).build().unwrap();
-    /// assert!(pool.handle().max_blocking_threads() >= 1);
+    /// assert_eq!(pool.handle().blocking_stats().threads, 0); // started on demand
+    /// pool.handle().spawn_blocking(|| ()).join().unwrap();
+    /// assert!(pool.handle().blocking_stats().threads >= 1);
     /// ```
-    pub fn max_blocking_threads(&self) -> usize {
-        std::env::var("BLOCKING_MAX_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|n: &usize| (1..=10_000).contains(n))
-            .unwrap_or(500)
+    pub fn blocking_stats(&self) -> LaneStats {
+        self.inner.lane.stats()
     }
 }
 
@@ -326,7 +344,7 @@ impl Executor for Handle {
     }
 
     fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        self.inner.blocking.clone()
+        self.inner.lane.scheduler()
     }
 }
 
@@ -352,6 +370,8 @@ impl fmt::Debug for Handle {
 pub struct Builder {
     workers: usize,
     name: String,
+    max_blocking: Option<usize>,
+    keep_alive: Option<Duration>,
 }
 
 impl Builder {
@@ -369,7 +389,41 @@ impl Builder {
         self
     }
 
-    /// Thread name prefix: threads are `{name}-{i}` (default `unirun-smol`).
+    /// Most threads of the blocking lane; defaults to 16 per CPU, at least
+    /// 64.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_smol::SmolPool::builder().max_blocking_threads(2).build().unwrap();
+    /// assert_eq!(pool.handle().max_blocking_threads(), 2);
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking = Some(n);
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before it exits
+    /// (default 10 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = unirun_smol::SmolPool::builder()
+    ///     .keep_alive(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.handle().spawn_blocking(|| 1).join().unwrap(), 1);
+    /// ```
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.keep_alive = Some(keep_alive);
+        self
+    }
+
+    /// Thread name prefix: threads are `{name}-{i}`, blocking threads
+    /// `{name}-blocking-{i}` (default `unirun-smol`).
     ///
     /// # Examples
     ///
@@ -387,18 +441,28 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// When the OS refuses a thread (those already started are stopped).
+    /// When the OS refuses a thread (those already started are stopped), or
+    /// `max_blocking_threads` is 0.
     ///
     /// # Examples
     ///
     /// ```
     /// assert!(unirun_smol::SmolPool::builder().build().is_ok());
+    /// assert!(unirun_smol::SmolPool::builder().max_blocking_threads(0).build().is_err());
     /// ```
     pub fn build(self) -> io::Result<SmolPool> {
+        let mut lane = BlockingLane::builder().name(self.name.clone());
+        if let Some(n) = self.max_blocking {
+            lane = lane.max_threads(n);
+        }
+        if let Some(keep_alive) = self.keep_alive {
+            lane = lane.keep_alive(keep_alive);
+        }
+        let lane = lane.build()?;
         let executor = Arc::new(SmolExecutor::new());
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let mut pool = SmolPool {
-            handle: Handle::new(&executor, self.name.clone(), self.workers),
+            handle: Handle::new(&executor, self.name.clone(), self.workers, lane),
             executor: Some(executor.clone()),
             stop: Some(stop),
             threads: Vec::with_capacity(self.workers),
@@ -417,9 +481,10 @@ impl Builder {
     }
 }
 
-/// An async-executor driven by named threads, owned by unirun: shutting it
-/// down (or dropping it) stops and joins the threads and cancels the tasks
-/// still pending.
+/// An async-executor driven by named threads, owned by unirun, with its own
+/// blocking lane: shutting it down (or dropping it) stops and joins the
+/// driver threads, cancels the tasks still pending, then shuts down the
+/// lane (closures already queued still run) and joins its threads.
 ///
 /// # Examples
 ///
@@ -451,6 +516,8 @@ impl SmolPool {
         Builder {
             workers: thread::available_parallelism().map_or(1, |n| n.get()),
             name: "unirun-smol".to_string(),
+            max_blocking: None,
+            keep_alive: None,
         }
     }
 
@@ -467,8 +534,10 @@ impl SmolPool {
     }
 
     /// Stops and joins the driver threads; tasks still pending are cancelled
-    /// once the last handle lets go of the executor. The same as dropping
-    /// the pool.
+    /// once the last handle lets go of the executor. Then the blocking lane
+    /// stops: closures already queued still run, closures submitted later
+    /// are cancelled, and every lane thread is joined (so a closure that
+    /// never returns keeps this waiting). The same as dropping the pool.
     ///
     /// # Examples
     ///
@@ -492,6 +561,9 @@ impl Drop for SmolPool {
             }
         }
         drop(self.executor.take());
+        // Blocking closures are joined last: a task cancelled above may
+        // have been what one of them waited for.
+        self.handle.inner.lane.shutdown();
     }
 }
 

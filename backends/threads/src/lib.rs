@@ -13,7 +13,9 @@
 //! Blocking closures go to a separate lane (`{name}-blocking-{i}`) that grows
 //! while closures wait and no thread is idle, up to a cap, and shrinks as idle
 //! threads retire after a keep-alive. When the OS refuses a thread the cap
-//! drops to what the lane has instead of panicking.
+//! drops to what the lane has instead of panicking. The lane is also a type
+//! of its own, [`BlockingLane`], for backends that bring their own async
+//! executor (the smol backend owns one per executor).
 //!
 //! Every task, async or blocking, is a member of the pool's
 //! [`TaskSet`](unirun_core::TaskSet): shutdown waits for the set to empty, and
@@ -42,5 +44,5 @@
 mod lane;
 mod pool;
 
-pub use crate::lane::LaneStats;
+pub use crate::lane::{BlockingLane, BlockingLaneBuilder, LaneStats};
 pub use crate::pool::{Builder, Handle, ThreadPool};

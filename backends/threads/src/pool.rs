@@ -8,17 +8,9 @@ use std::task::{Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use unirun_core::{
-    spawn_blocking_with, Executor, JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet,
-};
+use unirun_core::{Executor, JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
 
-use crate::lane::{Lane, LaneHook, LaneStats};
-
-/// Default cap of the blocking lane: enough for I/O-bound closures on a
-/// small machine without tokio's 512 threads for CPU work.
-const MIN_BLOCKING_CAP: usize = 64;
-const BLOCKING_PER_CPU: usize = 16;
-const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
+use crate::lane::{BlockingLane, LaneStats};
 
 /// Configures a [`ThreadPool`].
 ///
@@ -52,7 +44,7 @@ impl Default for Builder {
             workers: None,
             name: "unirun".into(),
             max_blocking: None,
-            keep_alive: DEFAULT_KEEP_ALIVE,
+            keep_alive: crate::lane::default_keep_alive(),
             stack_size: None,
         }
     }
@@ -188,21 +180,20 @@ impl Builder {
         let max_blocking = match self.max_blocking {
             Some(0) => return Err(invalid("max_blocking_threads", 0)),
             Some(n) => n,
-            None => (cpus * BLOCKING_PER_CPU).max(MIN_BLOCKING_CAP),
+            None => crate::lane::default_cap(),
         };
         let tasks = Arc::new(TaskSet::new());
-        let lane = Arc::new(Lane::new(
+        let lane = BlockingLane::with_tasks(
             self.name.clone(),
             max_blocking,
             self.keep_alive,
             self.stack_size,
             tasks.clone(),
-        ));
+        );
         let (pool, pool_workers) = Pool::with_workers(workers);
         let inner = Arc::new(Inner {
             pool,
             tasks,
-            blocking: Arc::new(LaneHook(lane.clone())),
             lane,
             name: self.name,
             workers,
@@ -245,8 +236,8 @@ struct Inner {
     pool: Pool,
     /// Every task spawned through this pool, async and blocking.
     tasks: Arc<TaskSet>,
-    lane: Arc<Lane>,
-    blocking: Arc<LaneHook>,
+    /// Blocking closures; its default task set is `tasks`.
+    lane: BlockingLane,
     name: String,
     workers: usize,
     max_blocking: usize,
@@ -603,12 +594,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let lane = self.inner.blocking.clone();
-        let (runnable, handle) = spawn_blocking_with(f, Some(&self.inner.tasks), move |r, info| {
-            lane.schedule(r, info)
-        });
-        runnable.schedule();
-        handle
+        self.inner.lane.spawn_blocking(f)
     }
 
     /// Spawns a future on the pool's workers as a member of `tasks` instead
@@ -660,11 +646,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let lane = self.inner.blocking.clone();
-        let (runnable, handle) =
-            spawn_blocking_with(f, Some(tasks), move |r, info| lane.schedule(r, info));
-        runnable.schedule();
-        handle
+        self.inner.lane.spawn_blocking_in(tasks, f)
     }
 
     /// Whether the calling thread is one of this pool's worker or blocking
@@ -786,7 +768,7 @@ impl Executor for Handle {
     }
 
     fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        self.inner.blocking.clone()
+        self.inner.lane.scheduler()
     }
 }
 
