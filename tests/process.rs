@@ -612,7 +612,7 @@ fn a_scope_timeout_kills_a_sleeping_closure_and_pool_call() {
         .flavor(Flavor::Processes)
         .max_workers(1)
         // Long enough for the quick call below on a loaded machine.
-        .process_options(ProcessOptions::default().timeout(Duration::from_secs(2)))
+        .process_options(ProcessOptions::default().timeout(Duration::from_secs(10)))
         .build()
         .unwrap();
     let err = run.to_process(|| sleep_for(600)).join().unwrap_err();
@@ -630,7 +630,7 @@ fn per_call_options_replace_the_scope_options() {
     let run = Run::builder()
         .process_options(
             ProcessOptions::default()
-                .timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(5))
                 .nice(3),
         )
         .build()
@@ -646,7 +646,7 @@ fn per_call_options_replace_the_scope_options() {
     let options = with_timeout();
     let niceness = run
         .to_process_with(options, move || {
-            sleep_for(3);
+            sleep_for(6);
             unsafe_nice()
         })
         .join()
