@@ -28,10 +28,6 @@ use crate::error::Error;
 use crate::flavor::{Flavor, ThreadMode};
 use crate::trace::{DecisionTrace, Fallback, Hints, Reason, Workers};
 
-/// Blocking threads per CPU for the default lane, and its floor (the
-/// threads backend's own defaults).
-const BLOCKING_PER_CPU: usize = 16;
-const MIN_BLOCKING: usize = 64;
 /// I/O-bound lanes: more threads may wait on I/O at once.
 const IO_BLOCKING_PER_CPU: usize = 64;
 const MIN_IO_BLOCKING: usize = 256;
@@ -175,7 +171,7 @@ impl Capabilities {
 
     /// The blocking-lane cap for work with no I/O hint.
     fn default_blocking(&self) -> usize {
-        (self.cpu_budget * BLOCKING_PER_CPU).max(MIN_BLOCKING)
+        unirun_threads::default_blocking_cap(self.cpu_budget)
     }
 }
 

@@ -51,10 +51,10 @@ fn affinity_cpus_dynamic(mut bytes: usize) -> Option<usize> {
     while bytes <= MAX_AFFINITY_MASK_BYTES {
         let mut mask: Vec<libc::c_ulong> = vec![0; bytes.div_ceil(WORD)];
         let len = mask.len() * WORD;
-        // SAFETY: `mask` is a live, writable, zeroed buffer of `len` bytes and
-        // `len` is the size passed, so the kernel writes only inside it. Its
-        // alignment (`c_ulong`) matches the words of `cpu_set_t`; the pointer
-        // is only used by the callee as a bit array of `len` bytes.
+        // The kernel treats the buffer as a bit array of `len` bytes; `c_ulong`
+        // alignment matches the words of `cpu_set_t`.
+        // SAFETY: `mask` is a live, writable, zeroed buffer of exactly `len`
+        // bytes, so the kernel writes only inside it.
         let rc = unsafe { libc::sched_getaffinity(0, len, mask.as_mut_ptr().cast()) };
         if rc == 0 {
             let count: u32 = mask.iter().map(|w| w.count_ones()).sum();

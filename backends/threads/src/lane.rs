@@ -359,7 +359,21 @@ const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// The default cap of a [`BlockingLane`]: 16 per CPU of the process's
 /// budget, at least 64.
 pub(crate) fn default_cap() -> usize {
-    (unirun_platform::cpu_budget().available * CAP_PER_CPU).max(MIN_CAP)
+    default_blocking_cap(unirun_platform::cpu_budget().available)
+}
+
+/// The default cap of a blocking lane on a machine with `cpus` CPUs: 16 per
+/// CPU, at least 64. Schedulers that size lanes from a cached budget use
+/// this so their figure matches the lane's own default.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(unirun_threads::default_blocking_cap(2), 64);
+/// assert_eq!(unirun_threads::default_blocking_cap(8), 128);
+/// ```
+pub fn default_blocking_cap(cpus: usize) -> usize {
+    (cpus * CAP_PER_CPU).max(MIN_CAP)
 }
 
 /// The default keep-alive of an idle lane thread.

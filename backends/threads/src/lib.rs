@@ -44,5 +44,5 @@
 mod lane;
 mod pool;
 
-pub use crate::lane::{BlockingLane, BlockingLaneBuilder, LaneStats};
+pub use crate::lane::{default_blocking_cap, BlockingLane, BlockingLaneBuilder, LaneStats};
 pub use crate::pool::{Builder, Handle, ThreadPool};

@@ -136,10 +136,10 @@ impl<'scope> Scope<'scope, '_> {
             scope: self.data.clone(),
         };
         let job: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || job.run());
-        // SAFETY: only the lifetime changes. The job borrows from `'scope`,
-        // and `scope()` does not return (so `'scope` does not end) until
-        // `running` is back to zero, which the job's `Drop` does only after
-        // dropping everything that borrows: the closure and its packet.
+        // Only the lifetime changes: `scope()` does not return (so `'scope`
+        // does not end) until `running` is back to zero, which the job's
+        // `Drop` does only after dropping the closure and its packet.
+        // SAFETY: nothing borrowed from `'scope` outlives `scope()`.
         let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
         let waiter = if self.pooled {
             Waiter::Pooled(crate::to_thread(job))
