@@ -1,62 +1,194 @@
 //! Catching task panics with their location.
 //!
 //! `catch_unwind` hands back the payload but not where the panic happened, so
-//! a panic hook, installed once and chained in front of whatever hook was
-//! there, records each panic's location and message in a thread-local. The
-//! previous hook still runs, so panics print as they always do.
+//! a panic hook, chained in front of whatever hook was there, records each
+//! panic's message and location in a thread-local. The previous hook still
+//! runs, so panics print as they always do.
 //!
-//! Polling a task touches nothing here: only a caught panic reads the record,
-//! and accepts it only if its message matches the caught payload (a user may
-//! have replaced the hook since, leaving an older record behind).
+//! # Tying a record to its panic
+//!
+//! Every record carries a per-thread sequence number, bumped by the hook. A
+//! catch reads the counter before it runs its closure and accepts a record
+//! only if the hook ran *during* that closure (its number is newer) and the
+//! message matches the caught payload (a panic caught inside the closure may
+//! have recorded after). So a record left behind by a panic that someone
+//! else caught (a plain `catch_unwind`) is never attributed to a later panic,
+//! whatever its message; a payload re-raised with `resume_unwind`, which
+//! never runs a hook, gets no location rather than a wrong one.
+//!
+//! # When the hook is replaced, or cannot be installed
+//!
+//! - A program that replaces the panic hook after unirun installed its own
+//!   drops the recorder. The next caught panic finds no record for itself;
+//!   unirun then chains its recorder in front of the new hook (which keeps
+//!   running for every panic, so the program's choice of hook stands). That
+//!   one panic has no location; later ones do. Calling
+//!   [`install_panic_hook`] right after `set_hook` re-chains at once, so no
+//!   location is lost at all.
+//! - The hook cannot be changed while the thread is panicking (std panics
+//!   then, which would abort): a task created inside a destructor during
+//!   unwinding does not install it; the next task created outside unwinding
+//!   does.
+//!
+//! # `panic = "abort"`
+//!
+//! With `panic = "abort"` nothing is caught: a panicking task (or a
+//! panicking destructor of a cancelled task) aborts the process after the
+//! hook chain ran, as any panic does in such a build. No `JoinError` is ever
+//! `panicked` there; the other errors (cancelled, timed out, ...) are
+//! unaffected.
 
 use std::boxed::Box;
-use std::cell::RefCell;
-use std::panic::{self, AssertUnwindSafe};
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
 use std::string::String;
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 use crate::{JoinError, PanicLocation};
 
 std::thread_local! {
-    /// The message and location of the last panic on this thread.
-    static LAST: RefCell<Option<(Option<String>, PanicLocation)>> = const { RefCell::new(None) };
+    /// Panics recorded by the hook on this thread so far.
+    static SEQ: Cell<u64> = const { Cell::new(0) };
+    /// The last recorded panic on this thread: its sequence number, message
+    /// and location.
+    static LAST: RefCell<Option<Record>> = const { RefCell::new(None) };
+    /// Set while one of our hooks runs the hook it wraps, so that stacked
+    /// recorders (after a re-chain) record each panic once.
+    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
 }
 
-static HOOK: Once = Once::new();
+struct Record {
+    seq: u64,
+    message: Option<String>,
+    location: PanicLocation,
+}
 
-/// Chains the location-recording hook in front of the current one, once.
+type Hook = Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// First-time installation, done by the first task created outside unwinding.
+static FIRST: Once = Once::new();
+/// The hook we installed last, to tell it from another one; the lock also
+/// serializes our take-and-set of the hook (it is never held while a hook runs).
+static OURS: Mutex<Option<HookId>> = Mutex::new(None);
+
+/// A hook's identity: its box's address and vtable. Two live boxes never
+/// share both, so an equal `HookId` is our own recorder (or a recorder of
+/// ours stacked earlier: harmless either way).
+#[derive(Clone, Copy)]
+struct HookId(*const (dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static));
+
+// SAFETY: a `HookId` is only ever compared, never dereferenced, so which
+// thread holds it does not matter.
+unsafe impl Send for HookId {}
+
+impl HookId {
+    fn of(hook: &Hook) -> Self {
+        Self(&**hook)
+    }
+
+    fn is(self, other: Option<HookId>) -> bool {
+        other.is_some_and(|other| core::ptr::eq(self.0, other.0))
+    }
+}
+
+/// Installs the recorder the first time a task is created (one atomic load
+/// afterwards); a no-op while this thread is panicking.
+#[inline]
 pub(crate) fn install_hook() {
-    HOOK.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if let Some(at) = info.location() {
-                let at = PanicLocation::new(at.file(), at.line(), at.column());
-                let message = crate::panic_message(info.payload()).map(String::from);
-                // `try_with`: a panic during thread teardown has no locals left.
-                let _ = LAST.try_with(|slot| {
-                    if let Ok(mut slot) = slot.try_borrow_mut() {
-                        *slot = Some((message, at));
-                    }
-                });
-            }
-            previous(info);
-        }));
+    if !FIRST.is_completed() {
+        install_slow();
+    }
+}
+
+#[cold]
+fn install_slow() {
+    // `set_hook` panics on a panicking thread: leave it to a later task.
+    if std::thread::panicking() {
+        return;
+    }
+    FIRST.call_once(ensure_chained);
+}
+
+/// Makes sure our recorder is the current hook, chaining a foreign hook
+/// behind it. Does nothing while this thread is panicking.
+fn ensure_chained() {
+    if std::thread::panicking() {
+        return;
+    }
+    let mut ours = OURS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let current = panic::take_hook();
+    if HookId::of(&current).is(*ours) {
+        panic::set_hook(current);
+        return;
+    }
+    let recorder: Hook = Box::new(move |info| {
+        record(info);
+        // Recorders stacked by earlier re-chains record nothing more.
+        let outer = IN_HOOK
+            .try_with(|flag| !flag.replace(true))
+            .unwrap_or(false);
+        current(info);
+        if outer {
+            let _ = IN_HOOK.try_with(|flag| flag.set(false));
+        }
+    });
+    *ours = Some(HookId::of(&recorder));
+    panic::set_hook(recorder);
+}
+
+/// The hook's work: number this panic and remember where it happened.
+fn record(info: &PanicHookInfo<'_>) {
+    if IN_HOOK.try_with(Cell::get).unwrap_or(true) {
+        return;
+    }
+    let Some(at) = info.location() else { return };
+    let location = PanicLocation::new(at.file(), at.line(), at.column());
+    let message = crate::panic_message(info.payload()).map(String::from);
+    // `try_with`: a panic during thread teardown has no locals left.
+    let Ok(seq) = SEQ.try_with(|seq| {
+        seq.set(seq.get() + 1);
+        seq.get()
+    }) else {
+        return;
+    };
+    let _ = LAST.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = Some(Record {
+                seq,
+                message,
+                location,
+            });
+        }
     });
 }
 
 /// Runs `f`, turning a panic into [`JoinError::panicked`] with its location.
 #[inline]
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, JoinError> {
-    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        let recorded = LAST
-            .try_with(|slot| slot.borrow_mut().take())
-            .ok()
-            .flatten();
-        let location = recorded
-            .filter(|(message, _)| message.as_deref() == crate::panic_message(&*payload))
-            .map(|(_, location)| location);
-        JoinError::panicked(payload, location)
-    })
+    let before = SEQ.try_with(Cell::get).unwrap_or(u64::MAX);
+    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| caught(payload, before))
+}
+
+/// The slow path of [`catch`]: find this panic's record, if the hook made one.
+#[cold]
+fn caught(payload: crate::PanicPayload, before: u64) -> JoinError {
+    let recorded = LAST
+        .try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut slot| slot.take()))
+        .ok()
+        .flatten();
+    let fresh = recorded.as_ref().is_some_and(|r| r.seq > before);
+    let location = recorded
+        .filter(|r| r.seq > before && r.message.as_deref() == crate::panic_message(&*payload))
+        .map(|r| r.location);
+    if !fresh && FIRST.is_completed() {
+        // The hook did not run for this panic: it was re-raised with
+        // `resume_unwind`, or someone replaced our hook. Re-chain in the
+        // latter case, so later panics are located again.
+        ensure_chained();
+    }
+    JoinError::panicked(payload, location)
 }
 
 /// Runs `f` and turns a panic into [`JoinError::panicked`] carrying its
@@ -79,16 +211,35 @@ pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, JoinError> {
     catch(f)
 }
 
-/// Installs unirun's panic hook (chained in front of the current one), which
-/// records where each panic happened so a caught panic carries its location.
-/// Idempotent; tasks install it when they are created.
+/// Chains unirun's panic hook, which records where each panic happened so a
+/// caught panic carries its location, in front of the current hook, unless
+/// it is the current hook already. Tasks install it when they are created;
+/// call this after replacing the panic hook with `std::panic::set_hook` to
+/// keep every location (unirun otherwise re-chains itself at the first
+/// caught panic that finds it missing). Does nothing while the thread is
+/// panicking.
 ///
 /// # Examples
 ///
 /// ```
 /// unirun_core::install_panic_hook();
 /// unirun_core::install_panic_hook(); // once is enough; more is harmless
+///
+/// // A program that sets its own hook keeps it: unirun's records, then
+/// // calls it.
+/// std::panic::set_hook(Box::new(|_| {}));
+/// unirun_core::install_panic_hook();
+/// let err = unirun_core::catch_panic(|| panic!("quiet")).unwrap_err();
+/// assert!(err.panic_location().is_some());
+/// # let _ = std::panic::take_hook();
 /// ```
 pub fn install_panic_hook() {
-    install_hook();
+    if std::thread::panicking() {
+        return;
+    }
+    if FIRST.is_completed() {
+        ensure_chained();
+    } else {
+        FIRST.call_once(ensure_chained);
+    }
 }

@@ -7,7 +7,7 @@
 
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
 
 use async_task::{Builder, ScheduleInfo, WithInfo};
 
@@ -75,7 +75,7 @@ where
     F::Output: Send + 'static,
     S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
 {
-    let future = TaskFuture::new(future, tasks.cloned());
+    let future = TaskFuture::own(future, tasks.cloned());
     let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
     (runnable, JoinHandle::from_task(task))
 }
@@ -136,7 +136,7 @@ where
     S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
 {
     let future = Flatten {
-        inner: TaskFuture::new(BlockingFn(Some(f)), tasks.cloned()),
+        inner: TaskFuture::own(BlockingFn(Some(f)), tasks.cloned()),
     };
     let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
     (runnable, JoinHandle::from_task(task))
@@ -180,11 +180,15 @@ impl<F: FnOnce() -> R, R> Future for BlockingFn<F> {
 
 pin_project_lite::pin_project! {
     /// What every task runs: the user's future, with
-    /// - a panic during a poll turned into a [`JoinError`] with its message
-    ///   and location (with `std`; without it a panic aborts, as `no_std`
-    ///   targets do anyway);
-    /// - membership in a [`TaskSet`]: counted while alive, its waker recorded
-    ///   while it waits, cancelled at its next poll once the set is closed.
+    /// - a panic during a poll, or in the future's destructor, turned into
+    ///   a [`JoinError`] with its message and location (with `std` and
+    ///   `panic = "unwind"`; otherwise a panic aborts). A destructor that
+    ///   panics when the task is cancelled (the future dropped unpolled) is
+    ///   contained too: the thread that dropped it keeps serving and the
+    ///   task still leaves its [`TaskSet`];
+    /// - membership in a [`TaskSet`]: counted while alive, its latest waker
+    ///   recorded while it waits, cancelled at its next poll once the set is
+    ///   closed.
     ///
     /// unirun's own tasks are allocated around it by [`spawn_with`]. A
     /// backend onto an executor that allocates its own tasks spawns a
@@ -205,17 +209,20 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<F>,
         tasks: Option<Arc<TaskSet>>,
-        // The slot of our waker in `tasks` once we returned `Pending`, else `NO_SLOT`.
+        // The slot of our waker in `tasks` once we returned `Pending` (else
+        // `NO_SLOT`), and the `OWN_TASK` flag.
         slot: usize,
     }
 
     impl<F> PinnedDrop for TaskFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            // The future goes first: its destructor is part of the task.
-            this.inner.set(None);
+            let this = this.project();
+            // The future goes first: its destructor is part of the task. A
+            // panic in it has nowhere to go from here (the task is being
+            // discarded), so it is contained and the task still leaves.
+            drop(drop_catching(this.inner));
             if let Some(tasks) = this.tasks.as_ref() {
-                let slot = core::mem::replace(this.slot, NO_SLOT);
+                let slot = core::mem::replace(this.slot, NO_SLOT) & !OWN_TASK;
                 tasks.leave((slot != NO_SLOT).then_some(slot));
             }
         }
@@ -223,12 +230,38 @@ pin_project_lite::pin_project! {
 }
 
 /// `TaskFuture::slot` before the task first waits.
-const NO_SLOT: usize = usize::MAX;
+const NO_SLOT: usize = usize::MAX >> 1;
+/// Set in `TaskFuture::slot` when the future is polled only by the task
+/// that holds it (allocated by [`spawn_with`]): every poll then has the same
+/// waker, so it is recorded once instead of compared at each `Pending`.
+const OWN_TASK: usize = 1 << (usize::BITS - 1);
 
 impl<F> TaskFuture<F> {
     /// Wraps `inner`; with `tasks`, it is a member of that set from now
     /// until it finishes or is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskFuture, TaskSet};
+    ///
+    /// let set = Arc::new(TaskSet::new());
+    /// let future = TaskFuture::new(async { 5 }, Some(set.clone()));
+    /// assert_eq!(set.len(), 1); // a member until it finishes or is dropped
+    /// assert_eq!(unirun_core::block_on(future).unwrap(), 5);
+    /// assert_eq!(set.len(), 0);
+    /// ```
     pub fn new(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
+        Self::with_slot(inner, tasks, NO_SLOT)
+    }
+
+    /// Like `new`, for a future polled only by the task that holds it.
+    pub(crate) fn own(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
+        Self::with_slot(inner, tasks, NO_SLOT | OWN_TASK)
+    }
+
+    fn with_slot(inner: F, tasks: Option<Arc<TaskSet>>, slot: usize) -> Self {
         #[cfg(feature = "std")]
         crate::panic::install_hook();
         if let Some(tasks) = &tasks {
@@ -237,7 +270,7 @@ impl<F> TaskFuture<F> {
         Self {
             inner: Some(inner),
             tasks,
-            slot: NO_SLOT,
+            slot,
         }
     }
 }
@@ -248,25 +281,64 @@ impl<F: Future> Future for TaskFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if this.tasks.as_ref().is_some_and(|tasks| tasks.is_closed()) {
-            this.inner.set(None);
-            return Poll::Ready(Err(JoinError::cancelled()));
+            let dropped = drop_catching(this.inner);
+            return Poll::Ready(Err(dropped.unwrap_or_else(JoinError::cancelled)));
         }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(JoinError::cancelled()));
         };
         match poll_catching(inner, cx) {
             Poll::Pending => {
-                if let (Some(tasks), NO_SLOT) = (this.tasks.as_ref(), *this.slot) {
-                    *this.slot = tasks.register(cx.waker());
+                if let Some(tasks) = this.tasks.as_ref() {
+                    let slot = *this.slot & !OWN_TASK;
+                    if slot == NO_SLOT {
+                        // A no-op waker (a `block_on`'s first poll) wakes
+                        // nobody: wait for a real one.
+                        if !cx.waker().will_wake(Waker::noop()) {
+                            *this.slot = tasks.register(cx.waker()) | (*this.slot & OWN_TASK);
+                        }
+                    } else if *this.slot & OWN_TASK == 0 {
+                        // Whoever polls us may change: keep the latest waker.
+                        tasks.update(slot, cx.waker());
+                    }
                 }
                 Poll::Pending
             }
             Poll::Ready(output) => {
-                this.inner.set(None);
-                Poll::Ready(output)
+                // A destructor that panics after the value was produced
+                // turns the task's outcome into that panic, as in tokio.
+                match (drop_catching(this.inner), output) {
+                    (Some(panicked), Ok(_)) => Poll::Ready(Err(panicked)),
+                    (_, output) => Poll::Ready(output),
+                }
             }
         }
     }
+}
+
+/// Drops the future in `inner`, catching a panic of its destructor.
+#[cfg(feature = "std")]
+fn drop_catching<F>(inner: Pin<&mut Option<F>>) -> Option<JoinError> {
+    if inner.is_none() {
+        return None;
+    }
+    // SAFETY: the place is dropped in place (as `Pin` requires before its
+    // memory is reused) and then overwritten with `None`, never moved out.
+    let place: *mut Option<F> = unsafe { inner.get_unchecked_mut() };
+    // SAFETY: `place` holds an initialised value that nothing else
+    // references during the call; after it, finished or unwound, the value
+    // counts as dropped and is never read.
+    let caught = crate::panic::catch(|| unsafe { core::ptr::drop_in_place(place) }).err();
+    // SAFETY: `place` is valid for writes and holds a dropped value.
+    unsafe { place.write(None) };
+    caught
+}
+
+/// Drops the future in `inner` (a panic aborts without `std`).
+#[cfg(not(feature = "std"))]
+fn drop_catching<F>(mut inner: Pin<&mut Option<F>>) -> Option<JoinError> {
+    inner.set(None);
+    None
 }
 
 pin_project_lite::pin_project! {

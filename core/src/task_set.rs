@@ -15,10 +15,21 @@ use crate::sync::{AtomicBool, AtomicUsize, Ordering, SpinLock};
 /// them to finish or [close](Self::close) the set to cancel them.
 ///
 /// Membership costs a task nothing until it first returns `Pending`; then its
-/// waker is recorded once. A closed set cancels each member at its next poll
+/// waker is recorded (and kept current: a member polled by changing wakers
+/// records the latest). A closed set cancels each member at its next poll
 /// (it resolves to `Err(cancelled)` without polling the future again), and
 /// closing wakes every waiting member so that poll comes promptly. Tasks
 /// spawned into a closed set are cancelled before they start.
+///
+/// The recorded waker keeps its task alive: a member that waits for
+/// something that can no longer happen (nothing else holds its waker)
+/// stays live until the set is closed, so [`wait_empty`](Self::wait_empty)
+/// alone does not end for it. Owners that wait gracefully should bound the
+/// wait and then close. (A set cannot tell such a member from one whose
+/// waker a reactor holds; and the task allocator unirun uses frees a
+/// pending task without running its destructor once no reference to it
+/// remains, which would leave the member counted forever, so the set must
+/// hold one.)
 ///
 /// # Examples
 ///
@@ -41,10 +52,17 @@ pub struct TaskSet {
     /// poll reads (`closed`), so polls do not miss the cache on it.
     live: CachePadded<AtomicUsize>,
     closed: CachePadded<AtomicBool>,
-    /// Wakers of members that returned `Pending`, by slot; `free` lists empty slots.
+    /// Wakers of members that returned `Pending`, by slot.
     waiting: SpinLock<Slots>,
-    /// Wakers to call when `live` drops to zero.
-    on_empty: SpinLock<Vec<Waker>>,
+    /// Wakers to call when `live` drops to zero, as a list whose nodes are
+    /// allocated before the lock is taken.
+    on_empty: SpinLock<Option<Box<EmptyNode>>>,
+}
+
+/// One entry of [`TaskSet::on_empty`].
+struct EmptyNode {
+    waker: Waker,
+    next: Option<Box<EmptyNode>>,
 }
 
 /// Aligns a value to its own cache line pair (adjacent-line prefetch on x86
@@ -60,45 +78,139 @@ impl<T> core::ops::Deref for CachePadded<T> {
     }
 }
 
-/// A slab of wakers in fixed-size chunks: growing never copies or doubles,
-/// so a set with many waiting tasks wastes at most one chunk.
-#[derive(Default)]
+/// A slab of wakers in fixed-size chunks: growing never copies or doubles
+/// the wakers, so a set with many waiting tasks wastes at most one chunk.
+///
+/// The lock around it is a spin lock, so nothing inside a critical section
+/// allocates, frees or calls a waker: chunks (and room in the chunk list)
+/// are allocated before the lock is taken, free slots form a list threaded
+/// through the slots themselves, and wakers are moved in and out of the
+/// slots and cloned, woken or dropped by the caller after unlocking.
 struct Slots {
-    chunks: Vec<Box<[Option<Waker>; CHUNK]>>,
+    chunks: Vec<Box<[Slot; CHUNK]>>,
     /// Slots handed out so far (the high-water mark).
     used: usize,
-    free: Vec<usize>,
+    /// First free slot below `used`, or `NONE`.
+    free: usize,
 }
 
+/// One slot: a member's waker, or a link in the free list. A slot whose
+/// waker [`close`](TaskSet::close) took stays the member's (as
+/// `Vacant(TAKEN)`) until the member leaves.
+enum Slot {
+    Vacant(usize),
+    Waiting(Waker),
+}
+
+// A slot costs what a waker does.
+const _: () = assert!(core::mem::size_of::<Slot>() == core::mem::size_of::<Waker>());
+
 const CHUNK: usize = 256;
+/// End of the free list.
+const NONE: usize = usize::MAX;
+/// A slot whose waker `close` took; still owned by its member.
+const TAKEN: usize = usize::MAX - 1;
+/// Wakers `close` collects per lock hold (on its stack).
+const BATCH: usize = 32;
+
+/// What [`Slots::insert`] needs allocated before it can go on.
+enum Grow {
+    /// A new chunk.
+    Chunk,
+    /// Room for one more chunk in the chunk list.
+    List,
+}
 
 impl Slots {
-    fn insert(&mut self, waker: Waker) -> usize {
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                if self.used == self.chunks.len() * CHUNK {
-                    self.chunks.push(Box::new([const { None }; CHUNK]));
+    fn slot(&mut self, slot: usize) -> &mut Slot {
+        &mut self.chunks[slot / CHUNK][slot % CHUNK]
+    }
+
+    /// Stores `waker` (taking it from the option) in a free slot, using the
+    /// spare allocations; says what to allocate when they do not suffice.
+    fn insert(
+        &mut self,
+        waker: &mut Option<Waker>,
+        chunk: &mut Option<Box<[Slot; CHUNK]>>,
+        list: &mut Option<Vec<Box<[Slot; CHUNK]>>>,
+    ) -> Result<usize, Grow> {
+        let slot = if self.free != NONE {
+            let slot = self.free;
+            let Slot::Vacant(next) = *self.slot(slot) else {
+                unreachable!("the free list links vacant slots")
+            };
+            self.free = next;
+            slot
+        } else {
+            if self.used == self.chunks.len() * CHUNK {
+                if self.chunks.len() == self.chunks.capacity() {
+                    let Some(mut bigger) = list.take().filter(|l| l.capacity() > self.chunks.len())
+                    else {
+                        return Err(Grow::List);
+                    };
+                    // Moves box pointers into room reserved outside the lock.
+                    bigger.append(&mut self.chunks);
+                    *list = Some(core::mem::replace(&mut self.chunks, bigger));
                 }
-                self.used += 1;
-                self.used - 1
+                let Some(fresh) = chunk.take() else {
+                    return Err(Grow::Chunk);
+                };
+                self.chunks.push(fresh);
             }
+            self.used += 1;
+            self.used - 1
         };
-        self.chunks[slot / CHUNK][slot % CHUNK] = Some(waker);
-        slot
+        *self.slot(slot) = Slot::Waiting(waker.take().expect("a waker to insert"));
+        Ok(slot)
     }
 
-    fn remove(&mut self, slot: usize) {
-        self.chunks[slot / CHUNK][slot % CHUNK] = None;
-        self.free.push(slot);
+    /// Frees `slot`; returns the waker it held, for the caller to drop
+    /// after unlocking.
+    fn remove(&mut self, slot: usize) -> Option<Waker> {
+        let free = self.free;
+        self.free = slot;
+        match core::mem::replace(self.slot(slot), Slot::Vacant(free)) {
+            Slot::Waiting(waker) => Some(waker),
+            Slot::Vacant(_) => None,
+        }
     }
 
-    fn take_all(&mut self) -> Vec<Waker> {
-        self.chunks
-            .iter_mut()
-            .flat_map(|chunk| chunk.iter_mut())
-            .filter_map(Option::take)
-            .collect()
+    /// Whether `slot` holds a waker that wakes the same task as `waker`
+    /// (compares pointers; calls nothing).
+    fn holds(&mut self, slot: usize, waker: &Waker) -> bool {
+        matches!(self.slot(slot), Slot::Waiting(held) if held.will_wake(waker))
+    }
+
+    /// Puts `waker` in `slot` (taking it from the option); returns the
+    /// waker it replaces, for the caller to drop after unlocking.
+    fn replace(&mut self, slot: usize, waker: &mut Option<Waker>) -> Option<Waker> {
+        let waker = waker.take().expect("a waker to store");
+        match core::mem::replace(self.slot(slot), Slot::Waiting(waker)) {
+            Slot::Waiting(old) => Some(old),
+            Slot::Vacant(_) => None,
+        }
+    }
+
+    /// Moves up to `BATCH` wakers from slots at or after `*from` into
+    /// `batch`; advances `*from`. Returns whether the scan reached the end.
+    fn take_batch(&mut self, from: &mut usize, batch: &mut [Option<Waker>; BATCH]) -> bool {
+        let mut taken = 0;
+        while *from < self.used {
+            let slot = *from;
+            *from += 1;
+            if let Slot::Waiting(_) = self.slot(slot) {
+                let Slot::Waiting(waker) = core::mem::replace(self.slot(slot), Slot::Vacant(TAKEN))
+                else {
+                    unreachable!("matched just above")
+                };
+                batch[taken] = Some(waker);
+                taken += 1;
+                if taken == BATCH {
+                    return *from >= self.used;
+                }
+            }
+        }
+        true
     }
 }
 
@@ -116,8 +228,12 @@ impl TaskSet {
         Self {
             live: CachePadded(AtomicUsize::new(0)),
             closed: CachePadded(AtomicBool::new(false)),
-            waiting: SpinLock::new(Slots::default()),
-            on_empty: SpinLock::new(Vec::new()),
+            waiting: SpinLock::new(Slots {
+                chunks: Vec::new(),
+                used: 0,
+                free: NONE,
+            }),
+            on_empty: SpinLock::new(None),
         }
     }
 
@@ -202,10 +318,21 @@ impl TaskSet {
     /// ```
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        let wakers: Vec<Waker> = self.waiting.with(Slots::take_all);
-        // Woken outside the lock: a wake may run a schedule function.
-        for waker in wakers {
-            waker.wake();
+        // Collected in batches on the stack and woken outside the lock: a
+        // wake may run a schedule function. A member that registers after
+        // the scan passed its slot sees `closed` and wakes itself.
+        let mut from = 0;
+        loop {
+            let mut batch = [const { None }; BATCH];
+            let done = self
+                .waiting
+                .with(|slots| slots.take_batch(&mut from, &mut batch));
+            for waker in batch.into_iter().flatten() {
+                waker.wake();
+            }
+            if done {
+                break;
+            }
         }
     }
 
@@ -265,11 +392,28 @@ impl TaskSet {
     /// assert!(set.notify_when_empty(&waker));
     /// ```
     pub fn notify_when_empty(&self, waker: &Waker) -> bool {
-        self.on_empty.with(|wakers| {
-            if !wakers.iter().any(|w| w.will_wake(waker)) {
-                wakers.push(waker.clone());
+        let known = self.on_empty.with(|list| {
+            let mut node = list.as_deref();
+            while let Some(entry) = node {
+                if entry.waker.will_wake(waker) {
+                    return true;
+                }
+                node = entry.next.as_deref();
             }
+            false
         });
+        if !known {
+            // Cloned and allocated before locking; linked under the lock.
+            let mut node = Some(Box::new(EmptyNode {
+                waker: waker.clone(),
+                next: None,
+            }));
+            self.on_empty.with(|list| {
+                let mut node = node.take().expect("linked once");
+                node.next = list.take();
+                *list = Some(node);
+            });
+        }
         self.is_empty()
     }
 
@@ -277,28 +421,63 @@ impl TaskSet {
         self.live.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// A member leaves: frees its slot (if it waited) and, if it was the
+    /// last one, wakes those waiting for the set to empty.
     pub(crate) fn leave(&self, slot: Option<usize>) {
         if let Some(slot) = slot {
-            self.waiting.with(|slots| {
-                slots.remove(slot);
-            });
+            // Dropped after unlocking: dropping a waker may schedule a task.
+            drop(self.waiting.with(|slots| slots.remove(slot)));
         }
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let wakers = self.on_empty.with(core::mem::take);
-            for waker in wakers {
+            let mut list = self.on_empty.with(Option::take);
+            while let Some(node) = list {
+                let EmptyNode { waker, next } = *node;
                 waker.wake();
+                list = next;
             }
         }
     }
 
     /// Records a waiting member's waker; returns its slot.
     pub(crate) fn register(&self, waker: &Waker) -> usize {
-        let slot = self.waiting.with(|slots| slots.insert(waker.clone()));
-        // `close` may have collected the wakers just before we registered.
+        let mut held = Some(waker.clone());
+        let mut chunk = None;
+        let mut list = None;
+        let slot = loop {
+            match self
+                .waiting
+                .with(|slots| slots.insert(&mut held, &mut chunk, &mut list))
+            {
+                Ok(slot) => break slot,
+                // Allocated outside the lock, then retried.
+                Err(Grow::Chunk) => chunk = Some(Box::new([const { Slot::Vacant(NONE) }; CHUNK])),
+                Err(Grow::List) => {
+                    let len = self.waiting.with(|slots| slots.chunks.len());
+                    list = Some(Vec::with_capacity((len * 2).max(4)));
+                }
+            }
+        };
+        // Spare allocations (another member grew the slab first) go here.
+        drop((chunk, list));
+        // `close` may have scanned past our slot before we registered.
         if self.is_closed() {
             waker.wake_by_ref();
         }
         slot
+    }
+
+    /// Keeps `waker` as a waiting member's latest waker, unless its slot
+    /// holds one that wakes the same task already.
+    pub(crate) fn update(&self, slot: usize, waker: &Waker) {
+        if self.waiting.with(|slots| slots.holds(slot, waker)) {
+            return;
+        }
+        let mut held = Some(waker.clone());
+        // The replaced waker is dropped after unlocking.
+        drop(self.waiting.with(|slots| slots.replace(slot, &mut held)));
+        if self.is_closed() {
+            waker.wake_by_ref();
+        }
     }
 }
 

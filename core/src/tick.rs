@@ -14,9 +14,13 @@ use crate::{Executor, JoinHandle, Schedule, TaskSet};
 /// [`try_tick`](Self::try_tick) or [`run_until_stalled`](Self::run_until_stalled),
 /// e.g. from an embedded main loop. Works without `std`.
 ///
-/// Wakers may fire from any thread or interrupt handler; they only push to a
-/// lock-free queue. Blocking closures run inline when ticked: there is no
-/// other thread to send them to.
+/// Wakers may fire from any thread. They are **not** safe to fire from an
+/// interrupt handler: a wake pushes to an unbounded queue, which may
+/// allocate, and a member of a [`TaskSet`] takes the set's spin lock when it
+/// waits, which an interrupt arriving on the same core would spin on
+/// forever. From an interrupt, set a flag or use a fixed-size channel that
+/// the main loop drains. Blocking closures run inline when ticked: there is
+/// no other thread to send them to.
 ///
 /// # Examples
 ///

@@ -1,0 +1,268 @@
+//! Task-level liveness: a panicking destructor is contained wherever the
+//! future is dropped, and a task set's member keeps its latest waker.
+//!
+//! Every test that could hang runs under a watchdog.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::Duration;
+
+use unirun_core::{Pool, TaskFuture, TaskSet, TickExecutor};
+
+/// Runs `body` on its own thread and fails the test if it does not finish in
+/// a generous 60 s (a hang becomes a failure, not a stuck CI job).
+fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("{name}: hung for 60 s"),
+    }
+}
+
+/// Panics when dropped.
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
+/// A future that signals its first poll and then waits forever (its waker
+/// is kept by `park` so the task is not an orphan).
+struct PolledThenPending {
+    polled: Option<mpsc::Sender<Waker>>,
+}
+
+impl Future for PolledThenPending {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(polled) = self.polled.take() {
+            polled.send(cx.waker().clone()).unwrap();
+        }
+        Poll::Pending
+    }
+}
+
+fn start_pool(workers: usize) -> (Pool, Vec<thread::JoinHandle<()>>) {
+    let (pool, workers) = Pool::with_workers(workers);
+    let threads = workers
+        .into_iter()
+        .map(|w| thread::spawn(move || w.run()))
+        .collect();
+    (pool, threads)
+}
+
+#[test]
+fn aborting_a_task_whose_destructor_panics_keeps_the_worker_serving() {
+    watchdog("abort + panicking destructor", || {
+        let (pool, threads) = start_pool(1);
+        let set = Arc::new(TaskSet::new());
+        let (polled, waker) = mpsc::channel();
+        let victim = pool.spawn_in(&set, async move {
+            let _guard = PanicOnDrop("destructor panicked");
+            PolledThenPending {
+                polled: Some(polled),
+            }
+            .await;
+        });
+        let _keep_waker = waker.recv().unwrap();
+        victim.abort();
+        // The one worker dropped the future; it must still serve.
+        let after = pool.spawn_in(&set, async { 7 });
+        assert_eq!(after.join().unwrap(), 7);
+        let err = victim.join().unwrap_err();
+        assert!(
+            err.is_cancelled() || err.is_panic(),
+            "the aborted handle resolves: {err}"
+        );
+        // Both members left: the set's count reached zero.
+        unirun_core::block_on(set.wait_empty());
+        assert_eq!(set.len(), 0);
+        pool.shutdown();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    });
+}
+
+#[test]
+fn closing_a_set_whose_member_destructor_panics_reports_the_panic() {
+    watchdog("close + panicking destructor", || {
+        let (pool, threads) = start_pool(1);
+        let set = Arc::new(TaskSet::new());
+        let (polled, waker) = mpsc::channel();
+        let member = pool.spawn_in(&set, async move {
+            let _guard = PanicOnDrop("dropped on close");
+            PolledThenPending {
+                polled: Some(polled),
+            }
+            .await;
+        });
+        let _keep_waker = waker.recv().unwrap();
+        set.close();
+        let err = member.join().unwrap_err();
+        assert!(err.is_panic(), "expected the destructor's panic, got {err}");
+        assert_eq!(err.panic_message(), Some("dropped on close"));
+        unirun_core::block_on(set.wait_empty());
+        // The worker survived.
+        assert_eq!(pool.spawn(async { 1 }).join().unwrap(), 1);
+        pool.shutdown();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    });
+}
+
+#[test]
+fn a_destructor_panicking_after_completion_becomes_the_outcome() {
+    let ex = TickExecutor::new();
+    let handle = ex.spawn(async {
+        let _guard = PanicOnDrop("after the value");
+        5
+    });
+    ex.run_until_stalled();
+    let err = handle.join().unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic_message(), Some("after the value"));
+    // The executor keeps working.
+    let next = ex.spawn(async { 6 });
+    ex.run_until_stalled();
+    assert_eq!(next.join().unwrap(), 6);
+}
+
+#[test]
+fn dropping_an_executor_with_a_panicking_destructor_is_contained() {
+    watchdog("executor drop + panicking destructor", || {
+        let ex = TickExecutor::new();
+        let waiting = ex.spawn(async {
+            let _guard = PanicOnDrop("waiting");
+            std::future::pending::<()>().await;
+        });
+        let queued = ex.spawn(async {
+            let _guard = PanicOnDrop("never started");
+            std::future::pending::<()>().await;
+        });
+        assert!(ex.try_tick()); // `waiting` starts and waits; `queued` stays queued
+                                // Closing wakes `waiting`, whose runnable the closed queue drops;
+                                // `queued`'s runnable is dropped unrun. Both destructors panic.
+        drop(ex);
+        assert!(waiting.join().is_err());
+        assert!(queued.join().is_err());
+    });
+}
+
+/// A waker that raises a flag.
+struct Flag(AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_member_keeps_its_latest_waker_so_close_reaches_it() {
+    let set = Arc::new(TaskSet::new());
+    let mut member = Box::pin(TaskFuture::new(
+        std::future::pending::<()>(),
+        Some(set.clone()),
+    ));
+    // First poll with a no-op waker (as `block_on` does), then with others.
+    let noop = Waker::noop();
+    assert!(member
+        .as_mut()
+        .poll(&mut Context::from_waker(noop))
+        .is_pending());
+    let first = Arc::new(Flag(AtomicBool::new(false)));
+    let first_waker = Waker::from(first.clone());
+    assert!(member
+        .as_mut()
+        .poll(&mut Context::from_waker(&first_waker))
+        .is_pending());
+    let latest = Arc::new(Flag(AtomicBool::new(false)));
+    let latest_waker = Waker::from(latest.clone());
+    assert!(member
+        .as_mut()
+        .poll(&mut Context::from_waker(&latest_waker))
+        .is_pending());
+
+    set.close();
+    assert!(
+        latest.0.load(Ordering::SeqCst),
+        "close wakes the latest waker"
+    );
+    assert!(
+        !first.0.load(Ordering::SeqCst),
+        "an outdated waker is not kept"
+    );
+    match member
+        .as_mut()
+        .poll(&mut Context::from_waker(&latest_waker))
+    {
+        Poll::Ready(Err(err)) => assert!(err.is_cancelled()),
+        other => panic!("expected a cancellation, got {other:?}"),
+    }
+    drop(member);
+    assert_eq!(set.len(), 0);
+}
+
+#[test]
+fn block_on_a_member_wakes_up_on_close() {
+    watchdog("block_on(TaskFuture) + close", || {
+        let set = Arc::new(TaskSet::new());
+        let member = TaskFuture::new(std::future::pending::<()>(), Some(set.clone()));
+        let closer = {
+            let set = set.clone();
+            thread::spawn(move || {
+                // Close only once the member waits with a real waker.
+                while set.len() == 1 && !set.is_closed() {
+                    let registered = Arc::new(Flag(AtomicBool::new(false)));
+                    if !set.notify_when_empty(&Waker::from(registered)) {
+                        set.close();
+                    }
+                }
+            })
+        };
+        let err = unirun_core::block_on(member).unwrap_err();
+        assert!(err.is_cancelled());
+        closer.join().unwrap();
+    });
+}
+
+#[test]
+fn slots_are_reused_and_a_many_member_close_wakes_all() {
+    // More members than one batch of `close` and one chunk of slots, with
+    // leaves in between so freed slots get reused.
+    let ex = TickExecutor::new();
+    let set = Arc::new(TaskSet::new());
+    let mut wakers = Vec::new();
+    let mut handles = Vec::new();
+    for round in 0..3 {
+        for _ in 0..300 {
+            let (tx, rx) = mpsc::channel();
+            handles.push(ex.spawn_in(&set, PolledThenPending { polled: Some(tx) }));
+            ex.run_until_stalled();
+            wakers.push(rx.recv().unwrap());
+        }
+        // Finish every other member of this round: their slots are freed.
+        if round < 2 {
+            for handle in handles.iter().skip(round * 300).step_by(2) {
+                handle.abort();
+            }
+            ex.run_until_stalled();
+        }
+    }
+    set.close();
+    ex.run_until_stalled();
+    assert_eq!(set.len(), 0);
+    for handle in handles {
+        assert!(handle.join().unwrap_err().is_cancelled());
+    }
+}
