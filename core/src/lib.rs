@@ -91,6 +91,8 @@ mod worker;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[cfg(all(test, loom))]
+mod loom_tests_task;
 
 pub use async_task::ScheduleInfo;
 
