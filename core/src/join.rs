@@ -1,9 +1,10 @@
 //! [`JoinHandle`]: the one handle type every backend returns.
 
+use alloc::boxed::Box;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
 
 use async_task::FallibleTask;
 
@@ -45,23 +46,74 @@ pub struct JoinHandle<T> {
 
 /// The task behind a handle: one of ours, or a foreign executor's.
 enum Task<T> {
-    Local(FallibleTask<TaskOutput<T>>),
+    Local(Local<T>),
+    /// Aborted, and its future perhaps not dropped yet.
+    Cancelling(Box<Cancelling<T>>),
+    /// Being aborted by another thread right now (not finished).
+    Aborting,
+    /// Finished while aborting; the outcome, not yet taken.
+    Done(TaskOutput<T>),
     Foreign(Foreign<T>),
 }
 
+/// One of our tasks, and how to cancel it without losing sight of it.
+struct Local<T> {
+    task: FallibleTask<TaskOutput<T>>,
+    /// Boxes `task.cancel()`; made where `T: Send + 'static` is known.
+    cancel: fn(FallibleTask<TaskOutput<T>>) -> CancelFuture<T>,
+}
+
+/// `FallibleTask::cancel`: resolves once the future has been dropped.
+type CancelFuture<T> = Pin<Box<dyn Future<Output = Option<TaskOutput<T>>> + Send>>;
+
+/// An aborted task that may still be running.
+struct Cancelling<T> {
+    cancel: CancelFuture<T>,
+    /// The waker the handle was last polled with, to poll `cancel` with
+    /// from `is_finished` without taking the wake-up from the awaiter.
+    waker: Option<Waker>,
+}
+
 impl<T> Task<T> {
-    fn is_finished(&self) -> bool {
+    /// Whether the task has ended; may move a `Cancelling` task to `Done`.
+    fn is_finished(&mut self) -> bool {
         match self {
-            Task::Local(task) => task.is_finished(),
+            Task::Local(local) => local.task.is_finished(),
+            Task::Cancelling(cancelling) => {
+                let waker = cancelling.waker.as_ref().unwrap_or(Waker::noop());
+                match cancelling
+                    .cancel
+                    .as_mut()
+                    .poll(&mut Context::from_waker(waker))
+                {
+                    Poll::Ready(output) => {
+                        *self = Task::Done(output.unwrap_or_else(|| Err(JoinError::cancelled())));
+                        true
+                    }
+                    Poll::Pending => false,
+                }
+            }
+            Task::Aborting => false,
+            Task::Done(_) => true,
             Task::Foreign(task) => task.is_finished(),
         }
     }
 }
 
+fn box_cancel<T: Send + 'static>(task: FallibleTask<TaskOutput<T>>) -> CancelFuture<T> {
+    Box::pin(task.cancel())
+}
+
 impl<T> JoinHandle<T> {
-    pub(crate) fn from_task(task: async_task::Task<TaskOutput<T>>) -> Self {
+    pub(crate) fn from_task(task: async_task::Task<TaskOutput<T>>) -> Self
+    where
+        T: Send + 'static,
+    {
         Self {
-            task: SpinLock::new(Some(Task::Local(task.fallible()))),
+            task: SpinLock::new(Some(Task::Local(Local {
+                task: task.fallible(),
+                cancel: box_cancel::<T>,
+            }))),
         }
     }
 
@@ -79,11 +131,15 @@ impl<T> JoinHandle<T> {
 
     /// Cancels the task if it has not finished yet.
     ///
-    /// A task that is waiting is dropped at once; one running right now is
-    /// dropped when its current poll returns. Awaiting the handle afterwards
-    /// yields `Err(cancelled)`; a task that had already finished keeps its
-    /// output. Blocking closures that already started run to completion, but
-    /// their output is discarded.
+    /// A task that is waiting is dropped by its executor promptly; one
+    /// running right now is dropped when its current poll returns. Until
+    /// then [`is_finished`](Self::is_finished) stays `false`. Awaiting the
+    /// handle afterwards yields `Err(cancelled)`, once the future is gone; a
+    /// task that had already finished keeps its output. A destructor that
+    /// panics on the way is contained (the thread dropping the future keeps
+    /// serving), and the handle still resolves to `Err(cancelled)`. Blocking
+    /// closures that already started run to completion, but their output is
+    /// discarded.
     ///
     /// # Examples
     ///
@@ -92,25 +148,46 @@ impl<T> JoinHandle<T> {
     ///
     /// let ex = TickExecutor::new();
     /// let handle = ex.spawn(std::future::pending::<()>());
-    /// handle.abort();
     /// ex.run_until_stalled();
+    /// handle.abort();
+    /// assert!(!handle.is_finished()); // the executor has not dropped it yet
+    /// ex.run_until_stalled();
+    /// assert!(handle.is_finished());
     /// assert!(unirun_core::block_on(handle).unwrap_err().is_cancelled());
     /// ```
     pub fn abort(&self) {
         let task = self.task.with(|slot| match slot {
-            Some(task) if !task.is_finished() => slot.take(),
+            Some(Task::Local(local)) if !local.task.is_finished() => slot.replace(Task::Aborting),
+            Some(Task::Foreign(task)) if !task.is_finished() => slot.take(),
             _ => None,
         });
-        // Cancelled outside the lock: that may run the future's destructor,
-        // which is user code.
+        // Cancelled outside the lock: that may schedule the task or run the
+        // future's destructor, which is user code.
         match task {
-            Some(Task::Local(task)) => drop(task),
+            Some(Task::Local(Local { task, cancel })) => {
+                let mut cancel = cancel(task);
+                let state = match cancel
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+                {
+                    Poll::Ready(output) => {
+                        Task::Done(output.unwrap_or_else(|| Err(JoinError::cancelled())))
+                    }
+                    Poll::Pending => Task::Cancelling(Box::new(Cancelling {
+                        cancel,
+                        waker: None,
+                    })),
+                };
+                self.task.with(|slot| *slot = Some(state));
+            }
             Some(Task::Foreign(mut task)) => task.abort(),
-            None => {}
+            _ => {}
         }
     }
 
-    /// Whether the task has finished (completed, panicked or been cancelled).
+    /// Whether the task has ended: completed, panicked, or been cancelled
+    /// and dropped (after [`abort`](Self::abort), only once its future is
+    /// actually gone).
     ///
     /// # Examples
     ///
@@ -125,11 +202,12 @@ impl<T> JoinHandle<T> {
     /// assert!(done.is_finished());
     /// assert!(!aborted.is_finished()); // still waiting
     /// aborted.abort();
+    /// ex.run_until_stalled(); // the executor drops the aborted future
     /// assert!(aborted.is_finished());
     /// ```
     pub fn is_finished(&self) -> bool {
         self.task
-            .with(|slot| slot.as_ref().is_none_or(Task::is_finished))
+            .with(|slot| slot.as_mut().is_none_or(Task::is_finished))
     }
 
     /// Lets the task run on without anyone awaiting it; the same as dropping the handle.
@@ -174,6 +252,10 @@ impl<T> JoinHandle<T> {
     }
 }
 
+// The handle never pins what it holds (a task's output is moved out, never
+// polled), so it is `Unpin` whatever `T` is, as it always was.
+impl<T> Unpin for JoinHandle<T> {}
+
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
@@ -181,9 +263,28 @@ impl<T> Future for JoinHandle<T> {
         let slot = self.task.get_mut();
         let output = match slot.as_mut() {
             None => return Poll::Ready(Err(JoinError::cancelled())),
-            Some(Task::Local(task)) => match Pin::new(task).poll(cx) {
+            Some(Task::Local(local)) => match Pin::new(&mut local.task).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(output) => output.unwrap_or_else(|| Err(JoinError::cancelled())),
+            },
+            Some(Task::Cancelling(cancelling)) => match cancelling.cancel.as_mut().poll(cx) {
+                Poll::Pending => {
+                    if !cancelling
+                        .waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        cancelling.waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(output) => output.unwrap_or_else(|| Err(JoinError::cancelled())),
+            },
+            // `abort` runs with `&self`, so it cannot overlap this `&mut self` poll.
+            Some(Task::Aborting) => unreachable!("abort finishes before the handle is polled"),
+            Some(Task::Done(_)) => match slot.take() {
+                Some(Task::Done(output)) => output,
+                _ => unreachable!("matched `Done` just above"),
             },
             Some(Task::Foreign(task)) => match task.poll_join(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -198,9 +299,11 @@ impl<T> Future for JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         match self.task.get_mut().take() {
-            Some(Task::Local(task)) => task.detach(),
+            Some(Task::Local(local)) => local.task.detach(),
             // Dropping a foreign handle detaches, by `ForeignJoin`'s contract.
             Some(Task::Foreign(task)) => drop(task),
+            // Aborted already: dropping the rest detaches nothing new.
+            Some(task) => drop(task),
             None => {}
         }
     }

@@ -68,7 +68,10 @@ fn task_set_slot_reuse_during_close() {
         set.close();
         let slot = member.join().unwrap();
 
-        assert!(woken(&second_flag), "close missed a member in a reused slot");
+        assert!(
+            woken(&second_flag),
+            "close missed a member in a reused slot"
+        );
         set.leave(Some(slot));
         assert!(set.is_empty());
     });

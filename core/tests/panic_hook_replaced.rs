@@ -41,7 +41,11 @@ fn locations_survive_a_replaced_hook_and_ignore_stale_records() {
         assert_eq!(err.panic_message(), Some("located again"));
         assert_eq!(err.panic_location().map(|l| l.line()), Some(line));
     }
-    assert_eq!(seen.load(Ordering::SeqCst), 4, "the program's hook still runs once per panic");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        4,
+        "the program's hook still runs once per panic"
+    );
 
     // Replaced again, then re-chained explicitly: no location is lost.
     panic::set_hook(Box::new(|_| {}));
@@ -60,7 +64,11 @@ fn locations_survive_a_replaced_hook_and_ignore_stale_records() {
     })
     .unwrap_err();
     assert_eq!(err.panic_message(), Some("same message"));
-    assert_eq!(err.panic_location(), None, "a stale record is not attributed");
+    assert_eq!(
+        err.panic_location(),
+        None,
+        "a stale record is not attributed"
+    );
 
     // A stale record also never leaks into a later, located panic.
     let _ = panic::catch_unwind(AssertUnwindSafe(|| panic!("elsewhere")));

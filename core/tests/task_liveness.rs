@@ -266,3 +266,66 @@ fn slots_are_reused_and_a_many_member_close_wakes_all() {
         assert!(handle.join().unwrap_err().is_cancelled());
     }
 }
+
+#[test]
+fn is_finished_stays_false_after_abort_until_the_future_is_dropped() {
+    watchdog("abort while running", || {
+        let (pool, threads) = start_pool(1);
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let dropped = Arc::new(AtomicBool::new(false));
+        struct SetOnDrop(Arc<AtomicBool>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let guard = SetOnDrop(dropped.clone());
+        let handle = pool.spawn(std::future::poll_fn(move |_| {
+            let _keep = &guard;
+            // Blocks inside its poll until the test releases it.
+            entered_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Poll::<()>::Pending
+        }));
+        entered.recv().unwrap();
+        handle.abort();
+        assert!(!handle.is_finished(), "the future is still running");
+        assert!(!dropped.load(Ordering::SeqCst));
+        release.send(()).unwrap();
+        // `join` ends once the worker dropped the future after its poll.
+        assert!(handle.join().unwrap_err().is_cancelled());
+        assert!(dropped.load(Ordering::SeqCst));
+        pool.shutdown();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    });
+}
+
+#[test]
+fn is_finished_after_abort_does_not_steal_the_awaiters_wake_up() {
+    watchdog("is_finished vs awaiter", || {
+        let ex = TickExecutor::new();
+        let mut handle = ex.spawn(std::future::pending::<()>());
+        ex.run_until_stalled();
+        handle.abort();
+        // The handle is awaited ...
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        assert!(Pin::new(&mut handle)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        // ... someone asks whether it finished (it has not) ...
+        assert!(!handle.is_finished());
+        // ... and the executor drops the future: the awaiter is still woken.
+        ex.run_until_stalled();
+        assert!(
+            flag.0.load(Ordering::SeqCst),
+            "is_finished took the wake-up"
+        );
+        assert!(handle.is_finished());
+        match Pin::new(&mut handle).poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(Err(err)) => assert!(err.is_cancelled()),
+            other => panic!("expected a cancellation, got {other:?}"),
+        }
+    });
+}
