@@ -232,8 +232,9 @@ pin_project_lite::pin_project! {
 /// `TaskFuture::slot` before the task first waits.
 const NO_SLOT: usize = usize::MAX >> 1;
 /// Set in `TaskFuture::slot` when the future is polled only by the task
-/// that holds it (allocated by [`spawn_with`]): every poll then has the same
-/// waker, so it is recorded once instead of compared at each `Pending`.
+/// that holds it (allocated by [`spawn_with`], or made with
+/// [`TaskFuture::for_task`]): every poll then has the same waker, so it is
+/// recorded once instead of compared at each `Pending`.
 const OWN_TASK: usize = 1 << (usize::BITS - 1);
 
 impl<F> TaskFuture<F> {
@@ -254,6 +255,30 @@ impl<F> TaskFuture<F> {
     /// ```
     pub fn new(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
         Self::with_slot(inner, tasks, NO_SLOT)
+    }
+
+    /// Like [`new`](Self::new), for a `TaskFuture` that is the whole of a
+    /// task on an executor that polls each task with one waker, the same
+    /// every time (tokio's and async-task's tasks do): the waker is then
+    /// recorded once, and later `Pending` polls skip the comparison with it
+    /// (which takes the set's lock). Polled by changing wakers, such a
+    /// member could miss [`TaskSet::close`]'s wake-up; use `new` when in
+    /// doubt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskFuture, TaskSet};
+    ///
+    /// let set = Arc::new(TaskSet::new());
+    /// let future = TaskFuture::for_task(async { 5 }, Some(set.clone()));
+    /// // An executor would spawn `future` as a task of its own.
+    /// assert_eq!(unirun_core::block_on(future).unwrap(), 5);
+    /// assert!(set.is_empty());
+    /// ```
+    pub fn for_task(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
+        Self::own(inner, tasks)
     }
 
     /// Like `new`, for a future polled only by the task that holds it.

@@ -144,11 +144,17 @@ impl Slots {
         } else {
             if self.used == self.chunks.len() * CHUNK {
                 if self.chunks.len() == self.chunks.capacity() {
-                    let Some(mut bigger) = list.take().filter(|l| l.capacity() > self.chunks.len())
-                    else {
+                    // Checked before taking: a spare too small must not be
+                    // freed here, under the lock.
+                    if list
+                        .as_ref()
+                        .is_none_or(|l| l.capacity() <= self.chunks.len())
+                    {
                         return Err(Grow::List);
-                    };
-                    // Moves box pointers into room reserved outside the lock.
+                    }
+                    let mut bigger = list.take().expect("checked just above");
+                    // Moves box pointers into room reserved outside the lock;
+                    // the emptied list goes back to be freed after unlocking.
                     bigger.append(&mut self.chunks);
                     *list = Some(core::mem::replace(&mut self.chunks, bigger));
                 }

@@ -245,7 +245,7 @@ fn slots_are_reused_and_a_many_member_close_wakes_all() {
     let mut wakers = Vec::new();
     let mut handles = Vec::new();
     for round in 0..3 {
-        for _ in 0..300 {
+        for _ in 0..400 {
             let (tx, rx) = mpsc::channel();
             handles.push(ex.spawn_in(&set, PolledThenPending { polled: Some(tx) }));
             ex.run_until_stalled();
@@ -253,7 +253,7 @@ fn slots_are_reused_and_a_many_member_close_wakes_all() {
         }
         // Finish every other member of this round: their slots are freed.
         if round < 2 {
-            for handle in handles.iter().skip(round * 300).step_by(2) {
+            for handle in handles.iter().skip(round * 400).step_by(2) {
                 handle.abort();
             }
             ex.run_until_stalled();
