@@ -104,6 +104,13 @@ impl fmt::Display for PanicLocation {
 /// and a timed-out, crashed or unreadable child process, all land here. Its
 /// `Display` is a sentence a person can act on.
 ///
+/// A panic carries its message and, when unirun's panic hook saw it, its
+/// location (see `install_panic_hook`, with `std`; a payload
+/// re-raised with `resume_unwind` runs no hook and has none). In a build
+/// with `panic = "abort"` nothing is caught: a panicking task, or a
+/// panicking destructor of a cancelled one, aborts the process, so no
+/// `JoinError` is ever a panic there.
+///
 /// # Examples
 ///
 /// ```
