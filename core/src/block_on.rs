@@ -119,8 +119,18 @@ mod cached {
     use crate::park::{pair, Parker};
     use crate::Park;
 
+    #[cfg(not(loom))]
     std::thread_local! {
         /// One parker and its waker per thread, reused by every `block_on`.
+        static CACHE: RefCell<(Parker, Waker)> = RefCell::new({
+            let (parker, unparker) = pair();
+            (parker, Waker::from(Arc::new(unparker)))
+        });
+    }
+
+    // Loom's parker must be created inside each execution, per loom thread.
+    #[cfg(loom)]
+    loom::thread_local! {
         static CACHE: RefCell<(Parker, Waker)> = RefCell::new({
             let (parker, unparker) = pair();
             (parker, Waker::from(Arc::new(unparker)))

@@ -180,9 +180,16 @@ fn spawn_default(index: usize, job: Box<dyn FnOnce() + Send>) -> std::io::Result
     std::thread::Builder::new().name(name).spawn(job).map(drop)
 }
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 std::thread_local! {
     static CURRENT: core::cell::Cell<*const Context> = const { core::cell::Cell::new(core::ptr::null()) };
+}
+
+// Loom runs its threads on one OS thread: its own thread-locals keep them
+// apart (and start fresh in every execution).
+#[cfg(all(feature = "std", loom))]
+loom::thread_local! {
+    static CURRENT: core::cell::Cell<*const Context> = core::cell::Cell::new(core::ptr::null());
 }
 
 /// Restores the previous context when dropped.

@@ -24,12 +24,12 @@
 //! task: the work it found may not be the only work, and this chains wake-ups
 //! one at a time instead of waking everyone. A worker that finds nothing
 //! parks: under the sleeper lock it decrements `unparked` (and `searching`)
-//! and pushes itself on the sleeper list. If it was the last searcher it then
-//! re-checks every queue once more and wakes a sleeper if it finds work.
+//! and pushes itself on the sleeper list. If that leaves no searcher, it
+//! then re-checks every queue once more and wakes a sleeper if it finds work.
 //!
 //! **Why no wake-up is lost.** Both sides have the store-buffering shape:
-//! the producer stores its work, then loads the idle state; the last searcher
-//! going to sleep updates the idle state, then loads the queues. The memory
+//! the producer stores its work, then loads the idle state; a worker going to
+//! sleep updates the idle state, then loads the queues. The memory
 //! model lets both loads miss the other side's store unless *both* sides put
 //! a `SeqCst` fence between their store and their load (an `Acquire` load
 //! after a `SeqCst` RMW is not enough: the RMW orders nothing after it for
@@ -41,8 +41,8 @@
 //!   `barrier::light`, then reads the word
 //!   (`Idle::may_need_notify`) and runs the fenced path only if nobody
 //!   searches and someone sleeps;
-//! - the last searcher parking updates the word with an RMW, then issues
-//!   `barrier::heavy` before it re-checks every queue.
+//! - a worker parking updates the word with an RMW; if that leaves no
+//!   searcher, it issues `barrier::heavy` and then re-checks every queue.
 //!
 //! `heavy` pairs with both a `SeqCst` fence and `light` (on Linux `light` is
 //! a compiler fence and `heavy` a process-wide `membarrier`; elsewhere both
@@ -50,20 +50,31 @@
 //! in the single total order `S`: if the producer's fence comes first, the
 //! parking worker's re-check sees the work and it wakes a sleeper (or does not
 //! sleep); if the parking worker's fence comes first, the producer's read sees
-//! the worker parked and not searching, and it wakes a sleeper. A worker that
-//! parks without being a searcher does so only while others search (its read
-//! of the word is coherence-ordered before their later RMWs), and the last of
-//! those performs the re-check. The owner of a local queue is *not* a safety
+//! the worker parked and not searching, and it wakes a sleeper.
+//!
+//! A worker whose RMW leaves searchers behind skips the re-check: each of
+//! them later either parks (and the last one re-checks) or finds work and,
+//! as the last searcher, runs the fenced wake-up; their RMWs come after ours
+//! in the word's modification order, so they see us asleep. Whether to
+//! re-check must not depend on *having been* a searcher: a worker refused
+//! the search (half the workers searching) can reach its RMW after the last
+//! searcher found work and its wake-up looked for sleepers, and then nobody
+//! would look at the queues again (the loom model
+//! `idle_local_push_vs_last_searcher` found exactly that). The owner of a local queue is *not* a safety
 //! net: it may block in its current poll (a synchronous wait, a long loop)
 //! with work queued, so the local path must wake a sleeper just like the
 //! injector path. The loom models `idle_no_lost_wakeup*` (remote producer)
-//! and `idle_local_push_vs_last_searcher` (a worker pushing to its own queue
-//! while the other worker parks as the last searcher) check this.
+//! and `idle_local_push_vs_last_searcher` (the real run loop: a task pushes
+//! to its own worker's queue and blocks its thread while the other worker
+//! goes to sleep) check this.
 //!
 //! A worker woken by an `unpark` that did not come from this protocol (the
-//! future it is blocking on became ready) takes itself off the sleeper list
-//! with `Idle::unpark_worker_by_id`; if it is no longer there, a producer
-//! already popped it and counted it as searching, and it behaves as a searcher.
+//! pool shutting down) takes itself off the sleeper list with
+//! `Idle::unpark_worker_by_id`; if it is no longer there, a producer already
+//! popped it and counted it as searching. A worker never runs a task while it
+//! is on the sleeper list or counted as searching without knowing it (a
+//! task that blocks hands its worker on instead of driving the pool from
+//! inside a poll), so no worker is left counted as a phantom searcher.
 
 use alloc::vec::Vec;
 
@@ -159,15 +170,16 @@ impl Idle {
         searching(prev) == 1
     }
 
-    /// A worker goes to sleep; returns whether it was the last searcher (then
-    /// it must issue `barrier::heavy` and re-check the
-    /// queues before sleeping).
+    /// A worker goes to sleep; returns whether no searcher is left once it
+    /// sleeps (it was the last one, or the searchers it counted on finished
+    /// meanwhile): then it must issue `barrier::heavy` and re-check the
+    /// queues before sleeping.
     pub(crate) fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> bool {
         self.sleepers.with(|sleepers| {
             let dec = UNPARK_ONE + usize::from(is_searching);
             let prev = self.state.fetch_sub(dec, Ordering::SeqCst);
             sleepers.push(worker);
-            is_searching && searching(prev) == 1
+            searching(prev) == usize::from(is_searching)
         })
     }
 

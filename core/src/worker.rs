@@ -247,7 +247,8 @@ impl Core {
         let idle = &shared.idle;
         let was_searching = self.searching.replace(false);
         if idle.transition_worker_to_parked(self.index, was_searching) {
-            // The last searcher: pairs with every producer's fence (see `idle`).
+            // No searcher left to look: pairs with every producer's fence
+            // (see `idle`).
             crate::barrier::heavy();
             if shared.has_stealable_work() {
                 shared.notify_parked();
