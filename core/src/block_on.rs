@@ -10,8 +10,12 @@ use core::task::{Context, Poll, Waker};
 ///   thread-local is touched.
 /// - With `std`, the thread sleeps on a parker cached per thread (no
 ///   allocation per call).
-/// - On a unirun worker thread, the wait keeps running the pool's other tasks,
-///   so blocking on work queued behind the caller cannot deadlock the pool.
+/// - On a unirun worker thread (inside a task), the worker's queues first go
+///   to a new thread that keeps running the pool's other tasks, then this
+///   thread parks: blocking on work queued behind the caller cannot deadlock
+///   the pool, and no task ever runs nested under the waiting frame (see
+///   [`Worker`](crate::Worker#blocking-on-a-worker)). If that thread cannot be
+///   started, this panics with the OS error instead of risking a hang.
 /// - With `std`, a [`WaitHook`](crate::WaitHook), if installed, is told
 ///   when the wait starts and ends, so a lock the caller holds (a serialized
 ///   scope's) can be released meanwhile.
@@ -33,10 +37,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
     #[cfg(feature = "std")]
     {
-        let future = match crate::worker::block_on_worker(future) {
-            Ok(output) => return output,
-            Err(future) => future,
-        };
+        crate::context::release_core();
         cached::block_on(future)
     }
     #[cfg(not(feature = "std"))]
@@ -118,8 +119,18 @@ mod cached {
     use crate::park::{pair, Parker};
     use crate::Park;
 
+    #[cfg(not(loom))]
     std::thread_local! {
         /// One parker and its waker per thread, reused by every `block_on`.
+        static CACHE: RefCell<(Parker, Waker)> = RefCell::new({
+            let (parker, unparker) = pair();
+            (parker, Waker::from(Arc::new(unparker)))
+        });
+    }
+
+    // Loom's parker must be created inside each execution, per loom thread.
+    #[cfg(loom)]
+    loom::thread_local! {
         static CACHE: RefCell<(Parker, Waker)> = RefCell::new({
             let (parker, unparker) = pair();
             (parker, Waker::from(Arc::new(unparker)))

@@ -24,34 +24,65 @@
 //! task: the work it found may not be the only work, and this chains wake-ups
 //! one at a time instead of waking everyone. A worker that finds nothing
 //! parks: under the sleeper lock it decrements `unparked` (and `searching`)
-//! and pushes itself on the sleeper list. If it was the last searcher it then
-//! re-checks every queue once more and wakes a sleeper if it finds work.
+//! and pushes itself on the sleeper list. If that leaves no searcher, it
+//! then re-checks every queue once more and wakes a sleeper if it finds work.
 //!
-//! **Why no wake-up is lost.** A producer pushes, fences, then reads the
-//! counters; a parking worker updates the counters with a `SeqCst` RMW, then
-//! re-checks the queues. By the fences, either the producer sees the worker
-//! still counted as searching (and the worker's re-check sees the work), or
-//! the producer sees no searcher and wakes a sleeper. A worker that parks
-//! without being a searcher does so only while others search, and the last of
-//! those performs the re-check. The loom model `idle_no_lost_wakeup` checks
-//! this with two workers and a remote producer.
+//! **Why no wake-up is lost.** Both sides have the store-buffering shape:
+//! the producer stores its work, then loads the idle state; a worker going to
+//! sleep updates the idle state, then loads the queues. The memory
+//! model lets both loads miss the other side's store unless *both* sides put
+//! a `SeqCst` fence between their store and their load (an `Acquire` load
+//! after a `SeqCst` RMW is not enough: the RMW orders nothing after it for
+//! loads of other locations). So:
 //!
-//! **Local pushes take a shortcut.** A worker pushing to its own local queue
-//! first reads the word without a fence and skips the protocol when it shows
-//! nobody asleep (the common case under load: every yield and spawn of a busy
-//! worker would otherwise pay a full fence). A stale read can only delay
-//! *parallelism*, never lose a task: the owner never parks with a non-empty
-//! local queue, so it runs that work itself. Pushes to the injector, which
-//! no owner will drain, always take the fenced path.
+//! - a producer pushing to the injector (or waking the next searcher) issues
+//!   `fence(SeqCst)` before reading the word (`Idle::worker_to_notify`);
+//! - a worker pushing to its *own* local queue issues
+//!   `barrier::light`, then reads the word
+//!   (`Idle::may_need_notify`) and runs the fenced path only if nobody
+//!   searches and someone sleeps;
+//! - a worker parking updates the word with an RMW; if that leaves no
+//!   searcher, it issues `barrier::heavy` and then re-checks every queue.
+//!
+//! `heavy` pairs with both a `SeqCst` fence and `light` (on Linux `light` is
+//! a compiler fence and `heavy` a process-wide `membarrier`; elsewhere both
+//! are `SeqCst` fences). With a fence on each side, the two fences are ordered
+//! in the single total order `S`: if the producer's fence comes first, the
+//! parking worker's re-check sees the work and it wakes a sleeper (or does not
+//! sleep); if the parking worker's fence comes first, the producer's read sees
+//! the worker parked and not searching, and it wakes a sleeper.
+//!
+//! A worker whose RMW leaves searchers behind skips the re-check: each of
+//! them later either parks (and the last one re-checks) or finds work and,
+//! as the last searcher, runs the fenced wake-up; their RMWs come after ours
+//! in the word's modification order, so they see us asleep. Whether to
+//! re-check must not depend on *having been* a searcher: a worker refused
+//! the search (half the workers searching) can reach its RMW after the last
+//! searcher found work and its wake-up looked for sleepers, and then nobody
+//! would look at the queues again (the loom model
+//! `idle_local_push_vs_last_searcher` found exactly that). The owner of a local queue is *not* a safety
+//! net: it may block in its current poll (a synchronous wait, a long loop)
+//! with work queued, so the local path must wake a sleeper just like the
+//! injector path. The loom models `idle_no_lost_wakeup*` (remote producer)
+//! and `idle_local_push_vs_last_searcher` (the real run loop: a task pushes
+//! to its own worker's queue and blocks its thread while the other worker
+//! goes to sleep) check this.
 //!
 //! A worker woken by an `unpark` that did not come from this protocol (the
-//! future it is blocking on became ready) takes itself off the sleeper list
-//! with `Idle::unpark_worker_by_id`; if it is no longer there, a producer
-//! already popped it and counted it as searching, and it behaves as a searcher.
+//! pool shutting down) takes itself off the sleeper list with
+//! `Idle::unpark_worker_by_id`; if it is no longer there, a producer already
+//! popped it and counted it as searching. A worker never runs a task while it
+//! is on the sleeper list or counted as searching without knowing it (a
+//! task that blocks hands its worker on instead of driving the pool from
+//! inside a poll), so no worker is left counted as a phantom searcher.
 
 use alloc::vec::Vec;
 
 use crate::sync::{AtomicUsize, Ordering, SpinLock};
+use crate::PoolError;
+
+/// Most workers a pool may have: the searching count must fit its 16 bits.
+pub(crate) const MAX_WORKERS: usize = SEARCH_MASK - 1;
 
 /// Bits of the packed word that count searching workers.
 const SEARCH_MASK: usize = (1 << 16) - 1;
@@ -76,13 +107,17 @@ fn unparked(state: usize) -> usize {
 }
 
 impl Idle {
-    pub(crate) fn new(num_workers: usize) -> Self {
-        assert!(num_workers < SEARCH_MASK, "too many workers");
-        Self {
+    /// The state of `num_workers` running workers; an error naming the
+    /// setting when the count is 0 or above `MAX_WORKERS`.
+    pub(crate) fn new(num_workers: usize) -> Result<Self, PoolError> {
+        if num_workers == 0 || num_workers > MAX_WORKERS {
+            return Err(PoolError::workers(num_workers));
+        }
+        Ok(Self {
             state: AtomicUsize::new(num_workers * UNPARK_ONE),
             num_workers,
             sleepers: SpinLock::new(Vec::with_capacity(num_workers)),
-        }
+        })
     }
 
     /// Called after work was pushed somewhere others can take it: returns the
@@ -108,9 +143,9 @@ impl Idle {
         searching(state) == 0 && unparked(state) < self.num_workers
     }
 
-    /// A cheap, unfenced look: could anyone need waking? When this says no,
-    /// a worker pushing to its *own* queue may skip the fenced protocol (see
-    /// the module docs on local pushes).
+    /// Could anyone need waking? Called by a worker after pushing to its own
+    /// queue and issuing `barrier::light`; the barrier, not
+    /// this load, orders it against a parking worker (see the module docs).
     pub(crate) fn may_need_notify(&self) -> bool {
         let state = self.state.load(Ordering::Relaxed);
         searching(state) == 0 && unparked(state) < self.num_workers
@@ -135,14 +170,16 @@ impl Idle {
         searching(prev) == 1
     }
 
-    /// A worker goes to sleep; returns whether it was the last searcher (then
-    /// it must re-check the queues before sleeping).
+    /// A worker goes to sleep; returns whether no searcher is left once it
+    /// sleeps (it was the last one, or the searchers it counted on finished
+    /// meanwhile): then it must issue `barrier::heavy` and re-check the
+    /// queues before sleeping.
     pub(crate) fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> bool {
         self.sleepers.with(|sleepers| {
             let dec = UNPARK_ONE + usize::from(is_searching);
             let prev = self.state.fetch_sub(dec, Ordering::SeqCst);
             sleepers.push(worker);
-            is_searching && searching(prev) == 1
+            searching(prev) == usize::from(is_searching)
         })
     }
 

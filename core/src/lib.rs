@@ -20,10 +20,11 @@
 //! whoever has threads calls [`Worker::run`]. The threads backend does; an
 //! embedded target can use [`TickExecutor`] instead.
 //!
-//! [`block_on`] polls a ready future without touching anything else, parks on
-//! a cached per-thread parker otherwise, and on a worker thread keeps running
-//! the pool's tasks while it waits, so blocking on queued work never deadlocks
-//! a pool.
+//! [`block_on`] polls a ready future without touching anything else and
+//! parks on a cached per-thread parker otherwise. On a worker thread it first
+//! hands the worker's queues to a new thread, so blocking on queued work never
+//! deadlocks a pool and never nests one task's stack on another's (see
+//! [`Worker`](Worker#blocking-on-a-worker)).
 //!
 //! The lock-free parts (local queue, sleep protocol, parker, the handle's
 //! task slot, task sets) are checked with [loom](https://docs.rs/loom): run
@@ -71,7 +72,9 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod barrier;
 mod block_on;
+mod context;
 mod error;
 mod executor;
 mod foreign;
@@ -81,6 +84,7 @@ mod join;
 #[cfg(feature = "std")]
 mod panic;
 pub mod park;
+mod pool;
 mod queue;
 mod sync;
 mod task;
@@ -97,6 +101,7 @@ mod loom_tests_task;
 pub use async_task::ScheduleInfo;
 
 pub use crate::block_on::{block_on, block_on_with};
+pub use crate::context::on_worker_thread;
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
 pub use crate::foreign::ForeignJoin;
@@ -105,6 +110,9 @@ pub use crate::join::JoinHandle;
 #[cfg(feature = "std")]
 pub use crate::panic::{catch_panic, install_panic_hook};
 pub use crate::park::{Park, Unpark};
+#[cfg(feature = "std")]
+pub use crate::pool::SpawnThread;
+pub use crate::pool::{Pool, PoolError};
 pub use crate::task::{
     spawn_blocking_fallible_with, spawn_blocking_with, spawn_with, CatchPanic, Runnable, TaskFuture,
 };
@@ -112,4 +120,4 @@ pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]
 pub use crate::wait::{set_wait_hook, WaitHook};
-pub use crate::worker::{on_worker_thread, Pool, Worker, MAX_LIFO_POLLS};
+pub use crate::worker::{Worker, MAX_LIFO_POLLS};

@@ -15,8 +15,22 @@
 //! handle's slot has no data race and the handle resolves to the output or to
 //! `cancelled`. The `task_set_*` models prove `close` always wakes a member
 //! registering its waker at the same time, and a `notify_when_empty` racing
-//! the last `leave` sees the set empty or is woken. Run them (in about five
-//! seconds) with
+//! the last `leave` sees the set empty or is woken.
+//!
+//! Three models run the *real* pool (`Pool`, the worker run loop, the thread
+//! context and the hand-off) on loom threads, parkers and thread-locals:
+//! `handoff_runs_task_queued_behind_blocker` (a task blocks on work queued
+//! behind it on its own, only worker: its core goes to a new thread),
+//! `shutdown_drains_local_queue_and_lifo_slot` (the pool stops under a running
+//! task that then joins tasks in its own LIFO slot and local queue) and
+//! `idle_local_push_vs_last_searcher` (a task pushes to its own worker's
+//! queue and blocks its thread while the other worker goes to sleep; with
+//! the light barrier removed it deadlocks, as does the older rule that only
+//! a worker that *was* searching re-checks before it sleeps).
+//! `queue_wraps_around_u16` starts a queue two slots before the `u16`
+//! wrap-around and `queue_steal_all_vs_owner` races shutdown's `steal_all`
+//! with the owner. Run them (in about two
+//! minutes in release mode) with
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p unirun-core --lib --release loom_tests`;
 //! the separate target directory keeps the normal build cache, and
 //! `LOOM_MAX_PREEMPTIONS` overrides every model's preemption bound.
@@ -261,10 +275,12 @@ impl IdleModel {
             }
             // `park`.
             let was_searching = core::mem::take(&mut searching);
-            if self.idle.transition_worker_to_parked(index, was_searching)
-                && !self.injector.is_empty()
-            {
-                self.notify_parked();
+            if self.idle.transition_worker_to_parked(index, was_searching) {
+                // `barrier::heavy`, a `SeqCst` fence under loom.
+                crate::barrier::heavy();
+                if !self.injector.is_empty() {
+                    self.notify_parked();
+                }
             }
             loop {
                 if self.done.load(Ordering::Acquire) {
@@ -294,7 +310,7 @@ fn idle_model(items: usize, preemptions: usize) {
         let (parkers, unparkers): (Vec<Parker>, Vec<Unparker>) =
             (0..WORKERS).map(|_| park::pair()).unzip();
         let shared = Arc::new(IdleModel {
-            idle: Idle::new(WORKERS),
+            idle: Idle::new(WORKERS).unwrap(),
             injector: Injector::new(),
             unparkers,
             remaining: AtomicUsize::new(items),
@@ -552,5 +568,262 @@ fn task_set_leave_vs_notify_when_empty() {
         member.join().unwrap();
 
         assert!(empty || woken(&flag), "wait_empty would hang");
+    });
+}
+
+/// The owner pushes and pops across the `u16` wrap-around of the queue's
+/// positions (the queue starts two slots before it) while another worker
+/// steals: every runnable still comes out exactly once.
+#[test]
+fn queue_wraps_around_u16() {
+    model(3, || {
+        let (counted, runnables) = Counted::new(5);
+        let injector = Arc::new(Injector::new());
+        let (local, stealer) = queue::local_at(u16::MAX - 1);
+
+        let overflow = injector.clone();
+        let owner = thread::spawn(move || {
+            let mut runnables = runnables.into_iter();
+            let mut popped = Vec::new();
+            for runnable in runnables.by_ref().take(3) {
+                local.push_back(runnable, &overflow);
+            }
+            popped.extend(local.pop());
+            for runnable in runnables {
+                local.push_back(runnable, &overflow);
+            }
+            (local, popped)
+        });
+        let thief = thread::spawn(move || steal(stealer, 2));
+
+        let (local, mut found) = owner.join().unwrap();
+        found.extend(thief.join().unwrap());
+        found.extend(drain(&local, &injector));
+        counted.check(found);
+    });
+}
+
+/// Shutdown's `steal_all` takes a local queue while its owner pushes to it
+/// (with overflow) and pops: every runnable comes out exactly once.
+#[test]
+fn queue_steal_all_vs_owner() {
+    model(3, || {
+        let (counted, runnables) = Counted::new(5);
+        let injector = Injector::new();
+        let (local, stealer) = queue::local();
+
+        let shutdown = thread::spawn(move || stealer.steal_all());
+        let mut found = Vec::new();
+        for runnable in runnables {
+            local.push_back(runnable, &injector);
+        }
+        found.extend(local.pop());
+
+        found.extend(shutdown.join().unwrap());
+        found.extend(drain(&local, &injector));
+        counted.check(found);
+    });
+}
+
+/// A one-shot signal a loom thread can block on.
+#[derive(Clone)]
+struct Latch(Arc<(crate::sync::Mutex<bool>, crate::sync::Condvar)>);
+
+impl Latch {
+    fn new() -> Self {
+        Self(Arc::new((
+            crate::sync::Mutex::new(false),
+            crate::sync::Condvar::new(),
+        )))
+    }
+
+    fn set(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut set = self.0 .0.lock().unwrap();
+        while !*set {
+            set = self.0 .1.wait(set).unwrap();
+        }
+    }
+}
+
+/// Pending once (waking itself), then ready.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if core::mem::replace(&mut self.0, true) {
+            return Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// A gate a future can wait on. Its waker goes through a loom mutex, so loom
+/// sees the waiter's writes (its parker) happen before the opener wakes it;
+/// a `JoinHandle` would pass the waker through async-task's atomics, which
+/// loom does not track.
+#[derive(Clone)]
+struct Gate(Arc<crate::sync::Mutex<(bool, Option<Waker>)>>);
+
+impl Gate {
+    fn new() -> Self {
+        Self(Arc::new(crate::sync::Mutex::new((false, None))))
+    }
+
+    fn open(&self) {
+        let waker = {
+            let mut state = self.0.lock().unwrap();
+            state.0 = true;
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Future for Gate {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.0.lock().unwrap();
+        if state.0 {
+            return Poll::Ready(());
+        }
+        state.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// A real pool of `n` workers on loom parkers, each worker on its own loom
+/// thread, and a spawner that starts hand-off threads as loom threads.
+struct LoomPool {
+    pool: crate::Pool,
+    threads: Arc<crate::sync::Mutex<Vec<thread::JoinHandle<()>>>>,
+}
+
+impl LoomPool {
+    fn new(n: usize) -> Self {
+        let parkers = (0..n)
+            .map(|_| {
+                let (parker, unparker) = park::pair();
+                (
+                    alloc::boxed::Box::new(parker) as alloc::boxed::Box<dyn Park + Send>,
+                    alloc::sync::Arc::new(unparker) as alloc::sync::Arc<dyn Unpark>,
+                )
+            })
+            .collect();
+        // Create this thread's cached `block_on` parker before any worker
+        // thread exists: loom cannot see async-task's own synchronization,
+        // through which a worker later reaches the parker (by our waker).
+        crate::block_on(YieldOnce(false));
+        let (pool, workers) = crate::Pool::try_new(parkers).unwrap();
+        let threads = Arc::new(crate::sync::Mutex::new(Vec::new()));
+        let started = threads.clone();
+        pool.set_thread_spawner(move |_, job| {
+            started.lock().unwrap().push(thread::spawn(job));
+            Ok(())
+        });
+        for worker in workers {
+            threads
+                .lock()
+                .unwrap()
+                .push(thread::spawn(move || worker.run()));
+        }
+        Self { pool, threads }
+    }
+
+    /// Shuts the pool down and joins every thread, hand-off threads included.
+    fn finish(self) {
+        self.pool.shutdown();
+        loop {
+            let next = self.threads.lock().unwrap().pop();
+            match next {
+                Some(thread) => thread.join().unwrap(),
+                None => break,
+            }
+        }
+    }
+}
+
+/// The real run loop's blocker path: with one worker, a task blocks in
+/// `block_on` on a gate that only a task queued behind it in its own LIFO
+/// slot opens. The blocking call hands the core to a new thread, which runs
+/// the queued task; the blocked task then finishes and its thread leaves the
+/// loop. A task nested under the blocked frame, or a core left without a
+/// thread, would deadlock.
+#[test]
+fn handoff_runs_task_queued_behind_blocker() {
+    model(3, || {
+        let pool = LoomPool::new(1);
+        let inner = pool.pool.clone();
+        let outer = pool.pool.spawn(async move {
+            let gate = Gate::new();
+            let opener = gate.clone();
+            let queued = inner.spawn(async move { opener.open() });
+            crate::block_on(gate);
+            drop(queued);
+            8
+        });
+        assert_eq!(crate::block_on(outer).unwrap(), 8);
+        pool.finish();
+    });
+}
+
+/// Shutdown drains the worker's own queues: a task spawns one task (to the
+/// LIFO slot), lets the pool stop, spawns another (racing the stop: moved to
+/// the local queue while `shutdown` takes the local queues, or refused), then
+/// joins both. Both resolve cancelled and the worker exits.
+#[test]
+fn shutdown_drains_local_queue_and_lifo_slot() {
+    model(3, || {
+        let pool = LoomPool::new(1);
+        let (ready, stopped) = (Latch::new(), Latch::new());
+        let (is_ready, is_stopped) = (ready.clone(), stopped.clone());
+        let inner = pool.pool.clone();
+        let task = pool.pool.spawn(async move {
+            let first = inner.spawn(async { 1 });
+            is_ready.set();
+            let second = inner.spawn(async { 2 });
+            is_stopped.wait();
+            (crate::block_on(first), crate::block_on(second))
+        });
+        ready.wait();
+        pool.pool.shutdown();
+        stopped.set();
+        let (first, second) = crate::block_on(task).unwrap();
+        assert!(first.unwrap_err().is_cancelled());
+        assert!(second.unwrap_err().is_cancelled());
+        pool.finish();
+    });
+}
+
+/// A local push races the last searcher going to sleep (issue 8, defect 3):
+/// a task on one worker spawns two tasks (the first moves from the LIFO slot
+/// to the local queue, with the light barrier and the cheap check) and then
+/// blocks its thread until the first one ran. Only the other worker can run
+/// it, so it must not sleep through the push: a lost wake-up leaves every
+/// thread blocked, which loom reports as a deadlock.
+#[test]
+fn idle_local_push_vs_last_searcher() {
+    model(2, || {
+        let pool = LoomPool::new(2);
+        let inner = pool.pool.clone();
+        let task = pool.pool.spawn(async move {
+            let ran = Latch::new();
+            let signal = ran.clone();
+            let first = inner.spawn(async move { signal.set() });
+            let second = inner.spawn(async {});
+            // A synchronous wait: this worker cannot run `first` itself.
+            ran.wait();
+            drop((first, second));
+        });
+        crate::block_on(task).unwrap();
+        pool.finish();
     });
 }

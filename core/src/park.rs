@@ -127,8 +127,18 @@ mod std_parker {
     /// parker.park(); // ...so this returns at once
     /// assert_eq!(result.load(Ordering::SeqCst), 42);
     /// ```
+    ///
+    /// Only its owner parks, so a `Parker` is not `Sync`: two threads cannot
+    /// share one (the sleep state has room for one sleeper).
+    ///
+    /// ```compile_fail
+    /// fn shared<T: Sync>(_: &T) {}
+    /// let (parker, _unparker) = unirun_core::park::pair();
+    /// shared(&parker);
+    /// ```
     pub struct Parker {
         inner: Arc<Inner>,
+        _not_sync: core::marker::PhantomData<core::cell::Cell<()>>,
     }
 
     /// Wakes a [`Parker`]. Cheap to clone, usable from any thread.
@@ -183,6 +193,7 @@ mod std_parker {
         (
             Parker {
                 inner: inner.clone(),
+                _not_sync: core::marker::PhantomData,
             },
             Unparker { inner },
         )

@@ -69,13 +69,19 @@ fn unpack(head: u32) -> (u16, u16) {
 
 /// Creates a local queue and its stealer.
 pub(crate) fn local() -> (Local, Stealer) {
+    local_at(0)
+}
+
+/// Creates an empty local queue whose positions start at `start`, so a test
+/// can cross the `u16` wrap-around after a few pushes.
+pub(crate) fn local_at(start: u16) -> (Local, Stealer) {
     let buffer = (0..LOCAL_QUEUE_CAPACITY)
         .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
         .collect::<Vec<_>>()
         .into_boxed_slice();
     let inner = Arc::new(Inner {
-        head: AtomicU32::new(0),
-        tail: AtomicU16::new(0),
+        head: AtomicU32::new(pack(start, start)),
+        tail: AtomicU16::new(start),
         buffer,
     });
     (
@@ -261,31 +267,11 @@ impl Stealer {
     /// Claims half of this queue and copies it to `dst` starting at `dst_tail`
     /// (without publishing it); returns how many were copied.
     fn steal_batch(&self, dst: &Local, dst_tail: u16) -> u16 {
-        let mut prev = self.inner.head.load(Ordering::Acquire);
-        let (first, n) = loop {
-            let (steal, real) = unpack(prev);
-            if steal != real {
-                // Someone else is stealing from this queue.
-                return 0;
-            }
-            let tail = self.inner.tail.load(Ordering::Acquire);
-            let available = tail.wrapping_sub(real);
-            let n = available - available / 2;
-            if n == 0 {
-                return 0;
-            }
-            let next = pack(steal, real.wrapping_add(n));
-            match self
-                .inner
-                .head
-                .compare_exchange(prev, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => break (real, n),
-                Err(actual) => prev = actual,
-            }
+        let Some((first, n)) = self.claim(|available| available - available / 2) else {
+            return 0;
         };
         for i in 0..n {
-            // SAFETY: the CAS claimed `first..first + n` of the source; the
+            // SAFETY: `claim` claimed `first..first + n` of the source; the
             // destination slots from `dst_tail` are free (checked by the caller)
             // and written only by `dst`'s owner, which is this thread.
             unsafe {
@@ -293,7 +279,55 @@ impl Stealer {
                 dst.inner.put(dst_tail.wrapping_add(i), runnable);
             }
         }
-        // Release the claim: move `steal` up to wherever `real` is now.
+        self.release(first, n);
+        n
+    }
+
+    /// Takes everything queued right now (for shutdown, which cancels it);
+    /// empty while another stealer holds a claim.
+    pub(crate) fn steal_all(&self) -> Vec<Runnable> {
+        let Some((first, n)) = self.claim(|available| available) else {
+            return Vec::new();
+        };
+        let taken = (0..n)
+            // SAFETY: `claim` claimed `first..first + n` for this thread.
+            .map(|i| unsafe { self.inner.take(first.wrapping_add(i)) })
+            .collect();
+        self.release(first, n);
+        taken
+    }
+
+    /// Claims `how_many(available)` runnables from the front by moving `real`
+    /// forward; `None` when there is nothing to claim or another stealer
+    /// holds a claim. The caller must [`release`](Self::release) the claim.
+    fn claim(&self, how_many: impl Fn(u16) -> u16) -> Option<(u16, u16)> {
+        let mut prev = self.inner.head.load(Ordering::Acquire);
+        loop {
+            let (steal, real) = unpack(prev);
+            if steal != real {
+                // Someone else is stealing from this queue.
+                return None;
+            }
+            let tail = self.inner.tail.load(Ordering::Acquire);
+            let n = how_many(tail.wrapping_sub(real));
+            if n == 0 {
+                return None;
+            }
+            let next = pack(steal, real.wrapping_add(n));
+            match self
+                .inner
+                .head
+                .compare_exchange(prev, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some((real, n)),
+                Err(actual) => prev = actual,
+            }
+        }
+    }
+
+    /// Ends the claim of `first..first + n`: moves `steal` up to wherever
+    /// `real` is now, so the owner may reuse those slots.
+    fn release(&self, first: u16, n: u16) {
         let mut prev = pack(first, first.wrapping_add(n));
         loop {
             let (_, real) = unpack(prev);
@@ -303,7 +337,7 @@ impl Stealer {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return n,
+                Ok(_) => return,
                 Err(actual) => prev = actual,
             }
         }

@@ -16,8 +16,9 @@ use std::sync::OnceLock;
 /// Two functions called around every blocking wait of [`block_on`](crate::block_on)
 /// (and so [`JoinHandle::join`](crate::JoinHandle::join)).
 ///
-/// - `release` runs before the thread parks, or, on a worker thread, before
-///   it runs the pool's other tasks while it waits. It returns a token.
+/// - `release` runs before the thread parks (on a worker thread, after the
+///   worker's queues went to another thread, which may already be running
+///   tasks that need what `release` gives up). It returns a token.
 /// - `reacquire(token)` runs before the waited-on future is polled again and
 ///   when the wait ends, with the token `release` returned.
 ///
@@ -87,6 +88,8 @@ pub fn set_wait_hook(hook: WaitHook) -> bool {
 /// A wait in progress: `Held` while the waiting code may run, `Released`
 /// while the thread parks or runs other tasks. Dropping it reacquires.
 /// Without `std` there is no hook and every call is a no-op.
+// Only `std`'s cached-parker `block_on` waits through it.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 pub(crate) struct Waiting {
     #[cfg(feature = "std")]
     hook: Option<&'static WaitHook>,
@@ -94,6 +97,7 @@ pub(crate) struct Waiting {
     released: Option<usize>,
 }
 
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 impl Waiting {
     /// Starts a wait, held.
     #[inline]

@@ -190,11 +190,26 @@ impl Builder {
             self.stack_size,
             tasks.clone(),
         );
-        let (pool, pool_workers) = Pool::with_workers(workers);
+        let (pool, pool_workers) = Pool::try_with_workers(workers)
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
+        // Threads started when a task blocks a worker take its queues over;
+        // named like the worker, joined at shutdown like the workers.
+        let handoff = Arc::new(HandoffThreads::default());
+        let threads_of = handoff.clone();
+        let (prefix, stack_size) = (self.name.clone(), self.stack_size);
+        pool.set_thread_spawner(move |index, job| {
+            let mut builder = thread::Builder::new().name(format!("{prefix}-{index}"));
+            if let Some(size) = stack_size {
+                builder = builder.stack_size(size);
+            }
+            threads_of.push(builder.spawn(job)?);
+            Ok(())
+        });
         let inner = Arc::new(Inner {
             pool,
             tasks,
             lane,
+            handoff,
             name: self.name,
             workers,
             max_blocking,
@@ -238,6 +253,8 @@ struct Inner {
     tasks: Arc<TaskSet>,
     /// Blocking closures; its default task set is `tasks`.
     lane: BlockingLane,
+    /// Threads that took a worker over from a blocked one.
+    handoff: Arc<HandoffThreads>,
     name: String,
     workers: usize,
     max_blocking: usize,
@@ -538,6 +555,51 @@ impl ThreadPool {
         inner.pool.shutdown();
         for thread in std::mem::take(&mut self.threads) {
             let _ = thread.join();
+        }
+        inner.handoff.join_all();
+    }
+}
+
+/// The hand-off threads a pool started (see `Pool::set_thread_spawner`).
+#[derive(Default)]
+struct HandoffThreads(std::sync::Mutex<Vec<thread::JoinHandle<()>>>);
+
+impl HandoffThreads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<thread::JoinHandle<()>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a new thread; joins the ones that finished, so the list stays
+    /// as long as the number of live threads.
+    fn push(&self, thread: thread::JoinHandle<()>) {
+        let finished: Vec<_> = {
+            let mut threads = self.lock();
+            let (done, live) = std::mem::take(&mut *threads)
+                .into_iter()
+                .partition(thread::JoinHandle::is_finished);
+            *threads = live;
+            threads.push(thread);
+            done
+        };
+        for thread in finished {
+            let _ = thread.join();
+        }
+    }
+
+    /// Joins every hand-off thread, including those started while joining:
+    /// each thread is recorded by its starter before the starter exits, so
+    /// once a round finds the list empty, none is left.
+    fn join_all(&self) {
+        loop {
+            let threads = std::mem::take(&mut *self.lock());
+            if threads.is_empty() {
+                return;
+            }
+            for thread in threads {
+                let _ = thread.join();
+            }
         }
     }
 }
