@@ -57,12 +57,12 @@ use std::task::{Context, Poll};
 
 use async_task::FallibleTask;
 use std::time::Duration;
+use unirun_blocking::BlockingLane;
+pub use unirun_blocking::LaneStats;
 use unirun_core::{
     CatchPanic, Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo,
     TaskFuture, TaskSet,
 };
-use unirun_threads::BlockingLane;
-pub use unirun_threads::LaneStats;
 
 /// A reference to an async-executor that spawns unirun tasks on it.
 ///

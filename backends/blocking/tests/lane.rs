@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 
+use unirun_blocking::BlockingLane;
 use unirun_core::TaskSet;
-use unirun_threads::BlockingLane;
 
 /// Sets its flag when the thread holding it exits (thread-local destructors
 /// run before the thread can be joined).

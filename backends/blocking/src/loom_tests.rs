@@ -1,0 +1,1 @@
+//! Loom models of the lane's counters (placeholder, filled in below).
