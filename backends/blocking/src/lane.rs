@@ -494,13 +494,17 @@ impl Drop for Running<'_> {
     fn drop(&mut self) {
         let mut state = self.lane.lock();
         state.threads -= 1;
+        CURRENT_LANE.with(|current| current.set(0));
+        // The thread ends with the panic: someone else must serve the queue.
+        // (It is not marked as left yet, so `hand_on` cannot reap, and join,
+        // this very thread.)
+        self.lane.hand_on(state);
+        let mut state = self.lane.lock();
         if let Some(slot) = state.slot(self.id) {
             slot.left = true;
         }
+        drop(state);
         self.lane.changed.notify_all();
-        CURRENT_LANE.with(|current| current.set(0));
-        // The thread ends with the panic: someone else must serve the queue.
-        self.lane.hand_on(state);
     }
 }
 

@@ -91,3 +91,162 @@ fn dropping_the_lane_joins_its_threads() {
     drop(lane);
     assert!(exited.load(Ordering::SeqCst));
 }
+
+/// Runs `body` on its own thread and fails the test if it does not finish
+/// within a generous minute: a hang becomes a failure with a message.
+fn watchdog<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(value) => value,
+        Err(_) => panic!("hang: {what} did not finish within 60 s"),
+    }
+}
+
+#[test]
+fn the_default_cap_is_at_least_tokios_512() {
+    assert_eq!(unirun_blocking::default_blocking_cap(1), 512);
+    assert_eq!(unirun_blocking::default_blocking_cap(2), 512);
+    let lane = BlockingLane::builder().build().unwrap();
+    assert!(lane.stats().cap >= 512, "{:?}", lane.stats());
+}
+
+#[test]
+fn a_hundred_closures_at_one_barrier_all_get_a_thread() {
+    // 100 closures that wait for each other deadlocked at the old default
+    // cap (64 on a 2-CPU machine); with the default cap they all run.
+    watchdog("100 closures at a barrier", || {
+        let lane = BlockingLane::builder().name("barrier100").build().unwrap();
+        let barrier = Arc::new(Barrier::new(100));
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let barrier = barrier.clone();
+                lane.spawn_blocking(move || {
+                    barrier.wait();
+                    i
+                })
+            })
+            .collect();
+        let sum: usize = tasks.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(sum, (0..100).sum());
+        assert!(lane.stats().threads >= 100);
+    });
+}
+
+#[test]
+fn a_panic_escaping_a_runnable_does_not_leak_the_lanes_capacity() {
+    watchdog("a closure after a panicking runnable", || {
+        let lane = BlockingLane::builder()
+            .name("panicrun")
+            .max_threads(1)
+            .build()
+            .unwrap();
+        // A raw runnable whose `run` lets the panic out (the core's own tasks
+        // catch theirs; a foreign executor's may not).
+        let hook = lane.scheduler();
+        let (runnable, task) = async_task::Builder::new().spawn(
+            |()| async { panic!("escapes run()") },
+            async_task::WithInfo(move |runnable, info| hook.schedule(runnable, info)),
+        );
+        task.detach();
+        runnable.schedule();
+        // With one thread of capacity, the lane must still find a thread for this.
+        assert_eq!(lane.spawn_blocking(|| 7).join().unwrap(), 7);
+        let stats = lane.stats();
+        assert!(stats.threads <= 1, "{stats:?}");
+        lane.shutdown();
+        assert_eq!(lane.stats().threads, 0);
+    });
+}
+
+#[test]
+fn a_lane_dropped_inside_its_own_closure_does_not_wait_for_a_sibling_waiting_on_it() {
+    watchdog("dropping a lane on its own thread", || {
+        let lane = BlockingLane::builder()
+            .name("selfdroplane")
+            .build()
+            .unwrap();
+        let (wake_sibling, sibling_gate) = std::sync::mpsc::channel::<()>();
+        let (hand_over, lane_slot) = std::sync::mpsc::channel::<BlockingLane>();
+        // The sibling runs until the dropping closure has dropped the lane.
+        let sibling = lane.spawn_blocking(move || {
+            sibling_gate.recv().unwrap();
+            flag_thread_exit()
+        });
+        let dropper = lane.spawn_blocking(move || {
+            let lane = lane_slot.recv().unwrap();
+            drop(lane); // must not join the sibling, which waits for the next line
+            wake_sibling.send(()).unwrap();
+            flag_thread_exit()
+        });
+        hand_over.send(lane).unwrap();
+        let exits = [sibling.join().unwrap(), dropper.join().unwrap()];
+        // The joins moved to a helper thread: both lane threads exit.
+        for exited in &exits {
+            while !exited.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+        }
+    });
+}
+
+#[test]
+fn shutdown_timeout_gives_up_on_stuck_closures_and_cancels_queued_ones() {
+    watchdog("shutdown_timeout with stuck closures", || {
+        let lane = BlockingLane::builder()
+            .name("stucklane")
+            .max_threads(2)
+            .build()
+            .unwrap();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(gate));
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let stuck: Vec<_> = (0..2)
+            .map(|_| {
+                let (gate, started_tx) = (gate.clone(), started_tx.clone());
+                lane.spawn_blocking(move || {
+                    let exited = flag_thread_exit();
+                    started_tx.send(()).unwrap();
+                    gate.lock().unwrap().recv().unwrap();
+                    exited
+                })
+            })
+            .collect();
+        started.recv().unwrap();
+        started.recv().unwrap();
+        // Both threads are busy: this one stays queued.
+        let queued = lane.spawn_blocking(|| "never runs");
+        let begin = std::time::Instant::now();
+        assert!(!lane.shutdown_timeout(std::time::Duration::from_millis(100)));
+        assert!(begin.elapsed() >= std::time::Duration::from_millis(100));
+        assert!(queued.join().unwrap_err().is_cancelled());
+        // The stuck closures finish later, on their detached threads.
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        for task in stuck {
+            let exited = task.join().unwrap();
+            while !exited.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+        }
+        assert_eq!(lane.stats().threads, 0);
+    });
+}
+
+#[test]
+fn shutdown_timeout_joins_idle_threads_and_reports_success() {
+    let lane = BlockingLane::builder()
+        .name("idlelane")
+        .keep_alive(std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let exited = lane.spawn_blocking(flag_thread_exit).join().unwrap();
+    assert!(lane.shutdown_timeout(std::time::Duration::from_secs(3600)));
+    assert!(
+        exited.load(Ordering::SeqCst),
+        "an idle thread was not joined"
+    );
+    assert_eq!(lane.stats().threads, 0);
+}
