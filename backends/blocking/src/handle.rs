@@ -34,7 +34,7 @@ use crate::BlockingLaneBuilder;
 /// lane.shutdown();
 /// ```
 pub struct BlockingLane {
-    lane: Arc<Lane>,
+    pub(crate) lane: Arc<Lane>,
     hook: Arc<LaneHook>,
 }
 

@@ -87,7 +87,7 @@ pub(crate) struct Lane {
     stack_size: Option<usize>,
     /// The task set of closures spawned without one of their own.
     pub(crate) tasks: Arc<TaskSet>,
-    pub(crate) clock: Clock,
+    clock: Clock,
 }
 
 struct State {
@@ -443,6 +443,12 @@ impl Lane {
             }
         }
         all_left
+    }
+
+    /// Fires the keep-alive of every idle thread, now and later (loom models only).
+    #[cfg(loom)]
+    pub(crate) fn expire_keep_alive(&self) {
+        self.clock.expire(&self.state, &self.work);
     }
 
     /// Whether the calling thread is one of this lane's threads. A thread
