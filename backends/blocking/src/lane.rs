@@ -205,7 +205,7 @@ impl Lane {
             keep_alive,
             stack_size,
             tasks,
-            clock: Clock::default(),
+            clock: Clock::new(),
         }
     }
 

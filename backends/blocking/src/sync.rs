@@ -69,6 +69,10 @@ pub(crate) struct Clock;
 
 #[cfg(not(loom))]
 impl Clock {
+    pub(crate) fn new() -> Self {
+        Clock
+    }
+
     /// Waits on `condvar` for a wake-up or `keep_alive`; returns whether it timed out.
     pub(crate) fn wait<'a, T>(
         &self,
@@ -92,6 +96,10 @@ pub(crate) struct Clock {
 
 #[cfg(loom)]
 impl Clock {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
     /// Once the clock has fired every wait times out at once; before, a wait
     /// ends with a wake-up or with the clock firing, whichever loom picks.
     pub(crate) fn wait<'a, T>(
