@@ -389,8 +389,8 @@ impl Builder {
         self
     }
 
-    /// Most threads of the blocking lane; defaults to 16 per CPU, at least
-    /// 64.
+    /// Most threads of the blocking lane; defaults to
+    /// [`unirun_blocking::default_blocking_cap`] (at least 512).
     ///
     /// # Examples
     ///
