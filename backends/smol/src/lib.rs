@@ -57,12 +57,12 @@ use std::task::{Context, Poll};
 
 use async_task::FallibleTask;
 use std::time::Duration;
+use unirun_blocking::BlockingLane;
+pub use unirun_blocking::LaneStats;
 use unirun_core::{
     CatchPanic, Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo,
     TaskFuture, TaskSet,
 };
-use unirun_threads::BlockingLane;
-pub use unirun_threads::LaneStats;
 
 /// A reference to an async-executor that spawns unirun tasks on it.
 ///
@@ -389,8 +389,8 @@ impl Builder {
         self
     }
 
-    /// Most threads of the blocking lane; defaults to 16 per CPU, at least
-    /// 64.
+    /// Most threads of the blocking lane; defaults to
+    /// [`unirun_blocking::default_blocking_cap`] (at least 512).
     ///
     /// # Examples
     ///

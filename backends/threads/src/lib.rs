@@ -10,18 +10,23 @@
 //! from a worker they take its LIFO slot, from outside they go through the
 //! injector and wake one idle worker.
 //!
-//! Blocking closures go to a separate lane (`{name}-blocking-{i}`) that grows
-//! while closures wait and no thread is idle, up to a cap, and shrinks as idle
-//! threads retire after a keep-alive. When the OS refuses a thread the cap
-//! drops to what the lane has instead of panicking. The lane is also a type
-//! of its own, [`BlockingLane`], for backends that bring their own async
-//! executor (the smol backend owns one per executor).
+//! Blocking closures go to a [`BlockingLane`] (`{name}-blocking-{i}`, from
+//! the `unirun-blocking` crate, re-exported here) that grows while closures
+//! wait and no thread is idle, up to a cap (at least 512 by default), and
+//! shrinks as idle threads retire after a keep-alive.
 //!
 //! Every task, async or blocking, is a member of the pool's
 //! [`TaskSet`](unirun_core::TaskSet): shutdown waits for the set to empty, and
 //! the bounded forms close it, which cancels what has not finished. Worker and
 //! lane threads are joined before shutdown returns, so the process's thread
-//! count is back where it was.
+//! count is back where it was; only
+//! [`shutdown_timeout`](ThreadPool::shutdown_timeout) leaves behind threads
+//! stuck in user code past its deadline, each exiting when that code returns.
+//!
+//! # Features
+//!
+//! This crate has no cargo features of its own; it is the `std` feature of
+//! the `unirun` facade.
 //!
 //! # Examples
 //!
@@ -41,8 +46,12 @@
 //! assert_eq!(total, 14);
 //! ```
 
-mod lane;
+mod builder;
+mod handle;
 mod pool;
+mod shutdown;
 
-pub use crate::lane::{default_blocking_cap, BlockingLane, BlockingLaneBuilder, LaneStats};
-pub use crate::pool::{Builder, Handle, ThreadPool};
+pub use crate::builder::Builder;
+pub use crate::handle::Handle;
+pub use crate::pool::ThreadPool;
+pub use unirun_blocking::{default_blocking_cap, BlockingLane, BlockingLaneBuilder, LaneStats};

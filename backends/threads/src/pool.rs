@@ -1,155 +1,33 @@
-//! [`ThreadPool`], its [`Builder`] and its [`Handle`].
+//! [`ThreadPool`]: starting its worker threads and blocking lane, and
+//! stopping them.
+//!
+//! # Shutdown
+//!
+//! Every form first waits for (or cancels) the pool's [`TaskSet`], then
+//! stops the lane and the workers. `shutdown` and `shutdown_now` join every
+//! thread. `shutdown_timeout(d)` is bounded by one deadline `d` from the
+//! call: it waits for the tasks until then, cancels the rest, and waits for
+//! threads that are still inside user code (a blocking closure, or a task's
+//! poll that blocks) only until the deadline; those are left detached and
+//! exit as soon as that code returns. Threads with nothing to run are
+//! joined. From one of the pool's own threads no form waits: the teardown
+//! moves to a helper thread (`{name}-shutdown`), and if that thread cannot
+//! start the pool is stopped without waiting, never recursively.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use unirun_core::{Executor, JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
+use unirun_blocking::BlockingLane;
+use unirun_core::{JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
 
-use crate::lane::{BlockingLane, LaneStats};
-
-/// Configures a [`ThreadPool`].
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let pool = unirun_threads::ThreadPool::builder()
-///     .workers(2)
-///     .name("ingest")
-///     .max_blocking_threads(8)
-///     .keep_alive(Duration::from_secs(1))
-///     .build()
-///     .unwrap();
-/// assert_eq!(pool.num_workers(), 2);
-/// ```
-#[derive(Debug, Clone)]
-#[must_use = "a builder does nothing until `build` is called"]
-pub struct Builder {
-    workers: Option<usize>,
-    name: String,
-    max_blocking: Option<usize>,
-    keep_alive: Duration,
-    stack_size: Option<usize>,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Self {
-            workers: None,
-            name: "unirun".into(),
-            max_blocking: None,
-            keep_alive: crate::lane::default_keep_alive(),
-            stack_size: None,
-        }
-    }
-}
+use crate::shutdown::{wait_empty, Exits, HandoffThreads};
+use crate::{Builder, Handle};
 
 impl Builder {
-    /// Number of async worker threads; defaults to the CPU budget (affinity
-    /// and cgroup quota included). Must be at least 1.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun_threads::ThreadPool;
-    ///
-    /// let pool = ThreadPool::builder().workers(3).build().unwrap();
-    /// assert_eq!(pool.num_workers(), 3);
-    ///
-    /// let err = ThreadPool::builder().workers(0).build().unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
-    /// ```
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = Some(n);
-        self
-    }
-
-    /// Thread name prefix: workers are `{name}-{i}`, blocking threads
-    /// `{name}-blocking-{i}`. Defaults to `unirun`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder().workers(1).name("ingest").build().unwrap();
-    /// let thread = pool.spawn(async { std::thread::current().name().map(String::from) });
-    /// assert_eq!(thread.join().unwrap().as_deref(), Some("ingest-0"));
-    /// ```
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// Most threads of the blocking lane; defaults to 16 per CPU, at least 64.
-    /// Must be at least 1.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun_threads::ThreadPool;
-    ///
-    /// let pool = ThreadPool::builder().workers(1).max_blocking_threads(2).build().unwrap();
-    /// assert_eq!(pool.handle().max_blocking_threads(), 2);
-    ///
-    /// let err = ThreadPool::builder().max_blocking_threads(0).build().unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
-    /// ```
-    pub fn max_blocking_threads(mut self, n: usize) -> Self {
-        self.max_blocking = Some(n);
-        self
-    }
-
-    /// How long an idle blocking thread waits for work before it exits.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let pool = unirun_threads::ThreadPool::builder()
-    ///     .workers(1)
-    ///     .keep_alive(Duration::from_millis(1))
-    ///     .build()
-    ///     .unwrap();
-    /// pool.spawn_blocking(|| ()).join().unwrap();
-    ///
-    /// // With nothing more to do, the blocking thread retires after the keep-alive.
-    /// while pool.handle().blocking_stats().threads > 0 {
-    ///     std::thread::yield_now();
-    /// }
-    /// ```
-    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
-        self.keep_alive = keep_alive;
-        self
-    }
-
-    /// Stack size of every thread the pool starts.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder()
-    ///     .workers(1)
-    ///     .stack_size(8 << 20)
-    ///     .build()
-    ///     .unwrap();
-    /// // A large stack frame fits comfortably in the blocking thread's 8 MiB.
-    /// let sum = pool.spawn_blocking(|| {
-    ///     let buf = std::hint::black_box([1u8; 1 << 20]);
-    ///     buf.iter().map(|&b| usize::from(b)).sum::<usize>()
-    /// });
-    /// assert_eq!(sum.join().unwrap(), 1 << 20);
-    /// ```
-    pub fn stack_size(mut self, bytes: usize) -> Self {
-        self.stack_size = Some(bytes);
-        self
-    }
-
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -180,29 +58,36 @@ impl Builder {
         let max_blocking = match self.max_blocking {
             Some(0) => return Err(invalid("max_blocking_threads", 0)),
             Some(n) => n,
-            None => crate::lane::default_cap(),
+            None => unirun_blocking::default_blocking_cap(cpus),
         };
         let tasks = Arc::new(TaskSet::new());
-        let lane = BlockingLane::with_tasks(
-            self.name.clone(),
-            max_blocking,
-            self.keep_alive,
-            self.stack_size,
-            tasks.clone(),
-        );
+        let mut lane = BlockingLane::builder()
+            .name(self.name.clone())
+            .max_threads(max_blocking)
+            .keep_alive(self.keep_alive)
+            .task_set(tasks.clone());
+        if let Some(size) = self.stack_size {
+            lane = lane.stack_size(size);
+        }
+        let lane = lane.build()?;
         let (pool, pool_workers) = Pool::try_with_workers(workers)
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
-        // Threads started when a task blocks a worker take its queues over;
-        // named like the worker, joined at shutdown like the workers.
+        let exits = Arc::<Exits>::default();
+        // Threads started when a task blocks a worker take its core over:
+        // named like the worker, counted and joined like the workers.
         let handoff = Arc::new(HandoffThreads::default());
-        let threads_of = handoff.clone();
+        let (threads_of, exits_of) = (handoff.clone(), exits.clone());
         let (prefix, stack_size) = (self.name.clone(), self.stack_size);
         pool.set_thread_spawner(move |index, job| {
             let mut builder = thread::Builder::new().name(format!("{prefix}-{index}"));
             if let Some(size) = stack_size {
                 builder = builder.stack_size(size);
             }
-            threads_of.push(builder.spawn(job)?);
+            let exit = exits_of.enter();
+            threads_of.push(builder.spawn(move || {
+                let _exit = exit;
+                job();
+            })?);
             Ok(())
         });
         let inner = Arc::new(Inner {
@@ -213,6 +98,8 @@ impl Builder {
             name: self.name,
             workers,
             max_blocking,
+            stack_size: self.stack_size,
+            exits,
         });
         let mut threads = Vec::with_capacity(workers);
         for worker in pool_workers {
@@ -221,14 +108,15 @@ impl Builder {
             if let Some(size) = self.stack_size {
                 builder = builder.stack_size(size);
             }
-            match builder.spawn(move || worker.run()) {
+            let exit = inner.exits.enter();
+            match builder.spawn(move || {
+                let _exit = exit;
+                worker.run();
+            }) {
                 Ok(thread) => threads.push(thread),
                 Err(err) => {
-                    let pool = ThreadPool {
-                        handle: Handle { inner },
-                        threads,
-                    };
-                    pool.stop();
+                    let handle = Handle { inner };
+                    Teardown { handle, threads }.stop();
                     return Err(err);
                 }
             }
@@ -247,17 +135,21 @@ fn invalid(setting: &str, value: usize) -> io::Error {
     )
 }
 
-struct Inner {
-    pool: Pool,
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
     /// Every task spawned through this pool, async and blocking.
-    tasks: Arc<TaskSet>,
+    pub(crate) tasks: Arc<TaskSet>,
     /// Blocking closures; its default task set is `tasks`.
-    lane: BlockingLane,
-    /// Threads that took a worker over from a blocked one.
+    pub(crate) lane: BlockingLane,
+    /// Threads that took a worker's core over from a blocked one.
     handoff: Arc<HandoffThreads>,
-    name: String,
-    workers: usize,
-    max_blocking: usize,
+    pub(crate) name: String,
+    pub(crate) workers: usize,
+    pub(crate) max_blocking: usize,
+    /// Of every thread the pool starts, the shutdown helper included.
+    stack_size: Option<usize>,
+    /// Worker threads that have not left their loop yet.
+    exits: Arc<Exits>,
 }
 
 impl Schedule for Inner {
@@ -293,38 +185,6 @@ impl Schedule for Inner {
 pub struct ThreadPool {
     handle: Handle,
     threads: Vec<thread::JoinHandle<()>>,
-}
-
-/// A cheap, cloneable reference to a [`ThreadPool`], usable from any thread
-/// and inside its tasks. It does not keep the pool's threads alive: after the
-/// pool shuts down, spawns through a handle are cancelled at once.
-///
-/// # Examples
-///
-/// ```
-/// let pool = unirun_threads::ThreadPool::builder()
-///     .workers(2)
-///     .name("svc")
-///     .max_blocking_threads(8)
-///     .build()
-///     .unwrap();
-/// let handle = pool.handle();
-/// assert_eq!(handle.name(), "svc");
-/// assert_eq!(handle.num_workers(), 2);
-/// assert_eq!(handle.max_blocking_threads(), 8);
-///
-/// // A handle can be sent to other threads and spawn from there.
-/// let remote = handle.clone();
-/// let answer = std::thread::spawn(move || remote.spawn(async { 42 }).join().unwrap());
-/// assert_eq!(answer.join().unwrap(), 42);
-///
-/// pool.shutdown();
-/// assert!(handle.is_shutdown());
-/// assert!(handle.spawn(async {}).join().unwrap_err().is_cancelled());
-/// ```
-#[derive(Clone)]
-pub struct Handle {
-    inner: Arc<Inner>,
 }
 
 impl ThreadPool {
@@ -459,13 +319,15 @@ impl ThreadPool {
     /// pool.shutdown(); // waits for the detached closure too
     /// assert!(done.load(Ordering::SeqCst));
     /// ```
-    pub fn shutdown(self) {
-        drop(self);
+    pub fn shutdown(mut self) {
+        self.finish(Stop::Wait);
     }
 
     /// Cancels every task that has not finished: waiting and queued tasks
     /// resolve to `Err(cancelled)`, blocking closures that already started run
-    /// to completion (threads cannot be interrupted). Then joins the threads.
+    /// to completion (threads cannot be interrupted) and are waited for. Then
+    /// joins the threads. Called on one of the pool's own threads, it
+    /// cancels at once and leaves the waiting to a helper thread.
     ///
     /// # Examples
     ///
@@ -477,12 +339,27 @@ impl ThreadPool {
     /// ```
     pub fn shutdown_now(mut self) {
         self.handle.inner.tasks.close();
-        self.finish(None);
+        self.finish(Stop::Now);
     }
 
     /// Waits up to `timeout` for the tasks to finish, then cancels the rest as
-    /// [`shutdown_now`](Self::shutdown_now) does. Returns whether everything
-    /// finished in time.
+    /// [`shutdown_now`](Self::shutdown_now) does, and returns about `timeout`
+    /// after the call at the latest. Returns whether everything finished in
+    /// time.
+    ///
+    /// Threads still inside user code at the deadline (a blocking closure
+    /// that waits for something, or a task whose poll blocks) cannot be
+    /// interrupted: they are left behind, detached, and each exits as soon as
+    /// that code returns, so the process's thread count returns to what it
+    /// was once they have. Threads with nothing to run are joined before this
+    /// returns. The handle of a closure left running still resolves to its
+    /// result.
+    ///
+    /// Called on one of the pool's own threads (inside one of its tasks or
+    /// blocking closures), it cannot wait for the caller itself nor hold up
+    /// a worker: it returns `false` at once, since the calling task has not
+    /// finished, and a helper thread (`{name}-shutdown`) does the bounded
+    /// wait and the teardown.
     ///
     /// # Examples
     ///
@@ -499,381 +376,177 @@ impl ThreadPool {
     /// let stuck = pool.spawn(std::future::pending::<()>());
     /// assert!(!pool.shutdown_timeout(Duration::from_millis(20)));
     /// assert!(stuck.join().unwrap_err().is_cancelled());
+    ///
+    /// // A blocking closure stuck past the deadline does not hold the call up.
+    /// let pool = ThreadPool::builder().workers(1).build().unwrap();
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// let stuck = pool.spawn_blocking(move || gate.recv().is_ok());
+    /// assert!(!pool.shutdown_timeout(Duration::from_millis(20)));
+    /// release.send(()).unwrap();
+    /// assert!(stuck.join().unwrap()); // it finished later, on its detached thread
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
-        let in_time = wait_empty(&self.handle.inner.tasks, Some(Instant::now() + timeout));
-        if !in_time {
-            self.handle.inner.tasks.close();
-        }
-        self.finish(None);
-        in_time
+        let now = Instant::now();
+        // A timeout too far to represent waits a century instead.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600));
+        self.finish(Stop::Until(deadline))
     }
 
-    /// Waits for the task set to empty (unless `deadline` passes), then stops.
-    fn finish(&mut self, deadline: Option<Instant>) {
-        let threads = std::mem::take(&mut self.threads);
+    /// Stops the pool as `stop` says, here or, on one of the pool's own
+    /// threads, on a helper thread (then returns `false`).
+    fn finish(&mut self, stop: Stop) -> bool {
+        let teardown = Teardown {
+            handle: self.handle.clone(),
+            threads: std::mem::take(&mut self.threads),
+        };
         if unirun_core::in_forked_child() {
             // A pool inherited through `fork`: its threads do not exist here,
             // so there is nothing to wait for or join (joining would hang).
-            std::mem::forget(threads);
-            return;
+            std::mem::forget(teardown.threads);
+            return false;
         }
-        let pool = ThreadPool {
-            handle: self.handle.clone(),
-            threads,
-        };
-        if pool.handle.on_own_thread() {
+        if self.handle.on_own_thread() {
             // Waiting here could deadlock (we may be the task it waits for) or
             // stall a worker: move the whole teardown to a helper thread.
-            let name = format!("{}-shutdown", pool.handle.inner.name);
-            let spawned = thread::Builder::new()
-                .name(name)
-                .spawn(move || pool.finish_here(deadline));
-            if let Err(err) = spawned {
-                // No thread for the teardown: stop without waiting rather than hang.
-                eprintln!("unirun: could not start a thread to shut the pool down ({err}); cancelling its tasks");
-            }
-            return;
+            teardown.off_thread(stop);
+            return false;
         }
-        pool.finish_here(deadline);
-    }
-
-    fn finish_here(self, deadline: Option<Instant>) {
-        if !wait_empty(&self.handle.inner.tasks, deadline) {
-            self.handle.inner.tasks.close();
-            wait_empty(&self.handle.inner.tasks, None);
-        }
-        self.stop();
-    }
-
-    /// Stops without waiting: closes the task set, the lane and the workers,
-    /// then joins every thread.
-    fn stop(mut self) {
-        let inner = &self.handle.inner;
-        inner.tasks.close();
-        inner.lane.shutdown();
-        inner.pool.shutdown();
-        for thread in std::mem::take(&mut self.threads) {
-            let _ = thread.join();
-        }
-        inner.handoff.join_all();
-    }
-}
-
-/// The hand-off threads a pool started (see `Pool::set_thread_spawner`).
-#[derive(Default)]
-struct HandoffThreads(std::sync::Mutex<Vec<thread::JoinHandle<()>>>);
-
-impl HandoffThreads {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<thread::JoinHandle<()>>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Records a new thread; joins the ones that finished, so the list stays
-    /// as long as the number of live threads.
-    fn push(&self, thread: thread::JoinHandle<()>) {
-        let finished: Vec<_> = {
-            let mut threads = self.lock();
-            let (done, live) = std::mem::take(&mut *threads)
-                .into_iter()
-                .partition(thread::JoinHandle::is_finished);
-            *threads = live;
-            threads.push(thread);
-            done
-        };
-        for thread in finished {
-            let _ = thread.join();
-        }
-    }
-
-    /// Joins every hand-off thread, including those started while joining:
-    /// each thread is recorded by its starter before the starter exits, so
-    /// once a round finds the list empty, none is left.
-    fn join_all(&self) {
-        loop {
-            let threads = std::mem::take(&mut *self.lock());
-            if threads.is_empty() {
-                return;
-            }
-            for thread in threads {
-                let _ = thread.join();
-            }
-        }
+        teardown.run(stop)
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         if !self.threads.is_empty() {
-            self.finish(None);
+            self.finish(Stop::Wait);
         }
     }
+}
+
+/// How a pool stops.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// Wait for every task, then join every thread.
+    Wait,
+    /// The tasks were cancelled; wait for blocking closures already running.
+    Now,
+    /// Wait for the tasks until the deadline, then cancel; give up on stuck
+    /// threads at the deadline.
+    Until(Instant),
+}
+
+/// What stopping a pool needs, taken out of the [`ThreadPool`]. It has no
+/// `Drop`: dropping it (a helper thread that could not start) detaches the
+/// threads instead of starting another teardown.
+struct Teardown {
+    handle: Handle,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Teardown {
+    fn run(self, stop: Stop) -> bool {
+        let tasks = &self.handle.inner.tasks;
+        match stop {
+            Stop::Wait => {
+                wait_empty(tasks, None);
+                self.stop();
+                true
+            }
+            Stop::Now => {
+                tasks.close();
+                wait_empty(tasks, None);
+                self.stop();
+                false
+            }
+            Stop::Until(deadline) => {
+                let in_time = wait_empty(tasks, Some(deadline));
+                self.stop_until(deadline);
+                in_time
+            }
+        }
+    }
+
+    /// Runs the teardown on a helper thread. When the OS refuses one, stops
+    /// without waiting here instead: a thread of the pool must not wait for
+    /// the pool.
+    fn off_thread(self, stop: Stop) {
+        let inner = &self.handle.inner;
+        let mut helper = thread::Builder::new().name(format!("{}-shutdown", inner.name));
+        if let Some(size) = inner.stack_size {
+            helper = helper.stack_size(size);
+        }
+        let slot = Arc::new(Mutex::new(Some(self)));
+        let mine = slot.clone();
+        let spawned = helper.spawn(move || {
+            if let Some(teardown) = take(&mine) {
+                teardown.run(stop);
+            }
+        });
+        if let Err(err) = spawned {
+            // The closure was dropped unrun; the teardown is still in the slot.
+            if let Some(teardown) = take(&slot) {
+                eprintln!(
+                    "unirun: could not start a thread to shut pool `{}` down ({err}); \
+                     cancelling its tasks and leaving its threads to exit on their own",
+                    teardown.handle.inner.name
+                );
+                teardown.abandon();
+            }
+        }
+    }
+
+    /// Stops without waiting for anything: cancels every task, signals the
+    /// lane and the workers, and leaves their threads to exit on their own.
+    fn abandon(self) {
+        let inner = &self.handle.inner;
+        inner.tasks.close();
+        inner.pool.shutdown();
+        // Joins only lane threads that have nothing to run (they leave at once).
+        inner.lane.shutdown_timeout(Duration::ZERO);
+        drop(self.threads);
+    }
+
+    /// Stops without waiting for the tasks: closes the task set, the lane and
+    /// the workers, then joins every thread.
+    fn stop(self) {
+        let inner = &self.handle.inner;
+        inner.tasks.close();
+        inner.lane.shutdown();
+        inner.pool.shutdown();
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        inner.handoff.join_all();
+    }
+
+    /// [`stop`](Self::stop) bounded by `deadline`: threads still busy then
+    /// are detached.
+    fn stop_until(self, deadline: Instant) {
+        let inner = &self.handle.inner;
+        inner.tasks.close();
+        inner.pool.shutdown();
+        inner
+            .lane
+            .shutdown_timeout(deadline.saturating_duration_since(Instant::now()));
+        let all_left = inner.exits.wait_until(deadline);
+        for thread in self.threads {
+            if all_left || thread.is_finished() {
+                let _ = thread.join();
+            }
+            // Otherwise dropped: detached, it exits when its poll returns.
+        }
+        inner.handoff.join_finished(all_left);
+    }
+}
+
+fn take(slot: &Mutex<Option<Teardown>>) -> Option<Teardown> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
 }
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.handle, f)
-    }
-}
-
-impl Handle {
-    /// Spawns a future on the pool's workers.
-    ///
-    /// From one of the pool's worker threads the task goes to that worker's
-    /// LIFO slot (it runs next, on the same core); from anywhere else it goes
-    /// to the injector and wakes one idle worker.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
-    /// let handle = pool.handle();
-    /// let inner = handle.clone();
-    /// let nested = handle.spawn(async move { inner.spawn(async { 5 }).await.unwrap() * 2 });
-    /// assert_eq!(nested.join().unwrap(), 10);
-    /// ```
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.inner.pool.spawn_in(&self.inner.tasks, future)
-    }
-
-    /// Runs a blocking closure on the pool's blocking lane.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder().name("io").build().unwrap();
-    /// let name = pool.handle().spawn_blocking(|| std::thread::current().name().map(String::from));
-    /// assert!(name.join().unwrap().unwrap().starts_with("io-blocking-"));
-    /// ```
-    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        self.inner.lane.spawn_blocking(f)
-    }
-
-    /// Spawns a future on the pool's workers as a member of `tasks` instead
-    /// of the pool's own set, so a scope that borrows this pool can wait for
-    /// or cancel just its own tasks (see [`TaskSet`]).
-    ///
-    /// The pool's shutdown does not wait for such tasks: whoever owns
-    /// `tasks` does, and closes it when done. When the pool stops first,
-    /// queued ones are cancelled at once and waiting ones when next woken
-    /// (or when `tasks` is closed).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use unirun_core::TaskSet;
-    ///
-    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
-    /// let mine = Arc::new(TaskSet::new());
-    /// let task = pool.handle().spawn_in(&mine, std::future::pending::<()>());
-    /// mine.close(); // cancels this scope's tasks, nobody else's
-    /// assert!(task.join().unwrap_err().is_cancelled());
-    /// ```
-    pub fn spawn_in<F>(&self, tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.inner.pool.spawn_in(tasks, future)
-    }
-
-    /// Runs a blocking closure on the pool's blocking lane as a member of
-    /// `tasks`; see [`spawn_in`](Self::spawn_in).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use unirun_core::TaskSet;
-    ///
-    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
-    /// let mine = Arc::new(TaskSet::new());
-    /// let read = pool.handle().spawn_blocking_in(&mine, || 2 + 2);
-    /// assert_eq!(read.join().unwrap(), 4);
-    /// assert!(mine.is_empty());
-    /// ```
-    pub fn spawn_blocking_in<F, R>(&self, tasks: &Arc<TaskSet>, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        self.inner.lane.spawn_blocking_in(tasks, f)
-    }
-
-    /// Whether the calling thread is one of this pool's worker or blocking
-    /// threads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
-    /// let handle = pool.handle();
-    /// assert!(!handle.is_pool_thread());
-    /// let inside = handle.clone();
-    /// assert!(pool.spawn(async move { inside.is_pool_thread() }).join().unwrap());
-    /// ```
-    pub fn is_pool_thread(&self) -> bool {
-        self.inner.pool.is_worker_thread() || self.inner.lane.is_lane_thread()
-    }
-
-    /// The pool's thread name prefix.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder().workers(1).name("db").build().unwrap();
-    /// assert_eq!(pool.handle().name(), "db");
-    /// ```
-    pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    /// Number of async worker threads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder().workers(2).build().unwrap();
-    /// assert_eq!(pool.handle().num_workers(), 2);
-    /// ```
-    pub fn num_workers(&self) -> usize {
-        self.inner.workers
-    }
-
-    /// The configured cap of the blocking lane.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder()
-    ///     .workers(1)
-    ///     .max_blocking_threads(3)
-    ///     .build()
-    ///     .unwrap();
-    /// assert_eq!(pool.handle().max_blocking_threads(), 3);
-    /// ```
-    pub fn max_blocking_threads(&self) -> usize {
-        self.inner.max_blocking
-    }
-
-    /// Live tasks (async and blocking) spawned through this pool.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
-    /// let handle = pool.handle();
-    /// assert_eq!(handle.num_tasks(), 0);
-    ///
-    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-    /// let blocked = handle.spawn_blocking(move || rx.recv().is_err());
-    /// assert_eq!(handle.num_tasks(), 1);
-    /// drop(tx); // lets the closure return
-    /// assert!(blocked.join().unwrap());
-    /// assert_eq!(handle.num_tasks(), 0);
-    /// ```
-    pub fn num_tasks(&self) -> usize {
-        self.inner.tasks.len()
-    }
-
-    /// The blocking lane's current size.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
-    /// pool.spawn_blocking(|| ()).join().unwrap();
-    /// let stats = pool.handle().blocking_stats();
-    /// assert!(stats.threads >= 1); // started for the closure, kept for the keep-alive
-    /// assert_eq!(stats.spawn_failures, 0);
-    /// ```
-    pub fn blocking_stats(&self) -> LaneStats {
-        self.inner.lane.stats()
-    }
-
-    /// Whether the pool has shut down (spawns are then cancelled at once).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
-    /// let handle = pool.handle();
-    /// assert!(!handle.is_shutdown());
-    /// pool.shutdown();
-    /// assert!(handle.is_shutdown());
-    /// assert!(handle.spawn_blocking(|| ()).join().unwrap_err().is_cancelled());
-    /// ```
-    pub fn is_shutdown(&self) -> bool {
-        self.inner.pool.is_shutdown() || self.inner.tasks.is_closed()
-    }
-
-    /// Whether the calling thread is one of this pool's threads.
-    fn on_own_thread(&self) -> bool {
-        unirun_core::on_worker_thread() || self.inner.lane.is_lane_thread()
-    }
-}
-
-impl Executor for Handle {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
-        self.inner.clone()
-    }
-
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        self.inner.lane.scheduler()
-    }
-}
-
-impl fmt::Debug for Handle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ThreadPool")
-            .field("name", &self.inner.name)
-            .field("workers", &self.inner.workers)
-            .field("max_blocking_threads", &self.inner.max_blocking)
-            .field("tasks", &self.inner.tasks.len())
-            .finish()
-    }
-}
-
-/// Parks the calling thread until `tasks` is empty or `deadline` passes;
-/// returns whether it emptied.
-fn wait_empty(tasks: &TaskSet, deadline: Option<Instant>) -> bool {
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-    loop {
-        if tasks.notify_when_empty(&waker) {
-            return true;
-        }
-        match deadline {
-            None => thread::park(),
-            Some(deadline) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    return false;
-                }
-                thread::park_timeout(deadline - now);
-            }
-        }
-    }
-}
-
-struct ThreadWaker(thread::Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
     }
 }

@@ -1,9 +1,11 @@
 //! When the OS refuses a thread, the blocking lane shrinks its cap and keeps
-//! serving instead of panicking. The refusal is provoked in a fresh process by
-//! lowering its address-space limit below what a new thread's stack needs.
+//! serving instead of panicking, and a pool dropped on its own worker stops
+//! without recursing. The refusal is provoked in a fresh process by lowering
+//! its address-space limit below what a new thread's stack needs.
 #![cfg(target_os = "linux")]
 
 use std::process::Command;
+use std::sync::mpsc;
 
 use unirun_threads::ThreadPool;
 
@@ -11,25 +13,63 @@ const CHILD: &str = "UNIRUN_REFUSAL_CHILD";
 /// Stack of every pool thread: large, so one more thread cannot fit under the limit.
 const STACK: usize = 256 << 20;
 
+/// In the parent: re-runs the test `name` alone in a child process and
+/// checks it passed; returns `false`. In that child: returns `true`.
+fn in_child(name: &str) -> bool {
+    if std::env::var_os(CHILD).is_some() {
+        return true;
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    false
+}
+
+#[test]
+fn a_pool_dropped_on_its_worker_without_a_helper_thread_stops_without_recursing() {
+    if !in_child("a_pool_dropped_on_its_worker_without_a_helper_thread_stops_without_recursing") {
+        return;
+    }
+    let pool = ThreadPool::builder()
+        .workers(1)
+        .name("nohelper")
+        .stack_size(STACK)
+        .build()
+        .unwrap();
+    // The worker must be up before memory gets tight.
+    pool.spawn(async {}).join().unwrap();
+    let pending = pool.spawn(std::future::pending::<()>());
+    let (hand_over, slot) = mpsc::channel::<ThreadPool>();
+    let (report, reported) = mpsc::channel();
+    let dropper = pool.spawn(async move {
+        let pool = slot.recv().unwrap();
+        // The `-shutdown` helper (the pool's stack size) cannot start:
+        // this used to recurse until the worker's stack overflowed.
+        drop(pool);
+        report.send("dropped").unwrap();
+    });
+    set_address_space_limit(vm_size_bytes() + (64 << 20));
+    hand_over.send(pool).unwrap();
+    let outcome = reported.recv_timeout(std::time::Duration::from_secs(60));
+    set_address_space_limit(libc::RLIM_INFINITY as usize);
+    assert_eq!(outcome.unwrap(), "dropped");
+    // Stopped without waiting: what was pending is cancelled.
+    assert!(pending.join().unwrap_err().is_cancelled());
+    assert!(dropper.join().is_ok());
+}
+
 #[test]
 fn the_lane_shrinks_its_cap_when_the_os_refuses_a_thread() {
-    if std::env::var_os(CHILD).is_none() {
-        let output = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "the_lane_shrinks_its_cap_when_the_os_refuses_a_thread",
-                "--test-threads=1",
-            ])
-            .env(CHILD, "1")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(stdout.contains("1 passed"), "{stdout}");
+    if !in_child("the_lane_shrinks_its_cap_when_the_os_refuses_a_thread") {
         return;
     }
     let pool = ThreadPool::builder()

@@ -243,3 +243,86 @@ fn every_handle_resolves_when_the_pool_goes_away() {
         assert!(handle.join().unwrap_err().is_cancelled());
     }
 }
+
+/// Runs `body` on its own thread and fails the test if it does not finish
+/// within a generous minute: a hang becomes a failure with a message.
+fn watchdog<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(body());
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(value) => value,
+        Err(_) => panic!("hang: {what} did not finish within 60 s"),
+    }
+}
+
+#[test]
+fn shutdown_timeout_inside_its_own_task_returns_false_at_once() {
+    // The calling task is a member of the pool's set: waiting for the set
+    // here would wait the whole hour. It returns at once, and a helper
+    // thread finishes the shutdown once the task has returned.
+    watchdog("shutdown_timeout from the pool's own task", || {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .name("owntimeout")
+            .build()
+            .unwrap();
+        let (hand_over, slot) = mpsc::channel::<ThreadPool>();
+        let task = pool.spawn(async move {
+            let pool = slot.recv().unwrap();
+            pool.shutdown_timeout(Duration::from_secs(3600))
+        });
+        hand_over.send(pool).unwrap();
+        assert!(!unirun_core::block_on(task).unwrap());
+        wait_until(|| threads_named("owntimeout") == 0);
+    });
+}
+
+#[test]
+fn shutdown_timeout_inside_its_own_blocking_closure_returns_false_at_once() {
+    watchdog(
+        "shutdown_timeout from the pool's own blocking closure",
+        || {
+            let pool = ThreadPool::builder()
+                .workers(1)
+                .name("lanetimeout")
+                .build()
+                .unwrap();
+            let (hand_over, slot) = mpsc::channel::<ThreadPool>();
+            let closure = pool.spawn_blocking(move || {
+                let pool = slot.recv().unwrap();
+                pool.shutdown_timeout(Duration::from_secs(3600))
+            });
+            hand_over.send(pool).unwrap();
+            assert!(!unirun_core::block_on(closure).unwrap());
+            wait_until(|| threads_named("lanetimeout") == 0);
+        },
+    );
+}
+
+#[test]
+fn shutdown_timeout_does_not_wait_for_a_task_stuck_in_its_poll() {
+    // A task whose poll blocks holds its worker: the worker cannot be
+    // joined, so it is left to exit when the poll returns.
+    watchdog("shutdown_timeout with a worker stuck in a poll", || {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .name("stuckpoll")
+            .build()
+            .unwrap();
+        let (release, gate) = mpsc::channel::<()>();
+        let (started_tx, started) = mpsc::channel();
+        let stuck = pool.spawn(async move {
+            started_tx.send(()).unwrap();
+            gate.recv().unwrap(); // blocks the worker, as sync code in async does
+            "done"
+        });
+        started.recv().unwrap();
+        assert!(!pool.shutdown_timeout(Duration::from_millis(50)));
+        release.send(()).unwrap();
+        // It was already running: its output is kept.
+        assert_eq!(unirun_core::block_on(stuck).unwrap(), "done");
+        wait_until(|| threads_named("stuckpoll") == 0);
+    });
+}

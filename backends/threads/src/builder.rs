@@ -1,0 +1,144 @@
+//! [`Builder`]: the settings of a [`ThreadPool`](crate::ThreadPool); `build`
+//! lives beside the pool it starts.
+
+use std::time::Duration;
+
+/// Configures a [`ThreadPool`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let pool = unirun_threads::ThreadPool::builder()
+///     .workers(2)
+///     .name("ingest")
+///     .max_blocking_threads(8)
+///     .keep_alive(Duration::from_secs(1))
+///     .build()
+///     .unwrap();
+/// assert_eq!(pool.num_workers(), 2);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder {
+    pub(crate) workers: Option<usize>,
+    pub(crate) name: String,
+    pub(crate) max_blocking: Option<usize>,
+    pub(crate) keep_alive: Duration,
+    pub(crate) stack_size: Option<usize>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            name: "unirun".into(),
+            max_blocking: None,
+            keep_alive: unirun_blocking::default_keep_alive(),
+            stack_size: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Number of async worker threads; defaults to the CPU budget (affinity
+    /// and cgroup quota included). Must be at least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(3).build().unwrap();
+    /// assert_eq!(pool.num_workers(), 3);
+    ///
+    /// let err = ThreadPool::builder().workers(0).build().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Thread name prefix: workers are `{name}-{i}`, blocking threads
+    /// `{name}-blocking-{i}`. Defaults to `unirun`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).name("ingest").build().unwrap();
+    /// let thread = pool.spawn(async { std::thread::current().name().map(String::from) });
+    /// assert_eq!(thread.join().unwrap().as_deref(), Some("ingest-0"));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Most threads of the blocking lane; defaults to
+    /// [`default_blocking_cap`](crate::default_blocking_cap) of the CPU budget (at least 512).
+    /// Must be at least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(1).max_blocking_threads(2).build().unwrap();
+    /// assert_eq!(pool.handle().max_blocking_threads(), 2);
+    ///
+    /// let err = ThreadPool::builder().max_blocking_threads(0).build().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking = Some(n);
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before it exits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = unirun_threads::ThreadPool::builder()
+    ///     .workers(1)
+    ///     .keep_alive(Duration::from_millis(1))
+    ///     .build()
+    ///     .unwrap();
+    /// pool.spawn_blocking(|| ()).join().unwrap();
+    ///
+    /// // With nothing more to do, the blocking thread retires after the keep-alive.
+    /// while pool.handle().blocking_stats().threads > 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// ```
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// Stack size of every thread the pool starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder()
+    ///     .workers(1)
+    ///     .stack_size(8 << 20)
+    ///     .build()
+    ///     .unwrap();
+    /// // A large stack frame fits comfortably in the blocking thread's 8 MiB.
+    /// let sum = pool.spawn_blocking(|| {
+    ///     let buf = std::hint::black_box([1u8; 1 << 20]);
+    ///     buf.iter().map(|&b| usize::from(b)).sum::<usize>()
+    /// });
+    /// assert_eq!(sum.join().unwrap(), 1 << 20);
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+}
