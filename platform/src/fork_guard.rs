@@ -45,6 +45,10 @@ const EXCLUSIVE: u32 = 1 << 31;
 /// low bits count threads inside a shared hold.
 pub(crate) struct Gate {
     state: AtomicU32,
+    /// Under loom, a futex emulated with a mutex and a condition variable
+    /// (loom cannot model the system call; spinning would explode the model).
+    #[cfg(loom)]
+    futex: (loom::sync::Mutex<()>, loom::sync::Condvar),
 }
 
 impl Gate {
@@ -59,7 +63,36 @@ impl Gate {
     pub(crate) fn new() -> Self {
         Self {
             state: AtomicU32::new(0),
+            futex: (loom::sync::Mutex::new(()), loom::sync::Condvar::new()),
         }
+    }
+
+    /// Blocks while the state still holds `expected` (spurious returns are
+    /// fine: every caller re-checks).
+    #[cfg(not(loom))]
+    fn wait(&self, expected: u32) {
+        wait(&self.state, expected);
+    }
+
+    #[cfg(not(loom))]
+    fn wake_all(&self) {
+        wake_all(&self.state);
+    }
+
+    #[cfg(loom)]
+    fn wait(&self, expected: u32) {
+        let guard = self.futex.0.lock().unwrap();
+        // Checked under the lock every waker takes after changing the
+        // state: a change either shows here or its wake comes after.
+        if self.state.load(Ordering::SeqCst) == expected {
+            drop(self.futex.1.wait(guard).unwrap());
+        }
+    }
+
+    #[cfg(loom)]
+    fn wake_all(&self) {
+        drop(self.futex.0.lock().unwrap());
+        self.futex.1.notify_all();
     }
 
     /// Enters a shared hold: waits while an exclusive one is held or pending.
@@ -67,7 +100,7 @@ impl Gate {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & EXCLUSIVE != 0 {
-                wait(&self.state, state);
+                self.wait(state);
                 state = self.state.load(Ordering::Relaxed);
                 continue;
             }
@@ -89,7 +122,7 @@ impl Gate {
         // Release: our critical section happens-before the fork.
         let before = self.state.fetch_sub(1, Ordering::Release);
         if before & EXCLUSIVE != 0 {
-            wake_all(&self.state);
+            self.wake_all();
         }
     }
 
@@ -100,7 +133,7 @@ impl Gate {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & EXCLUSIVE != 0 {
-                wait(&self.state, state);
+                self.wait(state);
                 state = self.state.load(Ordering::Relaxed);
                 continue;
             }
@@ -120,25 +153,24 @@ impl Gate {
             if state & !EXCLUSIVE <= own {
                 return;
             }
-            wait(&self.state, state);
+            self.wait(state);
         }
     }
 
     /// Releases the exclusive hold and wakes everyone waiting.
     pub(crate) fn leave_exclusive(&self) {
         self.state.fetch_and(!EXCLUSIVE, Ordering::Release);
-        wake_all(&self.state);
+        self.wake_all();
     }
 
     /// Threads inside a shared hold now (for tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn shared_holders(&self) -> u32 {
         self.state.load(Ordering::SeqCst) & !EXCLUSIVE
     }
 }
 
-/// Blocks while `word` still holds `expected` (spurious returns are fine:
-/// every caller re-checks).
+/// Blocks while `word` still holds `expected` (a futex wait).
 #[cfg(all(not(loom), any(target_os = "linux", target_os = "android")))]
 fn wait(word: &AtomicU32, expected: u32) {
     // SAFETY: `word` is a live, aligned 32-bit atomic for the whole call; a
@@ -168,17 +200,15 @@ fn wake_all(word: &AtomicU32) {
     }
 }
 
-#[cfg(any(loom, not(any(target_os = "linux", target_os = "android"))))]
+/// Elsewhere: yields (the wait lasts one `fork` call at most).
+#[cfg(all(not(loom), not(any(target_os = "linux", target_os = "android"))))]
 fn wait(word: &AtomicU32, expected: u32) {
     if word.load(Ordering::Relaxed) == expected {
-        #[cfg(loom)]
-        loom::thread::yield_now();
-        #[cfg(not(loom))]
         std::thread::yield_now();
     }
 }
 
-#[cfg(any(loom, not(any(target_os = "linux", target_os = "android"))))]
+#[cfg(all(not(loom), not(any(target_os = "linux", target_os = "android"))))]
 fn wake_all(_word: &AtomicU32) {}
 
 #[cfg(not(loom))]
@@ -435,46 +465,51 @@ mod loom_tests {
     use loom::sync::atomic::{AtomicBool, Ordering};
     use loom::sync::Arc;
 
-    /// A fork racing two shared holders: the fork never sees a holder inside
-    /// its critical section, and every party finishes.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
+
+    /// A fork racing a shared holder: the fork never sees the holder inside
+    /// its critical section, the holder never enters during the fork, and
+    /// both finish (no lost wake-up on either side).
     #[test]
     fn loom_exclusive_excludes_shared() {
-        loom::model(|| {
+        model(|| {
             let gate = Arc::new(Gate::new());
             let inside = Arc::new(AtomicBool::new(false));
-            let readers: Vec<_> = (0..2)
-                .map(|_| {
-                    let gate = gate.clone();
-                    let inside = inside.clone();
-                    loom::thread::spawn(move || {
-                        gate.enter_shared();
-                        inside.store(true, Ordering::Relaxed);
-                        inside.store(false, Ordering::Relaxed);
-                        gate.leave_shared();
-                    })
+            let forking = Arc::new(AtomicBool::new(false));
+            let reader = {
+                let (gate, inside, forking) = (gate.clone(), inside.clone(), forking.clone());
+                loom::thread::spawn(move || {
+                    gate.enter_shared();
+                    assert!(!forking.load(Ordering::Relaxed), "entered during a fork");
+                    inside.store(true, Ordering::Relaxed);
+                    inside.store(false, Ordering::Relaxed);
+                    gate.leave_shared();
                 })
-                .collect();
+            };
             gate.enter_exclusive(0);
+            forking.store(true, Ordering::Relaxed);
             assert!(
                 !inside.load(Ordering::Relaxed),
                 "a holder inside at the fork"
             );
+            forking.store(false, Ordering::Relaxed);
             gate.leave_exclusive();
-            for reader in readers {
-                reader.join().unwrap();
-            }
+            reader.join().unwrap();
         });
     }
 
-    /// Two forks race each other and a holder: they take turns.
+    /// Two forks race: they take turns, and the second is woken.
     #[test]
     fn loom_two_forks_take_turns() {
-        loom::model(|| {
+        model(|| {
             let gate = Arc::new(Gate::new());
             let inside = Arc::new(AtomicBool::new(false));
             let other = {
-                let gate = gate.clone();
-                let inside = inside.clone();
+                let (gate, inside) = (gate.clone(), inside.clone());
                 loom::thread::spawn(move || {
                     gate.enter_exclusive(0);
                     assert!(!inside.swap(true, Ordering::Relaxed));
@@ -482,6 +517,19 @@ mod loom_tests {
                     gate.leave_exclusive();
                 })
             };
+            gate.enter_exclusive(0);
+            assert!(!inside.swap(true, Ordering::Relaxed));
+            inside.store(false, Ordering::Relaxed);
+            gate.leave_exclusive();
+            other.join().unwrap();
+        });
+    }
+
+    /// A thread inside a shared hold forks: it does not wait for itself.
+    #[test]
+    fn loom_a_holder_may_fork() {
+        model(|| {
+            let gate = Arc::new(Gate::new());
             let reader = {
                 let gate = gate.clone();
                 loom::thread::spawn(move || {
@@ -489,11 +537,10 @@ mod loom_tests {
                     gate.leave_shared();
                 })
             };
-            gate.enter_exclusive(0);
-            assert!(!inside.swap(true, Ordering::Relaxed));
-            inside.store(false, Ordering::Relaxed);
+            gate.enter_shared();
+            gate.enter_exclusive(1);
             gate.leave_exclusive();
-            other.join().unwrap();
+            gate.leave_shared();
             reader.join().unwrap();
         });
     }
