@@ -10,8 +10,9 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
+use unirun_platform::fork_guard::{ForkMutex, ForkMutexGuard};
 use unirun_threads::ThreadPool;
 
 use crate::config::RuntimeConfig;
@@ -29,6 +30,9 @@ struct State {
     env: Option<Arc<EnvSnapshot>>,
     caps: Option<Capabilities>,
     default: Option<SharedDefault>,
+    /// Warnings to print once the lock is released (nothing prints under
+    /// it: a fork path holds the stderr lock while it waits for this one).
+    warnings: Vec<String>,
 }
 
 /// The shared default executor.
@@ -39,7 +43,9 @@ struct SharedDefault {
     handle: Handle,
 }
 
-static STATE: Mutex<Option<State>> = Mutex::new(None);
+/// Fork-guarded: a forked child reaches it through every helper, so it is
+/// never held across one of unirun's forks (see `unirun_platform::fork_guard`).
+static STATE: ForkMutex<Option<State>> = ForkMutex::new(None);
 /// The compat modules' mode, cached: 0 = not read since the last reset.
 static COMPAT: AtomicU8 = AtomicU8::new(0);
 const MANAGED: u8 = 1;
@@ -52,22 +58,35 @@ thread_local! {
     static CACHED: RefCell<Option<(u64, Handle)>> = const { RefCell::new(None) };
 }
 
-fn state() -> MutexGuard<'static, Option<State>> {
-    STATE.lock().unwrap_or_else(PoisonError::into_inner)
+fn state() -> ForkMutexGuard<'static, Option<State>> {
+    STATE.lock()
 }
 
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    f(state().get_or_insert_with(State::default))
+    let mut guard = state();
+    let s = guard.get_or_insert_with(State::default);
+    let out = f(s);
+    let warnings = std::mem::take(&mut s.warnings);
+    drop(guard);
+    print_warnings(warnings);
+    out
+}
+
+fn print_warnings(warnings: Vec<String>) {
+    for warning in warnings {
+        eprintln!("{warning}");
+    }
 }
 
 impl State {
     fn env(&mut self) -> Arc<EnvSnapshot> {
+        let warnings = &mut self.warnings;
         self.env
             .get_or_insert_with(|| {
                 let (config, rejected) = RuntimeConfig::from_env_lenient();
                 // Once per read, i.e. once per process or reset.
                 for var in &rejected {
-                    eprintln!("unirun: ignoring invalid {var}; using the default");
+                    warnings.push(format!("unirun: ignoring invalid {var}; using the default"));
                 }
                 Arc::new(EnvSnapshot { config, rejected })
             })
@@ -165,7 +184,9 @@ fn default_handle() -> (Handle, u64) {
         // `configure` validated the config and env values are checked when
         // read, so this is unreachable; still, never fail the helpers.
         Err(err) => {
-            eprintln!("unirun: {err}; starting the default executor with defaults");
+            s.warnings.push(format!(
+                "unirun: {err}; starting the default executor with defaults"
+            ));
             (caps.cpu_budget(), 64, ThreadMode::Nogil, None)
         }
     };
@@ -184,7 +205,9 @@ fn default_handle() -> (Handle, u64) {
         scope,
         handle: handle.clone(),
     });
+    let warnings = std::mem::take(&mut s.warnings);
     drop(guard);
+    print_warnings(warnings);
     if let Some(trace) = trace {
         scheduler::publish(&trace, None);
     }
@@ -250,7 +273,11 @@ fn wait_quietly(old: &SharedDefault) {
 /// already running finish; its threads are joined), the configuration from
 /// [`configure`] is dropped, the environment is read again on next use,
 /// and the cached [`Capabilities`] and [`last_decision`](crate::last_decision)
-/// are cleared. Listeners stay.
+/// are cleared. With the `process-backend` feature, the shared process pool
+/// behind [`Handle::call`] is shut down, the fork server started by
+/// [`process::init`](crate::process::init) is stopped, and the
+/// `unirun-forker` thread ends once no scope's pool still holds it.
+/// Listeners stay.
 ///
 /// Handles to the old default executor, and scopes that borrowed it
 /// (`Flavor::Shared`), cancel what they spawn afterwards.
@@ -286,6 +313,9 @@ pub fn reset() {
         crate::process::cancel_handle_children(&old.handle);
         old.pool.shutdown_now();
     }
+    // The shared process pool, the fork server and the forker thread.
+    #[cfg(all(unix, feature = "process-backend"))]
+    crate::process::reset_processes();
     let _ = CACHED.try_with(|c| c.replace(None));
 }
 

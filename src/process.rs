@@ -17,24 +17,29 @@
 //!
 //! # What is safe inside the closure
 //!
-//! Only the forking thread exists in the child. When the parent has other
-//! threads (unirun's pools are threads), whatever they held at the fork —
-//! a `Mutex`, the `stdout` lock, a logger, the allocator of a non-glibc
-//! global allocator — stays held in the child forever. Pure computation on
-//! captured data, allocation with glibc's malloc (it re-arms its locks
-//! through atfork handlers), system calls, new files, new threads and
-//! unirun's own helpers are safe; taking locks other threads may have held
-//! is not. Set a [`ProcessOptions::timeout`]: it is the safety net that
-//! kills a child stuck on such a lock. The number of threads the parent had
-//! when a scope chose processes is in its trace
+//! Only the forking thread exists in the child. unirun forks only while no
+//! thread holds one of unirun's own locks, and with `stdout` and `stderr`
+//! locked by the forking thread, so inside the closure unirun's helpers
+//! work (pools inherited from the parent, whose threads do not exist
+//! there, run work inline: `unirun::spawn(..).join()` and
+//! `unirun::to_thread` complete on the calling thread, a nested
+//! `to_process` forks again, inherited pools are forgotten rather than
+//! joined when dropped), and so do `println!`/`eprintln!`, pure
+//! computation on captured data, allocation with glibc's malloc (it re-arms
+//! its locks through atfork handlers), system calls, new files and new
+//! threads.
+//!
+//! Still unsafe: locks unirun does not own that other parent threads may
+//! have held at the fork -- your own `Mutex`es, a logger's or a connection
+//! pool's locks, a non-glibc global allocator, the environment lock behind
+//! `std::env::set_var` -- stay held in the child forever. A
+//! [`ProcessOptions::timeout`] is the safety net that kills a child stuck on
+//! such a lock; it is on by default
+//! ([`ProcessOptions::DEFAULT_TIMEOUT`], one hour), so no handle waits
+//! forever; set a tighter one, or `timeout(None)` for none. The number of
+//! threads the parent had when a scope chose processes is in its trace
 //! ([`DecisionTrace::parent_threads`](crate::DecisionTrace::parent_threads)).
 //! The details are in the `unirun-process` crate docs.
-//!
-//! Inside the child, unirun's helpers never hang: pools inherited from the
-//! parent (whose threads do not exist there) run work inline
-//! (`unirun::spawn` and `unirun::to_thread` complete on the calling thread)
-//! and are forgotten, not joined, when dropped; a nested `to_process` forks
-//! again from the calling thread.
 //!
 //! For many small calls, [`ProcessPool`] keeps pre-forked workers that run
 //! `fn(A) -> R` with serde payloads, without a fork per call
@@ -79,10 +84,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use unirun_process::{
-    fork_call, in_forked_child, init, running_children, ProcessOptions, ProcessPool,
+    fork_call, in_forked_child, init, running_children, shutdown, ProcessOptions, ProcessPool,
 };
 
-use std::sync::OnceLock;
+use unirun_platform::fork_guard::ForkMutex;
 
 use crate::flavor::Flavor;
 use crate::global;
@@ -354,11 +359,37 @@ pub(crate) fn cancel_handle_children(handle: &Handle) {
     }
 }
 
-/// The pool behind `call` on handles without a scope (the shared default).
-fn shared_pool() -> &'static ProcessPool {
-    static POOL: OnceLock<ProcessPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let workers = global::capabilities().suggested_process_workers();
-        ProcessPool::new(workers, ProcessOptions::default())
-    })
+/// The pool behind `call` on handles without a scope (the shared default),
+/// until [`reset`](crate::reset). Fork-guarded: a forked child reaches it.
+static SHARED_POOL: ForkMutex<Option<ProcessPool>> = ForkMutex::new(None);
+
+fn shared_pool() -> ProcessPool {
+    if let Some(pool) = &*SHARED_POOL.lock() {
+        return pool.clone();
+    }
+    // Sized outside the lock (capabilities take the global state lock).
+    let workers = global::capabilities().suggested_process_workers();
+    SHARED_POOL
+        .lock()
+        .get_or_insert_with(|| ProcessPool::new(workers, ProcessOptions::default()))
+        .clone()
+}
+
+/// For [`reset`](crate::reset): shuts the shared process pool down (its
+/// running calls resolve to cancelled), stops the fork server and lets the
+/// `unirun-forker` thread end (it does once no scope's pool holds it).
+pub(crate) fn reset_processes() {
+    let pool = SHARED_POOL.lock().take();
+    if let Some(pool) = pool {
+        pool.shutdown_now();
+    }
+    unirun_process::shutdown();
+}
+
+/// For a scope that has finished its tasks: its process pool's idle
+/// workers are killed and reaped and the pool lets go of the forker thread.
+pub(crate) fn close_scope_pool(scope: &Scope) {
+    if let Some(pool) = scope.processes.get() {
+        pool.shutdown_now();
+    }
 }

@@ -506,6 +506,9 @@ impl Teardown {
             }
         };
         tasks.close();
+        // The scope's process pool: no call of it is left running.
+        #[cfg(all(unix, feature = "process-backend"))]
+        crate::process::close_scope_pool(&self.scope);
         // Waits for nothing (the pool's tasks are this scope's), then joins
         // the workers and the blocking lane; a worker might be waiting for a
         // lock this thread holds.

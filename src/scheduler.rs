@@ -20,7 +20,9 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use unirun_platform::fork_guard::{ForkMutex, ForkMutexGuard};
 
 use crate::config::RuntimeConfig;
 use crate::env::{RejectedVar, FORCE_PROCESS, FORCE_THREADS, MODE};
@@ -439,9 +441,11 @@ type Listener = Arc<dyn Fn(&DecisionTrace) + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(u64);
 
-static LISTENERS: Mutex<Vec<(ListenerId, Listener)>> = Mutex::new(Vec::new());
+// Fork-guarded (see `unirun_platform::fork_guard`): a forked child that
+// builds a scope publishes a decision.
+static LISTENERS: ForkMutex<Vec<(ListenerId, Listener)>> = ForkMutex::new(Vec::new());
 static NEXT_LISTENER: AtomicU64 = AtomicU64::new(1);
-static LAST: Mutex<Option<DecisionTrace>> = Mutex::new(None);
+static LAST: ForkMutex<Option<DecisionTrace>> = ForkMutex::new(None);
 
 /// Calls `listener` with every scheduling decision from now on: each
 /// [`Run`](crate::Run) built and each time the shared default executor is
@@ -505,7 +509,7 @@ pub fn remove_decision_listener(id: ListenerId) -> bool {
 /// # Ok::<(), unirun::Error>(())
 /// ```
 pub fn last_decision() -> Option<DecisionTrace> {
-    LAST.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    LAST.lock().clone()
 }
 
 /// Logs every scheduling decision to stderr, one line each, while the
@@ -545,15 +549,15 @@ impl Drop for ObserveDecisions {
     }
 }
 
-fn listeners() -> std::sync::MutexGuard<'static, Vec<(ListenerId, Listener)>> {
-    LISTENERS.lock().unwrap_or_else(PoisonError::into_inner)
+fn listeners() -> ForkMutexGuard<'static, Vec<(ListenerId, Listener)>> {
+    LISTENERS.lock()
 }
 
 /// Records `trace` as the last decision and tells the scope's own listener
 /// and every global one. Call with no unirun lock held: listeners may call
 /// back into unirun.
 pub(crate) fn publish(trace: &DecisionTrace, own: Option<&Listener>) {
-    *LAST.lock().unwrap_or_else(PoisonError::into_inner) = Some(trace.clone());
+    *LAST.lock() = Some(trace.clone());
     let global: Vec<Listener> = listeners().iter().map(|(_, l)| l.clone()).collect();
     for listener in own.into_iter().chain(global.iter()) {
         // Isolated: the panic message still prints through the panic hook.
@@ -562,7 +566,7 @@ pub(crate) fn publish(trace: &DecisionTrace, own: Option<&Listener>) {
 }
 
 pub(crate) fn clear_last() {
-    *LAST.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    *LAST.lock() = None;
 }
 
 #[cfg(test)]

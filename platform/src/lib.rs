@@ -30,6 +30,10 @@
 //! [`std::thread::Builder::name`], and [`thread_count`] counts the threads of
 //! the process so tests can check that pools shut down cleanly.
 //!
+//! [`fork_guard`] keeps unirun's own locks free across unirun's forks: a
+//! forked child never finds one of them held by a thread that `fork` did
+//! not copy.
+//!
 //! On unix, [`process`] wraps what the forked-process backend needs:
 //! `fork`, close-on-exec pipes, `waitpid`, `kill`, resource limits, nice,
 //! the parent-death signal and signal names.
@@ -49,6 +53,7 @@
 
 mod budget;
 mod cgroup;
+pub mod fork_guard;
 #[cfg(unix)]
 pub mod process;
 mod quota;
@@ -213,6 +218,27 @@ pub fn current_thread_name() -> Option<String> {
 /// ```
 pub fn thread_count() -> Option<usize> {
     sys::thread_count()
+}
+
+/// Returns the OS-level names of this process's threads (at most 15 bytes
+/// each on Linux, where they come from `/proc/self/task/*/comm`), so tests
+/// can check that a named thread is gone. `None` on other platforms or if
+/// the directory cannot be read; like [`thread_count`], a snapshot.
+///
+/// # Examples
+///
+/// ```
+/// let named = std::thread::Builder::new()
+///     .name("doc-lister".into())
+///     .spawn(|| unirun_platform::thread_names())
+///     .unwrap();
+/// match named.join().unwrap() {
+///     Some(names) => assert!(names.iter().any(|n| n == "doc-lister")),
+///     None => assert!(cfg!(not(target_os = "linux"))),
+/// }
+/// ```
+pub fn thread_names() -> Option<Vec<String>> {
+    sys::thread_names()
 }
 
 #[cfg(test)]

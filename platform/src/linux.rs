@@ -97,6 +97,17 @@ pub(crate) fn thread_count() -> Option<usize> {
     (count >= 1).then_some(count)
 }
 
+/// Names of this process's threads, from `/proc/self/task/*/comm`.
+pub(crate) fn thread_names() -> Option<Vec<String>> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    Some(
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim_end().to_string())
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

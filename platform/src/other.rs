@@ -19,3 +19,8 @@ pub(crate) fn set_current_thread_name(_name: &str) {}
 pub(crate) fn thread_count() -> Option<usize> {
     None
 }
+
+/// Listing threads is not supported on this platform.
+pub(crate) fn thread_names() -> Option<Vec<String>> {
+    None
+}

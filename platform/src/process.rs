@@ -139,22 +139,70 @@ pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
 pub enum Limit {
     /// Address space, in bytes (`RLIMIT_AS`): allocations beyond it fail.
     AddressSpace,
-    /// CPU time, in seconds (`RLIMIT_CPU`): the kernel sends `SIGXCPU`, then
-    /// `SIGKILL`.
+    /// CPU time, in seconds (`RLIMIT_CPU`): at the soft limit the kernel
+    /// sends `SIGXCPU` (which kills by default), at the hard limit `SIGKILL`.
     CpuSeconds,
+    /// Size of a core dump, in bytes (`RLIMIT_CORE`); 0 means none.
+    CoreFileBytes,
 }
 
 /// Caps `limit` for the calling process (soft and hard limit alike).
 /// Async-signal-safe.
 pub fn set_limit(limit: Limit, value: u64) -> io::Result<()> {
+    set_limits(limit, value, value)
+}
+
+/// Sets the soft limit of `limit` to `soft` and its hard limit to `hard`.
+/// A hard limit above the current one cannot be set without privileges,
+/// so `hard` is lowered to the current hard limit, and `soft` to `hard`.
+/// Async-signal-safe (`getrlimit` and `setrlimit` only).
+///
+/// # Examples
+///
+/// ```
+/// use unirun_platform::process::{set_limits, Limit};
+///
+/// // In a throwaway child, as a forked call would: SIGXCPU at 1 s of CPU, SIGKILL at 2 s.
+/// // SAFETY: the child only calls async-signal-safe functions and `_exit`.
+/// match unsafe { unirun_platform::process::fork() }.unwrap() {
+///     unirun_platform::process::Forked::Child => {
+///         let ok = set_limits(Limit::CpuSeconds, 1, 2).is_ok();
+///         unirun_platform::process::exit_now(if ok { 0 } else { 1 })
+///     }
+///     unirun_platform::process::Forked::Parent(pid) => {
+///         let status = unirun_platform::process::wait_pid(pid, true).unwrap();
+///         assert_eq!(status, Some(unirun_platform::process::ExitStatus::Exited(0)));
+///     }
+/// }
+/// ```
+pub fn set_limits(limit: Limit, soft: u64, hard: u64) -> io::Result<()> {
     let resource = match limit {
         Limit::AddressSpace => libc::RLIMIT_AS,
         Limit::CpuSeconds => libc::RLIMIT_CPU,
+        Limit::CoreFileBytes => libc::RLIMIT_CORE,
     };
-    let value = libc::rlim_t::try_from(value).unwrap_or(libc::RLIM_INFINITY);
+    let as_rlim = |v: u64| libc::rlim_t::try_from(v).unwrap_or(libc::RLIM_INFINITY);
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `current` is a valid, writable `rlimit`.
+    if unsafe { libc::getrlimit(resource, &mut current) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut hard = as_rlim(hard);
+    if current.rlim_max != libc::RLIM_INFINITY
+        && (hard == libc::RLIM_INFINITY || hard > current.rlim_max)
+    {
+        hard = current.rlim_max;
+    }
+    let mut soft = as_rlim(soft);
+    if hard != libc::RLIM_INFINITY && (soft == libc::RLIM_INFINITY || soft > hard) {
+        soft = hard;
+    }
     let rlim = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
+        rlim_cur: soft,
+        rlim_max: hard,
     };
     // SAFETY: `rlim` is a valid `rlimit` that outlives the call.
     if unsafe { libc::setrlimit(resource, &rlim) } == -1 {

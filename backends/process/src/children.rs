@@ -5,9 +5,10 @@
 //! pid found here still names our child, not a recycled pid.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use unirun_core::TaskSet;
+use unirun_platform::fork_guard::{ForkMutex, ForkMutexGuard};
 use unirun_platform::process::{self as sys, Pid};
 
 struct Entry {
@@ -18,10 +19,11 @@ struct Entry {
     cancelled: Arc<AtomicBool>,
 }
 
-static CHILDREN: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+/// Guarded: a forked child that forks again registers its own children.
+static CHILDREN: ForkMutex<Vec<Entry>> = ForkMutex::new(Vec::new());
 
-fn children() -> MutexGuard<'static, Vec<Entry>> {
-    CHILDREN.lock().unwrap_or_else(PoisonError::into_inner)
+fn children() -> ForkMutexGuard<'static, Vec<Entry>> {
+    CHILDREN.lock()
 }
 
 pub(crate) fn group_of(tasks: Option<&Arc<TaskSet>>) -> usize {

@@ -1,6 +1,7 @@
 //! Fork per call: [`fork_call`] runs a closure in a child and waits for its
 //! reply; [`spawn`] and [`spawn_on`] do the waiting on a blocking lane.
 
+use std::io::{StderrLock, StdoutLock, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -8,6 +9,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
+use unirun_platform::fork_guard;
 use unirun_platform::process::{self as sys, ExitStatus, Forked, Limit};
 
 use crate::children::{self, Registered};
@@ -17,7 +19,50 @@ use crate::wire::{self, Read, Reply};
 /// Held from creating a call's pipe until the parent closed its write end,
 /// so no other call's child inherits that write end (it would hold the pipe
 /// open and hide a crash behind a missing end of file).
+///
+/// Lock order on every fork path: [`lock_stdio`], then this, then the fork
+/// guard's exclusive hold (inside [`fork_quiesced`]).
 pub(crate) static FORK_LOCK: Mutex<()> = Mutex::new(());
+
+/// The standard streams, locked by a fork path so that no other thread is
+/// half-way through a write (and holding their locks) at the fork. Dropped
+/// right after the fork on both sides.
+pub(crate) struct Stdio {
+    _out: StdoutLock<'static>,
+    _err: StderrLock<'static>,
+}
+
+/// Locks stdout (flushing what it buffered, so a child that prints does
+/// not print the parent's pending partial line again) and stderr. Taken
+/// before [`FORK_LOCK`]: a thread that holds a stream's lock while it calls
+/// a fork path re-enters it (the locks are re-entrant) instead of
+/// deadlocking.
+pub(crate) fn lock_stdio() -> Stdio {
+    let mut out = std::io::stdout().lock();
+    let _ = out.flush();
+    let err = std::io::stderr().lock();
+    Stdio {
+        _out: out,
+        _err: err,
+    }
+}
+
+/// Forks inside the exclusive hold of unirun's fork guard, so no unirun
+/// lock guarded by it is held by another thread at the fork, and releases
+/// the hold on both sides (the hold is one atomic word: releasing it in the
+/// child touches nothing another thread could have held).
+///
+/// # Safety
+///
+/// As [`sys::fork`]. The caller holds [`Stdio`] and [`FORK_LOCK`] and no
+/// guarded lock.
+pub(crate) unsafe fn fork_quiesced() -> std::io::Result<Forked> {
+    let hold = fork_guard::exclusive();
+    // SAFETY: forwarded to the caller.
+    let forked = unsafe { sys::fork() };
+    drop(hold);
+    forked
+}
 
 /// Runs `f` in a forked child and blocks the calling thread until its
 /// result is back (see the crate docs for what `f` may do).
@@ -66,22 +111,26 @@ where
     unirun_core::install_panic_hook();
     let parent = sys::getpid();
     let started = Instant::now();
+    let stdio = lock_stdio();
     let guard = FORK_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let (read, write) = sys::pipe().map_err(|err| JoinError::transport("pipe", err.to_string()))?;
     // SAFETY: the child runs only the forking thread's own state: `f` (the
-    // caller's closure, whose contract the crate docs state), the pipe, and
-    // async-signal-safe calls until `f` runs; it leaves with `_exit`.
-    let forked = unsafe { sys::fork() };
+    // caller's closure, whose contract the crate docs state), the pipe,
+    // unirun's fork-guarded state, and async-signal-safe calls until `f`
+    // runs; it leaves with `_exit`. We hold `stdio` and `FORK_LOCK`.
+    let forked = unsafe { fork_quiesced() };
     match forked {
         Ok(Forked::Child) => {
-            // This thread is the guard's owner in the child too.
+            // This thread owns the locks in the child too.
             drop(guard);
+            drop(stdio);
             drop(read);
             child(parent, options, write, f)
         }
         Ok(Forked::Parent(pid)) => {
             drop(write);
             drop(guard);
+            drop(stdio);
             drop(f);
             let child = children::register(pid, tasks);
             let deadline = options.get_timeout().map(|t| started + t);
@@ -89,6 +138,7 @@ where
         }
         Err(err) => {
             drop(guard);
+            drop(stdio);
             Err(JoinError::transport("fork", err.to_string()))
         }
     }
@@ -132,7 +182,12 @@ pub(crate) fn setup(options: &ProcessOptions) -> Result<(), (&'static str, std::
         sys::set_limit(Limit::AddressSpace, bytes).map_err(|e| ("setting the memory limit", e))?;
     }
     if let Some(secs) = options.cpu_seconds() {
-        sys::set_limit(Limit::CpuSeconds, secs).map_err(|e| ("setting the CPU-time limit", e))?;
+        // Soft below hard: the kernel sends `SIGXCPU` at the soft limit, as
+        // documented, and `SIGKILL` only a second later if it is ignored.
+        sys::set_limits(Limit::CpuSeconds, secs, secs.saturating_add(1))
+            .map_err(|e| ("setting the CPU-time limit", e))?;
+        // `SIGXCPU` dumps core by default: a limit hit is not a crash to keep.
+        let _ = sys::set_limit(Limit::CoreFileBytes, 0);
     }
     if let Some(nice) = options.get_nice() {
         sys::set_nice(nice).map_err(|e| ("setting the nice value", e))?;

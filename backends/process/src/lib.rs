@@ -43,24 +43,45 @@
 //! the parent has other threads (unirun's own pools included), at the moment
 //! of the fork they may be holding locks or be half-way through updating
 //! data; in the child those locks stay locked forever and that data stays
-//! half-updated. So, inside the closure:
+//! half-updated. unirun's fork paths close that hole for what unirun
+//! controls:
 //!
-//! - **Safe:** computing on data the closure captured or that no other
-//!   thread was mutating at the fork (the usual case: the snapshot is
-//!   consistent for everything the forking thread owned); allocating with
-//!   glibc's `malloc` (the system allocator on Linux-gnu), which re-arms its
-//!   locks in the child through atfork handlers; system calls; opening new
-//!   files and sockets; spawning new threads; unirun helpers (see below).
-//! - **Unsafe (may deadlock):** locks that other parent threads may have
-//!   held at the fork — a `Mutex` shared with them, `stdout`/`stderr`
-//!   (`println!` takes a lock another thread may hold), the `log`/`tracing`
-//!   machinery, a global allocator other than glibc's (jemalloc, mimalloc
-//!   may lack atfork handling), or anything the closure cannot see into that
-//!   takes such locks.
+//! - **unirun's own state.** Every unirun lock a child may reach (the global
+//!   state behind the helpers, the capabilities cache, the decision
+//!   listeners and the last decision, this crate's child registry and fork
+//!   server handle) is a fork-guarded lock
+//!   ([`unirun_platform::fork_guard`]): unirun forks only while no thread
+//!   holds one, so the child finds them all free. Pools inherited from the
+//!   parent (whose threads do not exist in the child) run work inline:
+//!   `unirun::spawn(..).join()`, `unirun::to_thread`, a nested fork call and
+//!   a [`ProcessPool`] call (which forks a fresh child instead of using the
+//!   parent's workers) all work in the child. Nothing waits for a thread
+//!   that `fork` did not copy; an inherited pool that is dropped or shut
+//!   down is forgotten instead of joined.
+//! - **`stdout` and `stderr`.** The fork paths lock both (and flush stdout)
+//!   before forking and release them on both sides after, so `println!` in
+//!   the child never waits for a lock a parent thread held mid-print.
+//! - **Allocation** with glibc's `malloc` (the system allocator on
+//!   Linux-gnu), which re-arms its locks in the child through atfork
+//!   handlers; system calls; opening new files and sockets; spawning new
+//!   threads; computing on data the closure captured.
+//!
+//! What remains **unsafe (may deadlock)**: any lock unirun does not own that
+//! another parent thread may have held at the fork -- a `Mutex` or `RwLock`
+//! of yours shared with other threads, other libraries' locks (the
+//! `log`/`tracing` machinery, a connection pool, a global allocator other
+//! than glibc's: jemalloc or mimalloc may lack atfork handling), and
+//! standard-library locks other than the standard streams (the environment
+//! lock behind `std::env::set_var`, the panic-hook lock while another thread
+//! replaces the hook). Data another thread was mutating at the fork may be
+//! half-updated in the child.
+//!
 //! - **The safety net** is [`ProcessOptions::timeout`]: a child stuck on an
 //!   inherited lock is killed and reaped, and the call fails with "timed
-//!   out". Set one whenever the parent is multi-threaded and the closure
-//!   does more than pure computation.
+//!   out". It is on by default ([`ProcessOptions::DEFAULT_TIMEOUT`], one
+//!   hour) so a deadlocked child never holds a handle forever; set a tighter
+//!   one whenever the parent is multi-threaded and the closure does more than
+//!   pure computation, or `timeout(None)` to wait without limit.
 //! - A closure built with `panic = "abort"` aborts the child on panic: that
 //!   is reported as a crash with `SIGABRT`, not as a panic.
 //! - Output written with `print!` but not yet flushed is lost: the child
@@ -69,14 +90,13 @@
 //! With the process single-threaded at the fork (start-up, or a program
 //! with no other threads), none of the caveats apply.
 //!
-//! **unirun helpers inside the child.** The child is marked as a forked
-//! child ([`unirun_core::in_forked_child`]). unirun's pools inherited from
-//! the parent have no threads in the child, so in the child their schedule
-//! hooks run work inline on the calling thread (`unirun::spawn` and
-//! `unirun::to_thread` complete before they return), a nested fork call
-//! forks from the calling thread, and an inherited pool that is dropped or
-//! shut down is forgotten instead of joined. Nothing waits for a thread that
-//! `fork` did not copy.
+//! # Background thread and server
+//!
+//! Pool workers are forked from a dedicated `unirun-forker` thread, and the
+//! fork server (see [`init`]) is its child. The thread runs while a pool
+//! that forked workers from it, or the server, is alive; [`shutdown`] stops
+//! the server, and pools release the thread when they are shut down
+//! ([`ProcessPool::shutdown_now`]) or dropped.
 //!
 //! # Wire format
 //!
@@ -113,6 +133,7 @@
 
 mod children;
 mod fork;
+mod forker;
 mod options;
 mod pool;
 mod server;
@@ -122,5 +143,5 @@ pub use crate::children::{cancel_children, running_children};
 pub use crate::fork::{fork_call, spawn, spawn_on};
 pub use crate::options::ProcessOptions;
 pub use crate::pool::ProcessPool;
-pub use crate::server::init;
+pub use crate::server::{init, shutdown};
 pub use unirun_core::in_forked_child;

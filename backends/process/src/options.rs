@@ -3,17 +3,29 @@
 use std::time::Duration;
 
 /// Limits for one forked call: a wall-clock timeout, an address-space cap, a
-/// CPU-time cap and a nice increment. All unset by default.
+/// CPU-time cap and a nice increment. By default only the timeout is set,
+/// to [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT) (one hour).
 ///
 /// - **timeout**: past it the child is killed with `SIGKILL`, reaped, and the
 ///   call fails with [`JoinError::is_timeout`](unirun_core::JoinError::is_timeout).
 ///   It is also the safety net for a child that deadlocks on a lock another
-///   parent thread held at the fork.
-/// - **memory limit** (`RLIMIT_AS`, bytes): allocations past it fail in the
-///   child; Rust's allocation-failure handler then aborts it, which surfaces
-///   as a crash with `SIGABRT`.
-/// - **CPU-time limit** (`RLIMIT_CPU`, rounded up to whole seconds): the
-///   kernel stops the child with `SIGXCPU` (a crash named `SIGXCPU`).
+///   parent thread held at the fork, so a handle never waits forever: the
+///   default is a generous hour; set a tighter one, or `timeout(None)` to
+///   wait without limit.
+/// - **memory limit** (`RLIMIT_AS`, bytes): caps the child's *whole* address
+///   space, and a forked child starts with the parent's: everything the
+///   parent had mapped at the fork (heap, thread stacks, the binary) counts
+///   against it. A limit below the parent's current size makes every
+///   allocation in the child fail at once. Allocations past the limit fail;
+///   Rust's allocation-failure handler then aborts the child, which surfaces
+///   as a crash with `SIGABRT`. To give a closure a budget of `n` bytes, set
+///   the parent's current virtual size plus `n` (on Linux, the first field
+///   of `/proc/self/statm` times the page size).
+/// - **CPU-time limit** (`RLIMIT_CPU`, rounded up to whole seconds): the soft
+///   limit is set there and the hard limit one second later, so the kernel
+///   stops the child with `SIGXCPU` (a crash named `SIGXCPU`; no core file
+///   is written), and `SIGKILL` follows only if the child ignores it. For a
+///   pool worker the limit covers the worker's whole life, not one call.
 /// - **nice**: added to the child's niceness (positive yields to others).
 ///
 /// # Examples
@@ -22,6 +34,7 @@ use std::time::Duration;
 /// use std::time::Duration;
 /// use unirun_process::ProcessOptions;
 ///
+/// assert_eq!(ProcessOptions::default().get_timeout(), Some(ProcessOptions::DEFAULT_TIMEOUT));
 /// let options = ProcessOptions::default()
 ///     .timeout(Duration::from_secs(5))
 ///     .memory_limit(512 << 20)
@@ -29,8 +42,9 @@ use std::time::Duration;
 ///     .nice(5);
 /// assert_eq!(options.get_timeout(), Some(Duration::from_secs(5)));
 /// assert_eq!(options.get_memory_limit(), Some(512 << 20));
+/// assert_eq!(options.timeout(None).get_timeout(), None); // no limit at all
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ProcessOptions {
     timeout: Option<Duration>,
@@ -39,17 +53,39 @@ pub struct ProcessOptions {
     nice: Option<i32>,
 }
 
+impl Default for ProcessOptions {
+    /// Only the timeout set, to [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT).
+    fn default() -> Self {
+        Self {
+            timeout: Some(Self::DEFAULT_TIMEOUT),
+            memory_limit: None,
+            cpu_time_limit: None,
+            nice: None,
+        }
+    }
+}
+
 impl ProcessOptions {
-    /// Kills the child and fails with "timed out" when it runs longer than `timeout`.
+    /// The timeout of [`ProcessOptions::default`]: one hour. Long enough
+    /// for any call meant to finish, short enough that a child deadlocked on
+    /// a lock inherited through the fork does not hold its handle forever.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+    /// Kills the child and fails with "timed out" when it runs longer than
+    /// `timeout`; `None` removes the limit (the default is
+    /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT)).
     ///
     /// # Examples
     ///
     /// ```
-    /// let o = unirun_process::ProcessOptions::default().timeout(std::time::Duration::from_millis(50));
-    /// assert!(o.get_timeout().is_some());
+    /// use std::time::Duration;
+    ///
+    /// let o = unirun_process::ProcessOptions::default().timeout(Duration::from_millis(50));
+    /// assert_eq!(o.get_timeout(), Some(Duration::from_millis(50)));
+    /// assert_eq!(o.timeout(None).get_timeout(), None);
     /// ```
-    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.timeout = Some(timeout);
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
         self
     }
 
@@ -97,7 +133,9 @@ impl ProcessOptions {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(unirun_process::ProcessOptions::default().get_timeout(), None);
+    /// use unirun_process::ProcessOptions;
+    ///
+    /// assert_eq!(ProcessOptions::default().get_timeout(), Some(ProcessOptions::DEFAULT_TIMEOUT));
     /// ```
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout

@@ -18,8 +18,8 @@
 //! pipe reaches end of file even when later children inherited the rest.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::thread;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -27,9 +27,10 @@ use serde::Serialize;
 use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
 use unirun_platform::process::{self as sys, ExitStatus, Forked, Pid};
 
-use crate::fork::{setup, FORK_LOCK};
+use crate::fork::{fork_call, fork_quiesced, lock_stdio, setup, FORK_LOCK};
+use crate::forker::{self, Lease};
 use crate::options::ProcessOptions;
-use crate::server;
+use crate::server::{self, Server};
 use crate::wire::{self, Read, Reply, HEADER};
 
 /// A pool of pre-forked worker processes for `fn(A) -> R` calls with serde
@@ -45,9 +46,16 @@ use crate::wire::{self, Read, Reply, HEADER};
 /// pool kills and reaps its idle workers (workers busy with a call are
 /// reaped when that call returns).
 ///
-/// Workers are forked from a dedicated thread, `unirun-forker`, started on
-/// first use and never ended (`PR_SET_PDEATHSIG` fires when the forking
-/// thread ends, so workers must not be forked from threads that retire).
+/// Workers are forked from a dedicated thread, `unirun-forker`
+/// (`PR_SET_PDEATHSIG` fires when the forking thread ends, so workers must
+/// not be forked from threads that retire). A pool holds that thread from
+/// its first directly forked worker until [`shutdown_now`](Self::shutdown_now)
+/// or its drop; the thread ends when no pool (and no fork server) holds it,
+/// see [`shutdown`](crate::shutdown).
+///
+/// In a forked child, a pool inherited from the parent (its workers are the
+/// parent's, its lock may be held by a thread that is not there) is not
+/// used: each call forks a fresh child instead, as [`fork_call`] does.
 /// The parent may have other threads at that point: see the crate docs for
 /// what that means; the functions called should be self-contained. The
 /// [`ProcessOptions`] limits apply to every worker (the CPU-time limit to a
@@ -77,6 +85,15 @@ struct Inner {
     max_workers: usize,
     origin: String,
     options: ProcessOptions,
+    /// The process that created the pool: the only one that may use its
+    /// workers and its lock.
+    owner: Pid,
+    /// Workers started, for [`ProcessPool::started`]; outside the lock so a
+    /// forked child can read it.
+    started: AtomicUsize,
+    /// The forker thread, held from the first worker forked from it until
+    /// shutdown or drop.
+    forker: Mutex<Option<Lease>>,
     state: Mutex<State>,
     freed: Condvar,
 }
@@ -86,8 +103,6 @@ struct State {
     idle: Vec<Worker>,
     /// Workers alive, idle or busy.
     live: usize,
-    /// Workers started, for [`ProcessPool::started`].
-    started: usize,
     /// Workers running a call. A pid stays listed until its worker is
     /// handed back or about to be reaped, so signalling it is safe.
     busy: Vec<Pid>,
@@ -99,8 +114,8 @@ struct Worker {
     pid: Pid,
     requests: OwnedFd,
     replies: OwnedFd,
-    /// Forked by the fork server (its child, reaped through it).
-    served: bool,
+    /// The fork server that forked it (its child, reaped through it).
+    served: Option<Arc<Server>>,
 }
 
 impl Worker {
@@ -108,48 +123,14 @@ impl Worker {
         let _ = sys::kill(self.pid, libc::SIGKILL);
         drop(self.requests);
         drop(self.replies);
-        if self.served {
-            return server::reap(self.pid);
+        if let Some(server) = &self.served {
+            return server::reap(server, self.pid);
         }
         sys::wait_pid(self.pid, true).ok().flatten()
     }
 }
 
 type Trampoline = fn(usize, &[u8]) -> Vec<u8>;
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Runs `job` on the forker thread: a thread that never exits, so workers
-/// forked from it are not hit by `PR_SET_PDEATHSIG`, which fires when the
-/// forking *thread* ends (a lane thread retiring would kill its workers).
-/// In a forked child, where that thread does not exist, runs it here.
-pub(crate) fn on_forker<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> T {
-    static FORKER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-    if unirun_core::in_forked_child() {
-        return job();
-    }
-    let forker = FORKER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        thread::Builder::new()
-            .name("unirun-forker".into())
-            .spawn(move || {
-                for job in rx {
-                    job();
-                }
-            })
-            .expect("unirun: could not start the forker thread");
-        Mutex::new(tx)
-    });
-    let (done_tx, done_rx) = mpsc::sync_channel(1);
-    let sent = forker
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .send(Box::new(move || {
-            let _ = done_tx.send(job());
-        }));
-    sent.expect("the forker thread never exits");
-    done_rx.recv().expect("the forker thread never exits")
-}
 
 /// Decodes the argument, calls `f` (the address of a `fn(A) -> R`) and
 /// encodes the reply frame. Runs in the worker.
@@ -194,6 +175,9 @@ impl ProcessPool {
                 max_workers: max_workers.max(1),
                 origin: server::origin(),
                 options,
+                owner: sys::getpid(),
+                started: AtomicUsize::new(0),
+                forker: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 freed: Condvar::new(),
             }),
@@ -242,7 +226,7 @@ impl ProcessPool {
     /// assert_eq!(pool.started(), 1); // reused
     /// ```
     pub fn started(&self) -> usize {
-        self.inner.lock().started
+        self.inner.started.load(Ordering::Relaxed)
     }
 
     /// Runs `f(arg)` in a worker process and blocks until its result is
@@ -260,6 +244,10 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
+        if !self.inner.owned_here() {
+            // Inherited through a fork: fork a fresh child for this call.
+            return fork_call(&self.inner.options, move || f(arg));
+        }
         let mut request = vec![0u8; HEADER + 16];
         request[HEADER..HEADER + 8]
             .copy_from_slice(&(invoke::<A, R> as Trampoline as usize as u64).to_le_bytes());
@@ -286,6 +274,9 @@ impl ProcessPool {
     /// assert!(pool.call(|x: u8| x, 1).unwrap_err().is_cancelled());
     /// ```
     pub fn shutdown_now(&self) {
+        if !self.inner.owned_here() {
+            return;
+        }
         let idle = {
             let mut state = self.inner.lock();
             state.closed = true;
@@ -299,6 +290,15 @@ impl ProcessPool {
             self.inner.retire();
         }
         self.inner.freed.notify_all();
+        // Busy workers were killed and no new one starts: the forker thread
+        // may go (it ends once no pool and no fork server holds it).
+        let lease = self
+            .inner
+            .forker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(lease);
     }
 
     /// Runs `f(arg)` in a worker, waiting on `executor`'s blocking lane.
@@ -359,6 +359,11 @@ impl ProcessPool {
 }
 
 impl Inner {
+    /// Whether this process created the pool (not a forked child of it).
+    fn owned_here(&self) -> bool {
+        self.owner == sys::getpid()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -376,7 +381,7 @@ impl Inner {
             }
             if state.live < self.max_workers {
                 state.live += 1;
-                state.started += 1;
+                self.started.fetch_add(1, Ordering::Relaxed);
                 drop(state);
                 let worker = self.start().inspect_err(|_| self.retire())?;
                 let mut state = self.lock();
@@ -425,11 +430,19 @@ impl Inner {
                 pid: s.pid,
                 requests: s.requests,
                 replies: s.replies,
-                served: true,
+                served: Some(s.server),
             });
         }
+        let lease = {
+            let mut held = self.forker.lock().unwrap_or_else(PoisonError::into_inner);
+            held.get_or_insert_with(forker::lease).clone()
+        };
         let options = self.options;
-        on_forker(move || start(&options))
+        let worker = lease.run(move || start(&options));
+        // A shutdown that released the pool's lease meanwhile kills this
+        // worker in `acquire`; our clone kept the thread up until then.
+        drop(lease);
+        worker
     }
 }
 
@@ -437,16 +450,18 @@ impl Inner {
 fn start(options: &ProcessOptions) -> Result<Worker, JoinError> {
     unirun_core::install_panic_hook();
     let parent = sys::getpid();
+    let stdio = lock_stdio();
     let guard = FORK_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let pipes = sys::pipe().and_then(|a| sys::pipe().map(|b| (a, b)));
     let ((req_read, req_write), (rep_read, rep_write)) =
         pipes.map_err(|err| JoinError::transport("pipe", err.to_string()))?;
     // SAFETY: the worker runs only its loop over its own pipes, the
     // trampolines and functions sent to it, and async-signal-safe calls
-    // until then; it leaves with `_exit`.
-    match unsafe { sys::fork() } {
+    // until then; it leaves with `_exit`. We hold `stdio` and `FORK_LOCK`.
+    match unsafe { fork_quiesced() } {
         Ok(Forked::Child) => {
             drop(guard);
+            drop(stdio);
             drop(req_write);
             drop(rep_read);
             worker_main(parent, options, req_read, rep_write)
@@ -455,11 +470,12 @@ fn start(options: &ProcessOptions) -> Result<Worker, JoinError> {
             drop(req_read);
             drop(rep_write);
             drop(guard);
+            drop(stdio);
             Ok(Worker {
                 pid,
                 requests: req_write,
                 replies: rep_read,
-                served: false,
+                served: None,
             })
         }
         Err(err) => Err(JoinError::transport("fork", err.to_string())),
@@ -521,8 +537,11 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let idle = std::mem::take(&mut self.lock().idle);
-        if unirun_core::in_forked_child() {
+        // `get_mut`, not `lock`: in a forked child the lock may be held by
+        // a thread that does not exist there.
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let idle = std::mem::take(&mut state.idle);
+        if !self.owned_here() {
             // Not our children: the pool was inherited through a fork.
             std::mem::forget(idle);
             return;
@@ -530,6 +549,8 @@ impl Drop for Inner {
         for worker in idle {
             worker.kill_and_reap();
         }
+        // The lease field drops after this: the forker thread may then end
+        // (after the workers it forked are gone, as `PR_SET_PDEATHSIG` needs).
     }
 }
 

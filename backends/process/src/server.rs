@@ -19,20 +19,35 @@
 //! dies with the parent (`PR_SET_PDEATHSIG`), and its workers with it.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use unirun_core::JoinError;
+use unirun_platform::fork_guard::ForkMutex;
 use unirun_platform::process::{self as sys, ExitStatus, Forked, Pid};
 
+use crate::fork::{fork_quiesced, lock_stdio, FORK_LOCK};
+use crate::forker::{self, Lease};
 use crate::options::ProcessOptions;
 
-struct Server {
-    control: Mutex<OwnedFd>,
+/// A running fork server, as the parent holds it. Pools that have workers
+/// from it hold it too, so it outlives [`shutdown`](crate::shutdown) until
+/// their workers are gone; dropping the last holder closes the socket,
+/// which ends the server, and reaps it.
+pub(crate) struct Server {
+    control: Mutex<Option<OwnedFd>>,
+    pid: Pid,
     /// Threads the parent had when the server was forked.
     parent_threads: usize,
+    /// The server was forked from the forker thread; it must outlive it.
+    _lease: Lease,
 }
 
-static SERVER: OnceLock<Server> = OnceLock::new();
+/// The server new pools use; guarded, since a forked child reads it.
+static SERVER: ForkMutex<Option<Arc<Server>>> = ForkMutex::new(None);
+
+fn current() -> Option<Arc<Server>> {
+    SERVER.lock().clone()
+}
 
 /// Starts the fork server that [`ProcessPool`](crate::ProcessPool) workers
 /// are forked from. Call it at the top of `main`, before anything starts
@@ -43,6 +58,7 @@ static SERVER: OnceLock<Server> = OnceLock::new();
 /// (or if the server cannot start), pools fork their workers directly from
 /// a thread of the parent and still work; [`ProcessPool::origin`](crate::ProcessPool::origin)
 /// says which happened. Returns whether a server is running.
+/// [`shutdown`](crate::shutdown) stops it; `init` may then start another.
 ///
 /// # Examples
 ///
@@ -57,48 +73,109 @@ pub fn init() -> bool {
     if unirun_core::in_forked_child() {
         return false;
     }
-    if SERVER.get().is_some() {
+    if current().is_some() {
         return true;
     }
     // Counted before the forker thread exists: it is the caller's state that
     // matters for what the server inherits.
     let parent_threads = unirun_platform::thread_count().unwrap_or(1);
-    // Forked from the never-ending forker thread rather than from `main`:
+    // Forked from the forker thread rather than from `main`:
     // `PR_SET_PDEATHSIG` is tied to the forking thread, and on virtual
     // machines workers descended from the main thread were measured
     // answering pipe round trips up to 20x slower (pool_call 15-26x the
     // echo floor, against 1.3x). `main` waits for the job meanwhile and
     // holds no lock, so the fork still sees a quiescent process.
-    let Ok(server) = crate::pool::on_forker(move || start(parent_threads)) else {
+    let lease = forker::lease();
+    let Ok((control, pid)) = lease.run(start) else {
         return false;
     };
-    // A racing `init` may have won; dropping ours closes its socket and
-    // its server exits.
-    let _ = SERVER.set(server);
+    let server = Arc::new(Server {
+        control: Mutex::new(Some(control)),
+        pid,
+        parent_threads,
+        _lease: lease,
+    });
+    let mut slot = SERVER.lock();
+    if slot.is_none() {
+        *slot = Some(server);
+    }
+    // Else a racing `init` won; dropping ours (after the lock) ends it.
     true
 }
 
-fn start(parent_threads: usize) -> std::io::Result<Server> {
+/// Stops what this crate keeps running in the background: the fork server
+/// started by [`init`] (pools that still have workers from it keep it until
+/// those workers are gone) and, once no pool needs it, the `unirun-forker`
+/// thread that pool workers are forked from. Pools shut down with
+/// [`ProcessPool::shutdown_now`](crate::ProcessPool::shutdown_now) or
+/// dropped release that thread; when the last one does, it is joined.
+///
+/// Returns whether the forker thread is gone now (false while some pool
+/// still holds it). Later pools and [`init`] start what they need again.
+/// In a forked child it does nothing and returns true (nothing there is
+/// this process's to stop). unirun's `reset` calls it.
+///
+/// # Examples
+///
+/// ```
+/// let pool = unirun_process::ProcessPool::new(1, Default::default());
+/// assert_eq!(pool.call(|x: u8| x, 1).unwrap(), 1);
+/// pool.shutdown_now(); // the pool lets go of the forker thread
+/// assert!(unirun_process::shutdown());
+/// ```
+pub fn shutdown() -> bool {
+    if unirun_core::in_forked_child() {
+        return true;
+    }
+    let server = SERVER.lock().take();
+    drop(server);
+    !forker::running()
+}
+
+/// Forks the server (on the forker thread); the parent's socket end and
+/// the server's pid.
+fn start() -> std::io::Result<(OwnedFd, Pid)> {
     unirun_core::install_panic_hook();
     let parent = sys::getpid();
+    let stdio = lock_stdio();
+    let guard = FORK_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let (ours, theirs) = sys::socket_pair()?;
     // SAFETY: the server runs its own loop over its socket and leaves with
-    // `_exit`; see the module docs and the crate docs on forking.
-    match unsafe { sys::fork() }? {
+    // `_exit`; see the module docs and the crate docs on forking. We hold
+    // `stdio` and `FORK_LOCK`.
+    match unsafe { fork_quiesced() }? {
         Forked::Child => {
+            drop(guard);
+            drop(stdio);
             drop(ours);
             serve(parent, theirs)
         }
-        Forked::Parent(_) => Ok(Server {
-            control: Mutex::new(ours),
-            parent_threads,
-        }),
+        Forked::Parent(pid) => Ok((ours, pid)),
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let control = self
+            .control
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if unirun_core::in_forked_child() {
+            // Not our child: the server was inherited through a fork.
+            drop(control);
+            return;
+        }
+        // End of file on its socket: the server leaves its loop at once
+        // (no request is in flight: requests hold the server).
+        drop(control);
+        let _ = sys::wait_pid(self.pid, true);
     }
 }
 
 /// How the workers of a new pool are forked, as [`ProcessPool::origin`](crate::ProcessPool::origin) says.
 pub(crate) fn origin() -> String {
-    match SERVER.get() {
+    match current() {
         Some(server) if server.parent_threads <= 1 => {
             "fork server (unirun::process::init, while the parent was single-threaded)".to_string()
         }
@@ -120,6 +197,8 @@ pub(crate) struct Spawned {
     pub(crate) pid: Pid,
     pub(crate) requests: OwnedFd,
     pub(crate) replies: OwnedFd,
+    /// The server it belongs to (which reaps it), kept alive by the worker.
+    pub(crate) server: Arc<Server>,
 }
 
 /// Asks the server for a worker; `None` when there is no server.
@@ -127,7 +206,7 @@ pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinErro
     if unirun_core::in_forked_child() {
         return None;
     }
-    let server = SERVER.get()?;
+    let server = current()?;
     let mut request = vec![b'S'];
     request.extend_from_slice(&options.get_memory_limit().unwrap_or(u64::MAX).to_le_bytes());
     request.extend_from_slice(&options.cpu_seconds().unwrap_or(0).to_le_bytes());
@@ -137,6 +216,7 @@ pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinErro
         .control
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
+    let control = control.as_ref()?;
     let fail = |err: std::io::Error| JoinError::transport("fork server", err.to_string());
     let reply = sys::write_all(control.as_fd(), &request).and_then(|()| {
         let mut buf = [0u8; 4];
@@ -152,6 +232,7 @@ pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinErro
                 pid,
                 requests,
                 replies,
+                server: server.clone(),
             })
         }
         Ok((errno, _)) => Err(fail(std::io::Error::from_raw_os_error(-errno))),
@@ -159,15 +240,18 @@ pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinErro
     })
 }
 
-/// Asks the server to reap its worker `pid` (already killed or exiting).
-pub(crate) fn reap(pid: Pid) -> Option<ExitStatus> {
-    let server = SERVER.get()?;
+/// Asks `server` to reap its worker `pid` (already killed or exiting).
+pub(crate) fn reap(server: &Server, pid: Pid) -> Option<ExitStatus> {
+    if unirun_core::in_forked_child() {
+        return None;
+    }
     let mut request = vec![b'R'];
     request.extend_from_slice(&pid.to_le_bytes());
     let control = server
         .control
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
+    let control = control.as_ref()?;
     sys::write_all(control.as_fd(), &request).ok()?;
     let mut buf = [0u8; 8];
     read_exact(control.as_fd(), &mut buf).ok()?;
