@@ -603,7 +603,7 @@ mod tests {
             d.plan,
             Plan::Threads {
                 workers: 4,
-                blocking_cap: 64,
+                blocking_cap: 512,
                 name: "unirun".into()
             }
         );
