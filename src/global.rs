@@ -12,14 +12,13 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use unirun_threads::ThreadPool;
-
+use crate::backend::{self, Owned};
 use crate::config::RuntimeConfig;
 use crate::error::Error;
 use crate::flavor::{CompatMode, Flavor, ThreadMode};
 use crate::gil::Gil;
 use crate::scheduler::{self, Capabilities, EnvSnapshot, Plan, Request};
-use crate::scope::{Backend, Scope};
+use crate::scope::Scope;
 use crate::{Handle, JoinHandle};
 
 #[derive(Default)]
@@ -29,11 +28,15 @@ struct State {
     env: Option<Arc<EnvSnapshot>>,
     caps: Option<Capabilities>,
     default: Option<SharedDefault>,
+    /// The pre-forked pool behind `call` on handles without a scope of
+    /// their own (the shared default); started on first use.
+    #[cfg(all(unix, feature = "process-backend"))]
+    processes: Option<unirun_process::ProcessPool>,
 }
 
 /// The shared default executor.
 struct SharedDefault {
-    pool: ThreadPool,
+    owned: Owned,
     /// In `Gil` mode, the scope that serializes the helpers' tasks.
     scope: Option<Arc<Scope>>,
     handle: Handle,
@@ -77,6 +80,18 @@ impl State {
     fn caps(&mut self) -> Capabilities {
         self.caps.get_or_insert_with(Capabilities::detect).clone()
     }
+}
+
+/// The shared process pool (see `State::processes`), created on first use
+/// and shut down by [`reset`].
+#[cfg(all(unix, feature = "process-backend"))]
+pub(crate) fn shared_process_pool() -> unirun_process::ProcessPool {
+    with_state(|s| {
+        let workers = s.caps().suggested_process_workers();
+        s.processes
+            .get_or_insert_with(|| unirun_process::ProcessPool::new(workers, Default::default()))
+            .clone()
+    })
 }
 
 /// What a scope needs from the globals to decide.
@@ -152,35 +167,40 @@ fn default_handle() -> (Handle, u64) {
     };
     let (env, caps) = (s.env(), s.caps());
     let decision = scheduler::decide(request, &env, &caps, None);
-    let (workers, blocking_cap, mode, trace) = match decision {
+    let fallback = || Plan::Threads {
+        workers: caps.cpu_budget(),
+        blocking_cap: caps.default_blocking(),
+        name: scheduler::DEFAULT_NAME.to_string(),
+    };
+    let (plan, mode, trace) = match decision {
         Ok(d) => match d.plan {
-            Plan::Threads {
-                workers,
-                blocking_cap,
-                ..
-            } => (workers, blocking_cap, d.thread_mode, Some(d.trace)),
+            plan @ (Plan::Threads { .. } | Plan::Processes { .. }) => {
+                (plan, d.thread_mode, Some(d.trace))
+            }
             // Implicit requests always get a pool of their own.
-            _ => (caps.cpu_budget(), 64, d.thread_mode, Some(d.trace)),
+            _ => (fallback(), d.thread_mode, Some(d.trace)),
         },
         // `configure` validated the config and env values are checked when
         // read, so this is unreachable; still, never fail the helpers.
         Err(err) => {
             eprintln!("unirun: {err}; starting the default executor with defaults");
-            (caps.cpu_budget(), 64, ThreadMode::Nogil, None)
+            (fallback(), ThreadMode::Nogil, None)
         }
     };
-    let pool = ThreadPool::builder()
-        .name(scheduler::DEFAULT_NAME)
-        .workers(workers)
-        .max_blocking_threads(blocking_cap)
-        .build()
-        .unwrap_or_else(|err| panic!("unirun: could not start the default thread pool: {err}"));
-    let backend = Backend::Threads(pool.handle());
+    let started = backend::start(&plan, Default::default())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("unirun: could not start the default thread pool"));
+    #[cfg(all(unix, feature = "process-backend"))]
+    if let Some(pool) = started.processes {
+        s.processes.get_or_insert(pool);
+    }
+    let (backend, owned) = (started.backend, started.owned);
     let scope =
         (mode == ThreadMode::Gil).then(|| Scope::new(backend.clone(), Some(Gil::new()), true));
     let handle = Handle::new(backend, scope.clone());
     s.default = Some(SharedDefault {
-        pool,
+        owned,
         scope,
         handle: handle.clone(),
     });
@@ -229,7 +249,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), Error> {
     });
     if let Some(old) = old {
         wait_quietly(&old);
-        old.pool.shutdown();
+        old.owned.shutdown();
     }
     Ok(())
 }
@@ -270,13 +290,19 @@ fn wait_quietly(old: &SharedDefault) {
 /// ```
 pub fn reset() {
     COMPAT.store(0, Ordering::Release);
-    let old = with_state(|s| {
+    let (old, old_state) = with_state(|s| {
         let old = s.default.take();
-        *s = State::default();
+        let old_state = std::mem::take(s);
         GENERATION.fetch_add(1, Ordering::AcqRel);
-        old
+        (old, old_state)
     });
     scheduler::clear_last();
+    // Its forker thread and workers stop with it.
+    #[cfg(all(unix, feature = "process-backend"))]
+    if let Some(pool) = &old_state.processes {
+        pool.shutdown_now();
+    }
+    drop(old_state);
     if let Some(old) = old {
         if let Some(scope) = &old.scope {
             scope.tasks.close();
@@ -284,7 +310,7 @@ pub fn reset() {
         // Forked children would keep their waiting lane threads busy.
         #[cfg(all(unix, feature = "process-backend"))]
         crate::process::cancel_handle_children(&old.handle);
-        old.pool.shutdown_now();
+        old.owned.shutdown_now();
     }
     let _ = CACHED.try_with(|c| c.replace(None));
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use unirun_core::{Executor, Schedule};
 
+use crate::backend::Backend;
 use crate::flavor::Flavor;
-use crate::scope::{Backend, Scope, ScopeSchedule};
+use crate::scope::{Scope, ScopeSchedule};
 use crate::JoinHandle;
 
 /// A cloneable reference to a running executor, usable from any thread and

@@ -82,6 +82,8 @@
 extern crate alloc;
 
 #[cfg(feature = "std")]
+mod backend;
+#[cfg(feature = "std")]
 pub mod compat;
 #[cfg(feature = "std")]
 mod config;

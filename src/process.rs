@@ -82,8 +82,6 @@ pub use unirun_process::{
     fork_call, in_forked_child, init, running_children, ProcessOptions, ProcessPool,
 };
 
-use std::sync::OnceLock;
-
 use crate::flavor::Flavor;
 use crate::global;
 use crate::scheduler::{self, Request};
@@ -354,11 +352,8 @@ pub(crate) fn cancel_handle_children(handle: &Handle) {
     }
 }
 
-/// The pool behind `call` on handles without a scope (the shared default).
-fn shared_pool() -> &'static ProcessPool {
-    static POOL: OnceLock<ProcessPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let workers = global::capabilities().suggested_process_workers();
-        ProcessPool::new(workers, ProcessOptions::default())
-    })
+/// The pool behind `call` on handles without a scope (the shared default),
+/// owned by the global state so [`reset`](crate::reset) stops it.
+fn shared_pool() -> ProcessPool {
+    global::shared_process_pool()
 }

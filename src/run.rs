@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use unirun_core::TaskSet;
 
 pub use self::builder::RunBuilder;
+use crate::backend::{self, Owned};
 use crate::error::Error;
 use crate::flavor::Flavor;
 use crate::gil;
-use crate::scope::{self, Owned, Scope, Scoped};
+use crate::scope::{Scope, Scoped};
 use crate::trace::DecisionTrace;
 use crate::{Handle, JoinHandle};
 
@@ -443,7 +444,8 @@ impl Run {
         let own_task = teardown.scope.is_current();
         // With nothing left to wait for, a drop on a worker is quick: an
         // owned pool moves its own teardown off the worker.
-        let would_block = dropping && scope::on_async_thread() && !teardown.scope.tasks.is_empty();
+        let would_block =
+            dropping && backend::on_async_thread() && !teardown.scope.tasks.is_empty();
         if own_task || would_block {
             teardown.off_thread(stop, &self.name);
             return false;

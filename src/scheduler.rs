@@ -127,7 +127,7 @@ impl Capabilities {
     /// ```
     pub fn ambient_runtime(&self) -> Option<Flavor> {
         self.ambient_runtime.or_else(|| {
-            crate::scope::ambient_tokio()
+            crate::backend::ambient_tokio()
                 .is_some()
                 .then_some(Flavor::Tokio)
         })
@@ -170,7 +170,7 @@ impl Capabilities {
     }
 
     /// The blocking-lane cap for work with no I/O hint.
-    fn default_blocking(&self) -> usize {
+    pub(crate) fn default_blocking(&self) -> usize {
         unirun_threads::default_blocking_cap(self.cpu_budget)
     }
 }
@@ -222,6 +222,13 @@ pub(crate) enum Plan {
     AmbientTokio,
     /// A new multi-thread tokio runtime of this size.
     Tokio {
+        workers: usize,
+        blocking_cap: usize,
+        name: String,
+    },
+    /// A new thread pool of this size for `spawn` and `spawn_blocking`,
+    /// and a pre-forked process pool as wide for `call` and `to_process`.
+    Processes {
         workers: usize,
         blocking_cap: usize,
         name: String,
@@ -378,6 +385,11 @@ pub(crate) fn decide(
                 name: name.clone(),
             },
             Flavor::Smol => Plan::Smol {
+                workers,
+                blocking_cap,
+                name: name.clone(),
+            },
+            Flavor::Processes => Plan::Processes {
                 workers,
                 blocking_cap,
                 name: name.clone(),

@@ -71,6 +71,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod backend;
 mod block_on;
 mod error;
 mod executor;
@@ -94,6 +95,7 @@ mod loom_tests;
 
 pub use async_task::ScheduleInfo;
 
+pub use crate::backend::BackendHandle;
 pub use crate::block_on::{block_on, block_on_with};
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};

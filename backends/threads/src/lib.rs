@@ -41,6 +41,7 @@
 //! assert_eq!(total, 14);
 //! ```
 
+mod backend;
 mod lane;
 mod pool;
 
