@@ -8,7 +8,8 @@
 //! The current scope is what lets `Run::builder().build()` inside a task or
 //! inside `run.block_on` find its parent and reuse the parent's backend.
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -83,11 +84,17 @@ impl Scope {
 
     /// Makes this scope current on this thread (and holds its gil) until
     /// the guard drops.
-    pub(crate) fn enter(self: &Arc<Self>) -> Enter {
+    ///
+    /// This runs on every poll of every scoped task, so it touches only
+    /// this thread: the thread-local keeps a pointer to the scope, not a
+    /// reference count, and the guard borrows the `Arc` so the scope
+    /// outlives the pointer's stay in the thread-local.
+    pub(crate) fn enter(self: &Arc<Self>) -> Enter<'_> {
         let hold = self.gil.as_ref().map(gil::hold);
-        let previous = CURRENT.with(|c| c.replace(Some(self.clone())));
+        let previous = CURRENT.with(|c| c.replace(Arc::as_ptr(self)));
         Enter {
             previous,
+            _scope: PhantomData,
             _hold: hold,
         }
     }
@@ -95,33 +102,49 @@ impl Scope {
     /// Whether the calling thread is running one of this scope's tasks (or
     /// its `block_on`).
     pub(crate) fn is_current(self: &Arc<Self>) -> bool {
-        CURRENT.with(|c| c.borrow().as_ref().is_some_and(|s| Arc::ptr_eq(s, self)))
+        CURRENT.with(|c| std::ptr::eq(c.get(), Arc::as_ptr(self)))
     }
 }
 
 thread_local! {
-    /// The scope whose task (or `block_on`) this thread is running.
-    static CURRENT: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
+    /// The scope whose task (or `block_on`) this thread is running, or
+    /// null. Invariant: a non-null pointer here came from `Arc::as_ptr` of
+    /// an `Arc<Scope>` borrowed by a live [`Enter`] on this thread, and
+    /// that `Enter` puts the previous value back before the borrow ends;
+    /// `Enter`s nest (they are never leaked, moved to another thread or
+    /// dropped out of order: it is `!Send`, crate-private, and only ever a
+    /// local of the frame that created it).
+    static CURRENT: Cell<*const Scope> = const { Cell::new(std::ptr::null()) };
 }
 
 /// The scope whose task or `block_on` the calling thread is running, if any.
 pub(crate) fn current() -> Option<Arc<Scope>> {
-    CURRENT.with(|c| c.borrow().clone())
+    let ptr = CURRENT.with(Cell::get);
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: by `CURRENT`'s invariant the pointer came from `Arc::as_ptr`
+    // and an `Arc` borrowed by the live `Enter` keeps the scope alive, so
+    // the strong count is at least 1; we add the reference the new `Arc`
+    // owns before building it.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
+    }
 }
 
 /// Restores the previous current scope, then releases the gil.
-pub(crate) struct Enter {
-    previous: Option<Arc<Scope>>,
+pub(crate) struct Enter<'a> {
+    previous: *const Scope,
+    /// The `Arc` whose pointer sits in `CURRENT` lives at least this long.
+    _scope: PhantomData<&'a Arc<Scope>>,
     // Declared last: dropped after `drop` below restored the current scope.
     _hold: Option<gil::Hold>,
 }
 
-impl Drop for Enter {
+impl Drop for Enter<'_> {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        // Dropped after the borrow ends: the last reference to a scope may
-        // run task destructors that look at the current scope.
-        let _ours = CURRENT.with(|c| c.replace(previous));
+        CURRENT.with(|c| c.set(self.previous));
     }
 }
 
