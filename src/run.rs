@@ -515,16 +515,41 @@ impl Teardown {
         in_time
     }
 
+    /// Runs the teardown on a helper thread. If the OS refuses one, it
+    /// does not recurse into another shutdown here (dropping the pool on
+    /// its own worker, or on an async worker, would need a helper thread
+    /// again): the scope's tasks are cancelled and the backend is left to
+    /// its threads, which stay parked; said on stderr.
     fn off_thread(self, stop: Stop, name: &str) {
-        let scope = self.scope.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("{name}-shutdown"))
-            .spawn(move || self.run(stop));
+        let slot = Arc::new(Mutex::new(Some(self)));
+        let theirs = slot.clone();
+        #[cfg(test)]
+        let refused = tests::REFUSE_HELPER.with(std::cell::Cell::get);
+        #[cfg(not(test))]
+        let refused = false;
+        let builder = thread::Builder::new().name(format!("{name}-shutdown"));
+        let spawned = if refused {
+            Err(std::io::Error::other("refused by the test"))
+        } else {
+            builder.spawn(move || {
+                let teardown = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(teardown) = teardown {
+                    teardown.run(stop);
+                }
+            })
+        };
         if let Err(err) = spawned {
-            // Without a thread to wait on, cancel rather than hang; the
-            // closure (and the pool in it) was dropped by the failed spawn.
-            eprintln!("unirun: could not start a thread to shut the scope down ({err}); cancelling its tasks");
-            scope.tasks.close();
+            // The failed spawn dropped its closure, so `slot` is ours alone.
+            let teardown = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(teardown) = teardown {
+                eprintln!(
+                    "unirun: could not start a thread to shut scope {name:?} down ({err}); \
+                     cancelling its tasks and leaving its threads parked"
+                );
+                teardown.scope.tasks.close();
+                kill_children(&teardown.scope);
+                std::mem::forget(teardown.owned);
+            }
         }
     }
 }
@@ -615,3 +640,29 @@ const _: fn() = || {
     is_send::<Run>();
     is_send::<RunBuilder>();
 };
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Makes `Teardown::off_thread` see the OS refuse its thread.
+        pub(super) static REFUSE_HELPER: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[test]
+    fn a_refused_helper_thread_cancels_once_and_returns() {
+        let run = Run::builder().flavor(Flavor::Threads).build().unwrap();
+        // Pending forever: only the cancellation can end it.
+        let stuck = run.spawn(std::future::pending::<()>());
+        REFUSE_HELPER.with(|r| r.set(true));
+        let mut run = run;
+        let name = run.name.clone();
+        run.take_teardown().off_thread(Stop::Wait, &name);
+        REFUSE_HELPER.with(|r| r.set(false));
+        let err = stuck.join().unwrap_err();
+        assert!(err.is_cancelled(), "{err}");
+    }
+}
