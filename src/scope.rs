@@ -9,8 +9,8 @@
 //! inside `run.block_on` find its parent and reuse the parent's backend.
 
 use std::cell::Cell;
-use std::marker::PhantomData;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};

@@ -1,0 +1,65 @@
+//! The scheduler's unit tests: resolution order, sizing and fallbacks.
+
+use super::*;
+
+fn request(requested: Flavor, code: RuntimeConfig) -> Request {
+    Request {
+        requested,
+        code,
+        name: None,
+        provided: false,
+        provided_flavor: Flavor::Threads,
+        implicit: false,
+        ambient_tokio: false,
+    }
+}
+
+fn caps() -> Capabilities {
+    Capabilities::from_budget(4)
+}
+
+#[test]
+fn sizing_follows_hints_and_caps() {
+    let env = EnvSnapshot::default();
+    let d = decide(
+        request(Flavor::Auto, RuntimeConfig::default()),
+        &env,
+        &caps(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        d.plan,
+        Plan::Threads {
+            workers: 4,
+            blocking_cap: 64,
+            name: "unirun".into()
+        }
+    );
+    let io = RuntimeConfig::default().io_bound(true);
+    let d = decide(request(Flavor::Auto, io.clone()), &env, &caps(), None).unwrap();
+    assert_eq!(d.trace.workers(), Some(Workers::new(4, 256)));
+    let capped = io.max_workers(3);
+    let d = decide(request(Flavor::Auto, capped), &env, &caps(), None).unwrap();
+    assert_eq!(d.trace.workers(), Some(Workers::new(3, 3)));
+}
+
+#[test]
+fn implicit_paths_fall_back_instead_of_failing() {
+    let env = EnvSnapshot {
+        config: RuntimeConfig::default().flavor(Flavor::Smol),
+        rejected: Vec::new(),
+    };
+    let mut req = request(Flavor::Auto, RuntimeConfig::default());
+    assert!(matches!(
+        decide(req, &env, &caps(), None),
+        Err(Error::BackendUnavailable { .. }) | Ok(_)
+    ));
+    req = request(Flavor::Auto, RuntimeConfig::default());
+    req.implicit = true;
+    let d = decide(req, &env, &caps(), None).unwrap();
+    if !Flavor::Smol.is_available() {
+        assert_eq!(d.trace.resolved(), Flavor::Threads);
+        assert_eq!(d.trace.fallbacks()[0].from(), Flavor::Smol);
+    }
+}
