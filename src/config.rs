@@ -5,18 +5,18 @@ use std::path::Path;
 
 use crate::env::{self, EnvOverride, RejectedVar};
 use crate::env::{
-    Var, AUTO, COMPAT_MODE, CPU_BOUND, FORCE_PROCESS, FORCE_THREADS, IO_BOUND, MAX_WORKERS, MODE,
-    THREAD_MODE,
+    Var, AUTO, COMPAT_MODE, CPU_BOUND, FORCE_PROCESS, FORCE_THREADS, IO_BOUND, MAX_BLOCKING,
+    MAX_WORKERS, MODE, THREAD_MODE,
 };
 use crate::error::Error;
 use crate::flavor::{CompatMode, Flavor, ThreadMode};
 
 /// Optional settings for scopes and the shared default executor.
 ///
-/// Every field starts unset. Setters take and return the config by value and
-/// have the setting's name (`max_workers(8)`); getters carry a `get_` prefix
-/// (`get_max_workers()`), as `std::process::Command` does where a setter
-/// already owns the plain name, and return `None` for "not set here".
+/// Every field is public and starts unset (`None`: "not set here"). Setters
+/// of the same names take and return the config by value
+/// (`max_workers(8)`), for building one in an expression; read a setting
+/// from its field (`config.max_workers`).
 ///
 /// # Sources and precedence
 ///
@@ -35,6 +35,7 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 /// | `UNIRUN_CPU_BOUND` | `cpu_bound` | bool |
 /// | `UNIRUN_IO_BOUND` | `io_bound` | bool |
 /// | `UNIRUN_MAX_WORKERS` | `max_workers` | integer >= 1 |
+/// | `UNIRUN_MAX_BLOCKING` | `max_blocking` | integer >= 1 |
 /// | `UNIRUN_THREAD_MODE` | `thread_mode` | auto, gil, nogil |
 /// | `UNIRUN_FORCE_THREADS` | `force_threads` | bool |
 /// | `UNIRUN_FORCE_PROCESS` | `force_process` | bool |
@@ -56,28 +57,45 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 ///     .io_bound(true)
 ///     .max_workers(8)
 ///     .thread_mode(ThreadMode::Gil);
-/// assert_eq!(config.get_max_workers(), Some(8));
-/// assert_eq!(config.get_flavor(), None);
+/// assert_eq!(config.max_workers, Some(8));
+/// assert_eq!(config.flavor, None);
 ///
 /// let env = RuntimeConfig::from_vars([("UNIRUN_MODE", "threads"), ("UNIRUN_MAX_WORKERS", "2")])?;
 /// let (config, applied) = config.apply_env(&env);
-/// assert_eq!(config.get_flavor(), Some(Flavor::Threads)); // env filled it
-/// assert_eq!(config.get_max_workers(), Some(8)); // code won
+/// assert_eq!(config.flavor, Some(Flavor::Threads)); // env filled it
+/// assert_eq!(config.max_workers, Some(8)); // code won
 /// assert_eq!(applied.len(), 1);
 /// # Ok::<(), unirun::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct RuntimeConfig {
-    flavor: Option<Flavor>,
-    auto: Option<bool>,
-    cpu_bound: Option<bool>,
-    io_bound: Option<bool>,
-    max_workers: Option<usize>,
-    thread_mode: Option<ThreadMode>,
-    force_threads: Option<bool>,
-    force_process: Option<bool>,
-    compat_mode: Option<CompatMode>,
+    /// The flavor that `Flavor::Auto` scopes and the helpers use
+    /// (`UNIRUN_MODE`).
+    pub flavor: Option<Flavor>,
+    /// Whether the scheduler's heuristics are on; `false` sends `Auto` to
+    /// the shared pool (`UNIRUN_AUTO`).
+    pub auto: Option<bool>,
+    /// The work is CPU-bound (`UNIRUN_CPU_BOUND`).
+    pub cpu_bound: Option<bool>,
+    /// The work is I/O-bound: blocking lanes may grow larger
+    /// (`UNIRUN_IO_BOUND`).
+    pub io_bound: Option<bool>,
+    /// Caps the async workers chosen automatically (`UNIRUN_MAX_WORKERS`).
+    pub max_workers: Option<usize>,
+    /// Caps the blocking lane's threads (`UNIRUN_MAX_BLOCKING`); separate
+    /// from `max_workers`, which leaves the lane alone.
+    pub max_blocking: Option<usize>,
+    /// Serialized ([`ThreadMode::Gil`]) or parallel scopes
+    /// (`UNIRUN_THREAD_MODE`).
+    pub thread_mode: Option<ThreadMode>,
+    /// Kill switch: everything on OS threads (`UNIRUN_FORCE_THREADS`).
+    pub force_threads: Option<bool>,
+    /// Kill switch: auto and blocking work on processes where compiled in
+    /// (`UNIRUN_FORCE_PROCESS`).
+    pub force_process: Option<bool>,
+    /// Kill switch: the compat modules' mode (`UNIRUN_COMPAT_MODE`).
+    pub compat_mode: Option<CompatMode>,
 }
 
 impl RuntimeConfig {
@@ -89,7 +107,7 @@ impl RuntimeConfig {
     /// use unirun::{Flavor, RuntimeConfig};
     ///
     /// let config = RuntimeConfig::default().flavor(Flavor::Threads);
-    /// assert_eq!(config.get_flavor(), Some(Flavor::Threads));
+    /// assert_eq!(config.flavor, Some(Flavor::Threads));
     /// ```
     #[must_use]
     pub fn flavor(mut self, flavor: Flavor) -> Self {
@@ -104,7 +122,7 @@ impl RuntimeConfig {
     ///
     /// ```
     /// let config = unirun::RuntimeConfig::default().auto(false);
-    /// assert_eq!(config.get_auto(), Some(false));
+    /// assert_eq!(config.auto, Some(false));
     /// ```
     #[must_use]
     pub fn auto(mut self, auto: bool) -> Self {
@@ -118,7 +136,7 @@ impl RuntimeConfig {
     ///
     /// ```
     /// let config = unirun::RuntimeConfig::default().cpu_bound(true);
-    /// assert_eq!(config.get_cpu_bound(), Some(true));
+    /// assert_eq!(config.cpu_bound, Some(true));
     /// ```
     #[must_use]
     pub fn cpu_bound(mut self, cpu_bound: bool) -> Self {
@@ -132,7 +150,7 @@ impl RuntimeConfig {
     ///
     /// ```
     /// let config = unirun::RuntimeConfig::default().io_bound(true);
-    /// assert_eq!(config.get_io_bound(), Some(true));
+    /// assert_eq!(config.io_bound, Some(true));
     /// ```
     #[must_use]
     pub fn io_bound(mut self, io_bound: bool) -> Self {
@@ -140,18 +158,35 @@ impl RuntimeConfig {
         self
     }
 
-    /// Caps the pool sizes chosen automatically. `0` is accepted here and
+    /// Caps the async workers chosen automatically (not the blocking lane:
+    /// see [`max_blocking`](Self::max_blocking)). `0` is accepted here and
     /// rejected by [`validate`](Self::validate) (and so by building a scope).
     ///
     /// # Examples
     ///
     /// ```
     /// let config = unirun::RuntimeConfig::default().max_workers(4);
-    /// assert_eq!(config.get_max_workers(), Some(4));
+    /// assert_eq!(config.max_workers, Some(4));
     /// ```
     #[must_use]
     pub fn max_workers(mut self, max_workers: usize) -> Self {
         self.max_workers = Some(max_workers);
+        self
+    }
+
+    /// Caps the blocking lane's threads (`spawn_blocking`, `to_thread`).
+    /// `0` is accepted here and rejected by [`validate`](Self::validate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = unirun::RuntimeConfig::default().max_blocking(16);
+    /// assert_eq!(config.max_blocking, Some(16));
+    /// assert_eq!(config.max_workers, None);
+    /// ```
+    #[must_use]
+    pub fn max_blocking(mut self, max_blocking: usize) -> Self {
+        self.max_blocking = Some(max_blocking);
         self
     }
 
@@ -163,7 +198,7 @@ impl RuntimeConfig {
     /// use unirun::{RuntimeConfig, ThreadMode};
     ///
     /// let config = RuntimeConfig::default().thread_mode(ThreadMode::Gil);
-    /// assert_eq!(config.get_thread_mode(), Some(ThreadMode::Gil));
+    /// assert_eq!(config.thread_mode, Some(ThreadMode::Gil));
     /// ```
     #[must_use]
     pub fn thread_mode(mut self, thread_mode: ThreadMode) -> Self {
@@ -178,7 +213,7 @@ impl RuntimeConfig {
     ///
     /// ```
     /// let config = unirun::RuntimeConfig::default().force_threads(true);
-    /// assert_eq!(config.get_force_threads(), Some(true));
+    /// assert_eq!(config.force_threads, Some(true));
     /// ```
     #[must_use]
     pub fn force_threads(mut self, force_threads: bool) -> Self {
@@ -192,7 +227,7 @@ impl RuntimeConfig {
     ///
     /// ```
     /// let config = unirun::RuntimeConfig::default().force_process(true);
-    /// assert_eq!(config.get_force_process(), Some(true));
+    /// assert_eq!(config.force_process, Some(true));
     /// ```
     #[must_use]
     pub fn force_process(mut self, force_process: bool) -> Self {
@@ -208,111 +243,12 @@ impl RuntimeConfig {
     /// use unirun::{CompatMode, RuntimeConfig};
     ///
     /// let config = RuntimeConfig::default().compat_mode(CompatMode::Passthrough);
-    /// assert_eq!(config.get_compat_mode(), Some(CompatMode::Passthrough));
+    /// assert_eq!(config.compat_mode, Some(CompatMode::Passthrough));
     /// ```
     #[must_use]
     pub fn compat_mode(mut self, compat_mode: CompatMode) -> Self {
         self.compat_mode = Some(compat_mode);
         self
-    }
-
-    /// The flavor, if set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(unirun::RuntimeConfig::default().get_flavor(), None);
-    /// ```
-    pub fn get_flavor(&self) -> Option<Flavor> {
-        self.flavor
-    }
-
-    /// Whether heuristics are on, if set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(unirun::RuntimeConfig::default().get_auto(), None);
-    /// ```
-    pub fn get_auto(&self) -> Option<bool> {
-        self.auto
-    }
-
-    /// The CPU-bound hint, if set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(unirun::RuntimeConfig::default().get_cpu_bound(), None);
-    /// ```
-    pub fn get_cpu_bound(&self) -> Option<bool> {
-        self.cpu_bound
-    }
-
-    /// The I/O-bound hint, if set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(unirun::RuntimeConfig::default().get_io_bound(), None);
-    /// ```
-    pub fn get_io_bound(&self) -> Option<bool> {
-        self.io_bound
-    }
-
-    /// The worker cap, if set (not validated; see [`validate`](Self::validate)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(unirun::RuntimeConfig::default().get_max_workers(), None);
-    /// ```
-    pub fn get_max_workers(&self) -> Option<usize> {
-        self.max_workers
-    }
-
-    /// The thread mode, if set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(unirun::RuntimeConfig::default().get_thread_mode(), None);
-    /// ```
-    pub fn get_thread_mode(&self) -> Option<ThreadMode> {
-        self.thread_mode
-    }
-
-    /// The force-threads switch, if set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(unirun::RuntimeConfig::default().get_force_threads(), None);
-    /// ```
-    pub fn get_force_threads(&self) -> Option<bool> {
-        self.force_threads
-    }
-
-    /// The force-process switch, if set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(unirun::RuntimeConfig::default().get_force_process(), None);
-    /// ```
-    pub fn get_force_process(&self) -> Option<bool> {
-        self.force_process
-    }
-
-    /// The compat mode, if set.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(unirun::RuntimeConfig::default().get_compat_mode(), None);
-    /// ```
-    pub fn get_compat_mode(&self) -> Option<CompatMode> {
-        self.compat_mode
     }
 
     /// The flavor the force switches impose, if any: `Threads` when
@@ -343,7 +279,7 @@ impl RuntimeConfig {
         }
     }
 
-    /// Checks for impossible settings: today, `max_workers(0)`.
+    /// Checks for impossible settings: `max_workers(0)`, `max_blocking(0)`.
     ///
     /// Building a scope calls this, so a bad value fails there with
     /// [`Error::InvalidSetting`].
@@ -358,14 +294,19 @@ impl RuntimeConfig {
     /// assert_eq!(err.to_string(), "invalid max_workers=0: expected an integer >= 1");
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
-        match self.max_workers {
-            Some(0) => Err(Error::InvalidSetting {
-                setting: "max_workers",
-                value: "0".into(),
-                expected: env::EXPECTED_WORKERS,
-            }),
-            _ => Ok(()),
+        for (setting, value) in [
+            ("max_workers", self.max_workers),
+            ("max_blocking", self.max_blocking),
+        ] {
+            if value == Some(0) {
+                return Err(Error::InvalidSetting {
+                    setting,
+                    value: "0".into(),
+                    expected: env::EXPECTED_WORKERS,
+                });
+            }
         }
+        Ok(())
     }
 
     /// Reads the `UNIRUN_*` variables of the process environment.
@@ -430,7 +371,7 @@ impl RuntimeConfig {
     /// let path = std::env::temp_dir().join(format!("unirun-doc-{}.env", std::process::id()));
     /// std::fs::write(&path, "# CI parity\nexport UNIRUN_THREAD_MODE='gil'\nDATABASE_URL=x\n")?;
     /// let config = RuntimeConfig::from_env_file(&path)?;
-    /// assert_eq!(config.get_thread_mode(), Some(ThreadMode::Gil));
+    /// assert_eq!(config.thread_mode, Some(ThreadMode::Gil));
     /// # std::fs::remove_file(&path)?;
     ///
     /// let err = RuntimeConfig::from_env_file("no/such/.env").unwrap_err();
@@ -516,8 +457,8 @@ impl RuntimeConfig {
     /// let code = RuntimeConfig::default().max_workers(8);
     /// let env = RuntimeConfig::default().max_workers(2).io_bound(true);
     /// let merged = code.merged_over(&env);
-    /// assert_eq!(merged.get_max_workers(), Some(8));
-    /// assert_eq!(merged.get_io_bound(), Some(true));
+    /// assert_eq!(merged.max_workers, Some(8));
+    /// assert_eq!(merged.io_bound, Some(true));
     /// ```
     #[must_use]
     pub fn merged_over(self, env: &RuntimeConfig) -> RuntimeConfig {
@@ -538,7 +479,7 @@ impl RuntimeConfig {
     /// let env = RuntimeConfig::from_vars([("UNIRUN_FORCE_THREADS", "yes"), ("UNIRUN_MAX_WORKERS", "2")])?;
     /// let (config, applied) = code.apply_kill_switches(&env);
     /// assert_eq!(config.forced_flavor(), Some(Flavor::Threads));
-    /// assert_eq!(config.get_max_workers(), Some(8)); // not a kill switch
+    /// assert_eq!(config.max_workers, Some(8)); // not a kill switch
     /// assert_eq!(applied[0].to_string(), "UNIRUN_FORCE_THREADS=true");
     /// # Ok::<(), unirun::Error>(())
     /// ```
@@ -566,8 +507,8 @@ impl RuntimeConfig {
     ///     ("UNIRUN_IO_BOUND", "1"),
     /// ])?;
     /// let (config, applied) = code.apply_env(&env);
-    /// assert_eq!(config.get_compat_mode(), Some(CompatMode::Passthrough));
-    /// assert_eq!(config.get_max_workers(), Some(8));
+    /// assert_eq!(config.compat_mode, Some(CompatMode::Passthrough));
+    /// assert_eq!(config.max_workers, Some(8));
     /// let applied: Vec<String> = applied.iter().map(|o| o.to_string()).collect();
     /// assert_eq!(applied, ["UNIRUN_IO_BOUND=true", "UNIRUN_COMPAT_MODE=passthrough"]);
     /// # Ok::<(), unirun::Error>(())
@@ -594,6 +535,7 @@ impl RuntimeConfig {
         l.setting(&mut c.cpu_bound, e.cpu_bound, CPU_BOUND);
         l.setting(&mut c.io_bound, e.io_bound, IO_BOUND);
         l.setting(&mut c.max_workers, e.max_workers, MAX_WORKERS);
+        l.setting(&mut c.max_blocking, e.max_blocking, MAX_BLOCKING);
         l.setting(&mut c.thread_mode, e.thread_mode, THREAD_MODE);
         l.kill_switch(&mut c.force_threads, e.force_threads, FORCE_THREADS);
         l.kill_switch(&mut c.force_process, e.force_process, FORCE_PROCESS);
@@ -648,8 +590,8 @@ mod tests {
         let code = RuntimeConfig::default().force_threads(false);
         let env = RuntimeConfig::default().force_threads(true).auto(false);
         let merged = code.merged_over(&env);
-        assert_eq!(merged.get_force_threads(), Some(false));
-        assert_eq!(merged.get_auto(), Some(false));
+        assert_eq!(merged.force_threads, Some(false));
+        assert_eq!(merged.auto, Some(false));
     }
 
     #[test]
@@ -657,7 +599,7 @@ mod tests {
         let code = RuntimeConfig::default().force_threads(true);
         let env = RuntimeConfig::default().force_threads(false);
         let (config, applied) = code.apply_env(&env);
-        assert_eq!(config.get_force_threads(), Some(false));
+        assert_eq!(config.force_threads, Some(false));
         assert_eq!(
             applied,
             [EnvOverride::new(

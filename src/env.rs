@@ -31,6 +31,7 @@ pub(crate) const AUTO: Var = var("UNIRUN_AUTO", "auto");
 pub(crate) const CPU_BOUND: Var = var("UNIRUN_CPU_BOUND", "cpu_bound");
 pub(crate) const IO_BOUND: Var = var("UNIRUN_IO_BOUND", "io_bound");
 pub(crate) const MAX_WORKERS: Var = var("UNIRUN_MAX_WORKERS", "max_workers");
+pub(crate) const MAX_BLOCKING: Var = var("UNIRUN_MAX_BLOCKING", "max_blocking");
 pub(crate) const THREAD_MODE: Var = var("UNIRUN_THREAD_MODE", "thread_mode");
 pub(crate) const FORCE_THREADS: Var = var("UNIRUN_FORCE_THREADS", "force_threads");
 pub(crate) const FORCE_PROCESS: Var = var("UNIRUN_FORCE_PROCESS", "force_process");
@@ -38,13 +39,14 @@ pub(crate) const COMPAT_MODE: Var = var("UNIRUN_COMPAT_MODE", "compat_mode");
 
 /// Every variable unirun reads, in the order they are checked (so the first
 /// error reported does not depend on the environment's iteration order).
-static KNOWN: [Var; 10] = [
+static KNOWN: [Var; 11] = [
     MODE,
     FLAVOR,
     AUTO,
     CPU_BOUND,
     IO_BOUND,
     MAX_WORKERS,
+    MAX_BLOCKING,
     THREAD_MODE,
     FORCE_THREADS,
     FORCE_PROCESS,
@@ -342,6 +344,9 @@ where
     }
     if let Some(v) = p.get(MAX_WORKERS, parse_workers) {
         config = config.max_workers(v);
+    }
+    if let Some(v) = p.get(MAX_BLOCKING, parse_workers) {
+        config = config.max_blocking(v);
     }
     if let Some(v) = p.get(THREAD_MODE, parse_thread_mode) {
         config = config.thread_mode(v);
@@ -665,10 +670,10 @@ mod tests {
     #[test]
     fn conflict_is_dropped_and_reported() {
         let (config, problems) = parse_vars([(MODE.name, "threads"), (FLAVOR.name, "smol")]);
-        assert_eq!(config.get_flavor(), None);
+        assert_eq!(config.flavor, None);
         assert!(matches!(problems[..], [Problem::Conflict { .. }]));
         let (config, problems) = parse_vars([(MODE.name, "threads"), (FLAVOR.name, "THREADS")]);
-        assert_eq!(config.get_flavor(), Some(Flavor::Threads));
+        assert_eq!(config.flavor, Some(Flavor::Threads));
         assert!(problems.is_empty());
     }
 }

@@ -400,8 +400,8 @@ pub(crate) fn compat_mode() -> CompatMode {
     let mode = with_state(|s| {
         let env = s.env();
         env.config
-            .get_compat_mode()
-            .or(s.config.get_compat_mode())
+            .compat_mode
+            .or(s.config.compat_mode)
             .unwrap_or(CompatMode::Managed)
     });
     let code = match mode {

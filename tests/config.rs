@@ -113,7 +113,7 @@ fn mode_and_flavor_conflict_names_both() {
 fn mode_and_flavor_may_agree() {
     let config =
         RuntimeConfig::from_vars([("UNIRUN_MODE", "smol"), ("UNIRUN_FLAVOR", " SMOL ")]).unwrap();
-    assert_eq!(config.get_flavor(), Some(Flavor::Smol));
+    assert_eq!(config.flavor, Some(Flavor::Smol));
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn every_flavor_parses_from_either_name() {
     for (word, flavor) in all {
         for var in ["UNIRUN_MODE", "UNIRUN_FLAVOR"] {
             let config = RuntimeConfig::from_vars([(var, word)]).unwrap();
-            assert_eq!(config.get_flavor(), Some(flavor), "{var}={word}");
+            assert_eq!(config.flavor, Some(flavor), "{var}={word}");
         }
         assert_eq!(flavor.to_string(), word);
     }
@@ -205,7 +205,7 @@ fn every_bool_spelling_parses() {
         (" Off ", false),
     ] {
         let config = RuntimeConfig::from_vars([("UNIRUN_AUTO", word)]).unwrap();
-        assert_eq!(config.get_auto(), Some(value), "{word:?}");
+        assert_eq!(config.auto, Some(value), "{word:?}");
     }
 }
 
@@ -217,14 +217,14 @@ fn thread_and_compat_modes_parse() {
         ("nogil", ThreadMode::Nogil),
     ] {
         let config = RuntimeConfig::from_vars([("UNIRUN_THREAD_MODE", word)]).unwrap();
-        assert_eq!(config.get_thread_mode(), Some(mode));
+        assert_eq!(config.thread_mode, Some(mode));
     }
     for (word, mode) in [
         ("managed", CompatMode::Managed),
         ("passthrough", CompatMode::Passthrough),
     ] {
         let config = RuntimeConfig::from_vars([("UNIRUN_COMPAT_MODE", word)]).unwrap();
-        assert_eq!(config.get_compat_mode(), Some(mode));
+        assert_eq!(config.compat_mode, Some(mode));
     }
 }
 
@@ -246,7 +246,7 @@ fn later_duplicates_win() {
     let config =
         RuntimeConfig::from_vars([("UNIRUN_MAX_WORKERS", "abc"), ("UNIRUN_MAX_WORKERS", "3")])
             .unwrap();
-    assert_eq!(config.get_max_workers(), Some(3));
+    assert_eq!(config.max_workers, Some(3));
 }
 
 // ---- lenient reading --------------------------------------------------------
@@ -271,7 +271,7 @@ fn lenient_reader_skips_and_reports_bad_values() {
 fn lenient_reader_drops_both_sides_of_a_conflict() {
     let (config, rejected) =
         RuntimeConfig::from_vars_lenient([("UNIRUN_MODE", "threads"), ("UNIRUN_FLAVOR", "smol")]);
-    assert_eq!(config.get_flavor(), None);
+    assert_eq!(config.flavor, None);
     let vars: Vec<&str> = rejected.iter().map(|r| r.var()).collect();
     assert_eq!(vars, ["UNIRUN_MODE", "UNIRUN_FLAVOR"]);
 }
@@ -289,10 +289,10 @@ fn code_wins_and_env_fills() {
     ])
     .unwrap();
     let (config, applied) = code.clone().apply_env(&env);
-    assert_eq!(config.get_flavor(), Some(Flavor::Smol));
-    assert_eq!(config.get_max_workers(), Some(8));
-    assert_eq!(config.get_io_bound(), Some(true));
-    assert_eq!(config.get_thread_mode(), Some(ThreadMode::Gil));
+    assert_eq!(config.flavor, Some(Flavor::Smol));
+    assert_eq!(config.max_workers, Some(8));
+    assert_eq!(config.io_bound, Some(true));
+    assert_eq!(config.thread_mode, Some(ThreadMode::Gil));
     assert_eq!(
         applied,
         [
@@ -322,9 +322,9 @@ fn kill_switches_override_code() {
 
     // ... the kill switches step replaces them, and names each override.
     let (config, applied) = merged.apply_kill_switches(&env);
-    assert_eq!(config.get_force_threads(), Some(true));
-    assert_eq!(config.get_force_process(), Some(true));
-    assert_eq!(config.get_compat_mode(), Some(CompatMode::Passthrough));
+    assert_eq!(config.force_threads, Some(true));
+    assert_eq!(config.force_process, Some(true));
+    assert_eq!(config.compat_mode, Some(CompatMode::Passthrough));
     let applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
     assert_eq!(
         applied,

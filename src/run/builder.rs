@@ -51,6 +51,7 @@ pub struct RunBuilder {
     config: Option<RuntimeConfig>,
     name: Option<String>,
     max_workers: Option<usize>,
+    max_blocking: Option<usize>,
     executor: Option<Handle>,
     on_decision: Option<Listener>,
     #[cfg(all(unix, feature = "process-backend"))]
@@ -115,9 +116,9 @@ impl RunBuilder {
         self
     }
 
-    /// Caps the pool sizes the scheduler picks (workers and blocking
-    /// threads); wins over the config's `max_workers`. `0` fails at
-    /// [`build`](Self::build).
+    /// Caps the async workers the scheduler picks (not the blocking lane:
+    /// see [`max_blocking`](Self::max_blocking)); wins over the config's
+    /// `max_workers`. `0` fails at [`build`](Self::build).
     ///
     /// # Examples
     ///
@@ -130,6 +131,22 @@ impl RunBuilder {
     /// ```
     pub fn max_workers(mut self, max_workers: usize) -> Self {
         self.max_workers = Some(max_workers);
+        self
+    }
+
+    /// Caps the scope's blocking lane (`spawn_blocking`, `map`); wins over
+    /// the config's `max_blocking`. `0` fails at [`build`](Self::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(1).max_blocking(3).build()?;
+    /// assert_eq!(run.handle().max_blocking_threads(), 3);
+    /// assert_eq!(run.handle().num_workers(), 1);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn max_blocking(mut self, max_blocking: usize) -> Self {
+        self.max_blocking = Some(max_blocking);
         self
     }
 
@@ -238,6 +255,9 @@ impl RunBuilder {
         if let Some(n) = self.max_workers {
             code = code.max_workers(n);
         }
+        if let Some(n) = self.max_blocking {
+            code = code.max_blocking(n);
+        }
         let code = code.merged_over(&snapshot.config);
         let parent = match self.executor {
             Some(_) => None,
@@ -299,7 +319,7 @@ impl RunBuilder {
             }
         };
         let gil = (decision.thread_mode == ThreadMode::Gil).then(Gil::new);
-        let io_bound = decision.config.get_io_bound() == Some(true);
+        let io_bound = decision.config.io_bound == Some(true);
         let workers = backend.workers();
         let parallelism = if io_bound {
             workers.blocking_cap()
@@ -340,6 +360,7 @@ impl fmt::Debug for RunBuilder {
             .field("config", &self.config)
             .field("name", &self.name)
             .field("max_workers", &self.max_workers)
+            .field("max_blocking", &self.max_blocking)
             .field("executor", &self.executor)
             .field("on_decision", &self.on_decision.is_some());
         #[cfg(all(unix, feature = "process-backend"))]

@@ -119,10 +119,10 @@ pub(crate) fn decide(
 ) -> Result<Decision, Error> {
     req.code.validate()?;
     let explicit_name = req.name.is_some();
-    let explicit_cap = req.code.get_max_workers().is_some();
+    let explicit_cap = req.code.max_workers.is_some() || req.code.max_blocking.is_some();
     let (config, applied) = req.code.apply_env(&env.config);
     let from_env = |var: &str| applied.iter().any(|o| o.var() == var);
-    let thread_mode = match config.get_thread_mode() {
+    let thread_mode = match config.thread_mode {
         Some(ThreadMode::Gil) => ThreadMode::Gil,
         _ => ThreadMode::Nogil,
     };
@@ -167,10 +167,10 @@ pub(crate) fn decide(
             flavor: req.requested,
         });
         req.requested.ensure_available()?
-    } else if config.get_auto() == Some(false) {
+    } else if config.auto == Some(false) {
         reasons.push(Reason::AutoDisabled);
         Flavor::Shared
-    } else if let Some(flavor) = config.get_flavor().filter(|f| *f != Flavor::Auto) {
+    } else if let Some(flavor) = config.flavor.filter(|f| *f != Flavor::Auto) {
         reasons.push(Reason::ConfigFlavor {
             flavor,
             from_env: from_env(MODE.name),
@@ -179,7 +179,7 @@ pub(crate) fn decide(
     } else if req.ambient_tokio && !req.implicit && Flavor::Tokio.is_available() {
         reasons.push(Reason::AmbientTokio);
         Flavor::Tokio
-    } else if config.get_cpu_bound() == Some(true) && thread_mode == ThreadMode::Gil {
+    } else if config.cpu_bound == Some(true) && thread_mode == ThreadMode::Gil {
         // Serialized CPU work would use one core; processes sidestep the
         // lock.
         reasons.push(Reason::CpuBoundGil);
@@ -199,13 +199,17 @@ pub(crate) fn decide(
         Flavor::Threads
     };
 
-    let cap = |n: usize| config.get_max_workers().map_or(n, |max| n.min(max));
-    let blocking = if config.get_io_bound() == Some(true) {
+    let cap = |n: usize| config.max_workers.map_or(n, |max| n.min(max));
+    let blocking = if config.io_bound == Some(true) {
         caps.suggested_io_workers()
     } else {
         caps.default_blocking()
     };
-    let own_workers = Workers::new(cap(caps.suggested_cpu_workers()), cap(blocking));
+    // Separate caps: `max_workers` never shrinks the blocking lane.
+    let blocking = config
+        .max_blocking
+        .map_or(blocking, |max| blocking.min(max));
+    let own_workers = Workers::new(cap(caps.suggested_cpu_workers()), blocking);
 
     // The shared default is one pool for every thread: it runs on threads.
     let resolved = match resolved {
@@ -274,7 +278,7 @@ pub(crate) fn decide(
     }
     trace = trace
         .with_thread_mode(thread_mode)
-        .with_hints(Hints::new(config.get_cpu_bound(), config.get_io_bound()))
+        .with_hints(Hints::new(config.cpu_bound, config.io_bound))
         .with_env_applied(applied)
         .with_env_rejected(env.rejected.clone());
     if let Some(workers) = workers {

@@ -39,9 +39,44 @@ fn sizing_follows_hints_and_caps() {
     let io = RuntimeConfig::default().io_bound(true);
     let d = decide(request(Flavor::Auto, io.clone()), &env, &caps(), None).unwrap();
     assert_eq!(d.trace.workers(), Some(Workers::new(4, 256)));
-    let capped = io.max_workers(3);
+    let capped = io.clone().max_workers(3);
     let d = decide(request(Flavor::Auto, capped), &env, &caps(), None).unwrap();
-    assert_eq!(d.trace.workers(), Some(Workers::new(3, 3)));
+    // The worker cap leaves the blocking lane alone.
+    assert_eq!(d.trace.workers(), Some(Workers::new(3, 256)));
+    let lane = io.max_blocking(5);
+    let d = decide(request(Flavor::Auto, lane), &env, &caps(), None).unwrap();
+    assert_eq!(d.trace.workers(), Some(Workers::new(4, 5)));
+}
+
+#[test]
+fn max_workers_from_the_environment_does_not_cap_the_blocking_lane() {
+    let (config, problems) = crate::env::parse_vars([("UNIRUN_MAX_WORKERS", "3")]);
+    assert!(problems.is_empty());
+    let env = EnvSnapshot {
+        config,
+        rejected: Vec::new(),
+    };
+    let d = decide(
+        request(Flavor::Threads, RuntimeConfig::default()),
+        &env,
+        &caps(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(d.trace.workers(), Some(Workers::new(3, 64)));
+    let (config, _) = crate::env::parse_vars([("UNIRUN_MAX_BLOCKING", "7")]);
+    let env = EnvSnapshot {
+        config,
+        rejected: Vec::new(),
+    };
+    let d = decide(
+        request(Flavor::Threads, RuntimeConfig::default()),
+        &env,
+        &caps(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(d.trace.workers(), Some(Workers::new(4, 7)));
 }
 
 #[test]
