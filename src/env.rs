@@ -8,9 +8,7 @@
 //! splits a `.env` file into entries; it knows nothing about unirun's keys.
 
 use std::fmt;
-use std::path::Path;
 
-use crate::config::RuntimeConfig;
 use crate::error::Error;
 use crate::flavor::{CompatMode, Flavor, ThreadMode};
 
@@ -39,7 +37,7 @@ pub(crate) const COMPAT_MODE: Var = var("UNIRUN_COMPAT_MODE", "compat_mode");
 
 /// Every variable unirun reads, in the order they are checked (so the first
 /// error reported does not depend on the environment's iteration order).
-static KNOWN: [Var; 11] = [
+pub(crate) static KNOWN: [Var; 11] = [
     MODE,
     FLAVOR,
     AUTO,
@@ -62,23 +60,20 @@ const EXPECTED_SAME_AS_MODE: &str = "the same value as UNIRUN_MODE, or only one 
 /// unset, or it is a kill switch (`UNIRUN_FORCE_THREADS`,
 /// `UNIRUN_FORCE_PROCESS`, `UNIRUN_COMPAT_MODE`) that overrides code.
 ///
-/// Produced by [`RuntimeConfig::apply_env`] and
-/// [`RuntimeConfig::apply_kill_switches`]; carried by
-/// [`DecisionTrace::env_applied`](crate::DecisionTrace::env_applied). Prints as
+/// Produced by the scheduler when it layers the environment under code;
+/// carried by [`DecisionTrace::env_applied`](crate::DecisionTrace::env_applied). Prints as
 /// `UNIRUN_MAX_WORKERS=2`.
 ///
 /// # Examples
 ///
 /// ```
-/// use unirun::RuntimeConfig;
+/// use unirun::EnvOverride;
 ///
-/// let env = RuntimeConfig::from_vars([("UNIRUN_MAX_WORKERS", "2")])?;
-/// let (_config, applied) = RuntimeConfig::default().apply_env(&env);
-/// assert_eq!(applied[0].var(), "UNIRUN_MAX_WORKERS");
-/// assert_eq!(applied[0].value(), "2");
-/// assert_eq!(applied[0].field(), "max_workers");
-/// assert_eq!(applied[0].to_string(), "UNIRUN_MAX_WORKERS=2");
-/// # Ok::<(), unirun::Error>(())
+/// let applied = EnvOverride::new("UNIRUN_MAX_WORKERS", "2", "max_workers");
+/// assert_eq!(applied.var(), "UNIRUN_MAX_WORKERS");
+/// assert_eq!(applied.value(), "2");
+/// assert_eq!(applied.field(), "max_workers");
+/// assert_eq!(applied.to_string(), "UNIRUN_MAX_WORKERS=2");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct EnvOverride {
@@ -150,22 +145,22 @@ impl fmt::Display for EnvOverride {
 
 /// An `UNIRUN_*` value that a lenient reader skipped because it was invalid.
 ///
-/// Produced by [`RuntimeConfig::from_env_lenient`] and
-/// [`RuntimeConfig::from_vars_lenient`]; carried by
+/// Produced when the implicit paths (the shared default executor, the
+/// compat modules) read the environment, which must never fail; carried by
 /// [`DecisionTrace::env_rejected`](crate::DecisionTrace::env_rejected). Prints
 /// as `UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)`.
 ///
 /// # Examples
 ///
 /// ```
-/// use unirun::RuntimeConfig;
+/// use unirun::RejectedVar;
 ///
-/// let (_config, rejected) = RuntimeConfig::from_vars_lenient([("UNIRUN_THREAD_MODE", "gli")]);
-/// assert_eq!(rejected[0].var(), "UNIRUN_THREAD_MODE");
-/// assert_eq!(rejected[0].value(), "gli");
-/// assert_eq!(rejected[0].expected(), "auto, gil or nogil");
+/// let rejected = RejectedVar::new("UNIRUN_THREAD_MODE", "gli", "auto, gil or nogil");
+/// assert_eq!(rejected.var(), "UNIRUN_THREAD_MODE");
+/// assert_eq!(rejected.value(), "gli");
+/// assert_eq!(rejected.expected(), "auto, gil or nogil");
 /// assert_eq!(
-///     rejected[0].to_string(),
+///     rejected.to_string(),
 ///     r#"UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)"#,
 /// );
 /// ```
@@ -299,107 +294,6 @@ impl Problem {
     }
 }
 
-/// Reads the known `UNIRUN_*` keys out of `vars`; other keys are ignored.
-///
-/// A key given twice keeps its last value, as a shell would. Values are
-/// trimmed; an empty value leaves the setting unset. Invalid values are left
-/// unset and reported, in the fixed order of [`KNOWN`].
-pub(crate) fn parse_vars<I, K, V>(vars: I) -> (RuntimeConfig, Vec<Problem>)
-where
-    I: IntoIterator<Item = (K, V)>,
-    K: AsRef<str>,
-    V: AsRef<str>,
-{
-    let mut p = Parser {
-        found: Vec::new(),
-        problems: Vec::new(),
-    };
-    for (key, value) in vars {
-        if let Some(var) = KNOWN.iter().find(|k| k.name == key.as_ref()) {
-            p.found.retain(|(v, _)| v != var);
-            p.found.push((*var, value.as_ref().to_owned()));
-        }
-    }
-
-    let mut config = RuntimeConfig::default();
-    let mode = p.get(MODE, parse_flavor);
-    let alias = p.get(FLAVOR, parse_flavor);
-    match (mode, alias) {
-        (Some(m), Some(a)) if m != a => {
-            let mode = p.raw(MODE).unwrap_or_default().to_owned();
-            let flavor = p.raw(FLAVOR).unwrap_or_default().to_owned();
-            p.problems.push(Problem::Conflict { mode, flavor });
-        }
-        (Some(f), _) | (None, Some(f)) => config = config.flavor(f),
-        (None, None) => {}
-    }
-    if let Some(v) = p.get(AUTO, parse_bool) {
-        config = config.auto(v);
-    }
-    if let Some(v) = p.get(CPU_BOUND, parse_bool) {
-        config = config.cpu_bound(v);
-    }
-    if let Some(v) = p.get(IO_BOUND, parse_bool) {
-        config = config.io_bound(v);
-    }
-    if let Some(v) = p.get(MAX_WORKERS, parse_workers) {
-        config = config.max_workers(v);
-    }
-    if let Some(v) = p.get(MAX_BLOCKING, parse_workers) {
-        config = config.max_blocking(v);
-    }
-    if let Some(v) = p.get(THREAD_MODE, parse_thread_mode) {
-        config = config.thread_mode(v);
-    }
-    if let Some(v) = p.get(FORCE_THREADS, parse_bool) {
-        config = config.force_threads(v);
-    }
-    if let Some(v) = p.get(FORCE_PROCESS, parse_bool) {
-        config = config.force_process(v);
-    }
-    if let Some(v) = p.get(COMPAT_MODE, parse_compat_mode) {
-        config = config.compat_mode(v);
-    }
-    (config, p.problems)
-}
-
-struct Parser {
-    /// The last value of each known variable present.
-    found: Vec<(Var, String)>,
-    problems: Vec<Problem>,
-}
-
-impl Parser {
-    fn raw(&self, var: Var) -> Option<&str> {
-        self.found
-            .iter()
-            .find(|(v, _)| *v == var)
-            .map(|(_, raw)| raw.as_str())
-    }
-
-    /// Parses `var` if it is present and not blank; records a problem if it
-    /// does not parse.
-    fn get<T>(&mut self, var: Var, parse: fn(&str) -> Result<T, &'static str>) -> Option<T> {
-        let raw = self.raw(var)?;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return None;
-        }
-        match parse(trimmed) {
-            Ok(v) => Some(v),
-            Err(expected) => {
-                let value = raw.to_owned();
-                self.problems.push(Problem::Invalid {
-                    var: var.name,
-                    value,
-                    expected,
-                });
-                None
-            }
-        }
-    }
-}
-
 /// `1/0`, `true/false`, `yes/no`, `on/off`, any ASCII case.
 pub(crate) fn parse_bool(s: &str) -> Result<bool, &'static str> {
     const TRUE: [&str; 4] = ["1", "true", "yes", "on"];
@@ -421,15 +315,15 @@ pub(crate) fn parse_workers(s: &str) -> Result<usize, &'static str> {
     }
 }
 
-fn parse_flavor(s: &str) -> Result<Flavor, &'static str> {
+pub(crate) fn parse_flavor(s: &str) -> Result<Flavor, &'static str> {
     s.parse().map_err(|_| Flavor::EXPECTED)
 }
 
-fn parse_thread_mode(s: &str) -> Result<ThreadMode, &'static str> {
+pub(crate) fn parse_thread_mode(s: &str) -> Result<ThreadMode, &'static str> {
     s.parse().map_err(|_| ThreadMode::EXPECTED)
 }
 
-fn parse_compat_mode(s: &str) -> Result<CompatMode, &'static str> {
+pub(crate) fn parse_compat_mode(s: &str) -> Result<CompatMode, &'static str> {
     s.parse().map_err(|_| CompatMode::EXPECTED)
 }
 
@@ -453,33 +347,6 @@ pub(crate) struct Entry {
     pub(crate) value: String,
     /// 1-based.
     pub(crate) line: usize,
-}
-
-/// Reads and parses a `.env` file, then its `UNIRUN_*` keys.
-///
-/// Every failure is an [`Error::EnvFile`] naming `path`, and the line when
-/// there is one.
-pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
-    let file_error = |line: Option<usize>, reason: String| Error::EnvFile {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(None, e.to_string()))?;
-    let entries = parse_dotenv(&text).map_err(|(line, reason)| file_error(Some(line), reason))?;
-    let (config, problems) = parse_vars(entries.iter().map(|e| (&e.key, &e.value)));
-    match problems.into_iter().next() {
-        None => Ok(config),
-        Some(problem) => {
-            // Point at the last definition of the variable(s) involved.
-            let line = entries
-                .iter()
-                .rev()
-                .find(|e| problem.vars().iter().any(|v| v.name == e.key))
-                .map(|e| e.line);
-            Err(file_error(line, problem.into_error().to_string()))
-        }
-    }
 }
 
 /// Splits a `.env` file into entries, or returns the 1-based line number and
@@ -665,15 +532,5 @@ mod tests {
         for bad in ["0", "-1", "abc", "1.5", "99999999999999999999999"] {
             assert_eq!(parse_workers(bad), Err(EXPECTED_WORKERS));
         }
-    }
-
-    #[test]
-    fn conflict_is_dropped_and_reported() {
-        let (config, problems) = parse_vars([(MODE.name, "threads"), (FLAVOR.name, "smol")]);
-        assert_eq!(config.flavor, None);
-        assert!(matches!(problems[..], [Problem::Conflict { .. }]));
-        let (config, problems) = parse_vars([(MODE.name, "threads"), (FLAVOR.name, "THREADS")]);
-        assert_eq!(config.flavor, Some(Flavor::Threads));
-        assert!(problems.is_empty());
     }
 }

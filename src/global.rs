@@ -67,7 +67,7 @@ impl State {
     fn env(&mut self) -> Arc<EnvSnapshot> {
         self.env
             .get_or_insert_with(|| {
-                let (config, rejected) = RuntimeConfig::from_env_lenient();
+                let (config, rejected) = crate::config::from_env_lenient();
                 // Once per read, i.e. once per process or reset.
                 for var in &rejected {
                     eprintln!("unirun: ignoring invalid {var}; using the default");
@@ -158,7 +158,8 @@ fn default_handle() -> (Handle, u64) {
     }
     let request = Request {
         requested: Flavor::Auto,
-        code: s.config.clone(),
+        code: RuntimeConfig::default(),
+        configured: s.config.clone(),
         name: None,
         provided: false,
         provided_flavor: Flavor::Threads,
@@ -399,10 +400,7 @@ pub(crate) fn compat_mode() -> CompatMode {
     }
     let mode = with_state(|s| {
         let env = s.env();
-        env.config
-            .compat_mode
-            .or(s.config.compat_mode)
-            .unwrap_or(CompatMode::Managed)
+        scheduler::compat_mode(&s.config, &env.config)
     });
     let code = match mode {
         CompatMode::Passthrough => PASSTHROUGH,

@@ -305,19 +305,15 @@ impl Run {
 /// code) sends process work to threads; if so, publishes the decision.
 fn forced_to_threads() -> bool {
     let snapshot = global::snapshot();
-    let forced = snapshot
-        .config
-        .clone()
-        .apply_kill_switches(&snapshot.env.config)
-        .0
-        .forced_flavor()
-        == Some(Flavor::Threads);
+    let forced =
+        scheduler::forced_flavor(&snapshot.config, &snapshot.env.config) == Some(Flavor::Threads);
     if !forced {
         return false;
     }
     let request = Request {
         requested: Flavor::Processes,
-        code: snapshot.config,
+        code: crate::RuntimeConfig::default(),
+        configured: snapshot.config,
         name: None,
         provided: false,
         provided_flavor: Flavor::Threads,

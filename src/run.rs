@@ -2,6 +2,8 @@
 //! through it, and tears down what it owns.
 
 mod builder;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -640,29 +642,3 @@ const _: fn() = || {
     is_send::<Run>();
     is_send::<RunBuilder>();
 };
-
-#[cfg(test)]
-mod tests {
-    use std::cell::Cell;
-
-    use super::*;
-
-    thread_local! {
-        /// Makes `Teardown::off_thread` see the OS refuse its thread.
-        pub(super) static REFUSE_HELPER: Cell<bool> = const { Cell::new(false) };
-    }
-
-    #[test]
-    fn a_refused_helper_thread_cancels_once_and_returns() {
-        let run = Run::builder().flavor(Flavor::Threads).build().unwrap();
-        // Pending forever: only the cancellation can end it.
-        let stuck = run.spawn(std::future::pending::<()>());
-        REFUSE_HELPER.with(|r| r.set(true));
-        let mut run = run;
-        let name = run.name.clone();
-        run.take_teardown().off_thread(Stop::Wait, &name);
-        REFUSE_HELPER.with(|r| r.set(false));
-        let err = stuck.join().unwrap_err();
-        assert!(err.is_cancelled(), "{err}");
-    }
-}

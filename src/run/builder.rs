@@ -258,7 +258,6 @@ impl RunBuilder {
         if let Some(n) = self.max_blocking {
             code = code.max_blocking(n);
         }
-        let code = code.merged_over(&snapshot.config);
         let parent = match self.executor {
             Some(_) => None,
             None => scope::current().filter(|s| s.reusable),
@@ -270,6 +269,7 @@ impl RunBuilder {
         let request = Request {
             requested: self.flavor,
             code,
+            configured: snapshot.config.clone(),
             name: self.name,
             provided: self.executor.is_some(),
             provided_flavor: self

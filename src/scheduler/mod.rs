@@ -20,6 +20,7 @@
 
 mod capabilities;
 mod listeners;
+mod resolve;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,8 @@ pub use self::listeners::{
     ObserveDecisions,
 };
 pub(crate) use self::listeners::{clear_last, publish};
+use self::resolve::resolve;
+pub(crate) use self::resolve::{compat_mode, forced_flavor};
 use crate::config::RuntimeConfig;
 use crate::env::{RejectedVar, FORCE_PROCESS, FORCE_THREADS, MODE};
 use crate::error::Error;
@@ -45,8 +48,10 @@ pub(crate) struct EnvSnapshot {
 /// What a scope (or the shared default) asks for.
 pub(crate) struct Request {
     pub(crate) requested: Flavor,
-    /// Settings made in code: the scope's config over `configure()`'s.
+    /// Settings made in code for this scope.
     pub(crate) code: RuntimeConfig,
+    /// Settings made in code with `configure()`.
+    pub(crate) configured: RuntimeConfig,
     pub(crate) name: Option<String>,
     pub(crate) provided: bool,
     /// The flavor of the provided executor (threads when unknown).
@@ -119,8 +124,9 @@ pub(crate) fn decide(
 ) -> Result<Decision, Error> {
     req.code.validate()?;
     let explicit_name = req.name.is_some();
-    let explicit_cap = req.code.max_workers.is_some() || req.code.max_blocking.is_some();
-    let (config, applied) = req.code.apply_env(&env.config);
+    let code = req.code.clone().merged_over(&req.configured);
+    let explicit_cap = code.max_workers.is_some() || code.max_blocking.is_some();
+    let (config, applied) = resolve(&req.code, &req.configured, &env.config);
     let from_env = |var: &str| applied.iter().any(|o| o.var() == var);
     let thread_mode = match config.thread_mode {
         Some(ThreadMode::Gil) => ThreadMode::Gil,

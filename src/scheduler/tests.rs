@@ -6,6 +6,7 @@ fn request(requested: Flavor, code: RuntimeConfig) -> Request {
     Request {
         requested,
         code,
+        configured: RuntimeConfig::default(),
         name: None,
         provided: false,
         provided_flavor: Flavor::Threads,
@@ -50,7 +51,7 @@ fn sizing_follows_hints_and_caps() {
 
 #[test]
 fn max_workers_from_the_environment_does_not_cap_the_blocking_lane() {
-    let (config, problems) = crate::env::parse_vars([("UNIRUN_MAX_WORKERS", "3")]);
+    let (config, problems) = crate::config::parse_vars([("UNIRUN_MAX_WORKERS", "3")]);
     assert!(problems.is_empty());
     let env = EnvSnapshot {
         config,
@@ -64,7 +65,7 @@ fn max_workers_from_the_environment_does_not_cap_the_blocking_lane() {
     )
     .unwrap();
     assert_eq!(d.trace.workers(), Some(Workers::new(3, 64)));
-    let (config, _) = crate::env::parse_vars([("UNIRUN_MAX_BLOCKING", "7")]);
+    let (config, _) = crate::config::parse_vars([("UNIRUN_MAX_BLOCKING", "7")]);
     let env = EnvSnapshot {
         config,
         rejected: Vec::new(),

@@ -192,7 +192,7 @@ impl DecisionTrace {
     }
 
     /// Sets the environment values that took effect (see
-    /// [`RuntimeConfig::apply_env`](crate::RuntimeConfig::apply_env)).
+    /// [`DecisionTrace::env_applied`]).
     ///
     /// # Examples
     ///
@@ -211,7 +211,7 @@ impl DecisionTrace {
     }
 
     /// Sets the environment values that were skipped as invalid (see
-    /// [`RuntimeConfig::from_env_lenient`](crate::RuntimeConfig::from_env_lenient)).
+    /// [`DecisionTrace::env_rejected`]).
     ///
     /// # Examples
     ///

@@ -1,13 +1,14 @@
 //! [`RuntimeConfig`]: settings from code, the environment and `.env` files.
 
-use std::fmt::Display;
+mod from_env;
+mod layer;
+#[cfg(test)]
+mod tests;
+
 use std::path::Path;
 
-use crate::env::{self, EnvOverride, RejectedVar};
-use crate::env::{
-    Var, AUTO, COMPAT_MODE, CPU_BOUND, FORCE_PROCESS, FORCE_THREADS, IO_BOUND, MAX_BLOCKING,
-    MAX_WORKERS, MODE, THREAD_MODE,
-};
+pub(crate) use self::from_env::{from_env_lenient, parse_vars};
+use crate::env;
 use crate::error::Error;
 use crate::flavor::{CompatMode, Flavor, ThreadMode};
 
@@ -21,12 +22,14 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 /// # Sources and precedence
 ///
 /// [`from_env`](Self::from_env), [`from_env_file`](Self::from_env_file) and
-/// [`from_vars`](Self::from_vars) read the `UNIRUN_*` variables below; the
-/// lenient variants skip bad values and report them instead of failing.
-/// Combine a config from code with one from the environment using
-/// [`apply_env`](Self::apply_env): code wins, the environment fills what code
-/// left unset, and the operator kill switches (`UNIRUN_FORCE_THREADS`,
-/// `UNIRUN_FORCE_PROCESS`, `UNIRUN_COMPAT_MODE`) override code always.
+/// [`from_vars`](Self::from_vars) read the `UNIRUN_*` variables below. The
+/// scheduler combines the layers in one place, for every scope and the
+/// shared default alike: settings made in code (the scope's config, then
+/// [`configure`](crate::configure)'s) win, the environment fills what code
+/// left unset, defaults fill the rest, and the operator kill switches
+/// (`UNIRUN_FORCE_THREADS`, `UNIRUN_FORCE_PROCESS`, `UNIRUN_COMPAT_MODE`)
+/// override code always. The trace names every environment value that took
+/// effect ([`DecisionTrace::env_applied`](crate::DecisionTrace::env_applied)).
 ///
 /// | variable | setting | values |
 /// | --- | --- | --- |
@@ -61,10 +64,8 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 /// assert_eq!(config.flavor, None);
 ///
 /// let env = RuntimeConfig::from_vars([("UNIRUN_MODE", "threads"), ("UNIRUN_MAX_WORKERS", "2")])?;
-/// let (config, applied) = config.apply_env(&env);
-/// assert_eq!(config.flavor, Some(Flavor::Threads)); // env filled it
-/// assert_eq!(config.max_workers, Some(8)); // code won
-/// assert_eq!(applied.len(), 1);
+/// assert_eq!(env.flavor, Some(Flavor::Threads));
+/// assert_eq!(env.max_workers, Some(2));
 /// # Ok::<(), unirun::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -330,26 +331,6 @@ impl RuntimeConfig {
         Self::from_vars(env::process_vars())
     }
 
-    /// Reads the `UNIRUN_*` variables of the process environment, skipping
-    /// invalid values instead of failing, and returns what was skipped.
-    ///
-    /// For implicit paths (the shared default, compat modules) that must keep
-    /// running: they record the rejected variables in their trace. When
-    /// `UNIRUN_MODE` and `UNIRUN_FLAVOR` disagree, both are skipped.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (config, rejected) = unirun::RuntimeConfig::from_env_lenient();
-    /// for var in &rejected {
-    ///     eprintln!("unirun: ignoring {var}");
-    /// }
-    /// # let _ = config;
-    /// ```
-    pub fn from_env_lenient() -> (Self, Vec<RejectedVar>) {
-        Self::from_vars_lenient(env::process_vars())
-    }
-
     /// Reads the same keys as [`from_env`](Self::from_env) from a `.env` file,
     /// so local runs and CI can share one file.
     ///
@@ -379,7 +360,7 @@ impl RuntimeConfig {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_env_file(path: impl AsRef<Path>) -> Result<Self, Error> {
-        env::read_env_file(path.as_ref())
+        from_env::read_env_file(path.as_ref())
     }
 
     /// Reads the `UNIRUN_*` keys from any `(key, value)` pairs, with the rules
@@ -406,207 +387,10 @@ impl RuntimeConfig {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let (config, problems) = env::parse_vars(vars);
+        let (config, problems) = parse_vars(vars);
         match problems.into_iter().next() {
             Some(problem) => Err(problem.into_error()),
             None => Ok(config),
         }
-    }
-
-    /// Like [`from_vars`](Self::from_vars), but skips invalid values and
-    /// returns them instead of failing.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::RuntimeConfig;
-    ///
-    /// let (config, rejected) =
-    ///     RuntimeConfig::from_vars_lenient([("UNIRUN_MAX_WORKERS", "abc"), ("UNIRUN_IO_BOUND", "1")]);
-    /// assert_eq!(config, RuntimeConfig::default().io_bound(true));
-    /// assert_eq!(rejected.len(), 1);
-    /// assert_eq!(rejected[0].var(), "UNIRUN_MAX_WORKERS");
-    /// ```
-    pub fn from_vars_lenient<I, K, V>(vars: I) -> (Self, Vec<RejectedVar>)
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
-    {
-        let (config, problems) = env::parse_vars(vars);
-        let mut rejected = Vec::new();
-        for problem in problems {
-            problem.into_rejected(&mut rejected);
-        }
-        (config, rejected)
-    }
-
-    /// Fills every setting left unset in `self` from `env`; settings made in
-    /// `self` win.
-    ///
-    /// This is only the first half of the precedence rules: the kill switches
-    /// still have to be applied with
-    /// [`apply_kill_switches`](Self::apply_kill_switches).
-    /// [`apply_env`](Self::apply_env) does both.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::RuntimeConfig;
-    ///
-    /// let code = RuntimeConfig::default().max_workers(8);
-    /// let env = RuntimeConfig::default().max_workers(2).io_bound(true);
-    /// let merged = code.merged_over(&env);
-    /// assert_eq!(merged.max_workers, Some(8));
-    /// assert_eq!(merged.io_bound, Some(true));
-    /// ```
-    #[must_use]
-    pub fn merged_over(self, env: &RuntimeConfig) -> RuntimeConfig {
-        self.layer(env, true, false).0
-    }
-
-    /// Applies the operator kill switches of `env` over `self`:
-    /// `force_threads`, `force_process` and `compat_mode` set in `env` replace
-    /// whatever `self` holds, whatever their value. Returns the overrides
-    /// applied (each switch set in `env`), for the trace.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{Flavor, RuntimeConfig};
-    ///
-    /// let code = RuntimeConfig::default().force_process(true).max_workers(8);
-    /// let env = RuntimeConfig::from_vars([("UNIRUN_FORCE_THREADS", "yes"), ("UNIRUN_MAX_WORKERS", "2")])?;
-    /// let (config, applied) = code.apply_kill_switches(&env);
-    /// assert_eq!(config.forced_flavor(), Some(Flavor::Threads));
-    /// assert_eq!(config.max_workers, Some(8)); // not a kill switch
-    /// assert_eq!(applied[0].to_string(), "UNIRUN_FORCE_THREADS=true");
-    /// # Ok::<(), unirun::Error>(())
-    /// ```
-    #[must_use]
-    pub fn apply_kill_switches(self, env: &RuntimeConfig) -> (RuntimeConfig, Vec<EnvOverride>) {
-        self.layer(env, false, true)
-    }
-
-    /// The full precedence rules: settings made in `self` (code) win, `env`
-    /// fills the rest, and `env`'s kill switches override code.
-    ///
-    /// Returns the combined config and every value of `env` that took effect,
-    /// in the table order of [`RuntimeConfig`], for
-    /// [`DecisionTrace::env_applied`](crate::DecisionTrace::env_applied).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{CompatMode, RuntimeConfig};
-    ///
-    /// let code = RuntimeConfig::default().compat_mode(CompatMode::Managed).max_workers(8);
-    /// let env = RuntimeConfig::from_vars([
-    ///     ("UNIRUN_COMPAT_MODE", "passthrough"),
-    ///     ("UNIRUN_MAX_WORKERS", "2"),
-    ///     ("UNIRUN_IO_BOUND", "1"),
-    /// ])?;
-    /// let (config, applied) = code.apply_env(&env);
-    /// assert_eq!(config.compat_mode, Some(CompatMode::Passthrough));
-    /// assert_eq!(config.max_workers, Some(8));
-    /// let applied: Vec<String> = applied.iter().map(|o| o.to_string()).collect();
-    /// assert_eq!(applied, ["UNIRUN_IO_BOUND=true", "UNIRUN_COMPAT_MODE=passthrough"]);
-    /// # Ok::<(), unirun::Error>(())
-    /// ```
-    #[must_use]
-    pub fn apply_env(self, env: &RuntimeConfig) -> (RuntimeConfig, Vec<EnvOverride>) {
-        self.layer(env, true, true)
-    }
-
-    fn layer(
-        mut self,
-        env: &RuntimeConfig,
-        fill: bool,
-        kill: bool,
-    ) -> (RuntimeConfig, Vec<EnvOverride>) {
-        let (c, e) = (&mut self, env);
-        let mut l = Layering {
-            fill,
-            kill,
-            applied: Vec::new(),
-        };
-        l.setting(&mut c.flavor, e.flavor, MODE);
-        l.setting(&mut c.auto, e.auto, AUTO);
-        l.setting(&mut c.cpu_bound, e.cpu_bound, CPU_BOUND);
-        l.setting(&mut c.io_bound, e.io_bound, IO_BOUND);
-        l.setting(&mut c.max_workers, e.max_workers, MAX_WORKERS);
-        l.setting(&mut c.max_blocking, e.max_blocking, MAX_BLOCKING);
-        l.setting(&mut c.thread_mode, e.thread_mode, THREAD_MODE);
-        l.kill_switch(&mut c.force_threads, e.force_threads, FORCE_THREADS);
-        l.kill_switch(&mut c.force_process, e.force_process, FORCE_PROCESS);
-        l.kill_switch(&mut c.compat_mode, e.compat_mode, COMPAT_MODE);
-        (self, l.applied)
-    }
-}
-
-/// One pass of layering an environment config over a code config.
-struct Layering {
-    /// Let env fill settings that code left unset.
-    fill: bool,
-    /// Let env's kill switches replace code's values.
-    kill: bool,
-    applied: Vec<EnvOverride>,
-}
-
-impl Layering {
-    fn setting<T: Copy + Display>(&mut self, code: &mut Option<T>, env: Option<T>, var: Var) {
-        let take = self.fill && code.is_none();
-        self.take(take, code, env, var);
-    }
-
-    /// A kill switch is filled like a setting, or replaces code when `kill`.
-    fn kill_switch<T: Copy + Display>(&mut self, code: &mut Option<T>, env: Option<T>, var: Var) {
-        let take = self.kill || (self.fill && code.is_none());
-        self.take(take, code, env, var);
-    }
-
-    fn take<T: Copy + Display>(
-        &mut self,
-        take: bool,
-        code: &mut Option<T>,
-        env: Option<T>,
-        var: Var,
-    ) {
-        if let (true, Some(value)) = (take, env) {
-            *code = Some(value);
-            let value = value.to_string();
-            self.applied
-                .push(EnvOverride::new(var.name, value, var.field));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merged_over_does_not_apply_kill_switches() {
-        let code = RuntimeConfig::default().force_threads(false);
-        let env = RuntimeConfig::default().force_threads(true).auto(false);
-        let merged = code.merged_over(&env);
-        assert_eq!(merged.force_threads, Some(false));
-        assert_eq!(merged.auto, Some(false));
-    }
-
-    #[test]
-    fn kill_switch_applies_even_when_false() {
-        let code = RuntimeConfig::default().force_threads(true);
-        let env = RuntimeConfig::default().force_threads(false);
-        let (config, applied) = code.apply_env(&env);
-        assert_eq!(config.force_threads, Some(false));
-        assert_eq!(
-            applied,
-            [EnvOverride::new(
-                "UNIRUN_FORCE_THREADS",
-                "false",
-                "force_threads"
-            )]
-        );
     }
 }
