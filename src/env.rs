@@ -229,8 +229,10 @@ impl fmt::Display for RejectedVar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}={:?} (expected {})",
-            self.var, self.value, self.expected
+            "{}={} (expected {})",
+            self.var,
+            crate::error::Quoted(&self.value),
+            self.expected
         )
     }
 }

@@ -109,9 +109,11 @@ mod scope;
 #[cfg(feature = "std")]
 pub mod trace;
 
-pub use unirun_core::{
-    block_on, Executor, JoinError, JoinHandle, PanicLocation, TaskSet, TickExecutor,
-};
+/// The set of tasks a scope owns; an implementation detail of scopes,
+/// exported for the backend crates' own tests.
+#[doc(hidden)]
+pub use unirun_core::TaskSet;
+pub use unirun_core::{block_on, Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
 
 #[cfg(feature = "std")]
 pub use crate::config::RuntimeConfig;
@@ -129,7 +131,7 @@ pub use crate::global::{
 #[cfg(feature = "std")]
 pub use crate::handle::Handle;
 #[cfg(all(unix, feature = "process-backend"))]
-pub use crate::process::{to_process, to_process_with};
+pub use crate::process::{to_process, to_process_with, ProcessOptions};
 #[cfg(feature = "std")]
 pub use crate::run::{Run, RunBuilder};
 #[cfg(feature = "std")]

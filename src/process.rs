@@ -1,5 +1,5 @@
 //! Forked-process execution (cargo feature `process-backend`, unix):
-//! [`to_process`], [`to_process_with`], [`Handle::spawn_process`] and
+//! [`to_process`], [`to_process_with`], [`Handle::to_process_with`] and
 //! [`Run::to_process`].
 //!
 //! Each call forks: the closure runs in a child process on a copy-on-write
@@ -51,7 +51,7 @@
 //! with [`RunBuilder::process_options`](crate::RunBuilder::process_options)
 //! (used by [`Run::to_process`] and the scope's pool), and options given
 //! per call ([`Run::to_process_with`], [`to_process_with`],
-//! [`Handle::spawn_process`]) replace it for that call. A
+//! [`Handle::to_process_with`]) replace it for that call. A
 //! `Flavor::Processes` scope's trace says where its pool's workers come
 //! from ([`DecisionTrace::process_pool`](crate::DecisionTrace::process_pool)).
 //!
@@ -78,9 +78,11 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use unirun_process::{
-    fork_call, in_forked_child, init, running_children, ProcessOptions, ProcessPool,
-};
+/// The low-level fork primitive under `to_process`; not part of the
+/// supported API.
+#[doc(hidden)]
+pub use unirun_process::fork_call;
+pub use unirun_process::{in_forked_child, init, running_children, ProcessOptions, ProcessPool};
 
 use crate::flavor::Flavor;
 use crate::global;
@@ -132,7 +134,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    global::get_executor().spawn_process(options, f)
+    global::get_executor().to_process_with(options, f)
 }
 
 impl Handle {
@@ -147,11 +149,11 @@ impl Handle {
     /// use unirun::process::ProcessOptions;
     ///
     /// let run = unirun::Run::builder().name("isolated").build()?;
-    /// let pid = run.handle().spawn_process(ProcessOptions::default(), std::process::id);
+    /// let pid = run.handle().to_process_with(ProcessOptions::default(), std::process::id);
     /// assert_ne!(pid.join().unwrap(), std::process::id());
     /// # Ok::<(), unirun::Error>(())
     /// ```
-    pub fn spawn_process<F, T>(&self, options: ProcessOptions, f: F) -> JoinHandle<T>
+    pub fn to_process_with<F, T>(&self, options: ProcessOptions, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
@@ -252,7 +254,7 @@ impl Run {
 impl Run {
     /// Runs `f` in a forked child process as one of the scope's tasks,
     /// under the scope's [`process_options`](crate::RunBuilder::process_options)
-    /// (no limits unless set); see [`Handle::spawn_process`].
+    /// (no limits unless set); see [`Handle::to_process_with`].
     ///
     /// # Examples
     ///
@@ -297,7 +299,7 @@ impl Run {
         F: FnOnce() -> T + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.handle().spawn_process(options, f)
+        self.handle().to_process_with(options, f)
     }
 }
 

@@ -654,7 +654,7 @@ fn per_call_options_replace_the_scope_options() {
     assert_eq!(niceness, before);
     let niceness = run
         .handle()
-        .spawn_process(with_timeout().nice(1), unsafe_nice)
+        .to_process_with(with_timeout().nice(1), unsafe_nice)
         .join()
         .unwrap();
     assert_eq!(niceness, (before + 1).min(19));

@@ -203,7 +203,7 @@ impl RunBuilder {
     /// killed and replaced).
     ///
     /// Precedence: options given per call
-    /// ([`Run::to_process_with`], [`Handle::spawn_process`]) replace the
+    /// ([`Run::to_process_with`], [`Handle::to_process_with`]) replace the
     /// scope's options as a whole; they are not merged field by field.
     /// Without this method the scope's default is
     /// `ProcessOptions::default()` (no limits).
