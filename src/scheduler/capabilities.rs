@@ -40,6 +40,27 @@ impl Capabilities {
         Self::from_budget(unirun_platform::cpu_budget().available)
     }
 
+    /// The same machine with `flavor`'s backend missing from the build
+    /// (tests of the fallbacks, whatever features this build has).
+    #[cfg(test)]
+    pub(crate) fn without(mut self, flavor: Flavor) -> Self {
+        self.backends.retain(|f| *f != flavor);
+        self
+    }
+
+    /// `flavor` itself if this build can run it, else
+    /// [`Error::BackendUnavailable`](crate::Error::BackendUnavailable)
+    /// naming the cargo feature to enable.
+    pub(crate) fn ensure(&self, flavor: Flavor) -> Result<Flavor, crate::Error> {
+        if flavor == Flavor::Auto || self.backends.contains(&flavor) {
+            return Ok(flavor);
+        }
+        Err(crate::Error::BackendUnavailable {
+            flavor,
+            feature: flavor.feature().unwrap_or("std"),
+        })
+    }
+
     pub(crate) fn from_budget(cpu_budget: usize) -> Self {
         let cpu_budget = cpu_budget.max(1);
         let backends = [

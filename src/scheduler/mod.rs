@@ -31,7 +31,9 @@ pub use self::listeners::{
 };
 pub(crate) use self::listeners::{clear_last, publish};
 use self::resolve::resolve;
-pub(crate) use self::resolve::{compat_mode, forced_flavor};
+pub(crate) use self::resolve::compat_mode;
+#[cfg(all(unix, feature = "process-backend"))]
+pub(crate) use self::resolve::forced_flavor;
 use crate::config::RuntimeConfig;
 use crate::env::{RejectedVar, FORCE_PROCESS, FORCE_THREADS, MODE};
 use crate::error::Error;
@@ -137,11 +139,20 @@ pub(crate) fn decide(
     let mut fallbacks = Vec::new();
     // Turns an unavailable flavor into an error, or for implicit paths into
     // threads plus a fallback record.
-    let available = |flavor: Flavor, fallbacks: &mut Vec<Fallback>| -> Result<Flavor, Error> {
-        match flavor.ensure_available() {
+    // A flavor the environment names never fails a build either: the
+    // environment is the operator's, the build is the developer's.
+    let available = |flavor: Flavor,
+                     env_var: Option<&str>,
+                     fallbacks: &mut Vec<Fallback>|
+     -> Result<Flavor, Error> {
+        match caps.ensure(flavor) {
             Ok(flavor) => Ok(flavor),
-            Err(err) if req.implicit => {
-                fallbacks.push(Fallback::new(flavor, Flavor::Threads, err.to_string()));
+            Err(err) if req.implicit || env_var.is_some() => {
+                let cause = match env_var {
+                    Some(var) => format!("{var}={flavor}, but {err}"),
+                    None => err.to_string(),
+                };
+                fallbacks.push(Fallback::new(flavor, Flavor::Threads, cause));
                 Ok(Flavor::Threads)
             }
             Err(err) => Err(err),
@@ -159,7 +170,7 @@ pub(crate) fn decide(
         } else {
             let var = from_env(FORCE_PROCESS.name).then_some(FORCE_PROCESS.name);
             reasons.push(Reason::ForcedProcess { var });
-            match forced.ensure_available() {
+            match caps.ensure(forced) {
                 Ok(flavor) => flavor,
                 Err(err) => {
                     reasons.push(Reason::ForcedProcessFallback);
@@ -172,16 +183,14 @@ pub(crate) fn decide(
         reasons.push(Reason::Explicit {
             flavor: req.requested,
         });
-        req.requested.ensure_available()?
+        caps.ensure(req.requested)?
     } else if config.auto == Some(false) {
         reasons.push(Reason::AutoDisabled);
         Flavor::Shared
     } else if let Some(flavor) = config.flavor.filter(|f| *f != Flavor::Auto) {
-        reasons.push(Reason::ConfigFlavor {
-            flavor,
-            from_env: from_env(MODE.name),
-        });
-        available(flavor, &mut fallbacks)?
+        let from_env = from_env(MODE.name);
+        reasons.push(Reason::ConfigFlavor { flavor, from_env });
+        available(flavor, from_env.then_some(MODE.name), &mut fallbacks)?
     } else if req.ambient_tokio && !req.implicit && Flavor::Tokio.is_available() {
         reasons.push(Reason::AmbientTokio);
         Flavor::Tokio
@@ -189,7 +198,7 @@ pub(crate) fn decide(
         // Serialized CPU work would use one core; processes sidestep the
         // lock.
         reasons.push(Reason::CpuBoundGil);
-        match Flavor::Processes.ensure_available() {
+        match caps.ensure(Flavor::Processes) {
             Ok(flavor) => flavor,
             Err(err) => {
                 fallbacks.push(Fallback::new(

@@ -99,3 +99,37 @@ fn implicit_paths_fall_back_instead_of_failing() {
         assert_eq!(d.trace.fallbacks()[0].from(), Flavor::Smol);
     }
 }
+
+#[test]
+fn a_mode_from_the_environment_without_its_backend_falls_back_to_threads() {
+    let caps = caps().without(Flavor::Smol);
+    let (config, _) = crate::config::parse_vars([("UNIRUN_MODE", "smol")]);
+    let env = EnvSnapshot {
+        config,
+        rejected: Vec::new(),
+    };
+    let d = decide(
+        request(Flavor::Auto, RuntimeConfig::default()),
+        &env,
+        &caps,
+        None,
+    )
+    .expect("the environment never breaks a build");
+    assert_eq!(d.trace.resolved(), Flavor::Threads);
+    let line = d.trace.to_string();
+    assert!(line.contains("UNIRUN_MODE=smol"), "{line}");
+    assert!(line.contains("smol-backend"), "{line}");
+    assert!(line.contains("fallback"), "{line}");
+
+    // The same flavor asked for in code is an error naming the feature.
+    let code = RuntimeConfig::default().flavor(Flavor::Smol);
+    let err = decide(
+        request(Flavor::Auto, code),
+        &EnvSnapshot::default(),
+        &caps,
+        None,
+    )
+    .err()
+    .expect("a flavor asked for in code fails without its backend");
+    assert!(err.to_string().contains("smol-backend"), "{err}");
+}
