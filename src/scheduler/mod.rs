@@ -30,10 +30,10 @@ pub use self::listeners::{
     ObserveDecisions,
 };
 pub(crate) use self::listeners::{clear_last, publish};
-use self::resolve::resolve;
 pub(crate) use self::resolve::compat_mode;
 #[cfg(all(unix, feature = "process-backend"))]
 pub(crate) use self::resolve::forced_flavor;
+use self::resolve::resolve;
 use crate::config::RuntimeConfig;
 use crate::env::{RejectedVar, FORCE_PROCESS, FORCE_THREADS, MODE};
 use crate::error::Error;
