@@ -51,6 +51,52 @@ pub(crate) static KNOWN: [Var; 11] = [
     COMPAT_MODE,
 ];
 
+/// The warnings for `UNIRUN_*` keys unirun does not know (a typo such as
+/// `UNIRUN_MAX_WORKER` would otherwise be silently ignored), each naming
+/// the closest known variable.
+pub(crate) fn unknown_vars<I, K>(keys: I) -> Vec<String>
+where
+    I: IntoIterator<Item = K>,
+    K: AsRef<str>,
+{
+    let mut out: Vec<String> = Vec::new();
+    for key in keys {
+        let key = key.as_ref();
+        if !key.starts_with("UNIRUN_") || KNOWN.iter().any(|v| v.name == key) {
+            continue;
+        }
+        // Variables of unirun's own tooling, not settings.
+        if key.starts_with("UNIRUN_TEST") || key.starts_with("UNIRUN_BENCH") {
+            continue;
+        }
+        let closest = KNOWN
+            .iter()
+            .min_by_key(|v| edit_distance(v.name, key))
+            .map_or("", |v| v.name);
+        let warning = format!("unirun: unknown variable {key} is ignored; did you mean {closest}?");
+        if !out.contains(&warning) {
+            out.push(warning);
+        }
+    }
+    out
+}
+
+/// Levenshtein distance over bytes (the names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 pub(crate) const EXPECTED_BOOL: &str = "one of 1, 0, true, false, yes, no, on, off";
 pub(crate) const EXPECTED_WORKERS: &str = "an integer >= 1";
 const EXPECTED_SAME_AS_FLAVOR: &str = "the same value as UNIRUN_FLAVOR, or only one of the two";
@@ -462,6 +508,24 @@ fn parse_value(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_unirun_vars_are_warned_with_the_closest_known_one() {
+        let warnings = unknown_vars([
+            "UNIRUN_MAX_WORKER",
+            "UNIRUN_MAX_WORKERS",
+            "PATH",
+            "UNIRUN_THREADMODE",
+        ]);
+        assert_eq!(
+            warnings,
+            [
+                "unirun: unknown variable UNIRUN_MAX_WORKER is ignored; did you mean UNIRUN_MAX_WORKERS?",
+                "unirun: unknown variable UNIRUN_THREADMODE is ignored; did you mean UNIRUN_THREAD_MODE?",
+            ]
+        );
+        assert!(unknown_vars(["UNIRUN_MODE", "HOME"]).is_empty());
+    }
 
     fn entries(text: &str) -> Vec<(String, String)> {
         parse_dotenv(text)

@@ -72,6 +72,10 @@ impl State {
                 for var in &rejected {
                     eprintln!("unirun: ignoring invalid {var}; using the default");
                 }
+                let keys = std::env::vars_os().filter_map(|(key, _)| key.into_string().ok());
+                for warning in crate::env::unknown_vars(keys) {
+                    eprintln!("{warning}");
+                }
                 Arc::new(EnvSnapshot { config, rejected })
             })
             .clone()

@@ -359,7 +359,7 @@ const CHILD: &str = "CONFIG_TEST_CHILD";
 
 /// Re-runs this test binary with only `test` selected and `vars` as the
 /// `UNIRUN_*` environment; returns its output after checking it passed.
-fn run_child(test: &str, vars: &[(&str, &str)]) {
+fn run_child(test: &str, vars: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
     // Whatever the developer's shell holds must not leak into the child.
@@ -378,6 +378,25 @@ fn run_child(test: &str, vars: &[(&str, &str)]) {
         stdout.contains(&format!("test {test} ... ok")),
         "child did not run {test}:\n{stdout}"
     );
+    stderr.into_owned()
+}
+
+#[test]
+fn an_unknown_unirun_variable_is_warned_with_the_closest_known_one() {
+    if std::env::var_os(CHILD).is_some() {
+        let _ = unirun::get_executor();
+        return;
+    }
+    let stderr = run_child(
+        "an_unknown_unirun_variable_is_warned_with_the_closest_known_one",
+        &[("UNIRUN_MAX_WORKER", "3")],
+    );
+    assert!(
+        stderr.contains(
+            "unknown variable UNIRUN_MAX_WORKER is ignored; did you mean UNIRUN_MAX_WORKERS?"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -393,7 +412,7 @@ fn from_env_reads_the_process_environment() {
         assert_eq!(config, expected);
         return;
     }
-    run_child(
+    let _ = run_child(
         "from_env_reads_the_process_environment",
         &[
             ("UNIRUN_FLAVOR", "shared"),
@@ -424,7 +443,7 @@ fn from_env_rejects_and_lenient_reader_reports() {
         assert_eq!(trace.hints().io_bound(), Some(true));
         return;
     }
-    run_child(
+    let _ = run_child(
         "from_env_rejects_and_lenient_reader_reports",
         &[("UNIRUN_THREAD_MODE", "gli"), ("UNIRUN_IO_BOUND", "yes")],
     );

@@ -148,6 +148,9 @@ pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(None, e.to_string()))?;
     let entries = parse_dotenv(&text).map_err(|(line, reason)| file_error(Some(line), reason))?;
+    for warning in crate::env::unknown_vars(entries.iter().map(|e| &e.key)) {
+        eprintln!("{warning} (in {})", path.display());
+    }
     let (config, problems) = parse_vars(entries.iter().map(|e| (&e.key, &e.value)));
     match problems.into_iter().next() {
         None => Ok(config),

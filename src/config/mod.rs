@@ -46,10 +46,10 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 ///
 /// Bools are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`. Words and
 /// bools ignore ASCII case and surrounding whitespace. An empty value counts
-/// as unset. Keys are case-sensitive. Other keys, including unknown
-/// `UNIRUN_*` ones, are ignored: other programs (the Python `unirun`, newer
-/// versions of this crate) may share the prefix, so an unknown name is not
-/// evidence of a mistake.
+/// as unset. Keys are case-sensitive. Other keys are ignored; an unknown
+/// `UNIRUN_*` key (a typo such as `UNIRUN_MAX_WORKER`) is ignored too, with
+/// a warning on stderr naming the closest known variable, when the shared
+/// default reads the environment or a `.env` file is read.
 ///
 /// # Examples
 ///
