@@ -1,7 +1,8 @@
 //! unirun: one small, fast API over every way a Rust program runs work —
-//! its own lock-free work-stealing thread pool today, forked processes, smol
-//! and tokio as they land — in the vocabulary Rust developers already speak
-//! (`spawn`, `spawn_blocking`, `JoinHandle`, `block_on`).
+//! its own lock-free work-stealing thread pool, forked processes, smol and
+//! tokio (each behind a cargo feature, see below) — in the vocabulary Rust
+//! developers already speak (`spawn`, `spawn_blocking`, `JoinHandle`,
+//! `block_on`).
 //!
 //! # Design
 //!
