@@ -196,13 +196,26 @@ fn default_handle() -> (Handle, u64) {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("unirun: could not start the default thread pool"));
+    let (backend, owned) = (started.backend.clone(), started.owned);
+    let gil = (mode == ThreadMode::Gil).then(Gil::new);
     #[cfg(all(unix, feature = "process-backend"))]
-    if let Some(pool) = started.processes {
-        s.processes.get_or_insert(pool);
-    }
-    let (backend, owned) = (started.backend, started.owned);
-    let scope =
-        (mode == ThreadMode::Gil).then(|| Scope::new(backend.clone(), Some(Gil::new()), true));
+    let forks = started.processes.is_some();
+    #[cfg(not(all(unix, feature = "process-backend")))]
+    let forks = false;
+    // A scope only where the default needs one: serializing (gil), or
+    // saying it forks (processes); otherwise tasks go straight to the pool.
+    let scope = (gil.is_some() || forks).then(|| {
+        #[cfg_attr(not(all(unix, feature = "process-backend")), allow(unused_mut))]
+        let mut scope = Scope::new(backend.clone(), gil, true);
+        #[cfg(all(unix, feature = "process-backend"))]
+        if let Some(pool) = started.processes {
+            let new_scope = Arc::get_mut(&mut scope).expect("nothing else holds a new scope");
+            new_scope.forks = true;
+            let _ = new_scope.processes.set(pool.clone());
+            s.processes.get_or_insert(pool);
+        }
+        scope
+    });
     let handle = Handle::new(backend, scope.clone());
     s.default = Some(SharedDefault {
         owned,

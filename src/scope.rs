@@ -28,6 +28,10 @@ pub(crate) struct Scope {
     pub(crate) gil: Option<Arc<Gil>>,
     /// Whether a nested scope may reuse this scope's backend.
     pub(crate) reusable: bool,
+    /// The scheduler chose processes for this scope: `call`/`to_process`
+    /// fork, `spawn`/`spawn_blocking` stay on the thread pool
+    /// (`Handle::flavor` says `Processes`).
+    pub(crate) forks: bool,
     /// The scope's pre-forked workers, started by its first `call`.
     #[cfg(all(unix, feature = "process-backend"))]
     pub(crate) processes: std::sync::OnceLock<unirun_process::ProcessPool>,
@@ -44,6 +48,7 @@ impl Scope {
             tasks: Arc::new(TaskSet::new()),
             gil,
             reusable,
+            forks: false,
             #[cfg(all(unix, feature = "process-backend"))]
             processes: std::sync::OnceLock::new(),
             #[cfg(all(unix, feature = "process-backend"))]

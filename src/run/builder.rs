@@ -337,6 +337,7 @@ impl RunBuilder {
             new_scope.process_options = process_options;
             if let Some(pool) = owned.as_mut().and_then(|s| s.processes.take()) {
                 let _ = new_scope.processes.set(pool);
+                new_scope.forks = true;
             }
         }
         let owned = owned.map(|started| started.owned);

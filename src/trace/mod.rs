@@ -484,6 +484,12 @@ impl fmt::Display for DecisionTrace {
             self.resolved, self.requested
         )?;
         write_list(f, &self.reasons, ", then ")?;
+        if self.resolved == Flavor::Processes {
+            // What a reader would otherwise get wrong: only some calls fork.
+            f.write_str(
+                "; call/to_process fork worker processes, spawn and spawn_blocking stay on threads",
+            )?;
+        }
         if let Some(name) = &self.name {
             write!(f, "; name={name:?}")?;
         }
