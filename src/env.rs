@@ -4,8 +4,8 @@
 //! Parsing is split in two so every entry point shares one set of rules:
 //! [`parse_vars`] turns pairs into a [`RuntimeConfig`] plus a list of
 //! problems, and each caller decides whether a problem is an error (strict
-//! readers) or a [`RejectedVar`] (lenient readers). [`parse_dotenv`] only
-//! splits a `.env` file into entries; it knows nothing about unirun's keys.
+//! readers) or a [`RejectedVar`] (lenient readers). `.env` files are split
+//! into entries by `dotenvy` (see `config::from_env`).
 
 use std::fmt;
 
@@ -388,123 +388,6 @@ pub(crate) fn process_vars() -> Vec<(String, String)> {
         .collect()
 }
 
-/// One `KEY=value` line of a `.env` file.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) key: String,
-    pub(crate) value: String,
-    /// 1-based.
-    pub(crate) line: usize,
-}
-
-/// Splits a `.env` file into entries, or returns the 1-based line number and
-/// reason of the first syntax error.
-///
-/// Accepted: blank lines; `#` comment lines; `KEY=value` with an optional
-/// `export ` prefix; values unquoted (an inline comment starts at a `#` that
-/// follows whitespace, surrounding whitespace is dropped), in single quotes
-/// (literal) or in double quotes (`\"`, `\\`, `\n`, `\r`, `\t` escapes). A
-/// quoted value must close on its own line. `${VAR}` is not expanded.
-pub(crate) fn parse_dotenv(text: &str) -> Result<Vec<Entry>, (usize, String)> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut entries = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let mut rest = raw.trim_start();
-        if rest.is_empty() || rest.starts_with('#') {
-            continue;
-        }
-        if let Some(after) = rest.strip_prefix("export") {
-            if after.starts_with(char::is_whitespace) {
-                rest = after.trim_start();
-            }
-        }
-        let Some((key, value)) = rest.split_once('=') else {
-            return Err((line, format!("expected KEY=value, found {:?}", raw.trim())));
-        };
-        let key = key.trim_end();
-        if !is_valid_key(key) {
-            return Err((
-                line,
-                format!("invalid key {key:?}: expected letters, digits, '_' and '.'"),
-            ));
-        }
-        let value = parse_value(value.trim_start()).map_err(|reason| (line, reason))?;
-        entries.push(Entry {
-            key: key.to_owned(),
-            value,
-            line,
-        });
-    }
-    Ok(entries)
-}
-
-fn is_valid_key(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-}
-
-fn parse_value(s: &str) -> Result<String, String> {
-    let mut chars = s.char_indices();
-    let (value, after) = match chars.next() {
-        Some((_, '\'')) => match s[1..].find('\'') {
-            Some(end) => (s[1..1 + end].to_owned(), &s[end + 2..]),
-            None => return Err("unterminated single quote".to_owned()),
-        },
-        Some((_, '"')) => {
-            let mut value = String::new();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '"' => {
-                        end = Some(i + 1);
-                        break;
-                    }
-                    '\\' => match chars.next() {
-                        Some((_, 'n')) => value.push('\n'),
-                        Some((_, 'r')) => value.push('\r'),
-                        Some((_, 't')) => value.push('\t'),
-                        Some((_, c @ ('"' | '\\'))) => value.push(c),
-                        Some((_, c)) => {
-                            value.push('\\');
-                            value.push(c);
-                        }
-                        None => value.push('\\'),
-                    },
-                    c => value.push(c),
-                }
-            }
-            match end {
-                Some(end) => (value, &s[end..]),
-                None => return Err("unterminated double quote".to_owned()),
-            }
-        }
-        _ => {
-            let mut prev_space = true;
-            let mut cut = s.len();
-            for (i, c) in s.char_indices() {
-                if c == '#' && prev_space {
-                    cut = i;
-                    break;
-                }
-                prev_space = c.is_whitespace();
-            }
-            return Ok(s[..cut].trim_end().to_owned());
-        }
-    };
-    let after = after.trim_start();
-    if after.is_empty() || after.starts_with('#') {
-        Ok(value)
-    } else {
-        Err(format!(
-            "unexpected {after:?} after the closing quote; put a comment after ' #'"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,78 +408,5 @@ mod tests {
             ]
         );
         assert!(unknown_vars(["UNIRUN_MODE", "HOME"]).is_empty());
-    }
-
-    fn entries(text: &str) -> Vec<(String, String)> {
-        parse_dotenv(text)
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.key, e.value))
-            .collect()
-    }
-
-    fn pair(k: &str, v: &str) -> (String, String) {
-        (k.to_owned(), v.to_owned())
-    }
-
-    #[test]
-    fn dotenv_values() {
-        let text = concat!(
-            "\u{feff}# top\n",
-            "\n",
-            "  A=1\n",
-            "export B = two words  # note\r\n",
-            "C='x # y'\n",
-            "D=\"q \\\"z\\\" \\n\" # c\n",
-            "E=a#b\n",
-            "F=\n",
-            "G= # only comment\n",
-            "export=3\n",
-        );
-        assert_eq!(
-            entries(text),
-            vec![
-                pair("A", "1"),
-                pair("B", "two words"),
-                pair("C", "x # y"),
-                pair("D", "q \"z\" \n"),
-                pair("E", "a#b"),
-                pair("F", ""),
-                pair("G", ""),
-                pair("export", "3"),
-            ]
-        );
-    }
-
-    #[test]
-    fn dotenv_errors_name_the_line() {
-        assert_eq!(parse_dotenv("A=1\nB\n").unwrap_err().0, 2);
-        assert_eq!(parse_dotenv("A=\"open\n").unwrap_err().0, 1);
-        assert_eq!(parse_dotenv("\nA='open\n").unwrap_err().0, 2);
-        assert_eq!(parse_dotenv("A=\"x\" y\n").unwrap_err().0, 1);
-        assert_eq!(parse_dotenv("1A=x\n").unwrap_err().0, 1);
-        assert_eq!(parse_dotenv("MY KEY=x\n").unwrap_err().0, 1);
-        assert_eq!(parse_dotenv("=x\n").unwrap_err().0, 1);
-    }
-
-    #[test]
-    fn bools() {
-        for t in ["1", "true", "TRUE", "Yes", "on"] {
-            assert_eq!(parse_bool(t), Ok(true));
-        }
-        for f in ["0", "false", "No", "OFF"] {
-            assert_eq!(parse_bool(f), Ok(false));
-        }
-        for bad in ["2", "y", "perhaps", "enabled"] {
-            assert_eq!(parse_bool(bad), Err(EXPECTED_BOOL));
-        }
-    }
-
-    #[test]
-    fn workers() {
-        assert_eq!(parse_workers("8"), Ok(8));
-        for bad in ["0", "-1", "abc", "1.5", "99999999999999999999999"] {
-            assert_eq!(parse_workers(bad), Err(EXPECTED_WORKERS));
-        }
     }
 }

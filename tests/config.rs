@@ -329,7 +329,36 @@ fn env_file_syntax_error_names_path_and_line() {
 
     let file = TempFile::new("UNIRUN_MODE=\"threads\n");
     let err = RuntimeConfig::from_env_file(file.path()).unwrap_err();
-    assert_names(&err, &["line 1", "unterminated double quote"]);
+    assert_names(&err, &["line 1", "UNIRUN_MODE"]);
+}
+
+#[test]
+fn non_utf8_bytes_on_an_unrelated_line_are_not_fatal() {
+    let path = std::env::temp_dir().join(format!(
+        "unirun-config-test-{}-latin1.env",
+        std::process::id()
+    ));
+    let mut bytes = b"GREETING=caf".to_vec();
+    bytes.push(0xE9); // Latin-1 e-acute: not UTF-8
+    bytes.extend_from_slice(b"\nUNIRUN_MAX_WORKERS=2\n");
+    std::fs::write(&path, bytes).unwrap();
+    let config = RuntimeConfig::from_env_file(&path);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(config.unwrap(), RuntimeConfig::default().max_workers(2));
+}
+
+#[test]
+fn the_real_environment_wins_over_the_env_file() {
+    if std::env::var_os(CHILD).is_some() {
+        let file = TempFile::new("UNIRUN_MAX_WORKERS=4\nUNIRUN_IO_BOUND=1\n");
+        let config = RuntimeConfig::from_env_file(file.path()).unwrap();
+        assert_eq!(config, RuntimeConfig::default().max_workers(1).io_bound(true));
+        return;
+    }
+    let _ = run_child(
+        "the_real_environment_wins_over_the_env_file",
+        &[("UNIRUN_MAX_WORKERS", "1")],
+    );
 }
 
 #[test]

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use super::RuntimeConfig;
 use crate::env::{
-    parse_bool, parse_compat_mode, parse_dotenv, parse_flavor, parse_thread_mode, parse_workers,
-    process_vars, Problem, RejectedVar, Var, AUTO, COMPAT_MODE, CPU_BOUND, FLAVOR, FORCE_PROCESS,
-    FORCE_THREADS, IO_BOUND, KNOWN, MAX_BLOCKING, MAX_WORKERS, MODE, THREAD_MODE,
+    parse_bool, parse_compat_mode, parse_flavor, parse_thread_mode, parse_workers, process_vars,
+    Problem, RejectedVar, Var, AUTO, COMPAT_MODE, CPU_BOUND, FLAVOR, FORCE_PROCESS, FORCE_THREADS,
+    IO_BOUND, KNOWN, MAX_BLOCKING, MAX_WORKERS, MODE, THREAD_MODE,
 };
 use crate::error::Error;
 
@@ -136,18 +136,59 @@ impl Parser {
     }
 }
 
-/// Reads and parses a `.env` file, then its `UNIRUN_*` keys.
+/// One `KEY=value` entry of a `.env` file.
+struct Entry {
+    key: String,
+    value: String,
+    /// 1-based line of the definition.
+    line: Option<usize>,
+}
+
+/// Reads a `.env` file the dotenv way, then its `UNIRUN_*` keys.
 ///
-/// Every failure is an [`Error::EnvFile`] naming `path`, and the line when
-/// there is one.
+/// The file is split by `dotenvy` (iterated: the process environment is
+/// never written). A variable also set in the real environment takes the
+/// real environment's value, as dotenv does. Bytes that are not UTF-8 are
+/// replaced, so they only matter on a line unirun reads (where the value
+/// then fails to parse and is reported). Every failure is an
+/// [`Error::EnvFile`] naming `path`, and the line when there is one.
 pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
     let file_error = |line: Option<usize>, reason: String| Error::EnvFile {
         path: path.to_path_buf(),
         line,
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(None, e.to_string()))?;
-    let entries = parse_dotenv(&text).map_err(|(line, reason)| file_error(Some(line), reason))?;
+    let bytes = std::fs::read(path).map_err(|e| file_error(None, e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut entries: Vec<Entry> = Vec::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((key, value)) => {
+                let line = definition_line(text, &key);
+                entries.push(Entry { key, value, line });
+            }
+            Err(dotenvy::Error::LineParse(bad, at)) => {
+                let first = bad.lines().next().unwrap_or_default().trim_end();
+                let line = text
+                    .lines()
+                    .position(|l| l.trim_end() == first)
+                    .map(|i| i + 1);
+                let reason = format!(
+                    "cannot parse {} (at character {at})",
+                    crate::error::Quoted(first)
+                );
+                return Err(file_error(line, reason));
+            }
+            Err(err) => return Err(file_error(None, err.to_string())),
+        }
+    }
+    // The real environment wins over the file for the keys both define.
+    for entry in &mut entries {
+        if let Some(real) = std::env::var_os(&entry.key) {
+            entry.value = real.to_string_lossy().into_owned();
+        }
+    }
     for warning in crate::env::unknown_vars(entries.iter().map(|e| &e.key)) {
         eprintln!("{warning} (in {})", path.display());
     }
@@ -160,8 +201,22 @@ pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
                 .iter()
                 .rev()
                 .find(|e| problem.vars().iter().any(|v| v.name == e.key))
-                .map(|e| e.line);
+                .and_then(|e| e.line);
             Err(file_error(line, problem.into_error().to_string()))
         }
     }
+}
+
+/// The 1-based line of the last definition of `key` in a `.env` text.
+fn definition_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i + 1)
+        .last()
 }

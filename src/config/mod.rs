@@ -334,15 +334,16 @@ impl RuntimeConfig {
     /// Reads the same keys as [`from_env`](Self::from_env) from a `.env` file,
     /// so local runs and CI can share one file.
     ///
-    /// The file may hold blank lines, `#` comment lines, `export KEY=value`,
-    /// values in single quotes (literal) or double quotes (`\"`, `\\`, `\n`,
-    /// `\t` escapes), ` # comments` after unquoted values, and any number of
-    /// unrelated keys. `${VAR}` is not expanded and quoted values cannot span
-    /// lines. A key given twice keeps its last value.
+    /// The file follows the dotenv convention and is parsed by `dotenvy`
+    /// (blank lines, `#` comments, `export KEY=value`, single or double
+    /// quotes, any number of unrelated keys); it is only read, never copied
+    /// into the process environment. A variable also set in the real
+    /// environment takes the real environment's value. Bytes that are not
+    /// UTF-8 on a line unirun does not read are harmless.
     ///
     /// Every failure is an [`Error::EnvFile`] naming the path: a file that
-    /// cannot be read (`line: None`), a syntax error, or an invalid `UNIRUN_*`
-    /// value (with its line).
+    /// cannot be read (`line: None`), a syntax error (with its line), or an
+    /// invalid `UNIRUN_*` value (with its line).
     ///
     /// # Examples
     ///
