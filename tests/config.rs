@@ -352,7 +352,10 @@ fn the_real_environment_wins_over_the_env_file() {
     if std::env::var_os(CHILD).is_some() {
         let file = TempFile::new("UNIRUN_MAX_WORKERS=4\nUNIRUN_IO_BOUND=1\n");
         let config = RuntimeConfig::from_env_file(file.path()).unwrap();
-        assert_eq!(config, RuntimeConfig::default().max_workers(1).io_bound(true));
+        assert_eq!(
+            config,
+            RuntimeConfig::default().max_workers(1).io_bound(true)
+        );
         return;
     }
     let _ = run_child(

@@ -223,7 +223,8 @@ pub(crate) type ProcessOptions = unirun_process::ProcessOptions;
 /// The limits a scope's forked calls default to: none without the process
 /// backend.
 #[cfg(not(all(unix, feature = "process-backend")))]
-pub(crate) type ProcessOptions = ();
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ProcessOptions;
 
 /// A backend's runtime context, entered on a thread (see [`Backend::enter`]).
 #[cfg(feature = "tokio-backend")]

@@ -285,7 +285,7 @@ impl RunBuilder {
         #[cfg(all(unix, feature = "process-backend"))]
         let process_options = self.process_options.unwrap_or_default();
         #[cfg(not(all(unix, feature = "process-backend")))]
-        let process_options = ();
+        let process_options = backend::ProcessOptions;
         let started = backend::start(&decision.plan, process_options)?;
         let (backend, owned) = match (started, decision.plan, self.executor, parent) {
             (Some(started), ..) => {
