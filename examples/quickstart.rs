@@ -2,7 +2,8 @@
 //!
 //! Spawns async tasks on unirun's default thread pool, runs blocking work on
 //! its blocking lane with `to_thread`, and waits for both with `block_on`,
-//! printing what ran where.
+//! printing what ran where; then opens a `Run` scope of its own and prints
+//! the scheduler's reasons for it.
 
 use std::time::Instant;
 
@@ -50,11 +51,25 @@ fn main() {
         unirun::block_on(fib).unwrap()
     );
 
-    // 4. Panics come back as errors, and the pool keeps serving.
+    // 4. Panics come back as errors, and the pool keeps serving. The panic
+    //    below is deliberate: Rust's panic hook prints it on stderr first.
+    println!("panic:      (a deliberate panic follows, to show it coming back as an error)");
     let err = unirun::block_on(unirun::spawn(async { panic!("deliberate panic") })).unwrap_err();
     println!("panic:      {err}");
     let after = unirun::block_on(unirun::spawn(async { "still serving" })).unwrap();
     println!("after:      {after}");
+
+    // 5. A scope of its own: its tasks, its threads, its reasons.
+    let run = unirun::Run::builder()
+        .name("ingest")
+        .max_workers(2)
+        .build()
+        .expect("a scope with valid settings");
+    let lines = run.map(["a,b", "c", "d,e,f"], |line| line.split(',').count());
+    let worker = run.block_on(run.spawn(async { thread_name() })).unwrap();
+    println!("run:        fields per line {lines:?}, a task ran on {worker:?}");
+    println!("trace:      {}", run.trace());
+    run.shutdown();
 
     println!("done in {:?}", started.elapsed());
 }

@@ -4,13 +4,11 @@
 //! Parsing is split in two so every entry point shares one set of rules:
 //! [`parse_vars`] turns pairs into a [`RuntimeConfig`] plus a list of
 //! problems, and each caller decides whether a problem is an error (strict
-//! readers) or a [`RejectedVar`] (lenient readers). [`parse_dotenv`] only
-//! splits a `.env` file into entries; it knows nothing about unirun's keys.
+//! readers) or a [`RejectedVar`] (lenient readers). `.env` files are split
+//! into entries by `dotenvy` (see `config::from_env`).
 
 use std::fmt;
-use std::path::Path;
 
-use crate::config::RuntimeConfig;
 use crate::error::Error;
 use crate::flavor::{CompatMode, Flavor, ThreadMode};
 
@@ -31,6 +29,7 @@ pub(crate) const AUTO: Var = var("UNIRUN_AUTO", "auto");
 pub(crate) const CPU_BOUND: Var = var("UNIRUN_CPU_BOUND", "cpu_bound");
 pub(crate) const IO_BOUND: Var = var("UNIRUN_IO_BOUND", "io_bound");
 pub(crate) const MAX_WORKERS: Var = var("UNIRUN_MAX_WORKERS", "max_workers");
+pub(crate) const MAX_BLOCKING: Var = var("UNIRUN_MAX_BLOCKING", "max_blocking");
 pub(crate) const THREAD_MODE: Var = var("UNIRUN_THREAD_MODE", "thread_mode");
 pub(crate) const FORCE_THREADS: Var = var("UNIRUN_FORCE_THREADS", "force_threads");
 pub(crate) const FORCE_PROCESS: Var = var("UNIRUN_FORCE_PROCESS", "force_process");
@@ -38,18 +37,65 @@ pub(crate) const COMPAT_MODE: Var = var("UNIRUN_COMPAT_MODE", "compat_mode");
 
 /// Every variable unirun reads, in the order they are checked (so the first
 /// error reported does not depend on the environment's iteration order).
-static KNOWN: [Var; 10] = [
+pub(crate) static KNOWN: [Var; 11] = [
     MODE,
     FLAVOR,
     AUTO,
     CPU_BOUND,
     IO_BOUND,
     MAX_WORKERS,
+    MAX_BLOCKING,
     THREAD_MODE,
     FORCE_THREADS,
     FORCE_PROCESS,
     COMPAT_MODE,
 ];
+
+/// The warnings for `UNIRUN_*` keys unirun does not know (a typo such as
+/// `UNIRUN_MAX_WORKER` would otherwise be silently ignored), each naming
+/// the closest known variable.
+pub(crate) fn unknown_vars<I, K>(keys: I) -> Vec<String>
+where
+    I: IntoIterator<Item = K>,
+    K: AsRef<str>,
+{
+    let mut out: Vec<String> = Vec::new();
+    for key in keys {
+        let key = key.as_ref();
+        if !key.starts_with("UNIRUN_") || KNOWN.iter().any(|v| v.name == key) {
+            continue;
+        }
+        // Variables of unirun's own tooling, not settings.
+        if key.starts_with("UNIRUN_TEST") || key.starts_with("UNIRUN_BENCH") {
+            continue;
+        }
+        let closest = KNOWN
+            .iter()
+            .min_by_key(|v| edit_distance(v.name, key))
+            .map_or("", |v| v.name);
+        let warning = format!("unirun: unknown variable {key} is ignored; did you mean {closest}?");
+        if !out.contains(&warning) {
+            out.push(warning);
+        }
+    }
+    out
+}
+
+/// Levenshtein distance over bytes (the names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
 
 pub(crate) const EXPECTED_BOOL: &str = "one of 1, 0, true, false, yes, no, on, off";
 pub(crate) const EXPECTED_WORKERS: &str = "an integer >= 1";
@@ -60,23 +106,20 @@ const EXPECTED_SAME_AS_MODE: &str = "the same value as UNIRUN_MODE, or only one 
 /// unset, or it is a kill switch (`UNIRUN_FORCE_THREADS`,
 /// `UNIRUN_FORCE_PROCESS`, `UNIRUN_COMPAT_MODE`) that overrides code.
 ///
-/// Produced by [`RuntimeConfig::apply_env`] and
-/// [`RuntimeConfig::apply_kill_switches`]; carried by
-/// [`DecisionTrace::env_applied`](crate::DecisionTrace::env_applied). Prints as
+/// Produced by the scheduler when it layers the environment under code;
+/// carried by [`DecisionTrace::env_applied`](crate::DecisionTrace::env_applied). Prints as
 /// `UNIRUN_MAX_WORKERS=2`.
 ///
 /// # Examples
 ///
 /// ```
-/// use unirun::RuntimeConfig;
+/// use unirun::EnvOverride;
 ///
-/// let env = RuntimeConfig::from_vars([("UNIRUN_MAX_WORKERS", "2")])?;
-/// let (_config, applied) = RuntimeConfig::default().apply_env(&env);
-/// assert_eq!(applied[0].var(), "UNIRUN_MAX_WORKERS");
-/// assert_eq!(applied[0].value(), "2");
-/// assert_eq!(applied[0].field(), "max_workers");
-/// assert_eq!(applied[0].to_string(), "UNIRUN_MAX_WORKERS=2");
-/// # Ok::<(), unirun::Error>(())
+/// let applied = EnvOverride::new("UNIRUN_MAX_WORKERS", "2", "max_workers");
+/// assert_eq!(applied.var(), "UNIRUN_MAX_WORKERS");
+/// assert_eq!(applied.value(), "2");
+/// assert_eq!(applied.field(), "max_workers");
+/// assert_eq!(applied.to_string(), "UNIRUN_MAX_WORKERS=2");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct EnvOverride {
@@ -148,22 +191,22 @@ impl fmt::Display for EnvOverride {
 
 /// An `UNIRUN_*` value that a lenient reader skipped because it was invalid.
 ///
-/// Produced by [`RuntimeConfig::from_env_lenient`] and
-/// [`RuntimeConfig::from_vars_lenient`]; carried by
+/// Produced when the implicit paths (the shared default executor, the
+/// compat modules) read the environment, which must never fail; carried by
 /// [`DecisionTrace::env_rejected`](crate::DecisionTrace::env_rejected). Prints
 /// as `UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)`.
 ///
 /// # Examples
 ///
 /// ```
-/// use unirun::RuntimeConfig;
+/// use unirun::RejectedVar;
 ///
-/// let (_config, rejected) = RuntimeConfig::from_vars_lenient([("UNIRUN_THREAD_MODE", "gli")]);
-/// assert_eq!(rejected[0].var(), "UNIRUN_THREAD_MODE");
-/// assert_eq!(rejected[0].value(), "gli");
-/// assert_eq!(rejected[0].expected(), "auto, gil or nogil");
+/// let rejected = RejectedVar::new("UNIRUN_THREAD_MODE", "gli", "auto, gil or nogil");
+/// assert_eq!(rejected.var(), "UNIRUN_THREAD_MODE");
+/// assert_eq!(rejected.value(), "gli");
+/// assert_eq!(rejected.expected(), "auto, gil or nogil");
 /// assert_eq!(
-///     rejected[0].to_string(),
+///     rejected.to_string(),
 ///     r#"UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)"#,
 /// );
 /// ```
@@ -232,8 +275,10 @@ impl fmt::Display for RejectedVar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}={:?} (expected {})",
-            self.var, self.value, self.expected
+            "{}={} (expected {})",
+            self.var,
+            crate::error::Quoted(&self.value),
+            self.expected
         )
     }
 }
@@ -297,104 +342,6 @@ impl Problem {
     }
 }
 
-/// Reads the known `UNIRUN_*` keys out of `vars`; other keys are ignored.
-///
-/// A key given twice keeps its last value, as a shell would. Values are
-/// trimmed; an empty value leaves the setting unset. Invalid values are left
-/// unset and reported, in the fixed order of [`KNOWN`].
-pub(crate) fn parse_vars<I, K, V>(vars: I) -> (RuntimeConfig, Vec<Problem>)
-where
-    I: IntoIterator<Item = (K, V)>,
-    K: AsRef<str>,
-    V: AsRef<str>,
-{
-    let mut p = Parser {
-        found: Vec::new(),
-        problems: Vec::new(),
-    };
-    for (key, value) in vars {
-        if let Some(var) = KNOWN.iter().find(|k| k.name == key.as_ref()) {
-            p.found.retain(|(v, _)| v != var);
-            p.found.push((*var, value.as_ref().to_owned()));
-        }
-    }
-
-    let mut config = RuntimeConfig::default();
-    let mode = p.get(MODE, parse_flavor);
-    let alias = p.get(FLAVOR, parse_flavor);
-    match (mode, alias) {
-        (Some(m), Some(a)) if m != a => {
-            let mode = p.raw(MODE).unwrap_or_default().to_owned();
-            let flavor = p.raw(FLAVOR).unwrap_or_default().to_owned();
-            p.problems.push(Problem::Conflict { mode, flavor });
-        }
-        (Some(f), _) | (None, Some(f)) => config = config.flavor(f),
-        (None, None) => {}
-    }
-    if let Some(v) = p.get(AUTO, parse_bool) {
-        config = config.auto(v);
-    }
-    if let Some(v) = p.get(CPU_BOUND, parse_bool) {
-        config = config.cpu_bound(v);
-    }
-    if let Some(v) = p.get(IO_BOUND, parse_bool) {
-        config = config.io_bound(v);
-    }
-    if let Some(v) = p.get(MAX_WORKERS, parse_workers) {
-        config = config.max_workers(v);
-    }
-    if let Some(v) = p.get(THREAD_MODE, parse_thread_mode) {
-        config = config.thread_mode(v);
-    }
-    if let Some(v) = p.get(FORCE_THREADS, parse_bool) {
-        config = config.force_threads(v);
-    }
-    if let Some(v) = p.get(FORCE_PROCESS, parse_bool) {
-        config = config.force_process(v);
-    }
-    if let Some(v) = p.get(COMPAT_MODE, parse_compat_mode) {
-        config = config.compat_mode(v);
-    }
-    (config, p.problems)
-}
-
-struct Parser {
-    /// The last value of each known variable present.
-    found: Vec<(Var, String)>,
-    problems: Vec<Problem>,
-}
-
-impl Parser {
-    fn raw(&self, var: Var) -> Option<&str> {
-        self.found
-            .iter()
-            .find(|(v, _)| *v == var)
-            .map(|(_, raw)| raw.as_str())
-    }
-
-    /// Parses `var` if it is present and not blank; records a problem if it
-    /// does not parse.
-    fn get<T>(&mut self, var: Var, parse: fn(&str) -> Result<T, &'static str>) -> Option<T> {
-        let raw = self.raw(var)?;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return None;
-        }
-        match parse(trimmed) {
-            Ok(v) => Some(v),
-            Err(expected) => {
-                let value = raw.to_owned();
-                self.problems.push(Problem::Invalid {
-                    var: var.name,
-                    value,
-                    expected,
-                });
-                None
-            }
-        }
-    }
-}
-
 /// `1/0`, `true/false`, `yes/no`, `on/off`, any ASCII case.
 pub(crate) fn parse_bool(s: &str) -> Result<bool, &'static str> {
     const TRUE: [&str; 4] = ["1", "true", "yes", "on"];
@@ -416,15 +363,15 @@ pub(crate) fn parse_workers(s: &str) -> Result<usize, &'static str> {
     }
 }
 
-fn parse_flavor(s: &str) -> Result<Flavor, &'static str> {
+pub(crate) fn parse_flavor(s: &str) -> Result<Flavor, &'static str> {
     s.parse().map_err(|_| Flavor::EXPECTED)
 }
 
-fn parse_thread_mode(s: &str) -> Result<ThreadMode, &'static str> {
+pub(crate) fn parse_thread_mode(s: &str) -> Result<ThreadMode, &'static str> {
     s.parse().map_err(|_| ThreadMode::EXPECTED)
 }
 
-fn parse_compat_mode(s: &str) -> Result<CompatMode, &'static str> {
+pub(crate) fn parse_compat_mode(s: &str) -> Result<CompatMode, &'static str> {
     s.parse().map_err(|_| CompatMode::EXPECTED)
 }
 
@@ -441,234 +388,25 @@ pub(crate) fn process_vars() -> Vec<(String, String)> {
         .collect()
 }
 
-/// One `KEY=value` line of a `.env` file.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) key: String,
-    pub(crate) value: String,
-    /// 1-based.
-    pub(crate) line: usize,
-}
-
-/// Reads and parses a `.env` file, then its `UNIRUN_*` keys.
-///
-/// Every failure is an [`Error::EnvFile`] naming `path`, and the line when
-/// there is one.
-pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
-    let file_error = |line: Option<usize>, reason: String| Error::EnvFile {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(None, e.to_string()))?;
-    let entries = parse_dotenv(&text).map_err(|(line, reason)| file_error(Some(line), reason))?;
-    let (config, problems) = parse_vars(entries.iter().map(|e| (&e.key, &e.value)));
-    match problems.into_iter().next() {
-        None => Ok(config),
-        Some(problem) => {
-            // Point at the last definition of the variable(s) involved.
-            let line = entries
-                .iter()
-                .rev()
-                .find(|e| problem.vars().iter().any(|v| v.name == e.key))
-                .map(|e| e.line);
-            Err(file_error(line, problem.into_error().to_string()))
-        }
-    }
-}
-
-/// Splits a `.env` file into entries, or returns the 1-based line number and
-/// reason of the first syntax error.
-///
-/// Accepted: blank lines; `#` comment lines; `KEY=value` with an optional
-/// `export ` prefix; values unquoted (an inline comment starts at a `#` that
-/// follows whitespace, surrounding whitespace is dropped), in single quotes
-/// (literal) or in double quotes (`\"`, `\\`, `\n`, `\r`, `\t` escapes). A
-/// quoted value must close on its own line. `${VAR}` is not expanded.
-pub(crate) fn parse_dotenv(text: &str) -> Result<Vec<Entry>, (usize, String)> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut entries = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let mut rest = raw.trim_start();
-        if rest.is_empty() || rest.starts_with('#') {
-            continue;
-        }
-        if let Some(after) = rest.strip_prefix("export") {
-            if after.starts_with(char::is_whitespace) {
-                rest = after.trim_start();
-            }
-        }
-        let Some((key, value)) = rest.split_once('=') else {
-            return Err((line, format!("expected KEY=value, found {:?}", raw.trim())));
-        };
-        let key = key.trim_end();
-        if !is_valid_key(key) {
-            return Err((
-                line,
-                format!("invalid key {key:?}: expected letters, digits, '_' and '.'"),
-            ));
-        }
-        let value = parse_value(value.trim_start()).map_err(|reason| (line, reason))?;
-        entries.push(Entry {
-            key: key.to_owned(),
-            value,
-            line,
-        });
-    }
-    Ok(entries)
-}
-
-fn is_valid_key(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-}
-
-fn parse_value(s: &str) -> Result<String, String> {
-    let mut chars = s.char_indices();
-    let (value, after) = match chars.next() {
-        Some((_, '\'')) => match s[1..].find('\'') {
-            Some(end) => (s[1..1 + end].to_owned(), &s[end + 2..]),
-            None => return Err("unterminated single quote".to_owned()),
-        },
-        Some((_, '"')) => {
-            let mut value = String::new();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '"' => {
-                        end = Some(i + 1);
-                        break;
-                    }
-                    '\\' => match chars.next() {
-                        Some((_, 'n')) => value.push('\n'),
-                        Some((_, 'r')) => value.push('\r'),
-                        Some((_, 't')) => value.push('\t'),
-                        Some((_, c @ ('"' | '\\'))) => value.push(c),
-                        Some((_, c)) => {
-                            value.push('\\');
-                            value.push(c);
-                        }
-                        None => value.push('\\'),
-                    },
-                    c => value.push(c),
-                }
-            }
-            match end {
-                Some(end) => (value, &s[end..]),
-                None => return Err("unterminated double quote".to_owned()),
-            }
-        }
-        _ => {
-            let mut prev_space = true;
-            let mut cut = s.len();
-            for (i, c) in s.char_indices() {
-                if c == '#' && prev_space {
-                    cut = i;
-                    break;
-                }
-                prev_space = c.is_whitespace();
-            }
-            return Ok(s[..cut].trim_end().to_owned());
-        }
-    };
-    let after = after.trim_start();
-    if after.is_empty() || after.starts_with('#') {
-        Ok(value)
-    } else {
-        Err(format!(
-            "unexpected {after:?} after the closing quote; put a comment after ' #'"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entries(text: &str) -> Vec<(String, String)> {
-        parse_dotenv(text)
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.key, e.value))
-            .collect()
-    }
-
-    fn pair(k: &str, v: &str) -> (String, String) {
-        (k.to_owned(), v.to_owned())
-    }
-
     #[test]
-    fn dotenv_values() {
-        let text = concat!(
-            "\u{feff}# top\n",
-            "\n",
-            "  A=1\n",
-            "export B = two words  # note\r\n",
-            "C='x # y'\n",
-            "D=\"q \\\"z\\\" \\n\" # c\n",
-            "E=a#b\n",
-            "F=\n",
-            "G= # only comment\n",
-            "export=3\n",
-        );
+    fn unknown_unirun_vars_are_warned_with_the_closest_known_one() {
+        let warnings = unknown_vars([
+            "UNIRUN_MAX_WORKER",
+            "UNIRUN_MAX_WORKERS",
+            "PATH",
+            "UNIRUN_THREADMODE",
+        ]);
         assert_eq!(
-            entries(text),
-            vec![
-                pair("A", "1"),
-                pair("B", "two words"),
-                pair("C", "x # y"),
-                pair("D", "q \"z\" \n"),
-                pair("E", "a#b"),
-                pair("F", ""),
-                pair("G", ""),
-                pair("export", "3"),
+            warnings,
+            [
+                "unirun: unknown variable UNIRUN_MAX_WORKER is ignored; did you mean UNIRUN_MAX_WORKERS?",
+                "unirun: unknown variable UNIRUN_THREADMODE is ignored; did you mean UNIRUN_THREAD_MODE?",
             ]
         );
-    }
-
-    #[test]
-    fn dotenv_errors_name_the_line() {
-        assert_eq!(parse_dotenv("A=1\nB\n").unwrap_err().0, 2);
-        assert_eq!(parse_dotenv("A=\"open\n").unwrap_err().0, 1);
-        assert_eq!(parse_dotenv("\nA='open\n").unwrap_err().0, 2);
-        assert_eq!(parse_dotenv("A=\"x\" y\n").unwrap_err().0, 1);
-        assert_eq!(parse_dotenv("1A=x\n").unwrap_err().0, 1);
-        assert_eq!(parse_dotenv("MY KEY=x\n").unwrap_err().0, 1);
-        assert_eq!(parse_dotenv("=x\n").unwrap_err().0, 1);
-    }
-
-    #[test]
-    fn bools() {
-        for t in ["1", "true", "TRUE", "Yes", "on"] {
-            assert_eq!(parse_bool(t), Ok(true));
-        }
-        for f in ["0", "false", "No", "OFF"] {
-            assert_eq!(parse_bool(f), Ok(false));
-        }
-        for bad in ["2", "y", "perhaps", "enabled"] {
-            assert_eq!(parse_bool(bad), Err(EXPECTED_BOOL));
-        }
-    }
-
-    #[test]
-    fn workers() {
-        assert_eq!(parse_workers("8"), Ok(8));
-        for bad in ["0", "-1", "abc", "1.5", "99999999999999999999999"] {
-            assert_eq!(parse_workers(bad), Err(EXPECTED_WORKERS));
-        }
-    }
-
-    #[test]
-    fn conflict_is_dropped_and_reported() {
-        let (config, problems) = parse_vars([(MODE.name, "threads"), (FLAVOR.name, "smol")]);
-        assert_eq!(config.get_flavor(), None);
-        assert!(matches!(problems[..], [Problem::Conflict { .. }]));
-        let (config, problems) = parse_vars([(MODE.name, "threads"), (FLAVOR.name, "THREADS")]);
-        assert_eq!(config.get_flavor(), Some(Flavor::Threads));
-        assert!(problems.is_empty());
+        assert!(unknown_vars(["UNIRUN_MODE", "HOME"]).is_empty());
     }
 }

@@ -102,7 +102,7 @@ impl fmt::Display for Error {
                 var,
                 value,
                 expected,
-            } => write!(f, "invalid {var}={value:?}: expected {expected}"),
+            } => write!(f, "invalid {var}={}: expected {expected}", Quoted(value)),
             Error::ConflictingEnv {
                 var,
                 value,
@@ -110,18 +110,24 @@ impl fmt::Display for Error {
                 other_value,
             } => write!(
                 f,
-                "conflicting {var}={value:?} and {other_var}={other_value:?}: \
-                 {other_var} is an alias of {var}; set only one of them, or both to the same value"
+                "conflicting {var}={} and {other_var}={}: \
+                 {other_var} is an alias of {var}; set only one of them, or both to the same value",
+                Quoted(value),
+                Quoted(other_value),
             ),
             Error::InvalidSetting {
                 setting,
                 value,
                 expected,
             } => {
-                if is_plain(value) {
+                if is_plain(value) && value.len() <= QUOTE_LIMIT {
                     write!(f, "invalid {setting}={value}: expected {expected}")
                 } else {
-                    write!(f, "invalid {setting}={value:?}: expected {expected}")
+                    write!(
+                        f,
+                        "invalid {setting}={}: expected {expected}",
+                        Quoted(value)
+                    )
                 }
             }
             Error::BackendUnavailable { flavor, feature } => {
@@ -153,6 +159,24 @@ impl fmt::Display for Error {
             } => write!(f, "cannot read env file {}: {reason}", path.display()),
             #[cfg(feature = "std")]
             Error::Io(err) => write!(f, "I/O error: {err}"),
+        }
+    }
+}
+
+/// How many characters of a rejected value a message quotes.
+pub(crate) const QUOTE_LIMIT: usize = 64;
+
+/// A rejected value in a message: quoted and escaped, and cut after
+/// [`QUOTE_LIMIT`] characters with the full length said, so a huge value
+/// (a 50 MB `.env` line) cannot make a huge message.
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.0;
+        match value.char_indices().nth(QUOTE_LIMIT) {
+            None => write!(f, "{value:?}"),
+            Some((cut, _)) => write!(f, "{:?}... ({} bytes)", &value[..cut], value.len()),
         }
     }
 }
@@ -191,6 +215,37 @@ impl From<std::io::Error> for Error {
     /// ```
     fn from(err: std::io::Error) -> Self {
         Error::Io(err)
+    }
+}
+
+#[cfg(feature = "std")]
+impl From<Error> for std::io::Error {
+    /// Turns a unirun error into an `io::Error` for functions that return
+    /// `io::Result` (`?` works): OS errors come back as they were, invalid
+    /// settings and env files are `InvalidInput`, a missing backend is
+    /// `Unsupported`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn start() -> std::io::Result<unirun::Run> {
+    ///     Ok(unirun::Run::builder().max_workers(0).build()?)
+    /// }
+    /// let err = start().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(err.to_string().contains("max_workers"));
+    /// ```
+    fn from(err: Error) -> Self {
+        use std::io::ErrorKind;
+        let kind = match &err {
+            Error::Io(_) => {
+                let Error::Io(io) = err else { unreachable!() };
+                return io;
+            }
+            Error::BackendUnavailable { .. } => ErrorKind::Unsupported,
+            _ => ErrorKind::InvalidInput,
+        };
+        std::io::Error::new(kind, err)
     }
 }
 
@@ -266,5 +321,48 @@ mod tests {
             err.to_string(),
             "cannot read env file conf/.env: no such file"
         );
+    }
+
+    #[test]
+    fn huge_values_are_elided_in_messages() {
+        let huge = "x".repeat(50 * 1024 * 1024);
+        let err = Error::InvalidEnv {
+            var: "UNIRUN_MAX_WORKERS".into(),
+            value: huge.clone(),
+            expected: "an integer >= 1",
+        };
+        let msg = err.to_string();
+        assert!(msg.len() < 200, "{} bytes", msg.len());
+        assert!(msg.contains(&"x".repeat(64)));
+        assert!(msg.contains("52428800 bytes"), "{msg}");
+        let setting = Error::InvalidSetting {
+            setting: "flavor",
+            value: huge,
+            expected: "a flavor",
+        };
+        assert!(setting.to_string().len() < 200);
+        // Short values are quoted whole.
+        let short = Error::InvalidEnv {
+            var: "UNIRUN_AUTO".into(),
+            value: "perhaps".into(),
+            expected: "a bool",
+        };
+        assert_eq!(
+            short.to_string(),
+            r#"invalid UNIRUN_AUTO="perhaps": expected a bool"#
+        );
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn io_errors_round_trip_and_settings_are_invalid_input() {
+        let io: std::io::Error = Error::from(std::io::Error::other("refused")).into();
+        assert_eq!(io.to_string(), "refused");
+        let unavailable: std::io::Error = Error::BackendUnavailable {
+            flavor: Flavor::Smol,
+            feature: "smol-backend",
+        }
+        .into();
+        assert_eq!(unavailable.kind(), std::io::ErrorKind::Unsupported);
     }
 }

@@ -8,6 +8,11 @@
 //!
 //! - entering a scope whose gil this thread already holds (a task calling
 //!   `run.block_on` on its own scope) does not lock again;
+//! - a thread that holds gils and wants another (a task of one serialized
+//!   scope calling `block_on` on another) takes them in one global order,
+//!   by address: it releases those above the new one, then locks in
+//!   ascending order. Two threads nesting two scopes in opposite orders
+//!   therefore never wait for each other (no ABBA deadlock);
 //! - [`allow_threads`] and unirun's own blocking waits (through the core's
 //!   [`WaitHook`](unirun_core::WaitHook)) release everything the thread
 //!   holds and take it back, in the same order, before the code that held it
@@ -15,6 +20,7 @@
 //!   a second stack, one frame per wait.
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
 
 /// A fair (FIFO) lock with no data: `next` is the next ticket to hand out,
@@ -63,21 +69,84 @@ thread_local! {
 }
 
 /// Holds `gil` (unless this thread holds it already) until dropped.
+///
+/// `!Send`: the thread-local stacks describe the thread that took the lock,
+/// so the guard must be dropped there.
 #[must_use]
 pub(crate) struct Hold {
     gil: Option<Arc<Gil>>,
+    _not_send: PhantomData<*const ()>,
 }
 
-/// Takes `gil` for the current thread; reentrant per thread.
+// `Hold` and `Enter` (which holds one) must never cross threads.
+const _: () = {
+    trait AmbiguousIfSend<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+    // Compiles only while `Hold` is `!Send` (otherwise the impl is ambiguous).
+    let _ = <Hold as AmbiguousIfSend<_>>::check;
+};
+
+/// The order gils are taken in when a thread holds several: by address.
+fn addr(gil: &Arc<Gil>) -> usize {
+    Arc::as_ptr(gil) as usize
+}
+
+/// Takes every gil of `wanted` (none held by this thread yet) in the one
+/// global order, so two threads can never wait for each other's gils:
+/// held gils above the lowest wanted one are released first, then the
+/// wanted and the released are locked, lowest address first. Returns the
+/// released ones, which the caller puts back in `HELD`.
+fn lock_ordered(wanted: &[Arc<Gil>]) -> Vec<Arc<Gil>> {
+    let Some(lowest) = wanted.iter().map(addr).min() else {
+        return Vec::new();
+    };
+    let above: Vec<Arc<Gil>> = HELD.with(|h| {
+        let mut held = h.borrow_mut();
+        let mut above = Vec::new();
+        held.retain(|g| {
+            let keep = addr(g) < lowest;
+            if !keep {
+                above.push(g.clone());
+            }
+            keep
+        });
+        above
+    });
+    for gil in above.iter().rev() {
+        gil.unlock();
+    }
+    let mut all: Vec<&Arc<Gil>> = wanted.iter().chain(above.iter()).collect();
+    all.sort_by_key(|g| addr(g));
+    for gil in all {
+        gil.lock();
+    }
+    above
+}
+
+/// Takes `gil` for the current thread; reentrant per thread. A thread that
+/// already holds other gils may release and retake some of them (see
+/// [`lock_ordered`]): other tasks of those scopes can run meanwhile, as
+/// they can during any wait.
 pub(crate) fn hold(gil: &Arc<Gil>) -> Hold {
     let held = HELD.with(|h| h.borrow().iter().any(|g| Arc::ptr_eq(g, gil)));
     if held {
-        return Hold { gil: None };
+        return Hold {
+            gil: None,
+            _not_send: PhantomData,
+        };
     }
-    gil.lock();
-    HELD.with(|h| h.borrow_mut().push(gil.clone()));
+    let above = lock_ordered(std::slice::from_ref(gil));
+    HELD.with(|h| {
+        let mut held = h.borrow_mut();
+        held.extend(above);
+        held.push(gil.clone());
+    });
     Hold {
         gil: Some(gil.clone()),
+        _not_send: PhantomData,
     }
 }
 
@@ -117,15 +186,14 @@ fn reacquire(token: usize) {
     let Some(frame) = RELEASED.with(|r| r.borrow_mut().pop()) else {
         return;
     };
-    for gil in &frame {
-        gil.lock();
-    }
+    let above = lock_ordered(&frame);
     HELD.with(|h| {
         let mut held = h.borrow_mut();
         // Anything held now was taken inside the wait and is released by
         // its own `Hold`; ours go underneath, as they were taken first.
         let inner = std::mem::replace(&mut *held, frame);
         held.extend(inner);
+        held.extend(above);
     });
 }
 

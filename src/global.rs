@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use unirun_platform::fork_guard::{ForkMutex, ForkMutexGuard};
-use unirun_threads::ThreadPool;
 
+use crate::backend::{self, Owned};
 use crate::config::RuntimeConfig;
 use crate::error::Error;
 use crate::flavor::{CompatMode, Flavor, ThreadMode};
 use crate::gil::Gil;
 use crate::scheduler::{self, Capabilities, EnvSnapshot, Plan, Request};
-use crate::scope::{Backend, Scope};
+use crate::scope::Scope;
 use crate::{Handle, JoinHandle};
 
 #[derive(Default)]
@@ -33,11 +33,15 @@ struct State {
     /// Warnings to print once the lock is released (nothing prints under
     /// it: a fork path holds the stderr lock while it waits for this one).
     warnings: Vec<String>,
+    /// The pre-forked pool behind `call` on handles without a scope of
+    /// their own (the shared default); started on first use.
+    #[cfg(all(unix, feature = "process-backend"))]
+    processes: Option<unirun_process::ProcessPool>,
 }
 
 /// The shared default executor.
 struct SharedDefault {
-    pool: ThreadPool,
+    owned: Owned,
     /// In `Gil` mode, the scope that serializes the helpers' tasks.
     scope: Option<Arc<Scope>>,
     handle: Handle,
@@ -83,11 +87,13 @@ impl State {
         let warnings = &mut self.warnings;
         self.env
             .get_or_insert_with(|| {
-                let (config, rejected) = RuntimeConfig::from_env_lenient();
+                let (config, rejected) = crate::config::from_env_lenient();
                 // Once per read, i.e. once per process or reset.
                 for var in &rejected {
                     warnings.push(format!("unirun: ignoring invalid {var}; using the default"));
                 }
+                let keys = std::env::vars_os().filter_map(|(key, _)| key.into_string().ok());
+                warnings.extend(crate::env::unknown_vars(keys));
                 Arc::new(EnvSnapshot { config, rejected })
             })
             .clone()
@@ -96,6 +102,18 @@ impl State {
     fn caps(&mut self) -> Capabilities {
         self.caps.get_or_insert_with(Capabilities::detect).clone()
     }
+}
+
+/// The shared process pool (see `State::processes`), created on first use
+/// and shut down by [`reset`].
+#[cfg(all(unix, feature = "process-backend"))]
+pub(crate) fn shared_process_pool() -> unirun_process::ProcessPool {
+    with_state(|s| {
+        let workers = s.caps().suggested_process_workers();
+        s.processes
+            .get_or_insert_with(|| unirun_process::ProcessPool::new(workers, Default::default()))
+            .clone()
+    })
 }
 
 /// What a scope needs from the globals to decide.
@@ -162,7 +180,8 @@ fn default_handle() -> (Handle, u64) {
     }
     let request = Request {
         requested: Flavor::Auto,
-        code: s.config.clone(),
+        code: RuntimeConfig::default(),
+        configured: s.config.clone(),
         name: None,
         provided: false,
         provided_flavor: Flavor::Threads,
@@ -171,15 +190,18 @@ fn default_handle() -> (Handle, u64) {
     };
     let (env, caps) = (s.env(), s.caps());
     let decision = scheduler::decide(request, &env, &caps, None);
-    let (workers, blocking_cap, mode, trace) = match decision {
+    let fallback = || Plan::Threads {
+        workers: caps.cpu_budget(),
+        blocking_cap: caps.default_blocking(),
+        name: scheduler::DEFAULT_NAME.to_string(),
+    };
+    let (plan, mode, trace) = match decision {
         Ok(d) => match d.plan {
-            Plan::Threads {
-                workers,
-                blocking_cap,
-                ..
-            } => (workers, blocking_cap, d.thread_mode, Some(d.trace)),
+            plan @ (Plan::Threads { .. } | Plan::Processes { .. }) => {
+                (plan, d.thread_mode, Some(d.trace))
+            }
             // Implicit requests always get a pool of their own.
-            _ => (caps.cpu_budget(), 64, d.thread_mode, Some(d.trace)),
+            _ => (fallback(), d.thread_mode, Some(d.trace)),
         },
         // `configure` validated the config and env values are checked when
         // read, so this is unreachable; still, never fail the helpers.
@@ -187,21 +209,36 @@ fn default_handle() -> (Handle, u64) {
             s.warnings.push(format!(
                 "unirun: {err}; starting the default executor with defaults"
             ));
-            (caps.cpu_budget(), 64, ThreadMode::Nogil, None)
+            (fallback(), ThreadMode::Nogil, None)
         }
     };
-    let pool = ThreadPool::builder()
-        .name(scheduler::DEFAULT_NAME)
-        .workers(workers)
-        .max_blocking_threads(blocking_cap)
-        .build()
-        .unwrap_or_else(|err| panic!("unirun: could not start the default thread pool: {err}"));
-    let backend = Backend::Threads(pool.handle());
-    let scope =
-        (mode == ThreadMode::Gil).then(|| Scope::new(backend.clone(), Some(Gil::new()), true));
+    let started = backend::start(&plan, Default::default())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("unirun: could not start the default thread pool"));
+    let (backend, owned) = (started.backend.clone(), started.owned);
+    let gil = (mode == ThreadMode::Gil).then(Gil::new);
+    #[cfg(all(unix, feature = "process-backend"))]
+    let forks = started.processes.is_some();
+    #[cfg(not(all(unix, feature = "process-backend")))]
+    let forks = false;
+    // A scope only where the default needs one: serializing (gil), or
+    // saying it forks (processes); otherwise tasks go straight to the pool.
+    let scope = (gil.is_some() || forks).then(|| {
+        #[cfg_attr(not(all(unix, feature = "process-backend")), allow(unused_mut))]
+        let mut scope = Scope::new(backend.clone(), gil, true);
+        #[cfg(all(unix, feature = "process-backend"))]
+        if let Some(pool) = started.processes {
+            let new_scope = Arc::get_mut(&mut scope).expect("nothing else holds a new scope");
+            new_scope.forks = true;
+            let _ = new_scope.processes.set(pool.clone());
+            s.processes.get_or_insert(pool);
+        }
+        scope
+    });
     let handle = Handle::new(backend, scope.clone());
     s.default = Some(SharedDefault {
-        pool,
+        owned,
         scope,
         handle: handle.clone(),
     });
@@ -252,7 +289,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), Error> {
     });
     if let Some(old) = old {
         wait_quietly(&old);
-        old.pool.shutdown();
+        old.owned.shutdown();
     }
     Ok(())
 }
@@ -297,13 +334,19 @@ fn wait_quietly(old: &SharedDefault) {
 /// ```
 pub fn reset() {
     COMPAT.store(0, Ordering::Release);
-    let old = with_state(|s| {
+    let (old, old_state) = with_state(|s| {
         let old = s.default.take();
-        *s = State::default();
+        let old_state = std::mem::take(s);
         GENERATION.fetch_add(1, Ordering::AcqRel);
-        old
+        (old, old_state)
     });
     scheduler::clear_last();
+    // Its forker thread and workers stop with it.
+    #[cfg(all(unix, feature = "process-backend"))]
+    if let Some(pool) = &old_state.processes {
+        pool.shutdown_now();
+    }
+    drop(old_state);
     if let Some(old) = old {
         if let Some(scope) = &old.scope {
             scope.tasks.close();
@@ -311,7 +354,7 @@ pub fn reset() {
         // Forked children would keep their waiting lane threads busy.
         #[cfg(all(unix, feature = "process-backend"))]
         crate::process::cancel_handle_children(&old.handle);
-        old.pool.shutdown_now();
+        old.owned.shutdown_now();
     }
     // The shared process pool, the fork server and the forker thread.
     #[cfg(all(unix, feature = "process-backend"))]
@@ -403,10 +446,7 @@ pub(crate) fn compat_mode() -> CompatMode {
     }
     let mode = with_state(|s| {
         let env = s.env();
-        env.config
-            .get_compat_mode()
-            .or(s.config.get_compat_mode())
-            .unwrap_or(CompatMode::Managed)
+        scheduler::compat_mode(&s.config, &env.config)
     });
     let code = match mode {
         CompatMode::Passthrough => PASSTHROUGH,

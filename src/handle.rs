@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use unirun_core::{Executor, Schedule};
 
+use crate::backend::Backend;
 use crate::flavor::Flavor;
-use crate::scope::{Backend, Scope, ScopeSchedule};
+use crate::scope::{Scope, ScopeSchedule};
 use crate::JoinHandle;
 
 /// A cloneable reference to a running executor, usable from any thread and
@@ -127,7 +128,10 @@ impl Handle {
     }
 
     /// The kind of backend the handle spawns on (`Threads` for unirun's
-    /// thread pools, the shared default included).
+    /// thread pools, the shared default included), as its trace says.
+    /// `Processes` for a scope the scheduler sent to processes: its `call`
+    /// and `to_process` fork, its `spawn` and `spawn_blocking` run on its
+    /// thread pool.
     ///
     /// # Examples
     ///
@@ -135,7 +139,10 @@ impl Handle {
     /// assert_eq!(unirun::get_executor().flavor(), unirun::Flavor::Threads);
     /// ```
     pub fn flavor(&self) -> Flavor {
-        self.backend.flavor()
+        match &self.scope {
+            Some(scope) if scope.forks => Flavor::Processes,
+            _ => self.backend.flavor(),
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! unirun: one small, fast API over every way a Rust program runs work —
-//! its own lock-free work-stealing thread pool today, forked processes, smol
-//! and tokio as they land — in the vocabulary Rust developers already speak
-//! (`spawn`, `spawn_blocking`, `JoinHandle`, `block_on`).
+//! its own lock-free work-stealing thread pool, forked processes, smol and
+//! tokio (each behind a cargo feature, see below) — in the vocabulary Rust
+//! developers already speak (`spawn`, `spawn_blocking`, `JoinHandle`,
+//! `block_on`).
 //!
 //! # Design
 //!
@@ -82,6 +83,8 @@
 extern crate alloc;
 
 #[cfg(feature = "std")]
+mod backend;
+#[cfg(feature = "std")]
 pub mod compat;
 #[cfg(feature = "std")]
 mod config;
@@ -107,9 +110,11 @@ mod scope;
 #[cfg(feature = "std")]
 pub mod trace;
 
-pub use unirun_core::{
-    block_on, Executor, JoinError, JoinHandle, PanicLocation, TaskSet, TickExecutor,
-};
+/// The set of tasks a scope owns; an implementation detail of scopes,
+/// exported for the backend crates' own tests.
+#[doc(hidden)]
+pub use unirun_core::TaskSet;
+pub use unirun_core::{block_on, Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
 
 #[cfg(feature = "std")]
 pub use crate::config::RuntimeConfig;
@@ -127,7 +132,7 @@ pub use crate::global::{
 #[cfg(feature = "std")]
 pub use crate::handle::Handle;
 #[cfg(all(unix, feature = "process-backend"))]
-pub use crate::process::{to_process, to_process_with};
+pub use crate::process::{to_process, to_process_with, ProcessOptions};
 #[cfg(feature = "std")]
 pub use crate::run::{Run, RunBuilder};
 #[cfg(feature = "std")]

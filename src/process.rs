@@ -1,5 +1,5 @@
 //! Forked-process execution (cargo feature `process-backend`, unix):
-//! [`to_process`], [`to_process_with`], [`Handle::spawn_process`] and
+//! [`to_process`], [`to_process_with`], [`Handle::to_process_with`] and
 //! [`Run::to_process`].
 //!
 //! Each call forks: the closure runs in a child process on a copy-on-write
@@ -56,7 +56,7 @@
 //! with [`RunBuilder::process_options`](crate::RunBuilder::process_options)
 //! (used by [`Run::to_process`] and the scope's pool), and options given
 //! per call ([`Run::to_process_with`], [`to_process_with`],
-//! [`Handle::spawn_process`]) replace it for that call. A
+//! [`Handle::to_process_with`]) replace it for that call. A
 //! `Flavor::Processes` scope's trace says where its pool's workers come
 //! from ([`DecisionTrace::process_pool`](crate::DecisionTrace::process_pool)).
 //!
@@ -83,11 +83,13 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// The low-level fork primitive under `to_process`; not part of the
+/// supported API.
+#[doc(hidden)]
+pub use unirun_process::fork_call;
 pub use unirun_process::{
-    fork_call, in_forked_child, init, running_children, shutdown, ProcessOptions, ProcessPool,
+    in_forked_child, init, running_children, shutdown, ProcessOptions, ProcessPool,
 };
-
-use unirun_platform::fork_guard::ForkMutex;
 
 use crate::flavor::Flavor;
 use crate::global;
@@ -139,7 +141,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    global::get_executor().spawn_process(options, f)
+    global::get_executor().to_process_with(options, f)
 }
 
 impl Handle {
@@ -154,11 +156,11 @@ impl Handle {
     /// use unirun::process::ProcessOptions;
     ///
     /// let run = unirun::Run::builder().name("isolated").build()?;
-    /// let pid = run.handle().spawn_process(ProcessOptions::default(), std::process::id);
+    /// let pid = run.handle().to_process_with(ProcessOptions::default(), std::process::id);
     /// assert_ne!(pid.join().unwrap(), std::process::id());
     /// # Ok::<(), unirun::Error>(())
     /// ```
-    pub fn spawn_process<F, T>(&self, options: ProcessOptions, f: F) -> JoinHandle<T>
+    pub fn to_process_with<F, T>(&self, options: ProcessOptions, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
@@ -259,7 +261,7 @@ impl Run {
 impl Run {
     /// Runs `f` in a forked child process as one of the scope's tasks,
     /// under the scope's [`process_options`](crate::RunBuilder::process_options)
-    /// (no limits unless set); see [`Handle::spawn_process`].
+    /// (no limits unless set); see [`Handle::to_process_with`].
     ///
     /// # Examples
     ///
@@ -304,7 +306,7 @@ impl Run {
         F: FnOnce() -> T + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.handle().spawn_process(options, f)
+        self.handle().to_process_with(options, f)
     }
 }
 
@@ -312,19 +314,15 @@ impl Run {
 /// code) sends process work to threads; if so, publishes the decision.
 fn forced_to_threads() -> bool {
     let snapshot = global::snapshot();
-    let forced = snapshot
-        .config
-        .clone()
-        .apply_kill_switches(&snapshot.env.config)
-        .0
-        .forced_flavor()
-        == Some(Flavor::Threads);
+    let forced =
+        scheduler::forced_flavor(&snapshot.config, &snapshot.env.config) == Some(Flavor::Threads);
     if !forced {
         return false;
     }
     let request = Request {
         requested: Flavor::Processes,
-        code: snapshot.config,
+        code: crate::RuntimeConfig::default(),
+        configured: snapshot.config,
         name: None,
         provided: false,
         provided_flavor: Flavor::Threads,
@@ -360,29 +358,15 @@ pub(crate) fn cancel_handle_children(handle: &Handle) {
 }
 
 /// The pool behind `call` on handles without a scope (the shared default),
-/// until [`reset`](crate::reset). Fork-guarded: a forked child reaches it.
-static SHARED_POOL: ForkMutex<Option<ProcessPool>> = ForkMutex::new(None);
-
+/// owned by the global state so [`reset`](crate::reset) stops it.
 fn shared_pool() -> ProcessPool {
-    if let Some(pool) = &*SHARED_POOL.lock() {
-        return pool.clone();
-    }
-    // Sized outside the lock (capabilities take the global state lock).
-    let workers = global::capabilities().suggested_process_workers();
-    SHARED_POOL
-        .lock()
-        .get_or_insert_with(|| ProcessPool::new(workers, ProcessOptions::default()))
-        .clone()
+    global::shared_process_pool()
 }
 
-/// For [`reset`](crate::reset): shuts the shared process pool down (its
-/// running calls resolve to cancelled), stops the fork server and lets the
-/// `unirun-forker` thread end (it does once no scope's pool holds it).
+/// For [`reset`](crate::reset), after the shared pool was shut down: stops
+/// the fork server and lets the `unirun-forker` thread end (it does once no
+/// scope's pool holds it).
 pub(crate) fn reset_processes() {
-    let pool = SHARED_POOL.lock().take();
-    if let Some(pool) = pool {
-        pool.shutdown_now();
-    }
     unirun_process::shutdown();
 }
 

@@ -2,6 +2,8 @@
 //! through it, and tears down what it owns.
 
 mod builder;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -14,10 +16,11 @@ use std::time::{Duration, Instant};
 use unirun_core::TaskSet;
 
 pub use self::builder::RunBuilder;
+use crate::backend::{self, Owned};
 use crate::error::Error;
 use crate::flavor::Flavor;
 use crate::gil;
-use crate::scope::{self, Owned, Scope, Scoped};
+use crate::scope::{Scope, Scoped};
 use crate::trace::DecisionTrace;
 use crate::{Handle, JoinHandle};
 
@@ -443,7 +446,8 @@ impl Run {
         let own_task = teardown.scope.is_current();
         // With nothing left to wait for, a drop on a worker is quick: an
         // owned pool moves its own teardown off the worker.
-        let would_block = dropping && scope::on_async_thread() && !teardown.scope.tasks.is_empty();
+        let would_block =
+            dropping && backend::on_async_thread() && !teardown.scope.tasks.is_empty();
         if own_task || would_block {
             teardown.off_thread(stop, &self.name);
             return false;
@@ -516,16 +520,41 @@ impl Teardown {
         in_time
     }
 
+    /// Runs the teardown on a helper thread. If the OS refuses one, it
+    /// does not recurse into another shutdown here (dropping the pool on
+    /// its own worker, or on an async worker, would need a helper thread
+    /// again): the scope's tasks are cancelled and the backend is left to
+    /// its threads, which stay parked; said on stderr.
     fn off_thread(self, stop: Stop, name: &str) {
-        let scope = self.scope.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("{name}-shutdown"))
-            .spawn(move || self.run(stop));
+        let slot = Arc::new(Mutex::new(Some(self)));
+        let theirs = slot.clone();
+        #[cfg(test)]
+        let refused = tests::REFUSE_HELPER.with(std::cell::Cell::get);
+        #[cfg(not(test))]
+        let refused = false;
+        let builder = thread::Builder::new().name(format!("{name}-shutdown"));
+        let spawned = if refused {
+            Err(std::io::Error::other("refused by the test"))
+        } else {
+            builder.spawn(move || {
+                let teardown = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(teardown) = teardown {
+                    teardown.run(stop);
+                }
+            })
+        };
         if let Err(err) = spawned {
-            // Without a thread to wait on, cancel rather than hang; the
-            // closure (and the pool in it) was dropped by the failed spawn.
-            eprintln!("unirun: could not start a thread to shut the scope down ({err}); cancelling its tasks");
-            scope.tasks.close();
+            // The failed spawn dropped its closure, so `slot` is ours alone.
+            let teardown = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(teardown) = teardown {
+                eprintln!(
+                    "unirun: could not start a thread to shut scope {name:?} down ({err}); \
+                     cancelling its tasks and leaving its threads parked"
+                );
+                teardown.scope.tasks.close();
+                kill_children(&teardown.scope);
+                std::mem::forget(teardown.owned);
+            }
         }
     }
 }

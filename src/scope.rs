@@ -8,207 +8,17 @@
 //! The current scope is what lets `Run::builder().build()` inside a task or
 //! inside `run.block_on` find its parent and reuse the parent's backend.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use unirun_core::{Executor, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet};
+use unirun_core::{JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet};
 
-use crate::flavor::Flavor;
+use crate::backend::Backend;
 use crate::gil::{self, Gil};
-use crate::trace::Workers;
-
-/// A backend a scope can run on. One variant per compiled-in backend.
-#[derive(Clone)]
-pub(crate) enum Backend {
-    Threads(unirun_threads::Handle),
-    #[cfg(feature = "tokio-backend")]
-    Tokio(unirun_tokio::Handle),
-    #[cfg(feature = "smol-backend")]
-    Smol(unirun_smol::Handle),
-}
-
-/// A backend's runtime context, entered on a thread (see [`Backend::enter`]).
-#[cfg(feature = "tokio-backend")]
-pub(crate) type BackendContext<'a> = tokio::runtime::EnterGuard<'a>;
-/// A backend's runtime context: none without `tokio-backend`.
-#[cfg(not(feature = "tokio-backend"))]
-pub(crate) type BackendContext<'a> = std::marker::PhantomData<&'a ()>;
-
-/// What a scope owns and tears down: the backend it started.
-pub(crate) enum Owned {
-    Threads(unirun_threads::ThreadPool),
-    #[cfg(feature = "tokio-backend")]
-    Tokio(unirun_tokio::TokioRuntime),
-    #[cfg(feature = "smol-backend")]
-    Smol(unirun_smol::SmolPool),
-}
-
-impl Owned {
-    /// Shuts the backend down and joins its threads (a tokio runtime
-    /// dropped where blocking is not allowed moves its shutdown to a
-    /// thread of its own instead).
-    pub(crate) fn shutdown(self) {
-        match self {
-            Owned::Threads(pool) => pool.shutdown(),
-            #[cfg(feature = "tokio-backend")]
-            Owned::Tokio(runtime) => drop(runtime),
-            #[cfg(feature = "smol-backend")]
-            Owned::Smol(pool) => pool.shutdown(),
-        }
-    }
-}
-
-/// Whether the calling thread runs async code that must not block: a
-/// unirun worker, or a thread inside a tokio runtime.
-pub(crate) fn on_async_thread() -> bool {
-    unirun_core::on_worker_thread() || ambient_tokio().is_some()
-}
-
-/// The tokio runtime the calling thread runs in, when unirun can borrow it.
-#[cfg(feature = "tokio-backend")]
-pub(crate) fn ambient_tokio() -> Option<unirun_tokio::Handle> {
-    unirun_tokio::Handle::current()
-}
-
-/// The tokio runtime the calling thread runs in: never, without `tokio-backend`.
-#[cfg(not(feature = "tokio-backend"))]
-pub(crate) fn ambient_tokio() -> Option<std::convert::Infallible> {
-    None
-}
-
-impl Backend {
-    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        match self {
-            Backend::Threads(h) => h.spawn(future),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => h.spawn(future),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => h.spawn(future),
-        }
-    }
-
-    pub(crate) fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        match self {
-            Backend::Threads(h) => h.spawn_blocking(f),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => h.spawn_blocking(f),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => h.spawn_blocking(f),
-        }
-    }
-
-    fn spawn_in<F>(&self, tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        match self {
-            Backend::Threads(h) => h.spawn_in(tasks, future),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => h.spawn_in(tasks, future),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => h.spawn_in(tasks, future),
-        }
-    }
-
-    fn spawn_blocking_in<F, R>(&self, tasks: &Arc<TaskSet>, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        match self {
-            Backend::Threads(h) => h.spawn_blocking_in(tasks, f),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => h.spawn_blocking_in(tasks, f),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => h.spawn_blocking_in(tasks, f),
-        }
-    }
-
-    /// The flavor of backend this is (`Threads` for the shared pool too).
-    pub(crate) fn flavor(&self) -> Flavor {
-        match self {
-            Backend::Threads(_) => Flavor::Threads,
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(_) => Flavor::Tokio,
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(_) => Flavor::Smol,
-        }
-    }
-
-    pub(crate) fn workers(&self) -> Workers {
-        match self {
-            Backend::Threads(h) => Workers::new(h.num_workers(), h.max_blocking_threads()),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => Workers::new(h.num_workers(), h.max_blocking_threads()),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => Workers::new(h.num_workers(), h.max_blocking_threads()),
-        }
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        match self {
-            Backend::Threads(h) => h.name(),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => h.name(),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => h.name(),
-        }
-    }
-
-    /// Enters the backend's runtime context on this thread until the guard
-    /// drops (tokio's; nothing for the others).
-    pub(crate) fn enter(&self) -> Option<BackendContext<'_>> {
-        match self {
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => Some(h.tokio().enter()),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
-        match self {
-            Backend::Threads(h) => h.scheduler(),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => h.scheduler(),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => h.scheduler(),
-        }
-    }
-
-    pub(crate) fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        match self {
-            Backend::Threads(h) => h.blocking_scheduler(),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => h.blocking_scheduler(),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => h.blocking_scheduler(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Backend::Threads(h) => std::fmt::Debug::fmt(h, f),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => std::fmt::Debug::fmt(h, f),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => std::fmt::Debug::fmt(h, f),
-        }
-    }
-}
 
 /// A scope: its backend (owned by the `Run`, or borrowed), its live tasks
 /// and, in `Gil` mode, its lock.
@@ -218,6 +28,10 @@ pub(crate) struct Scope {
     pub(crate) gil: Option<Arc<Gil>>,
     /// Whether a nested scope may reuse this scope's backend.
     pub(crate) reusable: bool,
+    /// The scheduler chose processes for this scope: `call`/`to_process`
+    /// fork, `spawn`/`spawn_blocking` stay on the thread pool
+    /// (`Handle::flavor` says `Processes`).
+    pub(crate) forks: bool,
     /// The scope's pre-forked workers, started by its first `call`.
     #[cfg(all(unix, feature = "process-backend"))]
     pub(crate) processes: std::sync::OnceLock<unirun_process::ProcessPool>,
@@ -234,6 +48,7 @@ impl Scope {
             tasks: Arc::new(TaskSet::new()),
             gil,
             reusable,
+            forks: false,
             #[cfg(all(unix, feature = "process-backend"))]
             processes: std::sync::OnceLock::new(),
             #[cfg(all(unix, feature = "process-backend"))]
@@ -274,11 +89,17 @@ impl Scope {
 
     /// Makes this scope current on this thread (and holds its gil) until
     /// the guard drops.
-    pub(crate) fn enter(self: &Arc<Self>) -> Enter {
+    ///
+    /// This runs on every poll of every scoped task, so it touches only
+    /// this thread: the thread-local keeps a pointer to the scope, not a
+    /// reference count, and the guard borrows the `Arc` so the scope
+    /// outlives the pointer's stay in the thread-local.
+    pub(crate) fn enter(self: &Arc<Self>) -> Enter<'_> {
         let hold = self.gil.as_ref().map(gil::hold);
-        let previous = CURRENT.with(|c| c.replace(Some(self.clone())));
+        let previous = CURRENT.with(|c| c.replace(Arc::as_ptr(self)));
         Enter {
             previous,
+            _scope: PhantomData,
             _hold: hold,
         }
     }
@@ -286,33 +107,49 @@ impl Scope {
     /// Whether the calling thread is running one of this scope's tasks (or
     /// its `block_on`).
     pub(crate) fn is_current(self: &Arc<Self>) -> bool {
-        CURRENT.with(|c| c.borrow().as_ref().is_some_and(|s| Arc::ptr_eq(s, self)))
+        CURRENT.with(|c| std::ptr::eq(c.get(), Arc::as_ptr(self)))
     }
 }
 
 thread_local! {
-    /// The scope whose task (or `block_on`) this thread is running.
-    static CURRENT: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
+    /// The scope whose task (or `block_on`) this thread is running, or
+    /// null. Invariant: a non-null pointer here came from `Arc::as_ptr` of
+    /// an `Arc<Scope>` borrowed by a live [`Enter`] on this thread, and
+    /// that `Enter` puts the previous value back before the borrow ends;
+    /// `Enter`s nest (they are never leaked, moved to another thread or
+    /// dropped out of order: it is `!Send`, crate-private, and only ever a
+    /// local of the frame that created it).
+    static CURRENT: Cell<*const Scope> = const { Cell::new(std::ptr::null()) };
 }
 
 /// The scope whose task or `block_on` the calling thread is running, if any.
 pub(crate) fn current() -> Option<Arc<Scope>> {
-    CURRENT.with(|c| c.borrow().clone())
+    let ptr = CURRENT.with(Cell::get);
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: by `CURRENT`'s invariant the pointer came from `Arc::as_ptr`
+    // and an `Arc` borrowed by the live `Enter` keeps the scope alive, so
+    // the strong count is at least 1; we add the reference the new `Arc`
+    // owns before building it.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
+    }
 }
 
 /// Restores the previous current scope, then releases the gil.
-pub(crate) struct Enter {
-    previous: Option<Arc<Scope>>,
+pub(crate) struct Enter<'a> {
+    previous: *const Scope,
+    /// The `Arc` whose pointer sits in `CURRENT` lives at least this long.
+    _scope: PhantomData<&'a Arc<Scope>>,
     // Declared last: dropped after `drop` below restored the current scope.
     _hold: Option<gil::Hold>,
 }
 
-impl Drop for Enter {
+impl Drop for Enter<'_> {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        // Dropped after the borrow ends: the last reference to a scope may
-        // run task destructors that look at the current scope.
-        let _ours = CURRENT.with(|c| c.replace(previous));
+        CURRENT.with(|c| c.set(self.previous));
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use unirun::{CompatMode, EnvOverride, Error, Flavor, RuntimeConfig, ThreadMode};
+use unirun::{CompatMode, Error, Flavor, RuntimeConfig, ThreadMode};
 
 fn parse_err(vars: &[(&str, &str)]) -> Error {
     RuntimeConfig::from_vars(vars.iter().copied()).expect_err("expected an error")
@@ -113,7 +113,7 @@ fn mode_and_flavor_conflict_names_both() {
 fn mode_and_flavor_may_agree() {
     let config =
         RuntimeConfig::from_vars([("UNIRUN_MODE", "smol"), ("UNIRUN_FLAVOR", " SMOL ")]).unwrap();
-    assert_eq!(config.get_flavor(), Some(Flavor::Smol));
+    assert_eq!(config.flavor, Some(Flavor::Smol));
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn every_flavor_parses_from_either_name() {
     for (word, flavor) in all {
         for var in ["UNIRUN_MODE", "UNIRUN_FLAVOR"] {
             let config = RuntimeConfig::from_vars([(var, word)]).unwrap();
-            assert_eq!(config.get_flavor(), Some(flavor), "{var}={word}");
+            assert_eq!(config.flavor, Some(flavor), "{var}={word}");
         }
         assert_eq!(flavor.to_string(), word);
     }
@@ -205,7 +205,7 @@ fn every_bool_spelling_parses() {
         (" Off ", false),
     ] {
         let config = RuntimeConfig::from_vars([("UNIRUN_AUTO", word)]).unwrap();
-        assert_eq!(config.get_auto(), Some(value), "{word:?}");
+        assert_eq!(config.auto, Some(value), "{word:?}");
     }
 }
 
@@ -217,14 +217,14 @@ fn thread_and_compat_modes_parse() {
         ("nogil", ThreadMode::Nogil),
     ] {
         let config = RuntimeConfig::from_vars([("UNIRUN_THREAD_MODE", word)]).unwrap();
-        assert_eq!(config.get_thread_mode(), Some(mode));
+        assert_eq!(config.thread_mode, Some(mode));
     }
     for (word, mode) in [
         ("managed", CompatMode::Managed),
         ("passthrough", CompatMode::Passthrough),
     ] {
         let config = RuntimeConfig::from_vars([("UNIRUN_COMPAT_MODE", word)]).unwrap();
-        assert_eq!(config.get_compat_mode(), Some(mode));
+        assert_eq!(config.compat_mode, Some(mode));
     }
 }
 
@@ -246,121 +246,7 @@ fn later_duplicates_win() {
     let config =
         RuntimeConfig::from_vars([("UNIRUN_MAX_WORKERS", "abc"), ("UNIRUN_MAX_WORKERS", "3")])
             .unwrap();
-    assert_eq!(config.get_max_workers(), Some(3));
-}
-
-// ---- lenient reading --------------------------------------------------------
-
-#[test]
-fn lenient_reader_skips_and_reports_bad_values() {
-    let (config, rejected) = RuntimeConfig::from_vars_lenient([
-        ("UNIRUN_THREAD_MODE", "gli"),
-        ("UNIRUN_MAX_WORKERS", "2"),
-        ("UNIRUN_AUTO", "perhaps"),
-    ]);
-    assert_eq!(config, RuntimeConfig::default().max_workers(2));
-    let vars: Vec<&str> = rejected.iter().map(|r| r.var()).collect();
-    assert_eq!(vars, ["UNIRUN_AUTO", "UNIRUN_THREAD_MODE"]);
-    assert_eq!(
-        rejected[1].to_string(),
-        r#"UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)"#
-    );
-}
-
-#[test]
-fn lenient_reader_drops_both_sides_of_a_conflict() {
-    let (config, rejected) =
-        RuntimeConfig::from_vars_lenient([("UNIRUN_MODE", "threads"), ("UNIRUN_FLAVOR", "smol")]);
-    assert_eq!(config.get_flavor(), None);
-    let vars: Vec<&str> = rejected.iter().map(|r| r.var()).collect();
-    assert_eq!(vars, ["UNIRUN_MODE", "UNIRUN_FLAVOR"]);
-}
-
-// ---- precedence -------------------------------------------------------------
-
-#[test]
-fn code_wins_and_env_fills() {
-    let code = RuntimeConfig::default().flavor(Flavor::Smol).max_workers(8);
-    let env = RuntimeConfig::from_vars([
-        ("UNIRUN_MODE", "threads"),
-        ("UNIRUN_MAX_WORKERS", "2"),
-        ("UNIRUN_IO_BOUND", "1"),
-        ("UNIRUN_THREAD_MODE", "gil"),
-    ])
-    .unwrap();
-    let (config, applied) = code.clone().apply_env(&env);
-    assert_eq!(config.get_flavor(), Some(Flavor::Smol));
-    assert_eq!(config.get_max_workers(), Some(8));
-    assert_eq!(config.get_io_bound(), Some(true));
-    assert_eq!(config.get_thread_mode(), Some(ThreadMode::Gil));
-    assert_eq!(
-        applied,
-        [
-            EnvOverride::new("UNIRUN_IO_BOUND", "true", "io_bound"),
-            EnvOverride::new("UNIRUN_THREAD_MODE", "gil", "thread_mode"),
-        ]
-    );
-    assert_eq!(code.merged_over(&env), config);
-}
-
-#[test]
-fn kill_switches_override_code() {
-    let code = RuntimeConfig::default()
-        .force_threads(false)
-        .force_process(false)
-        .compat_mode(CompatMode::Managed);
-    let env = RuntimeConfig::from_vars([
-        ("UNIRUN_FORCE_THREADS", "1"),
-        ("UNIRUN_FORCE_PROCESS", "on"),
-        ("UNIRUN_COMPAT_MODE", "passthrough"),
-    ])
-    .unwrap();
-
-    // Merging alone keeps code's values ...
-    let merged = code.clone().merged_over(&env);
-    assert_eq!(merged, code);
-
-    // ... the kill switches step replaces them, and names each override.
-    let (config, applied) = merged.apply_kill_switches(&env);
-    assert_eq!(config.get_force_threads(), Some(true));
-    assert_eq!(config.get_force_process(), Some(true));
-    assert_eq!(config.get_compat_mode(), Some(CompatMode::Passthrough));
-    let applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
-    assert_eq!(
-        applied,
-        [
-            "UNIRUN_FORCE_THREADS=true",
-            "UNIRUN_FORCE_PROCESS=true",
-            "UNIRUN_COMPAT_MODE=passthrough"
-        ]
-    );
-
-    // apply_env does both steps at once.
-    assert_eq!(code.apply_env(&env).0, config);
-}
-
-#[test]
-fn force_threads_beats_force_process() {
-    let env = RuntimeConfig::from_vars([
-        ("UNIRUN_FORCE_THREADS", "yes"),
-        ("UNIRUN_FORCE_PROCESS", "yes"),
-    ])
-    .unwrap();
-    let (config, _) = RuntimeConfig::default().apply_env(&env);
-    assert_eq!(config.forced_flavor(), Some(Flavor::Threads));
-
-    // Env's FORCE_THREADS also beats code's force_process.
-    let (config, _) = RuntimeConfig::default()
-        .force_process(true)
-        .apply_env(&RuntimeConfig::from_vars([("UNIRUN_FORCE_THREADS", "1")]).unwrap());
-    assert_eq!(config.forced_flavor(), Some(Flavor::Threads));
-
-    let only_process = RuntimeConfig::default().force_process(true);
-    assert_eq!(only_process.forced_flavor(), Some(Flavor::Processes));
-    let switched_off = RuntimeConfig::default()
-        .force_threads(false)
-        .force_process(false);
-    assert_eq!(switched_off.forced_flavor(), None);
+    assert_eq!(config.max_workers, Some(3));
 }
 
 // ---- .env files -------------------------------------------------------------
@@ -443,7 +329,39 @@ fn env_file_syntax_error_names_path_and_line() {
 
     let file = TempFile::new("UNIRUN_MODE=\"threads\n");
     let err = RuntimeConfig::from_env_file(file.path()).unwrap_err();
-    assert_names(&err, &["line 1", "unterminated double quote"]);
+    assert_names(&err, &["line 1", "UNIRUN_MODE"]);
+}
+
+#[test]
+fn non_utf8_bytes_on_an_unrelated_line_are_not_fatal() {
+    let path = std::env::temp_dir().join(format!(
+        "unirun-config-test-{}-latin1.env",
+        std::process::id()
+    ));
+    let mut bytes = b"GREETING=caf".to_vec();
+    bytes.push(0xE9); // Latin-1 e-acute: not UTF-8
+    bytes.extend_from_slice(b"\nUNIRUN_MAX_WORKERS=2\n");
+    std::fs::write(&path, bytes).unwrap();
+    let config = RuntimeConfig::from_env_file(&path);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(config.unwrap(), RuntimeConfig::default().max_workers(2));
+}
+
+#[test]
+fn the_real_environment_wins_over_the_env_file() {
+    if std::env::var_os(CHILD).is_some() {
+        let file = TempFile::new("UNIRUN_MAX_WORKERS=4\nUNIRUN_IO_BOUND=1\n");
+        let config = RuntimeConfig::from_env_file(file.path()).unwrap();
+        assert_eq!(
+            config,
+            RuntimeConfig::default().max_workers(1).io_bound(true)
+        );
+        return;
+    }
+    let _ = run_child(
+        "the_real_environment_wins_over_the_env_file",
+        &[("UNIRUN_MAX_WORKERS", "1")],
+    );
 }
 
 #[test]
@@ -473,7 +391,7 @@ const CHILD: &str = "CONFIG_TEST_CHILD";
 
 /// Re-runs this test binary with only `test` selected and `vars` as the
 /// `UNIRUN_*` environment; returns its output after checking it passed.
-fn run_child(test: &str, vars: &[(&str, &str)]) {
+fn run_child(test: &str, vars: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
     // Whatever the developer's shell holds must not leak into the child.
@@ -492,6 +410,25 @@ fn run_child(test: &str, vars: &[(&str, &str)]) {
         stdout.contains(&format!("test {test} ... ok")),
         "child did not run {test}:\n{stdout}"
     );
+    stderr.into_owned()
+}
+
+#[test]
+fn an_unknown_unirun_variable_is_warned_with_the_closest_known_one() {
+    if std::env::var_os(CHILD).is_some() {
+        let _ = unirun::get_executor();
+        return;
+    }
+    let stderr = run_child(
+        "an_unknown_unirun_variable_is_warned_with_the_closest_known_one",
+        &[("UNIRUN_MAX_WORKER", "3")],
+    );
+    assert!(
+        stderr.contains(
+            "unknown variable UNIRUN_MAX_WORKER is ignored; did you mean UNIRUN_MAX_WORKERS?"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -507,7 +444,7 @@ fn from_env_reads_the_process_environment() {
         assert_eq!(config, expected);
         return;
     }
-    run_child(
+    let _ = run_child(
         "from_env_reads_the_process_environment",
         &[
             ("UNIRUN_FLAVOR", "shared"),
@@ -528,14 +465,17 @@ fn from_env_rejects_and_lenient_reader_reports() {
             err.to_string(),
             r#"invalid UNIRUN_THREAD_MODE="gli": expected auto, gil or nogil"#
         );
-        let (config, rejected) = RuntimeConfig::from_env_lenient();
-        assert_eq!(config, RuntimeConfig::default().io_bound(true));
+        // The shared default never fails: it skips the bad value and says so.
+        let _ = unirun::get_executor();
+        let trace = unirun::last_decision().expect("the default executor decided");
+        let rejected = trace.env_rejected();
         assert_eq!(rejected.len(), 1);
         assert_eq!(rejected[0].var(), "UNIRUN_THREAD_MODE");
         assert_eq!(rejected[0].value(), "gli");
+        assert_eq!(trace.hints().io_bound(), Some(true));
         return;
     }
-    run_child(
+    let _ = run_child(
         "from_env_rejects_and_lenient_reader_reports",
         &[("UNIRUN_THREAD_MODE", "gli"), ("UNIRUN_IO_BOUND", "yes")],
     );

@@ -655,7 +655,7 @@ fn per_call_options_replace_the_scope_options() {
     assert_eq!(niceness, before);
     let niceness = run
         .handle()
-        .spawn_process(with_timeout().nice(1), unsafe_nice)
+        .to_process_with(with_timeout().nice(1), unsafe_nice)
         .join()
         .unwrap();
     assert_eq!(niceness, (before + 1).min(19));
@@ -848,4 +848,43 @@ fn reset_ends_the_forker_thread_and_the_fork_server() {
         unirun::reset();
         assert_eq!(forker_threads(), 0);
     });
+}
+
+/// A scope sent to processes says exactly what forks: its trace and its
+/// handle's flavor agree, `call`/`to_process` fork, `spawn` and
+/// `spawn_blocking` run on threads of this process.
+#[test]
+fn a_processes_scope_tells_the_truth_about_what_forks() {
+    let cases = [
+        Run::builder().flavor(Flavor::Processes),
+        Run::builder().config(
+            RuntimeConfig::default()
+                .cpu_bound(true)
+                .thread_mode(ThreadMode::Gil),
+        ),
+    ];
+    for builder in cases {
+        let run = builder.max_workers(1).build().unwrap();
+        let line = run.trace().to_string();
+        assert_eq!(run.trace().resolved(), Flavor::Processes, "{line}");
+        assert_eq!(run.handle().flavor(), Flavor::Processes);
+        assert!(
+            line.contains(
+                "call/to_process fork worker processes, spawn and spawn_blocking stay on threads"
+            ),
+            "{line}"
+        );
+        let here = std::process::id();
+        assert_eq!(
+            run.spawn(async { std::process::id() }).join().unwrap(),
+            here
+        );
+        assert_eq!(run.spawn_blocking(std::process::id).join().unwrap(), here);
+        assert_ne!(run.to_process(std::process::id).join().unwrap(), here);
+        run.shutdown();
+    }
+    // A threads scope says threads.
+    let threads = Run::builder().flavor(Flavor::Threads).build().unwrap();
+    assert_eq!(threads.handle().flavor(), Flavor::Threads);
+    assert!(!threads.trace().to_string().contains("fork"));
 }

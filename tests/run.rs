@@ -43,10 +43,11 @@ fn name_and_max_workers_reach_the_threads() {
         .flavor(Flavor::Threads)
         .name("ingest")
         .max_workers(2)
+        .max_blocking(3)
         .build()
         .unwrap();
     assert!(run.handle().num_workers() <= 2);
-    assert!(run.handle().max_blocking_threads() <= 2);
+    assert_eq!(run.handle().max_blocking_threads(), 3);
     assert_eq!(run.handle().name(), "ingest");
     let worker = run.spawn(async { thread_name() }).join().unwrap();
     let blocking = run.spawn_blocking(thread_name).join().unwrap();
@@ -56,6 +57,26 @@ fn name_and_max_workers_reach_the_threads() {
     );
     assert!(blocking.starts_with("ingest-blocking-"), "{blocking}");
     assert_eq!(run.trace().name(), Some("ingest"));
+}
+
+#[test]
+fn max_workers_leaves_the_blocking_lane_alone() {
+    let default = Run::builder().flavor(Flavor::Threads).build().unwrap();
+    let capped = Run::builder()
+        .flavor(Flavor::Threads)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    assert_eq!(capped.handle().num_workers(), 1);
+    assert_eq!(
+        capped.handle().max_blocking_threads(),
+        default.handle().max_blocking_threads()
+    );
+    let err = Run::builder().max_blocking(0).build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid max_blocking=0: expected an integer >= 1"
+    );
 }
 
 #[test]

@@ -71,7 +71,8 @@ fn the_default_is_a_pool_sized_from_the_capabilities() {
     assert!(trace.env_applied().is_empty() && trace.env_rejected().is_empty());
     assert!(trace.to_string().contains("because default"), "{trace}");
 
-    // io-bound lanes get more threads; max_workers caps both sizes.
+    // io-bound lanes get more threads; max_workers caps the async workers
+    // only, max_blocking the lane.
     let io = trace_of(Run::builder().config(RuntimeConfig::default().io_bound(true)));
     assert_eq!(
         io.workers().unwrap().blocking_cap(),
@@ -80,7 +81,13 @@ fn the_default_is_a_pool_sized_from_the_capabilities() {
     assert_eq!(io.hints().io_bound(), Some(true));
     let capped = trace_of(Run::builder().max_workers(1));
     assert_eq!(capped.workers().unwrap().cpu(), 1);
-    assert_eq!(capped.workers().unwrap().blocking_cap(), 1);
+    assert_eq!(
+        capped.workers().unwrap().blocking_cap(),
+        workers.blocking_cap()
+    );
+    let lane = trace_of(Run::builder().max_blocking(2));
+    assert_eq!(lane.workers().unwrap().cpu(), workers.cpu());
+    assert_eq!(lane.workers().unwrap().blocking_cap(), 2);
 
     // The shared default decides the same way, once, and says so.
     let handle = unirun::get_executor();
@@ -240,18 +247,18 @@ fn configure_sets_the_base_config_and_reset_clears_it() {
     let before = unirun::get_executor();
     assert!(before.max_blocking_threads() >= 64);
 
-    unirun::configure(RuntimeConfig::default().max_workers(1)).unwrap();
+    unirun::configure(RuntimeConfig::default().max_workers(1).max_blocking(2)).unwrap();
     let after = unirun::get_executor();
     assert_eq!(after.num_workers(), 1);
-    assert_eq!(after.max_blocking_threads(), 1);
+    assert_eq!(after.max_blocking_threads(), 2);
     // The old default was retired: what it would spawn now is cancelled.
     assert!(before.spawn(async {}).join().unwrap_err().is_cancelled());
     // A scope's own settings win over configure's.
-    let scope = trace_of(Run::builder().config(RuntimeConfig::default().max_workers(3)));
+    let scope = trace_of(Run::builder().config(RuntimeConfig::default().max_blocking(3)));
     assert_eq!(scope.workers().unwrap().blocking_cap(), 3);
     assert_eq!(
         trace_of(Run::builder()).workers().unwrap().blocking_cap(),
-        1
+        2
     );
 
     let err = unirun::configure(RuntimeConfig::default().max_workers(0)).unwrap_err();
@@ -443,6 +450,10 @@ fn env_values_fill_what_code_leaves_unset() {
         ),
     );
     assert_eq!(
+        trace.workers().unwrap().cpu(),
+        5.min(unirun::capabilities().cpu_budget())
+    );
+    assert_eq!(
         trace.reasons(),
         [Reason::ConfigFlavor {
             flavor: Flavor::Threads,
@@ -451,7 +462,11 @@ fn env_values_fill_what_code_leaves_unset() {
     );
     let applied: Vec<&str> = trace.env_applied().iter().map(|o| o.var()).collect();
     assert_eq!(applied, ["UNIRUN_IO_BOUND"]);
-    assert_eq!(trace.workers().unwrap().blocking_cap(), 5);
+    // The worker cap leaves the (io-bound) lane alone.
+    assert_eq!(
+        trace.workers().unwrap().blocking_cap(),
+        unirun::capabilities().suggested_io_workers()
+    );
 }
 
 #[test]

@@ -49,6 +49,7 @@ fn outside_a_runtime_the_scope_owns_one_sized_and_named_from_the_config() {
         .flavor(Flavor::Tokio)
         .name("tkowned")
         .max_workers(2)
+        .max_blocking(2)
         .build()
         .unwrap();
     assert!(!run.trace().reasons().contains(&Reason::AmbientTokio));

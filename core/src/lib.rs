@@ -72,6 +72,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod backend;
 mod barrier;
 mod block_on;
 mod context;
@@ -100,6 +101,7 @@ mod loom_tests_task;
 
 pub use async_task::ScheduleInfo;
 
+pub use crate::backend::BackendHandle;
 pub use crate::block_on::{block_on, block_on_with};
 pub use crate::context::on_worker_thread;
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};

@@ -4,16 +4,15 @@
 use std::fmt;
 use std::sync::Arc;
 
-use unirun_threads::ThreadPool;
-
 use super::Run;
+use crate::backend;
 use crate::config::RuntimeConfig;
 use crate::error::Error;
 use crate::flavor::{Flavor, ThreadMode};
 use crate::gil::Gil;
 use crate::global;
 use crate::scheduler::{self, Parent, Plan, Request};
-use crate::scope::{self, Backend, Owned, Scope};
+use crate::scope::{self, Scope};
 use crate::trace::DecisionTrace;
 use crate::Handle;
 
@@ -52,6 +51,7 @@ pub struct RunBuilder {
     config: Option<RuntimeConfig>,
     name: Option<String>,
     max_workers: Option<usize>,
+    max_blocking: Option<usize>,
     executor: Option<Handle>,
     on_decision: Option<Listener>,
     #[cfg(all(unix, feature = "process-backend"))]
@@ -116,9 +116,9 @@ impl RunBuilder {
         self
     }
 
-    /// Caps the pool sizes the scheduler picks (workers and blocking
-    /// threads); wins over the config's `max_workers`. `0` fails at
-    /// [`build`](Self::build).
+    /// Caps the async workers the scheduler picks (not the blocking lane:
+    /// see [`max_blocking`](Self::max_blocking)); wins over the config's
+    /// `max_workers`. `0` fails at [`build`](Self::build).
     ///
     /// # Examples
     ///
@@ -131,6 +131,22 @@ impl RunBuilder {
     /// ```
     pub fn max_workers(mut self, max_workers: usize) -> Self {
         self.max_workers = Some(max_workers);
+        self
+    }
+
+    /// Caps the scope's blocking lane (`spawn_blocking`, `map`); wins over
+    /// the config's `max_blocking`. `0` fails at [`build`](Self::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(1).max_blocking(3).build()?;
+    /// assert_eq!(run.handle().max_blocking_threads(), 3);
+    /// assert_eq!(run.handle().num_workers(), 1);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn max_blocking(mut self, max_blocking: usize) -> Self {
+        self.max_blocking = Some(max_blocking);
         self
     }
 
@@ -187,7 +203,7 @@ impl RunBuilder {
     /// killed and replaced).
     ///
     /// Precedence: options given per call
-    /// ([`Run::to_process_with`], [`Handle::spawn_process`]) replace the
+    /// ([`Run::to_process_with`], [`Handle::to_process_with`]) replace the
     /// scope's options as a whole; they are not merged field by field.
     /// Without this method the scope's default is
     /// `ProcessOptions::default()` (no limits).
@@ -239,7 +255,9 @@ impl RunBuilder {
         if let Some(n) = self.max_workers {
             code = code.max_workers(n);
         }
-        let code = code.merged_over(&snapshot.config);
+        if let Some(n) = self.max_blocking {
+            code = code.max_blocking(n);
+        }
         let parent = match self.executor {
             Some(_) => None,
             None => scope::current().filter(|s| s.reusable),
@@ -251,6 +269,7 @@ impl RunBuilder {
         let request = Request {
             requested: self.flavor,
             code,
+            configured: snapshot.config.clone(),
             name: self.name,
             provided: self.executor.is_some(),
             provided_flavor: self
@@ -258,78 +277,39 @@ impl RunBuilder {
                 .as_ref()
                 .map_or(Flavor::Threads, Handle::flavor),
             implicit: false,
-            ambient_tokio: scope::ambient_tokio().is_some(),
+            ambient_tokio: backend::ambient_tokio().is_some(),
         };
         let decision =
             scheduler::decide(request, &snapshot.env, &snapshot.caps, parent_info.as_ref())?;
         let mut trace = decision.trace;
-        let (backend, owned) = match (decision.plan, self.executor, parent) {
-            (Plan::Provided, Some(handle), _) => (handle.backend().clone(), None),
-            (Plan::Reuse, _, Some(parent)) => (parent.backend.clone(), None),
-            (
-                Plan::Threads {
-                    workers,
-                    blocking_cap,
-                    name,
-                },
-                _,
-                _,
-            ) => {
-                let pool = ThreadPool::builder()
-                    .workers(workers)
-                    .max_blocking_threads(blocking_cap)
-                    .name(name)
-                    .build()?;
-                (Backend::Threads(pool.handle()), Some(Owned::Threads(pool)))
-            }
-            #[cfg(feature = "tokio-backend")]
-            (Plan::AmbientTokio, _, _) => match scope::ambient_tokio() {
-                Some(handle) => {
-                    trace = trace.with_workers(crate::trace::Workers::new(
-                        handle.num_workers(),
-                        handle.max_blocking_threads(),
-                    ));
-                    (Backend::Tokio(handle), None)
+        #[cfg(all(unix, feature = "process-backend"))]
+        let process_options = self.process_options.unwrap_or_default();
+        #[cfg(not(all(unix, feature = "process-backend")))]
+        let process_options = backend::ProcessOptions;
+        let started = backend::start(&decision.plan, process_options)?;
+        let (backend, owned) = match (started, decision.plan, self.executor, parent) {
+            (Some(started), ..) => {
+                #[cfg(all(unix, feature = "process-backend"))]
+                if let Some(pool) = &started.processes {
+                    // Created now (its workers start on the first call) so
+                    // the trace can say where they will come from.
+                    trace = trace.with_process_pool(pool.origin());
                 }
+                (started.backend.clone(), Some(started))
+            }
+            (None, Plan::Provided, Some(handle), _) => (handle.backend().clone(), None),
+            (None, Plan::Reuse, _, Some(parent)) => (parent.backend.clone(), None),
+            (None, Plan::AmbientTokio, _, _) => match backend::ambient_tokio() {
+                #[cfg(feature = "tokio-backend")]
+                Some(handle) => {
+                    let backend = backend::Backend::Tokio(handle);
+                    trace = trace.with_workers(backend.workers());
+                    (backend, None)
+                }
+                #[cfg(not(feature = "tokio-backend"))]
+                Some(never) => match never {},
                 None => unreachable!("the scheduler saw an ambient runtime on this thread"),
             },
-            #[cfg(feature = "tokio-backend")]
-            (
-                Plan::Tokio {
-                    workers,
-                    blocking_cap,
-                    name,
-                },
-                _,
-                _,
-            ) => {
-                let runtime = unirun_tokio::TokioRuntime::builder()
-                    .workers(workers)
-                    .max_blocking_threads(blocking_cap)
-                    .name(name)
-                    .build()?;
-                (
-                    Backend::Tokio(runtime.handle()),
-                    Some(Owned::Tokio(runtime)),
-                )
-            }
-            #[cfg(feature = "smol-backend")]
-            (
-                Plan::Smol {
-                    workers,
-                    blocking_cap,
-                    name,
-                },
-                _,
-                _,
-            ) => {
-                let pool = unirun_smol::SmolPool::builder()
-                    .workers(workers)
-                    .max_blocking_threads(blocking_cap)
-                    .name(name)
-                    .build()?;
-                (Backend::Smol(pool.handle()), Some(Owned::Smol(pool)))
-            }
             // `Shared`, and the unreachable mismatches (a plan without what
             // it borrows) resolve to the shared pool rather than fail.
             _ => {
@@ -339,7 +319,7 @@ impl RunBuilder {
             }
         };
         let gil = (decision.thread_mode == ThreadMode::Gil).then(Gil::new);
-        let io_bound = decision.config.get_io_bound() == Some(true);
+        let io_bound = decision.config.io_bound == Some(true);
         let workers = backend.workers();
         let parallelism = if io_bound {
             workers.blocking_cap()
@@ -349,19 +329,18 @@ impl RunBuilder {
         let name = backend.name().to_string();
         #[allow(unused_mut)] // mutated only with the process backend
         let mut scope = Scope::new(backend, gil, true);
+        #[cfg_attr(not(all(unix, feature = "process-backend")), allow(unused_mut))]
+        let mut owned = owned;
         #[cfg(all(unix, feature = "process-backend"))]
         {
-            let options = self.process_options.unwrap_or_default();
             let new_scope = Arc::get_mut(&mut scope).expect("nothing else holds a new scope");
-            new_scope.process_options = options;
-            if trace.resolved() == Flavor::Processes {
-                // Created now (its workers start on the first call) so the
-                // trace can say where they will come from.
-                let pool = crate::process::ProcessPool::new(workers.cpu(), options);
-                trace = trace.with_process_pool(pool.origin());
+            new_scope.process_options = process_options;
+            if let Some(pool) = owned.as_mut().and_then(|s| s.processes.take()) {
                 let _ = new_scope.processes.set(pool);
+                new_scope.forks = true;
             }
         }
+        let owned = owned.map(|started| started.owned);
         scheduler::publish(&trace, self.on_decision.as_ref());
         Ok(Run {
             handle: Handle::new(scope.backend.clone(), Some(scope.clone())),
@@ -382,6 +361,7 @@ impl fmt::Debug for RunBuilder {
             .field("config", &self.config)
             .field("name", &self.name)
             .field("max_workers", &self.max_workers)
+            .field("max_blocking", &self.max_blocking)
             .field("executor", &self.executor)
             .field("on_decision", &self.on_decision.is_some());
         #[cfg(all(unix, feature = "process-backend"))]

@@ -46,6 +46,7 @@
 //! assert_eq!(total, 14);
 //! ```
 
+mod backend;
 mod builder;
 mod handle;
 mod pool;

@@ -1,0 +1,25 @@
+//! Forked processes (feature `process-backend`, unix): a thread pool for
+//! `spawn` and `spawn_blocking`, plus a pre-forked process pool for `call`
+//! and `to_process`.
+
+use unirun_process::{ProcessOptions, ProcessPool};
+
+use super::{threads, Backend, Owned, Started};
+use crate::error::Error;
+
+/// Starts a thread pool like `Plan::Threads` and creates (without forking
+/// yet: its workers start on the first call) a process pool of `workers`
+/// with `options`.
+pub(crate) fn start(
+    workers: usize,
+    blocking_cap: usize,
+    name: &str,
+    options: ProcessOptions,
+) -> Result<Started, Error> {
+    let pool = threads::pool(workers, blocking_cap, name)?;
+    Ok(Started {
+        backend: Backend::Threads(pool.handle()),
+        owned: Owned::Threads(pool),
+        processes: Some(ProcessPool::new(workers, options)),
+    })
+}

@@ -1,0 +1,38 @@
+//! The one place the precedence rules are applied: settings made in code
+//! (the scope's own, then [`configure`](crate::configure)'s) win, the
+//! environment fills what code left unset, defaults fill the rest, and the
+//! operator kill switches (`UNIRUN_FORCE_THREADS`, `UNIRUN_FORCE_PROCESS`,
+//! `UNIRUN_COMPAT_MODE`) win over everything.
+
+use crate::config::RuntimeConfig;
+use crate::env::EnvOverride;
+use crate::flavor::CompatMode;
+#[cfg(all(unix, feature = "process-backend"))]
+use crate::flavor::Flavor;
+
+/// The settings in force for a request, and the environment values that
+/// took effect (for the trace).
+pub(super) fn resolve(
+    scope: &RuntimeConfig,
+    configured: &RuntimeConfig,
+    env: &RuntimeConfig,
+) -> (RuntimeConfig, Vec<EnvOverride>) {
+    scope.clone().merged_over(configured).apply_env(env)
+}
+
+/// The flavor the kill switches force, whatever the code asked for.
+#[cfg(all(unix, feature = "process-backend"))]
+pub(crate) fn forced_flavor(configured: &RuntimeConfig, env: &RuntimeConfig) -> Option<Flavor> {
+    resolve(&RuntimeConfig::default(), configured, env)
+        .0
+        .forced_flavor()
+}
+
+/// The compat modules' mode: `UNIRUN_COMPAT_MODE` (a kill switch), else
+/// what [`configure`](crate::configure) set, else managed.
+pub(crate) fn compat_mode(configured: &RuntimeConfig, env: &RuntimeConfig) -> CompatMode {
+    resolve(&RuntimeConfig::default(), configured, env)
+        .0
+        .compat_mode
+        .unwrap_or(CompatMode::Managed)
+}

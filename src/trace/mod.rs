@@ -1,0 +1,553 @@
+//! Why the scheduler chose a backend: [`DecisionTrace`] and its parts.
+//!
+//! A trace is plain data. The scheduler fills one for every decision; scopes
+//! and listeners hand it out. It prints as one line that uses words a person
+//! would grep for (`forced`, `provided`, `ambient`, `fallback`, `default`) and
+//! names every `UNIRUN_*` variable that was applied or rejected, and it
+//! serializes with serde (`Flavor` and `ThreadMode` as their lowercase
+//! names, each [`Reason`] as an object with a snake_case `kind`).
+
+mod parts;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+pub use self::parts::{Fallback, Hints, Reason, Workers};
+use crate::env::{EnvOverride, RejectedVar};
+use crate::flavor::{Flavor, ThreadMode};
+
+/// Why the scheduler ran a scope or helper where it did.
+///
+/// Accessors give every part; [`Display`](fmt::Display) gives one line,
+/// for example:
+///
+/// ```text
+/// unirun: threads (requested auto) because default; workers=2 blocking<=64; mode=nogil; env applied UNIRUN_MAX_WORKERS=2; env rejected UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)
+/// ```
+///
+/// and `serde::Serialize` gives an object with the keys `requested`,
+/// `resolved`, `reasons`, `thread_mode`, `workers`, `name`, `hints`,
+/// `env_applied`, `env_rejected`, `fallbacks`, `parent_threads` and
+/// `process_pool`.
+///
+/// The scheduler builds traces; [`new`](Self::new) and the `with_*` methods
+/// are public so that tests of decision listeners can build them too.
+///
+/// # Examples
+///
+/// ```
+/// use unirun::trace::{Reason, Workers};
+/// use unirun::{DecisionTrace, Flavor, RejectedVar, ThreadMode};
+///
+/// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
+///     .with_workers(Workers::new(2, 64))
+///     .with_thread_mode(ThreadMode::Nogil)
+///     .with_env_rejected(vec![RejectedVar::new("UNIRUN_THREAD_MODE", "gli", "auto, gil or nogil")]);
+/// assert_eq!(trace.resolved(), Flavor::Threads);
+/// assert_eq!(trace.reason(), &Reason::Default);
+/// let line = trace.to_string();
+/// assert!(line.starts_with("unirun: threads (requested auto) because default;"));
+/// assert!(line.contains(r#"env rejected UNIRUN_THREAD_MODE="gli""#));
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DecisionTrace {
+    requested: Flavor,
+    resolved: Flavor,
+    /// Never empty; the last one decided.
+    reasons: Vec<Reason>,
+    thread_mode: ThreadMode,
+    workers: Option<Workers>,
+    name: Option<String>,
+    hints: Hints,
+    env_applied: Vec<EnvOverride>,
+    env_rejected: Vec<RejectedVar>,
+    fallbacks: Vec<Fallback>,
+    parent_threads: Option<usize>,
+    process_pool: Option<String>,
+}
+
+impl DecisionTrace {
+    /// A trace of `requested` resolving to `resolved` because of `reason`.
+    /// Everything else starts empty: thread mode `Auto`, no worker counts,
+    /// no name, no hints, no env records, no fallbacks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Tokio, Flavor::Tokio, Reason::AmbientTokio);
+    /// assert_eq!(trace.to_string(), "unirun: tokio (requested tokio) because ambient tokio runtime; mode=auto");
+    /// ```
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn new(requested: Flavor, resolved: Flavor, reason: Reason) -> Self {
+        DecisionTrace {
+            requested,
+            resolved,
+            reasons: vec![reason],
+            thread_mode: ThreadMode::Auto,
+            workers: None,
+            name: None,
+            hints: Hints::default(),
+            env_applied: Vec::new(),
+            env_rejected: Vec::new(),
+            fallbacks: Vec::new(),
+            parent_threads: None,
+            process_pool: None,
+        }
+    }
+
+    /// Appends a reason; the last one appended is the deciding
+    /// [`reason`](Self::reason), earlier ones are the steps that led there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::ForcedProcess { var: None })
+    ///     .with_reason(Reason::ForcedProcessFallback);
+    /// assert_eq!(trace.reason(), &Reason::ForcedProcessFallback);
+    /// assert_eq!(trace.reasons().len(), 2);
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_reason(mut self, reason: Reason) -> Self {
+        self.reasons.push(reason);
+        self
+    }
+
+    /// Sets the thread mode in effect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor, ThreadMode};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
+    ///     .with_thread_mode(ThreadMode::Gil);
+    /// assert_eq!(trace.thread_mode(), ThreadMode::Gil);
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_thread_mode(mut self, thread_mode: ThreadMode) -> Self {
+        self.thread_mode = thread_mode;
+        self
+    }
+
+    /// Sets the pool sizes chosen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::trace::{Reason, Workers};
+    /// use unirun::{DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
+    ///     .with_workers(Workers::new(2, 64));
+    /// assert_eq!(trace.workers().map(|w| w.cpu()), Some(2));
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_workers(mut self, workers: Workers) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Sets the scope's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default).with_name("ingest");
+    /// assert_eq!(trace.name(), Some("ingest"));
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the workload hints in effect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::trace::{Hints, Reason};
+    /// use unirun::{DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
+    ///     .with_hints(Hints::new(None, Some(true)));
+    /// assert_eq!(trace.hints().io_bound(), Some(true));
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_hints(mut self, hints: Hints) -> Self {
+        self.hints = hints;
+        self
+    }
+
+    /// Sets the environment values that took effect (see
+    /// [`DecisionTrace::env_applied`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, EnvOverride, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
+    ///     .with_env_applied(vec![EnvOverride::new("UNIRUN_MAX_WORKERS", "2", "max_workers")]);
+    /// assert_eq!(trace.env_applied()[0].var(), "UNIRUN_MAX_WORKERS");
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_env_applied(mut self, applied: Vec<EnvOverride>) -> Self {
+        self.env_applied = applied;
+        self
+    }
+
+    /// Sets the environment values that were skipped as invalid (see
+    /// [`DecisionTrace::env_rejected`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor, RejectedVar};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
+    ///     .with_env_rejected(vec![RejectedVar::new("UNIRUN_AUTO", "perhaps", "a boolean")]);
+    /// assert_eq!(trace.env_rejected()[0].value(), "perhaps");
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_env_rejected(mut self, rejected: Vec<RejectedVar>) -> Self {
+        self.env_rejected = rejected;
+        self
+    }
+
+    /// Appends a fallback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::trace::{Fallback, Reason};
+    /// use unirun::{DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Processes, Flavor::Threads, Reason::Default)
+    ///     .with_fallback(Fallback::new(Flavor::Processes, Flavor::Threads, "not unix"));
+    /// assert_eq!(trace.fallbacks().len(), 1);
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_fallback(mut self, fallback: Fallback) -> Self {
+        self.fallbacks.push(fallback);
+        self
+    }
+
+    /// Sets how many threads the parent process had when it forked (process
+    /// decisions only; locks held by the other threads stay held in the child).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Processes, Flavor::Processes, Reason::Explicit { flavor: Flavor::Processes })
+    ///     .with_parent_threads(3);
+    /// assert_eq!(trace.parent_threads(), Some(3));
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_parent_threads(mut self, threads: usize) -> Self {
+        self.parent_threads = Some(threads);
+        self
+    }
+
+    /// The flavor the caller asked for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.requested(), Flavor::Auto);
+    /// ```
+    pub fn requested(&self) -> Flavor {
+        self.requested
+    }
+
+    /// The flavor the work runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Shared, Reason::AutoDisabled);
+    /// assert_eq!(trace.resolved(), Flavor::Shared);
+    /// ```
+    pub fn resolved(&self) -> Flavor {
+        self.resolved
+    }
+
+    /// The deciding reason: the last of [`reasons`](Self::reasons).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Provided);
+    /// assert_eq!(trace.reason(), &Reason::Provided);
+    /// ```
+    pub fn reason(&self) -> &Reason {
+        // `new` puts one reason in and nothing takes one out.
+        self.reasons.last().unwrap_or(&Reason::Default)
+    }
+
+    /// Every reason, in the order the steps applied; never empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.reasons(), &[Reason::Default]);
+    /// ```
+    pub fn reasons(&self) -> &[Reason] {
+        &self.reasons
+    }
+
+    /// The thread mode in effect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor, ThreadMode};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.thread_mode(), ThreadMode::Auto);
+    /// ```
+    pub fn thread_mode(&self) -> ThreadMode {
+        self.thread_mode
+    }
+
+    /// The pool sizes chosen; `None` when unirun does not size the backend
+    /// (a provided executor, an ambient runtime).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Provided);
+    /// assert_eq!(trace.workers(), None);
+    /// ```
+    pub fn workers(&self) -> Option<Workers> {
+        self.workers
+    }
+
+    /// The scope's name, if it has one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The workload hints in effect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.hints().cpu_bound(), None);
+    /// ```
+    pub fn hints(&self) -> Hints {
+        self.hints
+    }
+
+    /// The environment values that took effect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert!(trace.env_applied().is_empty());
+    /// ```
+    pub fn env_applied(&self) -> &[EnvOverride] {
+        &self.env_applied
+    }
+
+    /// The environment values skipped as invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert!(trace.env_rejected().is_empty());
+    /// ```
+    pub fn env_rejected(&self) -> &[RejectedVar] {
+        &self.env_rejected
+    }
+
+    /// The fallbacks taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert!(trace.fallbacks().is_empty());
+    /// ```
+    pub fn fallbacks(&self) -> &[Fallback] {
+        &self.fallbacks
+    }
+
+    /// How many threads the parent had when it forked, for process decisions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.parent_threads(), None);
+    /// ```
+    pub fn parent_threads(&self) -> Option<usize> {
+        self.parent_threads
+    }
+
+    /// How the scope's process pool gets its workers, in plain words: from
+    /// the fork server started by `unirun::process::init()`, or forked
+    /// directly because `init` was not called (with how many threads the
+    /// parent had). Set for scopes that resolved to
+    /// [`Flavor::Processes`]; `None` otherwise. Prints as `process pool:
+    /// …` and serializes as `process_pool`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.process_pool(), None);
+    /// ```
+    pub fn process_pool(&self) -> Option<&str> {
+        self.process_pool.as_deref()
+    }
+
+    /// Sets how the scope's process pool gets its workers (see
+    /// [`process_pool`](Self::process_pool)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Processes, Flavor::Processes, Reason::Explicit { flavor: Flavor::Processes })
+    ///     .with_process_pool("forked directly (no unirun::process::init; the parent had 3 threads)");
+    /// assert!(trace.to_string().contains("; process pool: forked directly (no unirun::process::init;"));
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_process_pool(mut self, origin: impl Into<String>) -> Self {
+        self.process_pool = Some(origin.into());
+        self
+    }
+}
+
+impl fmt::Display for DecisionTrace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unirun: {} (requested {}) because ",
+            self.resolved, self.requested
+        )?;
+        write_list(f, &self.reasons, ", then ")?;
+        if self.resolved == Flavor::Processes {
+            // What a reader would otherwise get wrong: only some calls fork.
+            f.write_str(
+                "; call/to_process fork worker processes, spawn and spawn_blocking stay on threads",
+            )?;
+        }
+        if let Some(name) = &self.name {
+            write!(f, "; name={name:?}")?;
+        }
+        if let Some(workers) = &self.workers {
+            write!(f, "; {workers}")?;
+        }
+        write!(f, "; mode={}", self.thread_mode)?;
+        if let Some(cpu_bound) = self.hints.cpu_bound() {
+            write!(f, "; cpu_bound={cpu_bound}")?;
+        }
+        if let Some(io_bound) = self.hints.io_bound() {
+            write!(f, "; io_bound={io_bound}")?;
+        }
+        if let Some(threads) = self.parent_threads {
+            write!(f, "; parent threads={threads}")?;
+        }
+        if let Some(origin) = &self.process_pool {
+            write!(f, "; process pool: {}", OneLine(origin))?;
+        }
+        if !self.fallbacks.is_empty() {
+            f.write_str("; ")?;
+            write_list(f, &self.fallbacks, ", ")?;
+        }
+        if !self.env_applied.is_empty() {
+            f.write_str("; env applied ")?;
+            write_list(f, &self.env_applied, ", ")?;
+        }
+        if !self.env_rejected.is_empty() {
+            f.write_str("; env rejected ")?;
+            write_list(f, &self.env_rejected, ", ")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T], sep: &str) -> fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(sep)?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
+}
+
+/// Displays a string with control characters escaped, so it cannot break the
+/// trace's single line.
+pub(crate) struct OneLine<'a>(pub(crate) &'a str);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
+    }
+}
