@@ -152,6 +152,13 @@ impl Outcome {
         Some(row.stats?.median.as_secs_f64() / base?.median.as_secs_f64())
     }
 
+    /// `row / best peer` on minimums: less disturbed by outside load than
+    /// the median on a busy machine, shown beside it in the summary.
+    fn min_ratio(&self, row: &Row) -> Option<f64> {
+        let base = self.best(Role::Peer)?.1;
+        Some(row.stats?.min.as_secs_f64() / base.min.as_secs_f64())
+    }
+
     /// The ratio printed beside `row`: unirun rows against the best peer,
     /// adapter rows against their own runtime.
     fn row_ratio(&self, row: &Row) -> Option<f64> {
@@ -182,6 +189,9 @@ pub(crate) struct Config {
     pub(crate) samples: usize,
     pub(crate) warmup: usize,
     filters: Vec<String>,
+    /// `UNIRUN_BENCH_ONLY`: comma-separated contender names to run (for
+    /// profiling one contender); empty = all.
+    only: Vec<String>,
 }
 
 impl Config {
@@ -204,10 +214,14 @@ impl Config {
                 }),
             Err(_) => default_samples,
         };
+        let only = std::env::var("UNIRUN_BENCH_ONLY")
+            .map(|names| names.split(',').map(|n| n.trim().to_owned()).collect())
+            .unwrap_or_default();
         Self {
             samples,
             warmup: if bench_mode { WARMUP } else { 0 },
             filters,
+            only,
         }
     }
 
@@ -215,6 +229,11 @@ impl Config {
     /// substring of the name, or there is no filter).
     pub(crate) fn selects(&self, name: &str) -> bool {
         self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+
+    /// Whether the contender named `name` runs.
+    fn runs(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|n| n == name)
     }
 
     pub(crate) fn filters(&self) -> &[String] {
@@ -244,7 +263,11 @@ pub(crate) fn measure(scenario: &mut Scenario, config: &Config) -> Outcome {
     let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
     for round in 0..config.warmup + config.samples {
         for index in round_order(round, count, &mut seed) {
-            let Some(run) = scenario.contenders[index].run.as_mut() else {
+            let contender = &mut scenario.contenders[index];
+            if !config.runs(contender.name) {
+                continue;
+            }
+            let Some(run) = contender.run.as_mut() else {
                 continue;
             };
             let elapsed = run();
@@ -261,7 +284,11 @@ pub(crate) fn measure(scenario: &mut Scenario, config: &Config) -> Outcome {
         .map(|(contender, samples)| Row {
             name: contender.name,
             role: contender.role,
-            stats: contender.run.as_ref().map(|_| Stats::of(samples)),
+            stats: contender
+                .run
+                .as_ref()
+                .filter(|_| config.runs(contender.name))
+                .map(|_| Stats::of(samples)),
         })
         .collect();
     Outcome {
@@ -330,8 +357,8 @@ pub(crate) fn print_table(outcome: &Outcome) {
 pub(crate) fn print_summary(outcomes: &[Outcome], config: &Config) {
     println!();
     println!(
-        "summary: median ratio unirun / best peer, {} samples per contender (< 1.00x: unirun faster); \
-         worst = the slowest public-API row",
+        "summary: median ratio unirun / best peer (and the ratio of minimums), {} samples per contender \
+         (< 1.00x: unirun faster); worst = the slowest public-API row by median",
         config.samples
     );
     println!(
@@ -344,7 +371,14 @@ pub(crate) fn print_summary(outcomes: &[Outcome], config: &Config) {
             .rows
             .iter()
             .filter(|row| row.role.is_unirun())
-            .map(|row| format!("{} {}", row.name, ratio_cell(outcome.row_ratio(row))))
+            .map(|row| {
+                format!(
+                    "{} {} (min {})",
+                    row.name,
+                    ratio_cell(outcome.row_ratio(row)),
+                    ratio_cell(outcome.min_ratio(row))
+                )
+            })
             .collect();
         println!(
             "  {:<22} {:<17} {:>11} {:>8}  {}",

@@ -28,6 +28,7 @@
 //! cargo bench --bench executors -- ping_pong        # scenarios whose name contains a word
 //! UNIRUN_BENCH_SAMPLES=100 cargo bench --bench executors   # samples (default 30)
 //! cargo bench --bench executors --all-features      # + tokio/smol scopes, process rows
+//! UNIRUN_BENCH_ONLY="unirun Run" cargo bench --bench executors -- yield_detached  # one contender (profiling)
 //! ```
 //!
 //! Flags (`--bench`, which cargo adds, or any other `-x`) are never taken as
