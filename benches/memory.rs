@@ -7,7 +7,10 @@
 //! tasks that each bump a counter and then wait forever, waits until every
 //! task has been polled once, reads the resident set size again and prints
 //! the difference per task. The parent prints the table and the ratio of
-//! unirun to the leanest peer.
+//! each unirun row to the leanest peer: the headline through the public API
+//! (`Run::spawn` on a 2-worker Threads scope), the raw `unirun_threads` pool
+//! as a labelled reference, and (with their features) unirun scopes on tokio
+//! and smol against raw tokio and raw async-executor.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +21,29 @@ const TASKS: usize = 200_000;
 /// Workers of every pool with a worker count.
 const WORKERS: usize = 2;
 
-const CONTENDERS: &[&str] = &["unirun", "tokio", "async-executor", "futures-executor"];
+/// How a contender enters the ratios.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    /// unirun through the public API (the headline) or its raw pool.
+    Unirun,
+    /// A peer: the leanest is the denominator of the unirun ratios.
+    Peer,
+    /// A unirun scope on another runtime, compared with that runtime's row.
+    #[allow(dead_code)] // only with tokio-backend / smol-backend
+    Over(&'static str),
+}
+
+const CONTENDERS: &[(&str, Role)] = &[
+    ("unirun Run", Role::Unirun),
+    ("raw pool (ref)", Role::Unirun),
+    ("tokio", Role::Peer),
+    ("async-executor", Role::Peer),
+    ("futures-executor", Role::Peer),
+    #[cfg(feature = "tokio-backend")]
+    ("Run on tokio", Role::Over("tokio")),
+    #[cfg(feature = "smol-backend")]
+    ("Run on smol", Role::Over("async-executor")),
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -36,7 +61,7 @@ fn main() {
     println!("memory: resident bytes per pending task ({TASKS} tasks parked, fresh process each)");
     let exe = std::env::current_exe().expect("bench binary path");
     let mut rows = Vec::new();
-    for &name in CONTENDERS {
+    for &(name, role) in CONTENDERS {
         let out = Command::new(&exe)
             .args(["--contender", name])
             .output()
@@ -51,15 +76,55 @@ fn main() {
             .parse()
             .expect("bytes per task");
         println!("  {name:<18} {bytes:>8.0} B/task");
-        rows.push((name, bytes));
+        rows.push((name, role, bytes));
     }
-    let unirun = rows[0].1;
-    let (peer, best) = rows[1..]
+    let (peer, _, best) = rows
         .iter()
         .copied()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .filter(|row| row.1 == Role::Peer)
+        .min_by(|a, b| a.2.total_cmp(&b.2))
         .expect("peers");
-    println!("  unirun / leanest peer ({peer}): {:.2}x", unirun / best);
+    for &(name, role, bytes) in &rows {
+        match role {
+            Role::Unirun => println!("  {name} / leanest peer ({peer}): {:.2}x", bytes / best),
+            Role::Over(base) => {
+                let base_bytes = rows.iter().find(|row| row.0 == base).expect("base row").2;
+                println!("  {name} / {base}: {:.2}x", bytes / base_bytes);
+            }
+            Role::Peer => {}
+        }
+    }
+}
+
+/// A 2-worker scope of `flavor` (built inside a tokio runtime, a Tokio
+/// scope borrows it). Leaked by the caller: its parked tasks never end.
+#[cfg_attr(
+    not(any(feature = "tokio-backend", feature = "smol-backend")),
+    allow(dead_code)
+)]
+fn scope(flavor: unirun::Flavor) -> unirun::Run {
+    let run = unirun::Run::builder()
+        .flavor(flavor)
+        .max_workers(WORKERS)
+        .build()
+        .expect("scope");
+    assert_eq!(run.trace().resolved(), flavor, "{}", run.trace());
+    run
+}
+
+/// Spawns the parked tasks on `run` and returns resident bytes per task.
+fn on_scope<F>(run: unirun::Run, parked: impl Fn() -> F, wait_polled: impl Fn()) -> f64
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let bytes = per_task(|| {
+        for _ in 0..TASKS {
+            run.spawn(parked()).detach();
+        }
+        wait_polled();
+    });
+    std::mem::forget(run);
+    bytes
 }
 
 /// Spawns the parked tasks on `name` and returns resident bytes per task.
@@ -82,7 +147,24 @@ fn measure(name: &str) -> f64 {
         }
     };
     match name {
-        "unirun" => {
+        "unirun Run" => on_scope(scope(unirun::Flavor::Threads), &parked, wait_polled),
+        #[cfg(feature = "tokio-backend")]
+        "Run on tokio" => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(WORKERS)
+                .build()
+                .unwrap();
+            let run = {
+                let _inside = rt.enter();
+                scope(unirun::Flavor::Tokio)
+            };
+            let bytes = on_scope(run, &parked, wait_polled);
+            std::mem::forget(rt);
+            bytes
+        }
+        #[cfg(feature = "smol-backend")]
+        "Run on smol" => on_scope(scope(unirun::Flavor::Smol), &parked, wait_polled),
+        "raw pool (ref)" => {
             let pool = unirun_threads::ThreadPool::builder()
                 .workers(WORKERS)
                 .build()
