@@ -67,7 +67,7 @@ fn the_default_is_a_pool_sized_from_the_capabilities() {
     assert_eq!(trace.name(), Some("unirun"));
     let workers = trace.workers().unwrap();
     assert_eq!(workers.cpu(), caps.suggested_cpu_workers());
-    assert!(workers.blocking_cap() >= 64);
+    assert!(workers.blocking_cap() >= 512);
     assert!(trace.env_applied().is_empty() && trace.env_rejected().is_empty());
     assert!(trace.to_string().contains("because default"), "{trace}");
 
@@ -245,7 +245,7 @@ fn configure_sets_the_base_config_and_reset_clears_it() {
         return;
     }
     let before = unirun::get_executor();
-    assert!(before.max_blocking_threads() >= 64);
+    assert!(before.max_blocking_threads() >= 512);
 
     unirun::configure(RuntimeConfig::default().max_workers(1).max_blocking(2)).unwrap();
     let after = unirun::get_executor();
@@ -274,7 +274,7 @@ fn configure_sets_the_base_config_and_reset_clears_it() {
     assert!(unirun::last_decision().is_none());
     assert!(after.spawn(async {}).join().unwrap_err().is_cancelled());
     let fresh = unirun::get_executor();
-    assert!(fresh.max_blocking_threads() >= 64);
+    assert!(fresh.max_blocking_threads() >= 512);
     assert_eq!(unirun::capabilities(), caps);
 }
 

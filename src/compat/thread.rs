@@ -12,7 +12,7 @@
 //! - the closure runs on a pooled thread, so `thread::current()` inside it
 //!   names the pool's thread (`unirun-blocking-{i}`), and thread-locals
 //!   persist from one closure to the next;
-//! - the lane has a cap (16 threads per CPU, at least 64, by default; see
+//! - the lane has a cap (16 threads per CPU, at least 512, by default; see
 //!   [`Handle::max_blocking_threads`](crate::Handle::max_blocking_threads)):
 //!   more closures that wait *for each other* than the cap would deadlock,
 //!   where OS threads would not. Spawn such long-lived, interdependent

@@ -4,7 +4,6 @@ use crate::flavor::Flavor;
 
 /// I/O-bound lanes: more threads may wait on I/O at once.
 const IO_BLOCKING_PER_CPU: usize = 64;
-const MIN_IO_BLOCKING: usize = 256;
 
 /// What this machine and build offer the scheduler: the CPU budget, the
 /// backends compiled in, an ambient runtime, and the pool sizes suggested
@@ -79,7 +78,8 @@ impl Capabilities {
             // Per thread: see `ambient_runtime()`.
             ambient_runtime: None,
             suggested_cpu_workers: cpu_budget,
-            suggested_io_workers: (cpu_budget * IO_BLOCKING_PER_CPU).max(MIN_IO_BLOCKING),
+            suggested_io_workers: (cpu_budget * IO_BLOCKING_PER_CPU)
+                .max(unirun_threads::default_blocking_cap(cpu_budget)),
             suggested_process_workers: cpu_budget,
         }
     }
@@ -140,13 +140,13 @@ impl Capabilities {
         self.suggested_cpu_workers
     }
 
-    /// Blocking-lane cap for I/O-bound work: 64 per CPU, at least 256
-    /// (threads that mostly wait cost little).
+    /// Blocking-lane cap for I/O-bound work: 64 per CPU, and never below
+    /// the default cap (512; threads that mostly wait cost little).
     ///
     /// # Examples
     ///
     /// ```
-    /// assert!(unirun::capabilities().suggested_io_workers() >= 256);
+    /// assert!(unirun::capabilities().suggested_io_workers() >= 512);
     /// ```
     pub fn suggested_io_workers(&self) -> usize {
         self.suggested_io_workers

@@ -33,17 +33,17 @@ fn sizing_follows_hints_and_caps() {
         d.plan,
         Plan::Threads {
             workers: 4,
-            blocking_cap: 64,
+            blocking_cap: 512,
             name: "unirun".into()
         }
     );
     let io = RuntimeConfig::default().io_bound(true);
     let d = decide(request(Flavor::Auto, io.clone()), &env, &caps(), None).unwrap();
-    assert_eq!(d.trace.workers(), Some(Workers::new(4, 256)));
+    assert_eq!(d.trace.workers(), Some(Workers::new(4, 512)));
     let capped = io.clone().max_workers(3);
     let d = decide(request(Flavor::Auto, capped), &env, &caps(), None).unwrap();
     // The worker cap leaves the blocking lane alone.
-    assert_eq!(d.trace.workers(), Some(Workers::new(3, 256)));
+    assert_eq!(d.trace.workers(), Some(Workers::new(3, 512)));
     let lane = io.max_blocking(5);
     let d = decide(request(Flavor::Auto, lane), &env, &caps(), None).unwrap();
     assert_eq!(d.trace.workers(), Some(Workers::new(4, 5)));
@@ -64,7 +64,7 @@ fn max_workers_from_the_environment_does_not_cap_the_blocking_lane() {
         None,
     )
     .unwrap();
-    assert_eq!(d.trace.workers(), Some(Workers::new(3, 64)));
+    assert_eq!(d.trace.workers(), Some(Workers::new(3, 512)));
     let (config, _) = crate::config::parse_vars([("UNIRUN_MAX_BLOCKING", "7")]);
     let env = EnvSnapshot {
         config,
