@@ -311,9 +311,9 @@ fn wait_quietly(old: &SharedDefault) {
 /// [`configure`] is dropped, the environment is read again on next use,
 /// and the cached [`Capabilities`] and [`last_decision`](crate::last_decision)
 /// are cleared. With the `process-backend` feature, the shared process pool
-/// behind [`Handle::call`] is shut down, the fork server started by
-/// [`process::init`](crate::process::init) is stopped, and the
-/// `unirun-forker` thread ends once no scope's pool still holds it.
+/// behind `Handle::call` is shut down, the fork server started by
+/// `unirun::process::init` is stopped, and the `unirun-forker` thread ends
+/// once no scope's pool still holds it.
 /// Listeners stay.
 ///
 /// Handles to the old default executor, and scopes that borrowed it
