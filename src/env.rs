@@ -170,7 +170,7 @@ impl EnvOverride {
         &self.value
     }
 
-    /// The [`RuntimeConfig`] setting it affected, e.g. `max_workers`.
+    /// The [`RuntimeConfig`](crate::RuntimeConfig) setting it affected, e.g. `max_workers`.
     ///
     /// # Examples
     ///

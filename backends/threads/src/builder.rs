@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// Configures a [`ThreadPool`].
+/// Configures a [`ThreadPool`](crate::ThreadPool).
 ///
 /// # Examples
 ///
