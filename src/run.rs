@@ -374,6 +374,11 @@ impl Run {
     /// finished in time (`false` also when called inside one of the scope's
     /// own tasks, where the wait moves to a helper thread).
     ///
+    /// The call returns about `timeout` after it started even when blocking
+    /// closures are stuck: a thread cannot be interrupted, so the threads
+    /// of the scope's own pool still inside a closure are left behind and
+    /// exit as soon as their closure returns.
+    ///
     /// # Examples
     ///
     /// ```
@@ -502,9 +507,10 @@ impl Teardown {
             Stop::Until(deadline) => {
                 let in_time = wait_empty(tasks, Some(deadline));
                 if !in_time {
+                    // Nothing more is waited for: blocking closures still
+                    // running are given up on below, at the same deadline.
                     tasks.close();
                     kill_children(&self.scope);
-                    wait_empty(tasks, None);
                 }
                 in_time
             }
@@ -516,7 +522,13 @@ impl Teardown {
         // Waits for nothing (the pool's tasks are this scope's), then joins
         // the workers and the blocking lane; a worker might be waiting for a
         // lock this thread holds.
-        gil::allow_threads(|| self.owned.map(Owned::shutdown));
+        gil::allow_threads(|| match (self.owned, stop) {
+            (Some(owned), Stop::Until(deadline)) => {
+                owned.shutdown_timeout(deadline.saturating_duration_since(Instant::now()));
+            }
+            (Some(owned), _) => owned.shutdown(),
+            (None, _) => {}
+        });
         in_time
     }
 

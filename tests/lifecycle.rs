@@ -324,3 +324,70 @@ fn reset_shuts_the_shared_pool_down_and_joins_it() {
     // The helpers start a fresh pool on next use.
     assert_eq!(unirun::spawn(async { 2 }).join().unwrap(), 2);
 }
+
+/// Runs `body` on a thread; a hang past a generous minute is a failure.
+fn within_a_minute(name: &str, body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => worker.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name}: hung"),
+    }
+}
+
+/// Defect: `Run::shutdown_timeout(d)` waited without bound for blocking
+/// closures stuck on a channel. Now it gives up on them at the deadline on
+/// every backend the scope owns; their threads exit once released, and
+/// their handles resolve.
+fn shutdown_timeout_gives_up_on_stuck_closures(builder: unirun::RunBuilder, prefix: &'static str) {
+    within_a_minute(prefix, move || {
+        let run = builder.name(prefix).build().unwrap();
+        let (release, stuck) = mpsc::channel::<()>();
+        let stuck = Arc::new(Mutex::new(stuck));
+        let (started_tx, started) = mpsc::channel();
+        let closures: Vec<_> = (0..2)
+            .map(|_| {
+                let (stuck, started_tx) = (stuck.clone(), started_tx.clone());
+                run.spawn_blocking(move || {
+                    started_tx.send(()).unwrap();
+                    let _ = stuck.lock().unwrap().recv();
+                })
+            })
+            .collect();
+        // The first closure holds the receiver's lock, the second waits for it.
+        started.recv().unwrap();
+        started.recv().unwrap();
+        assert!(!run.shutdown_timeout(Duration::from_millis(100)));
+        drop(release);
+        for closure in closures {
+            // Finished on its detached thread, or cancelled: never a hang.
+            let _ = closure.join();
+        }
+        common::wait_until(|| common::threads_named(&format!("{prefix}-blocking")) == 0);
+    });
+}
+
+#[test]
+fn run_shutdown_timeout_is_bounded_on_threads() {
+    shutdown_timeout_gives_up_on_stuck_closures(
+        Run::builder().flavor(unirun::Flavor::Threads),
+        "stuckthr",
+    );
+}
+
+#[cfg(feature = "smol-backend")]
+#[test]
+fn run_shutdown_timeout_is_bounded_on_smol() {
+    shutdown_timeout_gives_up_on_stuck_closures(
+        Run::builder().flavor(unirun::Flavor::Smol),
+        "stucksml",
+    );
+}

@@ -71,6 +71,23 @@ impl Owned {
         }
     }
 
+    /// [`shutdown`](Self::shutdown) that gives up on blocking closures
+    /// still running after `timeout`: their threads are left to exit when
+    /// the closure returns.
+    pub(crate) fn shutdown_timeout(self, timeout: std::time::Duration) {
+        match self {
+            Owned::Threads(pool) => {
+                pool.shutdown_timeout(timeout);
+            }
+            #[cfg(feature = "tokio-backend")]
+            Owned::Tokio(runtime) => runtime.shutdown_timeout(timeout),
+            #[cfg(feature = "smol-backend")]
+            Owned::Smol(pool) => {
+                pool.shutdown_timeout(timeout);
+            }
+        }
+    }
+
     /// Stops the backend without waiting for its tasks (they are
     /// cancelled); blocking closures already running finish.
     pub(crate) fn shutdown_now(self) {

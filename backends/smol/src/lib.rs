@@ -56,7 +56,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_task::FallibleTask;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use unirun_blocking::BlockingLane;
 pub use unirun_blocking::LaneStats;
 use unirun_core::{
@@ -578,10 +578,40 @@ impl SmolPool {
     pub fn shutdown(self) {
         drop(self);
     }
-}
 
-impl Drop for SmolPool {
-    fn drop(&mut self) {
+    /// [`shutdown`](Self::shutdown) bounded by `timeout` for the blocking
+    /// lane: driver threads are stopped and joined (they run no user code
+    /// between polls), then lane threads still inside a closure when
+    /// `timeout` has passed are left behind, detached, and exit as soon as
+    /// their closure returns. Returns whether every lane thread was joined.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = unirun_smol::SmolPool::builder().workers(1).build().unwrap();
+    /// let (release, stuck) = std::sync::mpsc::channel::<()>();
+    /// let (started_tx, started) = std::sync::mpsc::channel();
+    /// let waiting = pool.handle().spawn_blocking(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     stuck.recv().is_ok()
+    /// });
+    /// started.recv().unwrap();
+    /// assert!(!pool.shutdown_timeout(Duration::from_millis(10)));
+    /// release.send(()).unwrap();
+    /// let _ = waiting.join(); // resolves: finished on its detached thread
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        self.stop_drivers();
+        let remaining = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+        // Takes the lane's threads: the `Drop` that follows joins none.
+        self.handle.inner.lane.shutdown_timeout(remaining)
+    }
+
+    /// Stops and joins the driver threads, then lets go of the executor.
+    fn stop_drivers(&mut self) {
         drop(self.stop.take());
         let me = thread::current().id();
         for thread in self.threads.drain(..) {
@@ -591,6 +621,12 @@ impl Drop for SmolPool {
             }
         }
         drop(self.executor.take());
+    }
+}
+
+impl Drop for SmolPool {
+    fn drop(&mut self) {
+        self.stop_drivers();
         // Blocking closures are joined last: a task cancelled above may
         // have been what one of them waited for.
         self.handle.inner.lane.shutdown();

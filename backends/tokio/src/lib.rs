@@ -642,6 +642,51 @@ impl TokioRuntime {
     }
 }
 
+impl TokioRuntime {
+    /// Shuts the runtime down, waiting at most `timeout` for its blocking
+    /// threads (tokio's `Runtime::shutdown_timeout`): threads still inside a
+    /// closure then are left behind and exit when it returns. Where blocking
+    /// is not allowed (inside async code) the wait moves to a helper thread
+    /// and this returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let runtime = unirun_tokio::TokioRuntime::builder().workers(1).build().unwrap();
+    /// runtime.shutdown_timeout(Duration::from_millis(10));
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: std::time::Duration) {
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        let in_async =
+            tokio::runtime::Handle::try_current().is_ok() || unirun_core::on_worker_thread();
+        if !in_async {
+            runtime.shutdown_timeout(timeout);
+            return;
+        }
+        // The runtime waits in a shared slot, so a failed thread spawn does
+        // not drop it here.
+        let slot = Arc::new(Mutex::new(Some(runtime)));
+        let theirs = slot.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("{}-shutdown", self.handle.name()))
+            .spawn(move || {
+                if let Some(runtime) = take(&theirs) {
+                    runtime.shutdown_timeout(timeout);
+                }
+            });
+        if spawned.is_err() {
+            if let Some(runtime) = take(&slot) {
+                // Does not wait for the workers, and never panics.
+                runtime.shutdown_background();
+            }
+        }
+    }
+}
+
 impl Drop for TokioRuntime {
     fn drop(&mut self) {
         let Some(runtime) = self.runtime.take() else {
