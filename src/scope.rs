@@ -94,6 +94,7 @@ impl Scope {
     /// this thread: the thread-local keeps a pointer to the scope, not a
     /// reference count, and the guard borrows the `Arc` so the scope
     /// outlives the pointer's stay in the thread-local.
+    #[inline]
     pub(crate) fn enter(self: &Arc<Self>) -> Enter<'_> {
         let hold = self.gil.as_ref().map(gil::hold);
         let previous = CURRENT.with(|c| c.replace(Arc::as_ptr(self)));
@@ -148,6 +149,7 @@ pub(crate) struct Enter<'a> {
 }
 
 impl Drop for Enter<'_> {
+    #[inline]
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.previous));
     }
@@ -171,6 +173,7 @@ impl<F> Scoped<F> {
 impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let _enter = this.scope.enter();
