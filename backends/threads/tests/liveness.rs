@@ -4,75 +4,14 @@
 //! one thread's stack per waiter. Each test runs its body under a watchdog:
 //! a hang becomes a failure naming the scenario.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use unirun_threads::ThreadPool;
 
-/// A gate futures can wait on, opened from any thread.
-#[derive(Clone, Default)]
-struct Gate(Arc<Mutex<(bool, Vec<Waker>)>>);
+mod common;
 
-impl Gate {
-    fn open(&self) {
-        let mut state = self.0.lock().unwrap();
-        state.0 = true;
-        for waker in state.1.drain(..) {
-            waker.wake();
-        }
-    }
-
-    fn wait(&self) -> GateWait {
-        GateWait(self.clone())
-    }
-}
-
-struct GateWait(Gate);
-
-impl Future for GateWait {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = (self.0).0.lock().unwrap();
-        if state.0 {
-            Poll::Ready(())
-        } else {
-            state.1.push(cx.waker().clone());
-            Poll::Pending
-        }
-    }
-}
-
-/// Runs `body` on its own thread; panics if it does not finish in 60 s.
-fn watchdog(what: &str, body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => thread.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung for 60 s"),
-    }
-}
-
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
-                .filter(|name| name.starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
-}
+use common::{threads_named, watchdog, Gate};
 
 /// Task A blocks on gate 1 and then opens gate 2; task B blocks on gate 2.
 /// Both are blocked before gate 1 opens. With B nested on top of A's frame,

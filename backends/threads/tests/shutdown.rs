@@ -1,63 +1,15 @@
 //! Shutdown of a ThreadPool: waiting, cancelling, timing out, and being
 //! dropped from its own threads. No handle may hang.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use unirun_threads::ThreadPool;
 
-/// A gate futures can wait on, opened from any thread.
-#[derive(Clone, Default)]
-struct Gate(Arc<Mutex<(bool, Vec<Waker>)>>);
+mod common;
 
-impl Gate {
-    fn open(&self) {
-        let mut state = self.0.lock().unwrap();
-        state.0 = true;
-        for waker in state.1.drain(..) {
-            waker.wake();
-        }
-    }
-
-    fn wait(&self) -> GateWait {
-        GateWait(self.clone())
-    }
-}
-
-struct GateWait(Gate);
-
-impl Future for GateWait {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = (self.0).0.lock().unwrap();
-        if state.0 {
-            Poll::Ready(())
-        } else {
-            state.1.push(cx.waker().clone());
-            Poll::Pending
-        }
-    }
-}
-
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
-                .filter(|name| name.starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-fn wait_until(mut done: impl FnMut() -> bool) {
-    while !done() {
-        std::thread::yield_now();
-    }
-}
+use common::{threads_named, wait_until, watchdog, Gate};
 
 #[test]
 fn shutdown_waits_for_tasks_that_are_still_waiting() {
@@ -241,19 +193,6 @@ fn every_handle_resolves_when_the_pool_goes_away() {
     pool.shutdown_now();
     for handle in pending {
         assert!(handle.join().unwrap_err().is_cancelled());
-    }
-}
-
-/// Runs `body` on its own thread and fails the test if it does not finish
-/// within a generous minute: a hang becomes a failure with a message.
-fn watchdog<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(value) => value,
-        Err(_) => panic!("hang: {what} did not finish within 60 s"),
     }
 }
 
