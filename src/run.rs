@@ -583,7 +583,8 @@ fn kill_children(scope: &Scope) {
 
 /// Waits until `tasks` is empty (or `deadline` passes), with the calling
 /// thread's serialized-scope locks released; returns whether it emptied.
-/// Without a deadline, a worker thread keeps running its pool's tasks.
+/// Without a deadline, a worker thread first hands its queues to another
+/// thread (see `unirun_core::block_on`).
 fn wait_empty(tasks: &TaskSet, deadline: Option<Instant>) -> bool {
     let Some(deadline) = deadline else {
         unirun_core::block_on(tasks.wait_empty());

@@ -233,8 +233,9 @@ impl<T> JoinHandle<T> {
     /// Blocks this thread until the task finishes, like
     /// `std::thread::JoinHandle::join`.
     ///
-    /// On a unirun worker thread the wait keeps running the pool's other tasks,
-    /// so joining a task queued behind the caller cannot deadlock.
+    /// On a unirun worker thread the worker's queues are handed to a new
+    /// thread first (see [`block_on`](crate::block_on)), so joining a task
+    /// queued behind the caller cannot deadlock.
     ///
     /// # Examples
     ///
