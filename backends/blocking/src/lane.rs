@@ -446,7 +446,7 @@ impl Lane {
     }
 
     /// Fires the keep-alive of every idle thread, now and later (loom models only).
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     pub(crate) fn expire_keep_alive(&self) {
         self.clock.expire(&self.state, &self.work);
     }

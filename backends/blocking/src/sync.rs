@@ -117,6 +117,7 @@ impl Clock {
     }
 
     /// Fires the keep-alive of every thread waiting on `condvar` now or later.
+    #[cfg(test)]
     pub(crate) fn expire<T>(&self, mutex: &Mutex<T>, condvar: &Condvar) {
         // Set under the lock, so no waiter can check the flag, miss this
         // store and then block after the notification went out.
