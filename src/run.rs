@@ -20,7 +20,7 @@ use crate::backend::{self, Owned};
 use crate::error::Error;
 use crate::flavor::Flavor;
 use crate::gil;
-use crate::scope::{Scope, Scoped};
+use crate::scope::Scope;
 use crate::trace::DecisionTrace;
 use crate::{Handle, JoinHandle};
 
@@ -201,7 +201,14 @@ impl Run {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         // On a tokio scope, tokio's timers and I/O work in `future` too.
         let _context = self.scope.backend.enter();
-        unirun_core::block_on(Scoped::new(self.scope.clone(), future))
+        // Each poll inside the scope, borrowing it: no reference count is
+        // touched per call.
+        let scope = &self.scope;
+        let mut future = std::pin::pin!(future);
+        unirun_core::block_on(std::future::poll_fn(move |cx| {
+            let _enter = scope.enter();
+            future.as_mut().poll(cx)
+        }))
     }
 
     /// Runs `f` over `items` in parallel on the scope's blocking lane and
