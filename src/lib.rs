@@ -108,6 +108,8 @@ mod scheduler;
 #[cfg(feature = "std")]
 mod scope;
 #[cfg(feature = "std")]
+pub mod time;
+#[cfg(feature = "std")]
 pub mod trace;
 
 /// The set of tasks a scope owns; an implementation detail of scopes,
