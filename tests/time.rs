@@ -400,7 +400,7 @@ fn on_a_tokio_scope_sleeps_use_tokio_timer() {
 
 #[cfg(feature = "tokio-backend")]
 #[test]
-fn inside_a_tokio_runtime_sleeps_use_tokio_timer() {
+fn inside_a_borrowed_tokio_runtime_sleeps_use_unirun_driver() {
     let _g = shared();
     watchdog("ambient tokio", || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -413,7 +413,34 @@ fn inside_a_tokio_runtime_sleeps_use_tokio_timer() {
             let _ = futures_lite::future::poll_once(&mut s).await;
             format!("{s:?}")
         });
-        assert!(kind.contains("\"tokio\""), "{kind}");
+        // It may have been built without timers: unirun's driver is safe.
+        assert!(kind.contains("\"unirun\""), "{kind}");
+
+        // A Tokio scope borrowing a runtime built without timers: sleeps
+        // work (on unirun's driver) instead of panicking in tokio.
+        let no_timers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let run = {
+            let _inside = no_timers.enter();
+            unirun::Run::builder()
+                .flavor(unirun::Flavor::Tokio)
+                .build()
+                .unwrap()
+        };
+        assert_eq!(run.trace().resolved(), unirun::Flavor::Tokio);
+        let task = run.spawn(async {
+            sleep(Duration::from_millis(1)).await;
+            let t = timeout(Duration::from_millis(1), std::future::pending::<()>()).await;
+            let mut s = sleep_until(far_deadline(9));
+            let _ = futures_lite::future::poll_once(&mut s).await;
+            (t.is_err(), format!("{s:?}"))
+        });
+        let (elapsed, kind) = run.block_on(task).unwrap();
+        assert!(elapsed);
+        assert!(kind.contains("\"unirun\""), "{kind}");
+        run.shutdown();
     });
 }
 

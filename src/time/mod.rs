@@ -6,11 +6,12 @@
 //! chosen when it first has to wait (its first poll before the deadline),
 //! from where that poll runs:
 //!
-//! - in a task of a [`Flavor::Tokio`](crate::Flavor::Tokio) scope, or
-//!   anywhere inside a tokio runtime (feature `tokio-backend`): tokio's own
-//!   timer (`tokio::time::sleep_until`). The runtime must have timers enabled
-//!   (`enable_time` or `enable_all`, as `#[tokio::main]` and the runtimes
-//!   unirun builds do); tokio panics with its own message otherwise;
+//! - in a task (or `block_on`) of a [`Flavor::Tokio`](crate::Flavor::Tokio)
+//!   scope whose runtime unirun started (feature `tokio-backend`): tokio's
+//!   own timer (`tokio::time::sleep_until`) on that runtime. A runtime the
+//!   scope borrows (the ambient one) may have been built without timers,
+//!   which tokio cannot be asked about (it panics instead), so sleeps there
+//!   use unirun's driver below, as they do inside any other tokio runtime;
 //! - in a task of a [`Flavor::Smol`](crate::Flavor::Smol) scope (feature
 //!   `smol-backend`): `async-io`'s timer (`smol::Timer`);
 //! - everywhere else (the threads backend, the shared default, `block_on`):
@@ -251,21 +252,28 @@ impl Sleep {
         self.timer = Timer::Idle;
     }
 
-    /// The timer a sleep first waiting here should use.
+    /// The timer a sleep first waiting here should use (see the module
+    /// docs).
     fn pick(deadline: Instant) -> Timer {
         #[cfg(any(feature = "tokio-backend", feature = "smol-backend"))]
         {
-            use crate::flavor::Flavor;
-            let flavor = crate::scope::current_flavor();
-            #[cfg(feature = "smol-backend")]
-            if flavor == Some(Flavor::Smol) {
-                return Timer::Smol(smol::Timer::at(deadline));
-            }
-            #[cfg(feature = "tokio-backend")]
-            if flavor == Some(Flavor::Tokio) || tokio::runtime::Handle::try_current().is_ok() {
-                return Timer::Tokio(Box::pin(tokio::time::sleep_until(
-                    tokio::time::Instant::from_std(deadline),
-                )));
+            use crate::backend::Backend;
+            let picked = crate::scope::with_current(|scope| match &scope.backend {
+                // unirun builds its runtimes with timers enabled; a
+                // borrowed one may have them off (tokio would panic).
+                #[cfg(feature = "tokio-backend")]
+                Backend::Tokio(handle) if !handle.is_ambient() => {
+                    let _inside = handle.tokio().enter();
+                    Some(Timer::Tokio(Box::pin(tokio::time::sleep_until(
+                        tokio::time::Instant::from_std(deadline),
+                    ))))
+                }
+                #[cfg(feature = "smol-backend")]
+                Backend::Smol(_) => Some(Timer::Smol(smol::Timer::at(deadline))),
+                _ => None,
+            });
+            if let Some(Some(timer)) = picked {
+                return timer;
             }
         }
         let _ = deadline;
