@@ -222,6 +222,38 @@ fn the_driver_wakes_distinct_deadlines_in_deadline_order() {
 }
 
 #[test]
+fn earlier_deadlines_registered_from_many_threads_all_complete() {
+    // Each registration is earlier than the last one of its thread, so
+    // most of them move the driver's planned wake-up and race its park.
+    let _g = shared();
+    watchdog("racing registrations", || {
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let base = Instant::now() + Duration::from_millis(3);
+                    let mut sleeps: Vec<Sleep> = (0..200u64)
+                        .rev()
+                        .map(|i| sleep_until(base + Duration::from_micros(i * 10 + t)))
+                        .collect();
+                    for s in &mut sleeps {
+                        let _ = poll_once(s);
+                    }
+                    unirun::block_on(async {
+                        for s in &mut sleeps {
+                            s.await;
+                        }
+                    });
+                    sleeps.iter().filter(|s| s.is_registered()).count()
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), 0, "a completed sleep kept its entry");
+        }
+    });
+}
+
+#[test]
 fn many_concurrent_sleeps_all_complete_on_the_threads_backend() {
     let _g = shared();
     watchdog("many sleeps", || {
@@ -380,6 +412,8 @@ fn on_a_tokio_scope_sleeps_use_tokio_timer() {
                     sleep(Duration::from_micros(i * 10)).await;
                     let t = timeout(Duration::from_millis(1), std::future::pending::<()>()).await;
                     assert!(t.is_err());
+                    let never = timeout(Duration::MAX, futures_lite::future::yield_now()).await;
+                    assert!(never.is_ok());
                     let mut s = sleep_until(far_deadline(6));
                     let _ = futures_lite::future::poll_once(&mut s).await;
                     format!("{s:?}")
@@ -459,6 +493,8 @@ fn on_a_smol_scope_sleeps_use_async_io_timer() {
                     sleep(Duration::from_micros(i * 10)).await;
                     let t = timeout(Duration::from_millis(1), std::future::pending::<()>()).await;
                     assert!(t.is_err());
+                    let never = timeout(Duration::MAX, futures_lite::future::yield_now()).await;
+                    assert!(never.is_ok());
                     let mut s = sleep_until(far_deadline(8));
                     let _ = futures_lite::future::poll_once(&mut s).await;
                     format!("{s:?}")

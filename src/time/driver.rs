@@ -125,7 +125,8 @@ fn run(epoch: u64) {
             next
         };
         for waker in due.drain(..) {
-            waker.wake();
+            // A waker that panics must not stop the driver for everyone.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
         }
         match next {
             Some(deadline) => {
