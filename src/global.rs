@@ -360,6 +360,7 @@ pub fn reset() {
     #[cfg(all(unix, feature = "process-backend"))]
     crate::process::reset_processes();
     let _ = CACHED.try_with(|c| c.replace(None));
+    crate::time::reset_driver();
 }
 
 /// The capabilities the scheduler sizes pools from: CPU budget, backends

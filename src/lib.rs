@@ -40,8 +40,8 @@
 //!
 //! - `std` (default): the threads backend, [`Run`] scopes, [`RuntimeConfig`]
 //!   and the environment, the scheduler and its traces, the shared default
-//!   executor, [`spawn`], [`to_thread`], [`gather`], [`Handle`], and
-//!   `compat::thread`. Without it the crate
+//!   executor, [`spawn`], [`to_thread`], [`gather`], [`Handle`], timers
+//!   on every backend ([`time`]), and `compat::thread`. Without it the crate
 //!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
 //!   single-threaded [`TickExecutor`] an embedded main loop can drive.
 //! - `process-backend` (unix): forked-process execution, `to_process`,
@@ -107,6 +107,8 @@ mod run;
 mod scheduler;
 #[cfg(feature = "std")]
 mod scope;
+#[cfg(feature = "std")]
+pub mod time;
 #[cfg(feature = "std")]
 pub mod trace;
 

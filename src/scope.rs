@@ -139,6 +139,18 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
     }
 }
 
+/// Calls `f` with the scope whose task (or `block_on`) the calling thread
+/// is running, if any, without touching its reference count (read by
+/// `unirun::time` to pick a timer).
+#[allow(dead_code)] // without tokio-backend and smol-backend
+pub(crate) fn with_current<R>(f: impl FnOnce(&Scope) -> R) -> Option<R> {
+    let ptr = CURRENT.with(Cell::get);
+    // SAFETY: by `CURRENT`'s invariant a non-null pointer came from
+    // `Arc::as_ptr` of a scope a live `Enter` on this thread borrows, so it
+    // points to a live `Scope` for the duration of this call.
+    unsafe { ptr.as_ref() }.map(f)
+}
+
 /// Restores the previous current scope, then releases the gil.
 pub(crate) struct Enter<'a> {
     previous: *const Scope,

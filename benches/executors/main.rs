@@ -62,6 +62,7 @@ use harness::{measure, print_summary, print_table, Config};
 use scenarios::blocking::{block_on_ready, blocking_many};
 use scenarios::ping_pong::{PingPong, PingPongRoot};
 use scenarios::tasks::{ChainedSpawn, ForkJoin, SpawnLocal, SpawnRemote, YieldMany};
+use scenarios::timers;
 use scenarios::{async_scenario, AsyncScenario};
 
 /// Workers of every pool with a worker count.
@@ -97,6 +98,15 @@ fn main() {
         task::<ForkJoin>(&pools),
         ("blocking_many", Box::new(|| blocking_many(&pools))),
         ("block_on_ready", Box::new(|| block_on_ready(&pools))),
+        ("timers", Box::new(|| timers::timers(&pools))),
+        (
+            "timer_churn",
+            Box::new(|| timers::timer_churn(&pools, false)),
+        ),
+        (
+            "timer_churn_pending",
+            Box::new(|| timers::timer_churn(&pools, true)),
+        ),
     ];
     #[cfg(all(unix, feature = "process-backend"))]
     {
@@ -120,6 +130,7 @@ fn main() {
     if outcomes.is_empty() {
         println!("no scenario matches {:?}", config.filters());
     } else {
+        timers::print_timer_report();
         print_summary(&outcomes, &config);
     }
     drop(builds);

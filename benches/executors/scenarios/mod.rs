@@ -8,6 +8,7 @@ pub(crate) mod ping_pong;
 #[cfg(all(unix, feature = "process-backend"))]
 pub(crate) mod process;
 pub(crate) mod tasks;
+pub(crate) mod timers;
 
 use std::future::Future;
 use std::hint::black_box;

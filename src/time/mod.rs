@@ -1,0 +1,598 @@
+//! Timers on every backend: [`sleep`], [`sleep_until`], [`timeout`] and
+//! [`interval`] (feature `std`).
+//!
+//! They work in any task of any backend and in plain
+//! [`block_on`](crate::block_on) outside any runtime. Which timer wakes a sleep is
+//! chosen when it first has to wait (its first poll before the deadline),
+//! from where that poll runs:
+//!
+//! - in a task (or `block_on`) of a [`Flavor::Tokio`](crate::Flavor::Tokio)
+//!   scope whose runtime unirun started (feature `tokio-backend`): tokio's
+//!   own timer (`tokio::time::sleep_until`) on that runtime. A runtime the
+//!   scope borrows (the ambient one) may have been built without timers,
+//!   which tokio cannot be asked about (it panics instead), so sleeps there
+//!   use unirun's driver below, as they do inside any other tokio runtime;
+//! - in a task of a [`Flavor::Smol`](crate::Flavor::Smol) scope (feature
+//!   `smol-backend`): `async-io`'s timer (`smol::Timer`);
+//! - everywhere else (the threads backend, the shared default, `block_on`):
+//!   unirun's own timer driver, one thread named `unirun-timer`, started by
+//!   the first sleep that has to wait and stopped by
+//!   [`reset`](crate::reset). How it works, why it loses no wake-up and what
+//!   it costs are described below.
+//!
+//! A sleep keeps the timer it chose for its life (until
+//! [`Sleep::reset`]), even if it is later polled elsewhere.
+//!
+//! # Edges
+//!
+//! - A deadline that has passed (including `sleep(Duration::ZERO)`) is
+//!   ready on the first poll and never touches a timer.
+//! - A duration too large to add to `Instant::now()` (such as
+//!   `Duration::MAX`) means "never": the deadline is [`far_future`] (about
+//!   30 years ahead), and `timeout(Duration::MAX, f)` returns `f`'s output.
+//! - Dropping a waiting sleep removes its timer entry (`timeout`'s too).
+//! - `unirun::reset` wakes every sleep waiting on unirun's driver; each one
+//!   registers again on the driver's next thread, so it still completes at
+//!   its deadline.
+//!
+//! # unirun's timer driver
+//!
+//! ## Design
+//!
+//! All timers live in one ordered map, `(deadline, id) -> Waker`, under one
+//! mutex. The id comes from a process-wide counter, so a key never names two
+//! timers, not even across `unirun::reset`.
+//!
+//! - A sleep touches the driver only when it is polled before its deadline
+//!   (lazy registration): a deadline already passed is ready at once, and a
+//!   `timeout` whose future is ready on its first poll never registers.
+//! - Registering inserts (or refreshes the waker of) the sleep's entry, in
+//!   O(log n). Only when the new deadline is earlier than the one the driver
+//!   thread is parked until does it unpark the thread; later deadlines cost
+//!   no wake-up.
+//! - Dropping (or completing) a registered sleep removes its entry, in
+//!   O(log n), without waking the thread: the worst that follows is one
+//!   early wake-up of the driver that finds nothing due and parks again.
+//! - The thread loops: under the lock, it takes every entry whose deadline
+//!   has passed, notes the earliest remaining deadline as the one it parks
+//!   until (`planned`), releases the lock, wakes the taken wakers, and parks
+//!   with `park_timeout` until `planned` (or with `park` when no timer is
+//!   left).
+//!
+//! ## Why no wake-up is lost
+//!
+//! - Driver side: a registration that makes `planned` earlier sets
+//!   `planned` and unparks the thread after releasing the lock. If the thread
+//!   is between releasing the lock and parking, the unpark leaves a token and
+//!   its park returns at once; it then looks at the map again. A registration
+//!   that does not make `planned` earlier is covered by the thread's own
+//!   timed park, which returns no later than `planned`, before the new
+//!   deadline.
+//! - Sleep side: the waker is stored under the same lock the thread takes
+//!   to fire entries. Either the thread fires the entry after the store (and
+//!   wakes the stored waker) or the entry was fired or removed before it, in
+//!   which case the poll inserts it again, and an entry whose deadline has
+//!   passed is fired on the thread's next round (it is earlier than
+//!   `planned`, so it unparks the thread).
+//! - `unirun::reset` takes every entry out and wakes them all: each sleep is polled
+//!   again, sees its entry gone and registers anew, which starts a new driver
+//!   thread. So timers keep working across `reset`.
+//!
+//! ## What it costs
+//!
+//! One thread, started by the first sleep that has to wait, parked in the
+//! kernel whenever no deadline is due (it never polls), stopped and joined
+//! by [`unirun::reset`](crate::reset). Per waiting sleep: one map entry (a
+//! deadline, an id and a waker) and two short critical sections (insert,
+//! remove). Accuracy is that of `park_timeout`: the kernel's timer slack
+//! (about 50 µs on Linux), plus the time to wake the task's executor.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use unirun::time::{sleep, timeout};
+//!
+//! unirun::block_on(async {
+//!     sleep(Duration::from_millis(1)).await;
+//!     let fast = timeout(Duration::from_secs(10), async { 7 }).await;
+//!     assert_eq!(fast, Ok(7));
+//!     let slow = timeout(Duration::from_millis(1), std::future::pending::<()>()).await;
+//!     assert!(slow.is_err());
+//! });
+//! ```
+
+mod driver;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// The deadline that stands for "never": about 30 years after `now`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let now = Instant::now();
+/// assert!(unirun::time::far_future(now) > now + Duration::from_secs(86_400 * 365 * 29));
+/// ```
+pub fn far_future(now: Instant) -> Instant {
+    const THIRTY_YEARS: Duration = Duration::from_secs(86_400 * 365 * 30);
+    now.checked_add(THIRTY_YEARS).unwrap_or(now)
+}
+
+/// `now + duration`, or [`far_future`] when that does not fit.
+fn deadline_after(duration: Duration) -> Instant {
+    let now = Instant::now();
+    match now.checked_add(duration) {
+        Some(deadline) if deadline <= far_future(now) => deadline,
+        _ => far_future(now),
+    }
+}
+
+/// Waits until `duration` has passed.
+///
+/// `Duration::ZERO` completes on the first poll; a duration too large to
+/// represent (such as `Duration::MAX`) waits "forever" (see the module docs).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// unirun::block_on(unirun::time::sleep(Duration::from_millis(1)));
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep::new(deadline_after(duration))
+}
+
+/// Waits until `deadline`; a deadline that has passed completes on the
+/// first poll.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let deadline = Instant::now() + Duration::from_millis(1);
+/// unirun::block_on(unirun::time::sleep_until(deadline));
+/// assert!(Instant::now() >= deadline);
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::new(deadline)
+}
+
+/// The future of [`sleep`] and [`sleep_until`]: completes at its deadline.
+///
+/// It is `Send`, `Sync` and `Unpin`; creating one costs a clock read at
+/// most, and it reaches a timer only when polled before its deadline.
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    timer: Timer,
+}
+
+/// The timer a sleep waits on, chosen at its first waiting poll.
+enum Timer {
+    /// Not waiting on any timer yet.
+    Idle,
+    /// unirun's own driver.
+    Own(driver::Entry),
+    #[cfg(feature = "tokio-backend")]
+    Tokio(Pin<Box<tokio::time::Sleep>>),
+    #[cfg(feature = "smol-backend")]
+    Smol(smol::Timer),
+}
+
+impl Sleep {
+    fn new(deadline: Instant) -> Self {
+        Sleep {
+            deadline,
+            timer: Timer::Idle,
+        }
+    }
+
+    /// The instant this sleep completes at.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let deadline = Instant::now() + Duration::from_secs(5);
+    /// assert_eq!(unirun::time::sleep_until(deadline).deadline(), deadline);
+    /// ```
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// assert!(unirun::time::sleep(Duration::ZERO).is_elapsed());
+    /// assert!(!unirun::time::sleep(Duration::from_secs(60)).is_elapsed());
+    /// ```
+    pub fn is_elapsed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Moves the deadline (earlier or later), even after the sleep
+    /// completed; the next poll waits for the new one. Its timer entry, if
+    /// any, is released.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let mut sleep = unirun::time::sleep(Duration::from_secs(3600));
+    /// let soon = Instant::now() + Duration::from_millis(1);
+    /// sleep.reset(soon);
+    /// assert_eq!(sleep.deadline(), soon);
+    /// unirun::block_on(&mut sleep);
+    /// ```
+    pub fn reset(&mut self, deadline: Instant) {
+        self.release();
+        self.deadline = deadline;
+    }
+
+    /// Drops the timer this sleep waits on, if any.
+    fn release(&mut self) {
+        if let Timer::Own(entry) = &mut self.timer {
+            entry.cancel(self.deadline);
+        }
+        self.timer = Timer::Idle;
+    }
+
+    /// The timer a sleep first waiting here should use (see the module
+    /// docs).
+    fn pick(deadline: Instant) -> Timer {
+        #[cfg(any(feature = "tokio-backend", feature = "smol-backend"))]
+        {
+            use crate::backend::Backend;
+            let picked = crate::scope::with_current(|scope| match &scope.backend {
+                // unirun builds its runtimes with timers enabled; a
+                // borrowed one may have them off (tokio would panic).
+                #[cfg(feature = "tokio-backend")]
+                Backend::Tokio(handle) if !handle.is_ambient() => {
+                    let _inside = handle.tokio().enter();
+                    Some(Timer::Tokio(Box::pin(tokio::time::sleep_until(
+                        tokio::time::Instant::from_std(deadline),
+                    ))))
+                }
+                #[cfg(feature = "smol-backend")]
+                Backend::Smol(_) => Some(Timer::Smol(smol::Timer::at(deadline))),
+                _ => None,
+            });
+            if let Some(Some(timer)) = picked {
+                return timer;
+            }
+        }
+        let _ = deadline;
+        Timer::Own(driver::Entry::default())
+    }
+
+    /// Whether this sleep holds an entry in unirun's timer driver now (for
+    /// tests: a dropped or completed sleep holds none).
+    #[doc(hidden)]
+    pub fn is_registered(&self) -> bool {
+        match &self.timer {
+            Timer::Own(entry) => entry.is_registered(self.deadline),
+            _ => false,
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if Instant::now() >= this.deadline {
+            this.release();
+            return Poll::Ready(());
+        }
+        if let Timer::Idle = this.timer {
+            this.timer = Sleep::pick(this.deadline);
+        }
+        match &mut this.timer {
+            Timer::Idle => unreachable!("a timer was just picked"),
+            Timer::Own(entry) => {
+                entry.register(this.deadline, cx.waker());
+                Poll::Pending
+            }
+            #[cfg(feature = "tokio-backend")]
+            Timer::Tokio(sleep) => sleep.as_mut().poll(cx),
+            #[cfg(feature = "smol-backend")]
+            Timer::Smol(timer) => Pin::new(timer).poll(cx).map(drop),
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Timer::Own(entry) = &mut self.timer {
+            entry.cancel(self.deadline);
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let timer = match &self.timer {
+            Timer::Idle => "none",
+            Timer::Own(_) => "unirun",
+            #[cfg(feature = "tokio-backend")]
+            Timer::Tokio(_) => "tokio",
+            #[cfg(feature = "smol-backend")]
+            Timer::Smol(_) => "async-io",
+        };
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("timer", &timer)
+            .finish()
+    }
+}
+
+/// The error of [`timeout`]: the deadline passed before the future
+/// completed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let out = unirun::block_on(unirun::time::timeout(
+///     Duration::ZERO,
+///     std::future::pending::<()>(),
+/// ));
+/// let err = out.unwrap_err();
+/// assert_eq!(err.to_string(), "deadline has elapsed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Runs `future` for at most `duration`: `Ok` with its output if it
+/// completes first, `Err(Elapsed)` otherwise (the future is then dropped).
+///
+/// The future is polled before the deadline is looked at, so a future that
+/// is ready at once is `Ok` even with `Duration::ZERO`, and never touches a
+/// timer. `Duration::MAX` means no limit.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use unirun::time::timeout;
+///
+/// let out = unirun::block_on(timeout(Duration::from_secs(1), async { "done" }));
+/// assert_eq!(out, Ok("done"));
+/// ```
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        sleep: sleep(duration),
+    }
+}
+
+/// Like [`timeout`], with a deadline instead of a duration.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let deadline = Instant::now() + Duration::from_secs(1);
+/// let out = unirun::block_on(unirun::time::timeout_at(deadline, async { 1 }));
+/// assert_eq!(out, Ok(1));
+/// ```
+pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+    Timeout {
+        future,
+        sleep: sleep_until(deadline),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`timeout`]: its future's output, or [`Elapsed`].
+    ///
+    /// `Send` when the future is, `Unpin` when the future is.
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        sleep: Sleep,
+    }
+}
+
+impl<F> Timeout<F> {
+    /// The future inside.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let t = unirun::time::timeout(Duration::from_secs(1), std::future::ready(3));
+    /// let _inner: &std::future::Ready<i32> = t.get_ref();
+    /// ```
+    pub fn get_ref(&self) -> &F {
+        &self.future
+    }
+
+    /// The future inside, taken out (its deadline is dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let t = unirun::time::timeout(Duration::from_secs(1), std::future::ready(3));
+    /// assert_eq!(unirun::block_on(t.into_inner()), 3);
+    /// ```
+    pub fn into_inner(self) -> F {
+        self.future
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.future.poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        Pin::new(this.sleep).poll(cx).map(|()| Err(Elapsed(())))
+    }
+}
+
+/// Ticks every `period`, the first tick at once; ticks missed while the
+/// caller was busy come in a burst (each due one at once), keeping the
+/// schedule `start + n * period`.
+///
+/// # Panics
+///
+/// If `period` is zero (it would tick in a busy loop): "unirun::time::interval:
+/// the period must be non-zero, got 0ns".
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// unirun::block_on(async {
+///     let mut every = unirun::time::interval(Duration::from_millis(1));
+///     let first = every.tick().await; // at once
+///     let second = every.tick().await;
+///     assert_eq!(second - first, Duration::from_millis(1));
+/// });
+/// ```
+pub fn interval(period: Duration) -> Interval {
+    interval_at(Instant::now(), period)
+}
+
+/// Like [`interval`], the first tick at `start`.
+///
+/// # Panics
+///
+/// If `period` is zero, as [`interval`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// let mut every = unirun::time::interval_at(start, Duration::from_secs(1));
+/// assert_eq!(unirun::block_on(every.tick()), start);
+/// ```
+pub fn interval_at(start: Instant, period: Duration) -> Interval {
+    assert!(
+        !period.is_zero(),
+        "unirun::time::interval: the period must be non-zero, got {period:?}"
+    );
+    Interval {
+        period,
+        sleep: sleep_until(start),
+    }
+}
+
+/// Ticks at a fixed period: see [`interval`].
+#[derive(Debug)]
+pub struct Interval {
+    period: Duration,
+    /// Waits for the next tick; its deadline is the next tick's instant.
+    sleep: Sleep,
+}
+
+impl Interval {
+    /// Waits for the next tick and returns the instant it was due at.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut every = unirun::time::interval(Duration::from_millis(1));
+    /// let a = unirun::block_on(every.tick());
+    /// let b = unirun::block_on(every.tick());
+    /// assert!(b > a);
+    /// ```
+    pub async fn tick(&mut self) -> Instant {
+        std::future::poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// Polls for the next tick; see [`tick`](Self::tick).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut every = unirun::time::interval(Duration::from_secs(1));
+    /// let first = unirun::block_on(std::future::poll_fn(|cx| every.poll_tick(cx)));
+    /// assert!(first <= std::time::Instant::now());
+    /// ```
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        let due = self.sleep.deadline;
+        if Pin::new(&mut self.sleep).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let next = due
+            .checked_add(self.period)
+            .unwrap_or_else(|| far_future(due));
+        self.sleep.reset(next);
+        Poll::Ready(due)
+    }
+
+    /// The period between ticks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(unirun::time::interval(Duration::from_secs(2)).period(), Duration::from_secs(2));
+    /// ```
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+/// How many entries unirun's timer driver holds at `deadline` (for tests:
+/// one per registered sleep with that deadline).
+#[doc(hidden)]
+pub fn __entries_at(deadline: Instant) -> usize {
+    driver::entries_at(deadline)
+}
+
+/// Whether unirun's timer driver thread runs (for tests).
+#[doc(hidden)]
+pub fn __driver_running() -> bool {
+    driver::is_running()
+}
+
+/// Stops unirun's timer driver; called by [`reset`](crate::reset).
+pub(crate) fn reset_driver() {
+    driver::reset();
+}
