@@ -119,7 +119,7 @@ pub use unirun_core::{block_on, Executor, JoinError, JoinHandle, PanicLocation, 
 #[cfg(feature = "std")]
 pub use crate::config::RuntimeConfig;
 #[cfg(feature = "std")]
-pub use crate::env::{EnvOverride, RejectedVar};
+pub use crate::env::{EnvOverride, RejectedVar, ValueSource};
 pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
 pub use crate::gather::{gather, Gather};

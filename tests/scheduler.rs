@@ -378,7 +378,8 @@ fn env_force_threads_is_named_in_the_trace() {
     let line = trace.to_string();
     for part in [
         "forced threads by UNIRUN_FORCE_THREADS",
-        "env applied UNIRUN_FORCE_THREADS=true, UNIRUN_FORCE_PROCESS=true",
+        "env applied UNIRUN_FORCE_THREADS=true from the environment, \
+         UNIRUN_FORCE_PROCESS=true from the environment",
     ] {
         assert!(line.contains(part), "{part} not in {line}");
     }
@@ -437,7 +438,11 @@ fn env_values_fill_what_code_leaves_unset() {
     let line = trace.to_string();
     assert!(line.contains("env flavor shared"), "{line}");
     assert!(
-        line.contains("env applied UNIRUN_MODE=shared, UNIRUN_IO_BOUND=true, UNIRUN_MAX_WORKERS=3"),
+        line.contains(
+            "env applied UNIRUN_MODE=shared from the environment, \
+             UNIRUN_IO_BOUND=true from the environment, \
+             UNIRUN_MAX_WORKERS=3 from the environment"
+        ),
         "{line}"
     );
 
@@ -594,4 +599,48 @@ fn reset_reads_the_environment_again() {
         unirun::last_decision().unwrap().thread_mode(),
         ThreadMode::Gil
     );
+}
+
+#[test]
+fn the_trace_names_where_each_value_came_from() {
+    // The real environment sets UNIRUN_IO_BOUND, and overrides the file's
+    // UNIRUN_CPU_BOUND; the file sets UNIRUN_MAX_WORKERS; code sets
+    // thread_mode over the file's value.
+    let vars = [("UNIRUN_IO_BOUND", "on"), ("UNIRUN_CPU_BOUND", "off")];
+    if child("the_trace_names_where_each_value_came_from", &vars).is_some() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("unirun-sources-{}.env", std::process::id()));
+    std::fs::write(
+        &path,
+        "UNIRUN_MAX_WORKERS=1\nUNIRUN_CPU_BOUND=on\nUNIRUN_THREAD_MODE=gil\n",
+    )
+    .unwrap();
+    let from_file = RuntimeConfig::from_env_file(&path);
+    std::fs::remove_file(&path).unwrap();
+    let config = from_file.unwrap().thread_mode(ThreadMode::Nogil);
+    let trace = trace_of(Run::builder().config(config));
+    let applied: Vec<String> = trace.env_applied().iter().map(|o| o.to_string()).collect();
+    let file = path.display();
+    assert_eq!(
+        applied,
+        [
+            "UNIRUN_CPU_BOUND=false from the environment".to_string(),
+            "UNIRUN_IO_BOUND=true from the environment".to_string(),
+            format!("UNIRUN_MAX_WORKERS=1 from {file}"),
+        ]
+    );
+    assert_eq!(
+        trace.env_applied()[2].source(),
+        &unirun::ValueSource::EnvFile(path.clone())
+    );
+    // The value set in code is not attributed to the file.
+    assert_eq!(trace.thread_mode(), ThreadMode::Nogil);
+    assert!(!trace.to_string().contains("UNIRUN_THREAD_MODE"), "{trace}");
+    let json = serde_json::to_value(&trace).unwrap();
+    assert_eq!(
+        json["env_applied"][2]["source"]["env_file"],
+        file.to_string()
+    );
+    assert_eq!(json["env_applied"][0]["source"], "environment");
 }

@@ -17,7 +17,11 @@ pub(super) fn resolve(
     configured: &RuntimeConfig,
     env: &RuntimeConfig,
 ) -> (RuntimeConfig, Vec<EnvOverride>) {
-    scope.clone().merged_over(configured).apply_env(env)
+    // Values that code passed on from `from_env_file`/`from_env` keep
+    // their source, so the trace names them beside the environment's.
+    let (config, _) = scope.clone().merged_over(configured).apply_env(env);
+    let applied = config.applied();
+    (config, applied)
 }
 
 /// The flavor the kill switches force, whatever the code asked for.
