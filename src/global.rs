@@ -35,8 +35,7 @@ struct State {
     warnings: Vec<String>,
     /// The pre-forked pool behind `call` on handles without a scope of
     /// their own (the shared default); started on first use.
-    #[cfg(all(unix, feature = "process-backend"))]
-    processes: Option<unirun_process::ProcessPool>,
+    processes: Option<backend::process::ProcessPool>,
 }
 
 /// The shared default executor.
@@ -218,16 +217,11 @@ fn default_handle() -> (Handle, u64) {
         .unwrap_or_else(|| panic!("unirun: could not start the default thread pool"));
     let (backend, owned) = (started.backend.clone(), started.owned);
     let gil = (mode == ThreadMode::Gil).then(Gil::new);
-    #[cfg(all(unix, feature = "process-backend"))]
     let forks = started.processes.is_some();
-    #[cfg(not(all(unix, feature = "process-backend")))]
-    let forks = false;
     // A scope only where the default needs one: serializing (gil), or
     // saying it forks (processes); otherwise tasks go straight to the pool.
     let scope = (gil.is_some() || forks).then(|| {
-        #[cfg_attr(not(all(unix, feature = "process-backend")), allow(unused_mut))]
         let mut scope = Scope::new(backend.clone(), gil, true);
-        #[cfg(all(unix, feature = "process-backend"))]
         if let Some(pool) = started.processes {
             let new_scope = Arc::get_mut(&mut scope).expect("nothing else holds a new scope");
             new_scope.forks = true;
@@ -342,7 +336,6 @@ pub fn reset() {
     });
     scheduler::clear_last();
     // Its forker thread and workers stop with it.
-    #[cfg(all(unix, feature = "process-backend"))]
     if let Some(pool) = &old_state.processes {
         pool.shutdown_now();
     }
@@ -352,13 +345,11 @@ pub fn reset() {
             scope.tasks.close();
         }
         // Forked children would keep their waiting lane threads busy.
-        #[cfg(all(unix, feature = "process-backend"))]
-        crate::process::cancel_handle_children(&old.handle);
+        backend::process::cancel_handle_children(&old.handle);
         old.owned.shutdown_now();
     }
     // The shared process pool, the fork server and the forker thread.
-    #[cfg(all(unix, feature = "process-backend"))]
-    crate::process::reset_processes();
+    backend::process::reset_processes();
     let _ = CACHED.try_with(|c| c.replace(None));
 }
 

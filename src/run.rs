@@ -517,8 +517,7 @@ impl Teardown {
         };
         tasks.close();
         // The scope's process pool: no call of it is left running.
-        #[cfg(all(unix, feature = "process-backend"))]
-        crate::process::close_scope_pool(&self.scope);
+        backend::process::close_scope_pool(&self.scope);
         // Waits for nothing (the pool's tasks are this scope's), then joins
         // the workers and the blocking lane; a worker might be waiting for a
         // lock this thread holds.
@@ -540,10 +539,7 @@ impl Teardown {
     fn off_thread(self, stop: Stop, name: &str) {
         let slot = Arc::new(Mutex::new(Some(self)));
         let theirs = slot.clone();
-        #[cfg(test)]
-        let refused = tests::REFUSE_HELPER.with(std::cell::Cell::get);
-        #[cfg(not(test))]
-        let refused = false;
+        let refused = helper_refused();
         let builder = thread::Builder::new().name(format!("{name}-shutdown"));
         let spawned = if refused {
             Err(std::io::Error::other("refused by the test"))
@@ -575,10 +571,7 @@ impl Teardown {
 /// scope, so waiting for its cancelled tasks does not wait for them
 /// (process backend).
 fn kill_children(scope: &Scope) {
-    #[cfg(all(unix, feature = "process-backend"))]
-    crate::process::cancel_children(scope);
-    #[cfg(not(all(unix, feature = "process-backend")))]
-    let _ = scope;
+    backend::process::cancel_children(scope);
 }
 
 /// Waits until `tasks` is empty (or `deadline` passes), with the calling
@@ -657,3 +650,14 @@ const _: fn() = || {
     is_send::<Run>();
     is_send::<RunBuilder>();
 };
+
+/// Whether a test refuses the teardown helper thread (never, outside tests).
+#[cfg(not(test))]
+fn helper_refused() -> bool {
+    false
+}
+
+#[cfg(test)]
+fn helper_refused() -> bool {
+    tests::REFUSE_HELPER.with(std::cell::Cell::get)
+}
