@@ -34,10 +34,12 @@ pub(crate) const THREAD_MODE: Var = var("UNIRUN_THREAD_MODE", "thread_mode");
 pub(crate) const FORCE_THREADS: Var = var("UNIRUN_FORCE_THREADS", "force_threads");
 pub(crate) const FORCE_PROCESS: Var = var("UNIRUN_FORCE_PROCESS", "force_process");
 pub(crate) const COMPAT_MODE: Var = var("UNIRUN_COMPAT_MODE", "compat_mode");
+/// Not a setting: what the scheduler prints as it decides (see `observe`).
+pub(crate) const TRACE: Var = var("UNIRUN_TRACE", "trace");
 
 /// Every variable unirun reads, in the order they are checked (so the first
 /// error reported does not depend on the environment's iteration order).
-pub(crate) static KNOWN: [Var; 11] = [
+pub(crate) static KNOWN: [Var; 12] = [
     MODE,
     FLAVOR,
     AUTO,
@@ -49,6 +51,7 @@ pub(crate) static KNOWN: [Var; 11] = [
     FORCE_THREADS,
     FORCE_PROCESS,
     COMPAT_MODE,
+    TRACE,
 ];
 
 /// The warnings for `UNIRUN_*` keys unirun does not know (a typo such as

@@ -77,7 +77,7 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 
 fn print_warnings(warnings: Vec<String>) {
     for warning in warnings {
-        eprintln!("{warning}");
+        crate::observe::env_warning(&warning);
     }
 }
 
@@ -107,12 +107,20 @@ impl State {
 /// and shut down by [`reset`].
 #[cfg(all(unix, feature = "process-backend"))]
 pub(crate) fn shared_process_pool() -> unirun_process::ProcessPool {
-    with_state(|s| {
+    let (pool, new) = with_state(|s| {
         let workers = s.caps().suggested_process_workers();
-        s.processes
+        let new = s.processes.is_none();
+        let pool = s
+            .processes
             .get_or_insert_with(|| unirun_process::ProcessPool::new(workers, Default::default()))
-            .clone()
-    })
+            .clone();
+        (pool, new.then_some(workers))
+    });
+    // Said outside the lock (nothing prints under it).
+    if let Some(workers) = new {
+        crate::observe::process_pool("the shared default", workers, pool.origin());
+    }
+    pool
 }
 
 /// What a scope needs from the globals to decide.
@@ -328,6 +336,7 @@ fn wait_quietly(old: &SharedDefault) {
 /// ```
 pub fn reset() {
     COMPAT.store(0, Ordering::Release);
+    crate::observe::reset();
     let (old, old_state) = with_state(|s| {
         let old = s.default.take();
         let old_state = std::mem::take(s);
@@ -435,10 +444,11 @@ pub(crate) fn compat_mode() -> CompatMode {
         PASSTHROUGH => return CompatMode::Passthrough,
         _ => {}
     }
-    let mode = with_state(|s| {
+    let (mode, from) = with_state(|s| {
         let env = s.env();
         scheduler::compat_mode(&s.config, &env.config)
     });
+    crate::observe::compat_mode(mode, &from);
     let code = match mode {
         CompatMode::Passthrough => PASSTHROUGH,
         _ => MANAGED,

@@ -99,6 +99,8 @@ mod gil;
 mod global;
 #[cfg(feature = "std")]
 mod handle;
+#[cfg(feature = "std")]
+mod observe;
 #[cfg(all(unix, feature = "process-backend"))]
 pub mod process;
 #[cfg(feature = "std")]

@@ -644,3 +644,107 @@ fn the_trace_names_where_each_value_came_from() {
     );
     assert_eq!(json["env_applied"][0]["source"], "environment");
 }
+
+#[test]
+fn unirun_trace_json_prints_every_decision_as_json() {
+    let vars = [
+        ("UNIRUN_TRACE", "json"),
+        ("UNIRUN_COMPAT_MODE", "passthrough"),
+    ];
+    if let Some(stderr) = child("unirun_trace_json_prints_every_decision_as_json", &vars) {
+        let objects: Vec<serde_json::Value> = stderr
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        let scope = objects
+            .iter()
+            .find(|o| o["name"] == "traced")
+            .unwrap_or_else(|| panic!("no scope decision in:\n{stderr}"));
+        assert_eq!(scope["requested"], "threads");
+        assert_eq!(scope["resolved"], "threads");
+        assert!(scope["reasons"].as_array().is_some_and(|r| !r.is_empty()));
+        assert!(scope["env_applied"].is_array(), "{scope}");
+        // The shared default's decision (no name), and the compat mode with
+        // where it came from.
+        assert!(
+            objects
+                .iter()
+                .any(|o| o["name"] == "unirun" && o["requested"] == "auto"),
+            "{stderr}"
+        );
+        let compat = objects
+            .iter()
+            .find(|o| o.get("compat_mode").is_some())
+            .unwrap_or_else(|| panic!("no compat decision in:\n{stderr}"));
+        assert_eq!(compat["compat_mode"], "passthrough");
+        assert_eq!(
+            compat["from"],
+            "UNIRUN_COMPAT_MODE=passthrough from the environment"
+        );
+        return;
+    }
+    let run = Run::builder()
+        .name("traced")
+        .flavor(Flavor::Threads)
+        .build()
+        .unwrap();
+    assert_eq!(run.spawn(async { 1 }).join().unwrap(), 1);
+    drop(run);
+    assert_eq!(unirun::to_thread(|| 2).join().unwrap(), 2);
+    assert_eq!(unirun::compat::thread::spawn(|| 3).join().unwrap(), 3);
+}
+
+#[test]
+fn unirun_trace_text_prints_the_one_line_trace() {
+    let vars = [("UNIRUN_TRACE", "1")];
+    if let Some(stderr) = child("unirun_trace_text_prints_the_one_line_trace", &vars) {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("unirun: threads (requested threads)")
+                    && l.contains("name=\"traced\"")),
+            "{stderr}"
+        );
+        return;
+    }
+    let run = Run::builder()
+        .name("traced")
+        .flavor(Flavor::Threads)
+        .build()
+        .unwrap();
+    drop(run);
+}
+
+#[test]
+fn unirun_trace_off_prints_nothing_and_a_bad_value_is_reported() {
+    if let Some(stderr) = child(
+        "unirun_trace_off_prints_nothing_and_a_bad_value_is_reported",
+        &[("UNIRUN_TRACE", "0")],
+    ) {
+        assert!(!stderr.contains("unirun: threads"), "{stderr}");
+        let stderr = child(
+            "unirun_trace_off_prints_nothing_and_a_bad_value_is_reported",
+            &[("UNIRUN_TRACE", "verbose")],
+        )
+        .unwrap();
+        // The implicit path reports it once, and prints no trace.
+        let reported = stderr.matches(r#"UNIRUN_TRACE="verbose""#).count();
+        assert_eq!(reported, 1, "{stderr}");
+        assert!(!stderr.contains("unirun: threads"), "{stderr}");
+        return;
+    }
+    let bad = std::env::var("UNIRUN_TRACE").unwrap() == "verbose";
+    if bad {
+        let err = RuntimeConfig::from_env().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid UNIRUN_TRACE="verbose": expected 0, 1, text or json"#
+        );
+    } else {
+        RuntimeConfig::from_env().unwrap();
+    }
+    drop(Run::new(Flavor::Threads).unwrap());
+    assert_eq!(unirun::to_thread(|| 2).join().unwrap(), 2);
+    assert_eq!(unirun::to_thread(|| 3).join().unwrap(), 3);
+}

@@ -8,7 +8,7 @@ use super::RuntimeConfig;
 use crate::env::{
     parse_bool, parse_compat_mode, parse_flavor, parse_thread_mode, parse_workers, process_vars,
     Problem, RejectedVar, ValueSource, Var, AUTO, COMPAT_MODE, CPU_BOUND, FLAVOR, FORCE_PROCESS,
-    FORCE_THREADS, IO_BOUND, KNOWN, MAX_BLOCKING, MAX_WORKERS, MODE, THREAD_MODE,
+    FORCE_THREADS, IO_BOUND, KNOWN, MAX_BLOCKING, MAX_WORKERS, MODE, THREAD_MODE, TRACE,
 };
 use crate::error::Error;
 
@@ -100,6 +100,9 @@ where
     if let Some(v) = p.get(COMPAT_MODE, parse_compat_mode) {
         config = config.compat_mode(v);
     }
+    // Read where it is used (`observe`); only checked here, so a bad value
+    // is reported like any other.
+    let _ = p.get(TRACE, crate::observe::parse_trace);
     (config, p.problems)
 }
 

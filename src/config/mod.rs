@@ -43,6 +43,7 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 /// | `UNIRUN_FORCE_THREADS` | `force_threads` | bool |
 /// | `UNIRUN_FORCE_PROCESS` | `force_process` | bool |
 /// | `UNIRUN_COMPAT_MODE` | `compat_mode` | managed, passthrough |
+/// | `UNIRUN_TRACE` | (none) | 0, 1, text, json: print every scheduler decision to stderr |
 ///
 /// Bools are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`. Words and
 /// bools ignore ASCII case and surrounding whitespace. An empty value counts
