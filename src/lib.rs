@@ -52,7 +52,11 @@
 //! - `smol-backend`: [`Flavor::Smol`] (an async-executor driven by threads
 //!   named after the scope, blocking work on unirun's lane,
 //!   `{name}-blocking-{i}`) and `compat::smol`.
-//! - `full`: every backend above.
+//! - `tracing`: scheduler decisions (`unirun::decision`), rejected or
+//!   unknown `UNIRUN_*` variables (`unirun::env`, WARN) and scope start and
+//!   shutdown (`unirun::scope`) as `tracing` events. Without a subscriber,
+//!   warnings stay on stderr. `UNIRUN_TRACE=1|json` needs no feature.
+//! - `full`: every backend above, and `tracing`.
 //!
 //! # Examples
 //!

@@ -407,6 +407,7 @@ impl Run {
             teardown.off_thread(Stop::Wait, &self.name);
             return;
         }
+        let began = std::time::Instant::now();
         teardown.scope.tasks.wait_empty().await;
         teardown.scope.tasks.close();
         if let Some(pool) = teardown.owned {
@@ -423,6 +424,7 @@ impl Run {
                 SignalWait(&done).await;
             }
         }
+        crate::observe::scope_ended(&teardown.name, "wait", 0, began.elapsed());
     }
 
     fn take_teardown(&mut self) -> Teardown {
@@ -430,6 +432,7 @@ impl Run {
         Teardown {
             scope: self.scope.clone(),
             owned: self.owned.take(),
+            name: self.name.clone(),
         }
     }
 

@@ -205,7 +205,7 @@ pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
         }
     }
     for warning in crate::env::unknown_vars(entries.iter().map(|e| &e.key)) {
-        eprintln!("{warning} (in {})", path.display());
+        crate::observe::env_warning(&format!("{warning} (in {})", path.display()));
     }
     let (config, problems) = parse_vars(entries.iter().map(|e| (&e.key, &e.value)));
     match problems.into_iter().next() {

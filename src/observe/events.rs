@@ -35,6 +35,26 @@ pub(crate) fn process_pool(scope: &str, workers: usize, origin: &str) {
     );
 }
 
+pub(crate) fn scope_started(name: &str, flavor: crate::Flavor) {
+    tracing::info!(
+        target: "unirun::scope",
+        name,
+        flavor = %flavor,
+        "unirun: scope {name:?} started on {flavor}"
+    );
+}
+
+pub(crate) fn scope_ended(name: &str, how: &str, cancelled: usize, took: std::time::Duration) {
+    tracing::info!(
+        target: "unirun::scope",
+        name,
+        how,
+        cancelled,
+        took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        "unirun: scope {name:?} shut down ({how}): {cancelled} tasks cancelled in {took:?}"
+    );
+}
+
 /// Returns whether the warning was taken: a WARN event when a subscriber
 /// wants it; otherwise it stays on stderr (never lost for want of one).
 pub(crate) fn env_warning(line: &str) -> bool {

@@ -157,6 +157,17 @@ pub(crate) fn process_pool(scope: &str, workers: usize, origin: &str) {
     events::process_pool(scope, workers, origin);
 }
 
+/// A scope started on `flavor` (a `tracing` INFO event, `unirun::scope`).
+pub(crate) fn scope_started(name: &str, flavor: crate::Flavor) {
+    events::scope_started(name, flavor);
+}
+
+/// A scope ended: `how` it was shut down (`wait`, `now`, `timeout`), how
+/// many of its tasks were cancelled, and how long the shutdown took.
+pub(crate) fn scope_ended(name: &str, how: &str, cancelled: usize, took: std::time::Duration) {
+    events::scope_ended(name, how, cancelled, took);
+}
+
 /// A warning about the environment (a rejected or unknown variable):
 /// stderr, or a `tracing` WARN event with the `tracing` feature.
 pub(crate) fn env_warning(line: &str) {

@@ -330,6 +330,7 @@ impl RunBuilder {
         }
         let owned = owned.map(|started| started.owned);
         scheduler::publish(&trace, self.on_decision.as_ref());
+        crate::observe::scope_started(&name, trace.resolved());
         Ok(Run {
             handle: Handle::new(scope.backend.clone(), Some(scope.clone())),
             scope,

@@ -28,6 +28,8 @@ pub(super) enum Stop {
 pub(super) struct Teardown {
     pub(super) scope: Arc<Scope>,
     pub(super) owned: Option<Owned>,
+    /// The scope's name, for the `unirun::scope` events.
+    pub(super) name: String,
 }
 
 impl Teardown {
@@ -35,13 +37,17 @@ impl Teardown {
     /// spawn from now on) and shuts down the owned pool. Returns whether the
     /// tasks finished without being cancelled.
     pub(super) fn run(self, stop: Stop) -> bool {
+        let began = Instant::now();
         let tasks = &self.scope.tasks;
+        // The tasks still live when the scope closes are cancelled.
+        let mut cancelled = 0;
         let in_time = match stop {
             Stop::Wait => {
                 wait_empty(tasks, None);
                 true
             }
             Stop::Now => {
+                cancelled = tasks.len();
                 tasks.close();
                 kill_children(&self.scope);
                 wait_empty(tasks, None);
@@ -50,6 +56,7 @@ impl Teardown {
             Stop::Until(deadline) => {
                 let in_time = wait_empty(tasks, Some(deadline));
                 if !in_time {
+                    cancelled = tasks.len();
                     // Nothing more is waited for: blocking closures still
                     // running are given up on below, at the same deadline.
                     tasks.close();
@@ -71,6 +78,12 @@ impl Teardown {
             (Some(owned), _) => owned.shutdown(),
             (None, _) => {}
         });
+        let how = match stop {
+            Stop::Wait => "wait",
+            Stop::Now => "now",
+            Stop::Until(_) => "timeout",
+        };
+        crate::observe::scope_ended(&self.name, how, cancelled, began.elapsed());
         in_time
     }
 
