@@ -34,10 +34,12 @@ pub(crate) const THREAD_MODE: Var = var("UNIRUN_THREAD_MODE", "thread_mode");
 pub(crate) const FORCE_THREADS: Var = var("UNIRUN_FORCE_THREADS", "force_threads");
 pub(crate) const FORCE_PROCESS: Var = var("UNIRUN_FORCE_PROCESS", "force_process");
 pub(crate) const COMPAT_MODE: Var = var("UNIRUN_COMPAT_MODE", "compat_mode");
+/// Not a setting: what the scheduler prints as it decides (see `observe`).
+pub(crate) const TRACE: Var = var("UNIRUN_TRACE", "trace");
 
 /// Every variable unirun reads, in the order they are checked (so the first
 /// error reported does not depend on the environment's iteration order).
-pub(crate) static KNOWN: [Var; 11] = [
+pub(crate) static KNOWN: [Var; 12] = [
     MODE,
     FLAVOR,
     AUTO,
@@ -49,6 +51,7 @@ pub(crate) static KNOWN: [Var; 11] = [
     FORCE_THREADS,
     FORCE_PROCESS,
     COMPAT_MODE,
+    TRACE,
 ];
 
 /// The warnings for `UNIRUN_*` keys unirun does not know (a typo such as
@@ -108,7 +111,9 @@ const EXPECTED_SAME_AS_MODE: &str = "the same value as UNIRUN_MODE, or only one 
 ///
 /// Produced by the scheduler when it layers the environment under code;
 /// carried by [`DecisionTrace::env_applied`](crate::DecisionTrace::env_applied). Prints as
-/// `UNIRUN_MAX_WORKERS=2`.
+/// `UNIRUN_MAX_WORKERS=2 from the environment`, or with the `.env` file's
+/// path when the value came from
+/// [`RuntimeConfig::from_env_file`](crate::RuntimeConfig::from_env_file).
 ///
 /// # Examples
 ///
@@ -119,13 +124,46 @@ const EXPECTED_SAME_AS_MODE: &str = "the same value as UNIRUN_MODE, or only one 
 /// assert_eq!(applied.var(), "UNIRUN_MAX_WORKERS");
 /// assert_eq!(applied.value(), "2");
 /// assert_eq!(applied.field(), "max_workers");
-/// assert_eq!(applied.to_string(), "UNIRUN_MAX_WORKERS=2");
+/// assert_eq!(applied.to_string(), "UNIRUN_MAX_WORKERS=2 from the environment");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct EnvOverride {
     var: String,
     value: String,
     field: &'static str,
+    source: ValueSource,
+}
+
+/// Where an `UNIRUN_*` value came from.
+///
+/// Serializes as `"environment"` or `{"env_file": "<path>"}`.
+///
+/// # Examples
+///
+/// ```
+/// use unirun::ValueSource;
+///
+/// assert_eq!(ValueSource::Environment.to_string(), "the environment");
+/// assert_eq!(ValueSource::EnvFile("ci/.env".into()).to_string(), "ci/.env");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ValueSource {
+    /// The process environment.
+    Environment,
+    /// A `.env` file read by
+    /// [`RuntimeConfig::from_env_file`](crate::RuntimeConfig::from_env_file).
+    EnvFile(std::path::PathBuf),
+}
+
+impl fmt::Display for ValueSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueSource::Environment => f.write_str("the environment"),
+            ValueSource::EnvFile(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 impl EnvOverride {
@@ -135,14 +173,46 @@ impl EnvOverride {
     ///
     /// ```
     /// let o = unirun::EnvOverride::new("UNIRUN_FORCE_THREADS", "true", "force_threads");
-    /// assert_eq!(o.to_string(), "UNIRUN_FORCE_THREADS=true");
+    /// assert_eq!(o.to_string(), "UNIRUN_FORCE_THREADS=true from the environment");
     /// ```
     pub fn new(var: impl Into<String>, value: impl Into<String>, field: &'static str) -> Self {
         EnvOverride {
             var: var.into(),
             value: value.into(),
             field,
+            source: ValueSource::Environment,
         }
+    }
+
+    /// The same record with another source.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{EnvOverride, ValueSource};
+    ///
+    /// let o = EnvOverride::new("UNIRUN_MAX_WORKERS", "1", "max_workers")
+    ///     .with_source(ValueSource::EnvFile(".env".into()));
+    /// assert_eq!(o.to_string(), "UNIRUN_MAX_WORKERS=1 from .env");
+    /// ```
+    #[must_use]
+    pub fn with_source(mut self, source: ValueSource) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Where the value came from: the environment or a `.env` file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{EnvOverride, ValueSource};
+    ///
+    /// let o = EnvOverride::new("UNIRUN_MODE", "threads", "flavor");
+    /// assert_eq!(o.source(), &ValueSource::Environment);
+    /// ```
+    pub fn source(&self) -> &ValueSource {
+        &self.source
     }
 
     /// The variable's name. A flavor from `UNIRUN_FLAVOR` is reported under
@@ -185,7 +255,7 @@ impl EnvOverride {
 
 impl fmt::Display for EnvOverride {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.var, self.value)
+        write!(f, "{}={} from {}", self.var, self.value, self.source)
     }
 }
 

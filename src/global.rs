@@ -35,8 +35,7 @@ struct State {
     warnings: Vec<String>,
     /// The pre-forked pool behind `call` on handles without a scope of
     /// their own (the shared default); started on first use.
-    #[cfg(all(unix, feature = "process-backend"))]
-    processes: Option<unirun_process::ProcessPool>,
+    processes: Option<backend::process::ProcessPool>,
 }
 
 /// The shared default executor.
@@ -78,7 +77,7 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
 
 fn print_warnings(warnings: Vec<String>) {
     for warning in warnings {
-        eprintln!("{warning}");
+        crate::observe::env_warning(&warning);
     }
 }
 
@@ -108,12 +107,20 @@ impl State {
 /// and shut down by [`reset`].
 #[cfg(all(unix, feature = "process-backend"))]
 pub(crate) fn shared_process_pool() -> unirun_process::ProcessPool {
-    with_state(|s| {
+    let (pool, new) = with_state(|s| {
         let workers = s.caps().suggested_process_workers();
-        s.processes
+        let new = s.processes.is_none();
+        let pool = s
+            .processes
             .get_or_insert_with(|| unirun_process::ProcessPool::new(workers, Default::default()))
-            .clone()
-    })
+            .clone();
+        (pool, new.then_some(workers))
+    });
+    // Said outside the lock (nothing prints under it).
+    if let Some(workers) = new {
+        crate::observe::process_pool("the shared default", workers, pool.origin());
+    }
+    pool
 }
 
 /// What a scope needs from the globals to decide.
@@ -218,16 +225,11 @@ fn default_handle() -> (Handle, u64) {
         .unwrap_or_else(|| panic!("unirun: could not start the default thread pool"));
     let (backend, owned) = (started.backend.clone(), started.owned);
     let gil = (mode == ThreadMode::Gil).then(Gil::new);
-    #[cfg(all(unix, feature = "process-backend"))]
     let forks = started.processes.is_some();
-    #[cfg(not(all(unix, feature = "process-backend")))]
-    let forks = false;
     // A scope only where the default needs one: serializing (gil), or
     // saying it forks (processes); otherwise tasks go straight to the pool.
     let scope = (gil.is_some() || forks).then(|| {
-        #[cfg_attr(not(all(unix, feature = "process-backend")), allow(unused_mut))]
         let mut scope = Scope::new(backend.clone(), gil, true);
-        #[cfg(all(unix, feature = "process-backend"))]
         if let Some(pool) = started.processes {
             let new_scope = Arc::get_mut(&mut scope).expect("nothing else holds a new scope");
             new_scope.forks = true;
@@ -334,6 +336,7 @@ fn wait_quietly(old: &SharedDefault) {
 /// ```
 pub fn reset() {
     COMPAT.store(0, Ordering::Release);
+    crate::observe::reset();
     let (old, old_state) = with_state(|s| {
         let old = s.default.take();
         let old_state = std::mem::take(s);
@@ -342,7 +345,6 @@ pub fn reset() {
     });
     scheduler::clear_last();
     // Its forker thread and workers stop with it.
-    #[cfg(all(unix, feature = "process-backend"))]
     if let Some(pool) = &old_state.processes {
         pool.shutdown_now();
     }
@@ -352,13 +354,11 @@ pub fn reset() {
             scope.tasks.close();
         }
         // Forked children would keep their waiting lane threads busy.
-        #[cfg(all(unix, feature = "process-backend"))]
-        crate::process::cancel_handle_children(&old.handle);
+        backend::process::cancel_handle_children(&old.handle);
         old.owned.shutdown_now();
     }
     // The shared process pool, the fork server and the forker thread.
-    #[cfg(all(unix, feature = "process-backend"))]
-    crate::process::reset_processes();
+    backend::process::reset_processes();
     let _ = CACHED.try_with(|c| c.replace(None));
     crate::time::reset_driver();
 }
@@ -445,10 +445,11 @@ pub(crate) fn compat_mode() -> CompatMode {
         PASSTHROUGH => return CompatMode::Passthrough,
         _ => {}
     }
-    let mode = with_state(|s| {
+    let (mode, from) = with_state(|s| {
         let env = s.env();
         scheduler::compat_mode(&s.config, &env.config)
     });
+    crate::observe::compat_mode(mode, &from);
     let code = match mode {
         CompatMode::Passthrough => PASSTHROUGH,
         _ => MANAGED,

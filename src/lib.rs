@@ -52,7 +52,11 @@
 //! - `smol-backend`: [`Flavor::Smol`] (an async-executor driven by threads
 //!   named after the scope, blocking work on unirun's lane,
 //!   `{name}-blocking-{i}`) and `compat::smol`.
-//! - `full`: every backend above.
+//! - `tracing`: scheduler decisions (`unirun::decision`), rejected or
+//!   unknown `UNIRUN_*` variables (`unirun::env`, WARN) and scope start and
+//!   shutdown (`unirun::scope`) as `tracing` events. Without a subscriber,
+//!   warnings stay on stderr. `UNIRUN_TRACE=1|json` needs no feature.
+//! - `full`: every backend above, and `tracing`.
 //!
 //! # Examples
 //!
@@ -99,6 +103,8 @@ mod gil;
 mod global;
 #[cfg(feature = "std")]
 mod handle;
+#[cfg(feature = "std")]
+mod observe;
 #[cfg(all(unix, feature = "process-backend"))]
 pub mod process;
 #[cfg(feature = "std")]
@@ -121,7 +127,7 @@ pub use unirun_core::{block_on, Executor, JoinError, JoinHandle, PanicLocation, 
 #[cfg(feature = "std")]
 pub use crate::config::RuntimeConfig;
 #[cfg(feature = "std")]
-pub use crate::env::{EnvOverride, RejectedVar};
+pub use crate::env::{EnvOverride, RejectedVar, ValueSource};
 pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
 pub use crate::gather::{gather, Gather};

@@ -2,24 +2,21 @@
 //! through it, and tears down what it owns.
 
 mod builder;
+mod shutdown;
 #[cfg(test)]
 mod tests;
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use unirun_core::TaskSet;
-
 pub use self::builder::RunBuilder;
+use self::shutdown::{Signal, SignalWait, Stop, Teardown};
 use crate::backend::{self, Owned};
 use crate::error::Error;
 use crate::flavor::Flavor;
-use crate::gil;
 use crate::scope::Scope;
 use crate::trace::DecisionTrace;
 use crate::{Handle, JoinHandle};
@@ -102,14 +99,6 @@ pub struct Run {
     name: String,
     /// Set once a shutdown started; `Drop` then does nothing.
     finished: bool,
-}
-
-/// How a shutdown treats tasks that have not finished.
-#[derive(Clone, Copy)]
-enum Stop {
-    Wait,
-    Now,
-    Until(Instant),
 }
 
 impl Run {
@@ -425,6 +414,7 @@ impl Run {
             teardown.off_thread(Stop::Wait, &self.name);
             return;
         }
+        let began = std::time::Instant::now();
         teardown.scope.tasks.wait_empty().await;
         teardown.scope.tasks.close();
         if let Some(pool) = teardown.owned {
@@ -441,6 +431,7 @@ impl Run {
                 SignalWait(&done).await;
             }
         }
+        crate::observe::scope_ended(&teardown.name, "wait", 0, began.elapsed());
     }
 
     fn take_teardown(&mut self) -> Teardown {
@@ -448,6 +439,7 @@ impl Run {
         Teardown {
             scope: self.scope.clone(),
             owned: self.owned.take(),
+            name: self.name.clone(),
         }
     }
 
@@ -484,178 +476,6 @@ impl std::fmt::Debug for Run {
             .field("tasks", &self.scope.tasks.len())
             .field("trace", &self.trace.to_string())
             .finish()
-    }
-}
-
-/// What a shutdown needs, detached from the `Run` so it can move to a
-/// helper thread.
-struct Teardown {
-    scope: Arc<Scope>,
-    owned: Option<Owned>,
-}
-
-impl Teardown {
-    /// Waits as `stop` says, closes the scope (its handles cancel what they
-    /// spawn from now on) and shuts down the owned pool. Returns whether the
-    /// tasks finished without being cancelled.
-    fn run(self, stop: Stop) -> bool {
-        let tasks = &self.scope.tasks;
-        let in_time = match stop {
-            Stop::Wait => {
-                wait_empty(tasks, None);
-                true
-            }
-            Stop::Now => {
-                tasks.close();
-                kill_children(&self.scope);
-                wait_empty(tasks, None);
-                false
-            }
-            Stop::Until(deadline) => {
-                let in_time = wait_empty(tasks, Some(deadline));
-                if !in_time {
-                    // Nothing more is waited for: blocking closures still
-                    // running are given up on below, at the same deadline.
-                    tasks.close();
-                    kill_children(&self.scope);
-                }
-                in_time
-            }
-        };
-        tasks.close();
-        // The scope's process pool: no call of it is left running.
-        #[cfg(all(unix, feature = "process-backend"))]
-        crate::process::close_scope_pool(&self.scope);
-        // Waits for nothing (the pool's tasks are this scope's), then joins
-        // the workers and the blocking lane; a worker might be waiting for a
-        // lock this thread holds.
-        gil::allow_threads(|| match (self.owned, stop) {
-            (Some(owned), Stop::Until(deadline)) => {
-                owned.shutdown_timeout(deadline.saturating_duration_since(Instant::now()));
-            }
-            (Some(owned), _) => owned.shutdown(),
-            (None, _) => {}
-        });
-        in_time
-    }
-
-    /// Runs the teardown on a helper thread. If the OS refuses one, it
-    /// does not recurse into another shutdown here (dropping the pool on
-    /// its own worker, or on an async worker, would need a helper thread
-    /// again): the scope's tasks are cancelled and the backend is left to
-    /// its threads, which stay parked; said on stderr.
-    fn off_thread(self, stop: Stop, name: &str) {
-        let slot = Arc::new(Mutex::new(Some(self)));
-        let theirs = slot.clone();
-        #[cfg(test)]
-        let refused = tests::REFUSE_HELPER.with(std::cell::Cell::get);
-        #[cfg(not(test))]
-        let refused = false;
-        let builder = thread::Builder::new().name(format!("{name}-shutdown"));
-        let spawned = if refused {
-            Err(std::io::Error::other("refused by the test"))
-        } else {
-            builder.spawn(move || {
-                let teardown = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
-                if let Some(teardown) = teardown {
-                    teardown.run(stop);
-                }
-            })
-        };
-        if let Err(err) = spawned {
-            // The failed spawn dropped its closure, so `slot` is ours alone.
-            let teardown = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(teardown) = teardown {
-                eprintln!(
-                    "unirun: could not start a thread to shut scope {name:?} down ({err}); \
-                     cancelling its tasks and leaving its threads parked"
-                );
-                teardown.scope.tasks.close();
-                kill_children(&teardown.scope);
-                std::mem::forget(teardown.owned);
-            }
-        }
-    }
-}
-
-/// Kills the forked children and busy pool workers still working for the
-/// scope, so waiting for its cancelled tasks does not wait for them
-/// (process backend).
-fn kill_children(scope: &Scope) {
-    #[cfg(all(unix, feature = "process-backend"))]
-    crate::process::cancel_children(scope);
-    #[cfg(not(all(unix, feature = "process-backend")))]
-    let _ = scope;
-}
-
-/// Waits until `tasks` is empty (or `deadline` passes), with the calling
-/// thread's serialized-scope locks released; returns whether it emptied.
-/// Without a deadline, a worker thread first hands its queues to another
-/// thread (see `unirun_core::block_on`).
-fn wait_empty(tasks: &TaskSet, deadline: Option<Instant>) -> bool {
-    let Some(deadline) = deadline else {
-        unirun_core::block_on(tasks.wait_empty());
-        return true;
-    };
-    gil::allow_threads(|| {
-        let waker = Waker::from(Arc::new(Unpark(thread::current())));
-        loop {
-            if tasks.notify_when_empty(&waker) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            thread::park_timeout(deadline - now);
-        }
-    })
-}
-
-struct Unpark(thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// A one-shot flag a future can wait on.
-#[derive(Default)]
-struct Signal {
-    state: Mutex<(bool, Option<Waker>)>,
-}
-
-impl Signal {
-    fn set(&self) {
-        let waker = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.0 = true;
-            state.1.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-struct SignalWait<'a>(&'a Signal);
-
-impl Future for SignalWait<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.0 {
-            Poll::Ready(())
-        } else {
-            state.1 = Some(cx.waker().clone());
-            Poll::Pending
-        }
     }
 }
 

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use unirun_core::{JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet};
 
-use crate::backend::Backend;
+use crate::backend::{process, Backend};
 use crate::gil::{self, Gil};
 
 /// A scope: its backend (owned by the `Run`, or borrowed), its live tasks
@@ -33,12 +33,10 @@ pub(crate) struct Scope {
     /// (`Handle::flavor` says `Processes`).
     pub(crate) forks: bool,
     /// The scope's pre-forked workers, started by its first `call`.
-    #[cfg(all(unix, feature = "process-backend"))]
-    pub(crate) processes: std::sync::OnceLock<unirun_process::ProcessPool>,
+    pub(crate) processes: std::sync::OnceLock<process::ProcessPool>,
     /// The scope's default limits for its forked calls and its pool
     /// (`RunBuilder::process_options`).
-    #[cfg(all(unix, feature = "process-backend"))]
-    pub(crate) process_options: unirun_process::ProcessOptions,
+    pub(crate) process_options: process::ProcessOptions,
 }
 
 impl Scope {
@@ -49,10 +47,8 @@ impl Scope {
             gil,
             reusable,
             forks: false,
-            #[cfg(all(unix, feature = "process-backend"))]
             processes: std::sync::OnceLock::new(),
-            #[cfg(all(unix, feature = "process-backend"))]
-            process_options: unirun_process::ProcessOptions::default(),
+            process_options: Default::default(),
         })
     }
 

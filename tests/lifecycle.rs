@@ -121,7 +121,12 @@ fn dropping_a_scope_waits_like_shutdown() {
 
 #[test]
 fn shutdown_now_cancels_what_has_not_finished() {
-    let run = Run::builder().name("now").max_workers(1).build().unwrap();
+    let run = Run::builder()
+        .name("now")
+        .max_workers(1)
+        .max_blocking(1)
+        .build()
+        .unwrap();
     let gate = Gate::default();
     let (started_tx, started_rx) = mpsc::channel();
     let running = {

@@ -378,7 +378,8 @@ fn env_force_threads_is_named_in_the_trace() {
     let line = trace.to_string();
     for part in [
         "forced threads by UNIRUN_FORCE_THREADS",
-        "env applied UNIRUN_FORCE_THREADS=true, UNIRUN_FORCE_PROCESS=true",
+        "env applied UNIRUN_FORCE_THREADS=true from the environment, \
+         UNIRUN_FORCE_PROCESS=true from the environment",
     ] {
         assert!(line.contains(part), "{part} not in {line}");
     }
@@ -437,7 +438,11 @@ fn env_values_fill_what_code_leaves_unset() {
     let line = trace.to_string();
     assert!(line.contains("env flavor shared"), "{line}");
     assert!(
-        line.contains("env applied UNIRUN_MODE=shared, UNIRUN_IO_BOUND=true, UNIRUN_MAX_WORKERS=3"),
+        line.contains(
+            "env applied UNIRUN_MODE=shared from the environment, \
+             UNIRUN_IO_BOUND=true from the environment, \
+             UNIRUN_MAX_WORKERS=3 from the environment"
+        ),
         "{line}"
     );
 
@@ -594,4 +599,152 @@ fn reset_reads_the_environment_again() {
         unirun::last_decision().unwrap().thread_mode(),
         ThreadMode::Gil
     );
+}
+
+#[test]
+fn the_trace_names_where_each_value_came_from() {
+    // The real environment sets UNIRUN_IO_BOUND, and overrides the file's
+    // UNIRUN_CPU_BOUND; the file sets UNIRUN_MAX_WORKERS; code sets
+    // thread_mode over the file's value.
+    let vars = [("UNIRUN_IO_BOUND", "on"), ("UNIRUN_CPU_BOUND", "off")];
+    if child("the_trace_names_where_each_value_came_from", &vars).is_some() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("unirun-sources-{}.env", std::process::id()));
+    std::fs::write(
+        &path,
+        "UNIRUN_MAX_WORKERS=1\nUNIRUN_CPU_BOUND=on\nUNIRUN_THREAD_MODE=gil\n",
+    )
+    .unwrap();
+    let from_file = RuntimeConfig::from_env_file(&path);
+    std::fs::remove_file(&path).unwrap();
+    let config = from_file.unwrap().thread_mode(ThreadMode::Nogil);
+    let trace = trace_of(Run::builder().config(config));
+    let applied: Vec<String> = trace.env_applied().iter().map(|o| o.to_string()).collect();
+    let file = path.display();
+    assert_eq!(
+        applied,
+        [
+            "UNIRUN_CPU_BOUND=false from the environment".to_string(),
+            "UNIRUN_IO_BOUND=true from the environment".to_string(),
+            format!("UNIRUN_MAX_WORKERS=1 from {file}"),
+        ]
+    );
+    assert_eq!(
+        trace.env_applied()[2].source(),
+        &unirun::ValueSource::EnvFile(path.clone())
+    );
+    // The value set in code is not attributed to the file.
+    assert_eq!(trace.thread_mode(), ThreadMode::Nogil);
+    assert!(!trace.to_string().contains("UNIRUN_THREAD_MODE"), "{trace}");
+    let json = serde_json::to_value(&trace).unwrap();
+    assert_eq!(
+        json["env_applied"][2]["source"]["env_file"],
+        file.to_string()
+    );
+    assert_eq!(json["env_applied"][0]["source"], "environment");
+}
+
+#[test]
+fn unirun_trace_json_prints_every_decision_as_json() {
+    let vars = [
+        ("UNIRUN_TRACE", "json"),
+        ("UNIRUN_COMPAT_MODE", "passthrough"),
+    ];
+    if let Some(stderr) = child("unirun_trace_json_prints_every_decision_as_json", &vars) {
+        let objects: Vec<serde_json::Value> = stderr
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        let scope = objects
+            .iter()
+            .find(|o| o["name"] == "traced")
+            .unwrap_or_else(|| panic!("no scope decision in:\n{stderr}"));
+        assert_eq!(scope["requested"], "threads");
+        assert_eq!(scope["resolved"], "threads");
+        assert!(scope["reasons"].as_array().is_some_and(|r| !r.is_empty()));
+        assert!(scope["env_applied"].is_array(), "{scope}");
+        // The shared default's decision (no name), and the compat mode with
+        // where it came from.
+        assert!(
+            objects
+                .iter()
+                .any(|o| o["name"] == "unirun" && o["requested"] == "auto"),
+            "{stderr}"
+        );
+        let compat = objects
+            .iter()
+            .find(|o| o.get("compat_mode").is_some())
+            .unwrap_or_else(|| panic!("no compat decision in:\n{stderr}"));
+        assert_eq!(compat["compat_mode"], "passthrough");
+        assert_eq!(
+            compat["from"],
+            "UNIRUN_COMPAT_MODE=passthrough from the environment"
+        );
+        return;
+    }
+    let run = Run::builder()
+        .name("traced")
+        .flavor(Flavor::Threads)
+        .build()
+        .unwrap();
+    assert_eq!(run.spawn(async { 1 }).join().unwrap(), 1);
+    drop(run);
+    assert_eq!(unirun::to_thread(|| 2).join().unwrap(), 2);
+    assert_eq!(unirun::compat::thread::spawn(|| 3).join().unwrap(), 3);
+}
+
+#[test]
+fn unirun_trace_text_prints_the_one_line_trace() {
+    let vars = [("UNIRUN_TRACE", "1")];
+    if let Some(stderr) = child("unirun_trace_text_prints_the_one_line_trace", &vars) {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("unirun: threads (requested threads)")
+                    && l.contains("name=\"traced\"")),
+            "{stderr}"
+        );
+        return;
+    }
+    let run = Run::builder()
+        .name("traced")
+        .flavor(Flavor::Threads)
+        .build()
+        .unwrap();
+    drop(run);
+}
+
+#[test]
+fn unirun_trace_off_prints_nothing_and_a_bad_value_is_reported() {
+    if let Some(stderr) = child(
+        "unirun_trace_off_prints_nothing_and_a_bad_value_is_reported",
+        &[("UNIRUN_TRACE", "0")],
+    ) {
+        assert!(!stderr.contains("unirun: threads"), "{stderr}");
+        let stderr = child(
+            "unirun_trace_off_prints_nothing_and_a_bad_value_is_reported",
+            &[("UNIRUN_TRACE", "verbose")],
+        )
+        .unwrap();
+        // The implicit path reports it once, and prints no trace.
+        let reported = stderr.matches(r#"UNIRUN_TRACE="verbose""#).count();
+        assert_eq!(reported, 1, "{stderr}");
+        assert!(!stderr.contains("unirun: threads"), "{stderr}");
+        return;
+    }
+    let bad = std::env::var("UNIRUN_TRACE").unwrap() == "verbose";
+    if bad {
+        let err = RuntimeConfig::from_env().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid UNIRUN_TRACE="verbose": expected 0, 1, text or json"#
+        );
+    } else {
+        RuntimeConfig::from_env().unwrap();
+    }
+    drop(Run::new(Flavor::Threads).unwrap());
+    assert_eq!(unirun::to_thread(|| 2).join().unwrap(), 2);
+    assert_eq!(unirun::to_thread(|| 3).join().unwrap(), 3);
 }

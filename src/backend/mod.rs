@@ -5,7 +5,9 @@
 //!
 //! A [`Backend`] is a handle; every handle implements the core's
 //! [`BackendHandle`], so the facade calls one interface through
-//! [`dispatch!`] (the only `match` over the variants).
+//! [`dispatch!`] (the only `match` over the variants besides [`start`]).
+//! What a scope owns is a boxed [`Shutdown`], so tearing it down needs no
+//! `match` either.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +20,11 @@ use crate::scheduler::Plan;
 use crate::trace::Workers;
 
 #[cfg(all(unix, feature = "process-backend"))]
+pub(crate) mod process;
+/// Without the process backend: the same interface, doing nothing (its
+/// pool type has no values), so callers need no `cfg` of their own.
+#[cfg(not(all(unix, feature = "process-backend")))]
+#[path = "no_process.rs"]
 pub(crate) mod process;
 #[cfg(feature = "smol-backend")]
 pub(crate) mod smol;
@@ -48,54 +55,39 @@ macro_rules! dispatch {
     };
 }
 
-/// What a scope owns and tears down: the backend it started.
-pub(crate) enum Owned {
-    Threads(unirun_threads::ThreadPool),
-    #[cfg(feature = "tokio-backend")]
-    Tokio(unirun_tokio::TokioRuntime),
-    #[cfg(feature = "smol-backend")]
-    Smol(unirun_smol::SmolPool),
-}
-
-impl Owned {
+/// Tearing down a backend a scope started; each backend module implements
+/// it for what its `start` returns.
+pub(crate) trait Shutdown: Send + Sync {
     /// Shuts the backend down and joins its threads (a tokio runtime
     /// dropped where blocking is not allowed moves its shutdown to a
     /// thread of its own instead).
-    pub(crate) fn shutdown(self) {
-        match self {
-            Owned::Threads(pool) => pool.shutdown(),
-            #[cfg(feature = "tokio-backend")]
-            Owned::Tokio(runtime) => drop(runtime),
-            #[cfg(feature = "smol-backend")]
-            Owned::Smol(pool) => pool.shutdown(),
-        }
-    }
+    fn shutdown(self: Box<Self>);
 
     /// [`shutdown`](Self::shutdown) that gives up on blocking closures
     /// still running after `timeout`: their threads are left to exit when
     /// the closure returns.
-    pub(crate) fn shutdown_timeout(self, timeout: std::time::Duration) {
-        match self {
-            Owned::Threads(pool) => {
-                pool.shutdown_timeout(timeout);
-            }
-            #[cfg(feature = "tokio-backend")]
-            Owned::Tokio(runtime) => runtime.shutdown_timeout(timeout),
-            #[cfg(feature = "smol-backend")]
-            Owned::Smol(pool) => {
-                pool.shutdown_timeout(timeout);
-            }
-        }
-    }
+    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration);
 
     /// Stops the backend without waiting for its tasks (they are
     /// cancelled); blocking closures already running finish.
-    pub(crate) fn shutdown_now(self) {
-        match self {
-            Owned::Threads(pool) => pool.shutdown_now(),
-            #[allow(unreachable_patterns)] // with tokio or smol compiled in
-            other => other.shutdown(),
-        }
+    fn shutdown_now(self: Box<Self>) {
+        self.shutdown();
+    }
+}
+
+/// What a scope owns and tears down: the backend it started.
+pub(crate) type Owned = Box<dyn Shutdown>;
+
+/// The calls a facade [`Backend`] makes beyond the core's
+/// [`BackendHandle`]; each backend module implements it for its handle.
+pub(crate) trait FacadeHandle {
+    /// The flavor of backend this is (`Threads` for the shared pool too).
+    fn flavor(&self) -> Flavor;
+
+    /// Enters the backend's runtime context on this thread until the guard
+    /// drops (tokio's; nothing for the others).
+    fn enter(&self) -> Option<BackendContext<'_>> {
+        None
     }
 }
 
@@ -105,13 +97,11 @@ impl Owned {
 pub(crate) struct Started {
     pub(crate) backend: Backend,
     pub(crate) owned: Owned,
-    #[cfg(all(unix, feature = "process-backend"))]
-    pub(crate) processes: Option<unirun_process::ProcessPool>,
+    pub(crate) processes: Option<process::ProcessPool>,
 }
 
 /// Starts what `plan` describes. `Provided`, `Shared`, `Reuse` and
 /// `AmbientTokio` borrow a running backend and start nothing: `None`.
-#[cfg_attr(not(all(unix, feature = "process-backend")), allow(unused_variables))]
 pub(crate) fn start(
     plan: &Plan,
     process_options: ProcessOptions,
@@ -122,20 +112,11 @@ pub(crate) fn start(
             blocking_cap,
             name,
         } => threads::start(*workers, *blocking_cap, name)?,
-        #[cfg(all(unix, feature = "process-backend"))]
         Plan::Processes {
             workers,
             blocking_cap,
             name,
         } => process::start(*workers, *blocking_cap, name, process_options)?,
-        // Not reachable: the scheduler falls back before planning processes
-        // without the feature. Threads are still the honest answer.
-        #[cfg(not(all(unix, feature = "process-backend")))]
-        Plan::Processes {
-            workers,
-            blocking_cap,
-            name,
-        } => threads::start(*workers, *blocking_cap, name)?,
         #[cfg(feature = "tokio-backend")]
         Plan::Tokio {
             workers,
@@ -188,13 +169,7 @@ impl Backend {
 
     /// The flavor of backend this is (`Threads` for the shared pool too).
     pub(crate) fn flavor(&self) -> Flavor {
-        match self {
-            Backend::Threads(_) => Flavor::Threads,
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(_) => Flavor::Tokio,
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(_) => Flavor::Smol,
-        }
+        dispatch!(self, h => FacadeHandle::flavor(h))
     }
 
     pub(crate) fn workers(&self) -> Workers {
@@ -211,11 +186,7 @@ impl Backend {
     /// Enters the backend's runtime context on this thread until the guard
     /// drops (tokio's; nothing for the others).
     pub(crate) fn enter(&self) -> Option<BackendContext<'_>> {
-        match self {
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(h) => Some(h.tokio().enter()),
-            _ => None,
-        }
+        dispatch!(self, h => FacadeHandle::enter(h))
     }
 
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
@@ -235,13 +206,7 @@ impl std::fmt::Debug for Backend {
 
 /// The limits a scope's forked calls default to (nothing without the
 /// process backend).
-#[cfg(all(unix, feature = "process-backend"))]
-pub(crate) type ProcessOptions = unirun_process::ProcessOptions;
-/// The limits a scope's forked calls default to: none without the process
-/// backend.
-#[cfg(not(all(unix, feature = "process-backend")))]
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct ProcessOptions;
+pub(crate) use self::process::ProcessOptions;
 
 /// A backend's runtime context, entered on a thread (see [`Backend::enter`]).
 #[cfg(feature = "tokio-backend")]
@@ -256,11 +221,16 @@ pub(crate) fn on_async_thread() -> bool {
     unirun_core::on_worker_thread() || ambient_tokio().is_some()
 }
 
-#[cfg(feature = "tokio-backend")]
-pub(crate) use self::tokio::ambient as ambient_tokio;
+/// The tokio runtime the calling thread runs in, as a backend to borrow:
+/// never, without `tokio-backend`.
+pub(crate) fn ambient_tokio() -> Option<Backend> {
+    tokio_ambient()
+}
 
-/// The tokio runtime the calling thread runs in: never, without `tokio-backend`.
+#[cfg(feature = "tokio-backend")]
+use self::tokio::ambient as tokio_ambient;
+
 #[cfg(not(feature = "tokio-backend"))]
-pub(crate) fn ambient_tokio() -> Option<std::convert::Infallible> {
+fn tokio_ambient() -> Option<Backend> {
     None
 }

@@ -2,10 +2,13 @@
 //! `spawn` and `spawn_blocking`, plus a pre-forked process pool for `call`
 //! and `to_process`.
 
-use unirun_process::{ProcessOptions, ProcessPool};
+pub(crate) use unirun_process::{ProcessOptions, ProcessPool};
 
-use super::{threads, Backend, Owned, Started};
+use super::{threads, Backend, Started};
 use crate::error::Error;
+pub(crate) use crate::process::{
+    cancel_children, cancel_handle_children, close_scope_pool, reset_processes,
+};
 
 /// Starts a thread pool like `Plan::Threads` and creates (without forking
 /// yet: its workers start on the first call) a process pool of `workers`
@@ -19,7 +22,7 @@ pub(crate) fn start(
     let pool = threads::pool(workers, blocking_cap, name)?;
     Ok(Started {
         backend: Backend::Threads(pool.handle()),
-        owned: Owned::Threads(pool),
+        owned: Box::new(pool),
         processes: Some(ProcessPool::new(workers, options)),
     })
 }

@@ -1,9 +1,10 @@
 //! An async-executor driven by threads of its own (feature `smol-backend`).
 
-use unirun_smol::SmolPool;
+use unirun_smol::{Handle, SmolPool};
 
-use super::{Backend, Owned, Started};
+use super::{Backend, FacadeHandle, Shutdown, Started};
 use crate::error::Error;
+use crate::flavor::Flavor;
 
 /// Starts an executor driven by `workers` threads named after `name`, with
 /// a blocking lane of up to `blocking_cap` threads.
@@ -15,8 +16,23 @@ pub(crate) fn start(workers: usize, blocking_cap: usize, name: &str) -> Result<S
         .build()?;
     Ok(Started {
         backend: Backend::Smol(pool.handle()),
-        owned: Owned::Smol(pool),
-        #[cfg(all(unix, feature = "process-backend"))]
+        owned: Box::new(pool),
         processes: None,
     })
+}
+
+impl Shutdown for SmolPool {
+    fn shutdown(self: Box<Self>) {
+        SmolPool::shutdown(*self);
+    }
+
+    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) {
+        SmolPool::shutdown_timeout(*self, timeout);
+    }
+}
+
+impl FacadeHandle for Handle {
+    fn flavor(&self) -> Flavor {
+        Flavor::Smol
+    }
 }

@@ -1,9 +1,10 @@
 //! unirun's own thread pool (always compiled in with `std`).
 
-use unirun_threads::ThreadPool;
+use unirun_threads::{Handle, ThreadPool};
 
-use super::{Backend, Owned, Started};
+use super::{Backend, FacadeHandle, Shutdown, Started};
 use crate::error::Error;
+use crate::flavor::Flavor;
 
 /// Starts a pool of `workers` threads named after `name`, with a blocking
 /// lane of up to `blocking_cap` threads.
@@ -11,8 +12,7 @@ pub(crate) fn start(workers: usize, blocking_cap: usize, name: &str) -> Result<S
     let pool = pool(workers, blocking_cap, name)?;
     Ok(Started {
         backend: Backend::Threads(pool.handle()),
-        owned: Owned::Threads(pool),
-        #[cfg(all(unix, feature = "process-backend"))]
+        owned: Box::new(pool),
         processes: None,
     })
 }
@@ -23,4 +23,24 @@ pub(super) fn pool(workers: usize, blocking_cap: usize, name: &str) -> Result<Th
         .max_blocking_threads(blocking_cap)
         .name(name)
         .build()?)
+}
+
+impl Shutdown for ThreadPool {
+    fn shutdown(self: Box<Self>) {
+        ThreadPool::shutdown(*self);
+    }
+
+    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) {
+        ThreadPool::shutdown_timeout(*self, timeout);
+    }
+
+    fn shutdown_now(self: Box<Self>) {
+        ThreadPool::shutdown_now(*self);
+    }
+}
+
+impl FacadeHandle for Handle {
+    fn flavor(&self) -> Flavor {
+        Flavor::Threads
+    }
 }

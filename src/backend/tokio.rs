@@ -1,10 +1,11 @@
 //! A tokio runtime: one the scope owns, or the ambient one it borrows
 //! (feature `tokio-backend`).
 
-use unirun_tokio::TokioRuntime;
+use unirun_tokio::{Handle, TokioRuntime};
 
-use super::{Backend, Owned, Started};
+use super::{Backend, BackendContext, FacadeHandle, Shutdown, Started};
 use crate::error::Error;
+use crate::flavor::Flavor;
 
 /// Starts a multi-thread tokio runtime of `workers` threads named after
 /// `name`, with up to `blocking_cap` blocking threads.
@@ -16,13 +17,32 @@ pub(crate) fn start(workers: usize, blocking_cap: usize, name: &str) -> Result<S
         .build()?;
     Ok(Started {
         backend: Backend::Tokio(runtime.handle()),
-        owned: Owned::Tokio(runtime),
-        #[cfg(all(unix, feature = "process-backend"))]
+        owned: Box::new(runtime),
         processes: None,
     })
 }
 
 /// The tokio runtime the calling thread runs in, when unirun can borrow it.
-pub(crate) fn ambient() -> Option<unirun_tokio::Handle> {
-    unirun_tokio::Handle::current()
+pub(crate) fn ambient() -> Option<Backend> {
+    Handle::current().map(Backend::Tokio)
+}
+
+impl Shutdown for TokioRuntime {
+    fn shutdown(self: Box<Self>) {
+        drop(self);
+    }
+
+    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) {
+        TokioRuntime::shutdown_timeout(*self, timeout);
+    }
+}
+
+impl FacadeHandle for Handle {
+    fn flavor(&self) -> Flavor {
+        Flavor::Tokio
+    }
+
+    fn enter(&self) -> Option<BackendContext<'_>> {
+        Some(self.tokio().enter())
+    }
 }

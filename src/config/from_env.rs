@@ -7,8 +7,8 @@ use std::path::Path;
 use super::RuntimeConfig;
 use crate::env::{
     parse_bool, parse_compat_mode, parse_flavor, parse_thread_mode, parse_workers, process_vars,
-    Problem, RejectedVar, Var, AUTO, COMPAT_MODE, CPU_BOUND, FLAVOR, FORCE_PROCESS, FORCE_THREADS,
-    IO_BOUND, KNOWN, MAX_BLOCKING, MAX_WORKERS, MODE, THREAD_MODE,
+    Problem, RejectedVar, ValueSource, Var, AUTO, COMPAT_MODE, CPU_BOUND, FLAVOR, FORCE_PROCESS,
+    FORCE_THREADS, IO_BOUND, KNOWN, MAX_BLOCKING, MAX_WORKERS, MODE, THREAD_MODE, TRACE,
 };
 use crate::error::Error;
 
@@ -16,7 +16,11 @@ use crate::error::Error;
 /// and returned, for the implicit paths that must keep running (they put
 /// the rejected variables in their trace).
 pub(crate) fn from_env_lenient() -> (RuntimeConfig, Vec<RejectedVar>) {
-    from_vars_lenient(process_vars())
+    let (config, rejected) = from_vars_lenient(process_vars());
+    (
+        config.sourced(|_| crate::env::ValueSource::Environment),
+        rejected,
+    )
 }
 
 /// Like [`RuntimeConfig::from_vars`], but skips invalid values and returns
@@ -96,6 +100,9 @@ where
     if let Some(v) = p.get(COMPAT_MODE, parse_compat_mode) {
         config = config.compat_mode(v);
     }
+    // Read where it is used (`observe`); only checked here, so a bad value
+    // is reported like any other.
+    let _ = p.get(TRACE, crate::observe::parse_trace);
     (config, p.problems)
 }
 
@@ -142,6 +149,8 @@ struct Entry {
     value: String,
     /// 1-based line of the definition.
     line: Option<usize>,
+    /// The real environment's value replaced the file's.
+    from_real_env: bool,
 }
 
 /// Reads a `.env` file the dotenv way, then its `UNIRUN_*` keys.
@@ -166,7 +175,12 @@ pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
         match item {
             Ok((key, value)) => {
                 let line = definition_line(text, &key);
-                entries.push(Entry { key, value, line });
+                entries.push(Entry {
+                    key,
+                    value,
+                    line,
+                    from_real_env: false,
+                });
             }
             Err(dotenvy::Error::LineParse(bad, at)) => {
                 let first = bad.lines().next().unwrap_or_default().trim_end();
@@ -187,14 +201,27 @@ pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
     for entry in &mut entries {
         if let Some(real) = std::env::var_os(&entry.key) {
             entry.value = real.to_string_lossy().into_owned();
+            entry.from_real_env = true;
         }
     }
     for warning in crate::env::unknown_vars(entries.iter().map(|e| &e.key)) {
-        eprintln!("{warning} (in {})", path.display());
+        crate::observe::env_warning(&format!("{warning} (in {})", path.display()));
     }
     let (config, problems) = parse_vars(entries.iter().map(|e| (&e.key, &e.value)));
     match problems.into_iter().next() {
-        None => Ok(config),
+        None => Ok(config.sourced(|field| {
+            // The last definition of a variable feeding `field` decides.
+            let real = entries
+                .iter()
+                .rev()
+                .find(|e| KNOWN.iter().any(|v| v.field == field && v.name == e.key))
+                .is_some_and(|e| e.from_real_env);
+            if real {
+                ValueSource::Environment
+            } else {
+                ValueSource::EnvFile(path.to_path_buf())
+            }
+        })),
         Some(problem) => {
             // Point at the last definition of the variable(s) involved.
             let line = entries

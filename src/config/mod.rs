@@ -8,7 +8,7 @@ mod tests;
 use std::path::Path;
 
 pub(crate) use self::from_env::{from_env_lenient, parse_vars};
-use crate::env;
+use crate::env::{self, ValueSource, Var};
 use crate::error::Error;
 use crate::flavor::{CompatMode, Flavor, ThreadMode};
 
@@ -43,6 +43,7 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 /// | `UNIRUN_FORCE_THREADS` | `force_threads` | bool |
 /// | `UNIRUN_FORCE_PROCESS` | `force_process` | bool |
 /// | `UNIRUN_COMPAT_MODE` | `compat_mode` | managed, passthrough |
+/// | `UNIRUN_TRACE` | (none) | 0, 1, text, json: print every scheduler decision to stderr |
 ///
 /// Bools are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`. Words and
 /// bools ignore ASCII case and surrounding whitespace. An empty value counts
@@ -68,7 +69,7 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 /// assert_eq!(env.max_workers, Some(2));
 /// # Ok::<(), unirun::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct RuntimeConfig {
     /// The flavor that `Flavor::Auto` scopes and the helpers use
@@ -97,6 +98,46 @@ pub struct RuntimeConfig {
     pub force_process: Option<bool>,
     /// Kill switch: the compat modules' mode (`UNIRUN_COMPAT_MODE`).
     pub compat_mode: Option<CompatMode>,
+    /// Where the values read from the environment or a `.env` file came
+    /// from, for the trace; a setter (code) forgets its field's entry.
+    pub(crate) sources: Vec<Sourced>,
+}
+
+/// A setting's value as read from a variable, and where it was read.
+#[derive(Debug, Clone)]
+pub(crate) struct Sourced {
+    pub(crate) var: Var,
+    pub(crate) value: String,
+    pub(crate) source: ValueSource,
+}
+
+/// Equal settings compare equal wherever they came from.
+impl PartialEq for RuntimeConfig {
+    fn eq(&self, other: &Self) -> bool {
+        let RuntimeConfig {
+            flavor,
+            auto,
+            cpu_bound,
+            io_bound,
+            max_workers,
+            max_blocking,
+            thread_mode,
+            force_threads,
+            force_process,
+            compat_mode,
+            sources: _,
+        } = self;
+        *flavor == other.flavor
+            && *auto == other.auto
+            && *cpu_bound == other.cpu_bound
+            && *io_bound == other.io_bound
+            && *max_workers == other.max_workers
+            && *max_blocking == other.max_blocking
+            && *thread_mode == other.thread_mode
+            && *force_threads == other.force_threads
+            && *force_process == other.force_process
+            && *compat_mode == other.compat_mode
+    }
 }
 
 impl RuntimeConfig {
@@ -113,6 +154,7 @@ impl RuntimeConfig {
     #[must_use]
     pub fn flavor(mut self, flavor: Flavor) -> Self {
         self.flavor = Some(flavor);
+        self.forget("flavor");
         self
     }
 
@@ -128,6 +170,7 @@ impl RuntimeConfig {
     #[must_use]
     pub fn auto(mut self, auto: bool) -> Self {
         self.auto = Some(auto);
+        self.forget("auto");
         self
     }
 
@@ -142,6 +185,7 @@ impl RuntimeConfig {
     #[must_use]
     pub fn cpu_bound(mut self, cpu_bound: bool) -> Self {
         self.cpu_bound = Some(cpu_bound);
+        self.forget("cpu_bound");
         self
     }
 
@@ -156,6 +200,7 @@ impl RuntimeConfig {
     #[must_use]
     pub fn io_bound(mut self, io_bound: bool) -> Self {
         self.io_bound = Some(io_bound);
+        self.forget("io_bound");
         self
     }
 
@@ -172,6 +217,7 @@ impl RuntimeConfig {
     #[must_use]
     pub fn max_workers(mut self, max_workers: usize) -> Self {
         self.max_workers = Some(max_workers);
+        self.forget("max_workers");
         self
     }
 
@@ -188,6 +234,7 @@ impl RuntimeConfig {
     #[must_use]
     pub fn max_blocking(mut self, max_blocking: usize) -> Self {
         self.max_blocking = Some(max_blocking);
+        self.forget("max_blocking");
         self
     }
 
@@ -204,6 +251,7 @@ impl RuntimeConfig {
     #[must_use]
     pub fn thread_mode(mut self, thread_mode: ThreadMode) -> Self {
         self.thread_mode = Some(thread_mode);
+        self.forget("thread_mode");
         self
     }
 
@@ -219,6 +267,7 @@ impl RuntimeConfig {
     #[must_use]
     pub fn force_threads(mut self, force_threads: bool) -> Self {
         self.force_threads = Some(force_threads);
+        self.forget("force_threads");
         self
     }
 
@@ -233,6 +282,7 @@ impl RuntimeConfig {
     #[must_use]
     pub fn force_process(mut self, force_process: bool) -> Self {
         self.force_process = Some(force_process);
+        self.forget("force_process");
         self
     }
 
@@ -249,7 +299,13 @@ impl RuntimeConfig {
     #[must_use]
     pub fn compat_mode(mut self, compat_mode: CompatMode) -> Self {
         self.compat_mode = Some(compat_mode);
+        self.forget("compat_mode");
         self
+    }
+
+    /// Drops the recorded source of `field`: code set it.
+    pub(crate) fn forget(&mut self, field: &str) {
+        self.sources.retain(|s| s.var.field != field);
     }
 
     /// The flavor the force switches impose, if any: `Threads` when
@@ -328,7 +384,8 @@ impl RuntimeConfig {
     /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn from_env() -> Result<Self, Error> {
-        Self::from_vars(env::process_vars())
+        let config = Self::from_vars(env::process_vars())?;
+        Ok(config.sourced(|_| ValueSource::Environment))
     }
 
     /// Reads the same keys as [`from_env`](Self::from_env) from a `.env` file,

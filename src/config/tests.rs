@@ -110,9 +110,9 @@ fn kill_switches_override_code() {
     assert_eq!(
         applied,
         [
-            "UNIRUN_FORCE_THREADS=true",
-            "UNIRUN_FORCE_PROCESS=true",
-            "UNIRUN_COMPAT_MODE=passthrough"
+            "UNIRUN_FORCE_THREADS=true from the environment",
+            "UNIRUN_FORCE_PROCESS=true from the environment",
+            "UNIRUN_COMPAT_MODE=passthrough from the environment"
         ]
     );
 

@@ -54,8 +54,7 @@ pub struct RunBuilder {
     max_blocking: Option<usize>,
     executor: Option<Handle>,
     on_decision: Option<Listener>,
-    #[cfg(all(unix, feature = "process-backend"))]
-    process_options: Option<crate::process::ProcessOptions>,
+    process_options: Option<backend::ProcessOptions>,
 }
 
 impl RunBuilder {
@@ -282,14 +281,10 @@ impl RunBuilder {
         let decision =
             scheduler::decide(request, &snapshot.env, &snapshot.caps, parent_info.as_ref())?;
         let mut trace = decision.trace;
-        #[cfg(all(unix, feature = "process-backend"))]
         let process_options = self.process_options.unwrap_or_default();
-        #[cfg(not(all(unix, feature = "process-backend")))]
-        let process_options = backend::ProcessOptions;
         let started = backend::start(&decision.plan, process_options)?;
         let (backend, owned) = match (started, decision.plan, self.executor, parent) {
             (Some(started), ..) => {
-                #[cfg(all(unix, feature = "process-backend"))]
                 if let Some(pool) = &started.processes {
                     // Created now (its workers start on the first call) so
                     // the trace can say where they will come from.
@@ -300,14 +295,10 @@ impl RunBuilder {
             (None, Plan::Provided, Some(handle), _) => (handle.backend().clone(), None),
             (None, Plan::Reuse, _, Some(parent)) => (parent.backend.clone(), None),
             (None, Plan::AmbientTokio, _, _) => match backend::ambient_tokio() {
-                #[cfg(feature = "tokio-backend")]
-                Some(handle) => {
-                    let backend = backend::Backend::Tokio(handle);
+                Some(backend) => {
                     trace = trace.with_workers(backend.workers());
                     (backend, None)
                 }
-                #[cfg(not(feature = "tokio-backend"))]
-                Some(never) => match never {},
                 None => unreachable!("the scheduler saw an ambient runtime on this thread"),
             },
             // `Shared`, and the unreachable mismatches (a plan without what
@@ -327,11 +318,8 @@ impl RunBuilder {
             workers.cpu()
         };
         let name = backend.name().to_string();
-        #[allow(unused_mut)] // mutated only with the process backend
         let mut scope = Scope::new(backend, gil, true);
-        #[cfg_attr(not(all(unix, feature = "process-backend")), allow(unused_mut))]
         let mut owned = owned;
-        #[cfg(all(unix, feature = "process-backend"))]
         {
             let new_scope = Arc::get_mut(&mut scope).expect("nothing else holds a new scope");
             new_scope.process_options = process_options;
@@ -342,6 +330,7 @@ impl RunBuilder {
         }
         let owned = owned.map(|started| started.owned);
         scheduler::publish(&trace, self.on_decision.as_ref());
+        crate::observe::scope_started(&name, trace.resolved());
         Ok(Run {
             handle: Handle::new(scope.backend.clone(), Some(scope.clone())),
             scope,
@@ -364,7 +353,6 @@ impl fmt::Debug for RunBuilder {
             .field("max_blocking", &self.max_blocking)
             .field("executor", &self.executor)
             .field("on_decision", &self.on_decision.is_some());
-        #[cfg(all(unix, feature = "process-backend"))]
         f.field("process_options", &self.process_options);
         f.finish()
     }

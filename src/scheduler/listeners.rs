@@ -139,6 +139,7 @@ fn listeners() -> ForkMutexGuard<'static, Vec<(ListenerId, Listener)>> {
 /// back into unirun.
 pub(crate) fn publish(trace: &DecisionTrace, own: Option<&Listener>) {
     *LAST.lock() = Some(trace.clone());
+    crate::observe::decision(trace);
     let global: Vec<Listener> = listeners().iter().map(|(_, l)| l.clone()).collect();
     for listener in own.into_iter().chain(global.iter()) {
         // Isolated: the panic message still prints through the panic hook.

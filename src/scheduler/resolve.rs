@@ -17,7 +17,11 @@ pub(super) fn resolve(
     configured: &RuntimeConfig,
     env: &RuntimeConfig,
 ) -> (RuntimeConfig, Vec<EnvOverride>) {
-    scope.clone().merged_over(configured).apply_env(env)
+    // Values that code passed on from `from_env_file`/`from_env` keep
+    // their source, so the trace names them beside the environment's.
+    let (config, _) = scope.clone().merged_over(configured).apply_env(env);
+    let applied = config.applied();
+    (config, applied)
 }
 
 /// The flavor the kill switches force, whatever the code asked for.
@@ -29,10 +33,14 @@ pub(crate) fn forced_flavor(configured: &RuntimeConfig, env: &RuntimeConfig) -> 
 }
 
 /// The compat modules' mode: `UNIRUN_COMPAT_MODE` (a kill switch), else
-/// what [`configure`](crate::configure) set, else managed.
-pub(crate) fn compat_mode(configured: &RuntimeConfig, env: &RuntimeConfig) -> CompatMode {
-    resolve(&RuntimeConfig::default(), configured, env)
-        .0
-        .compat_mode
-        .unwrap_or(CompatMode::Managed)
+/// what [`configure`](crate::configure) set, else managed; and where it
+/// came from, for the trace.
+pub(crate) fn compat_mode(configured: &RuntimeConfig, env: &RuntimeConfig) -> (CompatMode, String) {
+    let (config, applied) = resolve(&RuntimeConfig::default(), configured, env);
+    let from = match applied.iter().find(|o| o.field() == "compat_mode") {
+        Some(o) => o.to_string(),
+        None if config.compat_mode.is_some() => "configure".to_owned(),
+        None => "default".to_owned(),
+    };
+    (config.compat_mode.unwrap_or(CompatMode::Managed), from)
 }

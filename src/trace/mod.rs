@@ -23,7 +23,7 @@ use crate::flavor::{Flavor, ThreadMode};
 /// for example:
 ///
 /// ```text
-/// unirun: threads (requested auto) because default; workers=2 blocking<=64; mode=nogil; env applied UNIRUN_MAX_WORKERS=2; env rejected UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)
+/// unirun: threads (requested auto) because default; workers=2 blocking<=64; mode=nogil; env applied UNIRUN_MAX_WORKERS=2 from the environment; env rejected UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)
 /// ```
 ///
 /// and `serde::Serialize` gives an object with the keys `requested`,

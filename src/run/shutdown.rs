@@ -1,0 +1,212 @@
+//! Tearing a [`Run`](super::Run) down: waiting for its tasks as the
+//! shutdown asks, cancelling the rest, and shutting the owned backend down,
+//! here or on a helper thread.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::Instant;
+
+use unirun_core::TaskSet;
+
+use crate::backend::{self, Owned};
+use crate::gil;
+use crate::scope::Scope;
+
+/// How a shutdown treats tasks that have not finished.
+#[derive(Clone, Copy)]
+pub(super) enum Stop {
+    Wait,
+    Now,
+    Until(Instant),
+}
+
+/// What a shutdown needs, detached from the `Run` so it can move to a
+/// helper thread.
+pub(super) struct Teardown {
+    pub(super) scope: Arc<Scope>,
+    pub(super) owned: Option<Owned>,
+    /// The scope's name, for the `unirun::scope` events.
+    pub(super) name: String,
+}
+
+impl Teardown {
+    /// Waits as `stop` says, closes the scope (its handles cancel what they
+    /// spawn from now on) and shuts down the owned pool. Returns whether the
+    /// tasks finished without being cancelled.
+    pub(super) fn run(self, stop: Stop) -> bool {
+        let began = Instant::now();
+        let tasks = &self.scope.tasks;
+        // The tasks still live when the scope closes are cancelled.
+        let mut cancelled = 0;
+        let in_time = match stop {
+            Stop::Wait => {
+                wait_empty(tasks, None);
+                true
+            }
+            Stop::Now => {
+                cancelled = tasks.len();
+                tasks.close();
+                kill_children(&self.scope);
+                wait_empty(tasks, None);
+                false
+            }
+            Stop::Until(deadline) => {
+                let in_time = wait_empty(tasks, Some(deadline));
+                if !in_time {
+                    cancelled = tasks.len();
+                    // Nothing more is waited for: blocking closures still
+                    // running are given up on below, at the same deadline.
+                    tasks.close();
+                    kill_children(&self.scope);
+                }
+                in_time
+            }
+        };
+        tasks.close();
+        // The scope's process pool: no call of it is left running.
+        backend::process::close_scope_pool(&self.scope);
+        // Waits for nothing (the pool's tasks are this scope's), then joins
+        // the workers and the blocking lane; a worker might be waiting for a
+        // lock this thread holds.
+        gil::allow_threads(|| match (self.owned, stop) {
+            (Some(owned), Stop::Until(deadline)) => {
+                owned.shutdown_timeout(deadline.saturating_duration_since(Instant::now()));
+            }
+            (Some(owned), _) => owned.shutdown(),
+            (None, _) => {}
+        });
+        let how = match stop {
+            Stop::Wait => "wait",
+            Stop::Now => "now",
+            Stop::Until(_) => "timeout",
+        };
+        crate::observe::scope_ended(&self.name, how, cancelled, began.elapsed());
+        in_time
+    }
+
+    /// Runs the teardown on a helper thread. If the OS refuses one, it
+    /// does not recurse into another shutdown here (dropping the pool on
+    /// its own worker, or on an async worker, would need a helper thread
+    /// again): the scope's tasks are cancelled and the backend is left to
+    /// its threads, which stay parked; said on stderr.
+    pub(super) fn off_thread(self, stop: Stop, name: &str) {
+        let slot = Arc::new(Mutex::new(Some(self)));
+        let theirs = slot.clone();
+        let refused = helper_refused();
+        let builder = thread::Builder::new().name(format!("{name}-shutdown"));
+        let spawned = if refused {
+            Err(std::io::Error::other("refused by the test"))
+        } else {
+            builder.spawn(move || {
+                let teardown = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(teardown) = teardown {
+                    teardown.run(stop);
+                }
+            })
+        };
+        if let Err(err) = spawned {
+            // The failed spawn dropped its closure, so `slot` is ours alone.
+            let teardown = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(teardown) = teardown {
+                eprintln!(
+                    "unirun: could not start a thread to shut scope {name:?} down ({err}); \
+                     cancelling its tasks and leaving its threads parked"
+                );
+                teardown.scope.tasks.close();
+                kill_children(&teardown.scope);
+                std::mem::forget(teardown.owned);
+            }
+        }
+    }
+}
+
+/// Kills the forked children and busy pool workers still working for the
+/// scope, so waiting for its cancelled tasks does not wait for them
+/// (process backend).
+fn kill_children(scope: &Scope) {
+    backend::process::cancel_children(scope);
+}
+
+/// Waits until `tasks` is empty (or `deadline` passes), with the calling
+/// thread's serialized-scope locks released; returns whether it emptied.
+/// Without a deadline, a worker thread keeps running its pool's tasks.
+fn wait_empty(tasks: &TaskSet, deadline: Option<Instant>) -> bool {
+    let Some(deadline) = deadline else {
+        unirun_core::block_on(tasks.wait_empty());
+        return true;
+    };
+    gil::allow_threads(|| {
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        loop {
+            if tasks.notify_when_empty(&waker) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            thread::park_timeout(deadline - now);
+        }
+    })
+}
+
+struct Unpark(thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A one-shot flag a future can wait on.
+#[derive(Default)]
+pub(super) struct Signal {
+    state: Mutex<(bool, Option<Waker>)>,
+}
+
+impl Signal {
+    pub(super) fn set(&self) {
+        let waker = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.0 = true;
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+pub(super) struct SignalWait<'a>(pub(super) &'a Signal);
+
+impl Future for SignalWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 {
+            Poll::Ready(())
+        } else {
+            state.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// Whether a test refuses the teardown helper thread (never, outside tests).
+#[cfg(not(test))]
+fn helper_refused() -> bool {
+    false
+}
+
+#[cfg(test)]
+fn helper_refused() -> bool {
+    super::tests::REFUSE_HELPER.with(std::cell::Cell::get)
+}
