@@ -125,10 +125,10 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
     if ptr.is_null() {
         return None;
     }
-    // SAFETY: by `CURRENT`'s invariant the pointer came from `Arc::as_ptr`
-    // and an `Arc` borrowed by the live `Enter` keeps the scope alive, so
-    // the strong count is at least 1; we add the reference the new `Arc`
-    // owns before building it.
+    // By `CURRENT`'s invariant the pointer came from `Arc::as_ptr` and an
+    // `Arc` borrowed by the live `Enter` keeps the scope alive.
+    // SAFETY: so the strong count is at least 1; we add the reference the
+    // new `Arc` owns before building it.
     unsafe {
         Arc::increment_strong_count(ptr);
         Some(Arc::from_raw(ptr))

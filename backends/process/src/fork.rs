@@ -114,10 +114,10 @@ where
     let stdio = lock_stdio();
     let guard = FORK_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let (read, write) = sys::pipe().map_err(|err| JoinError::transport("pipe", err.to_string()))?;
-    // SAFETY: the child runs only the forking thread's own state: `f` (the
-    // caller's closure, whose contract the crate docs state), the pipe,
-    // unirun's fork-guarded state, and async-signal-safe calls until `f`
-    // runs; it leaves with `_exit`. We hold `stdio` and `FORK_LOCK`.
+    // The child runs only the forking thread's own state: `f` (the caller's
+    // closure, whose contract the crate docs state), the pipe, unirun's
+    // fork-guarded state, and async-signal-safe calls until `f` runs.
+    // SAFETY: as above; the child leaves with `_exit`; we hold `stdio` and `FORK_LOCK`.
     let forked = unsafe { fork_quiesced() };
     match forked {
         Ok(Forked::Child) => {
