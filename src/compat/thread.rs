@@ -1,5 +1,5 @@
-//! A drop-in for `std::thread`'s spawning API: [`spawn`], [`Builder`],
-//! [`JoinHandle`] and [`scope`].
+//! A drop-in for `std::thread`: [`spawn`], [`Builder`], [`JoinHandle`] and
+//! [`scope`] are unirun's, the rest is std's own.
 //!
 //! In managed mode, [`spawn`] runs the closure on the shared default
 //! executor's blocking lane (see [`to_thread`](crate::to_thread)): 10,000
@@ -12,18 +12,22 @@
 //! - the closure runs on a pooled thread, so `thread::current()` inside it
 //!   names the pool's thread (`unirun-blocking-{i}`), and thread-locals
 //!   persist from one closure to the next;
-//! - the lane has a cap (16 threads per CPU, at least 512, by default; see
-//!   [`Handle::max_blocking_threads`](crate::Handle::max_blocking_threads)):
-//!   more closures that wait *for each other* than the cap would deadlock,
-//!   where OS threads would not. Spawn such long-lived, interdependent
-//!   threads with a [`Builder`] that sets a stack size (always an OS
-//!   thread), or use passthrough;
-//! - [`Builder::name`] is recorded but a pooled thread keeps its own name;
-//!   a builder with [`stack_size`](Builder::stack_size) starts a real OS
-//!   thread, since pooled threads cannot change their stack;
-//! - `JoinHandle::thread()` is not offered (the pooled thread is not known
-//!   before the closure starts);
-//! - [`scope`]'s threads are pooled too, with the same cap caveat.
+//! - no deadlock where std has none: when the blocking lane cannot promise a
+//!   closure a thread (it is at its cap with closures that may wait for each
+//!   other), the closure gets a dedicated OS thread, as std gives every
+//!   spawn (see the `native` module for the argument);
+//! - [`Builder::name`] sets the pooled thread's OS-level name (what `ps`,
+//!   `top` and debuggers show) while the closure runs, and puts it back
+//!   after; `thread::current().name()` and panic messages keep the pool
+//!   thread's name. A builder with [`stack_size`](Builder::stack_size)
+//!   starts a real OS thread, since pooled threads cannot change their stack;
+//! - [`JoinHandle::thread`] is the thread running the closure; asked before
+//!   the closure started, it starts it on a dedicated thread at once rather
+//!   than wait for the pool;
+//! - [`scope`]'s threads are pooled too, with the same fallback.
+//!
+//! Everything else (`sleep`, `current`, `park`, `Thread`, `LocalKey`, ...) is
+//! std's own, re-exported, so a whole `use std::thread::{...}` line converts.
 //!
 //! # Examples
 //!
@@ -40,13 +44,24 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
+mod native;
 mod scoped;
 
 pub use self::scoped::{scope, Scope, ScopedJoinHandle};
+pub use std::thread::{
+    available_parallelism, current, panicking, park, park_timeout, sleep, yield_now, AccessError,
+    LocalKey, Result, Thread, ThreadId,
+};
 
-/// Spawns a thread (in managed mode: runs `f` on a pooled thread) and
-/// returns a [`JoinHandle`] for it, like `std::thread::spawn`.
+/// Spawns a thread (in managed mode: runs `f` on a pooled thread, or a
+/// dedicated one when the pool is full) and returns a [`JoinHandle`] for it,
+/// like `std::thread::spawn`.
+///
+/// # Panics
+///
+/// When a thread is needed and the OS refuses to start one, as std's does.
 ///
 /// # Examples
 ///
@@ -64,7 +79,7 @@ where
     if super::passthrough() {
         JoinHandle(Inner::Std(std::thread::spawn(f)))
     } else {
-        JoinHandle(Inner::Pooled(crate::to_thread(f)))
+        JoinHandle(Inner::Pooled(native::launch(Box::new(f), None)))
     }
 }
 
@@ -84,7 +99,7 @@ pub struct JoinHandle<T>(Inner<T>);
 
 enum Inner<T> {
     Std(std::thread::JoinHandle<T>),
-    Pooled(crate::JoinHandle<T>),
+    Pooled(Arc<native::Shared<T>>),
 }
 
 impl<T> JoinHandle<T> {
@@ -99,17 +114,37 @@ impl<T> JoinHandle<T> {
     /// let err = thread::spawn(|| -> u8 { panic!("no") }).join().unwrap_err();
     /// assert_eq!(err.downcast_ref::<&str>(), Some(&"no"));
     /// ```
-    pub fn join(self) -> std::thread::Result<T> {
+    pub fn join(self) -> Result<T> {
         match self.0 {
             Inner::Std(handle) => handle.join(),
-            Inner::Pooled(handle) => handle.join().map_err(|err| {
-                if err.is_panic() {
-                    err.into_panic()
-                } else {
-                    // Cancelled: the pool was reset under the closure.
-                    Box::new(err.to_string())
-                }
-            }),
+            Inner::Pooled(shared) => shared.join(),
+        }
+    }
+
+    /// The thread running the closure, like `std::thread::JoinHandle::thread`:
+    /// inside the closure, `thread::current().id()` is its id.
+    ///
+    /// Managed mode learns the thread when the closure starts on it. Asked
+    /// before that, it starts the closure on a dedicated OS thread right
+    /// away (as std would have), so this never waits for the pool.
+    ///
+    /// # Panics
+    ///
+    /// If the closure had not started and the OS refuses a thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::compat::thread;
+    ///
+    /// let handle = thread::spawn(|| thread::current().id());
+    /// let id = handle.thread().id();
+    /// assert_eq!(handle.join().unwrap(), id);
+    /// ```
+    pub fn thread(&self) -> &Thread {
+        match &self.0 {
+            Inner::Std(handle) => handle.thread(),
+            Inner::Pooled(shared) => shared.thread(),
         }
     }
 
@@ -129,7 +164,7 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         match &self.0 {
             Inner::Std(handle) => handle.is_finished(),
-            Inner::Pooled(handle) => handle.is_finished(),
+            Inner::Pooled(shared) => shared.is_finished(),
         }
     }
 }
@@ -175,7 +210,9 @@ impl Builder {
         Builder::default()
     }
 
-    /// Names the thread (in managed mode, a pooled thread keeps its own name).
+    /// Names the thread. In managed mode a pooled thread carries the name
+    /// at the OS level while the closure runs (put back after); a
+    /// dedicated thread is named as std names it.
     ///
     /// # Examples
     ///
@@ -204,6 +241,23 @@ impl Builder {
         self
     }
 
+    /// Whether this builder's spawns go to the pool (managed mode, no stack size).
+    fn pooled(&self) -> bool {
+        self.stack_size.is_none() && !super::passthrough()
+    }
+
+    /// std's builder with this one's settings.
+    fn to_std(self) -> std::thread::Builder {
+        let mut builder = std::thread::Builder::new();
+        if let Some(name) = self.name {
+            builder = builder.name(name);
+        }
+        if let Some(size) = self.stack_size {
+            builder = builder.stack_size(size);
+        }
+        builder
+    }
+
     /// Spawns the thread, like `std::thread::Builder::spawn`.
     ///
     /// # Errors
@@ -223,16 +277,49 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        if self.stack_size.is_none() && !super::passthrough() {
-            return Ok(JoinHandle(Inner::Pooled(crate::to_thread(f))));
+        if self.pooled() {
+            return Ok(JoinHandle(Inner::Pooled(native::launch(
+                Box::new(f),
+                self.name,
+            ))));
         }
-        let mut builder = std::thread::Builder::new();
-        if let Some(name) = self.name {
-            builder = builder.name(name);
+        self.to_std().spawn(f).map(|h| JoinHandle(Inner::Std(h)))
+    }
+
+    /// Spawns a scoped thread with this builder's settings, like
+    /// `std::thread::Builder::spawn_scoped`.
+    ///
+    /// # Errors
+    ///
+    /// When the OS refuses to start an OS thread (passthrough mode, or a
+    /// builder with a stack size).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::compat::thread;
+    ///
+    /// let mut total = 0;
+    /// thread::scope(|s| -> std::io::Result<()> {
+    ///     let handle = thread::Builder::new().name("adder".into()).spawn_scoped(s, || total += 5)?;
+    ///     handle.join().unwrap();
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(total, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope Scope<'scope, 'env>,
+        f: F,
+    ) -> io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        if self.pooled() && scope.is_pooled() {
+            return Ok(scope.spawn_pooled(f, self.name));
         }
-        if let Some(size) = self.stack_size {
-            builder = builder.stack_size(size);
-        }
-        builder.spawn(f).map(|h| JoinHandle(Inner::Std(h)))
+        scope.spawn_os(f, self.to_std())
     }
 }

@@ -11,11 +11,14 @@
 
 use std::any::Any;
 use std::fmt;
+use std::io;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, Thread};
+
+use super::native;
 
 /// Creates a scope for spawning threads that borrow local variables, like
 /// `std::thread::scope`. Every thread spawned in it is joined before `scope`
@@ -124,6 +127,62 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
+        if self.pooled {
+            self.spawn_pooled(f, None)
+        } else {
+            self.spawn_os(f, thread::Builder::new())
+                .expect("failed to spawn thread")
+        }
+    }
+
+    /// Whether this scope's threads are pooled (managed mode).
+    pub(super) fn is_pooled(&self) -> bool {
+        self.pooled
+    }
+
+    /// Runs `f` on a pooled thread (a dedicated one when the pool is full),
+    /// its OS-level name set to `name` while it runs.
+    pub(super) fn spawn_pooled<F, T>(&'scope self, f: F, name: Option<String>) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let (packet, job) = self.job(f);
+        let waiter = Waiter::Pooled(native::launch(job, name));
+        ScopedJoinHandle {
+            packet,
+            waiter,
+            _scope: PhantomData,
+        }
+    }
+
+    /// Runs `f` on an OS thread started by `builder`.
+    pub(super) fn spawn_os<F, T>(
+        &'scope self,
+        f: F,
+        builder: thread::Builder,
+    ) -> io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let (packet, job) = self.job(f);
+        // A refused spawn drops the job, which counts it out of the scope.
+        let waiter = Waiter::Os(builder.spawn(job)?);
+        Ok(ScopedJoinHandle {
+            packet,
+            waiter,
+            _scope: PhantomData,
+        })
+    }
+
+    /// Packs `f` as a job the pool or an OS thread can take, counted in the
+    /// scope until it is dropped.
+    fn job<F, T>(&'scope self, f: F) -> (Arc<Packet<'scope, T>>, native::Job<()>)
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
         let packet = Arc::new(Packet {
             result: Mutex::new(None),
             scope: self.data.clone(),
@@ -140,21 +199,8 @@ impl<'scope> Scope<'scope, '_> {
         // does not end) until `running` is back to zero, which the job's
         // `Drop` does only after dropping the closure and its packet.
         // SAFETY: nothing borrowed from `'scope` outlives `scope()`.
-        let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
-        let waiter = if self.pooled {
-            Waiter::Pooled(crate::to_thread(job))
-        } else {
-            Waiter::Os(
-                thread::Builder::new()
-                    .spawn(job)
-                    .expect("failed to spawn thread"),
-            )
-        };
-        ScopedJoinHandle {
-            packet,
-            waiter,
-            _scope: PhantomData,
-        }
+        let job: native::Job<()> = unsafe { std::mem::transmute(job) };
+        (packet, job)
     }
 }
 
@@ -217,7 +263,7 @@ impl<F, T> Drop for Job<'_, F, T> {
 }
 
 enum Waiter {
-    Pooled(crate::JoinHandle<()>),
+    Pooled(Arc<native::Shared<()>>),
     Os(thread::JoinHandle<()>),
 }
 
@@ -254,7 +300,7 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// ```
     pub fn join(self) -> thread::Result<T> {
         let finished = match self.waiter {
-            Waiter::Pooled(handle) => handle.join().is_ok(),
+            Waiter::Pooled(shared) => shared.join().is_ok(),
             Waiter::Os(handle) => handle.join().is_ok(),
         };
         let result = self
@@ -290,8 +336,35 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// ```
     pub fn is_finished(&self) -> bool {
         match &self.waiter {
-            Waiter::Pooled(handle) => handle.is_finished(),
+            Waiter::Pooled(shared) => shared.is_finished(),
             Waiter::Os(handle) => handle.is_finished(),
+        }
+    }
+
+    /// The thread running the closure, like
+    /// `std::thread::ScopedJoinHandle::thread`. Asked before a pooled
+    /// closure started, it starts it on a dedicated thread at once (see
+    /// [`JoinHandle::thread`](super::JoinHandle::thread)).
+    ///
+    /// # Panics
+    ///
+    /// If the closure had not started and the OS refuses a thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::compat::thread;
+    ///
+    /// thread::scope(|s| {
+    ///     let handle = s.spawn(|| thread::current().id());
+    ///     let id = handle.thread().id();
+    ///     assert_eq!(handle.join().unwrap(), id);
+    /// });
+    /// ```
+    pub fn thread(&self) -> &Thread {
+        match &self.waiter {
+            Waiter::Pooled(shared) => shared.thread(),
+            Waiter::Os(handle) => handle.thread(),
         }
     }
 }
