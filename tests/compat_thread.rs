@@ -14,6 +14,22 @@ fn current_name() -> Option<String> {
     std::thread::current().name().map(String::from)
 }
 
+/// In managed mode a closure runs on a pooled thread, or, while the lane is
+/// full (tests running in parallel fill it), on an unnamed thread of its own.
+fn assert_pooled_or_dedicated(name: Option<String>) {
+    if let Some(name) = name {
+        assert!(name.starts_with("unirun-blocking-"), "{name}");
+    }
+}
+
+/// Runs test `name` in two child processes, passthrough and managed, and
+/// returns whether this is one of them: for tests that fill the shared lane
+/// and would disturb the tests running beside them.
+fn isolated(name: &str) -> bool {
+    common::also_in_passthrough(name);
+    common::in_child_process(name)
+}
+
 #[test]
 fn spawn_and_join_return_values() {
     common::also_in_passthrough("spawn_and_join_return_values");
@@ -27,8 +43,7 @@ fn spawn_and_join_return_values() {
         // A fresh, unnamed OS thread, as std gives.
         assert_eq!(name, None);
     } else {
-        let name = name.unwrap_or_default();
-        assert!(name.starts_with("unirun-blocking-"), "{name}");
+        assert_pooled_or_dedicated(name);
     }
 }
 
@@ -115,8 +130,7 @@ fn scope_lets_threads_borrow_locals() {
         if common::passthrough() {
             assert_eq!(name, None);
         } else {
-            let name = name.unwrap_or_default();
-            assert!(name.starts_with("unirun-blocking-"), "{name}");
+            assert_pooled_or_dedicated(name);
         }
     }
 
@@ -134,7 +148,9 @@ fn scope_lets_threads_borrow_locals() {
 
 #[test]
 fn ten_thousand_spawns_do_not_make_ten_thousand_threads() {
-    common::also_in_passthrough("ten_thousand_spawns_do_not_make_ten_thousand_threads");
+    if !isolated("ten_thousand_spawns_do_not_make_ten_thousand_threads") {
+        return;
+    }
     if common::passthrough() {
         // std starts an OS thread per call; that is the point of managed
         // mode, so passthrough only checks the results on a smaller run.
@@ -185,4 +201,258 @@ fn the_mode_is_read_again_after_reset() {
     )
     .unwrap();
     assert_eq!(thread::spawn(current_name).join().unwrap(), None);
+}
+
+/// Runs `body` on a thread of its own and fails the test, rather than
+/// hanging it, if it does not finish within a generous minute.
+fn watchdog<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("{what}: still not done after 60 s (deadlock?)"),
+    }
+}
+
+/// `n` spawned threads meet at one std barrier; each returns its index.
+fn barrier_of(n: usize) -> usize {
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                i
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+/// A chain of `depth` threads, each spawning the next and joining it.
+fn nested_chain(depth: usize) -> usize {
+    fn link(left: usize) -> usize {
+        if left == 0 {
+            return 0;
+        }
+        thread::spawn(move || link(left - 1)).join().unwrap() + 1
+    }
+    link(depth)
+}
+
+#[test]
+fn a_thousand_threads_meet_at_a_barrier() {
+    if !isolated("a_thousand_threads_meet_at_a_barrier") {
+        return;
+    }
+    // Twice the default lane cap and more: std starts 1,000 threads, so must we.
+    let sum = watchdog("1,000 threads at a barrier", || barrier_of(1000));
+    assert_eq!(sum, 1000 * 999 / 2);
+}
+
+#[test]
+fn a_chain_of_a_thousand_nested_spawns_joins() {
+    if !isolated("a_chain_of_a_thousand_nested_spawns_joins") {
+        return;
+    }
+    let depth = watchdog("a chain of 1,000 nested spawns", || nested_chain(1000));
+    assert_eq!(depth, 1000);
+}
+
+#[test]
+fn a_tiny_lane_cap_never_deadlocks() {
+    // Configures the shared default: alone in a child process.
+    if !common::in_child_process("a_tiny_lane_cap_never_deadlocks") {
+        return;
+    }
+    unirun::configure(unirun::RuntimeConfig::default().max_blocking(2)).unwrap();
+    assert_eq!(unirun::get_executor().max_blocking_threads(), 2);
+    let (sum, depth) = watchdog("a lane capped at 2", || (barrier_of(64), nested_chain(64)));
+    assert_eq!(sum, 64 * 63 / 2);
+    assert_eq!(depth, 64);
+    // Scoped threads get the same guarantee.
+    let met = watchdog("scoped threads on a lane capped at 2", || {
+        let barrier = std::sync::Barrier::new(16);
+        let count = AtomicUsize::new(0);
+        thread::scope(|s| {
+            for _ in 0..16 {
+                s.spawn(|| {
+                    barrier.wait();
+                    count.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        count.into_inner()
+    });
+    assert_eq!(met, 16);
+    // The lane itself kept its cap: the rest got threads of their own.
+    let lane_threads = common::threads_named("unirun-blocking");
+    assert!(
+        lane_threads <= 2,
+        "{lane_threads} lane threads over a cap of 2"
+    );
+}
+
+#[test]
+fn join_handle_thread_is_the_thread_running_the_closure() {
+    common::also_in_passthrough("join_handle_thread_is_the_thread_running_the_closure");
+    // std's documented pattern: park inside, unpark through `handle.thread()`.
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let inside = flag.clone();
+    let handle = thread::spawn(move || {
+        started_tx.send(()).unwrap();
+        while !inside.load(Ordering::SeqCst) {
+            thread::park();
+        }
+        thread::current().id()
+    });
+    started.recv().unwrap();
+    let id = handle.thread().id();
+    flag.store(true, Ordering::SeqCst);
+    handle.thread().unpark();
+    let ran_on = watchdog("a parked thread", move || handle.join().unwrap());
+    assert_eq!(ran_on, id);
+
+    // Asked at once, maybe before the closure started: never waits, and
+    // still the thread that runs it.
+    for _ in 0..50 {
+        let handle = thread::spawn(|| (thread::current().id(), current_name()));
+        let (id, name) = (
+            handle.thread().id(),
+            handle.thread().name().map(String::from),
+        );
+        assert_eq!(handle.join().unwrap(), (id, name));
+    }
+}
+
+#[test]
+fn builder_name_applies_while_the_closure_runs() {
+    common::also_in_passthrough("builder_name_applies_while_the_closure_runs");
+    fn os_name(tid: i64) -> Option<String> {
+        let path = format!("/proc/self/task/{tid}/comm");
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|n| n.trim_end().to_string())
+    }
+    let handle = thread::Builder::new()
+        .name("compat-named".into())
+        .spawn(|| {
+            // SAFETY: gettid has no preconditions.
+            let tid = i64::from(unsafe { libc::gettid() });
+            (tid, os_name(tid), current_name())
+        })
+        .unwrap();
+    let (tid, during, std_name) = handle.join().unwrap();
+    if cfg!(target_os = "linux") {
+        assert_eq!(during.as_deref(), Some("compat-named"));
+    }
+    let pooled = std_name
+        .as_deref()
+        .is_some_and(|n| n.starts_with("unirun-blocking-"));
+    if common::passthrough() || !pooled {
+        // An OS thread of its own, named as std names it.
+        assert_eq!(std_name.as_deref(), Some("compat-named"));
+        return;
+    }
+    // A pooled thread: std's view keeps the pool's name...
+    let pool_name = std_name.unwrap_or_default();
+    assert!(pool_name.starts_with("unirun-blocking-"), "{pool_name}");
+    // ...and the OS name is the pool's again once the closure returned (or
+    // the thread has retired since).
+    if let Some(after) = os_name(tid) {
+        assert!(pool_name.starts_with(&after), "{after} after, {pool_name}");
+    }
+}
+
+#[test]
+fn builder_spawn_scoped_and_scoped_thread() {
+    common::also_in_passthrough("builder_spawn_scoped_and_scoped_thread");
+    let mut total = 0u64;
+    let values = [1u64, 2, 3];
+    let (id, inner, named) = thread::scope(|s| {
+        let handle = thread::Builder::new()
+            .name("scoped-named".into())
+            .spawn_scoped(s, || {
+                total += values.iter().sum::<u64>();
+                (
+                    thread::current().id(),
+                    std::fs::read_to_string("/proc/thread-self/comm").ok(),
+                )
+            })
+            .unwrap();
+        let id = handle.thread().id();
+        let (inner, named) = handle.join().unwrap();
+        (id, inner, named)
+    });
+    assert_eq!(total, 6);
+    assert_eq!(id, inner);
+    if cfg!(target_os = "linux") {
+        assert_eq!(named.unwrap().trim_end(), "scoped-named");
+    }
+    // A stack size: an OS thread of its own, in both modes.
+    let deep = thread::scope(|s| {
+        thread::Builder::new()
+            .stack_size(4 << 20)
+            .spawn_scoped(s, || values.len())
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    assert_eq!(deep, 3);
+    // `ScopedJoinHandle::thread` of a plain scoped spawn.
+    thread::scope(|s| {
+        let handle = s.spawn(|| thread::current().id());
+        let id = handle.thread().id();
+        assert_eq!(handle.join().unwrap(), id);
+    });
+}
+
+#[test]
+fn the_rest_of_std_thread_is_std_s_own() {
+    use std::cell::Cell;
+    use std::time::Duration;
+    // The whole line converts, and each name is std's item.
+    use unirun::compat::thread::{
+        available_parallelism, current, panicking, park_timeout, sleep, yield_now, AccessError,
+        LocalKey, Result, Thread, ThreadId,
+    };
+    thread_local!(static COUNT: Cell<u32> = const { Cell::new(0) });
+
+    let me: Thread = current();
+    let id: ThreadId = me.id();
+    assert_eq!(id, std::thread::current().id());
+    sleep(Duration::ZERO);
+    yield_now();
+    park_timeout(Duration::ZERO);
+    unirun::compat::thread::park_timeout(Duration::ZERO);
+    assert!(available_parallelism().unwrap().get() >= 1);
+    assert!(!panicking());
+    let key: &'static LocalKey<Cell<u32>> = &COUNT;
+    key.with(|c| c.set(c.get() + 1));
+    let read: std::result::Result<u32, AccessError> = key.try_with(Cell::get);
+    assert_eq!(read, Ok(1));
+    let joined: Result<u32> = thread::spawn(|| 2).join();
+    assert_eq!(joined.unwrap(), 2);
+    // `park`/`unpark`: a token set beforehand makes `park` return at once.
+    current().unpark();
+    unirun::compat::thread::park();
+    // `panicking` is true while a panic unwinds, on a compat thread too.
+    struct SeesPanic(std::sync::mpsc::Sender<bool>);
+    impl Drop for SeesPanic {
+        fn drop(&mut self) {
+            let _ = self.0.send(panicking());
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let failed = thread::spawn(move || {
+        let _guard = SeesPanic(tx);
+        panic!("unwinding");
+    });
+    assert!(failed.join().is_err());
+    assert!(rx.recv().unwrap());
 }

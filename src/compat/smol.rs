@@ -38,12 +38,12 @@ use std::panic::{self, RefUnwindSafe, UnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+#[cfg(not(target_os = "espidf"))]
+pub use ::smol::process;
 pub use ::smol::{
     channel, fs, future, io, lock, net, pin, prelude, ready, stream, Async, Executor,
     LocalExecutor, Timer, Unblock,
 };
-#[cfg(not(target_os = "espidf"))]
-pub use ::smol::process;
 
 /// Spawns a task, like `smol::spawn`.
 ///
@@ -398,7 +398,9 @@ impl<T> FallibleTask<T> {
     pub fn is_finished(&self) -> bool {
         match &self.0 {
             FallibleInner::Smol(task) => task.finished(),
-            FallibleInner::Unirun(handle) => handle.as_ref().is_none_or(crate::JoinHandle::is_finished),
+            FallibleInner::Unirun(handle) => {
+                handle.as_ref().is_none_or(crate::JoinHandle::is_finished)
+            }
         }
     }
 }
@@ -411,7 +413,9 @@ impl<T> Future for FallibleTask<T> {
         match &mut self.get_mut().0 {
             FallibleInner::Smol(task) => task.poll_output(cx),
             FallibleInner::Unirun(slot) => {
-                let handle = slot.as_mut().expect("`FallibleTask` polled after completion");
+                let handle = slot
+                    .as_mut()
+                    .expect("`FallibleTask` polled after completion");
                 let output = match Pin::new(handle).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(output) => output,

@@ -142,7 +142,11 @@ impl<'scope> Scope<'scope, '_> {
 
     /// Runs `f` on a pooled thread (a dedicated one when the pool is full),
     /// its OS-level name set to `name` while it runs.
-    pub(super) fn spawn_pooled<F, T>(&'scope self, f: F, name: Option<String>) -> ScopedJoinHandle<'scope, T>
+    pub(super) fn spawn_pooled<F, T>(
+        &'scope self,
+        f: F,
+        name: Option<String>,
+    ) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
