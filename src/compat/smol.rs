@@ -301,7 +301,7 @@ enum FallibleInner<T> {
     Unirun(Option<crate::JoinHandle<T>>),
 }
 
-/// The future smol's `Task::fallible` returns as a boxed, nameable future.
+/// A boxed future resolving to an option: what smol's fallible `cancel` returns, nameable.
 type BoxedOption<T> = Pin<Box<dyn Future<Output = Option<T>> + Send>>;
 
 /// What we call on smol's `FallibleTask`, whose type smol does not export.

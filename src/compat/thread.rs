@@ -247,7 +247,7 @@ impl Builder {
     }
 
     /// std's builder with this one's settings.
-    fn to_std(self) -> std::thread::Builder {
+    fn into_std(self) -> std::thread::Builder {
         let mut builder = std::thread::Builder::new();
         if let Some(name) = self.name {
             builder = builder.name(name);
@@ -283,7 +283,7 @@ impl Builder {
                 self.name,
             ))));
         }
-        self.to_std().spawn(f).map(|h| JoinHandle(Inner::Std(h)))
+        self.into_std().spawn(f).map(|h| JoinHandle(Inner::Std(h)))
     }
 
     /// Spawns a scoped thread with this builder's settings, like
@@ -320,6 +320,6 @@ impl Builder {
         if self.pooled() && scope.is_pooled() {
             return Ok(scope.spawn_pooled(f, self.name));
         }
-        scope.spawn_os(f, self.to_std())
+        scope.spawn_os(f, self.into_std())
     }
 }

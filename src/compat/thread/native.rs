@@ -25,6 +25,10 @@
 //! dedicated thread races the lane for the closure; whoever loses finds the
 //! slot empty and returns at once.
 //!
+//! A dedicated thread enters the shared default's scope when it has one
+//! (`UNIRUN_THREAD_MODE=gil`, or a forking default), as the lane's jobs do,
+//! so a serialized default stays serialized.
+//!
 //! **Why `join` ends.** It waits on the slot's condition variable until the
 //! closure's result is stored. A waiting closure is claimed: by the lane
 //! (by the argument above), by a racing dedicated thread, or, if the lane
@@ -37,6 +41,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, Thread};
 
 use crate::backend::Backend;
+use crate::scope::Scope;
 use crate::Handle;
 
 /// A closure handed to [`launch`].
@@ -55,6 +60,9 @@ pub(super) struct Shared<T> {
     thread: OnceLock<Thread>,
     /// The name asked for with `Builder::name`.
     name: Option<String>,
+    /// The shared default's scope, when it has one (serialized or forking):
+    /// a dedicated thread enters it as the lane's jobs do.
+    scope: Option<Arc<Scope>>,
 }
 
 enum Slot<T> {
@@ -69,11 +77,13 @@ enum Slot<T> {
 /// Starts `f` on a pooled thread, or on a dedicated one when the pool cannot
 /// promise it a thread (see the module docs).
 pub(super) fn launch<T: Send + 'static>(f: Job<T>, name: Option<String>) -> Arc<Shared<T>> {
+    let handle = crate::get_executor();
     let shared = Arc::new(Shared {
         slot: Mutex::new(Slot::Running),
         done: Condvar::new(),
         thread: OnceLock::new(),
         name,
+        scope: handle.scope().cloned(),
     });
     // The closure holds its slot until it runs or is dropped; the cycle
     // ends when it is taken out of the slot.
@@ -88,7 +98,6 @@ pub(super) fn launch<T: Send + 'static>(f: Job<T>, name: Option<String>) -> Arc<
         owner.finish(result);
     });
     *shared.lock() = Slot::Waiting(erased);
-    let handle = crate::get_executor();
     let claim = Claim(shared.clone());
     // Detached: the result travels through `shared`.
     drop(handle.spawn_blocking(move || claim.run_here()));
@@ -136,12 +145,13 @@ impl<T> Shared<T> {
         if let Some(name) = &self.name {
             builder = builder.name(name.clone());
         }
-        let theirs = cell.clone();
+        let (theirs, scope) = (cell.clone(), self.scope.clone());
         // Starting the thread under the lock is safe: the new thread takes
         // the lock only after its closure returned.
         match builder.spawn(move || {
             let f = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(f) = f {
+                let _enter = scope.as_ref().map(Scope::enter);
                 f();
             }
         }) {

@@ -6,8 +6,13 @@
 //! [`scope`] does not return until every job of the scope is gone (`running`
 //! back to zero). A job decrements `running` only in its `Drop`, after it
 //! dropped the closure and its result slot, so nothing that borrows from
-//! `'scope` outlives the count; a job the pool drops without running (a
-//! `reset()` under it) still counts down.
+//! `'scope` outlives the count; a job dropped without running (if even a
+//! dedicated thread was refused) still counts down.
+//!
+//! Pooled scoped threads get the same start guarantee as
+//! [`spawn`](super::spawn) (see the `native` module): when the lane cannot
+//! promise a job a thread, a dedicated one runs it, so scoped threads that
+//! wait for each other never deadlock where std's would not.
 
 use std::any::Any;
 use std::fmt;
