@@ -78,26 +78,7 @@ enum Slot<T> {
 /// promise it a thread (see the module docs).
 pub(super) fn launch<T: Send + 'static>(f: Job<T>, name: Option<String>) -> Arc<Shared<T>> {
     let handle = crate::get_executor();
-    let shared = Arc::new(Shared {
-        slot: Mutex::new(Slot::Running),
-        done: Condvar::new(),
-        thread: OnceLock::new(),
-        name,
-        scope: handle.scope().cloned(),
-    });
-    // The closure holds its slot until it runs or is dropped; the cycle
-    // ends when it is taken out of the slot.
-    let owner = shared.clone();
-    let os_name = owner.name.clone();
-    let erased: Erased = Box::new(move || {
-        let result = {
-            // Put back before `join` can see the result.
-            let _named = os_name.as_deref().map(OsName::apply);
-            panic::catch_unwind(AssertUnwindSafe(f))
-        };
-        owner.finish(result);
-    });
-    *shared.lock() = Slot::Waiting(erased);
+    let shared = Shared::new(f, name, handle.scope().cloned());
     let claim = Claim(shared.clone());
     // Detached: the result travels through `shared`.
     drop(handle.spawn_blocking(move || claim.run_here()));
@@ -120,6 +101,33 @@ fn lane_has_room(handle: &Handle) -> bool {
         _ => return false,
     };
     stats.threads - stats.idle + stats.queued <= stats.cap
+}
+
+impl<T: Send + 'static> Shared<T> {
+    /// A spawn whose closure waits to be claimed.
+    fn new(f: Job<T>, name: Option<String>, scope: Option<Arc<Scope>>) -> Arc<Self> {
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(Slot::Running),
+            done: Condvar::new(),
+            thread: OnceLock::new(),
+            name,
+            scope,
+        });
+        // The closure holds its slot until it runs or is dropped; the cycle
+        // ends when it is taken out of the slot.
+        let owner = shared.clone();
+        let os_name = owner.name.clone();
+        let erased: Erased = Box::new(move || {
+            let result = {
+                // Put back before `join` can see the result.
+                let _named = os_name.as_deref().map(OsName::apply);
+                panic::catch_unwind(AssertUnwindSafe(f))
+            };
+            owner.finish(result);
+        });
+        *shared.lock() = Slot::Waiting(erased);
+        shared
+    }
 }
 
 impl<T> Shared<T> {
@@ -272,5 +280,84 @@ impl Drop for OsName {
     fn drop(&mut self) {
         let current = thread::current();
         unirun_platform::set_current_thread_name(current.name().unwrap_or(""));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread;
+
+    use super::{Claim, Shared};
+
+    /// Fails instead of hanging if `body` does not end within a minute.
+    fn watchdog(body: impl FnOnce() + Send + 'static) {
+        let (done, finished) = mpsc::channel();
+        thread::spawn(move || {
+            body();
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the body panicked or hung for 60 s");
+    }
+
+    #[test]
+    fn a_job_dropped_unrun_still_runs_on_a_thread_of_its_own() {
+        watchdog(dropped_unrun);
+    }
+
+    fn dropped_unrun() {
+        let (tx, rx) = mpsc::channel();
+        let shared = Shared::new(
+            Box::new(move || {
+                tx.send(thread::current().id()).unwrap();
+                thread::current().name().map(String::from)
+            }),
+            Some("rescued".into()),
+            None,
+        );
+        // What the lane does to a job it cancels: drops it without running.
+        drop(Claim(shared.clone()));
+        let ran_on = rx.recv().unwrap();
+        assert_ne!(ran_on, thread::current().id());
+        assert_eq!(shared.join().unwrap().as_deref(), Some("rescued"));
+        assert_eq!(shared.thread().id(), ran_on);
+    }
+
+    #[test]
+    fn thread_before_the_start_starts_it_without_waiting() {
+        watchdog(thread_before_the_start);
+    }
+
+    fn thread_before_the_start() {
+        let (release, gate) = mpsc::channel::<()>();
+        let shared = Shared::new(
+            Box::new(move || {
+                gate.recv().unwrap();
+                thread::current().id()
+            }),
+            None,
+            None,
+        );
+        // Nobody claimed it (no lane job at all): `thread()` starts it.
+        let id = shared.thread().id();
+        assert!(!shared.is_finished());
+        release.send(()).unwrap();
+        assert_eq!(shared.join().unwrap(), id);
+        assert!(shared.is_finished());
+        // A claim that comes later finds the slot taken and does nothing.
+        Claim(shared.clone()).run_here();
+    }
+
+    #[test]
+    fn the_first_claim_wins() {
+        let shared = Shared::new(Box::new(|| thread::current().id()), None, None);
+        let claim = Claim(shared.clone());
+        claim.run_here();
+        assert_eq!(shared.thread().id(), thread::current().id());
+        // Dropping a claim that ran starts nothing more.
+        drop(claim);
+        assert_eq!(shared.join().unwrap(), thread::current().id());
     }
 }
