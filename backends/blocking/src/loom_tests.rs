@@ -16,6 +16,11 @@
 //!   two closures arrive one after the other: the wake-up count
 //!   (`notified`) must never promise a thread that is not coming. (No clock
 //!   here: loom allows five threads per execution, counting retired ones.)
+//! - `loom_admission_rule_cap_1` / `_cap_2`: the rule `compat::thread::spawn`
+//!   uses to decide whether a closure may wait for a lane thread (right
+//!   after the push, `threads - idle + queued <= cap`) or needs a dedicated
+//!   thread racing the lane for it. The first closure blocks until the
+//!   second has run; whichever way the rule decides, the second runs.
 //!
 //! Run them with
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p unirun-blocking --lib --release loom`;
@@ -155,4 +160,56 @@ fn loom_two_sleepers_woken_one_at_a_time() {
         lane.shutdown();
         assert_eq!(lane.stats().threads, 0);
     });
+}
+
+/// The compat spawn's protocol around the lane: push a job that claims the
+/// closure, read the stats, and when `threads - idle + queued > cap` start a
+/// dedicated thread that races the job for the claim.
+fn admission(cap: usize) {
+    let lane = lane(cap);
+    let ran = Arc::new(Ran::default());
+    // The first closure blocks until the second has run.
+    let waiter = ran.clone();
+    drop(lane.spawn_blocking(move || {
+        waiter.wait_for(1);
+        waiter.mark();
+    }));
+    let claimed = Arc::new(Mutex::new(false));
+    let claim = {
+        let (claimed, ran) = (claimed.clone(), ran.clone());
+        move || {
+            let mut claimed = claimed.lock().unwrap();
+            if !*claimed {
+                *claimed = true;
+                drop(claimed);
+                ran.mark();
+            }
+        }
+    };
+    let on_lane = claim.clone();
+    drop(lane.spawn_blocking(on_lane));
+    let stats = lane.stats();
+    let dedicated =
+        (stats.threads - stats.idle + stats.queued > stats.cap).then(|| thread::spawn(claim));
+    if cap == 1 {
+        // The first closure holds the only thread, or is queued ahead.
+        assert!(dedicated.is_some(), "{stats:?}");
+    }
+    // Without a dedicated thread the lane must serve the second closure
+    // although the first blocks: else loom reports the wait as a deadlock.
+    ran.wait_for(2);
+    if let Some(dedicated) = dedicated {
+        dedicated.join().unwrap();
+    }
+    lane.shutdown();
+}
+
+#[test]
+fn loom_admission_rule_cap_1() {
+    model(2, || admission(1));
+}
+
+#[test]
+fn loom_admission_rule_cap_2() {
+    model(2, || admission(2));
 }

@@ -100,7 +100,7 @@ fn lane_has_room(handle: &Handle) -> bool {
         #[allow(unreachable_patterns)]
         _ => return false,
     };
-    stats.threads - stats.idle + stats.queued <= stats.cap
+    stats.threads.saturating_sub(stats.idle) + stats.queued <= stats.cap
 }
 
 impl<T: Send + 'static> Shared<T> {
