@@ -302,3 +302,30 @@ fn a_whole_use_line_converts() {
     let listener = Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
     assert!(listener.get_ref().local_addr().is_ok());
 }
+
+#[test]
+fn a_hundred_unblock_closures_meet_at_a_barrier() {
+    common::also_in_passthrough("a_hundred_unblock_closures_meet_at_a_barrier");
+    // Below both pools' caps (unirun's lane: at least 512; smol's: 500), so
+    // closures that wait for each other all get a thread.
+    let sum = watchdog("100 unblock closures at a barrier", || {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(100));
+        let tasks: Vec<smol::Task<usize>> = (0..100)
+            .map(|i| {
+                let barrier = barrier.clone();
+                smol::unblock(move || {
+                    barrier.wait();
+                    i
+                })
+            })
+            .collect();
+        smol::block_on(async {
+            let mut sum = 0;
+            for task in tasks {
+                sum += task.await;
+            }
+            sum
+        })
+    });
+    assert_eq!(sum, 4950);
+}
