@@ -85,14 +85,23 @@ fn join_error_display_and_debug_have_tokios_shape() {
         let id = handle.id();
         let err = handle.await.unwrap_err();
         assert_eq!(err.id(), id);
-        assert_eq!(err.to_string(), format!("task {id} panicked with message \"boom\""));
-        assert_eq!(format!("{err:?}"), format!("JoinError::Panic({id:?}, \"boom\", ...)"));
+        assert_eq!(
+            err.to_string(),
+            format!("task {id} panicked with message \"boom\"")
+        );
+        assert_eq!(
+            format!("{err:?}"),
+            format!("JoinError::Panic({id:?}, \"boom\", ...)")
+        );
 
         // A formatted message, from a blocking closure.
         let handle = task::spawn_blocking(|| -> () { panic!("n = {}", 7) });
         let id = handle.id();
         let err = handle.await.unwrap_err();
-        assert_eq!(err.to_string(), format!("task {id} panicked with message \"n = 7\""));
+        assert_eq!(
+            err.to_string(),
+            format!("task {id} panicked with message \"n = 7\"")
+        );
 
         // A payload that is not a string.
         let handle = task::spawn(async { std::panic::panic_any(42_u32) });
@@ -237,7 +246,10 @@ fn aborted_task_resolves_only_after_its_future_is_dropped() {
         probe.gate.send(()).unwrap();
         let err = handle.await.unwrap_err();
         assert!(err.is_cancelled());
-        assert!(probe.dropped.load(Ordering::SeqCst), "resolved before the drop ended");
+        assert!(
+            probe.dropped.load(Ordering::SeqCst),
+            "resolved before the drop ended"
+        );
     });
 }
 
@@ -297,7 +309,11 @@ fn paused_clock_waits_for_blocking_closures() {
 fn spawn_outside_a_runtime_panics_like_tokio() {
     common::also_in_passthrough("spawn_outside_a_runtime_panics_like_tokio");
     let payload = std::panic::catch_unwind(|| task::spawn(async {})).unwrap_err();
-    assert!(message(&*payload).contains("Tokio 1.x runtime"), "{}", message(&*payload));
+    assert!(
+        message(&*payload).contains("Tokio 1.x runtime"),
+        "{}",
+        message(&*payload)
+    );
     let payload = std::panic::catch_unwind(|| compat::spawn(async {})).unwrap_err();
     assert!(message(&*payload).contains("Tokio 1.x runtime"));
 }
@@ -306,7 +322,11 @@ fn spawn_outside_a_runtime_panics_like_tokio() {
 fn spawn_blocking_outside_a_runtime_panics_like_tokio() {
     common::also_in_passthrough("spawn_blocking_outside_a_runtime_panics_like_tokio");
     let payload = std::panic::catch_unwind(|| task::spawn_blocking(|| 1)).unwrap_err();
-    assert!(message(&*payload).contains("Tokio 1.x runtime"), "{}", message(&*payload));
+    assert!(
+        message(&*payload).contains("Tokio 1.x runtime"),
+        "{}",
+        message(&*payload)
+    );
 }
 
 #[test]
@@ -316,7 +336,10 @@ fn task_ids_agree_everywhere() {
         // Outside a task (the runtime's `block_on` is not one).
         assert!(task::try_id().is_none());
         let payload = std::panic::catch_unwind(task::id).unwrap_err();
-        assert_eq!(message(&*payload), "Can't get a task id when not inside a task");
+        assert_eq!(
+            message(&*payload),
+            "Can't get a task id when not inside a task"
+        );
 
         let handle = task::spawn(async { (task::id(), task::try_id()) });
         let id = handle.id();
@@ -328,7 +351,9 @@ fn task_ids_agree_everywhere() {
         assert_eq!(handle.await.unwrap(), id);
 
         // Ids are distinct while the tasks live, and hash.
-        let handles: Vec<_> = (0..50).map(|_| task::spawn(std::future::pending::<()>())).collect();
+        let handles: Vec<_> = (0..50)
+            .map(|_| task::spawn(std::future::pending::<()>()))
+            .collect();
         let ids: std::collections::HashSet<task::Id> = handles.iter().map(|h| h.id()).collect();
         assert_eq!(ids.len(), 50);
         for handle in handles {

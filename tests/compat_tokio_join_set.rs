@@ -244,7 +244,10 @@ fn panics_in_a_set_are_join_errors_with_ids() {
         let err = set.join_next().await.unwrap().unwrap_err();
         assert!(err.is_panic());
         assert_eq!(err.id(), id);
-        assert_eq!(err.to_string(), format!("task {id} panicked with message \"in a set\""));
+        assert_eq!(
+            err.to_string(),
+            format!("task {id} panicked with message \"in a set\"")
+        );
 
         // Tasks in a set see their own id.
         let id = set.spawn(async { task::id() }).id();
@@ -278,7 +281,9 @@ fn spawn_on_targets_a_given_runtime() {
             .thread_name("other-rt")
             .build()
             .unwrap();
-        let driver = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let driver = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
 
         let mut names = JoinSet::new();
         names.spawn_on(

@@ -235,10 +235,12 @@ impl<T> Task<T> {
     }
 
     pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
-        Pin::new(&mut self.handle).poll(cx).map(|outcome| match outcome {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(Aborted)) => Err(JoinError::cancelled()),
-            Err(err) => Err(err),
-        })
+        Pin::new(&mut self.handle)
+            .poll(cx)
+            .map(|outcome| match outcome {
+                Ok(Ok(output)) => Ok(output),
+                Ok(Err(Aborted)) => Err(JoinError::cancelled()),
+                Err(err) => Err(err),
+            })
     }
 }

@@ -136,7 +136,8 @@ impl<T> Future for JoinHandle<T> {
             Inner::Tokio(handle) => Pin::new(handle).poll(cx).map_err(JoinError::tokio),
             Inner::Managed(task) => {
                 let id = Id::unirun(task.control.id());
-                task.poll_join(cx).map_err(|err| JoinError::managed(err, id))
+                task.poll_join(cx)
+                    .map_err(|err| JoinError::managed(err, id))
             }
         }
     }

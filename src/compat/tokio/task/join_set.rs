@@ -207,9 +207,7 @@ impl<T: 'static> JoinSet<T> {
                         .map_err(JoinError::tokio)
                 })
             }),
-            Inner::Managed(set) => set
-                .poll_join_next_with_id(cx)
-                .map(|next| next.map(with_id)),
+            Inner::Managed(set) => set.poll_join_next_with_id(cx).map(|next| next.map(with_id)),
         }
     }
 

@@ -37,13 +37,13 @@ pub use tokio::task::block_in_place;
 pub use tokio::task::consume_budget;
 /// Opts a future out of tokio's coop budget (tokio's own).
 pub use tokio::task::unconstrained;
+/// Yields to the runtime once (tokio's own).
+pub use tokio::task::yield_now;
 /// A task-local key (tokio's own); declare one with
 /// [`task_local!`](crate::compat::tokio::task_local).
 pub use tokio::task::LocalKey;
 /// The future returned by [`unconstrained`] (tokio's own).
 pub use tokio::task::Unconstrained;
-/// Yields to the runtime once (tokio's own).
-pub use tokio::task::yield_now;
 
 /// Task-related futures (tokio's own).
 pub mod futures {
