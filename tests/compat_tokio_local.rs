@@ -59,10 +59,13 @@ fn spawn_local_runs_non_send_tasks_on_a_local_set() {
 fn block_in_place_works_in_spawned_tasks() {
     common::also_in_passthrough("block_in_place_works_in_spawned_tasks");
     on_tokio(|| async {
+        // The worker blocks; the runtime's other tasks go on meanwhile
+        // (here, the one that unblocks it).
         let value = task::spawn(async {
             task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(async { task::yield_now().await });
-                17
+                let (tx, rx) = std::sync::mpsc::channel();
+                task::spawn(async move { tx.send(17).unwrap() });
+                rx.recv().unwrap()
             })
         })
         .await
