@@ -363,3 +363,23 @@ fn task_ids_agree_everywhere() {
         }
     });
 }
+
+/// The compat types are as `Send`, `Sync` and unwind-safe as tokio's, so
+/// code that moves them between threads or over `catch_unwind` compiles.
+#[test]
+fn types_have_tokios_auto_traits() {
+    use std::panic::{RefUnwindSafe, UnwindSafe};
+    fn send_sync<T: Send + Sync>() {}
+    fn unwind_safe<T: UnwindSafe + RefUnwindSafe>() {}
+    fn send<T: Send>() {}
+    send_sync::<task::JoinHandle<u8>>();
+    send_sync::<task::AbortHandle>();
+    send_sync::<task::JoinError>();
+    send_sync::<task::Id>();
+    send::<task::JoinSet<u8>>();
+    unwind_safe::<task::JoinHandle<std::cell::Cell<u8>>>();
+    unwind_safe::<task::AbortHandle>();
+    send::<unirun::JoinSet<u8>>();
+    send_sync::<unirun::AbortHandle>();
+    unwind_safe::<unirun::AbortHandle>();
+}

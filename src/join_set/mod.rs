@@ -434,6 +434,33 @@ impl<T: Send + 'static> JoinSet<T> {
     }
 }
 
+/// Spawns every future of the iterator into a new set, as
+/// [`JoinSet::spawn`] does.
+///
+/// # Examples
+///
+/// ```
+/// use unirun::JoinSet;
+///
+/// let set: JoinSet<u32> = (1..=3).map(|i| async move { i * i }).collect();
+/// let mut all = unirun::block_on(set.join_all());
+/// all.sort();
+/// assert_eq!(all, [1, 4, 9]);
+/// ```
+impl<T, F> FromIterator<F> for JoinSet<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    fn from_iter<I: IntoIterator<Item = F>>(iter: I) -> Self {
+        let mut set = Self::new();
+        for future in iter {
+            set.spawn(future);
+        }
+        set
+    }
+}
+
 impl<T> Default for JoinSet<T> {
     fn default() -> Self {
         Self::new()

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroU64;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -143,6 +144,11 @@ impl<T> Future for JoinHandle<T> {
     }
 }
 
+// As tokio's: a handle only reads its task's state through locks that
+// tolerate poisoning, so a panic while one is borrowed breaks nothing.
+impl<T> UnwindSafe for JoinHandle<T> {}
+impl<T> RefUnwindSafe for JoinHandle<T> {}
+
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
@@ -245,6 +251,10 @@ impl AbortHandle {
         }
     }
 }
+
+// As tokio's, for the reason given on `JoinHandle`.
+impl UnwindSafe for AbortHandle {}
+impl RefUnwindSafe for AbortHandle {}
 
 impl fmt::Debug for AbortHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -412,6 +412,36 @@ fn with_id<T>(
         .map_err(|err| JoinError::managed(err, id))
 }
 
+/// Spawns every future of the iterator into a new set, as
+/// [`JoinSet::spawn`] does.
+///
+/// # Examples
+///
+/// ```
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # rt.block_on(async {
+/// use unirun::compat::tokio::task::JoinSet;
+///
+/// let set: JoinSet<u32> = (1..=3).map(|i| async move { i }).collect();
+/// let mut all = set.join_all().await;
+/// all.sort();
+/// assert_eq!(all, [1, 2, 3]);
+/// # });
+/// ```
+impl<T, F> FromIterator<F> for JoinSet<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    fn from_iter<I: IntoIterator<Item = F>>(iter: I) -> Self {
+        let mut set = Self::new();
+        for future in iter {
+            set.spawn(future);
+        }
+        set
+    }
+}
+
 impl<T: 'static> Default for JoinSet<T> {
     fn default() -> Self {
         Self::new()
