@@ -40,7 +40,7 @@
 //!
 //! - `std` (default): the threads backend, [`Run`] scopes, [`RuntimeConfig`]
 //!   and the environment, the scheduler and its traces, the shared default
-//!   executor, [`spawn`], [`to_thread`], [`gather`], [`Handle`], timers
+//!   executor, [`spawn`], [`to_thread`], [`gather`], [`JoinSet`], [`Handle`], timers
 //!   on every backend ([`time`]), and `compat::thread`. Without it the crate
 //!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
 //!   single-threaded [`TickExecutor`] an embedded main loop can drive.
