@@ -40,7 +40,7 @@
 //!
 //! - `std` (default): the threads backend, [`Run`] scopes, [`RuntimeConfig`]
 //!   and the environment, the scheduler and its traces, the shared default
-//!   executor, [`spawn`], [`to_thread`], [`gather`], [`Handle`], timers
+//!   executor, [`spawn`], [`to_thread`], [`gather`], [`JoinSet`], [`Handle`], timers
 //!   on every backend ([`time`]), and `compat::thread`. Without it the crate
 //!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
 //!   single-threaded [`TickExecutor`] an embedded main loop can drive.
@@ -104,6 +104,8 @@ mod global;
 #[cfg(feature = "std")]
 mod handle;
 #[cfg(feature = "std")]
+mod join_set;
+#[cfg(feature = "std")]
 mod observe;
 #[cfg(all(unix, feature = "process-backend"))]
 pub mod process;
@@ -139,6 +141,8 @@ pub use crate::global::{
 };
 #[cfg(feature = "std")]
 pub use crate::handle::Handle;
+#[cfg(feature = "std")]
+pub use crate::join_set::{AbortHandle, JoinSet};
 #[cfg(all(unix, feature = "process-backend"))]
 pub use crate::process::{to_process, to_process_with, ProcessOptions};
 #[cfg(feature = "std")]
