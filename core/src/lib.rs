@@ -87,6 +87,7 @@ mod panic;
 pub mod park;
 mod pool;
 mod queue;
+mod repoll;
 mod sync;
 mod task;
 mod task_set;
@@ -122,4 +123,4 @@ pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]
 pub use crate::wait::{set_wait_hook, WaitHook};
-pub use crate::worker::{Worker, MAX_LIFO_POLLS};
+pub use crate::worker::{Worker, MAX_LIFO_POLLS, MAX_SELF_REPOLLS};

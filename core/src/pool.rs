@@ -204,6 +204,7 @@ impl Pool {
                     index,
                     local,
                     lifo: Cell::new(None),
+                    yielded: Cell::new(None),
                     tick: Cell::new(0),
                     searching: Cell::new(false),
                     rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),

@@ -309,10 +309,38 @@ impl<F: Future> Future for TaskFuture<F> {
             let dropped = drop_catching(this.inner);
             return Poll::Ready(Err(dropped.unwrap_or_else(JoinError::cancelled)));
         }
-        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+        let Some(mut inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(JoinError::cancelled()));
         };
-        match poll_catching(inner, cx) {
+        let poll = if crate::repoll::take_armed() {
+            // A worker runs us because we woke ourselves: poll again in place
+            // while we keep doing so and the turn's budget lasts (see
+            // `repoll`).
+            // One panic capture around the whole loop, not one per poll.
+            let place = crate::repoll::InPlace::new(cx.waker());
+            let tasks = this.tasks.as_ref();
+            catching(|| {
+                place.with_waker(|waker| {
+                    let mut in_place = Context::from_waker(waker);
+                    loop {
+                        let poll = inner.as_mut().poll(&mut in_place);
+                        if poll.is_ready() || !place.take_woken() {
+                            break poll;
+                        }
+                        if tasks.is_some_and(|tasks| tasks.is_closed()) || !crate::repoll::charge()
+                        {
+                            // Out of budget (or cancelled): the wake-up goes to
+                            // the task, which queues it (or drops it) as usual.
+                            cx.waker().wake_by_ref();
+                            break Poll::Pending;
+                        }
+                    }
+                })
+            })
+        } else {
+            poll_catching(inner, cx)
+        };
+        match poll {
             Poll::Pending => {
                 if let Some(tasks) = this.tasks.as_ref() {
                     let slot = *this.slot & !OWN_TASK;
@@ -408,22 +436,27 @@ impl<F: Future> Future for CatchPanic<F> {
     }
 }
 
-#[cfg(feature = "std")]
 fn poll_catching<F: Future>(
     future: Pin<&mut F>,
     cx: &mut Context<'_>,
 ) -> Poll<TaskOutput<F::Output>> {
-    match crate::panic::catch(move || future.poll(cx)) {
+    catching(move || future.poll(cx))
+}
+
+/// Runs `poll`, turning a panic in it into a ready [`JoinError`].
+#[cfg(feature = "std")]
+#[inline]
+fn catching<T>(poll: impl FnOnce() -> Poll<T>) -> Poll<TaskOutput<T>> {
+    match crate::panic::catch(poll) {
         Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
         Ok(Poll::Pending) => Poll::Pending,
         Err(err) => Poll::Ready(Err(err)),
     }
 }
 
+/// Runs `poll` (a panic aborts without `std`).
 #[cfg(not(feature = "std"))]
-fn poll_catching<F: Future>(
-    future: Pin<&mut F>,
-    cx: &mut Context<'_>,
-) -> Poll<TaskOutput<F::Output>> {
-    future.poll(cx).map(Ok)
+#[inline]
+fn catching<T>(poll: impl FnOnce() -> Poll<T>) -> Poll<TaskOutput<T>> {
+    poll().map(Ok)
 }
