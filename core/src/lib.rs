@@ -72,6 +72,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod abandoned;
 mod backend;
 mod barrier;
 mod block_on;

@@ -478,11 +478,18 @@ impl Pool {
             unparker.unpark();
         }
         // Dropped here, outside any lock: each drop cancels a task.
-        drop(self.shared.injector.close());
+        self.shared
+            .injector
+            .close()
+            .into_iter()
+            .for_each(crate::abandoned::drop_runnable);
         // The local queues of workers whose thread is busy; each owner drops
         // its LIFO slot (which only it may touch) on its way out.
         for stealer in self.shared.stealers.iter() {
-            drop(stealer.steal_all());
+            stealer
+                .steal_all()
+                .into_iter()
+                .for_each(crate::abandoned::drop_runnable);
         }
     }
 
@@ -555,12 +562,12 @@ impl Shared {
     pub(crate) fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         if crate::in_forked_child() {
             // The workers were not copied by `fork`: run the task here.
-            runnable.run();
+            crate::abandoned::run(runnable);
             return;
         }
         if self.shutdown.load(Ordering::Acquire) {
             // Cancels the task; its JoinHandle resolves to `cancelled`.
-            drop(runnable);
+            crate::abandoned::drop_runnable(runnable);
             return;
         }
         if let Some(runnable) = context::schedule_local(self, runnable, info.woken_while_running) {

@@ -18,7 +18,10 @@ use crate::{JoinError, JoinHandle, TaskSet};
 /// A scheduled task, ready to be polled once by [`Runnable::run`].
 ///
 /// Dropping a `Runnable` without running it cancels its task: the task's
-/// [`JoinHandle`] then resolves to [`JoinError::cancelled`].
+/// [`JoinHandle`] then resolves to [`JoinError::cancelled`]. (When one of
+/// unirun's executors drops it and the future's destructor panics, the
+/// handle reports that panic instead; a runnable your own code drops
+/// reports `cancelled`.)
 ///
 /// # Examples
 ///
@@ -185,7 +188,9 @@ pin_project_lite::pin_project! {
     ///   `panic = "unwind"`; otherwise a panic aborts). A destructor that
     ///   panics when the task is cancelled (the future dropped unpolled) is
     ///   contained too: the thread that dropped it keeps serving and the
-    ///   task still leaves its [`TaskSet`];
+    ///   task still leaves its [`TaskSet`]; when unirun's own executor
+    ///   dropped it (after [`JoinHandle::abort`], or with its runnable
+    ///   dropped unrun), the task's handle reports that panic;
     /// - membership in a [`TaskSet`]: counted while alive, its latest waker
     ///   recorded while it waits, cancelled at its next poll once the set is
     ///   closed.
@@ -218,9 +223,14 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             // The future goes first: its destructor is part of the task. A
-            // panic in it has nowhere to go from here (the task is being
-            // discarded), so it is contained and the task still leaves.
-            drop(drop_catching(this.inner));
+            // panic in it is contained, and the task still leaves; the task's
+            // own (outermost) future hands it to the task's handle through
+            // `abandoned` (nested ones find no key: see there).
+            let key = crate::abandoned::set_current(0);
+            if let Some(panicked) = drop_catching(this.inner) {
+                crate::abandoned::record(key, panicked);
+            }
+            crate::abandoned::set_current(key);
             if let Some(tasks) = this.tasks.as_ref() {
                 let slot = core::mem::replace(this.slot, NO_SLOT) & !OWN_TASK;
                 tasks.leave((slot != NO_SLOT).then_some(slot));
@@ -304,6 +314,17 @@ impl<F: Future> Future for TaskFuture<F> {
     type Output = TaskOutput<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // No task key while user code runs: a future dropped inside this
+        // poll is not this task's (see `abandoned`).
+        let key = crate::abandoned::set_current(0);
+        let poll = self.poll_task(cx);
+        crate::abandoned::set_current(key);
+        poll
+    }
+}
+
+impl<F: Future> TaskFuture<F> {
+    fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskOutput<F::Output>> {
         let mut this = self.project();
         if this.tasks.as_ref().is_some_and(|tasks| tasks.is_closed()) {
             let dropped = drop_catching(this.inner);

@@ -204,7 +204,7 @@ fn run_task(cx: &Context, core: Box<Core>, task: Runnable) -> Option<Box<Core>> 
     }
     crate::repoll::start_turn(MAX_SELF_REPOLLS);
     cx.put(core);
-    task.run();
+    crate::abandoned::run(task);
     let mut lifo_left = MAX_LIFO_POLLS;
     loop {
         // A task that woke itself goes first (the budget was charged when
@@ -222,10 +222,10 @@ fn run_task(cx: &Context, core: Box<Core>, task: Runnable) -> Option<Box<Core>> 
                 if woke_itself {
                     // Its `TaskFuture` may re-poll in place (see `repoll`).
                     crate::repoll::arm();
-                    next.run();
+                    crate::abandoned::run(next);
                     crate::repoll::take_armed();
                 } else {
-                    next.run();
+                    crate::abandoned::run(next);
                 }
             }
             None => break,
@@ -345,10 +345,12 @@ impl Core {
 impl Drop for Core {
     fn drop(&mut self) {
         // Cancel what is left; the pool has shut down or is being dropped.
-        drop(self.yielded.take());
-        drop(self.lifo.take());
+        let slots = [self.yielded.take(), self.lifo.take()];
+        for task in slots.into_iter().flatten() {
+            crate::abandoned::drop_runnable(task);
+        }
         while let Some(task) = self.local.pop() {
-            drop(task);
+            crate::abandoned::drop_runnable(task);
         }
     }
 }

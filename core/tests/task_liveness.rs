@@ -82,10 +82,9 @@ fn aborting_a_task_whose_destructor_panics_keeps_the_worker_serving() {
         let after = pool.spawn_in(&set, async { 7 });
         assert_eq!(after.join().unwrap(), 7);
         let err = victim.join().unwrap_err();
-        assert!(
-            err.is_cancelled() || err.is_panic(),
-            "the aborted handle resolves: {err}"
-        );
+        // The destructor's panic is the outcome, as in tokio.
+        assert!(err.is_panic(), "expected the destructor's panic, got {err}");
+        assert_eq!(err.panic_message(), Some("destructor panicked"));
         // Both members left: the set's count reached zero.
         unirun_core::block_on(set.wait_empty());
         assert_eq!(set.len(), 0);
@@ -420,4 +419,88 @@ fn an_in_place_repoll_keeps_wakers_that_outlive_the_poll_working() {
         pool.shutdown();
         threads.into_iter().for_each(|t| t.join().unwrap());
     });
+}
+
+#[test]
+fn aborting_a_waiting_task_reports_its_destructors_panic() {
+    let ex = TickExecutor::new();
+    let victim = ex.spawn(async {
+        let _guard = PanicOnDrop("dropped by abort");
+        std::future::pending::<()>().await;
+    });
+    let plain = ex.spawn(std::future::pending::<()>());
+    ex.run_until_stalled();
+    victim.abort();
+    plain.abort();
+    ex.run_until_stalled(); // the executor drops both futures
+    let err = victim.join().unwrap_err();
+    assert!(err.is_panic(), "expected the destructor's panic, got {err}");
+    assert_eq!(err.panic_message(), Some("dropped by abort"));
+    // A quiet destructor still means `cancelled`.
+    assert!(plain.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_task_dropped_unrun_reports_its_destructors_panic() {
+    // Queued, never polled: dropping the executor drops the runnable, and
+    // with it the future holding the guard.
+    let ex = TickExecutor::new();
+    let guard = PanicOnDrop("dropped unrun");
+    let victim = ex.spawn(async move {
+        let _guard = guard;
+    });
+    let plain = ex.spawn(async {});
+    drop(ex);
+    let err = victim.join().unwrap_err();
+    assert!(err.is_panic(), "expected the destructor's panic, got {err}");
+    assert_eq!(err.panic_message(), Some("dropped unrun"));
+    assert!(plain.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_pool_shutdown_reports_the_destructor_panic_of_a_queued_task() {
+    watchdog("shutdown + panicking destructor of a queued task", || {
+        let (pool, threads) = start_pool(1);
+        // Hold the one worker so the victim stays queued until shutdown.
+        let (entered, wait_entered) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let blocker = pool.spawn(async move {
+            entered.send(()).unwrap();
+            let _ = released.recv();
+        });
+        wait_entered.recv().unwrap();
+        let guard = PanicOnDrop("dropped at shutdown");
+        let victim = pool.spawn(async move {
+            let _guard = guard;
+        });
+        pool.shutdown();
+        drop(release);
+        let err = victim.join().unwrap_err();
+        assert!(err.is_panic(), "expected the destructor's panic, got {err}");
+        assert_eq!(err.panic_message(), Some("dropped at shutdown"));
+        blocker.join().unwrap();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    });
+}
+
+#[test]
+fn a_panic_nobody_collected_is_not_reported_for_later_tasks() {
+    // The handle is gone when the destructor panics: the panic is kept for
+    // nobody, and later tasks (which may reuse the address) are unaffected.
+    let ex = TickExecutor::new();
+    let guard = PanicOnDrop("nobody listens");
+    ex.spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+    })
+    .detach();
+    drop(ex);
+    for _ in 0..100 {
+        let ex = TickExecutor::new();
+        let handle = ex.spawn(std::future::pending::<()>());
+        handle.abort();
+        drop(ex);
+        let err = handle.join().unwrap_err();
+        assert!(err.is_cancelled(), "a quiet task reported {err}");
+    }
 }
