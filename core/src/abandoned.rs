@@ -56,9 +56,17 @@ mod imp {
     use super::{Key, CAPACITY};
     use crate::JoinError;
 
+    #[cfg(not(loom))]
     std::thread_local! {
         /// The key of the task this thread runs or drops right now, or 0.
         static CURRENT: Cell<Key> = const { Cell::new(0) };
+    }
+
+    // Loom runs its threads on one OS thread: its own thread-locals keep
+    // them apart.
+    #[cfg(loom)]
+    loom::thread_local! {
+        static CURRENT: Cell<Key> = Cell::new(0);
     }
 
     /// Entries in `TABLE`, read without the lock on every spawn.
