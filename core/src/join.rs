@@ -8,6 +8,7 @@ use core::task::{Context, Poll, Waker};
 
 use async_task::FallibleTask;
 
+use crate::abandoned::Key;
 use crate::foreign::Foreign;
 use crate::sync::SpinLock;
 use crate::task::TaskOutput;
@@ -59,6 +60,8 @@ enum Task<T> {
 /// One of our tasks, and how to cancel it without losing sight of it.
 struct Local<T> {
     task: FallibleTask<TaskOutput<T>>,
+    /// The task's identity in `abandoned`.
+    key: Key,
     /// Boxes `task.cancel()`; made where `T: Send + 'static` is known.
     cancel: fn(FallibleTask<TaskOutput<T>>) -> CancelFuture<T>,
 }
@@ -69,6 +72,8 @@ type CancelFuture<T> = Pin<Box<dyn Future<Output = Option<TaskOutput<T>>> + Send
 /// An aborted task that may still be running.
 struct Cancelling<T> {
     cancel: CancelFuture<T>,
+    /// The task's identity in `abandoned`.
+    key: Key,
     /// The waker the handle was last polled with, to poll `cancel` with
     /// from `is_finished` without taking the wake-up from the awaiter.
     waker: Option<Waker>,
@@ -87,7 +92,7 @@ impl<T> Task<T> {
                     .poll(&mut Context::from_waker(waker))
                 {
                     Poll::Ready(output) => {
-                        *self = Task::Done(output.unwrap_or_else(|| Err(JoinError::cancelled())));
+                        *self = Task::Done(output.unwrap_or_else(|| unfinished(cancelling.key)));
                         true
                     }
                     Poll::Pending => false,
@@ -100,6 +105,12 @@ impl<T> Task<T> {
     }
 }
 
+/// The outcome of a task dropped unfinished: cancelled, or the panic its
+/// future's destructor raised on the way (see `abandoned`).
+fn unfinished<T>(key: Key) -> TaskOutput<T> {
+    Err(crate::abandoned::take(key).unwrap_or_else(JoinError::cancelled))
+}
+
 fn box_cancel<T: Send + 'static>(task: FallibleTask<TaskOutput<T>>) -> CancelFuture<T> {
     Box::pin(task.cancel())
 }
@@ -109,9 +120,13 @@ impl<T> JoinHandle<T> {
     where
         T: Send + 'static,
     {
+        let key = crate::abandoned::key_of(task.metadata());
+        // A panic recorded for an earlier task at this address is stale.
+        crate::abandoned::forget(key);
         Self {
             task: SpinLock::new(Some(Task::Local(Local {
                 task: task.fallible(),
+                key,
                 cancel: box_cancel::<T>,
             }))),
         }
@@ -137,7 +152,8 @@ impl<T> JoinHandle<T> {
     /// handle afterwards yields `Err(cancelled)`, once the future is gone; a
     /// task that had already finished keeps its output. A destructor that
     /// panics on the way is contained (the thread dropping the future keeps
-    /// serving), and the handle still resolves to `Err(cancelled)`. Blocking
+    /// serving), and the handle resolves to that panic
+    /// ([`JoinError::is_panic`]), as in tokio. Blocking
     /// closures that already started run to completion, but their output is
     /// discarded.
     ///
@@ -164,17 +180,16 @@ impl<T> JoinHandle<T> {
         // Cancelled outside the lock: that may schedule the task or run the
         // future's destructor, which is user code.
         match task {
-            Some(Task::Local(Local { task, cancel })) => {
+            Some(Task::Local(Local { task, key, cancel })) => {
                 let mut cancel = cancel(task);
                 let state = match cancel
                     .as_mut()
                     .poll(&mut Context::from_waker(Waker::noop()))
                 {
-                    Poll::Ready(output) => {
-                        Task::Done(output.unwrap_or_else(|| Err(JoinError::cancelled())))
-                    }
+                    Poll::Ready(output) => Task::Done(output.unwrap_or_else(|| unfinished(key))),
                     Poll::Pending => Task::Cancelling(Box::new(Cancelling {
                         cancel,
+                        key,
                         waker: None,
                     })),
                 };
@@ -266,7 +281,7 @@ impl<T> Future for JoinHandle<T> {
             None => return Poll::Ready(Err(JoinError::cancelled())),
             Some(Task::Local(local)) => match Pin::new(&mut local.task).poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(output) => output.unwrap_or_else(|| Err(JoinError::cancelled())),
+                Poll::Ready(output) => output.unwrap_or_else(|| unfinished(local.key)),
             },
             Some(Task::Cancelling(cancelling)) => match cancelling.cancel.as_mut().poll(cx) {
                 Poll::Pending => {
@@ -279,7 +294,7 @@ impl<T> Future for JoinHandle<T> {
                     }
                     return Poll::Pending;
                 }
-                Poll::Ready(output) => output.unwrap_or_else(|| Err(JoinError::cancelled())),
+                Poll::Ready(output) => output.unwrap_or_else(|| unfinished(cancelling.key)),
             },
             // `abort` runs with `&self`, so it cannot overlap this `&mut self` poll.
             Some(Task::Aborting) => unreachable!("abort finishes before the handle is polled"),

@@ -72,6 +72,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod abandoned;
 mod backend;
 mod barrier;
 mod block_on;
@@ -87,6 +88,7 @@ mod panic;
 pub mod park;
 mod pool;
 mod queue;
+mod repoll;
 mod sync;
 mod task;
 mod task_set;
@@ -122,4 +124,4 @@ pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]
 pub use crate::wait::{set_wait_hook, WaitHook};
-pub use crate::worker::{Worker, MAX_LIFO_POLLS};
+pub use crate::worker::{Worker, MAX_LIFO_POLLS, MAX_SELF_REPOLLS};

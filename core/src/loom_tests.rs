@@ -27,6 +27,9 @@
 //! queue and blocks its thread while the other worker goes to sleep; with
 //! the light barrier removed it deadlocks, as does the older rule that only
 //! a worker that *was* searching re-checks before it sleeps).
+//! `in_place_repoll_vs_remote_wake` runs the real pool too: a task re-polled
+//! in place after waking itself stores the waker of that poll and waits,
+//! while another thread wakes it.
 //! `queue_wraps_around_u16` starts a queue two slots before the `u16`
 //! wrap-around and `queue_steal_all_vs_owner` races shutdown's `steal_all`
 //! with the owner. Run them (in about two
@@ -824,6 +827,32 @@ fn idle_local_push_vs_last_searcher() {
             drop((first, second));
         });
         crate::block_on(task).unwrap();
+        pool.finish();
+    });
+}
+
+/// The in-place re-poll of a task that woke itself (see `repoll`) racing a
+/// wake-up from outside: on one worker, a task yields twice (its second
+/// yield is re-polled in place, through the borrowed waker) and then waits
+/// on a gate, storing the waker it was given during that in-place poll,
+/// while the main thread opens the gate. The stored waker must be the
+/// task's real one, still valid after the poll returned, and the wake-up
+/// must not be lost whichever side comes first: the task finishes.
+#[test]
+fn in_place_repoll_vs_remote_wake() {
+    model(2, || {
+        let pool = LoomPool::new(1);
+        let gate = Gate::new();
+        let waited = gate.clone();
+        let task = pool.pool.spawn(async move {
+            YieldOnce(false).await;
+            YieldOnce(false).await;
+            waited.await;
+            YieldOnce(false).await;
+            5
+        });
+        gate.open();
+        assert_eq!(crate::block_on(task).unwrap(), 5);
         pool.finish();
     });
 }

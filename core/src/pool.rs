@@ -204,6 +204,7 @@ impl Pool {
                     index,
                     local,
                     lifo: Cell::new(None),
+                    yielded: Cell::new(None),
                     tick: Cell::new(0),
                     searching: Cell::new(false),
                     rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
@@ -477,11 +478,18 @@ impl Pool {
             unparker.unpark();
         }
         // Dropped here, outside any lock: each drop cancels a task.
-        drop(self.shared.injector.close());
+        self.shared
+            .injector
+            .close()
+            .into_iter()
+            .for_each(crate::abandoned::drop_runnable);
         // The local queues of workers whose thread is busy; each owner drops
         // its LIFO slot (which only it may touch) on its way out.
         for stealer in self.shared.stealers.iter() {
-            drop(stealer.steal_all());
+            stealer
+                .steal_all()
+                .into_iter()
+                .for_each(crate::abandoned::drop_runnable);
         }
     }
 
@@ -554,12 +562,12 @@ impl Shared {
     pub(crate) fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         if crate::in_forked_child() {
             // The workers were not copied by `fork`: run the task here.
-            runnable.run();
+            crate::abandoned::run(runnable);
             return;
         }
         if self.shutdown.load(Ordering::Acquire) {
             // Cancels the task; its JoinHandle resolves to `cancelled`.
-            drop(runnable);
+            crate::abandoned::drop_runnable(runnable);
             return;
         }
         if let Some(runnable) = context::schedule_local(self, runnable, info.woken_while_running) {

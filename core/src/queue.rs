@@ -378,7 +378,7 @@ impl Injector {
         if let Err(PushError::Closed(runnable) | PushError::Full(runnable)) =
             self.queue.push(runnable)
         {
-            drop(runnable);
+            crate::abandoned::drop_runnable(runnable);
         }
     }
 

@@ -18,7 +18,10 @@ use crate::{JoinError, JoinHandle, TaskSet};
 /// A scheduled task, ready to be polled once by [`Runnable::run`].
 ///
 /// Dropping a `Runnable` without running it cancels its task: the task's
-/// [`JoinHandle`] then resolves to [`JoinError::cancelled`].
+/// [`JoinHandle`] then resolves to [`JoinError::cancelled`]. (When one of
+/// unirun's executors drops it and the future's destructor panics, the
+/// handle reports that panic instead; a runnable your own code drops
+/// reports `cancelled`.)
 ///
 /// # Examples
 ///
@@ -185,7 +188,9 @@ pin_project_lite::pin_project! {
     ///   `panic = "unwind"`; otherwise a panic aborts). A destructor that
     ///   panics when the task is cancelled (the future dropped unpolled) is
     ///   contained too: the thread that dropped it keeps serving and the
-    ///   task still leaves its [`TaskSet`];
+    ///   task still leaves its [`TaskSet`]; when unirun's own executor
+    ///   dropped it (after [`JoinHandle::abort`], or with its runnable
+    ///   dropped unrun), the task's handle reports that panic;
     /// - membership in a [`TaskSet`]: counted while alive, its latest waker
     ///   recorded while it waits, cancelled at its next poll once the set is
     ///   closed.
@@ -218,9 +223,14 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             // The future goes first: its destructor is part of the task. A
-            // panic in it has nowhere to go from here (the task is being
-            // discarded), so it is contained and the task still leaves.
-            drop(drop_catching(this.inner));
+            // panic in it is contained, and the task still leaves; the task's
+            // own (outermost) future hands it to the task's handle through
+            // `abandoned` (nested ones find no key: see there).
+            let key = crate::abandoned::set_current(0);
+            if let Some(panicked) = drop_catching(this.inner) {
+                crate::abandoned::record(key, panicked);
+            }
+            crate::abandoned::set_current(key);
             if let Some(tasks) = this.tasks.as_ref() {
                 let slot = core::mem::replace(this.slot, NO_SLOT) & !OWN_TASK;
                 tasks.leave((slot != NO_SLOT).then_some(slot));
@@ -304,15 +314,54 @@ impl<F: Future> Future for TaskFuture<F> {
     type Output = TaskOutput<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // No task key while user code runs: a future dropped inside this
+        // poll is not this task's (see `abandoned`).
+        let key = crate::abandoned::set_current(0);
+        let poll = self.poll_task(cx);
+        crate::abandoned::set_current(key);
+        poll
+    }
+}
+
+impl<F: Future> TaskFuture<F> {
+    fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskOutput<F::Output>> {
         let mut this = self.project();
         if this.tasks.as_ref().is_some_and(|tasks| tasks.is_closed()) {
             let dropped = drop_catching(this.inner);
             return Poll::Ready(Err(dropped.unwrap_or_else(JoinError::cancelled)));
         }
-        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+        let Some(mut inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(JoinError::cancelled()));
         };
-        match poll_catching(inner, cx) {
+        let poll = if crate::repoll::take_armed() {
+            // A worker runs us because we woke ourselves: poll again in place
+            // while we keep doing so and the turn's budget lasts (see
+            // `repoll`).
+            // One panic capture around the whole loop, not one per poll.
+            let place = crate::repoll::InPlace::new(cx.waker());
+            let tasks = this.tasks.as_ref();
+            catching(|| {
+                place.with_waker(|waker| {
+                    let mut in_place = Context::from_waker(waker);
+                    loop {
+                        let poll = inner.as_mut().poll(&mut in_place);
+                        if poll.is_ready() || !place.take_woken() {
+                            break poll;
+                        }
+                        if tasks.is_some_and(|tasks| tasks.is_closed()) || !crate::repoll::charge()
+                        {
+                            // Out of budget (or cancelled): the wake-up goes to
+                            // the task, which queues it (or drops it) as usual.
+                            cx.waker().wake_by_ref();
+                            break Poll::Pending;
+                        }
+                    }
+                })
+            })
+        } else {
+            poll_catching(inner, cx)
+        };
+        match poll {
             Poll::Pending => {
                 if let Some(tasks) = this.tasks.as_ref() {
                     let slot = *this.slot & !OWN_TASK;
@@ -408,22 +457,27 @@ impl<F: Future> Future for CatchPanic<F> {
     }
 }
 
-#[cfg(feature = "std")]
 fn poll_catching<F: Future>(
     future: Pin<&mut F>,
     cx: &mut Context<'_>,
 ) -> Poll<TaskOutput<F::Output>> {
-    match crate::panic::catch(move || future.poll(cx)) {
+    catching(move || future.poll(cx))
+}
+
+/// Runs `poll`, turning a panic in it into a ready [`JoinError`].
+#[cfg(feature = "std")]
+#[inline]
+fn catching<T>(poll: impl FnOnce() -> Poll<T>) -> Poll<TaskOutput<T>> {
+    match crate::panic::catch(poll) {
         Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
         Ok(Poll::Pending) => Poll::Pending,
         Err(err) => Poll::Ready(Err(err)),
     }
 }
 
+/// Runs `poll` (a panic aborts without `std`).
 #[cfg(not(feature = "std"))]
-fn poll_catching<F: Future>(
-    future: Pin<&mut F>,
-    cx: &mut Context<'_>,
-) -> Poll<TaskOutput<F::Output>> {
-    future.poll(cx).map(Ok)
+#[inline]
+fn catching<T>(poll: impl FnOnce() -> Poll<T>) -> Poll<TaskOutput<T>> {
+    poll().map(Ok)
 }

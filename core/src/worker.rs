@@ -8,6 +8,26 @@
 //! half of a random victim's queue. With nothing found it parks following the
 //! protocol in [`idle`](crate::idle).
 //!
+//! # Self-wakes and the fairness bound
+//!
+//! A task that wakes itself while it is being polled (a yield) is polled
+//! again in place, right after its poll returns, instead of going through
+//! the back of the local queue: at most [`MAX_SELF_REPOLLS`] such re-polls
+//! per *turn*, a turn being one task taken from the queues plus what runs
+//! after it before the loop looks at the queues again (its in-place re-polls
+//! and at most [`MAX_LIFO_POLLS`] tasks from the LIFO slot, each with their
+//! own in-place re-polls, out of the same budget). Once the budget is spent a
+//! yield goes to the back of the local queue as usual.
+//!
+//! **Bound:** a turn polls futures at most
+//! `1 + MAX_LIFO_POLLS + MAX_SELF_REPOLLS` times, so a task at position `p`
+//! of a worker's local queue is polled after at most `p` turns of that worker
+//! (fewer if another worker steals it), plus one turn every
+//! 61 ticks for the injector: a task yielding in a loop delays the others by
+//! a bounded number of polls, never indefinitely. The in-place re-poll is
+//! what `futures`' thread pool does without a bound; the bound is the price
+//! of fairness, and the same idea as the LIFO cap.
+//!
 //! # Cores and the hand-off
 //!
 //! A worker's per-thread state (its local queue, LIFO slot, parker, index,
@@ -62,6 +82,11 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// the slot must not starve the rest of the queue.
 pub const MAX_LIFO_POLLS: u32 = 3;
 
+/// How many times per turn a task that woke itself while being polled is
+/// polled again in place, before its yield sends it to the back of the
+/// queue (see [the fairness bound](self#self-wakes-and-the-fairness-bound)).
+pub const MAX_SELF_REPOLLS: u32 = 16;
+
 /// One thread's share of a [`Pool`](crate::Pool): its local queue, LIFO slot
 /// and parker.
 ///
@@ -93,6 +118,9 @@ pub(crate) struct Core {
     pub(crate) local: Local,
     /// The task to run next (woken by the running task). Not stealable.
     pub(crate) lifo: Cell<Option<Runnable>>,
+    /// A task that woke itself while running on this core, to be polled
+    /// again in place (see the module docs). Not stealable.
+    pub(crate) yielded: Cell<Option<Runnable>>,
     pub(crate) tick: Cell<u32>,
     /// Whether this core counts itself in `Idle`'s searching count.
     pub(crate) searching: Cell<bool>,
@@ -163,9 +191,10 @@ pub(crate) fn run(shared: Arc<Shared>, mut core: Box<Core>) {
     }
 }
 
-/// Runs `task` and then up to [`MAX_LIFO_POLLS`] tasks from the LIFO slot,
-/// with the core in the context; returns the core, or `None` if a task handed
-/// it to another thread.
+/// Runs `task` and then, in one turn, its in-place re-polls and up to
+/// [`MAX_LIFO_POLLS`] tasks from the LIFO slot (see the module docs), with
+/// the core in the context; returns the core, or `None` if a task handed it
+/// to another thread.
 fn run_task(cx: &Context, core: Box<Core>, task: Runnable) -> Option<Box<Core>> {
     let shared = cx.shared();
     if core.searching.replace(false) && shared.idle.transition_worker_from_searching() {
@@ -173,14 +202,33 @@ fn run_task(cx: &Context, core: Box<Core>, task: Runnable) -> Option<Box<Core>> 
         // search on to one sleeper.
         shared.notify_parked();
     }
+    crate::repoll::start_turn(MAX_SELF_REPOLLS);
     cx.put(core);
-    task.run();
-    for _ in 0..MAX_LIFO_POLLS {
-        match cx.with_core(|core| core.lifo.take())? {
-            Some(next) => {
-                next.run();
+    crate::abandoned::run(task);
+    let mut lifo_left = MAX_LIFO_POLLS;
+    loop {
+        // A task that woke itself goes first (the budget was charged when
+        // it was parked in `yielded`), then the LIFO slot while its cap lasts.
+        let next = cx.with_core(|core| match core.yielded.take() {
+            Some(task) => Some((task, true)),
+            None if lifo_left > 0 => {
+                lifo_left -= 1;
+                core.lifo.take().map(|task| (task, false))
             }
-            None => return cx.take(),
+            None => None,
+        })?;
+        match next {
+            Some((next, woke_itself)) => {
+                if woke_itself {
+                    // Its `TaskFuture` may re-poll in place (see `repoll`).
+                    crate::repoll::arm();
+                    crate::abandoned::run(next);
+                    crate::repoll::take_armed();
+                } else {
+                    crate::abandoned::run(next);
+                }
+            }
+            None => break,
         }
     }
     let core = cx.take()?;
@@ -201,8 +249,11 @@ impl Core {
                 return Some(task);
             }
         }
-        self.lifo
+        // `yielded` is empty here unless a task ran a runnable of this pool
+        // by hand and the core was then handed to this thread mid-turn.
+        self.yielded
             .take()
+            .or_else(|| self.lifo.take())
             .or_else(|| self.local.pop())
             .or_else(|| shared.injector.pop())
     }
@@ -232,7 +283,15 @@ impl Core {
     /// Queues a task spawned or woken by the task running on this core.
     pub(crate) fn schedule_local(&self, shared: &Shared, runnable: Runnable, is_yield: bool) {
         if is_yield {
-            self.local.push_back(runnable, &shared.injector);
+            if crate::repoll::charge() {
+                // Polled again in place by `run_task`: nothing new to steal.
+                match self.yielded.replace(Some(runnable)) {
+                    None => return,
+                    Some(previous) => self.local.push_back(previous, &shared.injector),
+                }
+            } else {
+                self.local.push_back(runnable, &shared.injector);
+            }
         } else {
             match self.lifo.replace(Some(runnable)) {
                 None => return,
@@ -286,9 +345,12 @@ impl Core {
 impl Drop for Core {
     fn drop(&mut self) {
         // Cancel what is left; the pool has shut down or is being dropped.
-        drop(self.lifo.take());
+        let slots = [self.yielded.take(), self.lifo.take()];
+        for task in slots.into_iter().flatten() {
+            crate::abandoned::drop_runnable(task);
+        }
         while let Some(task) = self.local.pop() {
-            drop(task);
+            crate::abandoned::drop_runnable(task);
         }
     }
 }
