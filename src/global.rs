@@ -312,11 +312,14 @@ fn wait_quietly(old: &SharedDefault) {
 /// already running finish; its threads are joined), the configuration from
 /// [`configure`] is dropped, the environment is read again on next use,
 /// and the cached [`Capabilities`] and [`last_decision`](crate::last_decision)
-/// are cleared. With the `process-backend` feature, the shared process pool
+/// are cleared, and every decision listener is removed (those of
+/// [`add_decision_listener`](crate::add_decision_listener) and
+/// [`observe_decisions`](crate::observe_decisions); a scope's own
+/// [`RunBuilder::on_decision`](crate::RunBuilder::on_decision) is not
+/// global and is unaffected). With the `process-backend` feature, the shared process pool
 /// behind `Handle::call` is shut down, the fork server started by
 /// `unirun::process::init` is stopped, and the `unirun-forker` thread ends
 /// once no scope's pool still holds it.
-/// Listeners stay.
 ///
 /// Handles to the old default executor, and scopes that borrowed it
 /// (`Flavor::Shared`), cancel what they spawn afterwards.
@@ -343,7 +346,7 @@ pub fn reset() {
         GENERATION.fetch_add(1, Ordering::AcqRel);
         (old, old_state)
     });
-    scheduler::clear_last();
+    scheduler::reset_listeners();
     // Its forker thread and workers stop with it.
     if let Some(pool) = &old_state.processes {
         pool.shutdown_now();

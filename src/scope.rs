@@ -138,7 +138,6 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
 /// Calls `f` with the scope whose task (or `block_on`) the calling thread
 /// is running, if any, without touching its reference count (read by
 /// `unirun::time` to pick a timer).
-#[allow(dead_code)] // without tokio-backend and smol-backend
 pub(crate) fn with_current<R>(f: impl FnOnce(&Scope) -> R) -> Option<R> {
     let ptr = CURRENT.with(Cell::get);
     // SAFETY: by `CURRENT`'s invariant a non-null pointer came from

@@ -312,6 +312,43 @@ fn listeners_see_every_decision_and_a_panicking_one_is_isolated() {
 }
 
 #[test]
+fn reset_removes_every_listener_but_not_a_scopes_own() {
+    if child("reset_removes_every_listener_but_not_a_scopes_own", &[]).is_some() {
+        return;
+    }
+    let heard = Arc::new(AtomicUsize::new(0));
+    let sink = heard.clone();
+    let id = unirun::add_decision_listener(move |_| {
+        sink.fetch_add(1, Ordering::SeqCst);
+    });
+    let guard = unirun::observe_decisions();
+    drop(Run::builder().build().unwrap());
+    assert_eq!(heard.load(Ordering::SeqCst), 1);
+
+    unirun::reset();
+    drop(Run::builder().build().unwrap());
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        1,
+        "reset removed the listener"
+    );
+    assert!(!unirun::remove_decision_listener(id), "already removed");
+    drop(guard); // removes nothing, and does not panic
+
+    // A scope's own listener is not global state: it always hears its scope.
+    let own = Arc::new(AtomicUsize::new(0));
+    let sink = own.clone();
+    let run = Run::builder()
+        .on_decision(move |_| {
+            sink.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    assert_eq!(own.load(Ordering::SeqCst), 1);
+    drop(run);
+}
+
+#[test]
 fn observe_decisions_logs_while_the_guard_lives() {
     if let Some(stderr) = child("observe_decisions_logs_while_the_guard_lives", &[]) {
         assert!(

@@ -4,9 +4,18 @@
 #![cfg(feature = "tokio-backend")]
 
 mod common;
+#[path = "common/backend.rs"]
+mod shared;
 
+use shared::Case;
 use unirun::trace::Reason;
 use unirun::{Flavor, Run};
+
+/// tokio names its blocking threads like its workers.
+const TOKIO: Case = Case {
+    flavor: Flavor::Tokio,
+    blocking_prefix: |name| format!("{name}-"),
+};
 
 fn thread_name() -> String {
     std::thread::current().name().unwrap_or("").to_string()
@@ -47,52 +56,32 @@ async fn auto_inside_a_tokio_runtime_resolves_to_tokio() {
 fn outside_a_runtime_the_scope_owns_one_sized_and_named_from_the_config() {
     let run = Run::builder()
         .flavor(Flavor::Tokio)
-        .name("tkowned")
-        .max_workers(2)
-        .max_blocking(2)
+        .max_workers(1)
         .build()
         .unwrap();
     assert!(!run.trace().reasons().contains(&Reason::AmbientTokio));
-    assert_eq!(run.handle().num_workers(), 2);
-    assert_eq!(run.handle().max_blocking_threads(), 2);
-    let worker = run.spawn(async { thread_name() }).join().unwrap();
-    assert!(worker.starts_with("tkowned-"), "{worker}");
-    let blocking = run.spawn_blocking(thread_name).join().unwrap();
-    assert!(blocking.starts_with("tkowned-"), "{blocking}");
-    run.shutdown();
+    drop(run);
+    shared::scope_is_sized_and_named_from_the_config(TOKIO, "tkowned");
 }
 
 #[test]
 fn panics_and_aborts_arrive_as_join_errors() {
-    let run = Run::builder()
-        .flavor(Flavor::Tokio)
-        .max_workers(1)
-        .build()
-        .unwrap();
-    let err = run
-        .spawn(async { panic!("tokio task failed") })
-        .join()
-        .unwrap_err();
-    assert!(err.is_panic());
-    assert_eq!(err.panic_message(), Some("tokio task failed"));
-    let location = err.panic_location().expect("location");
-    assert!(
-        location.file().ends_with("tokio_backend.rs"),
-        "{location:?}"
-    );
+    shared::panics_and_aborts_arrive_as_join_errors(TOKIO);
+}
 
-    let err = run
-        .spawn_blocking(|| panic!("blocking failed"))
-        .join()
-        .unwrap_err();
-    assert_eq!(err.panic_message(), Some("blocking failed"));
+#[test]
+fn shutdown_now_cancels_pending_tasks() {
+    shared::shutdown_now_cancels_pending_tasks(TOKIO);
+}
 
-    let stuck = run.spawn(std::future::pending::<()>());
-    stuck.abort();
-    assert!(stuck.join().unwrap_err().is_cancelled());
+#[test]
+fn shutdown_waits_for_a_task_that_yields_many_times() {
+    shared::shutdown_waits_for_a_task_that_yields_many_times(TOKIO);
+}
 
-    // The workers survived the panic.
-    assert_eq!(run.spawn(async { 3 }).join().unwrap(), 3);
+#[test]
+fn shutdown_now_cancels_a_task_waiting_after_yields() {
+    shared::shutdown_now_cancels_a_task_waiting_after_yields(TOKIO);
 }
 
 #[test]
@@ -148,24 +137,9 @@ fn scope_dropped_on_a_tokio_worker_with_pending_work_does_not_block_it() {
 
 #[test]
 fn scope_thread_count_returns_to_baseline() {
-    if !common::in_child_process("scope_thread_count_returns_to_baseline") {
-        return;
+    if common::in_child_process("scope_thread_count_returns_to_baseline") {
+        shared::scope_thread_count_returns_to_baseline(TOKIO, "tkbase");
     }
-    let before = common::thread_names().len();
-    let run = Run::builder()
-        .flavor(Flavor::Tokio)
-        .name("tkbase")
-        .max_workers(2)
-        .build()
-        .unwrap();
-    let blocking: Vec<_> = (0..4).map(|i| run.spawn_blocking(move || i)).collect();
-    for (i, b) in blocking.into_iter().enumerate() {
-        assert_eq!(b.join().unwrap(), i);
-    }
-    common::wait_until(|| common::threads_named("tkbase-") >= 2);
-    run.shutdown();
-    common::wait_until(|| common::threads_named("tkbase-") == 0);
-    common::wait_until(|| common::thread_names().len() == before);
 }
 
 #[test]

@@ -1,15 +1,163 @@
-//! Foreign join handles inside a unirun [`JoinHandle`]: the [`ForeignJoin`]
-//! contract, and [`Foreign`], which stores such a handle without an
-//! allocation when it fits in two words.
+//! Executors that allocate their own tasks (tokio, async-executor) behind
+//! unirun's types: the [`ForeignJoin`] contract for their join handles,
+//! [`Foreign`], which stores such a handle without an allocation when it
+//! fits in two words, and what every backend onto such an executor shares:
+//! [`ForeignExecutor`], [`spawn_foreign`] and [`ForeignSchedule`].
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::future::Future;
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of, MaybeUninit};
 use core::task::{Context, Poll};
 
-use crate::JoinError;
-#[allow(unused_imports)] // for the docs
-use crate::JoinHandle;
+use crate::{
+    CatchPanic, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskFuture, TaskSet,
+};
+
+/// An executor that allocates its own tasks (a tokio runtime, an
+/// async-executor; or a reference to one), as a unirun backend sees it: it spawns a future whose
+/// output is already a `Result<T, JoinError>` as one task of its own and
+/// returns its join handle.
+///
+/// Implementing it gives a backend [`spawn_foreign`] (the one way a unirun
+/// task becomes a foreign task) and [`ForeignSchedule`] (the hook for tasks
+/// that the core allocates, for code that spawns through `dyn Executor`).
+///
+/// # Examples
+///
+/// ```
+/// use std::future::Future;
+/// use std::task::{Context, Poll};
+/// use unirun_core::{spawn_foreign, ForeignExecutor, ForeignJoin, JoinError};
+///
+/// /// Runs each task to completion right away, on the spawning thread.
+/// struct Eager;
+///
+/// /// The finished task's outcome.
+/// struct Ready<T>(Option<Result<T, JoinError>>);
+///
+/// impl<T: Send> ForeignJoin<T> for Ready<T> {
+///     fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+///         Poll::Ready(self.0.take().unwrap_or_else(|| Err(JoinError::cancelled())))
+///     }
+///     fn is_finished(&self) -> bool {
+///         true
+///     }
+///     fn abort(&mut self) {}
+/// }
+///
+/// impl ForeignExecutor for Eager {
+///     type Join<T: Send + 'static> = Ready<T>;
+///
+///     fn spawn_task<T, F>(&self, task: F) -> Ready<T>
+///     where
+///         T: Send + 'static,
+///         F: Future<Output = Result<T, JoinError>> + Send + 'static,
+///     {
+///         Ready(Some(unirun_core::block_on(task)))
+///     }
+/// }
+///
+/// let ok = spawn_foreign(&Eager, None, async { 2 + 2 });
+/// assert_eq!(ok.join().unwrap(), 4);
+/// let panicked = spawn_foreign(&Eager, None, async { panic!("caught") });
+/// assert_eq!(panicked.join().unwrap_err().panic_message(), Some("caught"));
+/// ```
+pub trait ForeignExecutor: Send + Sync {
+    /// The executor's join handle for a task with output `Result<T, JoinError>`.
+    type Join<T: Send + 'static>: ForeignJoin<T> + 'static;
+
+    /// Spawns `task` as one task of the executor. Each poll of that task
+    /// must use the same waker (tokio's and async-task's tasks do): see
+    /// [`TaskFuture::for_task`]. An executor that can no longer run tasks
+    /// returns a handle that resolves to [`JoinError::cancelled`].
+    fn spawn_task<T, F>(&self, task: F) -> Self::Join<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, JoinError>> + Send + 'static;
+}
+
+/// Spawns `future` on a foreign executor as one task of its own, and
+/// returns unirun's [`JoinHandle`] to it.
+///
+/// A panic in `future` becomes a [`JoinError`] with its message and
+/// location. With `tasks`, the task is a member of that [`TaskSet`]
+/// ([`TaskFuture::for_task`]: its waker is recorded once); without, it
+/// carries only the panic capture ([`CatchPanic`]), so it stays as small as
+/// the executor's own tasks.
+///
+/// # Examples
+///
+/// See [`ForeignExecutor`].
+pub fn spawn_foreign<E, F>(
+    executor: &E,
+    tasks: Option<&Arc<TaskSet>>,
+    future: F,
+) -> JoinHandle<F::Output>
+where
+    E: ForeignExecutor + ?Sized,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match tasks {
+        Some(tasks) => JoinHandle::from_foreign(
+            executor.spawn_task(TaskFuture::for_task(future, Some(tasks.clone()))),
+        ),
+        None => JoinHandle::from_foreign(executor.spawn_task(CatchPanic::new(future))),
+    }
+}
+
+/// The [`Schedule`] hook of a backend onto a foreign executor: each
+/// wake-up of a task the core allocated ([`spawn_with`](crate::spawn_with),
+/// used by [`Executor`](crate::Executor)'s object-safe spawn) runs as one
+/// small task of the foreign executor. When that executor can no longer
+/// run tasks it drops the runnable, which cancels the unirun task: its
+/// handle resolves to [`JoinError::cancelled`], never hangs.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use unirun_core::{spawn_with, ForeignExecutor, ForeignSchedule, Schedule};
+/// # use std::future::Future;
+/// # use std::task::{Context, Poll};
+/// # use unirun_core::{ForeignJoin, JoinError};
+/// # struct Eager;
+/// # struct Ready<T>(Option<Result<T, JoinError>>);
+/// # impl<T: Send> ForeignJoin<T> for Ready<T> {
+/// #     fn poll_join(&mut self, _: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+/// #         Poll::Ready(self.0.take().unwrap_or_else(|| Err(JoinError::cancelled())))
+/// #     }
+/// #     fn is_finished(&self) -> bool { true }
+/// #     fn abort(&mut self) {}
+/// # }
+/// # impl ForeignExecutor for Eager {
+/// #     type Join<T: Send + 'static> = Ready<T>;
+/// #     fn spawn_task<T: Send + 'static, F>(&self, task: F) -> Ready<T>
+/// #     where F: Future<Output = Result<T, JoinError>> + Send + 'static {
+/// #         Ready(Some(unirun_core::block_on(task)))
+/// #     }
+/// # }
+///
+/// let hook = Arc::new(ForeignSchedule(Eager));
+/// let (runnable, handle) = spawn_with(async { 7 }, None, move |r, info| hook.schedule(r, info));
+/// runnable.schedule(); // runs as one task of `Eager`
+/// assert_eq!(handle.join().unwrap(), 7);
+/// ```
+#[derive(Debug)]
+pub struct ForeignSchedule<E>(pub E);
+
+impl<E: ForeignExecutor + 'static> Schedule for ForeignSchedule<E> {
+    fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
+        // Dropping the foreign handle detaches its task (`ForeignJoin`'s
+        // contract). The runnable catches its task's panics itself.
+        drop(self.0.spawn_task(async move {
+            runnable.run();
+            Ok(())
+        }));
+    }
+}
 
 /// A foreign executor's join handle, seen through a unirun [`JoinHandle`]
 /// (see [`JoinHandle::from_foreign`]).

@@ -108,7 +108,7 @@ pub use crate::block_on::{block_on, block_on_with};
 pub use crate::context::on_worker_thread;
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
-pub use crate::foreign::ForeignJoin;
+pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignSchedule};
 pub use crate::fork::{in_forked_child, mark_forked_child};
 pub use crate::join::JoinHandle;
 #[cfg(feature = "std")]

@@ -295,6 +295,7 @@ impl TaskSet {
     /// set.close();
     /// assert!(set.is_closed());
     /// ```
+    #[inline]
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
@@ -423,6 +424,7 @@ impl TaskSet {
         self.is_empty()
     }
 
+    #[inline]
     pub(crate) fn enter(&self) {
         self.live.fetch_add(1, Ordering::SeqCst);
     }

@@ -8,6 +8,18 @@
 //! [`dispatch!`] (the only `match` over the variants besides [`start`]).
 //! What a scope owns is a boxed [`Shutdown`], so tearing it down needs no
 //! `match` either.
+//!
+//! # Why an enum and not `dyn BackendHandle`
+//!
+//! Spawning is the hot path, and its methods are generic over the future
+//! (and the closure): `BackendHandle` is not object-safe, and an
+//! object-safe version would box every future and make a virtual call per
+//! spawn, an allocation more than the backend's own. A type parameter
+//! (`Run<B>`) would spread through every public type of the facade. The
+//! set of backends is closed (one per cargo feature), so an enum whose
+//! [`dispatch!`] arms are all the same call keeps each spawn a direct,
+//! inlinable call into the backend's crate at the cost of one predictable
+//! branch; adding a backend is one variant and one arm here.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -89,6 +101,23 @@ pub(crate) trait FacadeHandle {
     fn enter(&self) -> Option<BackendContext<'_>> {
         None
     }
+
+    /// A sleep until `deadline` on the backend's own timer, for
+    /// `unirun::time` in the backend's tasks; `None` where unirun's timer
+    /// driver serves (the default).
+    fn timer(&self, deadline: std::time::Instant) -> Option<BackendTimer> {
+        let _ = deadline;
+        None
+    }
+}
+
+/// A sleep on a backend's own timer (see [`FacadeHandle::timer`]), boxed so
+/// that `unirun::time` needs no per-backend code.
+pub(crate) struct BackendTimer {
+    /// Completes at the deadline.
+    pub(crate) sleep: std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+    /// Whose timer it is, for `Debug`.
+    pub(crate) name: &'static str,
 }
 
 /// A backend [`start`] brought up: the handle, what the caller now owns,
@@ -187,6 +216,12 @@ impl Backend {
     /// drops (tokio's; nothing for the others).
     pub(crate) fn enter(&self) -> Option<BackendContext<'_>> {
         dispatch!(self, h => FacadeHandle::enter(h))
+    }
+
+    /// A sleep until `deadline` on the backend's own timer, if it has one
+    /// that unirun may use.
+    pub(crate) fn timer(&self, deadline: std::time::Instant) -> Option<BackendTimer> {
+        dispatch!(self, h => FacadeHandle::timer(h, deadline))
     }
 
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {

@@ -2,7 +2,7 @@
 
 use unirun_smol::{Handle, SmolPool};
 
-use super::{Backend, FacadeHandle, Shutdown, Started};
+use super::{Backend, BackendTimer, FacadeHandle, Shutdown, Started};
 use crate::error::Error;
 use crate::flavor::Flavor;
 
@@ -34,5 +34,16 @@ impl Shutdown for SmolPool {
 impl FacadeHandle for Handle {
     fn flavor(&self) -> Flavor {
         Flavor::Smol
+    }
+
+    /// async-io's timer, as smol code would use.
+    fn timer(&self, deadline: std::time::Instant) -> Option<BackendTimer> {
+        let timer = ::smol::Timer::at(deadline);
+        Some(BackendTimer {
+            sleep: Box::pin(async move {
+                timer.await;
+            }),
+            name: "async-io",
+        })
     }
 }

@@ -3,7 +3,7 @@
 
 use unirun_tokio::{Handle, TokioRuntime};
 
-use super::{Backend, BackendContext, FacadeHandle, Shutdown, Started};
+use super::{Backend, BackendContext, BackendTimer, FacadeHandle, Shutdown, Started};
 use crate::error::Error;
 use crate::flavor::Flavor;
 
@@ -44,5 +44,19 @@ impl FacadeHandle for Handle {
 
     fn enter(&self) -> Option<BackendContext<'_>> {
         Some(self.tokio().enter())
+    }
+
+    /// tokio's timer, on runtimes unirun started: they have timers enabled,
+    /// while a borrowed one may not (and tokio would panic).
+    fn timer(&self, deadline: std::time::Instant) -> Option<BackendTimer> {
+        if self.is_ambient() {
+            return None;
+        }
+        let _inside = self.tokio().enter();
+        let sleep = ::tokio::time::sleep_until(::tokio::time::Instant::from_std(deadline));
+        Some(BackendTimer {
+            sleep: Box::pin(sleep),
+            name: "tokio",
+        })
     }
 }

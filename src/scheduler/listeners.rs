@@ -1,4 +1,5 @@
-//! The decision listeners and the last decision.
+//! The decision listeners and the last decision: process-wide state that
+//! [`reset`](crate::reset) clears entirely.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,12 @@ static LAST: ForkMutex<Option<DecisionTrace>> = ForkMutex::new(None);
 /// starts. A listener that panics is isolated: the panic is caught, the
 /// other listeners still run and the decision stands.
 ///
+/// The listener stays until [`remove_decision_listener`] or
+/// [`reset`](crate::reset), which removes every listener with the rest of
+/// unirun's global state. To hear one scope's decision regardless of what
+/// other threads reset, give it to that scope instead:
+/// [`RunBuilder::on_decision`](crate::RunBuilder::on_decision).
+///
 /// # Examples
 ///
 /// ```
@@ -60,7 +67,8 @@ pub fn add_decision_listener(
     id
 }
 
-/// Removes a listener; returns whether it was there.
+/// Removes a listener; returns whether it was there (`false` once removed,
+/// also by [`reset`](crate::reset)).
 ///
 /// # Examples
 ///
@@ -94,7 +102,7 @@ pub fn last_decision() -> Option<DecisionTrace> {
 }
 
 /// Logs every scheduling decision to stderr, one line each, while the
-/// returned guard lives.
+/// returned guard lives (and no [`reset`](crate::reset) removed it).
 ///
 /// # Examples
 ///
@@ -147,6 +155,11 @@ pub(crate) fn publish(trace: &DecisionTrace, own: Option<&Listener>) {
     }
 }
 
-pub(crate) fn clear_last() {
+/// Forgets the last decision and removes every listener, for
+/// [`reset`](crate::reset). The listeners are dropped after the lock is
+/// released: a listener's destructor may call back into unirun.
+pub(crate) fn reset() {
     *LAST.lock() = None;
+    let removed = std::mem::take(&mut *listeners());
+    drop(removed);
 }

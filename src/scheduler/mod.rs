@@ -29,7 +29,7 @@ pub use self::listeners::{
     add_decision_listener, last_decision, observe_decisions, remove_decision_listener, ListenerId,
     ObserveDecisions,
 };
-pub(crate) use self::listeners::{clear_last, publish};
+pub(crate) use self::listeners::{publish, reset as reset_listeners};
 pub(crate) use self::resolve::compat_mode;
 #[cfg(all(unix, feature = "process-backend"))]
 pub(crate) use self::resolve::forced_flavor;

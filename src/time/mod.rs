@@ -110,6 +110,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::backend::BackendTimer;
+
 /// The deadline that stands for "never": about 30 years after `now`.
 ///
 /// # Examples
@@ -182,10 +184,8 @@ enum Timer {
     Idle,
     /// unirun's own driver.
     Own(driver::Entry),
-    #[cfg(feature = "tokio-backend")]
-    Tokio(Pin<Box<tokio::time::Sleep>>),
-    #[cfg(feature = "smol-backend")]
-    Smol(smol::Timer),
+    /// The timer of the scope's runtime (tokio's, async-io's), and its name.
+    Backend(BackendTimer),
 }
 
 impl Sleep {
@@ -255,29 +255,9 @@ impl Sleep {
     /// The timer a sleep first waiting here should use (see the module
     /// docs).
     fn pick(deadline: Instant) -> Timer {
-        #[cfg(any(feature = "tokio-backend", feature = "smol-backend"))]
-        {
-            use crate::backend::Backend;
-            let picked = crate::scope::with_current(|scope| match &scope.backend {
-                // unirun builds its runtimes with timers enabled; a
-                // borrowed one may have them off (tokio would panic).
-                #[cfg(feature = "tokio-backend")]
-                Backend::Tokio(handle) if !handle.is_ambient() => {
-                    let _inside = handle.tokio().enter();
-                    Some(Timer::Tokio(Box::pin(tokio::time::sleep_until(
-                        tokio::time::Instant::from_std(deadline),
-                    ))))
-                }
-                #[cfg(feature = "smol-backend")]
-                Backend::Smol(_) => Some(Timer::Smol(smol::Timer::at(deadline))),
-                _ => None,
-            });
-            if let Some(Some(timer)) = picked {
-                return timer;
-            }
-        }
-        let _ = deadline;
-        Timer::Own(driver::Entry::default())
+        crate::scope::with_current(|scope| scope.backend.timer(deadline))
+            .flatten()
+            .map_or_else(|| Timer::Own(driver::Entry::default()), Timer::Backend)
     }
 
     /// Whether this sleep holds an entry in unirun's timer driver now (for
@@ -309,10 +289,7 @@ impl Future for Sleep {
                 entry.register(this.deadline, cx.waker());
                 Poll::Pending
             }
-            #[cfg(feature = "tokio-backend")]
-            Timer::Tokio(sleep) => sleep.as_mut().poll(cx),
-            #[cfg(feature = "smol-backend")]
-            Timer::Smol(timer) => Pin::new(timer).poll(cx).map(drop),
+            Timer::Backend(timer) => timer.sleep.as_mut().poll(cx),
         }
     }
 }
@@ -330,10 +307,7 @@ impl fmt::Debug for Sleep {
         let timer = match &self.timer {
             Timer::Idle => "none",
             Timer::Own(_) => "unirun",
-            #[cfg(feature = "tokio-backend")]
-            Timer::Tokio(_) => "tokio",
-            #[cfg(feature = "smol-backend")]
-            Timer::Smol(_) => "async-io",
+            Timer::Backend(timer) => timer.name,
         };
         f.debug_struct("Sleep")
             .field("deadline", &self.deadline)

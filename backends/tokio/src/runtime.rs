@@ -1,0 +1,260 @@
+//! [`TokioRuntime`]: a tokio runtime unirun owns, and its [`Builder`].
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use crate::{Handle, DEFAULT_MAX_BLOCKING};
+
+/// Settings for a [`TokioRuntime`].
+///
+/// # Examples
+///
+/// ```
+/// let runtime = unirun_tokio::TokioRuntime::builder()
+///     .workers(2)
+///     .max_blocking_threads(16)
+///     .name("api")
+///     .build()
+///     .unwrap();
+/// assert_eq!(runtime.handle().num_workers(), 2);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Builder {
+    workers: Option<usize>,
+    max_blocking: usize,
+    name: String,
+}
+
+impl Builder {
+    /// Worker threads (default: tokio's, one per CPU). Zero counts as one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let runtime = unirun_tokio::TokioRuntime::builder().workers(1).build().unwrap();
+    /// assert_eq!(runtime.handle().num_workers(), 1);
+    /// ```
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n.max(1));
+        self
+    }
+
+    /// Cap of the blocking pool (default 512). Zero counts as one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let runtime = unirun_tokio::TokioRuntime::builder().max_blocking_threads(4).build().unwrap();
+    /// assert_eq!(runtime.handle().max_blocking_threads(), 4);
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking = n.max(1);
+        self
+    }
+
+    /// Thread name prefix: threads are `{name}-{i}` (default `unirun-tokio`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let runtime = unirun_tokio::TokioRuntime::builder().workers(1).name("net").build().unwrap();
+    /// let name = runtime.handle().spawn(async { std::thread::current().name().map(String::from) });
+    /// assert!(name.join().unwrap().unwrap().starts_with("net-"));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Starts the runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the OS refuses what the runtime needs (threads, an I/O driver).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(unirun_tokio::TokioRuntime::builder().build().is_ok());
+    /// ```
+    pub fn build(self) -> io::Result<TokioRuntime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        let counter = Arc::new(AtomicUsize::new(0));
+        let prefix = self.name.clone();
+        builder
+            .enable_all()
+            .max_blocking_threads(self.max_blocking)
+            .thread_name_fn(move || {
+                format!("{prefix}-{}", counter.fetch_add(1, Ordering::Relaxed))
+            });
+        if let Some(n) = self.workers {
+            builder.worker_threads(n);
+        }
+        let runtime = builder.build()?;
+        let workers = runtime.handle().metrics().num_workers();
+        let handle = Handle::new(
+            runtime.handle().clone(),
+            self.name,
+            workers,
+            self.max_blocking,
+            false,
+        );
+        Ok(TokioRuntime {
+            runtime: Some(runtime),
+            handle,
+        })
+    }
+}
+
+/// A tokio runtime owned by unirun: shut down when dropped, without ever
+/// panicking or blocking an async worker.
+///
+/// # Examples
+///
+/// ```
+/// let runtime = unirun_tokio::TokioRuntime::builder().workers(1).build().unwrap();
+/// let task = runtime.handle().spawn(async { 1 });
+/// assert_eq!(task.join().unwrap(), 1);
+///
+/// // Dropping it inside another runtime's task is fine.
+/// let outer = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+/// outer.block_on(async move { drop(runtime) });
+/// ```
+pub struct TokioRuntime {
+    /// Taken by `Drop`.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: Handle,
+}
+
+impl TokioRuntime {
+    /// A builder with default settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let runtime = unirun_tokio::TokioRuntime::builder().name("x").build().unwrap();
+    /// assert_eq!(runtime.handle().name(), "x");
+    /// ```
+    pub fn builder() -> Builder {
+        Builder {
+            workers: None,
+            max_blocking: DEFAULT_MAX_BLOCKING,
+            name: "unirun-tokio".to_string(),
+        }
+    }
+
+    /// A handle that spawns on this runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let runtime = unirun_tokio::TokioRuntime::builder().workers(1).build().unwrap();
+    /// assert!(!runtime.handle().is_ambient());
+    /// ```
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Drives `future` to completion on the calling thread, inside the
+    /// runtime's context (so tokio's timers and I/O work in it).
+    ///
+    /// # Panics
+    ///
+    /// When called inside async code, as tokio's `Runtime::block_on` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let runtime = unirun_tokio::TokioRuntime::builder().workers(1).build().unwrap();
+    /// let task = runtime.handle().spawn(async { 2 });
+    /// assert_eq!(runtime.block_on(task).unwrap(), 2);
+    /// ```
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime
+            .as_ref()
+            .expect("the runtime is present until drop")
+            .block_on(future)
+    }
+}
+
+impl TokioRuntime {
+    /// Shuts the runtime down, waiting at most `timeout` for its blocking
+    /// threads (tokio's `Runtime::shutdown_timeout`): threads still inside a
+    /// closure then are left behind and exit when it returns. Where blocking
+    /// is not allowed (inside async code) the wait moves to a helper thread
+    /// and this returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let runtime = unirun_tokio::TokioRuntime::builder().workers(1).build().unwrap();
+    /// runtime.shutdown_timeout(Duration::from_millis(10));
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        if let Some(runtime) = self.runtime.take() {
+            shut_down(runtime, self.handle.name(), Some(timeout));
+        }
+    }
+}
+
+impl Drop for TokioRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            shut_down(runtime, self.handle.name(), None);
+        }
+    }
+}
+
+/// Shuts `runtime` down (dropping it, or with tokio's `shutdown_timeout`
+/// when `timeout` is given) without ever panicking: tokio panics when a
+/// runtime is dropped where blocking is not allowed, and a runtime context
+/// or a unirun worker is such a place, so there the shutdown moves to a
+/// plain thread named `{name}-shutdown`.
+fn shut_down(runtime: tokio::runtime::Runtime, name: &str, timeout: Option<Duration>) {
+    let in_async = tokio::runtime::Handle::try_current().is_ok() || unirun_core::on_worker_thread();
+    let finish = move |runtime: tokio::runtime::Runtime| match timeout {
+        Some(timeout) => runtime.shutdown_timeout(timeout),
+        None => drop(runtime),
+    };
+    if !in_async {
+        finish(runtime);
+        return;
+    }
+    // The runtime waits in a shared slot, so a failed thread spawn does
+    // not drop it here.
+    let slot = Arc::new(Mutex::new(Some(runtime)));
+    let theirs = slot.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("{name}-shutdown"))
+        .spawn(move || {
+            if let Some(runtime) = take(&theirs) {
+                finish(runtime);
+            }
+        });
+    if spawned.is_err() {
+        if let Some(runtime) = take(&slot) {
+            // Does not wait for the workers, and never panics.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn take(slot: &Mutex<Option<tokio::runtime::Runtime>>) -> Option<tokio::runtime::Runtime> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+impl fmt::Debug for TokioRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokioRuntime")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
