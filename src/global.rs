@@ -224,6 +224,10 @@ fn default_handle() -> (Handle, u64) {
         .flatten()
         .unwrap_or_else(|| panic!("unirun: could not start the default thread pool"));
     let (backend, owned) = (started.backend.clone(), started.owned);
+    let trace = match (trace, backend.reactor()) {
+        (Some(trace), Some(reactor)) => Some(trace.with_reactor(reactor)),
+        (trace, _) => trace,
+    };
     let gil = (mode == ThreadMode::Gil).then(Gil::new);
     let forks = started.processes.is_some();
     // A scope only where the default needs one: serializing (gil), or

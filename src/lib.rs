@@ -104,6 +104,8 @@ mod global;
 #[cfg(feature = "std")]
 mod handle;
 #[cfg(feature = "std")]
+pub mod io;
+#[cfg(feature = "std")]
 mod observe;
 #[cfg(all(unix, feature = "process-backend"))]
 pub mod process;

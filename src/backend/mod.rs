@@ -89,6 +89,12 @@ pub(crate) trait FacadeHandle {
     fn enter(&self) -> Option<BackendContext<'_>> {
         None
     }
+
+    /// Which tokio reactor the backend's tasks use, for the trace (see
+    /// [`crate::io`]); `None` where tokio has no context.
+    fn reactor(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A backend [`start`] brought up: the handle, what the caller now owns,
@@ -189,6 +195,11 @@ impl Backend {
         dispatch!(self, h => FacadeHandle::enter(h))
     }
 
+    /// Which tokio reactor the backend's tasks use (see [`crate::io`]).
+    pub(crate) fn reactor(&self) -> Option<&'static str> {
+        dispatch!(self, h => FacadeHandle::reactor(h))
+    }
+
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
         dispatch!(self, h => Executor::scheduler(h))
     }
@@ -210,7 +221,7 @@ pub(crate) use self::process::ProcessOptions;
 
 /// A backend's runtime context, entered on a thread (see [`Backend::enter`]).
 #[cfg(feature = "tokio-backend")]
-pub(crate) type BackendContext<'a> = ::tokio::runtime::EnterGuard<'a>;
+pub(crate) type BackendContext<'a> = crate::io::Context<'a>;
 /// A backend's runtime context: none without `tokio-backend`.
 #[cfg(not(feature = "tokio-backend"))]
 pub(crate) type BackendContext<'a> = std::marker::PhantomData<&'a ()>;
@@ -227,8 +238,15 @@ pub(crate) fn ambient_tokio() -> Option<Backend> {
     tokio_ambient()
 }
 
+/// The context a thread pool's workers run inside is unirun's, not an
+/// ambient runtime (see [`crate::io`]).
 #[cfg(feature = "tokio-backend")]
-use self::tokio::ambient as tokio_ambient;
+fn tokio_ambient() -> Option<Backend> {
+    if crate::io::entered_by_unirun() {
+        return None;
+    }
+    self::tokio::ambient()
+}
 
 #[cfg(not(feature = "tokio-backend"))]
 fn tokio_ambient() -> Option<Backend> {
