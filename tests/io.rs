@@ -246,6 +246,9 @@ mod tokio_io {
             assert_eq!(unirun::block_on(echo).unwrap(), expected(3));
             let timers = unirun::spawn(tokio_timers());
             assert_eq!(unirun::block_on(timers).unwrap(), (true, true));
+            // `tokio::spawn` finds the reactor's runtime too.
+            let spawned = unirun::spawn(async { tokio::spawn(async { 3 }).await.unwrap() });
+            assert_eq!(unirun::block_on(spawned).unwrap(), 3);
         });
     }
 
@@ -396,6 +399,36 @@ mod tokio_io {
                 .unwrap();
             assert!(has_context);
             assert_eq!(resolved, Flavor::Threads);
+
+            // A tokio scope's `block_on` inside a task: its runtime is
+            // ambient there, as on any thread; the pool's flag comes back after.
+            let tokio = Run::builder()
+                .flavor(Flavor::Tokio)
+                .max_workers(1)
+                .build()
+                .unwrap();
+            let (inner, after) = run
+                .spawn(async move {
+                    let inner = tokio.block_on(async {
+                        Run::builder()
+                            .name("nested-io")
+                            .build()
+                            .unwrap()
+                            .trace()
+                            .resolved()
+                    });
+                    let after = Run::builder()
+                        .name("after-io")
+                        .build()
+                        .unwrap()
+                        .trace()
+                        .resolved();
+                    (inner, after)
+                })
+                .join()
+                .unwrap();
+            assert_eq!(inner, Flavor::Tokio);
+            assert_eq!(after, Flavor::Threads);
         });
     }
 
@@ -438,6 +471,17 @@ mod tokio_io {
                 if cfg!(target_os = "linux") {
                     assert_eq!(threads_named("unirun-io"), 0, "round {round}");
                 }
+            }
+
+            // A scope that outlives a reset keeps its runtime until it ends.
+            let run = Run::new(Flavor::Threads).unwrap();
+            unirun::reset();
+            assert!(unirun::io::__own_runtime_running());
+            assert_eq!(run.spawn(tokio_echo(1)).join().unwrap(), expected(1));
+            run.shutdown();
+            assert!(!unirun::io::__own_runtime_running());
+            if cfg!(target_os = "linux") {
+                assert_eq!(threads_named("unirun-io"), 0);
             }
         });
     }
