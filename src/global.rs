@@ -319,7 +319,10 @@ fn wait_quietly(old: &SharedDefault) {
 /// are cleared. With the `process-backend` feature, the shared process pool
 /// behind `Handle::call` is shut down, the fork server started by
 /// `unirun::process::init` is stopped, and the `unirun-forker` thread ends
-/// once no scope's pool still holds it.
+/// once no scope's pool still holds it. With the `tokio-backend` feature,
+/// unirun's own tokio runtime and its `unirun-io` thread (see
+/// [`crate::io`]) stop the same way: joined here unless a scope of your own
+/// still holds them; the next thread pool starts them again.
 /// Listeners stay.
 ///
 /// Handles to the old default executor, and scopes that borrowed it
