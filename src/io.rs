@@ -71,6 +71,11 @@
 //! runtime" for scope decisions: a [`Run`](crate::Run) built inside a task
 //! decides as it would on any other thread.
 //!
+//! In a child forked by the process backend, pools run their tasks inline
+//! on the calling thread (their threads were not copied), outside the
+//! context: there tokio futures work in `Run::block_on`, which starts a
+//! runtime of the child's own; the parent's is left alone.
+//!
 //! ## Without the feature
 //!
 //! Without `tokio-backend`, no tokio context exists on unirun's threads and
@@ -145,6 +150,7 @@ mod tokio_io {
     use std::thread::{self, JoinHandle};
 
     use tokio::runtime::{EnterGuard, Handle, RuntimeFlavor};
+    use unirun_platform::fork_guard::ForkMutex;
     use unirun_threads::WorkerContext;
 
     use crate::error::Error;
@@ -270,7 +276,9 @@ mod tokio_io {
     }
 
     /// unirun's own runtime, shared by every pool that leases it.
-    static SHARED: Mutex<Weak<OwnRuntime>> = Mutex::new(Weak::new());
+    /// Fork-guarded: unirun never forks while it is held, so a forked child
+    /// can always take it.
+    static SHARED: ForkMutex<Weak<OwnRuntime>> = ForkMutex::new(Weak::new());
 
     /// A pool's hold on unirun's own runtime: the runtime stops when the
     /// last lease is dropped.
@@ -278,8 +286,9 @@ mod tokio_io {
 
     /// A lease on unirun's own runtime, starting it if no pool holds one.
     fn lease() -> Result<Lease, Error> {
-        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(runtime) = shared.upgrade() {
+        let mut shared = SHARED.lock();
+        // One inherited through `fork` has no thread here: start another.
+        if let Some(runtime) = shared.upgrade().filter(|r| r.in_this_process()) {
             return Ok(Lease(runtime));
         }
         let runtime = Arc::new(OwnRuntime::start()?);
@@ -289,11 +298,7 @@ mod tokio_io {
 
     /// Whether unirun's own runtime runs (some pool holds a lease).
     pub(crate) fn own_running() -> bool {
-        SHARED
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .strong_count()
-            > 0
+        SHARED.lock().upgrade().is_some_and(|r| r.in_this_process())
     }
 
     /// A current-thread runtime with every driver tokio has compiled in,
@@ -302,6 +307,9 @@ mod tokio_io {
         tokio: Handle,
         stop: Arc<Stop>,
         thread: Option<JoinHandle<()>>,
+        /// The process that started it: a forked child inherits the value
+        /// but not the thread.
+        pid: u32,
     }
 
     impl OwnRuntime {
@@ -327,7 +335,14 @@ mod tokio_io {
                 tokio,
                 stop,
                 thread: Some(thread),
+                pid: std::process::id(),
             })
+        }
+
+        /// Whether its thread runs in this process (not in the parent of a
+        /// forked child).
+        fn in_this_process(&self) -> bool {
+            self.pid == std::process::id()
         }
     }
 
@@ -337,6 +352,13 @@ mod tokio_io {
         /// the flag and returns, and the runtime's drop then waits only for
         /// blocking closures already running on it.
         fn drop(&mut self) {
+            if !self.in_this_process() {
+                // Inherited through `fork`: its thread is the parent's, and
+                // its stop flag's lock and waker may be too. Touch nothing
+                // (joining would fail); the memory stays, as the pools'.
+                std::mem::forget(self.thread.take());
+                return;
+            }
             self.stop.set();
             if let Some(thread) = self.thread.take() {
                 if thread.thread().id() != thread::current().id() {

@@ -432,6 +432,41 @@ mod tokio_io {
         });
     }
 
+    /// A forked child inherits the parent's runtime but not its thread: a
+    /// pool it starts gets a runtime of its own, and dropping the
+    /// inherited one (at `reset`) neither joins nor touches the parent's.
+    #[cfg(all(unix, feature = "process-backend"))]
+    #[test]
+    fn a_forked_child_starts_its_own_runtime() {
+        let _g = shared();
+        watchdog("tokio in a forked child", || {
+            // The parent's shared default holds a running runtime.
+            assert_eq!(
+                unirun::block_on(unirun::spawn(tokio_echo(1))).unwrap(),
+                expected(1)
+            );
+            let options = unirun::ProcessOptions::default().timeout(Duration::from_secs(60));
+            let child = unirun::to_process_with(options, || {
+                let run = Run::builder()
+                    .name("child-io")
+                    .max_workers(1)
+                    .build()
+                    .unwrap();
+                // Tasks run inline in a child; `block_on` enters the reactor.
+                let echoed = run.block_on(tokio_echo(2));
+                run.shutdown();
+                unirun::reset();
+                echoed.len()
+            });
+            assert_eq!(child.join().unwrap(), 2);
+            // The parent's runtime was not disturbed.
+            assert_eq!(
+                unirun::block_on(unirun::spawn(tokio_echo(1))).unwrap(),
+                expected(1)
+            );
+        });
+    }
+
     #[test]
     fn reset_stops_unirun_io_and_sockets_and_timers_work_after_it() {
         let _g = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
