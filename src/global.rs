@@ -224,6 +224,10 @@ fn default_handle() -> (Handle, u64) {
         .flatten()
         .unwrap_or_else(|| panic!("unirun: could not start the default thread pool"));
     let (backend, owned) = (started.backend.clone(), started.owned);
+    let trace = match (trace, backend.reactor()) {
+        (Some(trace), Some(reactor)) => Some(trace.with_reactor(reactor)),
+        (trace, _) => trace,
+    };
     let gil = (mode == ThreadMode::Gil).then(Gil::new);
     let forks = started.processes.is_some();
     // A scope only where the default needs one: serializing (gil), or
@@ -319,7 +323,10 @@ fn wait_quietly(old: &SharedDefault) {
 /// global and is unaffected). With the `process-backend` feature, the shared process pool
 /// behind `Handle::call` is shut down, the fork server started by
 /// `unirun::process::init` is stopped, and the `unirun-forker` thread ends
-/// once no scope's pool still holds it.
+/// once no scope's pool still holds it. With the `tokio-backend` feature,
+/// unirun's own tokio runtime and its `unirun-io` thread (see
+/// [`crate::io`]) stop the same way: joined here unless a scope of your own
+/// still holds them; the next thread pool starts them again.
 ///
 /// Handles to the old default executor, and scopes that borrowed it
 /// (`Flavor::Shared`), cancel what they spawn afterwards.

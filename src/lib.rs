@@ -41,14 +41,17 @@
 //! - `std` (default): the threads backend, [`Run`] scopes, [`RuntimeConfig`]
 //!   and the environment, the scheduler and its traces, the shared default
 //!   executor, [`spawn`], [`to_thread`], [`gather`], [`JoinSet`], [`Handle`], timers
-//!   on every backend ([`time`]), and `compat::thread`. Without it the crate
+//!   on every backend ([`time`]), smol's sockets and timers in every task
+//!   ([`io`]), and `compat::thread`. Without it the crate
 //!   is `#![no_std]` and offers [`block_on`], the [`Executor`] trait and the
 //!   single-threaded [`TickExecutor`] an embedded main loop can drive.
 //! - `process-backend` (unix): forked-process execution, `to_process`,
 //!   `to_process_with`, `Flavor::Processes` (see the `process` module).
 //! - `tokio-backend`: [`Flavor::Tokio`] (the ambient tokio runtime, borrowed,
 //!   or one the scope owns; `Flavor::Auto` inside a tokio runtime resolves
-//!   to it) and `compat::tokio`.
+//!   to it) and `compat::tokio`; and tokio's own sockets and timers
+//!   (`tokio::net`, `tokio::time`) inside tasks of the threads backend
+//!   (see [`io`]).
 //! - `smol-backend`: [`Flavor::Smol`] (an async-executor driven by threads
 //!   named after the scope, blocking work on unirun's lane,
 //!   `{name}-blocking-{i}`) and `compat::smol`.
@@ -103,6 +106,8 @@ mod gil;
 mod global;
 #[cfg(feature = "std")]
 mod handle;
+#[cfg(feature = "std")]
+pub mod io;
 #[cfg(feature = "std")]
 mod join_set;
 #[cfg(feature = "std")]

@@ -109,6 +109,12 @@ pub(crate) trait FacadeHandle {
         let _ = deadline;
         None
     }
+
+    /// Which tokio reactor the backend's tasks use, for the trace (see
+    /// [`crate::io`]); `None` where tokio has no context.
+    fn reactor(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A sleep on a backend's own timer (see [`FacadeHandle::timer`]), boxed so
@@ -224,6 +230,11 @@ impl Backend {
         dispatch!(self, h => FacadeHandle::timer(h, deadline))
     }
 
+    /// Which tokio reactor the backend's tasks use (see [`crate::io`]).
+    pub(crate) fn reactor(&self) -> Option<&'static str> {
+        dispatch!(self, h => FacadeHandle::reactor(h))
+    }
+
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
         dispatch!(self, h => Executor::scheduler(h))
     }
@@ -245,7 +256,7 @@ pub(crate) use self::process::ProcessOptions;
 
 /// A backend's runtime context, entered on a thread (see [`Backend::enter`]).
 #[cfg(feature = "tokio-backend")]
-pub(crate) type BackendContext<'a> = ::tokio::runtime::EnterGuard<'a>;
+pub(crate) type BackendContext<'a> = crate::io::Context<'a>;
 /// A backend's runtime context: none without `tokio-backend`.
 #[cfg(not(feature = "tokio-backend"))]
 pub(crate) type BackendContext<'a> = std::marker::PhantomData<&'a ()>;
@@ -262,8 +273,15 @@ pub(crate) fn ambient_tokio() -> Option<Backend> {
     tokio_ambient()
 }
 
+/// The context a thread pool's workers run inside is unirun's, not an
+/// ambient runtime (see [`crate::io`]).
 #[cfg(feature = "tokio-backend")]
-use self::tokio::ambient as tokio_ambient;
+fn tokio_ambient() -> Option<Backend> {
+    if crate::io::entered_by_unirun() {
+        return None;
+    }
+    self::tokio::ambient()
+}
 
 #[cfg(not(feature = "tokio-backend"))]
 fn tokio_ambient() -> Option<Backend> {

@@ -1,8 +1,10 @@
-//! unirun's own thread pool (always compiled in with `std`).
+//! unirun's own thread pool (always compiled in with `std`), and with
+//! `tokio-backend` the tokio reactor its workers run inside (see
+//! [`crate::io`]).
 
 use unirun_threads::{Handle, ThreadPool};
 
-use super::{Backend, FacadeHandle, Shutdown, Started};
+use super::{Backend, BackendContext, FacadeHandle, Shutdown, Started};
 use crate::error::Error;
 use crate::flavor::Flavor;
 
@@ -17,30 +19,74 @@ pub(crate) fn start(workers: usize, blocking_cap: usize, name: &str) -> Result<S
     })
 }
 
-pub(super) fn pool(workers: usize, blocking_cap: usize, name: &str) -> Result<ThreadPool, Error> {
-    Ok(ThreadPool::builder()
-        .workers(workers)
-        .max_blocking_threads(blocking_cap)
-        .name(name)
-        .build()?)
+/// A started pool and, with `tokio-backend`, its hold on unirun's own tokio
+/// runtime (released after the pool's threads are joined).
+pub(super) struct Pool {
+    pool: ThreadPool,
+    #[cfg(feature = "tokio-backend")]
+    _io: Option<crate::io::Lease>,
 }
 
-impl Shutdown for ThreadPool {
+impl Pool {
+    pub(super) fn handle(&self) -> Handle {
+        self.pool.handle()
+    }
+}
+
+pub(super) fn pool(workers: usize, blocking_cap: usize, name: &str) -> Result<Pool, Error> {
+    let builder = ThreadPool::builder()
+        .workers(workers)
+        .max_blocking_threads(blocking_cap)
+        .name(name);
+    #[cfg(feature = "tokio-backend")]
+    {
+        let (reactor, lease) = crate::io::Reactor::for_new_pool()?;
+        Ok(Pool {
+            pool: builder.worker_context(reactor).build()?,
+            _io: lease,
+        })
+    }
+    #[cfg(not(feature = "tokio-backend"))]
+    Ok(Pool {
+        pool: builder.build()?,
+    })
+}
+
+// Each form shuts the pool down first; the lease (a field) drops after.
+impl Shutdown for Pool {
     fn shutdown(self: Box<Self>) {
-        ThreadPool::shutdown(*self);
+        self.pool.shutdown();
     }
 
     fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) {
-        ThreadPool::shutdown_timeout(*self, timeout);
+        self.pool.shutdown_timeout(timeout);
     }
 
     fn shutdown_now(self: Box<Self>) {
-        ThreadPool::shutdown_now(*self);
+        self.pool.shutdown_now();
     }
 }
 
 impl FacadeHandle for Handle {
     fn flavor(&self) -> Flavor {
         Flavor::Threads
+    }
+
+    fn enter(&self) -> Option<BackendContext<'_>> {
+        #[cfg(feature = "tokio-backend")]
+        {
+            crate::io::reactor_of(self).map(crate::io::Reactor::enter)
+        }
+        #[cfg(not(feature = "tokio-backend"))]
+        None
+    }
+
+    fn reactor(&self) -> Option<&'static str> {
+        #[cfg(feature = "tokio-backend")]
+        {
+            crate::io::reactor_of(self).map(crate::io::Reactor::describe)
+        }
+        #[cfg(not(feature = "tokio-backend"))]
+        None
     }
 }

@@ -43,7 +43,16 @@ impl FacadeHandle for Handle {
     }
 
     fn enter(&self) -> Option<BackendContext<'_>> {
-        Some(self.tokio().enter())
+        // A tokio scope's runtime: an ambient runtime for what runs inside.
+        Some(BackendContext::new(self.tokio().enter(), false))
+    }
+
+    fn reactor(&self) -> Option<&'static str> {
+        Some(if self.is_ambient() {
+            "tokio's I/O and timers on the ambient tokio runtime"
+        } else {
+            "tokio's I/O and timers on the scope's tokio runtime"
+        })
     }
 
     /// tokio's timer, on runtimes unirun started: they have timers enabled,

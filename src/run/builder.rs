@@ -309,6 +309,9 @@ impl RunBuilder {
                 (backend, None)
             }
         };
+        if let Some(reactor) = backend.reactor() {
+            trace = trace.with_reactor(reactor);
+        }
         let gil = (decision.thread_mode == ThreadMode::Gil).then(Gil::new);
         let io_bound = decision.config.io_bound == Some(true);
         let workers = backend.workers();

@@ -28,8 +28,8 @@ use crate::flavor::{Flavor, ThreadMode};
 ///
 /// and `serde::Serialize` gives an object with the keys `requested`,
 /// `resolved`, `reasons`, `thread_mode`, `workers`, `name`, `hints`,
-/// `env_applied`, `env_rejected`, `fallbacks`, `parent_threads` and
-/// `process_pool`.
+/// `env_applied`, `env_rejected`, `fallbacks`, `parent_threads`,
+/// `process_pool` and `reactor`.
 ///
 /// The scheduler builds traces; [`new`](Self::new) and the `with_*` methods
 /// are public so that tests of decision listeners can build them too.
@@ -65,6 +65,7 @@ pub struct DecisionTrace {
     fallbacks: Vec<Fallback>,
     parent_threads: Option<usize>,
     process_pool: Option<String>,
+    reactor: Option<String>,
 }
 
 impl DecisionTrace {
@@ -95,6 +96,7 @@ impl DecisionTrace {
             fallbacks: Vec::new(),
             parent_threads: None,
             process_pool: None,
+            reactor: None,
         }
     }
 
@@ -474,6 +476,44 @@ impl DecisionTrace {
         self.process_pool = Some(origin.into());
         self
     }
+
+    /// Which tokio runtime's I/O and timer drivers serve the scope's tasks
+    /// (feature `tokio-backend`, see [`crate::io`]): the scope's own tokio
+    /// runtime, the ambient one, or `unirun-io` (unirun's own). `None`
+    /// without the feature. Prints as `reactor: …` and serializes as
+    /// `reactor`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::new(unirun::Flavor::Threads)?;
+    /// if cfg!(feature = "tokio-backend") {
+    ///     assert!(run.trace().reactor().unwrap().contains("unirun-io"));
+    /// }
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn reactor(&self) -> Option<&str> {
+        self.reactor.as_deref()
+    }
+
+    /// Sets which reactor the scope's tasks use (see
+    /// [`reactor`](Self::reactor)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
+    ///     .with_reactor("tokio's I/O and timers on the ambient tokio runtime");
+    /// assert!(trace.to_string().ends_with("; reactor: tokio's I/O and timers on the ambient tokio runtime"));
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_reactor(mut self, reactor: impl Into<String>) -> Self {
+        self.reactor = Some(reactor.into());
+        self
+    }
 }
 
 impl fmt::Display for DecisionTrace {
@@ -508,6 +548,9 @@ impl fmt::Display for DecisionTrace {
         }
         if let Some(origin) = &self.process_pool {
             write!(f, "; process pool: {}", OneLine(origin))?;
+        }
+        if let Some(reactor) = &self.reactor {
+            write!(f, "; reactor: {}", OneLine(reactor))?;
         }
         if !self.fallbacks.is_empty() {
             f.write_str("; ")?;

@@ -1,7 +1,11 @@
 //! [`Builder`]: the settings of a [`ThreadPool`](crate::ThreadPool); `build`
 //! lives beside the pool it starts.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::context::ContextSlot;
+use crate::WorkerContext;
 
 /// Configures a [`ThreadPool`](crate::ThreadPool).
 ///
@@ -27,6 +31,7 @@ pub struct Builder {
     pub(crate) max_blocking: Option<usize>,
     pub(crate) keep_alive: Duration,
     pub(crate) stack_size: Option<usize>,
+    pub(crate) context: Option<ContextSlot>,
 }
 
 impl Default for Builder {
@@ -37,6 +42,7 @@ impl Default for Builder {
             max_blocking: None,
             keep_alive: unirun_blocking::default_keep_alive(),
             stack_size: None,
+            context: None,
         }
     }
 }
@@ -139,6 +145,34 @@ impl Builder {
     /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// A context every thread that polls the pool's tasks runs inside, for
+    /// its whole life (see [`WorkerContext`]); none by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::any::Any;
+    /// use std::sync::Arc;
+    /// use unirun_threads::{ThreadPool, WorkerContext};
+    ///
+    /// struct Named;
+    /// impl WorkerContext for Named {
+    ///     fn run(&self, body: &mut dyn FnMut()) {
+    ///         body()
+    ///     }
+    ///     fn as_any(&self) -> &dyn Any {
+    ///         self
+    ///     }
+    /// }
+    ///
+    /// let pool = ThreadPool::builder().workers(1).worker_context(Arc::new(Named)).build().unwrap();
+    /// assert_eq!(pool.spawn(async { 1 }).join().unwrap(), 1);
+    /// ```
+    pub fn worker_context(mut self, context: Arc<dyn WorkerContext>) -> Self {
+        self.context = Some(ContextSlot(context));
         self
     }
 }

@@ -242,6 +242,19 @@ impl Handle {
         self.inner.pool.is_shutdown() || self.inner.tasks.is_closed()
     }
 
+    /// The context the pool's worker threads run inside, set with
+    /// [`Builder::worker_context`](crate::Builder::worker_context).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// assert!(pool.handle().worker_context().is_none());
+    /// ```
+    pub fn worker_context(&self) -> Option<&Arc<dyn crate::WorkerContext>> {
+        self.inner.context.as_ref()
+    }
+
     /// Whether the calling thread is one of this pool's threads (or any
     /// unirun worker), where a shutdown must not wait.
     pub(crate) fn on_own_thread(&self) -> bool {

@@ -48,11 +48,13 @@
 
 mod backend;
 mod builder;
+mod context;
 mod handle;
 mod pool;
 mod shutdown;
 
 pub use crate::builder::Builder;
+pub use crate::context::WorkerContext;
 pub use crate::handle::Handle;
 pub use crate::pool::ThreadPool;
 pub use unirun_blocking::{default_blocking_cap, BlockingLane, BlockingLaneBuilder, LaneStats};

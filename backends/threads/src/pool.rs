@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use unirun_blocking::BlockingLane;
 use unirun_core::{JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
 
+use crate::context::run_inside;
 use crate::shutdown::{wait_empty, Exits, HandoffThreads};
-use crate::{Builder, Handle};
+use crate::{Builder, Handle, WorkerContext};
 
 impl Builder {
     /// Starts the worker threads.
@@ -78,15 +79,18 @@ impl Builder {
         let handoff = Arc::new(HandoffThreads::default());
         let (threads_of, exits_of) = (handoff.clone(), exits.clone());
         let (prefix, stack_size) = (self.name.clone(), self.stack_size);
+        let context = self.context.map(|slot| slot.0);
+        let context_of = context.clone();
         pool.set_thread_spawner(move |index, job| {
             let mut builder = thread::Builder::new().name(format!("{prefix}-{index}"));
             if let Some(size) = stack_size {
                 builder = builder.stack_size(size);
             }
             let exit = exits_of.enter();
+            let context = context_of.clone();
             threads_of.push(builder.spawn(move || {
                 let _exit = exit;
-                job();
+                run_inside(context.as_ref(), job);
             })?);
             Ok(())
         });
@@ -100,6 +104,7 @@ impl Builder {
             max_blocking,
             stack_size: self.stack_size,
             exits,
+            context,
         });
         let mut threads = Vec::with_capacity(workers);
         for worker in pool_workers {
@@ -109,9 +114,10 @@ impl Builder {
                 builder = builder.stack_size(size);
             }
             let exit = inner.exits.enter();
+            let context = inner.context.clone();
             match builder.spawn(move || {
                 let _exit = exit;
-                worker.run();
+                run_inside(context.as_ref(), || worker.run());
             }) {
                 Ok(thread) => threads.push(thread),
                 Err(err) => {
@@ -150,6 +156,8 @@ pub(crate) struct Inner {
     stack_size: Option<usize>,
     /// Worker threads that have not left their loop yet.
     exits: Arc<Exits>,
+    /// What every thread polling tasks runs inside (`Builder::worker_context`).
+    pub(crate) context: Option<Arc<dyn WorkerContext>>,
 }
 
 impl Schedule for Inner {

@@ -1,0 +1,406 @@
+//! Async I/O inside unirun's tasks: tokio's `tokio::net` and `tokio::time`
+//! (feature `tokio-backend`) and smol's `async-io` / `async-net` (always),
+//! on every backend.
+//!
+//! This module has no items to call: it says where each kind of I/O future
+//! gets its reactor (the thing that waits for sockets and timers and wakes
+//! the task) when it runs on unirun's scheduler.
+//!
+//! # tokio futures (feature `tokio-backend`)
+//!
+//! `tokio::net::{TcpListener, TcpStream, UdpSocket}`, `tokio::time::sleep`
+//! and `tokio::time::timeout` need a tokio runtime's context. With the
+//! `tokio-backend` feature they just work in [`spawn`](crate::spawn),
+//! [`Run::spawn`](crate::Run::spawn) and [`Run::block_on`](crate::Run::block_on)
+//! on every backend:
+//!
+//! - on a [`Flavor::Tokio`](crate::Flavor::Tokio) scope, the scope's own
+//!   runtime (or the ambient one it borrows) is the reactor;
+//! - on the threads backend (the shared default, [`Flavor::Threads`](crate::Flavor::Threads),
+//!   and the thread pool of [`Flavor::Processes`](crate::Flavor::Processes)),
+//!   the reactor is chosen when the pool starts:
+//!   - the *ambient* tokio runtime, when the pool is built inside a
+//!     multi-thread one (its idle workers turn the I/O and timer drivers);
+//!   - otherwise unirun's own: one small current-thread runtime with I/O
+//!     and timers enabled, driven by one thread named `unirun-io` that
+//!     blocks on it (parked in the kernel while nothing is ready). A
+//!     current-thread ambient runtime is not used: its drivers turn only
+//!     while its own thread waits inside it, so a blocking `join` there
+//!     would stall every socket of the pool.
+//!
+//!   [`Run::trace`](crate::Run::trace) and `UNIRUN_TRACE` say which one a
+//!   scope uses (`reactor: …`).
+//!
+//! ## Where the context is entered, and what it costs
+//!
+//! Each worker thread of a pool enters the reactor's context **once**, when
+//! it starts, for its whole life (through
+//! `unirun_threads::Builder::worker_context`), and so do the threads that
+//! take a worker's place while a task blocks. A task's poll pays nothing
+//! for it. [`Run::block_on`](crate::Run::block_on) enters it around the
+//! call on the caller's thread; that costs what tokio's `Handle::enter`
+//! costs (tens of nanoseconds per call, nothing per poll), so a
+//! `Run::block_on` of a future that is ready at once is that much slower
+//! with the feature on. [`unirun::block_on`](crate::block_on) is the core's
+//! and enters nothing: await tokio futures in a task or in
+//! `Run::block_on`, not directly in it. Blocking closures
+//! ([`spawn_blocking`](crate::Run::spawn_blocking)) do not run inside the
+//! context either.
+//!
+//! ## Lifetime of `unirun-io`
+//!
+//! unirun cannot see when a task first touches tokio, so the runtime and
+//! its thread start with the first thread pool that needs them (the first
+//! [`spawn`](crate::spawn), or the first threads scope), not with the first
+//! socket: a program built with `tokio-backend` that uses a thread pool
+//! has one more thread, parked, even if it never uses tokio. Programs
+//! whose pools all borrow an ambient multi-thread runtime, and
+//! [`Flavor::Tokio`](crate::Flavor::Tokio) or [`Flavor::Smol`](crate::Flavor::Smol)
+//! scopes, never start it.
+//!
+//! Every pool that uses it holds it; it stops (its thread joined) when the
+//! last of them shuts down. [`reset`](crate::reset) shuts the shared
+//! default down, so with no scope of your own left the `unirun-io` thread
+//! is gone after it, and the next pool starts a new one: timers and
+//! sockets keep working across `reset`. A scope that outlives a `reset`
+//! keeps the runtime it started with.
+//!
+//! On unirun's worker threads `tokio::spawn` works too and runs its task on
+//! the reactor's runtime (on `unirun-io` itself for unirun's own); prefer
+//! [`spawn`](crate::spawn). The context unirun entered is not an "ambient
+//! runtime" for scope decisions: a [`Run`](crate::Run) built inside a task
+//! decides as it would on any other thread.
+//!
+//! In a child forked by the process backend, pools run their tasks inline
+//! on the calling thread (their threads were not copied), outside the
+//! context: there tokio futures work in `Run::block_on`, which starts a
+//! runtime of the child's own; the parent's is left alone.
+//!
+//! ## Without the feature
+//!
+//! Without `tokio-backend`, no tokio context exists on unirun's threads and
+//! tokio's I/O types panic with tokio's own message ("there is no reactor
+//! running, must be called from the context of a Tokio 1.x runtime").
+//! Enable the feature:
+//!
+//! ```toml
+//! unirun = { version = "0.1", features = ["tokio-backend"] }
+//! ```
+//!
+//! # smol futures (always)
+//!
+//! `async-io` (`Async<TcpStream>`, `async_io::Timer`) and `async-net` need
+//! no context: async-io drives its reactor on a thread of its own
+//! (`async-io`) whenever nobody else does, and unirun never blocks that
+//! thread nor holds a lock it takes. They work in tasks of every backend
+//! and in [`block_on`](crate::block_on).
+//!
+//! # Examples
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::net::{TcpListener, TcpStream};
+//!
+//! // A smol socket inside a unirun task, on any backend.
+//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let server = std::thread::spawn(move || {
+//!     let (mut peer, _) = listener.accept().unwrap();
+//!     let mut buf = [0; 4];
+//!     peer.read_exact(&mut buf).unwrap();
+//!     peer.write_all(&buf).unwrap();
+//! });
+//! let echoed = unirun::spawn(async move {
+//!     use futures_lite::{AsyncReadExt, AsyncWriteExt};
+//!     let mut stream = async_io::Async::<TcpStream>::connect(addr).await.unwrap();
+//!     stream.write_all(b"ping").await.unwrap();
+//!     let mut buf = [0; 4];
+//!     stream.read_exact(&mut buf).await.unwrap();
+//!     buf
+//! });
+//! assert_eq!(&unirun::block_on(echoed).unwrap(), b"ping");
+//! server.join().unwrap();
+//! ```
+
+#[cfg(feature = "tokio-backend")]
+pub(crate) use self::tokio_io::{entered_by_unirun, reactor_of, Context, Lease, Reactor};
+
+/// Whether unirun's own tokio runtime (the `unirun-io` thread) runs now
+/// (for tests).
+#[doc(hidden)]
+pub fn __own_runtime_running() -> bool {
+    #[cfg(feature = "tokio-backend")]
+    {
+        tokio_io::own_running()
+    }
+    #[cfg(not(feature = "tokio-backend"))]
+    {
+        false
+    }
+}
+
+#[cfg(feature = "tokio-backend")]
+mod tokio_io {
+    use std::any::Any;
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex, PoisonError, Weak};
+    use std::task::{Poll, Waker};
+    use std::thread::{self, JoinHandle};
+
+    use tokio::runtime::{EnterGuard, Handle, RuntimeFlavor};
+    use unirun_platform::fork_guard::ForkMutex;
+    use unirun_threads::WorkerContext;
+
+    use crate::error::Error;
+
+    /// The name of the thread that drives unirun's own runtime.
+    pub(crate) const THREAD_NAME: &str = "unirun-io";
+
+    thread_local! {
+        /// Whether the innermost tokio context entered through unirun on
+        /// this thread is a pool's reactor (not a tokio scope's runtime).
+        static OURS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether the tokio context on this thread is one unirun entered as a
+    /// thread pool's reactor: it is then no "ambient runtime".
+    pub(crate) fn entered_by_unirun() -> bool {
+        OURS.try_with(Cell::get).unwrap_or(false)
+    }
+
+    /// Where a thread pool's tokio futures get their reactor.
+    pub(crate) struct Reactor {
+        tokio: Handle,
+        source: Source,
+    }
+
+    #[derive(Clone, Copy)]
+    enum Source {
+        Ambient,
+        Own,
+        /// Own, because the ambient runtime is a current-thread one.
+        OwnBesideCurrentThread,
+    }
+
+    impl Reactor {
+        /// The reactor for a thread pool starting now on this thread: the
+        /// ambient multi-thread runtime, or a lease on unirun's own.
+        pub(crate) fn for_new_pool() -> Result<(Arc<Reactor>, Option<Lease>), Error> {
+            let ambient = if entered_by_unirun() {
+                None
+            } else {
+                Handle::try_current().ok()
+            };
+            let source = match ambient {
+                Some(tokio) if tokio.runtime_flavor() != RuntimeFlavor::CurrentThread => {
+                    let reactor = Reactor {
+                        tokio,
+                        source: Source::Ambient,
+                    };
+                    return Ok((Arc::new(reactor), None));
+                }
+                Some(_) => Source::OwnBesideCurrentThread,
+                None => Source::Own,
+            };
+            let lease = lease()?;
+            let reactor = Reactor {
+                tokio: lease.0.tokio.clone(),
+                source,
+            };
+            Ok((Arc::new(reactor), Some(lease)))
+        }
+
+        /// What the trace says about it.
+        pub(crate) fn describe(&self) -> &'static str {
+            match self.source {
+                Source::Ambient => "tokio's I/O and timers on the ambient tokio runtime",
+                Source::Own => "tokio's I/O and timers on unirun-io (unirun's own runtime)",
+                Source::OwnBesideCurrentThread => {
+                    "tokio's I/O and timers on unirun-io (unirun's own runtime; \
+                     the ambient one is current-thread, its drivers turn only while its thread waits)"
+                }
+            }
+        }
+
+        /// Enters the reactor's context on this thread until the guard drops.
+        pub(crate) fn enter(&self) -> Context<'_> {
+            Context::new(self.tokio.enter(), true)
+        }
+    }
+
+    impl WorkerContext for Reactor {
+        fn run(&self, body: &mut dyn FnMut()) {
+            let _inside = self.enter();
+            body();
+        }
+
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+
+    /// The reactor a thread pool's workers run inside, if unirun gave it one.
+    pub(crate) fn reactor_of(pool: &unirun_threads::Handle) -> Option<&Reactor> {
+        pool.worker_context()?.as_any().downcast_ref::<Reactor>()
+    }
+
+    /// A tokio context entered on this thread, and whether it is a pool's
+    /// reactor; dropping it restores what was entered before.
+    pub(crate) struct Context<'a> {
+        // Dropped first: tokio's context, then our flag, in reverse order
+        // of entering.
+        _tokio: EnterGuard<'a>,
+        _flag: Flag,
+    }
+
+    impl<'a> Context<'a> {
+        /// `ours`: whether this is a pool's reactor (not a tokio scope's).
+        pub(crate) fn new(tokio: EnterGuard<'a>, ours: bool) -> Self {
+            let previous = OURS.try_with(|f| f.replace(ours)).unwrap_or(false);
+            Context {
+                _tokio: tokio,
+                _flag: Flag(previous),
+            }
+        }
+    }
+
+    /// Restores the flag's previous value on drop.
+    struct Flag(bool);
+
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            let _ = OURS.try_with(|f| f.set(self.0));
+        }
+    }
+
+    /// unirun's own runtime, shared by every pool that leases it.
+    /// Fork-guarded: unirun never forks while it is held, so a forked child
+    /// can always take it.
+    static SHARED: ForkMutex<Weak<OwnRuntime>> = ForkMutex::new(Weak::new());
+
+    /// A pool's hold on unirun's own runtime: the runtime stops when the
+    /// last lease is dropped.
+    pub(crate) struct Lease(Arc<OwnRuntime>);
+
+    /// A lease on unirun's own runtime, starting it if no pool holds one.
+    fn lease() -> Result<Lease, Error> {
+        let mut shared = SHARED.lock();
+        // One inherited through `fork` has no thread here: start another.
+        if let Some(runtime) = shared.upgrade().filter(|r| r.in_this_process()) {
+            return Ok(Lease(runtime));
+        }
+        let runtime = Arc::new(OwnRuntime::start()?);
+        *shared = Arc::downgrade(&runtime);
+        Ok(Lease(runtime))
+    }
+
+    /// Whether unirun's own runtime runs (some pool holds a lease).
+    pub(crate) fn own_running() -> bool {
+        SHARED.lock().upgrade().is_some_and(|r| r.in_this_process())
+    }
+
+    /// A current-thread runtime with every driver tokio has compiled in,
+    /// and the `unirun-io` thread that blocks on it until stopped.
+    struct OwnRuntime {
+        tokio: Handle,
+        stop: Arc<Stop>,
+        thread: Option<JoinHandle<()>>,
+        /// The process that started it: a forked child inherits the value
+        /// but not the thread.
+        pid: u32,
+    }
+
+    impl OwnRuntime {
+        fn start() -> Result<Self, Error> {
+            // `enable_all`: I/O too whenever tokio's `net` is compiled in
+            // (by whoever uses `tokio::net`); timers always.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name(format!("{THREAD_NAME}-blocking"))
+                .build()?;
+            let tokio = runtime.handle().clone();
+            let stop = Arc::new(Stop::default());
+            let stopped = stop.clone();
+            // The runtime moves to its thread and is dropped there, outside
+            // any async context (tokio forbids dropping it inside one).
+            let thread = thread::Builder::new()
+                .name(THREAD_NAME.into())
+                .spawn(move || {
+                    runtime.block_on(StopWait(&stopped));
+                    drop(runtime);
+                })?;
+            Ok(OwnRuntime {
+                tokio,
+                stop,
+                thread: Some(thread),
+                pid: std::process::id(),
+            })
+        }
+
+        /// Whether its thread runs in this process (not in the parent of a
+        /// forked child).
+        fn in_this_process(&self) -> bool {
+            self.pid == std::process::id()
+        }
+    }
+
+    impl Drop for OwnRuntime {
+        /// Stops the thread and joins it. It ends: `set` wakes the waker
+        /// `block_on` parked with (tokio's driver unparks), the poll sees
+        /// the flag and returns, and the runtime's drop then waits only for
+        /// blocking closures already running on it.
+        fn drop(&mut self) {
+            if !self.in_this_process() {
+                // Inherited through `fork`: its thread is the parent's, and
+                // its stop flag's lock and waker may be too. Touch nothing
+                // (joining would fail); the memory stays, as the pools'.
+                std::mem::forget(self.thread.take());
+                return;
+            }
+            self.stop.set();
+            if let Some(thread) = self.thread.take() {
+                if thread.thread().id() != thread::current().id() {
+                    let _ = thread.join();
+                }
+            }
+        }
+    }
+
+    /// A one-shot stop flag the driver thread awaits.
+    #[derive(Default)]
+    struct Stop(Mutex<(bool, Option<Waker>)>);
+
+    impl Stop {
+        fn set(&self) {
+            let waker = {
+                let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                state.0 = true;
+                state.1.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Completes once the flag is set. The flag and the waker share one
+    /// lock, so a `set` either sees the stored waker or happens before the
+    /// poll that then sees the flag: no wake-up is lost.
+    struct StopWait<'a>(&'a Stop);
+
+    impl Future for StopWait<'_> {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+            let mut state = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.0 {
+                Poll::Ready(())
+            } else {
+                state.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
