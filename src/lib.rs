@@ -104,6 +104,8 @@ mod global;
 #[cfg(feature = "std")]
 mod handle;
 #[cfg(feature = "std")]
+mod metrics;
+#[cfg(feature = "std")]
 mod observe;
 #[cfg(all(unix, feature = "process-backend"))]
 pub mod process;
@@ -139,6 +141,8 @@ pub use crate::global::{
 };
 #[cfg(feature = "std")]
 pub use crate::handle::Handle;
+#[cfg(feature = "std")]
+pub use crate::metrics::Metrics;
 #[cfg(all(unix, feature = "process-backend"))]
 pub use crate::process::{to_process, to_process_with, ProcessOptions};
 #[cfg(feature = "std")]

@@ -78,6 +78,18 @@ pub(crate) fn schedule_local(
     })
 }
 
+/// The index of the core the calling thread holds, if it runs a worker of
+/// the pool whose `Shared` is at address `owner` and holds that worker's
+/// core right now (see [`crate::stats`]).
+#[inline]
+pub(crate) fn held_core_index(owner: usize) -> Option<usize> {
+    with_current(|cx| {
+        let cx = cx.filter(|cx| Arc::as_ptr(cx.shared()) as usize == owner)?;
+        let core = cx.core.try_borrow().ok()?;
+        core.as_deref().map(|core| core.index)
+    })
+}
+
 /// Whether the calling thread is running a worker of any [`Pool`](crate::Pool)
 /// (including one whose task blocks after handing its worker on).
 ///

@@ -87,6 +87,7 @@ mod panic;
 pub mod park;
 mod pool;
 mod queue;
+mod stats;
 mod sync;
 mod task;
 mod task_set;
@@ -115,6 +116,7 @@ pub use crate::park::{Park, Unpark};
 #[cfg(feature = "std")]
 pub use crate::pool::SpawnThread;
 pub use crate::pool::{Pool, PoolError};
+pub use crate::stats::{PoolStats, TaskCounts};
 pub use crate::task::{
     spawn_blocking_fallible_with, spawn_blocking_with, spawn_with, CatchPanic, Runnable, TaskFuture,
 };

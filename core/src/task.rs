@@ -13,6 +13,7 @@ use async_task::{Builder, ScheduleInfo, WithInfo};
 
 use alloc::sync::Arc;
 
+use crate::stats::Outcome;
 use crate::{JoinError, JoinHandle, TaskSet};
 
 /// A scheduled task, ready to be polled once by [`Runnable::run`].
@@ -220,8 +221,10 @@ pin_project_lite::pin_project! {
             // The future goes first: its destructor is part of the task. A
             // panic in it has nowhere to go from here (the task is being
             // discarded), so it is contained and the task still leaves.
+            let unfinished = this.inner.is_some();
             drop(drop_catching(this.inner));
             if let Some(tasks) = this.tasks.as_ref() {
+                if unfinished { tasks.stats.ended(Outcome::Cancelled); }
                 let slot = core::mem::replace(this.slot, NO_SLOT) & !OWN_TASK;
                 tasks.leave((slot != NO_SLOT).then_some(slot));
             }
@@ -290,6 +293,7 @@ impl<F> TaskFuture<F> {
         #[cfg(feature = "std")]
         crate::panic::install_hook();
         if let Some(tasks) = &tasks {
+            tasks.stats.spawned();
             tasks.enter();
         }
         Self {
@@ -306,8 +310,9 @@ impl<F: Future> Future for TaskFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if this.tasks.as_ref().is_some_and(|tasks| tasks.is_closed()) {
-            let dropped = drop_catching(this.inner);
-            return Poll::Ready(Err(dropped.unwrap_or_else(JoinError::cancelled)));
+            let output = Err(drop_catching(this.inner).unwrap_or_else(JoinError::cancelled));
+            ended(this.tasks, &output);
+            return Poll::Ready(output);
         }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(JoinError::cancelled()));
@@ -332,12 +337,22 @@ impl<F: Future> Future for TaskFuture<F> {
             Poll::Ready(output) => {
                 // A destructor that panics after the value was produced
                 // turns the task's outcome into that panic, as in tokio.
-                match (drop_catching(this.inner), output) {
-                    (Some(panicked), Ok(_)) => Poll::Ready(Err(panicked)),
-                    (_, output) => Poll::Ready(output),
-                }
+                let output = match (drop_catching(this.inner), output) {
+                    (Some(panicked), Ok(_)) => Err(panicked),
+                    (_, output) => output,
+                };
+                ended(this.tasks, &output);
+                Poll::Ready(output)
             }
         }
+    }
+}
+
+/// Counts a member's outcome, before the task publishes it.
+#[inline]
+fn ended<T>(tasks: &Option<Arc<TaskSet>>, output: &TaskOutput<T>) {
+    if let Some(tasks) = tasks {
+        tasks.stats.ended(Outcome::of(output));
     }
 }
 

@@ -223,6 +223,7 @@ impl Core {
                 continue;
             }
             if let Some(task) = stealers[victim].steal_into(&self.local) {
+                shared.stats.steal(self.index);
                 return Some(task);
             }
         }
@@ -246,6 +247,7 @@ impl Core {
     fn park(&self, shared: &Shared) {
         let idle = &shared.idle;
         let was_searching = self.searching.replace(false);
+        shared.stats.park(self.index);
         if idle.transition_worker_to_parked(self.index, was_searching) {
             // No searcher left to look: pairs with every producer's fence
             // (see `idle`).

@@ -1,0 +1,472 @@
+//! Exact, always-on counters: what happened to the tasks of a [`TaskSet`]
+//! ([`TaskCounts`]) and what a [`Pool`]'s workers did ([`PoolStats`]).
+//!
+//! # Where the counts live
+//!
+//! Nothing here touches a cache line that two workers share on the spawn or
+//! poll path. Each counter is split into shards, one cache-line pair each,
+//! summed when read:
+//!
+//! - **Worker shards**, one per worker of the pool a set is
+//!   [bound](TaskSet::for_pool) to. Shard `i` is written only by the thread
+//!   that holds worker `i`'s core at that moment (a core is a `Box` held by
+//!   exactly one thread; see [`worker`](crate::worker)), so an increment is
+//!   a plain load and store (`Release`), no read-modify-write.
+//! - **Thread stripes**, for everything else: spawns from outside the pool,
+//!   cancellations by a thread between tasks or one whose task blocked and
+//!   handed its core on, and every count of a set bound to no pool (tokio,
+//!   smol and blocking-lane threads). These may have several writers, so
+//!   they use `fetch_add`; each thread picks a stripe once (round robin) so
+//!   threads rarely share one.
+//!
+//! # Exactness
+//!
+//! Every increment is a `Release` write and every read an `Acquire` load,
+//! so a reader that sees a task's end also sees its spawn; and a reader that
+//! learned by other means that tasks ended (their `JoinHandle`s resolved, or
+//! [`TaskSet::wait_empty`] returned) sees their counts, because each count
+//! is written before the task's outcome is published. Counts are read shard
+//! by shard, outcomes before spawns, so a snapshot never shows more ended
+//! tasks than spawned ones; while tasks run it can be a few increments
+//! behind.
+
+use alloc::boxed::Box;
+use core::fmt;
+
+use crate::sync::{AtomicUsize, Ordering};
+use crate::TaskSet;
+
+/// How many thread stripes a set has (a power of two).
+const STRIPES: usize = 8;
+
+/// Aligned to a cache-line pair (adjacent-line prefetch pulls lines in
+/// pairs), so no two shards share one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+/// One shard of a [`TaskStats`].
+#[derive(Default)]
+struct TaskShard {
+    spawned: AtomicUsize,
+    completed: AtomicUsize,
+    panicked: AtomicUsize,
+    cancelled: AtomicUsize,
+}
+
+/// How a counted task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Its future returned a value.
+    Completed,
+    /// Its future (or the future's destructor) panicked.
+    Panicked,
+    /// It was dropped before finishing: aborted, or its set was closed, or
+    /// its executor shut down.
+    Cancelled,
+}
+
+impl Outcome {
+    /// How a task whose output is `output` ended: an error that is not a
+    /// panic means it was cancelled.
+    #[inline]
+    pub(crate) fn of<T>(output: &Result<T, crate::JoinError>) -> Self {
+        match output {
+            Ok(_) => Outcome::Completed,
+            Err(err) if err.is_panic() => Outcome::Panicked,
+            Err(_) => Outcome::Cancelled,
+        }
+    }
+}
+
+/// The sharded task counters of one [`TaskSet`] (see the module docs).
+pub(crate) struct TaskStats {
+    /// The pool whose workers own `workers` (its `Shared`'s address), or 0.
+    owner: usize,
+    workers: Box<[Padded<TaskShard>]>,
+    stripes: Box<[Padded<TaskShard>]>,
+}
+
+impl TaskStats {
+    /// Counters with one worker shard per worker of the pool at `owner`
+    /// (`Shared`'s address; 0 and `workers == 0` for none).
+    pub(crate) fn new(owner: usize, workers: usize) -> Self {
+        Self {
+            owner,
+            workers: (0..workers).map(|_| Padded::default()).collect(),
+            stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
+        }
+    }
+
+    /// Counts a task joining the set.
+    #[inline]
+    pub(crate) fn spawned(&self) {
+        self.bump(|s| &s.spawned);
+    }
+
+    /// Counts a task of the set ending.
+    #[inline]
+    pub(crate) fn ended(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Completed => self.bump(|s| &s.completed),
+            Outcome::Panicked => self.bump(|s| &s.panicked),
+            Outcome::Cancelled => self.bump(|s| &s.cancelled),
+        }
+    }
+
+    #[inline]
+    fn bump(&self, counter: impl Fn(&TaskShard) -> &AtomicUsize) {
+        if self.owner != 0 {
+            // `Some(i)` only while this thread holds core `i` of the owner
+            // pool, which makes it the one writer of worker shard `i` until
+            // this function returns (it runs no foreign code).
+            if let Some(shard) = crate::context::held_core_index(self.owner)
+                .and_then(|index| self.workers.get(index))
+            {
+                let counter = counter(&shard.0);
+                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+                return;
+            }
+        }
+        counter(&self.stripes[stripe()].0).fetch_add(1, Ordering::Release);
+    }
+
+    /// Sums the shards: outcomes first, then spawns (see the module docs).
+    pub(crate) fn snapshot(&self) -> TaskCounts {
+        let shards = || self.workers.iter().chain(self.stripes.iter()).map(|s| &s.0);
+        let sum = |counter: fn(&TaskShard) -> &AtomicUsize| {
+            shards().fold(0u64, |total, shard| {
+                total + counter(shard).load(Ordering::Acquire) as u64
+            })
+        };
+        let completed = sum(|s| &s.completed);
+        let panicked = sum(|s| &s.panicked);
+        let cancelled = sum(|s| &s.cancelled);
+        let spawned = sum(|s| &s.spawned);
+        TaskCounts {
+            spawned,
+            completed,
+            panicked,
+            cancelled,
+        }
+    }
+}
+
+/// This thread's stripe: picked round robin on first use.
+#[cfg(all(feature = "std", not(loom)))]
+#[inline]
+fn stripe() -> usize {
+    use core::cell::Cell;
+    static NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    std::thread_local! {
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    STRIPE
+        .try_with(|s| {
+            let mut stripe = s.get();
+            if stripe == usize::MAX {
+                stripe = NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed) % STRIPES;
+                s.set(stripe);
+            }
+            stripe
+        })
+        .unwrap_or(0)
+}
+
+/// Without thread-locals (or under loom, whose threads share one OS
+/// thread) every thread uses the first stripe: still exact, `fetch_add`.
+#[cfg(any(not(feature = "std"), loom))]
+#[inline]
+fn stripe() -> usize {
+    0
+}
+
+/// What happened to the tasks of a [`TaskSet`] so far: a snapshot from
+/// [`TaskSet::counts`].
+///
+/// Counts are exact: once every task spawned into the set has ended,
+/// `spawned() == completed() + panicked() + cancelled()` and `live() == 0`.
+/// While tasks run, a snapshot may trail the newest increments, but it
+/// never shows more ended tasks than spawned ones.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use unirun_core::{TaskSet, TickExecutor};
+///
+/// let ex = TickExecutor::new();
+/// let set = Arc::new(TaskSet::new());
+/// let ok = ex.spawn_in(&set, async { 1 });
+/// let boom = ex.spawn_in(&set, async { panic!("boom") });
+/// let stuck = ex.spawn_in(&set, std::future::pending::<()>());
+/// ex.run_until_stalled();
+/// stuck.abort();
+/// ex.run_until_stalled();
+/// # drop((ok, boom));
+///
+/// let counts = set.counts();
+/// assert_eq!(counts.spawned(), 3);
+/// assert_eq!(counts.completed(), 1);
+/// assert_eq!(counts.panicked(), 1);
+/// assert_eq!(counts.cancelled(), 1);
+/// assert_eq!(counts.live(), 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskCounts {
+    spawned: u64,
+    completed: u64,
+    panicked: u64,
+    cancelled: u64,
+}
+
+impl TaskCounts {
+    /// Tasks spawned into the set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun_core::TaskSet::new().counts().spawned(), 0);
+    /// ```
+    pub fn spawned(&self) -> u64 {
+        self.spawned
+    }
+
+    /// Tasks whose future returned a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun_core::TaskSet::new().counts().completed(), 0);
+    /// ```
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
+    /// Tasks whose future (or its destructor) panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun_core::TaskSet::new().counts().panicked(), 0);
+    /// ```
+    pub fn panicked(&self) -> u64 {
+        self.panicked
+    }
+
+    /// Tasks dropped before they finished: aborted, cancelled by closing
+    /// the set, or by their executor's shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun_core::TaskSet::new().counts().cancelled(), 0);
+    /// ```
+    pub fn cancelled(&self) -> u64 {
+        self.cancelled
+    }
+
+    /// Tasks spawned and not ended yet: `spawned()` minus the three outcomes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(unirun_core::TaskSet::new().counts().live(), 0);
+    /// ```
+    pub fn live(&self) -> u64 {
+        self.spawned
+            .saturating_sub(self.completed + self.panicked + self.cancelled)
+    }
+}
+
+/// The per-worker counters of a pool: steals and parks, each worker's on
+/// its own cache-line pair, written only by the thread holding that
+/// worker's core (plain load and store).
+pub(crate) struct WorkerStats {
+    workers: Box<[Padded<WorkerShard>]>,
+}
+
+#[derive(Default)]
+struct WorkerShard {
+    steals: AtomicUsize,
+    parks: AtomicUsize,
+}
+
+impl WorkerStats {
+    pub(crate) fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers).map(|_| Padded::default()).collect(),
+        }
+    }
+
+    /// Worker `index` stole a batch. Only the holder of core `index` calls it.
+    #[inline]
+    pub(crate) fn steal(&self, index: usize) {
+        bump_owned(&self.workers[index].0.steals);
+    }
+
+    /// Worker `index` went to sleep. Only the holder of core `index` calls it.
+    #[inline]
+    pub(crate) fn park(&self, index: usize) {
+        bump_owned(&self.workers[index].0.parks);
+    }
+
+    fn sum(&self, counter: fn(&WorkerShard) -> &AtomicUsize) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| counter(&w.0).load(Ordering::Acquire) as u64)
+            .sum()
+    }
+}
+
+/// An increment by the counter's only writer.
+#[inline]
+fn bump_owned(counter: &AtomicUsize) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+}
+
+/// A snapshot of a [`Pool`](crate::Pool)'s scheduler, from
+/// [`Pool::stats`](crate::Pool::stats).
+///
+/// # Examples
+///
+/// ```
+/// let (pool, workers) = unirun_core::Pool::with_workers(2);
+/// let stats = pool.stats();
+/// assert_eq!(stats.workers(), 2);
+/// assert_eq!(stats.queued(), 0);
+/// assert_eq!(stats.steals(), 0);
+/// assert_eq!(stats.parks(), 0);
+/// # drop(workers);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    workers: usize,
+    queued: usize,
+    steals: u64,
+    parks: u64,
+}
+
+impl PoolStats {
+    /// Worker count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(3);
+    /// assert_eq!(pool.stats().workers(), 3);
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Tasks waiting to run: in the injector and in the workers' local
+    /// queues (not counting each worker's one LIFO slot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(1);
+    /// let _task = pool.spawn(async {}); // no worker runs: it waits
+    /// assert_eq!(pool.stats().queued(), 1);
+    /// ```
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Batches stolen from another worker's queue, all workers together.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(1);
+    /// assert_eq!(pool.stats().steals(), 0);
+    /// ```
+    pub fn steals(&self) -> u64 {
+        self.steals
+    }
+
+    /// Times a worker found nothing to do and went to sleep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(1);
+    /// assert_eq!(pool.stats().parks(), 0);
+    /// ```
+    pub fn parks(&self) -> u64 {
+        self.parks
+    }
+}
+
+impl crate::pool::Shared {
+    /// Reads the pool's counters and queue lengths.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let queued = self.injector.len() + self.stealers.iter().map(|s| s.len()).sum::<usize>();
+        PoolStats {
+            workers: self.stealers.len(),
+            queued,
+            steals: self.stats.sum(|w| &w.steals),
+            parks: self.stats.sum(|w| &w.parks),
+        }
+    }
+}
+
+impl TaskSet {
+    /// An empty, open set whose task counters have one shard per worker
+    /// of `pool` (see [`counts`](Self::counts)): spawns and outcomes on
+    /// those workers touch no cache line another worker writes. A set from
+    /// [`new`](Self::new) counts as exactly, through shared stripes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{Pool, TaskSet};
+    ///
+    /// let (pool, workers) = Pool::with_workers(2);
+    /// let threads: Vec<_> = workers.into_iter().map(|w| std::thread::spawn(move || w.run())).collect();
+    /// let set = Arc::new(TaskSet::for_pool(&pool));
+    /// let tasks: Vec<_> = (0..10).map(|i| pool.spawn_in(&set, async move { i })).collect();
+    /// for task in tasks {
+    ///     task.join().unwrap();
+    /// }
+    /// assert_eq!(set.counts().completed(), 10);
+    /// pool.shutdown();
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// ```
+    pub fn for_pool(pool: &crate::Pool) -> Self {
+        Self::with_stats(TaskStats::new(
+            alloc::sync::Arc::as_ptr(&pool.shared) as usize,
+            pool.num_workers(),
+        ))
+    }
+
+    /// What happened to this set's tasks so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskSet, TickExecutor};
+    ///
+    /// let ex = TickExecutor::new();
+    /// let set = Arc::new(TaskSet::new());
+    /// let task = ex.spawn_in(&set, async { 1 });
+    /// assert_eq!(set.counts().live(), 1);
+    /// ex.run_until_stalled();
+    /// assert_eq!(set.counts().completed(), 1);
+    /// # drop(task);
+    /// ```
+    pub fn counts(&self) -> TaskCounts {
+        self.stats.snapshot()
+    }
+}
+
+impl fmt::Debug for TaskStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.snapshot(), f)
+    }
+}
