@@ -40,6 +40,10 @@ use crate::scope::Scope;
 /// ([`Handle::call`](crate::Handle::call)); they are 0 for a scope that
 /// made no such call, and always without the `process-backend` feature.
 ///
+/// On tokio and smol, an aborted task's `JoinHandle` resolves at once and
+/// the runtime drops its future a moment later: the task counts as live
+/// until then (a graceful shutdown of the scope waits for it).
+///
 /// Serializes (with `serde`) as a flat object of these numbers, so a
 /// dashboard or a log line can take it as it is.
 ///
@@ -165,7 +169,9 @@ impl Metrics {
         self.completed
     }
 
-    /// Tasks that panicked (their `JoinHandle` gave the panic back).
+    /// Tasks that panicked (their `JoinHandle` gave the panic back), and
+    /// process calls that failed on their own (the child crashed or could
+    /// not be reached).
     ///
     /// # Examples
     ///
@@ -179,7 +185,8 @@ impl Metrics {
         self.panicked
     }
 
-    /// Tasks cancelled before they finished: aborted, or by a shutdown.
+    /// Tasks cancelled before they finished: aborted, or by a shutdown;
+    /// and process calls killed at their timeout.
     ///
     /// # Examples
     ///
@@ -290,7 +297,7 @@ impl Metrics {
     /// # Examples
     ///
     /// ```
-    /// let run = unirun::Run::builder().max_blocking_threads(3).build()?;
+    /// let run = unirun::Run::builder().max_blocking(3).build()?;
     /// assert_eq!(run.metrics().blocking_cap(), 3);
     /// # Ok::<(), unirun::Error>(())
     /// ```

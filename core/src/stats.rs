@@ -67,14 +67,25 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// How a task whose output is `output` ended: an error that is not a
-    /// panic means it was cancelled.
+    /// How a task whose output is `output` ended.
     #[inline]
     pub(crate) fn of<T>(output: &Result<T, crate::JoinError>) -> Self {
         match output {
             Ok(_) => Outcome::Completed,
-            Err(err) if err.is_panic() => Outcome::Panicked,
-            Err(_) => Outcome::Cancelled,
+            Err(err) => Self::of_error(err),
+        }
+    }
+
+    /// How a task that failed with `err` ended: stopped from outside
+    /// (cancelled, or killed at its deadline) is a cancellation; failed on
+    /// its own (a panic, a crashed child process, a broken pipe to it) is
+    /// counted with the panics.
+    #[inline]
+    pub(crate) fn of_error(err: &crate::JoinError) -> Self {
+        if err.is_cancelled() || err.is_timeout() {
+            Outcome::Cancelled
+        } else {
+            Outcome::Panicked
         }
     }
 }
@@ -114,8 +125,35 @@ impl TaskStats {
         }
     }
 
+    /// Moves a task counted as completed to `outcome`: for a task whose
+    /// value is a `Result` of its own that turned out to be a panic or a
+    /// cancellation (a fallible blocking task). Called on the thread, and
+    /// in the same poll, that counted it completed, so it writes the same
+    /// shard; the completed count drops first, so a snapshot taken in
+    /// between shows one ended task too few, never one too many.
+    pub(crate) fn reclassify(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Completed => {}
+            Outcome::Panicked => {
+                self.add(|s| &s.completed, usize::MAX);
+                self.add(|s| &s.panicked, 1);
+            }
+            Outcome::Cancelled => {
+                self.add(|s| &s.completed, usize::MAX);
+                self.add(|s| &s.cancelled, 1);
+            }
+        }
+    }
+
     #[inline]
     fn bump(&self, counter: impl Fn(&TaskShard) -> &AtomicUsize) {
+        self.add(counter, 1);
+    }
+
+    /// Adds `n` (wrapping: `usize::MAX` subtracts one) to this thread's
+    /// shard of `counter`.
+    #[inline]
+    fn add(&self, counter: impl Fn(&TaskShard) -> &AtomicUsize, n: usize) {
         if self.owner != 0 {
             // `Some(i)` only while this thread holds core `i` of the owner
             // pool, which makes it the one writer of worker shard `i` until
@@ -124,20 +162,22 @@ impl TaskStats {
                 .and_then(|index| self.workers.get(index))
             {
                 let counter = counter(&shard.0);
-                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+                let value = counter.load(Ordering::Relaxed).wrapping_add(n);
+                counter.store(value, Ordering::Release);
                 return;
             }
         }
-        counter(&self.stripes[stripe()].0).fetch_add(1, Ordering::Release);
+        counter(&self.stripes[stripe()].0).fetch_add(n, Ordering::Release);
     }
 
     /// Sums the shards: outcomes first, then spawns (see the module docs).
     pub(crate) fn snapshot(&self) -> TaskCounts {
         let shards = || self.workers.iter().chain(self.stripes.iter()).map(|s| &s.0);
+        // Wrapping: a reclassified task may leave one shard at -1.
         let sum = |counter: fn(&TaskShard) -> &AtomicUsize| {
-            shards().fold(0u64, |total, shard| {
-                total + counter(shard).load(Ordering::Acquire) as u64
-            })
+            shards().fold(0usize, |total, shard| {
+                total.wrapping_add(counter(shard).load(Ordering::Acquire))
+            }) as u64
         };
         let completed = sum(|s| &s.completed);
         let panicked = sum(|s| &s.panicked);
@@ -244,7 +284,8 @@ impl TaskCounts {
         self.completed
     }
 
-    /// Tasks whose future (or its destructor) panicked.
+    /// Tasks whose future (or its destructor) panicked, and fallible
+    /// blocking tasks that failed on their own (a crashed child process).
     ///
     /// # Examples
     ///
@@ -256,7 +297,8 @@ impl TaskCounts {
     }
 
     /// Tasks dropped before they finished: aborted, cancelled by closing
-    /// the set, or by their executor's shutdown.
+    /// the set, or by their executor's shutdown; and fallible blocking
+    /// tasks stopped at their deadline.
     ///
     /// # Examples
     ///

@@ -151,17 +151,21 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, R> Future for Flatten<F>
+impl<F, R> Future for Flatten<TaskFuture<F>>
 where
-    F: Future<Output = TaskOutput<TaskOutput<R>>>,
+    F: Future<Output = TaskOutput<R>>,
 {
     type Output = TaskOutput<R>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project()
-            .inner
-            .poll(cx)
-            .map(|output| output.and_then(|inner| inner))
+        let mut inner = self.project().inner;
+        let output = core::task::ready!(inner.as_mut().poll(cx));
+        if let (Ok(Err(err)), Some(tasks)) = (&output, &inner.tasks) {
+            // Counted completed by `TaskFuture`; the closure's own error
+            // says how the task really ended.
+            tasks.stats.reclassify(Outcome::of_error(err));
+        }
+        Poll::Ready(output.and_then(|inner| inner))
     }
 }
 
