@@ -25,14 +25,14 @@ use crate::scope::Scope;
 /// [`Run`](crate::Run) or [`Handle`](crate::Handle), not those of a nested
 /// scope or of others sharing its pool. A handle without a scope (the
 /// shared default from [`get_executor`](crate::get_executor)) counts every
-/// task spawned through the shared pool's handles. While tasks run, a
-/// snapshot may trail the newest increments by a few, but never shows more
-/// ended tasks than spawned ones.
+/// task spawned through the shared pool's handles. While tasks end, a
+/// snapshot may miss the very latest outcome, or count a task ending at
+/// that instant both as ended and as live.
 ///
 /// **Per backend.** On the threads backend (and on a processes scope,
 /// whose tasks run on threads) every field is filled. On tokio and smol,
 /// unirun counts what it sees: its own tasks and, on smol, its blocking
-/// lane; `queued()`, `steals()` and `parks()` are 0 there (the runtime's
+/// lane; `busy_workers()`, `queued()`, `steals()` and `parks()` are 0 there (the runtime's
 /// own scheduler is not unirun's), and on tokio the blocking fields other
 /// than `blocking_cap()` are 0 (tokio runs blocking closures on its own
 /// pool). `process_calls()`, `process_crashes()` and `process_timeouts()`
@@ -78,6 +78,7 @@ use crate::scope::Scope;
 #[non_exhaustive]
 pub struct Metrics {
     workers: usize,
+    busy_workers: usize,
     spawned: u64,
     completed: u64,
     panicked: u64,
@@ -110,6 +111,7 @@ impl Metrics {
             .map_or([0; 3], process::call_counts);
         Metrics {
             workers: sched.map_or_else(|| backend.workers().cpu(), |s| s.workers()),
+            busy_workers: sched.map_or(0, |s| s.busy_workers()),
             spawned: tasks.spawned(),
             completed: tasks.completed(),
             panicked: tasks.panicked(),
@@ -139,6 +141,20 @@ impl Metrics {
     /// ```
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// Workers awake and not looking for work: running tasks, or just
+    /// between two (a moment's view); 0 on tokio and smol.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// assert!(run.metrics().busy_workers() <= 2);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn busy_workers(&self) -> usize {
+        self.busy_workers
     }
 
     /// Tasks spawned (async and blocking).

@@ -314,6 +314,7 @@ fn metrics_serialize_as_a_flat_object() {
     let object = json.as_object().expect("an object");
     for key in [
         "workers",
+        "busy_workers",
         "spawned",
         "completed",
         "panicked",

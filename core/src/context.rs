@@ -78,18 +78,6 @@ pub(crate) fn schedule_local(
     })
 }
 
-/// The index of the core the calling thread holds, if it runs a worker of
-/// the pool whose `Shared` is at address `owner` and holds that worker's
-/// core right now (see [`crate::stats`]).
-#[inline]
-pub(crate) fn held_core_index(owner: usize) -> Option<usize> {
-    with_current(|cx| {
-        let cx = cx.filter(|cx| Arc::as_ptr(cx.shared()) as usize == owner)?;
-        let core = cx.core.try_borrow().ok()?;
-        core.as_deref().map(|core| core.index)
-    })
-}
-
 /// Whether the calling thread is running a worker of any [`Pool`](crate::Pool)
 /// (including one whose task blocks after handing its worker on).
 ///
@@ -139,6 +127,8 @@ fn hand_off(cx: &Context) {
         // Not inside a task of this loop, or handed off already.
         return;
     };
+    // This thread no longer holds the core: its counts go to the stripes.
+    let held = crate::stats::release_core();
     let shared = cx.shared();
     if shared.shutdown.load(crate::sync::Ordering::Acquire) {
         // Nobody will run these queues again: cancel them now, so a task we
@@ -173,6 +163,7 @@ fn hand_off(cx: &Context) {
             .take();
         if let Some(worker) = worker {
             cx.put(worker.core);
+            crate::stats::hold_core(held);
         }
         panic!(
             "unirun: a task blocked worker {index} (block_on or join inside a task), and no \

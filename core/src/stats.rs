@@ -3,8 +3,12 @@
 //!
 //! # Where the counts live
 //!
-//! Nothing here touches a cache line that two workers share on the spawn or
-//! poll path. Each counter is split into shards, one cache-line pair each,
+//! A task is counted once, when it ends, by how it ended; the tasks still
+//! running are the set's `live` count (which the set keeps anyway), so
+//! `spawned` is the sum of the two and the spawn path counts nothing.
+//!
+//! Nothing here touches a cache line that two workers share on the poll
+//! path. Each counter is split into shards, one cache-line pair each,
 //! summed when read:
 //!
 //! - **Worker shards**, one per worker of the pool a set is
@@ -12,8 +16,8 @@
 //!   that holds worker `i`'s core at that moment (a core is a `Box` held by
 //!   exactly one thread; see [`worker`](crate::worker)), so an increment is
 //!   a plain load and store (`Release`), no read-modify-write.
-//! - **Thread stripes**, for everything else: spawns from outside the pool,
-//!   cancellations by a thread between tasks or one whose task blocked and
+//! - **Thread stripes**, for everything else: cancellations by a thread
+//!   outside the pool or between tasks or one whose task blocked and
 //!   handed its core on, and every count of a set bound to no pool (tokio,
 //!   smol and blocking-lane threads). These may have several writers, so
 //!   they use `fetch_add`; each thread picks a stripe once (round robin) so
@@ -22,13 +26,13 @@
 //! # Exactness
 //!
 //! Every increment is a `Release` write and every read an `Acquire` load,
-//! so a reader that sees a task's end also sees its spawn; and a reader that
-//! learned by other means that tasks ended (their `JoinHandle`s resolved, or
-//! [`TaskSet::wait_empty`] returned) sees their counts, because each count
-//! is written before the task's outcome is published. Counts are read shard
-//! by shard, outcomes before spawns, so a snapshot never shows more ended
-//! tasks than spawned ones; while tasks run it can be a few increments
-//! behind.
+//! and each count is written before the task leaves its set and before its
+//! outcome is published: so a reader that learned that tasks ended (their
+//! `JoinHandle`s resolved, or [`TaskSet::wait_empty`] returned) sees their
+//! counts, and once every task has ended `live` is 0 and `spawned` is
+//! exactly the sum of the outcomes. While tasks end, a snapshot (the
+//! outcomes, then `live`) may miss the very latest or count one that is
+//! ending both as ended and as live; never more ended tasks than spawned.
 
 use alloc::boxed::Box;
 use core::fmt;
@@ -48,7 +52,6 @@ struct Padded<T>(T);
 /// One shard of a [`TaskStats`].
 #[derive(Default)]
 struct TaskShard {
-    spawned: AtomicUsize,
     completed: AtomicUsize,
     panicked: AtomicUsize,
     cancelled: AtomicUsize,
@@ -67,15 +70,6 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// How a task whose output is `output` ended.
-    #[inline]
-    pub(crate) fn of<T>(output: &Result<T, crate::JoinError>) -> Self {
-        match output {
-            Ok(_) => Outcome::Completed,
-            Err(err) => Self::of_error(err),
-        }
-    }
-
     /// How a task that failed with `err` ended: stopped from outside
     /// (cancelled, or killed at its deadline) is a cancellation; failed on
     /// its own (a panic, a crashed child process, a broken pipe to it) is
@@ -109,14 +103,8 @@ impl TaskStats {
         }
     }
 
-    /// Counts a task joining the set.
-    #[inline]
-    pub(crate) fn spawned(&self) {
-        self.bump(|s| &s.spawned);
-    }
-
     /// Counts a task of the set ending.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ended(&self, outcome: Outcome) {
         match outcome {
             Outcome::Completed => self.bump(|s| &s.completed),
@@ -145,22 +133,20 @@ impl TaskStats {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn bump(&self, counter: impl Fn(&TaskShard) -> &AtomicUsize) {
         self.add(counter, 1);
     }
 
     /// Adds `n` (wrapping: `usize::MAX` subtracts one) to this thread's
     /// shard of `counter`.
-    #[inline]
+    #[inline(always)]
     fn add(&self, counter: impl Fn(&TaskShard) -> &AtomicUsize, n: usize) {
         if self.owner != 0 {
             // `Some(i)` only while this thread holds core `i` of the owner
             // pool, which makes it the one writer of worker shard `i` until
             // this function returns (it runs no foreign code).
-            if let Some(shard) = crate::context::held_core_index(self.owner)
-                .and_then(|index| self.workers.get(index))
-            {
+            if let Some(shard) = held_index(self.owner).and_then(|index| self.workers.get(index)) {
                 let counter = counter(&shard.0);
                 let value = counter.load(Ordering::Relaxed).wrapping_add(n);
                 counter.store(value, Ordering::Release);
@@ -170,8 +156,9 @@ impl TaskStats {
         counter(&self.stripes[stripe()].0).fetch_add(n, Ordering::Release);
     }
 
-    /// Sums the shards: outcomes first, then spawns (see the module docs).
-    pub(crate) fn snapshot(&self) -> TaskCounts {
+    /// Sums the shards, then adds the set's `live` tasks (read after
+    /// them; see the module docs).
+    pub(crate) fn snapshot(&self, live: impl FnOnce() -> usize) -> TaskCounts {
         let shards = || self.workers.iter().chain(self.stripes.iter()).map(|s| &s.0);
         // Wrapping: a reclassified task may leave one shard at -1.
         let sum = |counter: fn(&TaskShard) -> &AtomicUsize| {
@@ -182,14 +169,92 @@ impl TaskStats {
         let completed = sum(|s| &s.completed);
         let panicked = sum(|s| &s.panicked);
         let cancelled = sum(|s| &s.cancelled);
-        let spawned = sum(|s| &s.spawned);
+        let live = live() as u64;
         TaskCounts {
-            spawned,
+            spawned: completed + panicked + cancelled + live,
+            live,
             completed,
             panicked,
             cancelled,
         }
     }
+}
+
+#[cfg(all(feature = "std", not(loom)))]
+std::thread_local! {
+    /// Which core (pool `Shared` address, worker index) this thread holds:
+    /// set by the run loop for as long as it runs, cleared when a blocking
+    /// task hands the core to another thread. Only the thread holding core
+    /// `i` has `(owner, i)` here, which makes it the one writer of worker
+    /// shard `i` of every set bound to `owner`. `(0, 0)`: none.
+    static HELD: core::cell::Cell<(usize, usize)> = const { core::cell::Cell::new((0, 0)) };
+}
+
+// Loom runs its threads on one OS thread: its own thread-locals keep them
+// apart.
+#[cfg(all(feature = "std", loom))]
+loom::thread_local! {
+    static HELD: core::cell::Cell<(usize, usize)> = core::cell::Cell::new((0, 0));
+}
+
+/// The worker index this thread holds in the pool at `owner`, if any.
+#[cfg(feature = "std")]
+#[inline]
+fn held_index(owner: usize) -> Option<usize> {
+    HELD.try_with(|held| {
+        let (pool, index) = held.get();
+        (pool == owner).then_some(index)
+    })
+    .ok()
+    .flatten()
+}
+
+/// Without thread-locals every count goes to the stripes.
+#[cfg(not(feature = "std"))]
+#[inline]
+fn held_index(_owner: usize) -> Option<usize> {
+    None
+}
+
+/// Marks this thread as holding a core while the run loop runs it.
+pub(crate) struct Held {
+    #[cfg(feature = "std")]
+    previous: (usize, usize),
+}
+
+impl Held {
+    #[cfg(feature = "std")]
+    pub(crate) fn new(shared: &alloc::sync::Arc<crate::pool::Shared>, index: usize) -> Self {
+        let held = (alloc::sync::Arc::as_ptr(shared) as usize, index);
+        Held {
+            previous: HELD.with(|h| h.replace(held)),
+        }
+    }
+
+    #[cfg(not(feature = "std"))]
+    pub(crate) fn new(_shared: &alloc::sync::Arc<crate::pool::Shared>, _index: usize) -> Self {
+        Held {}
+    }
+}
+
+#[cfg(feature = "std")]
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = HELD.try_with(|h| h.set(self.previous));
+    }
+}
+
+/// The calling thread gives its core away (a hand-off); returns what it
+/// held, for [`hold_core`] if the hand-off fails.
+#[cfg(feature = "std")]
+pub(crate) fn release_core() -> (usize, usize) {
+    HELD.with(|h| h.replace((0, 0)))
+}
+
+/// The hand-off failed: the calling thread holds `held` again.
+#[cfg(feature = "std")]
+pub(crate) fn hold_core(held: (usize, usize)) {
+    HELD.with(|h| h.set(held));
 }
 
 /// This thread's stripe: picked round robin on first use.
@@ -226,8 +291,8 @@ fn stripe() -> usize {
 ///
 /// Counts are exact: once every task spawned into the set has ended,
 /// `spawned() == completed() + panicked() + cancelled()` and `live() == 0`.
-/// While tasks run, a snapshot may trail the newest increments, but it
-/// never shows more ended tasks than spawned ones.
+/// While tasks end, a snapshot may miss the very latest outcome or count a
+/// task that is ending at that instant both as ended and as live.
 ///
 /// # Examples
 ///
@@ -256,6 +321,7 @@ fn stripe() -> usize {
 #[non_exhaustive]
 pub struct TaskCounts {
     spawned: u64,
+    live: u64,
     completed: u64,
     panicked: u64,
     cancelled: u64,
@@ -309,7 +375,7 @@ impl TaskCounts {
         self.cancelled
     }
 
-    /// Tasks spawned and not ended yet: `spawned()` minus the three outcomes.
+    /// Tasks spawned and not ended yet.
     ///
     /// # Examples
     ///
@@ -317,8 +383,7 @@ impl TaskCounts {
     /// assert_eq!(unirun_core::TaskSet::new().counts().live(), 0);
     /// ```
     pub fn live(&self) -> u64 {
-        self.spawned
-            .saturating_sub(self.completed + self.panicked + self.cancelled)
+        self.live
     }
 }
 
@@ -386,6 +451,7 @@ fn bump_owned(counter: &AtomicUsize) {
 #[non_exhaustive]
 pub struct PoolStats {
     workers: usize,
+    busy: usize,
     queued: usize,
     steals: u64,
     parks: u64,
@@ -402,6 +468,19 @@ impl PoolStats {
     /// ```
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// Workers awake and not searching for work: running a task (or about
+    /// to look for the next one, or to go to sleep).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(2);
+    /// assert!(pool.stats().busy_workers() <= 2);
+    /// ```
+    pub fn busy_workers(&self) -> usize {
+        self.busy
     }
 
     /// Tasks waiting to run: in the injector and in the workers' local
@@ -447,8 +526,10 @@ impl crate::pool::Shared {
     /// Reads the pool's counters and queue lengths.
     pub(crate) fn stats(&self) -> PoolStats {
         let queued = self.injector.len() + self.stealers.iter().map(|s| s.len()).sum::<usize>();
+        let (awake, searching) = self.idle.awake();
         PoolStats {
             workers: self.stealers.len(),
+            busy: awake.saturating_sub(searching),
             queued,
             steals: self.stats.sum(|w| &w.steals),
             parks: self.stats.sum(|w| &w.parks),
@@ -503,12 +584,12 @@ impl TaskSet {
     /// # drop(task);
     /// ```
     pub fn counts(&self) -> TaskCounts {
-        self.stats.snapshot()
+        self.stats.snapshot(|| self.len())
     }
 }
 
 impl fmt::Debug for TaskStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.snapshot(), f)
+        f.debug_struct("TaskStats").finish_non_exhaustive()
     }
 }

@@ -228,7 +228,9 @@ pin_project_lite::pin_project! {
             let unfinished = this.inner.is_some();
             drop(drop_catching(this.inner));
             if let Some(tasks) = this.tasks.as_ref() {
-                if unfinished { tasks.stats.ended(Outcome::Cancelled); }
+                if unfinished {
+                    cancelled(tasks);
+                }
                 let slot = core::mem::replace(this.slot, NO_SLOT) & !OWN_TASK;
                 tasks.leave((slot != NO_SLOT).then_some(slot));
             }
@@ -297,7 +299,6 @@ impl<F> TaskFuture<F> {
         #[cfg(feature = "std")]
         crate::panic::install_hook();
         if let Some(tasks) = &tasks {
-            tasks.stats.spawned();
             tasks.enter();
         }
         Self {
@@ -352,12 +353,30 @@ impl<F: Future> Future for TaskFuture<F> {
     }
 }
 
-/// Counts a member's outcome, before the task publishes it.
-#[inline]
+/// Counts a member's outcome, before the task publishes it (and before it
+/// leaves its set). The common case, a value, stays inline; the rest is
+/// out of line.
+#[inline(always)]
 fn ended<T>(tasks: &Option<Arc<TaskSet>>, output: &TaskOutput<T>) {
     if let Some(tasks) = tasks {
-        tasks.stats.ended(Outcome::of(output));
+        match output {
+            Ok(_) => tasks.stats.ended(Outcome::Completed),
+            Err(err) => failed(tasks, err),
+        }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn failed(tasks: &TaskSet, err: &JoinError) {
+    tasks.stats.ended(Outcome::of_error(err));
+}
+
+/// Counts a member dropped before it finished.
+#[cold]
+#[inline(never)]
+fn cancelled(tasks: &TaskSet) {
+    tasks.stats.ended(Outcome::Cancelled);
 }
 
 /// Drops the future in `inner`, catching a panic of its destructor.

@@ -145,6 +145,7 @@ impl Worker {
 /// Returning drops the core if this thread still holds it, which cancels
 /// whatever is left in its queues.
 pub(crate) fn run(shared: Arc<Shared>, mut core: Box<Core>) {
+    let _held = crate::stats::Held::new(&shared, core.index);
     let cx = Context::new(shared);
     let _enter = context::enter(&cx);
     let shared = cx.shared();
