@@ -843,8 +843,13 @@ fn task_counts_exact_across_shards_and_handoff() {
         let set = alloc::sync::Arc::new(TaskSet::for_pool(&pool.pool));
         let (inner_pool, inner_set) = (pool.pool.clone(), set.clone());
         let outer = pool.pool.spawn_in(&set, async move {
-            let inner = inner_pool.spawn_in(&inner_set, async { 1 });
-            crate::block_on(inner).unwrap() + 1
+            // Blocks on a gate (its waker goes through a loom mutex) that
+            // only the task queued behind this one opens.
+            let gate = Gate::new();
+            let opener = gate.clone();
+            let inner = inner_pool.spawn_in(&inner_set, async move { opener.open() });
+            crate::block_on(gate);
+            inner
         });
         let reader_set = set.clone();
         let reader = thread::spawn(move || {
@@ -852,7 +857,8 @@ fn task_counts_exact_across_shards_and_handoff() {
             assert!(counts.completed() <= 2 && counts.live() <= 2);
             assert_eq!(counts.panicked() + counts.cancelled(), 0);
         });
-        assert_eq!(crate::block_on(outer).unwrap(), 2);
+        let inner = crate::block_on(outer).unwrap();
+        crate::block_on(inner).unwrap();
         reader.join().unwrap();
         let counts = set.counts();
         assert_eq!(

@@ -26,10 +26,11 @@
 //! # Exactness
 //!
 //! Every increment is a `Release` write and every read an `Acquire` load,
-//! and each count is written before the task leaves its set and before its
-//! outcome is published: so a reader that learned that tasks ended (their
-//! `JoinHandle`s resolved, or [`TaskSet::wait_empty`] returned) sees their
-//! counts, and once every task has ended `live` is 0 and `spawned` is
+//! and each count is written before the task leaves its set (a `SeqCst`
+//! decrement of the set's `live` count, which a snapshot reads first) and
+//! before its outcome is published: so a reader that learned that tasks
+//! ended (their `JoinHandle`s resolved, [`TaskSet::wait_empty`] returned,
+//! or `live` read 0) sees their counts, and once every task has ended `live` is 0 and `spawned` is
 //! exactly the sum of the outcomes. While tasks end, a snapshot (the
 //! outcomes, then `live`) may miss the very latest or count one that is
 //! ending both as ended and as live; never more ended tasks than spawned.
@@ -158,7 +159,12 @@ impl TaskStats {
 
     /// Sums the shards, then adds the set's `live` tasks (read after
     /// them; see the module docs).
-    pub(crate) fn snapshot(&self, live: impl FnOnce() -> usize) -> TaskCounts {
+    pub(crate) fn snapshot(&self, live: impl Fn() -> usize) -> TaskCounts {
+        // A first read of `live` (a `SeqCst` load of the counter every
+        // member decrements after it was counted) synchronizes with the
+        // members that left: once it reads 0, every count is visible here,
+        // however the caller learned that the tasks ended.
+        live();
         let shards = || self.workers.iter().chain(self.stripes.iter()).map(|s| &s.0);
         // Wrapping: a reclassified task may leave one shard at -1.
         let sum = |counter: fn(&TaskShard) -> &AtomicUsize| {
