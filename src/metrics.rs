@@ -37,7 +37,7 @@ use crate::scope::Scope;
 /// than `blocking_cap()` are 0 (tokio runs blocking closures on its own
 /// pool). `process_calls()`, `process_crashes()` and `process_timeouts()`
 /// count the calls of the scope's pre-forked process pool
-/// ([`Handle::call`](crate::Handle::call)); they are 0 for a scope that
+/// (`Handle::call`, feature `process-backend`); they are 0 for a scope that
 /// made no such call, and always without the `process-backend` feature.
 ///
 /// On tokio and smol, an aborted task's `JoinHandle` resolves at once and
@@ -335,7 +335,7 @@ impl Metrics {
     }
 
     /// Calls sent to the scope's pre-forked worker processes
-    /// ([`Run::call`](crate::Run::call)); 0 without such calls.
+    /// (`Run::call`, feature `process-backend`); 0 without such calls.
     ///
     /// # Examples
     ///
