@@ -102,6 +102,23 @@ impl Handle {
         self.backend.workers().cpu()
     }
 
+    /// A snapshot of this executor's tasks, workers and blocking lane (see
+    /// [`Metrics`](crate::Metrics)): a scope's handle reports its scope's
+    /// tasks, the shared default's handle those spawned through it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let handle = unirun::get_executor();
+    /// let before = handle.metrics().spawned();
+    /// handle.spawn(async {}).join().unwrap();
+    /// assert!(handle.metrics().spawned() > before);
+    /// assert!(handle.metrics().workers() >= 1);
+    /// ```
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::Metrics::collect(&self.backend, self.scope.as_deref())
+    }
+
     /// Most threads the blocking lane may grow to.
     ///
     /// # Examples

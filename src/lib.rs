@@ -111,6 +111,8 @@ pub mod io;
 #[cfg(feature = "std")]
 mod join_set;
 #[cfg(feature = "std")]
+mod metrics;
+#[cfg(feature = "std")]
 mod observe;
 #[cfg(all(unix, feature = "process-backend"))]
 pub mod process;
@@ -148,6 +150,8 @@ pub use crate::global::{
 pub use crate::handle::Handle;
 #[cfg(feature = "std")]
 pub use crate::join_set::{AbortHandle, JoinSet};
+#[cfg(feature = "std")]
+pub use crate::metrics::Metrics;
 #[cfg(all(unix, feature = "process-backend"))]
 pub use crate::process::{to_process, to_process_with, ProcessOptions};
 #[cfg(feature = "std")]

@@ -304,6 +304,23 @@ impl Run {
         self.handle.clone()
     }
 
+    /// A snapshot of the scope's tasks, workers and blocking lane (see
+    /// [`Metrics`](crate::Metrics)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().name("batch").build()?;
+    /// let done: Vec<_> = (0..4).map(|i| run.spawn(async move { i })).collect();
+    /// done.into_iter().for_each(|t| drop(t.join()));
+    /// let m = run.metrics();
+    /// assert_eq!((m.spawned(), m.completed(), m.live()), (4, 4, 0));
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::Metrics::collect(&self.scope.backend, Some(&self.scope))
+    }
+
     /// Why the scope runs where it runs.
     ///
     /// # Examples

@@ -42,8 +42,8 @@ pub(crate) struct Scope {
 impl Scope {
     pub(crate) fn new(backend: Backend, gil: Option<Arc<Gil>>, reusable: bool) -> Arc<Self> {
         Arc::new(Scope {
+            tasks: Arc::new(backend.task_set()),
             backend,
-            tasks: Arc::new(TaskSet::new()),
             gil,
             reusable,
             forks: false,

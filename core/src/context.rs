@@ -127,6 +127,8 @@ fn hand_off(cx: &Context) {
         // Not inside a task of this loop, or handed off already.
         return;
     };
+    // This thread no longer holds the core: its counts go to the stripes.
+    let held = crate::stats::release_core();
     let shared = cx.shared();
     if shared.shutdown.load(crate::sync::Ordering::Acquire) {
         // Nobody will run these queues again: cancel them now, so a task we
@@ -161,6 +163,7 @@ fn hand_off(cx: &Context) {
             .take();
         if let Some(worker) = worker {
             cx.put(worker.core);
+            crate::stats::hold_core(held);
         }
         panic!(
             "unirun: a task blocked worker {index} (block_on or join inside a task), and no \

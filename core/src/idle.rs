@@ -196,6 +196,13 @@ impl Idle {
         })
     }
 
+    /// Workers that are not parked, and those of them searching for work
+    /// (a snapshot, for metrics).
+    pub(crate) fn awake(&self) -> (usize, usize) {
+        let state = self.state.load(Ordering::Acquire);
+        (unparked(state), searching(state))
+    }
+
     /// Whether `worker` is on the sleeper list.
     pub(crate) fn is_parked(&self, worker: usize) -> bool {
         self.sleepers.with(|sleepers| sleepers.contains(&worker))

@@ -89,6 +89,7 @@ pub mod park;
 mod pool;
 mod queue;
 mod repoll;
+mod stats;
 mod sync;
 mod task;
 mod task_set;
@@ -117,6 +118,7 @@ pub use crate::park::{Park, Unpark};
 #[cfg(feature = "std")]
 pub use crate::pool::SpawnThread;
 pub use crate::pool::{Pool, PoolError};
+pub use crate::stats::{PoolStats, TaskCounts};
 pub use crate::task::{
     spawn_blocking_fallible_with, spawn_blocking_with, spawn_with, CatchPanic, Runnable, TaskFuture,
 };

@@ -856,3 +856,44 @@ fn in_place_repoll_vs_remote_wake() {
         pool.finish();
     });
 }
+
+/// Task counts (issue 10) stay exact across their shards: a task spawned
+/// from outside the pool is counted on a stripe; the task it spawns from
+/// the worker on the worker's own shard (a plain load and store); then the
+/// outer task blocks, handing the core to a new thread, which runs the
+/// inner task and counts its end on the worker shard while the blocked
+/// thread, no longer holding the core, counts the outer end on a stripe.
+/// Two writers on the worker shard would lose an increment; a reader
+/// racing all of it never sees a task counted twice.
+#[test]
+fn task_counts_exact_across_shards_and_handoff() {
+    model(2, || {
+        let pool = LoomPool::new(1);
+        let set = alloc::sync::Arc::new(TaskSet::for_pool(&pool.pool));
+        let (inner_pool, inner_set) = (pool.pool.clone(), set.clone());
+        let outer = pool.pool.spawn_in(&set, async move {
+            // Blocks on a gate (its waker goes through a loom mutex) that
+            // only the task queued behind this one opens.
+            let gate = Gate::new();
+            let opener = gate.clone();
+            let inner = inner_pool.spawn_in(&inner_set, async move { opener.open() });
+            crate::block_on(gate);
+            inner
+        });
+        let reader_set = set.clone();
+        let reader = thread::spawn(move || {
+            let counts = reader_set.counts();
+            assert!(counts.completed() <= 2 && counts.live() <= 2);
+            assert_eq!(counts.panicked() + counts.cancelled(), 0);
+        });
+        let inner = crate::block_on(outer).unwrap();
+        crate::block_on(inner).unwrap();
+        reader.join().unwrap();
+        let counts = set.counts();
+        assert_eq!(
+            (counts.spawned(), counts.completed(), counts.live()),
+            (2, 2, 0)
+        );
+        pool.finish();
+    });
+}

@@ -35,6 +35,7 @@ pub(crate) struct Shared {
     pub(crate) idle: Idle,
     pub(crate) unparkers: Box<[Arc<dyn Unpark>]>,
     pub(crate) shutdown: AtomicBool,
+    pub(crate) stats: crate::stats::WorkerStats,
     /// Starts the thread that takes over a core when its thread blocks.
     #[cfg(feature = "std")]
     pub(crate) spawner: std::sync::OnceLock<Box<SpawnThread>>,
@@ -191,6 +192,7 @@ impl Pool {
             idle,
             unparkers: unparkers.into_boxed_slice(),
             shutdown: AtomicBool::new(false),
+            stats: crate::stats::WorkerStats::new(n),
             #[cfg(feature = "std")]
             spawner: std::sync::OnceLock::new(),
         });
@@ -491,6 +493,18 @@ impl Pool {
                 .into_iter()
                 .for_each(crate::abandoned::drop_runnable);
         }
+    }
+
+    /// A snapshot of the scheduler's counters and queue lengths.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(2);
+    /// assert_eq!(pool.stats().workers(), 2);
+    /// ```
+    pub fn stats(&self) -> crate::PoolStats {
+        self.shared.stats()
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.

@@ -237,6 +237,11 @@ impl Local {
 }
 
 impl Stealer {
+    /// Number of runnables in the queue (a snapshot, for metrics).
+    pub(crate) fn len(&self) -> usize {
+        self.inner.len()
+    }
+
     /// Whether there is anything to steal.
     pub(crate) fn is_empty(&self) -> bool {
         self.inner.len() == 0
@@ -388,6 +393,11 @@ impl Injector {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// Number of queued runnables (a snapshot, for metrics).
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
     }
 
     /// Refuses further pushes; returns what was queued so the caller can drop

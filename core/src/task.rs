@@ -13,6 +13,7 @@ use async_task::{Builder, ScheduleInfo, WithInfo};
 
 use alloc::sync::Arc;
 
+use crate::stats::Outcome;
 use crate::{JoinError, JoinHandle, TaskSet};
 
 /// A scheduled task, ready to be polled once by [`Runnable::run`].
@@ -153,17 +154,21 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, R> Future for Flatten<F>
+impl<F, R> Future for Flatten<TaskFuture<F>>
 where
-    F: Future<Output = TaskOutput<TaskOutput<R>>>,
+    F: Future<Output = TaskOutput<R>>,
 {
     type Output = TaskOutput<R>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project()
-            .inner
-            .poll(cx)
-            .map(|output| output.and_then(|inner| inner))
+        let mut inner = self.project().inner;
+        let output = core::task::ready!(inner.as_mut().poll(cx));
+        if let (Ok(Err(err)), Some(tasks)) = (&output, &inner.tasks) {
+            // Counted completed by `TaskFuture`; the closure's own error
+            // says how the task really ended.
+            tasks.stats.reclassify(Outcome::of_error(err));
+        }
+        Poll::Ready(output.and_then(|inner| inner))
     }
 }
 
@@ -225,13 +230,28 @@ pin_project_lite::pin_project! {
             // The future goes first: its destructor is part of the task. A
             // panic in it is contained, and the task still leaves; the task's
             // own (outermost) future hands it to the task's handle through
-            // `abandoned` (nested ones find no key: see there).
+            // `abandoned` (nested ones find no key: see there), and counts
+            // the task as its handle will report it.
+            let unfinished = this.inner.is_some();
             let key = crate::abandoned::set_current(0);
-            if let Some(panicked) = drop_catching(this.inner) {
-                crate::abandoned::record(key, panicked);
-            }
+            let panicked = drop_catching(this.inner);
             crate::abandoned::set_current(key);
+            // Counted as the handle will report it: a panic the handle
+            // receives, else cancelled.
+            let reported_panic = match panicked {
+                Some(panicked) if key != 0 => {
+                    if let (true, Some(tasks)) = (unfinished, this.tasks.as_ref()) {
+                        failed(tasks, &panicked);
+                    }
+                    crate::abandoned::record(key, panicked);
+                    true
+                }
+                _ => false,
+            };
             if let Some(tasks) = this.tasks.as_ref() {
+                if unfinished && !reported_panic {
+                    cancelled(tasks);
+                }
                 let slot = core::mem::replace(this.slot, NO_SLOT) & !OWN_TASK;
                 tasks.leave((slot != NO_SLOT).then_some(slot));
             }
@@ -327,8 +347,9 @@ impl<F: Future> TaskFuture<F> {
     fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskOutput<F::Output>> {
         let mut this = self.project();
         if this.tasks.as_ref().is_some_and(|tasks| tasks.is_closed()) {
-            let dropped = drop_catching(this.inner);
-            return Poll::Ready(Err(dropped.unwrap_or_else(JoinError::cancelled)));
+            let output = Err(drop_catching(this.inner).unwrap_or_else(JoinError::cancelled));
+            ended(this.tasks, &output);
+            return Poll::Ready(output);
         }
         let Some(mut inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(Err(JoinError::cancelled()));
@@ -381,13 +402,41 @@ impl<F: Future> TaskFuture<F> {
             Poll::Ready(output) => {
                 // A destructor that panics after the value was produced
                 // turns the task's outcome into that panic, as in tokio.
-                match (drop_catching(this.inner), output) {
-                    (Some(panicked), Ok(_)) => Poll::Ready(Err(panicked)),
-                    (_, output) => Poll::Ready(output),
-                }
+                let output = match (drop_catching(this.inner), output) {
+                    (Some(panicked), Ok(_)) => Err(panicked),
+                    (_, output) => output,
+                };
+                ended(this.tasks, &output);
+                Poll::Ready(output)
             }
         }
     }
+}
+
+/// Counts a member's outcome, before the task publishes it (and before it
+/// leaves its set). The common case, a value, stays inline; the rest is
+/// out of line.
+#[inline(always)]
+fn ended<T>(tasks: &Option<Arc<TaskSet>>, output: &TaskOutput<T>) {
+    if let Some(tasks) = tasks {
+        match output {
+            Ok(_) => tasks.stats.ended(Outcome::Completed),
+            Err(err) => failed(tasks, err),
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn failed(tasks: &TaskSet, err: &JoinError) {
+    tasks.stats.ended(Outcome::of_error(err));
+}
+
+/// Counts a member dropped before it finished.
+#[cold]
+#[inline(never)]
+fn cancelled(tasks: &TaskSet) {
+    tasks.stats.ended(Outcome::Cancelled);
 }
 
 /// Drops the future in `inner`, catching a panic of its destructor.

@@ -57,6 +57,8 @@ pub struct TaskSet {
     /// Wakers to call when `live` drops to zero, as a list whose nodes are
     /// allocated before the lock is taken.
     on_empty: SpinLock<Option<Box<EmptyNode>>>,
+    /// What happened to the members (see [`crate::stats`]).
+    pub(crate) stats: crate::stats::TaskStats,
 }
 
 /// One entry of [`TaskSet::on_empty`].
@@ -231,6 +233,10 @@ impl TaskSet {
     /// assert!(!set.is_closed());
     /// ```
     pub fn new() -> Self {
+        Self::with_stats(crate::stats::TaskStats::new(0, 0))
+    }
+
+    pub(crate) fn with_stats(stats: crate::stats::TaskStats) -> Self {
         Self {
             live: CachePadded(AtomicUsize::new(0)),
             closed: CachePadded(AtomicBool::new(false)),
@@ -240,6 +246,7 @@ impl TaskSet {
                 free: NONE,
             }),
             on_empty: SpinLock::new(None),
+            stats,
         }
     }
 

@@ -173,6 +173,7 @@ impl Worker {
 /// Returning drops the core if this thread still holds it, which cancels
 /// whatever is left in its queues.
 pub(crate) fn run(shared: Arc<Shared>, mut core: Box<Core>) {
+    let _held = crate::stats::Held::new(&shared, core.index);
     let cx = Context::new(shared);
     let _enter = context::enter(&cx);
     let shared = cx.shared();
@@ -274,6 +275,7 @@ impl Core {
                 continue;
             }
             if let Some(task) = stealers[victim].steal_into(&self.local) {
+                shared.stats.steal(self.index);
                 return Some(task);
             }
         }
@@ -305,6 +307,7 @@ impl Core {
     fn park(&self, shared: &Shared) {
         let idle = &shared.idle;
         let was_searching = self.searching.replace(false);
+        shared.stats.park(self.index);
         if idle.transition_worker_to_parked(self.index, was_searching) {
             // No searcher left to look: pairs with every producer's fence
             // (see `idle`).

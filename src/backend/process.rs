@@ -26,3 +26,8 @@ pub(crate) fn start(
         processes: Some(ProcessPool::new(workers, options)),
     })
 }
+
+/// The pool's calls, crashes and timeouts so far (for `Metrics`).
+pub(crate) fn call_counts(pool: &ProcessPool) -> [u64; 3] {
+    [pool.calls(), pool.crashes(), pool.timeouts()].map(|n| n as u64)
+}

@@ -91,6 +91,10 @@ struct Inner {
     /// Workers started, for [`ProcessPool::started`]; outside the lock so a
     /// forked child can read it.
     started: AtomicUsize,
+    /// Calls sent to a worker, and those that crashed or timed out.
+    calls: AtomicUsize,
+    crashes: AtomicUsize,
+    timeouts: AtomicUsize,
     /// The forker thread, held from the first worker forked from it until
     /// shutdown or drop.
     forker: Mutex<Option<Lease>>,
@@ -177,6 +181,9 @@ impl ProcessPool {
                 options,
                 owner: sys::getpid(),
                 started: AtomicUsize::new(0),
+                calls: AtomicUsize::new(0),
+                crashes: AtomicUsize::new(0),
+                timeouts: AtomicUsize::new(0),
                 forker: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 freed: Condvar::new(),
@@ -227,6 +234,46 @@ impl ProcessPool {
     /// ```
     pub fn started(&self) -> usize {
         self.inner.started.load(Ordering::Relaxed)
+    }
+
+    /// Calls sent to a worker so far (each `call` that reached one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// pool.call(|x: u8| x, 1).unwrap();
+    /// assert_eq!(pool.calls(), 1);
+    /// ```
+    pub fn calls(&self) -> usize {
+        self.inner.calls.load(Ordering::Acquire)
+    }
+
+    /// Calls whose worker was killed by a signal (they resolved to
+    /// [`JoinError::crashed`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// assert!(pool.call(|_: u8| -> u8 { std::process::abort() }, 1).unwrap_err().is_crash());
+    /// assert_eq!(pool.crashes(), 1);
+    /// ```
+    pub fn crashes(&self) -> usize {
+        self.inner.crashes.load(Ordering::Acquire)
+    }
+
+    /// Calls that ran past the timeout (they resolved to
+    /// [`JoinError::timed_out`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// assert_eq!(pool.timeouts(), 0);
+    /// ```
+    pub fn timeouts(&self) -> usize {
+        self.inner.timeouts.load(Ordering::Acquire)
     }
 
     /// Runs `f(arg)` in a worker process and blocks until its result is
@@ -491,6 +538,7 @@ impl Inner {
         request: &[u8],
         deadline: Option<Instant>,
     ) -> Result<R, JoinError> {
+        self.calls.fetch_add(1, Ordering::Release);
         let sent = sys::write_all(worker.requests.as_fd(), request);
         let read = match sent {
             Ok(()) => wire::read_frame(worker.replies.as_fd(), deadline),
@@ -505,11 +553,11 @@ impl Inner {
                 let closed = self.unbusy(worker.pid);
                 worker.kill_and_reap();
                 self.retire();
-                Err(if closed {
-                    JoinError::cancelled()
-                } else {
-                    JoinError::timed_out()
-                })
+                if closed {
+                    return Err(JoinError::cancelled());
+                }
+                self.timeouts.fetch_add(1, Ordering::Release);
+                Err(JoinError::timed_out())
             }
             other => {
                 let closed = self.unbusy(worker.pid);
@@ -520,6 +568,7 @@ impl Inner {
                 }
                 match status {
                     Some(ExitStatus::Signaled(sig)) if sig != libc::SIGKILL || other.is_ok() => {
+                        self.crashes.fetch_add(1, Ordering::Release);
                         Err(JoinError::crashed(sig, sys::signal_name(sig)))
                     }
                     _ => Err(JoinError::transport(

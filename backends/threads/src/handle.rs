@@ -226,6 +226,50 @@ impl Handle {
         self.inner.lane.stats()
     }
 
+    /// A snapshot of the scheduler: workers, queued tasks, steals, parks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(2).build().unwrap();
+    /// let stats = pool.handle().pool_stats();
+    /// assert_eq!(stats.workers(), 2);
+    /// ```
+    pub fn pool_stats(&self) -> unirun_core::PoolStats {
+        self.inner.pool.stats()
+    }
+
+    /// What happened so far to the tasks spawned through this handle
+    /// (async and blocking; not those spawned into a set of the caller's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// pool.handle().spawn(async { 1 }).join().unwrap();
+    /// assert!(pool.handle().spawn(async { panic!("boom") }).join().is_err());
+    /// let counts = pool.handle().task_counts();
+    /// assert_eq!((counts.spawned(), counts.completed(), counts.panicked()), (2, 1, 1));
+    /// ```
+    pub fn task_counts(&self) -> unirun_core::TaskCounts {
+        self.inner.tasks.counts()
+    }
+
+    /// A new, empty task set whose counters have one shard per worker of
+    /// this pool (see [`TaskSet::for_pool`]), for a scope of tasks on it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(1).build().unwrap();
+    /// let set = std::sync::Arc::new(pool.handle().task_set());
+    /// pool.handle().spawn_in(&set, async {}).join().unwrap();
+    /// assert_eq!(set.counts().completed(), 1);
+    /// ```
+    pub fn task_set(&self) -> TaskSet {
+        TaskSet::for_pool(&self.inner.pool)
+    }
+
     /// Whether the pool has shut down (spawns are then cancelled at once).
     ///
     /// # Examples

@@ -61,7 +61,10 @@ impl Builder {
             Some(n) => n,
             None => unirun_blocking::default_blocking_cap(cpus),
         };
-        let tasks = Arc::new(TaskSet::new());
+        let (pool, pool_workers) = Pool::try_with_workers(workers)
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
+        // Counted per worker of this pool (see `Handle::task_counts`).
+        let tasks = Arc::new(TaskSet::for_pool(&pool));
         let mut lane = BlockingLane::builder()
             .name(self.name.clone())
             .max_threads(max_blocking)
@@ -71,8 +74,6 @@ impl Builder {
             lane = lane.stack_size(size);
         }
         let lane = lane.build()?;
-        let (pool, pool_workers) = Pool::try_with_workers(workers)
-            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
         let exits = Arc::<Exits>::default();
         // Threads started when a task blocks a worker take its core over:
         // named like the worker, counted and joined like the workers.
