@@ -370,6 +370,14 @@ pub(crate) fn reset_processes() {
     unirun_process::shutdown();
 }
 
+/// For a scope about to wait for its tasks: calls whose handles nobody
+/// joins yet have their replies read on the lane, so the wait ends.
+pub(crate) fn start_pending_calls(scope: &Scope) {
+    if let Some(pool) = scope.processes.get() {
+        pool.start_pending();
+    }
+}
+
 /// For a scope that has finished its tasks: its process pool's idle
 /// workers are killed and reaped and the pool lets go of the forker thread.
 pub(crate) fn close_scope_pool(scope: &Scope) {

@@ -1,23 +1,15 @@
 //! [`ProcessPool`]: pre-forked workers that run `fn(A) -> R` calls.
 //!
-//! A worker is forked once and then serves calls in a loop: it reads a
-//! request frame (the address of a monomorphized trampoline, the address
-//! of the function, the postcard-encoded argument), runs the function
-//! under `catch_unwind` and writes back a reply frame like
-//! [`fork_call`](crate::fork_call)'s. Function pointers are valid in the
-//! worker because it is a fork of this very image (same binary, same
-//! address-space layout), so nothing is registered and nothing re-executed.
-//!
-//! Each side reads a whole frame before it writes one, and each worker has
-//! its own pair of pipes, so payloads of any size flow without deadlock: the
-//! parent writes the request while the worker reads it, then reads the
-//! reply while the worker writes it.
-//!
-//! The parent closes its copy of a worker's reply-pipe write end right after
-//! the fork (under the same lock as fork-per-call), so a crashed worker's
-//! pipe reaches end of file even when later children inherited the rest.
+//! The worker processes and their wire protocol are in `worker`; the fast
+//! path of calls that return a [`JoinHandle`] (the caller sends, whoever
+//! waits reads) and its liveness argument are in `call`.
 
-use std::os::fd::{AsFd, OwnedFd};
+mod call;
+#[cfg(test)]
+mod tests;
+mod worker;
+
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -25,13 +17,17 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
-use unirun_platform::process::{self as sys, ExitStatus, Forked, Pid};
+use unirun_platform::process::{self as sys, ExitStatus, Pid};
 
-use crate::fork::{fork_call, fork_quiesced, lock_stdio, setup, FORK_LOCK};
+use crate::fork::fork_call;
 use crate::forker::{self, Lease};
 use crate::options::ProcessOptions;
-use crate::server::{self, Server};
-use crate::wire::{self, Read, Reply, HEADER};
+use crate::server;
+use crate::wire::{self, Read};
+
+use self::call::{CallJoin, InFlight, Pending, INLINE_REQUEST};
+pub(crate) use self::worker::worker_main;
+use self::worker::Worker;
 
 /// A pool of pre-forked worker processes for `fn(A) -> R` calls with serde
 /// payloads: the fast path for many small isolated calls (no fork per call).
@@ -106,56 +102,17 @@ struct State {
     /// Workers running a call. A pid stays listed until its worker is
     /// handed back or about to be reaped, so signalling it is safe.
     busy: Vec<Pid>,
+    /// Busy workers whose reply nobody reads yet (see `call`), by pid;
+    /// an entry whose reader was taken stays until the reader hands the
+    /// worker back.
+    pending: Vec<(Pid, Arc<Pending>)>,
+    /// Threads waiting on `freed` for a worker.
+    waiting: usize,
+    /// Set by [`ProcessPool::start_pending`]: readers go to their lane at
+    /// once from then on.
+    draining: bool,
     /// Set by [`ProcessPool::shutdown_now`].
     closed: bool,
-}
-
-struct Worker {
-    pid: Pid,
-    requests: OwnedFd,
-    replies: OwnedFd,
-    /// The fork server that forked it (its child, reaped through it).
-    served: Option<Arc<Server>>,
-}
-
-impl Worker {
-    fn kill_and_reap(self) -> Option<ExitStatus> {
-        let _ = sys::kill(self.pid, libc::SIGKILL);
-        drop(self.requests);
-        drop(self.replies);
-        if let Some(server) = &self.served {
-            return server::reap(server, self.pid);
-        }
-        sys::wait_pid(self.pid, true).ok().flatten()
-    }
-}
-
-type Trampoline = fn(usize, &[u8]) -> Vec<u8>;
-
-/// Decodes the argument, calls `f` (the address of a `fn(A) -> R`) and
-/// encodes the reply frame. Runs in the worker.
-fn invoke<A: DeserializeOwned, R: Serialize>(f: usize, body: &[u8]) -> Vec<u8> {
-    // SAFETY: `f` is the address of a `fn(A) -> R` taken in this same image
-    // (the worker is a fork of the caller), sent together with this very
-    // monomorphization of `invoke`, so the types match.
-    let f: fn(A) -> R = unsafe { std::mem::transmute::<*const (), fn(A) -> R>(f as *const ()) };
-    let reply = match postcard::from_bytes::<A>(body) {
-        Ok(arg) => match unirun_core::catch_panic(|| f(arg)) {
-            Ok(value) => Reply::Value(value),
-            Err(err) => Reply::panic(&err),
-        },
-        Err(err) => Reply::Failed {
-            what: "decoding the argument".into(),
-            detail: err.to_string(),
-        },
-    };
-    wire::encode(&reply).unwrap_or_else(|err| {
-        wire::encode(&Reply::<()>::Failed {
-            what: "encoding the result".into(),
-            detail: err.to_string(),
-        })
-        .unwrap_or_default()
-    })
 }
 
 impl ProcessPool {
@@ -248,17 +205,11 @@ impl ProcessPool {
             // Inherited through a fork: fork a fresh child for this call.
             return fork_call(&self.inner.options, move || f(arg));
         }
-        let mut request = vec![0u8; HEADER + 16];
-        request[HEADER..HEADER + 8]
-            .copy_from_slice(&(invoke::<A, R> as Trampoline as usize as u64).to_le_bytes());
-        request[HEADER + 8..HEADER + 16].copy_from_slice(&(f as usize as u64).to_le_bytes());
-        let mut request = postcard::to_extend(&arg, request)
-            .map_err(|err| JoinError::transport("encode", err.to_string()))?;
-        let len = (request.len() - HEADER) as u64;
-        request[..HEADER].copy_from_slice(&len.to_le_bytes());
+        let request = worker::request(f, &arg)?;
         let worker = self.inner.acquire()?;
-        let deadline = self.inner.options.get_timeout().map(|t| Instant::now() + t);
-        self.inner.exchange(worker, &request, deadline)
+        let deadline = self.inner.deadline();
+        let sent = sys::write_all(worker.requests.as_fd(), &request);
+        self.inner.receive(worker, sent, deadline)
     }
 
     /// Stops the pool: calls running now are killed with their workers and
@@ -277,14 +228,22 @@ impl ProcessPool {
         if !self.inner.owned_here() {
             return;
         }
-        let idle = {
+        let (idle, pending) = {
             let mut state = self.inner.lock();
             state.closed = true;
             for &pid in &state.busy {
                 let _ = sys::kill(pid, libc::SIGKILL);
             }
-            std::mem::take(&mut state.idle)
+            (
+                std::mem::take(&mut state.idle),
+                std::mem::take(&mut state.pending),
+            )
         };
+        // Their workers are dead: the readers see end of file at once and
+        // resolve their calls to cancelled.
+        for (_, reader) in pending {
+            reader.schedule();
+        }
         for worker in idle {
             worker.kill_and_reap();
             self.inner.retire();
@@ -346,6 +305,9 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        if let Some(fast) = self.try_send(&schedule, tasks.as_ref(), f, &arg) {
+            return fast;
+        }
         let pool = self.clone();
         let lane = schedule;
         let (runnable, handle) = unirun_core::spawn_blocking_fallible_with(
@@ -355,6 +317,79 @@ impl ProcessPool {
         );
         runnable.schedule();
         handle
+    }
+
+    /// Schedules every call whose reply nobody reads yet on its lane, and
+    /// the reply of every later call as soon as it is sent, so each call
+    /// finishes without waiting for its handle to be joined (a scope about
+    /// to wait for its tasks calls this). Joining a call then waits for
+    /// the lane instead of reading the reply itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let threads = unirun_threads::ThreadPool::new().unwrap();
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// let handle = pool.spawn_call(&threads.handle(), |x: u32| x + 1, 1);
+    /// pool.start_pending();
+    /// assert_eq!(handle.join().unwrap(), 2);
+    /// ```
+    pub fn start_pending(&self) {
+        if !self.inner.owned_here() {
+            return;
+        }
+        let pending = {
+            let mut state = self.inner.lock();
+            state.draining = true;
+            std::mem::take(&mut state.pending)
+        };
+        for (_, reader) in pending {
+            reader.schedule();
+        }
+    }
+
+    /// The fast path (see `call`): with an idle worker and a small
+    /// request, sends it from this thread and returns a handle whose
+    /// reader is pending; `None` to go through the lane.
+    fn try_send<A, R>(
+        &self,
+        lane: &Arc<dyn Schedule>,
+        tasks: Option<&Arc<TaskSet>>,
+        f: fn(A) -> R,
+        arg: &A,
+    ) -> Option<JoinHandle<R>>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        if !self.inner.owned_here() || tasks.is_some_and(|t| t.is_closed()) {
+            return None;
+        }
+        let request = worker::request(f, arg).ok()?;
+        if request.len() > INLINE_REQUEST {
+            return None;
+        }
+        let worker = self.inner.try_acquire()?;
+        let deadline = self.inner.deadline();
+        // At most `PIPE_BUF` bytes into the idle worker's empty pipe: does
+        // not block.
+        let sent = sys::write_all(worker.requests.as_fd(), &request);
+        let pid = worker.pid;
+        let in_flight = InFlight {
+            pool: self.inner.clone(),
+            worker: Some(worker),
+            sent,
+            deadline,
+        };
+        let lane = lane.clone();
+        let (runnable, task) = unirun_core::spawn_blocking_fallible_with(
+            move || in_flight.finish::<R>(),
+            tasks,
+            move |r, info| lane.schedule(r, info),
+        );
+        let pending = Arc::new(Pending::new(runnable));
+        self.inner.register(pid, pending.clone());
+        Some(JoinHandle::from_foreign(CallJoin { pending, task }))
     }
 }
 
@@ -368,7 +403,40 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle worker, a new one if there is room, or waits for one.
+    /// The deadline of a call sent now.
+    fn deadline(&self) -> Option<Instant> {
+        self.options.get_timeout().map(|t| Instant::now() + t)
+    }
+
+    /// An idle worker, without waiting and without starting one.
+    fn try_acquire(&self) -> Option<Worker> {
+        let mut state = self.lock();
+        if state.closed {
+            return None;
+        }
+        let worker = state.idle.pop()?;
+        state.busy.push(worker.pid);
+        Some(worker)
+    }
+
+    /// Lists a busy worker's pending reader, and tells waiting callers
+    /// (one may have found no pending reader just before).
+    fn register(&self, pid: Pid, reader: Arc<Pending>) {
+        let mut state = self.lock();
+        if state.draining || state.closed {
+            drop(state);
+            reader.schedule();
+            return;
+        }
+        state.pending.push((pid, reader));
+        if state.waiting > 0 {
+            drop(state);
+            self.freed.notify_all();
+        }
+    }
+
+    /// An idle worker, a new one if there is room, or waits for one
+    /// (running pending readers first, see `call`).
     fn acquire(&self) -> Result<Worker, JoinError> {
         let mut state = self.lock();
         loop {
@@ -394,34 +462,62 @@ impl Inner {
                 state.busy.push(worker.pid);
                 return Ok(worker);
             }
+            // All busy: a reply nobody reads yet, we read (its handle gets
+            // the result), which frees that worker for someone.
+            let reader = state.pending.iter().find_map(|(_, reader)| reader.take());
+            if let Some(reader) = reader {
+                drop(state);
+                reader.run();
+                state = self.lock();
+                continue;
+            }
+            state.waiting += 1;
             state = self
                 .freed
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         }
     }
 
     fn release(&self, worker: Worker) {
-        if self.unbusy(worker.pid) {
+        let mut state = self.lock();
+        let listed = forget_busy(&mut state, worker.pid);
+        if state.closed {
+            drop(state);
+            drop(listed);
             worker.kill_and_reap();
             self.retire();
             return;
         }
-        self.lock().idle.push(worker);
-        self.freed.notify_one();
+        state.idle.push(worker);
+        let waiting = state.waiting > 0;
+        drop(state);
+        drop(listed);
+        if waiting {
+            self.freed.notify_one();
+        }
     }
 
     /// Takes `pid` off the busy list; returns whether the pool was shut down.
     fn unbusy(&self, pid: Pid) -> bool {
         let mut state = self.lock();
-        state.busy.retain(|&p| p != pid);
-        state.closed
+        let listed = forget_busy(&mut state, pid);
+        let closed = state.closed;
+        drop(state);
+        drop(listed);
+        closed
     }
 
     /// A worker is gone: its slot is free for a replacement.
     fn retire(&self) {
-        self.lock().live -= 1;
-        self.freed.notify_one();
+        let mut state = self.lock();
+        state.live -= 1;
+        let waiting = state.waiting > 0;
+        drop(state);
+        if waiting {
+            self.freed.notify_one();
+        }
     }
 
     fn start(&self) -> Result<Worker, JoinError> {
@@ -438,7 +534,7 @@ impl Inner {
             held.get_or_insert_with(forker::lease).clone()
         };
         let options = self.options;
-        let worker = lease.run(move || start(&options));
+        let worker = lease.run(move || worker::start(&options));
         // A shutdown that released the pool's lease meanwhile kills this
         // worker in `acquire`; our clone kept the thread up until then.
         drop(lease);
@@ -446,52 +542,16 @@ impl Inner {
     }
 }
 
-/// Forks a worker from the calling thread.
-fn start(options: &ProcessOptions) -> Result<Worker, JoinError> {
-    unirun_core::install_panic_hook();
-    let parent = sys::getpid();
-    let stdio = lock_stdio();
-    let guard = FORK_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    let pipes = sys::pipe().and_then(|a| sys::pipe().map(|b| (a, b)));
-    let ((req_read, req_write), (rep_read, rep_write)) =
-        pipes.map_err(|err| JoinError::transport("pipe", err.to_string()))?;
-    // SAFETY: the worker runs only its loop over its own pipes, the
-    // trampolines and functions sent to it, and async-signal-safe calls
-    // until then; it leaves with `_exit`. We hold `stdio` and `FORK_LOCK`.
-    match unsafe { fork_quiesced() } {
-        Ok(Forked::Child) => {
-            drop(guard);
-            drop(stdio);
-            drop(req_write);
-            drop(rep_read);
-            worker_main(parent, options, req_read, rep_write)
-        }
-        Ok(Forked::Parent(pid)) => {
-            drop(req_read);
-            drop(rep_write);
-            drop(guard);
-            drop(stdio);
-            Ok(Worker {
-                pid,
-                requests: req_write,
-                replies: rep_read,
-                served: None,
-            })
-        }
-        Err(err) => Err(JoinError::transport("fork", err.to_string())),
-    }
-}
-
 impl Inner {
-    /// Sends one request and reads its reply; a worker that fails is
-    /// killed, reaped and retired.
-    fn exchange<R: DeserializeOwned>(
+    /// Reads the reply to a request written (`sent`) to `worker` and
+    /// hands the worker back; a worker that fails is killed, reaped and
+    /// retired.
+    fn receive<R: DeserializeOwned>(
         &self,
         worker: Worker,
-        request: &[u8],
+        sent: std::io::Result<()>,
         deadline: Option<Instant>,
     ) -> Result<R, JoinError> {
-        let sent = sys::write_all(worker.requests.as_fd(), request);
         let read = match sent {
             Ok(()) => wire::read_frame(worker.replies.as_fd(), deadline),
             Err(err) => Err(err),
@@ -554,104 +614,12 @@ impl Drop for Inner {
     }
 }
 
-/// The worker's loop: read a request, run it, reply; until end of file.
-pub(crate) fn worker_main(
-    parent: Pid,
-    options: &ProcessOptions,
-    requests: OwnedFd,
-    replies: OwnedFd,
-) -> ! {
-    unirun_core::mark_forked_child();
-    if !sys::die_with_parent(parent) || setup(options).is_err() {
-        sys::exit_now(111);
-    }
-    loop {
-        let body = match wire::read_frame(requests.as_fd(), None) {
-            Ok(Read::Frame(body)) if body.len() >= 16 => body,
-            _ => sys::exit_now(0),
-        };
-        let word = |at: usize| {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(&body[at..at + 8]);
-            u64::from_le_bytes(bytes) as usize
-        };
-        // SAFETY: the parent sent the address of `invoke::<A, R>` from this
-        // same image (see `ProcessPool::call`).
-        let trampoline: Trampoline =
-            unsafe { std::mem::transmute::<*const (), Trampoline>(word(0) as *const ()) };
-        let reply = trampoline(word(8), &body[16..]);
-        if sys::write_all(replies.as_fd(), &reply).is_err() {
-            sys::exit_now(1);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn crash(signal: i32) -> u8 {
-        // SAFETY: SIG_DFL is valid for these signals; raising one at
-        // ourselves has no memory-safety preconditions.
-        unsafe {
-            libc::signal(signal, libc::SIG_DFL);
-            libc::raise(signal);
-        }
-        unreachable!()
-    }
-
-    #[test]
-    fn crashed_and_timed_out_workers_are_replaced() {
-        let pool = ProcessPool::new(
-            1,
-            ProcessOptions::default().timeout(Duration::from_millis(100)),
-        );
-        assert_eq!(pool.call(|x: u8| x + 1, 1).unwrap(), 2);
-        let err = pool.call(crash, libc::SIGSEGV).unwrap_err();
-        assert_eq!(err.signal_name(), Some("SIGSEGV"), "{err}");
-        assert_eq!(pool.call(|x: u8| x + 1, 2).unwrap(), 3);
-        let err = pool
-            .call(
-                |()| -> u8 {
-                    loop {
-                        std::thread::park()
-                    }
-                },
-                (),
-            )
-            .unwrap_err();
-        assert!(err.is_timeout(), "{err}");
-        assert_eq!(pool.call(|x: u8| x + 1, 3).unwrap(), 4);
-        assert_eq!(pool.started(), 3);
-    }
-
-    #[test]
-    fn large_payloads_both_ways() {
-        let pool = ProcessPool::new(1, ProcessOptions::default());
-        let data: Vec<u32> = (0..4_000_000).collect();
-        let back = pool
-            .call(
-                |v: Vec<u32>| v.into_iter().map(|x| x ^ 1).collect::<Vec<u32>>(),
-                data,
-            )
-            .unwrap();
-        assert_eq!(back.len(), 4_000_000);
-        assert_eq!(back[10], 11);
-    }
-
-    #[test]
-    fn concurrency_is_capped() {
-        let pool = ProcessPool::new(2, ProcessOptions::default());
-        let threads: Vec<_> = (0..6u32)
-            .map(|i| {
-                let pool = pool.clone();
-                std::thread::spawn(move || pool.call(|x: u32| x * 2, i).unwrap())
-            })
-            .collect();
-        let mut out: Vec<u32> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        out.sort_unstable();
-        assert_eq!(out, [0, 2, 4, 6, 8, 10]);
-        assert!(pool.started() <= 2);
-    }
+/// Takes `pid` off the busy and pending lists; the caller drops what it
+/// returns after unlocking (the last reference to a reader that never ran
+/// would run its destructor, which takes the lock).
+#[must_use]
+fn forget_busy(state: &mut State, pid: Pid) -> Option<Arc<Pending>> {
+    state.busy.retain(|&p| p != pid);
+    let at = state.pending.iter().position(|(p, _)| *p == pid)?;
+    Some(state.pending.swap_remove(at).1)
 }
