@@ -25,7 +25,9 @@ use crate::options::ProcessOptions;
 use crate::server;
 use crate::wire::{self, Read};
 
-use self::call::{CallJoin, InFlight, Pending, INLINE_REQUEST};
+#[cfg(test)]
+use self::call::INLINE_REQUEST;
+use self::call::{all_readers, Call};
 pub(crate) use self::worker::worker_main;
 use self::worker::Worker;
 
@@ -105,7 +107,10 @@ struct State {
     /// Busy workers whose reply nobody reads yet (see `call`), by pid;
     /// an entry whose reader was taken stays until the reader hands the
     /// worker back.
-    pending: Vec<(Pid, Arc<Pending>)>,
+    pending: Vec<(Pid, Arc<Call>)>,
+    /// Calls waiting for a worker (see `call`); not empty only while every
+    /// worker is busy.
+    queue: std::collections::VecDeque<Arc<Call>>,
     /// Threads waiting on `freed` for a worker.
     waiting: usize,
     /// Set by [`ProcessPool::start_pending`]: readers go to their lane at
@@ -228,21 +233,18 @@ impl ProcessPool {
         if !self.inner.owned_here() {
             return;
         }
-        let (idle, pending) = {
+        let (idle, readers) = {
             let mut state = self.inner.lock();
             state.closed = true;
             for &pid in &state.busy {
                 let _ = sys::kill(pid, libc::SIGKILL);
             }
-            (
-                std::mem::take(&mut state.idle),
-                std::mem::take(&mut state.pending),
-            )
+            (std::mem::take(&mut state.idle), all_readers(&mut state))
         };
-        // Their workers are dead: the readers see end of file at once and
-        // resolve their calls to cancelled.
-        for (_, reader) in pending {
-            reader.schedule();
+        // Their workers are dead (or none will be given): the readers
+        // resolve their calls to cancelled at once.
+        for reader in readers {
+            reader.schedule_now();
         }
         for worker in idle {
             worker.kill_and_reap();
@@ -338,58 +340,14 @@ impl ProcessPool {
         if !self.inner.owned_here() {
             return;
         }
-        let pending = {
+        let readers = {
             let mut state = self.inner.lock();
             state.draining = true;
-            std::mem::take(&mut state.pending)
+            all_readers(&mut state)
         };
-        for (_, reader) in pending {
-            reader.schedule();
+        for reader in readers {
+            reader.schedule_now();
         }
-    }
-
-    /// The fast path (see `call`): with an idle worker and a small
-    /// request, sends it from this thread and returns a handle whose
-    /// reader is pending; `None` to go through the lane.
-    fn try_send<A, R>(
-        &self,
-        lane: &Arc<dyn Schedule>,
-        tasks: Option<&Arc<TaskSet>>,
-        f: fn(A) -> R,
-        arg: &A,
-    ) -> Option<JoinHandle<R>>
-    where
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        if !self.inner.owned_here() || tasks.is_some_and(|t| t.is_closed()) {
-            return None;
-        }
-        let request = worker::request(f, arg).ok()?;
-        if request.len() > INLINE_REQUEST {
-            return None;
-        }
-        let worker = self.inner.try_acquire()?;
-        let deadline = self.inner.deadline();
-        // At most `PIPE_BUF` bytes into the idle worker's empty pipe: does
-        // not block.
-        let sent = sys::write_all(worker.requests.as_fd(), &request);
-        let pid = worker.pid;
-        let in_flight = InFlight {
-            pool: self.inner.clone(),
-            worker: Some(worker),
-            sent,
-            deadline,
-        };
-        let lane = lane.clone();
-        let (runnable, task) = unirun_core::spawn_blocking_fallible_with(
-            move || in_flight.finish::<R>(),
-            tasks,
-            move |r, info| lane.schedule(r, info),
-        );
-        let pending = Arc::new(Pending::new(runnable));
-        self.inner.register(pid, pending.clone());
-        Some(JoinHandle::from_foreign(CallJoin { pending, task }))
     }
 }
 
@@ -406,33 +364,6 @@ impl Inner {
     /// The deadline of a call sent now.
     fn deadline(&self) -> Option<Instant> {
         self.options.get_timeout().map(|t| Instant::now() + t)
-    }
-
-    /// An idle worker, without waiting and without starting one.
-    fn try_acquire(&self) -> Option<Worker> {
-        let mut state = self.lock();
-        if state.closed {
-            return None;
-        }
-        let worker = state.idle.pop()?;
-        state.busy.push(worker.pid);
-        Some(worker)
-    }
-
-    /// Lists a busy worker's pending reader, and tells waiting callers
-    /// (one may have found no pending reader just before).
-    fn register(&self, pid: Pid, reader: Arc<Pending>) {
-        let mut state = self.lock();
-        if state.draining || state.closed {
-            drop(state);
-            reader.schedule();
-            return;
-        }
-        state.pending.push((pid, reader));
-        if state.waiting > 0 {
-            drop(state);
-            self.freed.notify_all();
-        }
     }
 
     /// An idle worker, a new one if there is room, or waits for one
@@ -464,7 +395,7 @@ impl Inner {
             }
             // All busy: a reply nobody reads yet, we read (its handle gets
             // the result), which frees that worker for someone.
-            let reader = state.pending.iter().find_map(|(_, reader)| reader.take());
+            let reader = state.pending.iter().find_map(|(_, call)| call.take());
             if let Some(reader) = reader {
                 drop(state);
                 reader.run();
@@ -490,8 +421,17 @@ impl Inner {
             self.retire();
             return;
         }
-        state.idle.push(worker);
         let waiting = state.waiting > 0;
+        if !waiting {
+            // No thread waits in `acquire`: the worker serves the queue.
+            if let Some(call) = state.queue.pop_front() {
+                state.busy.push(worker.pid);
+                self.send_queued(state, call, worker);
+                drop(listed);
+                return;
+            }
+        }
+        state.idle.push(worker);
         drop(state);
         drop(listed);
         if waiting {
@@ -514,9 +454,18 @@ impl Inner {
         let mut state = self.lock();
         state.live -= 1;
         let waiting = state.waiting > 0;
+        // With nobody waiting to start a replacement, the queue's head does.
+        let head = if waiting {
+            None
+        } else {
+            state.queue.pop_front()
+        };
         drop(state);
         if waiting {
             self.freed.notify_one();
+        }
+        if let Some(call) = head {
+            call.schedule_now();
         }
     }
 
@@ -618,7 +567,7 @@ impl Drop for Inner {
 /// returns after unlocking (the last reference to a reader that never ran
 /// would run its destructor, which takes the lock).
 #[must_use]
-fn forget_busy(state: &mut State, pid: Pid) -> Option<Arc<Pending>> {
+fn forget_busy(state: &mut State, pid: Pid) -> Option<Arc<Call>> {
     state.busy.retain(|&p| p != pid);
     let at = state.pending.iter().position(|(p, _)| *p == pid)?;
     Some(state.pending.swap_remove(at).1)

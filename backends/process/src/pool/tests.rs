@@ -425,3 +425,117 @@ fn large_requests_go_through_the_lane() {
         assert_eq!(lane.scheduled.load(Ordering::SeqCst), before + 1);
     });
 }
+
+#[test]
+fn calls_queued_behind_busy_workers_resolve_however_they_are_waited_for() {
+    watchdog("queued calls", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let lane = counting_lane(&threads);
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(
+            pool.spawn_call_on(lane.clone(), None, add_one, 0)
+                .join()
+                .unwrap(),
+            1
+        );
+        let mut handles: Vec<_> = (0..40)
+            .map(|i| Some(pool.spawn_call_on(lane.clone(), None, add_one, i)))
+            .collect();
+        // One each way: joined, awaited, polled with `is_finished`,
+        // detached; the rest joined in order.
+        assert_eq!(handles[20].take().unwrap().join().unwrap(), 21);
+        let awaited = handles[30].take().unwrap();
+        let task = threads
+            .handle()
+            .spawn(async move { awaited.await.map(|v| v * 2) });
+        let polled = handles[35].take().unwrap();
+        while !polled.is_finished() {
+            std::thread::yield_now();
+        }
+        handles[39].take().unwrap().detach();
+        for (i, handle) in handles.into_iter().enumerate() {
+            if let Some(handle) = handle {
+                assert_eq!(handle.join().unwrap(), i as u64 + 1);
+            }
+        }
+        assert_eq!(task.join().unwrap().unwrap(), 62);
+        assert_eq!(polled.join().unwrap(), 36);
+        assert_eq!(
+            pool.call(add_one, 99).unwrap(),
+            100,
+            "the worker is free again"
+        );
+        assert_eq!(pool.started(), 1);
+        // Each call scheduled at most its reader: no lane thread per call
+        // waiting for a worker on top.
+        assert!(lane.scheduled.load(Ordering::SeqCst) <= 41);
+    });
+}
+
+#[test]
+fn a_crash_ahead_of_queued_calls_hands_them_a_new_worker() {
+    watchdog("crash ahead of the queue", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let lane = counting_lane(&threads);
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(
+            pool.spawn_call_on(lane.clone(), None, add_one, 0)
+                .join()
+                .unwrap(),
+            1
+        );
+        let crashed = pool.spawn_call_on(lane.clone(), None, crash, libc::SIGKILL);
+        let queued: Vec<_> = (0..5)
+            .map(|i| pool.spawn_call_on(lane.clone(), None, add_one, i))
+            .collect();
+        // Detached: nobody joins them, the pool moves them along.
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (i, handle) in queued.into_iter().enumerate() {
+            let tx = tx.clone();
+            threads
+                .handle()
+                .spawn(async move { tx.send((i, handle.await)).unwrap() })
+                .detach();
+        }
+        let mut got: Vec<(usize, u64)> = (0..5)
+            .map(|_| {
+                let (i, out) = rx.recv().unwrap();
+                (i, out.unwrap())
+            })
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]);
+        assert_eq!(crashed.join().unwrap_err().signal_name(), Some("SIGKILL"));
+        assert_eq!(pool.started(), 2, "one replacement");
+    });
+}
+
+#[test]
+fn shutdown_now_cancels_queued_calls() {
+    use std::os::fd::AsRawFd;
+    watchdog("shutdown with a queue", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let lane = counting_lane(&threads);
+        let (started_read, started_write) = sys::pipe().unwrap();
+        let (release_read, _release_write) = sys::pipe().unwrap();
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(
+            pool.spawn_call_on(lane.clone(), None, add_one, 0)
+                .join()
+                .unwrap(),
+            1
+        );
+        let fds = (started_write.as_raw_fd(), release_read.as_raw_fd());
+        let stuck = pool.spawn_call_on(lane.clone(), None, signal_and_wait, fds);
+        let queued: Vec<_> = (0..3)
+            .map(|i| pool.spawn_call_on(lane.clone(), None, add_one, i))
+            .collect();
+        let mut byte = [0u8; 1];
+        sys::read_until(started_read.as_fd(), &mut byte, None).unwrap();
+        pool.shutdown_now();
+        assert!(stuck.join().unwrap_err().is_cancelled());
+        for handle in queued {
+            assert!(handle.join().unwrap_err().is_cancelled());
+        }
+    });
+}
