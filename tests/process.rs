@@ -378,6 +378,26 @@ fn the_scheduler_resolves_to_processes() {
     assert!(Flavor::Processes.is_available());
 }
 
+/// The "not forced" answer is cached per configuration: a `configure`
+/// or `reset` after process calls must still take effect.
+#[test]
+fn force_threads_applies_after_earlier_process_calls() {
+    if !in_child_process("force_threads_applies_after_earlier_process_calls") {
+        return;
+    }
+    let me = std::process::id();
+    assert_ne!(unirun::to_process(std::process::id).join().unwrap(), me);
+    unirun::configure(RuntimeConfig::default().force_threads(true)).unwrap();
+    assert_eq!(unirun::to_process(std::process::id).join().unwrap(), me);
+    unirun::configure(RuntimeConfig::default()).unwrap();
+    assert_ne!(unirun::to_process(std::process::id).join().unwrap(), me);
+    unirun::configure(RuntimeConfig::default().force_threads(true)).unwrap();
+    let pid = |_: ()| std::process::id();
+    assert_eq!(unirun::get_executor().call(pid, ()).join().unwrap(), me);
+    unirun::reset();
+    assert_ne!(unirun::to_process(std::process::id).join().unwrap(), me);
+}
+
 #[test]
 fn force_threads_sends_process_work_to_threads() {
     if !in_child_process("force_threads_sends_process_work_to_threads") {

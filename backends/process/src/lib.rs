@@ -33,6 +33,14 @@
 //! are forked directly from a dedicated thread of the parent
 //! ([`ProcessPool::origin`] says which).
 //!
+//! [`ProcessPool::spawn_call_on`] (behind `Run::call`) does not hand a
+//! small call to a lane thread: the calling thread writes the request to
+//! an idle worker itself, or queues it when every worker is busy (whoever
+//! hands a worker back sends the next one), and the reply is read by
+//! whoever waits for it: `JoinHandle::join` reads it on the joining
+//! thread, an awaited or dropped handle has the lane read it. A joined
+//! call costs the two wake-ups of a pipe round trip instead of four.
+//!
 //! [`spawn`]/[`spawn_on`] run that wait on an executor's blocking lane, so an
 //! async worker never blocks; the call belongs to the lane's task set, and
 //! [`cancel_children`] (used by scope shutdown) kills the children of a set.
