@@ -154,6 +154,8 @@ struct Vtable<T> {
     poll: unsafe fn(*mut (), &mut Context<'_>) -> Poll<Result<T, JoinError>>,
     is_finished: unsafe fn(*const ()) -> bool,
     abort: unsafe fn(*mut ()),
+    /// Only `JoinHandle::join` (with `std`) calls it.
+    #[cfg(feature = "std")]
     join_here: unsafe fn(*mut ()) -> Option<Result<T, JoinError>>,
     drop: unsafe fn(*mut ()),
 }
@@ -166,6 +168,7 @@ impl<S: ForeignJoin<T>, T> VtableOf<S, T> {
         poll: poll::<S, T>,
         is_finished: is_finished::<S, T>,
         abort: abort::<S, T>,
+        #[cfg(feature = "std")]
         join_here: join_here::<S, T>,
         drop: drop_stored::<S>,
     };
@@ -201,6 +204,7 @@ unsafe fn abort<S: ForeignJoin<T>, T>(data: *mut ()) {
 /// # Safety
 ///
 /// `data` points to a live `S`, not aliased for the call.
+#[cfg(feature = "std")]
 unsafe fn join_here<S: ForeignJoin<T>, T>(data: *mut ()) -> Option<Result<T, JoinError>> {
     // SAFETY: the caller guarantees a live, unaliased `S` at `data`.
     unsafe { (*data.cast::<S>()).join_here() }
