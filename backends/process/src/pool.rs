@@ -5,6 +5,7 @@
 //! waits reads) and its liveness argument are in `call`.
 
 mod call;
+mod deadlines;
 #[cfg(test)]
 mod tests;
 mod worker;
@@ -28,6 +29,7 @@ use crate::wire::{self, Read};
 #[cfg(test)]
 use self::call::INLINE_REQUEST;
 use self::call::{all_readers, Call};
+use self::deadlines::Deadlines;
 pub(crate) use self::worker::worker_main;
 use self::worker::Worker;
 
@@ -94,6 +96,8 @@ struct Inner {
     forker: Mutex<Option<Lease>>,
     state: Mutex<State>,
     freed: Condvar,
+    /// Keeps the timeout of calls in flight; with a timeout only.
+    deadlines: Option<Deadlines>,
 }
 
 #[derive(Default)]
@@ -142,6 +146,7 @@ impl ProcessPool {
                 forker: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 freed: Condvar::new(),
+                deadlines: options.get_timeout().map(Deadlines::new),
             }),
         }
     }
@@ -212,8 +217,7 @@ impl ProcessPool {
         }
         let request = worker::request(f, &arg)?;
         let worker = self.inner.acquire()?;
-        let deadline = self.inner.deadline();
-        let sent = sys::write_all(worker.requests.as_fd(), &request);
+        let (sent, deadline) = self.inner.send(&worker, &request);
         self.inner.receive(worker, sent, deadline)
     }
 
@@ -245,6 +249,9 @@ impl ProcessPool {
         // resolve their calls to cancelled at once.
         for reader in readers {
             reader.schedule_now();
+        }
+        if let Some(deadlines) = &self.inner.deadlines {
+            deadlines.stop();
         }
         for worker in idle {
             worker.kill_and_reap();
@@ -361,9 +368,24 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The deadline of a call sent now.
-    fn deadline(&self) -> Option<Instant> {
-        self.options.get_timeout().map(|t| Instant::now() + t)
+    /// Writes `request` to busy `worker`, its call watched for the pool's
+    /// timeout (see `deadlines`); returns how the write went and the
+    /// deadline its reader must keep itself: `None` when the watcher keeps
+    /// it (or there is no timeout).
+    fn send(&self, worker: &Worker, request: &[u8]) -> (std::io::Result<()>, Option<Instant>) {
+        let deadline = match (&self.deadlines, self.options.get_timeout()) {
+            (Some(deadlines), Some(timeout)) => match deadlines.watch(worker.pid) {
+                Some(_) => None,
+                None => Some(Instant::now() + timeout),
+            },
+            _ => None,
+        };
+        (sys::write_all(worker.requests.as_fd(), request), deadline)
+    }
+
+    /// Unregisters `pid`'s call from the watcher; whether it expired.
+    fn forget_deadline(&self, pid: Pid) -> bool {
+        self.deadlines.as_ref().is_some_and(|d| d.forget(pid))
     }
 
     /// An idle worker, a new one if there is room, or waits for one
@@ -505,6 +527,12 @@ impl Inner {
             Ok(()) => wire::read_frame(worker.replies.as_fd(), deadline),
             Err(err) => Err(err),
         };
+        // Before the worker is handed back or reaped (see `deadlines`).
+        let read = if self.forget_deadline(worker.pid) {
+            Ok(Read::TimedOut)
+        } else {
+            read
+        };
         match read {
             Ok(Read::Frame(body)) => {
                 self.release(worker);
@@ -553,7 +581,13 @@ impl Drop for Inner {
         if !self.owned_here() {
             // Not our children: the pool was inherited through a fork.
             std::mem::forget(idle);
+            if let Some(deadlines) = &mut self.deadlines {
+                deadlines.forget_thread();
+            }
             return;
+        }
+        if let Some(deadlines) = &self.deadlines {
+            deadlines.stop();
         }
         for worker in idle {
             worker.kill_and_reap();

@@ -66,7 +66,6 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -75,7 +74,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use unirun_core::{ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, TaskSet};
-use unirun_platform::process::{self as sys, Pid};
+use unirun_platform::process::Pid;
 
 use super::{worker, Inner, ProcessPool, State, Worker};
 
@@ -88,7 +87,8 @@ pub(super) const INLINE_REQUEST: usize = libc::PIPE_BUF;
 enum Stage {
     /// In the pool's queue, or just taken out of it by its own reader.
     Queued(Vec<u8>),
-    /// Written to `worker` (`sent` says how that went).
+    /// Written to `worker` (`sent` says how that went; `deadline` is the
+    /// reader's to keep, when the watcher does not).
     Sent {
         worker: Worker,
         sent: std::io::Result<()>,
@@ -184,8 +184,7 @@ impl ReaderBody {
         match stage {
             Stage::Queued(request) => {
                 let worker = self.pool.acquire()?;
-                let deadline = self.pool.deadline();
-                let sent = sys::write_all(worker.requests.as_fd(), &request);
+                let (sent, deadline) = self.pool.send(&worker, &request);
                 self.pool.receive(worker, sent, deadline)
             }
             Stage::Sent {
@@ -207,6 +206,7 @@ impl Drop for ReaderBody {
         }
         let stage = std::mem::replace(&mut *self.call.stage(), Stage::Done);
         if let Stage::Sent { worker, .. } = stage {
+            self.pool.forget_deadline(worker.pid);
             self.pool.unbusy(worker.pid);
             worker.kill_and_reap();
             self.pool.retire();
@@ -335,12 +335,12 @@ impl ProcessPool {
             Some(Placed::Worker(worker)) => {
                 // At most `PIPE_BUF` bytes into the idle worker's empty
                 // pipe: does not block.
-                let sent = sys::write_all(worker.requests.as_fd(), &request);
+                let (sent, deadline) = inner.send(&worker, &request);
                 let pid = worker.pid;
                 *call.stage() = Stage::Sent {
                     worker,
                     sent,
-                    deadline: inner.deadline(),
+                    deadline,
                 };
                 inner.register(pid, call.clone());
             }
@@ -395,12 +395,12 @@ impl Inner {
         let Stage::Queued(request) = std::mem::replace(&mut *stage, Stage::Done) else {
             unreachable!("a queued call's stage is `Queued` until it leaves the queue");
         };
-        let sent = sys::write_all(worker.requests.as_fd(), &request);
+        let (sent, deadline) = self.send(&worker, &request);
         let pid = worker.pid;
         *stage = Stage::Sent {
             worker,
             sent,
-            deadline: self.deadline(),
+            deadline,
         };
         drop(stage);
         self.register(pid, call);

@@ -539,3 +539,47 @@ fn shutdown_now_cancels_queued_calls() {
         }
     });
 }
+
+#[test]
+fn the_deadline_watcher_times_calls_out_and_ends_with_the_pool() {
+    watchdog("deadline watcher", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let lane = counting_lane(&threads);
+        let options = ProcessOptions::default().timeout(Duration::from_millis(300));
+        let pool = ProcessPool::new(1, options);
+        let watcher = || pool.inner.deadlines.as_ref().unwrap().running();
+        assert!(!watcher(), "started with the first call");
+        assert_eq!(pool.call(add_one, 1).unwrap(), 2);
+        assert!(watcher());
+        let stuck = |()| -> u8 {
+            loop {
+                std::thread::park()
+            }
+        };
+        // Joined at once, and read later by a detached reader: both time out.
+        let err = pool
+            .spawn_call_on(lane.clone(), None, stuck, ())
+            .join()
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(
+            pool.spawn_call_on(lane.clone(), None, add_one, 2)
+                .join()
+                .unwrap(),
+            3
+        );
+        let late = pool.spawn_call_on(lane.clone(), None, stuck, ());
+        // Nobody joins it: the next call, finding the one worker busy,
+        // reads it; the watcher kills the worker at the deadline, and that
+        // call gets a replacement.
+        assert_eq!(pool.call(add_one, 3).unwrap(), 4);
+        assert!(late.join().unwrap_err().is_timeout());
+        assert_eq!(pool.started(), 3);
+        pool.shutdown_now();
+        assert!(!watcher(), "joined by the shutdown");
+        // A pool without a timeout has no watcher.
+        let untimed = ProcessPool::new(1, ProcessOptions::default().timeout(None));
+        assert_eq!(untimed.call(add_one, 1).unwrap(), 2);
+        assert!(untimed.inner.deadlines.is_none());
+    });
+}
