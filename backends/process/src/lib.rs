@@ -104,7 +104,11 @@
 //! fork server (see [`init`]) is its child. The thread runs while a pool
 //! that forked workers from it, or the server, is alive; [`shutdown`] stops
 //! the server, and pools release the thread when they are shut down
-//! ([`ProcessPool::shutdown_now`]) or dropped.
+//! ([`ProcessPool::shutdown_now`]) or dropped. A pool with a timeout also
+//! runs a `unirun-deadlines` thread from its first call, which kills a
+//! worker whose call ran past the timeout (so a reply is read with one
+//! blocking `read`, no `poll`); it is joined when the pool is shut down or
+//! dropped.
 //!
 //! # Wire format
 //!

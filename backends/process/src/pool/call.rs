@@ -45,8 +45,9 @@
 //! lane task, so a scope's shutdown counts it. The [`Call`] hands its
 //! reader out once, under its lock; the reader runs once or is dropped.
 //! A read ends: on the reply, on end of file (the worker died or was
-//! killed), or at the call's deadline (the pool's timeout applies as on the
-//! lane). A reader dropped unrun (its task set closed first) dequeues its
+//! killed), or at the call's deadline (the pool's deadline watcher kills
+//! the worker then, see `deadlines`, or, if its thread could not start,
+//! the read polls until the deadline). A reader dropped unrun (its task set closed first) dequeues its
 //! call, or kills, reaps and retires its worker; its handle resolves to
 //! cancelled.
 //!

@@ -209,19 +209,25 @@ fn a_detached_call_finishes_on_the_lane_and_frees_its_worker() {
 
 #[test]
 fn an_aborted_call_resolves_cancelled_and_frees_its_worker() {
+    use std::os::fd::AsRawFd;
     watchdog("aborted call", || {
         let threads = unirun_threads::ThreadPool::new().unwrap();
         let lane = counting_lane(&threads);
+        // Opened before the worker is forked, so it inherits them.
+        let (started_read, started_write) = sys::pipe().unwrap();
+        let (release_read, release_write) = sys::pipe().unwrap();
         let pool = ProcessPool::new(1, ProcessOptions::default());
-        assert_eq!(
-            pool.spawn_call_on(lane.clone(), None, add_one, 0)
-                .join()
-                .unwrap(),
-            1
-        );
-        let handle = pool.spawn_call_on(lane.clone(), None, add_one, 1);
+        let first = pool.spawn_call_on(lane.clone(), None, add_one, 0);
+        assert_eq!(first.join().unwrap(), 1);
+        let fds = (started_write.as_raw_fd(), release_read.as_raw_fd());
+        let handle = pool.spawn_call_on(lane.clone(), None, signal_and_wait, fds);
+        let mut byte = [0u8; 1];
+        sys::read_until(started_read.as_fd(), &mut byte, None).unwrap();
+        // Running in the worker, so it cannot have finished: cancelled.
         handle.abort();
+        sys::write_all(release_write.as_fd(), &[1]).unwrap();
         assert!(handle.join().unwrap_err().is_cancelled());
+        // The lane read the discarded reply and handed the worker back.
         assert_eq!(pool.call(add_one, 5).unwrap(), 6);
         assert_eq!(pool.started(), 1);
     });
@@ -396,9 +402,9 @@ fn start_pending_lets_calls_finish_without_their_joiner() {
         let handle = pool.spawn_call_on(lane.clone(), Some(set.clone()), add_one, 1);
         assert_eq!(set.len(), 1, "a member from the start");
         pool.start_pending();
-        // What a scope's shutdown does next: wait for its tasks.
+        // What a scope's shutdown does next: wait for its tasks (this
+        // would hang, and the watchdog fail, if nobody read the reply).
         unirun_core::block_on(set.wait_empty());
-        assert!(handle.is_finished());
         // Later calls go through the lane at once.
         let later = pool.spawn_call_on(lane.clone(), Some(set.clone()), add_one, 2);
         unirun_core::block_on(set.wait_empty());
