@@ -21,7 +21,7 @@ use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
 use unirun_platform::process::{self as sys, ExitStatus, Pid};
 
 use crate::fork::fork_call;
-use crate::forker::{self, Lease};
+use crate::forker::Lease;
 use crate::options::ProcessOptions;
 use crate::server;
 use crate::wire::{self, Read};
@@ -489,27 +489,6 @@ impl Inner {
         if let Some(call) = head {
             call.schedule_now();
         }
-    }
-
-    fn start(&self) -> Result<Worker, JoinError> {
-        if let Some(spawned) = server::spawn(&self.options) {
-            return spawned.map(|s| Worker {
-                pid: s.pid,
-                requests: s.requests,
-                replies: s.replies,
-                served: Some(s.server),
-            });
-        }
-        let lease = {
-            let mut held = self.forker.lock().unwrap_or_else(PoisonError::into_inner);
-            held.get_or_insert_with(forker::lease).clone()
-        };
-        let options = self.options;
-        let worker = lease.run(move || worker::start(&options));
-        // A shutdown that released the pool's lease meanwhile kills this
-        // worker in `acquire`; our clone kept the thread up until then.
-        drop(lease);
-        worker
     }
 }
 

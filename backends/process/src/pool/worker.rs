@@ -26,7 +26,9 @@ use serde::Serialize;
 use unirun_core::JoinError;
 use unirun_platform::process::{self as sys, ExitStatus, Forked, Pid};
 
+use super::Inner;
 use crate::fork::{fork_quiesced, lock_stdio, setup, FORK_LOCK};
+use crate::forker;
 use crate::options::ProcessOptions;
 use crate::server::{self, Server};
 use crate::wire::{self, Read, Reply, HEADER};
@@ -96,6 +98,31 @@ where
     let len = (request.len() - HEADER) as u64;
     request[..HEADER].copy_from_slice(&len.to_le_bytes());
     Ok(request)
+}
+
+impl Inner {
+    /// A new worker: from the fork server if there is one, else forked
+    /// from the `unirun-forker` thread.
+    pub(super) fn start(&self) -> Result<Worker, JoinError> {
+        if let Some(spawned) = server::spawn(&self.options) {
+            return spawned.map(|s| Worker {
+                pid: s.pid,
+                requests: s.requests,
+                replies: s.replies,
+                served: Some(s.server),
+            });
+        }
+        let lease = {
+            let mut held = self.forker.lock().unwrap_or_else(PoisonError::into_inner);
+            held.get_or_insert_with(forker::lease).clone()
+        };
+        let options = self.options;
+        let worker = lease.run(move || start(&options));
+        // A shutdown that released the pool's lease meanwhile kills this
+        // worker in `acquire`; our clone kept the thread up until then.
+        drop(lease);
+        worker
+    }
 }
 
 /// Forks a worker from the calling thread.
