@@ -61,6 +61,12 @@ thread_local! {
     static CACHED: RefCell<Option<(u64, Handle)>> = const { RefCell::new(None) };
 }
 
+/// The current generation: it changes whenever [`configure`] or [`reset`]
+/// may have changed the configuration or the environment read.
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
 fn state() -> ForkMutexGuard<'static, Option<State>> {
     STATE.lock()
 }

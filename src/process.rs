@@ -43,7 +43,12 @@
 //!
 //! For many small calls, [`ProcessPool`] keeps pre-forked workers that run
 //! `fn(A) -> R` with serde payloads, without a fork per call
-//! ([`Run::call`] and [`Handle::call`] on a scope's own pool). Call
+//! ([`Run::call`] and [`Handle::call`] on a scope's own pool). A call
+//! starts at once when a worker is idle (its request is written by the
+//! calling thread) and queues otherwise; joining its handle from a thread
+//! reads the reply right there, so a call joined at once costs about one
+//! pipe round trip, while an awaited handle has the blocking lane read it
+//! (the async worker never blocks). Call
 //! [`init`] at the top of `main`, while the process is single-threaded: the
 //! workers then come from a fork server forked at that moment, so no lock
 //! can be stuck in them. Without it the pools fork workers directly from a
@@ -79,6 +84,8 @@
 //! let err = crash.join().unwrap_err();
 //! assert_eq!(err.signal_name(), Some("SIGABRT"));
 //! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -310,13 +317,25 @@ impl Run {
     }
 }
 
+/// The generation (see `global::generation`) in which process work was
+/// last found not forced to threads; 0 = not known. Read on every call, so
+/// a call does not take the global lock and resolve the configuration.
+static NOT_FORCED: AtomicU64 = AtomicU64::new(0);
+
 /// Whether the operator's `UNIRUN_FORCE_THREADS` (or `force_threads` in
 /// code) sends process work to threads; if so, publishes the decision.
 fn forced_to_threads() -> bool {
+    let generation = global::generation();
+    if NOT_FORCED.load(Ordering::Acquire) == generation {
+        return false;
+    }
     let snapshot = global::snapshot();
     let forced =
         scheduler::forced_flavor(&snapshot.config, &snapshot.env.config) == Some(Flavor::Threads);
     if !forced {
+        // Read before the snapshot: a `configure` meanwhile bumped it, and
+        // the next call looks again.
+        NOT_FORCED.store(generation, Ordering::Release);
         return false;
     }
     let request = Request {
@@ -368,6 +387,14 @@ fn shared_pool() -> ProcessPool {
 /// scope's pool holds it).
 pub(crate) fn reset_processes() {
     unirun_process::shutdown();
+}
+
+/// For a scope about to wait for its tasks: calls whose handles nobody
+/// joins yet have their replies read on the lane, so the wait ends.
+pub(crate) fn start_pending_calls(scope: &Scope) {
+    if let Some(pool) = scope.processes.get() {
+        pool.start_pending();
+    }
 }
 
 /// For a scope that has finished its tasks: its process pool's idle

@@ -378,6 +378,26 @@ fn the_scheduler_resolves_to_processes() {
     assert!(Flavor::Processes.is_available());
 }
 
+/// The "not forced" answer is cached per configuration: a `configure`
+/// or `reset` after process calls must still take effect.
+#[test]
+fn force_threads_applies_after_earlier_process_calls() {
+    if !in_child_process("force_threads_applies_after_earlier_process_calls") {
+        return;
+    }
+    let me = std::process::id();
+    assert_ne!(unirun::to_process(std::process::id).join().unwrap(), me);
+    unirun::configure(RuntimeConfig::default().force_threads(true)).unwrap();
+    assert_eq!(unirun::to_process(std::process::id).join().unwrap(), me);
+    unirun::configure(RuntimeConfig::default()).unwrap();
+    assert_ne!(unirun::to_process(std::process::id).join().unwrap(), me);
+    unirun::configure(RuntimeConfig::default().force_threads(true)).unwrap();
+    let pid = |_: ()| std::process::id();
+    assert_eq!(unirun::get_executor().call(pid, ()).join().unwrap(), me);
+    unirun::reset();
+    assert_ne!(unirun::to_process(std::process::id).join().unwrap(), me);
+}
+
 #[test]
 fn force_threads_sends_process_work_to_threads() {
     if !in_child_process("force_threads_sends_process_work_to_threads") {
@@ -887,4 +907,106 @@ fn a_processes_scope_tells_the_truth_about_what_forks() {
     let threads = Run::builder().flavor(Flavor::Threads).build().unwrap();
     assert_eq!(threads.handle().flavor(), Flavor::Threads);
     assert!(!threads.trace().to_string().contains("fork"));
+}
+
+/// Calls joined from a plain thread read their replies there (no lane
+/// hop); a graceful shutdown must still wait for calls nobody joined yet,
+/// and then hand their results to the handles.
+#[test]
+fn a_scope_shutdown_finishes_calls_nobody_joined_yet() {
+    watchdog("shutdown with unjoined calls", 60, || {
+        let run = Run::builder()
+            .flavor(Flavor::Processes)
+            .max_workers(2)
+            .build()
+            .unwrap();
+        let warm: Vec<_> = (0..2).map(|i| run.call(double, i)).collect();
+        for handle in warm {
+            handle.join().unwrap();
+        }
+        let handles: Vec<_> = (0..5).map(|i| run.call(double, i)).collect();
+        run.shutdown();
+        let out: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(out, [0, 2, 4, 6, 8]);
+    });
+}
+
+#[test]
+fn calls_joined_in_any_order_all_resolve() {
+    watchdog("calls joined out of order", 60, || {
+        let run = Run::builder()
+            .flavor(Flavor::Processes)
+            .max_workers(2)
+            .build()
+            .unwrap();
+        for round in 0..20u64 {
+            let handles: Vec<_> = (0..7).map(|i| run.call(double, round * 10 + i)).collect();
+            // Last first, then the rest from the middle out.
+            let mut order: Vec<usize> = (0..7).rev().collect();
+            order.rotate_left(round as usize % 7);
+            let mut handles: Vec<_> = handles.into_iter().map(Some).collect();
+            for i in order {
+                let got = handles[i].take().unwrap().join().unwrap();
+                assert_eq!(got, (round * 10 + i as u64) * 2);
+            }
+        }
+        run.shutdown();
+    });
+}
+
+#[test]
+fn calls_from_async_tasks_and_plain_threads_mix() {
+    watchdog("async and joined calls", 60, || {
+        let run = Run::builder()
+            .flavor(Flavor::Processes)
+            .max_workers(2)
+            .build()
+            .unwrap();
+        let handle = run.handle();
+        let tasks: Vec<_> = (0..200u64)
+            .map(|i| {
+                let calls = handle.clone();
+                run.spawn(async move { calls.call(double, i).await.unwrap() })
+            })
+            .collect();
+        let joined: Vec<u64> = (0..50u64)
+            .map(|i| run.call(double, i).join().unwrap())
+            .collect();
+        let awaited: Vec<u64> = tasks.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(joined, (0..50u64).map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(awaited, (0..200u64).map(|i| i * 2).collect::<Vec<_>>());
+        run.shutdown();
+    });
+}
+
+#[test]
+fn a_serialized_scope_joins_calls_from_its_own_tasks() {
+    watchdog("gil scope joining calls", 60, || {
+        let config = RuntimeConfig::default().thread_mode(ThreadMode::Gil);
+        let run = Run::builder()
+            .flavor(Flavor::Processes)
+            .config(config)
+            .max_workers(2)
+            .build()
+            .unwrap();
+        let calls = run.handle();
+        // Each blocking task joins a call while holding the scope's lock;
+        // the join releases it, so the other task gets to run meanwhile.
+        let tasks: Vec<_> = (0..4u64)
+            .map(|i| {
+                let calls = calls.clone();
+                run.spawn_blocking(move || {
+                    (0..10)
+                        .map(|j| calls.call(double, i * 10 + j).join().unwrap())
+                        .sum::<u64>()
+                })
+            })
+            .collect();
+        let sums: Vec<u64> = tasks.into_iter().map(|t| t.join().unwrap()).collect();
+        let want: Vec<u64> = (0..4u64)
+            .map(|i| (0..10).map(|j| (i * 10 + j) * 2).sum())
+            .collect();
+        assert_eq!(sums, want);
+        run.shutdown();
+    });
 }

@@ -112,10 +112,10 @@ fn main() {
     {
         use scenarios::process;
         builds.push(("to_process", Box::new(process::to_process)));
-        builds.push(("process_call", Box::new(process::process_call)));
+        builds.push(("process_call_seq", Box::new(process::process_call_seq)));
         builds.push((
-            "process_call_many",
-            Box::new(|| process::process_call_many(&pools)),
+            "process_call_concurrent",
+            Box::new(|| process::process_call_concurrent(&pools)),
         ));
     }
     let mut outcomes = Vec::new();

@@ -207,6 +207,52 @@ pub trait ForeignJoin<T>: Send {
     /// Cancels the task; the handle is dropped right after. Called outside
     /// unirun's locks, so it may run the future's destructor.
     fn abort(&mut self);
+
+    /// Finishes the task on the calling thread, for
+    /// [`JoinHandle::join`]: a handle whose remaining work the waiting
+    /// thread can do itself (reading a reply it would otherwise be woken
+    /// for) does it and returns the outcome. `None` (the default) means
+    /// "cannot", and `join` parks until [`poll_join`](Self::poll_join) is
+    /// ready, as for any future.
+    ///
+    /// Called only by `join`, on a thread that may block: on a unirun
+    /// worker, its queues went to another thread first, and the wait hook
+    /// (see `set_wait_hook`) has released what the thread held.
+    /// Must return `None` at once when it cannot help, and must end
+    /// (a bounded wait, or one that the task's own progress ends).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::task::{Context, Poll};
+    /// use unirun_core::{ForeignJoin, JoinError, JoinHandle};
+    ///
+    /// /// Work that whoever joins can do itself.
+    /// struct Deferred(Option<fn() -> u8>);
+    ///
+    /// impl ForeignJoin<u8> for Deferred {
+    ///     fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u8, JoinError>> {
+    ///         // This toy supports `join` only (a real backend would hand
+    ///         // the work to a thread and wake `_cx` when it is done).
+    ///         Poll::Ready(Err(JoinError::cancelled()))
+    ///     }
+    ///     fn is_finished(&self) -> bool {
+    ///         self.0.is_none()
+    ///     }
+    ///     fn abort(&mut self) {
+    ///         self.0 = None;
+    ///     }
+    ///     fn join_here(&mut self) -> Option<Result<u8, JoinError>> {
+    ///         self.0.take().map(|work| Ok(work()))
+    ///     }
+    /// }
+    ///
+    /// let handle = JoinHandle::from_foreign(Deferred(Some(|| 6 * 7)));
+    /// assert_eq!(handle.join().unwrap(), 42); // done by `join_here`, on this thread
+    /// ```
+    fn join_here(&mut self) -> Option<Result<T, JoinError>> {
+        None
+    }
 }
 
 impl<H: ForeignJoin<T> + ?Sized, T> ForeignJoin<T> for Box<H> {
@@ -220,6 +266,10 @@ impl<H: ForeignJoin<T> + ?Sized, T> ForeignJoin<T> for Box<H> {
 
     fn abort(&mut self) {
         (**self).abort();
+    }
+
+    fn join_here(&mut self) -> Option<Result<T, JoinError>> {
+        (**self).join_here()
     }
 }
 
@@ -252,6 +302,9 @@ struct Vtable<T> {
     poll: unsafe fn(*mut (), &mut Context<'_>) -> Poll<Result<T, JoinError>>,
     is_finished: unsafe fn(*const ()) -> bool,
     abort: unsafe fn(*mut ()),
+    /// Only `JoinHandle::join` (with `std`) calls it.
+    #[cfg(feature = "std")]
+    join_here: unsafe fn(*mut ()) -> Option<Result<T, JoinError>>,
     drop: unsafe fn(*mut ()),
 }
 
@@ -263,6 +316,8 @@ impl<S: ForeignJoin<T>, T> VtableOf<S, T> {
         poll: poll::<S, T>,
         is_finished: is_finished::<S, T>,
         abort: abort::<S, T>,
+        #[cfg(feature = "std")]
+        join_here: join_here::<S, T>,
         drop: drop_stored::<S>,
     };
 }
@@ -292,6 +347,15 @@ unsafe fn is_finished<S: ForeignJoin<T>, T>(data: *const ()) -> bool {
 unsafe fn abort<S: ForeignJoin<T>, T>(data: *mut ()) {
     // SAFETY: the caller guarantees a live, unaliased `S` at `data`.
     unsafe { (*data.cast::<S>()).abort() }
+}
+
+/// # Safety
+///
+/// `data` points to a live `S`, not aliased for the call.
+#[cfg(feature = "std")]
+unsafe fn join_here<S: ForeignJoin<T>, T>(data: *mut ()) -> Option<Result<T, JoinError>> {
+    // SAFETY: the caller guarantees a live, unaliased `S` at `data`.
+    unsafe { (*data.cast::<S>()).join_here() }
 }
 
 /// # Safety
@@ -352,6 +416,16 @@ impl<T> Foreign<T> {
         // SAFETY: by the invariant `data` holds the vtable's `S`; `&mut self`
         // makes the access exclusive.
         unsafe { (self.vtable().abort)(self.data.as_mut_ptr().cast()) }
+    }
+}
+
+impl<T> Foreign<T> {
+    /// See [`ForeignJoin::join_here`].
+    #[cfg(feature = "std")]
+    pub(crate) fn join_here(&mut self) -> Option<Result<T, JoinError>> {
+        // SAFETY: by the invariant `data` holds the vtable's `S`; `&mut self`
+        // makes the access exclusive.
+        unsafe { (self.vtable().join_here)(self.data.as_mut_ptr().cast()) }
     }
 }
 

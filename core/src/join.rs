@@ -263,7 +263,21 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(handle.join().unwrap(), "done");
     /// ```
     #[cfg(feature = "std")]
-    pub fn join(self) -> Result<T, JoinError> {
+    pub fn join(mut self) -> Result<T, JoinError> {
+        if let Some(Task::Foreign(task)) = self.task.get_mut() {
+            // A foreign task that can finish on this thread (see
+            // `ForeignJoin::join_here`) saves the wake-up; the same
+            // preparation as `block_on`'s for a wait.
+            crate::context::release_core();
+            let mut waiting = crate::wait::Waiting::new();
+            waiting.release();
+            let output = task.join_here();
+            drop(waiting);
+            if let Some(output) = output {
+                *self.task.get_mut() = None;
+                return output;
+            }
+        }
         crate::block_on(self)
     }
 }

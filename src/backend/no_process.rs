@@ -48,6 +48,9 @@ pub(crate) fn cancel_children(_scope: &Scope) {}
 /// No forked children to cancel.
 pub(crate) fn cancel_handle_children(_handle: &Handle) {}
 
+/// No process calls waiting for a reader.
+pub(crate) fn start_pending_calls(_scope: &Scope) {}
+
 /// No scope process pool to close.
 pub(crate) fn close_scope_pool(_scope: &Scope) {}
 

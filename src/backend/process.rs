@@ -7,7 +7,7 @@ pub(crate) use unirun_process::{ProcessOptions, ProcessPool};
 use super::{threads, Backend, Started};
 use crate::error::Error;
 pub(crate) use crate::process::{
-    cancel_children, cancel_handle_children, close_scope_pool, reset_processes,
+    cancel_children, cancel_handle_children, close_scope_pool, reset_processes, start_pending_calls,
 };
 
 /// Starts a thread pool like `Plan::Threads` and creates (without forking

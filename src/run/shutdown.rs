@@ -39,6 +39,9 @@ impl Teardown {
     pub(super) fn run(self, stop: Stop) -> bool {
         let began = Instant::now();
         let tasks = &self.scope.tasks;
+        // Process calls whose replies would be read by their joiners finish
+        // on the lane instead, so waiting for the tasks cannot hang on them.
+        backend::process::start_pending_calls(&self.scope);
         // The tasks still live when the scope closes are cancelled.
         let mut cancelled = 0;
         let in_time = match stop {

@@ -33,6 +33,14 @@
 //! are forked directly from a dedicated thread of the parent
 //! ([`ProcessPool::origin`] says which).
 //!
+//! [`ProcessPool::spawn_call_on`] (behind `Run::call`) does not hand a
+//! small call to a lane thread: the calling thread writes the request to
+//! an idle worker itself, or queues it when every worker is busy (whoever
+//! hands a worker back sends the next one), and the reply is read by
+//! whoever waits for it: `JoinHandle::join` reads it on the joining
+//! thread, an awaited or dropped handle has the lane read it. A joined
+//! call costs the two wake-ups of a pipe round trip instead of four.
+//!
 //! [`spawn`]/[`spawn_on`] run that wait on an executor's blocking lane, so an
 //! async worker never blocks; the call belongs to the lane's task set, and
 //! [`cancel_children`] (used by scope shutdown) kills the children of a set.
@@ -96,7 +104,11 @@
 //! fork server (see [`init`]) is its child. The thread runs while a pool
 //! that forked workers from it, or the server, is alive; [`shutdown`] stops
 //! the server, and pools release the thread when they are shut down
-//! ([`ProcessPool::shutdown_now`]) or dropped.
+//! ([`ProcessPool::shutdown_now`]) or dropped. A pool with a timeout also
+//! runs a `unirun-deadlines` thread from its first call, which kills a
+//! worker whose call ran past the timeout (so a reply is read with one
+//! blocking `read`, no `poll`); it is joined when the pool is shut down or
+//! dropped.
 //!
 //! # Wire format
 //!

@@ -1,23 +1,16 @@
 //! [`ProcessPool`]: pre-forked workers that run `fn(A) -> R` calls.
 //!
-//! A worker is forked once and then serves calls in a loop: it reads a
-//! request frame (the address of a monomorphized trampoline, the address
-//! of the function, the postcard-encoded argument), runs the function
-//! under `catch_unwind` and writes back a reply frame like
-//! [`fork_call`](crate::fork_call)'s. Function pointers are valid in the
-//! worker because it is a fork of this very image (same binary, same
-//! address-space layout), so nothing is registered and nothing re-executed.
-//!
-//! Each side reads a whole frame before it writes one, and each worker has
-//! its own pair of pipes, so payloads of any size flow without deadlock: the
-//! parent writes the request while the worker reads it, then reads the
-//! reply while the worker writes it.
-//!
-//! The parent closes its copy of a worker's reply-pipe write end right after
-//! the fork (under the same lock as fork-per-call), so a crashed worker's
-//! pipe reaches end of file even when later children inherited the rest.
+//! The worker processes and their wire protocol are in `worker`; the fast
+//! path of calls that return a [`JoinHandle`] (the caller sends, whoever
+//! waits reads) and its liveness argument are in `call`.
 
-use std::os::fd::{AsFd, OwnedFd};
+mod call;
+mod deadlines;
+#[cfg(test)]
+mod tests;
+mod worker;
+
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -25,13 +18,20 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
-use unirun_platform::process::{self as sys, ExitStatus, Forked, Pid};
+use unirun_platform::process::{self as sys, ExitStatus, Pid};
 
-use crate::fork::{fork_call, fork_quiesced, lock_stdio, setup, FORK_LOCK};
-use crate::forker::{self, Lease};
+use crate::fork::fork_call;
+use crate::forker::Lease;
 use crate::options::ProcessOptions;
-use crate::server::{self, Server};
-use crate::wire::{self, Read, Reply, HEADER};
+use crate::server;
+use crate::wire::{self, Read};
+
+#[cfg(test)]
+use self::call::INLINE_REQUEST;
+use self::call::{all_readers, Call};
+use self::deadlines::Deadlines;
+pub(crate) use self::worker::worker_main;
+use self::worker::Worker;
 
 /// A pool of pre-forked worker processes for `fn(A) -> R` calls with serde
 /// payloads: the fast path for many small isolated calls (no fork per call).
@@ -100,6 +100,8 @@ struct Inner {
     forker: Mutex<Option<Lease>>,
     state: Mutex<State>,
     freed: Condvar,
+    /// Keeps the timeout of calls in flight; with a timeout only.
+    deadlines: Option<Deadlines>,
 }
 
 #[derive(Default)]
@@ -110,56 +112,20 @@ struct State {
     /// Workers running a call. A pid stays listed until its worker is
     /// handed back or about to be reaped, so signalling it is safe.
     busy: Vec<Pid>,
+    /// Busy workers whose reply nobody reads yet (see `call`), by pid;
+    /// an entry whose reader was taken stays until the reader hands the
+    /// worker back.
+    pending: Vec<(Pid, Arc<Call>)>,
+    /// Calls waiting for a worker (see `call`); not empty only while every
+    /// worker is busy.
+    queue: std::collections::VecDeque<Arc<Call>>,
+    /// Threads waiting on `freed` for a worker.
+    waiting: usize,
+    /// Set by [`ProcessPool::start_pending`]: readers go to their lane at
+    /// once from then on.
+    draining: bool,
     /// Set by [`ProcessPool::shutdown_now`].
     closed: bool,
-}
-
-struct Worker {
-    pid: Pid,
-    requests: OwnedFd,
-    replies: OwnedFd,
-    /// The fork server that forked it (its child, reaped through it).
-    served: Option<Arc<Server>>,
-}
-
-impl Worker {
-    fn kill_and_reap(self) -> Option<ExitStatus> {
-        let _ = sys::kill(self.pid, libc::SIGKILL);
-        drop(self.requests);
-        drop(self.replies);
-        if let Some(server) = &self.served {
-            return server::reap(server, self.pid);
-        }
-        sys::wait_pid(self.pid, true).ok().flatten()
-    }
-}
-
-type Trampoline = fn(usize, &[u8]) -> Vec<u8>;
-
-/// Decodes the argument, calls `f` (the address of a `fn(A) -> R`) and
-/// encodes the reply frame. Runs in the worker.
-fn invoke<A: DeserializeOwned, R: Serialize>(f: usize, body: &[u8]) -> Vec<u8> {
-    // SAFETY: `f` is the address of a `fn(A) -> R` taken in this same image
-    // (the worker is a fork of the caller), sent together with this very
-    // monomorphization of `invoke`, so the types match.
-    let f: fn(A) -> R = unsafe { std::mem::transmute::<*const (), fn(A) -> R>(f as *const ()) };
-    let reply = match postcard::from_bytes::<A>(body) {
-        Ok(arg) => match unirun_core::catch_panic(|| f(arg)) {
-            Ok(value) => Reply::Value(value),
-            Err(err) => Reply::panic(&err),
-        },
-        Err(err) => Reply::Failed {
-            what: "decoding the argument".into(),
-            detail: err.to_string(),
-        },
-    };
-    wire::encode(&reply).unwrap_or_else(|err| {
-        wire::encode(&Reply::<()>::Failed {
-            what: "encoding the result".into(),
-            detail: err.to_string(),
-        })
-        .unwrap_or_default()
-    })
 }
 
 impl ProcessPool {
@@ -187,6 +153,7 @@ impl ProcessPool {
                 forker: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 freed: Condvar::new(),
+                deadlines: options.get_timeout().map(Deadlines::new),
             }),
         }
     }
@@ -295,17 +262,10 @@ impl ProcessPool {
             // Inherited through a fork: fork a fresh child for this call.
             return fork_call(&self.inner.options, move || f(arg));
         }
-        let mut request = vec![0u8; HEADER + 16];
-        request[HEADER..HEADER + 8]
-            .copy_from_slice(&(invoke::<A, R> as Trampoline as usize as u64).to_le_bytes());
-        request[HEADER + 8..HEADER + 16].copy_from_slice(&(f as usize as u64).to_le_bytes());
-        let mut request = postcard::to_extend(&arg, request)
-            .map_err(|err| JoinError::transport("encode", err.to_string()))?;
-        let len = (request.len() - HEADER) as u64;
-        request[..HEADER].copy_from_slice(&len.to_le_bytes());
+        let request = worker::request(f, &arg)?;
         let worker = self.inner.acquire()?;
-        let deadline = self.inner.options.get_timeout().map(|t| Instant::now() + t);
-        self.inner.exchange(worker, &request, deadline)
+        let (sent, deadline) = self.inner.send(&worker, &request);
+        self.inner.receive(worker, sent, deadline)
     }
 
     /// Stops the pool: calls running now are killed with their workers and
@@ -324,14 +284,22 @@ impl ProcessPool {
         if !self.inner.owned_here() {
             return;
         }
-        let idle = {
+        let (idle, readers) = {
             let mut state = self.inner.lock();
             state.closed = true;
             for &pid in &state.busy {
                 let _ = sys::kill(pid, libc::SIGKILL);
             }
-            std::mem::take(&mut state.idle)
+            (std::mem::take(&mut state.idle), all_readers(&mut state))
         };
+        // Their workers are dead (or none will be given): the readers
+        // resolve their calls to cancelled at once.
+        for reader in readers {
+            reader.schedule_now();
+        }
+        if let Some(deadlines) = &self.inner.deadlines {
+            deadlines.stop();
+        }
         for worker in idle {
             worker.kill_and_reap();
             self.inner.retire();
@@ -393,6 +361,9 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        if let Some(fast) = self.try_send(&schedule, tasks.as_ref(), f, &arg) {
+            return fast;
+        }
         let pool = self.clone();
         let lane = schedule;
         let (runnable, handle) = unirun_core::spawn_blocking_fallible_with(
@@ -402,6 +373,35 @@ impl ProcessPool {
         );
         runnable.schedule();
         handle
+    }
+
+    /// Schedules every call whose reply nobody reads yet on its lane, and
+    /// the reply of every later call as soon as it is sent, so each call
+    /// finishes without waiting for its handle to be joined (a scope about
+    /// to wait for its tasks calls this). Joining a call then waits for
+    /// the lane instead of reading the reply itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let threads = unirun_threads::ThreadPool::new().unwrap();
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// let handle = pool.spawn_call(&threads.handle(), |x: u32| x + 1, 1);
+    /// pool.start_pending();
+    /// assert_eq!(handle.join().unwrap(), 2);
+    /// ```
+    pub fn start_pending(&self) {
+        if !self.inner.owned_here() {
+            return;
+        }
+        let readers = {
+            let mut state = self.inner.lock();
+            state.draining = true;
+            all_readers(&mut state)
+        };
+        for reader in readers {
+            reader.schedule_now();
+        }
     }
 }
 
@@ -415,7 +415,29 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle worker, a new one if there is room, or waits for one.
+    /// Writes `request` to busy `worker`, its call watched for the pool's
+    /// timeout (see `deadlines`); returns how the write went and the
+    /// deadline its reader must keep itself: `None` when the watcher keeps
+    /// it (or there is no timeout).
+    fn send(&self, worker: &Worker, request: &[u8]) -> (std::io::Result<()>, Option<Instant>) {
+        self.calls.fetch_add(1, Ordering::Release);
+        let deadline = match (&self.deadlines, self.options.get_timeout()) {
+            (Some(deadlines), Some(timeout)) => match deadlines.watch(worker.pid) {
+                Some(_) => None,
+                None => Some(Instant::now() + timeout),
+            },
+            _ => None,
+        };
+        (sys::write_all(worker.requests.as_fd(), request), deadline)
+    }
+
+    /// Unregisters `pid`'s call from the watcher; whether it expired.
+    fn forget_deadline(&self, pid: Pid) -> bool {
+        self.deadlines.as_ref().is_some_and(|d| d.forget(pid))
+    }
+
+    /// An idle worker, a new one if there is room, or waits for one
+    /// (running pending readers first, see `call`).
     fn acquire(&self) -> Result<Worker, JoinError> {
         let mut state = self.lock();
         loop {
@@ -441,108 +463,102 @@ impl Inner {
                 state.busy.push(worker.pid);
                 return Ok(worker);
             }
+            // All busy: a reply nobody reads yet, we read (its handle gets
+            // the result), which frees that worker for someone.
+            let reader = state.pending.iter().find_map(|(_, call)| call.take());
+            if let Some(reader) = reader {
+                drop(state);
+                reader.run();
+                state = self.lock();
+                continue;
+            }
+            state.waiting += 1;
             state = self
                 .freed
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         }
     }
 
     fn release(&self, worker: Worker) {
-        if self.unbusy(worker.pid) {
+        let mut state = self.lock();
+        let listed = forget_busy(&mut state, worker.pid);
+        if state.closed {
+            drop(state);
+            drop(listed);
             worker.kill_and_reap();
             self.retire();
             return;
         }
-        self.lock().idle.push(worker);
-        self.freed.notify_one();
+        let waiting = state.waiting > 0;
+        if !waiting {
+            // No thread waits in `acquire`: the worker serves the queue.
+            if let Some(call) = state.queue.pop_front() {
+                state.busy.push(worker.pid);
+                self.send_queued(state, call, worker);
+                drop(listed);
+                return;
+            }
+        }
+        state.idle.push(worker);
+        drop(state);
+        drop(listed);
+        if waiting {
+            self.freed.notify_one();
+        }
     }
 
     /// Takes `pid` off the busy list; returns whether the pool was shut down.
     fn unbusy(&self, pid: Pid) -> bool {
         let mut state = self.lock();
-        state.busy.retain(|&p| p != pid);
-        state.closed
+        let listed = forget_busy(&mut state, pid);
+        let closed = state.closed;
+        drop(state);
+        drop(listed);
+        closed
     }
 
     /// A worker is gone: its slot is free for a replacement.
     fn retire(&self) {
-        self.lock().live -= 1;
-        self.freed.notify_one();
-    }
-
-    fn start(&self) -> Result<Worker, JoinError> {
-        if let Some(spawned) = server::spawn(&self.options) {
-            return spawned.map(|s| Worker {
-                pid: s.pid,
-                requests: s.requests,
-                replies: s.replies,
-                served: Some(s.server),
-            });
-        }
-        let lease = {
-            let mut held = self.forker.lock().unwrap_or_else(PoisonError::into_inner);
-            held.get_or_insert_with(forker::lease).clone()
+        let mut state = self.lock();
+        state.live -= 1;
+        let waiting = state.waiting > 0;
+        // With nobody waiting to start a replacement, the queue's head does.
+        let head = if waiting {
+            None
+        } else {
+            state.queue.pop_front()
         };
-        let options = self.options;
-        let worker = lease.run(move || start(&options));
-        // A shutdown that released the pool's lease meanwhile kills this
-        // worker in `acquire`; our clone kept the thread up until then.
-        drop(lease);
-        worker
-    }
-}
-
-/// Forks a worker from the calling thread.
-fn start(options: &ProcessOptions) -> Result<Worker, JoinError> {
-    unirun_core::install_panic_hook();
-    let parent = sys::getpid();
-    let stdio = lock_stdio();
-    let guard = FORK_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    let pipes = sys::pipe().and_then(|a| sys::pipe().map(|b| (a, b)));
-    let ((req_read, req_write), (rep_read, rep_write)) =
-        pipes.map_err(|err| JoinError::transport("pipe", err.to_string()))?;
-    // SAFETY: the worker runs only its loop over its own pipes, the
-    // trampolines and functions sent to it, and async-signal-safe calls
-    // until then; it leaves with `_exit`. We hold `stdio` and `FORK_LOCK`.
-    match unsafe { fork_quiesced() } {
-        Ok(Forked::Child) => {
-            drop(guard);
-            drop(stdio);
-            drop(req_write);
-            drop(rep_read);
-            worker_main(parent, options, req_read, rep_write)
+        drop(state);
+        if waiting {
+            self.freed.notify_one();
         }
-        Ok(Forked::Parent(pid)) => {
-            drop(req_read);
-            drop(rep_write);
-            drop(guard);
-            drop(stdio);
-            Ok(Worker {
-                pid,
-                requests: req_write,
-                replies: rep_read,
-                served: None,
-            })
+        if let Some(call) = head {
+            call.schedule_now();
         }
-        Err(err) => Err(JoinError::transport("fork", err.to_string())),
     }
 }
 
 impl Inner {
-    /// Sends one request and reads its reply; a worker that fails is
-    /// killed, reaped and retired.
-    fn exchange<R: DeserializeOwned>(
+    /// Reads the reply to a request written (`sent`) to `worker` and
+    /// hands the worker back; a worker that fails is killed, reaped and
+    /// retired.
+    fn receive<R: DeserializeOwned>(
         &self,
         worker: Worker,
-        request: &[u8],
+        sent: std::io::Result<()>,
         deadline: Option<Instant>,
     ) -> Result<R, JoinError> {
-        self.calls.fetch_add(1, Ordering::Release);
-        let sent = sys::write_all(worker.requests.as_fd(), request);
         let read = match sent {
             Ok(()) => wire::read_frame(worker.replies.as_fd(), deadline),
             Err(err) => Err(err),
+        };
+        // Before the worker is handed back or reaped (see `deadlines`).
+        let read = if self.forget_deadline(worker.pid) {
+            Ok(Read::TimedOut)
+        } else {
+            read
         };
         match read {
             Ok(Read::Frame(body)) => {
@@ -593,7 +609,13 @@ impl Drop for Inner {
         if !self.owned_here() {
             // Not our children: the pool was inherited through a fork.
             std::mem::forget(idle);
+            if let Some(deadlines) = &mut self.deadlines {
+                deadlines.forget_thread();
+            }
             return;
+        }
+        if let Some(deadlines) = &self.deadlines {
+            deadlines.stop();
         }
         for worker in idle {
             worker.kill_and_reap();
@@ -603,104 +625,12 @@ impl Drop for Inner {
     }
 }
 
-/// The worker's loop: read a request, run it, reply; until end of file.
-pub(crate) fn worker_main(
-    parent: Pid,
-    options: &ProcessOptions,
-    requests: OwnedFd,
-    replies: OwnedFd,
-) -> ! {
-    unirun_core::mark_forked_child();
-    if !sys::die_with_parent(parent) || setup(options).is_err() {
-        sys::exit_now(111);
-    }
-    loop {
-        let body = match wire::read_frame(requests.as_fd(), None) {
-            Ok(Read::Frame(body)) if body.len() >= 16 => body,
-            _ => sys::exit_now(0),
-        };
-        let word = |at: usize| {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(&body[at..at + 8]);
-            u64::from_le_bytes(bytes) as usize
-        };
-        // SAFETY: the parent sent the address of `invoke::<A, R>` from this
-        // same image (see `ProcessPool::call`).
-        let trampoline: Trampoline =
-            unsafe { std::mem::transmute::<*const (), Trampoline>(word(0) as *const ()) };
-        let reply = trampoline(word(8), &body[16..]);
-        if sys::write_all(replies.as_fd(), &reply).is_err() {
-            sys::exit_now(1);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn crash(signal: i32) -> u8 {
-        // SAFETY: SIG_DFL is valid for these signals; raising one at
-        // ourselves has no memory-safety preconditions.
-        unsafe {
-            libc::signal(signal, libc::SIG_DFL);
-            libc::raise(signal);
-        }
-        unreachable!()
-    }
-
-    #[test]
-    fn crashed_and_timed_out_workers_are_replaced() {
-        let pool = ProcessPool::new(
-            1,
-            ProcessOptions::default().timeout(Duration::from_millis(100)),
-        );
-        assert_eq!(pool.call(|x: u8| x + 1, 1).unwrap(), 2);
-        let err = pool.call(crash, libc::SIGSEGV).unwrap_err();
-        assert_eq!(err.signal_name(), Some("SIGSEGV"), "{err}");
-        assert_eq!(pool.call(|x: u8| x + 1, 2).unwrap(), 3);
-        let err = pool
-            .call(
-                |()| -> u8 {
-                    loop {
-                        std::thread::park()
-                    }
-                },
-                (),
-            )
-            .unwrap_err();
-        assert!(err.is_timeout(), "{err}");
-        assert_eq!(pool.call(|x: u8| x + 1, 3).unwrap(), 4);
-        assert_eq!(pool.started(), 3);
-    }
-
-    #[test]
-    fn large_payloads_both_ways() {
-        let pool = ProcessPool::new(1, ProcessOptions::default());
-        let data: Vec<u32> = (0..4_000_000).collect();
-        let back = pool
-            .call(
-                |v: Vec<u32>| v.into_iter().map(|x| x ^ 1).collect::<Vec<u32>>(),
-                data,
-            )
-            .unwrap();
-        assert_eq!(back.len(), 4_000_000);
-        assert_eq!(back[10], 11);
-    }
-
-    #[test]
-    fn concurrency_is_capped() {
-        let pool = ProcessPool::new(2, ProcessOptions::default());
-        let threads: Vec<_> = (0..6u32)
-            .map(|i| {
-                let pool = pool.clone();
-                std::thread::spawn(move || pool.call(|x: u32| x * 2, i).unwrap())
-            })
-            .collect();
-        let mut out: Vec<u32> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        out.sort_unstable();
-        assert_eq!(out, [0, 2, 4, 6, 8, 10]);
-        assert!(pool.started() <= 2);
-    }
+/// Takes `pid` off the busy and pending lists; the caller drops what it
+/// returns after unlocking (the last reference to a reader that never ran
+/// would run its destructor, which takes the lock).
+#[must_use]
+fn forget_busy(state: &mut State, pid: Pid) -> Option<Arc<Call>> {
+    state.busy.retain(|&p| p != pid);
+    let at = state.pending.iter().position(|(p, _)| *p == pid)?;
+    Some(state.pending.swap_remove(at).1)
 }

@@ -93,12 +93,22 @@ pub(crate) enum Read {
     TimedOut,
 }
 
+/// Bytes asked for by the first read of a frame: a small frame (most
+/// calls' arguments and results) arrives whole in one system call.
+const FIRST_READ: usize = 512;
+
 /// Reads one frame from `fd`, waiting at most until `deadline`.
+///
+/// The first read asks for up to [`FIRST_READ`] bytes, so it may take
+/// bytes past the frame's end: the writer must send nothing after a frame
+/// until it hears back (or exit). Every use here alternates that way: a
+/// worker replies only to a request, the parent sends the next request
+/// only after the reply, and a forked child writes one frame and exits.
 pub(crate) fn read_frame(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<Read> {
-    let mut header = [0u8; HEADER];
+    let mut first = [0u8; FIRST_READ];
     let mut got = 0;
     while got < HEADER {
-        match sys::read_until(fd, &mut header[got..], deadline)? {
+        match sys::read_until(fd, &mut first[got..], deadline)? {
             None => return Ok(Read::TimedOut),
             Some(0) => {
                 return Ok(Read::Eof {
@@ -109,10 +119,17 @@ pub(crate) fn read_frame(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::R
             Some(n) => got += n,
         }
     }
+    let mut header = [0u8; HEADER];
+    header.copy_from_slice(&first[..HEADER]);
     let len = u64::from_le_bytes(header);
     let want = usize::try_from(len).unwrap_or(usize::MAX);
+    let have = &first[HEADER..got];
+    if have.len() >= want {
+        return Ok(Read::Frame(have[..want].to_vec()));
+    }
     let mut body = Vec::with_capacity(want.min(MAX_PREALLOC));
-    let mut chunk = vec![0u8; (64 << 10).min(want.max(1))];
+    body.extend_from_slice(have);
+    let mut chunk = vec![0u8; (64 << 10).min(want - body.len())];
     while body.len() < want {
         let room = (want - body.len()).min(chunk.len());
         match sys::read_until(fd, &mut chunk[..room], deadline)? {
@@ -187,18 +204,43 @@ mod tests {
         let (r, w) = sys::pipe().unwrap();
         let frame = encode(&Reply::Value(5u32)).unwrap();
         sys::write_all(w.as_fd(), &frame).unwrap();
-        sys::write_all(w.as_fd(), &frame[..frame.len() - 1]).unwrap();
         drop(w);
         let Read::Frame(body) = read_frame(r.as_fd(), None).unwrap() else {
             panic!("a whole frame")
         };
         assert_eq!(decode::<u32>(&body).unwrap().into_result().unwrap(), 5);
+        let (r, w) = sys::pipe().unwrap();
+        sys::write_all(w.as_fd(), &frame[..frame.len() - 1]).unwrap();
+        drop(w);
         match read_frame(r.as_fd(), None).unwrap() {
             Read::Eof { got, expected } => {
                 assert_eq!(got, frame.len() - 1);
                 assert_eq!(expected, Some((frame.len() - HEADER) as u64));
             }
             _ => panic!("a truncated frame"),
+        }
+    }
+
+    #[test]
+    fn frames_longer_than_the_first_read_arrive_whole() {
+        for size in [FIRST_READ - HEADER - 4, FIRST_READ, 3 * FIRST_READ, 200_000] {
+            let (r, w) = sys::pipe().unwrap();
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let frame = encode(&Reply::Value(data.clone())).unwrap();
+            // Written in pieces by another thread, so reads see partial frames.
+            let writer = std::thread::spawn(move || {
+                for piece in frame.chunks(333) {
+                    sys::write_all(w.as_fd(), piece).unwrap();
+                }
+            });
+            let Read::Frame(body) = read_frame(r.as_fd(), None).unwrap() else {
+                panic!("a whole frame of {size} bytes")
+            };
+            writer.join().unwrap();
+            assert_eq!(
+                decode::<Vec<u8>>(&body).unwrap().into_result().unwrap(),
+                data
+            );
         }
     }
 

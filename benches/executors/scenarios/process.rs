@@ -1,11 +1,13 @@
 //! Process scenarios (process backend, unix only), each against a floor
 //! measured in the same run:
 //! - `to_process`: fork per call, against a raw fork + pipe + waitpid;
-//! - `process_call`: one `Run::call` at a time on a 2-worker Processes
-//!   scope, joined from the bench thread, against a pipe echo to a
-//!   pre-forked child (the raw `ProcessPool::call` as a reference row);
-//! - `process_call_many`: many concurrent `Handle::call`s awaited by async
-//!   tasks, against two pre-forked echo children driven by two threads.
+//! - `process_call_seq`: one `Run::call` at a time on a 2-worker Processes
+//!   scope, joined from the bench thread, against the floor: a pipe echo
+//!   of a `u64` to a pre-forked child (the raw `ProcessPool::call` as a
+//!   reference row);
+//! - `process_call_concurrent`: 1,000 concurrent `Handle::call`s, each
+//!   awaited by its own async task, against two pre-forked echo children
+//!   driven by two threads (throughput).
 //!
 //! The floors fork from a helper thread, as unirun does (from a blocking
 //! lane thread, or its forker thread): on this VM a child forked from the
@@ -26,10 +28,10 @@ use crate::WORKERS;
 
 /// Forks per iteration of `to_process`.
 const FORK_CALLS: usize = 50;
-/// Calls per iteration of `process_call`.
+/// Calls per iteration of `process_call_seq`.
 const POOL_CALLS: usize = 1_000;
-/// Calls per iteration of `process_call_many`, each from its own task.
-const CONCURRENT_CALLS: usize = 2_000;
+/// Calls per iteration of `process_call_concurrent`, each from its own task.
+const CONCURRENT_CALLS: usize = 1_000;
 
 fn raw_fork(value: u64) -> u64 {
     let (read, write) = sys::pipe().expect("pipe");
@@ -55,7 +57,7 @@ fn raw_fork(value: u64) -> u64 {
     }
 }
 
-/// The floor for `pool_call`: a pre-forked child that echoes 8-byte
+/// The floor for `process_call_seq`: a pre-forked child that echoes 8-byte
 /// messages over a pair of pipes.
 struct Echo {
     pid: sys::Pid,
@@ -140,14 +142,14 @@ fn processes() -> Run {
     run
 }
 
-pub(crate) fn process_call() -> Scenario {
+pub(crate) fn process_call_seq() -> Scenario {
     let run = processes();
     let pool = unirun::process::ProcessPool::new(1, Default::default());
     // Start the worker outside timing, as the echo child is.
     assert_eq!(pool.call(add_one, 0).expect("worker"), 1);
     let echo = echo();
     Scenario {
-        name: "process_call",
+        name: "process_call_seq",
         about: "1000 sequential calls of fn(u64) -> u64, each joined from the bench thread; op = one round trip (floor: pre-forked pipe echo)",
         ops: POOL_CALLS,
         contenders: vec![
@@ -211,13 +213,13 @@ impl EchoDrivers {
     }
 }
 
-pub(crate) fn process_call_many(pools: &Pools) -> Scenario {
+pub(crate) fn process_call_concurrent(pools: &Pools) -> Scenario {
     let run = processes();
     let tasks = pools.run.clone();
     let drivers = EchoDrivers::start();
     Scenario {
-        name: "process_call_many",
-        about: "2000 concurrent calls of fn(u64) -> u64 on 2 workers, each awaited by its own task on the Threads scope; op = one call (floor: 2 pipe echoes, 2 threads)",
+        name: "process_call_concurrent",
+        about: "1000 concurrent calls of fn(u64) -> u64 on 2 workers, each awaited by its own task on the Threads scope; op = one call (floor: 2 pipe echoes, 2 threads)",
         ops: CONCURRENT_CALLS,
         contenders: vec![
             Contender::new("unirun Handle::call", Role::Unirun, move || {

@@ -1,0 +1,420 @@
+//! Calls whose request the caller's thread sends (or queues) and whose
+//! reply whoever waits for it reads: the fast path of
+//! [`ProcessPool::spawn_call_on`].
+//!
+//! # Why
+//!
+//! Through a blocking lane, one call costs four cross-thread wake-ups: the
+//! lane thread (to send), the worker (to compute), the lane thread again
+//! (the reply) and the joiner (the result). A pipe echo costs two. And
+//! many concurrent calls each held a lane thread blocked until a worker
+//! was free.
+//!
+//! Here a call whose request fits in a pipe's atomic write (`PIPE_BUF`)
+//! never waits on a lane thread for a worker:
+//!
+//! - **A worker is idle**: the calling thread writes the request itself
+//!   (into the idle worker's empty pipe: it cannot block), so the worker
+//!   computes before `spawn_call_on` returns, as it would through the lane.
+//! - **All workers are busy** (and none may be started): the call joins the
+//!   pool's queue, and whoever hands a worker back sends the queue's head
+//!   on it (`Inner::release`).
+//!
+//! What is left, reading the reply (and, for a queued call that nobody
+//! sent yet, getting a worker) and handing the worker back, is a task, the
+//! *reader*, created with the call but not scheduled. Whoever needs it
+//! first takes it from the [`Call`]:
+//!
+//! - [`JoinHandle::join`] (through [`ForeignJoin::join_here`]) runs it on
+//!   the joining thread: the reply wakes the joiner directly, two wake-ups
+//!   in all, as for the echo;
+//! - awaiting, dropping or aborting the handle, or asking
+//!   `is_finished`, *asks for the lane*: the reader is scheduled on the
+//!   lane once the request is sent (at once if it is);
+//! - a caller that needs a worker while all are busy (`Inner::acquire`)
+//!   runs a pending reader itself before it waits;
+//! - when a call is queued, every pending reader goes to the lane, and so
+//!   does the reader of every call sent while the queue is not empty;
+//! - [`ProcessPool::shutdown_now`] and [`ProcessPool::start_pending`] (a
+//!   scope about to wait for its tasks) schedule every reader, queued calls
+//!   included (those then get a worker, or `cancelled`, themselves).
+//!
+//! # Liveness
+//!
+//! The reader is a member of the call's task set from creation, like any
+//! lane task, so a scope's shutdown counts it. The [`Call`] hands its
+//! reader out once, under its lock; the reader runs once or is dropped.
+//! A read ends: on the reply, on end of file (the worker died or was
+//! killed), or at the call's deadline (the pool's deadline watcher kills
+//! the worker then, see `deadlines`, or, if its thread could not start,
+//! the read polls until the deadline). A reader dropped unrun (its task set closed first) dequeues its
+//! call, or kills, reaps and retires its worker; its handle resolves to
+//! cancelled.
+//!
+//! The queue moves: it is not empty only while every worker is busy, and
+//! then every busy worker's reader is running or scheduled (pending ones
+//! were scheduled when the call was queued, later ones when sent), so each
+//! ends and hands its worker back ([`Inner::release`]: to a thread waiting
+//! in `acquire` if any, else to the queue's head) or retires it
+//! (`Inner::retire`: the head's reader is scheduled to start a worker of
+//! its own). A thread waits in `acquire` only when no reader is pending, so
+//! each busy worker's reader is running and ends, and a reader that becomes
+//! pending after the check notifies the waiters (`Inner::register`).
+//!
+//! No lock-free protocol is added: the pool state, a call's stage and its
+//! reader slot are mutexes, taken in the order state, stage, reader; no
+//! thread takes the state while it holds a stage.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use unirun_core::{ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, TaskSet};
+use unirun_platform::process::Pid;
+
+use super::{worker, Inner, ProcessPool, State, Worker};
+
+/// Requests up to this size take the fast path (POSIX guarantees at least
+/// 512 bytes for an atomic pipe write, Linux 4096; a pipe holds at least
+/// that much).
+pub(super) const INLINE_REQUEST: usize = libc::PIPE_BUF;
+
+/// Where a call is.
+enum Stage {
+    /// In the pool's queue, or just taken out of it by its own reader.
+    Queued(Vec<u8>),
+    /// Written to `worker` (`sent` says how that went; `deadline` is the
+    /// reader's to keep, when the watcher does not).
+    Sent {
+        worker: Worker,
+        sent: std::io::Result<()>,
+        deadline: Option<Instant>,
+    },
+    /// Taken by its reader (or not set up yet).
+    Done,
+}
+
+/// A reader task and who asked for it.
+struct Reader {
+    runnable: Option<Runnable>,
+    /// The request is written (the reader can only read now).
+    sent: bool,
+    /// The handle asked for the lane (see the module docs).
+    asked: bool,
+}
+
+/// One fast-path call, shared by its handle, its reader and the pool.
+pub(super) struct Call {
+    stage: Mutex<Stage>,
+    reader: Mutex<Reader>,
+}
+
+impl Call {
+    fn stage(&self) -> MutexGuard<'_, Stage> {
+        self.stage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Reader> {
+        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The reader, to whoever asks first.
+    pub(super) fn take(&self) -> Option<Runnable> {
+        self.reader().runnable.take()
+    }
+
+    /// Hands the reader to its lane now, whatever the stage.
+    pub(super) fn schedule_now(&self) {
+        if let Some(runnable) = self.take() {
+            runnable.schedule();
+        }
+    }
+
+    /// The handle will not read the reply itself: the lane does, once the
+    /// request is sent.
+    fn ask_lane(&self) {
+        let mut reader = self.reader();
+        reader.asked = true;
+        let runnable = if reader.sent {
+            reader.runnable.take()
+        } else {
+            None
+        };
+        drop(reader);
+        if let Some(runnable) = runnable {
+            runnable.schedule();
+        }
+    }
+
+    /// The request is written: the reader goes to the lane if it was asked
+    /// for, or if `now`.
+    fn mark_sent(&self, now: bool) {
+        let mut reader = self.reader();
+        reader.sent = true;
+        let runnable = if reader.asked || now {
+            reader.runnable.take()
+        } else {
+            None
+        };
+        drop(reader);
+        if let Some(runnable) = runnable {
+            runnable.schedule();
+        }
+    }
+}
+
+/// What the reader task owns: runs once, or cleans up when dropped unrun.
+struct ReaderBody {
+    pool: Arc<Inner>,
+    call: Arc<Call>,
+}
+
+impl ReaderBody {
+    fn run<R: DeserializeOwned>(self) -> Result<R, JoinError> {
+        if matches!(*self.call.stage(), Stage::Queued(_)) {
+            // Ours from here on, unless a releaser sent it meanwhile (then
+            // the stage says `Sent`).
+            self.pool.dequeue(&self.call);
+        }
+        let stage = std::mem::replace(&mut *self.call.stage(), Stage::Done);
+        match stage {
+            Stage::Queued(request) => {
+                let worker = self.pool.acquire()?;
+                let (sent, deadline) = self.pool.send(&worker, &request);
+                self.pool.receive(worker, sent, deadline)
+            }
+            Stage::Sent {
+                worker,
+                sent,
+                deadline,
+            } => self.pool.receive(worker, sent, deadline),
+            Stage::Done => Err(JoinError::cancelled()),
+        }
+    }
+}
+
+impl Drop for ReaderBody {
+    fn drop(&mut self) {
+        // After `run` the stage is `Done`; dropped unrun, free what the
+        // call holds.
+        if matches!(*self.call.stage(), Stage::Queued(_)) {
+            self.pool.dequeue(&self.call);
+        }
+        let stage = std::mem::replace(&mut *self.call.stage(), Stage::Done);
+        if let Stage::Sent { worker, .. } = stage {
+            self.pool.forget_deadline(worker.pid);
+            self.pool.unbusy(worker.pid);
+            worker.kill_and_reap();
+            self.pool.retire();
+        }
+    }
+}
+
+/// The handle side of a fast-path call.
+struct CallJoin<R> {
+    call: Arc<Call>,
+    /// The reader task's own handle.
+    task: JoinHandle<R>,
+}
+
+impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
+    fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<R, JoinError>> {
+        self.call.ask_lane();
+        Pin::new(&mut self.task).poll(cx)
+    }
+
+    fn is_finished(&self) -> bool {
+        // Asked instead of joined (perhaps in a loop): the lane reads.
+        self.call.ask_lane();
+        self.task.is_finished()
+    }
+
+    fn abort(&mut self) {
+        // A sent call's worker is computing already; its reply must still
+        // be read for it to serve again. The result is discarded with
+        // `self`.
+        self.call.ask_lane();
+    }
+
+    fn join_here(&mut self) -> Option<Result<R, JoinError>> {
+        let runnable = self.call.take()?;
+        runnable.run();
+        // The reader ran to its end (or was cancelled by a closed set):
+        // its handle is ready.
+        match Pin::new(&mut self.task).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(output) => Some(output),
+            Poll::Pending => None,
+        }
+    }
+}
+
+impl<R> Drop for CallJoin<R> {
+    fn drop(&mut self) {
+        // Detached: the lane reads the reply and hands the worker back.
+        self.call.ask_lane();
+    }
+}
+
+/// How `try_send` placed a call.
+enum Placed {
+    Worker(Worker),
+    /// Queued; the readers that were pending, to schedule.
+    Queued(Vec<(Pid, Arc<Call>)>),
+}
+
+impl ProcessPool {
+    /// The fast path (see the module docs): sends a small request to an
+    /// idle worker from this thread, or queues it when every worker is
+    /// busy; `None` to go through the lane (a large request, a worker to
+    /// start, a pool shut down or inherited through a fork).
+    pub(super) fn try_send<A, R>(
+        &self,
+        lane: &Arc<dyn Schedule>,
+        tasks: Option<&Arc<TaskSet>>,
+        f: fn(A) -> R,
+        arg: &A,
+    ) -> Option<JoinHandle<R>>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let inner = &self.inner;
+        if !inner.owned_here() || tasks.is_some_and(|t| t.is_closed()) {
+            return None;
+        }
+        let request = worker::request(f, arg).ok()?;
+        if request.len() > INLINE_REQUEST {
+            return None;
+        }
+        let call = Arc::new(Call {
+            stage: Mutex::new(Stage::Done),
+            reader: Mutex::new(Reader {
+                runnable: None,
+                sent: false,
+                asked: false,
+            }),
+        });
+        let body = ReaderBody {
+            pool: inner.clone(),
+            call: call.clone(),
+        };
+        let lane = lane.clone();
+        let (runnable, task) = unirun_core::spawn_blocking_fallible_with(
+            move || body.run::<R>(),
+            tasks,
+            move |r, info| lane.schedule(r, info),
+        );
+        // Installed before anyone else can see the call.
+        call.reader().runnable = Some(runnable);
+        let placed = {
+            let mut state = inner.lock();
+            if state.closed || state.draining {
+                None
+            } else if let Some(worker) = state.idle.pop() {
+                state.busy.push(worker.pid);
+                Some(Placed::Worker(worker))
+            } else if state.live < inner.max_workers {
+                None
+            } else {
+                *call.stage() = Stage::Queued(request.clone());
+                state.queue.push_back(call.clone());
+                Some(Placed::Queued(std::mem::take(&mut state.pending)))
+            }
+        };
+        match placed {
+            // Dropping the reader unrun costs nothing here: its stage is
+            // `Done`. The lane does the call.
+            None => {
+                drop(call.take());
+                return None;
+            }
+            Some(Placed::Worker(worker)) => {
+                // At most `PIPE_BUF` bytes into the idle worker's empty
+                // pipe: does not block.
+                let (sent, deadline) = inner.send(&worker, &request);
+                let pid = worker.pid;
+                *call.stage() = Stage::Sent {
+                    worker,
+                    sent,
+                    deadline,
+                };
+                inner.register(pid, call.clone());
+            }
+            Some(Placed::Queued(pending)) => {
+                for (_, reader) in pending {
+                    reader.schedule_now();
+                }
+            }
+        }
+        Some(JoinHandle::from_foreign(CallJoin { call, task }))
+    }
+}
+
+impl Inner {
+    /// Lists a sent call's reader as pending (or sends it to the lane when
+    /// calls are queued or the pool drains), and tells waiting callers
+    /// (one may have found no pending reader just before).
+    fn register(&self, pid: Pid, call: Arc<Call>) {
+        let mut state = self.lock();
+        let list = !(state.draining || state.closed || !state.queue.is_empty());
+        if list {
+            state.pending.push((pid, call.clone()));
+        }
+        let waiting = state.waiting > 0;
+        drop(state);
+        call.mark_sent(!list);
+        if waiting {
+            self.freed.notify_all();
+        }
+    }
+
+    /// Takes `call` out of the queue, if it is there.
+    fn dequeue(&self, call: &Arc<Call>) {
+        let mut state = self.lock();
+        if let Some(at) = state.queue.iter().position(|c| Arc::ptr_eq(c, call)) {
+            let _ours = state.queue.remove(at);
+            drop(state);
+        }
+    }
+
+    /// Sends `call`, just taken from the queue, on `worker` (listed busy
+    /// already); `state` is held until the call's stage is, so its reader
+    /// sees the stage `Sent` once it is out of the queue.
+    pub(super) fn send_queued(
+        &self,
+        state: MutexGuard<'_, State>,
+        call: Arc<Call>,
+        worker: Worker,
+    ) {
+        let mut stage = call.stage();
+        drop(state);
+        let Stage::Queued(request) = std::mem::replace(&mut *stage, Stage::Done) else {
+            unreachable!("a queued call's stage is `Queued` until it leaves the queue");
+        };
+        let (sent, deadline) = self.send(&worker, &request);
+        let pid = worker.pid;
+        *stage = Stage::Sent {
+            worker,
+            sent,
+            deadline,
+        };
+        drop(stage);
+        self.register(pid, call);
+    }
+}
+
+/// Every reader of `queue` and `pending`, to schedule once the state is
+/// unlocked.
+pub(super) fn all_readers(state: &mut State) -> Vec<Arc<Call>> {
+    let queue: VecDeque<Arc<Call>> = std::mem::take(&mut state.queue);
+    let pending = std::mem::take(&mut state.pending);
+    queue
+        .into_iter()
+        .chain(pending.into_iter().map(|(_, call)| call))
+        .collect()
+}
