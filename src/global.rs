@@ -63,6 +63,7 @@ thread_local! {
 
 /// The current generation: it changes whenever [`configure`] or [`reset`]
 /// may have changed the configuration or the environment read.
+#[cfg(all(unix, feature = "process-backend"))]
 pub(crate) fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }

@@ -10,7 +10,6 @@
 //! them when you want to look, not per task.
 
 use serde::Serialize;
-use unirun_core::{PoolStats, TaskCounts};
 
 use crate::backend::{process, Backend};
 use crate::scope::Scope;
@@ -377,48 +376,13 @@ impl Metrics {
 }
 
 impl Backend {
-    /// The counts of the tasks spawned through the backend's own handle.
-    fn task_counts(&self) -> TaskCounts {
-        match self {
-            Backend::Threads(h) => h.task_counts(),
-            #[cfg(feature = "tokio-backend")]
-            Backend::Tokio(_) => TaskCounts::default(),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(_) => TaskCounts::default(),
-        }
-    }
-
-    /// The scheduler's counters: unirun's scheduler runs only the threads
-    /// backend.
-    fn pool_stats(&self) -> Option<PoolStats> {
-        match self {
-            Backend::Threads(h) => Some(h.pool_stats()),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        }
-    }
-
     /// The blocking lane's threads, idle threads, cap and queue: unirun's
     /// lane on threads and smol; on tokio only the cap (its blocking pool
     /// is tokio's).
     fn lane(&self) -> [usize; 4] {
-        let stats = match self {
-            Backend::Threads(h) => h.blocking_stats(),
-            #[cfg(feature = "smol-backend")]
-            Backend::Smol(h) => h.blocking_stats(),
-            #[allow(unreachable_patterns)]
-            _ => return [0, 0, self.workers().blocking_cap(), 0],
-        };
-        [stats.threads, stats.idle, stats.cap, stats.queued]
-    }
-
-    /// An empty task set for a scope on this backend: counted per worker
-    /// on the threads backend, through stripes elsewhere.
-    pub(crate) fn task_set(&self) -> unirun_core::TaskSet {
-        match self {
-            Backend::Threads(h) => h.task_set(),
-            #[allow(unreachable_patterns)]
-            _ => unirun_core::TaskSet::new(),
+        match self.lane_stats() {
+            Some(stats) => [stats.threads, stats.idle, stats.cap, stats.queued],
+            None => [0, 0, self.workers().blocking_cap(), 0],
         }
     }
 }

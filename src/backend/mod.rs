@@ -115,6 +115,30 @@ pub(crate) trait FacadeHandle {
     fn reactor(&self) -> Option<&'static str> {
         None
     }
+
+    /// The counts of the tasks spawned through the backend's own handle
+    /// (outside any scope); only the threads backend keeps them.
+    fn task_counts(&self) -> unirun_core::TaskCounts {
+        unirun_core::TaskCounts::default()
+    }
+
+    /// unirun's scheduler counters, where unirun's scheduler runs the
+    /// tasks (the threads backend only).
+    fn pool_stats(&self) -> Option<unirun_core::PoolStats> {
+        None
+    }
+
+    /// unirun's blocking lane, where the backend runs one (threads and
+    /// smol; tokio's blocking pool is tokio's).
+    fn lane_stats(&self) -> Option<unirun_threads::LaneStats> {
+        None
+    }
+
+    /// An empty task set for a scope on this backend: counted per worker
+    /// on the threads backend, through stripes elsewhere.
+    fn task_set(&self) -> TaskSet {
+        TaskSet::new()
+    }
 }
 
 /// A sleep on a backend's own timer (see [`FacadeHandle::timer`]), boxed so
@@ -233,6 +257,26 @@ impl Backend {
     /// Which tokio reactor the backend's tasks use (see [`crate::io`]).
     pub(crate) fn reactor(&self) -> Option<&'static str> {
         dispatch!(self, h => FacadeHandle::reactor(h))
+    }
+
+    /// See [`FacadeHandle::task_counts`].
+    pub(crate) fn task_counts(&self) -> unirun_core::TaskCounts {
+        dispatch!(self, h => FacadeHandle::task_counts(h))
+    }
+
+    /// See [`FacadeHandle::pool_stats`].
+    pub(crate) fn pool_stats(&self) -> Option<unirun_core::PoolStats> {
+        dispatch!(self, h => FacadeHandle::pool_stats(h))
+    }
+
+    /// See [`FacadeHandle::lane_stats`].
+    pub(crate) fn lane_stats(&self) -> Option<unirun_threads::LaneStats> {
+        dispatch!(self, h => FacadeHandle::lane_stats(h))
+    }
+
+    /// See [`FacadeHandle::task_set`].
+    pub(crate) fn task_set(&self) -> TaskSet {
+        dispatch!(self, h => FacadeHandle::task_set(h))
     }
 
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {

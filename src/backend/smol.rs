@@ -36,6 +36,10 @@ impl FacadeHandle for Handle {
         Flavor::Smol
     }
 
+    fn lane_stats(&self) -> Option<unirun_threads::LaneStats> {
+        Some(Handle::blocking_stats(self))
+    }
+
     /// async-io's timer, as smol code would use.
     fn timer(&self, deadline: std::time::Instant) -> Option<BackendTimer> {
         let timer = ::smol::Timer::at(deadline);

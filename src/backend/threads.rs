@@ -72,6 +72,22 @@ impl FacadeHandle for Handle {
         Flavor::Threads
     }
 
+    fn task_counts(&self) -> unirun_core::TaskCounts {
+        Handle::task_counts(self)
+    }
+
+    fn pool_stats(&self) -> Option<unirun_core::PoolStats> {
+        Some(Handle::pool_stats(self))
+    }
+
+    fn lane_stats(&self) -> Option<unirun_threads::LaneStats> {
+        Some(Handle::blocking_stats(self))
+    }
+
+    fn task_set(&self) -> unirun_core::TaskSet {
+        Handle::task_set(self)
+    }
+
     fn enter(&self) -> Option<BackendContext<'_>> {
         #[cfg(feature = "tokio-backend")]
         {

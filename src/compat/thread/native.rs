@@ -40,7 +40,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, Thread};
 
-use crate::backend::Backend;
 use crate::scope::Scope;
 use crate::Handle;
 
@@ -92,13 +91,9 @@ pub(super) fn launch<T: Send + 'static>(f: Job<T>, name: Option<String>) -> Arc<
 /// Whether the lane that just received a job promises it a thread even if
 /// every closure ahead of it blocks for good (see the module docs).
 fn lane_has_room(handle: &Handle) -> bool {
-    let stats = match handle.backend() {
-        Backend::Threads(h) => h.blocking_stats(),
-        #[cfg(feature = "smol-backend")]
-        Backend::Smol(h) => h.blocking_stats(),
-        // A lane we cannot see into: a thread of its own, as std gives.
-        #[allow(unreachable_patterns)]
-        _ => return false,
+    // A lane we cannot see into: a thread of its own, as std gives.
+    let Some(stats) = handle.backend().lane_stats() else {
+        return false;
     };
     stats.threads.saturating_sub(stats.idle) + stats.queued <= stats.cap
 }

@@ -291,6 +291,20 @@ impl ProcessPool {
         if request.len() > INLINE_REQUEST {
             return None;
         }
+        {
+            // The cases below that give the call to the lane, checked first
+            // so that no reader task is made (and counted in `tasks`) only
+            // to be dropped. They can still arise after this look (a worker
+            // retired meanwhile); the reader is then dropped unrun and
+            // counted as cancelled, which keeps the task counts consistent.
+            let state = inner.lock();
+            if state.closed
+                || state.draining
+                || (state.idle.is_empty() && state.live < inner.max_workers)
+            {
+                return None;
+            }
+        }
         let call = Arc::new(Call {
             stage: Mutex::new(Stage::Done),
             reader: Mutex::new(Reader {
