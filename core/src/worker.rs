@@ -84,7 +84,10 @@ pub const MAX_LIFO_POLLS: u32 = 3;
 
 /// How many times per turn a task that woke itself while being polled is
 /// polled again in place, before its yield sends it to the back of the
-/// queue (see [the fairness bound](self#self-wakes-and-the-fairness-bound)).
+/// queue. A turn (one task taken from the queues, its in-place re-polls and
+/// at most [`MAX_LIFO_POLLS`] tasks from the LIFO slot) therefore polls at
+/// most `1 + MAX_LIFO_POLLS + MAX_SELF_REPOLLS` futures: a task yielding in
+/// a loop delays the tasks queued behind it by a bounded number of polls.
 pub const MAX_SELF_REPOLLS: u32 = 16;
 
 /// One thread's share of a [`Pool`](crate::Pool): its local queue, LIFO slot

@@ -18,13 +18,12 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
-use unirun_platform::process::{self as sys, ExitStatus, Pid};
+use unirun_platform::process::{self as sys, Pid};
 
 use crate::fork::fork_call;
 use crate::forker::Lease;
 use crate::options::ProcessOptions;
 use crate::server;
-use crate::wire::{self, Read};
 
 #[cfg(test)]
 use self::call::INLINE_REQUEST;
@@ -536,66 +535,6 @@ impl Inner {
         }
         if let Some(call) = head {
             call.schedule_now();
-        }
-    }
-}
-
-impl Inner {
-    /// Reads the reply to a request written (`sent`) to `worker` and
-    /// hands the worker back; a worker that fails is killed, reaped and
-    /// retired.
-    fn receive<R: DeserializeOwned>(
-        &self,
-        worker: Worker,
-        sent: std::io::Result<()>,
-        deadline: Option<Instant>,
-    ) -> Result<R, JoinError> {
-        let read = match sent {
-            Ok(()) => wire::read_frame(worker.replies.as_fd(), deadline),
-            Err(err) => Err(err),
-        };
-        // Before the worker is handed back or reaped (see `deadlines`).
-        let read = if self.forget_deadline(worker.pid) {
-            Ok(Read::TimedOut)
-        } else {
-            read
-        };
-        match read {
-            Ok(Read::Frame(body)) => {
-                self.release(worker);
-                wire::decode::<R>(&body)?.into_result()
-            }
-            Ok(Read::TimedOut) => {
-                let closed = self.unbusy(worker.pid);
-                worker.kill_and_reap();
-                self.retire();
-                if closed {
-                    return Err(JoinError::cancelled());
-                }
-                self.timeouts.fetch_add(1, Ordering::Release);
-                Err(JoinError::timed_out())
-            }
-            other => {
-                let closed = self.unbusy(worker.pid);
-                let status = worker.kill_and_reap();
-                self.retire();
-                if closed {
-                    return Err(JoinError::cancelled());
-                }
-                match status {
-                    Some(ExitStatus::Signaled(sig)) if sig != libc::SIGKILL || other.is_ok() => {
-                        self.crashes.fetch_add(1, Ordering::Release);
-                        Err(JoinError::crashed(sig, sys::signal_name(sig)))
-                    }
-                    _ => Err(JoinError::transport(
-                        "read",
-                        match other {
-                            Err(err) => err.to_string(),
-                            _ => "the worker exited without replying".to_string(),
-                        },
-                    )),
-                }
-            }
         }
     }
 }

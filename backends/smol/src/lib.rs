@@ -1,4 +1,4 @@
-//! The smol backend of unirun: unirun tasks, with unirun's [`JoinHandle`]
+//! The smol backend of unirun: unirun tasks, with unirun's [`JoinHandle`](unirun_core::JoinHandle)
 //! and `JoinError`, running on an
 //! [`async_executor::Executor`].
 //!

@@ -212,7 +212,7 @@ impl Handle {
 
     /// Whether the runtime is borrowed (the ambient one, or wrapped with
     /// [`from_tokio`](Self::from_tokio)) rather than owned by a
-    /// [`TokioRuntime`].
+    /// [`TokioRuntime`](crate::TokioRuntime).
     ///
     /// # Examples
     ///

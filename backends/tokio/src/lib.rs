@@ -14,7 +14,7 @@
 //! [`spawn_foreign`](unirun_core::spawn_foreign) wraps the future so a panic
 //! keeps its message and location and a scope's task stays in its
 //! [`TaskSet`](unirun_core::TaskSet), and tokio's join handle becomes
-//! unirun's [`JoinHandle`](unirun_core::JoinHandle), so callers get `abort`,
+//! unirun's [`JoinHandle`], so callers get `abort`,
 //! `join` and `is_finished` and the same `JoinError` as on the threads
 //! backend. A runtime that shut down drops the tasks it still holds: their
 //! handles resolve to `Err(cancelled)`, never hang.

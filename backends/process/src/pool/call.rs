@@ -67,7 +67,9 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::os::fd::AsFd;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -75,9 +77,10 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use unirun_core::{ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, TaskSet};
-use unirun_platform::process::Pid;
+use unirun_platform::process::{self as sys, ExitStatus, Pid};
 
 use super::{worker, Inner, ProcessPool, State, Worker};
+use crate::wire::{self, Read};
 
 /// Requests up to this size take the fast path (POSIX guarantees at least
 /// 512 bytes for an atomic pipe write, Linux 4096; a pipe holds at least
@@ -431,4 +434,64 @@ pub(super) fn all_readers(state: &mut State) -> Vec<Arc<Call>> {
         .into_iter()
         .chain(pending.into_iter().map(|(_, call)| call))
         .collect()
+}
+
+impl Inner {
+    /// Reads the reply to a request written (`sent`) to `worker` and
+    /// hands the worker back; a worker that fails is killed, reaped and
+    /// retired.
+    pub(super) fn receive<R: DeserializeOwned>(
+        &self,
+        worker: Worker,
+        sent: std::io::Result<()>,
+        deadline: Option<Instant>,
+    ) -> Result<R, JoinError> {
+        let read = match sent {
+            Ok(()) => wire::read_frame(worker.replies.as_fd(), deadline),
+            Err(err) => Err(err),
+        };
+        // Before the worker is handed back or reaped (see `deadlines`).
+        let read = if self.forget_deadline(worker.pid) {
+            Ok(Read::TimedOut)
+        } else {
+            read
+        };
+        match read {
+            Ok(Read::Frame(body)) => {
+                self.release(worker);
+                wire::decode::<R>(&body)?.into_result()
+            }
+            Ok(Read::TimedOut) => {
+                let closed = self.unbusy(worker.pid);
+                worker.kill_and_reap();
+                self.retire();
+                if closed {
+                    return Err(JoinError::cancelled());
+                }
+                self.timeouts.fetch_add(1, Ordering::Release);
+                Err(JoinError::timed_out())
+            }
+            other => {
+                let closed = self.unbusy(worker.pid);
+                let status = worker.kill_and_reap();
+                self.retire();
+                if closed {
+                    return Err(JoinError::cancelled());
+                }
+                match status {
+                    Some(ExitStatus::Signaled(sig)) if sig != libc::SIGKILL || other.is_ok() => {
+                        self.crashes.fetch_add(1, Ordering::Release);
+                        Err(JoinError::crashed(sig, sys::signal_name(sig)))
+                    }
+                    _ => Err(JoinError::transport(
+                        "read",
+                        match other {
+                            Err(err) => err.to_string(),
+                            _ => "the worker exited without replying".to_string(),
+                        },
+                    )),
+                }
+            }
+        }
+    }
 }
