@@ -44,9 +44,8 @@
 //! - a worker parking updates the word with an RMW; if that leaves no
 //!   searcher, it issues `barrier::heavy` and then re-checks every queue.
 //!
-//! `heavy` pairs with both a `SeqCst` fence and `light` (on Linux `light` is
-//! a compiler fence and `heavy` a process-wide `membarrier`; elsewhere both
-//! are `SeqCst` fences). With a fence on each side, the two fences are ordered
+//! `light` and `heavy` are both `SeqCst` fences (see `barrier` for why not
+//! an asymmetric pair). With a fence on each side, the two fences are ordered
 //! in the single total order `S`: if the producer's fence comes first, the
 //! parking worker's re-check sees the work and it wakes a sleeper (or does not
 //! sleep); if the parking worker's fence comes first, the producer's read sees

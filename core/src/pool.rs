@@ -183,7 +183,6 @@ impl Pool {
     ) -> Result<(Pool, Vec<Worker>), PoolError> {
         let n = parkers.len();
         let idle = Idle::new(n)?;
-        barrier::init();
         let (locals, stealers): (Vec<_>, Vec<Stealer>) = (0..n).map(|_| queue::local()).unzip();
         let (parks, unparkers): (Vec<_>, Vec<_>) = parkers.into_iter().unzip();
         let shared = Arc::new(Shared {
@@ -590,8 +589,8 @@ impl Shared {
         }
     }
 
-    /// After a push to the calling worker's own queue: the light side of the
-    /// asymmetric barrier, then the fenced protocol only when the word says a
+    /// After a push to the calling worker's own queue: the push side's fence
+    /// (`barrier::light`), then the wake-up only when the word says a
     /// sleeper might need waking (see `idle`).
     #[inline]
     pub(crate) fn notify_parked_local(&self) {
