@@ -146,10 +146,10 @@ impl<'a> InPlace<'a> {
     #[inline]
     pub(crate) fn with_waker<R>(&self, f: impl FnOnce(&Waker) -> R) -> R {
         let raw = RawWaker::new((self as *const Self).cast(), &VTABLE);
+        // The waker is only lent to `f` (`ManuallyDrop`: never dropped or
+        // moved out), and `self` outlives the call.
         // SAFETY: `VTABLE`'s functions uphold the `RawWaker` contract for a
-        // data pointer to a live `InPlace` (see below); the waker is only
-        // lent to `f` (`ManuallyDrop`, never dropped or moved out), and
-        // `self` outlives the call.
+        // data pointer to a live `InPlace` (see below).
         let waker = core::mem::ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
         f(&waker)
     }
