@@ -240,14 +240,16 @@ fn default_handle() -> (Handle, u64) {
     // A scope only where the default needs one: serializing (gil), or
     // saying it forks (processes); otherwise tasks go straight to the pool.
     let scope = (gil.is_some() || forks).then(|| {
-        let mut scope = Scope::new(backend.clone(), gil, true);
-        if let Some(pool) = started.processes {
-            let new_scope = Arc::get_mut(&mut scope).expect("nothing else holds a new scope");
-            new_scope.forks = true;
-            let _ = new_scope.processes.set(pool.clone());
-            s.processes.get_or_insert(pool);
+        if let Some(pool) = &started.processes {
+            s.processes.get_or_insert(pool.clone());
         }
-        scope
+        Scope::new(
+            backend.clone(),
+            gil,
+            true,
+            Default::default(),
+            started.processes,
+        )
     });
     let handle = Handle::new(backend, scope.clone());
     s.default = Some(SharedDefault {

@@ -40,15 +40,27 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
-    pub(crate) fn new(backend: Backend, gil: Option<Arc<Gil>>, reusable: bool) -> Arc<Self> {
-        Arc::new(Scope {
-            tasks: Arc::new(backend.task_set()),
+    /// A scope on `backend`; with `processes`, one that forks (its pool
+    /// started already).
+    pub(crate) fn new(
+        backend: Backend,
+        gil: Option<Arc<Gil>>,
+        reusable: bool,
+        process_options: process::ProcessOptions,
+        processes: Option<process::ProcessPool>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|scope| Scope {
+            // SAFETY: the scope holds its set for as long as it lives.
+            tasks: Arc::new(unsafe { backend.task_set().owned_by(scope.clone()) }),
             backend,
             gil,
             reusable,
-            forks: false,
-            processes: std::sync::OnceLock::new(),
-            process_options: Default::default(),
+            forks: processes.is_some(),
+            processes: match processes {
+                Some(pool) => std::sync::OnceLock::from(pool),
+                None => std::sync::OnceLock::new(),
+            },
+            process_options,
         })
     }
 
@@ -57,8 +69,9 @@ impl Scope {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let future = Scoped::new(self.clone(), future);
-        self.backend.spawn_in(&self.tasks, future)
+        // The task keeps the scope alive as a member of its set (see
+        // `TaskSet::owned_by`): no reference count of its own.
+        self.backend.spawn_in(&self.tasks, Scoped::new(future))
     }
 
     pub(crate) fn spawn_blocking<F, R>(self: &Arc<Self>, f: F) -> JoinHandle<R>
@@ -91,9 +104,9 @@ impl Scope {
     /// reference count, and the guard borrows the `Arc` so the scope
     /// outlives the pointer's stay in the thread-local.
     #[inline]
-    pub(crate) fn enter(self: &Arc<Self>) -> Enter<'_> {
+    pub(crate) fn enter(&self) -> Enter<'_> {
         let hold = self.gil.as_ref().map(gil::hold);
-        let previous = CURRENT.with(|c| c.replace(Arc::as_ptr(self)));
+        let previous = CURRENT.with(|c| c.replace(self as *const Scope));
         Enter {
             previous,
             _scope: PhantomData,
@@ -149,8 +162,8 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Scope) -> R) -> Option<R> {
 /// Restores the previous current scope, then releases the gil.
 pub(crate) struct Enter<'a> {
     previous: *const Scope,
-    /// The `Arc` whose pointer sits in `CURRENT` lives at least this long.
-    _scope: PhantomData<&'a Arc<Scope>>,
+    /// The scope whose pointer sits in `CURRENT` lives at least this long.
+    _scope: PhantomData<&'a Scope>,
     // Declared last: dropped after `drop` below restored the current scope.
     _hold: Option<gil::Hold>,
 }
@@ -164,16 +177,22 @@ impl Drop for Enter<'_> {
 
 pin_project_lite::pin_project! {
     /// A future that runs each poll inside its scope (see [`Scope::enter`]).
+    ///
+    /// It holds nothing but the future: the task it is in is a member of
+    /// the scope's set, which keeps the scope alive and tells the poll
+    /// which scope it is in ([`unirun_core::with_polled_owner`]), so a
+    /// scoped task is as small as the future itself (a foreign executor
+    /// that allocates in size classes keeps small futures in its smallest).
+    /// Only ever spawned into its scope's own set (`Scope::spawn`).
     pub(crate) struct Scoped<F> {
-        scope: Arc<Scope>,
         #[pin]
         inner: F,
     }
 }
 
 impl<F> Scoped<F> {
-    pub(crate) fn new(scope: Arc<Scope>, inner: F) -> Self {
-        Scoped { scope, inner }
+    pub(crate) fn new(inner: F) -> Self {
+        Scoped { inner }
     }
 }
 
@@ -182,9 +201,12 @@ impl<F: Future> Future for Scoped<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let _enter = this.scope.enter();
-        this.inner.poll(cx)
+        let inner = self.project().inner;
+        unirun_core::with_polled_owner(|scope: Option<&Scope>| {
+            let scope = scope.expect("a scoped future runs as a member of its scope's set");
+            let _enter = scope.enter();
+            inner.poll(cx)
+        })
     }
 }
 

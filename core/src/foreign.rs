@@ -101,9 +101,9 @@ where
     F::Output: Send + 'static,
 {
     match tasks {
-        Some(tasks) => JoinHandle::from_foreign(
-            executor.spawn_task(TaskFuture::for_task(future, Some(tasks.clone()))),
-        ),
+        Some(tasks) => {
+            JoinHandle::from_foreign(executor.spawn_task(TaskFuture::for_task(future, Some(tasks))))
+        }
         None => JoinHandle::from_foreign(executor.spawn_task(CatchPanic::new(future))),
     }
 }

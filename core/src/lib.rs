@@ -83,6 +83,7 @@ mod foreign;
 mod fork;
 pub mod idle;
 mod join;
+mod member;
 #[cfg(feature = "std")]
 mod panic;
 pub mod park;
@@ -112,6 +113,8 @@ pub use crate::executor::{Executor, Schedule};
 pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignSchedule};
 pub use crate::fork::{in_forked_child, mark_forked_child};
 pub use crate::join::JoinHandle;
+#[cfg(feature = "std")]
+pub use crate::member::with_polled_owner;
 #[cfg(feature = "std")]
 pub use crate::panic::{catch_panic, install_panic_hook};
 pub use crate::park::{Park, Unpark};

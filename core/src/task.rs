@@ -6,13 +6,15 @@
 //! that polled it keeps serving.
 
 use core::future::Future;
+use core::mem::ManuallyDrop;
 use core::pin::Pin;
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Poll};
 
 use async_task::{Builder, ScheduleInfo, WithInfo};
 
 use alloc::sync::Arc;
 
+use crate::member::Member;
 use crate::stats::Outcome;
 use crate::{JoinError, JoinHandle, TaskSet};
 
@@ -79,7 +81,7 @@ where
     F::Output: Send + 'static,
     S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
 {
-    let future = TaskFuture::own(future, tasks.cloned());
+    let future = TaskFuture::own(future, tasks);
     let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
     (runnable, JoinHandle::from_task(task))
 }
@@ -140,7 +142,7 @@ where
     S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
 {
     let future = Flatten {
-        inner: TaskFuture::own(BlockingFn(Some(f)), tasks.cloned()),
+        inner: TaskFuture::own(BlockingFn(Some(f)), tasks),
     };
     let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
     (runnable, JoinHandle::from_task(task))
@@ -163,7 +165,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
         let output = core::task::ready!(inner.as_mut().poll(cx));
-        if let (Ok(Err(err)), Some(tasks)) = (&output, &inner.tasks) {
+        if let (Ok(Err(err)), Some(tasks)) = (&output, inner.member.set()) {
             // Counted completed by `TaskFuture`; the closure's own error
             // says how the task really ended.
             tasks.stats.reclassify(Outcome::of_error(err));
@@ -186,86 +188,112 @@ impl<F: FnOnce() -> R, R> Future for BlockingFn<F> {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// What every task runs: the user's future, with
-    /// - a panic during a poll, or in the future's destructor, turned into
-    ///   a [`JoinError`] with its message and location (with `std` and
-    ///   `panic = "unwind"`; otherwise a panic aborts). A destructor that
-    ///   panics when the task is cancelled (the future dropped unpolled) is
-    ///   contained too: the thread that dropped it keeps serving and the
-    ///   task still leaves its [`TaskSet`]; when unirun's own executor
-    ///   dropped it (after [`JoinHandle::abort`], or with its runnable
-    ///   dropped unrun), the task's handle reports that panic;
-    /// - membership in a [`TaskSet`]: counted while alive, its latest waker
-    ///   recorded while it waits, cancelled at its next poll once the set is
-    ///   closed.
-    ///
-    /// unirun's own tasks are allocated around it by [`spawn_with`]. A
-    /// backend onto an executor that allocates its own tasks spawns a
-    /// `TaskFuture` there and wraps that executor's join handle with
-    /// [`JoinHandle::from_foreign`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun_core::TaskFuture;
-    ///
-    /// let caught = unirun_core::block_on(TaskFuture::new(async { panic!("boom") }, None));
-    /// let err: unirun_core::JoinError = caught.unwrap_err();
-    /// assert_eq!(err.panic_message(), Some("boom"));
-    /// assert!(err.panic_location().is_some());
-    /// ```
-    pub struct TaskFuture<F> {
-        #[pin]
-        inner: Option<F>,
-        tasks: Option<Arc<TaskSet>>,
-        // The slot of our waker in `tasks` once we returned `Pending` (else
-        // `NO_SLOT`), and the `OWN_TASK` flag.
-        slot: usize,
+/// What every task runs: the user's future, with
+/// - a panic during a poll, or in the future's destructor, turned into
+///   a [`JoinError`] with its message and location (with `std` and
+///   `panic = "unwind"`; otherwise a panic aborts). A destructor that
+///   panics when the task is cancelled (the future dropped unpolled) is
+///   contained too: the thread that dropped it keeps serving and the
+///   task still leaves its [`TaskSet`]; when unirun's own executor
+///   dropped it (after [`JoinHandle::abort`], or with its runnable
+///   dropped unrun), the task's handle reports that panic;
+/// - membership in a [`TaskSet`]: counted while alive, its latest waker
+///   recorded while it waits, cancelled at its next poll once the set is
+///   closed.
+///
+/// unirun's own tasks are allocated around it by [`spawn_with`]. A
+/// backend onto an executor that allocates its own tasks spawns a
+/// `TaskFuture` there and wraps that executor's join handle with
+/// [`JoinHandle::from_foreign`].
+///
+/// # Examples
+///
+/// ```
+/// use unirun_core::TaskFuture;
+///
+/// let caught = unirun_core::block_on(TaskFuture::new(async { panic!("boom") }, None));
+/// let err: unirun_core::JoinError = caught.unwrap_err();
+/// assert_eq!(err.panic_message(), Some("boom"));
+/// assert!(err.panic_location().is_some());
+/// ```
+pub struct TaskFuture<F> {
+    /// The user's future; dropped (in place: it is pinned) once the
+    /// member says `done`.
+    inner: ManuallyDrop<F>,
+    /// The set, if any, and whether `inner` is gone, in one word (it is in
+    /// every task: see `member`).
+    member: Member,
+}
+
+impl<F> TaskFuture<F> {
+    /// The future, while it lives, and the member.
+    fn parts(self: Pin<&mut Self>) -> (Option<Pin<&mut F>>, &mut Member) {
+        // SAFETY: `inner` is structurally pinned: it is never moved out,
+        // only dropped in place (`drop_inner`); `member` is not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let inner = if this.member.is_done() {
+            None
+        } else {
+            // SAFETY: as above; not `done`, so the future is live.
+            Some(unsafe { Pin::new_unchecked(&mut *this.inner) })
+        };
+        (inner, &mut this.member)
     }
 
-    impl<F> PinnedDrop for TaskFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            // The future goes first: its destructor is part of the task. A
-            // panic in it is contained, and the task still leaves; the task's
-            // own (outermost) future hands it to the task's handle through
-            // `abandoned` (nested ones find no key: see there), and counts
-            // the task as its handle will report it.
-            let unfinished = this.inner.is_some();
-            let key = crate::abandoned::set_current(0);
-            let panicked = drop_catching(this.inner);
-            crate::abandoned::set_current(key);
-            // Counted as the handle will report it: a panic the handle
-            // receives, else cancelled.
-            let reported_panic = match panicked {
-                Some(panicked) if key != 0 => {
-                    if let (true, Some(tasks)) = (unfinished, this.tasks.as_ref()) {
-                        failed(tasks, &panicked);
-                    }
-                    crate::abandoned::record(key, panicked);
-                    true
-                }
-                _ => false,
-            };
-            if let Some(tasks) = this.tasks.as_ref() {
-                if unfinished && !reported_panic {
-                    cancelled(tasks);
-                }
-                let slot = core::mem::replace(this.slot, NO_SLOT) & !OWN_TASK;
-                tasks.leave((slot != NO_SLOT).then_some(slot));
-            }
+    /// Drops the future in place if it still lives, catching a panic of its
+    /// destructor (with `std`; without, a panic aborts).
+    fn drop_inner(inner: &mut ManuallyDrop<F>, member: &mut Member) -> Option<JoinError> {
+        if member.is_done() {
+            return None;
         }
+        // Marked first: unwinding or not, the value counts as dropped.
+        member.set_done();
+        let place: *mut F = &mut **inner;
+        // SAFETY: the future is live (not `done` until just now) and pinned
+        // in place; it is dropped in place this once (`done` is set) and
+        // never touched again.
+        catch_drop(|| unsafe { core::ptr::drop_in_place(place) })
+    }
+
+    /// [`drop_inner`](Self::drop_inner) through the pin.
+    fn drop_pinned(self: Pin<&mut Self>) -> Option<JoinError> {
+        // SAFETY: the future is dropped in place, never moved (see `parts`).
+        let this = unsafe { self.get_unchecked_mut() };
+        Self::drop_inner(&mut this.inner, &mut this.member)
     }
 }
 
-/// `TaskFuture::slot` before the task first waits.
-const NO_SLOT: usize = usize::MAX >> 1;
-/// Set in `TaskFuture::slot` when the future is polled only by the task
-/// that holds it (allocated by [`spawn_with`], or made with
-/// [`TaskFuture::for_task`]): every poll then has the same waker, so it is
-/// recorded once instead of compared at each `Pending`.
-const OWN_TASK: usize = 1 << (usize::BITS - 1);
+impl<F> Drop for TaskFuture<F> {
+    fn drop(&mut self) {
+        // The future goes first: its destructor is part of the task. A
+        // panic in it is contained, and the task still leaves; the task's
+        // own (outermost) future hands it to the task's handle through
+        // `abandoned` (nested ones find no key: see there), and counts
+        // the task as its handle will report it.
+        let unfinished = !self.member.is_done();
+        let key = crate::abandoned::set_current(0);
+        let panicked = Self::drop_inner(&mut self.inner, &mut self.member);
+        crate::abandoned::set_current(key);
+        // Counted as the handle will report it: a panic the handle
+        // receives, else cancelled.
+        let reported_panic = match panicked {
+            Some(panicked) if key != 0 => {
+                if let (true, Some(tasks)) = (unfinished, self.member.set()) {
+                    failed(tasks, &panicked);
+                }
+                crate::abandoned::record(key, panicked);
+                true
+            }
+            _ => false,
+        };
+        if let Some(tasks) = self.member.set() {
+            if unfinished && !reported_panic {
+                cancelled(tasks);
+            }
+        }
+        self.member.leave();
+    }
+}
 
 impl<F> TaskFuture<F> {
     /// Wraps `inner`; with `tasks`, it is a member of that set from now
@@ -278,13 +306,13 @@ impl<F> TaskFuture<F> {
     /// use unirun_core::{TaskFuture, TaskSet};
     ///
     /// let set = Arc::new(TaskSet::new());
-    /// let future = TaskFuture::new(async { 5 }, Some(set.clone()));
+    /// let future = TaskFuture::new(async { 5 }, Some(&set));
     /// assert_eq!(set.len(), 1); // a member until it finishes or is dropped
     /// assert_eq!(unirun_core::block_on(future).unwrap(), 5);
     /// assert_eq!(set.len(), 0);
     /// ```
-    pub fn new(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
-        Self::with_slot(inner, tasks, NO_SLOT)
+    pub fn new(inner: F, tasks: Option<&Arc<TaskSet>>) -> Self {
+        Self::joining(inner, tasks, false)
     }
 
     /// Like [`new`](Self::new), for a `TaskFuture` that is the whole of a
@@ -302,30 +330,29 @@ impl<F> TaskFuture<F> {
     /// use unirun_core::{TaskFuture, TaskSet};
     ///
     /// let set = Arc::new(TaskSet::new());
-    /// let future = TaskFuture::for_task(async { 5 }, Some(set.clone()));
+    /// let future = TaskFuture::for_task(async { 5 }, Some(&set));
     /// // An executor would spawn `future` as a task of its own.
     /// assert_eq!(unirun_core::block_on(future).unwrap(), 5);
     /// assert!(set.is_empty());
     /// ```
-    pub fn for_task(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
+    pub fn for_task(inner: F, tasks: Option<&Arc<TaskSet>>) -> Self {
         Self::own(inner, tasks)
     }
 
     /// Like `new`, for a future polled only by the task that holds it.
-    pub(crate) fn own(inner: F, tasks: Option<Arc<TaskSet>>) -> Self {
-        Self::with_slot(inner, tasks, NO_SLOT | OWN_TASK)
+    pub(crate) fn own(inner: F, tasks: Option<&Arc<TaskSet>>) -> Self {
+        Self::joining(inner, tasks, true)
     }
 
-    fn with_slot(inner: F, tasks: Option<Arc<TaskSet>>, slot: usize) -> Self {
+    fn joining(inner: F, tasks: Option<&Arc<TaskSet>>, own_task: bool) -> Self {
         #[cfg(feature = "std")]
         crate::panic::install_hook();
-        if let Some(tasks) = &tasks {
-            tasks.enter();
-        }
         Self {
-            inner: Some(inner),
-            tasks,
-            slot,
+            inner: ManuallyDrop::new(inner),
+            member: match tasks {
+                Some(tasks) => Member::join(tasks, own_task),
+                None => Member::NONE,
+            },
         }
     }
 }
@@ -337,7 +364,10 @@ impl<F: Future> Future for TaskFuture<F> {
         // No task key while user code runs: a future dropped inside this
         // poll is not this task's (see `abandoned`).
         let key = crate::abandoned::set_current(0);
+        // Code inside reaches the set's owner (see `with_polled_owner`).
+        let published = crate::member::publish(&self.member);
         let poll = self.poll_task(cx);
+        crate::member::unpublish(published);
         crate::abandoned::set_current(key);
         poll
     }
@@ -345,13 +375,16 @@ impl<F: Future> Future for TaskFuture<F> {
 
 impl<F: Future> TaskFuture<F> {
     fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskOutput<F::Output>> {
-        let mut this = self.project();
-        if this.tasks.as_ref().is_some_and(|tasks| tasks.is_closed()) {
-            let output = Err(drop_catching(this.inner).unwrap_or_else(JoinError::cancelled));
-            ended(this.tasks, &output);
+        let mut this = self;
+        if this.member.set().is_some_and(|tasks| tasks.is_closed()) {
+            let output = Err(this
+                .as_mut()
+                .drop_pinned()
+                .unwrap_or_else(JoinError::cancelled));
+            ended(&this.member, &output);
             return Poll::Ready(output);
         }
-        let Some(mut inner) = this.inner.as_mut().as_pin_mut() else {
+        let (Some(mut inner), member) = this.as_mut().parts() else {
             return Poll::Ready(Err(JoinError::cancelled()));
         };
         let poll = if crate::repoll::take_armed() {
@@ -360,7 +393,7 @@ impl<F: Future> TaskFuture<F> {
             // `repoll`).
             // One panic capture around the whole loop, not one per poll.
             let place = crate::repoll::InPlace::new(cx.waker());
-            let tasks = this.tasks.as_ref();
+            let tasks = member.set();
             catching(|| {
                 place.with_waker(|waker| {
                     let mut in_place = Context::from_waker(waker);
@@ -384,29 +417,17 @@ impl<F: Future> TaskFuture<F> {
         };
         match poll {
             Poll::Pending => {
-                if let Some(tasks) = this.tasks.as_ref() {
-                    let slot = *this.slot & !OWN_TASK;
-                    if slot == NO_SLOT {
-                        // A no-op waker (a `block_on`'s first poll) wakes
-                        // nobody: wait for a real one.
-                        if !cx.waker().will_wake(Waker::noop()) {
-                            *this.slot = tasks.register(cx.waker()) | (*this.slot & OWN_TASK);
-                        }
-                    } else if *this.slot & OWN_TASK == 0 {
-                        // Whoever polls us may change: keep the latest waker.
-                        tasks.update(slot, cx.waker());
-                    }
-                }
+                member.waits(cx.waker());
                 Poll::Pending
             }
             Poll::Ready(output) => {
                 // A destructor that panics after the value was produced
                 // turns the task's outcome into that panic, as in tokio.
-                let output = match (drop_catching(this.inner), output) {
+                let output = match (this.as_mut().drop_pinned(), output) {
                     (Some(panicked), Ok(_)) => Err(panicked),
                     (_, output) => output,
                 };
-                ended(this.tasks, &output);
+                ended(&this.member, &output);
                 Poll::Ready(output)
             }
         }
@@ -417,8 +438,8 @@ impl<F: Future> TaskFuture<F> {
 /// leaves its set). The common case, a value, stays inline; the rest is
 /// out of line.
 #[inline(always)]
-fn ended<T>(tasks: &Option<Arc<TaskSet>>, output: &TaskOutput<T>) {
-    if let Some(tasks) = tasks {
+fn ended<T>(member: &Member, output: &TaskOutput<T>) {
+    if let Some(tasks) = member.set() {
         match output {
             Ok(_) => tasks.stats.ended(Outcome::Completed),
             Err(err) => failed(tasks, err),
@@ -439,28 +460,16 @@ fn cancelled(tasks: &TaskSet) {
     tasks.stats.ended(Outcome::Cancelled);
 }
 
-/// Drops the future in `inner`, catching a panic of its destructor.
+/// Runs a destructor, turning its panic into a [`JoinError`].
 #[cfg(feature = "std")]
-fn drop_catching<F>(inner: Pin<&mut Option<F>>) -> Option<JoinError> {
-    if inner.is_none() {
-        return None;
-    }
-    // SAFETY: the place is dropped in place (as `Pin` requires before its
-    // memory is reused) and then overwritten with `None`, never moved out.
-    let place: *mut Option<F> = unsafe { inner.get_unchecked_mut() };
-    // SAFETY: `place` holds an initialised value that nothing else
-    // references during the call; after it, finished or unwound, the value
-    // counts as dropped and is never read.
-    let caught = crate::panic::catch(|| unsafe { core::ptr::drop_in_place(place) }).err();
-    // SAFETY: `place` is valid for writes and holds a dropped value.
-    unsafe { place.write(None) };
-    caught
+fn catch_drop(drop: impl FnOnce()) -> Option<JoinError> {
+    crate::panic::catch(drop).err()
 }
 
-/// Drops the future in `inner` (a panic aborts without `std`).
+/// Runs a destructor (a panic aborts without `std`).
 #[cfg(not(feature = "std"))]
-fn drop_catching<F>(mut inner: Pin<&mut Option<F>>) -> Option<JoinError> {
-    inner.set(None);
+fn catch_drop(drop: impl FnOnce()) -> Option<JoinError> {
+    drop();
     None
 }
 

@@ -2,10 +2,13 @@
 //! for them or cancel them.
 
 use alloc::boxed::Box;
+use alloc::sync::Weak;
 use alloc::vec::Vec;
+use core::any::TypeId;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
+use core::ptr::NonNull;
 use core::task::{Context, Poll, Waker};
 
 use crate::sync::{AtomicBool, AtomicUsize, Ordering, SpinLock};
@@ -59,6 +62,131 @@ pub struct TaskSet {
     on_empty: SpinLock<Option<Box<EmptyNode>>>,
     /// What happened to the members (see [`crate::stats`]).
     pub(crate) stats: crate::stats::TaskStats,
+    /// What holds this set, if [`owned_by`](Self::owned_by) said: members
+    /// then keep the owner alive instead of the set (see
+    /// [`Member`](crate::member::Member)).
+    pub(crate) owner: Option<Owner>,
+}
+
+/// The owner of a set: a weak reference to the `Arc<T>` that holds the set,
+/// and the functions that know `T`.
+///
+/// Invariant: `weak` came from `Weak::<T>::into_raw` for the `T` that
+/// `vtable` was made for; the set drops it (once) when it is dropped.
+pub(crate) struct Owner {
+    pub(crate) weak: *const (),
+    vtable: &'static OwnerVtable,
+}
+
+struct OwnerVtable {
+    /// Takes a strong reference if the owner still lives.
+    upgrade: unsafe fn(*const ()) -> bool,
+    /// Gives back a strong reference that `upgrade` took.
+    release: unsafe fn(*const ()),
+    /// Drops the set's weak reference.
+    drop_weak: unsafe fn(*const ()),
+    type_id: fn() -> TypeId,
+}
+
+struct OwnerVtableOf<T>(core::marker::PhantomData<T>);
+
+impl<T: Send + Sync + 'static> OwnerVtableOf<T> {
+    const VTABLE: OwnerVtable = OwnerVtable {
+        upgrade: upgrade::<T>,
+        release: release::<T>,
+        drop_weak: drop_weak::<T>,
+        type_id: TypeId::of::<T>,
+    };
+}
+
+/// # Safety
+///
+/// `weak` came from `Weak::<T>::into_raw` and that weak reference is alive.
+unsafe fn upgrade<T>(weak: *const ()) -> bool {
+    // SAFETY: the caller guarantees `weak` is a live `Weak<T>`'s raw form;
+    // `ManuallyDrop` leaves that reference to its owner.
+    let weak = core::mem::ManuallyDrop::new(unsafe { Weak::from_raw(weak.cast::<T>()) });
+    match weak.upgrade() {
+        Some(strong) => {
+            // Kept as the member's reference; `release` gives it back.
+            let _ = alloc::sync::Arc::into_raw(strong);
+            true
+        }
+        None => false,
+    }
+}
+
+/// # Safety
+///
+/// The caller owns a strong reference that `upgrade::<T>(weak)` took.
+unsafe fn release<T>(weak: *const ()) {
+    // SAFETY: `Arc::into_raw` in `upgrade` returned this very pointer (a
+    // weak and a strong reference to one allocation have the same raw
+    // form), and the caller gives back the reference it owns.
+    unsafe { drop(alloc::sync::Arc::from_raw(weak.cast::<T>())) }
+}
+
+/// # Safety
+///
+/// `weak` came from `Weak::<T>::into_raw` and is dropped this once.
+unsafe fn drop_weak<T>(weak: *const ()) {
+    // SAFETY: as the caller guarantees.
+    unsafe { drop(Weak::from_raw(weak.cast::<T>())) }
+}
+
+// SAFETY: `Owner` is a weak reference to a `T: Send + Sync` (see `owned_by`)
+// behind a raw pointer, plus static functions.
+unsafe impl Send for Owner {}
+// SAFETY: as for `Send`; `&Owner` only reads the two fields.
+unsafe impl Sync for Owner {}
+
+impl Owner {
+    /// Takes a strong reference to the owner, if it still lives.
+    pub(crate) fn retain(&self) -> bool {
+        // SAFETY: by the invariant `weak` is the set's live weak reference.
+        unsafe { (self.vtable.upgrade)(self.weak) }
+    }
+
+    /// What gives back a strong reference [`retain`](Self::retain) took,
+    /// copied out of the owner: giving it back may drop the owner, and
+    /// with it the set and this `Owner`.
+    pub(crate) fn releaser(&self) -> Release {
+        Release {
+            release: self.vtable.release,
+            weak: self.weak,
+        }
+    }
+
+    /// The owner, if it is a `T`.
+    pub(crate) fn get<T: 'static>(&self) -> Option<*const T> {
+        ((self.vtable.type_id)() == TypeId::of::<T>()).then_some(self.weak.cast::<T>())
+    }
+}
+
+/// See [`Owner::releaser`].
+pub(crate) struct Release {
+    release: unsafe fn(*const ()),
+    weak: *const (),
+}
+
+impl Release {
+    /// Gives the reference back.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns a reference that [`Owner::retain`] took on the owner
+    /// this came from, and gives it back this once.
+    pub(crate) unsafe fn run(self) {
+        // SAFETY: as the caller guarantees.
+        unsafe { (self.release)(self.weak) }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // SAFETY: by the invariant, the set's weak reference, dropped once.
+        unsafe { (self.vtable.drop_weak)(self.weak) }
+    }
 }
 
 /// One entry of [`TaskSet::on_empty`].
@@ -89,7 +217,9 @@ impl<T> core::ops::Deref for CachePadded<T> {
 /// through the slots themselves, and wakers are moved in and out of the
 /// slots and cloned, woken or dropped by the caller after unlocking.
 struct Slots {
-    chunks: Vec<Box<[Slot; CHUNK]>>,
+    /// From `Box::into_raw`; freed by `Drop`. Raw, so that members may keep
+    /// pointers into them (see [`SlotRef`]).
+    chunks: Vec<NonNull<Chunk>>,
     /// Slots handed out so far (the high-water mark).
     used: usize,
     /// First free slot below `used`, or `NONE`.
@@ -107,7 +237,91 @@ enum Slot {
 // A slot costs what a waker does.
 const _: () = assert!(core::mem::size_of::<Slot>() == core::mem::size_of::<Waker>());
 
-const CHUNK: usize = 256;
+/// Bytes of a [`Chunk`], and its alignment: a slot's address rounded down
+/// to a multiple of it is its chunk's.
+const CHUNK_BYTES: usize = 4096;
+/// Slots per chunk: what fits beside the header.
+const CHUNK: usize =
+    (CHUNK_BYTES - 2 * core::mem::size_of::<usize>()) / core::mem::size_of::<AlignedSlot>();
+
+/// A [`Slot`] aligned to 16, so that a member keeps 4 flags beside a
+/// slot's address (see [`Member`](crate::member::Member)); a waker is 16
+/// bytes, so this costs nothing on 64-bit targets.
+#[repr(C, align(16))]
+struct AlignedSlot(Slot);
+
+/// A page of slots, with a header that lets a member that holds only its
+/// slot's address find its set and its slot's index.
+///
+/// Invariant: `set` and `first` are written before the chunk is published
+/// (under the set's lock) and never change; `set` is the address of the
+/// `TaskSet` whose `Slots` holds the chunk (a set that has chunks lives in
+/// an `Arc`, whose members registered: its address does not move).
+#[repr(C, align(4096))]
+struct Chunk {
+    set: *const TaskSet,
+    /// The index of `slots[0]`.
+    first: usize,
+    slots: [AlignedSlot; CHUNK],
+}
+
+const _: () = assert!(core::mem::size_of::<Chunk>() == CHUNK_BYTES);
+
+/// Where a waiting member's waker is kept: one slot of a set's chunk. The
+/// address alone leads to the set and the index (see [`Chunk`]), so a
+/// member keeps it in the word that held its set's address.
+///
+/// Invariant: points to a slot of a live chunk, derived from the pointer to
+/// the whole chunk (so the header is in reach); aligned to 16.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct SlotRef(NonNull<Slot>);
+
+impl SlotRef {
+    fn chunk(self) -> *const Chunk {
+        self.0
+            .as_ptr()
+            .map_addr(|addr| addr & !(CHUNK_BYTES - 1))
+            .cast::<Chunk>()
+            .cast_const()
+    }
+
+    /// The set that holds the slot.
+    pub(crate) fn set(self) -> *const TaskSet {
+        // SAFETY: by the invariant the slot is in a live chunk, found by
+        // rounding down (chunks are `CHUNK_BYTES`-aligned and that long);
+        // `set` never changes once published.
+        unsafe { (*self.chunk()).set }
+    }
+
+    fn index(self) -> usize {
+        let chunk = self.chunk();
+        // SAFETY: as in `set`; `first` never changes once published.
+        let first = unsafe { (*chunk).first };
+        // SAFETY: as in `set`: the header and the slot are in one chunk.
+        let base = unsafe { core::ptr::addr_of!((*chunk).slots) }.cast::<AlignedSlot>();
+        first + (self.0.as_ptr().addr() - base.addr()) / core::mem::size_of::<AlignedSlot>()
+    }
+
+    /// The word a member keeps: the slot's address (its low 4 bits are 0).
+    pub(crate) fn addr(self) -> *mut () {
+        self.0.as_ptr().cast()
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` came from [`addr`](Self::addr) of a slot still held.
+    pub(crate) unsafe fn from_addr(ptr: *mut ()) -> Self {
+        // SAFETY: `addr` of a `SlotRef` is never null.
+        SlotRef(unsafe { NonNull::new_unchecked(ptr.cast()) })
+    }
+}
+
+// Slot addresses leave 4 flag bits to a member.
+const _: () = assert!(core::mem::align_of::<AlignedSlot>() >= 16);
+
+// SAFETY: `Chunk`'s raw `set` pointer is only an address read to find the
+// set; the slots are reached only under the set's lock.
+unsafe impl Send for Slots {}
 /// End of the free list.
 const NONE: usize = usize::MAX;
 /// A slot whose waker `close` took; still owned by its member.
@@ -124,8 +338,28 @@ enum Grow {
 }
 
 impl Slots {
+    fn slot_ptr(&self, slot: usize) -> *mut Slot {
+        let chunk = self.chunks[slot / CHUNK].as_ptr();
+        // SAFETY: `chunk` is live (owned by `self`); the projection keeps
+        // the provenance of the whole chunk, as `SlotRef` needs.
+        // (`AlignedSlot` is `repr(C)`: its slot is at offset 0.)
+        unsafe {
+            core::ptr::addr_of_mut!((*chunk).slots)
+                .cast::<AlignedSlot>()
+                .add(slot % CHUNK)
+                .cast::<Slot>()
+        }
+    }
+
     fn slot(&mut self, slot: usize) -> &mut Slot {
-        &mut self.chunks[slot / CHUNK][slot % CHUNK]
+        // SAFETY: a live slot of ours; `&mut self` (under the set's lock)
+        // makes the access exclusive: members only keep its address.
+        unsafe { &mut *self.slot_ptr(slot) }
+    }
+
+    fn slot_ref(&self, slot: usize) -> SlotRef {
+        // SAFETY: `slot_ptr` never returns null.
+        SlotRef(unsafe { NonNull::new_unchecked(self.slot_ptr(slot)) })
     }
 
     /// Stores `waker` (taking it from the option) in a free slot, using the
@@ -133,8 +367,8 @@ impl Slots {
     fn insert(
         &mut self,
         waker: &mut Option<Waker>,
-        chunk: &mut Option<Box<[Slot; CHUNK]>>,
-        list: &mut Option<Vec<Box<[Slot; CHUNK]>>>,
+        chunk: &mut Option<Box<Chunk>>,
+        list: &mut Option<Vec<NonNull<Chunk>>>,
     ) -> Result<usize, Grow> {
         let slot = if self.free != NONE {
             let slot = self.free;
@@ -160,10 +394,12 @@ impl Slots {
                     bigger.append(&mut self.chunks);
                     *list = Some(core::mem::replace(&mut self.chunks, bigger));
                 }
-                let Some(fresh) = chunk.take() else {
+                let Some(mut fresh) = chunk.take() else {
                     return Err(Grow::Chunk);
                 };
-                self.chunks.push(fresh);
+                // The header, before the chunk is reachable (see `Chunk`).
+                fresh.first = self.chunks.len() * CHUNK;
+                self.chunks.push(NonNull::from(Box::leak(fresh)));
             }
             self.used += 1;
             self.used - 1
@@ -247,7 +483,48 @@ impl TaskSet {
             }),
             on_empty: SpinLock::new(None),
             stats,
+            owner: None,
         }
+    }
+
+    /// Makes `owner` the owner of this set: from now on each member keeps
+    /// the owner alive (one reference count per member) instead of the set,
+    /// and the code a member runs can reach the owner (unirun's scopes use
+    /// it to enter themselves around each poll of their tasks). A member
+    /// that joins after the owner is gone keeps the set alive instead.
+    ///
+    /// # Safety
+    ///
+    /// The owner holds an `Arc` of this very set for as long as it lives
+    /// (so a member that keeps the owner alive keeps the set alive).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskSet, TickExecutor};
+    ///
+    /// struct Scope {
+    ///     tasks: Arc<TaskSet>,
+    /// }
+    ///
+    /// let scope = Arc::new_cyclic(|owner| Scope {
+    ///     // SAFETY: the scope holds the set for as long as it lives.
+    ///     tasks: Arc::new(unsafe { TaskSet::new().owned_by(owner.clone()) }),
+    /// });
+    /// let ex = TickExecutor::new();
+    /// let handle = ex.spawn_in(&scope.tasks, async { 1 });
+    /// assert_eq!(Arc::strong_count(&scope), 2); // the member keeps the scope
+    /// ex.run_until_stalled();
+    /// assert_eq!(Arc::strong_count(&scope), 1);
+    /// assert_eq!(handle.join().unwrap(), 1);
+    /// ```
+    pub unsafe fn owned_by<T: Send + Sync + 'static>(mut self, owner: Weak<T>) -> Self {
+        self.owner = Some(Owner {
+            weak: Weak::into_raw(owner).cast(),
+            vtable: &OwnerVtableOf::<T>::VTABLE,
+        });
+        self
     }
 
     /// Number of live tasks: spawned and not yet finished or cancelled.
@@ -438,8 +715,8 @@ impl TaskSet {
 
     /// A member leaves: frees its slot (if it waited) and, if it was the
     /// last one, wakes those waiting for the set to empty.
-    pub(crate) fn leave(&self, slot: Option<usize>) {
-        if let Some(slot) = slot {
+    pub(crate) fn leave(&self, slot: Option<SlotRef>) {
+        if let Some(slot) = slot.map(SlotRef::index) {
             // Dropped after unlocking: dropping a waker may schedule a task.
             drop(self.waiting.with(|slots| slots.remove(slot)));
         }
@@ -454,18 +731,25 @@ impl TaskSet {
     }
 
     /// Records a waiting member's waker; returns its slot.
-    pub(crate) fn register(&self, waker: &Waker) -> usize {
+    pub(crate) fn register(&self, waker: &Waker) -> SlotRef {
         let mut held = Some(waker.clone());
         let mut chunk = None;
         let mut list = None;
         let slot = loop {
-            match self
-                .waiting
-                .with(|slots| slots.insert(&mut held, &mut chunk, &mut list))
-            {
+            match self.waiting.with(|slots| {
+                slots
+                    .insert(&mut held, &mut chunk, &mut list)
+                    .map(|slot| slots.slot_ref(slot))
+            }) {
                 Ok(slot) => break slot,
                 // Allocated outside the lock, then retried.
-                Err(Grow::Chunk) => chunk = Some(Box::new([const { Slot::Vacant(NONE) }; CHUNK])),
+                Err(Grow::Chunk) => {
+                    chunk = Some(Box::new(Chunk {
+                        set: self,
+                        first: 0,
+                        slots: [const { AlignedSlot(Slot::Vacant(NONE)) }; CHUNK],
+                    }))
+                }
                 Err(Grow::List) => {
                     let len = self.waiting.with(|slots| slots.chunks.len());
                     list = Some(Vec::with_capacity((len * 2).max(4)));
@@ -483,7 +767,8 @@ impl TaskSet {
 
     /// Keeps `waker` as a waiting member's latest waker, unless its slot
     /// holds one that wakes the same task already.
-    pub(crate) fn update(&self, slot: usize, waker: &Waker) {
+    pub(crate) fn update(&self, slot: SlotRef, waker: &Waker) {
+        let slot = slot.index();
         if self.waiting.with(|slots| slots.holds(slot, waker)) {
             return;
         }
@@ -492,6 +777,17 @@ impl TaskSet {
         drop(self.waiting.with(|slots| slots.replace(slot, &mut held)));
         if self.is_closed() {
             waker.wake_by_ref();
+        }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        for chunk in self.chunks.drain(..) {
+            // SAFETY: each chunk came from `Box::leak` and is freed once,
+            // here; no member holds a slot once the set is dropped (a
+            // member keeps its set alive).
+            drop(unsafe { Box::from_raw(chunk.as_ptr()) });
         }
     }
 }

@@ -88,10 +88,7 @@ fn dropping_the_handle_drops_the_foreign_one_without_aborting() {
 #[test]
 fn task_future_catches_panics_and_joins_its_set() {
     let set = Arc::new(TaskSet::new());
-    let task = TaskFuture::new(
-        async { panic!("inside a foreign task") },
-        Some(Arc::clone(&set)),
-    );
+    let task = TaskFuture::new(async { panic!("inside a foreign task") }, Some(&set));
     assert_eq!(set.len(), 1);
     let err: JoinError = unirun_core::block_on(task).unwrap_err();
     assert_eq!(err.panic_message(), Some("inside a foreign task"));
@@ -104,7 +101,7 @@ fn task_future_catches_panics_and_joins_its_set() {
 
     let closed = Arc::new(TaskSet::new());
     closed.close();
-    let task = TaskFuture::new(async { 1 }, Some(closed));
+    let task = TaskFuture::new(async { 1 }, Some(&closed));
     assert!(unirun_core::block_on(task).unwrap_err().is_cancelled());
 }
 

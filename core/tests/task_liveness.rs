@@ -169,10 +169,7 @@ impl std::task::Wake for Flag {
 #[test]
 fn a_member_keeps_its_latest_waker_so_close_reaches_it() {
     let set = Arc::new(TaskSet::new());
-    let mut member = Box::pin(TaskFuture::new(
-        std::future::pending::<()>(),
-        Some(set.clone()),
-    ));
+    let mut member = Box::pin(TaskFuture::new(std::future::pending::<()>(), Some(&set)));
     // First poll with a no-op waker (as `block_on` does), then with others.
     let noop = Waker::noop();
     assert!(member
@@ -216,7 +213,7 @@ fn a_member_keeps_its_latest_waker_so_close_reaches_it() {
 fn block_on_a_member_wakes_up_on_close() {
     watchdog("block_on(TaskFuture) + close", || {
         let set = Arc::new(TaskSet::new());
-        let member = TaskFuture::new(std::future::pending::<()>(), Some(set.clone()));
+        let member = TaskFuture::new(std::future::pending::<()>(), Some(&set));
         let closer = {
             let set = set.clone();
             thread::spawn(move || {

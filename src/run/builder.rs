@@ -321,16 +321,9 @@ impl RunBuilder {
             workers.cpu()
         };
         let name = backend.name().to_string();
-        let mut scope = Scope::new(backend, gil, true);
         let mut owned = owned;
-        {
-            let new_scope = Arc::get_mut(&mut scope).expect("nothing else holds a new scope");
-            new_scope.process_options = process_options;
-            if let Some(pool) = owned.as_mut().and_then(|s| s.processes.take()) {
-                let _ = new_scope.processes.set(pool);
-                new_scope.forks = true;
-            }
-        }
+        let processes = owned.as_mut().and_then(|s| s.processes.take());
+        let scope = Scope::new(backend, gil, true, process_options, processes);
         let owned = owned.map(|started| started.owned);
         scheduler::publish(&trace, self.on_decision.as_ref());
         crate::observe::scope_started(&name, trace.resolved());

@@ -24,7 +24,7 @@ impl<H: Borrow<tokio::runtime::Handle>> Tokio<H> {
     {
         // Ready at its first poll (with the output, or cancelled if the set
         // closed meanwhile), so `block_on` returns at once.
-        let task = TaskFuture::new(async move { f() }, tasks.cloned());
+        let task = TaskFuture::new(async move { f() }, tasks);
         let task = self
             .0
             .borrow()

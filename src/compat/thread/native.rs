@@ -154,7 +154,7 @@ impl<T> Shared<T> {
         match builder.spawn(move || {
             let f = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(f) = f {
-                let _enter = scope.as_ref().map(Scope::enter);
+                let _enter = scope.as_deref().map(Scope::enter);
                 f();
             }
         }) {
