@@ -1,7 +1,10 @@
-//! Loom models of the task set's slab: a slot freed and reused while the set
-//! closes, and a member replacing its waker while the set closes. Both prove
-//! the member that is still waiting when `close` runs is woken through the
-//! waker it holds last, whatever the interleaving, and that the set empties.
+//! Loom models of the task set. Its slab: a slot freed and reused while the
+//! set closes, and a member replacing its waker while the set closes; both
+//! prove the member that is still waiting when `close` runs is woken through
+//! the waker it holds last, whatever the interleaving, and that the set
+//! empties. Its owner (`TaskSet::owned_by`): a member keeps the owner alive
+//! until it leaves, and a member that joins as the owner goes gives back
+//! whichever reference it took.
 //! Run them with
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p unirun-core --lib --release loom_tests_task`.
 
@@ -100,4 +103,78 @@ fn task_set_update_vs_close() {
         set.leave(Some(slot));
         assert!(set.is_empty());
     });
+}
+
+/// An owner that checks, when it goes, that no member that keeps it is
+/// left (with `strict`: every member of its set joined while it lived).
+struct Owner {
+    tasks: std::sync::Arc<TaskSet>,
+    dropped: std::sync::Arc<StdAtomicBool>,
+    strict: bool,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        assert!(
+            !self.strict || self.tasks.is_empty(),
+            "an owner went while a member lived"
+        );
+        self.dropped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn owner(strict: bool) -> (std::sync::Arc<Owner>, std::sync::Arc<StdAtomicBool>) {
+    let dropped = std::sync::Arc::new(StdAtomicBool::new(false));
+    let owner = std::sync::Arc::new_cyclic(|weak| Owner {
+        // SAFETY: the owner holds the set for as long as it lives.
+        tasks: std::sync::Arc::new(unsafe { TaskSet::new().owned_by(weak.clone()) }),
+        dropped: dropped.clone(),
+        strict,
+    });
+    (owner, dropped)
+}
+
+/// A member of an owned set keeps the owner alive: the owner's last
+/// outside reference goes while the member leaves on another thread, and
+/// whatever the interleaving the owner goes exactly once, after the member
+/// left (its destructor asserts the set is empty).
+#[test]
+fn owned_set_member_keeps_its_owner_until_it_leaves() {
+    model(3, || {
+        let (owner, dropped) = owner(true);
+        let member = crate::TaskFuture::new(async { 1 }, Some(&owner.tasks));
+        assert_eq!(owner.tasks.len(), 1);
+        let leaving = thread::spawn(move || drop(member));
+        drop(owner);
+        leaving.join().unwrap();
+        assert!(woken_flag(&dropped), "the owner outlived its last member");
+    });
+}
+
+/// A member joins through the set while the owner goes: it keeps either
+/// the owner (joined first) or the set itself (the owner was going; the
+/// owner may then go while this member lives, so the check is not
+/// strict), and in both cases every reference is given back once it
+/// leaves.
+#[test]
+fn a_member_joining_as_the_owner_goes_balances_its_reference() {
+    model(3, || {
+        let (owner, dropped) = owner(false);
+        let tasks = owner.tasks.clone();
+        let joining = thread::spawn(move || {
+            let member = crate::TaskFuture::new(async { 1 }, Some(&tasks));
+            drop(member);
+            tasks
+        });
+        drop(owner);
+        let tasks = joining.join().unwrap();
+        assert!(woken_flag(&dropped));
+        assert!(tasks.is_empty());
+        assert_eq!(std::sync::Arc::strong_count(&tasks), 1);
+    });
+}
+
+fn woken_flag(flag: &StdAtomicBool) -> bool {
+    flag.load(std::sync::atomic::Ordering::Relaxed)
 }
