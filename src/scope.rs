@@ -199,7 +199,7 @@ impl<F> Scoped<F> {
 impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 
-    #[inline]
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let inner = self.project().inner;
         unirun_core::with_polled_owner(|scope: Option<&Scope>| {

@@ -167,16 +167,6 @@ impl Member {
             unsafe { release.run() };
         }
     }
-
-    /// The owner of the set, type-erased, if this member keeps it alive:
-    /// what [`publish`] publishes around a poll.
-    #[inline]
-    pub(crate) fn kept_owner(&self) -> Option<&Owner> {
-        if self.flags() & ON_SET != 0 {
-            return None;
-        }
-        self.set()?.owner.as_ref()
-    }
 }
 
 /// Which owner the member being polled on this thread keeps alive, for
@@ -220,9 +210,12 @@ mod polled {
 /// Publishes the owner `member` keeps alive (if any) as the polled one;
 /// returns what to put back with [`unpublish`] once the poll is over.
 #[inline(always)]
-pub(crate) fn publish(member: &Member) -> Option<*const Owner> {
-    member
-        .kept_owner()
+pub(crate) fn publish(member: &Member, set: Option<&TaskSet>) -> Option<*const Owner> {
+    if member.flags() & ON_SET != 0 {
+        return None;
+    }
+    set?.owner
+        .as_ref()
         .map(|owner| polled::set(owner as *const Owner))
 }
 
@@ -268,6 +261,7 @@ pub(crate) fn unpublish(previous: Option<*const Owner>) {
 /// assert!(with_polled_owner(|scope: Option<&Scope>| scope.is_none())); // not in a task
 /// ```
 #[cfg(feature = "std")]
+#[inline(always)]
 pub fn with_polled_owner<T: 'static, R>(f: impl FnOnce(Option<&T>) -> R) -> R {
     #[cfg(not(loom))]
     let owner = polled::get();

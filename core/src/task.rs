@@ -364,9 +364,14 @@ impl<F: Future> Future for TaskFuture<F> {
         // No task key while user code runs: a future dropped inside this
         // poll is not this task's (see `abandoned`).
         let key = crate::abandoned::set_current(0);
+        // The set, found once per poll.
+        let set: *const TaskSet = self.member.set().map_or(core::ptr::null(), |set| set);
+        // SAFETY: the member keeps its set alive until it leaves, which only
+        // `Drop` does, so the set outlives this poll.
+        let set = unsafe { set.as_ref() };
         // Code inside reaches the set's owner (see `with_polled_owner`).
-        let published = crate::member::publish(&self.member);
-        let poll = self.poll_task(cx);
+        let published = crate::member::publish(&self.member, set);
+        let poll = self.poll_task(cx, set);
         crate::member::unpublish(published);
         crate::abandoned::set_current(key);
         poll
@@ -374,14 +379,18 @@ impl<F: Future> Future for TaskFuture<F> {
 }
 
 impl<F: Future> TaskFuture<F> {
-    fn poll_task(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskOutput<F::Output>> {
+    fn poll_task(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        tasks: Option<&TaskSet>,
+    ) -> Poll<TaskOutput<F::Output>> {
         let mut this = self;
-        if this.member.set().is_some_and(|tasks| tasks.is_closed()) {
+        if tasks.is_some_and(TaskSet::is_closed) {
             let output = Err(this
                 .as_mut()
                 .drop_pinned()
                 .unwrap_or_else(JoinError::cancelled));
-            ended(&this.member, &output);
+            ended(tasks, &output);
             return Poll::Ready(output);
         }
         let (Some(mut inner), member) = this.as_mut().parts() else {
@@ -393,7 +402,6 @@ impl<F: Future> TaskFuture<F> {
             // `repoll`).
             // One panic capture around the whole loop, not one per poll.
             let place = crate::repoll::InPlace::new(cx.waker());
-            let tasks = member.set();
             catching(|| {
                 place.with_waker(|waker| {
                     let mut in_place = Context::from_waker(waker);
@@ -427,7 +435,7 @@ impl<F: Future> TaskFuture<F> {
                     (Some(panicked), Ok(_)) => Err(panicked),
                     (_, output) => output,
                 };
-                ended(&this.member, &output);
+                ended(tasks, &output);
                 Poll::Ready(output)
             }
         }
@@ -438,8 +446,8 @@ impl<F: Future> TaskFuture<F> {
 /// leaves its set). The common case, a value, stays inline; the rest is
 /// out of line.
 #[inline(always)]
-fn ended<T>(member: &Member, output: &TaskOutput<T>) {
-    if let Some(tasks) = member.set() {
+fn ended<T>(tasks: Option<&TaskSet>, output: &TaskOutput<T>) {
+    if let Some(tasks) = tasks {
         match output {
             Ok(_) => tasks.stats.ended(Outcome::Completed),
             Err(err) => failed(tasks, err),

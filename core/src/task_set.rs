@@ -75,6 +75,9 @@ pub struct TaskSet {
 /// `vtable` was made for; the set drops it (once) when it is dropped.
 pub(crate) struct Owner {
     pub(crate) weak: *const (),
+    /// `T`'s, compared on every poll of a scope's task (a call through the
+    /// vtable would cost more).
+    type_id: TypeId,
     vtable: &'static OwnerVtable,
 }
 
@@ -85,7 +88,6 @@ struct OwnerVtable {
     release: unsafe fn(*const ()),
     /// Drops the set's weak reference.
     drop_weak: unsafe fn(*const ()),
-    type_id: fn() -> TypeId,
 }
 
 struct OwnerVtableOf<T>(core::marker::PhantomData<T>);
@@ -95,7 +97,6 @@ impl<T: Send + Sync + 'static> OwnerVtableOf<T> {
         upgrade: upgrade::<T>,
         release: release::<T>,
         drop_weak: drop_weak::<T>,
-        type_id: TypeId::of::<T>,
     };
 }
 
@@ -158,8 +159,9 @@ impl Owner {
     }
 
     /// The owner, if it is a `T`.
+    #[inline]
     pub(crate) fn get<T: 'static>(&self) -> Option<*const T> {
-        ((self.vtable.type_id)() == TypeId::of::<T>()).then_some(self.weak.cast::<T>())
+        (self.type_id == TypeId::of::<T>()).then_some(self.weak.cast::<T>())
     }
 }
 
@@ -522,6 +524,7 @@ impl TaskSet {
     pub unsafe fn owned_by<T: Send + Sync + 'static>(mut self, owner: Weak<T>) -> Self {
         self.owner = Some(Owner {
             weak: Weak::into_raw(owner).cast(),
+            type_id: TypeId::of::<T>(),
             vtable: &OwnerVtableOf::<T>::VTABLE,
         });
         self
