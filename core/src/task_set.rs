@@ -76,7 +76,8 @@ pub struct TaskSet {
 pub(crate) struct Owner {
     pub(crate) weak: *const (),
     /// `T`'s, compared on every poll of a scope's task (a call through the
-    /// vtable would cost more).
+    /// vtable would cost more). Read only by `with_polled_owner` (`std`).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     type_id: TypeId,
     vtable: &'static OwnerVtable,
 }
@@ -159,6 +160,7 @@ impl Owner {
     }
 
     /// The owner, if it is a `T`.
+    #[cfg(feature = "std")]
     #[inline]
     pub(crate) fn get<T: 'static>(&self) -> Option<*const T> {
         (self.type_id == TypeId::of::<T>()).then_some(self.weak.cast::<T>())
