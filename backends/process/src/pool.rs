@@ -6,6 +6,7 @@
 
 mod call;
 mod deadlines;
+mod replies;
 #[cfg(test)]
 mod tests;
 mod worker;
@@ -29,6 +30,7 @@ use crate::server;
 use self::call::INLINE_REQUEST;
 use self::call::{all_readers, Call};
 use self::deadlines::Deadlines;
+use self::replies::Replies;
 pub(crate) use self::worker::worker_main;
 use self::worker::Worker;
 
@@ -101,6 +103,8 @@ struct Inner {
     freed: Condvar,
     /// Keeps the timeout of calls in flight; with a timeout only.
     deadlines: Option<Deadlines>,
+    /// Waits for the replies of calls nobody joins (see `call`).
+    replies: Arc<Replies>,
 }
 
 #[derive(Default)]
@@ -153,6 +157,7 @@ impl ProcessPool {
                 state: Mutex::new(State::default()),
                 freed: Condvar::new(),
                 deadlines: options.get_timeout().map(Deadlines::new),
+                replies: Arc::new(Replies::new()),
             }),
         }
     }
@@ -299,6 +304,8 @@ impl ProcessPool {
         if let Some(deadlines) = &self.inner.deadlines {
             deadlines.stop();
         }
+        // Its readers' workers were killed: they end at once.
+        self.inner.replies.stop();
         for worker in idle {
             worker.kill_and_reap();
             self.inner.retire();
@@ -551,11 +558,16 @@ impl Drop for Inner {
             if let Some(deadlines) = &mut self.deadlines {
                 deadlines.forget_thread();
             }
+            // Its thread does not exist here and its lock may be held:
+            // never dropped (neither joined nor detached).
+            std::mem::forget(self.replies.clone());
             return;
         }
         if let Some(deadlines) = &self.deadlines {
             deadlines.stop();
         }
+        // Holds no reader (each holds the pool): the thread just ends.
+        self.replies.stop();
         for worker in idle {
             worker.kill_and_reap();
         }
