@@ -199,7 +199,10 @@ fn a_detached_call_finishes_on_the_reply_watcher_and_frees_its_worker() {
             1,
             "the reader did not go to the lane"
         );
-        assert!(pool.inner.replies.running(), "the reader went to the watcher");
+        assert!(
+            pool.inner.replies.running(),
+            "the reader went to the watcher"
+        );
         let mut byte = [0u8; 1];
         sys::read_until(started_read.as_fd(), &mut byte, None).unwrap();
         sys::write_all(release_write.as_fd(), &[1]).unwrap();
