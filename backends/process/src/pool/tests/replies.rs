@@ -61,11 +61,7 @@ fn awaited<R: Send + 'static>(
     threads: &unirun_threads::ThreadPool,
     handle: JoinHandle<R>,
 ) -> Result<R, JoinError> {
-    threads
-        .handle()
-        .spawn(async move { handle.await })
-        .join()
-        .unwrap()
+    threads.handle().spawn(handle).join().unwrap()
 }
 
 #[test]
