@@ -322,7 +322,13 @@ impl ProcessPool {
         drop(lease);
     }
 
-    /// Runs `f(arg)` in a worker, waiting on `executor`'s blocking lane.
+    /// Runs `f(arg)` in a worker; returns a handle to its result.
+    ///
+    /// A small request is written at once by the calling thread when a
+    /// worker is idle (queued otherwise). Joining the handle from a thread
+    /// reads the reply on that thread; awaiting (or detaching) it has the
+    /// pool's reply watcher thread read it; what needs a worker started,
+    /// or a large request, waits on `executor`'s blocking lane.
     ///
     /// # Examples
     ///
@@ -381,11 +387,12 @@ impl ProcessPool {
         handle
     }
 
-    /// Schedules every call whose reply nobody reads yet on its lane, and
-    /// the reply of every later call as soon as it is sent, so each call
-    /// finishes without waiting for its handle to be joined (a scope about
-    /// to wait for its tasks calls this). Joining a call then waits for
-    /// the lane instead of reading the reply itself.
+    /// Starts the reader of every call whose reply nobody reads yet (on
+    /// the reply watcher, or the lane for a call still queued), and of
+    /// every later call as soon as it is sent, so each call finishes
+    /// without waiting for its handle to be joined (a scope about to wait
+    /// for its tasks calls this). Joining a call then waits for that
+    /// reader instead of reading the reply itself.
     ///
     /// # Examples
     ///

@@ -83,6 +83,9 @@ impl Shared {
 pub(super) struct Replies {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The process that made it: in a forked child the thread does not
+    /// exist and its lock may be held, so readers go to the lane there.
+    owner: sys::Pid,
 }
 
 impl Replies {
@@ -99,6 +102,7 @@ impl Replies {
                 }),
             }),
             thread: Mutex::new(None),
+            owner: sys::getpid(),
         }
     }
 
@@ -106,6 +110,9 @@ impl Replies {
     /// (started on first use); gives it back when the watcher is stopped
     /// or cannot run, for the caller to schedule on its lane.
     pub(super) fn watch(&self, fd: RawFd, reader: Runnable) -> Result<(), Runnable> {
+        if unirun_core::in_forked_child() && sys::getpid() != self.owner {
+            return Err(reader);
+        }
         let mut watched = self.shared.lock();
         if watched.stop || watched.failed {
             return Err(reader);
