@@ -65,18 +65,21 @@
 //! resolves to cancelled.
 //!
 //! The queue moves: it is not empty only while every worker is busy, and
-//! then every busy worker's reader is running or scheduled (pending ones
-//! were scheduled when the call was queued, later ones when sent), so each
-//! ends and hands its worker back ([`Inner::release`]: to a thread waiting
-//! in `acquire` if any, else to the queue's head) or retires it
-//! (`Inner::retire`: the head's reader is scheduled to start a worker of
-//! its own). A thread waits in `acquire` only when no reader is pending, so
-//! each busy worker's reader is running and ends, and a reader that becomes
-//! pending after the check notifies the waiters (`Inner::register`).
+//! then every busy worker's reader is running, scheduled or held by the
+//! reply watcher (pending ones were started when the call was queued,
+//! later ones when sent), so each ends and hands its worker back
+//! ([`Inner::release`]: to a thread waiting in `acquire` if any, else to
+//! the queue's head) or retires it (`Inner::retire`: the head's reader is
+//! scheduled to start a worker of its own). A thread waits in `acquire`
+//! only when no reader is pending, so each busy worker's reader is running
+//! (or watched) and ends, and a reader that becomes pending after the
+//! check notifies the waiters (`Inner::register`).
 //!
 //! No lock-free protocol is added: the pool state, a call's stage and its
 //! reader slot are mutexes, taken in the order state, stage, reader; no
-//! thread takes the state while it holds a stage.
+//! thread takes the state while it holds a stage. The reply watcher's
+//! mutex is taken with none of them held, and released before the watcher
+//! runs a reader.
 
 use std::collections::VecDeque;
 use std::future::Future;
