@@ -27,7 +27,8 @@
 //! the thread; the pipe becoming readable does, and the thread then takes
 //! the token's reader out of the list, under the same mutex, and runs it.
 //! No lock-free handoff: the list is only touched under the mutex, and the
-//! kernel's set keeps a readiness that comes before the thread waits.
+//! kernel checks the pipe when it is armed, so a reply that came before
+//! (or while the thread was busy) is reported by the next wait.
 //! An armed pipe fires once and is disarmed; a pipe stays in the set
 //! (disarmed) until it is closed, so a later call on the same worker only
 //! re-arms it. The set is keyed by descriptor and open file, so a new
@@ -42,7 +43,10 @@
 //! the thread through a pipe of its own in the set, and joins it; the
 //! thread ends once the readers it holds ran (a shutdown kills
 //! their workers first, so they end at once). The pool cannot be dropped
-//! while the thread holds a reader (each holds the pool).
+//! while the thread holds a reader (each holds the pool). A reply larger
+//! than a pipe holds keeps the thread until the worker wrote all of it;
+//! other replies wait that long. In a forked child, an inherited pool's
+//! readers go to the lane (the thread is not there).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
