@@ -155,6 +155,12 @@ impl Call {
         self.reader().runnable.take()
     }
 
+    /// The reply pipe the watcher would wait on, once sent (for tests).
+    #[cfg(test)]
+    pub(super) fn reply_fd(&self) -> Option<RawFd> {
+        self.reader().watch
+    }
+
     /// Starts the reader now, whatever the stage: a sent call's on the
     /// reply watcher, a queued one's (which must get a worker) on its lane.
     pub(super) fn schedule_now(&self) {

@@ -135,3 +135,30 @@ fn shutdown_now_cancels_calls_the_watcher_waits_for_and_joins_it() {
         }
     });
 }
+
+#[test]
+fn a_reply_already_in_the_pipe_when_the_call_is_awaited_is_seen() {
+    watchdog("reply before the handoff", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let lane = counting_lane(&threads);
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(pool.call(add_one, 0).unwrap(), 1);
+        for i in 0..20 {
+            let handle = pool.spawn_call_on(lane.clone(), None, add_one, i);
+            let fd = pool.inner.lock().pending[0].1.reply_fd().unwrap();
+            // Waits, without reading it, until the reply is in the pipe.
+            let mut ready = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one live `pollfd`; `fd` is the pending call's reply
+            // pipe, open until its reader runs, which nobody has asked for.
+            assert_eq!(unsafe { libc::poll(&mut ready, 1, -1) }, 1);
+            // Armed after the reply came: the watcher still sees it.
+            assert_eq!(awaited(&threads, handle).unwrap(), i + 1);
+        }
+        assert_eq!(lane.scheduled.load(Ordering::SeqCst), 0, "no lane hop");
+        assert_eq!(pool.started(), 1);
+    });
+}
