@@ -47,8 +47,10 @@
 //! starts at once when a worker is idle (its request is written by the
 //! calling thread) and queues otherwise; joining its handle from a thread
 //! reads the reply right there, so a call joined at once costs about one
-//! pipe round trip, while an awaited handle has the blocking lane read it
-//! (the async worker never blocks). Call
+//! pipe round trip, while the replies of awaited (or detached) handles are
+//! waited for by one thread per pool, `unirun-replies`, which hands each
+//! worker its next queued call as soon as its reply is in (the async worker
+//! never blocks, and no blocking-lane thread is held per call). Call
 //! [`init`] at the top of `main`, while the process is single-threaded: the
 //! workers then come from a fork server forked at that moment, so no lock
 //! can be stuck in them. Without it the pools fork workers directly from a

@@ -509,6 +509,72 @@ fn a_processes_scope_calls_its_workers_and_shutdown_now_kills_them() {
     assert!(no_children(), "the scope's workers were reaped");
 }
 
+fn reply_watchers() -> usize {
+    common::thread_names()
+        .iter()
+        .filter(|name| *name == "unirun-replies")
+        .count()
+}
+
+/// Calls awaited from async tasks are read by the scope pool's one reply
+/// watcher thread, not by a blocking-lane thread each; the scope's
+/// shutdown, waiting or not, ends that thread, and a call it waits for
+/// when the scope shuts down now is cancelled.
+#[test]
+fn awaited_calls_are_read_by_one_watcher_that_ends_with_the_scope() {
+    if !in_child_process("awaited_calls_are_read_by_one_watcher_that_ends_with_the_scope") {
+        return;
+    }
+    watchdog("awaited calls", 120, || {
+        let run = Run::builder()
+            .flavor(Flavor::Processes)
+            .max_workers(2)
+            .build()
+            .unwrap();
+        let calls = run.handle();
+        let tasks: Vec<_> = (0..300u64)
+            .map(|i| {
+                let calls = calls.clone();
+                run.spawn(async move { calls.call(double, i).await })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            assert_eq!(task.join().unwrap().unwrap(), 2 * i as u64);
+        }
+        assert_eq!(reply_watchers(), 1);
+        run.shutdown();
+        assert_eq!(reply_watchers(), 0, "joined by the shutdown");
+
+        // The pipe exists before the worker forks, so the worker has it too.
+        let (ready, started) = sys::pipe().unwrap();
+        let run = Run::builder()
+            .flavor(Flavor::Processes)
+            .max_workers(1)
+            .build()
+            .unwrap();
+        assert_eq!(run.call(double, 4).join().unwrap(), 8);
+        use std::os::fd::AsRawFd;
+        let stuck = run.call(signal_then_hang, started.as_raw_fd());
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            sys::read_until(ready.as_fd(), &mut byte, None).unwrap(),
+            Some(1)
+        );
+        // Asked about instead of joined: the watcher waits for its reply.
+        assert!(!stuck.is_finished());
+        // A new thread names itself once it runs.
+        common::wait_until(|| reply_watchers() == 1);
+        let waiter = run.spawn(stuck);
+        run.shutdown_now();
+        match waiter.join() {
+            Ok(out) => assert!(out.unwrap_err().is_cancelled()),
+            Err(err) => assert!(err.is_cancelled(), "{err}"),
+        }
+        assert_eq!(reply_watchers(), 0, "joined by the shutdown");
+        assert!(no_children(), "the scope's workers were reaped");
+    });
+}
+
 #[test]
 fn init_starts_a_fork_server_for_pool_workers() {
     if !in_child_process("init_starts_a_fork_server_for_pool_workers") {

@@ -6,6 +6,7 @@
 
 mod call;
 mod deadlines;
+mod replies;
 #[cfg(test)]
 mod tests;
 mod worker;
@@ -29,6 +30,7 @@ use crate::server;
 use self::call::INLINE_REQUEST;
 use self::call::{all_readers, Call};
 use self::deadlines::Deadlines;
+use self::replies::Replies;
 pub(crate) use self::worker::worker_main;
 use self::worker::Worker;
 
@@ -101,6 +103,8 @@ struct Inner {
     freed: Condvar,
     /// Keeps the timeout of calls in flight; with a timeout only.
     deadlines: Option<Deadlines>,
+    /// Waits for the replies of calls nobody joins (see `call`).
+    replies: Arc<Replies>,
 }
 
 #[derive(Default)]
@@ -153,6 +157,7 @@ impl ProcessPool {
                 state: Mutex::new(State::default()),
                 freed: Condvar::new(),
                 deadlines: options.get_timeout().map(Deadlines::new),
+                replies: Arc::new(Replies::new()),
             }),
         }
     }
@@ -299,6 +304,8 @@ impl ProcessPool {
         if let Some(deadlines) = &self.inner.deadlines {
             deadlines.stop();
         }
+        // Its readers' workers were killed: they end at once.
+        self.inner.replies.stop();
         for worker in idle {
             worker.kill_and_reap();
             self.inner.retire();
@@ -315,7 +322,13 @@ impl ProcessPool {
         drop(lease);
     }
 
-    /// Runs `f(arg)` in a worker, waiting on `executor`'s blocking lane.
+    /// Runs `f(arg)` in a worker; returns a handle to its result.
+    ///
+    /// A small request is written at once by the calling thread when a
+    /// worker is idle (queued otherwise). Joining the handle from a thread
+    /// reads the reply on that thread; awaiting (or detaching) it has the
+    /// pool's reply watcher thread read it; what needs a worker started,
+    /// or a large request, waits on `executor`'s blocking lane.
     ///
     /// # Examples
     ///
@@ -374,11 +387,12 @@ impl ProcessPool {
         handle
     }
 
-    /// Schedules every call whose reply nobody reads yet on its lane, and
-    /// the reply of every later call as soon as it is sent, so each call
-    /// finishes without waiting for its handle to be joined (a scope about
-    /// to wait for its tasks calls this). Joining a call then waits for
-    /// the lane instead of reading the reply itself.
+    /// Starts the reader of every call whose reply nobody reads yet (on
+    /// the reply watcher, or the lane for a call still queued), and of
+    /// every later call as soon as it is sent, so each call finishes
+    /// without waiting for its handle to be joined (a scope about to wait
+    /// for its tasks calls this). Joining a call then waits for that
+    /// reader instead of reading the reply itself.
     ///
     /// # Examples
     ///
@@ -551,11 +565,16 @@ impl Drop for Inner {
             if let Some(deadlines) = &mut self.deadlines {
                 deadlines.forget_thread();
             }
+            // Its thread does not exist here and its lock may be held:
+            // never dropped (neither joined nor detached).
+            std::mem::forget(self.replies.clone());
             return;
         }
         if let Some(deadlines) = &self.deadlines {
             deadlines.stop();
         }
+        // Holds no reader (each holds the pool): the thread just ends.
+        self.replies.stop();
         for worker in idle {
             worker.kill_and_reap();
         }

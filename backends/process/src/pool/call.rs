@@ -29,15 +29,26 @@
 //!   the joining thread: the reply wakes the joiner directly, two wake-ups
 //!   in all, as for the echo;
 //! - awaiting, dropping or aborting the handle, or asking
-//!   `is_finished`, *asks for the lane*: the reader is scheduled on the
-//!   lane once the request is sent (at once if it is);
+//!   `is_finished`, *asks for the reader*: once the request is sent (at
+//!   once if it is), the reader is handed to the pool's reply watcher
+//!   (`replies`), one thread that waits for the replies of all such calls
+//!   and runs each reader when its reply is there, so no lane thread
+//!   blocks per call; a reader that keeps its deadline itself goes to the
+//!   lane instead;
 //! - a caller that needs a worker while all are busy (`Inner::acquire`)
 //!   runs a pending reader itself before it waits;
-//! - when a call is queued, every pending reader goes to the lane, and so
-//!   does the reader of every call sent while the queue is not empty;
+//! - when a call is queued, every pending reader is started (as above),
+//!   and so is the reader of every call sent while the queue is not empty;
 //! - [`ProcessPool::shutdown_now`] and [`ProcessPool::start_pending`] (a
-//!   scope about to wait for its tasks) schedule every reader, queued calls
-//!   included (those then get a worker, or `cancelled`, themselves).
+//!   scope about to wait for its tasks) start every reader, queued calls
+//!   included (those go to the lane, and get a worker, or `cancelled`,
+//!   themselves).
+//!
+//! With calls queued, the reader that hands a worker back sends the
+//! queue's head on it right away (`Inner::release`), on the watcher
+//! thread, and that call's reader joins the watcher: one wake-up of the
+//! watcher per call, and the awaiting task's wake-up off the worker's
+//! path.
 //!
 //! # Liveness
 //!
@@ -47,27 +58,32 @@
 //! A read ends: on the reply, on end of file (the worker died or was
 //! killed), or at the call's deadline (the pool's deadline watcher kills
 //! the worker then, see `deadlines`, or, if its thread could not start,
-//! the read polls until the deadline). A reader dropped unrun (its task set closed first) dequeues its
-//! call, or kills, reaps and retires its worker; its handle resolves to
-//! cancelled.
+//! the read polls until the deadline, on the lane). The reply watcher runs
+//! a reader once its pipe is readable, which is when that read would end
+//! (see `replies`). A reader dropped unrun (its task set closed first)
+//! dequeues its call, or kills, reaps and retires its worker; its handle
+//! resolves to cancelled.
 //!
 //! The queue moves: it is not empty only while every worker is busy, and
-//! then every busy worker's reader is running or scheduled (pending ones
-//! were scheduled when the call was queued, later ones when sent), so each
-//! ends and hands its worker back ([`Inner::release`]: to a thread waiting
-//! in `acquire` if any, else to the queue's head) or retires it
-//! (`Inner::retire`: the head's reader is scheduled to start a worker of
-//! its own). A thread waits in `acquire` only when no reader is pending, so
-//! each busy worker's reader is running and ends, and a reader that becomes
-//! pending after the check notifies the waiters (`Inner::register`).
+//! then every busy worker's reader is running, scheduled or held by the
+//! reply watcher (pending ones were started when the call was queued,
+//! later ones when sent), so each ends and hands its worker back
+//! ([`Inner::release`]: to a thread waiting in `acquire` if any, else to
+//! the queue's head) or retires it (`Inner::retire`: the head's reader is
+//! scheduled to start a worker of its own). A thread waits in `acquire`
+//! only when no reader is pending, so each busy worker's reader is running
+//! (or watched) and ends, and a reader that becomes pending after the
+//! check notifies the waiters (`Inner::register`).
 //!
 //! No lock-free protocol is added: the pool state, a call's stage and its
 //! reader slot are mutexes, taken in the order state, stage, reader; no
-//! thread takes the state while it holds a stage.
+//! thread takes the state while it holds a stage. The reply watcher's
+//! mutex is taken with none of them held, and released before the watcher
+//! runs a reader.
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -79,6 +95,7 @@ use serde::Serialize;
 use unirun_core::{ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, TaskSet};
 use unirun_platform::process::{self as sys, ExitStatus, Pid};
 
+use super::replies::Replies;
 use super::{worker, Inner, ProcessPool, State, Worker};
 use crate::wire::{self, Read};
 
@@ -107,7 +124,12 @@ struct Reader {
     runnable: Option<Runnable>,
     /// The request is written (the reader can only read now).
     sent: bool,
-    /// The handle asked for the lane (see the module docs).
+    /// Once sent: the reply pipe, when the reply watcher may wait for it
+    /// (`None`: the reader keeps a deadline itself or the write failed, so
+    /// it goes to the lane).
+    watch: Option<RawFd>,
+    /// The handle asked for the reader to run without it (see the module
+    /// docs).
     asked: bool,
 }
 
@@ -115,6 +137,8 @@ struct Reader {
 pub(super) struct Call {
     stage: Mutex<Stage>,
     reader: Mutex<Reader>,
+    /// The pool's reply watcher.
+    replies: Arc<Replies>,
 }
 
 impl Call {
@@ -131,16 +155,44 @@ impl Call {
         self.reader().runnable.take()
     }
 
-    /// Hands the reader to its lane now, whatever the stage.
+    /// The reply pipe the watcher would wait on, once sent (for tests).
+    #[cfg(test)]
+    pub(super) fn reply_fd(&self) -> Option<RawFd> {
+        self.reader().watch
+    }
+
+    /// Starts the reader now, whatever the stage: a sent call's on the
+    /// reply watcher, a queued one's (which must get a worker) on its lane.
     pub(super) fn schedule_now(&self) {
-        if let Some(runnable) = self.take() {
-            runnable.schedule();
+        let mut reader = self.reader();
+        let runnable = reader.runnable.take();
+        let (sent, watch) = (reader.sent, reader.watch);
+        drop(reader);
+        if let Some(runnable) = runnable {
+            if sent {
+                self.start_reading(runnable, watch);
+            } else {
+                runnable.schedule();
+            }
         }
     }
 
-    /// The handle will not read the reply itself: the lane does, once the
-    /// request is sent.
-    fn ask_lane(&self) {
+    /// Hands a sent call's reader to the reply watcher, or to its lane when
+    /// the watcher cannot wait for it.
+    fn start_reading(&self, runnable: Runnable, watch: Option<RawFd>) {
+        let runnable = match watch {
+            Some(fd) => match self.replies.watch(fd, runnable) {
+                Ok(()) => return,
+                Err(runnable) => runnable,
+            },
+            None => runnable,
+        };
+        runnable.schedule();
+    }
+
+    /// The handle will not read the reply itself: the reply watcher does,
+    /// once the request is sent.
+    fn ask_reader(&self) {
         let mut reader = self.reader();
         reader.asked = true;
         let runnable = if reader.sent {
@@ -148,17 +200,20 @@ impl Call {
         } else {
             None
         };
+        let watch = reader.watch;
         drop(reader);
         if let Some(runnable) = runnable {
-            runnable.schedule();
+            self.start_reading(runnable, watch);
         }
     }
 
-    /// The request is written: the reader goes to the lane if it was asked
-    /// for, or if `now`.
-    fn mark_sent(&self, now: bool) {
+    /// The request is written, its reply to come on `watch` (see
+    /// [`Reader::watch`]): the reader starts if it was asked for, or if
+    /// `now`.
+    fn mark_sent(&self, now: bool, watch: Option<RawFd>) {
         let mut reader = self.reader();
         reader.sent = true;
+        reader.watch = watch;
         let runnable = if reader.asked || now {
             reader.runnable.take()
         } else {
@@ -166,7 +221,7 @@ impl Call {
         };
         drop(reader);
         if let Some(runnable) = runnable {
-            runnable.schedule();
+            self.start_reading(runnable, watch);
         }
     }
 }
@@ -227,13 +282,13 @@ struct CallJoin<R> {
 
 impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
     fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<R, JoinError>> {
-        self.call.ask_lane();
+        self.call.ask_reader();
         Pin::new(&mut self.task).poll(cx)
     }
 
     fn is_finished(&self) -> bool {
-        // Asked instead of joined (perhaps in a loop): the lane reads.
-        self.call.ask_lane();
+        // Asked instead of joined (perhaps in a loop): the watcher reads.
+        self.call.ask_reader();
         self.task.is_finished()
     }
 
@@ -241,7 +296,7 @@ impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
         // A sent call's worker is computing already; its reply must still
         // be read for it to serve again. The result is discarded with
         // `self`.
-        self.call.ask_lane();
+        self.call.ask_reader();
     }
 
     fn join_here(&mut self) -> Option<Result<R, JoinError>> {
@@ -258,8 +313,8 @@ impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
 
 impl<R> Drop for CallJoin<R> {
     fn drop(&mut self) {
-        // Detached: the lane reads the reply and hands the worker back.
-        self.call.ask_lane();
+        // Detached: the watcher reads the reply and hands the worker back.
+        self.call.ask_reader();
     }
 }
 
@@ -313,8 +368,10 @@ impl ProcessPool {
             reader: Mutex::new(Reader {
                 runnable: None,
                 sent: false,
+                watch: None,
                 asked: false,
             }),
+            replies: inner.replies.clone(),
         });
         let body = ReaderBody {
             pool: inner.clone(),
@@ -354,13 +411,13 @@ impl ProcessPool {
                 // At most `PIPE_BUF` bytes into the idle worker's empty
                 // pipe: does not block.
                 let (sent, deadline) = inner.send(&worker, &request);
-                let pid = worker.pid;
+                let (pid, watch) = (worker.pid, watchable(&worker, &sent, deadline));
                 *call.stage() = Stage::Sent {
                     worker,
                     sent,
                     deadline,
                 };
-                inner.register(pid, call.clone());
+                inner.register(pid, call.clone(), watch);
             }
             Some(Placed::Queued(pending)) => {
                 for (_, reader) in pending {
@@ -373,10 +430,10 @@ impl ProcessPool {
 }
 
 impl Inner {
-    /// Lists a sent call's reader as pending (or sends it to the lane when
-    /// calls are queued or the pool drains), and tells waiting callers
-    /// (one may have found no pending reader just before).
-    fn register(&self, pid: Pid, call: Arc<Call>) {
+    /// Lists a sent call's reader as pending (or starts it when calls are
+    /// queued or the pool drains), and tells waiting callers (one may have
+    /// found no pending reader just before).
+    fn register(&self, pid: Pid, call: Arc<Call>, watch: Option<RawFd>) {
         let mut state = self.lock();
         let list = !(state.draining || state.closed || !state.queue.is_empty());
         if list {
@@ -384,7 +441,7 @@ impl Inner {
         }
         let waiting = state.waiting > 0;
         drop(state);
-        call.mark_sent(!list);
+        call.mark_sent(!list, watch);
         if waiting {
             self.freed.notify_all();
         }
@@ -414,15 +471,27 @@ impl Inner {
             unreachable!("a queued call's stage is `Queued` until it leaves the queue");
         };
         let (sent, deadline) = self.send(&worker, &request);
-        let pid = worker.pid;
+        let (pid, watch) = (worker.pid, watchable(&worker, &sent, deadline));
         *stage = Stage::Sent {
             worker,
             sent,
             deadline,
         };
         drop(stage);
-        self.register(pid, call);
+        self.register(pid, call, watch);
     }
+}
+
+/// The reply pipe of a call just sent to `worker`, when the reply watcher
+/// may wait for it: the write went through and no deadline is the
+/// reader's to keep (the deadline watcher kills the worker at its
+/// deadline, which ends the wait).
+fn watchable(
+    worker: &Worker,
+    sent: &std::io::Result<()>,
+    deadline: Option<Instant>,
+) -> Option<RawFd> {
+    (sent.is_ok() && deadline.is_none()).then(|| worker.replies.as_raw_fd())
 }
 
 /// Every reader of `queue` and `pending`, to schedule once the state is

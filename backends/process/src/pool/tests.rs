@@ -176,7 +176,7 @@ fn a_call_starts_before_its_handle_is_joined_or_polled() {
 }
 
 #[test]
-fn a_detached_call_finishes_on_the_lane_and_frees_its_worker() {
+fn a_detached_call_finishes_on_the_reply_watcher_and_frees_its_worker() {
     use std::os::fd::AsRawFd;
     watchdog("detached call", || {
         let threads = unirun_threads::ThreadPool::new().unwrap();
@@ -191,19 +191,26 @@ fn a_detached_call_finishes_on_the_lane_and_frees_its_worker() {
             1
         );
         let fds = (started_write.as_raw_fd(), release_read.as_raw_fd());
+        assert!(!pool.inner.replies.running(), "started on first use");
         pool.spawn_call_on(lane.clone(), None, signal_and_wait, fds)
             .detach();
         assert_eq!(
             lane.scheduled.load(Ordering::SeqCst),
-            2,
-            "the reader went to the lane"
+            1,
+            "the reader did not go to the lane"
+        );
+        assert!(
+            pool.inner.replies.running(),
+            "the reader went to the watcher"
         );
         let mut byte = [0u8; 1];
         sys::read_until(started_read.as_fd(), &mut byte, None).unwrap();
         sys::write_all(release_write.as_fd(), &[1]).unwrap();
-        // The lane reads the reply and hands the one worker back.
+        // The watcher reads the reply and hands the one worker back.
         assert_eq!(pool.call(add_one, 5).unwrap(), 6);
         assert_eq!(pool.started(), 1);
+        pool.shutdown_now();
+        assert!(!pool.inner.replies.running(), "joined by the shutdown");
     });
 }
 
@@ -589,3 +596,5 @@ fn the_deadline_watcher_times_calls_out_and_ends_with_the_pool() {
         assert!(untimed.inner.deadlines.is_none());
     });
 }
+
+mod replies;
