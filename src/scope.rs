@@ -2,11 +2,15 @@
 //! backend it runs on, the set of its live tasks, its gil in `Gil` mode, and
 //! the thread-local "current scope" that nested scopes look at.
 //!
-//! Every task a scope spawns (through `Run` or its `Handle`) is wrapped in
-//! [`Scoped`]: each poll, or the one call of a blocking closure, makes the
-//! scope current on its thread and, in `Gil` mode, holds the scope's gil.
-//! The current scope is what lets `Run::builder().build()` inside a task or
-//! inside `run.block_on` find its parent and reuse the parent's backend.
+//! Every task a scope spawns (through `Run` or its `Handle`) is a member of
+//! the scope's task set, which the scope owns
+//! ([`TaskSet::owned_by`](unirun_core::TaskSet::owned_by)): while the task
+//! is polled, the scope is current on that thread through the membership
+//! ([`current`]), at no cost per task. `run.block_on` and each blocking
+//! closure enter the scope ([`Scope::enter`]); in `Gil` mode each poll of
+//! a task enters it too ([`Scoped`]), to hold the scope's gil. The current
+//! scope is what lets `Run::builder().build()` inside a task or inside
+//! `run.block_on` find its parent and reuse the parent's backend.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -70,8 +74,14 @@ impl Scope {
         F::Output: Send + 'static,
     {
         // The task keeps the scope alive as a member of its set (see
-        // `TaskSet::owned_by`): no reference count of its own.
-        self.backend.spawn_in(&self.tasks, Scoped::new(future))
+        // `TaskSet::owned_by`), and while it is polled the scope is current
+        // through that membership (`current`): no reference count of its
+        // own, and no wrapper unless each poll must hold the gil.
+        if self.gil.is_some() {
+            self.backend.spawn_in(&self.tasks, Scoped::new(future))
+        } else {
+            self.backend.spawn_in(&self.tasks, future)
+        }
     }
 
     pub(crate) fn spawn_blocking<F, R>(self: &Arc<Self>, f: F) -> JoinHandle<R>
@@ -117,7 +127,7 @@ impl Scope {
     /// Whether the calling thread is running one of this scope's tasks (or
     /// its `block_on`).
     pub(crate) fn is_current(self: &Arc<Self>) -> bool {
-        CURRENT.with(|c| std::ptr::eq(c.get(), Arc::as_ptr(self)))
+        std::ptr::eq(current_ptr(), Arc::as_ptr(self))
     }
 }
 
@@ -132,14 +142,32 @@ thread_local! {
     static CURRENT: Cell<*const Scope> = const { Cell::new(std::ptr::null()) };
 }
 
+/// The scope the calling thread is in: the one it entered last (`Enter`:
+/// a `block_on`, a blocking closure, a poll in `Gil` mode), else the one
+/// whose task it is polling (the task's set is the scope's, and the member
+/// keeps the scope alive: see `unirun_core::with_polled_owner`), else null.
+///
+/// Entered scopes come first: inside a task, `block_on` of another scope
+/// makes that one current. (Executors poll tasks at their top level, not
+/// inside an `Enter`, so a task's own scope is not hidden by another.)
+fn current_ptr() -> *const Scope {
+    let entered = CURRENT.with(Cell::get);
+    if !entered.is_null() {
+        return entered;
+    }
+    unirun_core::with_polled_owner(|scope: Option<&Scope>| {
+        scope.map_or(std::ptr::null(), |scope| scope as *const Scope)
+    })
+}
+
 /// The scope whose task or `block_on` the calling thread is running, if any.
 pub(crate) fn current() -> Option<Arc<Scope>> {
-    let ptr = CURRENT.with(Cell::get);
+    let ptr = current_ptr();
     if ptr.is_null() {
         return None;
     }
-    // By `CURRENT`'s invariant the pointer came from `Arc::as_ptr` and an
-    // `Arc` borrowed by the live `Enter` keeps the scope alive.
+    // By `CURRENT`'s invariant, or by the polled member's reference on its
+    // set's owner, the pointer is an `Arc<Scope>`'s and the scope lives.
     // SAFETY: so the strong count is at least 1; we add the reference the
     // new `Arc` owns before building it.
     unsafe {
@@ -152,10 +180,10 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
 /// is running, if any, without touching its reference count (read by
 /// `unirun::time` to pick a timer).
 pub(crate) fn with_current<R>(f: impl FnOnce(&Scope) -> R) -> Option<R> {
-    let ptr = CURRENT.with(Cell::get);
-    // SAFETY: by `CURRENT`'s invariant a non-null pointer came from
-    // `Arc::as_ptr` of a scope a live `Enter` on this thread borrows, so it
-    // points to a live `Scope` for the duration of this call.
+    let ptr = current_ptr();
+    // SAFETY: a non-null pointer is a live scope's (see `current`), kept
+    // alive by an `Enter` or the polled member for the duration of this
+    // call.
     unsafe { ptr.as_ref() }.map(f)
 }
 
@@ -176,7 +204,8 @@ impl Drop for Enter<'_> {
 }
 
 pin_project_lite::pin_project! {
-    /// A future that runs each poll inside its scope (see [`Scope::enter`]).
+    /// A future of a `Gil` scope, each poll of which holds the scope's gil
+    /// (see [`Scope::enter`]).
     ///
     /// It holds nothing but the future: the task it is in is a member of
     /// the scope's set, which keeps the scope alive and tells the poll
