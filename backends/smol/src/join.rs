@@ -24,11 +24,12 @@ impl ForeignExecutor for Smol {
         F: Future<Output = Result<T, JoinError>> + Send + 'static,
     {
         // Without an executor the task is dropped unpolled: cancelled.
-        SmolJoin(
-            self.0
-                .upgrade()
-                .map(|executor| executor.spawn(task).fallible()),
-        )
+        // (No closure around `spawn`: capturing `task` in one costs an
+        // extra copy of the future per spawn.)
+        let Some(executor) = self.0.upgrade() else {
+            return SmolJoin(None);
+        };
+        SmolJoin(Some(executor.spawn(task).fallible()))
     }
 }
 

@@ -1,0 +1,86 @@
+//! What `Run::spawn` allocates on a smol scope: one task, async-executor's
+//! own, at most a bounded wrapper bigger than the raw executor's task for
+//! the same future (see `backends/smol/tests/task_size.rs` for why the size
+//! matters: glibc's 128-byte fastbin limit).
+#![cfg(feature = "smol-backend")]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use unirun::{Flavor, Run};
+
+#[path = "../backends/smol/tests/common/mod.rs"]
+mod recording;
+use recording::record;
+
+/// Bytes a scope's task may add to a future today: the scope (8, `Scoped`),
+/// the task set and the member's waker slot (16, the core's `TaskFuture`;
+/// `Scoped`'s `Arc` gives its `Option` a niche, so no tag). Lower it when
+/// the wrapper shrinks; at 8 or less the benches' detached tasks (112 bytes
+/// raw) fit glibc's 128-byte fastbin chunks.
+const SCOPE_OVERHEAD: usize = 24;
+
+/// A future shaped like the benches' detached tasks: an inner future
+/// awaited, then a shared counter touched.
+fn bench_like(n: usize, shared: &Arc<()>) -> impl Future<Output = ()> + Send + 'static {
+    let shared = shared.clone();
+    let work = async move { black_box(n) };
+    async move {
+        black_box(work.await);
+        black_box(&shared);
+    }
+}
+
+/// The one allocation of a raw async-executor spawn of `bench_like`.
+fn raw_task_size(shared: &Arc<()>) -> usize {
+    let ex = unirun_smol::async_executor::Executor::new();
+    drop(ex.spawn(bench_like(0, shared)));
+    let (task, sizes) = record(|| ex.spawn(bench_like(1, shared)));
+    drop(task);
+    assert_eq!(
+        sizes.len(),
+        1,
+        "raw async-executor spawn allocated {sizes:?}"
+    );
+    sizes[0]
+}
+
+#[test]
+fn a_smol_scope_spawn_is_one_allocation_with_a_bounded_wrapper() {
+    // Watchdog: the body joins tasks on a live pool.
+    let (done, finished) = mpsc::channel();
+    let body = std::thread::spawn(move || {
+        let shared = Arc::new(());
+        let raw = raw_task_size(&shared);
+        let run = Run::builder()
+            .flavor(Flavor::Smol)
+            .max_workers(1)
+            .build()
+            .expect("smol scope");
+        // The first spawn installs the panic hook and sizes the bookkeeping.
+        run.spawn(bench_like(0, &shared))
+            .join()
+            .expect("first task");
+        let (task, sizes) = record(|| run.spawn(bench_like(1, &shared)));
+        task.join().expect("measured task");
+        done.send((raw, sizes)).expect("the test waits");
+    });
+    let (raw, sizes) = match finished.recv_timeout(Duration::from_secs(60)) {
+        Ok(measured) => measured,
+        Err(RecvTimeoutError::Timeout) => panic!("spawning and joining two tasks hung for 60 s"),
+        Err(RecvTimeoutError::Disconnected) => match body.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the body sends before it returns"),
+        },
+    };
+    assert_eq!(sizes.len(), 1, "Run::spawn on smol allocated {sizes:?}");
+    assert!(
+        sizes[0] <= raw + SCOPE_OVERHEAD,
+        "a scope's task is {} bytes, the raw task {raw}: the wrapper grew past \
+         {SCOPE_OVERHEAD} bytes",
+        sizes[0]
+    );
+}
