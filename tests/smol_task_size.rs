@@ -16,12 +16,12 @@ use unirun::{Flavor, Run};
 mod recording;
 use recording::record;
 
-/// Bytes a scope's task may add to a future today: the scope (8, `Scoped`),
-/// the task set and the member's waker slot (16, the core's `TaskFuture`;
-/// `Scoped`'s `Arc` gives its `Option` a niche, so no tag). Lower it when
-/// the wrapper shrinks; at 8 or less the benches' detached tasks (112 bytes
-/// raw) fit glibc's 128-byte fastbin chunks.
-const SCOPE_OVERHEAD: usize = 24;
+/// Bytes a scope's task may add to a future: one word, its membership in
+/// the scope's set, which also keeps the scope alive and makes it current
+/// while the task is polled (no wrapper of the scope's own outside `Gil`
+/// mode). At 8 the benches' detached tasks (112 bytes raw) fit glibc's
+/// 128-byte fastbin chunks.
+const SCOPE_OVERHEAD: usize = 8;
 
 /// A future shaped like the benches' detached tasks: an inner future
 /// awaited, then a shared counter touched.

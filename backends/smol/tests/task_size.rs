@@ -20,11 +20,10 @@ use unirun_smol::Handle;
 mod common;
 use common::record;
 
-/// Bytes the core's member wrapper may add to a future today: `TaskFuture`
-/// keeps the set (8) and the member's waker slot (8), and its
-/// `Option<F>` needs a tag of its own (8) for a future without a niche,
-/// such as an `async` block. Lower it when the wrapper shrinks.
-const MEMBER_OVERHEAD: usize = 24;
+/// Bytes the core's member wrapper may add to a future: one word, the
+/// membership (the set, or the member's waker slot once it waited, and
+/// whether the future is gone; see `unirun_core`'s `member` module).
+const MEMBER_OVERHEAD: usize = 8;
 
 /// A small future like the benches' tasks: some state, an `Arc`.
 fn small_future(n: usize, shared: &Arc<()>) -> impl Future<Output = usize> + Send + 'static {
