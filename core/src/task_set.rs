@@ -244,9 +244,12 @@ const _: () = assert!(core::mem::size_of::<Slot>() == core::mem::size_of::<Waker
 /// Bytes of a [`Chunk`], and its alignment: a slot's address rounded down
 /// to a multiple of it is its chunk's.
 const CHUNK_BYTES: usize = 4096;
-/// Slots per chunk: what fits beside the header.
+/// Slots per chunk: what fits beside the header (four words, so the slots
+/// stay 16-aligned).
 const CHUNK: usize =
-    (CHUNK_BYTES - 2 * core::mem::size_of::<usize>()) / core::mem::size_of::<AlignedSlot>();
+    (CHUNK_BYTES - 4 * core::mem::size_of::<usize>()) / core::mem::size_of::<AlignedSlot>();
+/// Most chunks allocated at once (see [`Region`]).
+const MAX_REGION: usize = 16;
 
 /// A [`Slot`] aligned to 16, so that a member keeps 4 flags beside a
 /// slot's address (see [`Member`](crate::member::Member)); a waker is 16
@@ -266,7 +269,72 @@ struct Chunk {
     set: *const TaskSet,
     /// The index of `slots[0]`.
     first: usize,
+    /// In the first chunk of a [`Region`], how many chunks it has (0 in
+    /// the others): what `Slots`' drop frees.
+    region: usize,
+    _pad: usize,
     slots: [AlignedSlot; CHUNK],
+}
+
+/// Chunks allocated together, `len` of them, each initialised with empty
+/// slots and its `set`. Page-aligned allocations cost glibc up to a page of
+/// slack each when nothing else fills the gap (measured: 16 bytes per slot
+/// for chunks allocated one by one on a worker thread), so chunks come in
+/// regions that double up to [`MAX_REGION`]: the slack is paid per region.
+///
+/// Invariant: `first` points to `len` initialised chunks, allocated as one
+/// block with [`Region::layout`]`(len)`; the first one's `region` is `len`.
+struct Region {
+    first: NonNull<Chunk>,
+    len: usize,
+}
+
+// SAFETY: a region is owned memory of empty slots plus the set's address
+// (see `Slots`' `Send`).
+unsafe impl Send for Region {}
+
+impl Region {
+    fn layout(len: usize) -> core::alloc::Layout {
+        core::alloc::Layout::from_size_align(len * CHUNK_BYTES, CHUNK_BYTES)
+            .expect("a region of at most MAX_REGION pages")
+    }
+
+    /// Allocates and initialises `len` chunks for `set`.
+    fn new(set: *const TaskSet, len: usize) -> Region {
+        let layout = Self::layout(len);
+        // SAFETY: `layout` has a non-zero size.
+        let raw = unsafe { alloc::alloc::alloc(layout) }.cast::<Chunk>();
+        let Some(first) = NonNull::new(raw) else {
+            alloc::alloc::handle_alloc_error(layout)
+        };
+        for i in 0..len {
+            // SAFETY: chunk `i` of the `len` the block holds; written once.
+            unsafe {
+                first.as_ptr().add(i).write(Chunk {
+                    set,
+                    first: 0,
+                    region: if i == 0 { len } else { 0 },
+                    _pad: 0,
+                    slots: [const { AlignedSlot(Slot::Vacant(NONE)) }; CHUNK],
+                })
+            };
+        }
+        Region { first, len }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: by the invariant the region owns `len` initialised chunks
+        // in one block of `layout(len)`: dropped in place (their slots may
+        // hold wakers), then freed, once.
+        unsafe {
+            for i in 0..self.len {
+                self.first.as_ptr().add(i).drop_in_place();
+            }
+            alloc::alloc::dealloc(self.first.as_ptr().cast(), Self::layout(self.len));
+        }
+    }
 }
 
 const _: () = assert!(core::mem::size_of::<Chunk>() == CHUNK_BYTES);
@@ -335,8 +403,8 @@ const BATCH: usize = 32;
 
 /// What [`Slots::insert`] needs allocated before it can go on.
 enum Grow {
-    /// A new chunk.
-    Chunk,
+    /// A new region of this many chunks.
+    Region(usize),
     /// Room for one more chunk in the chunk list.
     List,
 }
@@ -371,7 +439,7 @@ impl Slots {
     fn insert(
         &mut self,
         waker: &mut Option<Waker>,
-        chunk: &mut Option<Box<Chunk>>,
+        region: &mut Option<Region>,
         list: &mut Option<Vec<NonNull<Chunk>>>,
     ) -> Result<usize, Grow> {
         let slot = if self.free != NONE {
@@ -383,27 +451,35 @@ impl Slots {
             slot
         } else {
             if self.used == self.chunks.len() * CHUNK {
-                if self.chunks.len() == self.chunks.capacity() {
+                let Some(fresh) = region.as_ref() else {
+                    return Err(Grow::Region(self.chunks.len().clamp(1, MAX_REGION)));
+                };
+                let len = self.chunks.len() + fresh.len;
+                if self.chunks.capacity() < len {
                     // Checked before taking: a spare too small must not be
                     // freed here, under the lock.
-                    if list
-                        .as_ref()
-                        .is_none_or(|l| l.capacity() <= self.chunks.len())
-                    {
+                    if list.as_ref().is_none_or(|l| l.capacity() < len) {
                         return Err(Grow::List);
                     }
                     let mut bigger = list.take().expect("checked just above");
-                    // Moves box pointers into room reserved outside the lock;
-                    // the emptied list goes back to be freed after unlocking.
+                    // Moves chunk pointers into room reserved outside the
+                    // lock; the emptied list goes back to be freed after
+                    // unlocking.
                     bigger.append(&mut self.chunks);
                     *list = Some(core::mem::replace(&mut self.chunks, bigger));
                 }
-                let Some(mut fresh) = chunk.take() else {
-                    return Err(Grow::Chunk);
-                };
-                // The header, before the chunk is reachable (see `Chunk`).
-                fresh.first = self.chunks.len() * CHUNK;
-                self.chunks.push(NonNull::from(Box::leak(fresh)));
+                let fresh = core::mem::ManuallyDrop::new(region.take().expect("checked above"));
+                for i in 0..fresh.len {
+                    // SAFETY: chunk `i` of the region, initialised and not
+                    // yet reachable by anyone else; from now on `Slots`
+                    // owns the region (its `Drop` frees it through the first
+                    // chunk's `region`).
+                    let chunk = unsafe { NonNull::new_unchecked(fresh.first.as_ptr().add(i)) };
+                    // SAFETY: as above; the header, before the chunk is
+                    // reachable (see `Chunk`).
+                    unsafe { (*chunk.as_ptr()).first = self.chunks.len() * CHUNK };
+                    self.chunks.push(chunk);
+                }
             }
             self.used += 1;
             self.used - 1
@@ -738,31 +814,25 @@ impl TaskSet {
     /// Records a waiting member's waker; returns its slot.
     pub(crate) fn register(&self, waker: &Waker) -> SlotRef {
         let mut held = Some(waker.clone());
-        let mut chunk = None;
+        let mut region = None;
         let mut list = None;
         let slot = loop {
             match self.waiting.with(|slots| {
                 slots
-                    .insert(&mut held, &mut chunk, &mut list)
+                    .insert(&mut held, &mut region, &mut list)
                     .map(|slot| slots.slot_ref(slot))
             }) {
                 Ok(slot) => break slot,
                 // Allocated outside the lock, then retried.
-                Err(Grow::Chunk) => {
-                    chunk = Some(Box::new(Chunk {
-                        set: self,
-                        first: 0,
-                        slots: [const { AlignedSlot(Slot::Vacant(NONE)) }; CHUNK],
-                    }))
-                }
+                Err(Grow::Region(len)) => region = Some(Region::new(self, len)),
                 Err(Grow::List) => {
                     let len = self.waiting.with(|slots| slots.chunks.len());
-                    list = Some(Vec::with_capacity((len * 2).max(4)));
+                    list = Some(Vec::with_capacity((len * 2).max(4 * MAX_REGION)));
                 }
             }
         };
         // Spare allocations (another member grew the slab first) go here.
-        drop((chunk, list));
+        drop((region, list));
         // `close` may have scanned past our slot before we registered.
         if self.is_closed() {
             waker.wake_by_ref();
@@ -788,12 +858,22 @@ impl TaskSet {
 
 impl Drop for Slots {
     fn drop(&mut self) {
-        for chunk in self.chunks.drain(..) {
-            // SAFETY: each chunk came from `Box::leak` and is freed once,
-            // here; no member holds a slot once the set is dropped (a
-            // member keeps its set alive).
-            drop(unsafe { Box::from_raw(chunk.as_ptr()) });
+        // A region's chunks were pushed together, in order, its first
+        // chunk first: each region is freed at its first chunk, and its
+        // other chunks are skipped, never read after.
+        let mut at = 0;
+        while at < self.chunks.len() {
+            let first = self.chunks[at];
+            // SAFETY: `first` starts a live region (the chunks before it
+            // were whole regions, skipped as a whole).
+            let len = unsafe { (*first.as_ptr()).region };
+            assert!(len > 0, "a region starts at each region's first chunk");
+            // No member holds a slot once the set is dropped (a member
+            // keeps its set alive).
+            drop(Region { first, len });
+            at += len;
         }
+        self.chunks.clear();
     }
 }
 

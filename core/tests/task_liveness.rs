@@ -501,3 +501,34 @@ fn a_panic_nobody_collected_is_not_reported_for_later_tasks() {
         assert!(err.is_cancelled(), "a quiet task reported {err}");
     }
 }
+
+/// Enough waiting members to fill several of the set's slot regions (they
+/// double up to 16 pages of 254 slots): every one is recorded, closing
+/// reaches every one, also those that took slots others freed.
+#[test]
+fn a_set_with_thousands_of_waiting_members_cancels_them_all() {
+    let ex = unirun_core::TickExecutor::new();
+    let set = Arc::new(TaskSet::new());
+    let handles: Vec<_> = (0..6_000)
+        .map(|_| ex.spawn_in(&set, std::future::pending::<()>()))
+        .collect();
+    ex.run_until_stalled();
+    assert_eq!(set.len(), 6_000);
+    // Half of them leave (aborted), and as many new ones wait in their slots.
+    for handle in &handles[..3_000] {
+        handle.abort();
+    }
+    ex.run_until_stalled();
+    assert_eq!(set.len(), 3_000);
+    let late: Vec<_> = (0..3_000)
+        .map(|_| ex.spawn_in(&set, std::future::pending::<()>()))
+        .collect();
+    ex.run_until_stalled();
+    assert_eq!(set.len(), 6_000);
+    set.close();
+    ex.run_until_stalled();
+    assert!(set.is_empty());
+    for handle in handles.into_iter().skip(3_000).chain(late) {
+        assert!(unirun_core::block_on(handle).unwrap_err().is_cancelled());
+    }
+}
