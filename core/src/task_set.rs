@@ -470,10 +470,9 @@ impl Slots {
                 }
                 let fresh = core::mem::ManuallyDrop::new(region.take().expect("checked above"));
                 for i in 0..fresh.len {
-                    // SAFETY: chunk `i` of the region, initialised and not
-                    // yet reachable by anyone else; from now on `Slots`
-                    // owns the region (its `Drop` frees it through the first
-                    // chunk's `region`).
+                    // From here `Slots` owns the region (its `Drop` frees it
+                    // through the first chunk's `region`).
+                    // SAFETY: chunk `i` of the region: initialised, unshared.
                     let chunk = unsafe { NonNull::new_unchecked(fresh.first.as_ptr().add(i)) };
                     // SAFETY: as above; the header, before the chunk is
                     // reachable (see `Chunk`).
