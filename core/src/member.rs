@@ -5,7 +5,7 @@
 //! 128 bytes apart) moves a small future to the next class for one word
 //! too many. The word holds the set's address while the task runs, and
 //! its waker slot's address once it waits (the slot leads back to the set,
-//! see [`SlotRef`]), with three flags in the low bits.
+//! see [`SlotRef`]), with four flags in the low bits.
 //!
 //! The member owns one reference count: on the set's owner when the set
 //! has one that still lives (see [`TaskSet::owned_by`]), else on the set

@@ -17,8 +17,8 @@ use crate::sync::{AtomicBool, AtomicUsize, Ordering, SpinLock};
 /// that are waiting, so that an owner can [wait](Self::wait_empty) for all of
 /// them to finish or [close](Self::close) the set to cancel them.
 ///
-/// Membership costs a task nothing until it first returns `Pending`; then its
-/// waker is recorded (and kept current: a member polled by changing wakers
+/// Membership costs a task one word and two counter updates (joining and
+/// leaving) until it first returns `Pending`; then its waker is recorded (and kept current: a member polled by changing wakers
 /// records the latest). A closed set cancels each member at its next poll
 /// (it resolves to `Err(cancelled)` without polling the future again), and
 /// closing wakes every waiting member so that poll comes promptly. Tasks
@@ -221,8 +221,8 @@ impl<T> core::ops::Deref for CachePadded<T> {
 /// through the slots themselves, and wakers are moved in and out of the
 /// slots and cloned, woken or dropped by the caller after unlocking.
 struct Slots {
-    /// From `Box::into_raw`; freed by `Drop`. Raw, so that members may keep
-    /// pointers into them (see [`SlotRef`]).
+    /// Carved from [`Region`]s, in order; freed by `Drop`. Raw, so that
+    /// members may keep pointers into them (see [`SlotRef`]).
     chunks: Vec<NonNull<Chunk>>,
     /// Slots handed out so far (the high-water mark).
     used: usize,
