@@ -12,11 +12,15 @@
 //! allocation).
 //!
 //! - **Who records.** The thread about to run or drop one of our runnables
-//!   puts its key in a thread-local ([`run`], [`drop_runnable`]);
-//!   [`TaskFuture`](crate::TaskFuture) clears it for the duration of its
-//!   inner future's poll (so a future dropped *inside* a poll is not taken
-//!   for the task's own), and its destructor takes it: only the task's own,
-//!   outermost `TaskFuture` records, and only when dropped unfinished.
+//!   puts its key in a thread-local ([`run`], [`drop_runnable`]); the
+//!   task's own future (`OwnTask`, in `task`) clears it for the duration of
+//!   its poll (so a future dropped *inside* a poll is not taken for the
+//!   task's own), and a [`TaskFuture`](crate::TaskFuture)'s destructor takes
+//!   it: only the task's own, outermost one finds a key, and it records
+//!   only when dropped unfinished. A foreign executor's task is never run
+//!   or dropped inside one of our runnables without an `OwnTask` poll or
+//!   drop between them, so it finds no key and its polls skip the
+//!   thread-local altogether.
 //! - **Who collects.** The handle, when its task resolves to cancelled,
 //!   removes its key's entry, if any ([`take`]).
 //! - **Stale entries.** A handle dropped first never collects. Its task's

@@ -242,7 +242,23 @@ impl<T> JoinHandle<T> {
     /// assert!(ran.load(Ordering::SeqCst)); // it ran although nobody awaited it
     /// ```
     pub fn detach(self) {
-        drop(self);
+        let mut this = core::mem::ManuallyDrop::new(self);
+        // The slot is emptied here and its (empty) storage needs no drop:
+        // this skips the drop glue `drop(self)` would run after it.
+        Self::release(this.task.get_mut().take());
+    }
+
+    /// Lets go of the task taken out of the slot: ours detaches, a foreign
+    /// one is dropped (which detaches it, by `ForeignJoin`'s contract).
+    #[inline]
+    fn release(task: Option<Task<T>>) {
+        match task {
+            Some(Task::Local(local)) => local.task.detach(),
+            Some(Task::Foreign(task)) => drop(task),
+            // Aborted already: dropping the rest detaches nothing new.
+            Some(task) => drop(task),
+            None => {}
+        }
     }
 
     /// Blocks this thread until the task finishes, like
@@ -328,14 +344,7 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        match self.task.get_mut().take() {
-            Some(Task::Local(local)) => local.task.detach(),
-            // Dropping a foreign handle detaches, by `ForeignJoin`'s contract.
-            Some(Task::Foreign(task)) => drop(task),
-            // Aborted already: dropping the rest detaches nothing new.
-            Some(task) => drop(task),
-            None => {}
-        }
+        Self::release(self.task.get_mut().take());
     }
 }
 

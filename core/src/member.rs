@@ -54,6 +54,7 @@ impl Member {
 
     /// Joins `tasks` (counted live from now) and takes the member's
     /// reference.
+    #[inline]
     pub(crate) fn join(tasks: &Arc<TaskSet>, own_task: bool) -> Member {
         tasks.enter();
         let kept_by_owner = tasks.owner.as_ref().is_some_and(|owner| owner.retain());
@@ -139,6 +140,7 @@ impl Member {
     /// Leaves the set (freeing the slot, waking who waits for the set to
     /// empty) and gives back the member's reference. Afterwards the member
     /// has no set (and keeps `DONE`).
+    #[inline]
     pub(crate) fn leave(&mut self) {
         if self.address().is_null() {
             return;

@@ -9,15 +9,15 @@
 //! - the worker's [`schedule_local`](crate::worker), when a task's yield
 //!   reaches the scheduler (the task then waits in the core's `yielded` slot
 //!   and runs right after its poll returned);
-//! - [`TaskFuture::poll`](crate::TaskFuture) of a task the worker runs from
-//!   that slot (it is *armed*): such a task is known to wake itself, so the
-//!   future polls its inner future with [`InPlace`]'s waker and, when the
-//!   inner future woke that waker, polls it again at once, without going
-//!   through the task's state machine and the scheduler.
+//! - the poll of a task the worker runs from that slot (it is *armed*):
+//!   such a task is known to wake itself, so its future polls the user's
+//!   future with [`InPlace`]'s waker and, when that future woke the waker,
+//!   polls it again at once, without going through the task's state
+//!   machine and the scheduler.
 //!
-//! The armed flag is taken by the first `TaskFuture` polled after the worker
-//! set it (the task's own, outermost one), so a `TaskFuture` nested inside
-//! another task's future never loops.
+//! The armed flag is taken by the task's own future (`OwnTask`, in `task`),
+//! the first one polled after the worker set it, so nothing nested inside
+//! a task's future loops. A foreign executor's `TaskFuture` never reads it.
 //!
 //! # Why the waker is sound
 //!

@@ -81,7 +81,7 @@ where
     F::Output: Send + 'static,
     S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
 {
-    let future = TaskFuture::own(future, tasks);
+    let future = OwnTask::new(future, tasks);
     let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
     (runnable, JoinHandle::from_task(task))
 }
@@ -142,7 +142,7 @@ where
     S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
 {
     let future = Flatten {
-        inner: TaskFuture::own(BlockingFn(Some(f)), tasks),
+        inner: OwnTask::new(BlockingFn(Some(f)), tasks),
     };
     let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
     (runnable, JoinHandle::from_task(task))
@@ -156,7 +156,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, R> Future for Flatten<TaskFuture<F>>
+impl<F, R> Future for Flatten<OwnTask<F>>
 where
     F: Future<Output = TaskOutput<R>>,
 {
@@ -165,7 +165,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
         let output = core::task::ready!(inner.as_mut().poll(cx));
-        if let (Ok(Err(err)), Some(tasks)) = (&output, inner.member.set()) {
+        if let (Ok(Err(err)), Some(tasks)) = (&output, inner.task.member.set()) {
             // Counted completed by `TaskFuture`; the closure's own error
             // says how the task really ended.
             tasks.stats.reclassify(Outcome::of_error(err));
@@ -270,7 +270,12 @@ impl<F> Drop for TaskFuture<F> {
         // own (outermost) future hands it to the task's handle through
         // `abandoned` (nested ones find no key: see there), and counts
         // the task as its handle will report it.
-        let unfinished = !self.member.is_done();
+        if self.member.is_done() {
+            // Finished (or its future already dropped): nothing can panic
+            // and nothing is left to count.
+            self.member.leave();
+            return;
+        }
         let key = crate::abandoned::set_current(0);
         let panicked = Self::drop_inner(&mut self.inner, &mut self.member);
         crate::abandoned::set_current(key);
@@ -278,7 +283,7 @@ impl<F> Drop for TaskFuture<F> {
         // receives, else cancelled.
         let reported_panic = match panicked {
             Some(panicked) if key != 0 => {
-                if let (true, Some(tasks)) = (unfinished, self.member.set()) {
+                if let Some(tasks) = self.member.set() {
                     failed(tasks, &panicked);
                 }
                 crate::abandoned::record(key, panicked);
@@ -287,7 +292,7 @@ impl<F> Drop for TaskFuture<F> {
             _ => false,
         };
         if let Some(tasks) = self.member.set() {
-            if unfinished && !reported_panic {
+            if !reported_panic {
                 cancelled(tasks);
             }
         }
@@ -361,9 +366,59 @@ impl<F: Future> Future for TaskFuture<F> {
     type Output = TaskOutput<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // No task key while user code runs: a future dropped inside this
-        // poll is not this task's (see `abandoned`).
+        self.poll_member(cx, false)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of one of unirun's own tasks (the ones [`spawn_with`]
+    /// allocates): a [`TaskFuture`] that also takes part in the two
+    /// protocols between a task and the thread that runs its [`Runnable`]:
+    ///
+    /// - no task key while the user's future runs, so a future dropped
+    ///   inside the poll is not taken for this task's (see `abandoned`);
+    /// - polls in place again while the task wakes itself, when the worker
+    ///   armed it (see `repoll`).
+    ///
+    /// A foreign executor's task never runs inside one of our runnables'
+    /// `run` without such a future around it, so its `TaskFuture` finds no
+    /// key and nothing armed, and its polls skip both.
+    struct OwnTask<F> {
+        #[pin]
+        task: TaskFuture<F>,
+    }
+}
+
+impl<F> OwnTask<F> {
+    fn new(inner: F, tasks: Option<&Arc<TaskSet>>) -> Self {
+        Self {
+            task: TaskFuture::own(inner, tasks),
+        }
+    }
+}
+
+impl<F: Future> Future for OwnTask<F> {
+    type Output = TaskOutput<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let key = crate::abandoned::set_current(0);
+        let poll = self
+            .project()
+            .task
+            .poll_member(cx, crate::repoll::take_armed());
+        crate::abandoned::set_current(key);
+        poll
+    }
+}
+
+impl<F: Future> TaskFuture<F> {
+    /// One poll; `in_place`: the worker armed this task (see `repoll`).
+    #[inline(always)]
+    fn poll_member(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        in_place: bool,
+    ) -> Poll<TaskOutput<F::Output>> {
         // The set, found once per poll.
         let set: *const TaskSet = self.member.set().map_or(core::ptr::null(), |set| set);
         // SAFETY: the member keeps its set alive until it leaves, which only
@@ -371,55 +426,27 @@ impl<F: Future> Future for TaskFuture<F> {
         let set = unsafe { set.as_ref() };
         // Code inside reaches the set's owner (see `with_polled_owner`).
         let published = crate::member::publish(&self.member, set);
-        let poll = self.poll_task(cx, set);
+        let poll = self.poll_task(cx, set, in_place);
         crate::member::unpublish(published);
-        crate::abandoned::set_current(key);
         poll
     }
-}
 
-impl<F: Future> TaskFuture<F> {
+    #[inline(always)]
     fn poll_task(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         tasks: Option<&TaskSet>,
+        in_place: bool,
     ) -> Poll<TaskOutput<F::Output>> {
         let mut this = self;
-        if tasks.is_some_and(TaskSet::is_closed) {
-            let output = Err(this
-                .as_mut()
-                .drop_pinned()
-                .unwrap_or_else(JoinError::cancelled));
-            ended(tasks, &output);
-            return Poll::Ready(output);
+        if let Some(tasks) = tasks.filter(|tasks| tasks.is_closed()) {
+            return Poll::Ready(this.cancel_closed(tasks));
         }
-        let (Some(mut inner), member) = this.as_mut().parts() else {
+        let (Some(inner), member) = this.as_mut().parts() else {
             return Poll::Ready(Err(JoinError::cancelled()));
         };
-        let poll = if crate::repoll::take_armed() {
-            // A worker runs us because we woke ourselves: poll again in place
-            // while we keep doing so and the turn's budget lasts (see
-            // `repoll`).
-            // One panic capture around the whole loop, not one per poll.
-            let place = crate::repoll::InPlace::new(cx.waker());
-            catching(|| {
-                place.with_waker(|waker| {
-                    let mut in_place = Context::from_waker(waker);
-                    loop {
-                        let poll = inner.as_mut().poll(&mut in_place);
-                        if poll.is_ready() || !place.take_woken() {
-                            break poll;
-                        }
-                        if tasks.is_some_and(|tasks| tasks.is_closed()) || !crate::repoll::charge()
-                        {
-                            // Out of budget (or cancelled): the wake-up goes to
-                            // the task, which queues it (or drops it) as usual.
-                            cx.waker().wake_by_ref();
-                            break Poll::Pending;
-                        }
-                    }
-                })
-            })
+        let poll = if in_place {
+            poll_in_place(inner, cx, tasks)
         } else {
             poll_catching(inner, cx)
         };
@@ -440,6 +467,46 @@ impl<F: Future> TaskFuture<F> {
             }
         }
     }
+
+    /// The set was closed: the future is dropped unpolled and the task
+    /// ends cancelled (or with its destructor's panic).
+    #[cold]
+    #[inline(never)]
+    fn cancel_closed(self: Pin<&mut Self>, tasks: &TaskSet) -> TaskOutput<F::Output> {
+        let output = Err(self.drop_pinned().unwrap_or_else(JoinError::cancelled));
+        ended(Some(tasks), &output);
+        output
+    }
+}
+
+/// A poll of a task a worker runs because it woke itself: polls again in
+/// place while it keeps doing so and the turn's budget lasts (see
+/// `repoll`), with one panic capture around the whole loop. Out of line:
+/// only unirun's own workers arm a task.
+#[inline(never)]
+fn poll_in_place<F: Future>(
+    mut inner: Pin<&mut F>,
+    cx: &mut Context<'_>,
+    tasks: Option<&TaskSet>,
+) -> Poll<TaskOutput<F::Output>> {
+    let place = crate::repoll::InPlace::new(cx.waker());
+    catching(|| {
+        place.with_waker(|waker| {
+            let mut in_place = Context::from_waker(waker);
+            loop {
+                let poll = inner.as_mut().poll(&mut in_place);
+                if poll.is_ready() || !place.take_woken() {
+                    break poll;
+                }
+                if tasks.is_some_and(TaskSet::is_closed) || !crate::repoll::charge() {
+                    // Out of budget (or cancelled): the wake-up goes to the
+                    // task, which queues it (or drops it) as usual.
+                    cx.waker().wake_by_ref();
+                    break Poll::Pending;
+                }
+            }
+        })
+    })
 }
 
 /// Counts a member's outcome, before the task publishes it (and before it

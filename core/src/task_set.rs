@@ -795,18 +795,32 @@ impl TaskSet {
 
     /// A member leaves: frees its slot (if it waited) and, if it was the
     /// last one, wakes those waiting for the set to empty.
+    #[inline]
     pub(crate) fn leave(&self, slot: Option<SlotRef>) {
-        if let Some(slot) = slot.map(SlotRef::index) {
-            // Dropped after unlocking: dropping a waker may schedule a task.
-            drop(self.waiting.with(|slots| slots.remove(slot)));
+        if let Some(slot) = slot {
+            self.free(slot);
         }
         if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let mut list = self.on_empty.with(Option::take);
-            while let Some(node) = list {
-                let EmptyNode { waker, next } = *node;
-                waker.wake();
-                list = next;
-            }
+            self.emptied();
+        }
+    }
+
+    /// Frees a leaving member's waker slot.
+    #[inline(never)]
+    fn free(&self, slot: SlotRef) {
+        // Dropped after unlocking: dropping a waker may schedule a task.
+        drop(self.waiting.with(|slots| slots.remove(slot.index())));
+    }
+
+    /// The last member left: wakes those waiting for the set to empty.
+    #[cold]
+    #[inline(never)]
+    fn emptied(&self) {
+        let mut list = self.on_empty.with(Option::take);
+        while let Some(node) = list {
+            let EmptyNode { waker, next } = *node;
+            waker.wake();
+            list = next;
         }
     }
 

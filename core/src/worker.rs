@@ -224,7 +224,7 @@ fn run_task(cx: &Context, core: Box<Core>, task: Runnable) -> Option<Box<Core>> 
         match next {
             Some((next, woke_itself)) => {
                 if woke_itself {
-                    // Its `TaskFuture` may re-poll in place (see `repoll`).
+                    // Its own future may re-poll in place (see `repoll`).
                     crate::repoll::arm();
                     crate::abandoned::run(next);
                     crate::repoll::take_armed();
