@@ -502,6 +502,50 @@ fn a_panic_nobody_collected_is_not_reported_for_later_tasks() {
     }
 }
 
+/// A foreign executor's kind of member (`TaskFuture::for_task`) polled and
+/// dropped unfinished inside one of unirun's own tasks: its destructor's
+/// panic stays with it (its own set counts it cancelled), and the task
+/// around it is not taken for the one that was dropped, neither while it
+/// runs nor by a later abort.
+#[test]
+fn a_member_dropped_inside_another_tasks_poll_keeps_its_panic_to_itself() {
+    watchdog("nested member dropped in a poll", || {
+        let (pool, threads) = start_pool(1);
+        let outer_set = Arc::new(TaskSet::new());
+        let inner_set = Arc::new(TaskSet::new());
+        let for_member = inner_set.clone();
+        let outer = pool.spawn_in(&outer_set, async move {
+            let mut member = Box::pin(TaskFuture::for_task(
+                async {
+                    let _guard = PanicOnDrop("the nested member's destructor");
+                    std::future::pending::<()>().await;
+                },
+                Some(&for_member),
+            ));
+            std::future::poll_fn(|cx| {
+                assert!(member.as_mut().poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+            // Dropped unfinished, inside this task's poll: it panics.
+            drop(member);
+            7
+        });
+        assert_eq!(outer.join().unwrap(), 7);
+        unirun_core::block_on(inner_set.wait_empty());
+        assert_eq!(inner_set.counts().cancelled(), 1);
+        assert_eq!(inner_set.counts().panicked(), 0);
+        assert_eq!(outer_set.counts().completed(), 1);
+        // Nothing was recorded for a task: an aborted one is cancelled.
+        let quiet = pool.spawn_in(&outer_set, std::future::pending::<()>());
+        quiet.abort();
+        let err = quiet.join().unwrap_err();
+        assert!(err.is_cancelled(), "a quiet task reported {err}");
+        pool.shutdown();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    });
+}
+
 /// Enough waiting members to fill several of the set's slot regions (they
 /// double up to 16 pages of 254 slots): every one is recorded, closing
 /// reaches every one, also those that took slots others freed.
