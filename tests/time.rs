@@ -91,6 +91,34 @@ fn a_deadline_in_the_past_is_ready_at_once() {
     assert_eq!(unirun::time::__entries_at(past), 0);
 }
 
+/// `sleep(d)` read the clock when made: its first poll registers without a
+/// second read, so a deadline that went by before that poll is reached
+/// through the timer, which fires at once, and never lost.
+#[test]
+fn a_sleep_first_polled_after_its_deadline_completes_through_its_timer() {
+    let _g = shared();
+    watchdog("late first poll", || {
+        let mut s = sleep(Duration::from_micros(1));
+        let deadline = s.deadline();
+        // Let the deadline go by (a clock wait, not a sleep).
+        while Instant::now() <= deadline {
+            std::hint::spin_loop();
+        }
+        assert!(
+            poll_once(&mut s).is_pending(),
+            "the first poll trusts the clock read of `sleep`"
+        );
+        assert!(s.is_registered());
+        unirun::block_on(&mut s);
+        assert!(!s.is_registered());
+        // A sleep made for a deadline already passed reads the clock and
+        // is ready at once.
+        let mut again = sleep_until(deadline);
+        assert!(poll_once(&mut again).is_ready());
+        assert!(!again.is_registered());
+    });
+}
+
 #[test]
 fn duration_max_is_never_and_does_not_overflow() {
     let _g = shared();

@@ -25,8 +25,15 @@
 //!
 //! # Edges
 //!
-//! - A deadline that has passed (including `sleep(Duration::ZERO)`) is
-//!   ready on the first poll and never touches a timer.
+//! - A deadline that has passed when the sleep is first polled (a
+//!   `sleep_until` of a past instant, `sleep(Duration::ZERO)`) is ready on
+//!   that poll and never touches a timer.
+//! - A `sleep(d)` (or `timeout(d, ..)`) with `d > 0` read the clock when it
+//!   was made and saw its deadline ahead, so its first poll goes to a timer
+//!   without reading the clock again, as tokio's does (a clock read costs
+//!   tens of nanoseconds, a good part of a timeout that is cancelled). If
+//!   the deadline went by before that first poll, the timer fires at once
+//!   and the next poll completes.
 //! - A duration too large to add to `Instant::now()` (such as
 //!   `Duration::MAX`) means "never": the deadline is [`far_future`] (about
 //!   30 years ahead), and `timeout(Duration::MAX, f)` returns `f`'s output.
@@ -44,8 +51,9 @@
 //! timers, not even across `unirun::reset`.
 //!
 //! - A sleep touches the driver only when it is polled before its deadline
-//!   (lazy registration): a deadline already passed is ready at once, and a
-//!   `timeout` whose future is ready on its first poll never registers.
+//!   (lazy registration; for a `sleep(d)`'s first poll, as its creation
+//!   saw it): a deadline already passed is ready at once, and a `timeout`
+//!   whose future is ready on its first poll never registers.
 //! - Registering inserts (or refreshes the waker of) the sleep's entry, in
 //!   O(log n). Only when the new deadline is earlier than the one the driver
 //!   thread is parked until does it unpark the thread; later deadlines cost
@@ -127,13 +135,15 @@ pub fn far_future(now: Instant) -> Instant {
     now.checked_add(THIRTY_YEARS).unwrap_or(now)
 }
 
-/// `now + duration`, or [`far_future`] when that does not fit.
-fn deadline_after(duration: Duration) -> Instant {
+/// `now + duration`, or [`far_future`] when that does not fit; and
+/// whether that deadline is ahead of the `now` it was computed from.
+fn deadline_after(duration: Duration) -> (Instant, bool) {
     let now = Instant::now();
-    match now.checked_add(duration) {
+    let deadline = match now.checked_add(duration) {
         Some(deadline) if deadline <= far_future(now) => deadline,
         _ => far_future(now),
-    }
+    };
+    (deadline, deadline > now)
 }
 
 /// Waits until `duration` has passed.
@@ -149,7 +159,11 @@ fn deadline_after(duration: Duration) -> Instant {
 /// unirun::block_on(unirun::time::sleep(Duration::from_millis(1)));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    Sleep::new(deadline_after(duration))
+    let (deadline, ahead) = deadline_after(duration);
+    Sleep {
+        deadline,
+        timer: if ahead { Timer::Ahead } else { Timer::Idle },
+    }
 }
 
 /// Waits until `deadline`; a deadline that has passed completes on the
@@ -182,6 +196,10 @@ pub struct Sleep {
 enum Timer {
     /// Not waiting on any timer yet.
     Idle,
+    /// Not waiting on any timer yet, and the clock read that made the
+    /// deadline (`sleep`'s) showed it ahead: the first poll goes straight
+    /// to a timer without reading the clock again.
+    Ahead,
     /// unirun's own driver.
     Own(driver::Entry),
     /// The timer of the scope's runtime (tokio's, async-io's), and its name.
@@ -276,15 +294,17 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if Instant::now() >= this.deadline {
+        // A clock read costs tens of nanoseconds: skipped when the one that
+        // made the deadline showed it ahead (see `Timer::Ahead`).
+        if !matches!(this.timer, Timer::Ahead) && Instant::now() >= this.deadline {
             this.release();
             return Poll::Ready(());
         }
-        if let Timer::Idle = this.timer {
+        if let Timer::Idle | Timer::Ahead = this.timer {
             this.timer = Sleep::pick(this.deadline);
         }
         match &mut this.timer {
-            Timer::Idle => unreachable!("a timer was just picked"),
+            Timer::Idle | Timer::Ahead => unreachable!("a timer was just picked"),
             Timer::Own(entry) => {
                 entry.register(this.deadline, cx.waker());
                 Poll::Pending
@@ -305,7 +325,7 @@ impl Drop for Sleep {
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let timer = match &self.timer {
-            Timer::Idle => "none",
+            Timer::Idle | Timer::Ahead => "none",
             Timer::Own(_) => "unirun",
             Timer::Backend(timer) => timer.name,
         };
