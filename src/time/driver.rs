@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 use std::thread::{self, JoinHandle, Thread};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The name of the driver thread.
 pub(crate) const THREAD_NAME: &str = "unirun-timer";
@@ -22,8 +22,34 @@ static DRIVER: Mutex<Inner> = Mutex::new(Inner {
     epoch: 0,
 });
 
+/// An entry's place in the map: its deadline in nanoseconds since
+/// [`origin`], then its id. Plain integers: the map compares keys many
+/// times per insert, and two `u64`s compare faster than an `Instant` and an
+/// id.
+type Key = (u64, u64);
+
+/// The instant the driver's deadlines count from: the first time one was
+/// needed. A `u64` of nanoseconds from it lasts 584 years, well past
+/// `far_future`.
+fn origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// `instant` in nanoseconds since [`origin`]; 0 for any earlier instant
+/// (such a deadline has passed: it is due at once either way).
+fn nanos(instant: Instant) -> u64 {
+    let since = instant.saturating_duration_since(origin()).as_nanos();
+    u64::try_from(since).unwrap_or(u64::MAX)
+}
+
+/// The instant of a deadline kept as [`nanos`].
+fn instant(nanos: u64) -> Instant {
+    origin() + Duration::from_nanos(nanos)
+}
+
 struct Inner {
-    entries: BTreeMap<(Instant, u64), Waker>,
+    entries: BTreeMap<Key, Waker>,
     /// The deadline the driver thread parks until (`None`: until unparked).
     planned: Option<Instant>,
     /// The running driver thread, if any.
@@ -38,22 +64,25 @@ fn lock() -> MutexGuard<'static, Inner> {
     DRIVER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A registration with the driver: the entry key, once the sleep has
+/// A registration with the driver: the entry's key, once the sleep has
 /// registered (kept until it is removed, so the next poll can refresh it).
+/// An entry serves one deadline: a sleep that moves its deadline takes a
+/// new one.
 #[derive(Debug, Default)]
 pub(crate) struct Entry {
-    id: Option<u64>,
+    key: Option<Key>,
 }
 
 impl Entry {
     /// Registers (or refreshes) the waker to wake at `deadline`, which must
     /// not have passed when the caller looked.
     pub(crate) fn register(&mut self, deadline: Instant, waker: &Waker) {
-        let id = *self
-            .id
-            .get_or_insert_with(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let key = *self
+            .key
+            .get_or_insert_with(|| (nanos(deadline), NEXT_ID.fetch_add(1, Ordering::Relaxed)));
+        debug_assert_eq!(key.0, nanos(deadline), "an entry serves one deadline");
         let mut inner = lock();
-        match inner.entries.entry((deadline, id)) {
+        match inner.entries.entry(key) {
             std::collections::btree_map::Entry::Occupied(mut e) => {
                 if !e.get().will_wake(waker) {
                     e.insert(waker.clone());
@@ -90,17 +119,17 @@ impl Entry {
         }
     }
 
-    /// Removes the entry for `deadline`, if registered.
-    pub(crate) fn cancel(&mut self, deadline: Instant) {
-        if let Some(id) = self.id.take() {
-            lock().entries.remove(&(deadline, id));
+    /// Removes the entry, if registered.
+    pub(crate) fn cancel(&mut self) {
+        if let Some(key) = self.key.take() {
+            lock().entries.remove(&key);
         }
     }
 
     /// Whether this entry is registered now.
-    pub(crate) fn is_registered(&self, deadline: Instant) -> bool {
-        self.id
-            .is_some_and(|id| lock().entries.contains_key(&(deadline, id)))
+    pub(crate) fn is_registered(&self) -> bool {
+        self.key
+            .is_some_and(|key| lock().entries.contains_key(&key))
     }
 }
 
@@ -113,14 +142,14 @@ fn run(epoch: u64) {
             if inner.epoch != epoch {
                 return;
             }
-            let now = Instant::now();
+            let now = nanos(Instant::now());
             while let Some(entry) = inner.entries.first_entry() {
                 if entry.key().0 > now {
                     break;
                 }
                 due.push(entry.remove());
             }
-            let next = inner.entries.first_key_value().map(|(k, _)| k.0);
+            let next = inner.entries.first_key_value().map(|(k, _)| instant(k.0));
             inner.planned = next;
             next
         };
@@ -162,10 +191,8 @@ pub(crate) fn reset() {
 
 /// How many entries are registered at `deadline`.
 pub(crate) fn entries_at(deadline: Instant) -> usize {
-    lock()
-        .entries
-        .range((deadline, 0)..=(deadline, u64::MAX))
-        .count()
+    let at = nanos(deadline);
+    lock().entries.range((at, 0)..=(at, u64::MAX)).count()
 }
 
 /// Whether the driver thread runs.

@@ -47,7 +47,8 @@
 //! ## Design
 //!
 //! All timers live in one ordered map, `(deadline, id) -> Waker`, under one
-//! mutex. The id comes from a process-wide counter, so a key never names two
+//! mutex (the deadline as nanoseconds since the driver's first use, so
+//! keys compare as two integers). The id comes from a process-wide counter, so a key never names two
 //! timers, not even across `unirun::reset`.
 //!
 //! - A sleep touches the driver only when it is polled before its deadline
@@ -265,7 +266,7 @@ impl Sleep {
     /// Drops the timer this sleep waits on, if any.
     fn release(&mut self) {
         if let Timer::Own(entry) = &mut self.timer {
-            entry.cancel(self.deadline);
+            entry.cancel();
         }
         self.timer = Timer::Idle;
     }
@@ -283,7 +284,7 @@ impl Sleep {
     #[doc(hidden)]
     pub fn is_registered(&self) -> bool {
         match &self.timer {
-            Timer::Own(entry) => entry.is_registered(self.deadline),
+            Timer::Own(entry) => entry.is_registered(),
             _ => false,
         }
     }
@@ -317,7 +318,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Timer::Own(entry) = &mut self.timer {
-            entry.cancel(self.deadline);
+            entry.cancel();
         }
     }
 }
