@@ -119,6 +119,31 @@ fn a_sleep_first_polled_after_its_deadline_completes_through_its_timer() {
     });
 }
 
+/// A cancelled sleep leaves a stale key behind in the driver's queue; they
+/// are compacted away long before they pile up, even for deadlines that
+/// never come (here, far ahead).
+#[test]
+fn cancelled_sleeps_do_not_pile_up_in_the_driver() {
+    // Exclusive: the bound below counts every test's keys.
+    let _g = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+    watchdog("cancelled sleeps", || {
+        let cancelled = 20_000;
+        for i in 0..cancelled {
+            let mut s = sleep_until(far_deadline(i));
+            assert!(poll_once(&mut s).is_pending());
+            assert!(s.is_registered());
+            drop(s);
+        }
+        let queued = unirun::time::__queued();
+        assert!(
+            queued < cancelled as usize / 4,
+            "{queued} keys still queued after {cancelled} cancelled sleeps"
+        );
+        // The driver still serves: a sleep registered now completes.
+        unirun::block_on(sleep(Duration::from_millis(1)));
+    });
+}
+
 #[test]
 fn duration_max_is_never_and_does_not_overflow() {
     let _g = shared();

@@ -2,7 +2,9 @@
 //! that wakes sleeps whose deadline has passed. The design, why it loses no
 //! wake-up and what it costs are in the `time` module's docs.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
@@ -16,17 +18,41 @@ pub(crate) const THREAD_NAME: &str = "unirun-timer";
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 static DRIVER: Mutex<Inner> = Mutex::new(Inner {
-    entries: BTreeMap::new(),
+    queue: BinaryHeap::new(),
+    wakers: HashMap::with_hasher(BuildHasherDefault::new()),
     planned: None,
     thread: None,
     epoch: 0,
 });
 
-/// An entry's place in the map: its deadline in nanoseconds since
-/// [`origin`], then its id. Plain integers: the map compares keys many
-/// times per insert, and two `u64`s compare faster than an `Instant` and an
-/// id.
+/// An entry: its deadline in nanoseconds since [`origin`], then its id
+/// (plain integers, which the queue compares fast).
 type Key = (u64, u64);
+
+/// Hashes entry ids, which come from a counter: one multiply spreads them
+/// over the whole word.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Queue entries beyond twice the live ones (and this many) are compacted
+/// away when an entry is cancelled.
+const STALE_SLACK: usize = 1024;
 
 /// The instant the driver's deadlines count from: the first time one was
 /// needed. A `u64` of nanoseconds from it lasts 584 years, well past
@@ -48,8 +74,14 @@ fn instant(nanos: u64) -> Instant {
     origin() + Duration::from_nanos(nanos)
 }
 
+/// Invariant: every live entry (a key in `wakers`) is in `queue`; `queue`
+/// may also hold stale keys (cancelled entries), which are skipped when
+/// they reach its front and compacted away when they pile up.
 struct Inner {
-    entries: BTreeMap<Key, Waker>,
+    /// Every registered deadline, earliest first (a min-heap).
+    queue: BinaryHeap<Reverse<Key>>,
+    /// The wakers of the live entries, by id.
+    wakers: HashMap<u64, Waker, BuildHasherDefault<IdHasher>>,
     /// The deadline the driver thread parks until (`None`: until unparked).
     planned: Option<Instant>,
     /// The running driver thread, if any.
@@ -82,18 +114,20 @@ impl Entry {
             .get_or_insert_with(|| (nanos(deadline), NEXT_ID.fetch_add(1, Ordering::Relaxed)));
         debug_assert_eq!(key.0, nanos(deadline), "an entry serves one deadline");
         let mut inner = lock();
-        match inner.entries.entry(key) {
-            std::collections::btree_map::Entry::Occupied(mut e) => {
+        match inner.wakers.entry(key.1) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
                 if !e.get().will_wake(waker) {
                     e.insert(waker.clone());
                 }
                 // Already registered: the thread already plans for it.
                 return;
             }
-            std::collections::btree_map::Entry::Vacant(e) => {
+            std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(waker.clone());
             }
         }
+        // Deadlines mostly arrive in order: a push then sifts up one step.
+        inner.queue.push(Reverse(key));
         if inner.thread.is_none() {
             let epoch = inner.epoch;
             inner.planned = Some(deadline);
@@ -121,15 +155,25 @@ impl Entry {
 
     /// Removes the entry, if registered.
     pub(crate) fn cancel(&mut self) {
-        if let Some(key) = self.key.take() {
-            lock().entries.remove(&key);
+        let Some((_, id)) = self.key.take() else {
+            return;
+        };
+        let mut inner = lock();
+        // Its queue entry goes stale; a fired one is gone from both.
+        let waker = inner.wakers.remove(&id);
+        if inner.queue.len() > 2 * inner.wakers.len() + STALE_SLACK {
+            let Inner { queue, wakers, .. } = &mut *inner;
+            queue.retain(|Reverse((_, id))| wakers.contains_key(id));
         }
+        drop(inner);
+        // Dropped outside the lock: a waker's drop may run foreign code.
+        drop(waker);
     }
 
     /// Whether this entry is registered now.
     pub(crate) fn is_registered(&self) -> bool {
         self.key
-            .is_some_and(|key| lock().entries.contains_key(&key))
+            .is_some_and(|(_, id)| lock().wakers.contains_key(&id))
     }
 }
 
@@ -143,13 +187,21 @@ fn run(epoch: u64) {
                 return;
             }
             let now = nanos(Instant::now());
-            while let Some(entry) = inner.entries.first_entry() {
-                if entry.key().0 > now {
-                    break;
+            let Inner { queue, wakers, .. } = &mut *inner;
+            // Fire what is due and drop stale keys until a live entry that
+            // is not due yet leads the queue: its deadline is the plan.
+            let next = loop {
+                let Some(&Reverse((deadline, id))) = queue.peek() else {
+                    break None;
+                };
+                if deadline > now && wakers.contains_key(&id) {
+                    break Some(instant(deadline));
                 }
-                due.push(entry.remove());
-            }
-            let next = inner.entries.first_key_value().map(|(k, _)| instant(k.0));
+                queue.pop();
+                if let Some(waker) = wakers.remove(&id) {
+                    due.push(waker);
+                }
+            };
             inner.planned = next;
             next
         };
@@ -172,11 +224,12 @@ fn run(epoch: u64) {
 /// Stops the driver thread (joining it) and wakes every registered sleep,
 /// which registers again, on a new thread, when polled.
 pub(crate) fn reset() {
-    let (thread, entries) = {
+    let (thread, wakers) = {
         let mut inner = lock();
         inner.epoch += 1;
         inner.planned = None;
-        (inner.thread.take(), std::mem::take(&mut inner.entries))
+        inner.queue.clear();
+        (inner.thread.take(), std::mem::take(&mut inner.wakers))
     };
     if let Some((t, handle)) = thread {
         t.unpark();
@@ -184,7 +237,7 @@ pub(crate) fn reset() {
             let _ = handle.join();
         }
     }
-    for waker in entries.into_values() {
+    for waker in wakers.into_values() {
         waker.wake();
     }
 }
@@ -192,7 +245,17 @@ pub(crate) fn reset() {
 /// How many entries are registered at `deadline`.
 pub(crate) fn entries_at(deadline: Instant) -> usize {
     let at = nanos(deadline);
-    lock().entries.range((at, 0)..=(at, u64::MAX)).count()
+    let inner = lock();
+    inner
+        .queue
+        .iter()
+        .filter(|Reverse((when, id))| *when == at && inner.wakers.contains_key(id))
+        .count()
+}
+
+/// How many keys the queue holds, live and stale.
+pub(crate) fn queued() -> usize {
+    lock().queue.len()
 }
 
 /// Whether the driver thread runs.

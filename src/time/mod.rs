@@ -46,27 +46,31 @@
 //!
 //! ## Design
 //!
-//! All timers live in one ordered map, `(deadline, id) -> Waker`, under one
-//! mutex (the deadline as nanoseconds since the driver's first use, so
-//! keys compare as two integers). The id comes from a process-wide counter, so a key never names two
-//! timers, not even across `unirun::reset`.
+//! All timers live under one mutex, in a min-heap of `(deadline, id)` keys
+//! and a map from id to waker (deadlines as nanoseconds since the driver's
+//! first use, so keys compare as two integers). An entry is live while its
+//! waker is in the map. The id comes from a process-wide counter, so a key
+//! never names two timers, not even across `unirun::reset`.
 //!
 //! - A sleep touches the driver only when it is polled before its deadline
 //!   (lazy registration; for a `sleep(d)`'s first poll, as its creation
 //!   saw it): a deadline already passed is ready at once, and a `timeout`
 //!   whose future is ready on its first poll never registers.
-//! - Registering inserts (or refreshes the waker of) the sleep's entry, in
-//!   O(log n). Only when the new deadline is earlier than the one the driver
+//! - Registering stores (or refreshes) the sleep's waker and pushes its
+//!   key: O(log n) at worst, one step for the usual deadline later than the
+//!   others. Only when the new deadline is earlier than the one the driver
 //!   thread is parked until does it unpark the thread; later deadlines cost
 //!   no wake-up.
-//! - Dropping (or completing) a registered sleep removes its entry, in
-//!   O(log n), without waking the thread: the worst that follows is one
-//!   early wake-up of the driver that finds nothing due and parks again.
-//! - The thread loops: under the lock, it takes every entry whose deadline
-//!   has passed, notes the earliest remaining deadline as the one it parks
-//!   until (`planned`), releases the lock, wakes the taken wakers, and parks
-//!   with `park_timeout` until `planned` (or with `park` when no timer is
-//!   left).
+//! - Dropping (or completing) a registered sleep removes its waker, without
+//!   waking the thread. Its key stays in the heap, stale: skipped when it
+//!   reaches the front, and compacted away once stale keys outnumber live
+//!   ones (amortized O(1) per sleep). The worst that follows is one early
+//!   wake-up of the driver that finds nothing due and parks again.
+//! - The thread loops: under the lock, it takes every live entry whose
+//!   deadline has passed (and drops stale keys) until a live entry that is
+//!   not due leads the heap, notes its deadline as the one it parks until
+//!   (`planned`), releases the lock, wakes the taken wakers, and parks with
+//!   `park_timeout` until `planned` (or with `park` when no timer is left).
 //!
 //! ## Why no wake-up is lost
 //!
@@ -91,9 +95,9 @@
 //!
 //! One thread, started by the first sleep that has to wait, parked in the
 //! kernel whenever no deadline is due (it never polls), stopped and joined
-//! by [`unirun::reset`](crate::reset). Per waiting sleep: one map entry (a
-//! deadline, an id and a waker) and two short critical sections (insert,
-//! remove). Accuracy is that of `park_timeout`: the kernel's timer slack
+//! by [`unirun::reset`](crate::reset). Per waiting sleep: one heap key (a
+//! deadline and an id), one map entry (the id and a waker) and two short
+//! critical sections (register, remove). Accuracy is that of `park_timeout`: the kernel's timer slack
 //! (about 50 µs on Linux), plus the time to wake the task's executor.
 //!
 //! # Examples
@@ -579,6 +583,13 @@ impl Interval {
 #[doc(hidden)]
 pub fn __entries_at(deadline: Instant) -> usize {
     driver::entries_at(deadline)
+}
+
+/// How many keys unirun's timer driver queues, live and stale (for tests:
+/// stale keys are compacted away before they outnumber live ones by much).
+#[doc(hidden)]
+pub fn __queued() -> usize {
+    driver::queued()
 }
 
 /// Whether unirun's timer driver thread runs (for tests).
