@@ -77,7 +77,7 @@
 //! - Driver side: a registration that makes `planned` earlier sets
 //!   `planned` and unparks the thread after releasing the lock. If the thread
 //!   is between releasing the lock and parking, the unpark leaves a token and
-//!   its park returns at once; it then looks at the map again. A registration
+//!   its park returns at once; it then looks at the heap again. A registration
 //!   that does not make `planned` earlier is covered by the thread's own
 //!   timed park, which returns no later than `planned`, before the new
 //!   deadline.
