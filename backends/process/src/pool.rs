@@ -6,6 +6,7 @@
 
 mod call;
 mod deadlines;
+mod helper;
 mod replies;
 #[cfg(test)]
 mod tests;

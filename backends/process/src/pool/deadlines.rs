@@ -20,10 +20,11 @@
 //! than its wake-up, and registering never needs to wake it.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use unirun_platform::process::{self as sys, Pid};
+
+use super::helper::HelperThread;
 
 #[derive(Default)]
 struct Watched {
@@ -52,7 +53,7 @@ impl Shared {
 pub(super) struct Deadlines {
     timeout: Duration,
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: HelperThread,
 }
 
 impl Deadlines {
@@ -63,7 +64,7 @@ impl Deadlines {
                 watched: Mutex::new(Watched::default()),
                 wake: Condvar::new(),
             }),
-            thread: Mutex::new(None),
+            thread: HelperThread::new(),
         }
     }
 
@@ -84,7 +85,7 @@ impl Deadlines {
             match spawned {
                 Ok(thread) => {
                     watched.started = true;
-                    *self.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
+                    self.thread.started(thread);
                 }
                 Err(_) => {
                     watched.failed = true;
@@ -118,35 +119,19 @@ impl Deadlines {
     pub(super) fn stop(&self) {
         self.shared.lock().stop = true;
         self.shared.wake.notify_all();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(thread) = thread {
-            let _ = thread.join();
-        }
+        self.thread.join();
     }
 
     /// Whether the watcher thread runs (for tests).
     #[cfg(test)]
     pub(super) fn running(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|thread| !thread.is_finished())
+        self.thread.running()
     }
 
     /// In a forked child: the watcher thread does not exist here, so it is
     /// neither joined nor detached.
     pub(super) fn forget_thread(&mut self) {
-        let thread = self
-            .thread
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        std::mem::forget(thread);
+        self.thread.forget();
     }
 }
 

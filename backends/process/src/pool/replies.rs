@@ -50,10 +50,11 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 
 use unirun_core::Runnable;
 use unirun_platform::process as sys;
+
+use super::helper::HelperThread;
 
 /// The token of the thread's own wake pipe; readers' tokens start at 1.
 const WAKE: u64 = 0;
@@ -86,7 +87,7 @@ impl Shared {
 /// See the module docs.
 pub(super) struct Replies {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: HelperThread,
     /// The process that made it: in a forked child the thread does not
     /// exist and its lock may be held, so readers go to the lane there.
     owner: sys::Pid,
@@ -105,7 +106,7 @@ impl Replies {
                     stop: false,
                 }),
             }),
-            thread: Mutex::new(None),
+            thread: HelperThread::new(),
             owner: sys::getpid(),
         }
     }
@@ -152,7 +153,7 @@ impl Replies {
         match spawned {
             Ok(thread) => {
                 watched.started = true;
-                *self.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
+                self.thread.started(thread);
                 true
             }
             Err(_) => {
@@ -175,26 +176,13 @@ impl Replies {
                 }
             }
         }
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(thread) = thread {
-            if thread.thread().id() != std::thread::current().id() {
-                let _ = thread.join();
-            }
-        }
+        self.thread.join();
     }
 
     /// Whether the watcher thread runs (for tests).
     #[cfg(test)]
     pub(super) fn running(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|thread| !thread.is_finished())
+        self.thread.running()
     }
 }
 
