@@ -176,7 +176,11 @@ where
     R: Send + 'static,
 {
     let (f, control) = controlled::controlled_blocking(f);
-    let handle = if clock_paused() {
+    // Only a current-thread runtime's clock can be paused (tokio's `pause`
+    // and `start_paused` refuse the others): elsewhere no clock is read.
+    let paused =
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread && clock_paused();
+    let handle = if paused {
         crate::JoinHandle::from_foreign(TokioJoin(runtime.spawn_blocking(f)))
     } else {
         let runtime = runtime.clone();
