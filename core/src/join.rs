@@ -254,10 +254,9 @@ impl<T> JoinHandle<T> {
     fn release(task: Option<Task<T>>) {
         match task {
             Some(Task::Local(local)) => local.task.detach(),
-            Some(Task::Foreign(task)) => drop(task),
-            // Aborted already: dropping the rest detaches nothing new.
-            Some(task) => drop(task),
-            None => {}
+            // A foreign handle detaches when dropped; an aborted task's rest
+            // detaches nothing new.
+            other => drop(other),
         }
     }
 

@@ -813,7 +813,6 @@ impl TaskSet {
     }
 
     /// The last member left: wakes those waiting for the set to empty.
-    #[cold]
     #[inline(never)]
     fn emptied(&self) {
         let mut list = self.on_empty.with(Option::take);

@@ -97,8 +97,9 @@
 //! kernel whenever no deadline is due (it never polls), stopped and joined
 //! by [`unirun::reset`](crate::reset). Per waiting sleep: one heap key (a
 //! deadline and an id), one map entry (the id and a waker) and two short
-//! critical sections (register, remove). Accuracy is that of `park_timeout`: the kernel's timer slack
-//! (about 50 µs on Linux), plus the time to wake the task's executor.
+//! critical sections (register, remove). Accuracy is that of
+//! `park_timeout`: the kernel's timer slack (about 50 µs on Linux), plus
+//! the time to wake the task's executor.
 //!
 //! # Examples
 //!
