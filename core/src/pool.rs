@@ -574,8 +574,9 @@ impl Schedule for Shared {
 impl Shared {
     pub(crate) fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         if crate::in_forked_child() {
-            // The workers were not copied by `fork`: run the task here.
-            crate::abandoned::run(runnable);
+            // The workers were not copied by `fork`: run the task here, in
+            // a loop rather than one stack frame per self-wake.
+            crate::fork::run_here(runnable, info);
             return;
         }
         if self.shutdown.load(Ordering::Acquire) {
