@@ -31,7 +31,11 @@ fn a_task_that_yields_a_million_times_completes_in_a_forked_child() {
         return;
     }
     watchdog(|| {
-        let run = Run::builder().flavor(Flavor::Threads).max_workers(1).build().unwrap();
+        let run = Run::builder()
+            .flavor(Flavor::Threads)
+            .max_workers(1)
+            .build()
+            .unwrap();
         let handle = run.handle();
         let child = unirun::to_process_with(safety_net(), move || {
             let task = handle.spawn(async {

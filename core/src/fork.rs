@@ -204,7 +204,10 @@ mod tests {
                 run_here,
             );
             runnable.schedule();
-            assert!(handle.is_finished(), "the task ran to its end in `schedule`");
+            assert!(
+                handle.is_finished(),
+                "the task ran to its end in `schedule`"
+            );
             crate::block_on(handle).unwrap()
         });
         assert_eq!(out, 7);
@@ -243,7 +246,10 @@ mod tests {
                 )
             };
             outer.schedule();
-            assert!(crate::block_on(outer_handle).unwrap(), "ran inside the wake");
+            assert!(
+                crate::block_on(outer_handle).unwrap(),
+                "ran inside the wake"
+            );
             crate::block_on(inner_handle).unwrap();
         });
     }
