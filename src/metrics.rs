@@ -39,6 +39,14 @@ use crate::scope::Scope;
 /// (`Handle::call`, feature `process-backend`); they are 0 for a scope that
 /// made no such call, and always without the `process-backend` feature.
 ///
+/// **In a forked child** (a [`to_process`](crate::to_process) closure or
+/// a process pool's worker) a snapshot is read without taking any lock a
+/// thread of the parent may have held at the fork. The blocking lane's
+/// threads were not copied by the fork: `blocking_threads()`,
+/// `blocking_idle()` and `blocking_queued()` are 0 there and
+/// `blocking_cap()` is the configured cap. The other counts are those the
+/// child inherited, plus its own.
+///
 /// On tokio and smol, an aborted task's `JoinHandle` resolves at once and
 /// the runtime drops its future a moment later: the task counts as live
 /// until then (a graceful shutdown of the scope waits for it).
@@ -379,7 +387,15 @@ impl Backend {
     /// The blocking lane's threads, idle threads, cap and queue: unirun's
     /// lane on threads and smol; on tokio only the cap (its blocking pool
     /// is tokio's).
+    ///
+    /// In a forked child the lane's threads do not exist (closures run
+    /// inline on the caller), and its lock may have been held by one of
+    /// them at the fork: the lane is not read, and reports no threads, no
+    /// queue and its configured cap.
     fn lane(&self) -> [usize; 4] {
+        if unirun_core::in_forked_child() {
+            return [0, 0, self.workers().blocking_cap(), 0];
+        }
         match self.lane_stats() {
             Some(stats) => [stats.threads, stats.idle, stats.cap, stats.queued],
             None => [0, 0, self.workers().blocking_cap(), 0],

@@ -1,15 +1,24 @@
 //! unirun's own timer driver: one lazily started thread, `unirun-timer`,
 //! that wakes sleeps whose deadline has passed. The design, why it loses no
 //! wake-up and what it costs are in the `time` module's docs.
+//!
+//! Fork-aware: the state is behind a fork-guarded lock (unirun never forks
+//! while a thread holds it), and it remembers the fork generation it was
+//! last used in. A forked child (another generation) finds the parent's
+//! thread absent and its entries foreign: it forgets both, without waking
+//! or dropping a waker (they name copies of the parent's tasks, which must
+//! not run or be freed here), and starts its own thread on its first wait.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::task::Waker;
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
+
+use unirun_platform::fork_guard::{self, ForkMutex, ForkMutexGuard};
 
 /// The name of the driver thread.
 pub(crate) const THREAD_NAME: &str = "unirun-timer";
@@ -17,12 +26,13 @@ pub(crate) const THREAD_NAME: &str = "unirun-timer";
 /// Ids of timer entries; never reused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-static DRIVER: Mutex<Inner> = Mutex::new(Inner {
+static DRIVER: ForkMutex<Inner> = ForkMutex::new(Inner {
     queue: BinaryHeap::new(),
     wakers: HashMap::with_hasher(BuildHasherDefault::new()),
     planned: None,
     thread: None,
     epoch: 0,
+    generation: 0,
 });
 
 /// An entry: its deadline in nanoseconds since [`origin`], then its id
@@ -59,6 +69,12 @@ const STALE_SLACK: usize = 1024;
 /// `far_future`.
 fn origin() -> Instant {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    if let Some(origin) = ORIGIN.get() {
+        return *origin;
+    }
+    // Set inside a fork-guard hold: a fork never copies it half-set (a
+    // child would wait forever for the initializing thread).
+    let _hold = fork_guard::shared();
     *ORIGIN.get_or_init(Instant::now)
 }
 
@@ -88,12 +104,39 @@ struct Inner {
     thread: Option<(Thread, JoinHandle<()>)>,
     /// Bumped by [`reset`]: a thread started in an older epoch exits.
     epoch: u64,
+    /// The fork generation (`unirun_core::fork_generation`) this state was
+    /// last used in: in another one, `thread` and the entries are the
+    /// parent's.
+    generation: usize,
 }
 
-fn lock() -> MutexGuard<'static, Inner> {
-    // No code under this lock panics (map operations and waker clones
-    // aside, which leave the map consistent), so a poisoned lock is sound.
-    DRIVER.lock().unwrap_or_else(|e| e.into_inner())
+impl Inner {
+    /// In a forked child, the first time it takes the lock: the parent's
+    /// thread is not here, and its entries belong to copies of the parent's
+    /// tasks. Forgets them all: no waker is woken (that would run a copy of
+    /// a parent's task here) nor dropped (that could free one and run its
+    /// destructors here); the child's own sleeps register anew.
+    #[cold]
+    fn adopt(&mut self, generation: usize) {
+        std::mem::forget(self.thread.take());
+        std::mem::forget(std::mem::take(&mut self.queue));
+        std::mem::forget(std::mem::take(&mut self.wakers));
+        self.planned = None;
+        self.epoch += 1;
+        self.generation = generation;
+    }
+}
+
+fn lock() -> ForkMutexGuard<'static, Inner> {
+    // Fork-guarded: no thread holds it at one of unirun's forks. Poisoning
+    // is ignored: no code under this lock panics (map operations and waker
+    // clones aside, which leave the map consistent).
+    let mut inner = DRIVER.lock();
+    let generation = unirun_core::fork_generation();
+    if inner.generation != generation {
+        inner.adopt(generation);
+    }
+    inner
 }
 
 /// A registration with the driver: the entry's key, once the sleep has

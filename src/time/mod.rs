@@ -20,6 +20,13 @@
 //!   [`reset`](crate::reset). How it works, why it loses no wake-up and what
 //!   it costs are described below.
 //!
+//! In a forked child (a [`to_process`](crate::to_process) closure, a
+//! process pool's worker) every sleep uses unirun's driver, whatever the
+//! scope: the threads that drive the other timers were not copied by the
+//! fork. The child's driver starts a thread of its own on the first sleep
+//! that waits there, even when the parent's driver was running at the fork,
+//! and never wakes a sleep of the parent's that it inherited.
+//!
 //! A sleep keeps the timer it chose for its life (until
 //! [`Sleep::reset`]), even if it is later polled elsewhere.
 //!
@@ -279,6 +286,11 @@ impl Sleep {
     /// The timer a sleep first waiting here should use (see the module
     /// docs).
     fn pick(deadline: Instant) -> Timer {
+        if unirun_core::in_forked_child() {
+            // The threads that drive tokio's and async-io's timers were not
+            // copied by the fork; unirun's driver starts one of its own.
+            return Timer::Own(driver::Entry::default());
+        }
         crate::scope::with_current(|scope| scope.backend.timer(deadline))
             .flatten()
             .map_or_else(|| Timer::Own(driver::Entry::default()), Timer::Backend)
