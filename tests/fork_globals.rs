@@ -110,6 +110,46 @@ fn a_timeout_elapses_in_a_forked_child_after_the_parent_used_time() {
     });
 }
 
+/// A parent thread holds the timer driver's lock while a fork path
+/// starts: the fork waits for it (the lock is fork-guarded), so the child
+/// finds the lock free and its sleep fires.
+#[test]
+fn a_fork_waits_for_a_thread_holding_the_timer_lock() {
+    if !in_child_process("a_fork_waits_for_a_thread_holding_the_timer_lock") {
+        return;
+    }
+    watchdog(|| {
+        use_time_in_the_parent();
+        let (held_tx, held_rx) = mpsc::channel();
+        let ended = Arc::new(AtomicBool::new(false));
+        let holder = {
+            let ended = ended.clone();
+            std::thread::spawn(move || {
+                let lock = unirun::time::__hold_driver_lock();
+                held_tx.send(()).unwrap();
+                // Let go once a fork waits for us; or, were the lock not
+                // guarded, once the call ended without waiting.
+                while !unirun_platform::fork_guard::exclusive_pending()
+                    && !ended.load(Ordering::SeqCst)
+                {
+                    std::thread::yield_now();
+                }
+                drop(lock);
+            })
+        };
+        held_rx.recv().unwrap();
+        let options = ProcessOptions::default().timeout(Duration::from_secs(10));
+        let child = unirun::to_process_with(options, || {
+            unirun::block_on(sleep(Duration::from_millis(1)));
+            7
+        });
+        let out = child.join();
+        ended.store(true, Ordering::SeqCst);
+        holder.join().unwrap();
+        assert_eq!(out.expect("the child found the timer lock free"), 7);
+    });
+}
+
 /// A sleep's entry inherited from the parent belongs to a copy of the
 /// parent's task: the child's driver must not wake it (that would run the
 /// parent's task, side effects and all, a second time in the child).

@@ -171,6 +171,12 @@ impl Gate {
     pub(crate) fn shared_holders(&self) -> u32 {
         self.state.load(Ordering::SeqCst) & !EXCLUSIVE
     }
+
+    /// Whether an exclusive hold is held or being acquired now.
+    #[cfg(not(loom))]
+    pub(crate) fn exclusive_pending(&self) -> bool {
+        self.state.load(Ordering::SeqCst) & EXCLUSIVE != 0
+    }
 }
 
 /// Blocks while `word` still holds `expected` (a futex wait).
@@ -310,6 +316,24 @@ mod api {
         ExclusiveHold {
             _thread_bound: PhantomData,
         }
+    }
+
+    /// Whether a fork path holds the exclusive hold or waits for it now (a
+    /// moment's view). For tests that hold a guarded lock and must learn,
+    /// without a timing guess, that a fork is waiting for them to let go.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_platform::fork_guard;
+    ///
+    /// let hold = fork_guard::exclusive();
+    /// assert!(fork_guard::exclusive_pending());
+    /// drop(hold);
+    /// ```
+    #[doc(hidden)]
+    pub fn exclusive_pending() -> bool {
+        GATE.exclusive_pending()
     }
 
     impl Drop for ExclusiveHold {

@@ -301,6 +301,11 @@ pub(crate) fn queued() -> usize {
     lock().queue.len()
 }
 
+/// The driver's lock, held until the guard drops.
+pub(crate) fn hold() -> impl Sized {
+    lock()
+}
+
 /// Whether the driver thread runs.
 pub(crate) fn is_running() -> bool {
     lock().thread.is_some()

@@ -611,6 +611,13 @@ pub fn __driver_running() -> bool {
     driver::is_running()
 }
 
+/// Holds the lock of unirun's timer driver until the result drops (for
+/// tests: a fork waits until it is released).
+#[doc(hidden)]
+pub fn __hold_driver_lock() -> impl Sized {
+    driver::hold()
+}
+
 /// Stops unirun's timer driver; called by [`reset`](crate::reset).
 pub(crate) fn reset_driver() {
     driver::reset();

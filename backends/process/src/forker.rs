@@ -9,14 +9,24 @@
 //! when the last lease goes (pools shut down or dropped, [`shutdown`](crate::shutdown)
 //! stopping the server), the thread's job channel closes, the thread leaves
 //! its loop and is joined, and a later lease starts a new one.
+//!
+//! Fork-aware: the slot is a fork-guarded lock, and it records the fork
+//! generation its thread was started in. A forked child (where that thread
+//! does not exist) sees the slot as empty, and its own leases start no
+//! thread: jobs run on the calling thread there.
 
 use std::sync::{mpsc, Arc, Mutex, PoisonError, Weak};
 use std::thread;
+
+use unirun_platform::fork_guard::ForkMutex;
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// The forker thread while someone holds it.
 pub(crate) struct Forker {
+    /// The job channel to the thread (`None` in a forked child's forker).
+    /// A plain lock: only `run` outside a forked child takes it, and a
+    /// child never touches an inherited one (see `run` and `Drop`).
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -24,16 +34,36 @@ pub(crate) struct Forker {
 /// A share of the forker thread: the thread lives while one exists.
 pub(crate) type Lease = Arc<Forker>;
 
-static FORKER: Mutex<Weak<Forker>> = Mutex::new(Weak::new());
+/// The forker of this process, if one is leased, and the fork generation
+/// (`unirun_core::fork_generation`) it was made in: one made in another
+/// generation is an ancestor's, whose thread is not in this process.
+///
+/// Fork-guarded: unirun never forks while a thread holds it (one holds it
+/// while starting the thread), so a child never finds it locked.
+static FORKER: ForkMutex<(Weak<Forker>, usize)> = ForkMutex::new((Weak::new(), 0));
 
-/// The running forker thread, started if none is.
+/// The running forker thread, started if none is; in a forked child, a
+/// forker without a thread (its jobs run on the caller).
 ///
 /// # Panics
 ///
 /// If the thread cannot be started.
 pub(crate) fn lease() -> Lease {
-    let mut slot = FORKER.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(forker) = slot.upgrade() {
+    let generation = unirun_core::fork_generation();
+    let mut slot = FORKER.lock();
+    if slot.1 == generation {
+        if let Some(forker) = slot.0.upgrade() {
+            return forker;
+        }
+    }
+    if unirun_core::in_forked_child() {
+        // No thread to start: `run` runs jobs here. Dropping it later
+        // touches nothing (see `Drop`).
+        let forker = Arc::new(Forker {
+            jobs: Mutex::new(None),
+            thread: None,
+        });
+        *slot = (Arc::downgrade(&forker), generation);
         return forker;
     }
     let (tx, rx) = mpsc::channel::<Job>();
@@ -50,17 +80,15 @@ pub(crate) fn lease() -> Lease {
         jobs: Mutex::new(Some(tx)),
         thread: Some(thread),
     });
-    *slot = Arc::downgrade(&forker);
+    *slot = (Arc::downgrade(&forker), generation);
     forker
 }
 
-/// Whether a forker thread is running (some lease is held).
+/// Whether this process's forker is leased (some lease is held); never an
+/// ancestor's, inherited through a fork.
 pub(crate) fn running() -> bool {
-    FORKER
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .strong_count()
-        > 0
+    let slot = FORKER.lock();
+    slot.1 == unirun_core::fork_generation() && slot.0.strong_count() > 0
 }
 
 impl Forker {
@@ -112,5 +140,65 @@ impl Drop for Forker {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    use unirun_platform::fork_guard;
+
+    use super::{lease, running, FORKER};
+    use crate::{fork_call, ProcessOptions};
+
+    /// Only a safety net: a child stuck on an inherited lock is killed.
+    fn safety_net() -> ProcessOptions {
+        ProcessOptions::default().timeout(Duration::from_secs(20))
+    }
+
+    /// A thread holds the slot while a fork path starts: the fork waits for
+    /// it, so the child finds the slot free and its lease works.
+    #[test]
+    fn a_fork_waits_for_a_thread_holding_the_forker_slot() {
+        let (held_tx, held_rx) = mpsc::channel();
+        let ended = Arc::new(AtomicBool::new(false));
+        let holder = {
+            let ended = ended.clone();
+            std::thread::spawn(move || {
+                let slot = FORKER.lock();
+                held_tx.send(()).unwrap();
+                // Let go once a fork waits for us; or, were the slot not
+                // guarded, once the call ended without waiting.
+                while !fork_guard::exclusive_pending() && !ended.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                drop(slot);
+            })
+        };
+        held_rx.recv().unwrap();
+        let out = fork_call(&safety_net(), || lease().run(|| 7u8));
+        ended.store(true, Ordering::SeqCst);
+        holder.join().unwrap();
+        assert_eq!(out.expect("the child leased the forker"), 7);
+    }
+
+    /// The parent's forker thread is not in a child: the child does not
+    /// count it as running, and its own lease starts no thread.
+    #[test]
+    fn a_child_sees_the_parents_forker_as_absent_and_starts_no_thread() {
+        let parents = lease();
+        assert!(running());
+        let out = fork_call(&safety_net(), || {
+            let inherited = running();
+            let own = lease();
+            let threadless = own.thread.is_none();
+            let ran_here = own.run(|| std::thread::current().id()) == std::thread::current().id();
+            (inherited, threadless, ran_here)
+        });
+        drop(parents);
+        assert_eq!(out.expect("the child replied"), (false, true, true));
     }
 }

@@ -54,12 +54,26 @@
 //! half-updated. unirun's fork paths close that hole for what unirun
 //! controls:
 //!
-//! - **unirun's own state.** Every unirun lock a child may reach (the global
-//!   state behind the helpers, the capabilities cache, the decision
-//!   listeners and the last decision, this crate's child registry and fork
-//!   server handle) is a fork-guarded lock
-//!   ([`unirun_platform::fork_guard`]): unirun forks only while no thread
-//!   holds one, so the child finds them all free. Pools inherited from the
+//! - **unirun's own state.** Every unirun lock a child may reach is a
+//!   fork-guarded lock ([`unirun_platform::fork_guard`]): unirun forks
+//!   only while no thread holds one, so the child finds them all free.
+//!   They are: the global state behind the helpers (the shared executor,
+//!   the config, the capabilities cache), the decision listeners and the
+//!   last decision, the timer driver of `unirun::time`, the slot of
+//!   unirun-io's runtime, this crate's child registry, fork server handle
+//!   and `unirun-forker` slot. (The lock this crate's fork paths take
+//!   around a fork is held by the forking thread itself, so no other
+//!   thread holds it at a fork.) State that names a thread records the
+//!   fork generation ([`unirun_core::fork_generation`]) or the process it
+//!   started the thread in, so a child sees the parent's thread as absent:
+//!   the timer driver starts its own (forgetting, never waking, the
+//!   parent's sleeps), the forker runs its jobs on the calling thread,
+//!   unirun-io starts a runtime of its own. Metrics read no lock there
+//!   (the blocking lane's threads count as 0). Two locks of `unirun-core`,
+//!   which cannot depend on the guard, are plain: the table of panics
+//!   raised by unjoined tasks' destructors (taken only once such a panic
+//!   happened) and the panic-hook installation lock (the fork paths
+//!   install the hook in the parent, before forking). Pools inherited from the
 //!   parent (whose threads do not exist in the child) run work inline:
 //!   `unirun::spawn(..).join()`, `unirun::to_thread`, a nested fork call and
 //!   a [`ProcessPool`] call (which forks a fresh child instead of using the
