@@ -314,6 +314,26 @@ fn a_process_pool_works_inside_a_to_process_child() {
     });
 }
 
+fn nap(ms: u64) -> u64 {
+    unirun::block_on(sleep(Duration::from_millis(ms)));
+    ms
+}
+
+/// A process pool's workers are forked children too (from the forker
+/// thread, after the parent's driver started).
+#[test]
+fn a_sleep_fires_in_a_process_pool_worker_after_the_parent_used_time() {
+    if !in_child_process("a_sleep_fires_in_a_process_pool_worker_after_the_parent_used_time") {
+        return;
+    }
+    watchdog(|| {
+        use_time_in_the_parent();
+        let run = Run::builder().flavor(Flavor::Processes).max_workers(1).build().unwrap();
+        assert_eq!(run.call(nap, 10).join().expect("the worker's sleep fired"), 10);
+        assert_eq!(run.call(nap, 1).join().expect("and again"), 1);
+    });
+}
+
 /// In a child the pool's threads do not exist and tasks run inline on the
 /// caller: a task that wakes itself must not take a stack frame per wake.
 #[test]

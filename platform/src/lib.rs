@@ -32,7 +32,8 @@
 //!
 //! [`fork_guard`] keeps unirun's own locks free across unirun's forks: a
 //! forked child never finds one of them held by a thread that `fork` did
-//! not copy.
+//! not copy. Every lock on process-wide state a child may reach outside
+//! `unirun-core` takes it (the list is in the process backend's docs).
 //!
 //! On unix, [`process`] wraps what the forked-process backend needs:
 //! `fork`, close-on-exec pipes, `waitpid`, `kill`, resource limits, nice,
