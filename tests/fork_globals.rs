@@ -328,8 +328,15 @@ fn a_sleep_fires_in_a_process_pool_worker_after_the_parent_used_time() {
     }
     watchdog(|| {
         use_time_in_the_parent();
-        let run = Run::builder().flavor(Flavor::Processes).max_workers(1).build().unwrap();
-        assert_eq!(run.call(nap, 10).join().expect("the worker's sleep fired"), 10);
+        let run = Run::builder()
+            .flavor(Flavor::Processes)
+            .max_workers(1)
+            .build()
+            .unwrap();
+        assert_eq!(
+            run.call(nap, 10).join().expect("the worker's sleep fired"),
+            10
+        );
         assert_eq!(run.call(nap, 1).join().expect("and again"), 1);
     });
 }

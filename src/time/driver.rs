@@ -159,9 +159,11 @@ impl Entry {
         let mut inner = lock();
         match inner.wakers.entry(key.1) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
-                if !e.get().will_wake(waker) {
-                    e.insert(waker.clone());
-                }
+                let old = (!e.get().will_wake(waker)).then(|| e.insert(waker.clone()));
+                drop(inner);
+                // Dropped outside the lock: a waker's drop may run foreign
+                // code (which must not print inside the fork-guarded lock).
+                drop(old);
                 // Already registered: the thread already plans for it.
                 return;
             }

@@ -104,7 +104,9 @@
 //! kernel whenever no deadline is due (it never polls), stopped and joined
 //! by [`unirun::reset`](crate::reset). Per waiting sleep: one heap key (a
 //! deadline and an id), one map entry (the id and a waker) and two short
-//! critical sections (register, remove). Accuracy is that of
+//! critical sections (register, remove), each inside a shared hold of
+//! unirun's fork guard (`unirun_platform::fork_guard`: two atomic
+//! operations, so no fork copies the lock held). Accuracy is that of
 //! `park_timeout`: the kernel's timer slack (about 50 µs on Linux), plus
 //! the time to wake the task's executor.
 //!
