@@ -152,7 +152,9 @@ pub(crate) fn snapshot() -> Snapshot {
 /// The environment is read leniently here: an invalid variable is ignored
 /// (the pool runs on defaults), printed once on stderr and recorded in the
 /// decision's [`env_rejected`](crate::DecisionTrace::env_rejected).
-/// `UNIRUN_THREAD_MODE=gil` serializes the helpers' tasks too.
+/// `UNIRUN_THREAD_MODE=gil` serializes the helpers' async tasks too (their
+/// blocking closures only when `configure` chose `Gil` in code; see
+/// [`ThreadMode`](crate::ThreadMode)).
 ///
 /// # Examples
 ///
