@@ -7,8 +7,10 @@
 //! ([`TaskSet::owned_by`](unirun_core::TaskSet::owned_by)): while the task
 //! is polled, the scope is current on that thread through the membership
 //! ([`current`]), at no cost per task. `run.block_on` and each blocking
-//! closure enter the scope ([`Scope::enter`]); in `Gil` mode each poll of
-//! a task enters it too ([`Scoped`]), to hold the scope's gil. The current
+//! closure enter the scope ([`Scope::enter`], [`Scope::enter_blocking`]);
+//! in `Gil` mode each poll of a task enters it too ([`Scoped`]), to hold
+//! the scope's gil (which blocking closures hold only when the gil covers
+//! them; see the `gil` module). The current
 //! scope is what lets `Run::builder().build()` inside a task or inside
 //! `run.block_on` find its parent and reuse the parent's backend.
 
