@@ -63,6 +63,9 @@ where
     K: AsRef<str>,
 {
     let mut out: Vec<String> = Vec::new();
+    // Warned keys, so a repeated key is warned once at a constant cost
+    // (a `.env` file may hold tens of thousands of lines).
+    let mut seen = std::collections::HashSet::new();
     for key in keys {
         let key = key.as_ref();
         if !key.starts_with("UNIRUN_") || KNOWN.iter().any(|v| v.name == key) {
@@ -72,14 +75,16 @@ where
         if key.starts_with("UNIRUN_TEST") || key.starts_with("UNIRUN_BENCH") {
             continue;
         }
+        if !seen.insert(key.to_owned()) {
+            continue;
+        }
         let closest = KNOWN
             .iter()
             .min_by_key(|v| edit_distance(v.name, key))
             .map_or("", |v| v.name);
-        let warning = format!("unirun: unknown variable {key} is ignored; did you mean {closest}?");
-        if !out.contains(&warning) {
-            out.push(warning);
-        }
+        out.push(format!(
+            "unirun: unknown variable {key} is ignored; did you mean {closest}?"
+        ));
     }
     out
 }

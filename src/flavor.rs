@@ -185,6 +185,14 @@ impl FromStr for Flavor {
 /// `Gil` runs the scope serialized: at most one of its tasks executes at any
 /// instant. `Nogil` is fully parallel. `Auto` (the default) means `Nogil`.
 ///
+/// Chosen in code, `Gil` serializes the scope's async polls and its
+/// blocking closures (wrap a closure's wait for a sibling in
+/// [`allow_threads`](crate::allow_threads)). Chosen by the operator
+/// (`UNIRUN_THREAD_MODE=gil`), it serializes the async polls only, so the
+/// switch never turns a working program into a deadlock; the compat modules'
+/// threads are never serialized. The `gil` rules and why they cannot
+/// deadlock are in the docs of [`allow_threads`](crate::allow_threads).
+///
 /// Parses (case-insensitive, trimmed) from `auto`, `gil` and `nogil`.
 ///
 /// # Examples

@@ -1,10 +1,45 @@
 //! `ThreadMode::Gil`: the scope-wide lock that serializes a scope's tasks,
 //! and [`allow_threads`], which releases it around a closure.
 //!
-//! Every poll of a serialized scope's task and every call of its blocking
-//! closures holds the scope's [`Gil`]. The lock is a fair ticket lock: a task
-//! that releases and immediately wants it back queues behind the others, so
-//! nobody starves. Each thread keeps a stack of the gils it holds:
+//! # What holds the gil
+//!
+//! - every poll of the scope's async tasks, and the future of its
+//!   `block_on`;
+//! - the scope's blocking closures (`spawn_blocking`, `to_thread`,
+//!   `run_in_executor`, `Run::map`), **only when the program chose `Gil`
+//!   in code** (a scope's config, or [`configure`](crate::configure)): it
+//!   asked for serialized closures, and wraps a closure's wait for a
+//!   sibling in [`allow_threads`];
+//! - nothing else. When `Gil` comes from the operator
+//!   (`UNIRUN_THREAD_MODE=gil` in the environment or a `.env` file),
+//!   blocking closures run outside the lock, and the code that mirrors
+//!   independent threads (`compat::thread`, `compat::smol::unblock`,
+//!   `compat::tokio::task::spawn_blocking`) never takes it, whoever chose
+//!   the mode. A blocking closure may wait for anything (a channel, a lock,
+//!   a socket); a wait unirun cannot see cannot release the lock, and an
+//!   operator switch must never turn a working program into a deadlock.
+//!
+//! # Why a waiter gets the lock (liveness)
+//!
+//! The lock is a fair ticket lock: a waiter is served after the holders of
+//! the tickets before it, so it gets the lock if every holder lets go in
+//! finite time. Under the operator switch every holder is a poll (or a
+//! `block_on`'s poll). A poll returns, by the async contract; if it waits
+//! in one of unirun's blocking waits (`block_on`, `JoinHandle::join`, a
+//! scope's shutdown) the wait releases the lock through the core's
+//! [`WaitHook`](unirun_core::WaitHook) while it parks. A poll that blocks
+//! its thread in a wait unirun cannot see (a `std::sync::mpsc` receive
+//! inside `async` code) is outside that contract: it stalls a one-worker
+//! pool without the gil too. So a program that runs without the switch
+//! runs with it. When the program chose `Gil` in code, a blocking closure
+//! holds the lock for its run too, and the program keeps the same
+//! promise by releasing it around waits for siblings ([`allow_threads`]).
+//!
+//! # Taking several
+//!
+//! The lock is fair: a task that releases and immediately wants it back
+//! queues behind the others, so nobody starves. Each thread keeps a stack
+//! of the gils it holds:
 //!
 //! - entering a scope whose gil this thread already holds (a task calling
 //!   `run.block_on` on its own scope) does not lock again;
@@ -29,6 +64,9 @@ use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
 pub(crate) struct Gil {
     tickets: Mutex<Tickets>,
     turn: Condvar,
+    /// Whether the scope's blocking closures hold it too: the program
+    /// chose `Gil` in code (see the module docs).
+    blocking: bool,
 }
 
 #[derive(Debug, Default)]
@@ -38,9 +76,29 @@ struct Tickets {
 }
 
 impl Gil {
-    pub(crate) fn new() -> Arc<Self> {
+    /// A gil that polls hold, and blocking closures too when `blocking`.
+    pub(crate) fn new(blocking: bool) -> Arc<Self> {
         install_wait_hook();
-        Arc::new(Self::default())
+        Arc::new(Self {
+            blocking,
+            ..Self::default()
+        })
+    }
+
+    /// The gil of a scope whose settings resolved to `mode` from `config`,
+    /// if it is serialized. Its blocking closures hold it only when the
+    /// program set the mode in code, not when it was read from the
+    /// environment or a `.env` file (see the module docs).
+    pub(crate) fn for_scope(
+        mode: crate::ThreadMode,
+        config: &crate::RuntimeConfig,
+    ) -> Option<Arc<Self>> {
+        (mode == crate::ThreadMode::Gil).then(|| Self::new(!config.read_from_env("thread_mode")))
+    }
+
+    /// Whether the scope's blocking closures hold this gil while they run.
+    pub(crate) fn covers_blocking(&self) -> bool {
+        self.blocking
     }
 
     fn lock(&self) {
@@ -212,6 +270,14 @@ fn install_wait_hook() {
 /// returning. Outside a [`ThreadMode::Gil`](crate::ThreadMode::Gil) scope it
 /// just calls `f`.
 ///
+/// What holds the lock: every poll of a serialized scope's async tasks;
+/// its blocking closures only when the program chose `Gil` in code (read
+/// from `UNIRUN_THREAD_MODE`, the mode leaves blocking closures outside the
+/// lock, so the operator switch cannot turn a working program into a
+/// deadlock); the compat modules' threads never. unirun's own blocking
+/// waits release it while they park, so a holder always lets go unless it
+/// blocks in a wait unirun cannot see: that is what this function is for.
+///
 /// The counterpart of releasing the GIL around blocking I/O in CPython.
 /// unirun's own blocking waits (`block_on`, `JoinHandle::join`, scope
 /// shutdown) do this by themselves; wrap other blocking calls (a socket
@@ -253,7 +319,7 @@ mod tests {
 
     #[test]
     fn hold_is_reentrant_and_allow_threads_lets_others_in() {
-        let gil = Gil::new();
+        let gil = Gil::new(true);
         let outer = hold(&gil);
         let inner = hold(&gil);
         assert!(inner.gil.is_none());

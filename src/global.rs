@@ -17,7 +17,7 @@ use unirun_platform::fork_guard::{ForkMutex, ForkMutexGuard};
 use crate::backend::{self, Owned};
 use crate::config::RuntimeConfig;
 use crate::error::Error;
-use crate::flavor::{CompatMode, Flavor, ThreadMode};
+use crate::flavor::{CompatMode, Flavor};
 use crate::gil::Gil;
 use crate::scheduler::{self, Capabilities, EnvSnapshot, Plan, Request};
 use crate::scope::Scope;
@@ -152,7 +152,9 @@ pub(crate) fn snapshot() -> Snapshot {
 /// The environment is read leniently here: an invalid variable is ignored
 /// (the pool runs on defaults), printed once on stderr and recorded in the
 /// decision's [`env_rejected`](crate::DecisionTrace::env_rejected).
-/// `UNIRUN_THREAD_MODE=gil` serializes the helpers' tasks too.
+/// `UNIRUN_THREAD_MODE=gil` serializes the helpers' async tasks too (their
+/// blocking closures only when `configure` chose `Gil` in code; see
+/// [`ThreadMode`](crate::ThreadMode)).
 ///
 /// # Examples
 ///
@@ -209,21 +211,24 @@ fn default_handle() -> (Handle, u64) {
         blocking_cap: caps.default_blocking(),
         name: scheduler::DEFAULT_NAME.to_string(),
     };
-    let (plan, mode, trace) = match decision {
-        Ok(d) => match d.plan {
-            plan @ (Plan::Threads { .. } | Plan::Processes { .. }) => {
-                (plan, d.thread_mode, Some(d.trace))
+    let (plan, gil, trace) = match decision {
+        Ok(d) => {
+            let gil = Gil::for_scope(d.thread_mode, &d.config);
+            match d.plan {
+                plan @ (Plan::Threads { .. } | Plan::Processes { .. }) => {
+                    (plan, gil, Some(d.trace))
+                }
+                // Implicit requests always get a pool of their own.
+                _ => (fallback(), gil, Some(d.trace)),
             }
-            // Implicit requests always get a pool of their own.
-            _ => (fallback(), d.thread_mode, Some(d.trace)),
-        },
+        }
         // `configure` validated the config and env values are checked when
         // read, so this is unreachable; still, never fail the helpers.
         Err(err) => {
             s.warnings.push(format!(
                 "unirun: {err}; starting the default executor with defaults"
             ));
-            (fallback(), ThreadMode::Nogil, None)
+            (fallback(), None, None)
         }
     };
     let started = backend::start(&plan, Default::default())
@@ -235,7 +240,6 @@ fn default_handle() -> (Handle, u64) {
         (Some(trace), Some(reactor)) => Some(trace.with_reactor(reactor)),
         (trace, _) => trace,
     };
-    let gil = (mode == ThreadMode::Gil).then(Gil::new);
     let forks = started.processes.is_some();
     // A scope only where the default needs one: serializing (gil), or
     // saying it forks (processes); otherwise tasks go straight to the pool.

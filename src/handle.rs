@@ -91,6 +91,20 @@ impl Handle {
         }
     }
 
+    /// [`spawn_blocking`](Self::spawn_blocking) for the compat modules,
+    /// which mirror independent threads: `f` never holds a serialized
+    /// scope's gil (see the `gil` module).
+    pub(crate) fn spawn_independent<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        match &self.scope {
+            Some(scope) => scope.spawn_independent(f),
+            None => self.backend.spawn_blocking(f),
+        }
+    }
+
     /// Number of async worker threads.
     ///
     /// # Examples
@@ -222,6 +236,7 @@ impl Executor for Handle {
             Some(scope) => Arc::new(ScopeSchedule {
                 inner: self.backend.scheduler(),
                 scope: scope.clone(),
+                blocking: false,
             }),
             None => self.backend.scheduler(),
         }
@@ -232,6 +247,7 @@ impl Executor for Handle {
             Some(scope) => Arc::new(ScopeSchedule {
                 inner: self.backend.blocking_scheduler(),
                 scope: scope.clone(),
+                blocking: true,
             }),
             None => self.backend.blocking_scheduler(),
         }

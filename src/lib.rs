@@ -34,7 +34,9 @@
 //! to [`last_decision`] and the listeners of [`add_decision_listener`].
 //! Every task is one allocation; a panic in a task is caught and comes back
 //! as a [`JoinError`] with its message and location, and the worker thread
-//! keeps serving.
+//! keeps serving (a program that replaces the panic hook calls
+//! [`install_panic_hook`] after `std::panic::set_hook`, or the first panic
+//! after it has no location).
 //!
 //! # Features
 //!
@@ -163,6 +165,33 @@ pub use crate::scheduler::{
 };
 #[cfg(feature = "std")]
 pub use crate::trace::DecisionTrace;
+/// Chains unirun's panic hook, which records where each panic happened, in
+/// front of the program's current hook (which keeps running for every
+/// panic). Call it right after `std::panic::set_hook`.
+///
+/// Tasks install the hook by themselves. A program that replaces the hook
+/// later drops unirun's recorder, and unirun chains it back only at the
+/// next panic it catches, so that one panic's [`JoinError`] has no
+/// [`panic_location`](JoinError::panic_location); calling this after
+/// `set_hook` keeps every location. Calling it again is harmless; while
+/// the thread is panicking it does nothing.
+///
+/// # Examples
+///
+/// ```
+/// // unirun's hook is in place once a task was created...
+/// unirun::spawn(async {}).join().unwrap();
+/// // ...and the program replaces it with its own: chain unirun's back.
+/// std::panic::set_hook(Box::new(|_| { /* the program's own reporting */ }));
+/// unirun::install_panic_hook();
+///
+/// let err = unirun::spawn(async { panic!("boom") }).join().unwrap_err();
+/// assert_eq!(err.panic_message(), Some("boom"));
+/// assert!(err.panic_location().is_some(), "the very first panic has its location");
+/// # let _ = std::panic::take_hook();
+/// ```
+#[cfg(feature = "std")]
+pub use unirun_core::install_panic_hook;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -251,7 +251,7 @@ impl Run {
                     loop {
                         let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
                         let Some((i, item)) = next else { break };
-                        let _enter = scope.enter();
+                        let _enter = scope.enter_blocking();
                         out.push((i, panic::catch_unwind(AssertUnwindSafe(|| f(item)))));
                     }
                     out

@@ -7,8 +7,10 @@
 //! ([`TaskSet::owned_by`](unirun_core::TaskSet::owned_by)): while the task
 //! is polled, the scope is current on that thread through the membership
 //! ([`current`]), at no cost per task. `run.block_on` and each blocking
-//! closure enter the scope ([`Scope::enter`]); in `Gil` mode each poll of
-//! a task enters it too ([`Scoped`]), to hold the scope's gil. The current
+//! closure enter the scope ([`Scope::enter`], [`Scope::enter_blocking`]);
+//! in `Gil` mode each poll of a task enters it too ([`Scoped`]), to hold
+//! the scope's gil (which blocking closures hold only when the gil covers
+//! them; see the `gil` module). The current
 //! scope is what lets `Run::builder().build()` inside a task or inside
 //! `run.block_on` find its parent and reuse the parent's backend.
 
@@ -91,7 +93,22 @@ impl Scope {
     {
         let scope = self.clone();
         self.backend.spawn_blocking_in(&self.tasks, move || {
-            let _enter = scope.enter();
+            let _enter = scope.enter_blocking();
+            f()
+        })
+    }
+
+    /// Like [`spawn_blocking`](Self::spawn_blocking), for code that mirrors
+    /// an independent thread (the compat modules): `f` never holds the gil
+    /// (see the `gil` module for why).
+    pub(crate) fn spawn_independent<F, R>(self: &Arc<Self>, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let scope = self.clone();
+        self.backend.spawn_blocking_in(&self.tasks, move || {
+            let _enter = scope.enter_unlocked();
             f()
         })
     }
@@ -115,7 +132,27 @@ impl Scope {
     /// outlives the pointer's stay in the thread-local.
     #[inline]
     pub(crate) fn enter(&self) -> Enter<'_> {
-        let hold = self.gil.as_ref().map(gil::hold);
+        self.enter_holding(self.gil.as_ref())
+    }
+
+    /// [`enter`](Self::enter) for a blocking closure: holds the gil only
+    /// when the scope's gil covers blocking closures (the program chose
+    /// `Gil` in code; see the `gil` module).
+    #[inline]
+    pub(crate) fn enter_blocking(&self) -> Enter<'_> {
+        self.enter_holding(self.gil.as_ref().filter(|g| g.covers_blocking()))
+    }
+
+    /// [`enter`](Self::enter) without the gil, for code that mirrors an
+    /// independent thread.
+    #[inline]
+    pub(crate) fn enter_unlocked(&self) -> Enter<'_> {
+        self.enter_holding(None)
+    }
+
+    #[inline]
+    fn enter_holding(&self, gil: Option<&Arc<Gil>>) -> Enter<'_> {
+        let hold = gil.map(gil::hold);
         let previous = CURRENT.with(|c| c.replace(self as *const Scope));
         Enter {
             previous,
@@ -250,11 +287,18 @@ impl<F: Future> Future for Scoped<F> {
 pub(crate) struct ScopeSchedule {
     pub(crate) inner: Arc<dyn Schedule>,
     pub(crate) scope: Arc<Scope>,
+    /// Schedules blocking closures, which hold the gil only when it covers
+    /// them (see [`Scope::enter_blocking`]).
+    pub(crate) blocking: bool,
 }
 
 impl Schedule for ScopeSchedule {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
-        if self.scope.gil.is_none() {
+        let serialized = match &self.scope.gil {
+            Some(gil) => !self.blocking || gil.covers_blocking(),
+            None => false,
+        };
+        if !serialized {
             self.inner.schedule(runnable, info);
             return;
         }

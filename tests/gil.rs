@@ -1,9 +1,15 @@
-//! `ThreadMode::Gil` scopes nested in opposite orders on two threads.
+//! `ThreadMode::Gil`: scopes nested in opposite orders on two threads, and
+//! the operator switch `UNIRUN_THREAD_MODE=gil` never deadlocking a program
+//! that runs without it.
 
+mod watchdog;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::Duration;
 
-use unirun::{Flavor, Run, RuntimeConfig, ThreadMode};
+use unirun::{Executor, Flavor, Run, RuntimeConfig, ThreadMode};
+use watchdog::watchdog;
 
 fn gil_scope(name: &str) -> Arc<Run> {
     Arc::new(
@@ -48,4 +54,235 @@ fn two_gil_scopes_nested_in_opposite_orders_do_not_deadlock() {
         panic!("two gil scopes nested in opposite orders deadlocked (ABBA)");
     }
     watched.join().unwrap();
+}
+
+// --- the operator switch never turns a working program into a deadlock ----
+//
+// Each test below re-runs itself in a child process with
+// `UNIRUN_THREAD_MODE=gil` in its environment (the shared default is then
+// serialized), under the watchdog. The shape is the program: a
+// closure blocks in `recv` and only a second closure, started after the
+// first provably holds its thread, can send. Holding the gil for a
+// closure's run would keep the sender from ever starting.
+
+/// The env var that marks the re-executed child.
+const GIL_CHILD: &str = "UNIRUN_TEST_GIL_CHILD";
+
+/// Runs test `name` alone in a child with `UNIRUN_THREAD_MODE=gil` (plus
+/// `envs`) and asserts it passed; returns true in the child, which does
+/// the work.
+fn in_gil_child(name: &str, envs: &[(&str, &str)]) -> bool {
+    if std::env::var_os(GIL_CHILD).is_some() {
+        return true;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(GIL_CHILD, "1")
+        .env("UNIRUN_THREAD_MODE", "gil")
+        .envs(envs.iter().copied())
+        .output()
+        .expect("re-run the test binary");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success(),
+        "child {name} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "child {name} did not run:\n{stdout}"
+    );
+    false
+}
+
+/// The shared default the helpers use is serialized in this process.
+fn assert_default_is_serialized() {
+    let _ = unirun::get_executor();
+    let trace = unirun::last_decision().expect("the default's decision");
+    assert_eq!(trace.thread_mode(), ThreadMode::Gil, "{trace}");
+}
+
+/// The program with `spawn` as the way a blocking closure starts:
+/// `a` blocks in `recv` (after saying it started), then `b` sends. Returns
+/// what `a` received.
+fn receiver_then_sender<H>(
+    spawn: impl Fn(Box<dyn FnOnce() -> u32 + Send>) -> H,
+    join: impl Fn(H) -> u32,
+) -> u32 {
+    let (tx, rx) = mpsc::channel::<u32>();
+    let (started_tx, started) = mpsc::channel::<()>();
+    let a = spawn(Box::new(move || {
+        started_tx.send(()).unwrap();
+        rx.recv().unwrap()
+    }));
+    // `a` runs (and, if closures held the gil, holds it) before `b` exists.
+    started.recv().unwrap();
+    let b = spawn(Box::new(move || {
+        tx.send(1).unwrap();
+        0
+    }));
+    let got = join(a);
+    assert_eq!(join(b), 0);
+    got
+}
+
+#[test]
+fn under_the_gil_switch_compat_thread_receiver_and_sender_both_run() {
+    if !in_gil_child(
+        "under_the_gil_switch_compat_thread_receiver_and_sender_both_run",
+        &[],
+    ) {
+        return;
+    }
+    watchdog(|| {
+        assert_default_is_serialized();
+        let got = receiver_then_sender(unirun::compat::thread::spawn, |h| h.join().unwrap());
+        assert_eq!(got, 1);
+    });
+}
+
+#[test]
+fn under_the_gil_switch_to_thread_and_spawn_blocking_receiver_and_sender_both_run() {
+    if !in_gil_child(
+        "under_the_gil_switch_to_thread_and_spawn_blocking_receiver_and_sender_both_run",
+        &[],
+    ) {
+        return;
+    }
+    watchdog(|| {
+        assert_default_is_serialized();
+        let join = |h: unirun::JoinHandle<u32>| h.join().unwrap();
+        assert_eq!(receiver_then_sender(unirun::to_thread, join), 1);
+        let handle = unirun::get_executor();
+        assert_eq!(receiver_then_sender(|f| handle.spawn_blocking(f), join), 1);
+        assert_eq!(
+            receiver_then_sender(|f| unirun::run_in_executor(None, f), join),
+            1
+        );
+        // Through the `Executor` trait too.
+        let ex: &dyn Executor = &handle;
+        assert_eq!(receiver_then_sender(|f| ex.spawn_blocking(f), join), 1);
+        // A scope of the program's own takes its mode from the switch too.
+        let run = Run::builder().flavor(Flavor::Threads).build().unwrap();
+        assert_eq!(run.trace().thread_mode(), ThreadMode::Gil);
+        assert_eq!(receiver_then_sender(|f| run.spawn_blocking(f), join), 1);
+        let out = run.map(0..2u32, |i| i);
+        assert_eq!(out, [0, 1]);
+    });
+}
+
+#[cfg(feature = "smol-backend")]
+#[test]
+fn under_the_gil_switch_compat_smol_unblock_receiver_and_sender_both_run() {
+    if !in_gil_child(
+        "under_the_gil_switch_compat_smol_unblock_receiver_and_sender_both_run",
+        &[],
+    ) {
+        return;
+    }
+    watchdog(|| {
+        assert_default_is_serialized();
+        let got = receiver_then_sender(
+            unirun::compat::smol::unblock,
+            unirun::compat::smol::block_on,
+        );
+        assert_eq!(got, 1);
+    });
+}
+
+#[cfg(feature = "tokio-backend")]
+#[test]
+fn under_the_gil_switch_compat_tokio_spawn_blocking_receiver_and_sender_both_run() {
+    if !in_gil_child(
+        "under_the_gil_switch_compat_tokio_spawn_blocking_receiver_and_sender_both_run",
+        &[],
+    ) {
+        return;
+    }
+    watchdog(|| {
+        assert_default_is_serialized();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let _inside = rt.enter();
+        let got = receiver_then_sender(unirun::compat::tokio::task::spawn_blocking, |h| {
+            rt.block_on(h).unwrap()
+        });
+        assert_eq!(got, 1);
+    });
+}
+
+/// The switch still serializes what it can without risking a deadlock:
+/// the polls of the helpers' async tasks.
+#[test]
+fn under_the_gil_switch_async_tasks_still_run_one_at_a_time() {
+    if !in_gil_child(
+        "under_the_gil_switch_async_tasks_still_run_one_at_a_time",
+        &[("UNIRUN_MAX_WORKERS", "4")],
+    ) {
+        return;
+    }
+    watchdog(|| {
+        assert_default_is_serialized();
+        let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let (now, max) = (now.clone(), max.clone());
+                unirun::spawn(async move {
+                    for _ in 0..10 {
+                        let inside = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        max.fetch_max(inside, Ordering::SeqCst);
+                        for _ in 0..200 {
+                            std::hint::spin_loop();
+                        }
+                        std::thread::yield_now();
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        YieldNow(false).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.join().unwrap();
+        }
+        assert_eq!(max.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Returns `Pending` once, waking itself: a point where a task lets others run.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// A program that chose `Gil` in code gets its blocking closures
+/// serialized (it asked for that), but `compat::thread` still mirrors
+/// std's independent threads.
+#[test]
+fn gil_chosen_in_code_leaves_compat_threads_independent() {
+    if !in_gil_child("gil_chosen_in_code_leaves_compat_threads_independent", &[]) {
+        return;
+    }
+    watchdog(|| {
+        unirun::configure(RuntimeConfig::default().thread_mode(ThreadMode::Gil)).unwrap();
+        assert_default_is_serialized();
+        let got = receiver_then_sender(unirun::compat::thread::spawn, |h| h.join().unwrap());
+        assert_eq!(got, 1);
+    });
 }

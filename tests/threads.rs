@@ -2,6 +2,7 @@
 //! panics, abort and detach, the blocking lane's elasticity.
 
 mod common;
+mod watchdog;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
@@ -300,4 +301,113 @@ fn spawn_in_a_task_set_lets_a_scope_wait_for_and_cancel_only_its_own_tasks() {
         .unwrap_err()
         .is_cancelled());
     other.abort();
+}
+
+// --- deep blocking: hand-off threads are capped, a wait past the cap fails --
+
+/// Task `depth` of a chain: spawns task `depth - 1` and waits for it in
+/// `block_on` (each wait blocks a worker, whose queue goes to a hand-off
+/// thread). Returns the depth reached, or the first error seen below.
+/// `finished` counts every task that ended, returned or unwound.
+fn nested(
+    handle: unirun_threads::Handle,
+    depth: usize,
+    finished: Arc<AtomicUsize>,
+) -> JoinHandle<Result<usize, String>> {
+    struct Finished(Arc<AtomicUsize>);
+    impl Drop for Finished {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let spawner = handle.clone();
+    spawner.spawn(async move {
+        let _finished = Finished(finished.clone());
+        if depth == 0 {
+            return Ok(0);
+        }
+        let inner = nested(handle, depth - 1, finished);
+        match unirun::block_on(inner) {
+            Ok(Ok(reached)) => Ok(reached + 1),
+            Ok(Err(below)) => Err(below),
+            Err(err) => Err(err.to_string()),
+        }
+    })
+}
+
+/// With `max_handoff_threads(2)` on one worker, tasks 0, 1 and 2 of a
+/// chain wait on hand-off threads while task 3 waits too: its wait needs a
+/// fourth thread (2 plus the worker), which the cap refuses, so task 3
+/// fails with an error naming the cap, and the failure travels up.
+#[test]
+fn a_wait_past_the_hand_off_cap_fails_in_its_task_with_an_error_naming_the_cap() {
+    watchdog::watchdog(|| {
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .name("capped")
+            .max_handoff_threads(2)
+            .build()
+            .unwrap();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let err = nested(pool.handle(), 10, finished.clone())
+            .join()
+            .unwrap()
+            .unwrap_err();
+        for part in ["capped", "max_handoff_threads=2", "block_on or join", "cap"] {
+            assert!(err.contains(part), "{part:?} missing from: {err}");
+        }
+        // The worker kept its queue and serves on; two nested waits fit.
+        assert_eq!(pool.spawn(async { 1 }).join().unwrap(), 1);
+        let ok = nested(pool.handle(), 2, Arc::new(AtomicUsize::new(0)));
+        assert_eq!(ok.join().unwrap(), Ok(2));
+        // Every task of the chain ended (those below the failure too).
+        pool.shutdown();
+        assert_eq!(finished.load(Ordering::SeqCst), 11);
+    });
+}
+
+#[test]
+fn zero_max_handoff_threads_is_an_error_naming_the_setting() {
+    let err = ThreadPool::builder()
+        .max_handoff_threads(0)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("max_handoff_threads=0"), "{err}");
+}
+
+/// 20,000 tasks nested in `block_on` on one worker used to cost one thread
+/// per level, and near 16,000 threads the process aborted ("failed to
+/// initiate panic"). Under a cap every level ends, each with its depth or
+/// an error naming the cap, and the process lives. A low cap proves the
+/// same as the default one without starting thousands of threads.
+#[test]
+fn twenty_thousand_nested_waits_on_one_worker_all_end_without_an_abort() {
+    if !common::in_child_process(
+        "twenty_thousand_nested_waits_on_one_worker_all_end_without_an_abort",
+    ) {
+        return;
+    }
+    watchdog::watchdog(|| {
+        const DEPTH: usize = 20_000;
+        // 19,000-odd refused waits each panic: keep the output short.
+        std::panic::set_hook(Box::new(|_| {}));
+        unirun::install_panic_hook();
+        let pool = ThreadPool::builder()
+            .workers(1)
+            .name("deep")
+            .max_handoff_threads(64)
+            .build()
+            .unwrap();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let outcome = nested(pool.handle(), DEPTH, finished.clone())
+            .join()
+            .unwrap();
+        match outcome {
+            Ok(depth) => assert_eq!(depth, DEPTH),
+            Err(err) => assert!(err.contains("max_handoff_threads=64"), "{err}"),
+        }
+        pool.shutdown();
+        assert_eq!(finished.load(Ordering::SeqCst), DEPTH + 1);
+        let _ = std::panic::take_hook();
+    });
 }

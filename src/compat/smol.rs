@@ -82,7 +82,11 @@ where
     if super::passthrough() {
         Task(Inner::Smol(::smol::unblock(f)))
     } else {
-        Task(Inner::Unirun(Some(crate::to_thread(f))))
+        // Never under a serialized default's gil: smol's blocking threads
+        // are independent (see the `gil` module).
+        Task(Inner::Unirun(Some(
+            crate::get_executor().spawn_independent(f),
+        )))
     }
 }
 

@@ -24,7 +24,10 @@
 //! - [`JoinHandle::thread`] is the thread running the closure; asked before
 //!   the closure started, it starts it on a dedicated thread at once rather
 //!   than wait for the pool;
-//! - [`scope`]'s threads are pooled too, with the same fallback.
+//! - [`scope`]'s threads are pooled too, with the same fallback;
+//! - like std's threads, they are independent of a serialized default
+//!   (`UNIRUN_THREAD_MODE=gil`): a closure never holds its lock, so one
+//!   blocked in `recv` never keeps its sender from running.
 //!
 //! Everything else (`sleep`, `current`, `park`, `Thread`, `LocalKey`, ...) is
 //! std's own, re-exported, so a whole `use std::thread::{...}` line converts.

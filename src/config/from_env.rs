@@ -147,8 +147,6 @@ impl Parser {
 struct Entry {
     key: String,
     value: String,
-    /// 1-based line of the definition.
-    line: Option<usize>,
     /// The real environment's value replaced the file's.
     from_real_env: bool,
 }
@@ -161,6 +159,11 @@ struct Entry {
 /// replaced, so they only matter on a line unirun reads (where the value
 /// then fails to parse and is reported). Every failure is an
 /// [`Error::EnvFile`] naming `path`, and the line when there is one.
+///
+/// Linear in the file's size: each entry costs a constant amount of work
+/// (one lookup in the real environment, a bounded scan of the known keys),
+/// and a line number, which needs a scan of the text, is looked up once,
+/// for the one error reported, never per entry.
 pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
     let file_error = |line: Option<usize>, reason: String| Error::EnvFile {
         path: path.to_path_buf(),
@@ -173,15 +176,11 @@ pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
     let mut entries: Vec<Entry> = Vec::new();
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {
-            Ok((key, value)) => {
-                let line = definition_line(text, &key);
-                entries.push(Entry {
-                    key,
-                    value,
-                    line,
-                    from_real_env: false,
-                });
-            }
+            Ok((key, value)) => entries.push(Entry {
+                key,
+                value,
+                from_real_env: false,
+            }),
             Err(dotenvy::Error::LineParse(bad, at)) => {
                 let first = bad.lines().next().unwrap_or_default().trim_end();
                 let line = text
@@ -223,12 +222,13 @@ pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
             }
         })),
         Some(problem) => {
-            // Point at the last definition of the variable(s) involved.
+            // Point at the last definition of the variable(s) involved
+            // (one scan of the text, on this error path only).
             let line = entries
                 .iter()
                 .rev()
                 .find(|e| problem.vars().iter().any(|v| v.name == e.key))
-                .and_then(|e| e.line);
+                .and_then(|e| definition_line(text, &e.key));
             Err(file_error(line, problem.into_error().to_string()))
         }
     }
@@ -236,6 +236,8 @@ pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
 
 /// The 1-based line of the last definition of `key` in a `.env` text.
 fn definition_line(text: &str, key: &str) -> Option<usize> {
+    #[cfg(test)]
+    LINES_SCANNED.with(|n| n.set(n.get() + text.lines().count()));
     text.lines()
         .enumerate()
         .filter(|(_, line)| {
@@ -246,4 +248,11 @@ fn definition_line(text: &str, key: &str) -> Option<usize> {
         })
         .map(|(i, _)| i + 1)
         .last()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many lines [`definition_line`] scanned on this thread: the test
+    /// of the reader's linear cost counts them.
+    pub(super) static LINES_SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }

@@ -240,6 +240,10 @@ impl RuntimeConfig {
 
     /// Sets whether scopes run serialized ([`ThreadMode::Gil`]) or parallel.
     ///
+    /// Set here (in code), `Gil` serializes blocking closures too; read
+    /// from `UNIRUN_THREAD_MODE` it serializes async polls only (see
+    /// [`ThreadMode`]).
+    ///
     /// # Examples
     ///
     /// ```
@@ -306,6 +310,13 @@ impl RuntimeConfig {
     /// Drops the recorded source of `field`: code set it.
     pub(crate) fn forget(&mut self, field: &str) {
         self.sources.retain(|s| s.var.field != field);
+    }
+
+    /// Whether `field`'s value was read from a variable (the process
+    /// environment or a `.env` file) rather than set in code: the
+    /// operator's choice, not the program's.
+    pub(crate) fn read_from_env(&self, field: &str) -> bool {
+        self.sources.iter().any(|s| s.var.field == field)
     }
 
     /// The flavor the force switches impose, if any: `Threads` when

@@ -162,3 +162,71 @@ fn conflict_is_dropped_and_reported() {
     assert_eq!(config.flavor, Some(Flavor::Threads));
     assert!(problems.is_empty());
 }
+
+// ---- the .env reader's cost ---------------------------------------------------
+
+/// A `.env` text of `lines` lines: unrelated keys, each known key defined
+/// many times, an unknown `UNIRUN_*` key repeated, and `last` as the last line.
+fn big_env_text(lines: usize, last: &str) -> String {
+    let mut text = String::with_capacity(lines * 24);
+    for i in 0..lines - 1 {
+        match i % 4 {
+            0 => text.push_str(&format!("APP_KEY_{i}=\"value {i}\"\n")),
+            1 => text.push_str(&format!("UNIRUN_MAX_WORKERS={}\n", i % 7 + 1)),
+            2 => text.push_str("UNIRUN_MAX_WORKER=3\n"),
+            _ => text.push_str("# a comment\n"),
+        }
+    }
+    text.push_str(last);
+    text.push('\n');
+    text
+}
+
+/// Writes `text` to a fresh file and reads it with `from_env_file`.
+fn read_text(text: &str) -> Result<RuntimeConfig, crate::Error> {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("unirun-config-unit-{}-{n}.env", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let result = RuntimeConfig::from_env_file(&path);
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// The reader used to find every entry's line by scanning the whole text
+/// (50,000 lines: 2.5 billion line visits). It now scans at most once, for
+/// the error it reports; the counter of scanned lines proves the bound.
+#[test]
+fn a_50k_line_env_file_is_read_with_at_most_one_scan_of_its_lines() {
+    use super::from_env::LINES_SCANNED;
+    const LINES: usize = 50_000;
+
+    LINES_SCANNED.with(|n| n.set(0));
+    let config = read_text(&big_env_text(LINES, "UNIRUN_THREAD_MODE=gil")).unwrap();
+    assert_eq!(config.thread_mode, Some(ThreadMode::Gil));
+    // The last definition wins: line 49,997 (index 49,997 % 4 == 1).
+    assert_eq!(config.max_workers, Some(49_997 % 7 + 1));
+    assert_eq!(
+        LINES_SCANNED.with(|n| n.get()),
+        0,
+        "no scan without an error"
+    );
+
+    let err = read_text(&big_env_text(LINES, "UNIRUN_THREAD_MODE=gli")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            crate::Error::EnvFile {
+                line: Some(LINES),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("UNIRUN_THREAD_MODE"), "{err}");
+    assert!(
+        LINES_SCANNED.with(|n| n.get()) <= LINES,
+        "the error's line costs one scan of the text, not one per entry"
+    );
+}

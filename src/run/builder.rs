@@ -8,7 +8,7 @@ use super::Run;
 use crate::backend;
 use crate::config::RuntimeConfig;
 use crate::error::Error;
-use crate::flavor::{Flavor, ThreadMode};
+use crate::flavor::Flavor;
 use crate::gil::Gil;
 use crate::global;
 use crate::scheduler::{self, Parent, Plan, Request};
@@ -312,7 +312,7 @@ impl RunBuilder {
         if let Some(reactor) = backend.reactor() {
             trace = trace.with_reactor(reactor);
         }
-        let gil = (decision.thread_mode == ThreadMode::Gil).then(Gil::new);
+        let gil = Gil::for_scope(decision.thread_mode, &decision.config);
         let io_bound = decision.config.io_bound == Some(true);
         let workers = backend.workers();
         let parallelism = if io_bound {

@@ -29,6 +29,7 @@ pub struct Builder {
     pub(crate) workers: Option<usize>,
     pub(crate) name: String,
     pub(crate) max_blocking: Option<usize>,
+    pub(crate) max_handoff: Option<usize>,
     pub(crate) keep_alive: Duration,
     pub(crate) stack_size: Option<usize>,
     pub(crate) context: Option<ContextSlot>,
@@ -40,6 +41,7 @@ impl Default for Builder {
             workers: None,
             name: "unirun".into(),
             max_blocking: None,
+            max_handoff: None,
             keep_alive: unirun_blocking::default_keep_alive(),
             stack_size: None,
             context: None,
@@ -99,6 +101,43 @@ impl Builder {
     /// ```
     pub fn max_blocking_threads(mut self, n: usize) -> Self {
         self.max_blocking = Some(n);
+        self
+    }
+
+    /// Caps the threads that take a worker's queue over from a task
+    /// blocked in `block_on` or `join`: at most `n` plus the number of
+    /// workers live at once (a hand-off thread may go on serving the queue
+    /// after the wait it was started for ended), so `n` such waits can
+    /// always be blocked at once. Defaults to
+    /// [`DEFAULT_MAX_HANDOFF_THREADS`](crate::DEFAULT_MAX_HANDOFF_THREADS).
+    /// Must be at least 1.
+    ///
+    /// A task that blocks on a worker hands the worker's queue to a new
+    /// thread, so work queued behind it still runs; each such wait costs a
+    /// thread until it ends. Past the cap, or when the OS refuses the
+    /// thread, the blocking call panics inside its task with a message that
+    /// names the cap (or the OS error): the task's `JoinHandle` resolves to
+    /// a panicked [`JoinError`](unirun_core::JoinError), the worker keeps its
+    /// queue and serves on. Without a cap, thousands of nested waits use up
+    /// the process's memory maps and the process aborts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_threads::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().workers(1).max_handoff_threads(1).build().unwrap();
+    /// let handle = pool.handle();
+    /// // One task blocked on a worker: its queue goes to the one hand-off thread.
+    /// let inner = handle.clone();
+    /// let one = handle.spawn(async move { inner.spawn(async { 7 }).join().unwrap() });
+    /// assert_eq!(one.join().unwrap(), 7);
+    ///
+    /// let err = ThreadPool::builder().max_handoff_threads(0).build().unwrap_err();
+    /// assert!(err.to_string().contains("max_handoff_threads"));
+    /// ```
+    pub fn max_handoff_threads(mut self, n: usize) -> Self {
+        self.max_handoff = Some(n);
         self
     }
 

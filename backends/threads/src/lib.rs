@@ -15,6 +15,12 @@
 //! wait and no thread is idle, up to a cap (at least 512 by default), and
 //! shrinks as idle threads retire after a keep-alive.
 //!
+//! A task that blocks a worker (`block_on` or `join` inside a task) hands
+//! the worker's queue to a new thread, so what is queued behind it still
+//! runs; at most [`Builder::max_handoff_threads`] such threads live at
+//! once, and a wait past the cap fails inside its task with an error naming
+//! it (never an abort: see [`DEFAULT_MAX_HANDOFF_THREADS`]).
+//!
 //! Every task, async or blocking, is a member of the pool's
 //! [`TaskSet`](unirun_core::TaskSet): shutdown waits for the set to empty, and
 //! the bounded forms close it, which cancels what has not finished. Worker and
@@ -57,4 +63,5 @@ pub use crate::builder::Builder;
 pub use crate::context::WorkerContext;
 pub use crate::handle::Handle;
 pub use crate::pool::ThreadPool;
+pub use crate::shutdown::DEFAULT_MAX_HANDOFF_THREADS;
 pub use unirun_blocking::{default_blocking_cap, BlockingLane, BlockingLaneBuilder, LaneStats};

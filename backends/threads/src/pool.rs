@@ -61,6 +61,11 @@ impl Builder {
             Some(n) => n,
             None => unirun_blocking::default_blocking_cap(cpus),
         };
+        let max_handoff = match self.max_handoff {
+            Some(0) => return Err(invalid("max_handoff_threads", 0)),
+            Some(n) => n,
+            None => crate::DEFAULT_MAX_HANDOFF_THREADS,
+        };
         let (pool, pool_workers) = Pool::try_with_workers(workers)
             .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
         // Counted per worker of this pool (see `Handle::task_counts`).
@@ -77,20 +82,27 @@ impl Builder {
         let exits = Arc::<Exits>::default();
         // Threads started when a task blocks a worker take its core over:
         // named like the worker, counted and joined like the workers.
-        let handoff = Arc::new(HandoffThreads::default());
+        // At most `max_handoff` live at once: past it (or when the OS
+        // refuses a thread) the spawner's error makes the blocking call
+        // panic inside its task, and the worker keeps its queue.
+        let handoff = Arc::new(HandoffThreads::new(max_handoff, workers));
         let (threads_of, exits_of) = (handoff.clone(), exits.clone());
         let (prefix, stack_size) = (self.name.clone(), self.stack_size);
         let context = self.context.map(|slot| slot.0);
         let context_of = context.clone();
         pool.set_thread_spawner(move |index, job| {
+            let slot = threads_of.reserve(&prefix)?;
             let mut builder = thread::Builder::new().name(format!("{prefix}-{index}"));
             if let Some(size) = stack_size {
                 builder = builder.stack_size(size);
             }
             let exit = exits_of.enter();
             let context = context_of.clone();
+            // A refused spawn drops the closure: the slot and the exit
+            // count are given back with it.
             threads_of.push(builder.spawn(move || {
                 let _exit = exit;
+                let _slot = slot;
                 run_inside(context.as_ref(), job);
             })?);
             Ok(())

@@ -27,7 +27,10 @@
 //!
 //! A dedicated thread enters the shared default's scope when it has one
 //! (`UNIRUN_THREAD_MODE=gil`, or a forking default), as the lane's jobs do,
-//! so a serialized default stays serialized.
+//! so `Handle::current` and nested scopes see the same scope from both.
+//! Neither ever holds a serialized default's gil: std's threads are
+//! independent, and a closure blocked in `recv` must not keep its sender
+//! from running (see the `gil` module's rule and its liveness argument).
 //!
 //! **Why `join` ends.** It waits on the slot's condition variable until the
 //! closure's result is stored. A waiting closure is claimed: by the lane
@@ -80,7 +83,7 @@ pub(super) fn launch<T: Send + 'static>(f: Job<T>, name: Option<String>) -> Arc<
     let shared = Shared::new(f, name, handle.scope().cloned());
     let claim = Claim(shared.clone());
     // Detached: the result travels through `shared`.
-    drop(handle.spawn_blocking(move || claim.run_here()));
+    drop(handle.spawn_independent(move || claim.run_here()));
     if !lane_has_room(&handle) {
         // If the OS refuses a thread, the lane job still claims it later.
         let _ = shared.rescue();
@@ -154,7 +157,7 @@ impl<T> Shared<T> {
         match builder.spawn(move || {
             let f = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(f) = f {
-                let _enter = scope.as_deref().map(Scope::enter);
+                let _enter = scope.as_deref().map(Scope::enter_unlocked);
                 f();
             }
         }) {

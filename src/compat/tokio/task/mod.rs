@@ -184,7 +184,7 @@ where
         crate::JoinHandle::from_foreign(TokioJoin(runtime.spawn_blocking(f)))
     } else {
         let runtime = runtime.clone();
-        crate::to_thread(move || {
+        crate::get_executor().spawn_independent(move || {
             let _context = runtime.enter();
             f()
         })
