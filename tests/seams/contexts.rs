@@ -115,8 +115,14 @@ fn unirun_panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn run_cell(ctx: Ctx, way: Way) -> Result<(), Bad> {
-    // async-io's global reactor and its `async-io` thread live for the
-    // whole process by design (not ours): start them before the baseline.
+    // async-io's global reactor (an epoll, an eventfd and a timerfd) and
+    // its `async-io` thread live for the whole process by design (not
+    // ours): start both before the baseline. Registering a socket is what
+    // creates the reactor; its `block_on` starts the thread.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(async_io::Async::new)
+        .map_err(|e| Bad::Fail(format!("async-io warm-up: {e}")))?;
+    drop(socket);
     async_io::block_on(async_io::Timer::after(Duration::from_millis(1)));
     match ctx {
         Ctx::SigchldIgnored => set_disposition(libc::SIGCHLD, libc::SIG_IGN),
