@@ -21,6 +21,14 @@
 //! issue-19 item whose fix they wait for: they still run and print, but
 //! do not fail the test; one that passes prints "now passes: remove from
 //! AWAITING".
+//!
+//! Needs every backend (`--all-features`) and Linux (`/proc/self`).
+#![cfg(all(
+    target_os = "linux",
+    feature = "process-backend",
+    feature = "tokio-backend",
+    feature = "smol-backend"
+))]
 
 #[path = "seams/contexts.rs"]
 mod contexts;
