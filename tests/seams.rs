@@ -58,6 +58,8 @@ const AWAITING: &[(Way, Ctx, u8)] = &[
     (Way::CompatTokioSpawnBlocking, Ctx::Gil, 9),
     (Way::CompatTokioSpawnBlocking, Ctx::SigchldIgnored, 9),
     (Way::CompatTokioSpawnBlocking, Ctx::SigpipeDefault, 9),
+    // 1: `configure()` waits forever for an unjoined process call.
+    (Way::CallShared, Ctx::AfterConfigure, 1),
     // 3: in a forked child the timer thread, unirun-io and the lane's
     // threads are gone: timers and sockets never wake, two blocking
     // closures that wait for each other are run one after the other.

@@ -18,9 +18,11 @@ pub(crate) enum Ctx {
     Plain,
     /// The way runs in a `to_process` child of a parent that ran it first.
     Forked,
-    /// The way ran, `reset()`, the way runs again.
+    /// The way ran, `reset()` with more of its work in flight (joined
+    /// after), the way runs again.
     AfterReset,
-    /// The way ran, `configure(max_workers(2))`, the way runs again.
+    /// The way ran, `configure(max_workers(2))` with more of its work in
+    /// flight (joined after), the way runs again.
     AfterConfigure,
     /// The shared default met a multi-thread tokio runtime that was then
     /// dropped; the way runs after the drop.
@@ -190,17 +192,29 @@ fn in_context(ctx: Ctx, way: Way) -> Result<(), Bad> {
         Ctx::AfterReset => {
             step("way before reset()");
             warm_up(way, ctx)?;
+            let in_flight = ways::start(way, true);
             step("reset()");
             unirun::reset();
+            step("join the work in flight across reset()");
+            // A reset cancels what the old pool had not started (see its
+            // docs): cancelled or the value, nothing else.
+            let across = in_flight.map_or(Ok(()), |join| join());
             step("way after reset()");
-            ways::run(way, ctx)
+            ways::run(way, ctx)?;
+            across
         }
         Ctx::AfterConfigure => {
             step("way before configure()");
             warm_up(way, ctx)?;
+            // Issue 19 item 1: work still in flight when `configure`
+            // replaces the shared default must finish, and `configure`
+            // must return.
+            let in_flight = ways::start(way, false);
             step("configure()");
             unirun::configure(RuntimeConfig::default().max_workers(2))
                 .map_err(|e| Bad::Fail(format!("configure(max_workers(2)) refused: {e}")))?;
+            step("join the work in flight across configure()");
+            in_flight.map_or(Ok(()), |join| join())?;
             step("way after configure()");
             ways::run(way, ctx)
         }

@@ -126,6 +126,76 @@ fn expect<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Outcom
     }
 }
 
+/// Work of `way` started and not yet joined, for the ways that hand back
+/// a handle: the join, as a closure. Held across a `configure()` or
+/// `reset()` it is work in flight while the shared default is replaced.
+pub(crate) type InFlight = Box<dyn FnOnce() -> Outcome>;
+
+/// Starts `way`'s work without joining it, where the way has a handle.
+/// With `cancel_ok`, a join that says "cancelled" counts as right (a
+/// `reset()` cancels what the old pool had not started).
+pub(crate) fn start(way: Way, cancel_ok: bool) -> Option<InFlight> {
+    let joined = move |what: &str, result: Result<u64, JoinError>| match result {
+        Err(err) if cancel_ok && err.is_cancelled() => Ok(None),
+        other => joined(what, other).map(Some),
+    };
+    let expect = |what: &str, got: Option<u64>, want: u64| match got {
+        None => Ok(()),
+        Some(got) => expect(what, got, want),
+    };
+    match way {
+        Way::Task => {
+            let task = unirun::spawn(async {
+                futures_lite::future::yield_now().await;
+                3u64
+            });
+            Some(Box::new(move || {
+                expect("task in flight", joined("task in flight", task.join())?, 3)
+            }))
+        }
+        Way::Blocking => {
+            let closure = unirun::to_thread(|| 4u64);
+            Some(Box::new(move || {
+                expect(
+                    "to_thread in flight",
+                    joined("to_thread in flight", closure.join())?,
+                    4,
+                )
+            }))
+        }
+        Way::Timer => {
+            let task = unirun::spawn(async {
+                unirun::time::sleep(Duration::from_millis(5)).await;
+                5u64
+            });
+            Some(Box::new(move || {
+                expect(
+                    "timer in flight",
+                    joined("timer in flight", task.join())?,
+                    5,
+                )
+            }))
+        }
+        Way::CallShared => {
+            let call = unirun::get_executor().call(square, 6);
+            Some(Box::new(move || {
+                expect("call in flight", joined("call in flight", call.join())?, 36)
+            }))
+        }
+        Way::ToProcess => {
+            let child = unirun::to_process(|| 7u64);
+            Some(Box::new(move || {
+                expect(
+                    "to_process in flight",
+                    joined("to_process in flight", child.join())?,
+                    7,
+                )
+            }))
+        }
+        _ => None,
+    }
+}
+
 /// Runs `way` once in this process.
 pub(crate) fn run(way: Way, ctx: Ctx) -> Outcome {
     match way {
