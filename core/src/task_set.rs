@@ -226,6 +226,12 @@ struct Slots {
     chunks: Vec<NonNull<Chunk>>,
     /// Slots handed out so far (the high-water mark).
     used: usize,
+    /// The set's address that every chunk's header names (null before the
+    /// first chunk). A set is moved only while no member holds a slot (see
+    /// [`Chunk`]), so [`insert`](Self::insert) compares it with the set's
+    /// current address and, after a move, writes the new one into every
+    /// header before it hands a slot out.
+    stamped: *const TaskSet,
     /// First free slot below `used`, or `NONE`.
     free: usize,
 }
@@ -260,10 +266,17 @@ struct AlignedSlot(Slot);
 /// A page of slots, with a header that lets a member that holds only its
 /// slot's address find its set and its slot's index.
 ///
-/// Invariant: `set` and `first` are written before the chunk is published
-/// (under the set's lock) and never change; `set` is the address of the
-/// `TaskSet` whose `Slots` holds the chunk (a set that has chunks lives in
-/// an `Arc`, whose members registered: its address does not move).
+/// Invariant: `first` is written before the chunk is published (under the
+/// set's lock) and never changes. `set` is written then too, and whenever a
+/// member holds a slot it is the current address of the `TaskSet` whose
+/// `Slots` holds the chunk. A set can move (safe code can take it out of
+/// its `Arc` with `Arc::into_inner` or `Arc::get_mut` and wrap it in a new
+/// one) only while nothing else refers to it, so while no member holds a
+/// slot: a member keeps its set in its `Arc` (or keeps the owner that
+/// holds that `Arc`, see [`TaskSet::owned_by`]). A moved set's headers name
+/// its old address until [`Slots::insert`] hands out the next slot, which
+/// first rewrites them (under the lock, with no slot held, so no member
+/// reads them meanwhile): a member never finds a set that moved away.
 #[repr(C, align(4096))]
 struct Chunk {
     set: *const TaskSet,
@@ -361,7 +374,7 @@ impl SlotRef {
     pub(crate) fn set(self) -> *const TaskSet {
         // SAFETY: by the invariant the slot is in a live chunk, found by
         // rounding down (chunks are `CHUNK_BYTES`-aligned and that long);
-        // `set` never changes once published.
+        // `set` does not change while a member holds a slot (see `Chunk`).
         unsafe { (*self.chunk()).set }
     }
 
@@ -438,10 +451,16 @@ impl Slots {
     /// spare allocations; says what to allocate when they do not suffice.
     fn insert(
         &mut self,
+        set: *const TaskSet,
         waker: &mut Option<Waker>,
         region: &mut Option<Region>,
         list: &mut Option<Vec<NonNull<Chunk>>>,
     ) -> Result<usize, Grow> {
+        if self.stamped != set {
+            // The first slot ever, or the set moved since the headers were
+            // written (see `Chunk`).
+            self.stamp(set);
+        }
         let slot = if self.free != NONE {
             let slot = self.free;
             let Slot::Vacant(next) = *self.slot(slot) else {
@@ -485,6 +504,21 @@ impl Slots {
         };
         *self.slot(slot) = Slot::Waiting(waker.take().expect("a waker to insert"));
         Ok(slot)
+    }
+
+    /// Writes `set` into every chunk's header (see [`Chunk`]): before the
+    /// first slot, and before the first slot after the set moved, so while
+    /// no member holds a slot.
+    #[cold]
+    #[inline(never)]
+    fn stamp(&mut self, set: *const TaskSet) {
+        for chunk in &self.chunks {
+            // SAFETY: a live chunk of ours; `&mut self` (under the set's
+            // lock) and no member holding a slot (see `Chunk`) make the
+            // write exclusive.
+            unsafe { (*chunk.as_ptr()).set = set };
+        }
+        self.stamped = set;
     }
 
     /// Frees `slot`; returns the waker it held, for the caller to drop
@@ -559,6 +593,7 @@ impl TaskSet {
                 chunks: Vec::new(),
                 used: 0,
                 free: NONE,
+                stamped: core::ptr::null(),
             }),
             on_empty: SpinLock::new(None),
             stats,
@@ -575,7 +610,10 @@ impl TaskSet {
     /// # Safety
     ///
     /// The owner holds an `Arc` of this very set for as long as it lives
-    /// (so a member that keeps the owner alive keeps the set alive).
+    /// (so a member that keeps the owner alive keeps the set alive), and
+    /// never moves the set out of it (no `Arc::get_mut` or
+    /// `Arc::into_inner` on it) while the owner lives: members it keeps
+    /// alive hold the set's address.
     ///
     /// # Examples
     ///
@@ -831,7 +869,7 @@ impl TaskSet {
         let slot = loop {
             match self.waiting.with(|slots| {
                 slots
-                    .insert(&mut held, &mut region, &mut list)
+                    .insert(self, &mut held, &mut region, &mut list)
                     .map(|slot| slots.slot_ref(slot))
             }) {
                 Ok(slot) => break slot,

@@ -1,0 +1,115 @@
+//! A task set under the moves and unwinds safe code can put it through:
+//! moved out of its `Arc` and back into another, polled by a waker that
+//! panics, and waited on by futures that are dropped before it empties.
+//!
+//! These tests are part of the AddressSanitizer run (`.ci/run`): a member
+//! that reaches a set's old address is a use-after-free there.
+//!
+//! Every test that could hang runs under a watchdog.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread;
+use std::time::Duration;
+
+use unirun_core::{TaskSet, TickExecutor};
+
+/// Runs `body` on its own thread and fails the test if it does not finish in
+/// a generous 60 s (a hang becomes a failure, not a stuck CI job).
+fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("{name}: hung for 60 s"),
+    }
+}
+
+/// A gate a task waits on until the test opens it.
+#[derive(Clone, Default)]
+struct Gate(Arc<Mutex<(bool, Option<Waker>)>>);
+
+impl Gate {
+    fn open(&self) {
+        let waker = {
+            let mut state = self.0.lock().unwrap();
+            state.0 = true;
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Future for Gate {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.0.lock().unwrap();
+        if state.0 {
+            return Poll::Ready(());
+        }
+        state.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// One member that waits (so its waker takes a slot of the set) and then
+/// finishes and leaves.
+fn wait_and_leave(ex: &TickExecutor, set: &Arc<TaskSet>) {
+    let gate = Gate::default();
+    let member = ex.spawn_in(set, gate.clone());
+    ex.run_until_stalled();
+    assert!(!member.is_finished(), "the member waits for its gate");
+    assert_eq!(set.len(), 1);
+    gate.open();
+    ex.run_until_stalled();
+    member.join().unwrap();
+    assert_eq!(set.len(), 0);
+}
+
+#[test]
+fn a_task_set_moved_out_of_its_arc_keeps_members_sound() {
+    watchdog("moved set", || {
+        let ex = TickExecutor::new();
+        let set = Arc::new(TaskSet::new());
+        // The member's slot lives in a chunk that names where the set is.
+        wait_and_leave(&ex, &set);
+
+        // Safe code moves the set out of its `Arc` (no member refers to it
+        // any more) and into a new one. Another set is allocated in between,
+        // so the old place is most likely taken: a member that still went
+        // there would count against the wrong set (and is a use-after-free
+        // under AddressSanitizer wherever it lands).
+        let set = Arc::into_inner(set).expect("no member holds the set");
+        let squatter = Arc::new(TaskSet::new());
+        let set = Arc::new(set);
+
+        // The next member waits in the slot the first one freed, then leaves.
+        wait_and_leave(&ex, &set);
+        assert_eq!(squatter.len(), 0, "the other set was never joined");
+        unirun_core::block_on(set.wait_empty());
+
+        // And once more, after a second move, with two members waiting at
+        // once (a fresh slot beside the reused one).
+        let set = Arc::new(Arc::into_inner(set).expect("no member holds the set"));
+        let (first, second) = (Gate::default(), Gate::default());
+        let a = ex.spawn_in(&set, first.clone());
+        let b = ex.spawn_in(&set, second.clone());
+        ex.run_until_stalled();
+        assert_eq!(set.len(), 2);
+        set.close();
+        ex.run_until_stalled();
+        assert!(a.join().unwrap_err().is_cancelled());
+        assert!(b.join().unwrap_err().is_cancelled());
+        assert_eq!(set.len(), 0);
+        drop(squatter);
+    });
+}
