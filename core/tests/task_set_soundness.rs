@@ -11,11 +11,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::thread;
 use std::time::Duration;
 
-use unirun_core::{TaskSet, TickExecutor};
+use unirun_core::{with_polled_owner, TaskFuture, TaskSet, TickExecutor};
 
 /// Runs `body` on its own thread and fails the test if it does not finish in
 /// a generous 60 s (a hang becomes a failure, not a stuck CI job).
@@ -111,5 +111,71 @@ fn a_task_set_moved_out_of_its_arc_keeps_members_sound() {
         assert!(b.join().unwrap_err().is_cancelled());
         assert_eq!(set.len(), 0);
         drop(squatter);
+    });
+}
+
+/// A scope-like owner of a task set (see `TaskSet::owned_by`).
+struct Scope {
+    name: &'static str,
+    tasks: Arc<TaskSet>,
+}
+
+fn scope(name: &'static str) -> Arc<Scope> {
+    Arc::new_cyclic(|owner| Scope {
+        name,
+        // SAFETY: the scope holds the set for as long as it lives and never
+        // moves it out of its `Arc`.
+        tasks: Arc::new(unsafe { TaskSet::new().owned_by(owner.clone()) }),
+    })
+}
+
+fn polled_scope() -> Option<&'static str> {
+    with_polled_owner(|scope: Option<&Scope>| scope.map(|scope| scope.name))
+}
+
+/// A waker whose `clone` panics (the others do nothing).
+fn waker_that_panics_when_cloned() -> Waker {
+    fn clone(_: *const ()) -> RawWaker {
+        panic!("this waker cannot be cloned");
+    }
+    fn noop(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+    // SAFETY: the vtable's functions ignore the data pointer; `clone`
+    // never returns.
+    unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
+}
+
+#[test]
+fn a_waker_that_panics_inside_a_poll_leaves_the_polled_owner_as_it_was() {
+    watchdog("polled owner", || {
+        let (outer, inner) = (scope("outer"), scope("inner"));
+        // A member of `inner`, polled by hand from inside a task of `outer`
+        // with a waker that panics when the member records it.
+        let mut member = Box::pin(TaskFuture::new(
+            std::future::pending::<()>(),
+            Some(&inner.tasks),
+        ));
+        let task = TaskFuture::new(
+            async move {
+                assert_eq!(polled_scope(), Some("outer"));
+                let waker = waker_that_panics_when_cloned();
+                let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = member.as_mut().poll(&mut Context::from_waker(&waker));
+                }));
+                assert!(
+                    unwound.is_err(),
+                    "the waker's panic unwinds out of the poll"
+                );
+                // The outer task is still the one being polled here.
+                let seen = polled_scope();
+                drop(member);
+                seen
+            },
+            Some(&outer.tasks),
+        );
+        assert_eq!(unirun_core::block_on(task).unwrap(), Some("outer"));
+        // Outside every poll, no owner at all.
+        assert_eq!(polled_scope(), None);
+        assert!(outer.tasks.is_empty() && inner.tasks.is_empty());
     });
 }
