@@ -14,8 +14,9 @@
 //! model races `abort`, `is_finished` and the task completing, and proves the
 //! handle's slot has no data race and the handle resolves to the output or to
 //! `cancelled`. The `task_set_*` models prove `close` always wakes a member
-//! registering its waker at the same time, and a `notify_when_empty` racing
-//! the last `leave` sees the set empty or is woken.
+//! registering its waker at the same time, and a `notify_when_empty` (or a
+//! `WaitEmpty` re-polled with a new waker) racing the last `leave` sees the
+//! set empty or is woken.
 //!
 //! Three models run the *real* pool (`Pool`, the worker run loop, the thread
 //! context and the hand-off) on loom threads, parkers and thread-locals:
@@ -571,6 +572,33 @@ fn task_set_leave_vs_notify_when_empty() {
         member.join().unwrap();
 
         assert!(empty || woken(&flag), "wait_empty would hang");
+    });
+}
+
+/// The last member leaves while a `WaitEmpty` is polled, and polled again
+/// with another waker (which replaces the first in its entry): it is ready,
+/// or the waker of its latest poll is woken.
+#[test]
+fn task_set_leave_vs_wait_empty_changing_waker() {
+    model(3, || {
+        let set = std::sync::Arc::new(TaskSet::new());
+        set.enter();
+        let (first, _) = flag_waker();
+        let (second, flag) = flag_waker();
+
+        let member_set = set.clone();
+        let member = thread::spawn(move || member_set.leave(None));
+        let mut wait = set.wait_empty();
+        let ready = Pin::new(&mut wait)
+            .poll(&mut Context::from_waker(&first))
+            .is_ready()
+            || Pin::new(&mut wait)
+                .poll(&mut Context::from_waker(&second))
+                .is_ready();
+        member.join().unwrap();
+
+        assert!(ready || woken(&flag), "wait_empty would hang");
+        drop(wait);
     });
 }
 

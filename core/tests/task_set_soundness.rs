@@ -179,3 +179,38 @@ fn a_waker_that_panics_inside_a_poll_leaves_the_polled_owner_as_it_was() {
         assert!(outer.tasks.is_empty() && inner.tasks.is_empty());
     });
 }
+
+/// A waker that does nothing; its count of references tells who keeps it.
+struct Quiet;
+
+impl std::task::Wake for Quiet {
+    fn wake(self: Arc<Self>) {}
+}
+
+#[test]
+fn a_dropped_wait_for_the_set_to_empty_lets_its_waker_go() {
+    watchdog("dropped waits", || {
+        let ex = TickExecutor::new();
+        let set = Arc::new(TaskSet::new());
+        let gate = Gate::default();
+        let member = ex.spawn_in(&set, gate.clone());
+        ex.run_until_stalled();
+        // What a loop of timed-out waits does, each in a fresh task: a
+        // distinct waker per wait, and the wait dropped unfinished.
+        for _ in 0..100_000 {
+            let quiet = Arc::new(Quiet);
+            let waker = Waker::from(quiet.clone());
+            let mut wait = set.wait_empty();
+            assert!(Pin::new(&mut wait)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            assert_eq!(Arc::strong_count(&quiet), 3, "the set keeps a clone");
+            drop(wait);
+            assert_eq!(Arc::strong_count(&quiet), 2, "and lets it go");
+        }
+        gate.open();
+        ex.run_until_stalled();
+        member.join().unwrap();
+        assert!(set.is_empty());
+    });
+}
