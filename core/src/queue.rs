@@ -288,11 +288,28 @@ impl Stealer {
         n
     }
 
-    /// Takes everything queued right now (for shutdown, which cancels it);
-    /// empty while another stealer holds a claim.
+    /// Takes everything queued right now (for shutdown, which cancels it).
+    ///
+    /// A claim another stealer holds is waited out, not skipped: that
+    /// stealer moves its batch to its own queue, and the rest of this one
+    /// is taken here (see `Shared::stop_seen_after_steal` for the batch).
+    /// The wait ends: a claim is held only while its stealer copies at most
+    /// half a queue of runnables (moves, no user code, no lock), and a
+    /// stealer that finds a claim held gives up instead of waiting, so no
+    /// claim waits on another.
     pub(crate) fn steal_all(&self) -> Vec<Runnable> {
-        let Some((first, n)) = self.claim(|available| available) else {
-            return Vec::new();
+        let (first, n) = loop {
+            let (steal, real) = unpack(self.inner.head.load(Ordering::Acquire));
+            if steal != real {
+                crate::sync::spin_loop();
+                continue;
+            }
+            match self.claim(|available| available) {
+                Some(claimed) => break claimed,
+                // Empty, or another stealer claimed in between: look again.
+                None if self.is_empty() => return Vec::new(),
+                None => {}
+            }
         };
         let taken = (0..n)
             // SAFETY: `claim` claimed `first..first + n` for this thread.
