@@ -1195,6 +1195,21 @@ mod tests {
     }
 
     #[test]
+    fn notify_when_empty_keeps_one_entry_per_task_until_the_set_empties() {
+        let set = TaskSet::new();
+        set.enter();
+        let (waker, woken) = flag();
+        for _ in 0..10 {
+            assert!(!set.notify_when_empty(&waker.clone()));
+        }
+        assert_eq!(set.empty_waiters(), 1);
+        set.leave(None);
+        assert!(woken.0.load(Ordering::SeqCst));
+        assert_eq!(set.empty_waiters(), 0);
+        assert!(set.notify_when_empty(&waker));
+    }
+
+    #[test]
     fn a_wait_whose_entry_the_emptying_set_took_registers_again() {
         let set = TaskSet::new();
         set.enter();
