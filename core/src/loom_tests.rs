@@ -14,8 +14,9 @@
 //! model races `abort`, `is_finished` and the task completing, and proves the
 //! handle's slot has no data race and the handle resolves to the output or to
 //! `cancelled`. The `task_set_*` models prove `close` always wakes a member
-//! registering its waker at the same time, and a `notify_when_empty` racing
-//! the last `leave` sees the set empty or is woken.
+//! registering its waker at the same time, and a `notify_when_empty` (or a
+//! `WaitEmpty` re-polled with a new waker) racing the last `leave` sees the
+//! set empty or is woken.
 //!
 //! Three models run the *real* pool (`Pool`, the worker run loop, the thread
 //! context and the hand-off) on loom threads, parkers and thread-locals:
@@ -32,7 +33,8 @@
 //! while another thread wakes it.
 //! `queue_wraps_around_u16` starts a queue two slots before the `u16`
 //! wrap-around and `queue_steal_all_vs_owner` races shutdown's `steal_all`
-//! with the owner. Run them (in about two
+//! with the owner; `shutdown_vs_steal_in_transit` races it with a thief
+//! whose batch is between two queues while both owners are busy. Run them (in about two
 //! minutes in release mode) with
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p unirun-core --lib --release loom_tests`;
 //! the separate target directory keeps the normal build cache, and
@@ -574,6 +576,33 @@ fn task_set_leave_vs_notify_when_empty() {
     });
 }
 
+/// The last member leaves while a `WaitEmpty` is polled, and polled again
+/// with another waker (which replaces the first in its entry): it is ready,
+/// or the waker of its latest poll is woken.
+#[test]
+fn task_set_leave_vs_wait_empty_changing_waker() {
+    model(3, || {
+        let set = std::sync::Arc::new(TaskSet::new());
+        set.enter();
+        let (first, _) = flag_waker();
+        let (second, flag) = flag_waker();
+
+        let member_set = set.clone();
+        let member = thread::spawn(move || member_set.leave(None));
+        let mut wait = set.wait_empty();
+        let ready = Pin::new(&mut wait)
+            .poll(&mut Context::from_waker(&first))
+            .is_ready()
+            || Pin::new(&mut wait)
+                .poll(&mut Context::from_waker(&second))
+                .is_ready();
+        member.join().unwrap();
+
+        assert!(ready || woken(&flag), "wait_empty would hang");
+        drop(wait);
+    });
+}
+
 /// The owner pushes and pops across the `u16` wrap-around of the queue's
 /// positions (the queue starts two slots before it) while another worker
 /// steals: every runnable still comes out exactly once.
@@ -625,6 +654,56 @@ fn queue_steal_all_vs_owner() {
         found.extend(shutdown.join().unwrap());
         found.extend(drain(&local, &injector));
         counted.check(found);
+    });
+}
+
+/// Shutdown races a steal in transit (issue 19): a thief claims half of a
+/// queue whose owner is busy (it never pops again) and copies it into its
+/// own queue while the pool stops. `steal_all` waits out the thief's claim
+/// and takes the rest of the victim's queue; the thief, once its batch is
+/// published, sees the stop (and cancels the batch with its queue, as its
+/// core's drop does) or else shutdown's `steal_all` of the thief's queue
+/// finds the batch, and the thief runs the one task it kept and stays busy
+/// in it. Every runnable comes out exactly once without either busy
+/// worker draining its own queue.
+#[test]
+fn shutdown_vs_steal_in_transit() {
+    model(3, || {
+        let (counted, runnables) = Counted::new(3);
+        let injector = Injector::new();
+        let (victim, victim_stealer) = queue::local();
+        for runnable in runnables {
+            victim.push_back(runnable, &injector);
+        }
+        let (thief_local, thief_stealer) = queue::local();
+        let flag = Arc::new(AtomicBool::new(false));
+
+        let stealer = victim_stealer.clone();
+        let stopped = flag.clone();
+        let thief = thread::spawn(move || {
+            let mut handled = Vec::new();
+            if let Some(task) = stealer.steal_into(&thief_local) {
+                handled.push(task);
+                if crate::pool::stop_seen_after_steal(&stopped) {
+                    // `Core`'s drop, once the run loop returns.
+                    while let Some(runnable) = thief_local.pop() {
+                        handled.push(runnable);
+                    }
+                }
+                // Else it runs `task` and is busy in it from now on.
+            }
+            (handled, thief_local)
+        });
+
+        // `Pool::shutdown`.
+        crate::pool::stop(&flag);
+        let mut found = victim_stealer.steal_all();
+        found.extend(thief_stealer.steal_all());
+
+        let (handled, thief_local) = thief.join().unwrap();
+        found.extend(handled);
+        counted.check(found);
+        drop((victim, thief_local));
     });
 }
 

@@ -210,23 +210,39 @@ mod polled {
 }
 
 /// Publishes the owner `member` keeps alive (if any) as the polled one;
-/// returns what to put back with [`unpublish`] once the poll is over.
+/// the guard puts the previous one back when it is dropped: by
+/// [`unpublish`] once the poll is over, or by unwinding if something in
+/// the poll panics past the task's own capture (a waker whose `clone` or
+/// `wake` panics while the member records it), so a thread never keeps
+/// pointing at an owner it is no longer polling.
 #[inline(always)]
-pub(crate) fn publish(member: &Member, set: Option<&TaskSet>) -> Option<*const Owner> {
+pub(crate) fn publish(member: &Member, set: Option<&TaskSet>) -> Published {
     if member.flags() & ON_SET != 0 {
-        return None;
+        return Published(None);
     }
-    set?.owner
-        .as_ref()
-        .map(|owner| polled::set(owner as *const Owner))
+    Published(
+        set.and_then(|set| set.owner.as_ref())
+            .map(|owner| polled::set(owner as *const Owner)),
+    )
 }
 
-/// Ends what [`publish`] began.
-#[inline(always)]
-pub(crate) fn unpublish(previous: Option<*const Owner>) {
-    if let Some(previous) = previous {
-        polled::set(previous);
+/// What [`publish`] replaced; dropping it puts it back.
+#[must_use = "dropping the guard ends the publication"]
+pub(crate) struct Published(Option<*const Owner>);
+
+impl Drop for Published {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(previous) = self.0 {
+            polled::set(previous);
+        }
     }
+}
+
+/// Ends what [`publish`] began (the guard's drop does the work).
+#[inline(always)]
+pub(crate) fn unpublish(published: Published) {
+    drop(published);
 }
 
 /// Calls `f` with the owner (see [`TaskSet::owned_by`]) of the set whose

@@ -447,7 +447,10 @@ impl Pool {
     /// Stops the pool: workers return from [`Worker::run`] after their current
     /// task; everything the pool holds is dropped, so those tasks are
     /// cancelled and their `JoinHandle`s resolve: the injector and the local
-    /// queues now, each worker's LIFO slot and whatever its running task
+    /// queues now (including the queue of a worker whose thread is busy,
+    /// while another worker is stealing from it: a batch in transit is
+    /// cancelled by the thief, which checks for the stop once it has the
+    /// batch, or taken here), each worker's LIFO slot and whatever its running task
     /// queues meanwhile when that task returns, or at once if the task blocks
     /// in [`block_on`](crate::block_on)/[`JoinHandle::join`] (so a task that
     /// joins a task queued behind it on its own worker is not left waiting).
@@ -474,7 +477,9 @@ impl Pool {
     /// assert!(pool.spawn(async { 2 }).join().unwrap_err().is_cancelled());
     /// ```
     pub fn shutdown(&self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
+        // The queues are read below only after the flag and its fence (see
+        // `stop_seen_after_steal`).
+        stop(&self.shared.shutdown);
         for unparker in self.shared.unparkers.iter() {
             unparker.unpark();
         }
@@ -609,7 +614,39 @@ impl Shared {
         }
     }
 
+    /// See [`stop_seen_after_steal`].
+    #[inline]
+    pub(crate) fn stop_seen_after_steal(&self) -> bool {
+        stop_seen_after_steal(&self.shutdown)
+    }
+
     pub(crate) fn has_stealable_work(&self) -> bool {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
+}
+
+/// Sets a pool's shutdown `flag`, then fences: whoever reads the queues
+/// after this (shutdown itself) pairs with [`stop_seen_after_steal`].
+pub(crate) fn stop(flag: &AtomicBool) {
+    flag.store(true, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+}
+
+/// Called by a thief once a stolen batch is published in its own queue:
+/// whether the pool stopped (`flag`), in which case the thief cancels what
+/// it took instead of running it.
+///
+/// A batch is in neither queue while it is copied, so [`Pool::shutdown`]
+/// can miss it there; this closes the window. Shutdown stores the flag,
+/// fences ([`stop`]), then reads every queue; the thief publishes the
+/// batch, fences, then reads the flag. Of the two `SeqCst` fences one comes
+/// first: if shutdown's, the thief sees the flag; if the thief's, shutdown
+/// sees the batch in the thief's queue. Either way every runnable is
+/// cancelled now, not when a busy worker comes back (loom model
+/// `shutdown_vs_steal_in_transit`). Costs one fence per successful steal,
+/// not per task.
+#[inline]
+pub(crate) fn stop_seen_after_steal(flag: &AtomicBool) -> bool {
+    fence(Ordering::SeqCst);
+    flag.load(Ordering::Relaxed)
 }

@@ -288,11 +288,33 @@ impl Stealer {
         n
     }
 
-    /// Takes everything queued right now (for shutdown, which cancels it);
-    /// empty while another stealer holds a claim.
+    /// Takes everything queued right now (for shutdown, which cancels it).
+    ///
+    /// A claim another stealer holds is waited out, not skipped: that
+    /// stealer moves its batch to its own queue, and the rest of this one
+    /// is taken here (see `Shared::stop_seen_after_steal` for the batch).
+    /// The wait ends: a claim is held only while its stealer copies at most
+    /// half a queue of runnables (moves, no user code, no lock), and a
+    /// stealer that finds a claim held gives up instead of waiting, so no
+    /// claim waits on another. In a forked child the claim's holder may be
+    /// a thread that `fork` did not copy: there the queue is left as it is.
     pub(crate) fn steal_all(&self) -> Vec<Runnable> {
-        let Some((first, n)) = self.claim(|available| available) else {
-            return Vec::new();
+        let mut spins = 0u32;
+        let (first, n) = loop {
+            let (steal, real) = unpack(self.inner.head.load(Ordering::Acquire));
+            if steal != real {
+                if crate::in_forked_child() {
+                    return Vec::new();
+                }
+                back_off(&mut spins);
+                continue;
+            }
+            match self.claim(|available| available) {
+                Some(claimed) => break claimed,
+                // Empty, or another stealer claimed in between: look again.
+                None if self.is_empty() => return Vec::new(),
+                None => {}
+            }
         };
         let taken = (0..n)
             // SAFETY: `claim` claimed `first..first + n` for this thread.
@@ -362,6 +384,18 @@ impl Drop for Inner {
             pos = pos.wrapping_add(1);
         }
     }
+}
+
+/// One turn of waiting for another thread's claim to end: a spin, and now
+/// and then (with `std`) a yield, since the holder may have lost its CPU.
+fn back_off(spins: &mut u32) {
+    *spins = spins.wrapping_add(1);
+    #[cfg(all(feature = "std", not(loom)))]
+    if *spins % 64 == 0 {
+        std::thread::yield_now();
+        return;
+    }
+    crate::sync::spin_loop();
 }
 
 /// The global queue for work scheduled from outside the pool and for a local

@@ -57,9 +57,8 @@ pub struct TaskSet {
     closed: CachePadded<AtomicBool>,
     /// Wakers of members that returned `Pending`, by slot.
     waiting: SpinLock<Slots>,
-    /// Wakers to call when `live` drops to zero, as a list whose nodes are
-    /// allocated before the lock is taken.
-    on_empty: SpinLock<Option<Box<EmptyNode>>>,
+    /// Wakers to call when `live` drops to zero.
+    on_empty: SpinLock<EmptyList>,
     /// What happened to the members (see [`crate::stats`]).
     pub(crate) stats: crate::stats::TaskStats,
     /// What holds this set, if [`owned_by`](Self::owned_by) said: members
@@ -193,10 +192,72 @@ impl Drop for Owner {
     }
 }
 
-/// One entry of [`TaskSet::on_empty`].
+/// Who waits for a set to empty: a list whose nodes are allocated before
+/// the lock is taken (and freed after it is released), each with an id by
+/// which a [`WaitEmpty`] finds its own entry again, to keep its latest
+/// waker there and to remove it when it is dropped.
+struct EmptyList {
+    head: Option<Box<EmptyNode>>,
+    /// The id of the next node linked (never reused: 2^64 links).
+    next_id: u64,
+}
+
+/// One entry of [`EmptyList`].
 struct EmptyNode {
     waker: Waker,
+    id: u64,
     next: Option<Box<EmptyNode>>,
+}
+
+impl EmptyList {
+    /// Links `node` first; returns the id it got.
+    fn link(&mut self, mut node: Box<EmptyNode>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        node.id = id;
+        node.next = self.head.take();
+        self.head = Some(node);
+        id
+    }
+
+    fn find(&mut self, id: u64) -> Option<&mut EmptyNode> {
+        let mut node = self.head.as_deref_mut();
+        while let Some(entry) = node {
+            if entry.id == id {
+                return Some(entry);
+            }
+            node = entry.next.as_deref_mut();
+        }
+        None
+    }
+
+    /// Takes the node `id` out of the list (alone: its `next` is cleared),
+    /// for the caller to drop after unlocking.
+    fn unlink(&mut self, id: u64) -> Option<Box<EmptyNode>> {
+        let mut cursor = &mut self.head;
+        while cursor.as_ref().is_some_and(|node| node.id != id) {
+            cursor = &mut cursor.as_mut().expect("checked just above").next;
+        }
+        let mut node = cursor.take()?;
+        *cursor = node.next.take();
+        Some(node)
+    }
+
+    /// How many wakers wait.
+    #[cfg(all(test, not(loom)))]
+    fn len(&self) -> usize {
+        core::iter::successors(self.head.as_deref(), |node| node.next.as_deref()).count()
+    }
+}
+
+impl Drop for EmptyList {
+    fn drop(&mut self) {
+        // One node at a time: a long list must not recurse as deep.
+        let mut list = self.head.take();
+        while let Some(mut node) = list {
+            list = node.next.take();
+        }
+    }
 }
 
 /// Aligns a value to its own cache line pair (adjacent-line prefetch on x86
@@ -226,6 +287,12 @@ struct Slots {
     chunks: Vec<NonNull<Chunk>>,
     /// Slots handed out so far (the high-water mark).
     used: usize,
+    /// The set's address that every chunk's header names (null before the
+    /// first chunk). A set is moved only while no member holds a slot (see
+    /// [`Chunk`]), so [`insert`](Self::insert) compares it with the set's
+    /// current address and, after a move, writes the new one into every
+    /// header before it hands a slot out.
+    stamped: *const TaskSet,
     /// First free slot below `used`, or `NONE`.
     free: usize,
 }
@@ -260,10 +327,17 @@ struct AlignedSlot(Slot);
 /// A page of slots, with a header that lets a member that holds only its
 /// slot's address find its set and its slot's index.
 ///
-/// Invariant: `set` and `first` are written before the chunk is published
-/// (under the set's lock) and never change; `set` is the address of the
-/// `TaskSet` whose `Slots` holds the chunk (a set that has chunks lives in
-/// an `Arc`, whose members registered: its address does not move).
+/// Invariant: `first` is written before the chunk is published (under the
+/// set's lock) and never changes. `set` is written then too, and whenever a
+/// member holds a slot it is the current address of the `TaskSet` whose
+/// `Slots` holds the chunk. A set can move (safe code can take it out of
+/// its `Arc` with `Arc::into_inner` or `Arc::get_mut` and wrap it in a new
+/// one) only while nothing else refers to it, so while no member holds a
+/// slot: a member keeps its set in its `Arc` (or keeps the owner that
+/// holds that `Arc`, see [`TaskSet::owned_by`]). A moved set's headers name
+/// its old address until [`Slots::insert`] hands out the next slot, which
+/// first rewrites them (under the lock, with no slot held, so no member
+/// reads them meanwhile): a member never finds a set that moved away.
 #[repr(C, align(4096))]
 struct Chunk {
     set: *const TaskSet,
@@ -361,7 +435,7 @@ impl SlotRef {
     pub(crate) fn set(self) -> *const TaskSet {
         // SAFETY: by the invariant the slot is in a live chunk, found by
         // rounding down (chunks are `CHUNK_BYTES`-aligned and that long);
-        // `set` never changes once published.
+        // `set` does not change while a member holds a slot (see `Chunk`).
         unsafe { (*self.chunk()).set }
     }
 
@@ -438,10 +512,16 @@ impl Slots {
     /// spare allocations; says what to allocate when they do not suffice.
     fn insert(
         &mut self,
+        set: *const TaskSet,
         waker: &mut Option<Waker>,
         region: &mut Option<Region>,
         list: &mut Option<Vec<NonNull<Chunk>>>,
     ) -> Result<usize, Grow> {
+        if self.stamped != set {
+            // The first slot ever, or the set moved since the headers were
+            // written (see `Chunk`).
+            self.stamp(set);
+        }
         let slot = if self.free != NONE {
             let slot = self.free;
             let Slot::Vacant(next) = *self.slot(slot) else {
@@ -485,6 +565,21 @@ impl Slots {
         };
         *self.slot(slot) = Slot::Waiting(waker.take().expect("a waker to insert"));
         Ok(slot)
+    }
+
+    /// Writes `set` into every chunk's header (see [`Chunk`]): before the
+    /// first slot, and before the first slot after the set moved, so while
+    /// no member holds a slot.
+    #[cold]
+    #[inline(never)]
+    fn stamp(&mut self, set: *const TaskSet) {
+        for chunk in &self.chunks {
+            // SAFETY: a live chunk of ours; `&mut self` (under the set's
+            // lock) and no member holding a slot (see `Chunk`) make the
+            // write exclusive.
+            unsafe { (*chunk.as_ptr()).set = set };
+        }
+        self.stamped = set;
     }
 
     /// Frees `slot`; returns the waker it held, for the caller to drop
@@ -559,8 +654,12 @@ impl TaskSet {
                 chunks: Vec::new(),
                 used: 0,
                 free: NONE,
+                stamped: core::ptr::null(),
             }),
-            on_empty: SpinLock::new(None),
+            on_empty: SpinLock::new(EmptyList {
+                head: None,
+                next_id: 0,
+            }),
             stats,
             owner: None,
         }
@@ -575,7 +674,10 @@ impl TaskSet {
     /// # Safety
     ///
     /// The owner holds an `Arc` of this very set for as long as it lives
-    /// (so a member that keeps the owner alive keeps the set alive).
+    /// (so a member that keeps the owner alive keeps the set alive), and
+    /// never moves the set out of it (no `Arc::get_mut` or
+    /// `Arc::into_inner` on it) while the owner lives: members it keeps
+    /// alive hold the set's address.
     ///
     /// # Examples
     ///
@@ -729,11 +831,20 @@ impl TaskSet {
     /// assert_eq!(waiter.join().unwrap(), 0);
     /// ```
     pub fn wait_empty(&self) -> WaitEmpty<'_> {
-        WaitEmpty { set: self }
+        WaitEmpty {
+            set: self,
+            entry: None,
+        }
     }
 
     /// Registers `waker` to be woken when the set becomes empty; returns
     /// whether it is empty already. For callers that cannot await.
+    ///
+    /// The waker is kept until the set empties; calling again with a waker
+    /// that wakes the same task keeps one entry. A caller that may give up
+    /// waiting before then (or waits with changing wakers) should poll
+    /// [`wait_empty`](Self::wait_empty) instead, whose future keeps one
+    /// entry, its latest waker, and removes it when dropped.
     ///
     /// # Examples
     ///
@@ -764,7 +875,7 @@ impl TaskSet {
     /// ```
     pub fn notify_when_empty(&self, waker: &Waker) -> bool {
         let known = self.on_empty.with(|list| {
-            let mut node = list.as_deref();
+            let mut node = list.head.as_deref();
             while let Some(entry) = node {
                 if entry.waker.will_wake(waker) {
                     return true;
@@ -775,17 +886,65 @@ impl TaskSet {
         });
         if !known {
             // Cloned and allocated before locking; linked under the lock.
-            let mut node = Some(Box::new(EmptyNode {
+            let node = Box::new(EmptyNode {
                 waker: waker.clone(),
+                id: 0,
                 next: None,
-            }));
-            self.on_empty.with(|list| {
-                let mut node = node.take().expect("linked once");
-                node.next = list.take();
-                *list = Some(node);
             });
+            self.on_empty.with(|list| list.link(node));
         }
         self.is_empty()
+    }
+
+    /// Keeps `waker` as the latest waker of a [`WaitEmpty`]'s entry `entry`
+    /// (linking a new entry if it has none, or if the set emptied and took
+    /// it since); returns the entry's id.
+    fn wait_for_empty(&self, entry: Option<u64>, waker: &Waker) -> u64 {
+        let mut spare = None;
+        if let Some(id) = entry {
+            // Compares pointers only: nothing is called under the lock.
+            let held = self
+                .on_empty
+                .with(|list| list.find(id).map(|node| node.waker.will_wake(waker)));
+            match held {
+                Some(true) => return id,
+                Some(false) => {
+                    let mut fresh = Some(waker.clone());
+                    // The replaced waker is dropped after unlocking.
+                    let replaced = self.on_empty.with(|list| {
+                        list.find(id).map(|node| {
+                            core::mem::replace(&mut node.waker, fresh.take().expect("one waker"))
+                        })
+                    });
+                    if let Some(replaced) = replaced {
+                        drop(replaced);
+                        return id;
+                    }
+                    // The set emptied meanwhile and took the entry: link
+                    // a new one below (the caller checks for empty after).
+                    spare = fresh;
+                }
+                None => {}
+            }
+        }
+        let node = Box::new(EmptyNode {
+            waker: spare.unwrap_or_else(|| waker.clone()),
+            id: 0,
+            next: None,
+        });
+        self.on_empty.with(|list| list.link(node))
+    }
+
+    /// Removes a dropped [`WaitEmpty`]'s entry, if the set did not take it.
+    fn forget_empty_waiter(&self, id: u64) {
+        // Dropped (with its waker) after unlocking.
+        drop(self.on_empty.with(|list| list.unlink(id)));
+    }
+
+    /// How many wakers wait for the set to empty.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn empty_waiters(&self) -> usize {
+        self.on_empty.with(|list| list.len())
     }
 
     #[inline]
@@ -815,9 +974,9 @@ impl TaskSet {
     /// The last member left: wakes those waiting for the set to empty.
     #[inline(never)]
     fn emptied(&self) {
-        let mut list = self.on_empty.with(Option::take);
+        let mut list = self.on_empty.with(|list| list.head.take());
         while let Some(node) = list {
-            let EmptyNode { waker, next } = *node;
+            let EmptyNode { waker, next, .. } = *node;
             waker.wake();
             list = next;
         }
@@ -831,7 +990,7 @@ impl TaskSet {
         let slot = loop {
             match self.waiting.with(|slots| {
                 slots
-                    .insert(&mut held, &mut region, &mut list)
+                    .insert(self, &mut held, &mut region, &mut list)
                     .map(|slot| slots.slot_ref(slot))
             }) {
                 Ok(slot) => break slot,
@@ -906,6 +1065,12 @@ impl fmt::Debug for TaskSet {
 
 /// Future returned by [`TaskSet::wait_empty`].
 ///
+/// The future keeps one entry in the set's list of waiters, with the waker
+/// of its latest poll, and removes it when it is dropped: a loop that gives
+/// up waiting again and again (a `timeout` around `wait_empty`) or polls it
+/// with changing wakers keeps the list as short as the number of live
+/// `WaitEmpty` futures.
+///
 /// # Examples
 ///
 /// ```
@@ -928,16 +1093,153 @@ impl fmt::Debug for TaskSet {
 #[must_use = "futures do nothing unless polled"]
 pub struct WaitEmpty<'a> {
     set: &'a TaskSet,
+    /// Its entry's id, once it registered.
+    entry: Option<u64>,
 }
 
 impl Future for WaitEmpty<'_> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.set.is_empty() || self.set.notify_when_empty(cx.waker()) {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.set.is_empty() {
+            return Poll::Ready(());
+        }
+        let entry = self.set.wait_for_empty(self.entry, cx.waker());
+        self.entry = Some(entry);
+        // Checked after linking: the last member leaves first and then
+        // takes the list, so either this sees it empty or the list it
+        // takes holds this waker.
+        if self.set.is_empty() {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
+    }
+}
+
+impl Drop for WaitEmpty<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.entry.take() {
+            self.set.forget_empty_waiter(id);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    extern crate std;
+
+    use alloc::sync::Arc;
+    use core::future::Future;
+    use core::pin::Pin;
+    use core::task::{Context, Waker};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::TaskSet;
+
+    struct Flag(AtomicBool);
+
+    impl alloc::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn flag() -> (Waker, Arc<Flag>) {
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        (Waker::from(flag.clone()), flag)
+    }
+
+    #[test]
+    fn a_hundred_thousand_abandoned_waits_leave_the_waiter_list_empty() {
+        let set = TaskSet::new();
+        set.enter();
+        for _ in 0..100_000 {
+            // A distinct task's waker each time, as a loop of timed-out
+            // waits in fresh tasks (or `block_on`s) has.
+            let (waker, _flag) = flag();
+            let mut wait = set.wait_empty();
+            assert!(Pin::new(&mut wait)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            assert_eq!(set.empty_waiters(), 1);
+            drop(wait);
+            assert_eq!(set.empty_waiters(), 0);
+        }
+        set.leave(None);
+    }
+
+    #[test]
+    fn a_wait_polled_with_changing_wakers_keeps_one_entry_and_wakes_the_latest() {
+        let set = TaskSet::new();
+        set.enter();
+        let mut wait = set.wait_empty();
+        let mut flags = alloc::vec::Vec::new();
+        for _ in 0..1000 {
+            let (waker, flag) = flag();
+            assert!(Pin::new(&mut wait)
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            assert_eq!(set.empty_waiters(), 1);
+            flags.push(flag);
+        }
+        set.leave(None);
+        let (latest, older) = flags.split_last().unwrap();
+        assert!(latest.0.load(Ordering::SeqCst), "the latest waker is woken");
+        assert!(older.iter().all(|flag| Arc::strong_count(flag) == 1));
+        assert!(Pin::new(&mut wait)
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready());
+        drop(wait);
+        assert_eq!(set.empty_waiters(), 0);
+    }
+
+    #[test]
+    fn notify_when_empty_keeps_one_entry_per_task_until_the_set_empties() {
+        let set = TaskSet::new();
+        set.enter();
+        let (waker, woken) = flag();
+        for _ in 0..10 {
+            assert!(!set.notify_when_empty(&waker.clone()));
+        }
+        assert_eq!(set.empty_waiters(), 1);
+        set.leave(None);
+        assert!(woken.0.load(Ordering::SeqCst));
+        assert_eq!(set.empty_waiters(), 0);
+        assert!(set.notify_when_empty(&waker));
+    }
+
+    #[test]
+    fn a_wait_whose_entry_the_emptying_set_took_registers_again() {
+        let set = TaskSet::new();
+        set.enter();
+        let (first, woken) = flag();
+        let mut wait = set.wait_empty();
+        let mut other = set.wait_empty();
+        assert!(Pin::new(&mut wait)
+            .poll(&mut Context::from_waker(&first))
+            .is_pending());
+        // The set empties (taking both entries) and fills again.
+        let (second, _) = flag();
+        assert!(Pin::new(&mut other)
+            .poll(&mut Context::from_waker(&second))
+            .is_pending());
+        set.leave(None);
+        set.enter();
+        assert!(woken.0.load(Ordering::SeqCst));
+        assert_eq!(set.empty_waiters(), 0);
+        // Polled again with another waker: a new entry, woken next time.
+        let (third, woken_again) = flag();
+        assert!(Pin::new(&mut wait)
+            .poll(&mut Context::from_waker(&third))
+            .is_pending());
+        assert_eq!(set.empty_waiters(), 1);
+        // Dropping the other future (its entry is gone) removes nothing else.
+        drop(other);
+        assert_eq!(set.empty_waiters(), 1);
+        set.leave(None);
+        assert!(woken_again.0.load(Ordering::SeqCst));
+        drop(wait);
+        assert_eq!(set.empty_waiters(), 0);
     }
 }

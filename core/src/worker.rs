@@ -279,6 +279,13 @@ impl Core {
             }
             if let Some(task) = stealers[victim].steal_into(&self.local) {
                 shared.stats.steal(self.index);
+                if shared.stop_seen_after_steal() {
+                    // The pool stopped while the batch was in transit: the
+                    // run loop returns and this core's drop cancels the
+                    // rest of the batch with its queue.
+                    crate::abandoned::drop_runnable(task);
+                    return None;
+                }
                 return Some(task);
             }
         }
