@@ -125,6 +125,40 @@ pub fn wait_pid(pid: Pid, block: bool) -> io::Result<Option<ExitStatus>> {
     }
 }
 
+/// Whether this process's children are reaped by the kernel as they end,
+/// their exit status discarded: `SIGCHLD` is ignored (`SIG_IGN`) or its
+/// action has `SA_NOCLDWAIT`. A daemon or supervisor may set either. Then
+/// `waitpid` cannot tell how a child ended (it fails with `ECHILD` once the
+/// child is gone), and a child's pid may be reused as soon as it ends, so
+/// signalling it by pid is no longer safe. One `sigaction` query, no
+/// change.
+pub fn children_autoreaped() -> bool {
+    // SAFETY: all-zero is a valid `sigaction` to receive into.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries; `current` is writable.
+    if unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) } == -1 {
+        return false;
+    }
+    current.sa_sigaction == libc::SIG_IGN || current.sa_flags & libc::SA_NOCLDWAIT != 0
+}
+
+/// Restores the default action of `SIGCHLD` for the calling process (no
+/// `SA_NOCLDWAIT`), so its own children stay zombies until it reaps them,
+/// with their full status: for a helper process of ours (the fork server)
+/// that inherited a host's "ignore". Async-signal-safe.
+pub fn keep_children_status() -> io::Result<()> {
+    // SAFETY: all-zero is a valid `sigaction` (empty mask, no flags), and
+    // `SIG_DFL` is a valid handler value.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: `action` is a valid, initialized `sigaction`; the old action
+    // is not wanted (null).
+    if unsafe { libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sends `signal` to process `pid`.
 pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
     // SAFETY: `kill` takes plain integers; a bad pid or signal is an error.

@@ -151,6 +151,7 @@ where
     T: Serialize,
 {
     unirun_core::mark_forked_child();
+    crate::server::close_in_child();
     if !sys::die_with_parent(parent) {
         sys::exit_now(111);
     }

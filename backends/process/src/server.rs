@@ -17,8 +17,14 @@
 //! but asks the server to reap them; a killed worker stays a zombie until
 //! then, so its pid is never reused under the parent's feet. The server
 //! dies with the parent (`PR_SET_PDEATHSIG`), and its workers with it.
+//!
+//! Every child unirun forks (a [`fork_call`](crate::fork_call) child, a
+//! pool worker) closes its inherited copy of the parent's socket end right
+//! after the fork, so stopping the server ([`shutdown`], unirun's `reset`)
+//! never waits for such a child to end; a copy held by a fork made by
+//! other code is covered by killing the server once its socket is closed.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use unirun_core::JoinError;
@@ -35,6 +41,10 @@ use crate::options::ProcessOptions;
 /// which ends the server, and reaps it.
 pub(crate) struct Server {
     control: Mutex<Option<OwnedFd>>,
+    /// `control`'s descriptor number, for a forked child to close its copy
+    /// without taking the mutex (another parent thread may have held it at
+    /// the fork).
+    control_fd: RawFd,
     pid: Pid,
     /// Threads the parent had when the server was forked.
     parent_threads: usize,
@@ -90,6 +100,7 @@ pub fn init() -> bool {
         return false;
     };
     let server = Arc::new(Server {
+        control_fd: control.as_raw_fd(),
         control: Mutex::new(Some(control)),
         pid,
         parent_threads,
@@ -167,10 +178,38 @@ impl Drop for Server {
             return;
         }
         // End of file on its socket: the server leaves its loop at once
-        // (no request is in flight: requests hold the server).
+        // (no request is in flight: requests hold the server). unirun's
+        // forked children close their copy of this end (see
+        // `close_in_child`), but a fork made by other code may still hold
+        // one: the kill makes the wait below end whoever holds it. It is
+        // sent only while the server's pid is provably ours (a child that
+        // ends stays a zombie until reaped, unless the host has children
+        // reaped automatically); the server keeps no state to lose.
         drop(control);
+        if !sys::children_autoreaped() {
+            let _ = sys::kill(self.pid, libc::SIGKILL);
+        }
         let _ = sys::wait_pid(self.pid, true);
     }
+}
+
+/// In a forked child, right after the fork: closes the child's copy of the
+/// parent's end of the fork server's socket and forgets the server, so the
+/// server sees end of file as soon as the parent lets go of it, however
+/// long this child runs (the child never talks to it: [`spawn`] and
+/// [`reap`] refuse in a forked child). Touches only the fork-guarded slot
+/// and one `close`.
+pub(crate) fn close_in_child() {
+    let Some(server) = SERVER.lock().take() else {
+        return;
+    };
+    // SAFETY: `control_fd` is the child's inherited copy of the server's
+    // socket, owned by the `OwnedFd` inside `server`; that `OwnedFd` is
+    // never dropped in this process (the `Arc` is forgotten below, so its
+    // count never reaches zero and `Server::drop` never runs here), so the
+    // number is closed exactly once.
+    unsafe { libc::close(server.control_fd) };
+    std::mem::forget(server);
 }
 
 /// How the workers of a new pool are forked, as [`ProcessPool::origin`](crate::ProcessPool::origin) says.

@@ -169,6 +169,7 @@ pub(crate) fn worker_main(
     replies: OwnedFd,
 ) -> ! {
     unirun_core::mark_forked_child();
+    server::close_in_child();
     if !sys::die_with_parent(parent) || setup(options).is_err() {
         sys::exit_now(111);
     }
