@@ -129,3 +129,106 @@ fn process_shutdown_returns_while_a_fork_call_child_still_runs() {
         assert_eq!(caller.join().unwrap().unwrap(), 7);
     });
 }
+
+/// The worker's own pid.
+fn worker_pid(_: ()) -> i32 {
+    sys::getpid()
+}
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn has_ended(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Kills worker `pid` from outside, as the OOM killer would, and waits
+/// until it has ended (a kernel event with nothing to wait on).
+fn kill_from_outside(pid: i32) {
+    sys::kill(pid, libc::SIGKILL).unwrap();
+    common::wait_until(|| has_ended(pid));
+}
+
+/// `SIGPIPE` back at its default, as a C host or a daemon may keep it
+/// (Rust's runtime ignores it before `main`).
+fn default_sigpipe() {
+    // SAFETY: SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+/// A call to a worker that was killed while idle: a typed error or a
+/// value, never a `SIGPIPE` to this process; the next call gets a new one.
+fn a_dead_idle_worker_is_survived(call: impl Fn(u64) -> Result<u64, unirun::JoinError>, pid: i32) {
+    kill_from_outside(pid);
+    match call(4) {
+        Ok(value) => assert_eq!(value, 8),
+        Err(err) => {
+            assert!(err.is_transport(), "{err}");
+            assert!(err.to_string().contains("gone before the request"), "{err}");
+        }
+    }
+    assert_eq!(call(5).unwrap(), 10);
+}
+
+/// Defect (issue 19, item 5): with `SIGPIPE` at its default, the call
+/// after an idle worker was killed killed this process with signal 13.
+#[test]
+fn a_pool_call_to_a_killed_idle_worker_never_raises_sigpipe() {
+    if !in_child_process("a_pool_call_to_a_killed_idle_worker_never_raises_sigpipe") {
+        return;
+    }
+    default_sigpipe();
+    watchdog(|| {
+        let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+        let pid = pool.call(worker_pid, ()).unwrap();
+        a_dead_idle_worker_is_survived(|x| pool.call(double, x), pid);
+        assert_eq!(pool.started(), 2);
+    });
+}
+
+#[test]
+fn a_scope_call_to_a_killed_idle_worker_never_raises_sigpipe() {
+    if !in_child_process("a_scope_call_to_a_killed_idle_worker_never_raises_sigpipe") {
+        return;
+    }
+    default_sigpipe();
+    watchdog(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Processes)
+            .max_workers(1)
+            .build()
+            .unwrap();
+        let pid = run.call(worker_pid, ()).join().unwrap();
+        // The worker is idle: the next call is written by this thread.
+        a_dead_idle_worker_is_survived(|x| run.call(double, x).join(), pid);
+        run.shutdown();
+    });
+}
+
+#[test]
+fn a_server_workers_death_never_raises_sigpipe() {
+    if !in_child_process("a_server_workers_death_never_raises_sigpipe") {
+        return;
+    }
+    default_sigpipe();
+    watchdog(|| {
+        assert!(unirun::process::init());
+        let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+        assert!(
+            pool.origin().starts_with("fork server"),
+            "{}",
+            pool.origin()
+        );
+        let pid = pool.call(worker_pid, ()).unwrap();
+        a_dead_idle_worker_is_survived(|x| pool.call(double, x), pid);
+        drop(pool);
+        unirun::process::shutdown();
+    });
+}

@@ -302,6 +302,145 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Like [`write_all`] into a pipe, but never raises `SIGPIPE` when the
+/// reader is gone: that is an `EPIPE` error, whatever the process's
+/// `SIGPIPE` disposition (a host may keep the default, which kills).
+///
+/// Cost: one `sigaction` query per call. When `SIGPIPE` is ignored (what
+/// Rust's runtime sets before `main`) the write is a plain [`write_all`].
+/// Otherwise `SIGPIPE` is blocked in the calling thread around the write,
+/// and the one a failed write raised is taken back (`sigtimedwait` with a
+/// zero timeout) before the thread's mask is restored; a thread that
+/// blocks `SIGPIPE` itself is left as it is.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use unirun_platform::process::{pipe, write_all_no_sigpipe};
+///
+/// let (read, write) = pipe().unwrap();
+/// drop(read);
+/// let err = write_all_no_sigpipe(write.as_fd(), b"hello").unwrap_err();
+/// assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+/// ```
+pub fn write_all_no_sigpipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> {
+    if sigpipe_ignored() {
+        return write_all(fd, bytes);
+    }
+    // SAFETY: all-zero is a valid `sigset_t` to fill; the calls below only
+    // read and write these local sets.
+    let mut pipe_only: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut before: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `pipe_only` is a valid set; SIGPIPE is a valid signal.
+    unsafe {
+        libc::sigemptyset(&mut pipe_only);
+        libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
+    }
+    // SAFETY: valid sets; only the calling thread's mask changes.
+    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_only, &mut before) } != 0 {
+        return Err(io::Error::other("could not block SIGPIPE around a write"));
+    }
+    // SAFETY: `before` was filled by `pthread_sigmask`.
+    let already_blocked = unsafe { libc::sigismember(&before, libc::SIGPIPE) } == 1;
+    let written = write_all(fd, bytes);
+    if !already_blocked {
+        if written
+            .as_ref()
+            .is_err_and(|err| err.raw_os_error() == Some(libc::EPIPE))
+        {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // The failed write raised SIGPIPE at this thread, where it is
+            // pending while blocked: take it back so unblocking does not
+            // deliver it. A zero timeout never waits.
+            // SAFETY: valid set and timespec; a null info pointer is allowed.
+            unsafe { libc::sigtimedwait(&pipe_only, std::ptr::null_mut(), &zero) };
+        }
+        // SAFETY: restores the mask read above, for this thread only.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut()) };
+    }
+    written
+}
+
+/// Whether `SIGPIPE` is ignored in this process (a failed write cannot
+/// raise it then). One `sigaction` query.
+fn sigpipe_ignored() -> bool {
+    // SAFETY: all-zero is a valid `sigaction` to receive into.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries; `current` is writable.
+    if unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) } == -1 {
+        return false;
+    }
+    current.sa_sigaction == libc::SIG_IGN
+}
+
+/// `send` flags that keep a write to a socket whose peer is gone from
+/// raising `SIGPIPE` (the write fails with `EPIPE` instead). Where there
+/// is no such flag, [`socket_pair`] sets `SO_NOSIGPIPE` on the socket.
+#[cfg(not(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos"
+)))]
+const NO_SIGPIPE: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos"
+))]
+const NO_SIGPIPE: libc::c_int = 0;
+
+/// Writes all of `bytes` to the socket `socket`, retrying on `EINTR` and
+/// short writes, and never raises `SIGPIPE`: a peer that is gone is an
+/// `EPIPE` error, whatever the process's `SIGPIPE` disposition (a host may
+/// keep the default, which kills). Costs what [`write_all`] costs: one
+/// `send` per piece. Async-signal-safe.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use unirun_platform::process::{send_all, socket_pair};
+///
+/// let (a, b) = socket_pair().unwrap();
+/// drop(b);
+/// // With `SIGPIPE` at its default this would kill the process with `write`.
+/// let err = send_all(a.as_fd(), b"hello").unwrap_err();
+/// assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+/// ```
+pub fn send_all(socket: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live buffer of `bytes.len()` readable bytes and
+        // `socket` is open for the duration of the borrow.
+        let n = unsafe {
+            libc::send(
+                socket.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                NO_SIGPIPE,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
 /// Reads into `buf`, waiting at most until `deadline`: `Ok(Some(n))` after a
 /// read (`0` is end of file), `Ok(None)` when the deadline passed first.
 /// Retries on `EINTR`.
@@ -358,7 +497,9 @@ fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     Ok(rc > 0)
 }
 
-/// A connected pair of unix stream sockets, both close-on-exec.
+/// A connected pair of unix stream sockets, both close-on-exec (and, where
+/// `send` has no `MSG_NOSIGNAL`, `SO_NOSIGPIPE`, so [`send_all`] never
+/// raises `SIGPIPE`).
 pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds: [RawFd; 2] = [-1; 2];
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
@@ -369,6 +510,25 @@ pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } == -1 {
         return Err(io::Error::last_os_error());
     }
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos"
+    ))]
+    for fd in fds {
+        let on: libc::c_int = 1;
+        // SAFETY: `fd` was just opened; `on` is a live `c_int` of the size passed.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
     // SAFETY: both descriptors were just opened and nothing else owns them.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -378,6 +538,7 @@ pub const MAX_FDS: usize = 4;
 
 /// Sends `data` (at least one byte) and `fds` over the unix socket `socket`
 /// (`SCM_RIGHTS`). The receiver gets its own copies of the descriptors.
+/// Never raises `SIGPIPE` (see [`send_all`]).
 pub fn send_fds(socket: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     assert!(!data.is_empty() && fds.len() <= MAX_FDS);
     let mut control = [0u64; 8]; // aligned room for a header and MAX_FDS descriptors
@@ -410,11 +571,11 @@ pub fn send_fds(socket: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> 
     }
     loop {
         // SAFETY: `msg` and everything it points to live across the call.
-        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) };
+        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, NO_SIGPIPE) };
         if n >= 0 {
             // Small messages on a stream socket go in one piece; the rest
             // (descriptors are sent with the first byte) follows plainly.
-            return write_all(socket, &data[n as usize..]);
+            return send_all(socket, &data[n as usize..]);
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -554,6 +715,64 @@ mod tests {
         let mut one = [0u8; 1];
         assert_eq!(read_until(r.as_fd(), &mut one, None).unwrap(), Some(1));
         assert_eq!(read_until(r.as_fd(), &mut one, None).unwrap(), Some(0));
+    }
+
+    /// Runs `body` in a forked child with `SIGPIPE` at its default and
+    /// returns how the child ended: `Exited(0)` when `body` held.
+    fn with_default_sigpipe(body: fn() -> bool) -> Option<ExitStatus> {
+        // SAFETY: the child calls only async-signal-safe functions (signal,
+        // pipe, socketpair, write/send, sigprocmask, sigtimedwait, close)
+        // and leaves with `_exit`.
+        match unsafe { fork() }.unwrap() {
+            Forked::Child => {
+                // SAFETY: SIG_DFL is a valid disposition for SIGPIPE.
+                unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+                exit_now(if body() { 0 } else { 1 })
+            }
+            Forked::Parent(pid) => wait_pid(pid, true).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_write_to_a_pipe_without_reader_is_epipe_not_sigpipe() {
+        let status = with_default_sigpipe(|| {
+            let (r, w) = pipe().unwrap();
+            drop(r);
+            let first = write_all_no_sigpipe(w.as_fd(), b"x");
+            // The one raised was taken back: a second write still survives,
+            // and so does unblocking (the process is alive to exit 0).
+            let second = write_all_no_sigpipe(w.as_fd(), b"y");
+            [first, second]
+                .iter()
+                .all(|r| r.as_ref().unwrap_err().raw_os_error() == Some(libc::EPIPE))
+        });
+        assert_eq!(status, Some(ExitStatus::Exited(0)));
+    }
+
+    #[test]
+    fn a_send_to_a_closed_socket_is_epipe_not_sigpipe() {
+        let status = with_default_sigpipe(|| {
+            let (a, b) = socket_pair().unwrap();
+            drop(b);
+            let (_r, w) = pipe().unwrap();
+            let plain = send_all(a.as_fd(), b"x");
+            let with_fds = send_fds(a.as_fd(), b"x", &[w.as_fd()]);
+            [plain, with_fds]
+                .iter()
+                .all(|r| r.as_ref().unwrap_err().raw_os_error() == Some(libc::EPIPE))
+        });
+        assert_eq!(status, Some(ExitStatus::Exited(0)));
+    }
+
+    #[test]
+    fn a_plain_write_without_reader_is_what_dies_of_sigpipe() {
+        // The control for the two tests above.
+        let status = with_default_sigpipe(|| {
+            let (r, w) = pipe().unwrap();
+            drop(r);
+            write_all(w.as_fd(), b"x").is_err()
+        });
+        assert_eq!(status, Some(ExitStatus::Signaled(libc::SIGPIPE)));
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //! - reap: `b'R'` + pid (i32); the server waits for that worker and answers
 //!   how it ended: kind (u32: 0 exited, 1 signaled, 2 unknown) + value (i32).
 //!
+//! Both sides write to the socket with `send_all`/`send_fds`, which never
+//! raise `SIGPIPE`: a host that keeps `SIGPIPE` at its default does not die
+//! when the server is gone, it gets an error.
+//!
 //! The server's workers are its children, so the parent kills them directly
 //! but asks the server to reap them; a killed worker stays a zombie until
 //! then, so its pid is never reused under the parent's feet. The server
@@ -257,7 +261,7 @@ pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinErro
         .unwrap_or_else(PoisonError::into_inner);
     let control = control.as_ref()?;
     let fail = |err: std::io::Error| JoinError::transport("fork server", err.to_string());
-    let reply = sys::write_all(control.as_fd(), &request).and_then(|()| {
+    let reply = sys::send_all(control.as_fd(), &request).and_then(|()| {
         let mut buf = [0u8; 4];
         let (n, fds) = sys::recv_fds(control.as_fd(), &mut buf)?;
         let rest = read_exact(control.as_fd(), &mut buf[n..]);
@@ -291,7 +295,7 @@ pub(crate) fn reap(server: &Server, pid: Pid) -> Option<ExitStatus> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     let control = control.as_ref()?;
-    sys::write_all(control.as_fd(), &request).ok()?;
+    sys::send_all(control.as_fd(), &request).ok()?;
     let mut buf = [0u8; 8];
     read_exact(control.as_fd(), &mut buf).ok()?;
     let value = i32::from_le_bytes(buf[4..].try_into().unwrap());
@@ -359,7 +363,7 @@ fn serve(parent: Pid, control: OwnedFd) -> ! {
                 };
                 let mut reply = kind.to_le_bytes().to_vec();
                 reply.extend_from_slice(&value.to_le_bytes());
-                if sys::write_all(control.as_fd(), &reply).is_err() {
+                if sys::send_all(control.as_fd(), &reply).is_err() {
                     sys::exit_now(1);
                 }
             }
@@ -397,5 +401,5 @@ fn spawn_worker(me: Pid, control: &OwnedFd, options: &ProcessOptions) -> std::io
 
 fn send_error(control: &OwnedFd, err: &std::io::Error) -> std::io::Result<()> {
     let code = -err.raw_os_error().unwrap_or(libc::EIO);
-    sys::write_all(control.as_fd(), &code.to_le_bytes())
+    sys::send_all(control.as_fd(), &code.to_le_bytes())
 }
