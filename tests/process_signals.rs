@@ -232,3 +232,194 @@ fn a_server_workers_death_never_raises_sigpipe() {
         unirun::process::shutdown();
     });
 }
+
+/// `SIGCHLD` ignored, as a daemon or supervisor may set it: the kernel
+/// reaps children and discards their exit status.
+fn ignore_sigchld() {
+    // SAFETY: SIG_IGN is a valid disposition for SIGCHLD.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+}
+
+/// `SIGCHLD` at its default action but with `SA_NOCLDWAIT`: the same
+/// effect on children, spelled the other way.
+fn no_child_wait() {
+    // SAFETY: all-zero is a valid `sigaction` (SIG_DFL, empty mask); the
+    // flag only changes how children are reaped.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        action.sa_flags = libc::SA_NOCLDWAIT;
+        assert_eq!(
+            libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+}
+
+/// Pidfds this process holds (`anon_inode:[pidfd]` in `/proc/self/fd`).
+fn pidfds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains("pidfd"))
+        .count()
+}
+
+fn to_process_survives_a_host_that_reaps_children() {
+    assert_eq!(unirun::to_process(|| 7u8).join().unwrap(), 7);
+    let options = ProcessOptions::default();
+    let big = unirun::process::fork_call(&options, || vec![3u8; 1 << 20]).unwrap();
+    assert_eq!(big.len(), 1 << 20);
+    let err = unirun::process::fork_call(&options, || -> u8 { panic!("bad row") }).unwrap_err();
+    assert_eq!(err.panic_message(), Some("bad row"), "{err}");
+    // How an abort ended is lost: a typed error that says why, never
+    // "waitpid: No child processes".
+    let err = unirun::process::fork_call(&options, || -> u8 { std::process::abort() }).unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("ignores SIGCHLD"), "{text}");
+    assert!(!text.contains("No child processes"), "{text}");
+    assert_eq!(unirun::process::running_children(), 0);
+}
+
+/// Defect (issue 19, item 4): with `SIGCHLD` ignored, a fully received
+/// result was thrown away as `waitpid: No child processes`.
+#[test]
+fn to_process_keeps_a_received_result_when_the_host_ignores_sigchld() {
+    if !in_child_process("to_process_keeps_a_received_result_when_the_host_ignores_sigchld") {
+        return;
+    }
+    ignore_sigchld();
+    watchdog(to_process_survives_a_host_that_reaps_children);
+}
+
+#[test]
+fn to_process_keeps_a_received_result_when_the_host_sets_sa_nocldwait() {
+    if !in_child_process("to_process_keeps_a_received_result_when_the_host_sets_sa_nocldwait") {
+        return;
+    }
+    no_child_wait();
+    watchdog(to_process_survives_a_host_that_reaps_children);
+}
+
+fn abort_worker(_: ()) -> u8 {
+    std::process::abort()
+}
+
+/// The pid of the worker's parent.
+fn worker_parent(_: ()) -> i32 {
+    sys::getppid()
+}
+
+fn pool_workers_survive_a_host_that_reaps_children() {
+    let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+    assert!(
+        pool.origin().starts_with("fork server"),
+        "{}",
+        pool.origin()
+    );
+    // Its workers are the fork server's children, which keeps their pids
+    // (zombies until it reaps them) and their full status whatever this
+    // process chose for SIGCHLD.
+    assert_ne!(pool.call(worker_parent, ()).unwrap(), sys::getpid());
+    let err = pool.call(abort_worker, ()).unwrap_err();
+    assert!(err.is_crash(), "{err}");
+    assert_eq!(err.signal_name(), Some("SIGABRT"), "{err}");
+    assert_eq!(pool.call(double, 4).unwrap(), 8);
+    assert_eq!(pool.crashes(), 1);
+}
+
+/// Defect (issue 19, item 4): with `SIGCHLD` ignored, a pool worker's
+/// `SIGABRT` was reported as "exited without replying".
+#[test]
+fn a_pool_workers_abort_is_a_sigabrt_crash_when_the_host_ignores_sigchld() {
+    if !in_child_process("a_pool_workers_abort_is_a_sigabrt_crash_when_the_host_ignores_sigchld") {
+        return;
+    }
+    ignore_sigchld();
+    watchdog(|| {
+        // Without init: a fork server is started for the pool.
+        pool_workers_survive_a_host_that_reaps_children();
+        assert!(unirun::process::shutdown());
+        // With init, whether the host ignored SIGCHLD before or after it.
+        assert!(unirun::process::init());
+        pool_workers_survive_a_host_that_reaps_children();
+        unirun::process::shutdown();
+    });
+}
+
+#[test]
+fn a_pool_workers_abort_is_a_sigabrt_crash_when_the_host_sets_sa_nocldwait() {
+    if !in_child_process("a_pool_workers_abort_is_a_sigabrt_crash_when_the_host_sets_sa_nocldwait")
+    {
+        return;
+    }
+    no_child_wait();
+    watchdog(|| {
+        // The fork server inherits the flag and still keeps its workers'
+        // status.
+        assert!(unirun::process::init());
+        pool_workers_survive_a_host_that_reaps_children();
+        assert!(unirun::process::shutdown());
+        pool_workers_survive_a_host_that_reaps_children();
+        unirun::process::shutdown();
+    });
+}
+
+fn park_forever() -> u8 {
+    loop {
+        std::thread::park();
+    }
+}
+
+fn park_worker(_: ()) -> u8 {
+    park_forever()
+}
+
+/// Defect (issue 19, item 4): with `SIGCHLD` ignored, a child's pid is
+/// free as soon as it ends, and a deadline kill by pid could hit whoever
+/// reused it. Now a forked child is signalled through a pidfd opened
+/// while it could not have ended (the parent holds one per such child),
+/// and pool workers are the fork server's children, whose pids stay
+/// theirs until reaped.
+#[test]
+fn deadline_kills_reach_only_our_children_when_the_host_ignores_sigchld() {
+    if !in_child_process("deadline_kills_reach_only_our_children_when_the_host_ignores_sigchld") {
+        return;
+    }
+    ignore_sigchld();
+    watchdog(|| {
+        let before = pidfds();
+        let gate = Gate::new();
+        let handle = unirun::to_process_with(no_timeout(), gate.body());
+        gate.wait_started();
+        assert_eq!(
+            pidfds(),
+            before + 1,
+            "the running child is held by its pidfd"
+        );
+        gate.open();
+        assert_eq!(handle.join().unwrap(), 7);
+        assert_eq!(pidfds(), before, "closed with the call");
+
+        let short = ProcessOptions::default().timeout(std::time::Duration::from_millis(20));
+        let err = unirun::to_process_with(short, park_forever)
+            .join()
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+
+        let pool = unirun::process::ProcessPool::new(1, short);
+        let err = pool.call(park_worker, ()).unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(pool.call(double, 2).unwrap(), 4, "a new worker serves");
+
+        // A scope's shutdown kills its children through their pidfds too.
+        let run = Run::builder().flavor(Flavor::Threads).build().unwrap();
+        let gate = Gate::new();
+        let handle = run.to_process_with(no_timeout(), gate.body());
+        gate.wait_started();
+        run.shutdown_now();
+        assert!(handle.join().unwrap_err().is_cancelled());
+        assert_eq!(unirun::process::running_children(), 0);
+    });
+}

@@ -168,6 +168,95 @@ pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// A process we can signal without ever reaching another one: a pidfd
+/// (Linux 5.3), which names the process itself, not its pid. Once the
+/// process has ended, a signal through it fails with `ESRCH` even if the
+/// pid was reused meanwhile.
+#[derive(Debug)]
+pub struct ProcessHandle {
+    fd: OwnedFd,
+}
+
+impl ProcessHandle {
+    /// A handle to process `pid`. It names the right process only if `pid`
+    /// cannot have ended and been reaped yet (a child that is still
+    /// running, or a zombie nobody reaped): the caller's duty, or the pid
+    /// might already name another process.
+    ///
+    /// # Errors
+    ///
+    /// `ESRCH` when there is no such process; `ENOSYS`/`Unsupported` where
+    /// the kernel or platform has no pidfds.
+    pub fn open(pid: Pid) -> io::Result<Self> {
+        cfg_if::cfg_if! {
+            if #[cfg(any(target_os = "linux", target_os = "android"))] {
+                // SAFETY: pidfd_open takes a pid and flags (0); it returns a
+                // new descriptor or -1.
+                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: the descriptor was just opened (close-on-exec, as
+                // pidfds always are) and nothing else owns it.
+                Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) } })
+            } else {
+                let _ = pid;
+                Err(io::ErrorKind::Unsupported.into())
+            }
+        }
+    }
+
+    /// Sends `signal` to the process; `ESRCH` once it has ended (never to
+    /// a process that reused its pid).
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        cfg_if::cfg_if! {
+            if #[cfg(any(target_os = "linux", target_os = "android"))] {
+                // SAFETY: pidfd_send_signal takes our open pidfd, a signal
+                // number, a null info pointer (plain kill semantics) and 0.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        self.fd.as_raw_fd(),
+                        signal,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                };
+                if rc < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            } else {
+                let _ = signal;
+                Err(io::ErrorKind::Unsupported.into())
+            }
+        }
+    }
+
+    /// Waits until the process has ended (whether or not anyone reaps it;
+    /// the status is not read). Retries on `EINTR`.
+    pub fn wait_ended(&self) -> io::Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: `pfd` is one valid `pollfd` and the count passed is 1;
+            // -1 waits without limit (a pidfd is readable once the process
+            // has ended).
+            let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+            if rc >= 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
 /// A resource [`set_limit`] can cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -773,6 +862,33 @@ mod tests {
             write_all(w.as_fd(), b"x").is_err()
         });
         assert_eq!(status, Some(ExitStatus::Signaled(libc::SIGPIPE)));
+    }
+
+    /// A child that has ended and was reaped by the kernel (the host
+    /// ignores `SIGCHLD`) can no longer be signalled through its handle:
+    /// `ESRCH`, never a process that reused its pid.
+    #[test]
+    fn a_handle_never_signals_past_its_process_end() {
+        let (go_read, go_write) = pipe().unwrap();
+        // SAFETY: the child calls only read and `_exit` (async-signal-safe).
+        let pid = match unsafe { fork() }.unwrap() {
+            Forked::Child => {
+                let mut byte = [0u8; 1];
+                let _ = read_until(go_read.as_fd(), &mut byte, None);
+                exit_now(0)
+            }
+            Forked::Parent(pid) => pid,
+        };
+        // The child waits for the go byte: it cannot have ended yet.
+        let handle = ProcessHandle::open(pid).unwrap();
+        handle.signal(0).unwrap();
+        write_all(go_write.as_fd(), b"g").unwrap();
+        handle.wait_ended().unwrap();
+        assert_eq!(wait_pid(pid, true).unwrap(), Some(ExitStatus::Exited(0)));
+        // Reaped: the pid is free for anyone now, the handle still names
+        // the ended process.
+        let err = handle.signal(libc::SIGKILL).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH));
     }
 
     #[test]

@@ -59,6 +59,12 @@ pub(crate) struct Server {
 /// The server new pools use; guarded, since a forked child reads it.
 static SERVER: ForkMutex<Option<Arc<Server>>> = ForkMutex::new(None);
 
+/// Without [`init`], the server pools use while the host has its children
+/// reaped by the kernel (`SIGCHLD` ignored or `SA_NOCLDWAIT`): started on
+/// the first worker needed then, stopped by [`shutdown`]. See "Hosts that
+/// ignore `SIGCHLD`" in the `fork` module docs.
+static AUTOREAP_SERVER: ForkMutex<Option<Arc<Server>>> = ForkMutex::new(None);
+
 fn current() -> Option<Arc<Server>> {
     SERVER.lock().clone()
 }
@@ -99,23 +105,55 @@ pub fn init() -> bool {
     // answering pipe round trips up to 20x slower (pool_call 15-26x the
     // echo floor, against 1.3x). `main` waits for the job meanwhile and
     // holds no lock, so the fork still sees a quiescent process.
-    let lease = forker::lease();
-    let Ok((control, pid)) = lease.run(start) else {
+    let Some(server) = launch(parent_threads) else {
         return false;
     };
-    let server = Arc::new(Server {
-        control_fd: control.as_raw_fd(),
-        control: Mutex::new(Some(control)),
-        pid,
-        parent_threads,
-        _lease: lease,
-    });
     let mut slot = SERVER.lock();
     if slot.is_none() {
         *slot = Some(server);
     }
     // Else a racing `init` won; dropping ours (after the lock) ends it.
     true
+}
+
+/// Forks a server from the forker thread.
+fn launch(parent_threads: usize) -> Option<Arc<Server>> {
+    let lease = forker::lease();
+    let (control, pid) = lease.run(start).ok()?;
+    Some(Arc::new(Server {
+        control_fd: control.as_raw_fd(),
+        control: Mutex::new(Some(control)),
+        pid,
+        parent_threads,
+        _lease: lease,
+    }))
+}
+
+/// The server for pool workers while the host reaps children itself and
+/// there is no [`init`] server; started now if needed.
+fn autoreap_server() -> Option<Arc<Server>> {
+    if let Some(server) = AUTOREAP_SERVER.lock().clone() {
+        return Some(server);
+    }
+    // Launched without the slot's lock: it is fork-guarded, and the fork
+    // waits until no guarded lock is held.
+    let threads = unirun_platform::thread_count().unwrap_or(1);
+    let server = launch(threads)?;
+    let mut slot = AUTOREAP_SERVER.lock();
+    match &*slot {
+        // A racing launch won; ours ends when dropped (after the lock, as
+        // in `init`).
+        Some(winner) => {
+            let winner = winner.clone();
+            drop(slot);
+            drop(server);
+            Some(winner)
+        }
+        None => {
+            *slot = Some(server.clone());
+            Some(server)
+        }
+    }
 }
 
 /// Stops what this crate keeps running in the background: the fork server
@@ -143,6 +181,8 @@ pub fn shutdown() -> bool {
         return true;
     }
     let server = SERVER.lock().take();
+    drop(server);
+    let server = AUTOREAP_SERVER.lock().take();
     drop(server);
     !forker::running()
 }
@@ -204,16 +244,18 @@ impl Drop for Server {
 /// [`reap`] refuse in a forked child). Touches only the fork-guarded slot
 /// and one `close`.
 pub(crate) fn close_in_child() {
-    let Some(server) = SERVER.lock().take() else {
-        return;
-    };
-    // SAFETY: `control_fd` is the child's inherited copy of the server's
-    // socket, owned by the `OwnedFd` inside `server`; that `OwnedFd` is
-    // never dropped in this process (the `Arc` is forgotten below, so its
-    // count never reaches zero and `Server::drop` never runs here), so the
-    // number is closed exactly once.
-    unsafe { libc::close(server.control_fd) };
-    std::mem::forget(server);
+    for slot in [&SERVER, &AUTOREAP_SERVER] {
+        let Some(server) = slot.lock().take() else {
+            continue;
+        };
+        // SAFETY: `control_fd` is the child's inherited copy of the server's
+        // socket, owned by the `OwnedFd` inside `server`; that `OwnedFd` is
+        // never dropped in this process (the `Arc` is forgotten below, so its
+        // count never reaches zero and `Server::drop` never runs here), so the
+        // number is closed exactly once.
+        unsafe { libc::close(server.control_fd) };
+        std::mem::forget(server);
+    }
 }
 
 /// How the workers of a new pool are forked, as [`ProcessPool::origin`](crate::ProcessPool::origin) says.
@@ -226,6 +268,10 @@ pub(crate) fn origin() -> String {
             "fork server (unirun::process::init, when the parent had {} threads)",
             server.parent_threads
         ),
+        None if sys::children_autoreaped() => {
+            "fork server (started because this process ignores SIGCHLD; no unirun::process::init)"
+                .to_string()
+        }
         None => match unirun_platform::thread_count() {
             Some(threads) => format!(
                 "forked directly (no unirun::process::init; the parent had {threads} threads)"
@@ -244,12 +290,18 @@ pub(crate) struct Spawned {
     pub(crate) server: Arc<Server>,
 }
 
-/// Asks the server for a worker; `None` when there is no server.
+/// Asks the server for a worker; `None` when there is no server (and the
+/// host keeps its children's exit status: then the pool forks directly).
+/// One `sigaction` query per worker started without [`init`].
 pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinError>> {
     if unirun_core::in_forked_child() {
         return None;
     }
-    let server = current()?;
+    let server = match current() {
+        Some(server) => server,
+        None if sys::children_autoreaped() => autoreap_server()?,
+        None => return None,
+    };
     let mut request = vec![b'S'];
     request.extend_from_slice(&options.get_memory_limit().unwrap_or(u64::MAX).to_le_bytes());
     request.extend_from_slice(&options.cpu_seconds().unwrap_or(0).to_le_bytes());
@@ -320,7 +372,10 @@ fn read_exact(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Resul
 /// The server's loop; leaves when the parent's end closes.
 fn serve(parent: Pid, control: OwnedFd) -> ! {
     unirun_core::mark_forked_child();
-    if !sys::die_with_parent(parent) {
+    // Whatever the host chose for `SIGCHLD`, our workers stay zombies until
+    // we reap them, with their full status: a worker's pid stays its own
+    // until the parent asks for the reap, and a crash names its signal.
+    if !sys::die_with_parent(parent) || sys::keep_children_status().is_err() {
         sys::exit_now(111);
     }
     let me = sys::getpid();
