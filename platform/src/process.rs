@@ -9,6 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 /// A process id.
@@ -392,15 +393,20 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Like [`write_all`] into a pipe, but never raises `SIGPIPE` when the
-/// reader is gone: that is an `EPIPE` error, whatever the process's
-/// `SIGPIPE` disposition (a host may keep the default, which kills).
+/// reader is gone: that is an `EPIPE` error (see the caveat below).
 ///
-/// Cost: one `sigaction` query per call. When `SIGPIPE` is ignored (what
-/// Rust's runtime sets before `main`) the write is a plain [`write_all`].
-/// Otherwise `SIGPIPE` is blocked in the calling thread around the write,
-/// and the one a failed write raised is taken back (`sigtimedwait` with a
-/// zero timeout) before the thread's mask is restored; a thread that
-/// blocks `SIGPIPE` itself is left as it is.
+/// When `SIGPIPE` is ignored (what Rust's runtime sets before `main`) the
+/// write is a plain [`write_all`]: no extra system call. Otherwise
+/// `SIGPIPE` is blocked in the calling thread around the write, and the
+/// one a failed write raised is taken back (`sigtimedwait` with a zero
+/// timeout) before the thread's mask is restored; a thread that blocks
+/// `SIGPIPE` itself is left as it is.
+///
+/// Which of the two applies is cached: the disposition is read once, and
+/// again on each [`recheck_sigpipe`] (the process backend calls it when it
+/// starts a worker, a slow path). A host that switches `SIGPIPE` from
+/// ignored to its default must do so before it starts the work that writes
+/// (as a daemon does at start-up), or call [`recheck_sigpipe`] after.
 ///
 /// # Examples
 ///
@@ -414,7 +420,11 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
 /// assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
 /// ```
 pub fn write_all_no_sigpipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> {
-    if sigpipe_ignored() {
+    let ignored = match SIGPIPE_IGNORED.load(Ordering::Relaxed) {
+        UNKNOWN => recheck_sigpipe(),
+        state => state == IGNORED,
+    };
+    if ignored {
         return write_all(fd, bytes);
     }
     // SAFETY: all-zero is a valid `sigset_t` to fill; the calls below only
@@ -455,16 +465,26 @@ pub fn write_all_no_sigpipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> 
     written
 }
 
-/// Whether `SIGPIPE` is ignored in this process (a failed write cannot
-/// raise it then). One `sigaction` query.
-fn sigpipe_ignored() -> bool {
+/// [`write_all_no_sigpipe`]'s cached view of `SIGPIPE`: one of the three
+/// states below. Relaxed: it is a hint refreshed by [`recheck_sigpipe`],
+/// not a synchronization point.
+static SIGPIPE_IGNORED: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const IGNORED: u8 = 1;
+const NOT_IGNORED: u8 = 2;
+
+/// Reads `SIGPIPE`'s disposition again (one `sigaction` query) for
+/// [`write_all_no_sigpipe`]; returns whether it is ignored (a failed write
+/// cannot raise it then). Async-signal-safe.
+pub fn recheck_sigpipe() -> bool {
     // SAFETY: all-zero is a valid `sigaction` to receive into.
     let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: a null new action only queries; `current` is writable.
-    if unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) } == -1 {
-        return false;
-    }
-    current.sa_sigaction == libc::SIG_IGN
+    let ignored = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) } == 0
+        && current.sa_sigaction == libc::SIG_IGN;
+    let state = if ignored { IGNORED } else { NOT_IGNORED };
+    SIGPIPE_IGNORED.store(state, Ordering::Relaxed);
+    ignored
 }
 
 /// `send` flags that keep a write to a socket whose peer is gone from
@@ -816,6 +836,7 @@ mod tests {
             Forked::Child => {
                 // SAFETY: SIG_DFL is a valid disposition for SIGPIPE.
                 unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+                recheck_sigpipe();
                 exit_now(if body() { 0 } else { 1 })
             }
             Forked::Parent(pid) => wait_pid(pid, true).unwrap(),
