@@ -423,3 +423,34 @@ fn deadline_kills_reach_only_our_children_when_the_host_ignores_sigchld() {
         assert_eq!(unirun::process::running_children(), 0);
     });
 }
+
+/// A fork server started while another one ran inherited the other's
+/// socket end; with `SIGCHLD` ignored (no kill by pid then), stopping the
+/// first waited for the second to end.
+#[test]
+fn shutdown_returns_while_a_second_fork_server_lives_when_the_host_ignores_sigchld() {
+    if !in_child_process(
+        "shutdown_returns_while_a_second_fork_server_lives_when_the_host_ignores_sigchld",
+    ) {
+        return;
+    }
+    ignore_sigchld();
+    watchdog(|| {
+        // Without init: a server is started for this pool's workers.
+        let first = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(first.call(double, 1).unwrap(), 2);
+        drop(first);
+        // The init server, kept alive by a pool that has a worker from it.
+        assert!(unirun::process::init());
+        let second = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(second.call(double, 2).unwrap(), 4);
+        // Stops the first server, which must not wait for the second.
+        assert!(
+            !unirun::process::shutdown(),
+            "the second pool holds its server"
+        );
+        assert_eq!(second.call(double, 3).unwrap(), 6);
+        drop(second);
+        assert!(unirun::process::shutdown());
+    });
+}

@@ -372,6 +372,9 @@ fn read_exact(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Resul
 /// The server's loop; leaves when the parent's end closes.
 fn serve(parent: Pid, control: OwnedFd) -> ! {
     unirun_core::mark_forked_child();
+    // Another server's socket, inherited if one was running: not ours to
+    // hold open.
+    close_in_child();
     // Whatever the host chose for `SIGCHLD`, our workers stay zombies until
     // we reap them, with their full status: a worker's pid stays its own
     // until the parent asks for the reap, and a crash names its signal.
