@@ -454,3 +454,32 @@ fn shutdown_returns_while_a_second_fork_server_lives_when_the_host_ignores_sigch
         assert!(unirun::process::shutdown());
     });
 }
+
+/// A fork made by other code (here a raw `fork`) also inherits the fork
+/// server's socket end; `shutdown` returns anyway, even when the host
+/// ignores `SIGCHLD` (the server is killed through its pidfd).
+#[test]
+fn process_shutdown_returns_while_a_foreign_fork_holds_the_servers_socket() {
+    if !in_child_process("process_shutdown_returns_while_a_foreign_fork_holds_the_servers_socket") {
+        return;
+    }
+    ignore_sigchld();
+    watchdog(|| {
+        assert!(unirun::process::init());
+        let gate = Gate::new();
+        // SAFETY: the child calls only write, read and `_exit`
+        // (async-signal-safe).
+        match unsafe { sys::fork() }.unwrap() {
+            sys::Forked::Child => {
+                let mut byte = [0u8; 1];
+                let _ = sys::write_all(gate.child_started.as_fd(), b"s");
+                let _ = sys::read_until(gate.child_release.as_fd(), &mut byte, None);
+                sys::exit_now(0)
+            }
+            sys::Forked::Parent(_) => {}
+        }
+        gate.wait_started();
+        unirun::process::shutdown();
+        gate.open();
+    });
+}

@@ -26,7 +26,8 @@
 //! pool worker) closes its inherited copy of the parent's socket end right
 //! after the fork, so stopping the server ([`shutdown`], unirun's `reset`)
 //! never waits for such a child to end; a copy held by a fork made by
-//! other code is covered by killing the server once its socket is closed.
+//! other code is covered by killing the server once its socket is closed
+//! (through its pidfd, so even a host that ignores `SIGCHLD` is covered).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -50,6 +51,11 @@ pub(crate) struct Server {
     /// the fork).
     control_fd: RawFd,
     pid: Pid,
+    /// The server's pidfd, where there are pidfds: opened while the server
+    /// could not have ended (it leaves its loop only when `control` closes),
+    /// so a kill through it reaches the server and nothing else, whatever
+    /// the host chose for `SIGCHLD`.
+    handle: Option<sys::ProcessHandle>,
     /// Threads the parent had when the server was forked.
     parent_threads: usize,
     /// The server was forked from the forker thread; it must outlive it.
@@ -123,6 +129,7 @@ fn launch(parent_threads: usize) -> Option<Arc<Server>> {
     Some(Arc::new(Server {
         control_fd: control.as_raw_fd(),
         control: Mutex::new(Some(control)),
+        handle: sys::ProcessHandle::open(pid).ok(),
         pid,
         parent_threads,
         _lease: lease,
@@ -225,15 +232,27 @@ impl Drop for Server {
         // (no request is in flight: requests hold the server). unirun's
         // forked children close their copy of this end (see
         // `close_in_child`), but a fork made by other code may still hold
-        // one: the kill makes the wait below end whoever holds it. It is
-        // sent only while the server's pid is provably ours (a child that
+        // one: the kill makes the wait below end whoever holds it (the
+        // server keeps no state to lose). It goes through the pidfd, or by
+        // pid only while the pid is provably the server's (a child that
         // ends stays a zombie until reaped, unless the host has children
-        // reaped automatically); the server keeps no state to lose.
+        // reaped by the kernel).
         drop(control);
-        if !sys::children_autoreaped() {
-            let _ = sys::kill(self.pid, libc::SIGKILL);
+        match &self.handle {
+            Some(handle) => {
+                let _ = handle.signal(libc::SIGKILL);
+                // Ends: the server was killed. Then reap it, unless the
+                // kernel did (`ECHILD`, ignored).
+                let _ = handle.wait_ended();
+                let _ = sys::wait_pid(self.pid, false);
+            }
+            None => {
+                if !sys::children_autoreaped() {
+                    let _ = sys::kill(self.pid, libc::SIGKILL);
+                }
+                let _ = sys::wait_pid(self.pid, true);
+            }
         }
-        let _ = sys::wait_pid(self.pid, true);
     }
 }
 
