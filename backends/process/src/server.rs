@@ -164,7 +164,8 @@ fn autoreap_server() -> Option<Arc<Server>> {
 }
 
 /// Stops what this crate keeps running in the background: the fork server
-/// started by [`init`] (pools that still have workers from it keep it until
+/// started by [`init`], or the one started for pools while this process
+/// ignores `SIGCHLD` (pools that still have workers from one keep it until
 /// those workers are gone) and, once no pool needs it, the `unirun-forker`
 /// thread that pool workers are forked from. Pools shut down with
 /// [`ProcessPool::shutdown_now`](crate::ProcessPool::shutdown_now) or
@@ -173,7 +174,9 @@ fn autoreap_server() -> Option<Arc<Server>> {
 /// Returns whether the forker thread is gone now (false while some pool
 /// still holds it). Later pools and [`init`] start what they need again.
 /// In a forked child it does nothing and returns true (nothing there is
-/// this process's to stop). unirun's `reset` calls it.
+/// this process's to stop). unirun's `reset` calls it. It never waits for
+/// a forked child: children close their copy of the server's socket, and
+/// the server is killed once its socket is closed.
 ///
 /// # Examples
 ///
