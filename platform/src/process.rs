@@ -9,6 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 /// A process id.
@@ -125,6 +126,40 @@ pub fn wait_pid(pid: Pid, block: bool) -> io::Result<Option<ExitStatus>> {
     }
 }
 
+/// Whether this process's children are reaped by the kernel as they end,
+/// their exit status discarded: `SIGCHLD` is ignored (`SIG_IGN`) or its
+/// action has `SA_NOCLDWAIT`. A daemon or supervisor may set either. Then
+/// `waitpid` cannot tell how a child ended (it fails with `ECHILD` once the
+/// child is gone), and a child's pid may be reused as soon as it ends, so
+/// signalling it by pid is no longer safe. One `sigaction` query, no
+/// change.
+pub fn children_autoreaped() -> bool {
+    // SAFETY: all-zero is a valid `sigaction` to receive into.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries; `current` is writable.
+    if unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) } == -1 {
+        return false;
+    }
+    current.sa_sigaction == libc::SIG_IGN || current.sa_flags & libc::SA_NOCLDWAIT != 0
+}
+
+/// Restores the default action of `SIGCHLD` for the calling process (no
+/// `SA_NOCLDWAIT`), so its own children stay zombies until it reaps them,
+/// with their full status: for a helper process of ours (the fork server)
+/// that inherited a host's "ignore". Async-signal-safe.
+pub fn keep_children_status() -> io::Result<()> {
+    // SAFETY: all-zero is a valid `sigaction` (empty mask, no flags), and
+    // `SIG_DFL` is a valid handler value.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: `action` is a valid, initialized `sigaction`; the old action
+    // is not wanted (null).
+    if unsafe { libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sends `signal` to process `pid`.
 pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
     // SAFETY: `kill` takes plain integers; a bad pid or signal is an error.
@@ -132,6 +167,95 @@ pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// A process we can signal without ever reaching another one: a pidfd
+/// (Linux 5.3), which names the process itself, not its pid. Once the
+/// process has ended, a signal through it fails with `ESRCH` even if the
+/// pid was reused meanwhile.
+#[derive(Debug)]
+pub struct ProcessHandle {
+    fd: OwnedFd,
+}
+
+impl ProcessHandle {
+    /// A handle to process `pid`. It names the right process only if `pid`
+    /// cannot have ended and been reaped yet (a child that is still
+    /// running, or a zombie nobody reaped): the caller's duty, or the pid
+    /// might already name another process.
+    ///
+    /// # Errors
+    ///
+    /// `ESRCH` when there is no such process; `ENOSYS`/`Unsupported` where
+    /// the kernel or platform has no pidfds.
+    pub fn open(pid: Pid) -> io::Result<Self> {
+        cfg_if::cfg_if! {
+            if #[cfg(any(target_os = "linux", target_os = "android"))] {
+                // SAFETY: pidfd_open takes a pid and flags (0); it returns a
+                // new descriptor or -1.
+                let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: the descriptor was just opened (close-on-exec, as
+                // pidfds always are) and nothing else owns it.
+                Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) } })
+            } else {
+                let _ = pid;
+                Err(io::ErrorKind::Unsupported.into())
+            }
+        }
+    }
+
+    /// Sends `signal` to the process; `ESRCH` once it has ended (never to
+    /// a process that reused its pid).
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        cfg_if::cfg_if! {
+            if #[cfg(any(target_os = "linux", target_os = "android"))] {
+                // SAFETY: pidfd_send_signal takes our open pidfd, a signal
+                // number, a null info pointer (plain kill semantics) and 0.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        self.fd.as_raw_fd(),
+                        signal,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                };
+                if rc < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            } else {
+                let _ = signal;
+                Err(io::ErrorKind::Unsupported.into())
+            }
+        }
+    }
+
+    /// Waits until the process has ended (whether or not anyone reaps it;
+    /// the status is not read). Retries on `EINTR`.
+    pub fn wait_ended(&self) -> io::Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: `pfd` is one valid `pollfd` and the count passed is 1;
+            // -1 waits without limit (a pidfd is readable once the process
+            // has ended).
+            let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+            if rc >= 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
 }
 
 /// A resource [`set_limit`] can cap.
@@ -268,6 +392,164 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Like [`write_all`] into a pipe, but never raises `SIGPIPE` when the
+/// reader is gone: that is an `EPIPE` error (see the caveat below).
+///
+/// When `SIGPIPE` is ignored (what Rust's runtime sets before `main`) the
+/// write is a plain [`write_all`]: no extra system call. Otherwise
+/// `SIGPIPE` is blocked in the calling thread around the write, and the
+/// one a failed write raised is taken back (`sigtimedwait` with a zero
+/// timeout) before the thread's mask is restored; a thread that blocks
+/// `SIGPIPE` itself is left as it is.
+///
+/// Which of the two applies is cached: the disposition is read once, and
+/// again on each [`recheck_sigpipe`] (the process backend calls it when it
+/// starts a worker, a slow path). A host that switches `SIGPIPE` from
+/// ignored to its default must do so before it starts the work that writes
+/// (as a daemon does at start-up), or call [`recheck_sigpipe`] after.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use unirun_platform::process::{pipe, write_all_no_sigpipe};
+///
+/// let (read, write) = pipe().unwrap();
+/// drop(read);
+/// let err = write_all_no_sigpipe(write.as_fd(), b"hello").unwrap_err();
+/// assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+/// ```
+pub fn write_all_no_sigpipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> {
+    let ignored = match SIGPIPE_IGNORED.load(Ordering::Relaxed) {
+        UNKNOWN => recheck_sigpipe(),
+        state => state == IGNORED,
+    };
+    if ignored {
+        return write_all(fd, bytes);
+    }
+    // SAFETY: all-zero is a valid `sigset_t` to fill; the calls below only
+    // read and write these local sets.
+    let mut pipe_only: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut before: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `pipe_only` is a valid set; SIGPIPE is a valid signal.
+    unsafe {
+        libc::sigemptyset(&mut pipe_only);
+        libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
+    }
+    // SAFETY: valid sets; only the calling thread's mask changes.
+    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_only, &mut before) } != 0 {
+        return Err(io::Error::other("could not block SIGPIPE around a write"));
+    }
+    // SAFETY: `before` was filled by `pthread_sigmask`.
+    let already_blocked = unsafe { libc::sigismember(&before, libc::SIGPIPE) } == 1;
+    let written = write_all(fd, bytes);
+    if !already_blocked {
+        if written
+            .as_ref()
+            .is_err_and(|err| err.raw_os_error() == Some(libc::EPIPE))
+        {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // The failed write raised SIGPIPE at this thread, where it is
+            // pending while blocked: take it back so unblocking does not
+            // deliver it. A zero timeout never waits.
+            // SAFETY: valid set and timespec; a null info pointer is allowed.
+            unsafe { libc::sigtimedwait(&pipe_only, std::ptr::null_mut(), &zero) };
+        }
+        // SAFETY: restores the mask read above, for this thread only.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut()) };
+    }
+    written
+}
+
+/// [`write_all_no_sigpipe`]'s cached view of `SIGPIPE`: one of the three
+/// states below. Relaxed: it is a hint refreshed by [`recheck_sigpipe`],
+/// not a synchronization point.
+static SIGPIPE_IGNORED: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const IGNORED: u8 = 1;
+const NOT_IGNORED: u8 = 2;
+
+/// Reads `SIGPIPE`'s disposition again (one `sigaction` query) for
+/// [`write_all_no_sigpipe`]; returns whether it is ignored (a failed write
+/// cannot raise it then). Async-signal-safe.
+pub fn recheck_sigpipe() -> bool {
+    // SAFETY: all-zero is a valid `sigaction` to receive into.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries; `current` is writable.
+    let ignored = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) } == 0
+        && current.sa_sigaction == libc::SIG_IGN;
+    let state = if ignored { IGNORED } else { NOT_IGNORED };
+    SIGPIPE_IGNORED.store(state, Ordering::Relaxed);
+    ignored
+}
+
+/// `send` flags that keep a write to a socket whose peer is gone from
+/// raising `SIGPIPE` (the write fails with `EPIPE` instead). Where there
+/// is no such flag, [`socket_pair`] sets `SO_NOSIGPIPE` on the socket.
+#[cfg(not(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos"
+)))]
+const NO_SIGPIPE: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos"
+))]
+const NO_SIGPIPE: libc::c_int = 0;
+
+/// Writes all of `bytes` to the socket `socket`, retrying on `EINTR` and
+/// short writes, and never raises `SIGPIPE`: a peer that is gone is an
+/// `EPIPE` error, whatever the process's `SIGPIPE` disposition (a host may
+/// keep the default, which kills). Costs what [`write_all`] costs: one
+/// `send` per piece. Async-signal-safe.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use unirun_platform::process::{send_all, socket_pair};
+///
+/// let (a, b) = socket_pair().unwrap();
+/// drop(b);
+/// // With `SIGPIPE` at its default this would kill the process with `write`.
+/// let err = send_all(a.as_fd(), b"hello").unwrap_err();
+/// assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
+/// ```
+pub fn send_all(socket: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live buffer of `bytes.len()` readable bytes and
+        // `socket` is open for the duration of the borrow.
+        let n = unsafe {
+            libc::send(
+                socket.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                NO_SIGPIPE,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
 /// Reads into `buf`, waiting at most until `deadline`: `Ok(Some(n))` after a
 /// read (`0` is end of file), `Ok(None)` when the deadline passed first.
 /// Retries on `EINTR`.
@@ -324,7 +606,9 @@ fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     Ok(rc > 0)
 }
 
-/// A connected pair of unix stream sockets, both close-on-exec.
+/// A connected pair of unix stream sockets, both close-on-exec (and, where
+/// `send` has no `MSG_NOSIGNAL`, `SO_NOSIGPIPE`, so [`send_all`] never
+/// raises `SIGPIPE`).
 pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds: [RawFd; 2] = [-1; 2];
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
@@ -335,6 +619,25 @@ pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } == -1 {
         return Err(io::Error::last_os_error());
     }
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "tvos",
+        target_os = "watchos"
+    ))]
+    for fd in fds {
+        let on: libc::c_int = 1;
+        // SAFETY: `fd` was just opened; `on` is a live `c_int` of the size passed.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
     // SAFETY: both descriptors were just opened and nothing else owns them.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -344,6 +647,7 @@ pub const MAX_FDS: usize = 4;
 
 /// Sends `data` (at least one byte) and `fds` over the unix socket `socket`
 /// (`SCM_RIGHTS`). The receiver gets its own copies of the descriptors.
+/// Never raises `SIGPIPE` (see [`send_all`]).
 pub fn send_fds(socket: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     assert!(!data.is_empty() && fds.len() <= MAX_FDS);
     let mut control = [0u64; 8]; // aligned room for a header and MAX_FDS descriptors
@@ -376,11 +680,11 @@ pub fn send_fds(socket: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> 
     }
     loop {
         // SAFETY: `msg` and everything it points to live across the call.
-        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, 0) };
+        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, NO_SIGPIPE) };
         if n >= 0 {
             // Small messages on a stream socket go in one piece; the rest
             // (descriptors are sent with the first byte) follows plainly.
-            return write_all(socket, &data[n as usize..]);
+            return send_all(socket, &data[n as usize..]);
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -520,6 +824,92 @@ mod tests {
         let mut one = [0u8; 1];
         assert_eq!(read_until(r.as_fd(), &mut one, None).unwrap(), Some(1));
         assert_eq!(read_until(r.as_fd(), &mut one, None).unwrap(), Some(0));
+    }
+
+    /// Runs `body` in a forked child with `SIGPIPE` at its default and
+    /// returns how the child ended: `Exited(0)` when `body` held.
+    fn with_default_sigpipe(body: fn() -> bool) -> Option<ExitStatus> {
+        // SAFETY: the child calls only async-signal-safe functions (signal,
+        // pipe, socketpair, write/send, sigprocmask, sigtimedwait, close)
+        // and leaves with `_exit`.
+        match unsafe { fork() }.unwrap() {
+            Forked::Child => {
+                // SAFETY: SIG_DFL is a valid disposition for SIGPIPE.
+                unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+                recheck_sigpipe();
+                exit_now(if body() { 0 } else { 1 })
+            }
+            Forked::Parent(pid) => wait_pid(pid, true).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_write_to_a_pipe_without_reader_is_epipe_not_sigpipe() {
+        let status = with_default_sigpipe(|| {
+            let (r, w) = pipe().unwrap();
+            drop(r);
+            let first = write_all_no_sigpipe(w.as_fd(), b"x");
+            // The one raised was taken back: a second write still survives,
+            // and so does unblocking (the process is alive to exit 0).
+            let second = write_all_no_sigpipe(w.as_fd(), b"y");
+            [first, second]
+                .iter()
+                .all(|r| r.as_ref().unwrap_err().raw_os_error() == Some(libc::EPIPE))
+        });
+        assert_eq!(status, Some(ExitStatus::Exited(0)));
+    }
+
+    #[test]
+    fn a_send_to_a_closed_socket_is_epipe_not_sigpipe() {
+        let status = with_default_sigpipe(|| {
+            let (a, b) = socket_pair().unwrap();
+            drop(b);
+            let (_r, w) = pipe().unwrap();
+            let plain = send_all(a.as_fd(), b"x");
+            let with_fds = send_fds(a.as_fd(), b"x", &[w.as_fd()]);
+            [plain, with_fds]
+                .iter()
+                .all(|r| r.as_ref().unwrap_err().raw_os_error() == Some(libc::EPIPE))
+        });
+        assert_eq!(status, Some(ExitStatus::Exited(0)));
+    }
+
+    #[test]
+    fn a_plain_write_without_reader_is_what_dies_of_sigpipe() {
+        // The control for the two tests above.
+        let status = with_default_sigpipe(|| {
+            let (r, w) = pipe().unwrap();
+            drop(r);
+            write_all(w.as_fd(), b"x").is_err()
+        });
+        assert_eq!(status, Some(ExitStatus::Signaled(libc::SIGPIPE)));
+    }
+
+    /// A child that has ended and was reaped by the kernel (the host
+    /// ignores `SIGCHLD`) can no longer be signalled through its handle:
+    /// `ESRCH`, never a process that reused its pid.
+    #[test]
+    fn a_handle_never_signals_past_its_process_end() {
+        let (go_read, go_write) = pipe().unwrap();
+        // SAFETY: the child calls only read and `_exit` (async-signal-safe).
+        let pid = match unsafe { fork() }.unwrap() {
+            Forked::Child => {
+                let mut byte = [0u8; 1];
+                let _ = read_until(go_read.as_fd(), &mut byte, None);
+                exit_now(0)
+            }
+            Forked::Parent(pid) => pid,
+        };
+        // The child waits for the go byte: it cannot have ended yet.
+        let handle = ProcessHandle::open(pid).unwrap();
+        handle.signal(0).unwrap();
+        write_all(go_write.as_fd(), b"g").unwrap();
+        handle.wait_ended().unwrap();
+        assert_eq!(wait_pid(pid, true).unwrap(), Some(ExitStatus::Exited(0)));
+        // Reaped: the pid is free for anyone now, the handle still names
+        // the ended process.
+        let err = handle.signal(libc::SIGKILL).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH));
     }
 
     #[test]

@@ -2,14 +2,20 @@
 //! ones working for it.
 //!
 //! Each entry is removed (under the lock) before its child is reaped, so a
-//! pid found here still names our child, not a recycled pid.
+//! pid found here still names our child, not a recycled pid: a child that
+//! ends stays a zombie until we reap it. A host that has its children
+//! reaped by the kernel (`SIGCHLD` ignored, or `SA_NOCLDWAIT`) breaks that:
+//! such a child's pid is free as soon as it ends. Its entry then carries a
+//! [`ProcessHandle`] (a pidfd opened while the child provably could not
+//! have ended, see `fork`), and every signal goes through it, so it never
+//! reaches a process that reused the pid.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use unirun_core::TaskSet;
 use unirun_platform::fork_guard::{ForkMutex, ForkMutexGuard};
-use unirun_platform::process::{self as sys, Pid};
+use unirun_platform::process::{self as sys, Pid, ProcessHandle};
 
 struct Entry {
     pid: Pid,
@@ -17,6 +23,8 @@ struct Entry {
     /// keeps the set alive, so the address is not reused meanwhile.
     group: usize,
     cancelled: Arc<AtomicBool>,
+    /// The child's pidfd, when its pid alone is not proof of identity.
+    handle: Option<Arc<ProcessHandle>>,
 }
 
 /// Guarded: a forked child that forks again registers its own children.
@@ -34,23 +42,46 @@ pub(crate) fn group_of(tasks: Option<&Arc<TaskSet>>) -> usize {
 pub(crate) struct Registered {
     pid: Pid,
     pub(crate) cancelled: Arc<AtomicBool>,
+    handle: Option<Arc<ProcessHandle>>,
 }
 
-pub(crate) fn register(pid: Pid, tasks: Option<&Arc<TaskSet>>) -> Registered {
+/// Lists child `pid` (with its pidfd when the host reaps children itself).
+pub(crate) fn register(
+    pid: Pid,
+    handle: Option<ProcessHandle>,
+    tasks: Option<&Arc<TaskSet>>,
+) -> Registered {
     let cancelled = Arc::new(AtomicBool::new(false));
+    let handle = handle.map(Arc::new);
     children().push(Entry {
         pid,
         group: group_of(tasks),
         cancelled: cancelled.clone(),
+        handle: handle.clone(),
     });
     // A shutdown that closed the set before we were listed did not see us.
     if tasks.is_some_and(|t| t.is_closed()) {
-        cancel(pid, &cancelled);
+        cancel(pid, handle.as_deref(), &cancelled);
     }
-    Registered { pid, cancelled }
+    Registered {
+        pid,
+        cancelled,
+        handle,
+    }
 }
 
 impl Registered {
+    /// Kills the child (its deadline passed); call before unregistering
+    /// and reaping it, while its pid is still ours.
+    pub(crate) fn kill(&self) {
+        signal(self.pid, self.handle.as_deref(), libc::SIGKILL);
+    }
+
+    /// The child's pidfd, if it has one: the host reaps children itself.
+    pub(crate) fn handle(&self) -> Option<&ProcessHandle> {
+        self.handle.as_deref()
+    }
+
     /// Takes the child off the list; from now on nobody else signals it.
     pub(crate) fn unregister(&self) {
         children().retain(|e| e.pid != self.pid);
@@ -61,9 +92,22 @@ impl Registered {
     }
 }
 
-fn cancel(pid: Pid, cancelled: &AtomicBool) {
+fn cancel(pid: Pid, handle: Option<&ProcessHandle>, cancelled: &AtomicBool) {
     cancelled.store(true, Ordering::SeqCst);
-    let _ = sys::kill(pid, libc::SIGKILL);
+    signal(pid, handle, libc::SIGKILL);
+}
+
+/// Signals our child `pid`: through its pidfd when it has one (see the
+/// module docs), else by pid, which is still ours (not reaped yet).
+fn signal(pid: Pid, handle: Option<&ProcessHandle>, signal: i32) {
+    match handle {
+        Some(handle) => {
+            let _ = handle.signal(signal);
+        }
+        None => {
+            let _ = sys::kill(pid, signal);
+        }
+    }
 }
 
 /// Kills (`SIGKILL`) every running child started by a call that belongs to
@@ -88,7 +132,7 @@ pub fn cancel_children(tasks: &Arc<TaskSet>) -> usize {
     let list = children();
     let mut killed = 0;
     for entry in list.iter().filter(|e| e.group == group) {
-        cancel(entry.pid, &entry.cancelled);
+        cancel(entry.pid, entry.handle.as_deref(), &entry.cancelled);
         killed += 1;
     }
     killed

@@ -1,5 +1,49 @@
 //! Fork per call: [`fork_call`] runs a closure in a child and waits for its
 //! reply; [`spawn`] and [`spawn_on`] do the waiting on a blocking lane.
+//!
+//! # Hosts that ignore `SIGCHLD`
+//!
+//! A daemon or supervisor may ignore `SIGCHLD` (`SIG_IGN`) or set
+//! `SA_NOCLDWAIT`. The kernel then reaps every child as it ends and
+//! discards its status: `waitpid` only fails with `ECHILD`, and the pid is
+//! free for reuse at once, so a kill by pid may reach a stranger. What we
+//! do about it, per kind of child:
+//!
+//! - **Pool workers** are made immune: they are forked by a fork server
+//!   (the one [`init`](crate::init) starts, or, without `init`, one started
+//!   for them as soon as a worker is needed while the host reaps children
+//!   itself). The server is our own process and restores `SIGCHLD`'s
+//!   default for itself, so its workers stay zombies until the parent asks
+//!   it to reap them, with their full status: a crash names its signal, and
+//!   a pid the parent kills (deadline, shutdown) is still that worker's.
+//!   This costs one `sigaction` query per worker started without `init`,
+//!   nothing per call.
+//! - **[`fork_call`] children** must be forked from the caller (they run the
+//!   caller's closure on its memory), so they cannot be made immune. Each
+//!   call asks `sigaction` once (the whole cost on a host with the
+//!   default). When children are reaped by the kernel, the child first
+//!   waits for a go byte on a pipe of its own, the parent opens its pidfd
+//!   (it cannot have ended yet, so the pid is still its own) and sends the
+//!   byte: every signal to it (deadline, scope shutdown) goes through the
+//!   pidfd and cannot reach another process, and its end is awaited on
+//!   the pidfd instead of `waitpid`. A result received whole is returned
+//!   whatever the status; a child that ended without one gets a transport
+//!   error that says its status was made unknowable by `SIGCHLD` being
+//!   ignored (a crash cannot be told from an exit), never a misleading
+//!   one. Without pidfds (Linux before 5.3, other unixes) signals go by
+//!   pid, as before.
+//!
+//! # `SIGPIPE`
+//!
+//! A host may keep `SIGPIPE` at its default, which kills on a write to a
+//! pipe or socket whose reader is gone. The parent's writes to its
+//! children never raise it: requests to pool workers go through
+//! `write_all_no_sigpipe` (a dead worker is an `EPIPE` error), the fork
+//! server's socket is written with `MSG_NOSIGNAL` on both sides, and the
+//! go byte above like a request. A child's writes to the parent (its
+//! result) need no care: the parent closes its end only once it stopped
+//! waiting for the result (the child is killed, or the outcome is decided
+//! already).
 
 use std::io::{StderrLock, StdoutLock, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -77,6 +121,12 @@ pub(crate) unsafe fn fork_quiesced() -> std::io::Result<Forked> {
 /// name), cancelled (a scope shutdown killed it), or a transport failure
 /// (`fork`/`pipe` failed, or the reply was truncated or of another type).
 ///
+/// When this process ignores `SIGCHLD` (or sets `SA_NOCLDWAIT`), a result
+/// received whole is still returned, signals reach only the child (through
+/// its pidfd), and a child that ended without a result is a transport error
+/// saying its exit status was discarded because `SIGCHLD` is ignored (a
+/// crash cannot be told from an exit then).
+///
 /// # Examples
 ///
 /// ```
@@ -111,9 +161,16 @@ where
     unirun_core::install_panic_hook();
     let parent = sys::getpid();
     let started = Instant::now();
+    // See "Hosts that ignore SIGCHLD" in the module docs: one `sigaction`
+    // query per call; the handshake below only when it says so.
+    let autoreaped = sys::children_autoreaped();
     let stdio = lock_stdio();
     let guard = FORK_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
     let (read, write) = sys::pipe().map_err(|err| JoinError::transport("pipe", err.to_string()))?;
+    let go = match autoreaped.then(sys::pipe).transpose() {
+        Ok(go) => go,
+        Err(err) => return Err(JoinError::transport("pipe", err.to_string())),
+    };
     // The child runs only the forking thread's own state: `f` (the caller's
     // closure, whose contract the crate docs state), the pipe, unirun's
     // fork-guarded state, and async-signal-safe calls until `f` runs.
@@ -125,14 +182,27 @@ where
             drop(guard);
             drop(stdio);
             drop(read);
-            child(parent, options, write, f)
+            let go = go.map(|(go_read, go_write)| {
+                drop(go_write);
+                go_read
+            });
+            child(parent, options, write, go, f)
         }
         Ok(Forked::Parent(pid)) => {
             drop(write);
+            // The child waits for the go byte, so it cannot have ended (nor
+            // its pid be free) while we open its pidfd. Under `FORK_LOCK`,
+            // so no other call's child inherits the go pipe's write end.
+            let handle = go.and_then(|(go_read, go_write)| {
+                drop(go_read);
+                let handle = sys::ProcessHandle::open(pid).ok();
+                let _ = sys::write_all_no_sigpipe(go_write.as_fd(), b"g");
+                handle
+            });
             drop(guard);
             drop(stdio);
             drop(f);
-            let child = children::register(pid, tasks);
+            let child = children::register(pid, handle, tasks);
             let deadline = options.get_timeout().map(|t| started + t);
             wait(pid, &child, read, deadline)
         }
@@ -145,14 +215,29 @@ where
 }
 
 /// The child's side: set up, run, reply, `_exit`.
-fn child<T, F>(parent: sys::Pid, options: &ProcessOptions, write: OwnedFd, f: F) -> !
+fn child<T, F>(
+    parent: sys::Pid,
+    options: &ProcessOptions,
+    write: OwnedFd,
+    go: Option<OwnedFd>,
+    f: F,
+) -> !
 where
     F: FnOnce() -> T,
     T: Serialize,
 {
     unirun_core::mark_forked_child();
+    crate::server::close_in_child();
     if !sys::die_with_parent(parent) {
         sys::exit_now(111);
+    }
+    if let Some(go) = go {
+        // Until the parent holds our pidfd (see `fork_call_in`). Ends: the
+        // parent writes the byte, or closes its end (it died, or failed).
+        let mut byte = [0u8; 1];
+        if !matches!(sys::read_until(go.as_fd(), &mut byte, None), Ok(Some(1))) {
+            sys::exit_now(111);
+        }
     }
     let reply = match setup(options) {
         Err((what, err)) => Reply::Failed {
@@ -205,10 +290,10 @@ fn wait<T: DeserializeOwned>(
     let outcome = wire::read_frame(read.as_fd(), deadline);
     drop(read);
     if matches!(outcome, Ok(Read::TimedOut)) {
-        let _ = sys::kill(pid, libc::SIGKILL);
+        child.kill();
     }
     child.unregister();
-    let status = sys::wait_pid(pid, true);
+    let status = reap(pid, child);
     if child.was_cancelled() {
         return Err(JoinError::cancelled());
     }
@@ -216,19 +301,26 @@ fn wait<T: DeserializeOwned>(
     if matches!(outcome, Read::TimedOut) {
         return Err(JoinError::timed_out());
     }
-    match status {
+    let code = match status {
         Ok(Some(ExitStatus::Signaled(signal))) => {
             return Err(JoinError::crashed(signal, sys::signal_name(signal)));
         }
+        Ok(Some(ExitStatus::Exited(code))) => Some(code),
+        // The kernel reaped the child for us: how it ended is lost.
+        Ok(None) => None,
+        Err(err) if err.raw_os_error() == Some(libc::ECHILD) => None,
         Err(err) => return Err(JoinError::transport("waitpid", err.to_string())),
-        Ok(_) => {}
-    }
+    };
     match outcome {
+        // The whole result arrived: it wins over a status the host's
+        // `SIGCHLD` setting made unknowable.
         Read::Frame(body) => wire::decode::<T>(&body)?.into_result(),
         Read::Eof { got, expected } => {
-            let code = match status {
-                Ok(Some(ExitStatus::Exited(code))) => code,
-                _ => -1,
+            let Some(code) = code else {
+                return Err(JoinError::transport(
+                    "exit status",
+                    lost_status(got, expected),
+                ));
             };
             Err(JoinError::transport(
                 "decode",
@@ -246,6 +338,39 @@ fn wait<T: DeserializeOwned>(
         }
         Read::TimedOut => Err(JoinError::timed_out()),
     }
+}
+
+/// Reaps the child (its reply read, or it was killed): its status, or
+/// `Ok(None)`/`ECHILD` when the host's `SIGCHLD` setting had the kernel
+/// reap it and discard the status.
+fn reap(pid: sys::Pid, child: &Registered) -> std::io::Result<Option<ExitStatus>> {
+    match child.handle() {
+        // The host reaps children itself: wait for the end through the
+        // pidfd (it ends: the reply was read to its end or end of file, or
+        // the child was killed), then collect a status only if the host
+        // went back to the default meanwhile (the child is a zombie then;
+        // otherwise this is `ECHILD`, or `None` if the pid names another
+        // child of ours by now, which is left alone).
+        Some(handle) => {
+            let _ = handle.wait_ended();
+            sys::wait_pid(pid, false)
+        }
+        None => sys::wait_pid(pid, true),
+    }
+}
+
+/// Why a child without a result cannot say how it ended.
+fn lost_status(got: usize, expected: Option<u64>) -> String {
+    let sent = match expected {
+        Some(len) => format!("{} of {len} result bytes", got.saturating_sub(wire::HEADER)),
+        None => "no result".to_string(),
+    };
+    format!(
+        "the child ended after sending {sent}, and how it ended is unknowable: this process \
+         ignores SIGCHLD (SIG_IGN or SA_NOCLDWAIT), so the kernel reaped the child and discarded \
+         its exit status (a crash cannot be told from an exit); restore SIGCHLD's default action \
+         to have crashes reported with their signal"
+    )
 }
 
 /// Runs `f` in a forked child; the wait happens on `executor`'s blocking

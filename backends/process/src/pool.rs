@@ -12,7 +12,6 @@ mod replies;
 mod tests;
 mod worker;
 
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -442,7 +441,7 @@ impl Inner {
             },
             _ => None,
         };
-        (sys::write_all(worker.requests.as_fd(), request), deadline)
+        (worker.send_request(request), deadline)
     }
 
     /// Unregisters `pid`'s call from the watcher; whether it expired.

@@ -13,12 +13,23 @@
 //! - reap: `b'R'` + pid (i32); the server waits for that worker and answers
 //!   how it ended: kind (u32: 0 exited, 1 signaled, 2 unknown) + value (i32).
 //!
+//! Both sides write to the socket with `send_all`/`send_fds`, which never
+//! raise `SIGPIPE`: a host that keeps `SIGPIPE` at its default does not die
+//! when the server is gone, it gets an error.
+//!
 //! The server's workers are its children, so the parent kills them directly
 //! but asks the server to reap them; a killed worker stays a zombie until
 //! then, so its pid is never reused under the parent's feet. The server
 //! dies with the parent (`PR_SET_PDEATHSIG`), and its workers with it.
+//!
+//! Every child unirun forks (a [`fork_call`](crate::fork_call) child, a
+//! pool worker) closes its inherited copy of the parent's socket end right
+//! after the fork, so stopping the server ([`shutdown`], unirun's `reset`)
+//! never waits for such a child to end; a copy held by a fork made by
+//! other code is covered by killing the server once its socket is closed
+//! (through its pidfd, so even a host that ignores `SIGCHLD` is covered).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use unirun_core::JoinError;
@@ -35,7 +46,16 @@ use crate::options::ProcessOptions;
 /// which ends the server, and reaps it.
 pub(crate) struct Server {
     control: Mutex<Option<OwnedFd>>,
+    /// `control`'s descriptor number, for a forked child to close its copy
+    /// without taking the mutex (another parent thread may have held it at
+    /// the fork).
+    control_fd: RawFd,
     pid: Pid,
+    /// The server's pidfd, where there are pidfds: opened while the server
+    /// could not have ended (it leaves its loop only when `control` closes),
+    /// so a kill through it reaches the server and nothing else, whatever
+    /// the host chose for `SIGCHLD`.
+    handle: Option<sys::ProcessHandle>,
     /// Threads the parent had when the server was forked.
     parent_threads: usize,
     /// The server was forked from the forker thread; it must outlive it.
@@ -44,6 +64,12 @@ pub(crate) struct Server {
 
 /// The server new pools use; guarded, since a forked child reads it.
 static SERVER: ForkMutex<Option<Arc<Server>>> = ForkMutex::new(None);
+
+/// Without [`init`], the server pools use while the host has its children
+/// reaped by the kernel (`SIGCHLD` ignored or `SA_NOCLDWAIT`): started on
+/// the first worker needed then, stopped by [`shutdown`]. See "Hosts that
+/// ignore `SIGCHLD`" in the `fork` module docs.
+static AUTOREAP_SERVER: ForkMutex<Option<Arc<Server>>> = ForkMutex::new(None);
 
 fn current() -> Option<Arc<Server>> {
     SERVER.lock().clone()
@@ -85,16 +111,9 @@ pub fn init() -> bool {
     // answering pipe round trips up to 20x slower (pool_call 15-26x the
     // echo floor, against 1.3x). `main` waits for the job meanwhile and
     // holds no lock, so the fork still sees a quiescent process.
-    let lease = forker::lease();
-    let Ok((control, pid)) = lease.run(start) else {
+    let Some(server) = launch(parent_threads) else {
         return false;
     };
-    let server = Arc::new(Server {
-        control: Mutex::new(Some(control)),
-        pid,
-        parent_threads,
-        _lease: lease,
-    });
     let mut slot = SERVER.lock();
     if slot.is_none() {
         *slot = Some(server);
@@ -103,8 +122,50 @@ pub fn init() -> bool {
     true
 }
 
+/// Forks a server from the forker thread.
+fn launch(parent_threads: usize) -> Option<Arc<Server>> {
+    let lease = forker::lease();
+    let (control, pid) = lease.run(start).ok()?;
+    Some(Arc::new(Server {
+        control_fd: control.as_raw_fd(),
+        control: Mutex::new(Some(control)),
+        handle: sys::ProcessHandle::open(pid).ok(),
+        pid,
+        parent_threads,
+        _lease: lease,
+    }))
+}
+
+/// The server for pool workers while the host reaps children itself and
+/// there is no [`init`] server; started now if needed.
+fn autoreap_server() -> Option<Arc<Server>> {
+    if let Some(server) = AUTOREAP_SERVER.lock().clone() {
+        return Some(server);
+    }
+    // Launched without the slot's lock: it is fork-guarded, and the fork
+    // waits until no guarded lock is held.
+    let threads = unirun_platform::thread_count().unwrap_or(1);
+    let server = launch(threads)?;
+    let mut slot = AUTOREAP_SERVER.lock();
+    match &*slot {
+        // A racing launch won; ours ends when dropped (after the lock, as
+        // in `init`).
+        Some(winner) => {
+            let winner = winner.clone();
+            drop(slot);
+            drop(server);
+            Some(winner)
+        }
+        None => {
+            *slot = Some(server.clone());
+            Some(server)
+        }
+    }
+}
+
 /// Stops what this crate keeps running in the background: the fork server
-/// started by [`init`] (pools that still have workers from it keep it until
+/// started by [`init`], or the one started for pools while this process
+/// ignores `SIGCHLD` (pools that still have workers from one keep it until
 /// those workers are gone) and, once no pool needs it, the `unirun-forker`
 /// thread that pool workers are forked from. Pools shut down with
 /// [`ProcessPool::shutdown_now`](crate::ProcessPool::shutdown_now) or
@@ -113,7 +174,9 @@ pub fn init() -> bool {
 /// Returns whether the forker thread is gone now (false while some pool
 /// still holds it). Later pools and [`init`] start what they need again.
 /// In a forked child it does nothing and returns true (nothing there is
-/// this process's to stop). unirun's `reset` calls it.
+/// this process's to stop). unirun's `reset` calls it. It never waits for
+/// a forked child: children close their copy of the server's socket, and
+/// the server is killed once its socket is closed.
 ///
 /// # Examples
 ///
@@ -128,6 +191,8 @@ pub fn shutdown() -> bool {
         return true;
     }
     let server = SERVER.lock().take();
+    drop(server);
+    let server = AUTOREAP_SERVER.lock().take();
     drop(server);
     !forker::running()
 }
@@ -167,9 +232,51 @@ impl Drop for Server {
             return;
         }
         // End of file on its socket: the server leaves its loop at once
-        // (no request is in flight: requests hold the server).
+        // (no request is in flight: requests hold the server). unirun's
+        // forked children close their copy of this end (see
+        // `close_in_child`), but a fork made by other code may still hold
+        // one: the kill makes the wait below end whoever holds it (the
+        // server keeps no state to lose). It goes through the pidfd, or by
+        // pid only while the pid is provably the server's (a child that
+        // ends stays a zombie until reaped, unless the host has children
+        // reaped by the kernel).
         drop(control);
-        let _ = sys::wait_pid(self.pid, true);
+        match &self.handle {
+            Some(handle) => {
+                let _ = handle.signal(libc::SIGKILL);
+                // Ends: the server was killed. Then reap it, unless the
+                // kernel did (`ECHILD`, ignored).
+                let _ = handle.wait_ended();
+                let _ = sys::wait_pid(self.pid, false);
+            }
+            None => {
+                if !sys::children_autoreaped() {
+                    let _ = sys::kill(self.pid, libc::SIGKILL);
+                }
+                let _ = sys::wait_pid(self.pid, true);
+            }
+        }
+    }
+}
+
+/// In a forked child, right after the fork: closes the child's copy of the
+/// parent's end of the fork server's socket and forgets the server, so the
+/// server sees end of file as soon as the parent lets go of it, however
+/// long this child runs (the child never talks to it: [`spawn`] and
+/// [`reap`] refuse in a forked child). Touches only the fork-guarded slot
+/// and one `close`.
+pub(crate) fn close_in_child() {
+    for slot in [&SERVER, &AUTOREAP_SERVER] {
+        let Some(server) = slot.lock().take() else {
+            continue;
+        };
+        // SAFETY: `control_fd` is the child's inherited copy of the server's
+        // socket, owned by the `OwnedFd` inside `server`; that `OwnedFd` is
+        // never dropped in this process (the `Arc` is forgotten below, so its
+        // count never reaches zero and `Server::drop` never runs here), so the
+        // number is closed exactly once.
+        unsafe { libc::close(server.control_fd) };
+        std::mem::forget(server);
     }
 }
 
@@ -183,6 +290,10 @@ pub(crate) fn origin() -> String {
             "fork server (unirun::process::init, when the parent had {} threads)",
             server.parent_threads
         ),
+        None if sys::children_autoreaped() => {
+            "fork server (started because this process ignores SIGCHLD; no unirun::process::init)"
+                .to_string()
+        }
         None => match unirun_platform::thread_count() {
             Some(threads) => format!(
                 "forked directly (no unirun::process::init; the parent had {threads} threads)"
@@ -201,12 +312,18 @@ pub(crate) struct Spawned {
     pub(crate) server: Arc<Server>,
 }
 
-/// Asks the server for a worker; `None` when there is no server.
+/// Asks the server for a worker; `None` when there is no server (and the
+/// host keeps its children's exit status: then the pool forks directly).
+/// One `sigaction` query per worker started without [`init`].
 pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinError>> {
     if unirun_core::in_forked_child() {
         return None;
     }
-    let server = current()?;
+    let server = match current() {
+        Some(server) => server,
+        None if sys::children_autoreaped() => autoreap_server()?,
+        None => return None,
+    };
     let mut request = vec![b'S'];
     request.extend_from_slice(&options.get_memory_limit().unwrap_or(u64::MAX).to_le_bytes());
     request.extend_from_slice(&options.cpu_seconds().unwrap_or(0).to_le_bytes());
@@ -218,7 +335,7 @@ pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinErro
         .unwrap_or_else(PoisonError::into_inner);
     let control = control.as_ref()?;
     let fail = |err: std::io::Error| JoinError::transport("fork server", err.to_string());
-    let reply = sys::write_all(control.as_fd(), &request).and_then(|()| {
+    let reply = sys::send_all(control.as_fd(), &request).and_then(|()| {
         let mut buf = [0u8; 4];
         let (n, fds) = sys::recv_fds(control.as_fd(), &mut buf)?;
         let rest = read_exact(control.as_fd(), &mut buf[n..]);
@@ -252,7 +369,7 @@ pub(crate) fn reap(server: &Server, pid: Pid) -> Option<ExitStatus> {
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     let control = control.as_ref()?;
-    sys::write_all(control.as_fd(), &request).ok()?;
+    sys::send_all(control.as_fd(), &request).ok()?;
     let mut buf = [0u8; 8];
     read_exact(control.as_fd(), &mut buf).ok()?;
     let value = i32::from_le_bytes(buf[4..].try_into().unwrap());
@@ -277,7 +394,13 @@ fn read_exact(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Resul
 /// The server's loop; leaves when the parent's end closes.
 fn serve(parent: Pid, control: OwnedFd) -> ! {
     unirun_core::mark_forked_child();
-    if !sys::die_with_parent(parent) {
+    // Another server's socket, inherited if one was running: not ours to
+    // hold open.
+    close_in_child();
+    // Whatever the host chose for `SIGCHLD`, our workers stay zombies until
+    // we reap them, with their full status: a worker's pid stays its own
+    // until the parent asks for the reap, and a crash names its signal.
+    if !sys::die_with_parent(parent) || sys::keep_children_status().is_err() {
         sys::exit_now(111);
     }
     let me = sys::getpid();
@@ -320,7 +443,7 @@ fn serve(parent: Pid, control: OwnedFd) -> ! {
                 };
                 let mut reply = kind.to_le_bytes().to_vec();
                 reply.extend_from_slice(&value.to_le_bytes());
-                if sys::write_all(control.as_fd(), &reply).is_err() {
+                if sys::send_all(control.as_fd(), &reply).is_err() {
                     sys::exit_now(1);
                 }
             }
@@ -358,5 +481,5 @@ fn spawn_worker(me: Pid, control: &OwnedFd, options: &ProcessOptions) -> std::io
 
 fn send_error(control: &OwnedFd, err: &std::io::Error) -> std::io::Result<()> {
     let code = -err.raw_os_error().unwrap_or(libc::EIO);
-    sys::write_all(control.as_fd(), &code.to_le_bytes())
+    sys::send_all(control.as_fd(), &code.to_le_bytes())
 }

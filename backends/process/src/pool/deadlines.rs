@@ -8,7 +8,12 @@
 //! right after the read, before the worker is handed back or reaped
 //! ([`Deadlines::forget`]). The watcher kills only registered workers, under
 //! the same lock, so it never kills a worker that serves another call, nor
-//! a reused pid (a worker is reaped only after it is forgotten). A killed
+//! a reused pid (a worker is reaped only after it is forgotten, and until
+//! then it stays a zombie: a direct worker as our child, a server's worker
+//! as the server's, which restores `SIGCHLD`'s default for itself; a host
+//! that has its children reaped by the kernel gets its pool workers from
+//! a fork server for this reason, see "Hosts that ignore `SIGCHLD`" in the
+//! `fork` module docs). A killed
 //! worker's reply pipe reaches end of file (no other process holds its
 //! write end), so the read ends; `forget` then says the call expired.
 //!

@@ -2,6 +2,7 @@
 //! the concurrency cap, and the fast path of handle calls.
 
 use super::*;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 fn crash(signal: i32) -> u8 {
