@@ -1,0 +1,113 @@
+//! Seams between unirun and tokio: a runtime that dies under the shared
+//! default, bounded shutdowns over tokio's blocking pool, compat
+//! `spawn_blocking` and its runtime's drop, and unirun-io in a forked child.
+#![cfg(feature = "tokio-backend")]
+
+mod common;
+mod watchdog;
+
+use watchdog::watchdog;
+
+/// A gate a blocking closure waits on until the test opens it.
+#[derive(Clone, Default)]
+struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Ends when `open` is called (the test always calls it).
+    fn wait(&self) {
+        let mut open = self.0 .0.lock().unwrap();
+        while !*open {
+            open = self.0 .1.wait(open).unwrap();
+        }
+    }
+}
+
+/// Opens its gate when dropped: spawned as a never-ending task on a
+/// runtime, it opens the gate while the runtime's drop drops its tasks.
+struct OpensOnDrop(Gate);
+
+impl std::future::Future for OpensOnDrop {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for OpensOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// Managed `compat::tokio::task::spawn_blocking`: dropping the runtime it
+/// was spawned in waits for the closure, as tokio's own drop does, so its
+/// effect is visible right after the drop returns. The closure is
+/// released only once the drop has begun (by a task the drop drops, before
+/// or after unirun's own). On a current-thread runtime it also waits for
+/// the runtime to start a blocking thread, which only the drop's wait
+/// for the closure does: without that wait the closure stays stuck, so the
+/// check cannot pass by luck.
+#[test]
+fn dropping_a_runtime_waits_for_its_managed_compat_blocking_closures() {
+    for flavor in ["current_thread", "multi_thread"] {
+        for opener_first in [true, false] {
+            watchdog(move || dropped_runtime_waits(flavor, opener_first));
+        }
+    }
+}
+
+fn dropped_runtime_waits(flavor: &'static str, opener_first: bool) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let waiting = Gate::default();
+    let rt = if flavor == "current_thread" {
+        let opens = waiting.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_start(move || opens.open())
+            .build()
+            .unwrap()
+    } else {
+        waiting.open();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let written = std::sync::Arc::new(AtomicBool::new(false));
+    let gate = Gate::default();
+    let (started, ran) = std::sync::mpsc::channel();
+    let (theirs, stuck, drop_waits) = (written.clone(), gate.clone(), waiting.clone());
+    if opener_first {
+        drop(rt.spawn(OpensOnDrop(gate.clone())));
+    }
+    // Detached: the check below is the closure's own write.
+    rt.block_on(async move {
+        drop(unirun::compat::tokio::task::spawn_blocking(move || {
+            started.send(()).unwrap();
+            // Opened by the runtime's drop: it ends.
+            stuck.wait();
+            // Opened by the drop's wait (or below, after the check).
+            drop_waits.wait();
+            theirs.store(true, Ordering::SeqCst);
+        }));
+    });
+    if !opener_first {
+        drop(rt.spawn(OpensOnDrop(gate)));
+    }
+    ran.recv().unwrap();
+    drop(rt);
+    let seen = written.load(Ordering::SeqCst);
+    waiting.open();
+    assert!(
+        seen,
+        "{flavor}: the drop returned before the closure's write"
+    );
+}
