@@ -65,6 +65,14 @@
 //! sockets keep working across `reset`. A scope that outlives a `reset`
 //! keeps the runtime it started with.
 //!
+//! Stopping it waits for the blocking closures running on its runtime
+//! (`tokio::task::spawn_blocking` in a task), as dropping a tokio runtime
+//! does, except under a bounded shutdown: when
+//! [`Run::shutdown_timeout`](crate::Run::shutdown_timeout) releases the
+//! last hold, the runtime is stopped by the same deadline, closures still
+//! running then are left to finish on their threads, and the call returns
+//! `false`.
+//!
 //! On unirun's worker threads `tokio::spawn` works too and runs its task on
 //! the reactor's runtime (on `unirun-io` itself for unirun's own); prefer
 //! [`spawn`](crate::spawn). The context unirun entered is not an "ambient
@@ -145,9 +153,11 @@ mod tokio_io {
     use std::cell::Cell;
     use std::future::Future;
     use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, PoisonError, Weak};
     use std::task::{Poll, Waker};
     use std::thread::{self, JoinHandle};
+    use std::time::Instant;
 
     use tokio::runtime::{EnterGuard, Handle, RuntimeFlavor};
     use unirun_platform::fork_guard::ForkMutex;
@@ -281,8 +291,25 @@ mod tokio_io {
     static SHARED: ForkMutex<Weak<OwnRuntime>> = ForkMutex::new(Weak::new());
 
     /// A pool's hold on unirun's own runtime: the runtime stops when the
-    /// last lease is dropped.
+    /// last lease is dropped (or [released](Lease::release_by)).
     pub(crate) struct Lease(Arc<OwnRuntime>);
+
+    impl Lease {
+        /// Gives the lease up, waiting no later than `deadline` if it was
+        /// the last one (the runtime then stops, and blocking closures
+        /// still running on it after `deadline` are left to finish on their
+        /// threads). Returns whether nothing was left running.
+        pub(crate) fn release_by(self, deadline: std::time::Instant) -> bool {
+            let last = {
+                // Under the lock `lease` upgrades under: no new lease can
+                // take this runtime between the check and the stop.
+                let _shared = SHARED.lock();
+                Arc::into_inner(self.0)
+            };
+            // Not the last: the runtime serves other pools, nothing stops.
+            last.is_none_or(|runtime| runtime.stop(Some(deadline)))
+        }
+    }
 
     /// A lease on unirun's own runtime, starting it if no pool holds one.
     fn lease() -> Result<Lease, Error> {
@@ -306,7 +333,7 @@ mod tokio_io {
     struct OwnRuntime {
         tokio: Handle,
         stop: Arc<Stop>,
-        thread: Option<JoinHandle<()>>,
+        thread: Option<JoinHandle<bool>>,
         /// The process that started it: a forked child inherits the value
         /// but not the thread.
         pid: u32,
@@ -314,22 +341,47 @@ mod tokio_io {
 
     impl OwnRuntime {
         fn start() -> Result<Self, Error> {
+            // Threads of its blocking pool (`tokio::task::spawn_blocking`
+            // in unirun's tasks) alive now: the only threads the runtime
+            // starts, a current-thread one runs on `unirun-io` itself.
+            let live = Arc::new(AtomicUsize::new(0));
+            let (started, stopped) = (live.clone(), live.clone());
             // `enable_all`: I/O too whenever tokio's `net` is compiled in
             // (by whoever uses `tokio::net`); timers always.
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .thread_name(format!("{THREAD_NAME}-blocking"))
+                .on_thread_start(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                })
+                .on_thread_stop(move || {
+                    stopped.fetch_sub(1, Ordering::SeqCst);
+                })
                 .build()?;
             let tokio = runtime.handle().clone();
             let stop = Arc::new(Stop::default());
-            let stopped = stop.clone();
-            // The runtime moves to its thread and is dropped there, outside
-            // any async context (tokio forbids dropping it inside one).
+            let stopping = stop.clone();
+            // The runtime moves to its thread and is shut down there,
+            // outside any async context (tokio forbids dropping it inside
+            // one). The thread returns whether no blocking closure was
+            // left running.
             let thread = thread::Builder::new()
                 .name(THREAD_NAME.into())
                 .spawn(move || {
-                    runtime.block_on(StopWait(&stopped));
-                    drop(runtime);
+                    runtime.block_on(StopWait(&stopping));
+                    let deadline = stopping.0.lock().unwrap_or_else(PoisonError::into_inner).2;
+                    match deadline {
+                        // Waits for the blocking threads (tokio's drop
+                        // does), as a graceful shutdown does.
+                        None => drop(runtime),
+                        // Gives up on them at the deadline.
+                        Some(deadline) => runtime
+                            .shutdown_timeout(deadline.saturating_duration_since(Instant::now())),
+                    }
+                    // tokio's hook runs before a blocking thread signs off
+                    // from the shutdown: a thread tokio waited for is no
+                    // longer counted here.
+                    live.load(Ordering::SeqCst) == 0
                 })?;
             Ok(OwnRuntime {
                 tokio,
@@ -344,39 +396,57 @@ mod tokio_io {
         fn in_this_process(&self) -> bool {
             self.pid == std::process::id()
         }
-    }
 
-    impl Drop for OwnRuntime {
-        /// Stops the thread and joins it. It ends: `set` wakes the waker
-        /// `block_on` parked with (tokio's driver unparks), the poll sees
-        /// the flag and returns, and the runtime's drop then waits only for
-        /// blocking closures already running on it.
-        fn drop(&mut self) {
+        /// Stops the thread and joins it; with a deadline, blocking
+        /// closures still running then are left behind. Returns whether
+        /// none was left running.
+        ///
+        /// The join ends: `set` wakes the waker `block_on` parked with
+        /// (tokio's driver unparks), the poll sees the flag and returns,
+        /// and the runtime's shutdown then waits only for blocking
+        /// closures already running on it, at most until the deadline
+        /// when there is one.
+        fn stop(mut self, deadline: Option<Instant>) -> bool {
+            self.stop_thread(deadline)
+        }
+
+        fn stop_thread(&mut self, deadline: Option<Instant>) -> bool {
             if !self.in_this_process() {
                 // Inherited through `fork`: its thread is the parent's, and
                 // its stop flag's lock and waker may be too. Touch nothing
                 // (joining would fail); the memory stays, as the pools'.
                 std::mem::forget(self.thread.take());
-                return;
+                return true;
             }
-            self.stop.set();
-            if let Some(thread) = self.thread.take() {
-                if thread.thread().id() != thread::current().id() {
-                    let _ = thread.join();
+            self.stop.set(deadline);
+            match self.thread.take() {
+                Some(thread) if thread.thread().id() != thread::current().id() => {
+                    thread.join().unwrap_or(false)
                 }
+                _ => true,
             }
         }
     }
 
-    /// A one-shot stop flag the driver thread awaits.
+    impl Drop for OwnRuntime {
+        /// Stops the thread and joins it, waiting for blocking closures
+        /// (see [`OwnRuntime::stop`]).
+        fn drop(&mut self) {
+            self.stop_thread(None);
+        }
+    }
+
+    /// A one-shot stop flag the driver thread awaits, with the deadline
+    /// its shutdown may wait until.
     #[derive(Default)]
-    struct Stop(Mutex<(bool, Option<Waker>)>);
+    struct Stop(Mutex<(bool, Option<Waker>, Option<Instant>)>);
 
     impl Stop {
-        fn set(&self) {
+        fn set(&self, deadline: Option<Instant>) {
             let waker = {
                 let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
                 state.0 = true;
+                state.2 = deadline;
                 state.1.take()
             };
             if let Some(waker) = waker {

@@ -6,6 +6,8 @@
 mod common;
 mod watchdog;
 
+use std::time::Duration;
+
 use watchdog::watchdog;
 
 /// A gate a blocking closure waits on until the test opens it.
@@ -25,6 +27,87 @@ impl Gate {
             open = self.0 .1.wait(open).unwrap();
         }
     }
+}
+
+/// `shutdown_timeout` of a threads scope whose `block_on` started a tokio
+/// blocking closure (on the reactor's runtime, unirun-io) returns while the
+/// closure is still provably stuck, and says work was left (`false`).
+/// In a child process: there the scope is unirun-io's only user.
+#[test]
+fn shutdown_timeout_of_a_threads_scope_is_bounded_over_a_stuck_tokio_blocking_closure() {
+    if !common::in_child_process(
+        "shutdown_timeout_of_a_threads_scope_is_bounded_over_a_stuck_tokio_blocking_closure",
+    ) {
+        return;
+    }
+    watchdog(|| {
+        let run = unirun::Run::new(unirun::Flavor::Threads).unwrap();
+        let gate = Gate::default();
+        let stuck = gate.clone();
+        let (started, ran) = std::sync::mpsc::channel();
+        // Detached: shutdown_timeout is what must not wait for it.
+        run.block_on(async move {
+            drop(tokio::task::spawn_blocking(move || {
+                started.send(()).unwrap();
+                stuck.wait();
+            }));
+        });
+        ran.recv().unwrap();
+        // The gate opens only after this returned: a wait for the closure
+        // here would hang, and the watchdog would fail the test.
+        let clean = run.shutdown_timeout(Duration::from_millis(50));
+        gate.open();
+        assert!(!clean, "a blocking closure was still running");
+    });
+}
+
+/// The same over a tokio scope: its runtime's blocking closure.
+#[test]
+fn shutdown_timeout_of_a_tokio_scope_is_bounded_and_reports_a_stuck_blocking_closure() {
+    watchdog(|| {
+        let run = unirun::Run::builder()
+            .flavor(unirun::Flavor::Tokio)
+            .max_workers(1)
+            .build()
+            .unwrap();
+        let gate = Gate::default();
+        let stuck = gate.clone();
+        let (started, ran) = std::sync::mpsc::channel();
+        // Detached: shutdown_timeout is what must not wait for it.
+        run.block_on(async move {
+            drop(tokio::task::spawn_blocking(move || {
+                started.send(()).unwrap();
+                stuck.wait();
+            }));
+        });
+        ran.recv().unwrap();
+        let clean = run.shutdown_timeout(Duration::from_millis(50));
+        gate.open();
+        assert!(!clean, "a blocking closure was still running");
+    });
+}
+
+/// The same over a smol scope: a closure on its blocking lane.
+#[test]
+fn shutdown_timeout_of_a_smol_scope_is_bounded_over_a_stuck_blocking_closure() {
+    watchdog(|| {
+        let run = unirun::Run::builder()
+            .flavor(unirun::Flavor::Smol)
+            .max_workers(1)
+            .build()
+            .unwrap();
+        let gate = Gate::default();
+        let stuck = gate.clone();
+        let (started, ran) = std::sync::mpsc::channel();
+        let _detached = run.spawn_blocking(move || {
+            started.send(()).unwrap();
+            stuck.wait();
+        });
+        ran.recv().unwrap();
+        let clean = run.shutdown_timeout(Duration::from_millis(50));
+        gate.open();
+        assert!(!clean, "a blocking closure was still running");
+    });
 }
 
 /// Opens its gate when dropped: spawned as a never-ending task on a
