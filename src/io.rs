@@ -18,15 +18,17 @@
 //!   runtime (or the ambient one it borrows) is the reactor;
 //! - on the threads backend (the shared default, [`Flavor::Threads`](crate::Flavor::Threads),
 //!   and the thread pool of [`Flavor::Processes`](crate::Flavor::Processes)),
-//!   the reactor is chosen when the pool starts:
-//!   - the *ambient* tokio runtime, when the pool is built inside a
-//!     multi-thread one (its idle workers turn the I/O and timer drivers);
-//!   - otherwise unirun's own: one small current-thread runtime with I/O
-//!     and timers enabled, driven by one thread named `unirun-io` that
-//!     blocks on it (parked in the kernel while nothing is ready). A
-//!     current-thread ambient runtime is not used: its drivers turn only
-//!     while its own thread waits inside it, so a blocking `join` there
-//!     would stall every socket of the pool.
+//!   the reactor is unirun's own: one small current-thread runtime with
+//!   I/O and timers enabled, driven by one thread named `unirun-io` that
+//!   blocks on it (parked in the kernel while nothing is ready). That holds
+//!   inside a tokio runtime too: a pool's workers enter its reactor once,
+//!   for their whole life, and an ambient runtime may be dropped while the
+//!   pool lives (the shared default outlives every
+//!   `#[tokio::test(flavor = "multi_thread")]` of a test binary), so a
+//!   pool never borrows one: a dead runtime is never its reactor. A
+//!   current-thread ambient runtime would not do anyway: its drivers turn
+//!   only while its own thread waits inside it, so a blocking `join` there
+//!   would stall every socket of the pool.
 //!
 //!   [`Run::trace`](crate::Run::trace) and `UNIRUN_TRACE` say which one a
 //!   scope uses (`reactor: …`).
@@ -53,10 +55,9 @@
 //! its thread start with the first thread pool that needs them (the first
 //! [`spawn`](crate::spawn), or the first threads scope), not with the first
 //! socket: a program built with `tokio-backend` that uses a thread pool
-//! has one more thread, parked, even if it never uses tokio. Programs
-//! whose pools all borrow an ambient multi-thread runtime, and
-//! [`Flavor::Tokio`](crate::Flavor::Tokio) or [`Flavor::Smol`](crate::Flavor::Smol)
-//! scopes, never start it.
+//! has one more thread, parked, even if it never uses tokio.
+//! [`Flavor::Tokio`](crate::Flavor::Tokio) and [`Flavor::Smol`](crate::Flavor::Smol)
+//! scopes never start it.
 //!
 //! Every pool that uses it holds it; it stops (its thread joined) when the
 //! last of them shuts down. [`reset`](crate::reset) shuts the shared
@@ -79,10 +80,16 @@
 //! runtime" for scope decisions: a [`Run`](crate::Run) built inside a task
 //! decides as it would on any other thread.
 //!
-//! In a child forked by the process backend, pools run their tasks inline
-//! on the calling thread (their threads were not copied), outside the
-//! context: there tokio futures work in `Run::block_on`, which starts a
-//! runtime of the child's own; the parent's is left alone.
+//! In a child forked by the process backend, the parent's `unirun-io`
+//! thread does not exist, and pools run their tasks inline on the calling
+//! thread (their threads were not copied). A scope's reactor there is a
+//! `unirun-io` of the child's own, started on first use (the parent's is
+//! left alone): tokio futures work in [`Run::block_on`](crate::Run::block_on)
+//! and in tasks a scope spawns (their first poll, inline in
+//! [`Run::spawn`](crate::Run::spawn), enters it), for a scope built in the
+//! parent as for one built in the child. Code that enters no context (a
+//! task of the shared default polled by [`unirun::block_on`](crate::block_on))
+//! gets tokio's own error ("there is no reactor running"), never a hang.
 //!
 //! ## Without the feature
 //!
@@ -180,7 +187,11 @@ mod tokio_io {
         OURS.try_with(Cell::get).unwrap_or(false)
     }
 
-    /// Where a thread pool's tokio futures get their reactor.
+    /// Where a thread pool's tokio futures get their reactor: always a lease
+    /// on unirun's own runtime. An ambient runtime is never borrowed: the
+    /// pool's workers enter the reactor once for their whole life, and a
+    /// runtime the program drops while the pool lives (the shared default
+    /// outlives every `#[tokio::test]`) would leave them a dead reactor.
     pub(crate) struct Reactor {
         tokio: Handle,
         source: Source,
@@ -188,15 +199,16 @@ mod tokio_io {
 
     #[derive(Clone, Copy)]
     enum Source {
-        Ambient,
         Own,
-        /// Own, because the ambient runtime is a current-thread one.
+        /// Own, though the pool started inside a multi-thread runtime.
+        OwnBesideMultiThread,
+        /// Own, though the pool started inside a current-thread runtime.
         OwnBesideCurrentThread,
     }
 
     impl Reactor {
-        /// The reactor for a thread pool starting now on this thread: the
-        /// ambient multi-thread runtime, or a lease on unirun's own.
+        /// The reactor for a thread pool starting now on this thread: a
+        /// lease on unirun's own runtime (started if no pool holds one).
         pub(crate) fn for_new_pool() -> Result<(Arc<Reactor>, Option<Lease>), Error> {
             let ambient = if entered_by_unirun() {
                 None
@@ -204,14 +216,10 @@ mod tokio_io {
                 Handle::try_current().ok()
             };
             let source = match ambient {
-                Some(tokio) if tokio.runtime_flavor() != RuntimeFlavor::CurrentThread => {
-                    let reactor = Reactor {
-                        tokio,
-                        source: Source::Ambient,
-                    };
-                    return Ok((Arc::new(reactor), None));
+                Some(tokio) if tokio.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+                    Source::OwnBesideCurrentThread
                 }
-                Some(_) => Source::OwnBesideCurrentThread,
+                Some(_) => Source::OwnBesideMultiThread,
                 None => Source::Own,
             };
             let lease = lease()?;
@@ -225,8 +233,11 @@ mod tokio_io {
         /// What the trace says about it.
         pub(crate) fn describe(&self) -> &'static str {
             match self.source {
-                Source::Ambient => "tokio's I/O and timers on the ambient tokio runtime",
                 Source::Own => "tokio's I/O and timers on unirun-io (unirun's own runtime)",
+                Source::OwnBesideMultiThread => {
+                    "tokio's I/O and timers on unirun-io (unirun's own runtime; \
+                     the ambient one is not borrowed, it may be dropped while the pool lives)"
+                }
                 Source::OwnBesideCurrentThread => {
                     "tokio's I/O and timers on unirun-io (unirun's own runtime; \
                      the ambient one is current-thread, its drivers turn only while its thread waits)"
@@ -235,7 +246,16 @@ mod tokio_io {
         }
 
         /// Enters the reactor's context on this thread until the guard drops.
+        ///
+        /// In a forked child the pool's runtime is the parent's, whose
+        /// thread the child does not have (a timer registered there would
+        /// never fire): the child's own unirun-io is entered instead.
         pub(crate) fn enter(&self) -> Context<'_> {
+            if unirun_core::in_forked_child() {
+                if let Some(tokio) = child_runtime() {
+                    return Context::new(tokio.enter(), true);
+                }
+            }
             Context::new(self.tokio.enter(), true)
         }
     }
@@ -321,6 +341,28 @@ mod tokio_io {
         let runtime = Arc::new(OwnRuntime::start()?);
         *shared = Arc::downgrade(&runtime);
         Ok(Lease(runtime))
+    }
+
+    /// The forked child's own unirun-io, started on first use and kept
+    /// until the child exits (a child leaves with `_exit`, so nothing is
+    /// torn down); `None` if it cannot start (the caller then enters the
+    /// pool's, as before: its tokio futures fail or time out, the
+    /// process call's timeout being the safety net).
+    fn child_runtime() -> Option<&'static Handle> {
+        /// The process that started it, and its handle (leaked: one per
+        /// process, whose lease keeps the runtime up).
+        static CHILD: ForkMutex<Option<(u32, &'static Handle)>> = ForkMutex::new(None);
+        let pid = std::process::id();
+        let mut child = CHILD.lock();
+        if let Some((owner, tokio)) = *child {
+            if owner == pid {
+                return Some(tokio);
+            }
+        }
+        let lease: &'static Lease = Box::leak(Box::new(lease().ok()?));
+        let tokio = &lease.0.tokio;
+        *child = Some((pid, tokio));
+        Some(tokio)
     }
 
     /// Whether unirun's own runtime runs (some pool holds a lease).

@@ -10,6 +10,117 @@ use std::time::Duration;
 
 use watchdog::watchdog;
 
+/// A tokio timer and a tokio socket, awaited in a unirun task.
+async fn timer_and_socket() -> usize {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = unirun::spawn(async move { listener.accept().await.map(|_| ()) });
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    accept.await.unwrap().unwrap();
+    drop(stream);
+    7
+}
+
+/// The shared default started inside a multi-thread runtime that is then
+/// dropped: its tasks' tokio timers and sockets keep working (they move to
+/// unirun-io), in a child process so the shared default starts there.
+#[test]
+fn a_dropped_runtime_that_started_the_shared_default_is_not_kept_as_its_reactor() {
+    if !common::in_child_process(
+        "a_dropped_runtime_that_started_the_shared_default_is_not_kept_as_its_reactor",
+    ) {
+        return;
+    }
+    watchdog(|| {
+        let rt1 = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let first = rt1.block_on(async { unirun::spawn(timer_and_socket()).await.unwrap() });
+        assert_eq!(first, 7);
+        drop(rt1);
+        let after = unirun::block_on(unirun::spawn(timer_and_socket())).unwrap();
+        assert_eq!(after, 7);
+    });
+}
+
+/// Two consecutive `#[tokio::test(flavor = "multi_thread")]`-shaped
+/// runtimes in one process, each using the shared default with tokio
+/// timers and sockets.
+#[test]
+fn consecutive_multi_thread_runtimes_share_the_default_without_a_dead_reactor() {
+    if !common::in_child_process(
+        "consecutive_multi_thread_runtimes_share_the_default_without_a_dead_reactor",
+    ) {
+        return;
+    }
+    watchdog(|| {
+        for _ in 0..3 {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let got = rt.block_on(async { unirun::spawn(timer_and_socket()).await.unwrap() });
+            assert_eq!(got, 7);
+            drop(rt);
+        }
+    });
+}
+
+/// In a forked child, after the parent used tokio through unirun (so its
+/// unirun-io runtime runs, on a thread the child does not have), tokio
+/// timers and sockets in unirun tasks still complete in `Run::block_on`:
+/// the child gets a runtime of its own, it never waits on the parent's
+/// thread. Where no context is entered (a task of the shared default run
+/// inline by `unirun::block_on`), tokio's own error says so at once.
+#[cfg(all(unix, feature = "process-backend"))]
+#[test]
+fn a_forked_child_gets_its_own_unirun_io_never_the_parents() {
+    if !common::in_child_process("a_forked_child_gets_its_own_unirun_io_never_the_parents") {
+        return;
+    }
+    watchdog(|| {
+        // The parent: unirun-io runs and serves a scope's task.
+        let run = std::sync::Arc::new(unirun::Run::new(unirun::Flavor::Threads).unwrap());
+        assert_eq!(run.block_on(run.spawn(timer_and_socket())).unwrap(), 7);
+        assert!(unirun::io::__own_runtime_running());
+        // The safety net only: a hang would show as a timeout.
+        let options = unirun::process::ProcessOptions::default().timeout(Duration::from_secs(30));
+
+        // A scope inherited from the parent.
+        let inherited = run.clone();
+        let got = unirun::to_process_with(options, move || {
+            inherited
+                .block_on(inherited.spawn(timer_and_socket()))
+                .unwrap()
+        });
+        assert_eq!(got.join().unwrap(), 7);
+
+        // A scope built in the child.
+        let got = unirun::to_process_with(options, || {
+            let run = unirun::Run::new(unirun::Flavor::Threads).unwrap();
+            let got = run.block_on(run.spawn(timer_and_socket())).unwrap();
+            run.shutdown();
+            got
+        });
+        assert_eq!(got.join().unwrap(), 7);
+
+        // No context entered: tokio's error, not a hang.
+        let got = unirun::to_process_with(options, || {
+            let task = unirun::spawn(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            });
+            unirun::block_on(task)
+                .unwrap_err()
+                .to_string()
+                .contains("Tokio 1.x")
+        });
+        assert!(got.join().unwrap());
+    });
+}
+
 /// A gate a blocking closure waits on until the test opens it.
 #[derive(Clone, Default)]
 struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
