@@ -140,10 +140,11 @@ impl Gate {
     }
 }
 
-/// `shutdown_timeout` of a threads scope whose `block_on` started a tokio
-/// blocking closure (on the reactor's runtime, unirun-io) returns while the
-/// closure is still provably stuck, and says work was left (`false`).
-/// In a child process: there the scope is unirun-io's only user.
+/// `shutdown_timeout` of a threads scope (and of a processes scope, whose
+/// tasks run on a thread pool) whose `block_on` started a tokio blocking
+/// closure (on the reactor's runtime, unirun-io) returns while the closure
+/// is still provably stuck, and says work was left (`false`). In a child
+/// process: there the scope is unirun-io's only user.
 #[test]
 fn shutdown_timeout_of_a_threads_scope_is_bounded_over_a_stuck_tokio_blocking_closure() {
     if !common::in_child_process(
@@ -151,8 +152,22 @@ fn shutdown_timeout_of_a_threads_scope_is_bounded_over_a_stuck_tokio_blocking_cl
     ) {
         return;
     }
-    watchdog(|| {
-        let run = unirun::Run::new(unirun::Flavor::Threads).unwrap();
+    let mut flavors = vec![unirun::Flavor::Threads];
+    if cfg!(all(unix, feature = "process-backend")) {
+        flavors.push(unirun::Flavor::Processes);
+    }
+    for flavor in flavors {
+        watchdog(move || threads_scope_bounded_over_tokio_blocking(flavor));
+    }
+}
+
+fn threads_scope_bounded_over_tokio_blocking(flavor: unirun::Flavor) {
+    {
+        let run = unirun::Run::builder().flavor(flavor).build().unwrap();
+        assert!(
+            run.trace().reactor().unwrap().contains("unirun-io"),
+            "{flavor:?}"
+        );
         let gate = Gate::default();
         let stuck = gate.clone();
         let (started, ran) = std::sync::mpsc::channel();
@@ -168,8 +183,8 @@ fn shutdown_timeout_of_a_threads_scope_is_bounded_over_a_stuck_tokio_blocking_cl
         // here would hang, and the watchdog would fail the test.
         let clean = run.shutdown_timeout(Duration::from_millis(50));
         gate.open();
-        assert!(!clean, "a blocking closure was still running");
-    });
+        assert!(!clean, "{flavor:?}: a blocking closure was still running");
+    }
 }
 
 /// The same over a tokio scope: its runtime's blocking closure.
