@@ -39,7 +39,8 @@ pub(crate) struct Scope {
     /// The scope's pre-forked workers, started by its first `call`.
     pub(crate) processes: std::sync::OnceLock<process::ProcessPool>,
     /// The scope's default limits for its forked calls and its pool
-    /// (`RunBuilder::process_options`).
+    /// (`RunBuilder::process_options`). Read only by the process backend.
+    #[cfg_attr(not(all(unix, feature = "process-backend")), allow(dead_code))]
     pub(crate) process_options: process::ProcessOptions,
 }
 
