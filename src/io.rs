@@ -453,20 +453,22 @@ mod tokio_io {
         }
 
         fn stop_thread(&mut self, deadline: Option<Instant>) -> bool {
+            // Already stopped (by `stop`, before its drop).
+            let Some(thread) = self.thread.take() else {
+                return true;
+            };
             if !self.in_this_process() {
                 // Inherited through `fork`: its thread is the parent's, and
                 // its stop flag's lock and waker may be too. Touch nothing
                 // (joining would fail); the memory stays, as the pools'.
-                std::mem::forget(self.thread.take());
+                std::mem::forget(thread);
                 return true;
             }
             self.stop.set(deadline);
-            match self.thread.take() {
-                Some(thread) if thread.thread().id() != thread::current().id() => {
-                    thread.join().unwrap_or(false)
-                }
-                _ => true,
+            if thread.thread().id() == thread::current().id() {
+                return true;
             }
+            thread.join().unwrap_or(false)
         }
     }
 
