@@ -18,15 +18,17 @@
 //!   runtime (or the ambient one it borrows) is the reactor;
 //! - on the threads backend (the shared default, [`Flavor::Threads`](crate::Flavor::Threads),
 //!   and the thread pool of [`Flavor::Processes`](crate::Flavor::Processes)),
-//!   the reactor is chosen when the pool starts:
-//!   - the *ambient* tokio runtime, when the pool is built inside a
-//!     multi-thread one (its idle workers turn the I/O and timer drivers);
-//!   - otherwise unirun's own: one small current-thread runtime with I/O
-//!     and timers enabled, driven by one thread named `unirun-io` that
-//!     blocks on it (parked in the kernel while nothing is ready). A
-//!     current-thread ambient runtime is not used: its drivers turn only
-//!     while its own thread waits inside it, so a blocking `join` there
-//!     would stall every socket of the pool.
+//!   the reactor is unirun's own: one small current-thread runtime with
+//!   I/O and timers enabled, driven by one thread named `unirun-io` that
+//!   blocks on it (parked in the kernel while nothing is ready). That holds
+//!   inside a tokio runtime too: a pool's workers enter its reactor once,
+//!   for their whole life, and an ambient runtime may be dropped while the
+//!   pool lives (the shared default outlives every
+//!   `#[tokio::test(flavor = "multi_thread")]` of a test binary), so a
+//!   pool never borrows one: a dead runtime is never its reactor. A
+//!   current-thread ambient runtime would not do anyway: its drivers turn
+//!   only while its own thread waits inside it, so a blocking `join` there
+//!   would stall every socket of the pool.
 //!
 //!   [`Run::trace`](crate::Run::trace) and `UNIRUN_TRACE` say which one a
 //!   scope uses (`reactor: …`).
@@ -53,10 +55,9 @@
 //! its thread start with the first thread pool that needs them (the first
 //! [`spawn`](crate::spawn), or the first threads scope), not with the first
 //! socket: a program built with `tokio-backend` that uses a thread pool
-//! has one more thread, parked, even if it never uses tokio. Programs
-//! whose pools all borrow an ambient multi-thread runtime, and
-//! [`Flavor::Tokio`](crate::Flavor::Tokio) or [`Flavor::Smol`](crate::Flavor::Smol)
-//! scopes, never start it.
+//! has one more thread, parked, even if it never uses tokio.
+//! [`Flavor::Tokio`](crate::Flavor::Tokio) and [`Flavor::Smol`](crate::Flavor::Smol)
+//! scopes never start it.
 //!
 //! Every pool that uses it holds it; it stops (its thread joined) when the
 //! last of them shuts down. [`reset`](crate::reset) shuts the shared
@@ -65,16 +66,30 @@
 //! sockets keep working across `reset`. A scope that outlives a `reset`
 //! keeps the runtime it started with.
 //!
+//! Stopping it waits for the blocking closures running on its runtime
+//! (`tokio::task::spawn_blocking` in a task), as dropping a tokio runtime
+//! does, except under a bounded shutdown: when
+//! [`Run::shutdown_timeout`](crate::Run::shutdown_timeout) releases the
+//! last hold, the runtime is stopped by the same deadline, closures still
+//! running then are left to finish on their threads, and the call returns
+//! `false`.
+//!
 //! On unirun's worker threads `tokio::spawn` works too and runs its task on
 //! the reactor's runtime (on `unirun-io` itself for unirun's own); prefer
 //! [`spawn`](crate::spawn). The context unirun entered is not an "ambient
 //! runtime" for scope decisions: a [`Run`](crate::Run) built inside a task
 //! decides as it would on any other thread.
 //!
-//! In a child forked by the process backend, pools run their tasks inline
-//! on the calling thread (their threads were not copied), outside the
-//! context: there tokio futures work in `Run::block_on`, which starts a
-//! runtime of the child's own; the parent's is left alone.
+//! In a child forked by the process backend, the parent's `unirun-io`
+//! thread does not exist, and pools run their tasks inline on the calling
+//! thread (their threads were not copied). A scope's reactor there is a
+//! `unirun-io` of the child's own, started on first use (the parent's is
+//! left alone): tokio futures work in [`Run::block_on`](crate::Run::block_on)
+//! and in tasks a scope spawns (their first poll, inline in
+//! [`Run::spawn`](crate::Run::spawn), enters it), for a scope built in the
+//! parent as for one built in the child. Code that enters no context (a
+//! task of the shared default polled by [`unirun::block_on`](crate::block_on))
+//! gets tokio's own error ("there is no reactor running"), never a hang.
 //!
 //! ## Without the feature
 //!
@@ -145,9 +160,11 @@ mod tokio_io {
     use std::cell::Cell;
     use std::future::Future;
     use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, PoisonError, Weak};
     use std::task::{Poll, Waker};
     use std::thread::{self, JoinHandle};
+    use std::time::Instant;
 
     use tokio::runtime::{EnterGuard, Handle, RuntimeFlavor};
     use unirun_platform::fork_guard::ForkMutex;
@@ -170,7 +187,11 @@ mod tokio_io {
         OURS.try_with(Cell::get).unwrap_or(false)
     }
 
-    /// Where a thread pool's tokio futures get their reactor.
+    /// Where a thread pool's tokio futures get their reactor: always a lease
+    /// on unirun's own runtime. An ambient runtime is never borrowed: the
+    /// pool's workers enter the reactor once for their whole life, and a
+    /// runtime the program drops while the pool lives (the shared default
+    /// outlives every `#[tokio::test]`) would leave them a dead reactor.
     pub(crate) struct Reactor {
         tokio: Handle,
         source: Source,
@@ -178,15 +199,16 @@ mod tokio_io {
 
     #[derive(Clone, Copy)]
     enum Source {
-        Ambient,
         Own,
-        /// Own, because the ambient runtime is a current-thread one.
+        /// Own, though the pool started inside a multi-thread runtime.
+        OwnBesideMultiThread,
+        /// Own, though the pool started inside a current-thread runtime.
         OwnBesideCurrentThread,
     }
 
     impl Reactor {
-        /// The reactor for a thread pool starting now on this thread: the
-        /// ambient multi-thread runtime, or a lease on unirun's own.
+        /// The reactor for a thread pool starting now on this thread: a
+        /// lease on unirun's own runtime (started if no pool holds one).
         pub(crate) fn for_new_pool() -> Result<(Arc<Reactor>, Option<Lease>), Error> {
             let ambient = if entered_by_unirun() {
                 None
@@ -194,14 +216,10 @@ mod tokio_io {
                 Handle::try_current().ok()
             };
             let source = match ambient {
-                Some(tokio) if tokio.runtime_flavor() != RuntimeFlavor::CurrentThread => {
-                    let reactor = Reactor {
-                        tokio,
-                        source: Source::Ambient,
-                    };
-                    return Ok((Arc::new(reactor), None));
+                Some(tokio) if tokio.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+                    Source::OwnBesideCurrentThread
                 }
-                Some(_) => Source::OwnBesideCurrentThread,
+                Some(_) => Source::OwnBesideMultiThread,
                 None => Source::Own,
             };
             let lease = lease()?;
@@ -215,8 +233,11 @@ mod tokio_io {
         /// What the trace says about it.
         pub(crate) fn describe(&self) -> &'static str {
             match self.source {
-                Source::Ambient => "tokio's I/O and timers on the ambient tokio runtime",
                 Source::Own => "tokio's I/O and timers on unirun-io (unirun's own runtime)",
+                Source::OwnBesideMultiThread => {
+                    "tokio's I/O and timers on unirun-io (unirun's own runtime; \
+                     the ambient one is not borrowed, it may be dropped while the pool lives)"
+                }
                 Source::OwnBesideCurrentThread => {
                     "tokio's I/O and timers on unirun-io (unirun's own runtime; \
                      the ambient one is current-thread, its drivers turn only while its thread waits)"
@@ -225,7 +246,16 @@ mod tokio_io {
         }
 
         /// Enters the reactor's context on this thread until the guard drops.
+        ///
+        /// In a forked child the pool's runtime is the parent's, whose
+        /// thread the child does not have (a timer registered there would
+        /// never fire): the child's own unirun-io is entered instead.
         pub(crate) fn enter(&self) -> Context<'_> {
+            if unirun_core::in_forked_child() {
+                if let Some(tokio) = child_runtime() {
+                    return Context::new(tokio.enter(), true);
+                }
+            }
             Context::new(self.tokio.enter(), true)
         }
     }
@@ -281,8 +311,25 @@ mod tokio_io {
     static SHARED: ForkMutex<Weak<OwnRuntime>> = ForkMutex::new(Weak::new());
 
     /// A pool's hold on unirun's own runtime: the runtime stops when the
-    /// last lease is dropped.
+    /// last lease is dropped (or [released](Lease::release_by)).
     pub(crate) struct Lease(Arc<OwnRuntime>);
+
+    impl Lease {
+        /// Gives the lease up, waiting no later than `deadline` if it was
+        /// the last one (the runtime then stops, and blocking closures
+        /// still running on it after `deadline` are left to finish on their
+        /// threads). Returns whether nothing was left running.
+        pub(crate) fn release_by(self, deadline: std::time::Instant) -> bool {
+            let last = {
+                // Under the lock `lease` upgrades under: no new lease can
+                // take this runtime between the check and the stop.
+                let _shared = SHARED.lock();
+                Arc::into_inner(self.0)
+            };
+            // Not the last: the runtime serves other pools, nothing stops.
+            last.is_none_or(|runtime| runtime.stop(Some(deadline)))
+        }
+    }
 
     /// A lease on unirun's own runtime, starting it if no pool holds one.
     fn lease() -> Result<Lease, Error> {
@@ -296,6 +343,28 @@ mod tokio_io {
         Ok(Lease(runtime))
     }
 
+    /// The forked child's own unirun-io, started on first use and kept
+    /// until the child exits (a child leaves with `_exit`, so nothing is
+    /// torn down); `None` if it cannot start (the caller then enters the
+    /// pool's, as before: its tokio futures fail or time out, the
+    /// process call's timeout being the safety net).
+    fn child_runtime() -> Option<&'static Handle> {
+        /// The process that started it, and its handle (leaked: one per
+        /// process, whose lease keeps the runtime up).
+        static CHILD: ForkMutex<Option<(u32, &'static Handle)>> = ForkMutex::new(None);
+        let pid = std::process::id();
+        let mut child = CHILD.lock();
+        if let Some((owner, tokio)) = *child {
+            if owner == pid {
+                return Some(tokio);
+            }
+        }
+        let lease: &'static Lease = Box::leak(Box::new(lease().ok()?));
+        let tokio = &lease.0.tokio;
+        *child = Some((pid, tokio));
+        Some(tokio)
+    }
+
     /// Whether unirun's own runtime runs (some pool holds a lease).
     pub(crate) fn own_running() -> bool {
         SHARED.lock().upgrade().is_some_and(|r| r.in_this_process())
@@ -306,7 +375,7 @@ mod tokio_io {
     struct OwnRuntime {
         tokio: Handle,
         stop: Arc<Stop>,
-        thread: Option<JoinHandle<()>>,
+        thread: Option<JoinHandle<bool>>,
         /// The process that started it: a forked child inherits the value
         /// but not the thread.
         pid: u32,
@@ -314,22 +383,47 @@ mod tokio_io {
 
     impl OwnRuntime {
         fn start() -> Result<Self, Error> {
+            // Threads of its blocking pool (`tokio::task::spawn_blocking`
+            // in unirun's tasks) alive now: the only threads the runtime
+            // starts, a current-thread one runs on `unirun-io` itself.
+            let live = Arc::new(AtomicUsize::new(0));
+            let (started, stopped) = (live.clone(), live.clone());
             // `enable_all`: I/O too whenever tokio's `net` is compiled in
             // (by whoever uses `tokio::net`); timers always.
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .thread_name(format!("{THREAD_NAME}-blocking"))
+                .on_thread_start(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                })
+                .on_thread_stop(move || {
+                    stopped.fetch_sub(1, Ordering::SeqCst);
+                })
                 .build()?;
             let tokio = runtime.handle().clone();
             let stop = Arc::new(Stop::default());
-            let stopped = stop.clone();
-            // The runtime moves to its thread and is dropped there, outside
-            // any async context (tokio forbids dropping it inside one).
+            let stopping = stop.clone();
+            // The runtime moves to its thread and is shut down there,
+            // outside any async context (tokio forbids dropping it inside
+            // one). The thread returns whether no blocking closure was
+            // left running.
             let thread = thread::Builder::new()
                 .name(THREAD_NAME.into())
                 .spawn(move || {
-                    runtime.block_on(StopWait(&stopped));
-                    drop(runtime);
+                    runtime.block_on(StopWait(&stopping));
+                    let deadline = stopping.0.lock().unwrap_or_else(PoisonError::into_inner).2;
+                    match deadline {
+                        // Waits for the blocking threads (tokio's drop
+                        // does), as a graceful shutdown does.
+                        None => drop(runtime),
+                        // Gives up on them at the deadline.
+                        Some(deadline) => runtime
+                            .shutdown_timeout(deadline.saturating_duration_since(Instant::now())),
+                    }
+                    // tokio's hook runs before a blocking thread signs off
+                    // from the shutdown: a thread tokio waited for is no
+                    // longer counted here.
+                    live.load(Ordering::SeqCst) == 0
                 })?;
             Ok(OwnRuntime {
                 tokio,
@@ -344,39 +438,59 @@ mod tokio_io {
         fn in_this_process(&self) -> bool {
             self.pid == std::process::id()
         }
-    }
 
-    impl Drop for OwnRuntime {
-        /// Stops the thread and joins it. It ends: `set` wakes the waker
-        /// `block_on` parked with (tokio's driver unparks), the poll sees
-        /// the flag and returns, and the runtime's drop then waits only for
-        /// blocking closures already running on it.
-        fn drop(&mut self) {
+        /// Stops the thread and joins it; with a deadline, blocking
+        /// closures still running then are left behind. Returns whether
+        /// none was left running.
+        ///
+        /// The join ends: `set` wakes the waker `block_on` parked with
+        /// (tokio's driver unparks), the poll sees the flag and returns,
+        /// and the runtime's shutdown then waits only for blocking
+        /// closures already running on it, at most until the deadline
+        /// when there is one.
+        fn stop(mut self, deadline: Option<Instant>) -> bool {
+            self.stop_thread(deadline)
+        }
+
+        fn stop_thread(&mut self, deadline: Option<Instant>) -> bool {
+            // Already stopped (by `stop`, before its drop).
+            let Some(thread) = self.thread.take() else {
+                return true;
+            };
             if !self.in_this_process() {
                 // Inherited through `fork`: its thread is the parent's, and
                 // its stop flag's lock and waker may be too. Touch nothing
                 // (joining would fail); the memory stays, as the pools'.
-                std::mem::forget(self.thread.take());
-                return;
+                std::mem::forget(thread);
+                return true;
             }
-            self.stop.set();
-            if let Some(thread) = self.thread.take() {
-                if thread.thread().id() != thread::current().id() {
-                    let _ = thread.join();
-                }
+            self.stop.set(deadline);
+            if thread.thread().id() == thread::current().id() {
+                return true;
             }
+            thread.join().unwrap_or(false)
         }
     }
 
-    /// A one-shot stop flag the driver thread awaits.
+    impl Drop for OwnRuntime {
+        /// Stops the thread and joins it, waiting for blocking closures
+        /// (see [`OwnRuntime::stop`]).
+        fn drop(&mut self) {
+            self.stop_thread(None);
+        }
+    }
+
+    /// A one-shot stop flag the driver thread awaits, with the deadline
+    /// its shutdown may wait until.
     #[derive(Default)]
-    struct Stop(Mutex<(bool, Option<Waker>)>);
+    struct Stop(Mutex<(bool, Option<Waker>, Option<Instant>)>);
 
     impl Stop {
-        fn set(&self) {
+        fn set(&self, deadline: Option<Instant>) {
             let waker = {
                 let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
                 state.0 = true;
+                state.2 = deadline;
                 state.1.take()
             };
             if let Some(waker) = waker {

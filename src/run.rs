@@ -390,7 +390,11 @@ impl Run {
     /// The call returns about `timeout` after it started even when blocking
     /// closures are stuck: a thread cannot be interrupted, so the threads
     /// of the scope's own pool still inside a closure are left behind and
-    /// exit as soon as their closure returns.
+    /// exit as soon as their closure returns. The same holds for a tokio
+    /// runtime the shutdown stops (a `Flavor::Tokio` scope's own, or
+    /// `unirun-io` when the scope was its last user): its blocking closures
+    /// (`tokio::task::spawn_blocking`) are given up at the same deadline,
+    /// and one left running makes the result `false`.
     ///
     /// # Examples
     ///

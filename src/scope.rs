@@ -41,7 +41,8 @@ pub(crate) struct Scope {
     /// The scope's pre-forked workers, started by its first `call`.
     pub(crate) processes: std::sync::OnceLock<process::ProcessPool>,
     /// The scope's default limits for its forked calls and its pool
-    /// (`RunBuilder::process_options`).
+    /// (`RunBuilder::process_options`). Read only by the process backend.
+    #[cfg_attr(not(all(unix, feature = "process-backend")), allow(dead_code))]
     pub(crate) process_options: process::ProcessOptions,
 }
 
@@ -79,6 +80,28 @@ impl Scope {
         // `TaskSet::owned_by`), and while it is polled the scope is current
         // through that membership (`current`): no reference count of its
         // own, and no wrapper unless each poll must hold the gil.
+        if unirun_core::in_forked_child() {
+            return self.spawn_in_forked_child(future);
+        }
+        if self.gil.is_some() {
+            self.backend.spawn_in(&self.tasks, Scoped::new(future))
+        } else {
+            self.backend.spawn_in(&self.tasks, future)
+        }
+    }
+
+    /// In a forked child the task's first poll happens here, inline (the
+    /// pool's threads were not copied): inside the scope's reactor (for a
+    /// thread pool, the child's own unirun-io), so that tokio futures
+    /// created in that poll find a live one. Cold: never in a parent.
+    #[cold]
+    #[inline(never)]
+    fn spawn_in_forked_child<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let _context = self.backend.enter();
         if self.gil.is_some() {
             self.backend.spawn_in(&self.tasks, Scoped::new(future))
         } else {

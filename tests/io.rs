@@ -337,7 +337,8 @@ mod tokio_io {
             let default = unirun::get_executor();
             drop(default);
 
-            // Built inside a multi-thread runtime: the ambient one serves it.
+            // Built inside a multi-thread runtime: unirun-io still serves it
+            // (the ambient one could be dropped while the pool lives).
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
@@ -351,7 +352,10 @@ mod tokio_io {
                     .unwrap()
             });
             let reactor = inside.trace().reactor().unwrap();
-            assert!(reactor.contains("ambient"), "{reactor}");
+            assert!(
+                reactor.contains("unirun-io") && reactor.contains("not borrowed"),
+                "{reactor}"
+            );
             assert_eq!(
                 inside.block_on(inside.spawn(tokio_echo(2))).unwrap(),
                 expected(2)

@@ -77,8 +77,10 @@ pub(crate) trait Shutdown: Send + Sync {
 
     /// [`shutdown`](Self::shutdown) that gives up on blocking closures
     /// still running after `timeout`: their threads are left to exit when
-    /// the closure returns.
-    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration);
+    /// the closure returns. Returns about `timeout` later at most, and
+    /// whether nothing was left running (tasks, blocking closures, the
+    /// blocking closures of a tokio runtime it stopped).
+    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) -> bool;
 
     /// Stops the backend without waiting for its tasks (they are
     /// cancelled); blocking closures already running finish.

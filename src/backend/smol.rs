@@ -26,8 +26,8 @@ impl Shutdown for SmolPool {
         SmolPool::shutdown(*self);
     }
 
-    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) {
-        SmolPool::shutdown_timeout(*self, timeout);
+    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) -> bool {
+        SmolPool::shutdown_timeout(*self, timeout)
     }
 }
 

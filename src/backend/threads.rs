@@ -58,8 +58,22 @@ impl Shutdown for Pool {
         self.pool.shutdown();
     }
 
-    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) {
-        self.pool.shutdown_timeout(timeout);
+    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) -> bool {
+        #[cfg(feature = "tokio-backend")]
+        {
+            let deadline = std::time::Instant::now().checked_add(timeout);
+            let Pool { pool, _io: io } = *self;
+            let clean = pool.shutdown_timeout(timeout);
+            // unirun-io, if this was its last pool, stops by the same
+            // deadline (its blocking closures are not waited for past it).
+            let io_clean = match (io, deadline) {
+                (Some(io), Some(deadline)) => io.release_by(deadline),
+                _ => true,
+            };
+            clean && io_clean
+        }
+        #[cfg(not(feature = "tokio-backend"))]
+        self.pool.shutdown_timeout(timeout)
     }
 
     fn shutdown_now(self: Box<Self>) {

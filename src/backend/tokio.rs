@@ -32,8 +32,8 @@ impl Shutdown for TokioRuntime {
         drop(self);
     }
 
-    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) {
-        TokioRuntime::shutdown_timeout(*self, timeout);
+    fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) -> bool {
+        TokioRuntime::shutdown_timeout(*self, timeout)
     }
 }
 

@@ -74,13 +74,20 @@ impl Teardown {
         // Waits for nothing (the pool's tasks are this scope's), then joins
         // the workers and the blocking lane; a worker might be waiting for a
         // lock this thread holds.
-        gil::allow_threads(|| match (self.owned, stop) {
+        // A bounded one stops the backend by the same deadline, and says
+        // whether it left anything running (a blocking closure, a tokio
+        // runtime's blocking closure).
+        let backend_clean = gil::allow_threads(|| match (self.owned, stop) {
             (Some(owned), Stop::Until(deadline)) => {
-                owned.shutdown_timeout(deadline.saturating_duration_since(Instant::now()));
+                owned.shutdown_timeout(deadline.saturating_duration_since(Instant::now()))
             }
-            (Some(owned), _) => owned.shutdown(),
-            (None, _) => {}
+            (Some(owned), _) => {
+                owned.shutdown();
+                true
+            }
+            (None, _) => true,
         });
+        let in_time = in_time && backend_clean;
         let how = match stop {
             Stop::Wait => "wait",
             Stop::Now => "now",

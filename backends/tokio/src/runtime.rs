@@ -87,8 +87,18 @@ impl Builder {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         let counter = Arc::new(AtomicUsize::new(0));
         let prefix = self.name.clone();
+        let live = Arc::new(AtomicUsize::new(0));
+        let (started, stopped) = (live.clone(), live.clone());
         builder
             .enable_all()
+            // Counts the runtime's threads (workers and blocking ones), so a
+            // bounded shutdown can say whether it left one running.
+            .on_thread_start(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_thread_stop(move || {
+                stopped.fetch_sub(1, Ordering::SeqCst);
+            })
             .max_blocking_threads(self.max_blocking)
             .thread_name_fn(move || {
                 format!("{prefix}-{}", counter.fetch_add(1, Ordering::Relaxed))
@@ -108,6 +118,7 @@ impl Builder {
         Ok(TokioRuntime {
             runtime: Some(runtime),
             handle,
+            live,
         })
     }
 }
@@ -130,6 +141,9 @@ pub struct TokioRuntime {
     /// Taken by `Drop`.
     runtime: Option<tokio::runtime::Runtime>,
     handle: Handle,
+    /// The runtime's threads alive now (tokio's thread start and stop
+    /// hooks).
+    live: Arc<AtomicUsize>,
 }
 
 impl TokioRuntime {
@@ -186,22 +200,42 @@ impl TokioRuntime {
 impl TokioRuntime {
     /// Shuts the runtime down, waiting at most `timeout` for its blocking
     /// threads (tokio's `Runtime::shutdown_timeout`): threads still inside a
-    /// closure then are left behind and exit when it returns. Where blocking
-    /// is not allowed (inside async code) the wait moves to a helper thread
-    /// and this returns at once.
+    /// closure then are left behind and exit when it returns. Returns
+    /// whether none was left behind. Where blocking is not allowed (inside
+    /// async code) the wait moves to a helper thread and this returns at
+    /// once, `true` (it cannot know).
     ///
     /// # Examples
     ///
     /// ```
+    /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
     /// let runtime = unirun_tokio::TokioRuntime::builder().workers(1).build().unwrap();
-    /// runtime.shutdown_timeout(Duration::from_millis(10));
+    /// let (release, stuck) = mpsc::channel::<()>();
+    /// let (started, running) = mpsc::channel();
+    /// let _closure = runtime.handle().tokio().spawn_blocking(move || {
+    ///     started.send(()).unwrap();
+    ///     let _ = stuck.recv();
+    /// });
+    /// running.recv().unwrap();
+    /// // The closure still runs: it is left behind, and said so.
+    /// assert!(!runtime.shutdown_timeout(Duration::from_millis(10)));
+    /// drop(release);
+    ///
+    /// let idle = unirun_tokio::TokioRuntime::builder().workers(1).build().unwrap();
+    /// assert!(idle.shutdown_timeout(Duration::from_secs(10)));
     /// ```
-    pub fn shutdown_timeout(mut self, timeout: Duration) {
-        if let Some(runtime) = self.runtime.take() {
-            shut_down(runtime, self.handle.name(), Some(timeout));
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        let Some(runtime) = self.runtime.take() else {
+            return true;
+        };
+        if !shut_down(runtime, self.handle.name(), Some(timeout)) {
+            return true;
         }
+        // tokio's stop hook runs before a thread signs off from the
+        // shutdown, so every thread it waited for is uncounted by now.
+        self.live.load(Ordering::SeqCst) == 0
     }
 }
 
@@ -217,8 +251,9 @@ impl Drop for TokioRuntime {
 /// when `timeout` is given) without ever panicking: tokio panics when a
 /// runtime is dropped where blocking is not allowed, and a runtime context
 /// or a unirun worker is such a place, so there the shutdown moves to a
-/// plain thread named `{name}-shutdown`.
-fn shut_down(runtime: tokio::runtime::Runtime, name: &str, timeout: Option<Duration>) {
+/// plain thread named `{name}-shutdown`. Returns whether it shut the
+/// runtime down here (not on that thread).
+fn shut_down(runtime: tokio::runtime::Runtime, name: &str, timeout: Option<Duration>) -> bool {
     let in_async = tokio::runtime::Handle::try_current().is_ok() || unirun_core::on_worker_thread();
     let finish = move |runtime: tokio::runtime::Runtime| match timeout {
         Some(timeout) => runtime.shutdown_timeout(timeout),
@@ -226,7 +261,7 @@ fn shut_down(runtime: tokio::runtime::Runtime, name: &str, timeout: Option<Durat
     };
     if !in_async {
         finish(runtime);
-        return;
+        return true;
     }
     // The runtime waits in a shared slot, so a failed thread spawn does
     // not drop it here.
@@ -245,6 +280,7 @@ fn shut_down(runtime: tokio::runtime::Runtime, name: &str, timeout: Option<Durat
             runtime.shutdown_background();
         }
     }
+    false
 }
 
 fn take(slot: &Mutex<Option<tokio::runtime::Runtime>>) -> Option<tokio::runtime::Runtime> {

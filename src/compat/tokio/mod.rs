@@ -11,6 +11,9 @@
 //!   caller's runtime context; while the runtime's clock is paused
 //!   (`start_paused`, `tokio::time::pause`) it runs on tokio's blocking pool
 //!   instead, so tokio does not auto-advance time past a closure in flight.
+//!   Either way the runtime's drop waits for a closure that has been
+//!   handed over, as tokio's waits for its own (its `shutdown_timeout`
+//!   bounds the wait), so what a closure writes on shutdown is not lost.
 //! - [`task::JoinSet`] is unirun's [`JoinSet`](crate::JoinSet), its tasks
 //!   on the ambient runtime (blocking ones as `spawn_blocking`'s).
 //! - Aborts behave as tokio's: an aborted async task's handle resolves once

@@ -22,6 +22,7 @@ use crate::JoinError as UnirunJoinError;
 
 mod error;
 mod handle;
+mod hold;
 mod join_set;
 mod local;
 
@@ -169,7 +170,9 @@ where
 
 /// A managed blocking closure: on unirun's lane inside `runtime`'s context,
 /// or on tokio's blocking pool while the runtime's clock is paused (tokio
-/// does not auto-advance a paused clock past its own blocking tasks).
+/// does not auto-advance a paused clock past its own blocking tasks). On
+/// the lane, the runtime's drop (or `shutdown_timeout`) waits for it as
+/// for a blocking closure of its own (see `hold`).
 fn managed_spawn_blocking<F, R>(runtime: &tokio::runtime::Handle, f: F) -> Task<R>
 where
     F: FnOnce() -> R + Send + 'static,
@@ -182,12 +185,24 @@ where
         runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread && clock_paused();
     let handle = if paused {
         crate::JoinHandle::from_foreign(TokioJoin(runtime.spawn_blocking(f)))
-    } else {
+    } else if crate::io::entered_by_unirun() {
+        // unirun's own reactor (on a unirun worker): no program drops it.
         let runtime = runtime.clone();
         crate::get_executor().spawn_independent(move || {
             let _context = runtime.enter();
             f()
         })
+    } else {
+        // The runtime's drop waits for the closure, as tokio's own would.
+        let (hold, armed) = hold::hold(runtime);
+        let runtime = runtime.clone();
+        let handle = crate::to_thread(move || {
+            let _hold = hold;
+            let _context = runtime.enter();
+            f()
+        });
+        armed.arm();
+        handle
     };
     Task { handle, control }
 }
