@@ -11,7 +11,7 @@ use async_task::FallibleTask;
 use crate::abandoned::Key;
 use crate::foreign::Foreign;
 use crate::sync::SpinLock;
-use crate::task::TaskOutput;
+use crate::task::{Stored, TaskOutput};
 use crate::{ForeignJoin, JoinError};
 
 /// An owned permission to await a task's output.
@@ -19,7 +19,10 @@ use crate::{ForeignJoin, JoinError};
 /// Resolves to `Ok(value)`, or to a [`JoinError`] when the task panicked, was
 /// cancelled (by [`abort`](Self::abort) or by its executor shutting down), or,
 /// on the process backend, crashed or timed out. Dropping a `JoinHandle`
-/// detaches the task: it runs on and its output is discarded.
+/// detaches the task: it runs on and its output is discarded. A discarded
+/// output whose destructor panics is contained: the panic hook reports it
+/// as any panic, and the thread that dropped it keeps serving (tested by
+/// `core/tests/output_drop.rs`).
 ///
 /// A handle never hangs: when the task's executor goes away, pending tasks are
 /// cancelled and their handles resolve to `Err(cancelled)`.
@@ -59,11 +62,11 @@ enum Task<T> {
 
 /// One of our tasks, and how to cancel it without losing sight of it.
 struct Local<T> {
-    task: FallibleTask<TaskOutput<T>>,
+    task: FallibleTask<Stored<T>>,
     /// The task's identity in `abandoned`.
     key: Key,
     /// Boxes `task.cancel()`; made where `T: Send + 'static` is known.
-    cancel: fn(FallibleTask<TaskOutput<T>>) -> CancelFuture<T>,
+    cancel: fn(FallibleTask<Stored<T>>) -> CancelFuture<T>,
 }
 
 /// `FallibleTask::cancel`: resolves once the future has been dropped.
@@ -115,12 +118,12 @@ fn unfinished<T>(key: Key) -> TaskOutput<T> {
     Err(crate::abandoned::take(key).unwrap_or_else(JoinError::cancelled))
 }
 
-fn box_cancel<T: Send + 'static>(task: FallibleTask<TaskOutput<T>>) -> CancelFuture<T> {
-    Box::pin(task.cancel())
+fn box_cancel<T: Send + 'static>(task: FallibleTask<Stored<T>>) -> CancelFuture<T> {
+    Box::pin(async move { task.cancel().await.map(Stored::into_inner) })
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn from_task(task: async_task::Task<TaskOutput<T>>) -> Self
+    pub(crate) fn from_task(task: async_task::Task<Stored<T>>) -> Self
     where
         T: Send + 'static,
     {
@@ -381,7 +384,9 @@ impl<T> Future for JoinHandle<T> {
             None => return Poll::Ready(Err(JoinError::cancelled())),
             Some(Task::Local(local)) => match Pin::new(&mut local.task).poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(output) => output.unwrap_or_else(|| unfinished(local.key)),
+                Poll::Ready(output) => {
+                    output.map_or_else(|| unfinished(local.key), Stored::into_inner)
+                }
             },
             Some(Task::Cancelling(cancelling)) => match cancelling.cancel.as_mut().poll(cx) {
                 Poll::Pending => {
