@@ -363,13 +363,16 @@ impl<F> Drop for TaskFuture<F> {
         // the task as its handle will report it.
         if self.member.is_done() {
             // Finished (or its future already dropped): nothing can panic
-            // and nothing is left to count.
+            // and nothing is left to count. No key to take: a task whose
+            // future finished left none (`OwnTask::poll`).
             self.member.leave();
             return;
         }
+        // The key is taken for good: what runs after the record (leaving
+        // the set drops and wakes wakers, user code that may drop other
+        // tasks' futures) must not find it.
         let key = crate::abandoned::set_current(0);
         let panicked = Self::drop_inner(&mut self.inner, &mut self.member);
-        crate::abandoned::set_current(key);
         // Counted as the handle will report it: a panic the handle
         // receives, else cancelled.
         let reported_panic = match panicked {
@@ -466,8 +469,9 @@ pin_project_lite::pin_project! {
     /// allocates): a [`TaskFuture`] that also takes part in the two
     /// protocols between a task and the thread that runs its [`Runnable`]:
     ///
-    /// - no task key while the user's future runs, so a future dropped
-    ///   inside the poll is not taken for this task's (see `abandoned`);
+    /// - no task key while the user's future runs, nor after it finished,
+    ///   so a future dropped inside the poll or with the output is not
+    ///   taken for this task's (see `abandoned`);
     /// - polls in place again while the task wakes itself, when the worker
     ///   armed it (see `repoll`).
     ///
@@ -497,7 +501,13 @@ impl<F: Future> Future for OwnTask<F> {
             .project()
             .task
             .poll_member(cx, crate::repoll::take_armed());
-        crate::abandoned::set_current(key);
+        // Put back only for a task that may yet be dropped unfinished in
+        // this same run (closed while it ran). A finished one leaves no key:
+        // what async-task drops next (this future's shell, an output nobody
+        // takes) must not be taken for this task's (see `abandoned`).
+        if poll.is_pending() {
+            crate::abandoned::set_current(key);
+        }
         poll
     }
 }

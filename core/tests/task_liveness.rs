@@ -640,3 +640,61 @@ fn a_waker_that_asks_its_own_handle_is_finished_never_spins() {
         assert!(unirun_core::block_on(handle).unwrap_err().is_cancelled());
     });
 }
+
+/// An aborted task leaves its set last, and leaving wakes a waiter whose
+/// wake drops a foreign executor's kind of member that panics: that panic
+/// belongs to the member (its set counts it cancelled), and the aborted
+/// task's handle still reports `cancelled`, not a panic that was not its
+/// own.
+#[test]
+fn a_panic_raised_while_a_task_leaves_its_set_is_not_reported_on_its_handle() {
+    use std::sync::Mutex;
+    use std::task::Wake;
+
+    type Nested = Pin<Box<dyn Future<Output = Result<(), unirun_core::JoinError>> + Send>>;
+    struct DropOnWake(Mutex<Option<Nested>>);
+    impl Wake for DropOnWake {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            drop(self.0.lock().unwrap().take());
+        }
+    }
+
+    watchdog("a panic while leaving", || {
+        let ex = TickExecutor::new();
+        let set = Arc::new(TaskSet::new());
+        let nested_set = Arc::new(TaskSet::new());
+        let handle = ex.spawn_in(&set, std::future::pending::<()>());
+        ex.run_until_stalled();
+        // A member of another set, live (polled once), panicking when dropped.
+        let mut nested: Nested = Box::pin(TaskFuture::for_task(
+            async {
+                let _guard = PanicOnDrop("a member dropped by a waker");
+                std::future::pending::<()>().await;
+            },
+            Some(&nested_set),
+        ));
+        assert!(nested
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending());
+        let waiter = Arc::new(DropOnWake(Mutex::new(Some(nested))));
+        let mut empty = set.wait_empty();
+        assert!(Pin::new(&mut empty)
+            .poll(&mut Context::from_waker(&Waker::from(waiter.clone())))
+            .is_pending());
+        handle.abort();
+        // The executor drops the task: it leaves, the set empties, the
+        // waiter drops the nested member.
+        ex.run_until_stalled();
+        assert!(
+            waiter.0.lock().unwrap().is_none(),
+            "the waiter was not woken"
+        );
+        assert_eq!(nested_set.counts().cancelled(), 1);
+        let err = handle.join().unwrap_err();
+        assert!(err.is_cancelled(), "the aborted task reported {err}");
+    });
+}
