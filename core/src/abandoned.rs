@@ -12,23 +12,34 @@
 //! allocation).
 //!
 //! - **Who records.** The thread about to run or drop one of our runnables
-//!   puts its key in a thread-local ([`run`], [`drop_runnable`]); the
-//!   task's own future (`OwnTask`, in `task`) clears it for the duration of
-//!   its poll (so a future dropped *inside* a poll is not taken for the
-//!   task's own), and a [`TaskFuture`](crate::TaskFuture)'s destructor takes
-//!   it: only the task's own, outermost one finds a key, and it records
-//!   only when dropped unfinished. A foreign executor's task is never run
-//!   or dropped inside one of our runnables without an `OwnTask` poll or
-//!   drop between them, so it finds no key and its polls skip the
-//!   thread-local altogether.
+//!   puts its key in a thread-local ([`run`], [`drop_runnable`]). The key
+//!   is current only until the task's own code could run foreign code
+//!   under it: the task's future (`OwnTask`, in `task`) takes it for its
+//!   poll and puts it back only if the poll returned `Pending` (the task
+//!   may then be dropped unfinished inside the same `run`); a finished
+//!   poll leaves none, so whatever async-task drops next (the future's
+//!   shell, an output nobody takes) finds none. A
+//!   [`TaskFuture`](crate::TaskFuture)'s destructor takes the key for good
+//!   before it does anything: only the task's own, outermost one finds a
+//!   key, it records only when dropped unfinished, and the rest of its
+//!   work (leaving its set, which drops and wakes wakers, user code) runs
+//!   with none, so a future dropped there is never taken for this task's.
+//!   A foreign executor's task is never run or dropped inside one of our
+//!   runnables without an `OwnTask` poll or drop between them, so it
+//!   finds no key and its polls skip the thread-local altogether.
 //! - **Who collects.** The handle, when its task resolves to cancelled,
 //!   removes its key's entry, if any ([`take`]).
-//! - **Stale entries.** A handle dropped first never collects. Its task's
-//!   address can only be reused by a later task, and every spawn clears its
-//!   own key ([`forget`]) before the new task can be cancelled, so a stale
-//!   panic is never reported for another task. At most [`CAPACITY`] entries
-//!   are kept (the oldest goes first); one pushed out resolves as
-//!   `cancelled`.
+//! - **Stale entries.** A handle dropped before its task was cancelled
+//!   never collects. Its task's address can only be reused by a later
+//!   task, and every spawn clears its own key ([`forget`]) before the new
+//!   task can be cancelled, so a stale panic is never reported for another
+//!   task, and the first reuse of the address removes it. Entries live in
+//!   [`CAPACITY`] slots chosen by a hash of the key, each with its key in
+//!   an atomic: a spawn or a collection looks at its own slot's key
+//!   without locking and locks only when that key is its own (a stale
+//!   entry costs the lock once, to the spawn that reuses its address and
+//!   removes it; no other spawn). Two live entries in one slot: the later
+//!   one stays, the earlier one's handle resolves as `cancelled`.
 //!
 //! A runnable dropped by code other than unirun's (a custom schedule function
 //! given to [`spawn_with`](crate::spawn_with)) records nothing: its handle
@@ -37,7 +48,7 @@
 use crate::task::Runnable;
 use crate::JoinError;
 
-/// Entries kept at most.
+/// Entries kept at most: one per slot (a power of two).
 #[cfg_attr(not(feature = "std"), allow(dead_code))]
 pub(crate) const CAPACITY: usize = 64;
 
@@ -52,7 +63,6 @@ pub(crate) fn key_of(metadata: &()) -> Key {
 
 #[cfg(feature = "std")]
 mod imp {
-    use alloc::collections::VecDeque;
     use core::cell::Cell;
     use core::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
@@ -73,48 +83,72 @@ mod imp {
         static CURRENT: Cell<Key> = Cell::new(0);
     }
 
-    /// Entries in `TABLE`, read without the lock on every spawn.
-    static LEN: AtomicUsize = AtomicUsize::new(0);
-    static TABLE: Mutex<VecDeque<(Key, JoinError)>> = Mutex::new(VecDeque::new());
+    /// The key each slot holds an entry for, or 0; read without the lock
+    /// on every spawn (its own slot only), written under `PANICS`' lock.
+    static KEYS: [AtomicUsize; CAPACITY] = [const { AtomicUsize::new(0) }; CAPACITY];
+    /// The entries' panics, by slot.
+    static PANICS: Mutex<[Option<JoinError>; CAPACITY]> = Mutex::new([const { None }; CAPACITY]);
+
+    /// The slot of `key`: a multiplicative hash of the address (its low
+    /// bits are alignment, its high ones shared by neighbours).
+    #[inline(always)]
+    pub(crate) fn slot(key: Key) -> usize {
+        const SHIFT: u32 = usize::BITS - CAPACITY.trailing_zeros();
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> SHIFT) % CAPACITY
+    }
 
     #[inline]
     pub(crate) fn set_current(key: Key) -> Key {
         CURRENT.try_with(|c| c.replace(key)).unwrap_or(0)
     }
 
-    fn table() -> std::sync::MutexGuard<'static, VecDeque<(Key, JoinError)>> {
+    pub(crate) fn panics() -> std::sync::MutexGuard<'static, [Option<JoinError>; CAPACITY]> {
         // A poisoned table still holds whole entries.
-        TABLE.lock().unwrap_or_else(|e| e.into_inner())
+        PANICS.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn record(key: Key, err: JoinError) {
-        let pushed_out = {
-            let mut table = table();
-            let old = table.len() >= CAPACITY;
-            let pushed_out = if old { table.pop_front() } else { None };
-            table.push_back((key, err));
-            LEN.store(table.len(), Ordering::Release);
-            pushed_out
+        let at = slot(key);
+        let replaced = {
+            let mut panics = panics();
+            let replaced = panics[at].replace(err);
+            KEYS[at].store(key, Ordering::Release);
+            replaced
         };
         // Dropped outside the lock: a payload's destructor is user code.
-        drop(pushed_out);
+        drop(replaced);
     }
 
+    /// Lock-free unless `key`'s own slot holds an entry for `key`. A record
+    /// for this task happened before its handle learnt it was cancelled
+    /// (async-task's state orders them), and a stale one for an earlier
+    /// task at this address before that task's allocation was freed, so
+    /// the load below sees either.
     #[inline]
     pub(crate) fn take(key: Key) -> Option<JoinError> {
-        if LEN.load(Ordering::Acquire) == 0 {
+        if KEYS[slot(key)].load(Ordering::Acquire) != key {
             return None;
         }
         take_slow(key)
     }
 
     #[cold]
+    #[inline(never)]
     fn take_slow(key: Key) -> Option<JoinError> {
-        let mut table = table();
-        let at = table.iter().position(|(k, _)| *k == key)?;
-        let (_, err) = table.remove(at)?;
-        LEN.store(table.len(), Ordering::Release);
-        Some(err)
+        let at = slot(key);
+        let mut panics = panics();
+        // Checked again under the lock: another thread may have taken it.
+        if KEYS[at].load(Ordering::Relaxed) != key {
+            return None;
+        }
+        KEYS[at].store(0, Ordering::Relaxed);
+        panics[at].take()
+    }
+
+    /// Whether an entry for `key` is held.
+    #[cfg(test)]
+    pub(crate) fn holds(key: Key) -> bool {
+        KEYS[slot(key)].load(Ordering::Acquire) == key
     }
 }
 
@@ -178,4 +212,95 @@ pub(crate) fn take(key: Key) -> Option<JoinError> {
 #[inline]
 pub(crate) fn forget(key: Key) {
     drop(imp::take(key));
+}
+
+#[cfg(all(test, feature = "std", not(loom)))]
+mod tests {
+    use alloc::boxed::Box;
+    use alloc::sync::Arc;
+    use core::future::Future;
+    use core::pin::Pin;
+    use core::task::{Context, Waker};
+
+    use super::{imp, key_of, Key};
+    use crate::{JoinError, TaskFuture, TaskSet};
+
+    struct PanicOnDrop;
+
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("a nested member's destructor");
+        }
+    }
+
+    /// A foreign executor's kind of member, polled once (so it is live and
+    /// its destructor panics when dropped).
+    fn live_member(set: &Arc<TaskSet>) -> Pin<Box<TaskFuture<impl Future<Output = ()>>>> {
+        let mut member = Box::pin(TaskFuture::for_task(
+            async {
+                let _guard = PanicOnDrop;
+                core::future::pending::<()>().await;
+            },
+            Some(set),
+        ));
+        let poll = member
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        assert!(poll.is_pending());
+        member
+    }
+
+    /// A task whose handle is gone returns a live member as its output;
+    /// async-task drops that output where the task finishes, inside
+    /// `run`: the member's panic is not recorded for the task (nobody
+    /// would collect it: it would be a stale entry).
+    #[test]
+    fn an_output_dropped_where_its_task_finished_records_nothing_for_the_task() {
+        let nested = Arc::new(TaskSet::new());
+        let member = live_member(&nested);
+        // Returned, not awaited: the output is the live member itself.
+        #[allow(clippy::async_yields_async)]
+        let output = async move { member };
+        let (runnable, handle) = crate::spawn_with(output, None, |r, _| drop(r));
+        let key = key_of(runnable.metadata());
+        drop(handle);
+        super::run(runnable);
+        assert!(
+            !imp::holds(key),
+            "a stale entry was left for the finished task"
+        );
+        assert_eq!(nested.counts().cancelled(), 1);
+    }
+
+    /// A stale entry is removed by the next spawn at its address, and no
+    /// other key's spawn or collection takes the table's lock for it: with
+    /// the lock held here, another thread's `forget` of a different key in
+    /// the same slot still returns (it would wait for the lock otherwise).
+    #[test]
+    fn a_stale_entry_costs_other_keys_no_lock_and_is_removed_by_its_addresss_next_spawn() {
+        // Keys that no live task has (odd: metadata addresses are aligned).
+        let stale: Key = 0x7000_0001;
+        let other = (3..)
+            .step_by(2)
+            .map(|k: Key| 0x7100_0000 + k)
+            .find(|&k| imp::slot(k) == imp::slot(stale))
+            .expect("a key in the same slot");
+        super::record(stale, JoinError::cancelled());
+        assert!(imp::holds(stale));
+        {
+            let _locked = imp::panics();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                super::forget(other);
+                tx.send(()).unwrap();
+            });
+            // A generous limit turns a wait for the lock into a failure.
+            rx.recv_timeout(std::time::Duration::from_secs(60))
+                .expect("forget of another key waited for the lock");
+        }
+        assert!(imp::holds(stale), "another key's spawn kept the entry");
+        super::forget(stale); // the next spawn at this address
+        assert!(!imp::holds(stale));
+        assert!(super::take(stale).is_none());
+    }
 }

@@ -300,7 +300,10 @@ unsafe impl<T> Send for Foreign<T> {}
 
 struct Vtable<T> {
     poll: unsafe fn(*mut (), &mut Context<'_>) -> Poll<Result<T, JoinError>>,
-    is_finished: unsafe fn(*const ()) -> bool,
+    /// Takes a mutable pointer although `S::is_finished` takes `&self`:
+    /// a handle with interior mutability may write through that `&self`,
+    /// which is sound only through a pointer that carries write permission.
+    is_finished: unsafe fn(*mut ()) -> bool,
     abort: unsafe fn(*mut ()),
     /// Only `JoinHandle::join` (with `std`) calls it.
     #[cfg(feature = "std")]
@@ -335,10 +338,13 @@ unsafe fn poll<S: ForeignJoin<T>, T>(
 
 /// # Safety
 ///
-/// `data` points to a live `S`.
-unsafe fn is_finished<S: ForeignJoin<T>, T>(data: *const ()) -> bool {
-    // SAFETY: the caller guarantees a live `S` at `data`.
-    unsafe { (*data.cast::<S>()).is_finished() }
+/// `data` points to a live `S`, not aliased for the call, and was derived
+/// from a mutable borrow of its storage (so an `S` with interior
+/// mutability may write through the `&S` made here).
+unsafe fn is_finished<S: ForeignJoin<T>, T>(data: *mut ()) -> bool {
+    // SAFETY: the caller guarantees a live, unaliased `S` at `data`, reached
+    // through a pointer with write permission.
+    unsafe { (*data.cast::<S>().cast_const()).is_finished() }
 }
 
 /// # Safety
@@ -406,9 +412,18 @@ impl<T> Foreign<T> {
         unsafe { (self.vtable().poll)(self.data.as_mut_ptr().cast(), cx) }
     }
 
-    pub(crate) fn is_finished(&self) -> bool {
-        // SAFETY: by the invariant `data` holds the vtable's `S`.
-        unsafe { (self.vtable().is_finished)(self.data.as_ptr().cast()) }
+    /// Takes `&mut self` although `ForeignJoin::is_finished` takes
+    /// `&self`: the stored `S` may have interior mutability (a `Cell`, an
+    /// atomic) and write through its `&self`, while `data` is plain
+    /// `MaybeUninit` storage, not an `UnsafeCell`. A pointer made from
+    /// `&self.data` has no write permission, so such a write would be
+    /// undefined behaviour; one made from `&mut self.data` has it. The
+    /// handle reaches its `Foreign` only under its lock or through
+    /// `&mut`, so exclusive access costs nothing.
+    pub(crate) fn is_finished(&mut self) -> bool {
+        // SAFETY: by the invariant `data` holds the vtable's `S`; `&mut self`
+        // makes the access exclusive and the pointer writable.
+        unsafe { (self.vtable().is_finished)(self.data.as_mut_ptr().cast()) }
     }
 
     /// Cancels the task; `self` is dropped afterwards.

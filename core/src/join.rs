@@ -11,7 +11,7 @@ use async_task::FallibleTask;
 use crate::abandoned::Key;
 use crate::foreign::Foreign;
 use crate::sync::SpinLock;
-use crate::task::TaskOutput;
+use crate::task::{Stored, TaskOutput};
 use crate::{ForeignJoin, JoinError};
 
 /// An owned permission to await a task's output.
@@ -19,7 +19,10 @@ use crate::{ForeignJoin, JoinError};
 /// Resolves to `Ok(value)`, or to a [`JoinError`] when the task panicked, was
 /// cancelled (by [`abort`](Self::abort) or by its executor shutting down), or,
 /// on the process backend, crashed or timed out. Dropping a `JoinHandle`
-/// detaches the task: it runs on and its output is discarded.
+/// detaches the task: it runs on and its output is discarded. A discarded
+/// output whose destructor panics is contained: the panic hook reports it
+/// as any panic, and the thread that dropped it keeps serving (tested by
+/// `core/tests/output_drop.rs`).
 ///
 /// A handle never hangs: when the task's executor goes away, pending tasks are
 /// cancelled and their handles resolve to `Err(cancelled)`.
@@ -59,11 +62,11 @@ enum Task<T> {
 
 /// One of our tasks, and how to cancel it without losing sight of it.
 struct Local<T> {
-    task: FallibleTask<TaskOutput<T>>,
+    task: FallibleTask<Stored<T>>,
     /// The task's identity in `abandoned`.
     key: Key,
     /// Boxes `task.cancel()`; made where `T: Send + 'static` is known.
-    cancel: fn(FallibleTask<TaskOutput<T>>) -> CancelFuture<T>,
+    cancel: fn(FallibleTask<Stored<T>>) -> CancelFuture<T>,
 }
 
 /// `FallibleTask::cancel`: resolves once the future has been dropped.
@@ -80,27 +83,31 @@ struct Cancelling<T> {
 }
 
 impl<T> Task<T> {
-    /// Whether the task has ended; may move a `Cancelling` task to `Done`.
+    /// Whether the task has ended, for every state but `Cancelling` (whose
+    /// check polls a future: see [`Cancelling::poll_finished`]).
     fn is_finished(&mut self) -> bool {
         match self {
             Task::Local(local) => local.task.is_finished(),
-            Task::Cancelling(cancelling) => {
-                let waker = cancelling.waker.as_ref().unwrap_or(Waker::noop());
-                match cancelling
-                    .cancel
-                    .as_mut()
-                    .poll(&mut Context::from_waker(waker))
-                {
-                    Poll::Ready(output) => {
-                        *self = Task::Done(output.unwrap_or_else(|| unfinished(cancelling.key)));
-                        true
-                    }
-                    Poll::Pending => false,
-                }
-            }
-            Task::Aborting => false,
+            // Checked outside the lock by `JoinHandle::is_finished`; a
+            // `Cancelling` seen here is being checked by another caller.
+            Task::Cancelling(_) | Task::Aborting => false,
             Task::Done(_) => true,
             Task::Foreign(task) => task.is_finished(),
+        }
+    }
+}
+
+impl<T> Cancelling<T> {
+    /// Polls the cancellation once with the awaiter's waker (so the
+    /// awaiter's wake-up is not taken from it): the outcome, once the
+    /// future is gone. Registering that waker clones it and drops the one
+    /// registered before, which is user code: never called under the
+    /// handle's lock.
+    fn poll_finished(&mut self) -> Option<TaskOutput<T>> {
+        let waker = self.waker.as_ref().unwrap_or(Waker::noop());
+        match self.cancel.as_mut().poll(&mut Context::from_waker(waker)) {
+            Poll::Ready(output) => Some(output.unwrap_or_else(|| unfinished(self.key))),
+            Poll::Pending => None,
         }
     }
 }
@@ -111,12 +118,12 @@ fn unfinished<T>(key: Key) -> TaskOutput<T> {
     Err(crate::abandoned::take(key).unwrap_or_else(JoinError::cancelled))
 }
 
-fn box_cancel<T: Send + 'static>(task: FallibleTask<TaskOutput<T>>) -> CancelFuture<T> {
-    Box::pin(task.cancel())
+fn box_cancel<T: Send + 'static>(task: FallibleTask<Stored<T>>) -> CancelFuture<T> {
+    Box::pin(async move { task.cancel().await.map(Stored::into_inner) })
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn from_task(task: async_task::Task<TaskOutput<T>>) -> Self
+    pub(crate) fn from_task(task: async_task::Task<Stored<T>>) -> Self
     where
         T: Send + 'static,
     {
@@ -174,7 +181,13 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         let task = self.task.with(|slot| match slot {
             Some(Task::Local(local)) if !local.task.is_finished() => slot.replace(Task::Aborting),
-            Some(Task::Foreign(task)) if !task.is_finished() => slot.take(),
+            Some(Task::Foreign(task)) => {
+                if task.is_finished() {
+                    None
+                } else {
+                    slot.take()
+                }
+            }
             _ => None,
         });
         // Cancelled outside the lock: that may schedule the task or run the
@@ -204,6 +217,11 @@ impl<T> JoinHandle<T> {
     /// and dropped (after [`abort`](Self::abort), only once its future is
     /// actually gone).
     ///
+    /// Never waits for other callers: after an abort, a call made while
+    /// another call on the same handle is checking the cancellation (from
+    /// another thread, or from the awaiter's waker, which the check may
+    /// clone, wake or drop) answers `false`.
+    ///
     /// # Examples
     ///
     /// ```
@@ -221,8 +239,64 @@ impl<T> JoinHandle<T> {
     /// assert!(aborted.is_finished());
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.task
-            .with(|slot| slot.as_mut().is_none_or(Task::is_finished))
+        // An aborted task's check polls its cancellation, which clones,
+        // drops or wakes the awaiter's waker: user code, which may ask this
+        // very handle `is_finished` again. So it is taken out of the slot
+        // (`Aborting` holds the place: such a nested or concurrent caller
+        // sees "not finished", as while `abort` runs) and checked with the
+        // lock released; the lock is only ever held for a look at the slot.
+        let cancelling = self.task.with(|slot| match slot {
+            Some(Task::Cancelling(_)) => match slot.replace(Task::Aborting) {
+                Some(Task::Cancelling(cancelling)) => Err(cancelling),
+                _ => unreachable!("matched `Cancelling` just above"),
+            },
+            Some(task) => Ok(task.is_finished()),
+            None => Ok(true),
+        });
+        match cancelling {
+            Ok(finished) => finished,
+            Err(cancelling) => Self::check_cancelling(&self.task, cancelling),
+        }
+    }
+
+    /// [`is_finished`](Self::is_finished) for a task taken out of `slot`
+    /// (left `Aborting`) while it is being cancelled: polls the
+    /// cancellation unlocked and puts the task (or its outcome) back.
+    #[cold]
+    #[inline(never)]
+    fn check_cancelling(slot: &SpinLock<Option<Task<T>>>, cancelling: Box<Cancelling<T>>) -> bool {
+        /// Puts the task back into the slot when dropped, also if the poll
+        /// unwinds (it cannot with async-task, which aborts on a panicking
+        /// waker; belt and braces for `JoinHandle::poll`, which must never
+        /// find `Aborting`).
+        struct PutBack<'a, T> {
+            slot: &'a SpinLock<Option<Task<T>>>,
+            task: Option<Task<T>>,
+        }
+        impl<T> Drop for PutBack<'_, T> {
+            fn drop(&mut self) {
+                let task = self.task.take();
+                // Replaces `Aborting`, which has nothing to drop.
+                self.slot.with(|slot| *slot = task);
+            }
+        }
+        let mut put_back = PutBack {
+            slot,
+            task: Some(Task::Cancelling(cancelling)),
+        };
+        let output = match put_back.task.as_mut() {
+            Some(Task::Cancelling(cancelling)) => cancelling.poll_finished(),
+            _ => unreachable!("put there just above"),
+        };
+        let Some(output) = output else {
+            return false;
+        };
+        let cancelling = put_back.task.replace(Task::Done(output));
+        drop(put_back);
+        // The finished cancellation (and the waker it kept) is dropped with
+        // the lock released.
+        drop(cancelling);
+        true
     }
 
     /// Lets the task run on without anyone awaiting it; the same as dropping the handle.
@@ -310,7 +384,9 @@ impl<T> Future for JoinHandle<T> {
             None => return Poll::Ready(Err(JoinError::cancelled())),
             Some(Task::Local(local)) => match Pin::new(&mut local.task).poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(output) => output.unwrap_or_else(|| unfinished(local.key)),
+                Poll::Ready(output) => {
+                    output.map_or_else(|| unfinished(local.key), Stored::into_inner)
+                }
             },
             Some(Task::Cancelling(cancelling)) => match cancelling.cancel.as_mut().poll(cx) {
                 Poll::Pending => {

@@ -24,7 +24,19 @@
 //!   running for every panic, so the program's choice of hook stands). That
 //!   one panic has no location; later ones do. Calling
 //!   [`install_panic_hook`] right after `set_hook` re-chains at once, so no
-//!   location is lost at all.
+//!   location is lost at all. A program whose hook wraps the recorder (it
+//!   took it with `take_hook` and calls it) keeps it alive and in the
+//!   chain: nothing is re-chained. (One that takes it and keeps it
+//!   without calling it gets no more locations.)
+//! - Chaining is the only time unirun touches the hook, and on stable Rust
+//!   it cannot be atomic (see `ensure_chained`): while it runs, another
+//!   thread's panic reaches std's default hook, not the program's. So it
+//!   never happens while the recorder lives (a re-raised panic, which runs
+//!   no hook, or a repeated [`install_panic_hook`] only read an atomic; test
+//!   `panic_hook_concurrent.rs`), only at the first install and after the
+//!   program dropped the recorder; call [`install_panic_hook`] in `main`
+//!   before starting threads, and right after `set_hook`, to do both while
+//!   no other thread runs.
 //! - The hook cannot be changed while the thread is panicking (std panics
 //!   then, which would abort): a task created inside a destructor during
 //!   unwinding does not install it; the next task created outside unwinding
@@ -42,6 +54,7 @@ use std::boxed::Box;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
 use std::string::String;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 
 use crate::{JoinError, PanicLocation};
@@ -67,27 +80,28 @@ type Hook = Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>;
 
 /// First-time installation, done by the first task created outside unwinding.
 static FIRST: Once = Once::new();
-/// The hook we installed last, to tell it from another one; the lock also
-/// serializes our take-and-set of the hook (it is never held while a hook runs).
-static OURS: Mutex<Option<HookId>> = Mutex::new(None);
+/// Serializes our take-and-set of the hook (never held while a hook runs);
+/// holds the number of recorders installed so far.
+static INSTALLS: Mutex<usize> = Mutex::new(0);
+/// The number of the recorder we installed last while it lives, else 0.
+///
+/// std drops a hook that `set_hook` replaces (or that `take_hook` hands
+/// out and its taker drops), so a recorder that still lives is still
+/// called: by std, or by a program's hook that took it and calls it (a
+/// wrapper). While it lives there is nothing to chain, and the hook is not
+/// touched at all: looking at it would take it out (`take_hook` leaves
+/// std's default hook in its place until `set_hook` puts one back) and
+/// open a window in which another thread's panic would reach the default
+/// hook instead of the program's.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// A hook's identity: its box's address and vtable. Two live boxes never
-/// share both, so an equal `HookId` is our own recorder (or a recorder of
-/// ours stacked earlier: harmless either way).
-#[derive(Clone, Copy)]
-struct HookId(*const (dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static));
+/// Owned by a recorder: clears [`LIVE`] when std (or whoever took the
+/// recorder) drops it, if it is still the latest one.
+struct Alive(usize);
 
-// SAFETY: a `HookId` is only ever compared, never dereferenced, so which
-// thread holds it does not matter.
-unsafe impl Send for HookId {}
-
-impl HookId {
-    fn of(hook: &Hook) -> Self {
-        Self(&**hook)
-    }
-
-    fn is(self, other: Option<HookId>) -> bool {
-        other.is_some_and(|other| core::ptr::eq(self.0, other.0))
+impl Drop for Alive {
+    fn drop(&mut self) {
+        let _ = LIVE.compare_exchange(self.0, 0, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
@@ -109,21 +123,34 @@ fn install_slow() {
     FIRST.call_once(ensure_chained);
 }
 
-/// Makes sure our recorder is the current hook, chaining a foreign hook
-/// behind it. Does nothing while this thread is panicking.
+/// Makes sure our recorder is in the hook chain, chaining the current hook
+/// behind a new one if the last one is gone. Does nothing while this
+/// thread is panicking.
+///
+/// Only a chaining touches the hook, and it cannot be atomic on stable
+/// Rust: there is no swap, `take_hook` leaves std's default hook installed
+/// until `set_hook` replaces it, and a panic on another thread in between
+/// runs that default hook (it prints the panic the usual way, but a
+/// program's own hook misses it). So it happens only when it must: at the
+/// first install, and after the program dropped our recorder (replaced it
+/// without wrapping it). Installing early, as [`install_panic_hook`]'s
+/// docs advise, does both while no other thread can panic.
 fn ensure_chained() {
-    if std::thread::panicking() {
+    if std::thread::panicking() || LIVE.load(Ordering::Acquire) != 0 {
         return;
     }
-    let mut ours = OURS
+    let mut installs = INSTALLS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let current = panic::take_hook();
-    if HookId::of(&current).is(*ours) {
-        panic::set_hook(current);
+    // Checked again under the lock: another thread may have chained.
+    if LIVE.load(Ordering::Acquire) != 0 {
         return;
     }
+    *installs += 1;
+    let alive = Alive(*installs);
+    let current = panic::take_hook();
     let recorder: Hook = Box::new(move |info| {
+        let _alive = &alive;
         record(info);
         // Recorders stacked by earlier re-chains record nothing more.
         let outer = IN_HOOK
@@ -134,7 +161,7 @@ fn ensure_chained() {
             let _ = IN_HOOK.try_with(|flag| flag.set(false));
         }
     });
-    *ours = Some(HookId::of(&recorder));
+    LIVE.store(*installs, Ordering::Release);
     panic::set_hook(recorder);
 }
 
@@ -213,11 +240,18 @@ pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, JoinError> {
 
 /// Chains unirun's panic hook, which records where each panic happened so a
 /// caught panic carries its location, in front of the current hook, unless
-/// it is the current hook already. Tasks install it when they are created;
-/// call this after replacing the panic hook with `std::panic::set_hook` to
-/// keep every location (unirun otherwise re-chains itself at the first
-/// caught panic that finds it missing). Does nothing while the thread is
-/// panicking.
+/// it is still in the chain (the current hook, or wrapped and called by
+/// it): then the hook is not touched at all. Tasks install it when they
+/// are created; call this after replacing the panic hook with
+/// `std::panic::set_hook` to keep every location (unirun otherwise
+/// re-chains itself at the first caught panic that finds it missing).
+/// Does nothing while the thread is panicking.
+///
+/// Chaining takes the current hook and sets a new one; on stable Rust that
+/// cannot be atomic, and a panic on another thread in between runs std's
+/// default hook instead of the program's. So call this in `main` before
+/// starting threads, and right after your own `set_hook`, while no other
+/// thread can panic.
 ///
 /// # Examples
 ///

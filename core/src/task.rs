@@ -49,6 +49,93 @@ pub type Runnable = async_task::Runnable;
 /// What a task's output slot holds: the value, or why there is none.
 pub(crate) type TaskOutput<T> = Result<T, JoinError>;
 
+/// A task's outcome as its allocation holds it, with a destructor that
+/// contains a panic of the value's own.
+///
+/// async-task drops an outcome nobody will take (the handle was dropped
+/// or detached before the task finished) right where the task finishes,
+/// inside an abort-on-panic guard: a value whose destructor panics would
+/// abort the process there. This wrapper's destructor catches that panic
+/// (the panic hook still prints it, as for any panic), so the worker keeps
+/// serving, as in tokio. The handle takes the outcome out with
+/// [`into_inner`](Self::into_inner), which skips the wrapper's destructor:
+/// a value the handle returns is the caller's to drop.
+///
+/// Cost: nothing on the paths that take the outcome; where async-task
+/// drops it, an `Ok` whose type needs no drop is forgotten after one
+/// compile-time check and one branch on the discriminant, and anything
+/// else is dropped through `catch_unwind`, which costs nothing unless it
+/// unwinds.
+pub(crate) struct Stored<T>(ManuallyDrop<TaskOutput<T>>);
+
+impl<T> Stored<T> {
+    #[inline(always)]
+    fn new(output: TaskOutput<T>) -> Self {
+        Self(ManuallyDrop::new(output))
+    }
+
+    /// The outcome, for whoever returns it to the task's awaiter.
+    #[inline(always)]
+    pub(crate) fn into_inner(self) -> TaskOutput<T> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the value is taken once and
+        // the wrapper's destructor does not see it again.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+}
+
+impl<T> Drop for Stored<T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the value is taken once, here, and `self` is gone after.
+        match unsafe { ManuallyDrop::take(&mut self.0) } {
+            // Nothing to drop: no call, no catch.
+            Ok(value) if !core::mem::needs_drop::<T>() => core::mem::forget(value),
+            output => drop_contained(output),
+        }
+    }
+}
+
+/// Drops `value`, containing a panic of its destructor (and of that
+/// panic's payload's destructor; a payload whose destructor panics too is
+/// leaked). Without `std` a panic aborts, as every panic does there.
+#[cold]
+#[inline(never)]
+fn drop_contained<V>(value: V) {
+    #[cfg(feature = "std")]
+    {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                core::mem::forget(again);
+            }
+        }
+    }
+    #[cfg(not(feature = "std"))]
+    drop(value);
+}
+
+pin_project_lite::pin_project! {
+    /// A task's future whose outcome is handed to async-task as an
+    /// [`Stored`], so dropping it there never aborts.
+    struct Contain<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, T> Future for Contain<F>
+where
+    F: Future<Output = TaskOutput<T>>,
+{
+    type Output = Stored<T>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Stored<T>> {
+        self.project().inner.poll(cx).map(Stored::new)
+    }
+}
+
 /// Allocates a task for `future` whose wake-ups go to `schedule`, and returns
 /// its first [`Runnable`] (not yet scheduled) and its [`JoinHandle`].
 ///
@@ -81,7 +168,9 @@ where
     F::Output: Send + 'static,
     S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
 {
-    let future = OwnTask::new(future, tasks);
+    let future = Contain {
+        inner: OwnTask::new(future, tasks),
+    };
     let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
     (runnable, JoinHandle::from_task(task))
 }
@@ -141,8 +230,10 @@ where
     R: Send + 'static,
     S: Fn(Runnable, ScheduleInfo) + Send + Sync + 'static,
 {
-    let future = Flatten {
-        inner: OwnTask::new(BlockingFn(Some(f)), tasks),
+    let future = Contain {
+        inner: Flatten {
+            inner: OwnTask::new(BlockingFn(Some(f)), tasks),
+        },
     };
     let (runnable, task) = Builder::new().spawn(move |()| future, WithInfo(schedule));
     (runnable, JoinHandle::from_task(task))
@@ -272,13 +363,16 @@ impl<F> Drop for TaskFuture<F> {
         // the task as its handle will report it.
         if self.member.is_done() {
             // Finished (or its future already dropped): nothing can panic
-            // and nothing is left to count.
+            // and nothing is left to count. No key to take: a task whose
+            // future finished left none (`OwnTask::poll`).
             self.member.leave();
             return;
         }
+        // The key is taken for good: what runs after the record (leaving
+        // the set drops and wakes wakers, user code that may drop other
+        // tasks' futures) must not find it.
         let key = crate::abandoned::set_current(0);
         let panicked = Self::drop_inner(&mut self.inner, &mut self.member);
-        crate::abandoned::set_current(key);
         // Counted as the handle will report it: a panic the handle
         // receives, else cancelled.
         let reported_panic = match panicked {
@@ -375,8 +469,9 @@ pin_project_lite::pin_project! {
     /// allocates): a [`TaskFuture`] that also takes part in the two
     /// protocols between a task and the thread that runs its [`Runnable`]:
     ///
-    /// - no task key while the user's future runs, so a future dropped
-    ///   inside the poll is not taken for this task's (see `abandoned`);
+    /// - no task key while the user's future runs, nor after it finished,
+    ///   so a future dropped inside the poll or with the output is not
+    ///   taken for this task's (see `abandoned`);
     /// - polls in place again while the task wakes itself, when the worker
     ///   armed it (see `repoll`).
     ///
@@ -406,7 +501,13 @@ impl<F: Future> Future for OwnTask<F> {
             .project()
             .task
             .poll_member(cx, crate::repoll::take_armed());
-        crate::abandoned::set_current(key);
+        // Put back only for a task that may yet be dropped unfinished in
+        // this same run (closed while it ran). A finished one leaves no key:
+        // what async-task drops next (this future's shell, an output nobody
+        // takes) must not be taken for this task's (see `abandoned`).
+        if poll.is_pending() {
+            crate::abandoned::set_current(key);
+        }
         poll
     }
 }

@@ -576,3 +576,125 @@ fn a_set_with_thousands_of_waiting_members_cancels_them_all() {
         assert!(unirun_core::block_on(handle).unwrap_err().is_cancelled());
     }
 }
+
+/// A waker that asks the very handle it was registered for whether it
+/// finished, from its clone, its wake and its drop: those run inside the
+/// handle's cancellation check, which must not hold the handle's lock
+/// around them (it spun forever on itself).
+#[test]
+fn a_waker_that_asks_its_own_handle_is_finished_never_spins() {
+    use std::sync::{Mutex, Weak};
+    use std::task::{RawWaker, RawWakerVTable};
+
+    /// The handle the waker asks, once the test shared it.
+    static TARGET: Mutex<Option<Weak<unirun_core::JoinHandle<()>>>> = Mutex::new(None);
+    /// Calls made from the waker's clone, wake and drop.
+    static ASKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn ask() {
+        let target = TARGET.lock().unwrap().as_ref().and_then(Weak::upgrade);
+        if let Some(handle) = target {
+            let _ = handle.is_finished();
+            ASKED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        |_| {
+            ask();
+            RawWaker::new(std::ptr::null(), &VTABLE)
+        },
+        |_| ask(),
+        |_| ask(),
+        |_| ask(),
+    );
+
+    watchdog("a waker asking its own handle", || {
+        let ex = TickExecutor::new();
+        let mut handle = ex.spawn(std::future::pending::<()>());
+        ex.run_until_stalled();
+        handle.abort();
+        // SAFETY: the vtable's functions ignore the (null) data pointer.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+        assert!(Pin::new(&mut handle)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        let handle = Arc::new(handle);
+        *TARGET.lock().unwrap() = Some(Arc::downgrade(&handle));
+        // The check registers the waker again: a clone, and a drop of the
+        // one registered before, each asking the handle.
+        assert!(!handle.is_finished());
+        let asked = ASKED.load(Ordering::SeqCst);
+        assert!(asked > 0, "the waker was not cloned or dropped");
+        // The executor drops the future and wakes the waker, which asks.
+        ex.run_until_stalled();
+        assert!(
+            ASKED.load(Ordering::SeqCst) > asked,
+            "the waker was not woken"
+        );
+        // Finished: the check drops the cancellation and its waker, which asks.
+        assert!(handle.is_finished());
+        assert!(handle.is_finished());
+        *TARGET.lock().unwrap() = None;
+        drop(waker);
+        let handle = Arc::into_inner(handle).expect("the only handle");
+        assert!(unirun_core::block_on(handle).unwrap_err().is_cancelled());
+    });
+}
+
+/// An aborted task leaves its set last, and leaving wakes a waiter whose
+/// wake drops a foreign executor's kind of member that panics: that panic
+/// belongs to the member (its set counts it cancelled), and the aborted
+/// task's handle still reports `cancelled`, not a panic that was not its
+/// own.
+#[test]
+fn a_panic_raised_while_a_task_leaves_its_set_is_not_reported_on_its_handle() {
+    use std::sync::Mutex;
+    use std::task::Wake;
+
+    type Nested = Pin<Box<dyn Future<Output = Result<(), unirun_core::JoinError>> + Send>>;
+    struct DropOnWake(Mutex<Option<Nested>>);
+    impl Wake for DropOnWake {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            drop(self.0.lock().unwrap().take());
+        }
+    }
+
+    watchdog("a panic while leaving", || {
+        let ex = TickExecutor::new();
+        let set = Arc::new(TaskSet::new());
+        let nested_set = Arc::new(TaskSet::new());
+        let handle = ex.spawn_in(&set, std::future::pending::<()>());
+        ex.run_until_stalled();
+        // A member of another set, live (polled once), panicking when dropped.
+        let mut nested: Nested = Box::pin(TaskFuture::for_task(
+            async {
+                let _guard = PanicOnDrop("a member dropped by a waker");
+                std::future::pending::<()>().await;
+            },
+            Some(&nested_set),
+        ));
+        assert!(nested
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending());
+        let waiter = Arc::new(DropOnWake(Mutex::new(Some(nested))));
+        let mut empty = set.wait_empty();
+        assert!(Pin::new(&mut empty)
+            .poll(&mut Context::from_waker(&Waker::from(waiter.clone())))
+            .is_pending());
+        handle.abort();
+        // The executor drops the task: it leaves, the set empties, the
+        // waiter drops the nested member.
+        ex.run_until_stalled();
+        assert!(
+            waiter.0.lock().unwrap().is_none(),
+            "the waiter was not woken"
+        );
+        assert_eq!(nested_set.counts().cancelled(), 1);
+        let err = handle.join().unwrap_err();
+        assert!(err.is_cancelled(), "the aborted task reported {err}");
+    });
+}
