@@ -273,7 +273,10 @@ fn default_handle() -> (Handle, u64) {
 /// win over everything).
 ///
 /// A shared default executor already running is shut down (its tasks
-/// finish first) and decided again on next use, with the new settings.
+/// finish first, process calls included: a call whose handle is not joined
+/// yet has its reply read, and the handle keeps the result) and decided
+/// again on next use, with the new settings; so is the shared process pool
+/// behind `Handle::call`.
 /// Scopes that borrow it (`Flavor::Shared`) should end first: what they
 /// spawn afterwards is cancelled. Call `configure` at start-up.
 ///
@@ -297,16 +300,45 @@ fn default_handle() -> (Handle, u64) {
 pub fn configure(config: RuntimeConfig) -> Result<(), Error> {
     config.validate()?;
     COMPAT.store(0, Ordering::Release);
-    let old = with_state(|s| {
+    let (old, processes) = with_state(|s| {
         s.config = config;
         GENERATION.fetch_add(1, Ordering::AcqRel);
-        s.default.take()
+        (s.default.take(), s.processes.take())
     });
+    // Calls nobody joins yet are members of the old default's tasks: they
+    // finish (their replies read) before its shutdown waits for them.
+    finish_process_calls(processes.as_ref(), old.as_ref());
     if let Some(old) = old {
         wait_quietly(&old);
         old.owned.shutdown();
     }
+    // A pool that drained keeps handing calls to the lane: the next call
+    // starts a fresh one. Its calls have finished above.
+    if let Some(pool) = processes {
+        pool.shutdown_now();
+    }
     Ok(())
+}
+
+/// Lets the process calls made through the shared default (its shared
+/// pool, and the pool of its scope in `Gil` mode) finish, their replies
+/// read whether or not their handles are joined yet, so a wait for its
+/// tasks cannot hang on them.
+fn finish_process_calls(
+    shared: Option<&backend::process::ProcessPool>,
+    old: Option<&SharedDefault>,
+) {
+    #[cfg(all(unix, feature = "process-backend"))]
+    {
+        if let Some(pool) = shared {
+            pool.finish_calls();
+        }
+        if let Some(pool) = old.and_then(|old| old.scope.as_ref()?.processes.get()) {
+            pool.finish_calls();
+        }
+    }
+    #[cfg(not(all(unix, feature = "process-backend")))]
+    let _ = (shared, old);
 }
 
 /// Waits for a retired default's scope (in `Gil` mode) to finish its tasks.
@@ -329,7 +361,11 @@ fn wait_quietly(old: &SharedDefault) {
 /// [`add_decision_listener`](crate::add_decision_listener) and
 /// [`observe_decisions`](crate::observe_decisions); a scope's own
 /// [`RunBuilder::on_decision`](crate::RunBuilder::on_decision) is not
-/// global and is unaffected). With the `process-backend` feature, the shared process pool
+/// global and is unaffected). With the `process-backend` feature, process
+/// calls already made through the shared default finish first, like
+/// blocking closures already running (a call whose handle is not joined yet
+/// has its reply read, and the handle keeps the result; each call is
+/// bounded by its pool's timeout), then the shared process pool
 /// behind `Handle::call` is shut down, the fork server started by
 /// `unirun::process::init` is stopped, and the `unirun-forker` thread ends
 /// once no scope's pool still holds it. With the `tokio-backend` feature,
@@ -363,6 +399,9 @@ pub fn reset() {
         (old, old_state)
     });
     scheduler::reset_listeners();
+    // Calls already made finish first (as running blocking closures do),
+    // whether or not their handles are joined yet.
+    finish_process_calls(old_state.processes.as_ref(), old.as_ref());
     // Its forker thread and workers stop with it.
     if let Some(pool) = &old_state.processes {
         pool.shutdown_now();

@@ -102,6 +102,9 @@ struct Inner {
     forker: Mutex<Option<Lease>>,
     state: Mutex<State>,
     freed: Condvar,
+    /// Notified, while the pool drains, when no call is queued or running
+    /// (see [`ProcessPool::finish_calls`]).
+    quiet: Condvar,
     /// Keeps the timeout of calls in flight; with a timeout only.
     deadlines: Option<Deadlines>,
     /// Waits for the replies of calls nobody joins (see `call`).
@@ -157,6 +160,7 @@ impl ProcessPool {
                 forker: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 freed: Condvar::new(),
+                quiet: Condvar::new(),
                 deadlines: options.get_timeout().map(Deadlines::new),
                 replies: Arc::new(Replies::new()),
             }),
@@ -417,9 +421,58 @@ impl ProcessPool {
             reader.schedule_now();
         }
     }
+
+    /// Lets every call already made finish, then returns: starts their
+    /// readers as [`start_pending`](Self::start_pending) does (so the
+    /// replies of calls nobody joins yet are read too, and each handle
+    /// resolves to its call's result) and waits until no call is queued or
+    /// running. For a teardown that must not cancel calls a worker already
+    /// computes, nor hang on replies nobody reads.
+    ///
+    /// The wait ends: each running call's reader now runs on its own (on
+    /// the reply watcher or the lane) and ends on the reply, the worker's
+    /// end, or the pool's timeout (see [`ProcessOptions::timeout`]); queued
+    /// calls are sent as workers come free, or cancelled if the pool is
+    /// shut down meanwhile. A call still on its lane (one that starts a
+    /// worker, or a large request) is not waited for here: it is a lane
+    /// task like any other, which its executor's own shutdown waits for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let threads = unirun_threads::ThreadPool::new().unwrap();
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// assert_eq!(pool.call(|x: u32| x, 0).unwrap(), 0); // a worker is idle
+    /// let handle = pool.spawn_call(&threads.handle(), |x: u32| x + 1, 1);
+    /// pool.finish_calls(); // nobody joined the call yet: it finished anyway
+    /// threads.shutdown(); // so waiting for the lane's tasks ends
+    /// assert_eq!(handle.join().unwrap(), 2);
+    /// ```
+    pub fn finish_calls(&self) {
+        if !self.inner.owned_here() {
+            return;
+        }
+        self.start_pending();
+        let mut state = self.inner.lock();
+        while !(state.busy.is_empty() && state.queue.is_empty()) {
+            state = self
+                .inner
+                .quiet
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 impl Inner {
+    /// Tells [`ProcessPool::finish_calls`] when the pool has gone quiet;
+    /// a cold branch outside a drain.
+    fn check_quiet(&self, state: &State) {
+        if state.draining && state.busy.is_empty() && state.queue.is_empty() {
+            self.quiet.notify_all();
+        }
+    }
+
     /// Whether this process created the pool (not a forked child of it).
     fn owned_here(&self) -> bool {
         self.owner == sys::getpid()
@@ -498,6 +551,7 @@ impl Inner {
     fn release(&self, worker: Worker) {
         let mut state = self.lock();
         let listed = forget_busy(&mut state, worker.pid);
+        self.check_quiet(&state);
         if state.closed {
             drop(state);
             drop(listed);
@@ -527,6 +581,7 @@ impl Inner {
     fn unbusy(&self, pid: Pid) -> bool {
         let mut state = self.lock();
         let listed = forget_busy(&mut state, pid);
+        self.check_quiet(&state);
         let closed = state.closed;
         drop(state);
         drop(listed);
@@ -544,6 +599,9 @@ impl Inner {
         } else {
             state.queue.pop_front()
         };
+        // A drain waits no longer for the head: its reader, scheduled
+        // below, is a lane task (or is cancelled with its set).
+        self.check_quiet(&state);
         drop(state);
         if waiting {
             self.freed.notify_one();

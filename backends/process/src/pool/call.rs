@@ -452,6 +452,7 @@ impl Inner {
         let mut state = self.lock();
         if let Some(at) = state.queue.iter().position(|c| Arc::ptr_eq(c, call)) {
             let _ours = state.queue.remove(at);
+            self.check_quiet(&state);
             drop(state);
         }
     }
