@@ -98,6 +98,7 @@ use serde::Serialize;
 pub use unirun_process::fork_call;
 pub use unirun_process::{
     in_forked_child, init, running_children, shutdown, ProcessOptions, ProcessPool,
+    MAX_ERROR_FRAME, MAX_PANIC_MESSAGE,
 };
 
 use crate::flavor::Flavor;

@@ -65,3 +65,122 @@ fn in_gil_mode_configure_and_reset_return_while_a_process_call_is_unjoined() {
         unjoined_call_survives(unirun::reset);
     });
 }
+
+/// The most this process has had resident (`VmHWM`), in bytes.
+fn peak_resident() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib << 10
+}
+
+/// The size of the panic message of the children below.
+const HUGE: usize = 256 << 20;
+
+/// Panics with a `len`-byte message (without the hook printing it all).
+fn panic_with_huge_message(len: usize) -> u8 {
+    std::panic::resume_unwind(Box::new("x".repeat(len)))
+}
+
+/// The message is cut to the cap and says how much was cut.
+fn assert_capped(err: &unirun::JoinError) {
+    let message = err.panic_message().expect("a panic");
+    let cap = unirun::process::MAX_PANIC_MESSAGE;
+    assert!(message.len() < cap + 100, "{} bytes kept", message.len());
+    let marker = format!("... [truncated: {} of {HUGE} bytes cut]", HUGE - cap);
+    assert!(message.ends_with(&marker), "{}", &message[cap..]);
+}
+
+#[test]
+fn a_child_panicking_with_a_huge_message_gives_a_capped_error_without_the_parent_holding_it() {
+    if !in_child_process(
+        "a_child_panicking_with_a_huge_message_gives_a_capped_error_without_the_parent_holding_it",
+    ) {
+        return;
+    }
+    watchdog(|| {
+        let before = peak_resident();
+        // A forked child per call.
+        let err = unirun::to_process(|| panic_with_huge_message(HUGE))
+            .join()
+            .unwrap_err();
+        assert_capped(&err);
+        // A pool worker, which keeps serving afterwards.
+        let executor = unirun::get_executor();
+        let err = executor
+            .call(panic_with_huge_message, HUGE)
+            .join()
+            .unwrap_err();
+        assert_capped(&err);
+        assert_eq!(executor.call(add_ten, 1).join().unwrap(), 11);
+        // The children built the message; the parent never held even one
+        // copy of it (it used to hold three).
+        let grown = peak_resident().saturating_sub(before);
+        assert!(
+            grown < HUGE as u64 / 4,
+            "the parent's peak grew by {grown} bytes"
+        );
+    });
+}
+
+/// Reserves `bytes` of address space in this process (no memory behind
+/// it), as a runtime or many thread stacks do.
+fn reserve_address_space(bytes: usize) {
+    // SAFETY: a fresh anonymous mapping at an address the kernel picks,
+    // never accessed (PROT_NONE) and never unmapped: it cannot alias
+    // anything.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(at, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn the_memory_limit_is_headroom_above_what_a_large_parent_already_mapped() {
+    if !in_child_process("the_memory_limit_is_headroom_above_what_a_large_parent_already_mapped") {
+        return;
+    }
+    watchdog(|| {
+        reserve_address_space(1 << 30);
+        let options = unirun::process::ProcessOptions::default().memory_limit(512 << 20);
+        // Touched, so it is really allocated.
+        let fits = || {
+            std::hint::black_box(vec![1u8; 64 << 20])
+                .iter()
+                .map(|&b| u64::from(b))
+                .sum::<u64>()
+        };
+        let sum = unirun::to_process_with(options, fits).join().unwrap();
+        assert_eq!(sum, 64 << 20);
+        // Over the headroom: a typed error, not a hang.
+        let too_much = || std::hint::black_box(vec![1u8; 1 << 30]).len();
+        let err = unirun::to_process_with(options, too_much)
+            .join()
+            .unwrap_err();
+        assert_eq!(err.signal_name(), Some("SIGABRT"), "{err}");
+        // The same for a scope's pool workers.
+        let run = unirun::Run::builder()
+            .flavor(unirun::Flavor::Processes)
+            .max_workers(1)
+            .process_options(options)
+            .build()
+            .unwrap();
+        assert_eq!(run.call(alloc_and_sum, 64 << 20).join().unwrap(), 64 << 20);
+        let err = run.call(alloc_and_sum, 1 << 30).join().unwrap_err();
+        assert_eq!(err.signal_name(), Some("SIGABRT"), "{err}");
+    });
+}
+
+fn alloc_and_sum(bytes: usize) -> u64 {
+    std::hint::black_box(vec![1u8; bytes])
+        .iter()
+        .map(|&b| u64::from(b))
+        .sum()
+}

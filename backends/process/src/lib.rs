@@ -9,7 +9,8 @@
 //! (see below), asks for `SIGKILL` when the parent dies
 //! (`PR_SET_PDEATHSIG` on Linux, then re-checks its parent's pid to close
 //! the race with a parent that died first), applies the
-//! [`ProcessOptions`] limits (`RLIMIT_AS`, `RLIMIT_CPU`, nice), runs the
+//! [`ProcessOptions`] limits (`RLIMIT_AS` as headroom above the address
+//! space it inherited, `RLIMIT_CPU`, nice), runs the
 //! closure under `catch_unwind`, writes one frame with the result (or the
 //! panic's message and location) to a close-on-exec pipe and leaves with
 //! `_exit`, so no destructor or atexit handler of the parent runs twice.
@@ -110,6 +111,19 @@
 //! blocking `read`, no `poll`); it is joined when the pool is shut down or
 //! dropped.
 //!
+//! # Output limits
+//!
+//! What a child sends back for an error is capped, so a child cannot make
+//! the parent hold its output many times over: a panic message longer than
+//! [`MAX_PANIC_MESSAGE`] bytes is cut in the child (at a character
+//! boundary) and ends with `... [truncated: N of M bytes cut]`, the
+//! location's file name likewise; and the parent keeps no error report
+//! larger than [`MAX_ERROR_FRAME`] (it reads past it and reports a
+//! transport error naming the cap). A result *value* is the caller's data
+//! and is not capped: it streams through the pipe into one buffer, and the
+//! parent holds that frame and the decoded value (about twice the value's
+//! encoded size) until the call returns.
+//!
 //! # Wire format
 //!
 //! A frame is an 8-byte little-endian length followed by a
@@ -156,4 +170,5 @@ pub use crate::fork::{fork_call, spawn, spawn_on};
 pub use crate::options::ProcessOptions;
 pub use crate::pool::ProcessPool;
 pub use crate::server::{init, shutdown};
+pub use crate::wire::{MAX_ERROR_FRAME, MAX_PANIC_MESSAGE};
 pub use unirun_core::in_forked_child;

@@ -517,7 +517,7 @@ impl Inner {
         deadline: Option<Instant>,
     ) -> Result<R, JoinError> {
         let read = match sent {
-            Ok(()) => wire::read_frame(worker.replies.as_fd(), deadline),
+            Ok(()) => wire::read_reply(worker.replies.as_fd(), deadline),
             Err(err) => Err(err),
         };
         // Before the worker is handed back or reaped (see `deadlines`).
