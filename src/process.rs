@@ -67,9 +67,11 @@
 //! `Flavor::Processes` scope's trace says where its pool's workers come
 //! from ([`DecisionTrace::process_pool`](crate::DecisionTrace::process_pool)).
 //!
-//! `UNIRUN_FORCE_THREADS=1` (or `force_threads` in code) sends this work
-//! to the blocking lane of the shared pool instead, without a fork, and
-//! publishes a decision saying so.
+//! `UNIRUN_FORCE_THREADS=1` (or `force_threads` in code, given to
+//! [`configure`](crate::configure) or in a scope's own config) sends this
+//! work to the blocking lane of the executor it goes through instead (the
+//! scope's, for a scope's handle), without a fork, and publishes a
+//! decision saying so (naming the scope when its own config forced it).
 //!
 //! # Examples
 //!
@@ -88,6 +90,7 @@
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -175,7 +178,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        if forced_to_threads() {
+        if forced_to_threads(self.scope()) {
             return self.spawn_blocking(f);
         }
         let lane = self.backend().blocking_scheduler();
@@ -225,7 +228,7 @@ impl Handle {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        if forced_to_threads() {
+        if forced_to_threads(self.scope()) {
             return self.spawn_blocking(move || f(arg));
         }
         let lane = self.backend().blocking_scheduler();
@@ -326,8 +329,20 @@ impl Run {
 static NOT_FORCED: AtomicU64 = AtomicU64::new(0);
 
 /// Whether the operator's `UNIRUN_FORCE_THREADS` (or `force_threads` in
-/// code) sends process work to threads; if so, publishes the decision.
-fn forced_to_threads() -> bool {
+/// code: [`configure`](crate::configure)'s, or the config of `scope`, the
+/// scope the work goes through) sends process work to threads; if so,
+/// publishes the decision.
+fn forced_to_threads(scope: Option<&Arc<Scope>>) -> bool {
+    if let Some(scope) = scope.filter(|s| s.threads_only.load(Ordering::Relaxed)) {
+        // The scope's own setting: said in a decision naming the scope.
+        let snapshot = global::snapshot();
+        publish_forced(
+            &snapshot,
+            crate::RuntimeConfig::default().force_threads(true),
+            Some(scope.backend.name().to_string()),
+        );
+        return true;
+    }
     let generation = global::generation();
     if NOT_FORCED.load(Ordering::Acquire) == generation {
         return false;
@@ -341,11 +356,19 @@ fn forced_to_threads() -> bool {
         NOT_FORCED.store(generation, Ordering::Release);
         return false;
     }
+    publish_forced(&snapshot, crate::RuntimeConfig::default(), None);
+    true
+}
+
+/// Publishes the decision that sends process work to threads: requested
+/// `Processes`, resolved `Threads` by `force_threads` (from `code`, the
+/// global config or the environment), for the scope called `name`.
+fn publish_forced(snapshot: &global::Snapshot, code: crate::RuntimeConfig, name: Option<String>) {
     let request = Request {
         requested: Flavor::Processes,
-        code: crate::RuntimeConfig::default(),
-        configured: snapshot.config,
-        name: None,
+        code,
+        configured: snapshot.config.clone(),
+        name,
         provided: false,
         provided_flavor: Flavor::Threads,
         implicit: true,
@@ -354,7 +377,6 @@ fn forced_to_threads() -> bool {
     if let Ok(decision) = scheduler::decide(request, &snapshot.env, &snapshot.caps, None) {
         scheduler::publish(&decision.trace, None);
     }
-    true
 }
 
 /// Kills the forked children and pool workers working for `scope` (a scope

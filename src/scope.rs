@@ -41,6 +41,9 @@ pub(crate) struct Scope {
     /// The scope's default limits for its forked calls and its pool
     /// (`RunBuilder::process_options`).
     pub(crate) process_options: process::ProcessOptions,
+    /// The scope's own config says `force_threads`: its `to_process` and
+    /// `call` work runs on its blocking lane (set once, by its builder).
+    pub(crate) threads_only: std::sync::atomic::AtomicBool,
 }
 
 impl Scope {
@@ -65,6 +68,7 @@ impl Scope {
                 None => std::sync::OnceLock::new(),
             },
             process_options,
+            threads_only: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

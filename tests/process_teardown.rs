@@ -184,3 +184,48 @@ fn alloc_and_sum(bytes: usize) -> u64 {
         .map(|&b| u64::from(b))
         .sum()
 }
+
+fn my_pid(_: ()) -> u32 {
+    std::process::id()
+}
+
+#[test]
+fn a_scope_built_with_force_threads_runs_its_process_work_on_threads_and_says_so() {
+    if !in_child_process(
+        "a_scope_built_with_force_threads_runs_its_process_work_on_threads_and_says_so",
+    ) {
+        return;
+    }
+    watchdog(|| {
+        let me = std::process::id();
+        let run = unirun::Run::builder()
+            .name("pinned")
+            .config(RuntimeConfig::default().force_threads(true))
+            .build()
+            .unwrap();
+        for (what, pid) in [
+            (
+                "to_process",
+                run.to_process(std::process::id).join().unwrap(),
+            ),
+            ("call", run.call(my_pid, ()).join().unwrap()),
+        ] {
+            assert_eq!(pid, me, "{what} forked");
+            let trace = unirun::last_decision().expect("a decision");
+            assert_eq!(trace.requested(), unirun::Flavor::Processes, "{trace}");
+            assert_eq!(trace.resolved(), unirun::Flavor::Threads, "{trace}");
+            assert_eq!(trace.name(), Some("pinned"), "{trace}");
+            assert!(trace.to_string().contains("forced"), "{trace}");
+        }
+        // On the scope's own lane, as one of its tasks.
+        let lane = run.to_process(|| std::thread::current().name().map(String::from));
+        assert!(lane
+            .join()
+            .unwrap()
+            .unwrap()
+            .starts_with("pinned-blocking-"));
+        // Other scopes still fork.
+        let other = unirun::Run::builder().name("free").build().unwrap();
+        assert_ne!(other.to_process(std::process::id).join().unwrap(), me);
+    });
+}
