@@ -109,6 +109,10 @@ struct Inner {
     deadlines: Option<Deadlines>,
     /// Waits for the replies of calls nobody joins (see `call`).
     replies: Arc<Replies>,
+    /// Run by the fast path between its first look at the state and the
+    /// placing of the call, once (tests make the race in between).
+    #[cfg(test)]
+    before_place: Mutex<Option<Box<dyn FnOnce(&Inner) + Send>>>,
 }
 
 #[derive(Default)]
@@ -163,6 +167,8 @@ impl ProcessPool {
                 quiet: Condvar::new(),
                 deadlines: options.get_timeout().map(Deadlines::new),
                 replies: Arc::new(Replies::new()),
+                #[cfg(test)]
+                before_place: Mutex::new(None),
             }),
         }
     }

@@ -351,10 +351,10 @@ impl ProcessPool {
         }
         {
             // The cases below that give the call to the lane, checked first
-            // so that no reader task is made (and counted in `tasks`) only
-            // to be dropped. They can still arise after this look (a worker
-            // retired meanwhile); the reader is then dropped unrun and
-            // counted as cancelled, which keeps the task counts consistent.
+            // so that no reader task is made when the lane does the call.
+            // They can still arise after this look (a worker retired
+            // meanwhile); the reader made by then does the call on the lane
+            // itself, so the call is still one task, counted once.
             let state = inner.lock();
             if state.closed
                 || state.draining
@@ -385,6 +385,17 @@ impl ProcessPool {
         );
         // Installed before anyone else can see the call.
         call.reader().runnable = Some(runnable);
+        #[cfg(test)]
+        {
+            let hook = inner
+                .before_place
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(hook) = hook {
+                hook(inner);
+            }
+        }
         let placed = {
             let mut state = inner.lock();
             if state.closed || state.draining {
@@ -401,11 +412,15 @@ impl ProcessPool {
             }
         };
         match placed {
-            // Dropping the reader unrun costs nothing here: its stage is
-            // `Done`. The lane does the call.
+            // The lane does the call, with the reader as its task: from the
+            // stage `Queued` (not in the pool's queue, so nobody else sends
+            // it) its body gets a worker, sends and reads, as `call` does.
+            // Nobody else sees the call yet: the handle is made below.
             None => {
-                drop(call.take());
-                return None;
+                *call.stage() = Stage::Queued(request);
+                if let Some(reader) = call.take() {
+                    reader.schedule();
+                }
             }
             Some(Placed::Worker(worker)) => {
                 // At most `PIPE_BUF` bytes into the idle worker's empty

@@ -598,3 +598,31 @@ fn the_deadline_watcher_times_calls_out_and_ends_with_the_pool() {
 }
 
 mod replies;
+
+/// The fast path's first look found an idle worker, but the worker was
+/// gone when the call was placed (it retired in between): the call goes to
+/// the lane with the reader it made as its task, so it counts as one task
+/// spawned and none cancelled (it used to count two spawned, one
+/// cancelled).
+#[test]
+fn a_call_that_falls_back_to_the_lane_counts_as_one_task() {
+    watchdog("fallback counts", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(pool.call(add_one, 0).unwrap(), 1); // one idle worker
+        *pool.inner.before_place.lock().unwrap() = Some(Box::new(|inner: &Inner| {
+            let worker = inner.lock().idle.pop().expect("the idle worker");
+            worker.kill_and_reap();
+            inner.retire();
+        }));
+        let before = threads.handle().task_counts();
+        let handle = pool.spawn_call(&threads.handle(), add_one, 41);
+        assert_eq!(handle.join().unwrap(), 42);
+        let after = threads.handle().task_counts();
+        assert_eq!(after.spawned() - before.spawned(), 1);
+        assert_eq!(after.cancelled() - before.cancelled(), 0);
+        assert_eq!(after.completed() - before.completed(), 1);
+        assert_eq!(pool.calls(), 2);
+        assert_eq!(pool.started(), 2); // the replacement
+    });
+}
