@@ -54,7 +54,18 @@
 //! [`init`] at the top of `main`, while the process is single-threaded: the
 //! workers then come from a fork server forked at that moment, so no lock
 //! can be stuck in them. Without it the pools fork workers directly from a
-//! thread of the parent ([`ProcessPool::origin`] says which).
+//! thread of the parent ([`ProcessPool::origin`] says which). Functions
+//! travel to the workers by address: call only functions that were in the
+//! program when the workers started (for workers from the fork server,
+//! when `init` ran), not ones from a library loaded later; on Linux such a
+//! call fails with a transport error saying so (see [`ProcessPool`]).
+//!
+//! What a child sends back for an error is capped: a panic message longer
+//! than [`MAX_PANIC_MESSAGE`] bytes is cut in the child and says how much
+//! was cut, and the parent keeps no error report over [`MAX_ERROR_FRAME`]
+//! bytes. A result value is not capped (it is your data). A
+//! [`ProcessOptions::memory_limit`] is headroom: how much more the child
+//! may map than the address space it inherited.
 //!
 //! A [`Flavor::Processes`] scope runs its
 //! `spawn`/`spawn_blocking` tasks on a thread pool of its own, like any
@@ -207,7 +218,10 @@ impl Handle {
     /// cancelled) and the pool's workers end with the scope. Other handles
     /// share one process-wide pool sized from
     /// [`Capabilities::suggested_process_workers`](crate::Capabilities::suggested_process_workers).
-    /// Crashed or timed-out workers are replaced.
+    /// Crashed or timed-out workers are replaced. `f` must be in the
+    /// program's image when the workers start (see [`ProcessPool`]): a
+    /// function from a library loaded after `init` fails with a transport
+    /// error on Linux.
     ///
     /// # Examples
     ///

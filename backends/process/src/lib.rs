@@ -27,7 +27,9 @@
 //!
 //! [`ProcessPool`] keeps pre-forked workers for `fn(A) -> R` calls: the
 //! function pointer travels as an address (valid in a fork of the same
-//! image) with the argument and result as postcard frames; crashed or
+//! image, so the function must be in the program when the workers start:
+//! one from a library loaded later is refused with a typed error on Linux)
+//! with the argument and result as postcard frames; crashed or
 //! timed-out workers are replaced, concurrency is capped at `max_workers`.
 //! With [`init`] called at the top of `main`, workers come from a fork
 //! server forked while the process was single-threaded; without it they

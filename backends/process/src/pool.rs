@@ -7,6 +7,7 @@
 mod call;
 mod deadlines;
 mod helper;
+mod image;
 mod replies;
 #[cfg(test)]
 mod tests;
@@ -54,6 +55,15 @@ use self::worker::Worker;
 /// its first directly forked worker until [`shutdown_now`](Self::shutdown_now)
 /// or its drop; the thread ends when no pool (and no fork server) holds it,
 /// see [`shutdown`](crate::shutdown).
+///
+/// A function is sent to a worker by address, so it must be in the
+/// worker's image: code the program had when the worker was forked (for
+/// workers from the fork server, when [`init`](crate::init) ran). A
+/// function from a library loaded later (`dlopen`) is not there; on Linux
+/// such a call fails with a `"call"` transport error saying so (checked
+/// against the worker's mappings, once per worker and function, for code
+/// outside the main executable) and the worker keeps serving; elsewhere it
+/// is not checked and the worker crashes.
 ///
 /// In a forked child, a pool inherited from the parent (its workers are the
 /// parent's, its lock may be held by a thread that is not there) is not
@@ -109,10 +119,12 @@ struct Inner {
     deadlines: Option<Deadlines>,
     /// Waits for the replies of calls nobody joins (see `call`).
     replies: Arc<Replies>,
+    /// Whether a call's code is in its worker (see `image`).
+    images: image::Images,
     /// Run by the fast path between its first look at the state and the
     /// placing of the call, once (tests make the race in between).
     #[cfg(test)]
-    before_place: Mutex<Option<Box<dyn FnOnce(&Inner) + Send>>>,
+    before_place: Mutex<Option<tests::Hook>>,
 }
 
 #[derive(Default)]
@@ -167,6 +179,7 @@ impl ProcessPool {
                 quiet: Condvar::new(),
                 deadlines: options.get_timeout().map(Deadlines::new),
                 replies: Arc::new(Replies::new()),
+                images: image::Images::default(),
                 #[cfg(test)]
                 before_place: Mutex::new(None),
             }),
@@ -492,7 +505,12 @@ impl Inner {
     /// timeout (see `deadlines`); returns how the write went and the
     /// deadline its reader must keep itself: `None` when the watcher keeps
     /// it (or there is no timeout).
+    /// Code that is not in the worker is not sent: the write fails with an
+    /// error `receive` turns into a typed one (see `image`).
     fn send(&self, worker: &Worker, request: &[u8]) -> (std::io::Result<()>, Option<Instant>) {
+        if let Err(err) = self.images.check(worker.pid, request) {
+            return (Err(err), None);
+        }
         self.calls.fetch_add(1, Ordering::Release);
         let deadline = match (&self.deadlines, self.options.get_timeout()) {
             (Some(deadlines), Some(timeout)) => match deadlines.watch(worker.pid) {

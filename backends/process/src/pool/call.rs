@@ -531,6 +531,11 @@ impl Inner {
         sent: std::io::Result<()>,
         deadline: Option<Instant>,
     ) -> Result<R, JoinError> {
+        if let Some(why) = sent.as_ref().err().and_then(super::image::not_in_image) {
+            // Nothing was written: the worker serves on.
+            self.release(worker);
+            return Err(JoinError::transport("call", why));
+        }
         let read = match sent {
             Ok(()) => wire::read_reply(worker.replies.as_fd(), deadline),
             Err(err) => Err(err),

@@ -4,6 +4,9 @@
 use super::*;
 use std::time::Duration;
 
+/// A step a test runs inside the pool (see `Inner::before_place`).
+pub(super) type Hook = Box<dyn FnOnce(&Inner) + Send>;
+
 fn crash(signal: i32) -> u8 {
     // SAFETY: SIG_DFL is valid for these signals; raising one at
     // ourselves has no memory-safety preconditions.
@@ -624,5 +627,48 @@ fn a_call_that_falls_back_to_the_lane_counts_as_one_task() {
         assert_eq!(after.completed() - before.completed(), 1);
         assert_eq!(pool.calls(), 2);
         assert_eq!(pool.started(), 2); // the replacement
+    });
+}
+
+/// Code mapped in the parent after the worker was forked (as a library
+/// loaded after `init()` is) is not in the worker: the call fails with a
+/// typed error instead of the worker jumping into nothing, and the worker
+/// keeps serving.
+#[test]
+fn a_function_loaded_after_the_worker_started_is_a_typed_error_not_a_wild_jump() {
+    watchdog("code not in the worker", || {
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(pool.call(add_one, 0).unwrap(), 1); // the worker started
+        let page = 4096;
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks;
+        // it is never executed (only its address travels) nor unmapped.
+        let code = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(code, libc::MAP_FAILED);
+        // SAFETY: a non-null address as a function pointer; the parent
+        // never calls it, and the pool must refuse to send it.
+        let late: fn(u64) -> u64 =
+            unsafe { std::mem::transmute::<*mut libc::c_void, fn(u64) -> u64>(code) };
+        let err = pool.call(late, 1).unwrap_err();
+        assert!(err.is_transport(), "{err}");
+        assert!(err.to_string().contains("not in the worker"), "{err}");
+        // The same through the fast path.
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let err = pool
+            .spawn_call(&threads.handle(), late, 1)
+            .join()
+            .unwrap_err();
+        assert!(err.to_string().contains("not in the worker"), "{err}");
+        assert_eq!(pool.call(add_one, 2).unwrap(), 3);
+        assert_eq!(pool.started(), 1);
+        assert_eq!(pool.crashes(), 0);
     });
 }
