@@ -273,10 +273,16 @@ fn default_handle() -> (Handle, u64) {
 /// win over everything).
 ///
 /// A shared default executor already running is shut down (its tasks
-/// finish first, process calls included: a call whose handle is not joined
-/// yet has its reply read, and the handle keeps the result) and decided
-/// again on next use, with the new settings; so is the shared process pool
-/// behind `Handle::call`.
+/// finish first) and decided again on next use, with the new settings;
+/// so is the shared process pool behind `Handle::call`. A process call
+/// already sent to a worker is not waited for: it keeps its worker, its
+/// reply is read on a thread of its own, and its handle, joined or not
+/// yet, still gives its result (see
+/// [`ProcessPool::retire`](crate::process::ProcessPool::retire)); one
+/// whose reply a thread is reading at that moment (a `join` in progress, or
+/// a call running on the blocking lane: the first calls that start
+/// workers, large requests) is a running task and is waited for, and one
+/// still queued for a worker resolves to cancelled.
 /// Scopes that borrow it (`Flavor::Shared`) should end first: what they
 /// spawn afterwards is cancelled. Call `configure` at start-up.
 ///
@@ -305,40 +311,57 @@ pub fn configure(config: RuntimeConfig) -> Result<(), Error> {
         GENERATION.fetch_add(1, Ordering::AcqRel);
         (s.default.take(), s.processes.take())
     });
-    // Calls nobody joins yet are members of the old default's tasks: they
-    // finish (their replies read) before its shutdown waits for them.
-    finish_process_calls(processes.as_ref(), old.as_ref());
+    // Calls already sent go on without the old default: its shutdown below
+    // does not wait for them, and their handles still get their results.
+    let scope = old.as_ref().and_then(|old| old.scope.clone());
+    retire_process_pools(processes.as_ref(), scope.as_ref());
     if let Some(old) = old {
         wait_quietly(&old);
         old.owned.shutdown();
     }
-    // A pool that drained keeps handing calls to the lane: the next call
-    // starts a fresh one. Its calls have finished above.
-    if let Some(pool) = processes {
-        pool.shutdown_now();
-    }
+    // What is left of the pools stops; the next call starts a fresh one.
+    stop_process_pools(processes.as_ref(), scope.as_ref());
     Ok(())
 }
 
-/// Lets the process calls made through the shared default (its shared
-/// pool, and the pool of its scope in `Gil` mode) finish, their replies
-/// read whether or not their handles are joined yet, so a wait for its
-/// tasks cannot hang on them.
-fn finish_process_calls(
+/// The process pools of the shared default being replaced: its shared
+/// pool, and the pool of its scope (in `Gil` mode).
+#[cfg(all(unix, feature = "process-backend"))]
+fn old_process_pools<'a>(
+    shared: Option<&'a backend::process::ProcessPool>,
+    scope: Option<&'a Arc<Scope>>,
+) -> impl Iterator<Item = &'a backend::process::ProcessPool> {
+    let scoped = scope.and_then(|scope| scope.processes.get());
+    shared.into_iter().chain(scoped)
+}
+
+/// Lets go of the calls already sent through the shared default being
+/// replaced (see `ProcessPool::retire`): they keep their workers, their
+/// replies are read on threads of their own and their handles get the
+/// results, while a wait for the old default's tasks does not wait for
+/// them; calls still queued for a worker resolve to cancelled.
+fn retire_process_pools(
     shared: Option<&backend::process::ProcessPool>,
-    old: Option<&SharedDefault>,
+    scope: Option<&Arc<Scope>>,
 ) {
     #[cfg(all(unix, feature = "process-backend"))]
-    {
-        if let Some(pool) = shared {
-            pool.finish_calls();
-        }
-        if let Some(pool) = old.and_then(|old| old.scope.as_ref()?.processes.get()) {
-            pool.finish_calls();
-        }
+    for pool in old_process_pools(shared, scope) {
+        pool.retire();
     }
     #[cfg(not(all(unix, feature = "process-backend")))]
-    let _ = (shared, old);
+    let _ = (shared, scope);
+}
+
+/// Stops what is left of the retired pools: calls still running on a
+/// thread of their own (not let go of) are cancelled, idle workers are
+/// reaped and the forker thread is let go of once the calls let go of end.
+fn stop_process_pools(shared: Option<&backend::process::ProcessPool>, scope: Option<&Arc<Scope>>) {
+    #[cfg(all(unix, feature = "process-backend"))]
+    for pool in old_process_pools(shared, scope) {
+        pool.shutdown_now();
+    }
+    #[cfg(not(all(unix, feature = "process-backend")))]
+    let _ = (shared, scope);
 }
 
 /// Waits for a retired default's scope (in `Gil` mode) to finish its tasks.
@@ -361,12 +384,16 @@ fn wait_quietly(old: &SharedDefault) {
 /// [`add_decision_listener`](crate::add_decision_listener) and
 /// [`observe_decisions`](crate::observe_decisions); a scope's own
 /// [`RunBuilder::on_decision`](crate::RunBuilder::on_decision) is not
-/// global and is unaffected). With the `process-backend` feature, process
-/// calls already made through the shared default finish first, like
-/// blocking closures already running (a call whose handle is not joined yet
-/// has its reply read, and the handle keeps the result; each call is
-/// bounded by its pool's timeout), then the shared process pool
-/// behind `Handle::call` is shut down, the fork server started by
+/// global and is unaffected). With the `process-backend` feature, a
+/// process call already sent to a worker through the shared default is
+/// not waited for and not cancelled: it keeps its worker, its reply is
+/// read on a thread of its own, and its handle, joined or not yet, still
+/// gives its result (see
+/// [`ProcessPool::retire`](crate::process::ProcessPool::retire)); a call
+/// whose reply a thread is reading at that moment (a `join` in progress,
+/// or a call running on the blocking lane) is cancelled with its worker,
+/// and one still queued for a worker resolves to cancelled. Then the
+/// shared process pool behind `Handle::call` is shut down, the fork server started by
 /// `unirun::process::init` is stopped, and the `unirun-forker` thread ends
 /// once no scope's pool still holds it. With the `tokio-backend` feature,
 /// unirun's own tokio runtime and its `unirun-io` thread (see
@@ -399,10 +426,11 @@ pub fn reset() {
         (old, old_state)
     });
     scheduler::reset_listeners();
-    // Calls already made finish first (as running blocking closures do),
-    // whether or not their handles are joined yet.
-    finish_process_calls(old_state.processes.as_ref(), old.as_ref());
-    // Its forker thread and workers stop with it.
+    // Calls already sent go on without the old default (see `configure`);
+    // the rest of its process pools stops (their forker thread and idle
+    // workers; the scope's pool below, with the scope's children).
+    let scope = old.as_ref().and_then(|old| old.scope.as_ref());
+    retire_process_pools(old_state.processes.as_ref(), scope);
     if let Some(pool) = &old_state.processes {
         pool.shutdown_now();
     }

@@ -8,6 +8,8 @@
 mod common;
 mod watchdog;
 
+use std::io::{Read, Write};
+
 use unirun::RuntimeConfig;
 
 use common::in_child_process;
@@ -63,6 +65,148 @@ fn in_gil_mode_configure_and_reset_return_while_a_process_call_is_unjoined() {
     watchdog(|| {
         unjoined_call_survives(reconfigure);
         unjoined_call_survives(unirun::reset);
+    });
+}
+
+/// Two named pipes in a fresh directory, through which a call running in
+/// a pool worker (another process) says it started and is let go by the
+/// test; removed with the directory when dropped.
+struct Gate {
+    dir: std::path::PathBuf,
+}
+
+impl Gate {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("unirun-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        for fifo in ["started", "release"] {
+            let path = std::ffi::CString::new(dir.join(fifo).into_os_string().into_encoded_bytes())
+                .unwrap();
+            // SAFETY: `path` is a NUL-terminated string that lives across
+            // the call.
+            let rc = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
+            assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        }
+        Self { dir }
+    }
+
+    /// The argument of [`blocked_until_released`].
+    fn paths(&self) -> (String, String) {
+        let path = |fifo: &str| self.dir.join(fifo).to_str().unwrap().to_string();
+        (path("started"), path("release"))
+    }
+
+    /// Returns once the call runs (it wrote its byte).
+    fn wait_started(&self) {
+        let mut byte = [0u8];
+        std::fs::File::open(self.dir.join("started"))
+            .unwrap()
+            .read_exact(&mut byte)
+            .unwrap();
+    }
+
+    /// Lets the call go on, giving it `byte`.
+    fn release(&self, byte: u8) {
+        // Opening blocks until the call opens its end: it is waiting there.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("release"))
+            .unwrap()
+            .write_all(&[byte])
+            .unwrap();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs in a pool worker: says it started, then cannot go on until the
+/// test opens the release pipe and writes a byte; returns it plus 40.
+fn blocked_until_released((started, release): (String, String)) -> u64 {
+    std::fs::write(started, [1]).unwrap();
+    let mut byte = [0u8];
+    std::fs::File::open(release)
+        .unwrap()
+        .read_exact(&mut byte)
+        .unwrap();
+    u64::from(byte[0]) + 40
+}
+
+/// Open descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Whether this process has no child processes left, not even zombies.
+fn no_children() -> bool {
+    // SAFETY: a null status pointer is allowed; WNOHANG never blocks.
+    let rc = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
+}
+
+/// A call that is provably still running in its worker across
+/// `teardown`: `teardown` returns before the test lets the call go on,
+/// the handle then gives the call's result, and the worker is reaped and
+/// its pipes closed by then.
+fn a_running_call_outlives(name: &str, teardown: fn()) {
+    let gate = Gate::new(name);
+    let executor = unirun::get_executor();
+    // A worker is started and idle: the next call is sent at once.
+    assert_eq!(executor.call(add_ten, 0).join().unwrap(), 10);
+    let fds = open_fds();
+    let running = executor.call(blocked_until_released, gate.paths());
+    gate.wait_started();
+    // The call cannot end before `release` below: a teardown that waited
+    // for it would never return (the watchdog says so).
+    teardown();
+    assert!(!running.is_finished());
+    gate.release(2);
+    assert_eq!(running.join().unwrap(), 42);
+    // Its worker was killed and reaped before the result was handed over,
+    // and nothing of the retired pool keeps a descriptor.
+    assert!(no_children(), "a worker is left unreaped");
+    assert!(
+        open_fds() <= fds,
+        "{} descriptors, {fds} before",
+        open_fds()
+    );
+}
+
+#[test]
+fn configure_returns_while_a_process_call_runs_and_the_call_still_gives_its_result() {
+    if !in_child_process(
+        "configure_returns_while_a_process_call_runs_and_the_call_still_gives_its_result",
+    ) {
+        return;
+    }
+    watchdog(|| a_running_call_outlives("configure", reconfigure));
+}
+
+#[test]
+fn reset_returns_while_a_process_call_runs_and_the_call_still_gives_its_result() {
+    if !in_child_process(
+        "reset_returns_while_a_process_call_runs_and_the_call_still_gives_its_result",
+    ) {
+        return;
+    }
+    watchdog(|| a_running_call_outlives("reset", unirun::reset));
+}
+
+#[test]
+fn in_gil_mode_configure_and_reset_return_while_a_process_call_runs() {
+    if !in_child_process("in_gil_mode_configure_and_reset_return_while_a_process_call_runs") {
+        return;
+    }
+    // Set before any unirun state is read, in a child process running this
+    // test alone.
+    std::env::set_var("UNIRUN_THREAD_MODE", "gil");
+    watchdog(|| {
+        a_running_call_outlives("gil-configure", reconfigure);
+        a_running_call_outlives("gil-reset", unirun::reset);
     });
 }
 

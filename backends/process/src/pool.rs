@@ -112,9 +112,6 @@ struct Inner {
     forker: Mutex<Option<Lease>>,
     state: Mutex<State>,
     freed: Condvar,
-    /// Notified, while the pool drains, when no call is queued or running
-    /// (see [`ProcessPool::finish_calls`]).
-    quiet: Condvar,
     /// Keeps the timeout of calls in flight; with a timeout only.
     deadlines: Option<Deadlines>,
     /// Waits for the replies of calls nobody joins (see `call`).
@@ -149,6 +146,15 @@ struct State {
     draining: bool,
     /// Set by [`ProcessPool::shutdown_now`].
     closed: bool,
+    /// Every fast-path call sent and not handed back yet, by its worker's
+    /// pid (for [`ProcessPool::retire`]).
+    sent: Vec<(Pid, Arc<Call>)>,
+    /// Set by [`ProcessPool::retire`]: no call is taken any more, and a
+    /// worker handed back is killed and reaped.
+    retired: bool,
+    /// Calls let go of by [`ProcessPool::retire`] whose readers have not
+    /// ended yet (see `call`).
+    detached: usize,
 }
 
 impl ProcessPool {
@@ -176,7 +182,6 @@ impl ProcessPool {
                 forker: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 freed: Condvar::new(),
-                quiet: Condvar::new(),
                 deadlines: options.get_timeout().map(Deadlines::new),
                 replies: Arc::new(Replies::new()),
                 images: image::Images::default(),
@@ -312,21 +317,23 @@ impl ProcessPool {
         if !self.inner.owned_here() {
             return;
         }
-        let (idle, readers) = {
+        let (idle, readers, detached) = {
             let mut state = self.inner.lock();
             state.closed = true;
+            // Calls let go of by `retire` are not listed here: they go on.
             for &pid in &state.busy {
                 let _ = sys::kill(pid, libc::SIGKILL);
             }
-            (std::mem::take(&mut state.idle), all_readers(&mut state))
+            (
+                std::mem::take(&mut state.idle),
+                all_readers(&mut state),
+                state.detached,
+            )
         };
         // Their workers are dead (or none will be given): the readers
         // resolve their calls to cancelled at once.
         for reader in readers {
             reader.schedule_now();
-        }
-        if let Some(deadlines) = &self.inner.deadlines {
-            deadlines.stop();
         }
         // Its readers' workers were killed: they end at once.
         self.inner.replies.stop();
@@ -335,15 +342,89 @@ impl ProcessPool {
             self.inner.retire();
         }
         self.inner.freed.notify_all();
-        // Busy workers were killed and no new one starts: the forker thread
-        // may go (it ends once no pool and no fork server holds it).
-        let lease = self
-            .inner
-            .forker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(lease);
+        // With calls let go of still running, the last of them does this
+        // (see `Inner::detached_ended`): their workers need the forker
+        // thread and their timeouts the deadline watcher.
+        if detached == 0 {
+            self.inner.stop_helpers();
+        }
+    }
+
+    /// Retires the pool without waiting for its calls and without losing
+    /// them; returns at once. For a teardown that replaces a pool whose
+    /// calls others still wait for: unirun's `configure` and `reset` do
+    /// this to the shared default's pools.
+    ///
+    /// - A call already sent to a worker keeps that worker: the pool lets
+    ///   go of it. It leaves its reader task (and so the task set it was
+    ///   spawned in: a shutdown that waits for that set's tasks does not
+    ///   wait for it), a thread of its own (`unirun-call-reader`) reads its
+    ///   reply, and its handle resolves to its result as before (or to the
+    ///   worker's crash, or the pool's timeout, which still applies). The
+    ///   worker is then killed and reaped, and the thread ends.
+    /// - A call whose reply a thread is reading at this moment (a `join`
+    ///   in progress, or a call on the blocking lane: one that started a
+    ///   worker, or a request larger than a pipe's atomic write) stays with
+    ///   that thread: it is a running task, which a shutdown that waits
+    ///   for its tasks waits for, and [`shutdown_now`](Self::shutdown_now)
+    ///   cancels (its worker killed).
+    /// - A call still waiting for a worker (queued: every worker was busy)
+    ///   resolves to [`JoinError::cancelled`].
+    /// - Idle workers are killed and reaped, and later calls fail with
+    ///   `cancelled` at once.
+    ///
+    /// [`shutdown_now`](Self::shutdown_now) afterwards stops what is still
+    /// the pool's, not the calls it let go of; the deadline watcher and the
+    /// `unirun-forker` thread (see [`shutdown`](crate::shutdown)) are held
+    /// until the last of those ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let threads = unirun_threads::ThreadPool::new().unwrap();
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// assert_eq!(pool.call(|x: u32| x, 0).unwrap(), 0); // a worker is idle
+    /// let handle = pool.spawn_call(&threads.handle(), |x: u32| x + 1, 1);
+    /// pool.retire(); // nobody joined the call yet: the pool lets go of it
+    /// threads.shutdown(); // waits for nothing of the call's
+    /// assert_eq!(handle.join().unwrap(), 2);
+    /// assert!(pool.call(|x: u32| x, 0).unwrap_err().is_cancelled());
+    /// ```
+    pub fn retire(&self) {
+        if !self.inner.owned_here() {
+            return;
+        }
+        let (idle, queued, sent, pending) = {
+            let mut state = self.inner.lock();
+            state.retired = true;
+            (
+                std::mem::take(&mut state.idle),
+                std::mem::take(&mut state.queue),
+                std::mem::take(&mut state.sent),
+                std::mem::take(&mut state.pending),
+            )
+        };
+        // Callers waiting for a worker: none will be given.
+        self.inner.freed.notify_all();
+        for (pid, call) in &sent {
+            self.inner.detach(*pid, call);
+        }
+        // The readers the reply watcher held were those of calls sent and
+        // not read yet, let go of above: dropped unrun, they leave their
+        // task sets. Calls sent from now on are let go of as they are
+        // registered, so the watcher gets no more.
+        drop(self.inner.replies.release());
+        self.inner.replies.stop();
+        // Dropped unrun, a queued call's reader resolves it to cancelled
+        // (one already on its lane finds the pool retired: the same).
+        for call in queued {
+            drop(call.take());
+        }
+        drop((sent, pending));
+        for worker in idle {
+            worker.kill_and_reap();
+            self.inner.retire();
+        }
     }
 
     /// Runs `f(arg)` in a worker; returns a handle to its result.
@@ -440,56 +521,35 @@ impl ProcessPool {
             reader.schedule_now();
         }
     }
-
-    /// Lets every call already made finish, then returns: starts their
-    /// readers as [`start_pending`](Self::start_pending) does (so the
-    /// replies of calls nobody joins yet are read too, and each handle
-    /// resolves to its call's result) and waits until no call is queued or
-    /// running. For a teardown that must not cancel calls a worker already
-    /// computes, nor hang on replies nobody reads.
-    ///
-    /// The wait ends: each running call's reader now runs on its own (on
-    /// the reply watcher or the lane) and ends on the reply, the worker's
-    /// end, or the pool's timeout (see [`ProcessOptions::timeout`]); queued
-    /// calls are sent as workers come free, or cancelled if the pool is
-    /// shut down meanwhile. A call still on its lane (one that starts a
-    /// worker, or a large request) is not waited for here: it is a lane
-    /// task like any other, which its executor's own shutdown waits for.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let threads = unirun_threads::ThreadPool::new().unwrap();
-    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
-    /// assert_eq!(pool.call(|x: u32| x, 0).unwrap(), 0); // a worker is idle
-    /// let handle = pool.spawn_call(&threads.handle(), |x: u32| x + 1, 1);
-    /// pool.finish_calls(); // nobody joined the call yet: it finished anyway
-    /// threads.shutdown(); // so waiting for the lane's tasks ends
-    /// assert_eq!(handle.join().unwrap(), 2);
-    /// ```
-    pub fn finish_calls(&self) {
-        if !self.inner.owned_here() {
-            return;
-        }
-        self.start_pending();
-        let mut state = self.inner.lock();
-        while !(state.busy.is_empty() && state.queue.is_empty()) {
-            state = self
-                .inner
-                .quiet
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
 }
 
 impl Inner {
-    /// Tells [`ProcessPool::finish_calls`] when the pool has gone quiet;
-    /// a cold branch outside a drain.
-    fn check_quiet(&self, state: &State) {
-        if state.draining && state.busy.is_empty() && state.queue.is_empty() {
-            self.quiet.notify_all();
+    /// A call let go of by [`ProcessPool::retire`] has ended: the last one
+    /// of a pool shut down meanwhile stops the helpers its shutdown kept.
+    fn detached_ended(&self) {
+        let last = {
+            let mut state = self.lock();
+            state.detached -= 1;
+            state.detached == 0 && state.closed
+        };
+        if last {
+            self.stop_helpers();
         }
+    }
+
+    /// Stops the deadline watcher and lets go of the forker thread (it
+    /// ends once no pool and no fork server holds it): no call of the pool
+    /// runs any more.
+    fn stop_helpers(&self) {
+        if let Some(deadlines) = &self.deadlines {
+            deadlines.stop();
+        }
+        let lease = self
+            .forker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(lease);
     }
 
     /// Whether this process created the pool (not a forked child of it).
@@ -532,7 +592,7 @@ impl Inner {
     fn acquire(&self) -> Result<Worker, JoinError> {
         let mut state = self.lock();
         loop {
-            if state.closed {
+            if state.closed || state.retired {
                 return Err(JoinError::cancelled());
             }
             if let Some(worker) = state.idle.pop() {
@@ -545,7 +605,7 @@ impl Inner {
                 drop(state);
                 let worker = self.start().inspect_err(|_| self.retire())?;
                 let mut state = self.lock();
-                if state.closed {
+                if state.closed || state.retired {
                     drop(state);
                     worker.kill_and_reap();
                     self.retire();
@@ -572,11 +632,10 @@ impl Inner {
         }
     }
 
-    fn release(&self, worker: Worker) {
+    fn release(self: &Arc<Self>, worker: Worker) {
         let mut state = self.lock();
         let listed = forget_busy(&mut state, worker.pid);
-        self.check_quiet(&state);
-        if state.closed {
+        if state.closed || state.retired {
             drop(state);
             drop(listed);
             worker.kill_and_reap();
@@ -605,7 +664,6 @@ impl Inner {
     fn unbusy(&self, pid: Pid) -> bool {
         let mut state = self.lock();
         let listed = forget_busy(&mut state, pid);
-        self.check_quiet(&state);
         let closed = state.closed;
         drop(state);
         drop(listed);
@@ -623,9 +681,6 @@ impl Inner {
         } else {
             state.queue.pop_front()
         };
-        // A drain waits no longer for the head: its reader, scheduled
-        // below, is a lane task (or is cancelled with its set).
-        self.check_quiet(&state);
         drop(state);
         if waiting {
             self.freed.notify_one();
@@ -666,12 +721,21 @@ impl Drop for Inner {
     }
 }
 
-/// Takes `pid` off the busy and pending lists; the caller drops what it
-/// returns after unlocking (the last reference to a reader that never ran
-/// would run its destructor, which takes the lock).
+/// Takes `pid` off the busy, sent and pending lists; the caller drops what
+/// it returns after unlocking (the last reference to a reader that never
+/// ran would run its destructor, which takes the lock).
 #[must_use]
-fn forget_busy(state: &mut State, pid: Pid) -> Option<Arc<Call>> {
+fn forget_busy(state: &mut State, pid: Pid) -> [Option<Arc<Call>>; 2] {
     state.busy.retain(|&p| p != pid);
-    let at = state.pending.iter().position(|(p, _)| *p == pid)?;
-    Some(state.pending.swap_remove(at).1)
+    let sent = state
+        .sent
+        .iter()
+        .position(|(p, _)| *p == pid)
+        .map(|at| state.sent.swap_remove(at).1);
+    let pending = state
+        .pending
+        .iter()
+        .position(|(p, _)| *p == pid)
+        .map(|at| state.pending.swap_remove(at).1);
+    [sent, pending]
 }
