@@ -660,11 +660,14 @@ impl Inner {
         }
     }
 
-    /// Takes `pid` off the busy list; returns whether the pool was shut down.
+    /// Takes `pid` off the busy list; returns whether the pool's shutdown
+    /// killed it (it was busy then; a call let go of by
+    /// [`ProcessPool::retire`] is not listed, and keeps its own outcome).
     fn unbusy(&self, pid: Pid) -> bool {
         let mut state = self.lock();
+        let busy = state.busy.contains(&pid);
         let listed = forget_busy(&mut state, pid);
-        let closed = state.closed;
+        let closed = state.closed && busy;
         drop(state);
         drop(listed);
         closed

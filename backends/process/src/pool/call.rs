@@ -75,9 +75,28 @@
 //! (or watched) and ends, and a reader that becomes pending after the
 //! check notifies the waiters (`Inner::register`).
 //!
-//! No lock-free protocol is added: the pool state, a call's stage and its
-//! reader slot are mutexes, taken in the order state, stage, reader; no
-//! thread takes the state while it holds a stage. The reply watcher's
+//! # Letting go of calls
+//!
+//! [`ProcessPool::retire`] (a teardown that must neither wait for calls in
+//! flight nor lose them) *detaches* every sent call whose reader has not
+//! taken its stage yet: under the stage lock it takes the `Sent` stage and
+//! marks the call detached ([`Call::detach`]), takes the worker off the
+//! busy list, and drops the reader unrun (or, held by the reply watcher,
+//! after taking it back), so the reader task leaves its task set and its
+//! handle resolves at once. A thread of the call's own then reads the
+//! reply as a reader would ([`Inner::receive`], which kills and reaps the
+//! worker of a retired pool) and puts the result in the call
+//! ([`Call::finish`]); [`CallJoin`] looks there first, and when its reader
+//! task ended without a result because of the detach (the mark is set
+//! under the same lock that made the reader find nothing). That read ends
+//! as any reader's does: on the reply, the worker's end, or the deadline.
+//! A call sent while the pool is being retired is detached as it is
+//! registered ([`Inner::register`]), so no sent call is missed.
+//!
+//! No lock-free protocol is added: the pool state, a call's stage, its
+//! reader slot and its detached result are mutexes, taken in the order
+//! state, stage, reader, detached; no thread takes the state while it
+//! holds a stage. The reply watcher's
 //! mutex is taken with none of them held, and released before the watcher
 //! runs a reader.
 

@@ -672,3 +672,66 @@ fn a_function_loaded_after_the_worker_started_is_a_typed_error_not_a_wild_jump()
         assert_eq!(pool.crashes(), 0);
     });
 }
+
+#[test]
+fn retire_lets_go_of_sent_calls_without_waiting_and_cancels_queued_ones() {
+    use std::os::fd::AsRawFd;
+    watchdog("retire", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let (started_read, started_write) = sys::pipe().unwrap();
+        let (release_read, release_write) = sys::pipe().unwrap();
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        let executor = threads.handle();
+        assert_eq!(pool.spawn_call(&executor, add_one, 0).join().unwrap(), 1);
+        let fds = (started_write.as_raw_fd(), release_read.as_raw_fd());
+        let running = pool.spawn_call(&executor, signal_and_wait, fds);
+        // Asked about: its reader goes to the reply watcher.
+        assert!(!running.is_finished());
+        let queued = pool.spawn_call(&executor, add_one, 1);
+        let mut byte = [0u8; 1];
+        sys::read_until(started_read.as_fd(), &mut byte, None).unwrap();
+        pool.retire();
+        assert!(!pool.inner.replies.running(), "nothing left to watch");
+        // Waits for the lane's task set: the running call is not in it any
+        // more (it cannot end before the release below).
+        threads.shutdown();
+        assert!(!running.is_finished());
+        assert!(queued.join().unwrap_err().is_cancelled());
+        assert!(pool.call(add_one, 2).unwrap_err().is_cancelled());
+        sys::write_all(release_write.as_fd(), &[1]).unwrap();
+        // Awaited, not joined: the result reaches a polling handle too.
+        assert_eq!(unirun_core::block_on(running).unwrap(), 9);
+        // Its worker was the last: killed and reaped with the call.
+        assert_eq!(pool.inner.lock().live, 0);
+        pool.shutdown_now();
+    });
+}
+
+#[test]
+fn a_call_let_go_of_by_a_retired_pool_still_times_out() {
+    watchdog("retired timeout", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let pool = ProcessPool::new(
+            1,
+            ProcessOptions::default().timeout(Duration::from_millis(200)),
+        );
+        let executor = threads.handle();
+        assert_eq!(pool.spawn_call(&executor, add_one, 0).join().unwrap(), 1);
+        let stuck = pool.spawn_call(
+            &executor,
+            |()| -> u8 {
+                loop {
+                    std::thread::park()
+                }
+            },
+            (),
+        );
+        pool.retire();
+        // A shutdown meanwhile leaves the call alone: its timeout ends it.
+        pool.shutdown_now();
+        threads.shutdown();
+        let err = stuck.join().unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(pool.timeouts(), 1);
+    });
+}
