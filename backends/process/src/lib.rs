@@ -111,7 +111,9 @@
 //! runs a `unirun-deadlines` thread from its first call, which kills a
 //! worker whose call ran past the timeout (so a reply is read with one
 //! blocking `read`, no `poll`); it is joined when the pool is shut down or
-//! dropped.
+//! dropped. A pool retired with [`ProcessPool::retire`] keeps both until
+//! the last call it let go of ends; each such call's reply is read on a
+//! `unirun-call-reader` thread of its own, which ends with the call.
 //!
 //! # Output limits
 //!
