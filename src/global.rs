@@ -277,7 +277,16 @@ fn default_handle() -> (Handle, u64) {
 /// win over everything).
 ///
 /// A shared default executor already running is shut down (its tasks
-/// finish first) and decided again on next use, with the new settings.
+/// finish first) and decided again on next use, with the new settings;
+/// so is the shared process pool behind `Handle::call`. A process call
+/// already sent to a worker is not waited for: it keeps its worker, its
+/// reply is read on a thread of its own, and its handle, joined or not
+/// yet, still gives its result (see
+/// [`ProcessPool::retire`](crate::process::ProcessPool::retire)); one
+/// whose reply a thread is reading at that moment (a `join` in progress, or
+/// a call running on the blocking lane: the first calls that start
+/// workers, large requests) is a running task and is waited for, and one
+/// still queued for a worker resolves to cancelled.
 /// Scopes that borrow it (`Flavor::Shared`) should end first: what they
 /// spawn afterwards is cancelled. Call `configure` at start-up.
 ///
@@ -301,16 +310,62 @@ fn default_handle() -> (Handle, u64) {
 pub fn configure(config: RuntimeConfig) -> Result<(), Error> {
     config.validate()?;
     COMPAT.store(0, Ordering::Release);
-    let old = with_state(|s| {
+    let (old, processes) = with_state(|s| {
         s.config = config;
         GENERATION.fetch_add(1, Ordering::AcqRel);
-        s.default.take()
+        (s.default.take(), s.processes.take())
     });
+    // Calls already sent go on without the old default: its shutdown below
+    // does not wait for them, and their handles still get their results.
+    let scope = old.as_ref().and_then(|old| old.scope.clone());
+    retire_process_pools(processes.as_ref(), scope.as_ref());
     if let Some(old) = old {
         wait_quietly(&old);
         old.owned.shutdown();
     }
+    // What is left of the pools stops; the next call starts a fresh one.
+    stop_process_pools(processes.as_ref(), scope.as_ref());
     Ok(())
+}
+
+/// The process pools of the shared default being replaced: its shared
+/// pool, and the pool of its scope (in `Gil` mode).
+#[cfg(all(unix, feature = "process-backend"))]
+fn old_process_pools<'a>(
+    shared: Option<&'a backend::process::ProcessPool>,
+    scope: Option<&'a Arc<Scope>>,
+) -> impl Iterator<Item = &'a backend::process::ProcessPool> {
+    let scoped = scope.and_then(|scope| scope.processes.get());
+    shared.into_iter().chain(scoped)
+}
+
+/// Lets go of the calls already sent through the shared default being
+/// replaced (see `ProcessPool::retire`): they keep their workers, their
+/// replies are read on threads of their own and their handles get the
+/// results, while a wait for the old default's tasks does not wait for
+/// them; calls still queued for a worker resolve to cancelled.
+fn retire_process_pools(
+    shared: Option<&backend::process::ProcessPool>,
+    scope: Option<&Arc<Scope>>,
+) {
+    #[cfg(all(unix, feature = "process-backend"))]
+    for pool in old_process_pools(shared, scope) {
+        pool.retire();
+    }
+    #[cfg(not(all(unix, feature = "process-backend")))]
+    let _ = (shared, scope);
+}
+
+/// Stops what is left of the retired pools: calls still running on a
+/// thread of their own (not let go of) are cancelled, idle workers are
+/// reaped and the forker thread is let go of once the calls let go of end.
+fn stop_process_pools(shared: Option<&backend::process::ProcessPool>, scope: Option<&Arc<Scope>>) {
+    #[cfg(all(unix, feature = "process-backend"))]
+    for pool in old_process_pools(shared, scope) {
+        pool.shutdown_now();
+    }
+    #[cfg(not(all(unix, feature = "process-backend")))]
+    let _ = (shared, scope);
 }
 
 /// Waits for a retired default's scope (in `Gil` mode) to finish its tasks.
@@ -333,8 +388,16 @@ fn wait_quietly(old: &SharedDefault) {
 /// [`add_decision_listener`](crate::add_decision_listener) and
 /// [`observe_decisions`](crate::observe_decisions); a scope's own
 /// [`RunBuilder::on_decision`](crate::RunBuilder::on_decision) is not
-/// global and is unaffected). With the `process-backend` feature, the shared process pool
-/// behind `Handle::call` is shut down, the fork server started by
+/// global and is unaffected). With the `process-backend` feature, a
+/// process call already sent to a worker through the shared default is
+/// not waited for and not cancelled: it keeps its worker, its reply is
+/// read on a thread of its own, and its handle, joined or not yet, still
+/// gives its result (see
+/// [`ProcessPool::retire`](crate::process::ProcessPool::retire)); a call
+/// whose reply a thread is reading at that moment (a `join` in progress,
+/// or a call running on the blocking lane) is cancelled with its worker,
+/// and one still queued for a worker resolves to cancelled. Then the
+/// shared process pool behind `Handle::call` is shut down, the fork server started by
 /// `unirun::process::init` is stopped, and the `unirun-forker` thread ends
 /// once no scope's pool still holds it. With the `tokio-backend` feature,
 /// unirun's own tokio runtime and its `unirun-io` thread (see
@@ -367,7 +430,11 @@ pub fn reset() {
         (old, old_state)
     });
     scheduler::reset_listeners();
-    // Its forker thread and workers stop with it.
+    // Calls already sent go on without the old default (see `configure`);
+    // the rest of its process pools stops (their forker thread and idle
+    // workers; the scope's pool below, with the scope's children).
+    let scope = old.as_ref().and_then(|old| old.scope.as_ref());
+    retire_process_pools(old_state.processes.as_ref(), scope);
     if let Some(pool) = &old_state.processes {
         pool.shutdown_now();
     }

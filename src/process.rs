@@ -54,7 +54,18 @@
 //! [`init`] at the top of `main`, while the process is single-threaded: the
 //! workers then come from a fork server forked at that moment, so no lock
 //! can be stuck in them. Without it the pools fork workers directly from a
-//! thread of the parent ([`ProcessPool::origin`] says which).
+//! thread of the parent ([`ProcessPool::origin`] says which). Functions
+//! travel to the workers by address: call only functions that were in the
+//! program when the workers started (for workers from the fork server,
+//! when `init` ran), not ones from a library loaded later; on Linux such a
+//! call fails with a transport error saying so (see [`ProcessPool`]).
+//!
+//! What a child sends back for an error is capped: a panic message longer
+//! than [`MAX_PANIC_MESSAGE`] bytes is cut in the child and says how much
+//! was cut, and the parent keeps no error report over [`MAX_ERROR_FRAME`]
+//! bytes. A result value is not capped (it is your data). A
+//! [`ProcessOptions::memory_limit`] is headroom: how much more the child
+//! may map than the address space it inherited.
 //!
 //! A [`Flavor::Processes`] scope runs its
 //! `spawn`/`spawn_blocking` tasks on a thread pool of its own, like any
@@ -67,9 +78,11 @@
 //! `Flavor::Processes` scope's trace says where its pool's workers come
 //! from ([`DecisionTrace::process_pool`](crate::DecisionTrace::process_pool)).
 //!
-//! `UNIRUN_FORCE_THREADS=1` (or `force_threads` in code) sends this work
-//! to the blocking lane of the shared pool instead, without a fork, and
-//! publishes a decision saying so.
+//! `UNIRUN_FORCE_THREADS=1` (or `force_threads` in code, given to
+//! [`configure`](crate::configure) or in a scope's own config) sends this
+//! work to the blocking lane of the executor it goes through instead (the
+//! scope's, for a scope's handle), without a fork, and publishes a
+//! decision saying so (naming the scope when its own config forced it).
 //!
 //! # Examples
 //!
@@ -88,6 +101,7 @@
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -98,6 +112,7 @@ use serde::Serialize;
 pub use unirun_process::fork_call;
 pub use unirun_process::{
     in_forked_child, init, running_children, shutdown, ProcessOptions, ProcessPool,
+    MAX_ERROR_FRAME, MAX_PANIC_MESSAGE,
 };
 
 use crate::flavor::Flavor;
@@ -174,7 +189,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        if forced_to_threads() {
+        if forced_to_threads(self.scope()) {
             return self.spawn_blocking(f);
         }
         let lane = self.backend().blocking_scheduler();
@@ -203,7 +218,10 @@ impl Handle {
     /// cancelled) and the pool's workers end with the scope. Other handles
     /// share one process-wide pool sized from
     /// [`Capabilities::suggested_process_workers`](crate::Capabilities::suggested_process_workers).
-    /// Crashed or timed-out workers are replaced.
+    /// Crashed or timed-out workers are replaced. `f` must be in the
+    /// program's image when the workers start (see [`ProcessPool`]): a
+    /// function from a library loaded after `init` fails with a transport
+    /// error on Linux.
     ///
     /// # Examples
     ///
@@ -224,7 +242,7 @@ impl Handle {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        if forced_to_threads() {
+        if forced_to_threads(self.scope()) {
             return self.spawn_blocking(move || f(arg));
         }
         let lane = self.backend().blocking_scheduler();
@@ -325,8 +343,20 @@ impl Run {
 static NOT_FORCED: AtomicU64 = AtomicU64::new(0);
 
 /// Whether the operator's `UNIRUN_FORCE_THREADS` (or `force_threads` in
-/// code) sends process work to threads; if so, publishes the decision.
-fn forced_to_threads() -> bool {
+/// code: [`configure`](crate::configure)'s, or the config of `scope`, the
+/// scope the work goes through) sends process work to threads; if so,
+/// publishes the decision.
+fn forced_to_threads(scope: Option<&Arc<Scope>>) -> bool {
+    if let Some(scope) = scope.filter(|s| s.threads_only.load(Ordering::Relaxed)) {
+        // The scope's own setting: said in a decision naming the scope.
+        let snapshot = global::snapshot();
+        publish_forced(
+            &snapshot,
+            crate::RuntimeConfig::default().force_threads(true),
+            Some(scope.backend.name().to_string()),
+        );
+        return true;
+    }
     let generation = global::generation();
     if NOT_FORCED.load(Ordering::Acquire) == generation {
         return false;
@@ -340,11 +370,19 @@ fn forced_to_threads() -> bool {
         NOT_FORCED.store(generation, Ordering::Release);
         return false;
     }
+    publish_forced(&snapshot, crate::RuntimeConfig::default(), None);
+    true
+}
+
+/// Publishes the decision that sends process work to threads: requested
+/// `Processes`, resolved `Threads` by `force_threads` (from `code`, the
+/// global config or the environment), for the scope called `name`.
+fn publish_forced(snapshot: &global::Snapshot, code: crate::RuntimeConfig, name: Option<String>) {
     let request = Request {
         requested: Flavor::Processes,
-        code: crate::RuntimeConfig::default(),
-        configured: snapshot.config,
-        name: None,
+        code,
+        configured: snapshot.config.clone(),
+        name,
         provided: false,
         provided_flavor: Flavor::Threads,
         implicit: true,
@@ -353,7 +391,6 @@ fn forced_to_threads() -> bool {
     if let Ok(decision) = scheduler::decide(request, &snapshot.env, &snapshot.caps, None) {
         scheduler::publish(&decision.trace, None);
     }
-    true
 }
 
 /// Kills the forked children and pool workers working for `scope` (a scope

@@ -44,6 +44,9 @@ pub(crate) struct Scope {
     /// (`RunBuilder::process_options`). Read only by the process backend.
     #[cfg_attr(not(all(unix, feature = "process-backend")), allow(dead_code))]
     pub(crate) process_options: process::ProcessOptions,
+    /// The scope's own config says `force_threads`: its `to_process` and
+    /// `call` work runs on its blocking lane (set once, by its builder).
+    pub(crate) threads_only: std::sync::atomic::AtomicBool,
 }
 
 impl Scope {
@@ -68,6 +71,7 @@ impl Scope {
                 None => std::sync::OnceLock::new(),
             },
             process_options,
+            threads_only: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

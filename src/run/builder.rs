@@ -324,6 +324,10 @@ impl RunBuilder {
         let mut owned = owned;
         let processes = owned.as_mut().and_then(|s| s.processes.take());
         let scope = Scope::new(backend, gil, true, process_options, processes);
+        let forced = decision.config.force_threads == Some(true);
+        scope
+            .threads_only
+            .store(forced, std::sync::atomic::Ordering::Relaxed);
         let owned = owned.map(|started| started.owned);
         scheduler::publish(&trace, self.on_decision.as_ref());
         crate::observe::scope_started(&name, trace.resolved());

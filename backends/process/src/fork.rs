@@ -263,7 +263,7 @@ where
 }
 
 pub(crate) fn setup(options: &ProcessOptions) -> Result<(), (&'static str, std::io::Error)> {
-    if let Some(bytes) = options.get_memory_limit() {
+    if let Some(bytes) = options.address_space_cap() {
         sys::set_limit(Limit::AddressSpace, bytes).map_err(|e| ("setting the memory limit", e))?;
     }
     if let Some(secs) = options.cpu_seconds() {
@@ -287,7 +287,7 @@ fn wait<T: DeserializeOwned>(
     read: OwnedFd,
     deadline: Option<Instant>,
 ) -> Result<T, JoinError> {
-    let outcome = wire::read_frame(read.as_fd(), deadline);
+    let outcome = wire::read_reply(read.as_fd(), deadline);
     drop(read);
     if matches!(outcome, Ok(Read::TimedOut)) {
         child.kill();

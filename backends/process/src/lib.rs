@@ -9,7 +9,8 @@
 //! (see below), asks for `SIGKILL` when the parent dies
 //! (`PR_SET_PDEATHSIG` on Linux, then re-checks its parent's pid to close
 //! the race with a parent that died first), applies the
-//! [`ProcessOptions`] limits (`RLIMIT_AS`, `RLIMIT_CPU`, nice), runs the
+//! [`ProcessOptions`] limits (`RLIMIT_AS` as headroom above the address
+//! space it inherited, `RLIMIT_CPU`, nice), runs the
 //! closure under `catch_unwind`, writes one frame with the result (or the
 //! panic's message and location) to a close-on-exec pipe and leaves with
 //! `_exit`, so no destructor or atexit handler of the parent runs twice.
@@ -26,7 +27,9 @@
 //!
 //! [`ProcessPool`] keeps pre-forked workers for `fn(A) -> R` calls: the
 //! function pointer travels as an address (valid in a fork of the same
-//! image) with the argument and result as postcard frames; crashed or
+//! image, so the function must be in the program when the workers start:
+//! one from a library loaded later is refused with a typed error on Linux)
+//! with the argument and result as postcard frames; crashed or
 //! timed-out workers are replaced, concurrency is capped at `max_workers`.
 //! With [`init`] called at the top of `main`, workers come from a fork
 //! server forked while the process was single-threaded; without it they
@@ -122,7 +125,22 @@
 //! runs a `unirun-deadlines` thread from its first call, which kills a
 //! worker whose call ran past the timeout (so a reply is read with one
 //! blocking `read`, no `poll`); it is joined when the pool is shut down or
-//! dropped.
+//! dropped. A pool retired with [`ProcessPool::retire`] keeps both until
+//! the last call it let go of ends; each such call's reply is read on a
+//! `unirun-call-reader` thread of its own, which ends with the call.
+//!
+//! # Output limits
+//!
+//! What a child sends back for an error is capped, so a child cannot make
+//! the parent hold its output many times over: a panic message longer than
+//! [`MAX_PANIC_MESSAGE`] bytes is cut in the child (at a character
+//! boundary) and ends with `... [truncated: N of M bytes cut]`, the
+//! location's file name likewise; and the parent keeps no error report
+//! larger than [`MAX_ERROR_FRAME`] (it reads past it and reports a
+//! transport error naming the cap). A result *value* is the caller's data
+//! and is not capped: it streams through the pipe into one buffer, and the
+//! parent holds that frame and the decoded value (about twice the value's
+//! encoded size) until the call returns.
 //!
 //! # Wire format
 //!
@@ -170,4 +188,5 @@ pub use crate::fork::{fork_call, spawn, spawn_on};
 pub use crate::options::ProcessOptions;
 pub use crate::pool::ProcessPool;
 pub use crate::server::{init, shutdown};
+pub use crate::wire::{MAX_ERROR_FRAME, MAX_PANIC_MESSAGE};
 pub use unirun_core::in_forked_child;

@@ -12,15 +12,20 @@ use std::time::Duration;
 ///   parent thread held at the fork, so a handle never waits forever: the
 ///   default is a generous hour; set a tighter one, or `timeout(None)` to
 ///   wait without limit.
-/// - **memory limit** (`RLIMIT_AS`, bytes): caps the child's *whole* address
-///   space, and a forked child starts with the parent's: everything the
-///   parent had mapped at the fork (heap, thread stacks, the binary) counts
-///   against it. A limit below the parent's current size makes every
-///   allocation in the child fail at once. Allocations past the limit fail;
-///   Rust's allocation-failure handler then aborts the child, which surfaces
-///   as a crash with `SIGABRT`. To give a closure a budget of `n` bytes, set
-///   the parent's current virtual size plus `n` (on Linux, the first field
-///   of `/proc/self/statm` times the page size).
+/// - **memory limit** (bytes): how much *more* address space the child may
+///   map than it inherited. A forked child starts with the parent's whole
+///   address space (heap, thread stacks, a runtime's reservations, the
+///   binary), so right after the fork the child reads its own virtual size
+///   (Linux `/proc/self/statm`) and sets `RLIMIT_AS` to that plus the
+///   limit: `memory_limit(512 << 20)` lets a closure allocate up to about
+///   512 MiB whatever the parent's size. It counts address space, not
+///   resident memory (a thread the closure starts maps its stack; a large
+///   `Vec` counts whole even before it is touched). Allocations past it
+///   fail; Rust's allocation-failure handler then aborts the child, which
+///   surfaces as a crash with `SIGABRT`. For a pool worker the headroom is
+///   above what the worker inherited when it started, and covers its whole
+///   life. Where the size cannot be read (no `/proc`), the limit caps the
+///   whole address space instead.
 /// - **CPU-time limit** (`RLIMIT_CPU`, rounded up to whole seconds): the soft
 ///   limit is set there and the hard limit one second later, so the kernel
 ///   stops the child with `SIGXCPU` (a crash named `SIGXCPU`; no core file
@@ -89,7 +94,9 @@ impl ProcessOptions {
         self
     }
 
-    /// Caps the child's address space at `bytes` (`RLIMIT_AS`).
+    /// Lets the child map at most `bytes` more address space than it
+    /// inherited through the fork (`RLIMIT_AS` set to its size at the start
+    /// plus `bytes`); see the [type docs](Self) for what counts.
     ///
     /// # Examples
     ///
@@ -141,7 +148,8 @@ impl ProcessOptions {
         self.timeout
     }
 
-    /// The address-space cap in bytes, if set.
+    /// The memory limit in bytes (headroom above the inherited address
+    /// space, see [`memory_limit`](Self::memory_limit)), if set.
     ///
     /// # Examples
     ///
@@ -180,5 +188,102 @@ impl ProcessOptions {
             let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
             secs.max(1)
         })
+    }
+
+    /// The `RLIMIT_AS` a child sets for the memory limit: the address
+    /// space it inherited plus the limit (see [`memory_limit`](Self::memory_limit)).
+    /// Called in the child right after the fork: async-signal-safe (raw
+    /// system calls into a stack buffer, no allocation, no lock).
+    pub(crate) fn address_space_cap(&self) -> Option<u64> {
+        let limit = self.memory_limit?;
+        Some(match inherited_address_space() {
+            Some(have) => have.saturating_add(limit),
+            None => limit,
+        })
+    }
+}
+
+/// The calling process's virtual size in bytes (the first field of
+/// `/proc/self/statm`, in pages), or `None` where it cannot be read.
+/// Async-signal-safe: `open`, `read`, `close` and `sysconf` on a stack
+/// buffer.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn inherited_address_space() -> Option<u64> {
+    let mut buf = [0u8; 128];
+    // SAFETY: the path is a NUL-terminated literal; `open` takes no other
+    // pointer.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/statm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: `buf[got..]` is live and writable for its length; `fd`
+        // is open (closed only below).
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    // SAFETY: `fd` was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    let pages = parse_first_number(&buf[..got])?;
+    // SAFETY: `sysconf` takes a plain integer.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = u64::try_from(page).ok().filter(|&p| p > 0)?;
+    pages.checked_mul(page)
+}
+
+/// Without `/proc`, what a child inherits is not read: the memory limit is
+/// then the whole address space.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn inherited_address_space() -> Option<u64> {
+    None
+}
+
+/// The decimal number `text` starts with, if any.
+#[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+fn parse_first_number(text: &[u8]) -> Option<u64> {
+    let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    text[..digits].iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_number_of_statm_is_parsed_and_garbage_is_none() {
+        assert_eq!(parse_first_number(b"12345 678 9\n"), Some(12345));
+        assert_eq!(parse_first_number(b""), None);
+        assert_eq!(parse_first_number(b" 12"), None);
+        assert_eq!(parse_first_number(b"99999999999999999999999 1"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_memory_limit_is_headroom_above_the_current_address_space() {
+        let have = inherited_address_space().expect("/proc/self/statm is readable");
+        assert!(have > 0);
+        let cap = ProcessOptions::default()
+            .memory_limit(1 << 20)
+            .address_space_cap()
+            .unwrap();
+        assert!(cap >= have + (1 << 20) && cap > 1 << 20, "{cap} vs {have}");
+        assert_eq!(ProcessOptions::default().address_space_cap(), None);
     }
 }

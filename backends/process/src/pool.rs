@@ -7,6 +7,7 @@
 mod call;
 mod deadlines;
 mod helper;
+mod image;
 mod replies;
 #[cfg(test)]
 mod tests;
@@ -53,6 +54,15 @@ use self::worker::Worker;
 /// its first directly forked worker until [`shutdown_now`](Self::shutdown_now)
 /// or its drop; the thread ends when no pool (and no fork server) holds it,
 /// see [`shutdown`](crate::shutdown).
+///
+/// A function is sent to a worker by address, so it must be in the
+/// worker's image: code the program had when the worker was forked (for
+/// workers from the fork server, when [`init`](crate::init) ran). A
+/// function from a library loaded later (`dlopen`) is not there; on Linux
+/// such a call fails with a `"call"` transport error saying so (checked
+/// against the worker's mappings, once per worker and function, for code
+/// outside the main executable) and the worker keeps serving; elsewhere it
+/// is not checked and the worker crashes.
 ///
 /// In a forked child, a pool inherited from the parent (its workers are the
 /// parent's, its lock may be held by a thread that is not there) is not
@@ -105,6 +115,12 @@ struct Inner {
     deadlines: Option<Deadlines>,
     /// Waits for the replies of calls nobody joins (see `call`).
     replies: Arc<Replies>,
+    /// Whether a call's code is in its worker (see `image`).
+    images: image::Images,
+    /// Run by the fast path between its first look at the state and the
+    /// placing of the call, once (tests make the race in between).
+    #[cfg(test)]
+    before_place: Mutex<Option<tests::Hook>>,
 }
 
 #[derive(Default)]
@@ -129,6 +145,15 @@ struct State {
     draining: bool,
     /// Set by [`ProcessPool::shutdown_now`].
     closed: bool,
+    /// Every fast-path call sent and not handed back yet, by its worker's
+    /// pid (for [`ProcessPool::retire`]).
+    sent: Vec<(Pid, Arc<Call>)>,
+    /// Set by [`ProcessPool::retire`]: no call is taken any more, and a
+    /// worker handed back is killed and reaped.
+    retired: bool,
+    /// Calls let go of by [`ProcessPool::retire`] whose readers have not
+    /// ended yet (see `call`).
+    detached: usize,
 }
 
 impl ProcessPool {
@@ -158,6 +183,9 @@ impl ProcessPool {
                 freed: Condvar::new(),
                 deadlines: options.get_timeout().map(Deadlines::new),
                 replies: Arc::new(Replies::new()),
+                images: image::Images::default(),
+                #[cfg(test)]
+                before_place: Mutex::new(None),
             }),
         }
     }
@@ -288,21 +316,23 @@ impl ProcessPool {
         if !self.inner.owned_here() {
             return;
         }
-        let (idle, readers) = {
+        let (idle, readers, detached) = {
             let mut state = self.inner.lock();
             state.closed = true;
+            // Calls let go of by `retire` are not listed here: they go on.
             for &pid in &state.busy {
                 let _ = sys::kill(pid, libc::SIGKILL);
             }
-            (std::mem::take(&mut state.idle), all_readers(&mut state))
+            (
+                std::mem::take(&mut state.idle),
+                all_readers(&mut state),
+                state.detached,
+            )
         };
         // Their workers are dead (or none will be given): the readers
         // resolve their calls to cancelled at once.
         for reader in readers {
             reader.schedule_now();
-        }
-        if let Some(deadlines) = &self.inner.deadlines {
-            deadlines.stop();
         }
         // Its readers' workers were killed: they end at once.
         self.inner.replies.stop();
@@ -311,15 +341,89 @@ impl ProcessPool {
             self.inner.retire();
         }
         self.inner.freed.notify_all();
-        // Busy workers were killed and no new one starts: the forker thread
-        // may go (it ends once no pool and no fork server holds it).
-        let lease = self
-            .inner
-            .forker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(lease);
+        // With calls let go of still running, the last of them does this
+        // (see `Inner::detached_ended`): their workers need the forker
+        // thread and their timeouts the deadline watcher.
+        if detached == 0 {
+            self.inner.stop_helpers();
+        }
+    }
+
+    /// Retires the pool without waiting for its calls and without losing
+    /// them; returns at once. For a teardown that replaces a pool whose
+    /// calls others still wait for: unirun's `configure` and `reset` do
+    /// this to the shared default's pools.
+    ///
+    /// - A call already sent to a worker keeps that worker: the pool lets
+    ///   go of it. It leaves its reader task (and so the task set it was
+    ///   spawned in: a shutdown that waits for that set's tasks does not
+    ///   wait for it), a thread of its own (`unirun-call-reader`) reads its
+    ///   reply, and its handle resolves to its result as before (or to the
+    ///   worker's crash, or the pool's timeout, which still applies). The
+    ///   worker is then killed and reaped, and the thread ends.
+    /// - A call whose reply a thread is reading at this moment (a `join`
+    ///   in progress, or a call on the blocking lane: one that started a
+    ///   worker, or a request larger than a pipe's atomic write) stays with
+    ///   that thread: it is a running task, which a shutdown that waits
+    ///   for its tasks waits for, and [`shutdown_now`](Self::shutdown_now)
+    ///   cancels (its worker killed).
+    /// - A call still waiting for a worker (queued: every worker was busy)
+    ///   resolves to [`JoinError::cancelled`].
+    /// - Idle workers are killed and reaped, and later calls fail with
+    ///   `cancelled` at once.
+    ///
+    /// [`shutdown_now`](Self::shutdown_now) afterwards stops what is still
+    /// the pool's, not the calls it let go of; the deadline watcher and the
+    /// `unirun-forker` thread (see [`shutdown`](crate::shutdown)) are held
+    /// until the last of those ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let threads = unirun_threads::ThreadPool::new().unwrap();
+    /// let pool = unirun_process::ProcessPool::new(1, Default::default());
+    /// assert_eq!(pool.call(|x: u32| x, 0).unwrap(), 0); // a worker is idle
+    /// let handle = pool.spawn_call(&threads.handle(), |x: u32| x + 1, 1);
+    /// pool.retire(); // nobody joined the call yet: the pool lets go of it
+    /// threads.shutdown(); // waits for nothing of the call's
+    /// assert_eq!(handle.join().unwrap(), 2);
+    /// assert!(pool.call(|x: u32| x, 0).unwrap_err().is_cancelled());
+    /// ```
+    pub fn retire(&self) {
+        if !self.inner.owned_here() {
+            return;
+        }
+        let (idle, queued, sent, pending) = {
+            let mut state = self.inner.lock();
+            state.retired = true;
+            (
+                std::mem::take(&mut state.idle),
+                std::mem::take(&mut state.queue),
+                std::mem::take(&mut state.sent),
+                std::mem::take(&mut state.pending),
+            )
+        };
+        // Callers waiting for a worker: none will be given.
+        self.inner.freed.notify_all();
+        for (pid, call) in &sent {
+            self.inner.detach(*pid, call);
+        }
+        // The readers the reply watcher held were those of calls sent and
+        // not read yet, let go of above: dropped unrun, they leave their
+        // task sets. Calls sent from now on are let go of as they are
+        // registered, so the watcher gets no more.
+        drop(self.inner.replies.release());
+        self.inner.replies.stop();
+        // Dropped unrun, a queued call's reader resolves it to cancelled
+        // (one already on its lane finds the pool retired: the same).
+        for call in queued {
+            drop(call.take());
+        }
+        drop((sent, pending));
+        for worker in idle {
+            worker.kill_and_reap();
+            self.inner.retire();
+        }
     }
 
     /// Runs `f(arg)` in a worker; returns a handle to its result.
@@ -419,6 +523,34 @@ impl ProcessPool {
 }
 
 impl Inner {
+    /// A call let go of by [`ProcessPool::retire`] has ended: the last one
+    /// of a pool shut down meanwhile stops the helpers its shutdown kept.
+    fn detached_ended(&self) {
+        let last = {
+            let mut state = self.lock();
+            state.detached -= 1;
+            state.detached == 0 && state.closed
+        };
+        if last {
+            self.stop_helpers();
+        }
+    }
+
+    /// Stops the deadline watcher and lets go of the forker thread (it
+    /// ends once no pool and no fork server holds it): no call of the pool
+    /// runs any more.
+    fn stop_helpers(&self) {
+        if let Some(deadlines) = &self.deadlines {
+            deadlines.stop();
+        }
+        let lease = self
+            .forker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(lease);
+    }
+
     /// Whether this process created the pool (not a forked child of it).
     fn owned_here(&self) -> bool {
         self.owner == sys::getpid()
@@ -432,7 +564,12 @@ impl Inner {
     /// timeout (see `deadlines`); returns how the write went and the
     /// deadline its reader must keep itself: `None` when the watcher keeps
     /// it (or there is no timeout).
+    /// Code that is not in the worker is not sent: the write fails with an
+    /// error `receive` turns into a typed one (see `image`).
     fn send(&self, worker: &Worker, request: &[u8]) -> (std::io::Result<()>, Option<Instant>) {
+        if let Err(err) = self.images.check(worker.pid, request) {
+            return (Err(err), None);
+        }
         self.calls.fetch_add(1, Ordering::Release);
         let deadline = match (&self.deadlines, self.options.get_timeout()) {
             (Some(deadlines), Some(timeout)) => match deadlines.watch(worker.pid) {
@@ -454,7 +591,7 @@ impl Inner {
     fn acquire(&self) -> Result<Worker, JoinError> {
         let mut state = self.lock();
         loop {
-            if state.closed {
+            if state.closed || state.retired {
                 return Err(JoinError::cancelled());
             }
             if let Some(worker) = state.idle.pop() {
@@ -467,7 +604,7 @@ impl Inner {
                 drop(state);
                 let worker = self.start().inspect_err(|_| self.retire())?;
                 let mut state = self.lock();
-                if state.closed {
+                if state.closed || state.retired {
                     drop(state);
                     worker.kill_and_reap();
                     self.retire();
@@ -494,10 +631,10 @@ impl Inner {
         }
     }
 
-    fn release(&self, worker: Worker) {
+    fn release(self: &Arc<Self>, worker: Worker) {
         let mut state = self.lock();
         let listed = forget_busy(&mut state, worker.pid);
-        if state.closed {
+        if state.closed || state.retired {
             drop(state);
             drop(listed);
             worker.kill_and_reap();
@@ -522,11 +659,14 @@ impl Inner {
         }
     }
 
-    /// Takes `pid` off the busy list; returns whether the pool was shut down.
+    /// Takes `pid` off the busy list; returns whether the pool's shutdown
+    /// killed it (it was busy then; a call let go of by
+    /// [`ProcessPool::retire`] is not listed, and keeps its own outcome).
     fn unbusy(&self, pid: Pid) -> bool {
         let mut state = self.lock();
+        let busy = state.busy.contains(&pid);
         let listed = forget_busy(&mut state, pid);
-        let closed = state.closed;
+        let closed = state.closed && busy;
         drop(state);
         drop(listed);
         closed
@@ -583,12 +723,21 @@ impl Drop for Inner {
     }
 }
 
-/// Takes `pid` off the busy and pending lists; the caller drops what it
-/// returns after unlocking (the last reference to a reader that never ran
-/// would run its destructor, which takes the lock).
+/// Takes `pid` off the busy, sent and pending lists; the caller drops what
+/// it returns after unlocking (the last reference to a reader that never
+/// ran would run its destructor, which takes the lock).
 #[must_use]
-fn forget_busy(state: &mut State, pid: Pid) -> Option<Arc<Call>> {
+fn forget_busy(state: &mut State, pid: Pid) -> [Option<Arc<Call>>; 2] {
     state.busy.retain(|&p| p != pid);
-    let at = state.pending.iter().position(|(p, _)| *p == pid)?;
-    Some(state.pending.swap_remove(at).1)
+    let sent = state
+        .sent
+        .iter()
+        .position(|(p, _)| *p == pid)
+        .map(|at| state.sent.swap_remove(at).1);
+    let pending = state
+        .pending
+        .iter()
+        .position(|(p, _)| *p == pid)
+        .map(|at| state.pending.swap_remove(at).1);
+    [sent, pending]
 }

@@ -16,6 +16,39 @@ pub(crate) const HEADER: usize = 8;
 /// corrupt length cannot make the parent allocate wildly.
 const MAX_PREALLOC: usize = 64 << 20;
 
+/// The most of a panic message a child sends (bytes): a longer one is cut
+/// at a character boundary and says how much was cut.
+pub const MAX_PANIC_MESSAGE: usize = 64 << 10;
+/// The most of the file name of a panic's location a child sends (bytes).
+const MAX_PANIC_FILE: usize = 4 << 10;
+/// The most of each text of a [`Reply::Failed`] a child sends (bytes).
+const MAX_FAILURE_TEXT: usize = 16 << 10;
+/// The largest error report (a frame that is not a value) the parent
+/// accepts (bytes): a child of ours never sends more (its texts are capped
+/// above); a larger one is read past and reported as too large, unkept.
+pub const MAX_ERROR_FRAME: usize = 256 << 10;
+/// The first byte of a [`Reply::Value`] frame's body (postcard writes an
+/// enum's variant index first, as a varint).
+const VALUE_TAG: u8 = 0;
+
+/// `text`, or its first `max` bytes (at a character boundary) followed by
+/// a marker saying how much was cut.
+pub(crate) fn capped(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}... [truncated: {} of {} bytes cut]",
+        &text[..cut],
+        text.len() - cut,
+        text.len()
+    )
+}
+
 /// What a child reports.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Reply<T> {
@@ -31,13 +64,25 @@ pub(crate) enum Reply<T> {
 }
 
 impl<T> Reply<T> {
-    /// The reply for a caught panic.
+    /// The reply for a caught panic, its texts capped
+    /// ([`MAX_PANIC_MESSAGE`]): what crosses the pipe stays small whatever
+    /// the panic said, and the message is not copied whole.
     pub(crate) fn panic(err: &JoinError) -> Self {
         Reply::Panic {
-            message: err.panic_message().map(String::from),
+            message: err
+                .panic_message()
+                .map(|message| capped(message, MAX_PANIC_MESSAGE)),
             location: err
                 .panic_location()
-                .map(|at| (at.file().to_string(), at.line(), at.column())),
+                .map(|at| (capped(at.file(), MAX_PANIC_FILE), at.line(), at.column())),
+        }
+    }
+
+    /// The reply for a failure in the child, its texts capped.
+    pub(crate) fn failed(what: &str, detail: &str) -> Self {
+        Reply::Failed {
+            what: capped(what, MAX_FAILURE_TEXT),
+            detail: capped(detail, MAX_FAILURE_TEXT),
         }
     }
 
@@ -97,6 +142,15 @@ pub(crate) enum Read {
 /// calls' arguments and results) arrives whole in one system call.
 const FIRST_READ: usize = 512;
 
+/// Reads one reply frame from `fd` as [`read_frame`] does, except that an
+/// error report (a frame that is not a [`Reply::Value`]) larger than
+/// [`MAX_ERROR_FRAME`] is read past without being kept: the frame returned
+/// in its place is a small [`Reply::Failed`] saying so. A value's frame is
+/// the caller's data and is read whole, however large.
+pub(crate) fn read_reply(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<Read> {
+    read_capped(fd, deadline, true)
+}
+
 /// Reads one frame from `fd`, waiting at most until `deadline`.
 ///
 /// The first read asks for up to [`FIRST_READ`] bytes, so it may take
@@ -105,9 +159,17 @@ const FIRST_READ: usize = 512;
 /// worker replies only to a request, the parent sends the next request
 /// only after the reply, and a forked child writes one frame and exits.
 pub(crate) fn read_frame(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<Read> {
+    read_capped(fd, deadline, false)
+}
+
+/// [`read_frame`], or with `replies` [`read_reply`].
+fn read_capped(fd: BorrowedFd<'_>, deadline: Option<Instant>, replies: bool) -> io::Result<Read> {
     let mut first = [0u8; FIRST_READ];
     let mut got = 0;
-    while got < HEADER {
+    // The header, and for a reply too large for an error report the body's
+    // first byte, which says whether it is one.
+    let mut need = HEADER;
+    while got < need {
         match sys::read_until(fd, &mut first[got..], deadline)? {
             None => return Ok(Read::TimedOut),
             Some(0) => {
@@ -118,11 +180,16 @@ pub(crate) fn read_frame(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::R
             }
             Some(n) => got += n,
         }
+        if got >= HEADER && need == HEADER && replies && frame_len(&first) > MAX_ERROR_FRAME as u64
+        {
+            need = HEADER + 1;
+        }
     }
-    let mut header = [0u8; HEADER];
-    header.copy_from_slice(&first[..HEADER]);
-    let len = u64::from_le_bytes(header);
+    let len = frame_len(&first);
     let want = usize::try_from(len).unwrap_or(usize::MAX);
+    if need > HEADER && first[HEADER] != VALUE_TAG {
+        return skip_report(fd, deadline, len, got - HEADER, &mut first);
+    }
     let have = &first[HEADER..got];
     if have.len() >= want {
         return Ok(Read::Frame(have[..want].to_vec()));
@@ -144,6 +211,47 @@ pub(crate) fn read_frame(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::R
         }
     }
     Ok(Read::Frame(body))
+}
+
+/// The body length a frame's header (the first [`HEADER`] bytes) gives.
+fn frame_len(frame: &[u8]) -> u64 {
+    let mut header = [0u8; HEADER];
+    header.copy_from_slice(&frame[..HEADER]);
+    u64::from_le_bytes(header)
+}
+
+/// Reads past the rest of an error report of `len` bytes, `have` of which
+/// are read already, keeping none of it (`buf` is scratch); the frame in
+/// its place says it was too large. The pipe is then at the next frame, as
+/// after any other: a pool worker keeps serving.
+fn skip_report(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    len: u64,
+    have: usize,
+    buf: &mut [u8],
+) -> io::Result<Read> {
+    let mut left = len - have as u64;
+    while left > 0 {
+        let room = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        match sys::read_until(fd, &mut buf[..room], deadline)? {
+            None => return Ok(Read::TimedOut),
+            Some(0) => {
+                return Ok(Read::Eof {
+                    got: HEADER + (len - left) as usize,
+                    expected: Some(len),
+                })
+            }
+            Some(n) => left -= n as u64,
+        }
+    }
+    let detail = format!(
+        "its error report of {len} bytes is over the parent's cap of {MAX_ERROR_FRAME} bytes \
+         (MAX_ERROR_FRAME), so it was read past and dropped"
+    );
+    let frame = encode(&Reply::<()>::failed("reporting an error", &detail))
+        .map_err(|err| io::Error::other(err.to_string()))?;
+    Ok(Read::Frame(frame[HEADER..].to_vec()))
 }
 
 #[cfg(test)]
@@ -242,6 +350,79 @@ mod tests {
                 data
             );
         }
+    }
+
+    #[test]
+    fn a_huge_panic_message_is_cut_in_the_child_and_says_how_much() {
+        let huge = "é".repeat(MAX_PANIC_MESSAGE); // 2 bytes each: cut mid-way
+                                                  // `resume_unwind`: no hook prints the message.
+        let err = unirun_core::catch_panic(|| std::panic::resume_unwind(Box::new(huge.clone())))
+            .unwrap_err();
+        let frame = encode(&Reply::<u8>::panic(&err)).unwrap();
+        assert!(frame.len() < MAX_PANIC_MESSAGE + 1024, "{}", frame.len());
+        let err = decode::<u8>(&frame[HEADER..])
+            .unwrap()
+            .into_result()
+            .unwrap_err();
+        let message = err.panic_message().unwrap();
+        let kept = MAX_PANIC_MESSAGE / 2 * 2;
+        assert!(message.starts_with(&huge[..kept]));
+        assert!(
+            message.ends_with(&format!(
+                "... [truncated: {} of {} bytes cut]",
+                huge.len() - kept,
+                huge.len()
+            )),
+            "{}",
+            &message[kept..]
+        );
+        // Short texts pass unchanged.
+        assert_eq!(capped("short", MAX_PANIC_MESSAGE), "short");
+    }
+
+    #[test]
+    fn an_oversized_error_report_is_read_past_not_kept_and_the_next_frame_reads() {
+        let report = Reply::<u8>::Panic {
+            message: Some("x".repeat(3 * MAX_ERROR_FRAME)),
+            location: None,
+        };
+        let frame = encode(&report).unwrap();
+        let next = encode(&Reply::Value(7u8)).unwrap();
+        let (r, w) = sys::pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            sys::write_all(w.as_fd(), &frame).unwrap();
+            sys::write_all(w.as_fd(), &next).unwrap();
+        });
+        let Read::Frame(body) = read_reply(r.as_fd(), None).unwrap() else {
+            panic!("a frame in place of the report")
+        };
+        assert!(body.len() < 1024, "{}", body.len());
+        let err = decode::<u8>(&body).unwrap().into_result().unwrap_err();
+        assert!(err.is_transport());
+        assert!(err.to_string().contains("MAX_ERROR_FRAME"), "{err}");
+        assert!(
+            err.to_string().contains(&MAX_ERROR_FRAME.to_string()),
+            "{err}"
+        );
+        // A worker's pipe stays in step: its next reply reads as usual.
+        let Read::Frame(body) = read_reply(r.as_fd(), None).unwrap() else {
+            panic!("the next frame")
+        };
+        assert_eq!(decode::<u8>(&body).unwrap().into_result().unwrap(), 7);
+        writer.join().unwrap();
+        // A value is the caller's data: read whole, however large.
+        let (r, w) = sys::pipe().unwrap();
+        let big = vec![5u8; 2 * MAX_ERROR_FRAME];
+        let frame = encode(&Reply::Value(big.clone())).unwrap();
+        let writer = std::thread::spawn(move || sys::write_all(w.as_fd(), &frame).unwrap());
+        let Read::Frame(body) = read_reply(r.as_fd(), None).unwrap() else {
+            panic!("a whole value")
+        };
+        writer.join().unwrap();
+        assert_eq!(
+            decode::<Vec<u8>>(&body).unwrap().into_result().unwrap(),
+            big
+        );
     }
 
     #[test]

@@ -75,12 +75,32 @@
 //! (or watched) and ends, and a reader that becomes pending after the
 //! check notifies the waiters (`Inner::register`).
 //!
-//! No lock-free protocol is added: the pool state, a call's stage and its
-//! reader slot are mutexes, taken in the order state, stage, reader; no
-//! thread takes the state while it holds a stage. The reply watcher's
+//! # Letting go of calls
+//!
+//! [`ProcessPool::retire`] (a teardown that must neither wait for calls in
+//! flight nor lose them) *detaches* every sent call whose reader has not
+//! taken its stage yet: under the stage lock it takes the `Sent` stage and
+//! marks the call detached ([`Call::detach`]), takes the worker off the
+//! busy list, and drops the reader unrun (or, held by the reply watcher,
+//! after taking it back), so the reader task leaves its task set and its
+//! handle resolves at once. A thread of the call's own then reads the
+//! reply as a reader would ([`Inner::receive`], which kills and reaps the
+//! worker of a retired pool) and puts the result in the call
+//! ([`Call::finish`]); [`CallJoin`] looks there first, and when its reader
+//! task ended without a result because of the detach (the mark is set
+//! under the same lock that made the reader find nothing). That read ends
+//! as any reader's does: on the reply, the worker's end, or the deadline.
+//! A call sent while the pool is being retired is detached as it is
+//! registered ([`Inner::register`]), so no sent call is missed.
+//!
+//! No lock-free protocol is added: the pool state, a call's stage, its
+//! reader slot and its detached result are mutexes, taken in the order
+//! state, stage, reader, detached; no thread takes the state while it
+//! holds a stage. The reply watcher's
 //! mutex is taken with none of them held, and released before the watcher
 //! runs a reader.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -133,12 +153,36 @@ struct Reader {
     asked: bool,
 }
 
+/// What reading a sent call's reply needs: its worker, how the write went
+/// and the deadline its reader keeps (see [`Stage::Sent`]).
+pub(super) type Job = (Worker, std::io::Result<()>, Option<Instant>);
+
+/// Reads a call's reply from its [`Job`] (or takes the error that stood
+/// in for it) into a boxed `Result<R, JoinError>`, `R` being the call's
+/// result type.
+type Finish = fn(&Arc<Inner>, Result<Job, JoinError>) -> Box<dyn Any + Send>;
+
+/// The outcome of a call let go of by its pool (see [`Call::detach`]).
+#[derive(Default)]
+struct Detached {
+    /// A boxed `Result<R, JoinError>`, once read.
+    result: Option<Box<dyn Any + Send>>,
+    /// The handle waiting for it.
+    waker: Option<Waker>,
+}
+
 /// One fast-path call, shared by its handle, its reader and the pool.
 pub(super) struct Call {
     stage: Mutex<Stage>,
     reader: Mutex<Reader>,
     /// The pool's reply watcher.
     replies: Arc<Replies>,
+    /// Set (under the stage lock, when the pool takes the stage `Sent`)
+    /// once a retired pool let go of the call: its result comes here, not
+    /// from the reader task.
+    detached: Mutex<Option<Detached>>,
+    /// Reads the reply of a call let go of (see `read_detached`).
+    finish: Finish,
 }
 
 impl Call {
@@ -148,6 +192,77 @@ impl Call {
 
     fn reader(&self) -> MutexGuard<'_, Reader> {
         self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn detached(&self) -> MutexGuard<'_, Option<Detached>> {
+        self.detached.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a sent call from its reader task, for a retired pool (see
+    /// [`ProcessPool::retire`]): what reading its reply needs, or `None`
+    /// when its reader took the stage first (it is reading, or done) or
+    /// the call is not sent. From here on the reader, if it runs, finds
+    /// nothing to do, and the handle waits for [`Call::finish`].
+    pub(super) fn detach(&self) -> Option<Job> {
+        let mut stage = self.stage();
+        if !matches!(*stage, Stage::Sent { .. }) {
+            return None;
+        }
+        let Stage::Sent {
+            worker,
+            sent,
+            deadline,
+        } = std::mem::replace(&mut *stage, Stage::Done)
+        else {
+            unreachable!("matched above, under the same lock");
+        };
+        // Under the stage lock: a reader that finds the stage `Done`
+        // because of this finds the call detached too (see `CallJoin`).
+        *self.detached() = Some(Detached::default());
+        drop(stage);
+        Some((worker, sent, deadline))
+    }
+
+    /// Reads a detached call's reply (or takes the error standing for it)
+    /// and hands the result to its handle.
+    pub(super) fn finish(&self, pool: &Arc<Inner>, job: Result<Job, JoinError>) {
+        let result = (self.finish)(pool, job);
+        let waker = {
+            let mut detached = self.detached();
+            let Some(detached) = detached.as_mut() else {
+                unreachable!("only a detached call is finished this way");
+            };
+            detached.result = Some(result);
+            detached.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// A detached call's result for its handle: `None` when the call is
+    /// not detached; `Pending` (with `cx`'s waker kept) until it is read.
+    fn poll_detached<R: 'static>(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<Result<R, JoinError>>> {
+        let mut detached = self.detached();
+        let detached = detached.as_mut()?;
+        let Some(result) = detached.result.take() else {
+            detached.waker = Some(cx.waker().clone());
+            return Some(Poll::Pending);
+        };
+        match result.downcast::<Result<R, JoinError>>() {
+            Ok(result) => Some(Poll::Ready(*result)),
+            Err(_) => unreachable!("`finish` is `read_detached::<R>` for this call's `R`"),
+        }
+    }
+
+    /// Whether the call is detached, and if so whether its result is in.
+    fn detached_finished(&self) -> Option<bool> {
+        self.detached()
+            .as_ref()
+            .map(|detached| detached.result.is_some())
     }
 
     /// The reader, to whoever asks first.
@@ -282,20 +397,36 @@ struct CallJoin<R> {
 
 impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
     fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<R, JoinError>> {
+        // A detached call's reader task is never polled again: it ended
+        // (or ends) without the result, which comes from the call.
+        if let Some(detached) = self.call.poll_detached(cx) {
+            return detached;
+        }
         self.call.ask_reader();
-        Pin::new(&mut self.task).poll(cx)
+        match Pin::new(&mut self.task).poll(cx) {
+            // The reader found nothing to do because the call was detached
+            // meanwhile (its task ended when the pool dropped it unrun, or
+            // it ran after the stage was taken): the result comes later.
+            Poll::Ready(output) => self.call.poll_detached(cx).unwrap_or(Poll::Ready(output)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn is_finished(&self) -> bool {
+        if let Some(finished) = self.call.detached_finished() {
+            return finished;
+        }
         // Asked instead of joined (perhaps in a loop): the watcher reads.
         self.call.ask_reader();
-        self.task.is_finished()
+        // A reader task that ended because the call was detached meanwhile
+        // is not the call's end.
+        self.task.is_finished() && self.call.detached_finished().is_none_or(|done| done)
     }
 
     fn abort(&mut self) {
         // A sent call's worker is computing already; its reply must still
         // be read for it to serve again. The result is discarded with
-        // `self`.
+        // `self` (a detached call's reply is read all the same).
         self.call.ask_reader();
     }
 
@@ -303,10 +434,15 @@ impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
         let runnable = self.call.take()?;
         runnable.run();
         // The reader ran to its end (or was cancelled by a closed set):
-        // its handle is ready.
-        match Pin::new(&mut self.task).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(output) => Some(output),
-            Poll::Pending => None,
+        // its handle is ready, unless the call was detached before the
+        // reader took it (then `join` waits on `poll_join`).
+        let output = match Pin::new(&mut self.task).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(output) => output,
+            Poll::Pending => return None,
+        };
+        match self.call.detached_finished() {
+            None => Some(output),
+            Some(_) => None,
         }
     }
 }
@@ -351,12 +487,13 @@ impl ProcessPool {
         }
         {
             // The cases below that give the call to the lane, checked first
-            // so that no reader task is made (and counted in `tasks`) only
-            // to be dropped. They can still arise after this look (a worker
-            // retired meanwhile); the reader is then dropped unrun and
-            // counted as cancelled, which keeps the task counts consistent.
+            // so that no reader task is made when the lane does the call.
+            // They can still arise after this look (a worker retired
+            // meanwhile); the reader made by then does the call on the lane
+            // itself, so the call is still one task, counted once.
             let state = inner.lock();
             if state.closed
+                || state.retired
                 || state.draining
                 || (state.idle.is_empty() && state.live < inner.max_workers)
             {
@@ -372,6 +509,8 @@ impl ProcessPool {
                 asked: false,
             }),
             replies: inner.replies.clone(),
+            detached: Mutex::new(None),
+            finish: read_detached::<R>,
         });
         let body = ReaderBody {
             pool: inner.clone(),
@@ -385,9 +524,20 @@ impl ProcessPool {
         );
         // Installed before anyone else can see the call.
         call.reader().runnable = Some(runnable);
+        #[cfg(test)]
+        {
+            let hook = inner
+                .before_place
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(hook) = hook {
+                hook(inner);
+            }
+        }
         let placed = {
             let mut state = inner.lock();
-            if state.closed || state.draining {
+            if state.closed || state.retired || state.draining {
                 None
             } else if let Some(worker) = state.idle.pop() {
                 state.busy.push(worker.pid);
@@ -401,11 +551,15 @@ impl ProcessPool {
             }
         };
         match placed {
-            // Dropping the reader unrun costs nothing here: its stage is
-            // `Done`. The lane does the call.
+            // The lane does the call, with the reader as its task: from the
+            // stage `Queued` (not in the pool's queue, so nobody else sends
+            // it) its body gets a worker, sends and reads, as `call` does.
+            // Nobody else sees the call yet: the handle is made below.
             None => {
-                drop(call.take());
-                return None;
+                *call.stage() = Stage::Queued(request);
+                if let Some(reader) = call.take() {
+                    reader.schedule();
+                }
             }
             Some(Placed::Worker(worker)) => {
                 // At most `PIPE_BUF` bytes into the idle worker's empty
@@ -432,9 +586,16 @@ impl ProcessPool {
 impl Inner {
     /// Lists a sent call's reader as pending (or starts it when calls are
     /// queued or the pool drains), and tells waiting callers (one may have
-    /// found no pending reader just before).
-    fn register(&self, pid: Pid, call: Arc<Call>, watch: Option<RawFd>) {
+    /// found no pending reader just before). A call sent as the pool was
+    /// retired is let go of at once (see [`ProcessPool::retire`]).
+    fn register(self: &Arc<Self>, pid: Pid, call: Arc<Call>, watch: Option<RawFd>) {
         let mut state = self.lock();
+        if state.retired && !state.closed {
+            drop(state);
+            self.detach(pid, &call);
+            return;
+        }
+        state.sent.push((pid, call.clone()));
         let list = !(state.draining || state.closed || !state.queue.is_empty());
         if list {
             state.pending.push((pid, call.clone()));
@@ -460,7 +621,7 @@ impl Inner {
     /// already); `state` is held until the call's stage is, so its reader
     /// sees the stage `Sent` once it is out of the queue.
     pub(super) fn send_queued(
-        &self,
+        self: &Arc<Self>,
         state: MutexGuard<'_, State>,
         call: Arc<Call>,
         worker: Worker,
@@ -510,13 +671,18 @@ impl Inner {
     /// hands the worker back; a worker that fails is killed, reaped and
     /// retired.
     pub(super) fn receive<R: DeserializeOwned>(
-        &self,
+        self: &Arc<Self>,
         worker: Worker,
         sent: std::io::Result<()>,
         deadline: Option<Instant>,
     ) -> Result<R, JoinError> {
+        if let Some(why) = sent.as_ref().err().and_then(super::image::not_in_image) {
+            // Nothing was written: the worker serves on.
+            self.release(worker);
+            return Err(JoinError::transport("call", why));
+        }
         let read = match sent {
-            Ok(()) => wire::read_frame(worker.replies.as_fd(), deadline),
+            Ok(()) => wire::read_reply(worker.replies.as_fd(), deadline),
             Err(err) => Err(err),
         };
         // Before the worker is handed back or reaped (see `deadlines`).
@@ -561,6 +727,70 @@ impl Inner {
                     )),
                 }
             }
+        }
+    }
+}
+
+/// A detached call's [`Finish`]: reads the reply as [`Inner::receive`]
+/// does (which hands the worker back to the retired pool: killed and
+/// reaped).
+fn read_detached<R: DeserializeOwned + Send + 'static>(
+    pool: &Arc<Inner>,
+    job: Result<Job, JoinError>,
+) -> Box<dyn Any + Send> {
+    let result: Result<R, JoinError> =
+        job.and_then(|(worker, sent, deadline)| pool.receive(worker, sent, deadline));
+    Box::new(result)
+}
+
+impl Inner {
+    /// Lets go of `call`, sent to worker `pid`, for a retired pool (see
+    /// [`ProcessPool::retire`]): unless its reader took it first, the call
+    /// leaves its reader task (dropped unrun, the task leaves its task
+    /// set) and a thread of its own reads the reply into the call, for
+    /// its handle. The worker is no longer listed busy, so
+    /// [`ProcessPool::shutdown_now`] leaves it alone; the deadline watcher
+    /// still keeps its timeout.
+    ///
+    /// The thread's read ends as a watched reader's does (see the module
+    /// docs): on the reply, the worker's end, or the pool's timeout.
+    pub(super) fn detach(self: &Arc<Self>, pid: Pid, call: &Arc<Call>) {
+        let Some(job) = call.detach() else {
+            return;
+        };
+        {
+            let mut state = self.lock();
+            state.busy.retain(|&p| p != pid);
+            state.detached += 1;
+        }
+        // Nothing left for it to do; its handle waits on the call now.
+        drop(call.take());
+        // Kept outside the thread's closure until it runs, so a thread that
+        // cannot start leaves the worker to us.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let (pool, theirs, ours) = (self.clone(), slot.clone(), call.clone());
+        let spawned = std::thread::Builder::new()
+            .name("unirun-call-reader".into())
+            .spawn(move || {
+                let job = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(job) = job {
+                    ours.finish(&pool, Ok(job));
+                }
+                pool.detached_ended();
+            });
+        if let Err(err) = spawned {
+            // The failed spawn dropped its closure: the job is ours alone.
+            let job = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some((worker, _, _)) = job {
+                self.forget_deadline(worker.pid);
+                worker.kill_and_reap();
+                self.retire();
+            }
+            let why = format!(
+                "could not start a thread to read the reply of a call its retired pool let go of: {err}"
+            );
+            call.finish(self, Err(JoinError::transport("thread", why)));
+            self.detached_ended();
         }
     }
 }

@@ -179,6 +179,26 @@ impl Replies {
         self.thread.join();
     }
 
+    /// Stops taking readers and gives back those held and not run yet, for
+    /// the caller to drop (a retired pool let go of their calls); the
+    /// thread then ends at once, or after the reader it runs now, and
+    /// [`stop`](Self::stop) joins it.
+    pub(super) fn release(&self) -> Vec<Runnable> {
+        let mut watched = self.shared.lock();
+        if !watched.stop {
+            watched.stop = true;
+            if let Some(set) = &watched.set {
+                set.wake();
+            }
+        }
+        // Their pipes stay armed with tokens nobody holds now: an event
+        // for one is ignored.
+        std::mem::take(&mut watched.readers)
+            .into_iter()
+            .map(|(_, reader)| reader)
+            .collect()
+    }
+
     /// Whether the watcher thread runs (for tests).
     #[cfg(test)]
     pub(super) fn running(&self) -> bool {
@@ -187,15 +207,21 @@ impl Replies {
 }
 
 /// The thread: waits for armed pipes and runs their readers; ends when
-/// stopped and holding none. `set` is the `epoll` descriptor, open while
-/// `shared` lives (the set is dropped only with it once started).
+/// stopped and holding none, closing the set. `set` is the `epoll`
+/// descriptor, open until then (only this thread drops a started set).
 fn watch_loop(shared: &Shared, set: RawFd) {
     let mut tokens: Vec<u64> = Vec::new();
     let mut ready: Vec<Runnable> = Vec::new();
     loop {
         {
-            let watched = shared.lock();
+            let mut watched = shared.lock();
             if watched.readers.is_empty() && (watched.stop || watched.failed) {
+                // Nothing uses the set after this (`watch` gives readers
+                // back once stopped or failed): its descriptors close now,
+                // before `stop` joins the thread, not with the pool.
+                let set = watched.set.take();
+                drop(watched);
+                drop(set);
                 return;
             }
         }

@@ -5,6 +5,9 @@ use super::*;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+/// A step a test runs inside the pool (see `Inner::before_place`).
+pub(super) type Hook = Box<dyn FnOnce(&Inner) + Send>;
+
 fn crash(signal: i32) -> u8 {
     // SAFETY: SIG_DFL is valid for these signals; raising one at
     // ourselves has no memory-safety preconditions.
@@ -599,3 +602,137 @@ fn the_deadline_watcher_times_calls_out_and_ends_with_the_pool() {
 }
 
 mod replies;
+
+/// The fast path's first look found an idle worker, but the worker was
+/// gone when the call was placed (it retired in between): the call goes to
+/// the lane with the reader it made as its task, so it counts as one task
+/// spawned and none cancelled (it used to count two spawned, one
+/// cancelled).
+#[test]
+fn a_call_that_falls_back_to_the_lane_counts_as_one_task() {
+    watchdog("fallback counts", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(pool.call(add_one, 0).unwrap(), 1); // one idle worker
+        *pool.inner.before_place.lock().unwrap() = Some(Box::new(|inner: &Inner| {
+            let worker = inner.lock().idle.pop().expect("the idle worker");
+            worker.kill_and_reap();
+            inner.retire();
+        }));
+        let before = threads.handle().task_counts();
+        let handle = pool.spawn_call(&threads.handle(), add_one, 41);
+        assert_eq!(handle.join().unwrap(), 42);
+        let after = threads.handle().task_counts();
+        assert_eq!(after.spawned() - before.spawned(), 1);
+        assert_eq!(after.cancelled() - before.cancelled(), 0);
+        assert_eq!(after.completed() - before.completed(), 1);
+        assert_eq!(pool.calls(), 2);
+        assert_eq!(pool.started(), 2); // the replacement
+    });
+}
+
+/// Code mapped in the parent after the worker was forked (as a library
+/// loaded after `init()` is) is not in the worker: the call fails with a
+/// typed error instead of the worker jumping into nothing, and the worker
+/// keeps serving.
+#[test]
+fn a_function_loaded_after_the_worker_started_is_a_typed_error_not_a_wild_jump() {
+    watchdog("code not in the worker", || {
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        assert_eq!(pool.call(add_one, 0).unwrap(), 1); // the worker started
+        let page = 4096;
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks;
+        // it is never executed (only its address travels) nor unmapped.
+        let code = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(code, libc::MAP_FAILED);
+        // SAFETY: a non-null address as a function pointer; the parent
+        // never calls it, and the pool must refuse to send it.
+        let late: fn(u64) -> u64 =
+            unsafe { std::mem::transmute::<*mut libc::c_void, fn(u64) -> u64>(code) };
+        let err = pool.call(late, 1).unwrap_err();
+        assert!(err.is_transport(), "{err}");
+        assert!(err.to_string().contains("not in the worker"), "{err}");
+        // The same through the fast path.
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let err = pool
+            .spawn_call(&threads.handle(), late, 1)
+            .join()
+            .unwrap_err();
+        assert!(err.to_string().contains("not in the worker"), "{err}");
+        assert_eq!(pool.call(add_one, 2).unwrap(), 3);
+        assert_eq!(pool.started(), 1);
+        assert_eq!(pool.crashes(), 0);
+    });
+}
+
+#[test]
+fn retire_lets_go_of_sent_calls_without_waiting_and_cancels_queued_ones() {
+    use std::os::fd::AsRawFd;
+    watchdog("retire", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let (started_read, started_write) = sys::pipe().unwrap();
+        let (release_read, release_write) = sys::pipe().unwrap();
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        let executor = threads.handle();
+        assert_eq!(pool.spawn_call(&executor, add_one, 0).join().unwrap(), 1);
+        let fds = (started_write.as_raw_fd(), release_read.as_raw_fd());
+        let running = pool.spawn_call(&executor, signal_and_wait, fds);
+        // Asked about: its reader goes to the reply watcher.
+        assert!(!running.is_finished());
+        let queued = pool.spawn_call(&executor, add_one, 1);
+        let mut byte = [0u8; 1];
+        sys::read_until(started_read.as_fd(), &mut byte, None).unwrap();
+        pool.retire();
+        assert!(!pool.inner.replies.running(), "nothing left to watch");
+        // Waits for the lane's task set: the running call is not in it any
+        // more (it cannot end before the release below).
+        threads.shutdown();
+        assert!(!running.is_finished());
+        assert!(queued.join().unwrap_err().is_cancelled());
+        assert!(pool.call(add_one, 2).unwrap_err().is_cancelled());
+        sys::write_all(release_write.as_fd(), &[1]).unwrap();
+        // Awaited, not joined: the result reaches a polling handle too.
+        assert_eq!(unirun_core::block_on(running).unwrap(), 9);
+        // Its worker was the last: killed and reaped with the call.
+        assert_eq!(pool.inner.lock().live, 0);
+        pool.shutdown_now();
+    });
+}
+
+#[test]
+fn a_call_let_go_of_by_a_retired_pool_still_times_out() {
+    watchdog("retired timeout", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let pool = ProcessPool::new(
+            1,
+            ProcessOptions::default().timeout(Duration::from_millis(200)),
+        );
+        let executor = threads.handle();
+        assert_eq!(pool.spawn_call(&executor, add_one, 0).join().unwrap(), 1);
+        let stuck = pool.spawn_call(
+            &executor,
+            |()| -> u8 {
+                loop {
+                    std::thread::park()
+                }
+            },
+            (),
+        );
+        pool.retire();
+        // A shutdown meanwhile leaves the call alone: its timeout ends it.
+        pool.shutdown_now();
+        threads.shutdown();
+        let err = stuck.join().unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(pool.timeouts(), 1);
+    });
+}
