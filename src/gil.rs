@@ -8,32 +8,71 @@
 //! - the scope's blocking closures (`spawn_blocking`, `to_thread`,
 //!   `run_in_executor`, `Run::map`), **only when the program chose `Gil`
 //!   in code** (a scope's config, or [`configure`](crate::configure)): it
-//!   asked for serialized closures, and wraps a closure's wait for a
-//!   sibling in [`allow_threads`];
+//!   asked for serialized closures;
 //! - nothing else. When `Gil` comes from the operator
 //!   (`UNIRUN_THREAD_MODE=gil` in the environment or a `.env` file),
 //!   blocking closures run outside the lock, and the code that mirrors
 //!   independent threads (`compat::thread`, `compat::smol::unblock`,
 //!   `compat::tokio::task::spawn_blocking`) never takes it, whoever chose
-//!   the mode. A blocking closure may wait for anything (a channel, a lock,
-//!   a socket); a wait unirun cannot see cannot release the lock, and an
+//!   the mode. A closure that sleeps would lend the lock (below), but one
+//!   that computes until a sibling tells it to stop never sleeps, and an
 //!   operator switch must never turn a working program into a deadlock.
 //!
-//! # Why a waiter gets the lock (liveness)
+//! # What is serialized, and when it is relaxed
 //!
-//! The lock is a fair ticket lock: a waiter is served after the holders of
-//! the tickets before it, so it gets the lock if every holder lets go in
-//! finite time. Under the operator switch every holder is a poll (or a
-//! `block_on`'s poll). A poll returns, by the async contract; if it waits
-//! in one of unirun's blocking waits (`block_on`, `JoinHandle::join`, a
-//! scope's shutdown) the wait releases the lock through the core's
-//! [`WaitHook`](unirun_core::WaitHook) while it parks. A poll that blocks
-//! its thread in a wait unirun cannot see (a `std::sync::mpsc` receive
-//! inside `async` code) is outside that contract: it stalls a one-worker
-//! pool without the gil too. So a program that runs without the switch
-//! runs with it. When the program chose `Gil` in code, a blocking closure
-//! holds the lock for its run too, and the program keeps the same
-//! promise by releasing it around waits for siblings ([`allow_threads`]).
+//! At most one holder **runs** at any instant. A holder that is blocked in
+//! the kernel (asleep: a std `Barrier` or `Mutex`, a channel receive, a
+//! foreign `block_on`, a read) is not running Rust work, and does not keep
+//! the others out, as CPython releases its GIL around blocking calls:
+//!
+//! - the waiter in front (the lowest ticket) looks at the holders every
+//!   millisecond while the lock is held. On Linux it reads each holder's
+//!   `/proc/self/task/<tid>/stat` (state `S` or `D`, or the thread gone)
+//!   and `schedstat` (its time on a CPU so far). When two looks in a row
+//!   found every holder asleep, with no holder entering or leaving and
+//!   none run in between, it enters as one more holder: the lock is
+//!   *lent*. Every hold lets go of its own entry;
+//! - while a holder is running (or waiting for a CPU), nobody enters: a
+//!   poll or closure that computes is never overlapped by another;
+//! - the overlap a loan allows: the blocked holder wakes while the one it
+//!   lent to still runs, and both run until one lets go (the next waiter
+//!   enters only when every holder is asleep again). So a task's code
+//!   between two blocking points never runs beside another task's code
+//!   that entered while it was running;
+//! - off Linux (or without `/proc`), the holders' state is unknown and the
+//!   look is a switch interval: the waiter in front enters after two looks
+//!   5 ms apart found the same holders, so only holds shorter than that are
+//!   serialized for sure.
+//!
+//! What it does not relax: a holder that waits for a sibling without ever
+//! sleeping (a pure spin on a flag a sibling sets) is running, and keeps
+//! that sibling out for good, as C code that spins holding CPython's GIL
+//! does. This is why blocking closures stay outside the operator switch's
+//! lock: a closure that computes until a sibling task tells it to stop is
+//! ordinary code, and it never sleeps. A poll that spins is outside the
+//! async contract (it stalls a one-worker pool without the gil too).
+//!
+//! # Why every wait ends (liveness)
+//!
+//! Tickets enter in order, so a waiter first waits for the tickets before
+//! it to enter, each of which does by this same argument. In front, it
+//! enters when the holders have let go, or when they are all asleep (two
+//! looks). A holder that is not asleep is running its own code; under the
+//! operator switch every holder is a poll (or a `block_on`'s poll), which
+//! returns by the async contract or blocks (and is then lent out).
+//! unirun's own blocking waits (`block_on`, `JoinHandle::join`, a scope's
+//! shutdown) release the lock outright through the core's
+//! [`WaitHook`](unirun_core::WaitHook) while they park, without waiting
+//! for a look. So a program that runs without the switch runs with it,
+//! unless a poll spins on a sibling (above). When the program chose `Gil`
+//! in code, a blocking closure holds the lock for its run too: one that
+//! sleeps is lent out as well, and [`allow_threads`] releases the lock at
+//! once around a wait the program knows about.
+//!
+//! The look costs the waiter in front a few reads of `/proc` per
+//! millisecond while the lock is held by someone else, and only it looks
+//! (the others sleep until a ticket enters). A holder pays nothing more
+//! than before: its thread id is read once per thread.
 //!
 //! # Taking several
 //!
@@ -59,8 +98,8 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
-/// A fair (FIFO) lock with no data that a blocked holder lends (see the
-/// module docs).
+/// A fair (FIFO) lock with no data, lent out while every holder is asleep
+/// in the kernel (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct Gil {
     state: Mutex<State>,
@@ -458,7 +497,10 @@ fn release() -> usize {
     for h in held.iter().rev() {
         h.gil.unlock(h.ticket);
     }
-    RELEASED.with(|r| r.borrow_mut().push(held.into_iter().map(|h| h.gil).collect()));
+    RELEASED.with(|r| {
+        r.borrow_mut()
+            .push(held.into_iter().map(|h| h.gil).collect())
+    });
     1
 }
 
@@ -496,14 +538,16 @@ fn install_wait_hook() {
 /// from `UNIRUN_THREAD_MODE`, the mode leaves blocking closures outside the
 /// lock, so the operator switch cannot turn a working program into a
 /// deadlock); the compat modules' threads never. unirun's own blocking
-/// waits release it while they park, so a holder always lets go unless it
-/// blocks in a wait unirun cannot see: that is what this function is for.
+/// waits release it while they park, and a holder asleep in any other
+/// wait lends it to the next waiter after two looks a millisecond apart
+/// (see the module docs); this function releases it at once, and
+/// everywhere (off Linux the loan is only a 5 ms switch interval).
 ///
 /// The counterpart of releasing the GIL around blocking I/O in CPython.
 /// unirun's own blocking waits (`block_on`, `JoinHandle::join`, scope
 /// shutdown) do this by themselves; wrap other blocking calls (a socket
-/// read, `std::sync::mpsc::Receiver::recv`, a sleep) that may wait for a
-/// sibling task.
+/// read, `std::sync::mpsc::Receiver::recv`, a sleep) that wait for a
+/// sibling task, or a stretch of work that needs no serializing.
 ///
 /// # Examples
 ///
@@ -515,8 +559,9 @@ fn install_wait_hook() {
 ///     .config(RuntimeConfig::default().thread_mode(ThreadMode::Gil))
 ///     .build()?;
 /// let (tx, rx) = std::sync::mpsc::channel();
-/// // Without allow_threads the receiver would hold the scope's lock while
-/// // it waits, and the sender could never run.
+/// // The receiver lets go of the scope's lock while it waits, so the
+/// // sender runs at once (without allow_threads, only once the receiver
+/// // was seen asleep).
 /// let receiver = run.spawn_blocking(move || unirun::allow_threads(|| rx.recv().unwrap()));
 /// let sender = run.spawn_blocking(move || tx.send("hello").unwrap());
 /// sender.join().unwrap();
@@ -558,6 +603,40 @@ mod tests {
         drop(inner);
         drop(outer);
         assert_eq!(HELD.with(|h| h.borrow().len()), 0);
+    }
+
+    /// The holder blocks in `recv` until the main thread has entered, so
+    /// the main thread's `hold` returns while the holder still holds: it
+    /// was lent the lock.
+    #[test]
+    fn a_holder_asleep_in_the_kernel_lends_the_lock() {
+        let gil = Gil::new(true);
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        let (holding_tx, holding) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let gil = gil.clone();
+            std::thread::spawn(move || {
+                let _h = hold(&gil);
+                holding_tx.send(()).unwrap();
+                entered.recv().unwrap();
+            })
+        };
+        holding.recv().unwrap();
+        let lent = hold(&gil);
+        assert_eq!(gil.state().holders.len(), 2);
+        entered_tx.send(()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(gil.state().holders.len(), 1);
+        drop(lent);
+        assert!(gil.state().holders.is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_running_thread_is_not_seen_asleep() {
+        let tid = thread_id();
+        assert_ne!(tid, 0);
+        assert_eq!(asleep(tid), None);
     }
 
     #[test]

@@ -249,7 +249,12 @@ fn under_the_gil_switch_async_tasks_still_run_one_at_a_time() {
         for task in tasks {
             task.join().unwrap();
         }
-        assert_eq!(max.load(Ordering::SeqCst), 1);
+        // Nothing in a poll sleeps, so no holder is lent out. (Off Linux
+        // the lock is a 5 ms switch interval, and a poll preempted that
+        // long may be overlapped.)
+        if cfg!(target_os = "linux") {
+            assert_eq!(max.load(Ordering::SeqCst), 1);
+        }
     });
 }
 
