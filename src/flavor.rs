@@ -182,12 +182,14 @@ impl FromStr for Flavor {
 /// How many of a scope's tasks may run at the same instant.
 ///
 /// Rust has no GIL; this maps the Python toggle to its observable meaning.
-/// `Gil` runs the scope serialized: at most one of its tasks executes at any
-/// instant. `Nogil` is fully parallel. `Auto` (the default) means `Nogil`.
+/// `Gil` runs the scope serialized: at most one of its tasks runs at any
+/// instant; one asleep in a blocking call lets the next in, as CPython's
+/// GIL is released around blocking calls. `Nogil` is fully parallel.
+/// `Auto` (the default) means `Nogil`.
 ///
 /// Chosen in code, `Gil` serializes the scope's async polls and its
-/// blocking closures (wrap a closure's wait for a sibling in
-/// [`allow_threads`](crate::allow_threads)). Chosen by the operator
+/// blocking closures ([`allow_threads`](crate::allow_threads) lets the
+/// others in at once around a wait). Chosen by the operator
 /// (`UNIRUN_THREAD_MODE=gil`), it serializes the async polls only, so the
 /// switch never turns a working program into a deadlock; the compat modules'
 /// threads are never serialized. The `gil` rules and why they cannot

@@ -8,32 +8,71 @@
 //! - the scope's blocking closures (`spawn_blocking`, `to_thread`,
 //!   `run_in_executor`, `Run::map`), **only when the program chose `Gil`
 //!   in code** (a scope's config, or [`configure`](crate::configure)): it
-//!   asked for serialized closures, and wraps a closure's wait for a
-//!   sibling in [`allow_threads`];
+//!   asked for serialized closures;
 //! - nothing else. When `Gil` comes from the operator
 //!   (`UNIRUN_THREAD_MODE=gil` in the environment or a `.env` file),
 //!   blocking closures run outside the lock, and the code that mirrors
 //!   independent threads (`compat::thread`, `compat::smol::unblock`,
 //!   `compat::tokio::task::spawn_blocking`) never takes it, whoever chose
-//!   the mode. A blocking closure may wait for anything (a channel, a lock,
-//!   a socket); a wait unirun cannot see cannot release the lock, and an
+//!   the mode. A closure that sleeps would lend the lock (below), but one
+//!   that computes until a sibling tells it to stop never sleeps, and an
 //!   operator switch must never turn a working program into a deadlock.
 //!
-//! # Why a waiter gets the lock (liveness)
+//! # What is serialized, and when it is relaxed
 //!
-//! The lock is a fair ticket lock: a waiter is served after the holders of
-//! the tickets before it, so it gets the lock if every holder lets go in
-//! finite time. Under the operator switch every holder is a poll (or a
-//! `block_on`'s poll). A poll returns, by the async contract; if it waits
-//! in one of unirun's blocking waits (`block_on`, `JoinHandle::join`, a
-//! scope's shutdown) the wait releases the lock through the core's
-//! [`WaitHook`](unirun_core::WaitHook) while it parks. A poll that blocks
-//! its thread in a wait unirun cannot see (a `std::sync::mpsc` receive
-//! inside `async` code) is outside that contract: it stalls a one-worker
-//! pool without the gil too. So a program that runs without the switch
-//! runs with it. When the program chose `Gil` in code, a blocking closure
-//! holds the lock for its run too, and the program keeps the same
-//! promise by releasing it around waits for siblings ([`allow_threads`]).
+//! At most one holder **runs** at any instant. A holder that is blocked in
+//! the kernel (asleep: a std `Barrier` or `Mutex`, a channel receive, a
+//! foreign `block_on`, a read) is not running Rust work, and does not keep
+//! the others out, as CPython releases its GIL around blocking calls:
+//!
+//! - the waiter in front (the lowest ticket) looks at the holders every
+//!   millisecond while the lock is held. On Linux it reads each holder's
+//!   `/proc/self/task/<tid>/stat` (state `S` or `D`, or the thread gone)
+//!   and `schedstat` (its time on a CPU so far). When two looks in a row
+//!   found every holder asleep, with no holder entering or leaving and
+//!   none run in between, it enters as one more holder: the lock is
+//!   *lent*. Every hold lets go of its own entry;
+//! - while a holder is running (or waiting for a CPU), nobody enters: a
+//!   poll or closure that computes is never overlapped by another;
+//! - the overlap a loan allows: the blocked holder wakes while the one it
+//!   lent to still runs, and both run until one lets go (the next waiter
+//!   enters only when every holder is asleep again). So a task's code
+//!   between two blocking points never runs beside another task's code
+//!   that entered while it was running;
+//! - off Linux (or without `/proc`), the holders' state is unknown and the
+//!   look is a switch interval: the waiter in front enters after two looks
+//!   5 ms apart found the same holders, so only holds shorter than that are
+//!   serialized for sure.
+//!
+//! What it does not relax: a holder that waits for a sibling without ever
+//! sleeping (a pure spin on a flag a sibling sets) is running, and keeps
+//! that sibling out for good, as C code that spins holding CPython's GIL
+//! does. This is why blocking closures stay outside the operator switch's
+//! lock: a closure that computes until a sibling task tells it to stop is
+//! ordinary code, and it never sleeps. A poll that spins is outside the
+//! async contract (it stalls a one-worker pool without the gil too).
+//!
+//! # Why every wait ends (liveness)
+//!
+//! Tickets enter in order, so a waiter first waits for the tickets before
+//! it to enter, each of which does by this same argument. In front, it
+//! enters when the holders have let go, or when they are all asleep (two
+//! looks). A holder that is not asleep is running its own code; under the
+//! operator switch every holder is a poll (or a `block_on`'s poll), which
+//! returns by the async contract or blocks (and is then lent out).
+//! unirun's own blocking waits (`block_on`, `JoinHandle::join`, a scope's
+//! shutdown) release the lock outright through the core's
+//! [`WaitHook`](unirun_core::WaitHook) while they park, without waiting
+//! for a look. So a program that runs without the switch runs with it,
+//! unless a poll spins on a sibling (above). When the program chose `Gil`
+//! in code, a blocking closure holds the lock for its run too: one that
+//! sleeps is lent out as well, and [`allow_threads`] releases the lock at
+//! once around a wait the program knows about.
+//!
+//! The look costs the waiter in front a few reads of `/proc` per
+//! millisecond while the lock is held by someone else, and only it looks
+//! (the others sleep until a ticket enters). A holder pays nothing more
+//! than before: its thread id is read once per thread.
 //!
 //! # Taking several
 //!
@@ -54,15 +93,16 @@
 //!   runs again. Waits nest LIFO on a thread, so what was released is kept on
 //!   a second stack, one frame per wait.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
+use std::time::Duration;
 
-/// A fair (FIFO) lock with no data: `next` is the next ticket to hand out,
-/// `serving` the ticket that holds the lock.
+/// A fair (FIFO) lock with no data, lent out while every holder is asleep
+/// in the kernel (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct Gil {
-    tickets: Mutex<Tickets>,
+    state: Mutex<State>,
     turn: Condvar,
     /// Whether the scope's blocking closures hold it too: the program
     /// chose `Gil` in code (see the module docs).
@@ -70,10 +110,36 @@ pub(crate) struct Gil {
 }
 
 #[derive(Debug, Default)]
-struct Tickets {
+struct State {
+    /// The next ticket to hand out.
     next: u64,
-    serving: u64,
+    /// The ticket that enters next: every ticket below it holds the lock or
+    /// has let go of it, every ticket from it up waits. Tickets enter in
+    /// order, one at a time.
+    entering: u64,
+    /// Who holds the lock: one entry, or more while it is lent.
+    holders: Vec<Holder>,
+    /// Bumped whenever a holder enters or leaves: two observations of the
+    /// holders with the same count saw the same holders throughout.
+    changes: u64,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct Holder {
+    ticket: u64,
+    /// The holder's kernel thread id (0 when unknown).
+    tid: u32,
+}
+
+/// How long the first waiter sleeps between two looks at the holders.
+/// With the holders' kernel state at hand (Linux), a holder is lent out
+/// after two looks that both found it asleep.
+#[cfg(target_os = "linux")]
+const LOOK_EVERY: Duration = Duration::from_millis(1);
+/// Without it, the switch interval: a holder is lent out after holding
+/// through two looks (as CPython asks for its GIL after 5 ms).
+#[cfg(not(target_os = "linux"))]
+const LOOK_EVERY: Duration = Duration::from_millis(5);
 
 impl Gil {
     /// A gil that polls hold, and blocking closures too when `blocking`.
@@ -101,27 +167,225 @@ impl Gil {
         self.blocking
     }
 
-    fn lock(&self) {
-        let mut t = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
-        let mine = t.next;
-        t.next += 1;
-        while t.serving != mine {
-            t = self.turn.wait(t).unwrap_or_else(PoisonError::into_inner);
-        }
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn unlock(&self) {
-        let mut t = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
-        t.serving += 1;
-        drop(t);
-        // Every waiter checks whether its ticket came up.
-        self.turn.notify_all();
+    /// Enters, as the only holder or as one the blocked holders lend the
+    /// lock to; returns the ticket that [`unlock`](Self::unlock) lets go.
+    ///
+    /// Why the wait ends: tickets enter in order, so a waiter first waits
+    /// for the tickets before it to enter, each of which does by this same
+    /// argument. At the front, it waits (looking every [`LOOK_EVERY`]) until
+    /// no one holds the lock, or every holder was found asleep by two looks
+    /// in a row with no holder entering or leaving in between (off Linux:
+    /// every holder held through two looks). A holder that is not asleep is
+    /// running its own code, and lets go when that code returns or blocks.
+    fn lock(&self) -> u64 {
+        let tid = thread_id();
+        let mut s = self.state();
+        let mine = s.next;
+        s.next += 1;
+        let mut looks = Looks::default();
+        loop {
+            if s.entering != mine {
+                // Woken when a ticket enters (then the next one is in front).
+                s = self.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            if s.holders.is_empty() {
+                break;
+            }
+            // In front, and the lock is held: look at the holders now and
+            // then. Woken early when a holder leaves.
+            s = self
+                .turn
+                .wait_timeout(s, LOOK_EVERY)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            if s.holders.is_empty() {
+                break;
+            }
+            let changes = s.changes;
+            looks.tids.clear();
+            looks.tids.extend(s.holders.iter().map(|h| h.tid));
+            // Read the holders' state without the lock: they may let go
+            // meanwhile (then `changes` moves and this look does not count).
+            drop(s);
+            let look = looks.take(changes);
+            s = self.state();
+            if look && s.changes == changes {
+                break;
+            }
+        }
+        s.entering += 1;
+        s.holders.push(Holder { ticket: mine, tid });
+        s.changes += 1;
+        let waiting = s.next != s.entering;
+        drop(s);
+        if waiting {
+            // The next ticket is in front now and starts looking.
+            self.turn.notify_all();
+        }
+        mine
+    }
+
+    /// Lets go of the hold that entered with `ticket`.
+    fn unlock(&self, ticket: u64) {
+        let mut s = self.state();
+        if let Some(i) = s.holders.iter().position(|h| h.ticket == ticket) {
+            s.holders.swap_remove(i);
+            s.changes += 1;
+        }
+        let waiting = s.next != s.entering;
+        drop(s);
+        if waiting {
+            // The waiter in front checks whether it may enter.
+            self.turn.notify_all();
+        }
     }
 }
 
+/// What the waiter in front saw of the holders at its last look.
+#[derive(Default)]
+struct Looks {
+    /// The holders' thread ids, copied for this look.
+    tids: Vec<u32>,
+    /// The holders' time on a CPU at the last look, if every one was
+    /// asleep then, with the `changes` count it was taken at.
+    asleep: Option<(u64, Vec<u64>)>,
+}
+
+impl Looks {
+    /// Looks at the holders in `tids`; true when this look and the one
+    /// before both found every one asleep, with the same holders (the same
+    /// `changes`) and none of them run in between.
+    fn take(&mut self, changes: u64) -> bool {
+        let mut ran = Vec::with_capacity(self.tids.len());
+        for &tid in &self.tids {
+            match asleep(tid) {
+                Some(on_cpu) => ran.push(on_cpu),
+                None => {
+                    self.asleep = None;
+                    return false;
+                }
+            }
+        }
+        let confirmed = self
+            .asleep
+            .as_ref()
+            .is_some_and(|(was, before)| *was == changes && *before == ran);
+        self.asleep = Some((changes, ran));
+        confirmed
+    }
+}
+
+/// This thread's kernel id, or 0 where there is none to look up.
+fn thread_id() -> u32 {
+    thread_local! {
+        /// The fork generation the id was read in, and the id (a forked
+        /// child's thread has a new one).
+        static TID: Cell<Option<(usize, u32)>> = const { Cell::new(None) };
+    }
+    let generation = unirun_core::fork_generation();
+    TID.with(|t| match t.get() {
+        Some((read_in, tid)) if read_in == generation => tid,
+        _ => {
+            let tid = read_thread_id();
+            t.set(Some((generation, tid)));
+            tid
+        }
+    })
+}
+
+/// Reads the calling thread's id from `/proc/thread-self` (a link to
+/// `<pid>/task/<tid>`), once per thread.
+#[cfg(target_os = "linux")]
+fn read_thread_id() -> u32 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|link| link.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_thread_id() -> u32 {
+    0
+}
+
+/// Whether thread `tid` of this process is asleep in the kernel (or gone):
+/// its time on a CPU so far if so (0 where it cannot be read), `None` if it
+/// runs or waits for a CPU. Reads `/proc/self/task/<tid>/stat` (state `S`
+/// or `D`) and `schedstat` into stack buffers: no allocation.
+///
+/// Without a thread id or `/proc`, every holder counts as asleep with no
+/// progress, and the lock turns into a switch interval: a holder is lent
+/// out after holding through two looks.
+#[cfg(target_os = "linux")]
+fn asleep(tid: u32) -> Option<u64> {
+    use std::io::Write;
+    /// Whether `/proc` shows this process's threads at all.
+    static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if tid == 0 || !*PROC.get_or_init(|| std::path::Path::new("/proc/self/task").is_dir()) {
+        return Some(0);
+    }
+    let mut path = [0u8; 64];
+    let mut read = |file: &str, buf: &mut [u8]| -> Result<usize, std::io::Error> {
+        let mut cursor = std::io::Cursor::new(&mut path[..]);
+        write!(cursor, "/proc/self/task/{tid}/{file}")?;
+        let len = cursor.position() as usize;
+        let path = std::str::from_utf8(&path[..len]).map_err(std::io::Error::other)?;
+        // `File::open` builds the C path on the stack for a path this short.
+        let mut file = std::fs::File::open(path)?;
+        let mut filled = 0;
+        while filled < buf.len() {
+            match std::io::Read::read(&mut file, &mut buf[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        Ok(filled)
+    };
+    let mut stat = [0u8; 1024];
+    let len = match read("stat", &mut stat) {
+        Ok(len) => len,
+        // The thread ended (with the lock held, it will never let go).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(0),
+        Err(_) => return None,
+    };
+    // `<tid> (<name>) <state> ...`: the name may hold anything, so the
+    // state is the byte after the last `) `.
+    let stat = &stat[..len];
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    match stat.get(close + 2)? {
+        b'S' | b'D' | b'Z' | b'X' => {}
+        _ => return None,
+    }
+    let mut sched = [0u8; 128];
+    let on_cpu = read("schedstat", &mut sched)
+        .ok()
+        .and_then(|len| {
+            let text = std::str::from_utf8(&sched[..len]).ok()?;
+            text.split_ascii_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(0);
+    Some(on_cpu)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn asleep(_tid: u32) -> Option<u64> {
+    Some(0)
+}
+
+/// A gil this thread holds, and the ticket it entered with.
+struct Held {
+    gil: Arc<Gil>,
+    ticket: u64,
+}
+
 thread_local! {
-    /// The gils this thread holds, outermost first.
-    static HELD: RefCell<Vec<Arc<Gil>>> = const { RefCell::new(Vec::new()) };
+    /// The gils this thread holds.
+    static HELD: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
     /// What each enclosing wait or `allow_threads` released, innermost last.
     static RELEASED: RefCell<Vec<Vec<Arc<Gil>>>> = const { RefCell::new(Vec::new()) };
 }
@@ -155,33 +419,38 @@ fn addr(gil: &Arc<Gil>) -> usize {
 /// Takes every gil of `wanted` (none held by this thread yet) in the one
 /// global order, so two threads can never wait for each other's gils:
 /// held gils above the lowest wanted one are released first, then the
-/// wanted and the released are locked, lowest address first. Returns the
-/// released ones, which the caller puts back in `HELD`.
-fn lock_ordered(wanted: &[Arc<Gil>]) -> Vec<Arc<Gil>> {
+/// wanted and the released are locked, lowest address first, and all of
+/// them are recorded in `HELD`.
+fn lock_ordered(wanted: &[Arc<Gil>]) {
     let Some(lowest) = wanted.iter().map(addr).min() else {
-        return Vec::new();
+        return;
     };
-    let above: Vec<Arc<Gil>> = HELD.with(|h| {
+    let above: Vec<Held> = HELD.with(|h| {
         let mut held = h.borrow_mut();
         let mut above = Vec::new();
-        held.retain(|g| {
-            let keep = addr(g) < lowest;
-            if !keep {
-                above.push(g.clone());
+        let mut i = 0;
+        while i < held.len() {
+            if addr(&held[i].gil) < lowest {
+                i += 1;
+            } else {
+                above.push(held.remove(i));
             }
-            keep
-        });
+        }
         above
     });
-    for gil in above.iter().rev() {
-        gil.unlock();
+    for held in above.iter().rev() {
+        held.gil.unlock(held.ticket);
     }
-    let mut all: Vec<&Arc<Gil>> = wanted.iter().chain(above.iter()).collect();
-    all.sort_by_key(|g| addr(g));
+    let mut all: Vec<Arc<Gil>> = wanted
+        .iter()
+        .cloned()
+        .chain(above.into_iter().map(|h| h.gil))
+        .collect();
+    all.sort_by_key(addr);
     for gil in all {
-        gil.lock();
+        let ticket = gil.lock();
+        HELD.with(|h| h.borrow_mut().push(Held { gil, ticket }));
     }
-    above
 }
 
 /// Takes `gil` for the current thread; reentrant per thread. A thread that
@@ -189,19 +458,14 @@ fn lock_ordered(wanted: &[Arc<Gil>]) -> Vec<Arc<Gil>> {
 /// [`lock_ordered`]): other tasks of those scopes can run meanwhile, as
 /// they can during any wait.
 pub(crate) fn hold(gil: &Arc<Gil>) -> Hold {
-    let held = HELD.with(|h| h.borrow().iter().any(|g| Arc::ptr_eq(g, gil)));
+    let held = HELD.with(|h| h.borrow().iter().any(|h| Arc::ptr_eq(&h.gil, gil)));
     if held {
         return Hold {
             gil: None,
             _not_send: PhantomData,
         };
     }
-    let above = lock_ordered(std::slice::from_ref(gil));
-    HELD.with(|h| {
-        let mut held = h.borrow_mut();
-        held.extend(above);
-        held.push(gil.clone());
-    });
+    lock_ordered(std::slice::from_ref(gil));
     Hold {
         gil: Some(gil.clone()),
         _not_send: PhantomData,
@@ -211,13 +475,14 @@ pub(crate) fn hold(gil: &Arc<Gil>) -> Hold {
 impl Drop for Hold {
     fn drop(&mut self) {
         if let Some(gil) = self.gil.take() {
-            HELD.with(|h| {
+            let held = HELD.with(|h| {
                 let mut held = h.borrow_mut();
-                if let Some(i) = held.iter().rposition(|g| Arc::ptr_eq(g, &gil)) {
-                    held.remove(i);
-                }
+                let i = held.iter().rposition(|h| Arc::ptr_eq(&h.gil, &gil))?;
+                Some(held.remove(i))
             });
-            gil.unlock();
+            if let Some(held) = held {
+                held.gil.unlock(held.ticket);
+            }
         }
     }
 }
@@ -229,14 +494,17 @@ fn release() -> usize {
     if held.is_empty() {
         return 0;
     }
-    for gil in held.iter().rev() {
-        gil.unlock();
+    for h in held.iter().rev() {
+        h.gil.unlock(h.ticket);
     }
-    RELEASED.with(|r| r.borrow_mut().push(held));
+    RELEASED.with(|r| {
+        r.borrow_mut()
+            .push(held.into_iter().map(|h| h.gil).collect())
+    });
     1
 }
 
-/// Takes back what the matching [`release`] gave up, in the original order.
+/// Takes back what the matching [`release`] gave up.
 fn reacquire(token: usize) {
     if token == 0 {
         return;
@@ -244,15 +512,10 @@ fn reacquire(token: usize) {
     let Some(frame) = RELEASED.with(|r| r.borrow_mut().pop()) else {
         return;
     };
-    let above = lock_ordered(&frame);
-    HELD.with(|h| {
-        let mut held = h.borrow_mut();
-        // Anything held now was taken inside the wait and is released by
-        // its own `Hold`; ours go underneath, as they were taken first.
-        let inner = std::mem::replace(&mut *held, frame);
-        held.extend(inner);
-        held.extend(above);
-    });
+    // Anything held now was taken inside the wait and is released by its
+    // own `Hold`; the order of `HELD` does not matter (locks are always
+    // taken by address).
+    lock_ordered(&frame);
 }
 
 fn install_wait_hook() {
@@ -275,14 +538,16 @@ fn install_wait_hook() {
 /// from `UNIRUN_THREAD_MODE`, the mode leaves blocking closures outside the
 /// lock, so the operator switch cannot turn a working program into a
 /// deadlock); the compat modules' threads never. unirun's own blocking
-/// waits release it while they park, so a holder always lets go unless it
-/// blocks in a wait unirun cannot see: that is what this function is for.
+/// waits release it while they park, and a holder asleep in any other
+/// wait lends it to the next waiter after two looks a millisecond apart
+/// (see the module docs); this function releases it at once, and
+/// everywhere (off Linux the loan is only a 5 ms switch interval).
 ///
 /// The counterpart of releasing the GIL around blocking I/O in CPython.
 /// unirun's own blocking waits (`block_on`, `JoinHandle::join`, scope
 /// shutdown) do this by themselves; wrap other blocking calls (a socket
-/// read, `std::sync::mpsc::Receiver::recv`, a sleep) that may wait for a
-/// sibling task.
+/// read, `std::sync::mpsc::Receiver::recv`, a sleep) that wait for a
+/// sibling task, or a stretch of work that needs no serializing.
 ///
 /// # Examples
 ///
@@ -294,8 +559,9 @@ fn install_wait_hook() {
 ///     .config(RuntimeConfig::default().thread_mode(ThreadMode::Gil))
 ///     .build()?;
 /// let (tx, rx) = std::sync::mpsc::channel();
-/// // Without allow_threads the receiver would hold the scope's lock while
-/// // it waits, and the sender could never run.
+/// // The receiver lets go of the scope's lock while it waits, so the
+/// // sender runs at once (without allow_threads, only once the receiver
+/// // was seen asleep).
 /// let receiver = run.spawn_blocking(move || unirun::allow_threads(|| rx.recv().unwrap()));
 /// let sender = run.spawn_blocking(move || tx.send("hello").unwrap());
 /// sender.join().unwrap();
@@ -337,6 +603,40 @@ mod tests {
         drop(inner);
         drop(outer);
         assert_eq!(HELD.with(|h| h.borrow().len()), 0);
+    }
+
+    /// The holder blocks in `recv` until the main thread has entered, so
+    /// the main thread's `hold` returns while the holder still holds: it
+    /// was lent the lock.
+    #[test]
+    fn a_holder_asleep_in_the_kernel_lends_the_lock() {
+        let gil = Gil::new(true);
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        let (holding_tx, holding) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let gil = gil.clone();
+            std::thread::spawn(move || {
+                let _h = hold(&gil);
+                holding_tx.send(()).unwrap();
+                entered.recv().unwrap();
+            })
+        };
+        holding.recv().unwrap();
+        let lent = hold(&gil);
+        assert_eq!(gil.state().holders.len(), 2);
+        entered_tx.send(()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(gil.state().holders.len(), 1);
+        drop(lent);
+        assert!(gil.state().holders.is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_running_thread_is_not_seen_asleep() {
+        let tid = thread_id();
+        assert_ne!(tid, 0);
+        assert_eq!(asleep(tid), None);
     }
 
     #[test]

@@ -68,7 +68,8 @@ use crate::{Handle, JoinHandle};
 /// of [`block_on`](Self::block_on)'s future holds the scope's lock. Blocking
 /// waits of unirun's own (`block_on`, `JoinHandle::join`, `map`, shutdown)
 /// release it while they wait; [`allow_threads`](crate::allow_threads)
-/// releases it around other blocking calls.
+/// releases it around other blocking calls, and a task asleep in one lends
+/// it to the next (see [`ThreadMode`](crate::ThreadMode)).
 ///
 /// `Run` is `Send`: a scope can move into a task or to another thread.
 ///
