@@ -64,8 +64,10 @@ use crate::{Handle, JoinHandle};
 ///   down; afterwards, the scope's handles cancel what they spawn.
 ///
 /// In [`ThreadMode::Gil`](crate::ThreadMode::Gil) the scope's tasks never run
-/// at the same instant: each async poll, each blocking closure and each poll
-/// of [`block_on`](Self::block_on)'s future holds the scope's lock. Blocking
+/// at the same instant: each async poll and each poll of
+/// [`block_on`](Self::block_on)'s future holds the scope's lock, and so does
+/// each blocking closure when the program chose `Gil` in code (under the
+/// `UNIRUN_THREAD_MODE` switch, blocking closures run outside it). Blocking
 /// waits of unirun's own (`block_on`, `JoinHandle::join`, `map`, shutdown)
 /// release it while they wait; [`allow_threads`](crate::allow_threads)
 /// releases it around other blocking calls, and a task asleep in one lends
