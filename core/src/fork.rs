@@ -44,8 +44,8 @@
 // atomics cannot be): so not through `crate::sync`.
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// How many unirun forks led to this process: 0 in a process unirun did
-/// not fork, one more in each forked child.
+/// How many forks led to this process: 0 in a process that was not
+/// forked, at least one more in each forked child.
 static GENERATION: AtomicUsize = AtomicUsize::new(0);
 
 /// Records that this process is a forked child: from now on unirun's pools
@@ -53,7 +53,9 @@ static GENERATION: AtomicUsize = AtomicUsize::new(0);
 /// [`fork_generation`] is one higher than the parent's.
 ///
 /// Called by the process backend in the child, right after `fork`, once per
-/// fork.
+/// fork; the threads backend also registers it as a `pthread_atfork` child
+/// handler when its first pool starts, so that a child forked by any code
+/// is marked (a unirun fork then adds two).
 ///
 /// # Examples
 ///
