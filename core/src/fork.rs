@@ -50,7 +50,7 @@ static GENERATION: AtomicUsize = AtomicUsize::new(0);
 
 /// Records that this process is a forked child: from now on unirun's pools
 /// run tasks inline and never wait for their (absent) threads, and the
-/// [`fork_generation`] is one higher than the parent's.
+/// [`fork_generation`] is higher than the parent's.
 ///
 /// Called by the process backend in the child, right after `fork`, once per
 /// fork; the threads backend also registers it as a `pthread_atfork` child
