@@ -362,7 +362,23 @@ mod tokio_io {
         let lease: &'static Lease = Box::leak(Box::new(lease().ok()?));
         let tokio = &lease.0.tokio;
         *child = Some((pid, tokio));
+        // Tasks this runtime's thread wakes run on the child's runner
+        // threads (see `unirun_core::mark_driver_thread`): there too
+        // inside this runtime, as on its thread.
+        unirun_core::set_runner_context(enter_child_runtime);
         Some(tokio)
+    }
+
+    /// Runs `body` inside the forked child's own unirun-io (a grandchild
+    /// inherits the setting, not the runtime: it starts its own).
+    fn enter_child_runtime(body: &mut dyn FnMut()) {
+        if unirun_core::in_forked_child() {
+            if let Some(tokio) = child_runtime() {
+                let _inside = Context::new(tokio.enter(), true);
+                return body();
+            }
+        }
+        body()
     }
 
     /// Whether unirun's own runtime runs (some pool holds a lease).
@@ -410,6 +426,9 @@ mod tokio_io {
             let thread = thread::Builder::new()
                 .name(THREAD_NAME.into())
                 .spawn(move || {
+                    // In a forked child, tasks its timers and sockets wake
+                    // go to runner threads: it must never block inside one.
+                    unirun_core::mark_driver_thread();
                     runtime.block_on(StopWait(&stopping));
                     let deadline = stopping.0.lock().unwrap_or_else(PoisonError::into_inner).2;
                     match deadline {

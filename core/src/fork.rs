@@ -8,6 +8,33 @@
 //! the calling thread ([`run_here`]), and pools skip joining threads that
 //! are not there.
 //!
+//! # Driver threads in a child
+//!
+//! A thread that fires wake-ups for everyone (the timer thread, the thread
+//! that turns unirun's own tokio runtime) must never run a task: a task may
+//! block (`JoinHandle::join`, `block_on`) until something that only that
+//! driver can deliver, and a driver stuck inside it delivers nothing again.
+//! In a parent a wake-up only queues the task for a worker. In a child there
+//! are no workers, so such a thread marks itself with
+//! [`mark_driver_thread`], and a wake-up on it hands the task to a runner
+//! thread of the child instead of running it:
+//!
+//! - an idle runner takes it if there is one, else a new runner starts (so a
+//!   runner blocked inside a task never holds up a hand-off);
+//! - the driver only locks the hand-off queue, pushes, and notifies or
+//!   starts a thread: it never waits for a task, so it is back in its loop
+//!   at once;
+//! - a runner runs the task like any other thread in a child (a task it
+//!   wakes runs nested, a self-wake loops), then takes the next one or waits
+//!   idle; it waits only for a hand-off, and each hand-off either wakes an
+//!   idle runner (counted under the same lock, so the notify is never lost)
+//!   or starts a runner that looks at the queue before it ever waits.
+//!
+//! Runners live until the child exits; there are never more than the most
+//! driver-woken tasks blocked at once, plus one. If no runner can be started
+//! (thread creation fails), the task runs on the driver as before: that can
+//! block the driver, but it never drops the task.
+//!
 //! Process-wide state that names a thread (a driver's thread slot, the
 //! forker thread) records the [`fork_generation`] it was made in: a slot
 //! made in another generation names a thread of an ancestor process, which
@@ -17,16 +44,18 @@
 // atomics cannot be): so not through `crate::sync`.
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// How many unirun forks led to this process: 0 in a process unirun did
-/// not fork, one more in each forked child.
+/// How many forks led to this process: 0 in a process that was not
+/// forked, at least one more in each forked child.
 static GENERATION: AtomicUsize = AtomicUsize::new(0);
 
 /// Records that this process is a forked child: from now on unirun's pools
 /// run tasks inline and never wait for their (absent) threads, and the
-/// [`fork_generation`] is one higher than the parent's.
+/// [`fork_generation`] is higher than the parent's.
 ///
 /// Called by the process backend in the child, right after `fork`, once per
-/// fork.
+/// fork; the threads backend also registers it as a `pthread_atfork` child
+/// handler when its first pool starts, so that a child forked by any code
+/// is marked (a unirun fork then adds two).
 ///
 /// # Examples
 ///
@@ -79,10 +108,54 @@ pub fn fork_generation() -> usize {
 /// nested in the waker's call: deferring it could deadlock a waker that
 /// then blocks until that task is done. Such nesting is bounded by the
 /// number of distinct tasks waking each other in a chain.
+///
+/// The exception is a wake-up on a driver thread (see
+/// [`mark_driver_thread`]): the task is handed to a runner thread instead
+/// (see the `inline` module's `hand_off`), so that the driver goes back to
+/// its loop at once.
 #[cfg(feature = "std")]
 #[cold]
 pub(crate) fn run_here(runnable: crate::Runnable, info: async_task::ScheduleInfo) {
     inline::run_here(runnable, info);
+}
+
+/// Marks the calling thread as a driver thread (one that delivers
+/// wake-ups to everyone, such as a timer or reactor thread): in a forked
+/// child a task woken on it is handed to a runner thread instead of being
+/// run on it (see the module docs for why). Call it first thing on such a
+/// thread; it costs nothing outside a forked child.
+///
+/// # Examples
+///
+/// ```
+/// std::thread::spawn(|| {
+///     unirun_core::mark_driver_thread();
+///     // ... the driver's loop ...
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+#[cfg(feature = "std")]
+pub fn mark_driver_thread() {
+    inline::DRIVER.with(|d| d.set(true));
+}
+
+/// Sets what a runner thread (see the module docs) runs each task inside,
+/// e.g. a reactor's context that a task woken on that reactor's thread had
+/// there: `enter` must call its argument exactly once. Set by the facade in
+/// a forked child that starts its own reactor; the last call wins.
+///
+/// # Examples
+///
+/// ```
+/// fn plain(body: &mut dyn FnMut()) {
+///     body();
+/// }
+/// unirun_core::set_runner_context(plain);
+/// ```
+#[cfg(feature = "std")]
+pub fn set_runner_context(enter: fn(&mut dyn FnMut())) {
+    inline::CONTEXT.store(enter as *mut (), core::sync::atomic::Ordering::Release);
 }
 
 /// Without `std` there is no fork, and no thread-local to keep a loop in.
@@ -95,6 +168,12 @@ pub(crate) fn run_here(runnable: crate::Runnable, _info: async_task::ScheduleInf
 mod inline {
     use core::cell::Cell;
 
+    use core::ptr;
+    use core::sync::atomic::{AtomicPtr, Ordering};
+    use std::boxed::Box;
+    use std::collections::VecDeque;
+    use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
     use async_task::ScheduleInfo;
 
     use crate::abandoned::{self, key_of, Key};
@@ -103,6 +182,9 @@ mod inline {
     // Plain `std` thread-locals even under loom: this path runs only in a
     // forked child, never inside a loom model.
     std::thread_local! {
+        /// Whether this thread is a driver thread (see
+        /// [`mark_driver_thread`](super::mark_driver_thread)).
+        pub(super) static DRIVER: Cell<bool> = const { Cell::new(false) };
         /// The task the innermost [`run_here`] loop on this thread is
         /// running now (0: none).
         static RUNNING: Cell<Key> = const { Cell::new(0) };
@@ -129,7 +211,153 @@ mod inline {
             debug_assert!(previous.is_none(), "one turn per run");
             return;
         }
+        if DRIVER.with(Cell::get) {
+            hand_off(runnable);
+            return;
+        }
         run_loop(runnable);
+    }
+
+    /// The runners of one process: made in the process's own
+    /// [`fork_generation`](super::fork_generation), since a copy inherited
+    /// from an ancestor names runner threads this process does not have
+    /// (and its lock may have been held by one of them at the fork).
+    struct Runners {
+        generation: usize,
+        queue: Mutex<Queue>,
+        ready: Condvar,
+    }
+
+    #[derive(Default)]
+    struct Queue {
+        runnables: VecDeque<Runnable>,
+        /// Runners waiting on `ready` that no hand-off has claimed yet.
+        idle: usize,
+        /// Hand-offs that claimed an idle runner and that it has not yet
+        /// seen: a runner leaves its wait only by taking one, so a spurious
+        /// wake-up does not count as a claimed runner.
+        claimed: usize,
+    }
+
+    /// What runners run each task inside (see `set_runner_context`): null,
+    /// or a `fn(&mut dyn FnMut())`.
+    pub(super) static CONTEXT: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
+
+    /// Runs `runnable` as a runner does: inside the runner context, if any.
+    fn run_in_context(runnable: Runnable) {
+        let enter = CONTEXT.load(Ordering::Acquire);
+        if enter.is_null() {
+            return run_loop(runnable);
+        }
+        // SAFETY: a non-null `CONTEXT` was stored by `set_runner_context`
+        // from a `fn(&mut dyn FnMut())`, the type it is turned back into.
+        let enter: fn(&mut dyn FnMut()) = unsafe { core::mem::transmute(enter) };
+        let mut runnable = Some(runnable);
+        enter(&mut || {
+            if let Some(runnable) = runnable.take() {
+                run_loop(runnable);
+            }
+        });
+        // An `enter` that did not call its argument must not lose the task.
+        if let Some(runnable) = runnable {
+            run_loop(runnable);
+        }
+    }
+
+    /// This process's runners (never freed: runner threads keep using it
+    /// until the process exits, and an ancestor's copy is left alone).
+    static RUNNERS: AtomicPtr<Runners> = AtomicPtr::new(ptr::null_mut());
+
+    fn runners() -> &'static Runners {
+        let generation = super::fork_generation();
+        loop {
+            let current = RUNNERS.load(Ordering::Acquire);
+            // SAFETY: a non-null pointer in `RUNNERS` came from
+            // `Box::into_raw` below and is never freed.
+            if let Some(runners) = unsafe { current.as_ref() } {
+                if runners.generation == generation {
+                    return runners;
+                }
+            }
+            let fresh = Box::into_raw(Box::new(Runners {
+                generation,
+                queue: Mutex::new(Queue::default()),
+                ready: Condvar::new(),
+            }));
+            match RUNNERS.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
+                // The ancestor's copy (if any) is leaked on purpose: its
+                // lock may be held by a thread that is not here.
+                // SAFETY: just stored from `Box::into_raw`, never freed.
+                Ok(_) => return unsafe { &*fresh },
+                Err(_) => {
+                    // SAFETY: `fresh` was never shared; another thread
+                    // installed its own, which the next pass returns.
+                    drop(unsafe { Box::from_raw(fresh) });
+                }
+            }
+        }
+    }
+
+    fn lock(runners: &Runners) -> MutexGuard<'_, Queue> {
+        // A panic never happens under this lock (no user code runs under
+        // it), but a poisoned queue is still a valid queue.
+        runners.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives `runnable` to a runner thread (see the module docs). Returns
+    /// without waiting for the task.
+    #[cold]
+    fn hand_off(runnable: Runnable) {
+        let runners = runners();
+        let mut queue = lock(runners);
+        queue.runnables.push_back(runnable);
+        if queue.idle > 0 {
+            queue.idle -= 1;
+            queue.claimed += 1;
+            drop(queue);
+            runners.ready.notify_one();
+            return;
+        }
+        drop(queue);
+        let started = std::thread::Builder::new()
+            .name("unirun-forked-runner".into())
+            .spawn(move || run_runner(runners));
+        if started.is_err() {
+            // No runner: run a queued task here rather than leave it (an
+            // idle or busy runner may have taken ours already; then there
+            // is nothing left for this hand-off to do).
+            let left = lock(runners).runnables.pop_back();
+            if let Some(runnable) = left {
+                run_loop(runnable);
+            }
+        }
+    }
+
+    /// A runner's loop: runs what is handed off, waits idle when there is
+    /// nothing. Never returns (the process exits around it).
+    ///
+    /// The wait ends: a runner counts itself idle under the queue's lock,
+    /// and every later hand-off that finds it idle claims it under the same
+    /// lock and notifies.
+    fn run_runner(runners: &'static Runners) {
+        loop {
+            let mut queue = lock(runners);
+            let runnable = loop {
+                if let Some(runnable) = queue.runnables.pop_front() {
+                    break runnable;
+                }
+                queue.idle += 1;
+                while queue.claimed == 0 {
+                    queue = runners
+                        .ready
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                queue.claimed -= 1;
+            };
+            drop(queue);
+            run_in_context(runnable);
+        }
     }
 
     /// Runs `runnable`, then its next turns while it wakes itself.
@@ -211,6 +439,44 @@ mod tests {
             crate::block_on(handle).unwrap()
         });
         assert_eq!(out, 7);
+    }
+
+    /// On a driver thread `run_here` hands the task to a runner and
+    /// returns: here the task blocks until the test releases it, which the
+    /// test does only after `run_here` returned on the driver.
+    #[test]
+    fn a_task_woken_on_a_driver_thread_runs_on_a_runner_not_on_the_driver() {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (runnable, handle) = crate::spawn_with(
+            async move {
+                released.recv().unwrap();
+                std::thread::current().name().map(std::string::String::from)
+            },
+            None,
+            run_here,
+        );
+        let (returned, has_returned) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("driver".into())
+            .spawn(move || {
+                super::mark_driver_thread();
+                // Would block until `release` if it ran the task here.
+                runnable.schedule();
+                returned.send(()).unwrap();
+            })
+            .unwrap();
+        // A watchdog, not a timing: without the hand-off `schedule` never
+        // returns (the task waits for `release`, sent only below).
+        has_returned
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("`schedule` on the driver returned while the task was blocked");
+        release.send(()).unwrap();
+        let ran_on = crate::block_on(handle).unwrap();
+        assert_eq!(
+            ran_on.as_deref(),
+            Some("unirun-forked-runner"),
+            "ran on a runner"
+        );
     }
 
     /// A task woken by another runs right away, inside the wake: a waker

@@ -112,6 +112,8 @@ pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
 pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignSchedule};
 pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child};
+#[cfg(feature = "std")]
+pub use crate::fork::{mark_driver_thread, set_runner_context};
 pub use crate::join::JoinHandle;
 #[cfg(feature = "std")]
 pub use crate::member::with_polled_owner;

@@ -580,7 +580,8 @@ impl Shared {
     pub(crate) fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         if crate::in_forked_child() {
             // The workers were not copied by `fork`: run the task here, in
-            // a loop rather than one stack frame per self-wake.
+            // a loop rather than one stack frame per self-wake, or, on a
+            // driver thread, on a runner thread (see `fork`'s docs).
             crate::fork::run_here(runnable, info);
             return;
         }

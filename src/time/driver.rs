@@ -178,8 +178,12 @@ impl Entry {
             inner.planned = Some(deadline);
             match thread::Builder::new()
                 .name(THREAD_NAME.into())
-                .spawn(move || run(epoch))
-            {
+                .spawn(move || {
+                    // In a forked child, tasks it wakes go to runner
+                    // threads: it must never block inside one.
+                    unirun_core::mark_driver_thread();
+                    run(epoch)
+                }) {
                 Ok(handle) => inner.thread = Some((handle.thread().clone(), handle)),
                 Err(e) => {
                     drop(inner);

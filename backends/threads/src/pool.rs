@@ -50,6 +50,7 @@ impl Builder {
     /// assert!(err.to_string().contains("workers"));
     /// ```
     pub fn build(self) -> io::Result<ThreadPool> {
+        watch_forks();
         let cpus = unirun_platform::cpu_budget().available;
         let workers = match self.workers {
             Some(0) => return Err(invalid("workers", 0)),
@@ -569,5 +570,34 @@ fn take(slot: &Mutex<Option<Teardown>>) -> Option<Teardown> {
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.handle, f)
+    }
+}
+
+/// Makes every fork of this process from now on, by whatever code,
+/// mark the child ([`unirun_core::mark_forked_child`]), as unirun's own
+/// forks do: the child has none of the pools' threads, and a child that
+/// did not know it would queue tasks for them, join them, or (shutting
+/// down) wait out a queue claim one of them held at the fork, forever.
+/// Registered once, when the first pool starts: a process that forks
+/// before it ever started a pool has no pool threads to miss.
+///
+/// A unirun fork marks its child itself too: the generation then rises by
+/// two, which is still "another generation" to everything that reads it.
+fn watch_forks() {
+    #[cfg(unix)]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        /// Runs in the child right after `fork`: one atomic add, which is
+        /// async-signal-safe.
+        extern "C" fn in_child() {
+            unirun_core::mark_forked_child();
+        }
+        ONCE.call_once(|| {
+            // SAFETY: `in_child` is a plain `extern "C" fn` that lives for
+            // the whole program (handlers cannot be unregistered) and does
+            // only an atomic add. A failure (ENOMEM) leaves forks by other
+            // code unmarked, as before.
+            let _ = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        });
     }
 }

@@ -1,0 +1,58 @@
+//! A child forked by code other than unirun (a plain `fork`) is known to be
+//! a forked child: unirun's pools there run tasks inline and never wait for
+//! the threads (or queue claims of threads) that `fork` did not copy.
+//! Runs in a fresh process (it forks), under a watchdog; the forked child
+//! arms `alarm` so that a hang there ends as a death by SIGALRM, which the
+//! parent reports.
+#![cfg(unix)]
+
+mod common;
+mod watchdog;
+
+use common::in_child_process;
+use watchdog::watchdog;
+
+#[test]
+fn a_child_forked_by_other_code_runs_unirun_tasks_and_shuts_down() {
+    if !in_child_process("a_child_forked_by_other_code_runs_unirun_tasks_and_shuts_down") {
+        return;
+    }
+    watchdog(|| {
+        // The shared default's workers exist from here on.
+        assert_eq!(unirun::spawn(async { 1 }).join().unwrap(), 1);
+        // SAFETY: the child runs what a unirun child runs (tasks inline on
+        // its only thread) and leaves with `_exit`; this test process has
+        // no other thread holding a lock the child needs (the workers are
+        // idle and the watchdog thread waits on a channel).
+        match unsafe { libc::fork() } {
+            -1 => panic!("fork failed: {}", std::io::Error::last_os_error()),
+            0 => {
+                // SAFETY: `alarm` and `_exit` are async-signal-safe.
+                unsafe { libc::alarm(60) };
+                if !unirun_core::in_forked_child() {
+                    // SAFETY: as below.
+                    unsafe { libc::_exit(2) }
+                }
+                // Without the mark this queues for an absent worker and
+                // waits forever.
+                let ok = unirun::spawn(async { 2 }).join().ok() == Some(2);
+                // Stops the inherited default: nothing to join here.
+                unirun::reset();
+                // SAFETY: ends the child without running the parent's
+                // atexit handlers or destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            pid => {
+                let mut status = 0;
+                // SAFETY: waits for our own child; `status` is a valid out
+                // pointer. Ends: the child exits, or `alarm` kills it.
+                let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+                assert_eq!(waited, pid);
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "the plain-forked child ran its task and shut down (status {status:#x})"
+                );
+            }
+        }
+    });
+}
