@@ -54,9 +54,13 @@ enum Task<T> {
     /// Aborted, and its future perhaps not dropped yet.
     Cancelling(Box<Cancelling<T>>),
     /// Taken out of the slot by a call that runs user code with the lock
-    /// released (an `abort`, or an `is_finished` asking a foreign handle or
-    /// checking a cancellation): not known to be finished.
+    /// released (an `abort`, or an `is_finished` checking a cancellation):
+    /// not known to be finished.
     Aborting,
+    /// A foreign task taken out of the slot by an `is_finished` that asks
+    /// it with the lock released: not known to be finished. `true` once an
+    /// `abort` came meanwhile: that call then aborts the task.
+    Asking(bool),
     /// Finished while aborting; the outcome, not yet taken.
     Done(TaskOutput<T>),
     Foreign(Foreign<T>),
@@ -92,10 +96,19 @@ struct PutBack<'a, T> {
     task: Option<Task<T>>,
 }
 
+impl<T> PutBack<'_, T> {
+    /// The task, without putting it back.
+    fn disarm(self) -> Option<Task<T>> {
+        // Not dropped: `slot` is a reference, and `task` is moved out.
+        let mut this = core::mem::ManuallyDrop::new(self);
+        this.task.take()
+    }
+}
+
 impl<T> Drop for PutBack<'_, T> {
     fn drop(&mut self) {
         let task = self.task.take();
-        // Replaces `Aborting`, which has nothing to drop.
+        // Replaces `Aborting` or `Asking`, which have nothing to drop.
         self.slot.with(|slot| *slot = task);
     }
 }
@@ -187,6 +200,11 @@ impl<T> JoinHandle<T> {
             // Asked whether it finished with the lock released: see
             // `is_finished`.
             Some(Task::Foreign(_)) => slot.replace(Task::Aborting),
+            // Being asked by an `is_finished`, which aborts it afterwards.
+            Some(Task::Asking(requested)) => {
+                *requested = true;
+                None
+            }
             _ => None,
         });
         // Cancelled outside the lock: that may schedule the task or run the
@@ -207,26 +225,26 @@ impl<T> JoinHandle<T> {
                 };
                 self.task.with(|slot| *slot = Some(state));
             }
-            Some(task @ Task::Foreign(_)) => Self::abort_foreign(&self.task, task),
+            Some(task @ Task::Foreign(_)) => Self::abort_foreign(&self.task, task, false),
             _ => {}
         }
     }
 
     /// [`abort`](Self::abort) for a foreign task taken out of `slot` (left
-    /// `Aborting`): asks it whether it finished and aborts it, both with
-    /// the lock released (user code, which may ask this handle
-    /// `is_finished`: it answers `false` meanwhile). A finished task is put
-    /// back, to give its output; an aborted one is dropped, and the handle
-    /// resolves to `cancelled`.
+    /// `Aborting`): asks it whether it finished (unless `unfinished` says
+    /// it was just asked) and aborts it, both with the lock released (user
+    /// code, which may ask this handle `is_finished`: it answers `false`
+    /// meanwhile). A finished task is put back, to give its output; an
+    /// aborted one is dropped, and the handle resolves to `cancelled`.
     #[cold]
     #[inline(never)]
-    fn abort_foreign(slot: &SpinLock<Option<Task<T>>>, task: Task<T>) {
+    fn abort_foreign(slot: &SpinLock<Option<Task<T>>>, task: Task<T>, unfinished: bool) {
         let mut put_back = PutBack {
             slot,
             task: Some(task),
         };
         let finished = match put_back.task.as_mut() {
-            Some(Task::Foreign(task)) => task.is_finished(),
+            Some(Task::Foreign(task)) => !unfinished && task.is_finished(),
             _ => unreachable!("put there just above"),
         };
         if finished {
@@ -281,8 +299,9 @@ impl<T> JoinHandle<T> {
         // the slot.
         let taken = self.task.with(|slot| match slot {
             Some(Task::Local(local)) => Ok(local.task.is_finished()),
-            Some(Task::Cancelling(_) | Task::Foreign(_)) => Err(slot.replace(Task::Aborting)),
-            Some(Task::Aborting) => Ok(false),
+            Some(Task::Foreign(_)) => Err(slot.replace(Task::Asking(false))),
+            Some(Task::Cancelling(_)) => Err(slot.replace(Task::Aborting)),
+            Some(Task::Aborting | Task::Asking(_)) => Ok(false),
             Some(Task::Done(_)) | None => Ok(true),
         });
         match taken {
@@ -292,9 +311,9 @@ impl<T> JoinHandle<T> {
     }
 
     /// [`is_finished`](Self::is_finished) for a task taken out of `slot`
-    /// (left `Aborting`): a foreign one, asked unlocked, or one being
-    /// cancelled, whose cancellation is polled unlocked; puts the task (or
-    /// its outcome) back.
+    /// (left `Asking` or `Aborting`): a foreign one, asked unlocked, or one
+    /// being cancelled, whose cancellation is polled unlocked; puts the
+    /// task (or its outcome) back.
     #[cold]
     #[inline(never)]
     fn check_unlocked(slot: &SpinLock<Option<Task<T>>>, task: Option<Task<T>>) -> bool {
@@ -303,7 +322,11 @@ impl<T> JoinHandle<T> {
         // as it aborts on a panicking waker).
         let mut put_back = PutBack { slot, task };
         let output = match put_back.task.as_mut() {
-            Some(Task::Foreign(task)) => return task.is_finished(),
+            Some(Task::Foreign(task)) => {
+                let finished = task.is_finished();
+                Self::put_back_asked(put_back, finished);
+                return finished;
+            }
             Some(Task::Cancelling(cancelling)) => cancelling.poll_finished(),
             _ => unreachable!("taken out as `Foreign` or `Cancelling`"),
         };
@@ -316,6 +339,26 @@ impl<T> JoinHandle<T> {
         // the lock released.
         drop(cancelling);
         true
+    }
+
+    /// Puts back a foreign task that `is_finished` asked (the slot is
+    /// `Asking`), unless an `abort` came meanwhile for a task that had not
+    /// finished: this call then aborts it, as that `abort` would have.
+    fn put_back_asked(put_back: PutBack<'_, T>, finished: bool) {
+        let slot = put_back.slot;
+        let task = put_back.disarm();
+        let to_abort = slot.with(|slot| {
+            if !finished && matches!(slot, Some(Task::Asking(true))) {
+                *slot = Some(Task::Aborting);
+                task
+            } else {
+                *slot = task;
+                None
+            }
+        });
+        if let Some(task) = to_abort {
+            Self::abort_foreign(slot, task, true);
+        }
     }
 
     /// Lets the task run on without anyone awaiting it; the same as dropping the handle.
@@ -421,7 +464,9 @@ impl<T> Future for JoinHandle<T> {
                 Poll::Ready(output) => output.unwrap_or_else(|| unfinished(cancelling.key)),
             },
             // `abort` runs with `&self`, so it cannot overlap this `&mut self` poll.
-            Some(Task::Aborting) => unreachable!("abort finishes before the handle is polled"),
+            Some(Task::Aborting | Task::Asking(_)) => {
+                unreachable!("abort and is_finished finish before the handle is polled")
+            }
             Some(Task::Done(_)) => match slot.take() {
                 Some(Task::Done(output)) => output,
                 _ => unreachable!("matched `Done` just above"),

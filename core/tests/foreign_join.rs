@@ -295,3 +295,58 @@ fn a_foreign_handle_may_ask_its_own_join_handle_from_is_finished_and_abort() {
         }
     });
 }
+
+/// An `abort` made while another thread's `is_finished` is asking the
+/// foreign handle (unlocked) is not lost: it returns at once (it does not
+/// wait for the foreign code, which is blocked until the test lets it go,
+/// after `abort` returned), and the asking call aborts the task afterwards.
+#[test]
+fn an_abort_during_another_threads_is_finished_still_aborts_the_foreign_task() {
+    use std::sync::mpsc;
+
+    struct Blocking {
+        entered: mpsc::Sender<()>,
+        release: std::sync::Mutex<mpsc::Receiver<()>>,
+        aborted: Arc<AtomicUsize>,
+    }
+
+    impl ForeignJoin<u32> for Blocking {
+        fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u32, JoinError>> {
+            Poll::Pending
+        }
+
+        fn is_finished(&self) -> bool {
+            self.entered.send(()).unwrap();
+            // Ends: the test sends once `abort` returned (or the sender is
+            // dropped, which also ends the wait).
+            let _ = self.release.lock().unwrap().recv();
+            false
+        }
+
+        fn abort(&mut self) {
+            self.aborted.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    watchdog(|| {
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let aborted = Arc::new(AtomicUsize::new(0));
+        let handle = Arc::new(JoinHandle::from_foreign(Blocking {
+            entered: entered_tx,
+            release: std::sync::Mutex::new(release_rx),
+            aborted: aborted.clone(),
+        }));
+        let asking = handle.clone();
+        let asker = std::thread::spawn(move || asking.is_finished());
+        entered.recv().unwrap();
+        handle.abort(); // returns while the foreign `is_finished` is blocked
+        assert_eq!(aborted.load(Ordering::SeqCst), 0, "aborted under the asker");
+        release.send(()).unwrap();
+        assert!(!asker.join().unwrap());
+        assert_eq!(aborted.load(Ordering::SeqCst), 1, "the abort was lost");
+        assert!(handle.is_finished());
+        let handle = Arc::try_unwrap(handle).unwrap_or_else(|_| panic!("still shared"));
+        assert!(unirun_core::block_on(handle).unwrap_err().is_cancelled());
+    });
+}
