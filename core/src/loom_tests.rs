@@ -35,6 +35,8 @@
 //! wrap-around and `queue_steal_all_vs_owner` races shutdown's `steal_all`
 //! with the owner; `shutdown_vs_steal_in_transit` races it with a thief
 //! whose batch is between two queues while both owners are busy.
+//! `join_handle_foreign_abort_vs_is_finished` races `abort` with an
+//! `is_finished` that asks a foreign handle unlocked: the abort is not lost.
 //! `abandoned_table_keeps_two_records_in_one_slot` records two panics for
 //! keys of one slot on two threads while a third clears a stale entry of
 //! that slot: each handle finds its own. Run them (in about two
@@ -1026,5 +1028,48 @@ fn abandoned_table_keeps_two_records_in_one_slot() {
         let err = table.take(b).expect("b's record, after its thread joined");
         assert_eq!(err.panic_message(), Some("b"));
         assert!(!table.holds(a) && !table.holds(b) && !table.holds(stale));
+    });
+}
+
+/// `abort` races `is_finished` on a foreign task's handle (whose check runs
+/// with the slot's lock released): the abort is never lost, and reaches the
+/// foreign handle exactly once; the handle resolves to `cancelled`.
+#[test]
+fn join_handle_foreign_abort_vs_is_finished() {
+    use crate::{ForeignJoin, JoinError, JoinHandle};
+
+    struct Never(std::sync::Arc<StdAtomicUsize>);
+
+    impl ForeignJoin<u32> for Never {
+        fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u32, JoinError>> {
+            Poll::Pending
+        }
+
+        fn is_finished(&self) -> bool {
+            false
+        }
+
+        fn abort(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    model(3, || {
+        let aborted = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let handle = Arc::new(JoinHandle::from_foreign(Never(aborted.clone())));
+        let watching = handle.clone();
+        let watcher = thread::spawn(move || {
+            watching.is_finished();
+            watching.is_finished();
+        });
+        handle.abort();
+        watcher.join().unwrap();
+        assert_eq!(aborted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let mut handle = Arc::try_unwrap(handle).unwrap_or_else(|_| panic!("handle still shared"));
+        assert!(handle.is_finished());
+        match poll_once(&mut handle) {
+            Poll::Ready(Err(err)) => assert!(err.is_cancelled(), "{err:?}"),
+            other => panic!("unexpected {other:?}"),
+        }
     });
 }
