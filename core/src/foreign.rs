@@ -202,10 +202,15 @@ pub trait ForeignJoin<T>: Send {
     fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
 
     /// Whether the task has finished (completed, panicked or been cancelled).
+    /// Called outside unirun's locks (from [`JoinHandle::is_finished`] and
+    /// [`JoinHandle::abort`]), so it may ask the same `JoinHandle`, which
+    /// answers `false` while this runs.
     fn is_finished(&self) -> bool;
 
     /// Cancels the task; the handle is dropped right after. Called outside
-    /// unirun's locks, so it may run the future's destructor.
+    /// unirun's locks, so it may run the future's destructor, and may ask
+    /// the same `JoinHandle` whether it finished (`false` until this
+    /// returns).
     fn abort(&mut self);
 
     /// Finishes the task on the calling thread, for
@@ -295,7 +300,7 @@ pub(crate) struct Foreign<T> {
 
 // SAFETY: the stored value is a `ForeignJoin`, which is `Send`; the vtable is
 // immutable static data. `Foreign` is not `Sync`: `JoinHandle` reaches it only
-// through its lock.
+// through `&mut` or after taking it out of its slot under its lock.
 unsafe impl<T> Send for Foreign<T> {}
 
 struct Vtable<T> {
@@ -418,8 +423,8 @@ impl<T> Foreign<T> {
     /// `MaybeUninit` storage, not an `UnsafeCell`. A pointer made from
     /// `&self.data` has no write permission, so such a write would be
     /// undefined behaviour; one made from `&mut self.data` has it. The
-    /// handle reaches its `Foreign` only under its lock or through
-    /// `&mut`, so exclusive access costs nothing.
+    /// handle reaches its `Foreign` only after taking it out of its slot or
+    /// through `&mut`, so exclusive access costs nothing.
     pub(crate) fn is_finished(&mut self) -> bool {
         // SAFETY: by the invariant `data` holds the vtable's `S`; `&mut self`
         // makes the access exclusive and the pointer writable.

@@ -53,8 +53,14 @@ enum Task<T> {
     Local(Local<T>),
     /// Aborted, and its future perhaps not dropped yet.
     Cancelling(Box<Cancelling<T>>),
-    /// Being aborted by another thread right now (not finished).
+    /// Taken out of the slot by a call that runs user code with the lock
+    /// released (an `abort`, or an `is_finished` checking a cancellation):
+    /// not known to be finished.
     Aborting,
+    /// A foreign task taken out of the slot by an `is_finished` that asks
+    /// it with the lock released: not known to be finished. `true` once an
+    /// `abort` came meanwhile: that call then aborts the task.
+    Asking(bool),
     /// Finished while aborting; the outcome, not yet taken.
     Done(TaskOutput<T>),
     Foreign(Foreign<T>),
@@ -82,18 +88,28 @@ struct Cancelling<T> {
     waker: Option<Waker>,
 }
 
-impl<T> Task<T> {
-    /// Whether the task has ended, for every state but `Cancelling` (whose
-    /// check polls a future: see [`Cancelling::poll_finished`]).
-    fn is_finished(&mut self) -> bool {
-        match self {
-            Task::Local(local) => local.task.is_finished(),
-            // Checked outside the lock by `JoinHandle::is_finished`; a
-            // `Cancelling` seen here is being checked by another caller.
-            Task::Cancelling(_) | Task::Aborting => false,
-            Task::Done(_) => true,
-            Task::Foreign(task) => task.is_finished(),
-        }
+/// Puts a task taken out of a handle's slot (left `Aborting`) back when
+/// dropped, also if the user code run meanwhile unwinds, so
+/// `JoinHandle::poll` never finds `Aborting`.
+struct PutBack<'a, T> {
+    slot: &'a SpinLock<Option<Task<T>>>,
+    task: Option<Task<T>>,
+}
+
+impl<T> PutBack<'_, T> {
+    /// The task, without putting it back.
+    fn disarm(self) -> Option<Task<T>> {
+        // Not dropped: `slot` is a reference, and `task` is moved out.
+        let mut this = core::mem::ManuallyDrop::new(self);
+        this.task.take()
+    }
+}
+
+impl<T> Drop for PutBack<'_, T> {
+    fn drop(&mut self) {
+        let task = self.task.take();
+        // Replaces `Aborting` or `Asking`, which have nothing to drop.
+        self.slot.with(|slot| *slot = task);
     }
 }
 
@@ -181,12 +197,13 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         let task = self.task.with(|slot| match slot {
             Some(Task::Local(local)) if !local.task.is_finished() => slot.replace(Task::Aborting),
-            Some(Task::Foreign(task)) => {
-                if task.is_finished() {
-                    None
-                } else {
-                    slot.take()
-                }
+            // Asked whether it finished with the lock released: see
+            // `is_finished`.
+            Some(Task::Foreign(_)) => slot.replace(Task::Aborting),
+            // Being asked by an `is_finished`, which aborts it afterwards.
+            Some(Task::Asking(requested)) => {
+                *requested = true;
+                None
             }
             _ => None,
         });
@@ -208,19 +225,52 @@ impl<T> JoinHandle<T> {
                 };
                 self.task.with(|slot| *slot = Some(state));
             }
-            Some(Task::Foreign(mut task)) => task.abort(),
+            Some(task @ Task::Foreign(_)) => Self::abort_foreign(&self.task, task, false),
             _ => {}
         }
+    }
+
+    /// [`abort`](Self::abort) for a foreign task taken out of `slot` (left
+    /// `Aborting`): asks it whether it finished (unless `unfinished` says
+    /// it was just asked) and aborts it, both with the lock released (user
+    /// code, which may ask this handle `is_finished`: it answers `false`
+    /// meanwhile). A finished task is put back, to give its output; an
+    /// aborted one is dropped, and the handle resolves to `cancelled`.
+    #[cold]
+    #[inline(never)]
+    fn abort_foreign(slot: &SpinLock<Option<Task<T>>>, task: Task<T>, unfinished: bool) {
+        let mut put_back = PutBack {
+            slot,
+            task: Some(task),
+        };
+        let finished = match put_back.task.as_mut() {
+            Some(Task::Foreign(task)) => !unfinished && task.is_finished(),
+            _ => unreachable!("put there just above"),
+        };
+        if finished {
+            return;
+        }
+        let Some(Task::Foreign(mut task)) = put_back.task.take() else {
+            unreachable!("put there just above");
+        };
+        task.abort();
+        // The slot becomes empty (`cancelled`); the handle is dropped with
+        // the lock released.
+        drop(put_back);
+        drop(task);
     }
 
     /// Whether the task has ended: completed, panicked, or been cancelled
     /// and dropped (after [`abort`](Self::abort), only once its future is
     /// actually gone).
     ///
-    /// Never waits for other callers: after an abort, a call made while
-    /// another call on the same handle is checking the cancellation (from
-    /// another thread, or from the awaiter's waker, which the check may
-    /// clone, wake or drop) answers `false`.
+    /// Never waits for other callers, and runs no user code under a lock:
+    /// a call made while another call on the same handle runs user code
+    /// answers `false`. That code is a foreign executor's
+    /// [`ForeignJoin::is_finished`] or [`ForeignJoin::abort`] (which may
+    /// ask this very handle), or, after an abort, the check of the
+    /// cancellation (which may clone, wake or drop the awaiter's waker);
+    /// the other call may come from another thread or from that code.
     ///
     /// # Examples
     ///
@@ -239,54 +289,46 @@ impl<T> JoinHandle<T> {
     /// assert!(aborted.is_finished());
     /// ```
     pub fn is_finished(&self) -> bool {
-        // An aborted task's check polls its cancellation, which clones,
-        // drops or wakes the awaiter's waker: user code, which may ask this
-        // very handle `is_finished` again. So it is taken out of the slot
-        // (`Aborting` holds the place: such a nested or concurrent caller
-        // sees "not finished", as while `abort` runs) and checked with the
-        // lock released; the lock is only ever held for a look at the slot.
-        let cancelling = self.task.with(|slot| match slot {
-            Some(Task::Cancelling(_)) => match slot.replace(Task::Aborting) {
-                Some(Task::Cancelling(cancelling)) => Err(cancelling),
-                _ => unreachable!("matched `Cancelling` just above"),
-            },
-            Some(task) => Ok(task.is_finished()),
-            None => Ok(true),
+        // A foreign task's check is the foreign handle's `is_finished`, and
+        // an aborted task's polls its cancellation, which clones, drops or
+        // wakes the awaiter's waker: user code either way, which may ask
+        // this very handle `is_finished` again. So such a task is taken out
+        // of the slot (`Aborting` holds the place: a nested or concurrent
+        // caller sees "not finished", as while `abort` runs) and checked
+        // with the lock released; the lock is only ever held for a look at
+        // the slot.
+        let taken = self.task.with(|slot| match slot {
+            Some(Task::Local(local)) => Ok(local.task.is_finished()),
+            Some(Task::Foreign(_)) => Err(slot.replace(Task::Asking(false))),
+            Some(Task::Cancelling(_)) => Err(slot.replace(Task::Aborting)),
+            Some(Task::Aborting | Task::Asking(_)) => Ok(false),
+            Some(Task::Done(_)) | None => Ok(true),
         });
-        match cancelling {
+        match taken {
             Ok(finished) => finished,
-            Err(cancelling) => Self::check_cancelling(&self.task, cancelling),
+            Err(task) => Self::check_unlocked(&self.task, task),
         }
     }
 
     /// [`is_finished`](Self::is_finished) for a task taken out of `slot`
-    /// (left `Aborting`) while it is being cancelled: polls the
-    /// cancellation unlocked and puts the task (or its outcome) back.
+    /// (left `Asking` or `Aborting`): a foreign one, asked unlocked, or one
+    /// being cancelled, whose cancellation is polled unlocked; puts the
+    /// task (or its outcome) back.
     #[cold]
     #[inline(never)]
-    fn check_cancelling(slot: &SpinLock<Option<Task<T>>>, cancelling: Box<Cancelling<T>>) -> bool {
-        /// Puts the task back into the slot when dropped, also if the poll
-        /// unwinds (it cannot with async-task, which aborts on a panicking
-        /// waker; belt and braces for `JoinHandle::poll`, which must never
-        /// find `Aborting`).
-        struct PutBack<'a, T> {
-            slot: &'a SpinLock<Option<Task<T>>>,
-            task: Option<Task<T>>,
-        }
-        impl<T> Drop for PutBack<'_, T> {
-            fn drop(&mut self) {
-                let task = self.task.take();
-                // Replaces `Aborting`, which has nothing to drop.
-                self.slot.with(|slot| *slot = task);
-            }
-        }
-        let mut put_back = PutBack {
-            slot,
-            task: Some(Task::Cancelling(cancelling)),
-        };
+    fn check_unlocked(slot: &SpinLock<Option<Task<T>>>, task: Option<Task<T>>) -> bool {
+        // Put back also if the user code unwinds (a foreign handle's
+        // `is_finished` may; a poll of async-task's cancellation cannot,
+        // as it aborts on a panicking waker).
+        let mut put_back = PutBack { slot, task };
         let output = match put_back.task.as_mut() {
+            Some(Task::Foreign(task)) => {
+                let finished = task.is_finished();
+                Self::put_back_asked(put_back, finished);
+                return finished;
+            }
             Some(Task::Cancelling(cancelling)) => cancelling.poll_finished(),
-            _ => unreachable!("put there just above"),
+            _ => unreachable!("taken out as `Foreign` or `Cancelling`"),
         };
         let Some(output) = output else {
             return false;
@@ -297,6 +339,26 @@ impl<T> JoinHandle<T> {
         // the lock released.
         drop(cancelling);
         true
+    }
+
+    /// Puts back a foreign task that `is_finished` asked (the slot is
+    /// `Asking`), unless an `abort` came meanwhile for a task that had not
+    /// finished: this call then aborts it, as that `abort` would have.
+    fn put_back_asked(put_back: PutBack<'_, T>, finished: bool) {
+        let slot = put_back.slot;
+        let task = put_back.disarm();
+        let to_abort = slot.with(|slot| {
+            if !finished && matches!(slot, Some(Task::Asking(true))) {
+                *slot = Some(Task::Aborting);
+                task
+            } else {
+                *slot = task;
+                None
+            }
+        });
+        if let Some(task) = to_abort {
+            Self::abort_foreign(slot, task, true);
+        }
     }
 
     /// Lets the task run on without anyone awaiting it; the same as dropping the handle.
@@ -402,7 +464,9 @@ impl<T> Future for JoinHandle<T> {
                 Poll::Ready(output) => output.unwrap_or_else(|| unfinished(cancelling.key)),
             },
             // `abort` runs with `&self`, so it cannot overlap this `&mut self` poll.
-            Some(Task::Aborting) => unreachable!("abort finishes before the handle is polled"),
+            Some(Task::Aborting | Task::Asking(_)) => {
+                unreachable!("abort and is_finished finish before the handle is polled")
+            }
             Some(Task::Done(_)) => match slot.take() {
                 Some(Task::Done(output)) => output,
                 _ => unreachable!("matched `Done` just above"),

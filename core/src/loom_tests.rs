@@ -34,7 +34,12 @@
 //! `queue_wraps_around_u16` starts a queue two slots before the `u16`
 //! wrap-around and `queue_steal_all_vs_owner` races shutdown's `steal_all`
 //! with the owner; `shutdown_vs_steal_in_transit` races it with a thief
-//! whose batch is between two queues while both owners are busy. Run them (in about two
+//! whose batch is between two queues while both owners are busy.
+//! `join_handle_foreign_abort_vs_is_finished` races `abort` with an
+//! `is_finished` that asks a foreign handle unlocked: the abort is not lost.
+//! `abandoned_table_keeps_two_records_in_one_slot` records two panics for
+//! keys of one slot on two threads while a third clears a stale entry of
+//! that slot: each handle finds its own. Run them (in about two
 //! minutes in release mode) with
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p unirun-core --lib --release loom_tests`;
 //! the separate target directory keeps the normal build cache, and
@@ -974,5 +979,97 @@ fn task_counts_exact_across_shards_and_handoff() {
             (2, 2, 0)
         );
         pool.finish();
+    });
+}
+
+/// The abandoned-panic table (loom-sized: 4 entries, 2 slots): two tasks'
+/// panics are recorded on two threads for keys in the same slot while a
+/// third thread's spawn clears a stale key of that slot and another key
+/// misses; each handle, once it learns (through a flag, as through
+/// async-task's state) that its task was cancelled, finds its own panic,
+/// and nothing is left behind.
+#[test]
+fn abandoned_table_keeps_two_records_in_one_slot() {
+    use crate::abandoned::{slot, Table};
+    use crate::JoinError;
+
+    model(3, || {
+        // Odd keys, as no task's aligned metadata address is.
+        let in_slot = |s: usize| (1..).step_by(2).filter(move |&k| slot(k) == s);
+        let mut keys = in_slot(0);
+        let (a, b, stale) = (
+            keys.next().unwrap(),
+            keys.next().unwrap(),
+            keys.next().unwrap(),
+        );
+        let table = Arc::new(Table::new());
+        drop(table.record(stale, JoinError::cancelled()));
+        let recorded = Arc::new(AtomicBool::new(false));
+
+        let (t, done) = (table.clone(), recorded.clone());
+        let first = thread::spawn(move || {
+            drop(t.record(a, JoinError::panicked(alloc::boxed::Box::new("a"), None)));
+            done.store(true, Ordering::Release);
+        });
+        let t = table.clone();
+        let second = thread::spawn(move || {
+            drop(t.record(b, JoinError::panicked(alloc::boxed::Box::new("b"), None)));
+        });
+        // A spawn reusing the stale key's address, and one with no entry.
+        assert!(table.take(stale).is_some_and(|e| e.is_cancelled()));
+        assert!(table.take(in_slot(1).next().unwrap()).is_none());
+        while !recorded.load(Ordering::Acquire) {
+            loom::thread::yield_now();
+        }
+        let err = table.take(a).expect("a's record, seen after its flag");
+        assert_eq!(err.panic_message(), Some("a"));
+        first.join().unwrap();
+        second.join().unwrap();
+        let err = table.take(b).expect("b's record, after its thread joined");
+        assert_eq!(err.panic_message(), Some("b"));
+        assert!(!table.holds(a) && !table.holds(b) && !table.holds(stale));
+    });
+}
+
+/// `abort` races `is_finished` on a foreign task's handle (whose check runs
+/// with the slot's lock released): the abort is never lost, and reaches the
+/// foreign handle exactly once; the handle resolves to `cancelled`.
+#[test]
+fn join_handle_foreign_abort_vs_is_finished() {
+    use crate::{ForeignJoin, JoinError, JoinHandle};
+
+    struct Never(std::sync::Arc<StdAtomicUsize>);
+
+    impl ForeignJoin<u32> for Never {
+        fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u32, JoinError>> {
+            Poll::Pending
+        }
+
+        fn is_finished(&self) -> bool {
+            false
+        }
+
+        fn abort(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    model(3, || {
+        let aborted = std::sync::Arc::new(StdAtomicUsize::new(0));
+        let handle = Arc::new(JoinHandle::from_foreign(Never(aborted.clone())));
+        let watching = handle.clone();
+        let watcher = thread::spawn(move || {
+            watching.is_finished();
+            watching.is_finished();
+        });
+        handle.abort();
+        watcher.join().unwrap();
+        assert_eq!(aborted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let mut handle = Arc::try_unwrap(handle).unwrap_or_else(|_| panic!("handle still shared"));
+        assert!(handle.is_finished());
+        match poll_once(&mut handle) {
+            Poll::Ready(Err(err)) => assert!(err.is_cancelled(), "{err:?}"),
+            other => panic!("unexpected {other:?}"),
+        }
     });
 }

@@ -205,3 +205,148 @@ fn is_finished_on_a_foreign_handle_with_interior_mutability_reaches_it_every_tim
     handle.abort(); // finished: only checked, not aborted
     assert_eq!(handle.join().unwrap(), 2_002);
 }
+
+/// Runs `body` on a thread of its own and fails the test if it hangs (a
+/// call that spins on the handle's lock never returns).
+fn watchdog(body: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(Ok(())) => {}
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("hung for 60 s: a call re-entered the handle's lock"),
+    }
+}
+
+/// A foreign handle whose `is_finished` and `abort` ask the unirun handle
+/// that holds it (as a backend's handle might, through a shared
+/// reference), noting each answer. unirun runs them with its lock
+/// released, so the nested calls return (`false`: the outer call is in
+/// progress) instead of spinning on that lock forever.
+#[test]
+fn a_foreign_handle_may_ask_its_own_join_handle_from_is_finished_and_abort() {
+    use std::sync::{Mutex, OnceLock, Weak};
+
+    type Outer = OnceLock<Weak<JoinHandle<u32>>>;
+
+    struct Reentrant {
+        outer: Arc<Outer>,
+        done: bool,
+        /// What each nested `is_finished` on the outer handle answered.
+        nested: Arc<Mutex<Vec<bool>>>,
+    }
+
+    impl Reentrant {
+        fn ask_outer(&self) {
+            if let Some(outer) = self.outer.get().and_then(Weak::upgrade) {
+                let answer = outer.is_finished();
+                self.nested.lock().unwrap().push(answer);
+            }
+        }
+    }
+
+    impl ForeignJoin<u32> for Reentrant {
+        fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u32, JoinError>> {
+            if self.done {
+                Poll::Ready(Ok(3))
+            } else {
+                Poll::Pending
+            }
+        }
+
+        fn is_finished(&self) -> bool {
+            self.ask_outer();
+            self.done
+        }
+
+        fn abort(&mut self) {
+            self.ask_outer();
+        }
+    }
+
+    watchdog(|| {
+        for done in [false, true] {
+            let outer = Arc::new(Outer::new());
+            let nested = Arc::new(Mutex::new(Vec::new()));
+            let handle = Arc::new(JoinHandle::from_foreign(Reentrant {
+                outer: outer.clone(),
+                done,
+                nested: nested.clone(),
+            }));
+            outer.set(Arc::downgrade(&handle)).unwrap();
+
+            assert_eq!(handle.is_finished(), done);
+            assert_eq!(format!("{handle:?}").contains("true"), done);
+            handle.abort();
+            // Each call above asked the foreign handle once, and its
+            // nested call answered "not finished"; `abort` of an unfinished
+            // task asked it twice (`is_finished`, then `abort`).
+            let expected = if done { 3 } else { 4 };
+            assert_eq!(*nested.lock().unwrap(), vec![false; expected]);
+
+            let handle = Arc::try_unwrap(handle).unwrap_or_else(|_| panic!("still shared"));
+            match unirun_core::block_on(handle) {
+                Ok(3) if done => {}
+                Err(err) if !done => assert!(err.is_cancelled()),
+                other => panic!("done: {done}: {other:?}"),
+            }
+        }
+    });
+}
+
+/// An `abort` made while another thread's `is_finished` is asking the
+/// foreign handle (unlocked) is not lost: it returns at once (it does not
+/// wait for the foreign code, which is blocked until the test lets it go,
+/// after `abort` returned), and the asking call aborts the task afterwards.
+#[test]
+fn an_abort_during_another_threads_is_finished_still_aborts_the_foreign_task() {
+    use std::sync::mpsc;
+
+    struct Blocking {
+        entered: mpsc::Sender<()>,
+        release: std::sync::Mutex<mpsc::Receiver<()>>,
+        aborted: Arc<AtomicUsize>,
+    }
+
+    impl ForeignJoin<u32> for Blocking {
+        fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<u32, JoinError>> {
+            Poll::Pending
+        }
+
+        fn is_finished(&self) -> bool {
+            self.entered.send(()).unwrap();
+            // Ends: the test sends once `abort` returned (or the sender is
+            // dropped, which also ends the wait).
+            let _ = self.release.lock().unwrap().recv();
+            false
+        }
+
+        fn abort(&mut self) {
+            self.aborted.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    watchdog(|| {
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let aborted = Arc::new(AtomicUsize::new(0));
+        let handle = Arc::new(JoinHandle::from_foreign(Blocking {
+            entered: entered_tx,
+            release: std::sync::Mutex::new(release_rx),
+            aborted: aborted.clone(),
+        }));
+        let asking = handle.clone();
+        let asker = std::thread::spawn(move || asking.is_finished());
+        entered.recv().unwrap();
+        handle.abort(); // returns while the foreign `is_finished` is blocked
+        assert_eq!(aborted.load(Ordering::SeqCst), 0, "aborted under the asker");
+        release.send(()).unwrap();
+        assert!(!asker.join().unwrap());
+        assert_eq!(aborted.load(Ordering::SeqCst), 1, "the abort was lost");
+        assert!(handle.is_finished());
+        let handle = Arc::try_unwrap(handle).unwrap_or_else(|_| panic!("still shared"));
+        assert!(unirun_core::block_on(handle).unwrap_err().is_cancelled());
+    });
+}
