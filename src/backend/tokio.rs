@@ -43,6 +43,14 @@ impl FacadeHandle for Handle {
     }
 
     fn enter(&self) -> Option<BackendContext<'_>> {
+        if self.is_inherited() {
+            // A runtime inherited through `fork` has no driver thread here
+            // (a timer registered on it would never fire): its tasks run
+            // inline (see `is_inherited`), inside the child's own unirun-io.
+            if let Some(tokio) = crate::io::child_runtime() {
+                return Some(BackendContext::new(tokio.enter(), false));
+            }
+        }
         // A tokio scope's runtime: an ambient runtime for what runs inside.
         Some(BackendContext::new(self.tokio().enter(), false))
     }
@@ -57,8 +65,10 @@ impl FacadeHandle for Handle {
 
     /// tokio's timer, on runtimes unirun started: they have timers enabled,
     /// while a borrowed one may not (and tokio would panic).
+    /// In a forked child the runtime's timer thread is the parent's: unirun's
+    /// own (fork-aware) driver serves instead.
     fn timer(&self, deadline: std::time::Instant) -> Option<BackendTimer> {
-        if self.is_ambient() {
+        if self.is_ambient() || self.is_inherited() {
             return None;
         }
         let _inside = self.tokio().enter();
