@@ -40,13 +40,8 @@ impl FacadeHandle for Handle {
         Some(Handle::blocking_stats(self))
     }
 
-    /// async-io's timer, as smol code would use; in a forked child,
-    /// unirun's own (fork-aware) driver, since async-io's driver thread,
-    /// once started by the parent, is not in the child.
+    /// async-io's timer, as smol code would use.
     fn timer(&self, deadline: std::time::Instant) -> Option<BackendTimer> {
-        if unirun_core::in_forked_child() {
-            return None;
-        }
         let timer = ::smol::Timer::at(deadline);
         Some(BackendTimer {
             sleep: Box::pin(async move {

@@ -65,10 +65,8 @@ impl FacadeHandle for Handle {
 
     /// tokio's timer, on runtimes unirun started: they have timers enabled,
     /// while a borrowed one may not (and tokio would panic).
-    /// In a forked child the runtime's timer thread is the parent's: unirun's
-    /// own (fork-aware) driver serves instead.
     fn timer(&self, deadline: std::time::Instant) -> Option<BackendTimer> {
-        if self.is_ambient() || self.is_inherited() {
+        if self.is_ambient() {
             return None;
         }
         let _inside = self.tokio().enter();
