@@ -129,7 +129,11 @@ mod forked {
                 let task = handle.spawn(async { 3 });
                 // Ran inline, in `spawn`: nothing else would run it.
                 let finished = task.is_finished();
-                let out = task.join().unwrap();
+                // Through the object-safe trait too (a core-allocated task).
+                let ex: &dyn unirun_core::Executor = &handle;
+                let out = task.join().unwrap()
+                    + ex.spawn(async { 4 }).join().unwrap()
+                    + ex.spawn_blocking(|| 8).join().unwrap();
                 let joined_all = pool.shutdown_timeout(Duration::from_secs(1));
                 (inherited, finished, out, joined_all)
             });
@@ -138,13 +142,57 @@ mod forked {
                 .expect("the child's pool ran the task and shut down");
             assert!(inherited, "the child sees the pool as inherited");
             assert!(finished, "the task ran inline, in `spawn`");
-            assert_eq!(out, 3);
+            assert_eq!(out, 15);
             assert!(
                 !joined_all,
                 "an inherited pool's threads are not ours to join"
             );
         });
     }
+}
+
+/// The tokio backend used directly: an inherited runtime runs spawns and
+/// blocking closures inline, through its own handle and the object-safe
+/// trait, and its shutdown returns at once instead of waiting for workers
+/// the child does not have.
+#[cfg(all(feature = "process-backend", feature = "tokio-backend"))]
+#[test]
+fn an_inherited_tokio_runtime_spawns_inline_and_shuts_down_in_a_forked_child() {
+    use std::time::Duration;
+
+    if !in_child_process(
+        "an_inherited_tokio_runtime_spawns_inline_and_shuts_down_in_a_forked_child",
+    ) {
+        return;
+    }
+    watchdog(|| {
+        let runtime = unirun_tokio::TokioRuntime::builder()
+            .workers(1)
+            .build()
+            .unwrap();
+        assert!(!runtime.handle().is_inherited());
+        assert_eq!(runtime.handle().spawn(async { 1 }).join().unwrap(), 1);
+        let options = unirun::process::ProcessOptions::default().timeout(Duration::from_secs(30));
+        let child = unirun::to_process_with(options, move || {
+            let handle = runtime.handle();
+            let ex: &dyn unirun_core::Executor = &handle;
+            let out = handle.spawn(async { 1 }).join().unwrap()
+                + handle.spawn_blocking(|| 2).join().unwrap()
+                + ex.spawn(async { 4 }).join().unwrap()
+                + ex.spawn_blocking(|| 8).join().unwrap();
+            let joined_all = runtime.shutdown_timeout(Duration::from_secs(1));
+            (handle.is_inherited(), out, joined_all)
+        });
+        let (inherited, out, joined_all) = child
+            .join()
+            .expect("the child's runtime ran the work and shut down");
+        assert!(inherited, "the child sees the runtime as inherited");
+        assert_eq!(out, 15);
+        assert!(
+            !joined_all,
+            "an inherited runtime's threads are not ours to join"
+        );
+    });
 }
 
 /// A task's output whose destructor panics, spawned with its handle dropped
