@@ -138,7 +138,9 @@
 //! ```
 
 #[cfg(feature = "tokio-backend")]
-pub(crate) use self::tokio_io::{entered_by_unirun, reactor_of, Context, Lease, Reactor};
+pub(crate) use self::tokio_io::{
+    child_runtime, entered_by_unirun, reactor_of, Context, Lease, Reactor,
+};
 
 /// Whether unirun's own tokio runtime (the `unirun-io` thread) runs now
 /// (for tests).
@@ -348,7 +350,7 @@ mod tokio_io {
     /// torn down); `None` if it cannot start (the caller then enters the
     /// pool's, as before: its tokio futures fail or time out, the
     /// process call's timeout being the safety net).
-    fn child_runtime() -> Option<&'static Handle> {
+    pub(crate) fn child_runtime() -> Option<&'static Handle> {
         /// The process that started it, and its handle (leaked: one per
         /// process, whose lease keeps the runtime up).
         static CHILD: ForkMutex<Option<(u32, &'static Handle)>> = ForkMutex::new(None);

@@ -43,6 +43,14 @@ impl FacadeHandle for Handle {
     }
 
     fn enter(&self) -> Option<BackendContext<'_>> {
+        if self.is_inherited() {
+            // A runtime inherited through `fork` has no driver thread here
+            // (a timer registered on it would never fire): its tasks run
+            // inline (see `is_inherited`), inside the child's own unirun-io.
+            if let Some(tokio) = crate::io::child_runtime() {
+                return Some(BackendContext::new(tokio.enter(), false));
+            }
+        }
         // A tokio scope's runtime: an ambient runtime for what runs inside.
         Some(BackendContext::new(self.tokio().enter(), false))
     }

@@ -43,6 +43,10 @@ struct Inner {
     /// caller's executor, when the last handle drops this `Inner`.
     lane: BlockingLane,
     max_blocking: usize,
+    /// For a [`SmolPool`]'s handle, the fork generation its threads were
+    /// started in (see `unirun_core::fork_generation`); `None` for a
+    /// caller's executor, which the caller drives wherever it is.
+    built_in: Option<usize>,
 }
 
 impl Handle {
@@ -51,9 +55,11 @@ impl Handle {
         name: String,
         workers: usize,
         lane: BlockingLane,
+        built_in: Option<usize>,
     ) -> Self {
         Handle {
             inner: Arc::new(Inner {
+                built_in,
                 executor: Smol(Arc::downgrade(executor)),
                 max_blocking: lane.stats().cap,
                 lane,
@@ -87,7 +93,7 @@ impl Handle {
         let lane = BlockingLane::builder().name(name.clone()).build();
         // The default cap is never 0, so the builder cannot fail.
         let lane = lane.unwrap_or_else(|_| unreachable!("the default lane settings are valid"));
-        Handle::new(&executor, name, 0, lane)
+        Handle::new(&executor, name, 0, lane, None)
     }
 
     /// Spawns a future on the executor.
@@ -133,7 +139,33 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        if self.is_inherited() {
+            return crate::child::spawn(tasks, future);
+        }
         unirun_core::spawn_foreign(&self.inner.executor, tasks, future)
+    }
+
+    /// Whether this is the handle of a [`SmolPool`] built in another
+    /// process, inherited through `fork`: the pool's threads do not exist
+    /// here, so its tasks run on the thread that spawns or wakes them, as
+    /// unirun's thread pools do in a forked child, and its blocking
+    /// closures on the thread that submits them. A caller's executor
+    /// ([`from_executor`](Self::from_executor)) is never inherited: the
+    /// caller drives it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_smol::SmolPool::builder().workers(1).build().unwrap();
+    /// assert!(!pool.handle().is_inherited()); // built in this process
+    /// ```
+    ///
+    /// [`SmolPool`]: crate::SmolPool
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        self.inner
+            .built_in
+            .is_some_and(|built_in| built_in != unirun_core::fork_generation())
     }
 
     /// Runs a blocking closure on the handle's blocking lane, on a thread
@@ -267,6 +299,9 @@ impl unirun_core::BackendHandle for Handle {
 
 impl Executor for Handle {
     fn scheduler(&self) -> Arc<dyn Schedule> {
+        if self.is_inherited() {
+            return Arc::new(crate::child::Inline);
+        }
         self.inner.spawn.clone()
     }
 

@@ -3,6 +3,8 @@
 //! unirun's join handle.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Weak;
 use std::task::{Context, Poll};
@@ -29,7 +31,79 @@ impl ForeignExecutor for Smol {
         let Some(executor) = self.0.upgrade() else {
             return SmolJoin(None);
         };
-        SmolJoin(Some(executor.spawn(task).fallible()))
+        SmolJoin(Some(executor.spawn(Contain { task }).fallible()))
+    }
+}
+
+/// A task's outcome as async-task holds it, with a destructor that
+/// contains a panic of the value's own.
+///
+/// async-task drops an outcome nobody will take (the handle was detached
+/// before the task finished) where the task finishes, inside an
+/// abort-on-panic guard: an output whose destructor panics would abort the
+/// process there. This wrapper's destructor catches that panic (the panic
+/// hook still reports it), so the driver thread keeps serving, as the
+/// core's own tasks and tokio do. The handle takes the outcome out with
+/// [`into_inner`](Self::into_inner), which skips that destructor: a value
+/// the handle returns is the caller's to drop.
+///
+/// Cost: nothing where the handle takes the outcome; where async-task drops
+/// it, an `Ok` whose type needs no drop is forgotten after a compile-time
+/// check, anything else goes through `catch_unwind` (free unless it unwinds).
+pub(crate) struct Stored<T>(ManuallyDrop<Result<T, JoinError>>);
+
+impl<T> Stored<T> {
+    /// The outcome, for whoever returns it to the task's awaiter.
+    fn into_inner(self) -> Result<T, JoinError> {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the value is taken exactly
+        // once and the wrapper's destructor never sees it.
+        unsafe { ManuallyDrop::take(&mut this.0) }
+    }
+}
+
+impl<T> Drop for Stored<T> {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; `self` is gone right after.
+        match unsafe { ManuallyDrop::take(&mut self.0) } {
+            Ok(value) if !std::mem::needs_drop::<T>() => std::mem::forget(value),
+            output => drop_contained(output),
+        }
+    }
+}
+
+/// Drops `value`, containing a panic of its destructor (and of that
+/// panic's payload's; a payload whose destructor panics too is leaked).
+#[cold]
+#[inline(never)]
+fn drop_contained<V>(value: V) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task's future whose outcome async-task holds as a [`Stored`].
+    struct Contain<F> {
+        #[pin]
+        task: F,
+    }
+}
+
+impl<F, T> Future for Contain<F>
+where
+    F: Future<Output = Result<T, JoinError>>,
+{
+    type Output = Stored<T>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Stored<T>> {
+        self.project()
+            .task
+            .poll(cx)
+            .map(|output| Stored(ManuallyDrop::new(output)))
     }
 }
 
@@ -37,7 +111,7 @@ impl ForeignExecutor for Smol {
 /// detaches the task (async-task's own handle would cancel it).
 ///
 /// [`JoinHandle`]: unirun_core::JoinHandle
-pub(crate) struct SmolJoin<T>(Option<FallibleTask<Result<T, JoinError>>>);
+pub(crate) struct SmolJoin<T>(Option<FallibleTask<Stored<T>>>);
 
 impl<T: Send + 'static> ForeignJoin<T> for SmolJoin<T> {
     fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
@@ -46,7 +120,7 @@ impl<T: Send + 'static> ForeignJoin<T> for SmolJoin<T> {
         };
         Pin::new(task)
             .poll(cx)
-            .map(|output| output.unwrap_or_else(|| Err(JoinError::cancelled())))
+            .map(|output| output.map_or_else(|| Err(JoinError::cancelled()), Stored::into_inner))
     }
 
     fn is_finished(&self) -> bool {

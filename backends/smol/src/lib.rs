@@ -27,6 +27,11 @@
 //! go to the executor as a small task per wake-up
 //! ([`ForeignSchedule`](unirun_core::ForeignSchedule)).
 //!
+//! In a process forked from the one that built a [`SmolPool`], the pool's
+//! threads do not exist: its handle then runs tasks and blocking closures
+//! on the calling thread ([`Handle::is_inherited`]), and dropping or
+//! shutting down the pool there waits for and joins nothing.
+//!
 //! # Features
 //!
 //! This crate has no cargo features of its own; the `unirun` facade enables
@@ -44,6 +49,7 @@
 //! pool.shutdown();
 //! ```
 
+mod child;
 mod handle;
 mod join;
 mod pool;

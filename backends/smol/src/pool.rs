@@ -116,8 +116,15 @@ impl Builder {
         let lane = lane.build()?;
         let executor = Arc::new(SmolExecutor::new());
         let (stop, stopped) = async_channel::bounded::<()>(1);
+        let generation = unirun_core::fork_generation();
         let mut pool = SmolPool {
-            handle: Handle::new(&executor, self.name.clone(), self.workers, lane),
+            handle: Handle::new(
+                &executor,
+                self.name.clone(),
+                self.workers,
+                lane,
+                Some(generation),
+            ),
             executor: Some(executor.clone()),
             stop: Some(stop),
             threads: Vec::with_capacity(self.workers),
@@ -140,6 +147,13 @@ impl Builder {
 /// blocking lane: shutting it down (or dropping it) stops and joins the
 /// driver threads, cancels the tasks still pending, then shuts down the
 /// lane (closures already queued still run) and joins its threads.
+///
+/// In a forked child of the process that built it (see
+/// [`Handle::is_inherited`]) its threads do not exist: shutting it down
+/// there joins nothing and returns at once (`shutdown_timeout` returns
+/// `false`: the parent's threads are not ours to account for), and its
+/// executor, whose locks a parent thread may have held at the fork, is
+/// leaked rather than dropped.
 ///
 /// # Examples
 ///
@@ -228,11 +242,31 @@ impl SmolPool {
     /// let _ = waiting.join(); // resolves: finished on its detached thread
     /// ```
     pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        if self.handle.is_inherited() {
+            self.forget_inherited();
+            return false;
+        }
         let deadline = Instant::now().checked_add(timeout);
         self.stop_drivers();
         let remaining = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
         // Takes the lane's threads: the `Drop` that follows joins none.
         self.handle.lane().shutdown_timeout(remaining)
+    }
+
+    /// A pool inherited through `fork`: its threads are not in this
+    /// process, so there is nothing to stop or join (joining would panic or
+    /// hang), and its executor and channel may hold locks that a parent
+    /// thread held at the fork: all of it is leaked. The blocking lane's
+    /// threads are absent too; its closures ran inline (the lane does that
+    /// in a forked child), so nothing is left in it to wait for, and a
+    /// leaked handle keeps the last one from shutting the lane down (which
+    /// would join the absent threads).
+    #[cold]
+    fn forget_inherited(&mut self) {
+        std::mem::forget(self.handle.clone());
+        std::mem::forget(std::mem::take(&mut self.threads));
+        std::mem::forget(self.stop.take());
+        std::mem::forget(self.executor.take());
     }
 
     /// Stops and joins the driver threads, then lets go of the executor.
@@ -251,6 +285,10 @@ impl SmolPool {
 
 impl Drop for SmolPool {
     fn drop(&mut self) {
+        if self.handle.is_inherited() {
+            self.forget_inherited();
+            return;
+        }
         self.stop_drivers();
         // Blocking closures are joined last: a task cancelled above may
         // have been what one of them waited for.

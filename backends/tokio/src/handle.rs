@@ -42,6 +42,10 @@ struct Inner {
     spawn: Arc<ForeignSchedule<Tokio<tokio::runtime::Handle>>>,
     /// Blocking closures of core-allocated tasks, each on tokio's blocking pool.
     blocking: Arc<BlockingHook>,
+    /// For a [`TokioRuntime`](crate::TokioRuntime)'s handle, the fork
+    /// generation its threads were started in (see
+    /// `unirun_core::fork_generation`); `None` for a borrowed runtime.
+    built_in: Option<usize>,
 }
 
 /// Runs blocking closures on tokio's blocking pool.
@@ -62,9 +66,11 @@ impl Handle {
         workers: usize,
         max_blocking: usize,
         ambient: bool,
+        built_in: Option<usize>,
     ) -> Self {
         Handle {
             inner: Arc::new(Inner {
+                built_in,
                 spawn: Arc::new(ForeignSchedule(Tokio(tokio.clone()))),
                 blocking: Arc::new(BlockingHook(tokio.clone())),
                 tokio: Tokio(tokio),
@@ -114,6 +120,7 @@ impl Handle {
             workers,
             DEFAULT_MAX_BLOCKING,
             true,
+            None,
         )
     }
 
@@ -162,7 +169,34 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        if self.is_inherited() {
+            return crate::child::spawn(tasks, future);
+        }
         unirun_core::spawn_foreign(&Tokio(&self.inner.tokio.0), tasks, future)
+    }
+
+    /// Whether this is the handle of a [`TokioRuntime`](crate::TokioRuntime)
+    /// built in another process, inherited through `fork`: the runtime's
+    /// threads do not exist here (a task queued on it would never run), so
+    /// its tasks run on the thread that spawns or wakes them, as unirun's
+    /// thread pools do in a forked child, and its blocking closures on the
+    /// thread that submits them. A borrowed runtime is never inherited.
+    ///
+    /// Such tasks are polled outside any tokio runtime: to use tokio's
+    /// timers or sockets there, enter one (the `unirun` facade's scopes
+    /// enter the child's own unirun-io).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let runtime = unirun_tokio::TokioRuntime::builder().workers(1).build().unwrap();
+    /// assert!(!runtime.handle().is_inherited()); // built in this process
+    /// ```
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        self.inner
+            .built_in
+            .is_some_and(|built_in| built_in != unirun_core::fork_generation())
     }
 
     /// Runs a blocking closure on tokio's blocking pool.
@@ -207,6 +241,9 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        if self.is_inherited() {
+            return crate::child::spawn_blocking(tasks, f);
+        }
         Tokio(&self.inner.tokio.0).spawn_blocking(tasks, f)
     }
 
@@ -307,10 +344,16 @@ impl unirun_core::BackendHandle for Handle {
 
 impl Executor for Handle {
     fn scheduler(&self) -> Arc<dyn Schedule> {
+        if self.is_inherited() {
+            return Arc::new(crate::child::Inline);
+        }
         self.inner.spawn.clone()
     }
 
     fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+        if self.is_inherited() {
+            return Arc::new(crate::child::RunNow);
+        }
         self.inner.blocking.clone()
     }
 }

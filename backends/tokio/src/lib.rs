@@ -47,6 +47,7 @@
 //! assert_eq!(blocking.join().unwrap(), "blocking");
 //! ```
 
+mod child;
 mod handle;
 mod join;
 mod runtime;

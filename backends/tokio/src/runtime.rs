@@ -114,6 +114,7 @@ impl Builder {
             workers,
             self.max_blocking,
             false,
+            Some(unirun_core::fork_generation()),
         );
         Ok(TokioRuntime {
             runtime: Some(runtime),
@@ -203,7 +204,10 @@ impl TokioRuntime {
     /// closure then are left behind and exit when it returns. Returns
     /// whether none was left behind. Where blocking is not allowed (inside
     /// async code) the wait moves to a helper thread and this returns at
-    /// once, `true` (it cannot know).
+    /// once, `true` (it cannot know). In a forked child of the process that
+    /// built it (see [`Handle::is_inherited`]) its threads do not exist:
+    /// the runtime is leaked, at once, and this returns `false` (dropping
+    /// it there leaks it too).
     ///
     /// # Examples
     ///
@@ -230,6 +234,10 @@ impl TokioRuntime {
         let Some(runtime) = self.runtime.take() else {
             return true;
         };
+        if self.handle.is_inherited() {
+            forget_inherited(runtime);
+            return false;
+        }
         if !shut_down(runtime, self.handle.name(), Some(timeout)) {
             return true;
         }
@@ -242,9 +250,23 @@ impl TokioRuntime {
 impl Drop for TokioRuntime {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
+            if self.handle.is_inherited() {
+                forget_inherited(runtime);
+                return;
+            }
             shut_down(runtime, self.handle.name(), None);
         }
     }
+}
+
+/// A runtime inherited through `fork` (see [`Handle::is_inherited`]): its
+/// threads are not in this process, so shutting it down would wait for
+/// workers that never answer, and its locks may have been held by a parent
+/// thread at the fork. It is leaked instead (a forked child leaves with
+/// `_exit`, so nothing is lost).
+#[cold]
+fn forget_inherited(runtime: tokio::runtime::Runtime) {
+    std::mem::forget(runtime);
 }
 
 /// Shuts `runtime` down (dropping it, or with tokio's `shutdown_timeout`
