@@ -402,7 +402,12 @@ impl ThreadPool {
     /// // A blocking closure stuck past the deadline does not hold the call up.
     /// let pool = ThreadPool::builder().workers(1).build().unwrap();
     /// let (release, gate) = std::sync::mpsc::channel::<()>();
-    /// let stuck = pool.spawn_blocking(move || gate.recv().is_ok());
+    /// let (started, running) = std::sync::mpsc::channel::<()>();
+    /// let stuck = pool.spawn_blocking(move || {
+    ///     started.send(()).unwrap();
+    ///     gate.recv().is_ok()
+    /// });
+    /// running.recv().unwrap(); // running, not merely queued (queued work is cancelled)
     /// assert!(!pool.shutdown_timeout(Duration::from_millis(20)));
     /// release.send(()).unwrap();
     /// assert!(stuck.join().unwrap()); // it finished later, on its detached thread
