@@ -282,7 +282,7 @@ fn default_handle() -> (Handle, u64) {
 /// already sent to a worker is not waited for: it keeps its worker, its
 /// reply is read on a thread of its own, and its handle, joined or not
 /// yet, still gives its result (see
-/// [`ProcessPool::retire`](crate::process::ProcessPool::retire)); one
+/// `ProcessPool::retire`); one
 /// whose reply a thread is reading at that moment (a `join` in progress, or
 /// a call running on the blocking lane: the first calls that start
 /// workers, large requests) is a running task and is waited for, and one
@@ -393,7 +393,7 @@ fn wait_quietly(old: &SharedDefault) {
 /// not waited for and not cancelled: it keeps its worker, its reply is
 /// read on a thread of its own, and its handle, joined or not yet, still
 /// gives its result (see
-/// [`ProcessPool::retire`](crate::process::ProcessPool::retire)); a call
+/// `ProcessPool::retire`); a call
 /// whose reply a thread is reading at that moment (a `join` in progress,
 /// or a call running on the blocking lane) is cancelled with its worker,
 /// and one still queued for a worker resolves to cancelled. Then the

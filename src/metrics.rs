@@ -39,7 +39,7 @@ use crate::scope::Scope;
 /// (`Handle::call`, feature `process-backend`); they are 0 for a scope that
 /// made no such call, and always without the `process-backend` feature.
 ///
-/// **In a forked child** (a [`to_process`](crate::to_process) closure or
+/// **In a forked child** (a `to_process` closure or
 /// a process pool's worker) a snapshot is read without taking any lock a
 /// thread of the parent may have held at the fork. The blocking lane's
 /// threads were not copied by the fork: `blocking_threads()`,

@@ -20,7 +20,7 @@
 //!   [`reset`](crate::reset). How it works, why it loses no wake-up and what
 //!   it costs are described below.
 //!
-//! In a forked child (a [`to_process`](crate::to_process) closure, a
+//! In a forked child (a `to_process` closure, a
 //! process pool's worker) every sleep uses unirun's driver, whatever the
 //! scope: the threads that drive the other timers were not copied by the
 //! fork. The child's driver starts a thread of its own on the first sleep
