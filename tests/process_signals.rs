@@ -233,6 +233,25 @@ fn a_server_workers_death_never_raises_sigpipe() {
     });
 }
 
+/// Review fault: the disposition was read once and cached, refreshed only
+/// at a worker's start. A host that restores `SIGPIPE`'s default after the
+/// pool's first call (a C library's init, a daemon's set-up) died of
+/// signal 13 on the next call to a killed idle worker; the disposition of
+/// the moment of each write counts.
+#[test]
+fn a_pool_call_after_sigpipe_became_default_mid_run_never_raises_sigpipe() {
+    if !in_child_process("a_pool_call_after_sigpipe_became_default_mid_run_never_raises_sigpipe") {
+        return;
+    }
+    watchdog(|| {
+        let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+        // First call and worker start with SIGPIPE ignored, as Rust sets it.
+        let pid = pool.call(worker_pid, ()).unwrap();
+        default_sigpipe();
+        a_dead_idle_worker_is_survived(|x| pool.call(double, x), pid);
+    });
+}
+
 /// `SIGCHLD` ignored, as a daemon or supervisor may set it: the kernel
 /// reaps children and discards their exit status.
 fn ignore_sigchld() {
