@@ -124,7 +124,9 @@ pub fn init() -> bool {
 
 /// Forks a server from the forker thread.
 fn launch(parent_threads: usize) -> Option<Arc<Server>> {
-    let lease = forker::lease();
+    // No forker thread (thread creation failed): no server, as for a
+    // failed fork; callers fork workers their own way or report it.
+    let lease = forker::lease().ok()?;
     let (control, pid) = lease.run(start).ok()?;
     Some(Arc::new(Server {
         control_fd: control.as_raw_fd(),

@@ -140,7 +140,14 @@ impl Inner {
         }
         let lease = {
             let mut held = self.forker.lock().unwrap_or_else(PoisonError::into_inner);
-            held.get_or_insert_with(forker::lease).clone()
+            match &*held {
+                Some(lease) => lease.clone(),
+                None => {
+                    let lease = forker::lease()
+                        .map_err(|err| JoinError::transport("start a worker", err.to_string()))?;
+                    held.insert(lease).clone()
+                }
+            }
         };
         let options = self.options;
         let worker = lease.run(move || start(&options));
