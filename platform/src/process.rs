@@ -233,6 +233,58 @@ impl ProcessHandle {
         }
     }
 
+    /// Reaps the process if it is our child and has ended unreaped (a
+    /// zombie): its status; `Ok(None)` while it still runs or where the
+    /// kernel cannot wait on a pidfd. `ECHILD` when it was reaped already
+    /// (the host ignores `SIGCHLD`). Never touches another process, even
+    /// one that reused the pid (`waitid(P_PIDFD)`, never `waitpid(pid)`).
+    /// Retries on `EINTR`.
+    pub fn reap(&self) -> io::Result<Option<ExitStatus>> {
+        cfg_if::cfg_if! {
+            if #[cfg(any(target_os = "linux", target_os = "android"))] {
+                /// `idtype_t` for a pidfd (Linux 5.4).
+                const P_PIDFD: libc::idtype_t = 3;
+                loop {
+                    // SAFETY: all-zero is a valid `siginfo_t` to receive into.
+                    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                    // SAFETY: our open pidfd as the id, a writable `info`.
+                    let rc = unsafe {
+                        libc::waitid(
+                            P_PIDFD,
+                            self.fd.as_raw_fd() as libc::id_t,
+                            &mut info,
+                            libc::WEXITED | libc::WNOHANG,
+                        )
+                    };
+                    if rc == -1 {
+                        let err = io::Error::last_os_error();
+                        match err.raw_os_error() {
+                            Some(libc::EINTR) => continue,
+                            // No P_PIDFD in this kernel: cannot tell, and
+                            // a wait by pid is what must not happen.
+                            Some(libc::EINVAL) => return Ok(None),
+                            _ => return Err(err),
+                        }
+                    }
+                    // SAFETY: `waitid` filled `info` (or left it zeroed,
+                    // pid 0, when the process has not ended: WNOHANG).
+                    if unsafe { info.si_pid() } == 0 {
+                        return Ok(None);
+                    }
+                    // SAFETY: as above; a WEXITED record.
+                    let status = unsafe { info.si_status() };
+                    return Ok(Some(if info.si_code == libc::CLD_EXITED {
+                        ExitStatus::Exited(status)
+                    } else {
+                        ExitStatus::Signaled(status)
+                    }));
+                }
+            } else {
+                Ok(None)
+            }
+        }
+    }
+
     /// Waits until the process has ended (whether or not anyone reaps it;
     /// the status is not read). Retries on `EINTR`.
     pub fn wait_ended(&self) -> io::Result<()> {
