@@ -177,6 +177,13 @@ pub struct ProcessHandle {
     fd: OwnedFd,
 }
 
+/// The pidfd itself (e.g. for a forked child to close its inherited copy).
+impl std::os::fd::AsFd for ProcessHandle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl ProcessHandle {
     /// A handle to process `pid`. It names the right process only if `pid`
     /// cannot have ended and been reaped yet (a child that is still
