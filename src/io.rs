@@ -333,6 +333,17 @@ mod tokio_io {
         }
     }
 
+    impl Lease {
+        /// Gives the lease up without waiting for tokio blocking closures:
+        /// if it was the last one, the runtime stops with a deadline of
+        /// now (tokio's shutdown then leaves running closures to finish on
+        /// their threads), so this returns once unirun-io's own thread has
+        /// left its loop.
+        pub(crate) fn release_now(self) {
+            let _ = self.release_by(std::time::Instant::now());
+        }
+    }
+
     /// A lease on unirun's own runtime, starting it if no pool holds one.
     fn lease() -> Result<Lease, Error> {
         let mut shared = SHARED.lock();

@@ -370,7 +370,9 @@ impl Run {
     /// Cancels every task of the scope that has not finished (their handles
     /// resolve to `Err(cancelled)`; blocking closures already running
     /// complete, as threads cannot be interrupted), then shuts down and joins
-    /// the scope's own pool.
+    /// the scope's own pool. Closures of `tokio::task::spawn_blocking` are
+    /// not the scope's and are not waited for: when the scope was the last
+    /// user of `unirun-io`, that runtime stops without them.
     ///
     /// # Examples
     ///

@@ -130,6 +130,39 @@ fn process_shutdown_returns_while_a_fork_call_child_still_runs() {
     });
 }
 
+/// How many pidfds this process holds open.
+fn open_pidfds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|fd| {
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|target| target.to_string_lossy().contains("pidfd"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Review fault: a forked child closed its copy of the fork server's
+/// socket but kept the server's pidfd open for its whole run (every
+/// `fork_call` child and pool worker). A child holds no pidfd of ours:
+/// nothing in it can signal or reap the server.
+#[test]
+fn a_fork_call_child_does_not_inherit_the_fork_servers_pidfd() {
+    if !in_child_process("a_fork_call_child_does_not_inherit_the_fork_servers_pidfd") {
+        return;
+    }
+    watchdog(|| {
+        assert!(unirun::process::init());
+        // Only meaningful where the server has a pidfd (Linux 5.3).
+        let parents = open_pidfds();
+        let in_child = unirun::process::fork_call(&no_timeout(), open_pidfds).unwrap();
+        unirun::process::shutdown();
+        assert_eq!(in_child, 0, "the parent holds {parents}");
+    });
+}
+
 /// The worker's own pid.
 fn worker_pid(_: ()) -> i32 {
     sys::getpid()
@@ -230,6 +263,25 @@ fn a_server_workers_death_never_raises_sigpipe() {
         a_dead_idle_worker_is_survived(|x| pool.call(double, x), pid);
         drop(pool);
         unirun::process::shutdown();
+    });
+}
+
+/// Review fault: the disposition was read once and cached, refreshed only
+/// at a worker's start. A host that restores `SIGPIPE`'s default after the
+/// pool's first call (a C library's init, a daemon's set-up) died of
+/// signal 13 on the next call to a killed idle worker; the disposition of
+/// the moment of each write counts.
+#[test]
+fn a_pool_call_after_sigpipe_became_default_mid_run_never_raises_sigpipe() {
+    if !in_child_process("a_pool_call_after_sigpipe_became_default_mid_run_never_raises_sigpipe") {
+        return;
+    }
+    watchdog(|| {
+        let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+        // First call and worker start with SIGPIPE ignored, as Rust sets it.
+        let pid = pool.call(worker_pid, ()).unwrap();
+        default_sigpipe();
+        a_dead_idle_worker_is_survived(|x| pool.call(double, x), pid);
     });
 }
 

@@ -187,6 +187,41 @@ fn threads_scope_bounded_over_tokio_blocking(flavor: unirun::Flavor) {
     }
 }
 
+/// Review fault: `shutdown_now` of a threads scope, unirun-io's last
+/// user, waited for a tokio blocking closure its `block_on` started (the
+/// dropped lease stopped unirun-io gracefully). "Now" stops now: it
+/// returns while the closure is provably still stuck. In a child process,
+/// where the scope is unirun-io's only user.
+#[test]
+fn shutdown_now_of_a_threads_scope_never_waits_for_a_tokio_blocking_closure() {
+    if !common::in_child_process(
+        "shutdown_now_of_a_threads_scope_never_waits_for_a_tokio_blocking_closure",
+    ) {
+        return;
+    }
+    watchdog(|| {
+        let run = unirun::Run::builder()
+            .flavor(unirun::Flavor::Threads)
+            .build()
+            .unwrap();
+        assert!(run.trace().reactor().unwrap().contains("unirun-io"));
+        let gate = Gate::default();
+        let stuck = gate.clone();
+        let (started, ran) = std::sync::mpsc::channel();
+        run.block_on(async move {
+            drop(tokio::task::spawn_blocking(move || {
+                started.send(()).unwrap();
+                stuck.wait();
+            }));
+        });
+        ran.recv().unwrap();
+        // The gate opens only after this returned: a wait for the closure
+        // here would hang, and the watchdog would fail the test.
+        run.shutdown_now();
+        gate.open();
+    });
+}
+
 /// The same over a tokio scope: its runtime's blocking closure.
 #[test]
 fn shutdown_timeout_of_a_tokio_scope_is_bounded_and_reports_a_stuck_blocking_closure() {

@@ -9,7 +9,6 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 /// A process id.
@@ -178,6 +177,13 @@ pub struct ProcessHandle {
     fd: OwnedFd,
 }
 
+/// The pidfd itself (e.g. for a forked child to close its inherited copy).
+impl std::os::fd::AsFd for ProcessHandle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl ProcessHandle {
     /// A handle to process `pid`. It names the right process only if `pid`
     /// cannot have ended and been reaped yet (a child that is still
@@ -230,6 +236,58 @@ impl ProcessHandle {
             } else {
                 let _ = signal;
                 Err(io::ErrorKind::Unsupported.into())
+            }
+        }
+    }
+
+    /// Reaps the process if it is our child and has ended unreaped (a
+    /// zombie): its status; `Ok(None)` while it still runs or where the
+    /// kernel cannot wait on a pidfd. `ECHILD` when it was reaped already
+    /// (the host ignores `SIGCHLD`). Never touches another process, even
+    /// one that reused the pid (`waitid(P_PIDFD)`, never `waitpid(pid)`).
+    /// Retries on `EINTR`.
+    pub fn reap(&self) -> io::Result<Option<ExitStatus>> {
+        cfg_if::cfg_if! {
+            if #[cfg(any(target_os = "linux", target_os = "android"))] {
+                /// `idtype_t` for a pidfd (Linux 5.4).
+                const P_PIDFD: libc::idtype_t = 3;
+                loop {
+                    // SAFETY: all-zero is a valid `siginfo_t` to receive into.
+                    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                    // SAFETY: our open pidfd as the id, a writable `info`.
+                    let rc = unsafe {
+                        libc::waitid(
+                            P_PIDFD,
+                            self.fd.as_raw_fd() as libc::id_t,
+                            &mut info,
+                            libc::WEXITED | libc::WNOHANG,
+                        )
+                    };
+                    if rc == -1 {
+                        let err = io::Error::last_os_error();
+                        match err.raw_os_error() {
+                            Some(libc::EINTR) => continue,
+                            // No P_PIDFD in this kernel: cannot tell, and
+                            // a wait by pid is what must not happen.
+                            Some(libc::EINVAL) => return Ok(None),
+                            _ => return Err(err),
+                        }
+                    }
+                    // SAFETY: `waitid` filled `info` (or left it zeroed,
+                    // pid 0, when the process has not ended: WNOHANG).
+                    if unsafe { info.si_pid() } == 0 {
+                        return Ok(None);
+                    }
+                    // SAFETY: as above; a WEXITED record.
+                    let status = unsafe { info.si_status() };
+                    return Ok(Some(if info.si_code == libc::CLD_EXITED {
+                        ExitStatus::Exited(status)
+                    } else {
+                        ExitStatus::Signaled(status)
+                    }));
+                }
+            } else {
+                Ok(None)
             }
         }
     }
@@ -393,20 +451,16 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Like [`write_all`] into a pipe, but never raises `SIGPIPE` when the
-/// reader is gone: that is an `EPIPE` error (see the caveat below).
+/// reader is gone: that is an `EPIPE` error, whatever `SIGPIPE`'s
+/// disposition is at the moment of the write (a host may switch it at any
+/// time, e.g. a C library's init restoring the default).
 ///
-/// When `SIGPIPE` is ignored (what Rust's runtime sets before `main`) the
-/// write is a plain [`write_all`]: no extra system call. Otherwise
-/// `SIGPIPE` is blocked in the calling thread around the write, and the
-/// one a failed write raised is taken back (`sigtimedwait` with a zero
-/// timeout) before the thread's mask is restored; a thread that blocks
-/// `SIGPIPE` itself is left as it is.
-///
-/// Which of the two applies is cached: the disposition is read once, and
-/// again on each [`recheck_sigpipe`] (the process backend calls it when it
-/// starts a worker, a slow path). A host that switches `SIGPIPE` from
-/// ignored to its default must do so before it starts the work that writes
-/// (as a daemon does at start-up), or call [`recheck_sigpipe`] after.
+/// `SIGPIPE` is blocked in the calling thread around every write (two
+/// `pthread_sigmask` calls, well under a microsecond next to a pipe round
+/// trip), and only when the write failed with `EPIPE` is the `SIGPIPE` it
+/// raised taken back (`sigtimedwait` with a zero timeout) before the
+/// thread's mask is restored; a thread that blocks `SIGPIPE` itself is
+/// left as it is. The disposition is never read, so nothing is cached.
 ///
 /// # Examples
 ///
@@ -420,13 +474,6 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
 /// assert_eq!(err.raw_os_error(), Some(libc::EPIPE));
 /// ```
 pub fn write_all_no_sigpipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> {
-    let ignored = match SIGPIPE_IGNORED.load(Ordering::Relaxed) {
-        UNKNOWN => recheck_sigpipe(),
-        state => state == IGNORED,
-    };
-    if ignored {
-        return write_all(fd, bytes);
-    }
     // SAFETY: all-zero is a valid `sigset_t` to fill; the calls below only
     // read and write these local sets.
     let mut pipe_only: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -453,9 +500,11 @@ pub fn write_all_no_sigpipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> 
                 tv_sec: 0,
                 tv_nsec: 0,
             };
-            // The failed write raised SIGPIPE at this thread, where it is
+            // The failed write raised SIGPIPE at this thread (unless it is
+            // ignored right now, then nothing is pending), where it is
             // pending while blocked: take it back so unblocking does not
-            // deliver it. A zero timeout never waits.
+            // deliver it. A zero timeout never waits, so this returns at
+            // once whether or not one is pending.
             // SAFETY: valid set and timespec; a null info pointer is allowed.
             unsafe { libc::sigtimedwait(&pipe_only, std::ptr::null_mut(), &zero) };
         }
@@ -463,28 +512,6 @@ pub fn write_all_no_sigpipe(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> 
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut()) };
     }
     written
-}
-
-/// [`write_all_no_sigpipe`]'s cached view of `SIGPIPE`: one of the three
-/// states below. Relaxed: it is a hint refreshed by [`recheck_sigpipe`],
-/// not a synchronization point.
-static SIGPIPE_IGNORED: AtomicU8 = AtomicU8::new(UNKNOWN);
-const UNKNOWN: u8 = 0;
-const IGNORED: u8 = 1;
-const NOT_IGNORED: u8 = 2;
-
-/// Reads `SIGPIPE`'s disposition again (one `sigaction` query) for
-/// [`write_all_no_sigpipe`]; returns whether it is ignored (a failed write
-/// cannot raise it then). Async-signal-safe.
-pub fn recheck_sigpipe() -> bool {
-    // SAFETY: all-zero is a valid `sigaction` to receive into.
-    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: a null new action only queries; `current` is writable.
-    let ignored = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) } == 0
-        && current.sa_sigaction == libc::SIG_IGN;
-    let state = if ignored { IGNORED } else { NOT_IGNORED };
-    SIGPIPE_IGNORED.store(state, Ordering::Relaxed);
-    ignored
 }
 
 /// `send` flags that keep a write to a socket whose peer is gone from
@@ -836,7 +863,6 @@ mod tests {
             Forked::Child => {
                 // SAFETY: SIG_DFL is a valid disposition for SIGPIPE.
                 unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-                recheck_sigpipe();
                 exit_now(if body() { 0 } else { 1 })
             }
             Forked::Parent(pid) => wait_pid(pid, true).unwrap(),

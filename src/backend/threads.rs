@@ -77,6 +77,18 @@ impl Shutdown for Pool {
     }
 
     fn shutdown_now(self: Box<Self>) {
+        #[cfg(feature = "tokio-backend")]
+        {
+            let Pool { pool, _io: io } = *self;
+            pool.shutdown_now();
+            // "Now": unirun-io, if this was its last pool, stops without
+            // waiting for tokio blocking closures still running (a plain
+            // drop of the lease would wait for them, without bound).
+            if let Some(io) = io {
+                io.release_now();
+            }
+        }
+        #[cfg(not(feature = "tokio-backend"))]
         self.pool.shutdown_now();
     }
 }

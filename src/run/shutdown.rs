@@ -81,6 +81,11 @@ impl Teardown {
             (Some(owned), Stop::Until(deadline)) => {
                 owned.shutdown_timeout(deadline.saturating_duration_since(Instant::now()))
             }
+            // "Now" waits for no closure, unirun-io's included.
+            (Some(owned), Stop::Now) => {
+                owned.shutdown_now();
+                true
+            }
             (Some(owned), _) => {
                 owned.shutdown();
                 true

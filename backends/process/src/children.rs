@@ -83,8 +83,11 @@ impl Registered {
     }
 
     /// Takes the child off the list; from now on nobody else signals it.
+    /// By identity, not by pid: with children reaped by the kernel, a
+    /// child of ours that ended may have lent its pid to a newer one whose
+    /// entry must stay (else `cancel_children` would miss it).
     pub(crate) fn unregister(&self) {
-        children().retain(|e| e.pid != self.pid);
+        children().retain(|e| !Arc::ptr_eq(&e.cancelled, &self.cancelled));
     }
 
     pub(crate) fn was_cancelled(&self) -> bool {
@@ -148,4 +151,33 @@ pub fn cancel_children(tasks: &Arc<TaskSet>) -> usize {
 /// ```
 pub fn running_children() -> usize {
     children().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{children, register};
+
+    /// Review fault: unregistering removed every entry with the pid, so an
+    /// ended child whose pid the kernel had already given to a newer child
+    /// of ours deleted the newer one's entry, and `cancel_children` no
+    /// longer killed it. Never signalled: no set, so no cancel.
+    #[test]
+    fn unregistering_a_child_keeps_a_newer_child_that_reused_its_pid() {
+        // A pid no process has (above the kernel's pid_max limit).
+        let pid = i32::MAX - 7;
+        let ended = register(pid, None, None);
+        let reused = register(pid, None, None);
+        ended.unregister();
+        let listed = |r: &super::Registered| {
+            children()
+                .iter()
+                .any(|e| Arc::ptr_eq(&e.cancelled, &r.cancelled))
+        };
+        assert!(!listed(&ended));
+        assert!(listed(&reused), "the newer child's entry was removed");
+        reused.unregister();
+        assert!(!listed(&reused));
+    }
 }

@@ -349,11 +349,11 @@ fn reap(pid: sys::Pid, child: &Registered) -> std::io::Result<Option<ExitStatus>
         // pidfd (it ends: the reply was read to its end or end of file, or
         // the child was killed), then collect a status only if the host
         // went back to the default meanwhile (the child is a zombie then;
-        // otherwise this is `ECHILD`, or `None` if the pid names another
-        // child of ours by now, which is left alone).
+        // otherwise this is `ECHILD`). Reaped through the pidfd, never by
+        // pid: the pid may name another child of ours by now.
         Some(handle) => {
             let _ = handle.wait_ended();
-            sys::wait_pid(pid, false)
+            handle.reap()
         }
         None => sys::wait_pid(pid, true),
     }
@@ -445,4 +445,44 @@ where
     );
     runnable.schedule();
     handle
+}
+
+#[cfg(test)]
+mod tests {
+    use unirun_platform::process::{self as sys, ExitStatus, Forked, ProcessHandle};
+
+    use super::reap;
+    use crate::children;
+
+    /// A child that exits with `code` at once (async-signal-safe only).
+    fn exiting(code: i32) -> sys::Pid {
+        // SAFETY: the child calls only `_exit`.
+        match unsafe { sys::fork() }.unwrap() {
+            Forked::Child => sys::exit_now(code),
+            Forked::Parent(pid) => pid,
+        }
+    }
+
+    /// Review fault: a child with a pidfd was reaped by pid after its
+    /// pidfd said it ended; were that pid another (zombie) child of ours by
+    /// now, its status was stolen. Here the pid passed names such a
+    /// zombie: only the pidfd's own child is reaped.
+    #[test]
+    fn reaping_through_a_pidfd_never_reaps_another_child_by_pid() {
+        let ours = exiting(3);
+        let other = exiting(5);
+        let handle = ProcessHandle::open(ours).unwrap();
+        let registered = children::register(ours, Some(handle), None);
+        registered.unregister();
+        // Both are zombies once the other's end is seen through its pidfd.
+        ProcessHandle::open(other).unwrap().wait_ended().unwrap();
+        assert_eq!(
+            reap(other, &registered).unwrap(),
+            Some(ExitStatus::Exited(3))
+        );
+        assert_eq!(
+            sys::wait_pid(other, true).unwrap(),
+            Some(ExitStatus::Exited(5))
+        );
+    }
 }

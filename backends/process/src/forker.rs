@@ -45,15 +45,40 @@ static FORKER: ForkMutex<(Weak<Forker>, usize)> = ForkMutex::new((Weak::new(), 0
 /// The running forker thread, started if none is; in a forked child, a
 /// forker without a thread (its jobs run on the caller).
 ///
-/// # Panics
+/// # Errors
 ///
-/// If the thread cannot be started.
-pub(crate) fn lease() -> Lease {
+/// If the thread cannot be started (the system's thread limit, memory).
+/// This is an error rather than a panic because the slot is fork-guarded:
+/// a panic while it is held needs stderr for its message, which a thread
+/// that is about to fork may hold while it waits for this hold to end.
+pub(crate) fn lease() -> std::io::Result<Lease> {
+    lease_in(&FORKER, start_thread)
+}
+
+/// The forker thread's body: runs jobs until the last lease drops the
+/// sender.
+fn start_thread(rx: mpsc::Receiver<Job>) -> std::io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new()
+        .name("unirun-forker".into())
+        .spawn(move || {
+            // Ends when the last lease drops the sender.
+            for job in rx {
+                job();
+            }
+        })
+}
+
+/// [`lease`] over `slot`, starting a thread with `start` (separate so a
+/// test can make thread creation fail).
+fn lease_in(
+    slot: &ForkMutex<(Weak<Forker>, usize)>,
+    start: impl FnOnce(mpsc::Receiver<Job>) -> std::io::Result<thread::JoinHandle<()>>,
+) -> std::io::Result<Lease> {
     let generation = unirun_core::fork_generation();
-    let mut slot = FORKER.lock();
+    let mut slot = slot.lock();
     if slot.1 == generation {
         if let Some(forker) = slot.0.upgrade() {
-            return forker;
+            return Ok(forker);
         }
     }
     if unirun_core::in_forked_child() {
@@ -64,24 +89,23 @@ pub(crate) fn lease() -> Lease {
             thread: None,
         });
         *slot = (Arc::downgrade(&forker), generation);
-        return forker;
+        return Ok(forker);
     }
     let (tx, rx) = mpsc::channel::<Job>();
-    let thread = thread::Builder::new()
-        .name("unirun-forker".into())
-        .spawn(move || {
-            // Ends when the last lease drops the sender.
-            for job in rx {
-                job();
-            }
-        })
-        .expect("unirun: could not start the forker thread");
+    // No panic while the slot is held (see `lease`): a failure is returned,
+    // and the guard drops on the way out.
+    let thread = start(rx).map_err(|err| {
+        std::io::Error::new(
+            err.kind(),
+            format!("could not start the unirun-forker thread: {err}"),
+        )
+    })?;
     let forker = Arc::new(Forker {
         jobs: Mutex::new(Some(tx)),
         thread: Some(thread),
     });
     *slot = (Arc::downgrade(&forker), generation);
-    forker
+    Ok(forker)
 }
 
 /// Whether this process's forker is leased (some lease is held); never an
@@ -151,8 +175,9 @@ mod tests {
 
     use unirun_platform::fork_guard;
 
-    use super::{lease, running, FORKER};
+    use super::{lease, lease_in, running, FORKER};
     use crate::{fork_call, ProcessOptions};
+    use unirun_platform::fork_guard::ForkMutex;
 
     /// Only a safety net: a child stuck on an inherited lock is killed.
     fn safety_net() -> ProcessOptions {
@@ -179,7 +204,7 @@ mod tests {
             })
         };
         held_rx.recv().unwrap();
-        let out = fork_call(&safety_net(), || lease().run(|| 7u8));
+        let out = fork_call(&safety_net(), || lease().unwrap().run(|| 7u8));
         ended.store(true, Ordering::SeqCst);
         holder.join().unwrap();
         assert_eq!(out.expect("the child leased the forker"), 7);
@@ -189,16 +214,50 @@ mod tests {
     /// count it as running, and its own lease starts no thread.
     #[test]
     fn a_child_sees_the_parents_forker_as_absent_and_starts_no_thread() {
-        let parents = lease();
+        let parents = lease().unwrap();
         assert!(running());
         let out = fork_call(&safety_net(), || {
             let inherited = running();
-            let own = lease();
+            let own = lease().unwrap();
             let threadless = own.thread.is_none();
             let ran_here = own.run(|| std::thread::current().id()) == std::thread::current().id();
             (inherited, threadless, ran_here)
         });
         drop(parents);
         assert_eq!(out.expect("the child replied"), (false, true, true));
+    }
+
+    /// Review fault: starting the forker thread panicked (`expect`) while
+    /// the fork-guarded slot was held; the panic's message needs stderr,
+    /// which a thread about to fork holds while it waits for that hold to
+    /// end. Now the failure is an error, and the slot is free afterwards.
+    #[test]
+    fn a_forker_thread_that_cannot_start_is_an_error_not_a_panic_under_the_guard() {
+        static SLOT: ForkMutex<(std::sync::Weak<super::Forker>, usize)> =
+            ForkMutex::new((std::sync::Weak::new(), 0));
+        let outcome = std::panic::catch_unwind(|| {
+            lease_in(&SLOT, |_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "no thread for you",
+                ))
+            })
+            .err()
+        });
+        let err = outcome
+            .expect("no panic while the slot is held")
+            .expect("the failed start is an error");
+        assert!(err.to_string().contains("unirun-forker"), "{err}");
+        assert!(err.to_string().contains("no thread for you"), "{err}");
+        // Nothing recorded, nothing held: a later start works.
+        assert_eq!(SLOT.lock().0.strong_count(), 0);
+        let (tx, rx) = mpsc::channel();
+        let forker = lease_in(&SLOT, |jobs| {
+            tx.send(()).unwrap();
+            super::start_thread(jobs)
+        })
+        .unwrap();
+        rx.recv().unwrap();
+        assert_eq!(forker.run(|| 7u8), 7);
     }
 }

@@ -124,7 +124,9 @@ pub fn init() -> bool {
 
 /// Forks a server from the forker thread.
 fn launch(parent_threads: usize) -> Option<Arc<Server>> {
-    let lease = forker::lease();
+    // No forker thread (thread creation failed): no server, as for a
+    // failed fork; callers fork workers their own way or report it.
+    let lease = forker::lease().ok()?;
     let (control, pid) = lease.run(start).ok()?;
     Some(Arc::new(Server {
         control_fd: control.as_raw_fd(),
@@ -246,8 +248,10 @@ impl Drop for Server {
                 let _ = handle.signal(libc::SIGKILL);
                 // Ends: the server was killed. Then reap it, unless the
                 // kernel did (`ECHILD`, ignored).
+                // Through the pidfd, never by pid: with children reaped
+                // by the kernel the pid may name another child by now.
                 let _ = handle.wait_ended();
-                let _ = sys::wait_pid(self.pid, false);
+                let _ = handle.reap();
             }
             None => {
                 if !sys::children_autoreaped() {
@@ -260,11 +264,12 @@ impl Drop for Server {
 }
 
 /// In a forked child, right after the fork: closes the child's copy of the
-/// parent's end of the fork server's socket and forgets the server, so the
-/// server sees end of file as soon as the parent lets go of it, however
-/// long this child runs (the child never talks to it: [`spawn`] and
-/// [`reap`] refuse in a forked child). Touches only the fork-guarded slot
-/// and one `close`.
+/// parent's end of the fork server's socket and its copy of the server's
+/// pidfd, and forgets the server, so the server sees end of file as soon
+/// as the parent lets go of it, however long this child runs, and the
+/// child holds no descriptor of it (the child never talks to it: [`spawn`]
+/// and [`reap`] refuse in a forked child). Touches only the fork-guarded
+/// slot and `close`.
 pub(crate) fn close_in_child() {
     for slot in [&SERVER, &AUTOREAP_SERVER] {
         let Some(server) = slot.lock().take() else {
@@ -276,6 +281,15 @@ pub(crate) fn close_in_child() {
         // count never reaches zero and `Server::drop` never runs here), so the
         // number is closed exactly once.
         unsafe { libc::close(server.control_fd) };
+        // The server's pidfd too: a child never signals or reaps the
+        // server, and every fork_call child and pool worker would keep one
+        // more descriptor open for its whole run.
+        if let Some(handle) = &server.handle {
+            // SAFETY: the child's inherited copy of the pidfd, owned by the
+            // `ProcessHandle` inside `server`, which is forgotten below with
+            // the rest: closed exactly once, never used after.
+            unsafe { libc::close(handle.as_fd().as_raw_fd()) };
+        }
         std::mem::forget(server);
     }
 }

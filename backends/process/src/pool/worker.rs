@@ -41,8 +41,8 @@ pub(super) struct Worker {
     /// died (an OOM kill, a `kill -9`) is an `EPIPE` error there, never a
     /// `SIGPIPE` that would kill a host that keeps its default. (A socket
     /// pair with `MSG_NOSIGNAL` would need no check, but was measured a
-    /// quarter slower per round trip than a pipe; the disposition check is
-    /// cached, refreshed at each worker start.) The worker's reply
+    /// quarter slower per round trip than a pipe; blocking `SIGPIPE`
+    /// around each write costs two `pthread_sigmask` calls.) The worker's reply
     /// write needs no such care: the parent closes its reply end only
     /// after killing the worker.
     pub(super) requests: OwnedFd,
@@ -130,9 +130,6 @@ impl Inner {
     /// A new worker: from the fork server if there is one, else forked
     /// from the `unirun-forker` thread.
     pub(super) fn start(&self) -> Result<Worker, JoinError> {
-        // Requests are written with `write_all_no_sigpipe`, whose view of
-        // the host's `SIGPIPE` is refreshed here, off the per-call path.
-        sys::recheck_sigpipe();
         if let Some(spawned) = server::spawn(&self.options) {
             return spawned.map(|s| Worker {
                 pid: s.pid,
@@ -143,7 +140,14 @@ impl Inner {
         }
         let lease = {
             let mut held = self.forker.lock().unwrap_or_else(PoisonError::into_inner);
-            held.get_or_insert_with(forker::lease).clone()
+            match &*held {
+                Some(lease) => lease.clone(),
+                None => {
+                    let lease = forker::lease()
+                        .map_err(|err| JoinError::transport("start a worker", err.to_string()))?;
+                    held.insert(lease).clone()
+                }
+            }
         };
         let options = self.options;
         let worker = lease.run(move || start(&options));
