@@ -356,8 +356,17 @@ fn a_wait_past_the_hand_off_cap_fails_in_its_task_with_an_error_naming_the_cap()
         for part in ["capped", "max_handoff_threads=2", "block_on or join", "cap"] {
             assert!(err.contains(part), "{part:?} missing from: {err}");
         }
-        // The worker kept its queue and serves on; two nested waits fit.
+        // The worker kept its queue and serves on; two nested waits fit
+        // once the chain's blocked threads have left (each gives its place
+        // under the cap back as it exits, after the chain's result is out).
         assert_eq!(pool.spawn(async { 1 }).join().unwrap(), 1);
+        common::wait_until(|| {
+            common::thread_names()
+                .iter()
+                .filter(|name| *name == "capped-0")
+                .count()
+                <= 1
+        });
         let ok = nested(pool.handle(), 2, Arc::new(AtomicUsize::new(0)));
         assert_eq!(ok.join().unwrap(), Ok(2));
         // Every task of the chain ended (those below the failure too).
