@@ -164,9 +164,16 @@ pub(crate) fn snapshot() -> Snapshot {
 /// assert_eq!(handle.name(), "unirun");
 /// ```
 ///
-/// # Panics
+/// # When no thread can start
 ///
-/// If the OS refuses to start even one worker thread.
+/// If the OS refuses the pool's threads (`RLIMIT_NPROC`, a cgroup's
+/// `pids.max`), this does not panic: it returns a handle that runs nothing,
+/// whose every task and blocking closure (and so every [`spawn`] and
+/// [`to_thread`]) resolves at once to
+/// [`JoinError::not_started`](crate::JoinError::not_started), naming the
+/// pool and the OS error. That handle is not kept: the next call tries to
+/// start the pool again, so a program recovers once threads can be
+/// created. Tested by `tests/no_thread.rs`.
 pub fn get_executor() -> Handle {
     let generation = GENERATION.load(Ordering::Acquire);
     // `try_with`: during thread teardown the cache may be gone already.
@@ -181,18 +188,22 @@ pub fn get_executor() -> Handle {
         return handle;
     }
     let (handle, generation) = default_handle();
-    let _ = CACHED.try_with(|c| c.replace(Some((generation, handle.clone()))));
+    // A refused default (no generation) is not cached: the next call retries.
+    if let Some(generation) = generation {
+        let _ = CACHED.try_with(|c| c.replace(Some((generation, handle.clone()))));
+    }
     handle
 }
 
 /// The default handle, creating the default executor if needed; with the
-/// generation it belongs to.
-fn default_handle() -> (Handle, u64) {
+/// generation it belongs to (`None`: the pool could not start, and the
+/// handle refuses work; see [`refused_default`]).
+fn default_handle() -> (Handle, Option<u64>) {
     let mut guard = state();
     let s = guard.get_or_insert_with(State::default);
     let generation = GENERATION.load(Ordering::Acquire);
     if let Some(default) = &s.default {
-        return (default.handle.clone(), generation);
+        return (default.handle.clone(), Some(generation));
     }
     let request = Request {
         requested: Flavor::Auto,
@@ -231,10 +242,16 @@ fn default_handle() -> (Handle, u64) {
             (fallback(), None, None)
         }
     };
-    let started = backend::start(&plan, Default::default())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("unirun: could not start the default thread pool"));
+    let started = match backend::start(&plan, Default::default()) {
+        Ok(Some(started)) => started,
+        failed => {
+            let why = match failed {
+                Err(err) => err.to_string(),
+                Ok(_) => format!("no pool for the plan {plan:?}"),
+            };
+            return refused_default(guard, why);
+        }
+    };
     let (backend, owned) = (started.backend.clone(), started.owned);
     let trace = match (trace, backend.reactor()) {
         (Some(trace), Some(reactor)) => Some(trace.with_reactor(reactor)),
@@ -267,7 +284,31 @@ fn default_handle() -> (Handle, u64) {
     if let Some(trace) = trace {
         scheduler::publish(&trace, None);
     }
-    (handle, generation)
+    (handle, Some(generation))
+}
+
+/// The shared default when the OS refused its threads: a handle whose
+/// every task and closure resolves at once to
+/// [`JoinError::not_started`](crate::JoinError::not_started) with `why`
+/// (the OS error). Nothing is kept: the next use (once threads can be
+/// created again) tries to start the pool anew. Cold: never on a pool
+/// that started.
+#[cold]
+#[inline(never)]
+fn refused_default(
+    mut guard: ForkMutexGuard<'static, Option<State>>,
+    why: String,
+) -> (Handle, Option<u64>) {
+    let name = scheduler::DEFAULT_NAME;
+    let reason = format!("the shared default executor `{name}` could not start: {why}");
+    let warnings = guard
+        .as_mut()
+        .map(|s| std::mem::take(&mut s.warnings))
+        .unwrap_or_default();
+    drop(guard);
+    print_warnings(warnings);
+    let backend = backend::Backend::Refused(backend::refused::Handle::new(name, reason));
+    (Handle::new(backend, None), None)
 }
 
 /// Replaces the process-wide configuration that scopes and the shared

@@ -436,12 +436,24 @@ mod tokio_io {
             // outside any async context (tokio forbids dropping it inside
             // one). The thread returns whether no blocking closure was
             // left running.
-            let thread = thread::Builder::new()
+            // Handed over through a cell: a refused spawn drops its
+            // closure on this thread, which may be inside an async context
+            // (a compat call in a tokio task), where dropping a runtime
+            // panics; the runtime is then taken back and shut down without
+            // blocking.
+            let cell = Arc::new(std::sync::Mutex::new(Some(runtime)));
+            let theirs = cell.clone();
+            let spawned = thread::Builder::new()
                 .name(THREAD_NAME.into())
                 .spawn(move || {
                     // In a forked child, tasks its timers and sockets wake
                     // go to runner threads: it must never block inside one.
                     unirun_core::mark_driver_thread();
+                    let runtime = theirs
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take()
+                        .expect("the runtime is in the cell until its thread takes it");
                     runtime.block_on(StopWait(&stopping));
                     let deadline = stopping.0.lock().unwrap_or_else(PoisonError::into_inner).2;
                     match deadline {
@@ -456,7 +468,17 @@ mod tokio_io {
                     // from the shutdown: a thread tokio waited for is no
                     // longer counted here.
                     live.load(Ordering::SeqCst) == 0
-                })?;
+                });
+            let thread = match spawned {
+                Ok(thread) => thread,
+                Err(err) => {
+                    let runtime = cell.lock().unwrap_or_else(PoisonError::into_inner).take();
+                    if let Some(runtime) = runtime {
+                        runtime.shutdown_background();
+                    }
+                    return Err(err.into());
+                }
+            };
             Ok(OwnRuntime {
                 tokio,
                 stop,

@@ -189,7 +189,8 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        if forced_to_threads(self.scope()) {
+        // A pool that could not start resolves it to its `not_started`.
+        if forced_to_threads(self.scope()) || self.backend().is_refused() {
             return self.spawn_blocking(f);
         }
         let lane = self.backend().blocking_scheduler();
@@ -242,7 +243,8 @@ impl Handle {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        if forced_to_threads(self.scope()) {
+        // A pool that could not start resolves it to its `not_started`.
+        if forced_to_threads(self.scope()) || self.backend().is_refused() {
             return self.spawn_blocking(move || f(arg));
         }
         let lane = self.backend().blocking_scheduler();

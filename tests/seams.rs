@@ -75,20 +75,6 @@ const AWAITING: &[(Way, Ctx, u8)] = &[
     (Way::CompatThread, Ctx::Gil, 8),
     // 4: with SIGCHLD ignored a received result is lost to waitpid.
     (Way::ToProcess, Ctx::SigchldIgnored, 4),
-    // 0: with no new thread, the shared default executor's first use and
-    // the timer driver panic ("could not start the default thread pool",
-    // "cannot start the timer thread") instead of a typed error.
-    (Way::Task, Ctx::NoNewThreads, 0),
-    (Way::Blocking, Ctx::NoNewThreads, 0),
-    (Way::Timer, Ctx::NoNewThreads, 0),
-    (Way::TokioSocket, Ctx::NoNewThreads, 0),
-    (Way::SmolSocket, Ctx::NoNewThreads, 0),
-    (Way::CallShared, Ctx::NoNewThreads, 0),
-    (Way::ToProcess, Ctx::NoNewThreads, 0),
-    (Way::CompatTokioSpawnBlocking, Ctx::NoNewThreads, 0),
-    (Way::CompatSmolUnblock, Ctx::NoNewThreads, 0),
-    (Way::CompatSmolSpawn, Ctx::NoNewThreads, 0),
-    (Way::CompatThread, Ctx::NoNewThreads, 0),
 ];
 
 /// The env var that names the way a re-run cell runs.

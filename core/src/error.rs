@@ -145,6 +145,9 @@ enum Repr {
         what: &'static str,
         detail: String,
     },
+    NotStarted {
+        detail: String,
+    },
 }
 
 /// Makes the payload `Sync` by never lending it out: it is only ever moved.
@@ -293,6 +296,43 @@ impl JoinError {
                 detail: detail.into(),
             }),
         }
+    }
+
+    /// A task that never started because what would run it could not be
+    /// started (the OS refused a thread); `detail` names what failed and
+    /// the OS error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = unirun_core::JoinError::not_started("no thread for pool `p`: os error 11");
+    /// assert!(err.is_not_started());
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "task could not start: no thread for pool `p`: os error 11"
+    /// );
+    /// ```
+    pub fn not_started(detail: impl Into<String>) -> Self {
+        Self {
+            repr: Box::new(Repr::NotStarted {
+                detail: detail.into(),
+            }),
+        }
+    }
+
+    /// Whether the task never started because its executor could not be
+    /// started (see [`not_started`](Self::not_started)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun_core::JoinError;
+    ///
+    /// assert!(JoinError::not_started("no thread").is_not_started());
+    /// assert!(!JoinError::cancelled().is_not_started());
+    /// ```
+    pub fn is_not_started(&self) -> bool {
+        matches!(*self.repr, Repr::NotStarted { .. })
     }
 
     /// Whether the task was cancelled.
@@ -525,6 +565,7 @@ impl fmt::Display for JoinError {
                     "could not carry the task's result back ({what}): {detail}"
                 )
             }
+            Repr::NotStarted { detail } => write!(f, "task could not start: {detail}"),
         }
     }
 }
@@ -549,6 +590,10 @@ impl fmt::Debug for JoinError {
             Repr::Transport { what, detail } => f
                 .debug_struct("JoinError::Transport")
                 .field("what", what)
+                .field("detail", detail)
+                .finish(),
+            Repr::NotStarted { detail } => f
+                .debug_struct("JoinError::NotStarted")
                 .field("detail", detail)
                 .finish(),
         }

@@ -38,6 +38,7 @@ pub(crate) mod process;
 #[cfg(not(all(unix, feature = "process-backend")))]
 #[path = "no_process.rs"]
 pub(crate) mod process;
+pub(crate) mod refused;
 #[cfg(feature = "smol-backend")]
 pub(crate) mod smol;
 pub(crate) mod threads;
@@ -52,6 +53,9 @@ pub(crate) enum Backend {
     Tokio(unirun_tokio::Handle),
     #[cfg(feature = "smol-backend")]
     Smol(unirun_smol::Handle),
+    /// A shared default whose pool the OS refused threads (cold: see
+    /// `refused`); last, so the running backends' arms come first.
+    Refused(refused::Handle),
 }
 
 /// Runs `$body` with `$h` bound to the backend's handle, whatever its kind.
@@ -63,6 +67,7 @@ macro_rules! dispatch {
             Backend::Tokio($h) => $body,
             #[cfg(feature = "smol-backend")]
             Backend::Smol($h) => $body,
+            Backend::Refused($h) => $body,
         }
     };
 }
@@ -196,6 +201,12 @@ pub(crate) fn start(
 }
 
 impl Backend {
+    /// Whether this is a shared default that could not start (see
+    /// `refused`): for the paths that do not go through `spawn`.
+    pub(crate) fn is_refused(&self) -> bool {
+        matches!(self, Backend::Refused(_))
+    }
+
     pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

@@ -82,7 +82,9 @@ where
     if super::passthrough() {
         JoinHandle(Inner::Std(std::thread::spawn(f)))
     } else {
-        JoinHandle(Inner::Pooled(native::launch(Box::new(f), None)))
+        // std's own words when the OS refuses the thread.
+        let shared = native::launch(Box::new(f), None).expect("failed to spawn thread");
+        JoinHandle(Inner::Pooled(shared))
     }
 }
 
@@ -266,7 +268,9 @@ impl Builder {
     /// # Errors
     ///
     /// When the OS refuses to start an OS thread (passthrough mode, or a
-    /// builder with a stack size). Pooled spawns do not fail.
+    /// builder with a stack size), as std's does. A pooled spawn fails only
+    /// when the shared default could not start its pool and a dedicated
+    /// thread is refused too (tested by `tests/no_thread.rs`).
     ///
     /// # Examples
     ///
@@ -284,7 +288,7 @@ impl Builder {
             return Ok(JoinHandle(Inner::Pooled(native::launch(
                 Box::new(f),
                 self.name,
-            ))));
+            )?)));
         }
         self.into_std().spawn(f).map(|h| JoinHandle(Inner::Std(h)))
     }
@@ -321,7 +325,7 @@ impl Builder {
         T: Send + 'scope,
     {
         if self.pooled() && scope.is_pooled() {
-            return Ok(scope.spawn_pooled(f, self.name));
+            return scope.spawn_pooled(f, self.name);
         }
         scope.spawn_os(f, self.into_std())
     }

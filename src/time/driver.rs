@@ -150,8 +150,13 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// Registers (or refreshes) the waker to wake at `deadline`, which must
-    /// not have passed when the caller looked.
-    pub(crate) fn register(&mut self, deadline: Instant, waker: &Waker) {
+    /// not have passed when the caller looked. Returns whether the driver
+    /// thread runs to wake it: `false` when the OS refused that thread
+    /// (the entry stays registered, and the next registration tries to
+    /// start the thread again); the caller must then see to its own
+    /// wake-up (see `Sleep::poll`).
+    #[must_use]
+    pub(crate) fn register(&mut self, deadline: Instant, waker: &Waker) -> bool {
         let key = *self
             .key
             .get_or_insert_with(|| (nanos(deadline), NEXT_ID.fetch_add(1, Ordering::Relaxed)));
@@ -160,12 +165,18 @@ impl Entry {
         match inner.wakers.entry(key.1) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 let old = (!e.get().will_wake(waker)).then(|| e.insert(waker.clone()));
-                drop(inner);
-                // Dropped outside the lock: a waker's drop may run foreign
-                // code (which must not print inside the fork-guarded lock).
+                if inner.thread.is_some() {
+                    drop(inner);
+                    // Dropped outside the lock: a waker's drop may run foreign
+                    // code (which must not print inside the fork-guarded lock).
+                    drop(old);
+                    // Already registered: the thread already plans for it.
+                    return true;
+                }
+                // Registered while the OS refused the thread: try again.
+                let started = start_thread(inner, deadline);
                 drop(old);
-                // Already registered: the thread already plans for it.
-                return;
+                return started;
             }
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(waker.clone());
@@ -174,23 +185,7 @@ impl Entry {
         // Deadlines mostly arrive in order: a push then sifts up one step.
         inner.queue.push(Reverse(key));
         if inner.thread.is_none() {
-            let epoch = inner.epoch;
-            inner.planned = Some(deadline);
-            match thread::Builder::new()
-                .name(THREAD_NAME.into())
-                .spawn(move || {
-                    // In a forked child, tasks it wakes go to runner
-                    // threads: it must never block inside one.
-                    unirun_core::mark_driver_thread();
-                    run(epoch)
-                }) {
-                Ok(handle) => inner.thread = Some((handle.thread().clone(), handle)),
-                Err(e) => {
-                    drop(inner);
-                    panic!("unirun::time: cannot start the timer thread `{THREAD_NAME}`: {e}");
-                }
-            }
-            return;
+            return start_thread(inner, deadline);
         }
         if inner.planned.is_none_or(|p| deadline < p) {
             inner.planned = Some(deadline);
@@ -200,6 +195,7 @@ impl Entry {
                 t.unpark();
             }
         }
+        true
     }
 
     /// Removes the entry, if registered.
@@ -223,6 +219,32 @@ impl Entry {
     pub(crate) fn is_registered(&self) -> bool {
         self.key
             .is_some_and(|(_, id)| lock().wakers.contains_key(&id))
+    }
+}
+
+/// Starts the driver thread, which plans from the whole queue on its first
+/// pass (`deadline` is only what it is known to wait for at least).
+/// Returns `false`, starting nothing, when the OS refuses the thread.
+/// Cold: once per process (and per reset or fork), or while the OS
+/// refuses threads.
+#[cold]
+#[inline(never)]
+fn start_thread(mut inner: ForkMutexGuard<'static, Inner>, deadline: Instant) -> bool {
+    let epoch = inner.epoch;
+    match thread::Builder::new()
+        .name(THREAD_NAME.into())
+        .spawn(move || {
+            // In a forked child, tasks it wakes go to runner threads: it
+            // must never block inside one.
+            unirun_core::mark_driver_thread();
+            run(epoch)
+        }) {
+        Ok(handle) => {
+            inner.planned = Some(deadline);
+            inner.thread = Some((handle.thread().clone(), handle));
+            true
+        }
+        Err(_) => false,
     }
 }
 

@@ -49,6 +49,19 @@
 //!   registers again on the driver's next thread, so it still completes at
 //!   its deadline.
 //!
+//! # When no thread can start
+//!
+//! If the OS refuses the `unirun-timer` thread (`RLIMIT_NPROC`, a cgroup's
+//! `pids.max`), a sleep on unirun's driver neither panics nor hangs: it
+//! asks to be polled again at once, each poll reads the clock and tries the
+//! thread again, and it completes at its deadline. That costs the polling
+//! thread CPU until the deadline (or until a thread can be started, when
+//! the driver takes over): a degraded mode that keeps timers correct, never
+//! one to rely on. Where the shared default executor itself cannot start,
+//! its tasks resolve to [`JoinError::not_started`](crate::JoinError::not_started)
+//! instead (see [`get_executor`](crate::get_executor)). Tested by
+//! `tests/no_thread.rs`.
+//!
 //! # unirun's timer driver
 //!
 //! ## Design
@@ -326,7 +339,13 @@ impl Future for Sleep {
         match &mut this.timer {
             Timer::Idle | Timer::Ahead => unreachable!("a timer was just picked"),
             Timer::Own(entry) => {
-                entry.register(this.deadline, cx.waker());
+                if !entry.register(this.deadline, cx.waker()) {
+                    // No driver thread (the OS refused it): this task asks
+                    // to be polled again, and each poll checks the clock
+                    // and retries the thread, so the sleep still ends at
+                    // its deadline (see "When no thread can start").
+                    cx.waker().wake_by_ref();
+                }
                 Poll::Pending
             }
             Timer::Backend(timer) => timer.sleep.as_mut().poll(cx),

@@ -422,17 +422,42 @@ fn compat_tokio_spawn() -> Outcome {
     )
 }
 
+/// Runs a compat::smol way. smol's `Task` has no error to return: where
+/// unirun could not start the task (no thread), awaiting it panics with
+/// the `JoinError`'s text, as smol's own executor panics when it cannot
+/// start a thread. That panic, and only that one, counts as the typed
+/// error; any other panic still fails.
+fn smol_mirror<T>(what: &str, body: impl FnOnce() -> T) -> Result<T, Bad> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).map_err(|payload| {
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("a non-string panic")
+            .to_string();
+        if text.starts_with("task could not start: ") {
+            Bad::Typed(format!("{what} panicked, as smol's does: {text}"))
+        } else {
+            Bad::Fail(format!("{what} panicked: {text}"))
+        }
+    })
+}
+
 fn compat_smol_unblock() -> Outcome {
-    let four = unirun::compat::smol::block_on(unirun::compat::smol::unblock(|| 4));
+    let four = smol_mirror("compat smol unblock", || {
+        unirun::compat::smol::block_on(unirun::compat::smol::unblock(|| 4))
+    })?;
     expect("compat smol unblock", four, 4)
 }
 
 fn compat_smol_spawn() -> Outcome {
     use unirun::compat::smol;
-    let five = smol::block_on(smol::spawn(async {
-        futures_lite::future::yield_now().await;
-        5
-    }));
+    let five = smol_mirror("compat smol spawn", || {
+        smol::block_on(smol::spawn(async {
+            futures_lite::future::yield_now().await;
+            5
+        }))
+    })?;
     expect("compat smol spawn", five, 5)
 }
 

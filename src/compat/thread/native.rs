@@ -78,9 +78,21 @@ enum Slot<T> {
 
 /// Starts `f` on a pooled thread, or on a dedicated one when the pool cannot
 /// promise it a thread (see the module docs).
-pub(super) fn launch<T: Send + 'static>(f: Job<T>, name: Option<String>) -> Arc<Shared<T>> {
+///
+/// # Errors
+///
+/// As std's `Builder::spawn`: the OS error when the shared default could
+/// not start its pool and a dedicated thread is refused too (`f` is
+/// dropped, unrun).
+pub(super) fn launch<T: Send + 'static>(
+    f: Job<T>,
+    name: Option<String>,
+) -> std::io::Result<Arc<Shared<T>>> {
     let handle = crate::get_executor();
     let shared = Shared::new(f, name, handle.scope().cloned());
+    if handle.backend().is_refused() {
+        return launch_without_pool(shared);
+    }
     let claim = Claim(shared.clone());
     // Detached: the result travels through `shared`.
     drop(handle.spawn_independent(move || claim.run_here()));
@@ -88,7 +100,24 @@ pub(super) fn launch<T: Send + 'static>(f: Job<T>, name: Option<String>) -> Arc<
         // If the OS refuses a thread, the lane job still claims it later.
         let _ = shared.rescue();
     }
-    shared
+    Ok(shared)
+}
+
+/// [`launch`] when the shared default has no pool (the OS refused its
+/// threads): a dedicated thread, or the OS error as std gives it. Cold.
+#[cold]
+#[inline(never)]
+fn launch_without_pool<T>(shared: Arc<Shared<T>>) -> std::io::Result<Arc<Shared<T>>> {
+    match shared.rescue() {
+        Ok(()) => Ok(shared),
+        Err(err) => {
+            // The closure never runs: taken out of its slot (ending the
+            // cycle through it) and dropped outside the lock (user code).
+            let unrun = std::mem::replace(&mut *shared.lock(), Slot::Joined);
+            drop(unrun);
+            Err(err)
+        }
+    }
 }
 
 /// Whether the lane that just received a job promises it a thread even if

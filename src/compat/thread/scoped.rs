@@ -133,7 +133,7 @@ impl<'scope> Scope<'scope, '_> {
         T: Send + 'scope,
     {
         if self.pooled {
-            self.spawn_pooled(f, None)
+            self.spawn_pooled(f, None).expect("failed to spawn thread")
         } else {
             self.spawn_os(f, thread::Builder::new())
                 .expect("failed to spawn thread")
@@ -151,18 +151,19 @@ impl<'scope> Scope<'scope, '_> {
         &'scope self,
         f: F,
         name: Option<String>,
-    ) -> ScopedJoinHandle<'scope, T>
+    ) -> io::Result<ScopedJoinHandle<'scope, T>>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
         let (packet, job) = self.job(f);
-        let waiter = Waiter::Pooled(native::launch(job, name));
-        ScopedJoinHandle {
+        // A refused launch drops the job, which counts it out of the scope.
+        let waiter = Waiter::Pooled(native::launch(job, name)?);
+        Ok(ScopedJoinHandle {
             packet,
             waiter,
             _scope: PhantomData,
-        }
+        })
     }
 
     /// Runs `f` on an OS thread started by `builder`.
