@@ -195,6 +195,14 @@ pub(crate) fn snapshot() -> Snapshot {
 /// blocking closures only when `configure` chose `Gil` in code; see
 /// [`ThreadMode`](crate::ThreadMode)).
 ///
+/// In a child forked by unirun (`to_process`, a process pool's worker) the
+/// shared default is the child's own, started on first use with threads
+/// of its own and the child's own reactor: blocking closures that wait for
+/// each other, `compat::thread` and tokio sockets work there as in the
+/// parent. The parent's copy (whose threads `fork` did not copy) is
+/// forgotten, never shut down; a [`Handle`] to it taken before the fork
+/// still runs its work inline on the calling thread.
+///
 /// # Examples
 ///
 /// ```
