@@ -36,6 +36,10 @@ struct State {
     /// The pre-forked pool behind `call` on handles without a scope of
     /// their own (the shared default); started on first use.
     processes: Option<backend::process::ProcessPool>,
+    /// The fork generation (`unirun_core::fork_generation`) this state was
+    /// last used in: in another one, `default` is the parent's (see
+    /// [`State::adopt`]).
+    fork_generation: usize,
 }
 
 /// The shared default executor.
@@ -69,7 +73,24 @@ pub(crate) fn generation() -> u64 {
 }
 
 fn state() -> ForkMutexGuard<'static, Option<State>> {
-    STATE.lock()
+    let mut guard = STATE.lock();
+    // A state made fresh (at start-up or by `reset`) says generation 0: in
+    // a child it is adopted at once, with nothing in it to forget.
+    let s = guard.get_or_insert_with(State::default);
+    let generation = unirun_core::fork_generation();
+    if s.fork_generation != generation {
+        s.adopt(generation);
+    }
+    guard
+}
+
+/// Run by `unirun_core::mark_forked_child` in every forked child: each
+/// thread's cached default handle is the parent's, so the cache hit in
+/// [`get_executor`] must miss once; the miss path then finds the state
+/// from another fork generation (see [`State::adopt`]). Only an atomic: it
+/// runs right after the fork.
+fn forget_cached_defaults() {
+    GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
@@ -89,6 +110,24 @@ fn print_warnings(warnings: Vec<String>) {
 }
 
 impl State {
+    /// In a forked child, the first time it takes the lock: the shared
+    /// default is the parent's, whose workers and blocking lane (and
+    /// unirun-io thread) do not exist here. It is forgotten, never dropped
+    /// nor shut down (that would wait for, or join, threads that are not
+    /// here, and could run copies of the parent's tasks' destructors): its
+    /// memory is leaked on purpose, once per fork. The next use starts a
+    /// default of the child's own, with real threads and the child's own
+    /// unirun-io, decided from the same configuration. The configuration,
+    /// the environment read and the capabilities are plain data and stay;
+    /// so does the shared process pool, which in a child forks a fresh
+    /// process per call instead of using the parent's workers.
+    #[cold]
+    fn adopt(&mut self, generation: usize) {
+        std::mem::forget(self.default.take());
+        self.fork_generation = generation;
+        GENERATION.fetch_add(1, Ordering::AcqRel);
+    }
+
     fn env(&mut self) -> Arc<EnvSnapshot> {
         let warnings = &mut self.warnings;
         self.env
@@ -156,6 +195,14 @@ pub(crate) fn snapshot() -> Snapshot {
 /// blocking closures only when `configure` chose `Gil` in code; see
 /// [`ThreadMode`](crate::ThreadMode)).
 ///
+/// In a child forked by unirun (`to_process`, a process pool's worker) the
+/// shared default is the child's own, started on first use with threads
+/// of its own and the child's own reactor: blocking closures that wait for
+/// each other, `compat::thread` and tokio sockets work there as in the
+/// parent. The parent's copy (whose threads `fork` did not copy) is
+/// forgotten, never shut down; a [`Handle`] to it taken before the fork
+/// still runs its work inline on the calling thread.
+///
 /// # Examples
 ///
 /// ```
@@ -187,6 +234,8 @@ pub fn get_executor() -> Handle {
     if let Some(handle) = cached {
         return handle;
     }
+    // Before any thread caches a handle: a forked child then misses once.
+    unirun_core::on_forked_child(forget_cached_defaults);
     let (handle, generation) = default_handle();
     // A refused default (no generation) is not cached: the next call retries.
     if let Some(generation) = generation {

@@ -81,15 +81,17 @@
 //! decides as it would on any other thread.
 //!
 //! In a child forked by the process backend, the parent's `unirun-io`
-//! thread does not exist, and pools run their tasks inline on the calling
-//! thread (their threads were not copied). A scope's reactor there is a
-//! `unirun-io` of the child's own, started on first use (the parent's is
-//! left alone): tokio futures work in [`Run::block_on`](crate::Run::block_on)
-//! and in tasks a scope spawns (their first poll, inline in
+//! thread does not exist, and pools inherited from the parent run their
+//! tasks inline on the calling thread (their threads were not copied). A
+//! scope's reactor there is a `unirun-io` of the child's own, started on
+//! first use (the parent's is left alone): tokio futures work in
+//! [`Run::block_on`](crate::Run::block_on) and in tasks a scope spawns
+//! (for an inherited scope their first poll, inline in
 //! [`Run::spawn`](crate::Run::spawn), enters it), for a scope built in the
-//! parent as for one built in the child. Code that enters no context (a
-//! task of the shared default polled by [`unirun::block_on`](crate::block_on))
-//! gets tokio's own error ("there is no reactor running"), never a hang.
+//! parent as for one built in the child. The shared default behind
+//! [`spawn`](crate::spawn) is the child's own there (see
+//! [`get_executor`](crate::get_executor)): a pool with threads of the
+//! child's, inside the child's `unirun-io`.
 //!
 //! ## Without the feature
 //!

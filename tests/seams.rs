@@ -60,14 +60,9 @@ const AWAITING: &[(Way, Ctx, u8)] = &[
     (Way::CompatTokioSpawnBlocking, Ctx::SigpipeDefault, 9),
     // 1: `configure()` waits forever for an unjoined process call.
     (Way::CallShared, Ctx::AfterConfigure, 1),
-    // 3: in a forked child the timer thread, unirun-io and the lane's
-    // threads are gone: timers and sockets never wake, two blocking
-    // closures that wait for each other are run one after the other.
-    (Way::Blocking, Ctx::Forked, 3),
-    (Way::Timer, Ctx::Forked, 3),
-    (Way::TokioSocket, Ctx::Forked, 3),
+    // 3: in a forked child async-io's own driver thread (not unirun's) is
+    // gone: an async-net socket never wakes.
     (Way::SmolSocket, Ctx::Forked, 3),
-    (Way::CompatThread, Ctx::Forked, 3),
     // 6: the shared default keeps the dropped runtime as its reactor.
     (Way::TokioSocket, Ctx::DroppedRuntime, 6),
     // 8: gil mode holds the gil through a blocking closure's whole run.

@@ -42,7 +42,7 @@
 
 // A plain counter, not part of a lock-free protocol, and a `static` (loom
 // atomics cannot be): so not through `crate::sync`.
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// How many forks led to this process: 0 in a process that was not
 /// forked, at least one more in each forked child.
@@ -65,6 +65,34 @@ static GENERATION: AtomicUsize = AtomicUsize::new(0);
 /// ```
 pub fn mark_forked_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
+    let hook = HOOK.load(Ordering::Acquire);
+    if !hook.is_null() {
+        // SAFETY: `HOOK` only ever holds null or a `fn()` stored by
+        // `on_forked_child` (function and data pointers have one size and
+        // representation on every target Rust supports).
+        let hook = unsafe { core::mem::transmute::<*mut (), fn()>(hook) };
+        hook();
+    }
+}
+
+/// The function [`mark_forked_child`] calls in each child (null: none).
+static HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Sets the function [`mark_forked_child`] calls in every forked child
+/// from now on, right after the child's [`fork_generation`] went up: the
+/// facade uses it to make its threads' cached copies of the parent's
+/// shared executor stale. One hook per process (a later call replaces
+/// it); it runs on the child's only thread, right after the fork, so it
+/// should only touch atomics.
+///
+/// # Examples
+///
+/// ```
+/// fn forget_caches() {}
+/// unirun_core::on_forked_child(forget_caches);
+/// ```
+pub fn on_forked_child(hook: fn()) {
+    HOOK.store(hook as *mut (), Ordering::Release);
 }
 
 /// Whether [`mark_forked_child`] was called in this process.

@@ -111,7 +111,7 @@ pub use crate::context::on_worker_thread;
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
 pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignSchedule};
-pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child};
+pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child, on_forked_child};
 #[cfg(feature = "std")]
 pub use crate::fork::{mark_driver_thread, set_runner_context};
 pub use crate::join::JoinHandle;

@@ -649,7 +649,7 @@ fn queue_steal_all_vs_owner() {
         let injector = Injector::new();
         let (local, stealer) = queue::local();
 
-        let shutdown = thread::spawn(move || stealer.steal_all());
+        let shutdown = thread::spawn(move || stealer.steal_all(false));
         let mut found = Vec::new();
         for runnable in runnables {
             local.push_back(runnable, &injector);
@@ -702,8 +702,8 @@ fn shutdown_vs_steal_in_transit() {
 
         // `Pool::shutdown`.
         crate::pool::stop(&flag);
-        let mut found = victim_stealer.steal_all();
-        found.extend(thief_stealer.steal_all());
+        let mut found = victim_stealer.steal_all(false);
+        found.extend(thief_stealer.steal_all(false));
 
         let (handled, thief_local) = thief.join().unwrap();
         found.extend(handled);

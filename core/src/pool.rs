@@ -35,6 +35,10 @@ pub(crate) struct Shared {
     pub(crate) idle: Idle,
     pub(crate) unparkers: Box<[Arc<dyn Unpark>]>,
     pub(crate) shutdown: AtomicBool,
+    /// The fork generation (`crate::fork_generation`) the pool was made
+    /// in: in another one it was inherited through a fork, and its workers
+    /// are not in this process.
+    pub(crate) generation: usize,
     pub(crate) stats: crate::stats::WorkerStats,
     /// Starts the thread that takes over a core when its thread blocks.
     #[cfg(feature = "std")]
@@ -191,6 +195,7 @@ impl Pool {
             idle,
             unparkers: unparkers.into_boxed_slice(),
             shutdown: AtomicBool::new(false),
+            generation: crate::fork_generation(),
             stats: crate::stats::WorkerStats::new(n),
             #[cfg(feature = "std")]
             spawner: std::sync::OnceLock::new(),
@@ -491,9 +496,10 @@ impl Pool {
             .for_each(crate::abandoned::drop_runnable);
         // The local queues of workers whose thread is busy; each owner drops
         // its LIFO slot (which only it may touch) on its way out.
+        let inherited = self.is_inherited();
         for stealer in self.shared.stealers.iter() {
             stealer
-                .steal_all()
+                .steal_all(inherited)
                 .into_iter()
                 .for_each(crate::abandoned::drop_runnable);
         }
@@ -523,6 +529,24 @@ impl Pool {
     /// ```
     pub fn is_shutdown(&self) -> bool {
         self.shared.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Whether this pool was made in an ancestor process and inherited
+    /// through a unirun fork (its [`fork_generation`](crate::fork_generation)
+    /// is not this process's): its workers are not in this process, so it
+    /// runs what it is given inline on the calling thread, and whoever owns
+    /// its threads must not wait for them. A pool made in a forked child is
+    /// that child's own: its workers run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(1);
+    /// assert!(!pool.is_inherited());
+    /// ```
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        self.shared.generation != crate::fork_generation()
     }
 
     /// Whether the calling thread is running one of this pool's workers
@@ -578,10 +602,12 @@ impl Schedule for Shared {
 
 impl Shared {
     pub(crate) fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
-        if crate::in_forked_child() {
-            // The workers were not copied by `fork`: run the task here, in
-            // a loop rather than one stack frame per self-wake, or, on a
-            // driver thread, on a runner thread (see `fork`'s docs).
+        if self.generation != crate::fork_generation() {
+            // Inherited through a fork (a pool made in this process, a
+            // forked child's own, has its workers): the workers were not
+            // copied by `fork`: run the task here, in a loop rather than one
+            // stack frame per self-wake, or, on a driver thread, on a runner
+            // thread (see `fork`'s docs).
             crate::fork::run_here(runnable, info);
             return;
         }

@@ -296,18 +296,18 @@ impl Stealer {
     /// The wait ends: a claim is held only while its stealer copies at most
     /// half a queue of runnables (moves, no user code, no lock), and a
     /// stealer that finds a claim held gives up instead of waiting, so no
-    /// claim waits on another. In a forked child the claim's holder may be
-    /// a thread that `fork` did not copy: there the queue is left as it is.
-    /// That needs the child to know it is one ([`crate::in_forked_child`]):
-    /// the threads backend marks every child, whoever forked it, through a
-    /// `pthread_atfork` handler; a user of a bare core `Pool` that forks
-    /// must call [`crate::mark_forked_child`] in the child.
-    pub(crate) fn steal_all(&self) -> Vec<Runnable> {
+    /// claim waits on another. In a pool inherited through a fork
+    /// (`inherited`) the claim's holder may be a thread that `fork` did not
+    /// copy: there the queue is left as it is. That needs the child to know
+    /// it is one: the threads backend marks every child, whoever forked it,
+    /// through a `pthread_atfork` handler; a user of a bare core `Pool` that
+    /// forks must call [`crate::mark_forked_child`] in the child.
+    pub(crate) fn steal_all(&self, inherited: bool) -> Vec<Runnable> {
         let mut spins = 0u32;
         let (first, n) = loop {
             let (steal, real) = unpack(self.inner.head.load(Ordering::Acquire));
             if steal != real {
-                if crate::in_forked_child() {
+                if inherited {
                     return Vec::new();
                 }
                 back_off(&mut spins);

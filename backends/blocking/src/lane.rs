@@ -88,6 +88,10 @@ pub(crate) struct Lane {
     /// The task set of closures spawned without one of their own.
     pub(crate) tasks: Arc<TaskSet>,
     clock: Clock,
+    /// The fork generation (`unirun_core::fork_generation`) the lane was
+    /// made in: in another one it was inherited through a fork, and its
+    /// threads are not in this process.
+    generation: usize,
 }
 
 struct State {
@@ -206,11 +210,18 @@ impl Lane {
             stack_size,
             tasks,
             clock: Clock::new(),
+            generation: unirun_core::fork_generation(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         sync::lock(&self.state)
+    }
+
+    /// Whether the lane was inherited through a fork (made in an ancestor
+    /// process): its threads are not in this process.
+    pub(crate) fn is_inherited(&self) -> bool {
+        self.generation != unirun_core::fork_generation()
     }
 
     pub(crate) fn stats(&self) -> LaneStats {
@@ -225,9 +236,10 @@ impl Lane {
     }
 
     pub(crate) fn push(self: &Arc<Self>, runnable: Runnable) {
-        if unirun_core::in_forked_child() {
+        if self.is_inherited() {
             // The lane's threads were not copied by `fork` (and its lock may
-            // have been held by one of them): run the closure here.
+            // have been held by one of them): run the closure here. A lane
+            // made in a forked child has threads of its own.
             runnable.run();
             return;
         }

@@ -76,9 +76,13 @@
 //!   which cannot depend on the guard, are plain: the table of panics
 //!   raised by unjoined tasks' destructors (taken only once such a panic
 //!   happened) and the panic-hook installation lock (the fork paths
-//!   install the hook in the parent, before forking). Pools inherited from the
+//!   install the hook in the parent, before forking). The facade's shared
+//!   default executor is the child's own (the parent's is forgotten on
+//!   first use, through the hook `mark_forked_child` runs), and so is any
+//!   pool built in the child: their threads run. Pools inherited from the
 //!   parent (whose threads do not exist in the child) run work inline:
-//!   `unirun::spawn(..).join()`, `unirun::to_thread`, a nested fork call and
+//!   a scope built before the fork (`run.spawn(..).join()`,
+//!   `run.spawn_blocking`), a nested fork call and
 //!   a [`ProcessPool`] call (which forks a fresh child instead of using the
 //!   parent's workers) all work in the child. Nothing waits for a thread
 //!   that `fork` did not copy; an inherited pool that is dropped or shut

@@ -428,9 +428,10 @@ impl ThreadPool {
             handle: self.handle.clone(),
             threads: std::mem::take(&mut self.threads),
         };
-        if unirun_core::in_forked_child() {
+        if self.handle.inner.pool.is_inherited() {
             // A pool inherited through `fork`: its threads do not exist here,
             // so there is nothing to wait for or join (joining would hang).
+            // (A pool made in a forked child has threads, joined below.)
             std::mem::forget(teardown.threads);
             return false;
         }
