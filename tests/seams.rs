@@ -17,10 +17,9 @@
 //! its cells side by side and prints its column of the matrix (shown
 //! with `--nocapture`, also on success).
 //!
-//! Cells known to fail on today's main are listed in [`AWAITING`] with the
-//! issue-19 item whose fix they wait for: they still run and print, but
-//! do not fail the test; one that passes prints "now passes: remove from
-//! AWAITING".
+//! Cells known to fail are listed in [`AWAITING`] with the issue-19 item
+//! they belong to: they still run and print "awaiting", but do not fail
+//! the test; one that passes prints "now passes: remove from AWAITING".
 //!
 //! Needs every backend (`--all-features`) and Linux (`/proc/self`).
 #![cfg(all(
@@ -45,32 +44,15 @@ use std::time::Duration;
 use contexts::{Ctx, RESULT_TAG};
 use ways::{Way, WAYS};
 
-/// Cells that fail on today's main, with the issue-19 item that fixes
-/// them (0: not an item of the issue, a finding of this suite). The lead
-/// empties this list as the fixes land.
-const AWAITING: &[(Way, Ctx, u8)] = &[
-    // 9: the runtime drops while a compat `spawn_blocking` closure runs.
-    (Way::CompatTokioSpawnBlocking, Ctx::Plain, 9),
-    (Way::CompatTokioSpawnBlocking, Ctx::Forked, 9),
-    (Way::CompatTokioSpawnBlocking, Ctx::AfterReset, 9),
-    (Way::CompatTokioSpawnBlocking, Ctx::AfterConfigure, 9),
-    (Way::CompatTokioSpawnBlocking, Ctx::DroppedRuntime, 9),
-    (Way::CompatTokioSpawnBlocking, Ctx::Gil, 9),
-    (Way::CompatTokioSpawnBlocking, Ctx::SigchldIgnored, 9),
-    (Way::CompatTokioSpawnBlocking, Ctx::SigpipeDefault, 9),
-    // 1: `configure()` waits forever for an unjoined process call.
-    (Way::CallShared, Ctx::AfterConfigure, 1),
-    // 3: in a forked child async-io's own driver thread (not unirun's) is
-    // gone: an async-net socket never wakes.
-    (Way::SmolSocket, Ctx::Forked, 3),
-    // 6: the shared default keeps the dropped runtime as its reactor.
-    (Way::TokioSocket, Ctx::DroppedRuntime, 6),
-    // 8: gil mode holds the gil through a blocking closure's whole run.
-    (Way::Blocking, Ctx::Gil, 8),
-    (Way::CompatThread, Ctx::Gil, 8),
-    // 4: with SIGCHLD ignored a received result is lost to waitpid.
-    (Way::ToProcess, Ctx::SigchldIgnored, 4),
-];
+/// Cells known to fail, with the issue-19 item they belong to. Every other
+/// cell of the matrix passes. What is left is not unirun's own global:
+/// async-io keeps one reactor per process image in a private static, and
+/// a forked child shares its epoll instance with the parent (the parent's
+/// `async-io` thread may take the child's readiness events), so an
+/// async-net socket in a forked child does not wake. Fixing it needs a
+/// fork-aware async-io (a reactor re-created per process) or a way for
+/// unirun to refuse async-io in a child with a clear error.
+const AWAITING: &[(Way, Ctx, u8)] = &[(Way::SmolSocket, Ctx::Forked, 3)];
 
 /// The env var that names the way a re-run cell runs.
 const WAY_ENV: &str = "SEAM_CELL_WAY";
