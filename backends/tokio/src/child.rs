@@ -10,8 +10,8 @@ use std::sync::{Arc, OnceLock};
 use unirun_core::{JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
 
 /// The child's inline runner: a core pool that is never driven by threads
-/// (its workers are dropped unstarted), which in a forked child runs every
-/// task it is given right where it is scheduled.
+/// ([`Pool::inline`]), which runs every task it is given right where it is
+/// scheduled.
 ///
 /// Made on first use, only in a child, so the parent never has one. A
 /// grandchild forked while a thread of its parent is inside `get_or_init`
@@ -19,11 +19,7 @@ use unirun_core::{JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
 /// core's own pools do not survive either.
 fn inline_pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let (pool, workers) = Pool::with_workers(1);
-        drop(workers);
-        pool
-    })
+    POOL.get_or_init(Pool::inline)
 }
 
 /// Spawns `future` to run on the calling thread (see the module docs).
