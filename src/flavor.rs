@@ -183,15 +183,16 @@ impl FromStr for Flavor {
 ///
 /// Rust has no GIL; this maps the Python toggle to its observable meaning.
 /// `Gil` runs the scope serialized: at most one of its tasks runs at any
-/// instant; one asleep in a blocking call lets the next in, as CPython's
-/// GIL is released around blocking calls. `Nogil` is fully parallel.
+/// instant. `Nogil` is fully parallel.
 /// `Auto` (the default) means `Nogil`.
 ///
 /// Chosen in code, `Gil` serializes the scope's async polls and its
 /// blocking closures ([`allow_threads`](crate::allow_threads) lets the
-/// others in at once around a wait). Chosen by the operator
-/// (`UNIRUN_THREAD_MODE=gil`), it serializes the async polls only, so the
-/// switch never turns a working program into a deadlock; the compat modules'
+/// others in at once around a wait), and never lets another in while one
+/// sleeps elsewhere. Chosen by the operator (`UNIRUN_THREAD_MODE=gil`), it
+/// serializes the async polls only, and a poll asleep in a blocking call
+/// lets the next in (as CPython's GIL is released around blocking calls),
+/// so the switch never turns a working program into a deadlock; the compat modules'
 /// threads are never serialized. The `gil` rules and why they cannot
 /// deadlock are in the docs of [`allow_threads`](crate::allow_threads).
 ///

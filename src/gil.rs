@@ -18,7 +18,16 @@
 //!   that computes until a sibling tells it to stop never sleeps, and an
 //!   operator switch must never turn a working program into a deadlock.
 //!
-//! # What is serialized, and when it is relaxed
+//! # Chosen in code: never lent
+//!
+//! When the program chose `Gil` in code, at most one of the scope's polls
+//! and closures **executes** at any instant, asleep or not: the program
+//! asked for exclusion (it may guard state that is not thread-safe), so
+//! the lock is let go only when a poll or closure returns, around
+//! [`allow_threads`], and in unirun's own waits. A closure that waits for
+//! a sibling must wrap the wait in [`allow_threads`].
+//!
+//! # Under the operator switch: what is serialized, and when it is relaxed
 //!
 //! At most one holder **runs** at any instant. A holder that is blocked in
 //! the kernel (asleep: a std `Barrier` or `Mutex`, a channel receive, a
@@ -30,8 +39,10 @@
 //!   `/proc/self/task/<tid>/stat` (state `S` or `D`, or the thread gone)
 //!   and `schedstat` (its time on a CPU so far). When two looks in a row
 //!   found every holder asleep, with no holder entering or leaving and
-//!   none run in between, it enters as one more holder: the lock is
-//!   *lent*. Every hold lets go of its own entry;
+//!   none run for more than a tenth of the interval in between (a wait in
+//!   short naps, a `sleep` or `recv_timeout` loop, counts as asleep), it
+//!   enters as one more holder: the lock is *lent*. Every hold lets go of
+//!   its own entry;
 //! - while a holder is running (or waiting for a CPU), nobody enters: a
 //!   poll or closure that computes is never overlapped by another;
 //! - the overlap a loan allows: the blocked holder wakes while the one it
@@ -65,9 +76,10 @@
 //! [`WaitHook`](unirun_core::WaitHook) while they park, without waiting
 //! for a look. So a program that runs without the switch runs with it,
 //! unless a poll spins on a sibling (above). When the program chose `Gil`
-//! in code, a blocking closure holds the lock for its run too: one that
-//! sleeps is lent out as well, and [`allow_threads`] releases the lock at
-//! once around a wait the program knows about.
+//! in code, the lock is never lent: a poll or closure lets go when it
+//! returns, and [`allow_threads`] and unirun's own waits release it around
+//! a wait; a program that waits for a sibling elsewhere while holding the
+//! lock it asked for waits for good, as a thread holding a mutex would.
 //!
 //! The look costs the waiter in front a few reads of `/proc` per
 //! millisecond while the lock is held by someone else, and only it looks
@@ -196,6 +208,14 @@ impl Gil {
             if s.holders.is_empty() {
                 break;
             }
+            if self.blocking {
+                // Chosen in code: the gil is never lent; a holder lets go
+                // when its poll or closure returns, or through
+                // `allow_threads` and unirun's own waits (see the module
+                // docs). Woken when a holder leaves.
+                s = self.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
             // In front, and the lock is held: look at the holders now and
             // then. Woken early when a holder leaves.
             s = self
@@ -246,6 +266,11 @@ impl Gil {
     }
 }
 
+/// The most time on a CPU (nanoseconds, as `schedstat` counts) a holder
+/// may have had between two looks that found it asleep and still count as
+/// asleep throughout: a tenth of [`LOOK_EVERY`].
+const RAN_LITTLE_NS: u64 = LOOK_EVERY.as_nanos() as u64 / 10;
+
 /// What the waiter in front saw of the holders at its last look.
 #[derive(Default)]
 struct Looks {
@@ -271,10 +296,17 @@ impl Looks {
                 }
             }
         }
-        let confirmed = self
-            .asleep
-            .as_ref()
-            .is_some_and(|(was, before)| *was == changes && *before == ran);
+        // A holder that waits in short naps (a `sleep` or `recv_timeout`
+        // loop) wakes between two looks: it counts as asleep when it ran
+        // for less than a tenth of the interval in between.
+        let confirmed = self.asleep.as_ref().is_some_and(|(was, before)| {
+            *was == changes
+                && before.len() == ran.len()
+                && before
+                    .iter()
+                    .zip(&ran)
+                    .all(|(b, r)| r.saturating_sub(*b) < RAN_LITTLE_NS)
+        });
         self.asleep = Some((changes, ran));
         confirmed
     }
@@ -610,7 +642,8 @@ mod tests {
     /// was lent the lock.
     #[test]
     fn a_holder_asleep_in_the_kernel_lends_the_lock() {
-        let gil = Gil::new(true);
+        // The operator switch's gil (polls only): the one that lends.
+        let gil = Gil::new(false);
         let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
         let (holding_tx, holding) = std::sync::mpsc::channel::<()>();
         let holder = {

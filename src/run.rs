@@ -70,8 +70,8 @@ use crate::{Handle, JoinHandle};
 /// `UNIRUN_THREAD_MODE` switch, blocking closures run outside it). Blocking
 /// waits of unirun's own (`block_on`, `JoinHandle::join`, `map`, shutdown)
 /// release it while they wait; [`allow_threads`](crate::allow_threads)
-/// releases it around other blocking calls, and a task asleep in one lends
-/// it to the next (see [`ThreadMode`](crate::ThreadMode)).
+/// releases it around other blocking calls, and under the switch a task
+/// asleep in one lends it to the next (see [`ThreadMode`](crate::ThreadMode)).
 ///
 /// `Run` is `Send`: a scope can move into a task or to another thread.
 ///

@@ -360,20 +360,66 @@ fn under_the_gil_switch_a_task_in_a_foreign_block_on_waiting_for_a_sibling_finis
     });
 }
 
-/// A program that chose `Gil` in code serializes its blocking closures,
-/// and a closure that blocks in `recv` without `allow_threads` no longer
-/// keeps the sender out: asleep in the kernel, it lends the lock.
+/// A program that chose `Gil` in code asked for exclusion: its blocking
+/// closures never overlap, even while one sleeps in the kernel (the lock is
+/// lent only under the operator switch). Two read-sleep-write sections
+/// keep both updates.
 #[test]
-fn under_a_gil_chosen_in_code_a_closure_asleep_in_recv_lets_its_sender_run() {
+fn under_a_gil_chosen_in_code_closures_that_sleep_still_never_overlap() {
     watchdog(|| {
-        let run = gil_scope("lend-recv");
+        let run = gil_scope("no-lend");
         assert_eq!(run.trace().thread_mode(), ThreadMode::Gil);
-        for _ in 0..20 {
-            let got = receiver_then_sender(
-                |f| run.spawn_blocking(f),
-                |h: unirun::JoinHandle<u32>| h.join().unwrap(),
-            );
-            assert_eq!(got, 1);
+        let counter = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let counter = counter.clone();
+                run.spawn_blocking(move || {
+                    let seen = counter.load(Ordering::SeqCst);
+                    // Asleep in the kernel for many looks: a lent lock
+                    // would let the other closure read the same value.
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    counter.store(seen + 1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        assert_eq!(counter.load(Ordering::SeqCst), 2);
+    });
+}
+
+/// Under the switch, a poll that waits for a sibling in short naps (a
+/// `sleep` loop: asleep at every look, running a little in between) is
+/// still lent out, so the sibling runs and sets its flag.
+#[test]
+fn under_the_gil_switch_a_poll_napping_until_a_sibling_sets_a_flag_ends() {
+    if !in_gil_child(
+        "under_the_gil_switch_a_poll_napping_until_a_sibling_sets_a_flag_ends",
+        &[],
+    ) {
+        return;
+    }
+    watchdog(|| {
+        let run = Run::builder().max_workers(2).build().unwrap();
+        assert_eq!(run.trace().thread_mode(), ThreadMode::Gil);
+        for _ in 0..5 {
+            let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (started_tx, started) = mpsc::channel::<()>();
+            let napper = {
+                let flag = flag.clone();
+                run.spawn(async move {
+                    started_tx.send(()).unwrap();
+                    while !flag.load(Ordering::Acquire) {
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    }
+                    1u32
+                })
+            };
+            started.recv().unwrap();
+            let setter = run.spawn(async move { flag.store(true, Ordering::Release) });
+            setter.join().unwrap();
+            assert_eq!(napper.join().unwrap(), 1);
         }
     });
 }
