@@ -56,3 +56,50 @@ fn a_child_forked_by_other_code_runs_unirun_tasks_and_shuts_down() {
         }
     });
 }
+
+/// A program whose only pool is a smol scope (no threads pool ever built)
+/// forks by other code: the child still knows it is one, so the scope's
+/// work runs there instead of waiting for smol threads fork did not copy.
+#[cfg(feature = "smol-backend")]
+#[test]
+fn a_smol_scope_works_in_a_child_forked_by_other_code() {
+    if !in_child_process("a_smol_scope_works_in_a_child_forked_by_other_code") {
+        return;
+    }
+    watchdog(|| {
+        let run = unirun::Run::builder()
+            .flavor(unirun::Flavor::Smol)
+            .max_workers(2)
+            .build()
+            .unwrap();
+        assert_eq!(run.spawn(async { 1 }).join().unwrap(), 1);
+        // SAFETY: as in the test above; the smol threads are idle.
+        match unsafe { libc::fork() } {
+            -1 => panic!("fork failed: {}", std::io::Error::last_os_error()),
+            0 => {
+                // SAFETY: `alarm` and `_exit` are async-signal-safe.
+                unsafe { libc::alarm(60) };
+                if !unirun_core::in_forked_child() {
+                    // SAFETY: as below.
+                    unsafe { libc::_exit(2) }
+                }
+                let ok = run.spawn(async { 2 }).join().ok() == Some(2);
+                std::mem::forget(run);
+                // SAFETY: ends the child without running the parent's
+                // atexit handlers or destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            pid => {
+                let mut status = 0;
+                // SAFETY: waits for our own child; `status` is a valid out
+                // pointer. Ends: the child exits, or `alarm` kills it.
+                let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+                assert_eq!(waited, pid);
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "the plain-forked child ran its smol task (status {status:#x})"
+                );
+            }
+        }
+    });
+}

@@ -172,6 +172,9 @@ pub(crate) fn start(
     plan: &Plan,
     process_options: ProcessOptions,
 ) -> Result<Option<Started>, Error> {
+    // A child forked by other code must know it is one, whichever
+    // backend's threads it lacks (see `unirun_threads::watch_forks`).
+    unirun_threads::watch_forks();
     let started = match plan {
         Plan::Threads {
             workers,

@@ -62,6 +62,6 @@ mod shutdown;
 pub use crate::builder::Builder;
 pub use crate::context::WorkerContext;
 pub use crate::handle::Handle;
-pub use crate::pool::ThreadPool;
+pub use crate::pool::{watch_forks, ThreadPool};
 pub use crate::shutdown::DEFAULT_MAX_HANDOFF_THREADS;
 pub use unirun_blocking::{default_blocking_cap, BlockingLane, BlockingLaneBuilder, LaneStats};

@@ -584,12 +584,21 @@ impl fmt::Debug for ThreadPool {
 /// forks do: the child has none of the pools' threads, and a child that
 /// did not know it would queue tasks for them, join them, or (shutting
 /// down) wait out a queue claim one of them held at the fork, forever.
-/// Registered once, when the first pool starts: a process that forks
-/// before it ever started a pool has no pool threads to miss.
+/// Registered once, when the first pool starts (the facade also calls it
+/// before it starts any backend, so a smol or tokio scope's threads are
+/// covered too): a process that forks before it ever started a pool has
+/// no pool threads to miss. Idempotent and cheap after the first call.
 ///
 /// A unirun fork marks its child itself too: the generation then rises by
 /// two, which is still "another generation" to everything that reads it.
-fn watch_forks() {
+///
+/// # Examples
+///
+/// ```
+/// unirun_threads::watch_forks();
+/// unirun_threads::watch_forks(); // once is enough; again is harmless
+/// ```
+pub fn watch_forks() {
     #[cfg(unix)]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
