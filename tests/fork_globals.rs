@@ -110,33 +110,25 @@ fn a_timeout_elapses_in_a_forked_child_after_the_parent_used_time() {
     });
 }
 
-/// A parent thread holds the timer driver's lock while a fork path
-/// starts: the fork waits for it (the lock is fork-guarded), so the child
-/// finds the lock free and its sleep fires.
+/// A child forked while a parent thread holds the timer driver's lock
+/// never needs that lock: it makes a driver of its own, so its sleep fires
+/// while the parent's lock is still held (released only after the child
+/// returned).
 #[test]
-fn a_fork_waits_for_a_thread_holding_the_timer_lock() {
-    if !in_child_process("a_fork_waits_for_a_thread_holding_the_timer_lock") {
+fn a_child_forked_while_the_timer_lock_is_held_uses_a_driver_of_its_own() {
+    if !in_child_process("a_child_forked_while_the_timer_lock_is_held_uses_a_driver_of_its_own") {
         return;
     }
     watchdog(|| {
         use_time_in_the_parent();
         let (held_tx, held_rx) = mpsc::channel();
-        let ended = Arc::new(AtomicBool::new(false));
-        let holder = {
-            let ended = ended.clone();
-            std::thread::spawn(move || {
-                let lock = unirun::time::__hold_driver_lock();
-                held_tx.send(()).unwrap();
-                // Let go once a fork waits for us; or, were the lock not
-                // guarded, once the call ended without waiting.
-                while !unirun_platform::fork_guard::exclusive_pending()
-                    && !ended.load(Ordering::SeqCst)
-                {
-                    std::thread::yield_now();
-                }
-                drop(lock);
-            })
-        };
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let lock = unirun::time::__hold_driver_lock();
+            held_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            drop(lock);
+        });
         held_rx.recv().unwrap();
         let options = ProcessOptions::default().timeout(Duration::from_secs(10));
         let child = unirun::to_process_with(options, || {
@@ -144,9 +136,9 @@ fn a_fork_waits_for_a_thread_holding_the_timer_lock() {
             7
         });
         let out = child.join();
-        ended.store(true, Ordering::SeqCst);
+        release_tx.send(()).unwrap();
         holder.join().unwrap();
-        assert_eq!(out.expect("the child found the timer lock free"), 7);
+        assert_eq!(out.expect("the child slept on a driver of its own"), 7);
     });
 }
 

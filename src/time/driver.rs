@@ -2,23 +2,26 @@
 //! that wakes sleeps whose deadline has passed. The design, why it loses no
 //! wake-up and what it costs are in the `time` module's docs.
 //!
-//! Fork-aware: the state is behind a fork-guarded lock (unirun never forks
-//! while a thread holds it), and it remembers the fork generation it was
-//! last used in. A forked child (another generation) finds the parent's
-//! thread absent and its entries foreign: it forgets both, without waking
-//! or dropping a waker (they name copies of the parent's tasks, which must
-//! not run or be freed here), and starts its own thread on its first wait.
+//! Fork-aware without a fork guard on the timer path: the state lives in a
+//! [`Driver`] made for one fork generation and reached through one atomic
+//! pointer. A forked child (another generation) never touches the
+//! parent's driver, not even its lock, which a parent thread may have held
+//! at the fork: it makes a driver of its own and leaks the parent's copy
+//! (its thread is absent, and its wakers name copies of the parent's
+//! tasks, which must not run or be freed here). Its first wait starts its
+//! own thread. A register or cancel pays one relaxed load of the fork
+//! generation and one uncontended mutex, no shared word besides.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use unirun_platform::fork_guard::{self, ForkMutex, ForkMutexGuard};
+use unirun_platform::fork_guard;
 
 /// The name of the driver thread.
 pub(crate) const THREAD_NAME: &str = "unirun-timer";
@@ -26,14 +29,17 @@ pub(crate) const THREAD_NAME: &str = "unirun-timer";
 /// Ids of timer entries; never reused.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-static DRIVER: ForkMutex<Inner> = ForkMutex::new(Inner {
-    queue: BinaryHeap::new(),
-    wakers: HashMap::with_hasher(BuildHasherDefault::new()),
-    planned: None,
-    thread: None,
-    epoch: 0,
-    generation: 0,
-});
+/// The driver of this process's fork generation, once one was needed
+/// (null before). Replaced, never freed: a forked child installs its own
+/// and leaks the parent's.
+static DRIVER: AtomicPtr<Driver> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The timer state of one fork generation.
+struct Driver {
+    /// The fork generation (`unirun_core::fork_generation`) it was made in.
+    generation: usize,
+    inner: Mutex<Inner>,
+}
 
 /// An entry: its deadline in nanoseconds since [`origin`], then its id
 /// (plain integers, which the queue compares fast).
@@ -104,39 +110,58 @@ struct Inner {
     thread: Option<(Thread, JoinHandle<()>)>,
     /// Bumped by [`reset`]: a thread started in an older epoch exits.
     epoch: u64,
-    /// The fork generation (`unirun_core::fork_generation`) this state was
-    /// last used in: in another one, `thread` and the entries are the
-    /// parent's.
-    generation: usize,
 }
 
-impl Inner {
-    /// In a forked child, the first time it takes the lock: the parent's
-    /// thread is not here, and its entries belong to copies of the parent's
-    /// tasks. Forgets them all: no waker is woken (that would run a copy of
-    /// a parent's task here) nor dropped (that could free one and run its
-    /// destructors here); the child's own sleeps register anew.
-    #[cold]
-    fn adopt(&mut self, generation: usize) {
-        std::mem::forget(self.thread.take());
-        std::mem::forget(std::mem::take(&mut self.queue));
-        std::mem::forget(std::mem::take(&mut self.wakers));
-        self.planned = None;
-        self.epoch += 1;
-        self.generation = generation;
-    }
-}
-
-fn lock() -> ForkMutexGuard<'static, Inner> {
-    // Fork-guarded: no thread holds it at one of unirun's forks. Poisoning
-    // is ignored: no code under this lock panics (map operations and waker
-    // clones aside, which leave the map consistent).
-    let mut inner = DRIVER.lock();
+/// This generation's driver, made on first use (see the module docs).
+#[inline]
+fn driver() -> &'static Driver {
     let generation = unirun_core::fork_generation();
-    if inner.generation != generation {
-        inner.adopt(generation);
+    let current = DRIVER.load(Ordering::Acquire);
+    // SAFETY: a non-null `DRIVER` points to a `Driver` leaked by `install`,
+    // never freed: it lives for the rest of the process.
+    match unsafe { current.as_ref() } {
+        Some(driver) if driver.generation == generation => driver,
+        _ => install(current, generation),
     }
-    inner
+}
+
+/// Installs a driver for `generation` in place of `seen` (none yet, or a
+/// parent's, which is leaked: see the module docs); returns the one
+/// installed, ours or a racing thread's.
+#[cold]
+#[inline(never)]
+fn install(seen: *mut Driver, generation: usize) -> &'static Driver {
+    let fresh = Box::into_raw(Box::new(Driver {
+        generation,
+        inner: Mutex::new(Inner {
+            queue: BinaryHeap::new(),
+            wakers: HashMap::with_hasher(BuildHasherDefault::new()),
+            planned: None,
+            thread: None,
+            epoch: 0,
+        }),
+    }));
+    match DRIVER.compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: just leaked from a `Box`; never freed from here on.
+        Ok(_) => unsafe { &*fresh },
+        Err(_) => {
+            // Another thread of this process installed one first: ours was
+            // never shared.
+            // SAFETY: `fresh` came from `Box::into_raw` above and nobody
+            // else saw it.
+            drop(unsafe { Box::from_raw(fresh) });
+            driver()
+        }
+    }
+}
+
+fn lock() -> MutexGuard<'static, Inner> {
+    // Poisoning is ignored: no code under this lock panics (map operations
+    // and waker clones aside, which leave the map consistent).
+    driver()
+        .inner
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A registration with the driver: the entry's key, once the sleep has
@@ -168,7 +193,7 @@ impl Entry {
                 if inner.thread.is_some() {
                     drop(inner);
                     // Dropped outside the lock: a waker's drop may run foreign
-                    // code (which must not print inside the fork-guarded lock).
+                    // code, which must not run under the driver's lock.
                     drop(old);
                     // Already registered: the thread already plans for it.
                     return true;
@@ -229,7 +254,7 @@ impl Entry {
 /// refuses threads.
 #[cold]
 #[inline(never)]
-fn start_thread(mut inner: ForkMutexGuard<'static, Inner>, deadline: Instant) -> bool {
+fn start_thread(mut inner: MutexGuard<'static, Inner>, deadline: Instant) -> bool {
     let epoch = inner.epoch;
     match thread::Builder::new()
         .name(THREAD_NAME.into())

@@ -117,9 +117,9 @@
 //! kernel whenever no deadline is due (it never polls), stopped and joined
 //! by [`unirun::reset`](crate::reset). Per waiting sleep: one heap key (a
 //! deadline and an id), one map entry (the id and a waker) and two short
-//! critical sections (register, remove), each inside a shared hold of
-//! unirun's fork guard (`unirun_platform::fork_guard`: two atomic
-//! operations, so no fork copies the lock held). Accuracy is that of
+//! critical sections (register, remove) under an uncontended lock of the
+//! driver made for this process's fork generation (a forked child makes
+//! its own, so no fork guard is needed on this path). Accuracy is that of
 //! `park_timeout`: the kernel's timer slack (about 50 µs on Linux), plus
 //! the time to wake the task's executor.
 //!
@@ -633,7 +633,7 @@ pub fn __driver_running() -> bool {
 }
 
 /// Holds the lock of unirun's timer driver until the result drops (for
-/// tests: a fork waits until it is released).
+/// tests: a forked child never needs it).
 #[doc(hidden)]
 pub fn __hold_driver_lock() -> impl Sized {
     driver::hold()

@@ -62,15 +62,15 @@
 //!   only while no thread holds one, so the child finds them all free.
 //!   They are: the global state behind the helpers (the shared executor,
 //!   the config, the capabilities cache), the decision listeners and the
-//!   last decision, the timer driver of `unirun::time`, the slot of
-//!   unirun-io's runtime, this crate's child registry, fork server handle
+//!   last decision, the slot of unirun-io's runtime, this crate's child registry, fork server handle
 //!   and `unirun-forker` slot. (The lock this crate's fork paths take
 //!   around a fork is held by the forking thread itself, so no other
 //!   thread holds it at a fork.) State that names a thread records the
 //!   fork generation ([`unirun_core::fork_generation`]) or the process it
 //!   started the thread in, so a child sees the parent's thread as absent:
-//!   the timer driver starts its own (forgetting, never waking, the
-//!   parent's sleeps), the forker runs its jobs on the calling thread,
+//!   the timer driver of `unirun::time` is made per generation and never
+//!   touches the parent's (not even its lock, so it needs no guard): a
+//!   child makes its own, forgetting, never waking, the parent's sleeps; the forker runs its jobs on the calling thread,
 //!   unirun-io starts a runtime of its own. Metrics read no lock there
 //!   (the blocking lane's threads count as 0). Two locks of `unirun-core`,
 //!   which cannot depend on the guard, are plain: the table of panics
