@@ -20,10 +20,9 @@ fn a_child_forked_by_other_code_runs_unirun_tasks_and_shuts_down() {
     watchdog(|| {
         // The shared default's workers exist from here on.
         assert_eq!(unirun::spawn(async { 1 }).join().unwrap(), 1);
-        // SAFETY: the child runs what a unirun child runs (tasks inline on
-        // its only thread) and leaves with `_exit`; this test process has
-        // no other thread holding a lock the child needs (the workers are
-        // idle and the watchdog thread waits on a channel).
+        // The workers are idle and the watchdog thread waits on a channel:
+        // no other thread holds a lock the child needs.
+        // SAFETY: the child runs what a unirun child runs and leaves with `_exit`.
         match unsafe { libc::fork() } {
             -1 => panic!("fork failed: {}", std::io::Error::last_os_error()),
             0 => {

@@ -531,12 +531,15 @@ impl Pool {
         self.shared.shutdown.load(Ordering::Acquire)
     }
 
-    /// A pool with no workers that runs every task it is given on the
-    /// calling thread, in a loop rather than one stack frame per self-wake
-    /// (see [`fork_generation`](crate::fork_generation)): what an inherited
-    /// pool does in a forked child. Backends whose own threads a forked
-    /// child lacks run their work through one; it reports
-    /// [`is_inherited`](Self::is_inherited) in every process.
+    /// The process's pool with no workers, which runs every task it is given
+    /// on the calling thread, in a loop rather than one stack frame per
+    /// self-wake (see [`fork_generation`](crate::fork_generation)): what an
+    /// inherited pool does in a forked child. Backends whose own threads a
+    /// forked child lacks run their work through it; it reports
+    /// [`is_inherited`](Self::is_inherited) in every process. Made on first
+    /// use (a grandchild forked while another thread is making it would wait
+    /// for that thread: a fork in the middle of a spawn, which the core's own
+    /// pools do not survive either).
     ///
     /// # Examples
     ///
@@ -546,17 +549,20 @@ impl Pool {
     /// assert_eq!(pool.spawn(async { 7 }).join().unwrap(), 7);
     /// ```
     #[cfg(feature = "std")]
-    pub fn inline() -> Pool {
-        let (mut pool, workers) = Pool::with_workers(1);
-        drop(workers);
-        // No fork reaches this generation (it counts forks from 0): the
-        // pool is "inherited" in every process, so it never queues for a
-        // worker. The workers were dropped unstarted, so the pool holds the
-        // only reference to its state.
-        Arc::get_mut(&mut pool.shared)
-            .expect("a pool whose workers were dropped is its state's only owner")
-            .generation = usize::MAX;
-        pool
+    pub fn inline() -> &'static Pool {
+        static INLINE: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+        INLINE.get_or_init(|| {
+            let (mut pool, workers) = Pool::with_workers(1);
+            drop(workers);
+            // No fork reaches this generation (it counts forks from 0): the
+            // pool is "inherited" in every process, so it never queues for a
+            // worker. The workers were dropped unstarted, so the pool holds
+            // the only reference to its state.
+            Arc::get_mut(&mut pool.shared)
+                .expect("a pool whose workers were dropped is its state's only owner")
+                .generation = usize::MAX;
+            pool
+        })
     }
 
     /// Whether this pool was made in an ancestor process and inherited

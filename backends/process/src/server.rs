@@ -275,11 +275,11 @@ pub(crate) fn close_in_child() {
         let Some(server) = slot.lock().take() else {
             continue;
         };
-        // SAFETY: `control_fd` is the child's inherited copy of the server's
-        // socket, owned by the `OwnedFd` inside `server`; that `OwnedFd` is
-        // never dropped in this process (the `Arc` is forgotten below, so its
-        // count never reaches zero and `Server::drop` never runs here), so the
-        // number is closed exactly once.
+        // `control_fd` is the child's inherited copy of the server's socket,
+        // owned by the `OwnedFd` inside `server`; that `OwnedFd` is never
+        // dropped in this process (the `Arc` is forgotten below, so its count
+        // never reaches zero and `Server::drop` never runs here).
+        // SAFETY: so the number is closed exactly once, here.
         unsafe { libc::close(server.control_fd) };
         // The server's pidfd too: a child never signals or reaps the
         // server, and every fork_call child and pool worker would keep one

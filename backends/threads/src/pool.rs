@@ -608,10 +608,10 @@ pub fn watch_forks() {
             unirun_core::mark_forked_child();
         }
         ONCE.call_once(|| {
-            // SAFETY: `in_child` is a plain `extern "C" fn` that lives for
-            // the whole program (handlers cannot be unregistered) and does
-            // only an atomic add. A failure (ENOMEM) leaves forks by other
-            // code unmarked, as before.
+            // A failure (ENOMEM) leaves forks by other code unmarked, as
+            // before. Handlers cannot be unregistered.
+            // SAFETY: `in_child` is a plain `extern "C" fn` that lives for the
+            // whole program and does only an atomic add (async-signal-safe).
             let _ = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
         });
     }

@@ -5,22 +5,9 @@
 //! inline in a forked child (one loop, not one stack frame per self-wake;
 //! see `unirun_core::in_forked_child`).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use unirun_core::{JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
-
-/// The child's inline runner: a core pool that is never driven by threads
-/// ([`Pool::inline`]), which runs every task it is given right where it is
-/// scheduled.
-///
-/// Made on first use, only in a child, so the parent never has one. A
-/// grandchild forked while a thread of its parent is inside `get_or_init`
-/// would wait here; that is a fork in the middle of a spawn, which the
-/// core's own pools do not survive either.
-fn inline_pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(Pool::inline)
-}
 
 /// Spawns `future` to run on the calling thread (see the module docs).
 #[cold]
@@ -31,8 +18,8 @@ where
     F::Output: Send + 'static,
 {
     match tasks {
-        Some(tasks) => inline_pool().spawn_in(tasks, future),
-        None => inline_pool().spawn(future),
+        Some(tasks) => Pool::inline().spawn_in(tasks, future),
+        None => Pool::inline().spawn(future),
     }
 }
 
@@ -58,7 +45,7 @@ pub(crate) struct Inline;
 
 impl Schedule for Inline {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
-        inline_pool().schedule(runnable, info);
+        Pool::inline().schedule(runnable, info);
     }
 }
 
