@@ -277,12 +277,22 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn the_memory_limit_is_headroom_above_the_current_address_space() {
-        let have = inherited_address_space().expect("/proc/self/statm is readable");
+        // Other test threads map and unmap memory meanwhile (ASan's shadow
+        // too): take a reading that the size did not move across, read
+        // again until one is (each try is a few syscalls; the mappings of
+        // a test binary settle between allocations).
+        let (have, cap) = (0..10_000)
+            .find_map(|_| {
+                let before = inherited_address_space().expect("/proc/self/statm is readable");
+                let cap = ProcessOptions::default()
+                    .memory_limit(1 << 20)
+                    .address_space_cap()
+                    .unwrap();
+                let after = inherited_address_space().unwrap();
+                (before == after).then_some((before, cap))
+            })
+            .expect("the address space held still for one reading");
         assert!(have > 0);
-        let cap = ProcessOptions::default()
-            .memory_limit(1 << 20)
-            .address_space_cap()
-            .unwrap();
         assert!(cap >= have + (1 << 20) && cap > 1 << 20, "{cap} vs {have}");
         assert_eq!(ProcessOptions::default().address_space_cap(), None);
     }
