@@ -107,18 +107,65 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
 /// A fair (FIFO) lock with no data, lent out while every holder is asleep
 /// in the kernel (see the module docs).
-#[derive(Debug, Default)]
+///
+/// # In a forked child
+///
+/// `fork` copies only the calling thread: the holders and waiters recorded
+/// in the parent are threads the child does not have, and the state's own
+/// mutex may have been held by one of them at the fork (a foreign fork is
+/// not kept out of it). So each fork generation has its own [`Lock`]: the
+/// first use in a child publishes a fresh one and never touches the
+/// parent's (left allocated: it may be locked for good). A hold taken
+/// before the fork lets go of the parent's lock only, which is a no-op in
+/// the child; the child's own threads serialize on the child's lock.
+#[derive(Debug)]
 pub(crate) struct Gil {
-    state: Mutex<State>,
-    turn: Condvar,
+    /// The [`Lock`] of the newest fork generation that used this gil. Never
+    /// null; the one it points to is freed only by `Drop`, and one replaced
+    /// in a child is leaked, so a `&Lock` handed out stays valid as long as
+    /// `self` does.
+    current: AtomicPtr<Lock>,
     /// Whether the scope's blocking closures hold it too: the program
     /// chose `Gil` in code (see the module docs).
     blocking: bool,
+}
+
+/// The gil's state in one fork generation.
+#[derive(Debug)]
+struct Lock {
+    /// The fork generation this lock serves.
+    generation: usize,
+    state: Mutex<State>,
+    turn: Condvar,
+}
+
+impl Lock {
+    fn new(generation: usize) -> Self {
+        Self {
+            generation,
+            state: Mutex::default(),
+            turn: Condvar::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Gil {
+    fn drop(&mut self) {
+        // SAFETY: `current` always holds a pointer from `Box::into_raw`
+        // (set in `new` or published by `lock_here`), and `&mut self`
+        // means no `&Lock` borrowed from it is alive.
+        drop(unsafe { Box::from_raw(*self.current.get_mut()) });
+    }
 }
 
 #[derive(Debug, Default)]
@@ -157,10 +204,41 @@ impl Gil {
     /// A gil that polls hold, and blocking closures too when `blocking`.
     pub(crate) fn new(blocking: bool) -> Arc<Self> {
         install_wait_hook();
+        let lock = Box::new(Lock::new(unirun_core::fork_generation()));
         Arc::new(Self {
+            current: AtomicPtr::new(Box::into_raw(lock)),
             blocking,
-            ..Self::default()
         })
+    }
+
+    /// The lock of the calling thread's fork generation, made on the first
+    /// use in a forked child (see [`Gil`]).
+    fn lock_here(&self) -> &Lock {
+        let generation = unirun_core::fork_generation();
+        let mut seen = self.current.load(Ordering::Acquire);
+        loop {
+            // SAFETY: never null, and a lock it ever pointed to lives as
+            // long as `self` (see the field's invariant).
+            let lock = unsafe { &*seen };
+            if lock.generation == generation {
+                return lock;
+            }
+            let fresh = Box::into_raw(Box::new(Lock::new(generation)));
+            match self
+                .current
+                .compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // The parent's lock is left allocated (see `Gil`).
+                // SAFETY: `fresh` was just published; it lives until `Drop`.
+                Ok(_) => return unsafe { &*fresh },
+                Err(now) => {
+                    // Another thread of this child published first.
+                    // SAFETY: `fresh` was never shared.
+                    drop(unsafe { Box::from_raw(fresh) });
+                    seen = now;
+                }
+            }
+        }
     }
 
     /// The gil of a scope whose settings resolved to `mode` from `config`,
@@ -179,10 +257,6 @@ impl Gil {
         self.blocking
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Enters, as the only holder or as one the blocked holders lend the
     /// lock to; returns the ticket that [`unlock`](Self::unlock) lets go.
     ///
@@ -193,16 +267,17 @@ impl Gil {
     /// in a row with no holder entering or leaving in between (off Linux:
     /// every holder held through two looks). A holder that is not asleep is
     /// running its own code, and lets go when that code returns or blocks.
-    fn lock(&self) -> u64 {
+    fn lock(&self) -> Ticket {
         let tid = thread_id();
-        let mut s = self.state();
+        let this = self.lock_here();
+        let mut s = this.state();
         let mine = s.next;
         s.next += 1;
         let mut looks = Looks::default();
         loop {
             if s.entering != mine {
                 // Woken when a ticket enters (then the next one is in front).
-                s = self.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
+                s = this.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
             if s.holders.is_empty() {
@@ -213,12 +288,12 @@ impl Gil {
                 // when its poll or closure returns, or through
                 // `allow_threads` and unirun's own waits (see the module
                 // docs). Woken when a holder leaves.
-                s = self.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
+                s = this.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
             // In front, and the lock is held: look at the holders now and
             // then. Woken early when a holder leaves.
-            s = self
+            s = this
                 .turn
                 .wait_timeout(s, LOOK_EVERY)
                 .unwrap_or_else(PoisonError::into_inner)
@@ -233,7 +308,7 @@ impl Gil {
             // meanwhile (then `changes` moves and this look does not count).
             drop(s);
             let look = looks.take(changes);
-            s = self.state();
+            s = this.state();
             if look && s.changes == changes {
                 break;
             }
@@ -245,14 +320,23 @@ impl Gil {
         drop(s);
         if waiting {
             // The next ticket is in front now and starts looking.
-            self.turn.notify_all();
+            this.turn.notify_all();
         }
-        mine
+        Ticket {
+            number: mine,
+            generation: this.generation,
+        }
     }
 
-    /// Lets go of the hold that entered with `ticket`.
-    fn unlock(&self, ticket: u64) {
-        let mut s = self.state();
+    /// Lets go of the hold that entered with `ticket`. A hold taken before
+    /// this process was forked held the parent's lock: nothing to do here.
+    fn unlock(&self, ticket: Ticket) {
+        if ticket.generation != unirun_core::fork_generation() {
+            return;
+        }
+        let this = self.lock_here();
+        let ticket = ticket.number;
+        let mut s = this.state();
         if let Some(i) = s.holders.iter().position(|h| h.ticket == ticket) {
             s.holders.swap_remove(i);
             s.changes += 1;
@@ -261,7 +345,7 @@ impl Gil {
         drop(s);
         if waiting {
             // The waiter in front checks whether it may enter.
-            self.turn.notify_all();
+            this.turn.notify_all();
         }
     }
 }
@@ -409,10 +493,17 @@ fn asleep(_tid: u32) -> Option<u64> {
     Some(0)
 }
 
+/// A hold on a gil: its ticket, in the fork generation it was taken in.
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    number: u64,
+    generation: usize,
+}
+
 /// A gil this thread holds, and the ticket it entered with.
 struct Held {
     gil: Arc<Gil>,
-    ticket: u64,
+    ticket: Ticket,
 }
 
 thread_local! {
