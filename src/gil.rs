@@ -190,15 +190,37 @@ struct Holder {
     tid: u32,
 }
 
-/// How long the first waiter sleeps between two looks at the holders.
-/// With the holders' kernel state at hand (Linux), a holder is lent out
-/// after two looks that both found it asleep.
-#[cfg(target_os = "linux")]
+/// How long the first waiter sleeps between two looks at the holders
+/// while their kernel state is at hand (Linux with `/proc`, every holder's
+/// thread id known): a holder is lent out after two looks that both found
+/// it asleep.
 const LOOK_EVERY: Duration = Duration::from_millis(1);
 /// Without it, the switch interval: a holder is lent out after holding
 /// through two looks (as CPython asks for its GIL after 5 ms).
-#[cfg(not(target_os = "linux"))]
-const LOOK_EVERY: Duration = Duration::from_millis(5);
+const SWITCH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How long the waiter in front waits before its next look at `holders`:
+/// [`LOOK_EVERY`] when each one's state can be read, else the
+/// [`SWITCH_INTERVAL`] (one unknown holder counts as asleep at every look,
+/// so a short interval would lend a running holder's lock within 2 ms).
+fn look_interval(holders: &[Holder]) -> Duration {
+    if proc_shows_threads() && holders.iter().all(|h| h.tid != 0) {
+        LOOK_EVERY
+    } else {
+        SWITCH_INTERVAL
+    }
+}
+
+/// Whether `/proc` shows this process's threads (never off Linux).
+fn proc_shows_threads() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *PROC.get_or_init(|| std::path::Path::new("/proc/self/task").is_dir())
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
 
 impl Gil {
     /// A gil that polls hold, and blocking closures too when `blocking`.
@@ -293,9 +315,10 @@ impl Gil {
             }
             // In front, and the lock is held: look at the holders now and
             // then. Woken early when a holder leaves.
+            let interval = look_interval(&s.holders);
             s = this
                 .turn
-                .wait_timeout(s, LOOK_EVERY)
+                .wait_timeout(s, interval)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
             if s.holders.is_empty() {
@@ -440,9 +463,7 @@ fn read_thread_id() -> u32 {
 #[cfg(target_os = "linux")]
 fn asleep(tid: u32) -> Option<u64> {
     use std::io::Write;
-    /// Whether `/proc` shows this process's threads at all.
-    static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if tid == 0 || !*PROC.get_or_init(|| std::path::Path::new("/proc/self/task").is_dir()) {
+    if tid == 0 || !proc_shows_threads() {
         return Some(0);
     }
     let mut path = [0u8; 64];
@@ -706,6 +727,25 @@ pub fn allow_threads<R>(f: impl FnOnce() -> R) -> R {
 mod tests {
     use super::*;
 
+    /// A holder whose thread id could not be read counts as asleep at every
+    /// look; the waiter then uses the switch interval, not the 1 ms look.
+    #[test]
+    fn a_holder_with_no_known_thread_id_gets_the_switch_interval() {
+        let unknown = Holder { ticket: 0, tid: 0 };
+        assert_eq!(look_interval(&[unknown]), SWITCH_INTERVAL);
+        let known = Holder {
+            ticket: 1,
+            tid: thread_id(),
+        };
+        let expected = if proc_shows_threads() && known.tid != 0 {
+            LOOK_EVERY
+        } else {
+            SWITCH_INTERVAL
+        };
+        assert_eq!(look_interval(&[known]), expected);
+        assert_eq!(look_interval(&[known, unknown]), SWITCH_INTERVAL);
+    }
+
     #[test]
     fn hold_is_reentrant_and_allow_threads_lets_others_in() {
         let gil = Gil::new(true);
@@ -747,12 +787,12 @@ mod tests {
         };
         holding.recv().unwrap();
         let lent = hold(&gil);
-        assert_eq!(gil.state().holders.len(), 2);
+        assert_eq!(gil.lock_here().state().holders.len(), 2);
         entered_tx.send(()).unwrap();
         holder.join().unwrap();
-        assert_eq!(gil.state().holders.len(), 1);
+        assert_eq!(gil.lock_here().state().holders.len(), 1);
         drop(lent);
-        assert!(gil.state().holders.is_empty());
+        assert!(gil.lock_here().state().holders.is_empty());
     }
 
     #[cfg(target_os = "linux")]
