@@ -112,6 +112,19 @@
 //! thread nor holds a lock it takes. They work in tasks of every backend
 //! and in [`block_on`](crate::block_on).
 //!
+//! **Not in a forked child of a process that already used them.** async-io
+//! keeps one reactor per process image in a private static, and `fork`
+//! copies it: the child's sockets register with the epoll instance it
+//! shares with the parent (whose `async-io` thread may take their readiness
+//! events), and the reactor's lock may be held for good by that thread,
+//! which the child does not have. A socket created in such a child never
+//! wakes its task. unirun cannot re-create another crate's private reactor:
+//! in a closure passed to [`to_process`](crate::to_process) (or any child
+//! of a process that used async-io before the fork), use tokio's sockets
+//! (each fork generation gets its own `unirun-io`, above), blocking std
+//! sockets, or `exec` a fresh program. A child of a process that never
+//! touched async-io is fine: its reactor is created in the child.
+//!
 //! # Examples
 //!
 //! ```
