@@ -193,7 +193,8 @@ pub use crate::trace::DecisionTrace;
 #[cfg(feature = "std")]
 pub use unirun_core::install_panic_hook;
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests. They show every
+/// backend, so they are checked with all of them (`--all-features`).
+#[cfg(all(doctest, unix, feature = "full"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
