@@ -100,7 +100,7 @@ def table(title, keys, values, peers=None):
 # ---- the SVG: one horizontal bar per row, on a log scale around 1.0x ----
 
 LO, HI = 0.05, 20.0
-WIDTH, LABEL, RIGHT, BAR, GAP = 760, 290, 60, 14, 6
+WIDTH, LABEL, RIGHT, BAR, GAP = 820, 330, 60, 14, 6
 
 
 def x_of(ratio):
@@ -152,13 +152,16 @@ def draw(rows, adapters, runs):
         f'<text x="10" y="18" font-size="13">unirun / best peer in the same run, '
         f"median of {runs} run(s), range as a line; log scale, left of 1.0x is faster</text>",
     ]
-    y = panel(svg, 28, "unirun's own pool against the best other executor", lead, rows)
-    y = panel(svg, y + 10, "a unirun scope on tokio or smol against that runtime", list(adapters), adapters)
+    bars = []
+    y = panel(bars, 28, "unirun's own pool against the best other executor", lead, rows)
+    y = panel(bars, y + 10, "a unirun scope on tokio or smol against that runtime", list(adapters), adapters)
+    # The grid goes under the bars.
     for tick in (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 10.0):
         x = x_of(tick)
         dash = "" if tick == 1.0 else ' stroke-dasharray="2,3"'
-        svg.append(f'<line x1="{x:.1f}" y1="40" x2="{x:.1f}" y2="{y}" stroke="#718096"{dash}/>')
+        svg.append(f'<line x1="{x:.1f}" y1="40" x2="{x:.1f}" y2="{y}" stroke="#a0aec0"{dash}/>')
         svg.append(f'<text x="{x:.1f}" y="{y + 14}" text-anchor="middle">{tick:g}x</text>')
+    svg.extend(bars)
     svg.append("</svg>")
     return "\n".join(svg) + "\n"
 
