@@ -56,8 +56,10 @@ pub fn run_child(name: &str, envs: &[(&str, &str)]) -> ChildOutput {
         output.status.success(),
         "child test {name} failed:\n{stdout}\n{stderr}"
     );
+    // Exactly the one test ran and passed (the test's own output may
+    // interleave with the harness's `test {name} ... ok` line).
     assert!(
-        stdout.contains(&format!("test {name} ... ok")),
+        stdout.contains("test result: ok. 1 passed"),
         "child test {name} did not run:\n{stdout}"
     );
     ChildOutput { stdout, stderr }
