@@ -76,6 +76,7 @@ mod abandoned;
 mod backend;
 mod barrier;
 mod block_on;
+mod cache_padded;
 mod context;
 mod error;
 mod executor;

@@ -662,11 +662,11 @@ impl Shared {
     }
 
     /// After a push to the calling worker's own queue: the push side's fence
-    /// (`barrier::light`), then the wake-up only when the word says a
+    /// (`barrier::store_load`), then the wake-up only when the word says a
     /// sleeper might need waking (see `idle`).
     #[inline]
     pub(crate) fn notify_parked_local(&self) {
-        barrier::light();
+        barrier::store_load();
         if self.idle.may_need_notify() {
             self.notify_parked();
         }
