@@ -88,12 +88,14 @@
 //! ```
 
 #![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
 
 #[cfg(feature = "std")]
 mod backend;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod compat;
 #[cfg(feature = "std")]
 mod config;
@@ -109,6 +111,7 @@ mod global;
 #[cfg(feature = "std")]
 mod handle;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod io;
 #[cfg(feature = "std")]
 mod join_set;
@@ -117,6 +120,7 @@ mod metrics;
 #[cfg(feature = "std")]
 mod observe;
 #[cfg(all(unix, feature = "process-backend"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 pub mod process;
 #[cfg(feature = "std")]
 mod run;
@@ -125,8 +129,10 @@ mod scheduler;
 #[cfg(feature = "std")]
 mod scope;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod time;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod trace;
 
 /// The set of tasks a scope owns; an implementation detail of scopes,
@@ -136,34 +142,45 @@ pub use unirun_core::TaskSet;
 pub use unirun_core::{block_on, Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
 
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::config::RuntimeConfig;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::env::{EnvOverride, RejectedVar, ValueSource};
 pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
 pub use crate::gather::{gather, Gather};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::gil::allow_threads;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::global::{
     capabilities, configure, get_executor, reset, run_in_executor, spawn, to_thread,
 };
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::handle::Handle;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::join_set::{AbortHandle, JoinSet};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::metrics::Metrics;
 #[cfg(all(unix, feature = "process-backend"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 pub use crate::process::{to_process, to_process_with, ProcessOptions};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::run::{Run, RunBuilder};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::scheduler::{
     add_decision_listener, last_decision, observe_decisions, remove_decision_listener,
     Capabilities, ListenerId, ObserveDecisions,
 };
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::trace::DecisionTrace;
 /// Chains unirun's panic hook, which records where each panic happened, in
 /// front of the program's current hook (which keeps running for every
@@ -191,9 +208,11 @@ pub use crate::trace::DecisionTrace;
 /// # let _ = std::panic::take_hook();
 /// ```
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use unirun_core::install_panic_hook;
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests. They show every
+/// backend, so they are checked with all of them (`--all-features`).
+#[cfg(all(doctest, unix, feature = "full"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -168,6 +168,7 @@ where
     global::get_executor().to_process_with(options, f)
 }
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 impl Handle {
     /// Runs `f` in a forked child process (see [`to_process`]); the wait
     /// happens on this executor's blocking lane and the call is one of its
@@ -202,6 +203,7 @@ impl Handle {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 impl Handle {
     /// Calls `f(arg)` in one of the executor's pre-forked worker processes
     /// ([`ProcessPool`]): no fork per call, so this is the fast path for
@@ -263,6 +265,7 @@ impl Handle {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 impl Run {
     /// Calls `f(arg)` in one of the scope's pre-forked worker processes
     /// (see [`Handle::call`]).
@@ -287,6 +290,7 @@ impl Run {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 impl Run {
     /// Runs `f` in a forked child process as one of the scope's tasks,
     /// under the scope's [`process_options`](crate::RunBuilder::process_options)

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use unirun::compat::thread;
+use unirun_test_support::watchdog;
 
 fn current_name() -> Option<String> {
     std::thread::current().name().map(String::from)
@@ -201,21 +202,6 @@ fn the_mode_is_read_again_after_reset() {
     )
     .unwrap();
     assert_eq!(thread::spawn(current_name).join().unwrap(), None);
-}
-
-/// Runs `body` on a thread of its own and fails the test, rather than
-/// hanging it, if it does not finish within a generous minute.
-fn watchdog<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-        let _ = tx.send(result);
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("{what}: still not done after 60 s (deadlock?)"),
-    }
 }
 
 /// `n` spawned threads meet at one std barrier; each returns its index.

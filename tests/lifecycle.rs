@@ -1,6 +1,6 @@
-//! DESIGN §8: shutdown waits, bounded shutdowns cancel, no wait ever blocks
-//! an async worker, threads are joined, panics do not kill workers, reset
-//! tears the shared pool down.
+//! The lifecycle (docs/design.md, "Lifecycle"): shutdown waits, bounded
+//! shutdowns cancel, no wait ever blocks an async worker, threads are
+//! joined, panics do not kill workers, reset tears the shared pool down.
 
 mod common;
 

@@ -748,24 +748,9 @@ fn per_call_options_replace_the_scope_options() {
     run.shutdown();
 }
 
-/// Runs `body` on a thread and fails the test if it does not finish within
-/// a generous `secs` (a hang becomes a failure, not a stuck test run).
+/// The shared watchdog with a limit of `secs` (some bodies fork many times).
 fn watchdog(name: &str, secs: u64, body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = std::sync::mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) => worker.join().unwrap(),
-        // The body panicked: report its panic.
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{name}: hung for {secs} s"),
-    }
+    unirun_test_support::watchdog_for(name, Duration::from_secs(secs), body)
 }
 
 /// Defect: a parent thread inside `unirun::capabilities()` (holding the

@@ -1,6 +1,6 @@
-//! DESIGN §5: the resolution order (every `Reason`), sizing, traces, the
-//! environment's part in decisions, listeners, `configure`/`reset` and
-//! `capabilities`.
+//! Choosing a backend (docs/design.md): the resolution order (every
+//! `Reason`), sizing, traces, the environment's part in decisions,
+//! listeners, `configure`/`reset` and `capabilities`.
 //!
 //! Every test here touches process-wide state (the environment, the shared
 //! default, the last decision, listeners), so each one runs alone in a
@@ -8,40 +8,20 @@
 //! under `cargo test`'s parallel threads and whatever the developer's shell
 //! exports.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use unirun::trace::Reason;
 use unirun::{DecisionTrace, Flavor, Run, RuntimeConfig, ThreadMode};
 
-/// Marks the child; deliberately not an `UNIRUN_*` name.
-const CHILD: &str = "SCHEDULER_TEST_CHILD";
-
 /// In the parent: re-runs `test` alone in a child process whose only
 /// `UNIRUN_*` variables are `vars`, asserts it passed, and returns its
 /// stderr. In the child: `None`, and the caller runs the test's body.
 fn child(test: &str, vars: &[(&str, &str)]) -> Option<String> {
-    if std::env::var_os(CHILD).is_some() {
+    if unirun_test_support::child::is_child() {
         return None;
     }
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("UNIRUN_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env(CHILD, "1").envs(vars.iter().copied());
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!("test {test} ... ok")),
-        "child did not run {test}:\n{stdout}"
-    );
-    Some(stderr)
+    Some(unirun_test_support::child::run_child(test, vars).stderr)
 }
 
 fn trace_of(builder: unirun::RunBuilder) -> DecisionTrace {

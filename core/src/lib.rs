@@ -76,6 +76,7 @@ mod abandoned;
 mod backend;
 mod barrier;
 mod block_on;
+mod cache_padded;
 mod context;
 mod error;
 mod executor;
@@ -113,14 +114,18 @@ pub use crate::executor::{Executor, Schedule};
 pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignSchedule};
 pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child, on_forked_child};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::fork::{mark_driver_thread, set_runner_context};
 pub use crate::join::JoinHandle;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::member::with_polled_owner;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::panic::{catch_panic, install_panic_hook};
 pub use crate::park::{Park, Unpark};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::pool::SpawnThread;
 pub use crate::pool::{Pool, PoolError};
 pub use crate::stats::{PoolStats, TaskCounts};
@@ -130,5 +135,6 @@ pub use crate::task::{
 pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::wait::{set_wait_hook, WaitHook};
 pub use crate::worker::{Worker, MAX_LIFO_POLLS, MAX_SELF_REPOLLS};

@@ -27,6 +27,7 @@ use crate::{barrier, context, Executor, JoinHandle, Schedule, TaskSet};
 /// Starts a thread running `job` for worker `index` (see
 /// [`Pool::set_thread_spawner`]).
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub type SpawnThread = dyn Fn(usize, Box<dyn FnOnce() + Send>) -> std::io::Result<()> + Send + Sync;
 
 pub(crate) struct Shared {
@@ -237,6 +238,7 @@ impl Pool {
     /// assert_eq!(indices, [0, 1, 2]);
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn with_workers(n: usize) -> (Pool, Vec<Worker>) {
         match Self::try_with_workers(n) {
             Ok(pool) => pool,
@@ -261,6 +263,7 @@ impl Pool {
     /// assert!(err.to_string().starts_with("invalid workers="));
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn try_with_workers(n: usize) -> Result<(Pool, Vec<Worker>), PoolError> {
         if n == 0 || n > MAX_WORKERS {
             return Err(PoolError::workers(n));
@@ -331,6 +334,7 @@ impl Pool {
     /// }
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn set_thread_spawner(
         &self,
         spawner: impl Fn(usize, Box<dyn FnOnce() + Send>) -> std::io::Result<()> + Send + Sync + 'static,
@@ -549,6 +553,7 @@ impl Pool {
     /// assert_eq!(pool.spawn(async { 7 }).join().unwrap(), 7);
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn inline() -> &'static Pool {
         static INLINE: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
         INLINE.get_or_init(|| {
@@ -657,11 +662,11 @@ impl Shared {
     }
 
     /// After a push to the calling worker's own queue: the push side's fence
-    /// (`barrier::light`), then the wake-up only when the word says a
+    /// (`barrier::store_load`), then the wake-up only when the word says a
     /// sleeper might need waking (see `idle`).
     #[inline]
     pub(crate) fn notify_parked_local(&self) {
-        barrier::light();
+        barrier::store_load();
         if self.idle.may_need_notify() {
             self.notify_parked();
         }

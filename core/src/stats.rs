@@ -38,17 +38,12 @@
 use alloc::boxed::Box;
 use core::fmt;
 
+use crate::cache_padded::CachePadded;
 use crate::sync::{AtomicUsize, Ordering};
 use crate::TaskSet;
 
 /// How many thread stripes a set has (a power of two).
 const STRIPES: usize = 8;
-
-/// Aligned to a cache-line pair (adjacent-line prefetch pulls lines in
-/// pairs), so no two shards share one.
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded<T>(T);
 
 /// One shard of a [`TaskStats`].
 #[derive(Default)]
@@ -89,8 +84,8 @@ impl Outcome {
 pub(crate) struct TaskStats {
     /// The pool whose workers own `workers` (its `Shared`'s address), or 0.
     owner: usize,
-    workers: Box<[Padded<TaskShard>]>,
-    stripes: Box<[Padded<TaskShard>]>,
+    workers: Box<[CachePadded<TaskShard>]>,
+    stripes: Box<[CachePadded<TaskShard>]>,
 }
 
 impl TaskStats {
@@ -99,8 +94,8 @@ impl TaskStats {
     pub(crate) fn new(owner: usize, workers: usize) -> Self {
         Self {
             owner,
-            workers: (0..workers).map(|_| Padded::default()).collect(),
-            stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
+            workers: (0..workers).map(|_| CachePadded::default()).collect(),
+            stripes: (0..STRIPES).map(|_| CachePadded::default()).collect(),
         }
     }
 
@@ -397,7 +392,7 @@ impl TaskCounts {
 /// its own cache-line pair, written only by the thread holding that
 /// worker's core (plain load and store).
 pub(crate) struct WorkerStats {
-    workers: Box<[Padded<WorkerShard>]>,
+    workers: Box<[CachePadded<WorkerShard>]>,
 }
 
 #[derive(Default)]
@@ -409,7 +404,7 @@ struct WorkerShard {
 impl WorkerStats {
     pub(crate) fn new(workers: usize) -> Self {
         Self {
-            workers: (0..workers).map(|_| Padded::default()).collect(),
+            workers: (0..workers).map(|_| CachePadded::default()).collect(),
         }
     }
 

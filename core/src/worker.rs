@@ -321,7 +321,7 @@ impl Core {
         if idle.transition_worker_to_parked(self.index, was_searching) {
             // No searcher left to look: pairs with every producer's fence
             // (see `idle`).
-            crate::barrier::heavy();
+            crate::barrier::store_load();
             if shared.has_stealable_work() {
                 shared.notify_parked();
             }

@@ -34,9 +34,11 @@
 use crate::flavor::CompatMode;
 
 #[cfg(feature = "smol-backend")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smol-backend")))]
 pub mod smol;
 pub mod thread;
 #[cfg(feature = "tokio-backend")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-backend")))]
 pub mod tokio;
 
 /// Whether compat calls go to the original APIs.

@@ -225,6 +225,7 @@ impl RunBuilder {
     /// # Ok::<(), unirun::Error>(())
     /// ```
     #[cfg(all(unix, feature = "process-backend"))]
+    #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
     pub fn process_options(mut self, options: crate::process::ProcessOptions) -> Self {
         self.process_options = Some(options);
         self

@@ -2,7 +2,8 @@
 //! big it is, and why ([`DecisionTrace`]). Also [`Capabilities`] and the
 //! decision listeners.
 //!
-//! Resolution order (DESIGN §5), first match wins, each step a [`Reason`]:
+//! Resolution order (docs/design.md, "Choosing a backend"), first match
+//! wins, each step a [`Reason`]:
 //!
 //! 1. the caller supplied an executor: `Provided`;
 //! 2. `force_threads`: Threads; `force_process`: Processes, or Threads with a

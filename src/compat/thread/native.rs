@@ -315,23 +315,13 @@ mod tests {
     use std::sync::mpsc;
     use std::thread;
 
-    use super::{Claim, Shared};
+    use unirun_test_support::watchdog;
 
-    /// Fails instead of hanging if `body` does not end within a minute.
-    fn watchdog(body: impl FnOnce() + Send + 'static) {
-        let (done, finished) = mpsc::channel();
-        thread::spawn(move || {
-            body();
-            let _ = done.send(());
-        });
-        finished
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the body panicked or hung for 60 s");
-    }
+    use super::{Claim, Shared};
 
     #[test]
     fn a_job_dropped_unrun_still_runs_on_a_thread_of_its_own() {
-        watchdog(dropped_unrun);
+        watchdog("a job dropped unrun", dropped_unrun);
     }
 
     fn dropped_unrun() {
@@ -354,7 +344,7 @@ mod tests {
 
     #[test]
     fn thread_before_the_start_starts_it_without_waiting() {
-        watchdog(thread_before_the_start);
+        watchdog("thread() before the start", thread_before_the_start);
     }
 
     fn thread_before_the_start() {
