@@ -224,10 +224,11 @@ where
     A: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
 {
-    let mut request = vec![0u8; HEADER + 16];
-    request[HEADER..HEADER + 8]
-        .copy_from_slice(&(invoke::<A, R> as Trampoline as usize as u64).to_le_bytes());
-    request[HEADER + 8..HEADER + 16].copy_from_slice(&(f as usize as u64).to_le_bytes());
+    // Room for a small argument, so the usual request is one allocation.
+    let mut request = Vec::with_capacity(HEADER + 16 + 48);
+    request.extend_from_slice(&[0u8; HEADER]);
+    request.extend_from_slice(&(invoke::<A, R> as Trampoline as usize as u64).to_le_bytes());
+    request.extend_from_slice(&(f as usize as u64).to_le_bytes());
     let mut request = postcard::to_extend(arg, request)
         .map_err(|err| JoinError::transport("encode", err.to_string()))?;
     let len = (request.len() - HEADER) as u64;
