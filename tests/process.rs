@@ -1050,3 +1050,46 @@ fn a_serialized_scope_joins_calls_from_its_own_tasks() {
         run.shutdown();
     });
 }
+
+/// The pid of the process that ran the call.
+fn serving_pid(_: ()) -> i32 {
+    sys::getpid()
+}
+
+/// A child forked by other code (a plain `fork`, not unirun's) never
+/// writes to the parent's pool workers: the pool tells a child from its
+/// creator by the fork generation, which the fork handler it registered
+/// raises in every child, so the call forks a fresh child of its own. The
+/// parent's worker serves on.
+#[test]
+fn a_plainly_forked_child_never_uses_the_parents_pool_workers() {
+    if !in_child_process("a_plainly_forked_child_never_uses_the_parents_pool_workers") {
+        return;
+    }
+    watchdog("plainly forked child", 60, || {
+        let pool = unirun::process::ProcessPool::new(1, with_timeout());
+        let worker = pool.call(serving_pid, ()).unwrap();
+        // SAFETY: the child uses only the pool (unirun's fork-guarded state)
+        // and leaves with `_exit`; no other thread of this test process
+        // holds a lock it needs (the pool's helper threads are idle).
+        match unsafe { sys::fork() }.unwrap() {
+            sys::Forked::Child => {
+                let code = match pool.call(serving_pid, ()) {
+                    Ok(pid) if pid == worker => 1,
+                    Ok(_) => 0,
+                    Err(_) => 2,
+                };
+                sys::exit_now(code)
+            }
+            sys::Forked::Parent(child) => {
+                let status = sys::wait_pid(child, true).unwrap();
+                assert_eq!(
+                    status,
+                    Some(sys::ExitStatus::Exited(0)),
+                    "1: the child used the parent's worker; 2: its call failed"
+                );
+            }
+        }
+        assert_eq!(pool.call(serving_pid, ()).unwrap(), worker);
+    });
+}

@@ -266,6 +266,30 @@ fn a_server_workers_death_never_raises_sigpipe() {
     });
 }
 
+fn length(bytes: Vec<u8>) -> usize {
+    bytes.len()
+}
+
+/// A request larger than a pipe holds, to a worker killed while idle: the
+/// write waits for room, sees the worker's end instead, and the call is a
+/// typed error (never `SIGPIPE`, never a write that waits forever).
+#[test]
+fn a_large_request_to_a_killed_idle_worker_is_a_typed_error() {
+    if !in_child_process("a_large_request_to_a_killed_idle_worker_is_a_typed_error") {
+        return;
+    }
+    default_sigpipe();
+    watchdog(|| {
+        let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+        let pid = pool.call(worker_pid, ()).unwrap();
+        kill_from_outside(pid);
+        let err = pool.call(length, vec![7u8; 1 << 20]).unwrap_err();
+        assert!(err.is_transport(), "{err}");
+        assert!(err.to_string().contains("gone before the request"), "{err}");
+        assert_eq!(pool.call(length, vec![7u8; 1 << 20]).unwrap(), 1 << 20);
+    });
+}
+
 /// Review fault: the disposition was read once and cached, refreshed only
 /// at a worker's start. A host that restores `SIGPIPE`'s default after the
 /// pool's first call (a C library's init, a daemon's set-up) died of

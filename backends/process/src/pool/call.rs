@@ -682,7 +682,11 @@ impl Inner {
             return Err(JoinError::transport("call", why));
         }
         let read = match sent {
-            Ok(()) => wire::read_reply(worker.replies.as_fd(), deadline),
+            Ok(()) => match wire::read_reply(worker.replies.as_fd(), deadline) {
+                // Ended without taking the request: the function never ran.
+                Ok(Read::Eof { .. }) if worker.request_unread() => Err(worker::gone()),
+                read => read,
+            },
             Err(err) => Err(err),
         };
         // Before the worker is handed back or reaped (see `deadlines`).
