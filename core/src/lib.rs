@@ -81,6 +81,8 @@ mod error;
 mod executor;
 mod foreign;
 mod fork;
+#[cfg(feature = "std")]
+mod fork_join;
 pub mod idle;
 mod join;
 mod member;
@@ -100,6 +102,8 @@ mod worker;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[cfg(all(test, loom, feature = "std"))]
+mod loom_tests_fork_join;
 #[cfg(all(test, loom))]
 mod loom_tests_task;
 
@@ -114,6 +118,8 @@ pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignSch
 pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child, on_forked_child};
 #[cfg(feature = "std")]
 pub use crate::fork::{mark_driver_thread, set_runner_context};
+#[cfg(feature = "std")]
+pub use crate::fork_join::{join, map_indexed, on_worker_core, scope, Scope};
 pub use crate::join::JoinHandle;
 #[cfg(feature = "std")]
 pub use crate::member::with_polled_owner;

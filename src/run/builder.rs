@@ -320,6 +320,9 @@ impl RunBuilder {
         } else {
             workers.cpu()
         };
+        // CPU items on the workers unless the scope said its work blocks
+        // (`io_bound`), runs serialized (`Gil`) or has no unirun workers.
+        let map_on_workers = !io_bound && gil.is_none() && backend.core_pool().is_some();
         let name = backend.name().to_string();
         let mut owned = owned;
         let processes = owned.as_mut().and_then(|s| s.processes.take());
@@ -337,6 +340,7 @@ impl RunBuilder {
             owned,
             trace,
             parallelism: parallelism.max(1),
+            map_on_workers,
             name,
             finished: false,
         })
