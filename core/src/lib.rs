@@ -20,6 +20,11 @@
 //! whoever has threads calls [`Worker::run`]. The threads backend does; an
 //! embedded target can use [`TickExecutor`] instead.
 //!
+//! The same workers fork-join: [`join`], [`scope`] and [`map_indexed`] put
+//! the second half of a fork in a job on the forking thread's stack, offered
+//! to idle workers through a per-worker deque and taken back if nobody took
+//! it (see `fork_join`'s docs for the waiting rule and its liveness).
+//!
 //! [`block_on`] polls a ready future without touching anything else and
 //! parks on a cached per-thread parker otherwise. On a worker thread it first
 //! hands the worker's queues to a new thread, so blocking on queued work never

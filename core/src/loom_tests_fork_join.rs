@@ -11,6 +11,9 @@
 //! - `loom_fork_join_two_thieves_wrap_around`: two halves through a 2-entry
 //!   deque that has wrapped around, two thieves and the owner: each half runs
 //!   once.
+//! - `loom_fork_join_returned_half`: the core holding a half is dropped
+//!   (returning it) while a thief steals it: the forking thread, which only
+//!   waits, gets it run exactly once.
 //!
 //! Run with the other models:
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p unirun-core --lib --release loom_fork_join`.
@@ -141,5 +144,32 @@ fn loom_fork_join_two_thieves_wrap_around() {
             t.join().unwrap();
         }
         assert_eq!(runs.load(StdOrdering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn loom_fork_join_returned_half() {
+    // The forking thread lost its core (a task in `a` blocked and handed it
+    // on): the core's new holder drops it at shutdown and returns the half
+    // while a thief may steal it; the forking thread only waits, then runs
+    // a returned half itself. It runs exactly once, and nobody hangs.
+    model(3, || {
+        let runs = StdArc::new(StdAtomicUsize::new(0));
+        let (owner, stealer) = deque();
+        let job = counted_half(&runs);
+        owner.push(job.as_job_ref()).unwrap();
+        let thief = thief(stealer);
+        let holder = thread::spawn(move || crate::fork_join::return_all(&owner));
+        wait_until(&job.latch);
+        // SAFETY: the latch is set: the job is this thread's again.
+        let value = match unsafe { job.take_func() } {
+            Some(f) => f(false),
+            // SAFETY: as above.
+            None => unsafe { job.take_result() }.unwrap().unwrap(),
+        };
+        assert_eq!(value, 5);
+        thief.join().unwrap();
+        holder.join().unwrap();
+        assert_eq!(runs.load(StdOrdering::SeqCst), 1);
     });
 }

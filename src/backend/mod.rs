@@ -252,7 +252,6 @@ impl Backend {
     pub(crate) fn core_pool(&self) -> Option<&unirun_core::Pool> {
         match self {
             Backend::Threads(h) => Some(h.pool()),
-            #[allow(unreachable_patterns)]
             _ => None,
         }
     }

@@ -172,19 +172,27 @@ where
         len: 0,
         _owns: PhantomData,
     };
+    let end = start + len;
+    let mut next = start;
+    // One `catch_unwind` per run of items, not per item: after a panic at
+    // `next` the loop resumes after it, dropping the results from then on.
     let mut first_panic = None;
-    for i in start..start + len {
-        match panic::catch_unwind(AssertUnwindSafe(|| f(i))) {
-            Ok(value) if first_panic.is_none() => {
-                // SAFETY: slot `i` belongs to this chunk and is written once.
-                unsafe { slots.0.add(i).write(value) };
-                filled.len += 1;
+    while next < end {
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            while next < end {
+                let value = f(next);
+                if first_panic.is_none() {
+                    // SAFETY: slot `next` belongs to this chunk and is
+                    // written once.
+                    unsafe { slots.0.add(next).write(value) };
+                    filled.len += 1;
+                }
+                next += 1;
             }
-            // The chunk fails anyway: the result is dropped here.
-            Ok(_) => {}
-            Err(payload) => {
-                first_panic.get_or_insert(payload);
-            }
+        }));
+        if let Err(payload) = caught {
+            first_panic.get_or_insert(payload);
+            next += 1;
         }
     }
     if let Some(payload) = first_panic {

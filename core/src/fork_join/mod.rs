@@ -139,13 +139,25 @@ where
     RA: Send,
     RB: Send,
 {
-    with_worker(|cx| match cx {
+    context::with_current(|cx| match cx {
         Some(cx) => join_on_worker(cx, a, b),
         None => {
             let ra = a();
             (ra, b(false))
         }
     })
+}
+
+/// Wakes a sleeping worker to steal a half just pushed, if the idle word
+/// says one sleeps and nobody searches. Unlike a task's push this takes no
+/// fence: a sleeper that misses the push costs parallelism, not liveness,
+/// since the forking thread pops the half back itself (and the next push
+/// looks again).
+#[inline]
+pub(crate) fn offer(shared: &Shared) {
+    if shared.idle.may_need_notify() {
+        shared.notify_parked();
+    }
 }
 
 /// Runs `f` with the calling thread's context if it holds that context's
@@ -158,6 +170,8 @@ fn with_worker<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     })
 }
 
+/// The join on a worker thread (`cx` is its context; it may not hold a core
+/// any more, if a task blocked and handed it on: then both run here).
 fn join_on_worker<A, B, RA, RB>(cx: &Context, a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,
@@ -175,8 +189,7 @@ where
         })
         .unwrap_or(false);
     if pushed {
-        // Like a local spawn: wake a sleeper if nobody searches.
-        shared.notify_parked_local();
+        offer(shared);
     }
     // Never unwind past a pushed job: its stack slot must outlive the deque
     // entry.

@@ -83,7 +83,7 @@ impl<'scope> Scope<'scope> {
             let cx = cx?;
             let pushed = cx.with_core(|core| core.join.push(job).is_ok())?;
             if pushed {
-                cx.shared().notify_parked_local();
+                super::offer(cx.shared());
             }
             Some(pushed)
         });
