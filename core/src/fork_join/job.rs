@@ -159,7 +159,7 @@ pub(crate) struct HeapJob<F> {
 impl<F: FnOnce(Fate) + Send> HeapJob<F> {
     /// Boxes `func` as a job; `func` is called exactly once, with the job's
     /// fate, by whoever executes it.
-    pub(crate) fn new(func: F) -> JobRef {
+    pub(crate) fn boxed(func: F) -> JobRef {
         let job = std::boxed::Box::new(HeapJob {
             header: Header {
                 execute: Self::execute,
@@ -175,9 +175,9 @@ impl<F: FnOnce(Fate) + Send> HeapJob<F> {
     /// # Safety
     ///
     /// See [`Header::execute`]: `header` starts a `HeapJob<F>` made by
-    /// [`new`](Self::new), executed once.
+    /// [`boxed`](Self::boxed), executed once.
     unsafe fn execute(header: NonNull<Header>, fate: Fate) {
-        // SAFETY: the box was leaked by `new` and is reclaimed once, here.
+        // SAFETY: the box was leaked by `boxed` and is reclaimed once, here.
         let job = unsafe { std::boxed::Box::from_raw(header.cast::<Self>().as_ptr()) };
         (job.func)(fate);
     }

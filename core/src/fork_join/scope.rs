@@ -59,7 +59,7 @@ impl<'scope> Scope<'scope> {
     {
         self.pending.fetch_add(1, Ordering::Relaxed);
         let scope = ScopeRef((self as *const Scope<'scope>).cast());
-        let job = HeapJob::new(move |fate: Fate| {
+        let job = HeapJob::boxed(move |fate: Fate| {
             let scope = scope;
             // SAFETY: the scope waits for this job before it returns (see
             // `ScopeRef`), so the pointer is valid while the job runs.
