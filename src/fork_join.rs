@@ -305,8 +305,8 @@ impl<'a, T: Sync, const N: usize> ParallelInput for &'a [T; N] {
     }
 }
 
-/// A `Vec`'s items, moved out one by one. Items a panicking chunk did not
-/// reach are leaked, not dropped.
+/// A `Vec`'s items, moved out one by one (every index is taken: a map runs
+/// every item even when some panic).
 #[doc(hidden)]
 pub struct VecSource<T> {
     /// Its length is 0: the items in `0..len` are owned by the map until
