@@ -103,6 +103,8 @@ mod config;
 mod env;
 mod error;
 mod flavor;
+#[cfg(feature = "std")]
+pub mod fork_join;
 mod gather;
 #[cfg(feature = "std")]
 mod gil;
@@ -149,6 +151,8 @@ pub use crate::config::RuntimeConfig;
 pub use crate::env::{EnvOverride, RejectedVar, ValueSource};
 pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
+#[cfg(feature = "std")]
+pub use crate::fork_join::{join, par_for_each, par_map, scope, ParallelInput, Scope};
 pub use crate::gather::{gather, Gather};
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]

@@ -94,6 +94,8 @@ pub struct Metrics {
     queued: usize,
     steals: u64,
     parks: u64,
+    joins: u64,
+    stolen_joins: u64,
     blocking_threads: usize,
     blocking_idle: usize,
     blocking_cap: usize,
@@ -127,6 +129,8 @@ impl Metrics {
             queued: sched.map_or(0, |s| s.queued()),
             steals: sched.map_or(0, |s| s.steals()),
             parks: sched.map_or(0, |s| s.parks()),
+            joins: sched.map_or(0, |s| s.joins()),
+            stolen_joins: sched.map_or(0, |s| s.stolen_joins()),
             blocking_threads,
             blocking_idle,
             blocking_cap,
@@ -135,6 +139,37 @@ impl Metrics {
             process_crashes,
             process_timeouts,
         }
+    }
+
+    /// Fork-join joins forked on the workers (each `join` there), all
+    /// workers together; counted per pool, so a scope sharing a pool sees
+    /// the pool's count. 0 on tokio and smol.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// run.join(|| 1, || 2);
+    /// assert!(run.metrics().joins() >= 1);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn joins(&self) -> u64 {
+        self.joins
+    }
+
+    /// Join halves (and scope closures) another worker stole and ran; the
+    /// rest ran on the thread that forked them. 0 on tokio and smol.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// let m = run.metrics();
+    /// assert!(m.stolen_joins() <= m.joins());
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn stolen_joins(&self) -> u64 {
+        self.stolen_joins
     }
 
     /// Threads running async tasks.

@@ -76,6 +76,11 @@ impl Contender {
         }
     }
 
+    /// The contender's row name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// A contender the scenario does not fit.
     pub(crate) fn absent(name: &'static str, role: Role) -> Self {
         Self {

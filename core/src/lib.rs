@@ -20,6 +20,11 @@
 //! whoever has threads calls [`Worker::run`]. The threads backend does; an
 //! embedded target can use [`TickExecutor`] instead.
 //!
+//! The same workers fork-join: [`join`], [`scope`] and [`map_indexed`] put
+//! the second half of a fork in a job on the forking thread's stack, offered
+//! to idle workers through a per-worker deque and taken back if nobody took
+//! it (see `fork_join`'s docs for the waiting rule and its liveness).
+//!
 //! [`block_on`] polls a ready future without touching anything else and
 //! parks on a cached per-thread parker otherwise. On a worker thread it first
 //! hands the worker's queues to a new thread, so blocking on queued work never
@@ -82,6 +87,8 @@ mod error;
 mod executor;
 mod foreign;
 mod fork;
+#[cfg(feature = "std")]
+mod fork_join;
 pub mod idle;
 mod join;
 mod member;
@@ -101,6 +108,8 @@ mod worker;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[cfg(all(test, loom, feature = "std"))]
+mod loom_tests_fork_join;
 #[cfg(all(test, loom))]
 mod loom_tests_task;
 
@@ -116,6 +125,8 @@ pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child, on_fo
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::fork::{mark_driver_thread, set_runner_context};
+#[cfg(feature = "std")]
+pub use crate::fork_join::{join, map_indexed, on_worker_core, scope, Scope};
 pub use crate::join::JoinHandle;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]

@@ -33,6 +33,9 @@ pub type SpawnThread = dyn Fn(usize, Box<dyn FnOnce() + Send>) -> std::io::Resul
 pub(crate) struct Shared {
     pub(crate) injector: Injector,
     pub(crate) stealers: Box<[Stealer]>,
+    /// The thieves' ends of every worker's deque of join halves.
+    #[cfg(feature = "std")]
+    pub(crate) join_stealers: Box<[crate::fork_join::JobStealer]>,
     pub(crate) idle: Idle,
     pub(crate) unparkers: Box<[Arc<dyn Unpark>]>,
     pub(crate) shutdown: AtomicBool,
@@ -189,10 +192,17 @@ impl Pool {
         let n = parkers.len();
         let idle = Idle::new(n)?;
         let (locals, stealers): (Vec<_>, Vec<Stealer>) = (0..n).map(|_| queue::local()).unzip();
+        #[cfg(feature = "std")]
+        let (join_deques, join_stealers): (Vec<_>, Vec<_>) =
+            (0..n).map(|_| crate::fork_join::deque()).unzip();
+        #[cfg(feature = "std")]
+        let mut join_deques = join_deques.into_iter();
         let (parks, unparkers): (Vec<_>, Vec<_>) = parkers.into_iter().unzip();
         let shared = Arc::new(Shared {
             injector: Injector::new(),
             stealers: stealers.into_boxed_slice(),
+            #[cfg(feature = "std")]
+            join_stealers: join_stealers.into_boxed_slice(),
             idle,
             unparkers: unparkers.into_boxed_slice(),
             shutdown: AtomicBool::new(false),
@@ -210,6 +220,8 @@ impl Pool {
                 core: Box::new(Core {
                     index,
                     local,
+                    #[cfg(feature = "std")]
+                    join: join_deques.next().expect("one join deque per worker"),
                     lifo: Cell::new(None),
                     yielded: Cell::new(None),
                     tick: Cell::new(0),
@@ -687,6 +699,10 @@ impl Shared {
     }
 
     pub(crate) fn has_stealable_work(&self) -> bool {
+        #[cfg(feature = "std")]
+        if self.join_stealers.iter().any(|s| !s.is_empty()) {
+            return true;
+        }
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
 }

@@ -119,6 +119,9 @@ pub struct Worker {
 pub(crate) struct Core {
     pub(crate) index: usize,
     pub(crate) local: Local,
+    /// Join halves forked on this core, stealable (see `fork_join`).
+    #[cfg(feature = "std")]
+    pub(crate) join: crate::fork_join::JobDeque,
     /// The task to run next (woken by the running task). Not stealable.
     pub(crate) lifo: Cell<Option<Runnable>>,
     /// A task that woke itself while running on this core, to be polled
@@ -190,9 +193,33 @@ pub(crate) fn run(shared: Arc<Shared>, mut core: Box<Core>) {
                 // A task blocked this thread and handed the core on.
                 None => return,
             },
+            #[cfg(feature = "std")]
+            None => match crate::fork_join::find_job(&core, shared) {
+                Some(job) => match run_join_job(&cx, core, job) {
+                    Some(back) => core = back,
+                    None => return,
+                },
+                None => core.park(shared),
+            },
+            #[cfg(not(feature = "std"))]
             None => core.park(shared),
         }
     }
+}
+
+/// Runs a join half found by the loop (stolen, or left on this core by a
+/// thread that lost it), with the core in the context as for a task;
+/// returns the core, or `None` if the half blocked and handed it on.
+#[cfg(feature = "std")]
+fn run_join_job(cx: &Context, core: Box<Core>, job: crate::fork_join::JobRef) -> Option<Box<Core>> {
+    let shared = cx.shared();
+    if core.searching.replace(false) && shared.idle.transition_worker_from_searching() {
+        shared.notify_parked();
+    }
+    cx.put(core);
+    // SAFETY: `find_job` took it out of a deque: this thread alone runs it.
+    unsafe { job.execute(crate::fork_join::Fate::Run) };
+    cx.take()
 }
 
 /// Runs `task` and then, in one turn, its in-place re-polls and up to
@@ -344,7 +371,7 @@ impl Core {
         }
     }
 
-    fn next_random(&self) -> u32 {
+    pub(crate) fn next_random(&self) -> u32 {
         // xorshift32: enough to spread victims.
         let mut x = self.rng.get();
         x ^= x << 13;
@@ -365,6 +392,9 @@ impl Drop for Core {
         while let Some(task) = self.local.pop() {
             crate::abandoned::drop_runnable(task);
         }
+        // Join halves left by threads that lost this core go back to them.
+        #[cfg(feature = "std")]
+        crate::fork_join::return_all(&self.join);
     }
 }
 

@@ -247,6 +247,15 @@ impl Backend {
         dispatch!(self, h => FacadeHandle::flavor(h))
     }
 
+    /// The core pool behind unirun's own workers, where fork-join runs;
+    /// `None` on tokio, smol and a refused default.
+    pub(crate) fn core_pool(&self) -> Option<&unirun_core::Pool> {
+        match self {
+            Backend::Threads(h) => Some(h.pool()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn workers(&self) -> Workers {
         dispatch!(self, h => Workers::new(
             BackendHandle::num_workers(h),

@@ -321,6 +321,18 @@ impl RunBuilder {
         } else {
             workers.cpu()
         };
+        // CPU items on the workers unless the scope said its work blocks
+        // (`io_bound`), runs serialized (`Gil`) or has no unirun workers.
+        let map_on_workers = !io_bound && gil.is_none() && backend.core_pool().is_some();
+        trace = trace.with_map_path(if map_on_workers {
+            "map on the workers (cpu items; io_bound=true sends them to the blocking lane)"
+        } else if io_bound {
+            "map on the blocking lane (io_bound=true)"
+        } else if gil.is_some() {
+            "map on the blocking lane (mode=gil runs items one at a time)"
+        } else {
+            "map on the blocking lane (no unirun workers on this backend)"
+        });
         let name = backend.name().to_string();
         let mut owned = owned;
         let processes = owned.as_mut().and_then(|s| s.processes.take());
@@ -338,6 +350,7 @@ impl RunBuilder {
             owned,
             trace,
             parallelism: parallelism.max(1),
+            map_on_workers,
             name,
             finished: false,
         })

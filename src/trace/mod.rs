@@ -66,6 +66,7 @@ pub struct DecisionTrace {
     parent_threads: Option<usize>,
     process_pool: Option<String>,
     reactor: Option<String>,
+    map: Option<&'static str>,
 }
 
 impl DecisionTrace {
@@ -97,6 +98,7 @@ impl DecisionTrace {
             parent_threads: None,
             process_pool: None,
             reactor: None,
+            map: None,
         }
     }
 
@@ -439,6 +441,39 @@ impl DecisionTrace {
         self.parent_threads
     }
 
+    /// Where the scope's [`Run::map`](crate::Run::map) runs its items, and
+    /// why: `map on the workers (...)` or `map on the blocking lane (...)`.
+    /// Set for scopes built by [`Run::builder`](crate::Run::builder);
+    /// prints as `; map on ...` and serializes as `map`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(1).build()?;
+    /// assert!(run.trace().map_path().unwrap().starts_with("map on the workers"));
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn map_path(&self) -> Option<&str> {
+        self.map
+    }
+
+    /// Sets [`map_path`](Self::map_path).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
+    ///     .with_map_path("map on the workers (cpu items)");
+    /// assert!(trace.to_string().ends_with("; map on the workers (cpu items)"));
+    /// ```
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_map_path(mut self, path: &'static str) -> Self {
+        self.map = Some(path);
+        self
+    }
+
     /// How the scope's process pool gets its workers, in plain words: from
     /// the fork server started by `unirun::process::init()`, or forked
     /// directly because `init` was not called (with how many threads the
@@ -563,6 +598,9 @@ impl fmt::Display for DecisionTrace {
         if !self.env_rejected.is_empty() {
             f.write_str("; env rejected ")?;
             write_list(f, &self.env_rejected, ", ")?;
+        }
+        if let Some(map) = self.map {
+            write!(f, "; {map}")?;
         }
         Ok(())
     }
