@@ -6,7 +6,6 @@
 mod common;
 
 use std::sync::mpsc;
-use std::time::Duration;
 
 use unirun::{Flavor, Metrics, Run};
 use unirun_test_support::watchdog;
@@ -454,7 +453,9 @@ mod processes {
             let run = Run::builder()
                 .flavor(Flavor::Processes)
                 .max_workers(1)
-                .process_options(ProcessOptions::default().timeout(Duration::from_millis(200)))
+                .process_options(
+                    ProcessOptions::default().timeout(std::time::Duration::from_millis(200)),
+                )
                 .build()
                 .unwrap();
             let err = run.call(park_forever, ()).join().unwrap_err();

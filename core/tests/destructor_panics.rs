@@ -4,10 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::task::{Context, Poll};
-use std::thread;
-use std::time::Duration;
 
 use unirun_core::TickExecutor;
 use unirun_test_support::watchdog;

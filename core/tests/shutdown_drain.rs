@@ -4,7 +4,6 @@
 //! worker must return from `run`.
 
 use std::sync::mpsc;
-use std::time::Duration;
 
 use unirun_core::Pool;
 use unirun_test_support::watchdog;

@@ -10,7 +10,6 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread;
-use std::time::Duration;
 
 use unirun_core::{Pool, TaskFuture, TaskSet, TickExecutor};
 use unirun_test_support::watchdog;

@@ -9,11 +9,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
-use std::thread;
-use std::time::Duration;
 
 use unirun_core::{with_polled_owner, TaskFuture, TaskSet, TickExecutor};
 use unirun_test_support::watchdog;
