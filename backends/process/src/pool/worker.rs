@@ -50,9 +50,8 @@ pub(super) struct Worker {
     /// So a request is one plain `write`: no signal mask changed around
     /// it (two system calls more per call), and no socket pair with
     /// `MSG_NOSIGNAL` (a unix socket costs more per message than a pipe).
-    /// The worker's reply
-    /// write needs no such care: the parent closes its reply end only
-    /// after killing the worker.
+    /// The worker's reply write needs no such care: the parent closes its
+    /// reply end only after killing the worker.
     pub(super) request_reader: OwnedFd,
     /// The fork server that forked it (its child, reaped through it).
     pub(super) served: Option<Arc<Server>>,
