@@ -47,11 +47,11 @@ pub(super) struct Worker {
     /// the worker's death shows as end of file on `replies` (nobody else
     /// holds its write end), and what is left unread here says whether
     /// the request ever reached it ([`request_unread`](Self::request_unread)).
-    /// A plain `write`, no signal mask to change around it: two
-    /// `pthread_sigmask` calls per call were a tenth of a pipe round trip,
-    /// and a socket pair with `MSG_NOSIGNAL` a quarter. The worker's reply
-    /// write needs no such care: the parent closes its reply end only
-    /// after killing the worker.
+    /// So a request is one plain `write`: no signal mask changed around
+    /// it (two system calls more per call), and no socket pair with
+    /// `MSG_NOSIGNAL` (a unix socket costs more per message than a pipe).
+    /// The worker's reply write needs no such care: the parent closes its
+    /// reply end only after killing the worker.
     pub(super) request_reader: OwnedFd,
     /// The fork server that forked it (its child, reaped through it).
     pub(super) served: Option<Arc<Server>>,
