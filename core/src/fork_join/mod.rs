@@ -145,7 +145,7 @@ where
     RA: Send,
     RB: Send,
 {
-    context::with_current(|cx| match cx {
+    context::with_current(|cx| match cx.filter(|cx| is_own(cx)) {
         Some(cx) => join_on_worker(cx, a, b),
         None => {
             let ra = a();
@@ -171,9 +171,18 @@ pub(crate) fn offer(shared: &Shared) {
 #[inline]
 fn with_worker<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     context::with_current(|cx| {
-        let cx = cx.filter(|cx| cx.with_core(|_| ()).is_some());
+        let cx = cx.filter(|cx| is_own(cx) && cx.with_core(|_| ()).is_some());
         f(cx)
     })
+}
+
+/// Whether `cx`'s pool was made in this process: in a forked child the
+/// context a worker thread had at the fork is still there, but the pool's
+/// other workers (and whatever locks they held) are not, so fork-join runs
+/// sequentially there.
+#[inline]
+fn is_own(cx: &Context) -> bool {
+    cx.shared().generation == crate::fork_generation()
 }
 
 /// The join on a worker thread (`cx` is its context; it may not hold a core
