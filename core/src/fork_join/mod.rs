@@ -47,10 +47,16 @@
 //!   latch set with the closure still inside, and the owner runs it itself.
 //!
 //! So a join always finishes: a panic in either half is resumed only after
-//! both ran. A worker in a join does not serve its async queue meanwhile;
-//! other workers steal from it when they look for work, and a worker at the
-//! top of its loop prefers async tasks (its own, the injector's, then
-//! stolen ones) over stealing join halves.
+//! both ran.
+//!
+//! **Async tasks beside joins.** A worker inside join work does not serve
+//! its async queue meanwhile; other workers steal from it when they look
+//! for work, and a worker at the top of its loop prefers async tasks (its
+//! own, the injector's, then stolen ones) over stealing join halves. So a
+//! worker busy with async tasks is never pulled into a join, and async tasks
+//! keep running there while a long join occupies the others. The limit: while
+//! *every* worker is inside join work, queued async tasks wait until one of
+//! them comes back to its loop (the end of the half it stole).
 //!
 //! The latch and the deque's steal-back race have loom models
 //! (`loom_fork_join_*` in `loom_tests_fork_join.rs`).
@@ -139,7 +145,7 @@ where
     RA: Send,
     RB: Send,
 {
-    context::with_current(|cx| match cx {
+    context::with_current(|cx| match cx.filter(|cx| is_own(cx)) {
         Some(cx) => join_on_worker(cx, a, b),
         None => {
             let ra = a();
@@ -165,9 +171,18 @@ pub(crate) fn offer(shared: &Shared) {
 #[inline]
 fn with_worker<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     context::with_current(|cx| {
-        let cx = cx.filter(|cx| cx.with_core(|_| ()).is_some());
+        let cx = cx.filter(|cx| is_own(cx) && cx.with_core(|_| ()).is_some());
         f(cx)
     })
+}
+
+/// Whether `cx`'s pool was made in this process: in a forked child the
+/// context a worker thread had at the fork is still there, but the pool's
+/// other workers (and whatever locks they held) are not, so fork-join runs
+/// sequentially there.
+#[inline]
+fn is_own(cx: &Context) -> bool {
+    cx.shared().generation == crate::fork_generation()
 }
 
 /// The join on a worker thread (`cx` is its context; it may not hold a core
