@@ -67,6 +67,10 @@ use self::worker::Worker;
 /// In a forked child, a pool inherited from the parent (its workers are the
 /// parent's, its lock may be held by a thread that is not there) is not
 /// used: each call forks a fresh child instead, as [`fork_call`] does.
+/// A child is told from its parent by the C library's fork handlers, so
+/// this holds for children forked through the C library (`fork`, and what
+/// calls it); a child made by a raw `fork`/`clone` system call that
+/// bypasses them must not call pools inherited from its parent.
 /// The parent may have other threads at that point: see the crate docs for
 /// what that means; the functions called should be self-contained. The
 /// [`ProcessOptions`] limits apply to every worker (the CPU-time limit to a

@@ -168,6 +168,21 @@ impl Worker {
     }
 }
 
+/// How a worker exits when it cannot start serving: arming
+/// die-with-parent failed, or one of its [`ProcessOptions`] limits (memory,
+/// CPU time, nice value) could not be applied.
+pub(super) const SETUP_FAILED: i32 = 111;
+
+/// The error text of a call whose worker exited with [`SETUP_FAILED`]:
+/// every new worker would do the same, so it says what to check.
+pub(super) fn setup_failed() -> String {
+    "the worker process exited before taking the request: it could not apply the pool's \
+     ProcessOptions (memory limit, CPU-time limit or nice value; a negative nice needs \
+     privilege) or arm its die-with-parent signal; `fork_call` with the same options \
+     names the setting that failed"
+        .to_string()
+}
+
 /// The error of a call whose worker was gone before it took the request.
 pub(super) fn gone() -> std::io::Error {
     std::io::Error::new(
@@ -323,7 +338,7 @@ pub(crate) fn worker_main(
     unirun_core::mark_forked_child();
     server::close_in_child();
     if !sys::die_with_parent(parent) || setup(options).is_err() {
-        sys::exit_now(111);
+        sys::exit_now(SETUP_FAILED);
     }
     loop {
         let body = match wire::read_frame(requests.as_fd(), None) {
