@@ -471,3 +471,31 @@ fn builder_spawn_unchecked_borrows_like_std() {
     assert_eq!(sum, 6);
     assert_eq!(name.as_deref(), Some("compat-unchecked"));
 }
+
+#[test]
+fn the_compat_mode_line_is_printed_once_per_process() {
+    const NAME: &str = "the_compat_mode_line_is_printed_once_per_process";
+    if std::env::var_os(common::CHILD_ENV).is_none() {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(common::CHILD_ENV, "1")
+            .env("UNIRUN_TRACE", "1")
+            .env_remove("UNIRUN_COMPAT_MODE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let lines = stderr.lines().filter(|l| l.contains("compat mode")).count();
+        assert_eq!(lines, 1, "{stderr}");
+        return;
+    }
+    // Many threads reading the mode at once, then again after a reset.
+    let readers: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(|| thread::spawn(|| 1).join().unwrap()))
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.join().unwrap(), 1);
+    }
+    unirun::reset();
+    assert_eq!(thread::spawn(|| 2).join().unwrap(), 2);
+}
