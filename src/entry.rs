@@ -33,7 +33,7 @@ impl Drop for Depth {
 
 /// Runs `future` to completion on the calling thread and returns its
 /// output: the entry point of a program's `main` (and of
-/// [`#[unirun::main]`](crate::main) with feature `macros`).
+/// `#[unirun::main]` with feature `macros`).
 ///
 /// Inside it, [`spawn`](crate::spawn) and
 /// [`Handle::current`](crate::Handle::current) reach the shared default

@@ -61,7 +61,7 @@
 //!   unknown `UNIRUN_*` variables (`unirun::env`, WARN) and scope start and
 //!   shutdown (`unirun::scope`) as `tracing` events. Without a subscriber,
 //!   warnings stay on stderr. `UNIRUN_TRACE=1|json` needs no feature.
-//! - `macros`: the [`#[unirun::main]`](main) and [`#[unirun::test]`](test)
+//! - `macros`: the `#[unirun::main]` and `#[unirun::test]`
 //!   attributes, an `async fn` run in [`block_on`].
 //! - `full`: every backend above, and `tracing`.
 //!
