@@ -43,9 +43,12 @@
 //! call on the caller's thread; that costs what tokio's `Handle::enter`
 //! costs (tens of nanoseconds per call, nothing per poll), so a
 //! `Run::block_on` of a future that is ready at once is that much slower
-//! with the feature on. [`unirun::block_on`](crate::block_on) is the core's
-//! and enters nothing: await tokio futures in a task or in
-//! `Run::block_on`, not directly in it. Blocking closures
+//! with the feature on. [`unirun::block_on`](crate::block_on), on a thread
+//! outside any tokio context, enters the reactor of the shared default's
+//! workers the same way (starting the shared default if needed), so a
+//! `main` written with it (or with `#[unirun::main]`) can bind a
+//! `tokio::net::TcpListener`; inside a tokio runtime it keeps that
+//! runtime's context. Blocking closures
 //! ([`spawn_blocking`](crate::Run::spawn_blocking)) do not run inside the
 //! context either.
 //!

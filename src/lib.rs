@@ -61,6 +61,8 @@
 //!   unknown `UNIRUN_*` variables (`unirun::env`, WARN) and scope start and
 //!   shutdown (`unirun::scope`) as `tracing` events. Without a subscriber,
 //!   warnings stay on stderr. `UNIRUN_TRACE=1|json` needs no feature.
+//! - `macros`: the `#[unirun::main]` and `#[unirun::test]`
+//!   attributes, an `async fn` run in [`block_on`].
 //! - `full`: every backend above, and `tracing`.
 //!
 //! # Examples
@@ -100,6 +102,8 @@ pub mod compat;
 #[cfg(feature = "std")]
 mod config;
 #[cfg(feature = "std")]
+mod entry;
+#[cfg(feature = "std")]
 mod env;
 mod error;
 mod flavor;
@@ -137,11 +141,16 @@ pub mod time;
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod trace;
 
+#[cfg(not(feature = "std"))]
+pub use unirun_core::block_on;
 /// The set of tasks a scope owns; an implementation detail of scopes,
 /// exported for the backend crates' own tests.
 #[doc(hidden)]
 pub use unirun_core::TaskSet;
-pub use unirun_core::{block_on, Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
+pub use unirun_core::{Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
+
+#[cfg(feature = "std")]
+pub use crate::entry::block_on;
 
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
@@ -214,6 +223,46 @@ pub use crate::trace::DecisionTrace;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use unirun_core::install_panic_hook;
+
+/// Marks an `async fn main` as the program's entry point, like
+/// `#[tokio::main]`: its body runs in [`block_on`] (with `std`, tokio's and
+/// smol's I/O work there and [`spawn`] uses the shared default executor).
+///
+/// It takes no arguments: configure with `unirun::configure` at the top of
+/// `main` or with the `UNIRUN_*` environment. The expansion is
+/// `fn main() -> R { unirun::block_on(async move { body }) }`.
+///
+/// # Examples
+///
+/// ```
+/// #[unirun::main]
+/// async fn main() -> Result<(), std::num::ParseIntError> {
+///     let n: u32 = async { "42".parse() }.await?;
+///     assert_eq!(n, 42);
+///     Ok(())
+/// }
+/// ```
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use unirun_macros::main;
+
+/// Marks an `async fn` as a test whose body runs in [`block_on`], like
+/// `#[tokio::test]`. Other attributes (`#[should_panic]`, `#[ignore]`)
+/// stay as written. The expansion is
+/// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`.
+///
+/// # Examples
+///
+/// ```
+/// #[unirun::test]
+/// async fn adds() {
+///     assert_eq!(async { 1 + 1 }.await, 2);
+/// }
+/// # fn main() {}
+/// ```
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use unirun_macros::test;
 
 /// The README's examples, compiled and run as doctests. They show every
 /// backend, so they are checked with all of them (`--all-features`).

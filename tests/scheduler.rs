@@ -49,7 +49,12 @@ fn the_default_is_a_pool_sized_from_the_capabilities() {
     assert_eq!(workers.cpu(), caps.suggested_cpu_workers());
     assert!(workers.blocking_cap() >= 512);
     assert!(trace.env_applied().is_empty() && trace.env_rejected().is_empty());
-    assert!(trace.to_string().contains("because default"), "{trace}");
+    assert!(
+        trace
+            .to_string()
+            .contains("because auto: no flavor set (code or UNIRUN_MODE)"),
+        "{trace}"
+    );
 
     // io-bound lanes get more threads; max_workers caps the async workers
     // only, max_blocking the lane.
@@ -332,7 +337,7 @@ fn reset_removes_every_listener_but_not_a_scopes_own() {
 fn observe_decisions_logs_while_the_guard_lives() {
     if let Some(stderr) = child("observe_decisions_logs_while_the_guard_lives", &[]) {
         assert!(
-            stderr.contains(r#"unirun: threads (requested auto) because default; name="observed""#),
+            stderr.contains(r#"because auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work; name="observed""#),
             "{stderr}"
         );
         assert!(!stderr.contains("unobserved"), "{stderr}");

@@ -5,3 +5,19 @@
 //! Each macro lives in a module of its own and only rewrites the item it is
 //! put on into calls of the facade's public API, so what it does can be read
 //! off the expansion.
+
+use proc_macro::TokenStream;
+
+mod entry;
+
+/// Runs an `async fn main` in `unirun::block_on`; see `unirun::main`.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(entry::Entry::Main, args.into(), item.into()).into()
+}
+
+/// Runs an `async fn` test in `unirun::block_on`; see `unirun::test`.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(entry::Entry::Test, args.into(), item.into()).into()
+}

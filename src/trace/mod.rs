@@ -23,7 +23,7 @@ use crate::flavor::{Flavor, ThreadMode};
 /// for example:
 ///
 /// ```text
-/// unirun: threads (requested auto) because default; workers=2 blocking<=64; mode=nogil; env applied UNIRUN_MAX_WORKERS=2 from the environment; env rejected UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)
+/// unirun: threads (requested auto) because auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work; workers=2 blocking<=64; mode=nogil; env applied UNIRUN_MAX_WORKERS=2 from the environment; env rejected UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)
 /// ```
 ///
 /// and `serde::Serialize` gives an object with the keys `requested`,
@@ -47,7 +47,7 @@ use crate::flavor::{Flavor, ThreadMode};
 /// assert_eq!(trace.resolved(), Flavor::Threads);
 /// assert_eq!(trace.reason(), &Reason::Default);
 /// let line = trace.to_string();
-/// assert!(line.starts_with("unirun: threads (requested auto) because default;"));
+/// assert!(line.starts_with("unirun: threads (requested auto) because auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work;"));
 /// assert!(line.contains(r#"env rejected UNIRUN_THREAD_MODE="gli""#));
 /// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
