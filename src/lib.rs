@@ -93,6 +93,8 @@ extern crate alloc;
 
 #[cfg(feature = "std")]
 mod backend;
+#[cfg(all(unix, feature = "cluster-backend"))]
+pub mod cluster;
 #[cfg(feature = "std")]
 pub mod compat;
 #[cfg(feature = "std")]
@@ -156,6 +158,8 @@ pub use crate::join_set::{AbortHandle, JoinSet};
 pub use crate::metrics::Metrics;
 #[cfg(all(unix, feature = "process-backend"))]
 pub use crate::process::{to_process, to_process_with, ProcessOptions};
+#[cfg(all(unix, feature = "cluster-backend"))]
+pub use unirun_macros::remote;
 #[cfg(feature = "std")]
 pub use crate::run::{Run, RunBuilder};
 #[cfg(feature = "std")]
