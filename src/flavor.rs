@@ -63,7 +63,8 @@ pub enum Flavor {
 
 impl Flavor {
     /// The accepted spellings, as error messages quote them.
-    pub(crate) const EXPECTED: &'static str = "auto, threads, processes, smol, tokio, shared or cluster";
+    pub(crate) const EXPECTED: &'static str =
+        "auto, threads, processes, smol, tokio, shared or cluster";
 
     /// The lowercase name, as [`Display`](fmt::Display) prints it.
     ///
@@ -400,6 +401,23 @@ mod tests {
         }
         assert!("gli".parse::<ThreadMode>().is_err());
         assert!("maybe".parse::<CompatMode>().is_err());
+    }
+
+    #[cfg(not(all(unix, feature = "cluster-backend")))]
+    #[test]
+    fn cluster_without_its_feature_names_it() {
+        let err = Flavor::Cluster.ensure_available().unwrap_err();
+        assert!(matches!(
+            err,
+            Error::BackendUnavailable {
+                flavor: Flavor::Cluster,
+                feature: "cluster-backend"
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            r#"the cluster backend is not compiled in: enable the cargo feature "cluster-backend" of unirun"#
+        );
     }
 
     #[cfg(feature = "std")]

@@ -61,7 +61,11 @@
 //!   unknown `UNIRUN_*` variables (`unirun::env`, WARN) and scope start and
 //!   shutdown (`unirun::scope`) as `tracing` events. Without a subscriber,
 //!   warnings stay on stderr. `UNIRUN_TRACE=1|json` needs no feature.
-//! - `full`: every backend above, and `tracing`.
+//! - `cluster-backend` (unix; needs Rust 1.89): `Flavor::Cluster`,
+//!   `Run::call` and `Run::map_call` on same-binary workers on other
+//!   machines through a NATS JetStream server, `#[unirun::remote]` (see the
+//!   `cluster` module). Enables `process-backend` and `macros`.
+//! - `full`: every backend above but the cluster's, and `tracing`.
 //!
 //! # Examples
 //!
@@ -158,8 +162,6 @@ pub use crate::join_set::{AbortHandle, JoinSet};
 pub use crate::metrics::Metrics;
 #[cfg(all(unix, feature = "process-backend"))]
 pub use crate::process::{to_process, to_process_with, ProcessOptions};
-#[cfg(all(unix, feature = "cluster-backend"))]
-pub use unirun_macros::remote;
 #[cfg(feature = "std")]
 pub use crate::run::{Run, RunBuilder};
 #[cfg(feature = "std")]
@@ -196,6 +198,8 @@ pub use crate::trace::DecisionTrace;
 /// ```
 #[cfg(feature = "std")]
 pub use unirun_core::install_panic_hook;
+#[cfg(all(unix, feature = "cluster-backend"))]
+pub use unirun_macros::remote;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

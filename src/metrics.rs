@@ -467,10 +467,12 @@ impl Metrics {
 /// failures.
 #[cfg(all(unix, feature = "cluster-backend"))]
 fn cluster_counts(scope: Option<&Scope>) -> [u64; 5] {
-    scope.and_then(|s| s.cluster.get()).map_or([0; 5], |client| {
-        let c = client.counts();
-        [c.calls, c.redeliveries, c.crashes, c.timeouts, c.transport]
-    })
+    scope
+        .and_then(|s| s.cluster.get())
+        .map_or([0; 5], |client| {
+            let c = client.counts();
+            [c.calls, c.redeliveries, c.crashes, c.timeouts, c.transport]
+        })
 }
 
 /// No cluster backend: no cluster calls.

@@ -57,9 +57,10 @@ pub(crate) fn connect(
             reason,
         ))
     })?;
-    let waiting = client
-        .waiting_workers()
-        .map_or_else(|| "workers unknown".to_string(), |n| format!("{n} workers waiting"));
+    let waiting = client.waiting_workers().map_or_else(
+        || "workers unknown".to_string(),
+        |n| format!("{n} workers waiting"),
+    );
     let trace = trace.with_cluster(format!(
         "server {}, stream {}, {waiting}",
         client.options().url(),
@@ -136,7 +137,9 @@ struct Flatten<R>(JoinHandle<Result<R, JoinError>>);
 
 impl<R: Send + 'static> unirun_core::ForeignJoin<R> for Flatten<R> {
     fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<R, JoinError>> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| r.and_then(|r| r))
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.and_then(|r| r))
     }
 
     fn is_finished(&self) -> bool {

@@ -72,8 +72,8 @@ mod worker;
 
 pub use unirun_cluster::{ClusterCounts, ClusterOptions};
 
-pub use self::worker::{serve, serve_if_worker, WORKER_ENV};
 pub(crate) use self::call::{call, connect};
+pub use self::worker::{serve, serve_if_worker, WORKER_ENV};
 
 /// The variable naming the NATS server (`nats://host:port`) of cluster
 /// scopes built without [`RunBuilder::cluster`](crate::RunBuilder::cluster),

@@ -298,7 +298,11 @@ impl RunBuilder {
         let started = backend::start(&decision.plan, process_options)?;
         let (backend, owned) = match (started, decision.plan, self.executor, parent) {
             (Some(started), ..) => {
-                if let Some(pool) = &started.processes {
+                if let Some(pool) = started
+                    .processes
+                    .as_ref()
+                    .filter(|_| trace.resolved() != Flavor::Cluster)
+                {
                     // Created now (its workers start on the first call) so
                     // the trace can say where they will come from.
                     trace = trace.with_process_pool(pool.origin());

@@ -81,12 +81,30 @@ type Test = (&'static str, fn(&Path));
 
 const SERVER_TESTS: &[Test] = &[
     ("call_and_map_run_on_workers", call_and_map_run_on_workers),
-    ("remote_failures_map_to_join_errors", remote_failures_map_to_join_errors),
-    ("killed_worker_job_is_redelivered", killed_worker_job_is_redelivered),
-    ("exhausted_max_deliver_is_a_transport_error", exhausted_max_deliver_is_a_transport_error),
-    ("lost_server_resolves_every_handle", lost_server_resolves_every_handle),
-    ("shutdown_now_resolves_every_handle", shutdown_now_resolves_every_handle),
-    ("worker_survives_sigpipe_ignored_sigchld_and_dead_pool_child", worker_seams),
+    (
+        "remote_failures_map_to_join_errors",
+        remote_failures_map_to_join_errors,
+    ),
+    (
+        "killed_worker_job_is_redelivered",
+        killed_worker_job_is_redelivered,
+    ),
+    (
+        "exhausted_max_deliver_is_a_transport_error",
+        exhausted_max_deliver_is_a_transport_error,
+    ),
+    (
+        "lost_server_resolves_every_handle",
+        lost_server_resolves_every_handle,
+    ),
+    (
+        "shutdown_now_resolves_every_handle",
+        shutdown_now_resolves_every_handle,
+    ),
+    (
+        "worker_survives_sigpipe_ignored_sigchld_and_dead_pool_child",
+        worker_seams,
+    ),
 ];
 
 fn main() {
@@ -101,11 +119,17 @@ fn main() {
     let mut passed = 0;
 
     for (name, test) in [
-        ("bad_url_is_an_error_naming_it", bad_url_is_an_error_naming_it as fn()),
-        ("unreachable_server_is_an_error_naming_it", unreachable_server_is_an_error_naming_it),
+        (
+            "bad_url_is_an_error_naming_it",
+            bad_url_is_an_error_naming_it as fn(),
+        ),
+        (
+            "unreachable_server_is_an_error_naming_it",
+            unreachable_server_is_an_error_naming_it,
+        ),
     ] {
         if selected(name) {
-            run(name, move || test(), &mut passed, &mut failed);
+            run(name, test, &mut passed, &mut failed);
         }
     }
 
@@ -131,7 +155,11 @@ fn main() {
             SERVER_TESTS.len()
         ),
     }
-    println!("\ntest result: {}. {passed} passed; {} failed", if failed.is_empty() { "ok" } else { "FAILED" }, failed.len());
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len()
+    );
     if !failed.is_empty() {
         println!("failed: {failed:?}");
         std::process::exit(101);
@@ -140,7 +168,12 @@ fn main() {
 
 /// Runs `body` on a thread of its own; a panic or two minutes without an
 /// end is a failure.
-fn run(name: &'static str, body: impl FnOnce() + Send + 'static, passed: &mut usize, failed: &mut Vec<&'static str>) {
+fn run(
+    name: &'static str,
+    body: impl FnOnce() + Send + 'static,
+    passed: &mut usize,
+    failed: &mut Vec<&'static str>,
+) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(body)));
@@ -183,21 +216,30 @@ fn bad_url_is_an_error_naming_it() {
         .flavor(Flavor::Cluster)
         .cluster(ClusterOptions::new("http://a host"))
         .build()
-        .err()
-        .expect("a bad URL fails the build");
+        .expect_err("a bad URL fails the build");
     let text = err.to_string();
     assert!(matches!(err, Error::InvalidSetting { .. }), "{err:?}");
-    assert!(text.contains("cluster url") && text.contains("http://a host") && text.contains("nats://"), "{text}");
+    assert!(
+        text.contains("cluster url") && text.contains("http://a host") && text.contains("nats://"),
+        "{text}"
+    );
 
     let err = unirun::RuntimeConfig::from_vars([("UNIRUN_CLUSTER_URL", "ftp://x")]).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("UNIRUN_CLUSTER_URL") && text.contains("ftp://x") && text.contains("nats://"), "{text}");
+    assert!(
+        text.contains("UNIRUN_CLUSTER_URL") && text.contains("ftp://x") && text.contains("nats://"),
+        "{text}"
+    );
 }
 
 fn unreachable_server_is_an_error_naming_it() {
     // Nothing listens on port 1 of loopback.
     let options = ClusterOptions::new("nats://127.0.0.1:1").lost_after(Duration::from_millis(500));
-    let err = Run::builder().flavor(Flavor::Cluster).cluster(options).build().err().expect("no server");
+    let err = Run::builder()
+        .flavor(Flavor::Cluster)
+        .cluster(options)
+        .build()
+        .expect_err("no server");
     assert!(matches!(err, Error::Io(_)), "{err:?}");
     assert!(err.to_string().contains("nats://127.0.0.1:1"), "{err}");
 }
@@ -209,10 +251,20 @@ fn call_and_map_run_on_workers(binary: &Path) {
     assert_eq!(run.trace().resolved(), Flavor::Cluster);
     assert_eq!(run.handle().flavor(), Flavor::Cluster);
     let line = run.trace().to_string();
-    assert!(line.contains(&format!("cluster: server {}, stream UNIRUN_JOBS", server.url)), "{line}");
+    assert!(
+        line.contains(&format!(
+            "cluster: server {}, stream UNIRUN_JOBS",
+            server.url
+        )),
+        "{line}"
+    );
 
     assert_eq!(run.call(square, 12).join().unwrap(), 144);
-    let squares: Vec<u64> = run.map_call(square, 0..300u64).into_iter().map(Result::unwrap).collect();
+    let squares: Vec<u64> = run
+        .map_call(square, 0..300u64)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(squares, (0..300u64).map(|i| i * i).collect::<Vec<_>>());
 
     let err = run.call(unregistered, 1).join().unwrap_err();
@@ -265,11 +317,18 @@ fn killed_worker_job_is_redelivered(binary: &Path) {
 
 fn exhausted_max_deliver_is_a_transport_error(binary: &Path) {
     let server = Server::start(&binary.to_path_buf());
-    let run = scope(cluster(&server.url).ack_wait(Duration::from_secs(1)).max_deliver(2));
-    let mut workers = vec![Worker::start(&server.url), Worker::start(&server.url)];
+    let run = scope(
+        cluster(&server.url)
+            .ack_wait(Duration::from_secs(1))
+            .max_deliver(2),
+    );
+    let mut workers = [Worker::start(&server.url), Worker::start(&server.url)];
     let err = run.call(kill_my_worker, ()).join().unwrap_err();
     assert!(err.is_transport(), "{err}");
-    assert!(err.to_string().contains("max_deliver") && err.to_string().contains("2 times"), "{err}");
+    assert!(
+        err.to_string().contains("max_deliver") && err.to_string().contains("2 times"),
+        "{err}"
+    );
     // Each delivery took a worker with it.
     assert!(workers.iter_mut().all(|w| !w.is_running()));
     assert_eq!(run.metrics().cluster_transport_errors(), 1);
@@ -289,7 +348,10 @@ fn lost_server_resolves_every_handle(binary: &Path) {
     for err in lost {
         assert!(err.is_transport(), "{err}");
         let text = err.to_string();
-        assert!(text.contains(&server.url) || text.contains("NATS server"), "{text}");
+        assert!(
+            text.contains(&server.url) || text.contains("NATS server"),
+            "{text}"
+        );
     }
 }
 
@@ -328,4 +390,3 @@ fn worker_seams(binary: &Path) {
     assert_eq!(run.call(square, 5).join().unwrap(), 25);
     assert!(worker.is_running());
 }
-

@@ -28,10 +28,8 @@ pub(crate) struct Server {
 impl Server {
     pub(crate) fn start(binary: &PathBuf) -> Server {
         let port = free_port();
-        let store = std::env::temp_dir().join(format!(
-            "unirun-cluster-test-{}-{port}",
-            std::process::id()
-        ));
+        let store =
+            std::env::temp_dir().join(format!("unirun-cluster-test-{}-{port}", std::process::id()));
         let mut server = Server {
             child: None,
             url: format!("nats://127.0.0.1:{port}"),
@@ -44,7 +42,14 @@ impl Server {
 
     fn spawn(&mut self, binary: &PathBuf) {
         let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -55,9 +60,15 @@ impl Server {
         // ends the wait too.
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             assert!(exited.is_none(), "nats-server exited: {exited:?}");
-            assert!(start.elapsed() < Duration::from_secs(30), "nats-server did not listen");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "nats-server did not listen"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -144,7 +155,10 @@ impl Drop for Worker {
 pub(crate) fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "waited a minute for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waited a minute for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -260,14 +260,19 @@ async fn connect(options: ClusterOptions, lost: Arc<Notify>) -> Result<Inner, St
     let js = jetstream::ContextBuilder::new()
         .timeout(options.lost_after.max(Duration::from_millis(100)))
         .build(nats.clone());
-    let stream = engine::ensure_stream(&js, &options)
-        .await
-        .map_err(|err| format!("NATS server at {url}: {err} (is JetStream on? start it with -js)"))?;
+    let stream = engine::ensure_stream(&js, &options).await.map_err(|err| {
+        format!("NATS server at {url}: {err} (is JetStream on? start it with -js)")
+    })?;
     // Create or update: the callers' settings are the consumer's.
     stream
         .create_consumer(engine::consumer_config(&options))
         .await
-        .map_err(|err| format!("NATS server at {url}: consumer {}: {err}", options.consumer()))?;
+        .map_err(|err| {
+            format!(
+                "NATS server at {url}: consumer {}: {err}",
+                options.consumer()
+            )
+        })?;
     let inbox = nats.new_inbox();
     Ok(Inner {
         permits: Arc::new(Semaphore::new(options.max_pending)),
@@ -286,7 +291,13 @@ async fn connect(options: ClusterOptions, lost: Arc<Notify>) -> Result<Inner, St
 
 /// One call, start to end. It ends: every branch either resolves it or
 /// waits for the deadline, which ends it.
-async fn call(inner: Arc<Inner>, id: u64, name: &'static str, signature: u64, payload: Vec<u8>) -> Outcome {
+async fn call(
+    inner: Arc<Inner>,
+    id: u64,
+    name: &'static str,
+    signature: u64,
+    payload: Vec<u8>,
+) -> Outcome {
     let deadline = tokio::time::Instant::now() + inner.options.deadline;
     let Ok(_permit) = inner.permits.clone().acquire_owned().await else {
         return Err(JoinError::cancelled());
@@ -376,7 +387,9 @@ async fn replies(inner: Arc<Inner>) {
         inner.nats.subscribe(format!("{}.*", inner.inbox)).await,
         inner.nats.subscribe(advisory).await,
     ) else {
-        inner.fail_all(|| JoinError::transport("subscribe", "could not subscribe to the reply inbox"));
+        inner.fail_all(|| {
+            JoinError::transport("subscribe", "could not subscribe to the reply inbox")
+        });
         return;
     };
     loop {

@@ -99,7 +99,9 @@ pub fn by_address(address: usize) -> Option<&'static Remote> {
 
 /// The registered function called `name`, if any.
 pub fn by_name(name: &str) -> Option<&'static Remote> {
-    inventory::iter::<Remote>.into_iter().find(|r| r.name == name)
+    inventory::iter::<Remote>
+        .into_iter()
+        .find(|r| r.name == name)
 }
 
 /// A hash of the function's name and argument and result types, and of

@@ -56,7 +56,10 @@ impl Reply {
 
     /// The caller's outcome: the encoded result, or the `JoinError` this
     /// reply stands for (`signal_name` names a crash's signal).
-    pub(crate) fn into_result(self, signal_name: fn(i32) -> &'static str) -> Result<Vec<u8>, JoinError> {
+    pub(crate) fn into_result(
+        self,
+        signal_name: fn(i32) -> &'static str,
+    ) -> Result<Vec<u8>, JoinError> {
         match self {
             Reply::Value(bytes) => Ok(bytes),
             Reply::Panicked { message, location } => Err(JoinError::panicked_remote(
