@@ -1,6 +1,6 @@
 //! Past one machine (cargo feature `cluster-backend`, unix; it needs Rust
-//! 1.89): `Run::call` and [`Run::map_call`] on a [`Flavor::Cluster`]
-//! scope run on worker processes on other machines, carried by a NATS
+//! 1.89): `Run::call` and [`Run::map_call`](crate::Run::map_call) on a
+//! [`Flavor::Cluster`](crate::Flavor::Cluster) scope run on worker processes on other machines, carried by a NATS
 //! JetStream server. Workers are the same binary: one call of
 //! [`serve_if_worker`] at the top of `main` turns a process started with
 //! `UNIRUN_CLUSTER_WORKER=1` into a worker.
@@ -83,6 +83,7 @@ pub const URL_ENV: &str = "UNIRUN_CLUSTER_URL";
 /// What `#[unirun::remote]` expands to; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use unirun_cluster::async_nats;
     pub use unirun_cluster::inventory;
     pub use unirun_cluster::registry::{invoke, types, Remote};
 }

@@ -102,6 +102,14 @@ const SERVER_TESTS: &[Test] = &[
         shutdown_now_resolves_every_handle,
     ),
     (
+        "long_job_is_kept_alive_not_redelivered",
+        long_job_is_kept_alive_not_redelivered,
+    ),
+    (
+        "unanswered_call_times_out_at_its_deadline",
+        unanswered_call_times_out_at_its_deadline,
+    ),
+    (
         "worker_survives_sigpipe_ignored_sigchld_and_dead_pool_child",
         worker_seams,
     ),
@@ -364,6 +372,24 @@ fn shutdown_now_resolves_every_handle(binary: &Path) {
     for handle in handles {
         assert!(handle.join().unwrap_err().is_cancelled());
     }
+}
+
+fn long_job_is_kept_alive_not_redelivered(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).ack_wait(Duration::from_millis(400)));
+    let _worker = Worker::start(&server.url);
+    // Runs for several ack_waits: the worker's signs of life keep the job.
+    assert_eq!(run.call(nap, 2000).join().unwrap(), 2000);
+    assert_eq!(run.metrics().cluster_redeliveries(), 0);
+}
+
+fn unanswered_call_times_out_at_its_deadline(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).deadline(Duration::from_millis(300)));
+    // No worker.
+    let err = run.call(square, 1).join().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(run.metrics().cluster_timeouts(), 1);
 }
 
 fn worker_seams(binary: &Path) {

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures_util::StreamExt;
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use unirun_core::JoinError;
 
 use crate::wire::{self, Reply};
@@ -43,6 +43,8 @@ struct Inner {
     pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
     /// Stream sequence -> call id, for the `max_deliver` advisory.
     sequences: Mutex<HashMap<u64, u64>>,
+    /// Signs of life of calls on their last delivery, by call id.
+    beats: Mutex<HashMap<u64, mpsc::UnboundedSender<()>>>,
     /// Calls in flight, at most `max_pending`.
     permits: Arc<Semaphore>,
     closed: AtomicBool,
@@ -121,7 +123,11 @@ impl Client {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map(|rt| rt.spawn(call(inner.clone(), id, name, signature, payload)));
-        let guard = CancelOnDrop { inner, id };
+        let guard = CancelOnDrop {
+            inner,
+            id,
+            task: spawned.as_ref().map(|task| task.abort_handle()),
+        };
         async move {
             let Some(task) = spawned else {
                 return Err(JoinError::cancelled());
@@ -195,14 +201,20 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Removes a call the caller stopped waiting for.
+/// Stops a call the caller stopped waiting for: its task (which may still
+/// wait for a permit, and would hold one until its deadline) and its
+/// entry. Dropped after the call ended too, where both are no-ops.
 struct CancelOnDrop {
     inner: Arc<Inner>,
     id: u64,
+    task: Option<tokio::task::AbortHandle>,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
         self.inner.take(self.id);
     }
 }
@@ -283,6 +295,7 @@ async fn connect(options: ClusterOptions, lost: Arc<Notify>) -> Result<Inner, St
         next_id: AtomicU64::new(1),
         pending: Mutex::new(HashMap::new()),
         sequences: Mutex::new(HashMap::new()),
+        beats: Mutex::new(HashMap::new()),
         closed: AtomicBool::new(false),
         counts: Counters::default(),
         workers: Mutex::new(HashSet::new()),
@@ -311,6 +324,14 @@ async fn call(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(id, tx);
+    let (beat_tx, mut beats) = mpsc::unbounded_channel();
+    inner
+        .beats
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id, beat_tx);
+    // Set once the last delivery runs: when its signs of life stop.
+    let mut silent_at: Option<tokio::time::Instant> = None;
     inner.counts.calls.fetch_add(1, Ordering::Relaxed);
     let unix_deadline = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -323,7 +344,12 @@ async fn call(
         .header(wire::FUNCTION, name)
         .header(wire::SIGNATURE, format!("{signature:016x}"))
         .header(wire::REPLY_TO, format!("{}.{id}", inner.inbox))
-        .header(wire::DEADLINE, unix_deadline.to_string());
+        .header(wire::DEADLINE, unix_deadline.to_string())
+        .header(
+            wire::ACK_WAIT,
+            inner.options.ack_wait.as_millis().to_string(),
+        )
+        .header(wire::MAX_DELIVER, inner.options.max_deliver.to_string());
     let published = async {
         let ack = inner
             .js
@@ -357,6 +383,22 @@ async fn call(
                     }
                 }
             }
+            Some(()) = beats.recv() => {
+                silent_at = Some(tokio::time::Instant::now() + inner.options.ack_wait * 2);
+            }
+            () = sleep_until_some(silent_at) => {
+                silent_at = None;
+                if inner.take(id).is_some() {
+                    break Err(JoinError::transport(
+                        "max_deliver",
+                        format!(
+                            "the job was handed to workers {} times (max_deliver) and none answered: \
+                             the last one went silent (its host was lost, or the job kills its worker)",
+                            inner.options.max_deliver
+                        ),
+                    ));
+                }
+            }
             () = tokio::time::sleep_until(deadline) => {
                 if inner.take(id).is_some() {
                     break Err(JoinError::timed_out());
@@ -364,6 +406,11 @@ async fn call(
             }
         }
     };
+    inner
+        .beats
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
     if let Some(sequence) = sequence {
         inner
             .sequences
@@ -373,6 +420,14 @@ async fn call(
     }
     inner.count(&outcome);
     outcome
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Hands each reply to its call; replies of calls already resolved
@@ -396,8 +451,15 @@ async fn replies(inner: Arc<Inner>) {
         tokio::select! {
             Some(message) = replies.next() => {
                 let id = message.subject.rsplit('.').next().and_then(|s| s.parse::<u64>().ok());
+                let decoded = postcard::from_bytes::<(u32, String, Reply)>(&message.payload);
+                if let (Some(id), Ok((_, _, Reply::Alive))) = (id, &decoded) {
+                    if let Some(beat) = inner.beats.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
+                        let _ = beat.send(());
+                    }
+                    continue;
+                }
                 let Some(tx) = id.and_then(|id| inner.take(id)) else { continue };
-                let outcome = match postcard::from_bytes::<(u32, String, Reply)>(&message.payload) {
+                let outcome = match decoded {
                     Ok((delivered, worker, reply)) => {
                         inner.counts.redeliveries.fetch_add(u64::from(delivered.saturating_sub(1)), Ordering::Relaxed);
                         inner.workers.lock().unwrap_or_else(PoisonError::into_inner).insert(worker);

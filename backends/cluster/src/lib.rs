@@ -11,7 +11,7 @@
 //! and [signature](registry::signature), a deadline, and the subject of the
 //! caller's reply inbox. Workers (the same binary, started as workers)
 //! pull jobs from one durable consumer at their own pace, run each in a
-//! local process pool, publish the [reply](wire) to the inbox and
+//! local process pool, publish the reply to the inbox and
 //! acknowledge the job; a job whose function panicked, crashed its pool
 //! process or could not be decoded is terminated, not redelivered. A job
 //! whose worker host is lost is redelivered after `ack_wait`, at most
@@ -38,3 +38,9 @@ pub use worker::serve;
 /// Re-exported for `#[unirun::remote]`'s expansion.
 #[doc(hidden)]
 pub use inventory;
+
+/// The client underneath, for the facade's cluster bench (its raw
+/// request/reply floor): through here, the facade's tests need no
+/// async-nats dev-dependency, which every test build would compile.
+#[doc(hidden)]
+pub use async_nats;

@@ -12,6 +12,12 @@ pub(crate) const SIGNATURE: &str = "Unirun-Signature";
 pub(crate) const REPLY_TO: &str = "Unirun-Reply-To";
 /// Header: the deadline, milliseconds since the Unix epoch.
 pub(crate) const DEADLINE: &str = "Unirun-Deadline";
+/// Header: the consumer's `ack_wait` as the caller set it, milliseconds
+/// (a worker gives signs of life at half of it).
+pub(crate) const ACK_WAIT: &str = "Unirun-Ack-Wait";
+/// Header: the consumer's `max_deliver` as the caller set it (on that
+/// delivery, the worker's signs of life go to the caller too).
+pub(crate) const MAX_DELIVER: &str = "Unirun-Max-Deliver";
 
 /// A worker's answer to one job.
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,6 +39,9 @@ pub(crate) enum Reply {
     Unknown(String),
     /// The worker's pool failed otherwise (it was shut down, a pipe broke).
     Worker(String),
+    /// Not an answer: the job's last delivery is running (sent at its
+    /// start and every half `ack_wait`).
+    Alive,
 }
 
 impl Reply {
@@ -71,6 +80,10 @@ impl Reply {
             Reply::Decode(detail) => Err(JoinError::transport("decode", detail)),
             Reply::Unknown(detail) => Err(JoinError::transport("remote function", detail)),
             Reply::Worker(detail) => Err(JoinError::transport("worker", detail)),
+            Reply::Alive => Err(JoinError::transport(
+                "worker",
+                "a sign of life is no answer",
+            )),
         }
     }
 }

@@ -158,9 +158,23 @@ async fn handle<F, Fut>(
             return;
         }
     };
+    let ack_wait = header(wire::ACK_WAIT)
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map_or(options.ack_wait, Duration::from_millis);
+    // On the last delivery the server will not hand the job out again (and
+    // says so only when it next looks): the caller hears the signs of
+    // life too, and gives up when they stop.
+    let last = header(wire::MAX_DELIVER)
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|max| delivered >= max);
+    if last {
+        // Out before the job starts (it may take this worker down with it).
+        answer(nats, &reply_to, delivered, worker, &Reply::Alive).await;
+        let _ = nats.flush().await;
+    }
     let running = run(job);
     tokio::pin!(running);
-    let mut progress = tokio::time::interval(options.ack_wait / 2);
+    let mut progress = tokio::time::interval((ack_wait / 2).max(Duration::from_millis(10)));
     progress.tick().await;
     let result = loop {
         tokio::select! {
@@ -168,6 +182,9 @@ async fn handle<F, Fut>(
             _ = progress.tick() => {
                 // Still alive: keep the job from being redelivered.
                 let _ = message.ack_with(AckKind::Progress).await;
+                if last {
+                    answer(nats, &reply_to, delivered, worker, &Reply::Alive).await;
+                }
             }
         }
     };
