@@ -109,6 +109,7 @@ const SERVER_TESTS: &[Test] = &[
         "unanswered_call_times_out_at_its_deadline",
         unanswered_call_times_out_at_its_deadline,
     ),
+    ("scope_inside_tokio_runtime", scope_inside_tokio_runtime),
     (
         "worker_survives_sigpipe_ignored_sigchld_and_dead_pool_child",
         worker_seams,
@@ -390,6 +391,24 @@ fn unanswered_call_times_out_at_its_deadline(binary: &Path) {
     let err = run.call(square, 1).join().unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(run.metrics().cluster_timeouts(), 1);
+}
+
+fn scope_inside_tokio_runtime(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let _worker = Worker::start(&server.url);
+    let url = server.url.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Built, awaited and dropped on a thread inside a tokio runtime.
+    let value = rt.block_on(async move {
+        let run = scope(cluster(&url));
+        let value = run.call(square, 4).await.unwrap();
+        drop(run);
+        value
+    });
+    assert_eq!(value, 16);
 }
 
 fn worker_seams(binary: &Path) {

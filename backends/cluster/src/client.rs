@@ -90,7 +90,8 @@ impl Client {
         let runtime = engine::runtime("unirun-cluster")
             .map_err(|err| format!("no thread for the cluster client: {err}"))?;
         let lost = Arc::new(Notify::new());
-        let inner = runtime.block_on(connect(options, lost.clone()))?;
+        let inner = wait_on(&runtime, connect(options, lost.clone()))
+            .ok_or_else(|| "the cluster client's thread stopped".to_string())??;
         let inner = Arc::new(inner);
         runtime.spawn(replies(inner.clone()));
         runtime.spawn(watch_connection(inner.clone(), lost));
@@ -169,13 +170,30 @@ impl Client {
         let rt = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
         let rt = rt.as_ref()?;
         let inner = self.inner.clone();
-        rt.block_on(async move {
+        wait_on(rt, async move {
             let stream = inner.js.get_stream(&inner.options.stream).await.ok()?;
             let mut consumer: jetstream::consumer::PullConsumer =
                 stream.get_consumer(&inner.options.consumer()).await.ok()?;
             Some(consumer.info().await.ok()?.num_waiting)
         })
+        .flatten()
     }
+}
+
+/// Runs `future` on the client's thread and waits for it here: unlike
+/// `Runtime::block_on`, this works on a thread inside another tokio
+/// runtime too (a scope built in `#[tokio::main]`). `None` if the
+/// runtime dropped it. Bounded: every future given here is (connection
+/// and request timeouts).
+fn wait_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv().ok()
 }
 
 impl Drop for Client {
