@@ -13,11 +13,14 @@ use crate::registry::{Job, Rejected};
 use crate::wire::{self, Reply};
 use crate::{engine, ClusterOptions};
 
+/// How many jobs a worker holds per pool process.
+const JOBS_PER_PROCESS: usize = 4;
+
 /// Serves jobs until the process is killed: connects to the server in
-/// `options` (retrying while it is down), and runs up to `width` jobs at
-/// once through `run` (the facade runs each in a process pool, so a crash
-/// kills a pool process, not the worker). Returns only if it cannot
-/// start: a bad URL, or no thread for its runtime.
+/// `options` (retrying while it is down) and runs jobs through `run`, up
+/// to [`JOBS_PER_PROCESS`] at once per unit of `width` (the facade's pool
+/// processes, so a crash kills a pool process, not the worker). Returns
+/// only if it cannot start: a bad URL, or no thread for its runtime.
 pub fn serve<F, Fut>(options: ClusterOptions, width: usize, run: F) -> Result<(), String>
 where
     F: Fn(Job) -> Fut + Send + Sync + 'static,
@@ -41,7 +44,10 @@ where
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
-        let pullers: Vec<_> = (0..width.max(1))
+        // Jobs spend most of their time on the wire, not in the pool: a
+        // few jobs per pool process keep it busy (a job waiting for one
+        // still sends signs of life, so it is not redelivered meanwhile).
+        let pullers: Vec<_> = (0..width.max(1) * JOBS_PER_PROCESS)
             .map(|_| {
                 tokio::spawn(pull(
                     nats.clone(),
