@@ -180,8 +180,11 @@ async fn handle<F, Fut>(
     }
     let running = run(job);
     tokio::pin!(running);
-    let mut progress = tokio::time::interval((ack_wait / 2).max(Duration::from_millis(10)));
-    progress.tick().await;
+    // The first sign of life is due after one period: an interval's
+    // immediate first tick would still wait for the timer's next
+    // millisecond, on every job.
+    let period = (ack_wait / 2).max(Duration::from_millis(10));
+    let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let result = loop {
         tokio::select! {
             result = &mut running => break result,
