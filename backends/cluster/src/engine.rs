@@ -76,3 +76,30 @@ pub(crate) fn consumer_config(options: &ClusterOptions) -> consumer::pull::Confi
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn urls_are_checked() {
+        for good in [
+            "nats://127.0.0.1:4222",
+            "tls://nats.example:4443",
+            "localhost",
+            "h:1",
+        ] {
+            assert!(check_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "nats://",
+            "nats://a host:1",
+            "nats://h:port",
+            "nats://:4222",
+        ] {
+            let err = check_url(bad).unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+}

@@ -162,3 +162,72 @@ impl Fnv {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: u32) -> u32 {
+        x * 2
+    }
+
+    inventory::submit! {
+        Remote {
+            name: "tests::double",
+            address: || double as fn(u32) -> u32 as usize,
+            types: types::<u32, u32>,
+            invoke: |bytes| invoke(double as fn(u32) -> u32, bytes),
+        }
+    }
+
+    fn job(name: &str, signature: u64, payload: Vec<u8>) -> Job {
+        Job {
+            name: name.to_string(),
+            signature,
+            payload,
+        }
+    }
+
+    #[test]
+    fn a_registered_function_runs_by_name_and_is_found_by_address() {
+        let remote = by_address(double as fn(u32) -> u32 as usize).expect("registered");
+        assert_eq!(remote.name, "tests::double");
+        let out = execute(job(
+            remote.name,
+            signature(remote),
+            postcard::to_allocvec(&21u32).unwrap(),
+        ));
+        assert_eq!(postcard::from_bytes::<u32>(&out.unwrap()).unwrap(), 42);
+    }
+
+    #[test]
+    fn unknown_names_and_other_signatures_are_refused_naming_them() {
+        let Err(Rejected::Unknown(why)) = execute(job("tests::triple", 0, Vec::new())) else {
+            panic!("an unknown name runs nothing");
+        };
+        assert!(
+            why.contains("tests::triple") && why.contains("#[unirun::remote]"),
+            "{why}"
+        );
+
+        let remote = by_name("tests::double").unwrap();
+        let other = signature(remote) ^ 1;
+        let Err(Rejected::Unknown(why)) = execute(job(remote.name, other, Vec::new())) else {
+            panic!("another signature runs nothing");
+        };
+        assert!(
+            why.contains("fn(u32) -> u32") && why.contains("same binary"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn an_undecodable_argument_is_a_decode_error_naming_its_type() {
+        let remote = by_name("tests::double").unwrap();
+        let Err(Rejected::Decode(why)) = execute(job(remote.name, signature(remote), Vec::new()))
+        else {
+            panic!("nothing to decode");
+        };
+        assert!(why.contains("u32"), "{why}");
+    }
+}
