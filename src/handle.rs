@@ -242,6 +242,8 @@ impl Handle {
     /// ```
     pub fn flavor(&self) -> Flavor {
         match &self.scope {
+            #[cfg(all(unix, feature = "cluster-backend"))]
+            Some(scope) if scope.cluster.get().is_some() => Flavor::Cluster,
             Some(scope) if scope.forks => Flavor::Processes,
             _ => self.backend.flavor(),
         }

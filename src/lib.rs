@@ -63,7 +63,11 @@
 //!   warnings stay on stderr. `UNIRUN_TRACE=1|json` needs no feature.
 //! - `macros`: the `#[unirun::main]` and `#[unirun::test]`
 //!   attributes, an `async fn` run in [`block_on`].
-//! - `full`: every backend above, and `tracing`.
+//! - `cluster-backend` (unix; needs Rust 1.89): `Flavor::Cluster`,
+//!   `Run::call` and `Run::map_call` on same-binary workers on other
+//!   machines through a NATS JetStream server, `#[unirun::remote]` (see the
+//!   `cluster` module). Enables `process-backend` and `macros`.
+//! - `full`: every backend above but the cluster's, and `tracing`.
 //!
 //! # Examples
 //!
@@ -96,6 +100,8 @@ extern crate alloc;
 
 #[cfg(feature = "std")]
 mod backend;
+#[cfg(all(unix, feature = "cluster-backend"))]
+pub mod cluster;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod compat;
@@ -223,6 +229,8 @@ pub use crate::trace::DecisionTrace;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use unirun_core::install_panic_hook;
+#[cfg(all(unix, feature = "cluster-backend"))]
+pub use unirun_macros::remote;
 
 /// Marks an `async fn main` as the program's entry point, like
 /// `#[tokio::main]`: its body runs in [`block_on`] (with `std`, tokio's and

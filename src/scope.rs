@@ -47,6 +47,10 @@ pub(crate) struct Scope {
     /// The scope's own config says `force_threads`: its `to_process` and
     /// `call` work runs on its blocking lane (set once, by its builder).
     pub(crate) threads_only: std::sync::atomic::AtomicBool,
+    /// A cluster scope's connection: its `call`s go there (set once, by
+    /// its builder).
+    #[cfg(all(unix, feature = "cluster-backend"))]
+    pub(crate) cluster: std::sync::OnceLock<unirun_cluster::Client>,
 }
 
 impl Scope {
@@ -72,6 +76,8 @@ impl Scope {
             },
             process_options,
             threads_only: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(all(unix, feature = "cluster-backend"))]
+            cluster: std::sync::OnceLock::new(),
         })
     }
 

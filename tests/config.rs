@@ -67,7 +67,7 @@ fn bad_mode_names_var_value_and_choices() {
             &[
                 var,
                 "\"fibers\"",
-                "auto, threads, processes, smol, tokio or shared",
+                "auto, threads, processes, smol, tokio, shared or cluster",
             ],
         );
     }

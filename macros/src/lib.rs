@@ -21,3 +21,14 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(entry::Entry::Test, args.into(), item.into()).into()
 }
+
+mod remote;
+
+/// Makes a `fn(A) -> R` callable on cluster workers (feature
+/// `cluster-backend`): registers it by its module path, with its argument
+/// and result types, so `Run::call` on a `Flavor::Cluster` scope can send
+/// its name instead of its address. See `unirun::cluster`.
+#[proc_macro_attribute]
+pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
+    remote::expand(attr.into(), item.into()).into()
+}

@@ -186,6 +186,14 @@ pub(crate) fn start(
             blocking_cap,
             name,
         } => process::start(*workers, *blocking_cap, name, process_options)?,
+        // The cluster's calls go through the scope's connection (the
+        // builder makes it); locally it is a processes scope, whose pool
+        // serves the scope as a worker would.
+        Plan::Cluster {
+            workers,
+            blocking_cap,
+            name,
+        } => process::start(*workers, *blocking_cap, name, process_options)?,
         #[cfg(feature = "tokio-backend")]
         Plan::Tokio {
             workers,

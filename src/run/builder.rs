@@ -55,6 +55,8 @@ pub struct RunBuilder {
     executor: Option<Handle>,
     on_decision: Option<Listener>,
     process_options: Option<backend::ProcessOptions>,
+    #[cfg(all(unix, feature = "cluster-backend"))]
+    pub(crate) cluster_options: Option<crate::cluster::ClusterOptions>,
 }
 
 impl RunBuilder {
@@ -282,11 +284,26 @@ impl RunBuilder {
         let decision =
             scheduler::decide(request, &snapshot.env, &snapshot.caps, parent_info.as_ref())?;
         let mut trace = decision.trace;
+        // Connected before any thread starts, so an unreachable server
+        // leaves nothing to tear down.
+        #[cfg(all(unix, feature = "cluster-backend"))]
+        let cluster = match decision.plan {
+            Plan::Cluster { .. } => {
+                let (client, traced) = crate::cluster::connect(self.cluster_options, trace)?;
+                trace = traced;
+                Some(client)
+            }
+            _ => None,
+        };
         let process_options = self.process_options.unwrap_or_default();
         let started = backend::start(&decision.plan, process_options)?;
         let (backend, owned) = match (started, decision.plan, self.executor, parent) {
             (Some(started), ..) => {
-                if let Some(pool) = &started.processes {
+                if let Some(pool) = started
+                    .processes
+                    .as_ref()
+                    .filter(|_| trace.resolved() != Flavor::Cluster)
+                {
                     // Created now (its workers start on the first call) so
                     // the trace can say where they will come from.
                     trace = trace.with_process_pool(pool.origin());
@@ -337,6 +354,10 @@ impl RunBuilder {
         let mut owned = owned;
         let processes = owned.as_mut().and_then(|s| s.processes.take());
         let scope = Scope::new(backend, gil, true, process_options, processes);
+        #[cfg(all(unix, feature = "cluster-backend"))]
+        if let Some(client) = cluster {
+            let _ = scope.cluster.set(client);
+        }
         let forced = decision.config.force_threads == Some(true);
         scope
             .threads_only

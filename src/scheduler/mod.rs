@@ -101,6 +101,14 @@ pub(crate) enum Plan {
         blocking_cap: usize,
         name: String,
     },
+    /// A new thread pool of this size for `spawn` and `spawn_blocking`,
+    /// and a connection to the cluster's server for `call` (the builder
+    /// connects it).
+    Cluster {
+        workers: usize,
+        blocking_cap: usize,
+        name: String,
+    },
     /// A new async-executor driven by this many threads.
     Smol {
         workers: usize,
@@ -229,7 +237,7 @@ pub(crate) fn decide(
 
     // The shared default is one pool for every thread: it runs on threads.
     let resolved = match resolved {
-        Flavor::Tokio | Flavor::Smol if req.implicit => {
+        Flavor::Tokio | Flavor::Smol | Flavor::Cluster if req.implicit => {
             fallbacks.push(Fallback::new(
                 resolved,
                 Flavor::Threads,
@@ -270,6 +278,11 @@ pub(crate) fn decide(
                 name: name.clone(),
             },
             Flavor::Processes => Plan::Processes {
+                workers,
+                blocking_cap,
+                name: name.clone(),
+            },
+            Flavor::Cluster => Plan::Cluster {
                 workers,
                 blocking_cap,
                 name: name.clone(),

@@ -29,7 +29,7 @@ use crate::flavor::{Flavor, ThreadMode};
 /// and `serde::Serialize` gives an object with the keys `requested`,
 /// `resolved`, `reasons`, `thread_mode`, `workers`, `name`, `hints`,
 /// `env_applied`, `env_rejected`, `fallbacks`, `parent_threads`,
-/// `process_pool` and `reactor`.
+/// `process_pool`, `reactor` and `cluster`.
 ///
 /// The scheduler builds traces; [`new`](Self::new) and the `with_*` methods
 /// are public so that tests of decision listeners can build them too.
@@ -67,6 +67,7 @@ pub struct DecisionTrace {
     process_pool: Option<String>,
     reactor: Option<String>,
     map: Option<&'static str>,
+    cluster: Option<String>,
 }
 
 impl DecisionTrace {
@@ -99,6 +100,7 @@ impl DecisionTrace {
             process_pool: None,
             reactor: None,
             map: None,
+            cluster: None,
         }
     }
 
@@ -493,6 +495,41 @@ impl DecisionTrace {
         self.process_pool.as_deref()
     }
 
+    /// Where a [`Flavor::Cluster`] scope's calls go: the server, the
+    /// stream, and how many workers were waiting for jobs when it was
+    /// built. `None` for other scopes. Prints as `cluster: …` and
+    /// serializes as `cluster`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.cluster(), None);
+    /// ```
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    /// Sets where a cluster scope's calls go (see [`cluster`](Self::cluster)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Cluster, Flavor::Cluster, Reason::Explicit { flavor: Flavor::Cluster })
+    ///     .with_cluster("server nats://10.0.0.5:4222, stream UNIRUN_JOBS, 4 workers waiting");
+    /// assert!(trace.to_string().contains("; cluster: server nats://10.0.0.5:4222, stream UNIRUN_JOBS"));
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_cluster(mut self, cluster: impl Into<String>) -> Self {
+        self.cluster = Some(cluster.into());
+        self
+    }
+
     /// Sets how the scope's process pool gets its workers (see
     /// [`process_pool`](Self::process_pool)).
     ///
@@ -586,6 +623,9 @@ impl fmt::Display for DecisionTrace {
         }
         if let Some(reactor) = &self.reactor {
             write!(f, "; reactor: {}", OneLine(reactor))?;
+        }
+        if let Some(cluster) = &self.cluster {
+            write!(f, "; cluster: {}", OneLine(cluster))?;
         }
         if !self.fallbacks.is_empty() {
             f.write_str("; ")?;
