@@ -461,18 +461,14 @@ fn builder_spawn_unchecked_borrows_like_std() {
 #[test]
 fn the_compat_mode_line_is_printed_once_per_process() {
     const NAME: &str = "the_compat_mode_line_is_printed_once_per_process";
-    if std::env::var_os(common::CHILD_ENV).is_none() {
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-            .env(common::CHILD_ENV, "1")
-            .env("UNIRUN_TRACE", "1")
-            .env_remove("UNIRUN_COMPAT_MODE")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{stderr}");
-        let lines = stderr.lines().filter(|l| l.contains("compat mode")).count();
-        assert_eq!(lines, 1, "{stderr}");
+    if !common::is_child() {
+        let output = common::run_child(NAME, &[("UNIRUN_TRACE", "1")]);
+        let lines = output
+            .stderr
+            .lines()
+            .filter(|l| l.contains("compat mode"))
+            .count();
+        assert_eq!(lines, 1, "{}", output.stderr);
         return;
     }
     // Many threads reading the mode at once, then again after a reset.
