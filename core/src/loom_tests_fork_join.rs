@@ -10,7 +10,8 @@
 //!   result (inline, or through the latch after waiting).
 //! - `loom_fork_join_two_thieves_wrap_around`: two halves through a 2-entry
 //!   deque that has wrapped around, two thieves and the owner: each half runs
-//!   once.
+//!   once. (Without the `SeqCst` fence in the owner's pop this model fails:
+//!   a thief and the owner both take the second half.)
 //! - `loom_fork_join_returned_half`: the core holding a half is dropped
 //!   (returning it) while a thief steals it: the forking thread, which only
 //!   waits, gets it run exactly once.
