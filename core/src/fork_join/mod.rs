@@ -203,11 +203,14 @@ where
             core.join.push(job_ref).is_ok()
         })
         .unwrap_or(false);
-    if pushed {
-        offer(shared);
-    }
     // Never unwind past a pushed job: its stack slot must outlive the deque
-    // entry.
+    // entry. The wake-up reaches a user `Unpark`, which may panic: that
+    // panic is held until the join finished, like the halves' own.
+    let offered = if pushed {
+        panic::catch_unwind(AssertUnwindSafe(|| offer(shared)))
+    } else {
+        Ok(())
+    };
     let ra = panic::catch_unwind(AssertUnwindSafe(a));
     let popped = if pushed {
         // `None` when this thread no longer holds a core (a task in `a`
@@ -240,9 +243,11 @@ where
         // SAFETY: as above; the latch is set.
         None => unsafe { job.take_result() }.expect("a run join half leaves its result"),
     };
-    match (ra, rb) {
-        (Ok(ra), Ok(rb)) => (ra, rb),
-        (Err(payload), _) | (Ok(_), Err(payload)) => panic::resume_unwind(payload),
+    match (ra, rb, offered) {
+        (Ok(ra), Ok(rb), Ok(())) => (ra, rb),
+        (Err(payload), _, _) | (Ok(_), Err(payload), _) | (Ok(_), Ok(_), Err(payload)) => {
+            panic::resume_unwind(payload)
+        }
     }
 }
 
@@ -373,28 +378,36 @@ impl crate::Pool {
         }
         let job = StackJob::new(move |_| op());
         let injected = Injected(Some(job.as_job_ref()));
-        self.spawn(async move {
-            let mut injected = injected;
-            if let Some(job) = injected.0.take() {
-                // SAFETY: the task holds the only reference; the caller
-                // sleeps until the latch is set.
-                unsafe { job.execute(Fate::Run) };
-            }
-        })
-        .detach();
+        // From the spawn until the latch is set the task holds a pointer to
+        // `job`, on this stack: nothing may unwind out of this frame. The
+        // spawn's wake-up (a user `Unpark`) and the wait hook (user code)
+        // may panic; such a panic is held until the job is done. A spawn
+        // that panics before queueing drops the task, which returns the job.
+        let spawned = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.spawn(async move {
+                let mut injected = injected;
+                if let Some(job) = injected.0.take() {
+                    // SAFETY: the task holds the only reference; the caller
+                    // sleeps until the latch is set.
+                    unsafe { job.execute(Fate::Run) };
+                }
+            })
+            .detach();
+        }));
         let mut waiting = crate::wait::Waiting::new();
-        waiting.release();
+        let released = panic::catch_unwind(AssertUnwindSafe(|| waiting.release()));
         job.latch.sleep();
-        waiting.reacquire();
+        let reacquired = panic::catch_unwind(AssertUnwindSafe(|| waiting.reacquire()));
         // SAFETY: the latch is set: the job is this thread's again.
-        match unsafe { job.take_func() } {
+        let result = match unsafe { job.take_func() } {
             // The task was cancelled before it ran: run it here.
-            Some(op) => op(false),
+            Some(op) => panic::catch_unwind(AssertUnwindSafe(|| op(false))),
             // SAFETY: as above.
-            None => match unsafe { job.take_result() }.expect("a run job leaves its result") {
-                Ok(value) => value,
-                Err(payload) => panic::resume_unwind(payload),
-            },
+            None => unsafe { job.take_result() }.expect("a run job leaves its result"),
+        };
+        match (result, spawned.and(released).and(reacquired)) {
+            (Ok(value), Ok(())) => value,
+            (Err(payload), _) | (Ok(_), Err(payload)) => panic::resume_unwind(payload),
         }
     }
 }
