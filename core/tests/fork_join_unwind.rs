@@ -78,22 +78,29 @@ fn a_panicking_unpark_after_a_join_push_is_resumed_after_both_halves() {
             .collect();
         let outcome = pool
             .spawn(async {
-                // The other worker parks (there is no other work): the push
-                // below must wake it through its `Unpark`.
-                while PARKED.load(Ordering::SeqCst) == 0 {
-                    thread::yield_now();
+                loop {
+                    // The other worker parks (there is no other work): the
+                    // push below then wakes it through its `Unpark`. If it
+                    // was not really asleep yet (woken, not back in the
+                    // sleeper list), the unpark does not happen: try again.
+                    while PARKED.load(Ordering::SeqCst) == 0 {
+                        thread::yield_now();
+                    }
+                    UNPARK_ARMED.store(true, Ordering::SeqCst);
+                    let b_ran = AtomicBool::new(false);
+                    let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+                        unirun_core::join(|| 1, || b_ran.store(true, Ordering::SeqCst))
+                    }));
+                    if UNPARK_ARMED.swap(false, Ordering::SeqCst) {
+                        assert_eq!(caught.ok(), Some((1, ())));
+                        continue;
+                    }
+                    break (
+                        true,
+                        caught.map_err(|p| message(&*p)),
+                        b_ran.load(Ordering::SeqCst),
+                    );
                 }
-                UNPARK_ARMED.store(true, Ordering::SeqCst);
-                let b_ran = AtomicBool::new(false);
-                let caught = panic::catch_unwind(AssertUnwindSafe(|| {
-                    unirun_core::join(|| 1, || b_ran.store(true, Ordering::SeqCst))
-                }));
-                let unpark_panicked = !UNPARK_ARMED.load(Ordering::SeqCst);
-                (
-                    unpark_panicked,
-                    caught.map_err(|p| message(&*p)),
-                    b_ran.load(Ordering::SeqCst),
-                )
             })
             .join()
             .unwrap();
