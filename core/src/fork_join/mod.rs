@@ -28,7 +28,11 @@
 //! from its own core's join deque and halves stolen from other workers' join
 //! deques, never an async task (a task that blocked there would bury the join
 //! under it; see the core's hand-off, which exists for the same reason).
-//! When it finds none for a while it sleeps on the latch.
+//! Whenever it finds no join work it first moves the tasks that only it
+//! could run (its core's LIFO slot and yielded task: a task woken by the
+//! code that forked, or by join work run while waiting) to its local queue
+//! and wakes a sleeper, so other workers can steal them. When it finds none
+//! for a while it sleeps on the latch.
 //!
 //! **Liveness.** The half it waits for was taken out of the deque by exactly
 //! one thread (the `top` CAS), which runs it at once, catching its panic,
@@ -36,7 +40,12 @@
 //! work is join work, so its own waits end by the same argument, inductively
 //! down the (finite) tree of forks: every wait is for a job taken by another
 //! thread that is running it, never for a job queued behind the waiter, since
-//! a waiter pops its own deque first. Two more ways a half leaves a deque:
+//! a waiter pops its own deque first. A half may also wait for an async
+//! task (a `JoinHandle::join` that blocks, handing its core on): that task
+//! is in a stealable queue, not in a slot only the waiter serves (the rule
+//! above moved it there), so a worker not inside join work, or the thread
+//! a blocked half handed its core to, runs it. Two more ways a half leaves
+//! a deque:
 //!
 //! - Its owner's core moved to another thread (a task blocked in `block_on`
 //!   inside `a`, handing the core on): the owner can no longer pop, and
@@ -206,7 +215,7 @@ where
     // Never unwind past a pushed job: its stack slot must outlive the deque
     // entry. The wake-up reaches a user `Unpark`, which may panic: that
     // panic is held until the join finished, like the halves' own.
-    let offered = if pushed {
+    let mut offered = if pushed {
         panic::catch_unwind(AssertUnwindSafe(|| offer(shared)))
     } else {
         Ok(())
@@ -227,7 +236,7 @@ where
             // SAFETY: popped from the deque: this thread alone executes it.
             unsafe { other.execute(Fate::Run) };
         }
-        wait_until(&job.latch);
+        hold(&mut offered, wait_until(&job.latch));
     }
     // SAFETY: the job was popped back (or never pushed), or its latch is
     // set: no other thread touches it any more.
@@ -251,15 +260,22 @@ where
     }
 }
 
+/// A panic of user code that ran while a job was queued or awaited (a
+/// custom `Unpark`, the wait hook): held until the job is done, then
+/// resumed, since unwinding earlier would free a job another thread runs.
+pub(crate) type Held = Result<(), std::boxed::Box<dyn core::any::Any + Send>>;
+
 /// Waits for `latch` by the waiting rule (see the module docs): join work
-/// only, then sleep.
-pub(crate) fn wait_until(latch: &Latch) {
+/// only, then sleep. Returns the first panic of user code it ran on the way
+/// (see [`Held`]); the caller resumes it once it is done with the job.
+pub(crate) fn wait_until(latch: &Latch) -> Held {
     /// Rounds of finding no join work before the waiter sleeps (loom
     /// explores one).
     #[cfg(not(loom))]
     const SPINS: u32 = 64;
     #[cfg(loom)]
     const SPINS: u32 = 1;
+    let mut held = Ok(());
     let mut idle_rounds = 0u32;
     while !latch.probe() {
         let found = with_worker(|cx| {
@@ -273,17 +289,40 @@ pub(crate) fn wait_until(latch: &Latch) {
                 unsafe { job.execute(Fate::Run) };
                 idle_rounds = 0;
             }
-            None if idle_rounds < SPINS => {
-                idle_rounds += 1;
-                #[cfg(not(loom))]
-                if idle_rounds % 16 == 0 {
-                    std::thread::yield_now();
-                    continue;
+            None => {
+                // Tasks only this thread could run (a task woken by the
+                // one that forked, or by join work run here) go where the
+                // other workers find them: the awaited half may wait for
+                // one of them. The wake-up may call a user `Unpark`.
+                let shared = panic::catch_unwind(AssertUnwindSafe(|| {
+                    with_worker(|cx| {
+                        if let Some(cx) = cx {
+                            cx.with_core(|core| core.share_private_tasks(cx.shared()));
+                        }
+                    })
+                }));
+                hold(&mut held, shared);
+                if idle_rounds < SPINS {
+                    idle_rounds += 1;
+                    #[cfg(not(loom))]
+                    if idle_rounds % 16 == 0 {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    crate::sync::spin_loop();
+                } else {
+                    latch.sleep();
                 }
-                crate::sync::spin_loop();
             }
-            None => latch.sleep(),
         }
+    }
+    held
+}
+
+/// Keeps the first panic in `held`.
+fn hold(held: &mut Held, outcome: Held) {
+    if held.is_ok() {
+        *held = outcome;
     }
 }
 

@@ -152,14 +152,16 @@ where
     };
     let result = panic::catch_unwind(AssertUnwindSafe(|| op(&scope)));
     scope.finish_one();
-    super::wait_until(&scope.done);
+    let held = super::wait_until(&scope.done);
     let spawned_panic = scope
         .panic
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match (result, spawned_panic) {
-        (Err(payload), _) | (Ok(_), Some(payload)) => panic::resume_unwind(payload),
-        (Ok(value), None) => value,
+    match (result, spawned_panic, held) {
+        (Err(payload), _, _) | (Ok(_), Some(payload), _) | (Ok(_), None, Err(payload)) => {
+            panic::resume_unwind(payload)
+        }
+        (Ok(value), None, Ok(())) => value,
     }
 }
 
