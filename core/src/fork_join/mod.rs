@@ -142,7 +142,7 @@ where
 /// threads.into_iter().for_each(|t| t.join().unwrap());
 /// ```
 pub fn on_worker_core() -> bool {
-    with_worker(|cx| cx.is_some())
+    context::with_current(|cx| cx.is_some_and(|cx| is_own(cx) && cx.with_core(|_| ()).is_some()))
 }
 
 /// [`join`], telling `b` whether it runs on another thread than the caller
@@ -154,7 +154,7 @@ where
     RA: Send,
     RB: Send,
 {
-    context::with_current(|cx| match cx.filter(|cx| is_own(cx)) {
+    context::with_current(|cx| match cx.filter(|cx| is_own(cx) && !in_sequential()) {
         Some(cx) => join_on_worker(cx, a, b),
         None => {
             let ra = a();
@@ -176,13 +176,62 @@ pub(crate) fn offer(shared: &Shared) {
 }
 
 /// Runs `f` with the calling thread's context if it holds that context's
-/// core, `None` otherwise.
+/// core and forks there (not inside [`sequentially`]), `None` otherwise.
 #[inline]
 fn with_worker<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     context::with_current(|cx| {
-        let cx = cx.filter(|cx| is_own(cx) && cx.with_core(|_| ()).is_some());
+        let cx = cx.filter(|cx| is_own(cx) && cx.with_core(|_| ()).is_some() && !in_sequential());
         f(cx)
     })
+}
+
+std::thread_local! {
+    /// Inside [`sequentially`] on this thread.
+    static SEQUENTIAL: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+#[inline]
+fn in_sequential() -> bool {
+    SEQUENTIAL.with(core::cell::Cell::get)
+}
+
+/// Runs `f` with fork-join turned off on this thread: every [`join`],
+/// [`scope`] and [`map_indexed`] inside it runs its closures here, one after
+/// the other, as off a worker (with the same panic rules), even on a
+/// worker thread. For code whose closures must not run at the same instant
+/// (unirun's `ThreadMode::Gil` scopes).
+///
+/// # Examples
+///
+/// ```
+/// let (pool, workers) = unirun_core::Pool::with_workers(2);
+/// let threads: Vec<_> = workers.into_iter().map(|w| std::thread::spawn(move || w.run())).collect();
+/// let same = pool
+///     .spawn(async {
+///         unirun_core::sequentially(|| {
+///             let here = std::thread::current().id();
+///             let (a, b) = unirun_core::join(
+///                 || std::thread::current().id(),
+///                 || std::thread::current().id(),
+///             );
+///             a == here && b == here
+///         })
+///     })
+///     .join()
+///     .unwrap();
+/// assert!(same);
+/// pool.shutdown();
+/// threads.into_iter().for_each(|t| t.join().unwrap());
+/// ```
+pub fn sequentially<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SEQUENTIAL.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SEQUENTIAL.with(|s| s.replace(true)));
+    f()
 }
 
 /// Whether `cx`'s pool was made in this process: in a forked child the
@@ -311,7 +360,18 @@ pub(crate) fn wait_until(latch: &Latch) -> Held {
                     }
                     crate::sync::spin_loop();
                 } else {
+                    // A layer above (unirun's gil) lets go of what it holds
+                    // while this thread sleeps: the awaited half may need it.
+                    let mut waiting = crate::wait::Waiting::new();
+                    hold(
+                        &mut held,
+                        panic::catch_unwind(AssertUnwindSafe(|| waiting.release())),
+                    );
                     latch.sleep();
+                    hold(
+                        &mut held,
+                        panic::catch_unwind(AssertUnwindSafe(|| waiting.reacquire())),
+                    );
                 }
             }
         }
