@@ -112,12 +112,13 @@ fn map_threads(run: &Run) -> Vec<String> {
 }
 
 #[test]
-fn run_map_takes_the_workers_unless_the_scope_is_io_bound() {
+fn run_map_takes_the_workers_only_in_a_cpu_bound_scope() {
     watchdog(|| {
         let cpu = Run::builder()
             .flavor(Flavor::Threads)
             .name("cpuwork")
             .max_workers(2)
+            .config(RuntimeConfig::default().cpu_bound(true))
             .build()
             .unwrap();
         assert!(
@@ -134,6 +135,28 @@ fn run_map_takes_the_workers_unless_the_scope_is_io_bound() {
         cpu.map(0..1000u32, |i| i);
         assert!(cpu.metrics().joins() > before);
         cpu.shutdown();
+
+        let plain = Run::builder()
+            .flavor(Flavor::Threads)
+            .name("plainwork")
+            .build()
+            .unwrap();
+        assert!(
+            map_threads(&plain)
+                .iter()
+                .all(|n| n.starts_with("plainwork-blocking")),
+            "{:?}",
+            map_threads(&plain)
+        );
+        assert!(
+            plain
+                .trace()
+                .to_string()
+                .contains("map on the blocking lane"),
+            "{}",
+            plain.trace()
+        );
+        plain.shutdown();
 
         let io = Run::builder()
             .flavor(Flavor::Threads)
@@ -154,5 +177,29 @@ fn run_map_takes_the_workers_unless_the_scope_is_io_bound() {
             io.trace()
         );
         io.shutdown();
+    });
+}
+
+/// An unhinted scope's `Run::map` keeps its items off the workers: an item
+/// that blocks on a std channel fed by a task of the same one-worker scope
+/// (spawned by the item itself, so queued behind it) gets its value.
+#[test]
+fn run_map_items_that_block_on_a_task_of_a_one_worker_scope_finish() {
+    watchdog(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Threads)
+            .max_workers(1)
+            .build()
+            .unwrap();
+        let handle = run.handle().clone();
+        let got = run.map(vec![5u32], move |value| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let sender = handle.spawn(async move { tx.send(value * 2).unwrap() });
+            let got = rx.recv().unwrap();
+            sender.join().unwrap();
+            got
+        });
+        assert_eq!(got, [10]);
+        run.shutdown();
     });
 }
