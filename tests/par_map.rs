@@ -203,3 +203,51 @@ fn run_map_items_that_block_on_a_task_of_a_one_worker_scope_finish() {
         run.shutdown();
     });
 }
+
+static GIL_ITEM_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts its drops in [`GIL_ITEM_DROPS`].
+struct GilItem(usize);
+
+impl Drop for GilItem {
+    fn drop(&mut self) {
+        GIL_ITEM_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// On a `Gil` scope the map and the join run on the caller, in turn, with
+/// the forked form's panic rules: every `Vec` item runs (and is dropped)
+/// after one panics, and a join runs `b` after `a` panicked.
+#[test]
+fn sequential_paths_run_every_item_and_both_halves_after_a_panic() {
+    watchdog(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Threads)
+            .max_workers(2)
+            .config(RuntimeConfig::default().thread_mode(unirun::ThreadMode::Gil))
+            .build()
+            .unwrap();
+        let ran = AtomicUsize::new(0);
+        let items: Vec<GilItem> = (0..8).map(GilItem).collect();
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            run.handle().par_map(items, |item| {
+                ran.fetch_add(1, Ordering::SeqCst);
+                if item.0 == 0 {
+                    panic!("item 0");
+                }
+                item.0
+            })
+        }));
+        assert_eq!(message(&*caught.unwrap_err()), "item 0");
+        assert_eq!(ran.load(Ordering::SeqCst), 8);
+        assert_eq!(GIL_ITEM_DROPS.load(Ordering::SeqCst), 8);
+
+        let b_ran = std::sync::atomic::AtomicBool::new(false);
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            run.join(|| panic!("a"), || b_ran.store(true, Ordering::SeqCst))
+        }));
+        assert_eq!(message(&*caught.unwrap_err()), "a");
+        assert!(b_ran.load(Ordering::SeqCst));
+        run.shutdown();
+    });
+}

@@ -156,11 +156,19 @@ where
 {
     context::with_current(|cx| match cx.filter(|cx| is_own(cx) && !in_sequential()) {
         Some(cx) => join_on_worker(cx, a, b),
-        None => {
-            let ra = a();
-            (ra, b(false))
-        }
+        None => join_sequential(a, || b(false)),
     })
+}
+
+/// `a` then `b` on this thread, with the panic rule of a forked join: `b`
+/// runs even if `a` panicked, then `a`'s panic (else `b`'s) resumes.
+fn join_sequential<RA, RB>(a: impl FnOnce() -> RA, b: impl FnOnce() -> RB) -> (RA, RB) {
+    let ra = panic::catch_unwind(AssertUnwindSafe(a));
+    let rb = panic::catch_unwind(AssertUnwindSafe(b));
+    match (ra, rb) {
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        (Err(payload), _) | (Ok(_), Err(payload)) => panic::resume_unwind(payload),
+    }
 }
 
 /// Wakes a sleeping worker to steal a half just pushed, if the idle word
