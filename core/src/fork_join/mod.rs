@@ -52,8 +52,10 @@
 //!   sleeps on the latch; the core's new holder runs entries it finds on its
 //!   own deque (at the top of its loop, or while it waits in a join of its
 //!   own), and thieves may steal them.
-//! - The core is dropped (shutdown): every entry left is *returned*, its
-//!   latch set with the closure still inside, and the owner runs it itself.
+//! - The core is dropped (shutdown): every entry left is *returned*: a
+//!   join half's latch is set with the closure still inside, and the owner
+//!   runs it itself; a scope's spawned closure (nobody waits on it alone)
+//!   runs on the thread dropping the core, its panic caught for the scope.
 //!
 //! So a join always finishes: a panic in either half is resumed only after
 //! both ran.

@@ -59,21 +59,17 @@ impl<'scope> Scope<'scope> {
     {
         self.pending.fetch_add(1, Ordering::Relaxed);
         let scope = ScopeRef((self as *const Scope<'scope>).cast());
-        let job = HeapJob::boxed(move |fate: Fate| {
+        let job = HeapJob::boxed(move |_fate: Fate| {
             let scope = scope;
             // SAFETY: the scope waits for this job before it returns (see
             // `ScopeRef`), so the pointer is valid while the job runs.
             let this: &Scope<'scope> = unsafe { &*scope.0.cast() };
-            let outcome = match fate {
-                Fate::Run => panic::catch_unwind(AssertUnwindSafe(|| f(this))),
-                Fate::Return => {
-                    drop(f);
-                    Err(Box::new(
-                        "unirun: a closure spawned in a fork-join scope was cancelled: \
-                         its worker's pool shut down before it ran",
-                    ) as Box<dyn Any + Send>)
-                }
-            };
+            // Run or `Return` (the core it was queued on is dropped at
+            // shutdown): it runs here either way, on the thread dropping the
+            // core in the second case, as a returned join half runs on its
+            // owner; the scope promised every spawned closure runs. Its
+            // captures are dropped inside the catch too.
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(this)));
             if let Err(payload) = outcome {
                 this.record_panic(payload);
             }
