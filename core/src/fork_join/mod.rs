@@ -32,7 +32,12 @@
 //! could run (its core's LIFO slot and yielded task: a task woken by the
 //! code that forked, or by join work run while waiting) to its local queue
 //! and wakes a sleeper, so other workers can steal them. When it finds none
-//! for a while it sleeps on the latch.
+//! for a while it sleeps on the latch, with the wait hook released around
+//! the sleep (as `block_on` does): a layer above that serializes code
+//! (unirun's gil) lets the awaited half in meanwhile. User code on this
+//! path (a custom `Unpark`, the hook) may panic: the panic is held until
+//! the awaited job is done, then resumed, never unwinding past a job
+//! another thread may still run.
 //!
 //! **Liveness.** The half it waits for was taken out of the deque by exactly
 //! one thread (the `top` CAS), which runs it at once, catching its panic,

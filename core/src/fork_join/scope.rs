@@ -42,6 +42,11 @@ impl<'scope> Scope<'scope> {
     /// A panic in `f` is caught; the scope still waits for every other
     /// closure, then resumes the first panic (the body's, if it panicked).
     ///
+    /// Closures may run one after another, on one thread (off a worker, on
+    /// a one-worker pool, inside [`sequentially`](crate::sequentially)):
+    /// closures that wait for one another deadlock there. Use channels or
+    /// tasks for closures that must run at the same time.
+    ///
     /// # Examples
     ///
     /// ```
