@@ -26,13 +26,16 @@ fn main() {
     });
     assert_eq!(sums.iter().sum::<u64>(), 500_500);
 
-    // map: results in input order; Run::map picks the workers for CPU items
-    // and the blocking lane for io_bound scopes (its trace says which).
+    // map: results in input order; Run::map takes the workers in a
+    // cpu_bound scope and the blocking lane otherwise (its trace says which).
     let squares = unirun::par_map(&data, |&x| x * x);
     assert_eq!(squares[999], 1_000_000);
-    let run = unirun::Run::builder().build().expect("a scope");
+    let run = unirun::Run::builder()
+        .config(unirun::RuntimeConfig::default().cpu_bound(true))
+        .build()
+        .expect("a scope");
     let lengths = run.map(["fork", "join", "map"], |s| s.len());
     assert_eq!(lengths, [4, 4, 3]);
-    println!("{}", run.trace()); // ...; map on the workers (cpu items; ...)
+    println!("{}", run.trace()); // ...; map on the workers (cpu_bound=true)
     run.shutdown();
 }

@@ -8,7 +8,8 @@
 //! functions) as one task while the caller waits. A scope whose backend has
 //! no unirun workers (tokio, smol) or that runs in
 //! [`ThreadMode::Gil`](crate::ThreadMode::Gil) runs the closures on the
-//! caller, one after the other. The machinery and its waiting rule are
+//! caller, one after the other; so do the free functions called from a
+//! poll or closure that holds a `Gil` scope's lock. The machinery and its waiting rule are
 //! documented in `unirun_core`'s `fork_join` module.
 
 use std::ops::{Range, RangeInclusive};
@@ -49,6 +50,9 @@ where
     RA: Send,
     RB: Send,
 {
+    if crate::gil::holds_any() {
+        return unirun_core::sequentially(|| unirun_core::join(a, b));
+    }
     if unirun_core::on_worker_core() {
         return unirun_core::join(a, b);
     }
@@ -81,6 +85,9 @@ where
     OP: FnOnce(&Scope<'scope>) -> R + Send,
     R: Send,
 {
+    if crate::gil::holds_any() {
+        return unirun_core::sequentially(|| unirun_core::scope(op));
+    }
     if unirun_core::on_worker_core() {
         return unirun_core::scope(op);
     }
@@ -120,6 +127,9 @@ where
     R: Send,
     F: Fn(I::Item) -> R + Sync + Send,
 {
+    if crate::gil::holds_any() {
+        return unirun_core::sequentially(|| map_here(input, f));
+    }
     if unirun_core::on_worker_core() {
         return map_here(input, f);
     }
@@ -195,7 +205,7 @@ impl Handle {
     {
         match self.fork_pool() {
             Some(pool) => pool.join(a, b),
-            None => (a(), b()),
+            None => unirun_core::sequentially(|| unirun_core::join(a, b)),
         }
     }
 
@@ -208,7 +218,7 @@ impl Handle {
     {
         match self.fork_pool() {
             Some(pool) => pool.scope(op),
-            None => unirun_core::scope(op),
+            None => unirun_core::sequentially(|| unirun_core::scope(op)),
         }
     }
 
@@ -230,7 +240,7 @@ impl Handle {
     {
         match self.fork_pool() {
             Some(pool) => pool.in_worker(move || map_here(input, f)),
-            None => map_here(input, f),
+            None => unirun_core::sequentially(|| map_here(input, f)),
         }
     }
 }

@@ -631,6 +631,12 @@ impl Drop for Hold {
     }
 }
 
+/// Whether this thread holds a gil: it runs a poll or closure of a
+/// serialized scope, whose fork-join must not fork.
+pub(crate) fn holds_any() -> bool {
+    HELD.with(|h| !h.borrow().is_empty())
+}
+
 /// Releases every gil this thread holds; returns 1 if there were any (a
 /// frame was pushed for [`reacquire`]), 0 if not.
 fn release() -> usize {

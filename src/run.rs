@@ -209,21 +209,24 @@ impl Run {
     /// Runs `f` over `items` in parallel and returns the results in input
     /// order, on the path the scope's hints pick:
     ///
+    /// - **on the blocking lane** by default: right for items that block
+    ///   (on I/O, a lock, a channel fed by a task of the scope), which must
+    ///   not take the workers the rest of the scope needs. At most as many
+    ///   closures run at once as the scope has workers (as its blocking lane
+    ///   has threads, for `io_bound` scopes), each item taken from a shared
+    ///   queue;
     /// - **on the workers** (fork-join, like [`par_map`](crate::par_map):
-    ///   adaptive chunks, no lock or allocation per item) by default, and
-    ///   whenever `cpu_bound` is set: right for CPU items, even tiny ones;
-    /// - **on the blocking lane** when the scope is `io_bound`
-    ///   ([`RuntimeConfig::io_bound`](crate::RuntimeConfig::io_bound), or
-    ///   `UNIRUN_IO_BOUND=1`), runs in `Gil` mode, or has no unirun workers
-    ///   (tokio, smol): right for items that block. At most as many closures
-    ///   run at once as the scope has workers (as its blocking lane has
-    ///   threads, for `io_bound` scopes), each item taken from a shared
-    ///   queue.
+    ///   adaptive chunks, no lock or allocation per item) when the scope is
+    ///   `cpu_bound` ([`RuntimeConfig::cpu_bound`](crate::RuntimeConfig::cpu_bound),
+    ///   or `UNIRUN_CPU_BOUND=1`): right for CPU items, even tiny ones. Not
+    ///   when it is also `io_bound`, runs in `Gil` mode, or has no unirun
+    ///   workers (tokio, smol).
     ///
-    /// So `io_bound(true)` forces the lane and a scope without it (or with
-    /// `cpu_bound(true)`) uses the workers. Either way, if `f` panics the
-    /// other items still run to the end, then the first panic (in input
-    /// order) resumes on the caller.
+    /// So `cpu_bound(true)` picks the workers, and
+    /// [`par_map`](crate::par_map) is the CPU map whatever the hints;
+    /// [`Run::trace`] says which path a scope took. Either way, if `f`
+    /// panics the other items still run to the end, then the first panic (in
+    /// input order) resumes on the caller.
     ///
     /// # Panics
     ///

@@ -313,3 +313,53 @@ fn join_on_a_one_worker_scope_and_in_gil_mode() {
         gil.shutdown();
     });
 }
+
+fn gil_scope(workers: usize) -> Run {
+    Run::builder()
+        .flavor(Flavor::Threads)
+        .max_workers(workers)
+        .config(RuntimeConfig::default().thread_mode(unirun::ThreadMode::Gil))
+        .build()
+        .unwrap()
+}
+
+/// The free `join`, `scope` and `par_map` inside a task of a `Gil` scope
+/// run their closures on the task's thread, one after the other (they never
+/// fork, so the pool counts no join), and a half that waits for another
+/// task of the scope gets it run: the wait lets go of the gil.
+#[test]
+fn fork_join_inside_a_gil_task_runs_in_turn_and_lets_siblings_in() {
+    watchdog(|| {
+        let run = gil_scope(2);
+        let handle = run.handle().clone();
+        let out = run
+            .spawn(async move {
+                let here = std::thread::current().id();
+                let (a, b) = unirun::join(
+                    || std::thread::current().id(),
+                    || {
+                        let seven = handle.spawn(async { 7u32 }).join().unwrap();
+                        (std::thread::current().id(), seven)
+                    },
+                );
+                let mut spawned = [None; 2];
+                unirun::scope(|s| {
+                    for slot in spawned.iter_mut() {
+                        s.spawn(move |_| *slot = Some(std::thread::current().id()));
+                    }
+                });
+                let ids = unirun::par_map(0..64u32, |_| std::thread::current().id());
+                let all_here = a == here
+                    && b.0 == here
+                    && spawned.iter().all(|id| *id == Some(here))
+                    && ids.iter().all(|id| *id == here);
+                (all_here, b.1)
+            })
+            .join()
+            .unwrap();
+        assert_eq!(out, (true, 7));
+        let m = run.metrics();
+        assert_eq!(m.joins(), 0, "a Gil task's join forked: {m:?}");
+        run.shutdown();
+    });
+}

@@ -112,12 +112,13 @@ fn map_threads(run: &Run) -> Vec<String> {
 }
 
 #[test]
-fn run_map_takes_the_workers_unless_the_scope_is_io_bound() {
+fn run_map_takes_the_workers_only_in_a_cpu_bound_scope() {
     watchdog(|| {
         let cpu = Run::builder()
             .flavor(Flavor::Threads)
             .name("cpuwork")
             .max_workers(2)
+            .config(RuntimeConfig::default().cpu_bound(true))
             .build()
             .unwrap();
         assert!(
@@ -134,6 +135,28 @@ fn run_map_takes_the_workers_unless_the_scope_is_io_bound() {
         cpu.map(0..1000u32, |i| i);
         assert!(cpu.metrics().joins() > before);
         cpu.shutdown();
+
+        let plain = Run::builder()
+            .flavor(Flavor::Threads)
+            .name("plainwork")
+            .build()
+            .unwrap();
+        assert!(
+            map_threads(&plain)
+                .iter()
+                .all(|n| n.starts_with("plainwork-blocking")),
+            "{:?}",
+            map_threads(&plain)
+        );
+        assert!(
+            plain
+                .trace()
+                .to_string()
+                .contains("map on the blocking lane"),
+            "{}",
+            plain.trace()
+        );
+        plain.shutdown();
 
         let io = Run::builder()
             .flavor(Flavor::Threads)
@@ -154,5 +177,77 @@ fn run_map_takes_the_workers_unless_the_scope_is_io_bound() {
             io.trace()
         );
         io.shutdown();
+    });
+}
+
+/// An unhinted scope's `Run::map` keeps its items off the workers: an item
+/// that blocks on a std channel fed by a task of the same one-worker scope
+/// (spawned by the item itself, so queued behind it) gets its value.
+#[test]
+fn run_map_items_that_block_on_a_task_of_a_one_worker_scope_finish() {
+    watchdog(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Threads)
+            .max_workers(1)
+            .build()
+            .unwrap();
+        let handle = run.handle().clone();
+        let got = run.map(vec![5u32], move |value| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let sender = handle.spawn(async move { tx.send(value * 2).unwrap() });
+            let got = rx.recv().unwrap();
+            sender.join().unwrap();
+            got
+        });
+        assert_eq!(got, [10]);
+        run.shutdown();
+    });
+}
+
+static GIL_ITEM_DROPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts its drops in [`GIL_ITEM_DROPS`].
+struct GilItem(usize);
+
+impl Drop for GilItem {
+    fn drop(&mut self) {
+        GIL_ITEM_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// On a `Gil` scope the map and the join run on the caller, in turn, with
+/// the forked form's panic rules: every `Vec` item runs (and is dropped)
+/// after one panics, and a join runs `b` after `a` panicked.
+#[test]
+fn sequential_paths_run_every_item_and_both_halves_after_a_panic() {
+    watchdog(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Threads)
+            .max_workers(2)
+            .config(RuntimeConfig::default().thread_mode(unirun::ThreadMode::Gil))
+            .build()
+            .unwrap();
+        let ran = AtomicUsize::new(0);
+        let items: Vec<GilItem> = (0..8).map(GilItem).collect();
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            run.handle().par_map(items, |item| {
+                ran.fetch_add(1, Ordering::SeqCst);
+                if item.0 == 0 {
+                    panic!("item 0");
+                }
+                item.0
+            })
+        }));
+        assert_eq!(message(&*caught.unwrap_err()), "item 0");
+        assert_eq!(ran.load(Ordering::SeqCst), 8);
+        assert_eq!(GIL_ITEM_DROPS.load(Ordering::SeqCst), 8);
+
+        let b_ran = std::sync::atomic::AtomicBool::new(false);
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            run.join(|| panic!("a"), || b_ran.store(true, Ordering::SeqCst))
+        }));
+        assert_eq!(message(&*caught.unwrap_err()), "a");
+        assert!(b_ran.load(Ordering::SeqCst));
+        run.shutdown();
     });
 }

@@ -97,7 +97,7 @@ fn take_back<F: FnOnce(bool) -> u32 + Send>(
 ) -> u32 {
     let ours: JobRef = job.as_job_ref();
     if owner.pop() != Some(ours) {
-        wait_until(&job.latch);
+        assert!(wait_until(&job.latch).is_ok());
     }
     // SAFETY: popped back, or the latch is set.
     match unsafe { job.take_func() } {
@@ -161,7 +161,7 @@ fn loom_fork_join_returned_half() {
         owner.push(job.as_job_ref()).unwrap();
         let thief = thief(stealer);
         let holder = thread::spawn(move || crate::fork_join::return_all(&owner));
-        wait_until(&job.latch);
+        assert!(wait_until(&job.latch).is_ok());
         // SAFETY: the latch is set: the job is this thread's again.
         let value = match unsafe { job.take_func() } {
             Some(f) => f(false),

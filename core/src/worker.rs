@@ -341,6 +341,24 @@ impl Core {
         shared.notify_parked_local();
     }
 
+    /// Moves the tasks only this core's holder can run (the LIFO slot and a
+    /// task that yielded) to the local queue, where other workers steal
+    /// them, and wakes a sleeper to come and look. A thread about to wait
+    /// for join work calls it: a task it would otherwise keep out of reach
+    /// may be what the awaited work waits for.
+    #[cfg(feature = "std")]
+    pub(crate) fn share_private_tasks(&self, shared: &Shared) {
+        let slots = [self.yielded.take(), self.lifo.take()];
+        let mut moved = false;
+        for task in slots.into_iter().flatten() {
+            self.local.push_back(task, &shared.injector);
+            moved = true;
+        }
+        if moved {
+            shared.notify_parked_local();
+        }
+    }
+
     fn park(&self, shared: &Shared) {
         let idle = &shared.idle;
         let was_searching = self.searching.replace(false);

@@ -338,17 +338,23 @@ impl RunBuilder {
         } else {
             workers.cpu()
         };
-        // CPU items on the workers unless the scope said its work blocks
-        // (`io_bound`), runs serialized (`Gil`) or has no unirun workers.
-        let map_on_workers = !io_bound && gil.is_none() && backend.core_pool().is_some();
+        // Items on the workers only when the scope said its work is CPU
+        // work (`cpu_bound`) and not that it blocks (`io_bound`), outside
+        // `Gil`, on unirun workers: an item that blocks on something a task
+        // of the scope will do must not take the worker that task needs.
+        let cpu_bound = decision.config.cpu_bound == Some(true);
+        let map_on_workers =
+            cpu_bound && !io_bound && gil.is_none() && backend.core_pool().is_some();
         trace = trace.with_map_path(if map_on_workers {
-            "map on the workers (cpu items; io_bound=true sends them to the blocking lane)"
+            "map on the workers (cpu_bound=true)"
         } else if io_bound {
             "map on the blocking lane (io_bound=true)"
         } else if gil.is_some() {
             "map on the blocking lane (mode=gil runs items one at a time)"
-        } else {
+        } else if cpu_bound {
             "map on the blocking lane (no unirun workers on this backend)"
+        } else {
+            "map on the blocking lane (items may block; cpu_bound=true runs them on the workers)"
         });
         let name = backend.name().to_string();
         let mut owned = owned;

@@ -452,6 +452,9 @@ impl DecisionTrace {
     ///
     /// ```
     /// let run = unirun::Run::builder().max_workers(1).build()?;
+    /// assert!(run.trace().map_path().unwrap().starts_with("map on the blocking lane"));
+    /// let cpu = unirun::RuntimeConfig::default().cpu_bound(true);
+    /// let run = unirun::Run::builder().max_workers(1).config(cpu).build()?;
     /// assert!(run.trace().map_path().unwrap().starts_with("map on the workers"));
     /// # Ok::<(), unirun::Error>(())
     /// ```

@@ -109,7 +109,18 @@ pub(crate) fn fork_join(pools: &Pools) -> Scenario {
 pub(crate) fn par_map(pools: &Pools) -> Scenario {
     let input: Arc<Vec<u64>> = Arc::new((0..ITEMS as u64).collect());
     let mut contenders = Vec::new();
-    let run = Arc::clone(&pools.run.0);
+    // `Run::map` takes the workers in a `cpu_bound` scope (the lane
+    // otherwise): a child scope of the headline pool that says so.
+    let run = unirun::Run::builder()
+        .executor(pools.run.0.handle().clone())
+        .config(unirun::RuntimeConfig::default().cpu_bound(true))
+        .build()
+        .expect("a cpu_bound scope on the bench pool");
+    assert!(
+        run.trace().to_string().contains("map on the workers"),
+        "{}",
+        run.trace()
+    );
     contenders.push(Contender::new("unirun Run::map", Role::Unirun, move || {
         black_box(run.map(0..ITEMS as u64, mix));
     }));

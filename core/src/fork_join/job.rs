@@ -15,8 +15,9 @@ use crate::sync::UnsafeCell;
 pub(crate) enum Fate {
     /// Run it here (a thief, or a worker that found it left on its core).
     Run,
-    /// Nobody will run it (its core is being dropped): hand it back to its
-    /// owner, who runs it itself.
+    /// Nobody will run it from its deque (its core is being dropped): a
+    /// join half goes back to its owner, who runs it itself; a scope's
+    /// spawn runs on the thread dropping the core.
     Return,
 }
 

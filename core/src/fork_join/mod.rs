@@ -28,7 +28,16 @@
 //! from its own core's join deque and halves stolen from other workers' join
 //! deques, never an async task (a task that blocked there would bury the join
 //! under it; see the core's hand-off, which exists for the same reason).
-//! When it finds none for a while it sleeps on the latch.
+//! Whenever it finds no join work it first moves the tasks that only it
+//! could run (its core's LIFO slot and yielded task: a task woken by the
+//! code that forked, or by join work run while waiting) to its local queue
+//! and wakes a sleeper, so other workers can steal them. When it finds none
+//! for a while it sleeps on the latch, with the wait hook released around
+//! the sleep (as `block_on` does): a layer above that serializes code
+//! (unirun's gil) lets the awaited half in meanwhile. User code on this
+//! path (a custom `Unpark`, the hook) may panic: the panic is held until
+//! the awaited job is done, then resumed, never unwinding past a job
+//! another thread may still run.
 //!
 //! **Liveness.** The half it waits for was taken out of the deque by exactly
 //! one thread (the `top` CAS), which runs it at once, catching its panic,
@@ -36,15 +45,22 @@
 //! work is join work, so its own waits end by the same argument, inductively
 //! down the (finite) tree of forks: every wait is for a job taken by another
 //! thread that is running it, never for a job queued behind the waiter, since
-//! a waiter pops its own deque first. Two more ways a half leaves a deque:
+//! a waiter pops its own deque first. A half may also wait for an async
+//! task (a `JoinHandle::join` that blocks, handing its core on): that task
+//! is in a stealable queue, not in a slot only the waiter serves (the rule
+//! above moved it there), so a worker not inside join work, or the thread
+//! a blocked half handed its core to, runs it. Two more ways a half leaves
+//! a deque:
 //!
 //! - Its owner's core moved to another thread (a task blocked in `block_on`
 //!   inside `a`, handing the core on): the owner can no longer pop, and
 //!   sleeps on the latch; the core's new holder runs entries it finds on its
 //!   own deque (at the top of its loop, or while it waits in a join of its
 //!   own), and thieves may steal them.
-//! - The core is dropped (shutdown): every entry left is *returned*, its
-//!   latch set with the closure still inside, and the owner runs it itself.
+//! - The core is dropped (shutdown): every entry left is *returned*: a
+//!   join half's latch is set with the closure still inside, and the owner
+//!   runs it itself; a scope's spawned closure (nobody waits on it alone)
+//!   runs on the thread dropping the core, its panic caught for the scope.
 //!
 //! So a join always finishes: a panic in either half is resumed only after
 //! both ran.
@@ -133,7 +149,7 @@ where
 /// threads.into_iter().for_each(|t| t.join().unwrap());
 /// ```
 pub fn on_worker_core() -> bool {
-    with_worker(|cx| cx.is_some())
+    context::with_current(|cx| cx.is_some_and(|cx| is_own(cx) && cx.with_core(|_| ()).is_some()))
 }
 
 /// [`join`], telling `b` whether it runs on another thread than the caller
@@ -145,13 +161,21 @@ where
     RA: Send,
     RB: Send,
 {
-    context::with_current(|cx| match cx.filter(|cx| is_own(cx)) {
+    context::with_current(|cx| match cx.filter(|cx| is_own(cx) && !in_sequential()) {
         Some(cx) => join_on_worker(cx, a, b),
-        None => {
-            let ra = a();
-            (ra, b(false))
-        }
+        None => join_sequential(a, || b(false)),
     })
+}
+
+/// `a` then `b` on this thread, with the panic rule of a forked join: `b`
+/// runs even if `a` panicked, then `a`'s panic (else `b`'s) resumes.
+fn join_sequential<RA, RB>(a: impl FnOnce() -> RA, b: impl FnOnce() -> RB) -> (RA, RB) {
+    let ra = panic::catch_unwind(AssertUnwindSafe(a));
+    let rb = panic::catch_unwind(AssertUnwindSafe(b));
+    match (ra, rb) {
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        (Err(payload), _) | (Ok(_), Err(payload)) => panic::resume_unwind(payload),
+    }
 }
 
 /// Wakes a sleeping worker to steal a half just pushed, if the idle word
@@ -167,13 +191,62 @@ pub(crate) fn offer(shared: &Shared) {
 }
 
 /// Runs `f` with the calling thread's context if it holds that context's
-/// core, `None` otherwise.
+/// core and forks there (not inside [`sequentially`]), `None` otherwise.
 #[inline]
 fn with_worker<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     context::with_current(|cx| {
-        let cx = cx.filter(|cx| is_own(cx) && cx.with_core(|_| ()).is_some());
+        let cx = cx.filter(|cx| is_own(cx) && cx.with_core(|_| ()).is_some() && !in_sequential());
         f(cx)
     })
+}
+
+std::thread_local! {
+    /// Inside [`sequentially`] on this thread.
+    static SEQUENTIAL: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+#[inline]
+fn in_sequential() -> bool {
+    SEQUENTIAL.with(core::cell::Cell::get)
+}
+
+/// Runs `f` with fork-join turned off on this thread: every [`join`],
+/// [`scope`] and [`map_indexed`] inside it runs its closures here, one after
+/// the other, as off a worker (with the same panic rules), even on a
+/// worker thread. For code whose closures must not run at the same instant
+/// (unirun's `ThreadMode::Gil` scopes).
+///
+/// # Examples
+///
+/// ```
+/// let (pool, workers) = unirun_core::Pool::with_workers(2);
+/// let threads: Vec<_> = workers.into_iter().map(|w| std::thread::spawn(move || w.run())).collect();
+/// let same = pool
+///     .spawn(async {
+///         unirun_core::sequentially(|| {
+///             let here = std::thread::current().id();
+///             let (a, b) = unirun_core::join(
+///                 || std::thread::current().id(),
+///                 || std::thread::current().id(),
+///             );
+///             a == here && b == here
+///         })
+///     })
+///     .join()
+///     .unwrap();
+/// assert!(same);
+/// pool.shutdown();
+/// threads.into_iter().for_each(|t| t.join().unwrap());
+/// ```
+pub fn sequentially<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SEQUENTIAL.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SEQUENTIAL.with(|s| s.replace(true)));
+    f()
 }
 
 /// Whether `cx`'s pool was made in this process: in a forked child the
@@ -203,11 +276,14 @@ where
             core.join.push(job_ref).is_ok()
         })
         .unwrap_or(false);
-    if pushed {
-        offer(shared);
-    }
     // Never unwind past a pushed job: its stack slot must outlive the deque
-    // entry.
+    // entry. The wake-up reaches a user `Unpark`, which may panic: that
+    // panic is held until the join finished, like the halves' own.
+    let mut offered = if pushed {
+        panic::catch_unwind(AssertUnwindSafe(|| offer(shared)))
+    } else {
+        Ok(())
+    };
     let ra = panic::catch_unwind(AssertUnwindSafe(a));
     let popped = if pushed {
         // `None` when this thread no longer holds a core (a task in `a`
@@ -224,7 +300,7 @@ where
             // SAFETY: popped from the deque: this thread alone executes it.
             unsafe { other.execute(Fate::Run) };
         }
-        wait_until(&job.latch);
+        hold(&mut offered, wait_until(&job.latch));
     }
     // SAFETY: the job was popped back (or never pushed), or its latch is
     // set: no other thread touches it any more.
@@ -240,21 +316,30 @@ where
         // SAFETY: as above; the latch is set.
         None => unsafe { job.take_result() }.expect("a run join half leaves its result"),
     };
-    match (ra, rb) {
-        (Ok(ra), Ok(rb)) => (ra, rb),
-        (Err(payload), _) | (Ok(_), Err(payload)) => panic::resume_unwind(payload),
+    match (ra, rb, offered) {
+        (Ok(ra), Ok(rb), Ok(())) => (ra, rb),
+        (Err(payload), _, _) | (Ok(_), Err(payload), _) | (Ok(_), Ok(_), Err(payload)) => {
+            panic::resume_unwind(payload)
+        }
     }
 }
 
+/// A panic of user code that ran while a job was queued or awaited (a
+/// custom `Unpark`, the wait hook): held until the job is done, then
+/// resumed, since unwinding earlier would free a job another thread runs.
+pub(crate) type Held = Result<(), std::boxed::Box<dyn core::any::Any + Send>>;
+
 /// Waits for `latch` by the waiting rule (see the module docs): join work
-/// only, then sleep.
-pub(crate) fn wait_until(latch: &Latch) {
+/// only, then sleep. Returns the first panic of user code it ran on the way
+/// (see [`Held`]); the caller resumes it once it is done with the job.
+pub(crate) fn wait_until(latch: &Latch) -> Held {
     /// Rounds of finding no join work before the waiter sleeps (loom
     /// explores one).
     #[cfg(not(loom))]
     const SPINS: u32 = 64;
     #[cfg(loom)]
     const SPINS: u32 = 1;
+    let mut held = Ok(());
     let mut idle_rounds = 0u32;
     while !latch.probe() {
         let found = with_worker(|cx| {
@@ -268,17 +353,51 @@ pub(crate) fn wait_until(latch: &Latch) {
                 unsafe { job.execute(Fate::Run) };
                 idle_rounds = 0;
             }
-            None if idle_rounds < SPINS => {
-                idle_rounds += 1;
-                #[cfg(not(loom))]
-                if idle_rounds % 16 == 0 {
-                    std::thread::yield_now();
-                    continue;
+            None => {
+                // Tasks only this thread could run (a task woken by the
+                // one that forked, or by join work run here) go where the
+                // other workers find them: the awaited half may wait for
+                // one of them. The wake-up may call a user `Unpark`.
+                let shared = panic::catch_unwind(AssertUnwindSafe(|| {
+                    with_worker(|cx| {
+                        if let Some(cx) = cx {
+                            cx.with_core(|core| core.share_private_tasks(cx.shared()));
+                        }
+                    })
+                }));
+                hold(&mut held, shared);
+                if idle_rounds < SPINS {
+                    idle_rounds += 1;
+                    #[cfg(not(loom))]
+                    if idle_rounds % 16 == 0 {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    crate::sync::spin_loop();
+                } else {
+                    // A layer above (unirun's gil) lets go of what it holds
+                    // while this thread sleeps: the awaited half may need it.
+                    let mut waiting = crate::wait::Waiting::new();
+                    hold(
+                        &mut held,
+                        panic::catch_unwind(AssertUnwindSafe(|| waiting.release())),
+                    );
+                    latch.sleep();
+                    hold(
+                        &mut held,
+                        panic::catch_unwind(AssertUnwindSafe(|| waiting.reacquire())),
+                    );
                 }
-                crate::sync::spin_loop();
             }
-            None => latch.sleep(),
         }
+    }
+    held
+}
+
+/// Keeps the first panic in `held`.
+fn hold(held: &mut Held, outcome: Held) {
+    if held.is_ok() {
+        *held = outcome;
     }
 }
 
@@ -373,28 +492,36 @@ impl crate::Pool {
         }
         let job = StackJob::new(move |_| op());
         let injected = Injected(Some(job.as_job_ref()));
-        self.spawn(async move {
-            let mut injected = injected;
-            if let Some(job) = injected.0.take() {
-                // SAFETY: the task holds the only reference; the caller
-                // sleeps until the latch is set.
-                unsafe { job.execute(Fate::Run) };
-            }
-        })
-        .detach();
+        // From the spawn until the latch is set the task holds a pointer to
+        // `job`, on this stack: nothing may unwind out of this frame. The
+        // spawn's wake-up (a user `Unpark`) and the wait hook (user code)
+        // may panic; such a panic is held until the job is done. A spawn
+        // that panics before queueing drops the task, which returns the job.
+        let spawned = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.spawn(async move {
+                let mut injected = injected;
+                if let Some(job) = injected.0.take() {
+                    // SAFETY: the task holds the only reference; the caller
+                    // sleeps until the latch is set.
+                    unsafe { job.execute(Fate::Run) };
+                }
+            })
+            .detach();
+        }));
         let mut waiting = crate::wait::Waiting::new();
-        waiting.release();
+        let released = panic::catch_unwind(AssertUnwindSafe(|| waiting.release()));
         job.latch.sleep();
-        waiting.reacquire();
+        let reacquired = panic::catch_unwind(AssertUnwindSafe(|| waiting.reacquire()));
         // SAFETY: the latch is set: the job is this thread's again.
-        match unsafe { job.take_func() } {
+        let result = match unsafe { job.take_func() } {
             // The task was cancelled before it ran: run it here.
-            Some(op) => op(false),
+            Some(op) => panic::catch_unwind(AssertUnwindSafe(|| op(false))),
             // SAFETY: as above.
-            None => match unsafe { job.take_result() }.expect("a run job leaves its result") {
-                Ok(value) => value,
-                Err(payload) => panic::resume_unwind(payload),
-            },
+            None => unsafe { job.take_result() }.expect("a run job leaves its result"),
+        };
+        match (result, spawned.and(released).and(reacquired)) {
+            (Ok(value), Ok(())) => value,
+            (Err(payload), _) | (Ok(_), Err(payload)) => panic::resume_unwind(payload),
         }
     }
 }

@@ -42,6 +42,11 @@ impl<'scope> Scope<'scope> {
     /// A panic in `f` is caught; the scope still waits for every other
     /// closure, then resumes the first panic (the body's, if it panicked).
     ///
+    /// Closures may run one after another, on one thread (off a worker, on
+    /// a one-worker pool, inside [`sequentially`](crate::sequentially)):
+    /// closures that wait for one another deadlock there. Use channels or
+    /// tasks for closures that must run at the same time.
+    ///
     /// # Examples
     ///
     /// ```
@@ -59,21 +64,17 @@ impl<'scope> Scope<'scope> {
     {
         self.pending.fetch_add(1, Ordering::Relaxed);
         let scope = ScopeRef((self as *const Scope<'scope>).cast());
-        let job = HeapJob::boxed(move |fate: Fate| {
+        let job = HeapJob::boxed(move |_fate: Fate| {
             let scope = scope;
             // SAFETY: the scope waits for this job before it returns (see
             // `ScopeRef`), so the pointer is valid while the job runs.
             let this: &Scope<'scope> = unsafe { &*scope.0.cast() };
-            let outcome = match fate {
-                Fate::Run => panic::catch_unwind(AssertUnwindSafe(|| f(this))),
-                Fate::Return => {
-                    drop(f);
-                    Err(Box::new(
-                        "unirun: a closure spawned in a fork-join scope was cancelled: \
-                         its worker's pool shut down before it ran",
-                    ) as Box<dyn Any + Send>)
-                }
-            };
+            // Run or `Return` (the core it was queued on is dropped at
+            // shutdown): it runs here either way, on the thread dropping the
+            // core in the second case, as a returned join half runs on its
+            // owner; the scope promised every spawned closure runs. Its
+            // captures are dropped inside the catch too.
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(this)));
             if let Err(payload) = outcome {
                 this.record_panic(payload);
             }
@@ -152,14 +153,16 @@ where
     };
     let result = panic::catch_unwind(AssertUnwindSafe(|| op(&scope)));
     scope.finish_one();
-    super::wait_until(&scope.done);
+    let held = super::wait_until(&scope.done);
     let spawned_panic = scope
         .panic
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match (result, spawned_panic) {
-        (Err(payload), _) | (Ok(_), Some(payload)) => panic::resume_unwind(payload),
-        (Ok(value), None) => value,
+    match (result, spawned_panic, held) {
+        (Err(payload), _, _) | (Ok(_), Some(payload), _) | (Ok(_), None, Err(payload)) => {
+            panic::resume_unwind(payload)
+        }
+        (Ok(value), None, Ok(())) => value,
     }
 }
 
