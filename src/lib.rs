@@ -274,6 +274,12 @@ pub use unirun_macros::test;
 
 /// The README's examples, compiled and run as doctests. They show every
 /// backend, so they are checked with all of them (`--all-features`).
-#[cfg(all(doctest, unix, feature = "full", feature = "macros", feature = "cluster-backend"))]
+#[cfg(all(
+    doctest,
+    unix,
+    feature = "full",
+    feature = "macros",
+    feature = "cluster-backend"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
