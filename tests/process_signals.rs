@@ -569,10 +569,11 @@ fn a_worker_that_cannot_apply_its_options_says_so() {
         return;
     }
     // As root a negative nice is allowed: drop to `nobody` first.
-    // SAFETY: setgid/setuid change only this (single-purpose) test process.
-    if unsafe { libc::geteuid() } == 0
-        && unsafe { libc::setgid(65534) != 0 || libc::setuid(65534) != 0 }
-    {
+    // SAFETY: geteuid only reads this process's credentials.
+    let root = unsafe { libc::geteuid() } == 0;
+    // SAFETY: setgid/setuid change only this single-purpose test process,
+    // before it starts any thread of its own.
+    if root && unsafe { libc::setgid(65534) != 0 || libc::setuid(65534) != 0 } {
         println!("skipped: could not drop root privileges");
         return;
     }
