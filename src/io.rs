@@ -122,7 +122,7 @@
 //! events), and the reactor's lock may be held for good by that thread,
 //! which the child does not have. A socket created in such a child never
 //! wakes its task. unirun cannot re-create another crate's private reactor:
-//! in a closure passed to [`to_process`](crate::to_process) (or any child
+//! in a closure passed to `unirun::to_process` (or any child
 //! of a process that used async-io before the fork), use tokio's sockets
 //! (each fork generation gets its own `unirun-io`, above), blocking std
 //! sockets, or `exec` a fresh program. A child of a process that never
