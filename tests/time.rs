@@ -421,9 +421,15 @@ fn reset_stops_the_driver_thread_and_waiting_sleeps_still_complete() {
         // The waiting sleep was woken, holds no entry and registers again.
         assert_eq!(rx.recv().unwrap(), 7);
         assert_eq!(unirun::time::__entries_at(deadline), 0);
-        waiting.reset(Instant::now() + Duration::from_millis(1));
-        unirun::block_on(&mut waiting);
+        // Registering again starts a new driver (a deadline far enough
+        // that the poll cannot find it passed, however slow the build).
+        waiting.reset(far_deadline(5));
+        assert!(Pin::new(&mut waiting)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
         assert!(unirun::time::__driver_running());
+        waiting.reset(Instant::now());
+        unirun::block_on(&mut waiting);
 
         // And timers work on the shared default after the reset.
         let out = unirun::block_on(unirun::spawn(async {
