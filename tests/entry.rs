@@ -97,14 +97,22 @@ mod tokio_io {
     #[test]
     fn block_on_inside_a_tokio_runtime_keeps_its_context() {
         super::watchdog::watchdog(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            // Told apart by where its tasks run: unirun's own reactor would
+            // run them on `unirun-io` (`Handle::id` needs tokio 1.43+).
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("entry-rt")
                 .enable_all()
                 .build()
                 .unwrap();
             let _inside = rt.enter();
-            let id = rt.handle().id();
-            let seen = unirun::block_on(async { tokio::runtime::Handle::current().id() });
-            assert_eq!(seen, id);
+            let seen = unirun::block_on(async {
+                tokio::runtime::Handle::current()
+                    .spawn(async { std::thread::current().name().map(String::from) })
+                    .await
+                    .unwrap()
+            });
+            assert_eq!(seen.as_deref(), Some("entry-rt"));
         });
     }
 }
