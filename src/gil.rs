@@ -107,9 +107,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
+
+use unirun_core::ForkLocal;
 
 /// A fair (FIFO) lock with no data, lent out while every holder is asleep
 /// in the kernel (see the module docs).
@@ -119,52 +120,30 @@ use std::time::Duration;
 /// `fork` copies only the calling thread: the holders and waiters recorded
 /// in the parent are threads the child does not have, and the state's own
 /// mutex may have been held by one of them at the fork (a foreign fork is
-/// not kept out of it). So each fork generation has its own [`Lock`]: the
-/// first use in a child publishes a fresh one and never touches the
-/// parent's (left allocated: it may be locked for good). A hold taken
-/// before the fork lets go of the parent's lock only, which is a no-op in
-/// the child; the child's own threads serialize on the child's lock.
+/// not kept out of it). So each fork generation has its own [`Lock`] (a
+/// [`ForkLocal`]; the parent's is left untouched in the child). A hold
+/// taken before the fork lets go of the parent's lock only, which is a
+/// no-op in the child; the child's own threads serialize on the child's
+/// lock.
 #[derive(Debug)]
 pub(crate) struct Gil {
-    /// The [`Lock`] of the newest fork generation that used this gil. Never
-    /// null; the one it points to is freed only by `Drop`, and one replaced
-    /// in a child is leaked, so a `&Lock` handed out stays valid as long as
-    /// `self` does.
-    current: AtomicPtr<Lock>,
+    /// This fork generation's lock state.
+    lock: ForkLocal<Lock>,
     /// Whether the scope's blocking closures hold it too: the program
     /// chose `Gil` in code (see the module docs).
     blocking: bool,
 }
 
 /// The gil's state in one fork generation.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Lock {
-    /// The fork generation this lock serves.
-    generation: usize,
     state: Mutex<State>,
     turn: Condvar,
 }
 
 impl Lock {
-    fn new(generation: usize) -> Self {
-        Self {
-            generation,
-            state: Mutex::default(),
-            turn: Condvar::new(),
-        }
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Drop for Gil {
-    fn drop(&mut self) {
-        // SAFETY: `current` always holds a pointer from `Box::into_raw`
-        // (set in `new` or published by `lock_here`), and `&mut self`
-        // means no `&Lock` borrowed from it is alive.
-        drop(unsafe { Box::from_raw(*self.current.get_mut()) });
     }
 }
 
@@ -226,41 +205,15 @@ impl Gil {
     /// A gil that polls hold, and blocking closures too when `blocking`.
     pub(crate) fn new(blocking: bool) -> Arc<Self> {
         install_wait_hook();
-        let lock = Box::new(Lock::new(unirun_core::fork_generation()));
         Arc::new(Self {
-            current: AtomicPtr::new(Box::into_raw(lock)),
+            lock: ForkLocal::new(Lock::default),
             blocking,
         })
     }
 
-    /// The lock of the calling thread's fork generation, made on the first
-    /// use in a forked child (see [`Gil`]).
+    /// The lock of the calling thread's fork generation.
     fn lock_here(&self) -> &Lock {
-        let generation = unirun_core::fork_generation();
-        let mut seen = self.current.load(Ordering::Acquire);
-        loop {
-            // SAFETY: never null, and a lock it ever pointed to lives as
-            // long as `self` (see the field's invariant).
-            let lock = unsafe { &*seen };
-            if lock.generation == generation {
-                return lock;
-            }
-            let fresh = Box::into_raw(Box::new(Lock::new(generation)));
-            match self
-                .current
-                .compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire)
-            {
-                // The parent's lock is left allocated (see `Gil`).
-                // SAFETY: `fresh` was just published; it lives until `Drop`.
-                Ok(_) => return unsafe { &*fresh },
-                Err(now) => {
-                    // Another thread of this child published first.
-                    // SAFETY: `fresh` was never shared.
-                    drop(unsafe { Box::from_raw(fresh) });
-                    seen = now;
-                }
-            }
-        }
+        self.lock.get()
     }
 
     /// The gil of a scope whose settings resolved to `mode` from `config`,
@@ -291,6 +244,9 @@ impl Gil {
     /// running its own code, and lets go when that code returns or blocks.
     fn lock(&self) -> Ticket {
         let tid = thread_id();
+        // Read on this thread before the lock: a fork changes the
+        // generation only in the child, where this thread does not exist.
+        let generation = unirun_core::fork_generation();
         let this = self.lock_here();
         let mut s = this.state();
         let mine = s.next;
@@ -347,7 +303,7 @@ impl Gil {
         }
         Ticket {
             number: mine,
-            generation: this.generation,
+            generation,
         }
     }
 

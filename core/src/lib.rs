@@ -89,6 +89,7 @@ mod foreign;
 mod fork;
 #[cfg(feature = "std")]
 mod fork_join;
+mod fork_local;
 pub mod idle;
 mod join;
 mod member;
@@ -127,6 +128,7 @@ pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child, on_fo
 pub use crate::fork::{mark_driver_thread, set_runner_context};
 #[cfg(feature = "std")]
 pub use crate::fork_join::{join, map_indexed, on_worker_core, scope, sequentially, Scope};
+pub use crate::fork_local::ForkLocal;
 pub use crate::join::JoinHandle;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
