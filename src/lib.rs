@@ -250,6 +250,15 @@ pub use unirun_macros::remote;
 ///     Ok(())
 /// }
 /// ```
+///
+/// A misuse is a compile error that names the attribute and what it
+/// accepts (here: "#[unirun::main] takes no arguments; configure unirun
+/// with unirun::configure(..) or the UNIRUN_* environment variables"):
+///
+/// ```compile_fail
+/// #[unirun::main(flavor = "threads")]
+/// async fn main() {}
+/// ```
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use unirun_macros::main;

@@ -80,3 +80,114 @@ fn rewrite(entry: Entry, args: TokenStream, item: TokenStream) -> Result<TokenSt
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{expand, Entry};
+    use quote::quote;
+
+    fn expanded(
+        entry: Entry,
+        args: proc_macro2::TokenStream,
+        item: proc_macro2::TokenStream,
+    ) -> String {
+        expand(entry, args, item).to_string()
+    }
+
+    #[test]
+    fn main_runs_the_body_in_block_on_and_keeps_attributes_and_return_type() {
+        let out = expanded(
+            Entry::Main,
+            quote!(),
+            quote!(
+                #[allow(unused)]
+                async fn main() -> Result<(), String> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains(":: unirun :: block_on (async move"), "{out}");
+        assert!(out.contains("# [allow (unused)]"), "{out}");
+        assert!(
+            out.contains("fn main () -> Result < () , String >"),
+            "{out}"
+        );
+        assert!(!out.contains("async fn"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn test_puts_the_test_attribute_in_front() {
+        let out = expanded(
+            Entry::Test,
+            quote!(),
+            quote!(
+                async fn adds() {
+                    assert_eq!(1 + 1, 2);
+                }
+            ),
+        );
+        assert!(
+            out.starts_with("# [:: core :: prelude :: v1 :: test]"),
+            "{out}"
+        );
+        assert!(out.contains(":: unirun :: block_on"), "{out}");
+    }
+
+    /// Each misuse is a `compile_error!` naming the attribute and what it
+    /// accepts.
+    #[test]
+    fn misuses_name_the_attribute_and_what_it_accepts() {
+        let cases = [
+            (
+                Entry::Main,
+                quote!(flavor = "threads"),
+                quote!(
+                    async fn main() {}
+                ),
+                "#[unirun::main] takes no arguments",
+            ),
+            (
+                Entry::Test,
+                quote!(),
+                quote!(
+                    fn plain() {}
+                ),
+                "#[unirun::test] goes on an `async fn`",
+            ),
+            (
+                Entry::Test,
+                quote!(),
+                quote!(
+                    async fn with(x: u32) {}
+                ),
+                "#[unirun::test] goes on a function without arguments",
+            ),
+            (
+                Entry::Main,
+                quote!(),
+                quote!(
+                    async fn start() {}
+                ),
+                "#[unirun::main] goes on `async fn main`",
+            ),
+        ];
+        for (entry, args, item, message) in cases {
+            let out = expanded(entry, args, item);
+            assert!(out.contains("compile_error"), "{out}");
+            assert!(out.contains(message), "expected {message:?} in {out}");
+        }
+    }
+
+    #[test]
+    fn an_item_that_is_not_a_function_is_a_parse_error() {
+        let out = expanded(
+            Entry::Main,
+            quote!(),
+            quote!(
+                struct NotAFunction;
+            ),
+        );
+        assert!(out.contains("compile_error"), "{out}");
+    }
+}

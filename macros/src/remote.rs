@@ -60,3 +60,96 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
 fn error(span: proc_macro2::Span, message: &str) -> TokenStream {
     quote_spanned!(span => ::core::compile_error!(#message);)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+    use quote::quote;
+
+    #[test]
+    fn a_plain_function_is_kept_and_registered_under_its_module_path() {
+        let out = expand(
+            quote!(),
+            quote!(
+                fn square(x: u64) -> u64 {
+                    x * x
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.starts_with("fn square (x : u64) -> u64"), "{out}");
+        assert!(out.contains("inventory :: submit !"), "{out}");
+        assert!(out.contains(":: core :: module_path ! ()"), "{out}");
+        assert!(out.contains("square as fn (u64) -> u64"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn a_function_without_a_return_type_returns_unit() {
+        let out = expand(
+            quote!(),
+            quote!(
+                fn log(line: String) {}
+            ),
+        )
+        .to_string();
+        assert!(out.contains("log as fn (String) -> ()"), "{out}");
+    }
+
+    /// Each misuse is a `compile_error!` saying what `remote` needs.
+    #[test]
+    fn misuses_say_what_remote_needs() {
+        let cases = [
+            (
+                quote!(retries = 3),
+                quote!(
+                    fn f(x: u8) -> u8 {
+                        x
+                    }
+                ),
+                "takes no arguments",
+            ),
+            (
+                quote!(),
+                quote!(
+                    async fn f(x: u8) -> u8 {
+                        x
+                    }
+                ),
+                "not an `async fn`",
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f<T>(x: T) -> T {
+                        x
+                    }
+                ),
+                "without generic parameters",
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f(a: u8, b: u8) -> u8 {
+                        a + b
+                    }
+                ),
+                "exactly one argument",
+            ),
+            (
+                quote!(),
+                quote!(
+                    fn f() -> u8 {
+                        1
+                    }
+                ),
+                "exactly one argument",
+            ),
+        ];
+        for (attr, item, message) in cases {
+            let out = expand(attr, item).to_string();
+            assert!(out.contains("compile_error"), "{out}");
+            assert!(out.contains(message), "expected {message:?} in {out}");
+        }
+    }
+}
