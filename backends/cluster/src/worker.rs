@@ -16,7 +16,7 @@ use crate::wire::{self, Reply};
 use crate::{engine, ClusterOptions};
 
 /// How many jobs a worker holds per pool process.
-const JOBS_PER_PROCESS: usize = 4;
+const JOBS_PER_PROCESS: usize = 16;
 
 /// Serves jobs until the process is killed: connects to the server in
 /// `options` (retrying while it is down) and runs jobs through `run`, up
