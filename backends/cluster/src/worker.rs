@@ -20,7 +20,7 @@ const JOBS_PER_PROCESS: usize = 16;
 
 /// Serves jobs until the process is killed: connects to the server in
 /// `options` (retrying while it is down) and runs jobs through `run`, up
-/// to four at once per unit of `width` (the facade's pool
+/// to sixteen at once per unit of `width` (the facade's pool
 /// processes, so a crash kills a pool process, not the worker). Returns
 /// only if it cannot start: a bad URL, or no thread for its runtime.
 pub fn serve<F, Fut>(options: ClusterOptions, width: usize, run: F) -> Result<(), String>
