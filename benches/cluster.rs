@@ -270,9 +270,7 @@ struct JetStreamFloor {
 }
 
 /// Replies by request id, for whoever waits for them.
-type Replies = std::sync::Mutex<
-    std::collections::HashMap<u64, tokio::sync::oneshot::Sender<u64>>,
->;
+type Replies = std::sync::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<u64>>>;
 
 impl JetStreamFloor {
     async fn start(url: &str) -> JetStreamFloor {
@@ -340,9 +338,7 @@ impl JetStreamFloor {
 
     /// Publishes `x`, waits for the server's ack and the reply.
     async fn call(&self, x: u64) -> u64 {
-        let id = self
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.replies.lock().unwrap().insert(id, tx);
         let mut headers = async_nats::HeaderMap::new();

@@ -60,7 +60,10 @@ where
 
 /// The workers' consumer, made if no caller made it yet (callers own its
 /// settings).
-async fn consumer(nats: &async_nats::Client, options: &ClusterOptions) -> Result<PullConsumer, String> {
+async fn consumer(
+    nats: &async_nats::Client,
+    options: &ClusterOptions,
+) -> Result<PullConsumer, String> {
     let js = jetstream::new(nats.clone());
     let stream = engine::ensure_stream(&js, options).await?;
     stream
