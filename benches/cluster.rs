@@ -1,12 +1,13 @@
 //! The cluster backend against its floors on the same server: sequential
-//! `Run::call` latency and `Run::map` throughput, next to
+//! `Run::call` latency and `Run::map_call` throughput, next to
 //!
 //! - raw async-nats request/reply: responders in this process, no
 //!   JetStream, no process pool (the floor);
 //! - a JetStream floor of the cluster's own shape: publish to a
-//!   work-queue stream (awaiting the server's ack), a responder in this
-//!   process pulling from a durable consumer, replying to a header's inbox
-//!   and acknowledging; no process pool, no second process;
+//!   work-queue stream with a message id (awaiting the server's ack), a
+//!   responder in this process pulling from a durable consumer, replying
+//!   to a header's inbox and acknowledging; no process pool, no second
+//!   process;
 //! - the process pool a worker runs each job in, alone (two processes,
 //!   each call awaited on a tokio thread as a worker does): what a worker
 //!   adds to the wire.
