@@ -1,8 +1,19 @@
-//! The cluster backend against its floor on the same server: sequential
-//! `Run::call` latency and `Run::map_call` throughput, next to raw
-//! async-nats request/reply (a responder in this process, no JetStream,
-//! no process pool). A hand-written harness: the binary is also its own
-//! workers (`serve_if_worker` first).
+//! The cluster backend against its floors on the same server: sequential
+//! `Run::call` latency and `Run::map_call` throughput, next to
+//!
+//! - raw async-nats request/reply: responders in this process, no
+//!   JetStream, no process pool (the issue's floor);
+//! - a JetStream floor of the cluster's own shape: publish to a
+//!   work-queue stream with a message id (awaiting the server's ack), a
+//!   responder in this process pulling from a durable consumer, replying
+//!   to a header's inbox and acknowledging; no process pool, no second
+//!   process;
+//! - the process pool a worker runs each job in, alone (two processes,
+//!   each call awaited on a tokio thread as a worker does): what a worker
+//!   adds to the wire.
+//!
+//! A hand-written harness: the binary is also its own workers
+//! (`serve_if_worker` first).
 //!
 //! ```text
 //! cargo bench --bench cluster --features cluster-backend --no-run
@@ -56,7 +67,16 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start nats-server")]);
+    // Ready once it accepts connections; bounded, and a server that exits
+    // (a bad flag) ends the wait too.
+    let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let exited = children.0[0].try_wait().ok().flatten();
+        assert!(exited.is_none(), "nats-server exited: {exited:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "nats-server did not listen within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -104,6 +124,7 @@ fn main() {
         }
         async_nats::connect(&url).await.unwrap()
     });
+    let js_floor = rt.block_on(JetStreamFloor::start(&url));
     let request = |x: u64| {
         let client = client.clone();
         async move {
@@ -118,9 +139,19 @@ fn main() {
     let mut rows: Vec<(&str, Vec<Duration>)> = vec![
         ("call latency: cluster", Vec::new()),
         ("call latency: floor", Vec::new()),
+        ("call latency: js floor", Vec::new()),
         ("map throughput: cluster", Vec::new()),
         ("map throughput: floor", Vec::new()),
+        ("map throughput: js floor", Vec::new()),
+        ("call latency: pool, awaited", Vec::new()),
+        ("map throughput: pool", Vec::new()),
     ];
+    // A process pool as wide as one worker's.
+    let pool = Run::builder()
+        .flavor(Flavor::Processes)
+        .max_workers(2)
+        .build()
+        .expect("process scope");
     for _ in 0..samples {
         let start = Instant::now();
         for i in 0..CALLS {
@@ -137,12 +168,20 @@ fn main() {
         rows[1].1.push(start.elapsed() / CALLS as u32);
 
         let start = Instant::now();
+        rt.block_on(async {
+            for i in 0..CALLS {
+                assert_eq!(js_floor.call(i).await, square(i));
+            }
+        });
+        rows[2].1.push(start.elapsed() / CALLS as u32);
+
+        let start = Instant::now();
         let out = run.map_call(square, 0..ITEMS);
         assert!(out
             .into_iter()
             .zip(0..ITEMS)
             .all(|(r, i)| r.unwrap() == square(i)));
-        rows[2].1.push(start.elapsed());
+        rows[3].1.push(start.elapsed());
 
         let start = Instant::now();
         let out: Vec<u64> = rt.block_on(
@@ -152,7 +191,36 @@ fn main() {
                 .collect(),
         );
         assert!(out.into_iter().zip(0..ITEMS).all(|(r, i)| r == square(i)));
-        rows[3].1.push(start.elapsed());
+        rows[4].1.push(start.elapsed());
+
+        let start = Instant::now();
+        let out: Vec<u64> = rt.block_on(
+            futures::stream::iter(0..ITEMS)
+                .map(|i| js_floor.call(i))
+                .buffered(FLOOR_IN_FLIGHT)
+                .collect(),
+        );
+        assert!(out.into_iter().zip(0..ITEMS).all(|(r, i)| r == square(i)));
+        rows[5].1.push(start.elapsed());
+
+        // A worker awaits its pool's calls on its tokio thread.
+        let start = Instant::now();
+        rt.block_on(async {
+            for i in 0..CALLS {
+                let handle = pool.handle();
+                let call = rt.spawn(async move { handle.call(square, i).await.unwrap() });
+                assert_eq!(call.await.unwrap(), square(i));
+            }
+        });
+        rows[6].1.push(start.elapsed() / CALLS as u32);
+
+        let start = Instant::now();
+        let out = pool.map_call(square, 0..ITEMS);
+        assert!(out
+            .into_iter()
+            .zip(0..ITEMS)
+            .all(|(r, i)| r.unwrap() == square(i)));
+        rows[7].1.push(start.elapsed());
     }
 
     println!("cluster bench: {samples} samples, 2 workers x 2 pool processes, loopback server");
@@ -177,14 +245,115 @@ fn main() {
         }
         medians.push(m);
     }
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!(
-        "latency ratio cluster/floor: {:.2}x (target <= 1.3x); throughput ratio cluster/floor: {:.2}x (target >= 0.8x)",
-        medians[0].as_secs_f64() / medians[1].as_secs_f64(),
-        medians[3].as_secs_f64() / medians[2].as_secs_f64(),
+        "latency ratio cluster/floor: {:.2}x, cluster/js floor: {:.2}x (target <= 1.3x)",
+        ratio(medians[0], medians[1]),
+        ratio(medians[0], medians[2]),
+    );
+    println!(
+        "throughput ratio cluster/floor: {:.2}x, cluster/js floor: {:.2}x (target >= 0.8x)",
+        ratio(medians[4], medians[3]),
+        ratio(medians[5], medians[3]),
     );
     run.shutdown();
     drop(children);
     let _ = std::fs::remove_dir_all(&store);
+}
+
+/// The JetStream floor: a work-queue stream and a durable pull consumer
+/// of its own, answered by a task of this process.
+struct JetStreamFloor {
+    js: async_nats::jetstream::Context,
+    inbox: String,
+    replies: std::sync::Arc<Replies>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Replies by request id, for whoever waits for them.
+type Replies = std::sync::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<u64>>>;
+
+impl JetStreamFloor {
+    async fn start(url: &str) -> JetStreamFloor {
+        use async_nats::jetstream::{self, consumer, stream};
+        let nats = async_nats::connect(url).await.unwrap();
+        let js = jetstream::new(nats.clone());
+        let jobs = js
+            .get_or_create_stream(stream::Config {
+                name: "FLOOR".to_string(),
+                subjects: vec!["floor.jobs".to_string()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let responder: consumer::PullConsumer = jobs
+            .get_or_create_consumer(
+                "FLOOR_WORKERS",
+                consumer::pull::Config {
+                    durable_name: Some("FLOOR_WORKERS".to_string()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut messages = responder
+            .stream()
+            .max_messages_per_batch(16)
+            .messages()
+            .await
+            .unwrap();
+        let answering = nats.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = messages.next().await {
+                let x = u64::from_le_bytes(message.payload[..8].try_into().unwrap());
+                let to = message.headers.as_ref().unwrap().get("Reply-To").unwrap();
+                let _ = answering
+                    .publish(to.to_string(), square(x).to_le_bytes().to_vec().into())
+                    .await;
+                let _ = message.ack().await;
+            }
+        });
+        let inbox = nats.new_inbox();
+        let mut sub = nats.subscribe(format!("{inbox}.*")).await.unwrap();
+        let replies = std::sync::Arc::new(Replies::default());
+        let waiting = replies.clone();
+        tokio::spawn(async move {
+            while let Some(message) = sub.next().await {
+                let id: u64 = message.subject.rsplit('.').next().unwrap().parse().unwrap();
+                let value = u64::from_le_bytes(message.payload[..8].try_into().unwrap());
+                if let Some(tx) = waiting.lock().unwrap().remove(&id) {
+                    let _ = tx.send(value);
+                }
+            }
+        });
+        JetStreamFloor {
+            js,
+            inbox,
+            replies,
+            next: Default::default(),
+        }
+    }
+
+    /// Publishes `x`, waits for the server's ack and the reply.
+    async fn call(&self, x: u64) -> u64 {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.replies.lock().unwrap().insert(id, tx);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Reply-To", format!("{}.{id}", self.inbox).as_str());
+        headers.insert("Nats-Msg-Id", format!("{}.{id}", self.inbox).as_str());
+        let ack = self
+            .js
+            .publish_with_headers("floor.jobs", headers, x.to_le_bytes().to_vec().into())
+            .await
+            .unwrap();
+        let (ack, value) = futures::join!(std::future::IntoFuture::into_future(ack), rx);
+        ack.unwrap();
+        value.unwrap()
+    }
 }
 
 fn find_server() -> Option<PathBuf> {

@@ -228,6 +228,15 @@ impl Run {
     /// panics the other items still run to the end, then the first panic (in
     /// input order) resumes on the caller.
     ///
+    /// On a [`Flavor::Cluster`](crate::Flavor::Cluster) scope `map` too
+    /// runs `f` in this process, on the blocking lane: `f` is any closure,
+    /// and a closure cannot travel to another machine (its code has no name
+    /// a worker can look up, its captures and `T`, `R` need not be serde
+    /// values). To run the items on the cluster's workers, name a
+    /// `#[unirun::remote]` function and call
+    /// `Run::map_call(f, items)` (feature `cluster-backend`): the same map, with a
+    /// `Result` per item because a remote item can fail in transport too.
+    ///
     /// # Panics
     ///
     /// With `f`'s panic; or if the scope's backend was shut down under it

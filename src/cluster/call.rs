@@ -1,11 +1,13 @@
 //! The caller's side in the facade: connecting a cluster scope, and
 //! `Handle::call`/`Run::map_call` on one.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use unirun_cluster::{Client, ClusterOptions};
+use unirun_core::TaskSet;
 
 use crate::error::Error;
 use crate::trace::DecisionTrace;
@@ -80,7 +82,29 @@ where
         Ok(call) => call,
         Err(err) => return JoinHandle::from_foreign(Failed(Some(err))),
     };
-    JoinHandle::from_foreign(Flatten(handle.spawn(call)))
+    let task = match handle.scope() {
+        Some(scope) => spawn_where_woken(&scope.tasks, call),
+        None => handle.spawn(call),
+    };
+    JoinHandle::from_foreign(Flatten(task))
+}
+
+/// A member of `tasks` that runs wherever it is woken instead of on a
+/// worker of the scope: a call's task only waits for the client's thread
+/// to send the call's outcome (its one await, woken once, by a channel
+/// that holds no lock while it wakes) and decodes it, so the outcome goes
+/// from that thread to whoever joins the call directly, with no worker
+/// woken in between. Its first poll runs here.
+fn spawn_where_woken<F>(tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (runnable, task) = unirun_core::spawn_with(future, Some(tasks), |runnable, _| {
+        runnable.run();
+    });
+    runnable.schedule();
+    task
 }
 
 impl Run {

@@ -102,6 +102,10 @@ const SERVER_TESTS: &[Test] = &[
         shutdown_now_resolves_every_handle,
     ),
     (
+        "shutdown_waits_for_calls_in_flight",
+        shutdown_waits_for_calls_in_flight,
+    ),
+    (
         "long_job_is_kept_alive_not_redelivered",
         long_job_is_kept_alive_not_redelivered,
     ),
@@ -372,6 +376,20 @@ fn shutdown_now_resolves_every_handle(binary: &Path) {
     run.shutdown_now();
     for handle in handles {
         assert!(handle.join().unwrap_err().is_cancelled());
+    }
+}
+
+/// A call is one of the scope's tasks (though it runs where it is woken,
+/// not on the scope's workers): a graceful shutdown waits for it instead of
+/// cancelling it.
+fn shutdown_waits_for_calls_in_flight(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let _worker = Worker::start(&server.url);
+    let handles: Vec<_> = (0..8).map(|_| run.call(nap, 100)).collect();
+    run.shutdown();
+    for handle in handles {
+        assert_eq!(handle.join().unwrap(), 100);
     }
 }
 

@@ -118,22 +118,32 @@ impl Client {
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let inner = self.inner.clone();
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // The outcome comes back through a channel that is not tokio's: its
+        // waker may run the caller's task right where it is woken (the
+        // facade's does), which a tokio resource's cooperative budget would
+        // turn into a wake-up of itself.
+        let (tx, rx) = futures_channel::oneshot::channel();
         let spawned = self
             .runtime
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map(|rt| rt.spawn(call(inner.clone(), id, name, signature, payload)));
+            .map(|rt| {
+                let call = call(inner.clone(), id, name, signature, payload);
+                rt.spawn(async move {
+                    let _ = tx.send(call.await);
+                })
+                .abort_handle()
+            });
         let guard = CancelOnDrop {
             inner,
             id,
-            task: spawned.as_ref().map(|task| task.abort_handle()),
+            task: spawned,
         };
         async move {
-            let Some(task) = spawned else {
-                return Err(JoinError::cancelled());
-            };
-            let outcome = task.await.unwrap_or_else(|_| Err(JoinError::cancelled()));
+            // Dropped unsent (the task was aborted, or its runtime is gone
+            // or never took it): cancelled.
+            let outcome = rx.await.unwrap_or_else(|_| Err(JoinError::cancelled()));
             drop(guard);
             outcome
         }

@@ -5,8 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 use unirun_core::JoinError;
 
 use crate::registry::{Job, Rejected};
@@ -14,11 +16,11 @@ use crate::wire::{self, Reply};
 use crate::{engine, ClusterOptions};
 
 /// How many jobs a worker holds per pool process.
-const JOBS_PER_PROCESS: usize = 4;
+const JOBS_PER_PROCESS: usize = 16;
 
 /// Serves jobs until the process is killed: connects to the server in
 /// `options` (retrying while it is down) and runs jobs through `run`, up
-/// to four at once per unit of `width` (the facade's pool
+/// to sixteen at once per unit of `width` (the facade's pool
 /// processes, so a crash kills a pool process, not the worker). Returns
 /// only if it cannot start: a bad URL, or no thread for its runtime.
 pub fn serve<F, Fut>(options: ClusterOptions, width: usize, run: F) -> Result<(), String>
@@ -38,76 +40,104 @@ where
                 .unwrap_or_default(),
             std::process::id()
         );
-        let (nats, consumer) = loop {
-            match attach(&options).await {
-                Ok(pair) => break pair,
+        let nats = loop {
+            match engine::connect_options("worker", &options)
+                .connect(&options.url)
+                .await
+            {
+                Ok(nats) => break nats,
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
         // Jobs spend most of their time on the wire, not in the pool: a
         // few jobs per pool process keep it busy (a job waiting for one
         // still sends signs of life, so it is not redelivered meanwhile).
-        let pullers: Vec<_> = (0..width.max(1) * JOBS_PER_PROCESS)
-            .map(|_| {
-                tokio::spawn(pull(
-                    nats.clone(),
-                    consumer.clone(),
-                    options.clone(),
-                    worker.clone(),
-                    run.clone(),
-                ))
-            })
-            .collect();
-        for puller in pullers {
-            let _ = puller.await;
-        }
+        let jobs = width.max(1) * JOBS_PER_PROCESS;
+        pull(nats, options, worker, run, jobs).await;
     });
     Ok(())
 }
 
-async fn attach(options: &ClusterOptions) -> Result<(async_nats::Client, PullConsumer), String> {
-    let nats = engine::connect_options("worker", options)
-        .connect(&options.url)
-        .await
-        .map_err(|err| err.to_string())?;
+/// The workers' consumer, made if no caller made it yet (callers own its
+/// settings).
+async fn consumer(
+    nats: &async_nats::Client,
+    options: &ClusterOptions,
+) -> Result<PullConsumer, String> {
     let js = jetstream::new(nats.clone());
     let stream = engine::ensure_stream(&js, options).await?;
-    // Callers own the consumer's settings; a worker only creates it if no
-    // caller did yet.
-    let consumer = stream
+    stream
         .get_or_create_consumer(&options.consumer(), engine::consumer_config(options))
         .await
-        .map_err(|err| err.to_string())?;
-    Ok((nats, consumer))
+        .map_err(|err| err.to_string())
 }
 
-/// One job at a time: ask for one, run it, answer, repeat. A pull request
-/// expires after two seconds, so a lost connection is noticed and retried.
+/// Takes jobs from one long-lived pull subscription and runs each on a
+/// task of its own, at most `jobs` at once. The subscription asks the
+/// server for `jobs` messages at a time and asks again when half of them
+/// arrived, so the next jobs are on their way while these run (a job
+/// costs no pull round trip of its own). A job is only taken from the
+/// subscription once a slot is free; until then at most one batch waits
+/// in it, on the server's `ack_wait` clock (redelivered if the jobs ahead
+/// of it outlast that: delivery is at least once).
+///
+/// Ends never: a failed or ended subscription is made again, on the
+/// consumer looked up again (async-nats renews the pull requests after a
+/// reconnect itself; one that expires is renewed too).
 async fn pull<F, Fut>(
     nats: async_nats::Client,
-    consumer: PullConsumer,
     options: ClusterOptions,
     worker: String,
     run: Arc<F>,
+    jobs: usize,
 ) where
     F: Fn(Job) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Result<Vec<u8>, Rejected>, JoinError>> + Send + 'static,
 {
+    let slots = Arc::new(Semaphore::new(jobs));
+    let worker: Arc<str> = worker.into();
     loop {
-        let batch = consumer
-            .batch()
-            .max_messages(1)
-            .expires(Duration::from_secs(2))
+        let Ok(consumer) = consumer(&nats, &options).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(jobs)
+            .expires(Duration::from_secs(5))
+            .heartbeat(Duration::from_secs(1))
             .messages()
             .await;
-        let Ok(mut batch) = batch else {
+        let Ok(mut messages) = messages else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        while let Some(message) = batch.next().await {
-            match message {
-                Ok(message) => handle(&nats, message, &options, &worker, &*run).await,
-                Err(_) => break,
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            match messages.next().await {
+                Some(Ok(message)) => {
+                    let (nats, options, worker, run) =
+                        (nats.clone(), options.clone(), worker.clone(), run.clone());
+                    tokio::spawn(async move {
+                        handle(&nats, message, &options, &worker, &*run).await;
+                        drop(slot);
+                    });
+                }
+                // A heartbeat missed while every slot was busy, or a
+                // failed pull request: the subscription carries on.
+                Some(Err(err))
+                    if matches!(
+                        err.kind(),
+                        MessagesErrorKind::MissingHeartbeat | MessagesErrorKind::Pull
+                    ) => {}
+                // The consumer went away (or a status it cannot resume
+                // from): subscribe again.
+                Some(Err(_)) | None => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break;
+                }
             }
         }
     }
