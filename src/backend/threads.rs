@@ -4,7 +4,7 @@
 
 use unirun_threads::{Handle, ThreadPool};
 
-use super::{Backend, BackendContext, FacadeHandle, Shutdown, Started};
+use super::{Backend, BackendContext, BackendHandle, Shutdown, Started};
 use crate::error::Error;
 use crate::flavor::Flavor;
 
@@ -93,7 +93,9 @@ impl Shutdown for Pool {
     }
 }
 
-impl FacadeHandle for Handle {
+impl BackendHandle for Handle {
+    super::inherent_spawn_methods!();
+
     fn flavor(&self) -> Flavor {
         Flavor::Threads
     }
