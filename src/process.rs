@@ -245,9 +245,8 @@ impl Handle {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        #[cfg(feature = "cluster-backend")]
         if let Some(client) = self.scope().and_then(|s| s.cluster.get()) {
-            return crate::cluster::call(self, client, f, arg);
+            return crate::backend::cluster::call(self, client, f, arg);
         }
         // A pool that could not start resolves it to its `not_started`.
         if forced_to_threads(self.scope()) || self.backend().is_refused() {

@@ -31,19 +31,39 @@ use crate::flavor::Flavor;
 use crate::scheduler::Plan;
 use crate::trace::Workers;
 
-#[cfg(all(unix, feature = "process-backend"))]
-pub(crate) mod process;
-/// Without the process backend: the same interface, doing nothing (its
-/// pool type has no values), so callers need no `cfg` of their own.
-#[cfg(not(all(unix, feature = "process-backend")))]
-#[path = "no_process.rs"]
-pub(crate) mod process;
+// Each optional part has a stand-in with the same interface, doing
+// nothing, so that callers need no `cfg` of their own: without the process
+// backend or the cluster their types have no values; without tokio a thread pool runs in
+// no reactor and there is no ambient runtime to borrow.
+cfg_if::cfg_if! {
+    if #[cfg(all(unix, feature = "process-backend"))] {
+        pub(crate) mod process;
+    } else {
+        #[path = "no_process.rs"]
+        pub(crate) mod process;
+    }
+}
+cfg_if::cfg_if! {
+    if #[cfg(all(unix, feature = "cluster-backend"))] {
+        pub(crate) mod cluster;
+    } else {
+        #[path = "no_cluster.rs"]
+        pub(crate) mod cluster;
+    }
+}
+cfg_if::cfg_if! {
+    if #[cfg(feature = "tokio-backend")] {
+        mod tokio_io;
+        pub(crate) mod tokio;
+    } else {
+        #[path = "no_tokio_io.rs"]
+        mod tokio_io;
+    }
+}
 pub(crate) mod refused;
 #[cfg(feature = "smol-backend")]
 pub(crate) mod smol;
 pub(crate) mod threads;
-#[cfg(feature = "tokio-backend")]
-pub(crate) mod tokio;
 
 /// A backend a scope can run on. One variant per compiled-in backend.
 #[derive(Clone)]
@@ -437,12 +457,7 @@ impl std::fmt::Debug for Backend {
 /// process backend).
 pub(crate) use self::process::ProcessOptions;
 
-/// A backend's runtime context, entered on a thread (see [`Backend::enter`]).
-#[cfg(feature = "tokio-backend")]
-pub(crate) type BackendContext<'a> = crate::io::Context<'a>;
-/// A backend's runtime context: none without `tokio-backend`.
-#[cfg(not(feature = "tokio-backend"))]
-pub(crate) type BackendContext<'a> = std::marker::PhantomData<&'a ()>;
+pub(crate) use self::tokio_io::BackendContext;
 
 /// Whether the calling thread runs async code that must not block: a
 /// unirun worker, or a thread inside a tokio runtime.
@@ -453,20 +468,5 @@ pub(crate) fn on_async_thread() -> bool {
 /// The tokio runtime the calling thread runs in, as a backend to borrow:
 /// never, without `tokio-backend`.
 pub(crate) fn ambient_tokio() -> Option<Backend> {
-    tokio_ambient()
-}
-
-/// The context a thread pool's workers run inside is unirun's, not an
-/// ambient runtime (see [`crate::io`]).
-#[cfg(feature = "tokio-backend")]
-fn tokio_ambient() -> Option<Backend> {
-    if crate::io::entered_by_unirun() {
-        return None;
-    }
-    self::tokio::ambient()
-}
-
-#[cfg(not(feature = "tokio-backend"))]
-fn tokio_ambient() -> Option<Backend> {
-    None
+    tokio_io::ambient()
 }

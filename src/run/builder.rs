@@ -55,8 +55,7 @@ pub struct RunBuilder {
     executor: Option<Handle>,
     on_decision: Option<Listener>,
     process_options: Option<backend::ProcessOptions>,
-    #[cfg(all(unix, feature = "cluster-backend"))]
-    pub(crate) cluster_options: Option<crate::cluster::ClusterOptions>,
+    pub(crate) cluster_options: Option<backend::cluster::ClusterOptions>,
 }
 
 impl RunBuilder {
@@ -286,10 +285,9 @@ impl RunBuilder {
         let mut trace = decision.trace;
         // Connected before any thread starts, so an unreachable server
         // leaves nothing to tear down.
-        #[cfg(all(unix, feature = "cluster-backend"))]
         let cluster = match decision.plan {
             Plan::Cluster { .. } => {
-                let (client, traced) = crate::cluster::connect(self.cluster_options, trace)?;
+                let (client, traced) = backend::cluster::connect(self.cluster_options, trace)?;
                 trace = traced;
                 Some(client)
             }
@@ -360,7 +358,6 @@ impl RunBuilder {
         let mut owned = owned;
         let processes = owned.as_mut().and_then(|s| s.processes.take());
         let scope = Scope::new(backend, gil, true, process_options, processes);
-        #[cfg(all(unix, feature = "cluster-backend"))]
         if let Some(client) = cluster {
             let _ = scope.cluster.set(client);
         }
