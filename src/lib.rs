@@ -101,6 +101,7 @@ extern crate alloc;
 mod error;
 mod flavor;
 mod gather;
+mod parse;
 
 pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
