@@ -106,10 +106,6 @@ mod parse;
 pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
 pub use crate::gather::{gather, Gather};
-/// The set of tasks a scope owns; an implementation detail of scopes,
-/// exported for the backend crates' own tests.
-#[doc(hidden)]
-pub use unirun_core::TaskSet;
 pub use unirun_core::{Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
 
 // Everything but the core's executors needs threads: one gate for the

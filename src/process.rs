@@ -106,10 +106,6 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The low-level fork primitive under `to_process`; not part of the
-/// supported API.
-#[doc(hidden)]
-pub use unirun_process::fork_call;
 pub use unirun_process::{
     in_forked_child, init, running_children, shutdown, ProcessOptions, ProcessPool,
     MAX_ERROR_FRAME, MAX_PANIC_MESSAGE,
