@@ -142,23 +142,7 @@ impl fmt::Display for Error {
                 )
             }
             #[cfg(feature = "std")]
-            Error::EnvFile {
-                path,
-                line: Some(line),
-                reason,
-            } => write!(
-                f,
-                "invalid env file {} at line {line}: {reason}",
-                path.display()
-            ),
-            #[cfg(feature = "std")]
-            Error::EnvFile {
-                path,
-                line: None,
-                reason,
-            } => write!(f, "cannot read env file {}: {reason}", path.display()),
-            #[cfg(feature = "std")]
-            Error::Io(err) => write!(f, "I/O error: {err}"),
+            Error::EnvFile { .. } | Error::Io(_) => self.fmt_std(f),
         }
     }
 }
@@ -199,53 +183,124 @@ impl core::error::Error for Error {
     }
 }
 
+/// What only a `std` build has: the variants that carry `std` types, and
+/// the conversions from and to `io::Error`.
 #[cfg(feature = "std")]
-impl From<std::io::Error> for Error {
-    /// Wraps an OS error as [`Error::Io`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::error::Error as _;
-    /// use std::io;
-    ///
-    /// let err = unirun::Error::from(io::Error::from(io::ErrorKind::WouldBlock));
-    /// assert!(matches!(err, unirun::Error::Io(_)));
-    /// assert!(err.source().is_some());
-    /// ```
-    fn from(err: std::io::Error) -> Self {
-        Error::Io(err)
-    }
-}
+mod with_std {
+    use core::fmt;
 
-#[cfg(feature = "std")]
-impl From<Error> for std::io::Error {
-    /// Turns a unirun error into an `io::Error` for functions that return
-    /// `io::Result` (`?` works): OS errors come back as they were, invalid
-    /// settings and env files are `InvalidInput`, a missing backend is
-    /// `Unsupported`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn start() -> std::io::Result<unirun::Run> {
-    ///     Ok(unirun::Run::builder().max_workers(0).build()?)
-    /// }
-    /// let err = start().unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
-    /// assert!(err.to_string().contains("max_workers"));
-    /// ```
-    fn from(err: Error) -> Self {
-        use std::io::ErrorKind;
-        let kind = match &err {
-            Error::Io(_) => {
-                let Error::Io(io) = err else { unreachable!() };
-                return io;
+    use super::Error;
+
+    impl Error {
+        /// Displays the variants that exist only with `std`.
+        pub(super) fn fmt_std(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Error::EnvFile {
+                    path,
+                    line: Some(line),
+                    reason,
+                } => write!(
+                    f,
+                    "invalid env file {} at line {line}: {reason}",
+                    path.display()
+                ),
+                Error::EnvFile {
+                    path,
+                    line: None,
+                    reason,
+                } => write!(f, "cannot read env file {}: {reason}", path.display()),
+                Error::Io(err) => write!(f, "I/O error: {err}"),
+                _ => unreachable!("fmt_std is called for the std variants only"),
             }
-            Error::BackendUnavailable { .. } => ErrorKind::Unsupported,
-            _ => ErrorKind::InvalidInput,
-        };
-        std::io::Error::new(kind, err)
+        }
+    }
+
+    impl From<std::io::Error> for Error {
+        /// Wraps an OS error as [`Error::Io`].
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::error::Error as _;
+        /// use std::io;
+        ///
+        /// let err = unirun::Error::from(io::Error::from(io::ErrorKind::WouldBlock));
+        /// assert!(matches!(err, unirun::Error::Io(_)));
+        /// assert!(err.source().is_some());
+        /// ```
+        fn from(err: std::io::Error) -> Self {
+            Error::Io(err)
+        }
+    }
+
+    impl From<Error> for std::io::Error {
+        /// Turns a unirun error into an `io::Error` for functions that return
+        /// `io::Result` (`?` works): OS errors come back as they were, invalid
+        /// settings and env files are `InvalidInput`, a missing backend is
+        /// `Unsupported`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// fn start() -> std::io::Result<unirun::Run> {
+        ///     Ok(unirun::Run::builder().max_workers(0).build()?)
+        /// }
+        /// let err = start().unwrap_err();
+        /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        /// assert!(err.to_string().contains("max_workers"));
+        /// ```
+        fn from(err: Error) -> Self {
+            use std::io::ErrorKind;
+            let kind = match &err {
+                Error::Io(_) => {
+                    let Error::Io(io) = err else { unreachable!() };
+                    return io;
+                }
+                Error::BackendUnavailable { .. } => ErrorKind::Unsupported,
+                _ => ErrorKind::InvalidInput,
+            };
+            std::io::Error::new(kind, err)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::Flavor;
+        use super::Error;
+
+        #[test]
+        fn env_file_messages_name_path_and_line() {
+            let err = Error::EnvFile {
+                path: "conf/.env".into(),
+                line: Some(3),
+                reason: "expected KEY=value".into(),
+            };
+            assert_eq!(
+                err.to_string(),
+                "invalid env file conf/.env at line 3: expected KEY=value"
+            );
+            let err = Error::EnvFile {
+                path: "conf/.env".into(),
+                line: None,
+                reason: "no such file".into(),
+            };
+            assert_eq!(
+                err.to_string(),
+                "cannot read env file conf/.env: no such file"
+            );
+        }
+
+        #[test]
+        fn io_errors_round_trip_and_settings_are_invalid_input() {
+            let io: std::io::Error = Error::from(std::io::Error::other("refused")).into();
+            assert_eq!(io.to_string(), "refused");
+            let unavailable: std::io::Error = Error::BackendUnavailable {
+                flavor: Flavor::Smol,
+                feature: "smol-backend",
+            }
+            .into();
+            assert_eq!(unavailable.kind(), std::io::ErrorKind::Unsupported);
+        }
     }
 }
 
@@ -300,29 +355,6 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "std")]
-    #[test]
-    fn env_file_messages_name_path_and_line() {
-        let err = Error::EnvFile {
-            path: "conf/.env".into(),
-            line: Some(3),
-            reason: "expected KEY=value".into(),
-        };
-        assert_eq!(
-            err.to_string(),
-            "invalid env file conf/.env at line 3: expected KEY=value"
-        );
-        let err = Error::EnvFile {
-            path: "conf/.env".into(),
-            line: None,
-            reason: "no such file".into(),
-        };
-        assert_eq!(
-            err.to_string(),
-            "cannot read env file conf/.env: no such file"
-        );
-    }
-
     #[test]
     fn huge_values_are_elided_in_messages() {
         let huge = "x".repeat(50 * 1024 * 1024);
@@ -351,18 +383,5 @@ mod tests {
             short.to_string(),
             r#"invalid UNIRUN_AUTO="perhaps": expected a bool"#
         );
-    }
-
-    #[cfg(feature = "std")]
-    #[test]
-    fn io_errors_round_trip_and_settings_are_invalid_input() {
-        let io: std::io::Error = Error::from(std::io::Error::other("refused")).into();
-        assert_eq!(io.to_string(), "refused");
-        let unavailable: std::io::Error = Error::BackendUnavailable {
-            flavor: Flavor::Smol,
-            feature: "smol-backend",
-        }
-        .into();
-        assert_eq!(unavailable.kind(), std::io::ErrorKind::Unsupported);
     }
 }

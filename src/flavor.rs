@@ -1,19 +1,15 @@
 //! The small setting enums: [`Flavor`], [`ThreadMode`] and [`CompatMode`].
 //!
 //! They exist in every build (`no_std` included), parse case-insensitively
-//! from the words that `UNIRUN_*` variables use, and print as those same
-//! lowercase words.
+//! from the words that `UNIRUN_*` variables use (see `parse`, which also
+//! has the errors), and print as those same lowercase words.
 
-use alloc::string::ToString;
 use core::fmt;
-use core::str::FromStr;
-
-use crate::error::Error;
 
 /// Which execution model a scope runs on.
 ///
 /// Every variant exists in every build; asking for one whose cargo feature is
-/// off fails with [`Error::BackendUnavailable`] naming the feature, never a
+/// off fails with [`Error::BackendUnavailable`](crate::Error::BackendUnavailable) naming the feature, never a
 /// silent downgrade. [`Flavor::feature`] and [`Flavor::is_available`] tell in
 /// advance.
 ///
@@ -131,61 +127,11 @@ impl Flavor {
             Flavor::Cluster => cfg!(all(unix, feature = "cluster-backend")),
         }
     }
-
-    /// Returns the flavor itself if this build can run it, else
-    /// [`Error::BackendUnavailable`] naming the cargo feature to enable.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{Error, Flavor};
-    ///
-    /// match Flavor::Smol.ensure_available() {
-    ///     Ok(flavor) => assert_eq!(flavor, Flavor::Smol),
-    ///     Err(err) => {
-    ///         assert!(matches!(err, Error::BackendUnavailable { feature: "smol-backend", .. }));
-    ///         assert_eq!(
-    ///             err.to_string(),
-    ///             r#"the smol backend is not compiled in: enable the cargo feature "smol-backend" of unirun"#,
-    ///         );
-    ///     }
-    /// }
-    /// ```
-    pub fn ensure_available(self) -> Result<Flavor, Error> {
-        match (self.is_available(), self.feature()) {
-            (true, _) => Ok(self),
-            (false, Some(feature)) => Err(Error::BackendUnavailable {
-                flavor: self,
-                feature,
-            }),
-            (false, None) => Err(Error::BackendUnavailable {
-                flavor: self,
-                feature: "std",
-            }),
-        }
-    }
 }
 
 impl fmt::Display for Flavor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Flavor {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let all = [
-            Flavor::Auto,
-            Flavor::Threads,
-            Flavor::Processes,
-            Flavor::Smol,
-            Flavor::Tokio,
-            Flavor::Shared,
-            Flavor::Cluster,
-        ];
-        parse_word(s, &all, Flavor::as_str).ok_or_else(|| invalid("flavor", s, Flavor::EXPECTED))
     }
 }
 
@@ -276,16 +222,6 @@ impl fmt::Display for ThreadMode {
     }
 }
 
-impl FromStr for ThreadMode {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let all = [ThreadMode::Auto, ThreadMode::Gil, ThreadMode::Nogil];
-        parse_word(s, &all, ThreadMode::as_str)
-            .ok_or_else(|| invalid("thread_mode", s, ThreadMode::EXPECTED))
-    }
-}
-
 /// Where the compat modules send work.
 ///
 /// `Managed` (the default) routes `compat::*` calls to unirun's pools;
@@ -339,105 +275,5 @@ impl CompatMode {
 impl fmt::Display for CompatMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for CompatMode {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let all = [CompatMode::Managed, CompatMode::Passthrough];
-        parse_word(s, &all, CompatMode::as_str)
-            .ok_or_else(|| invalid("compat_mode", s, CompatMode::EXPECTED))
-    }
-}
-
-/// Finds the variant whose name equals `s`, ignoring ASCII case and
-/// surrounding whitespace.
-fn parse_word<T: Copy>(s: &str, all: &[T], name: fn(T) -> &'static str) -> Option<T> {
-    let s = s.trim();
-    all.iter()
-        .copied()
-        .find(|&v| name(v).eq_ignore_ascii_case(s))
-}
-
-fn invalid(setting: &'static str, value: &str, expected: &'static str) -> Error {
-    Error::InvalidSetting {
-        setting,
-        value: value.to_string(),
-        expected,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::string::ToString;
-
-    #[test]
-    fn flavor_round_trips_through_display() {
-        for flavor in [
-            Flavor::Auto,
-            Flavor::Threads,
-            Flavor::Processes,
-            Flavor::Smol,
-            Flavor::Tokio,
-            Flavor::Shared,
-            Flavor::Cluster,
-        ] {
-            assert_eq!(flavor.to_string().parse::<Flavor>().unwrap(), flavor);
-            assert_eq!(
-                flavor.to_string().to_uppercase().parse::<Flavor>().unwrap(),
-                flavor
-            );
-        }
-    }
-
-    #[test]
-    fn near_misses_are_rejected() {
-        for bad in ["thread", "process", "", "auto threads", "tokio1"] {
-            let err = bad.parse::<Flavor>().unwrap_err();
-            assert!(err.to_string().contains(Flavor::EXPECTED), "{err}");
-        }
-        assert!("gli".parse::<ThreadMode>().is_err());
-        assert!("maybe".parse::<CompatMode>().is_err());
-    }
-
-    #[cfg(not(all(unix, feature = "cluster-backend")))]
-    #[test]
-    fn cluster_without_its_feature_names_it() {
-        let err = Flavor::Cluster.ensure_available().unwrap_err();
-        assert!(matches!(
-            err,
-            Error::BackendUnavailable {
-                flavor: Flavor::Cluster,
-                feature: "cluster-backend"
-            }
-        ));
-        assert_eq!(
-            err.to_string(),
-            r#"the cluster backend is not compiled in: enable the cargo feature "cluster-backend" of unirun"#
-        );
-    }
-
-    #[cfg(feature = "std")]
-    #[test]
-    fn std_flavors_are_available() {
-        for flavor in [Flavor::Auto, Flavor::Threads, Flavor::Shared] {
-            assert_eq!(flavor.ensure_available().unwrap(), flavor);
-        }
-    }
-
-    /// Built only where tokio is compiled out (`.ci/run` tests the crate
-    /// with default features too), so it always reaches its assertion.
-    #[cfg(not(feature = "tokio-backend"))]
-    #[test]
-    fn unavailable_flavor_names_its_feature() {
-        assert!(!Flavor::Tokio.is_available());
-        let err = Flavor::Tokio.ensure_available().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the tokio backend is not compiled in: enable the cargo feature \"tokio-backend\" of unirun"
-        );
     }
 }

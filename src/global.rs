@@ -469,7 +469,6 @@ pub fn configure(config: RuntimeConfig) -> Result<(), Error> {
 
 /// The process pools of the shared default being replaced: its shared
 /// pool, and the pool of its scope (in `Gil` mode).
-#[cfg(all(unix, feature = "process-backend"))]
 fn old_process_pools<'a>(
     shared: Option<&'a backend::process::ProcessPool>,
     scope: Option<&'a Arc<Scope>>,
@@ -487,24 +486,18 @@ fn retire_process_pools(
     shared: Option<&backend::process::ProcessPool>,
     scope: Option<&Arc<Scope>>,
 ) {
-    #[cfg(all(unix, feature = "process-backend"))]
     for pool in old_process_pools(shared, scope) {
         pool.retire();
     }
-    #[cfg(not(all(unix, feature = "process-backend")))]
-    let _ = (shared, scope);
 }
 
 /// Stops what is left of the retired pools: calls still running on a
 /// thread of their own (not let go of) are cancelled, idle workers are
 /// reaped and the forker thread is let go of once the calls let go of end.
 fn stop_process_pools(shared: Option<&backend::process::ProcessPool>, scope: Option<&Arc<Scope>>) {
-    #[cfg(all(unix, feature = "process-backend"))]
     for pool in old_process_pools(shared, scope) {
         pool.shutdown_now();
     }
-    #[cfg(not(all(unix, feature = "process-backend")))]
-    let _ = (shared, scope);
 }
 
 /// Waits for a retired default's scope (in `Gil` mode) to finish its tasks.

@@ -242,7 +242,6 @@ impl Handle {
     /// ```
     pub fn flavor(&self) -> Flavor {
         match &self.scope {
-            #[cfg(all(unix, feature = "cluster-backend"))]
             Some(scope) if scope.cluster.get().is_some() => Flavor::Cluster,
             Some(scope) if scope.forks => Flavor::Processes,
             _ => self.backend.flavor(),
@@ -251,6 +250,7 @@ impl Handle {
 }
 
 #[cfg(feature = "tokio-backend")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-backend")))]
 impl Handle {
     /// A handle onto a tokio runtime the caller owns, for
     /// [`RunBuilder::executor`](crate::RunBuilder::executor): the scope runs
@@ -276,6 +276,7 @@ impl Handle {
 }
 
 #[cfg(feature = "smol-backend")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smol-backend")))]
 impl Handle {
     /// A handle onto an async-executor the caller drives, for
     /// [`RunBuilder::executor`](crate::RunBuilder::executor). The handle does

@@ -98,188 +98,175 @@
 
 extern crate alloc;
 
-#[cfg(feature = "std")]
-mod backend;
-#[cfg(all(unix, feature = "cluster-backend"))]
-pub mod cluster;
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub mod compat;
-#[cfg(feature = "std")]
-mod config;
-#[cfg(feature = "std")]
-mod entry;
-#[cfg(feature = "std")]
-mod env;
 mod error;
 mod flavor;
-#[cfg(feature = "std")]
-pub mod fork_join;
 mod gather;
-#[cfg(feature = "std")]
-mod gil;
-#[cfg(feature = "std")]
-mod global;
-#[cfg(feature = "std")]
-mod handle;
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub mod io;
-#[cfg(feature = "std")]
-mod join_set;
-#[cfg(feature = "std")]
-mod metrics;
-#[cfg(feature = "std")]
-mod observe;
-#[cfg(all(unix, feature = "process-backend"))]
-#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
-pub mod process;
-#[cfg(feature = "std")]
-mod run;
-#[cfg(feature = "std")]
-mod scheduler;
-#[cfg(feature = "std")]
-mod scope;
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub mod time;
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub mod trace;
+mod parse;
 
-#[cfg(not(feature = "std"))]
-pub use unirun_core::block_on;
-/// The set of tasks a scope owns; an implementation detail of scopes,
-/// exported for the backend crates' own tests.
-#[doc(hidden)]
-pub use unirun_core::TaskSet;
-pub use unirun_core::{Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
-
-#[cfg(feature = "std")]
-pub use crate::entry::block_on;
-
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::config::RuntimeConfig;
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::env::{EnvOverride, RejectedVar, ValueSource};
 pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
-#[cfg(feature = "std")]
-pub use crate::fork_join::{join, par_for_each, par_map, scope, ParallelInput, Scope};
 pub use crate::gather::{gather, Gather};
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::gil::allow_threads;
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::global::{
-    capabilities, configure, get_executor, reset, run_in_executor, spawn, to_thread,
-};
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::handle::Handle;
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::join_set::{AbortHandle, JoinSet};
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::metrics::Metrics;
-#[cfg(all(unix, feature = "process-backend"))]
-#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
-pub use crate::process::{to_process, to_process_with, ProcessOptions};
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::run::{Run, RunBuilder};
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::scheduler::{
-    add_decision_listener, last_decision, observe_decisions, remove_decision_listener,
-    Capabilities, ListenerId, ObserveDecisions,
-};
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use crate::trace::DecisionTrace;
-/// Chains unirun's panic hook, which records where each panic happened, in
-/// front of the program's current hook (which keeps running for every
-/// panic). Call it right after `std::panic::set_hook`.
-///
-/// Tasks install the hook by themselves. A program that replaces the hook
-/// later drops unirun's recorder, and unirun chains it back only at the
-/// next panic it catches, so that one panic's [`JoinError`] has no
-/// [`panic_location`](JoinError::panic_location); calling this after
-/// `set_hook` keeps every location. Calling it again is harmless; while
-/// the thread is panicking it does nothing.
-///
-/// # Examples
-///
-/// ```
-/// // unirun's hook is in place once a task was created...
-/// unirun::spawn(async {}).join().unwrap();
-/// // ...and the program replaces it with its own: chain unirun's back.
-/// std::panic::set_hook(Box::new(|_| { /* the program's own reporting */ }));
-/// unirun::install_panic_hook();
-///
-/// let err = unirun::spawn(async { panic!("boom") }).join().unwrap_err();
-/// assert_eq!(err.panic_message(), Some("boom"));
-/// assert!(err.panic_location().is_some(), "the very first panic has its location");
-/// # let _ = std::panic::take_hook();
-/// ```
-#[cfg(feature = "std")]
-#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
-pub use unirun_core::install_panic_hook;
-#[cfg(all(unix, feature = "cluster-backend"))]
-pub use unirun_macros::remote;
+pub use unirun_core::{Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
 
-/// Marks an `async fn main` as the program's entry point, like
-/// `#[tokio::main]`: its body runs in [`block_on`] (with `std`, tokio's and
-/// smol's I/O work there and [`spawn`] uses the shared default executor).
-///
-/// It takes no arguments: configure with `unirun::configure` at the top of
-/// `main` or with the `UNIRUN_*` environment. The expansion is
-/// `fn main() -> R { unirun::block_on(async move { body }) }`.
-///
-/// # Examples
-///
-/// ```
-/// #[unirun::main]
-/// async fn main() -> Result<(), std::num::ParseIntError> {
-///     let n: u32 = async { "42".parse() }.await?;
-///     assert_eq!(n, 42);
-///     Ok(())
-/// }
-/// ```
-///
-/// A misuse is a compile error that names the attribute and what it
-/// accepts (here: "#[unirun::main] takes no arguments; configure unirun
-/// with unirun::configure(..) or the UNIRUN_* environment variables"):
-///
-/// ```compile_fail
-/// #[unirun::main(flavor = "threads")]
-/// async fn main() {}
-/// ```
-#[cfg(feature = "macros")]
-#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
-pub use unirun_macros::main;
+// Everything but the core's executors needs threads: one gate for the
+// whole tree. Without `std`, `block_on` is the core's.
+cfg_if::cfg_if! {
+    if #[cfg(feature = "std")] {
+        mod backend;
+        mod config;
+        mod entry;
+        mod env;
+        mod gil;
+        mod global;
+        mod handle;
+        mod join_set;
+        mod metrics;
+        mod observe;
+        mod run;
+        mod scheduler;
+        mod scope;
 
-/// Marks an `async fn` as a test whose body runs in [`block_on`], like
-/// `#[tokio::test]`. Other attributes (`#[should_panic]`, `#[ignore]`)
-/// stay as written. The expansion is
-/// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`.
-///
-/// # Examples
-///
-/// ```
-/// #[unirun::test]
-/// async fn adds() {
-///     assert_eq!(async { 1 + 1 }.await, 2);
-/// }
-/// # fn main() {}
-/// ```
-#[cfg(feature = "macros")]
-#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
-pub use unirun_macros::test;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub mod compat;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub mod fork_join;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub mod io;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub mod time;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub mod trace;
+
+        pub use crate::entry::block_on;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::config::RuntimeConfig;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::env::{EnvOverride, RejectedVar, ValueSource};
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::fork_join::{join, par_for_each, par_map, scope, ParallelInput, Scope};
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::gil::allow_threads;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::global::{
+            capabilities, configure, get_executor, reset, run_in_executor, spawn, to_thread,
+        };
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::handle::Handle;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::join_set::{AbortHandle, JoinSet};
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::metrics::Metrics;
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::run::{Run, RunBuilder};
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::scheduler::{
+            add_decision_listener, last_decision, observe_decisions, remove_decision_listener,
+            Capabilities, ListenerId, ObserveDecisions,
+        };
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use crate::trace::DecisionTrace;
+        /// Chains unirun's panic hook, which records where each panic happened, in
+        /// front of the program's current hook (which keeps running for every
+        /// panic). Call it right after `std::panic::set_hook`.
+        ///
+        /// Tasks install the hook by themselves. A program that replaces the hook
+        /// later drops unirun's recorder, and unirun chains it back only at the
+        /// next panic it catches, so that one panic's [`JoinError`] has no
+        /// [`panic_location`](JoinError::panic_location); calling this after
+        /// `set_hook` keeps every location. Calling it again is harmless; while
+        /// the thread is panicking it does nothing.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// // unirun's hook is in place once a task was created...
+        /// unirun::spawn(async {}).join().unwrap();
+        /// // ...and the program replaces it with its own: chain unirun's back.
+        /// std::panic::set_hook(Box::new(|_| { /* the program's own reporting */ }));
+        /// unirun::install_panic_hook();
+        ///
+        /// let err = unirun::spawn(async { panic!("boom") }).join().unwrap_err();
+        /// assert_eq!(err.panic_message(), Some("boom"));
+        /// assert!(err.panic_location().is_some(), "the very first panic has its location");
+        /// # let _ = std::panic::take_hook();
+        /// ```
+        #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+        pub use unirun_core::install_panic_hook;
+    } else {
+        pub use unirun_core::block_on;
+    }
+}
+
+// Forked processes, on unix: the module, its helpers, and the cluster
+// that builds on them.
+cfg_if::cfg_if! {
+    if #[cfg(all(unix, feature = "process-backend"))] {
+        #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
+        pub mod process;
+        #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
+        pub use crate::process::{to_process, to_process_with, ProcessOptions};
+    }
+}
+cfg_if::cfg_if! {
+    if #[cfg(all(unix, feature = "cluster-backend"))] {
+        #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "cluster-backend"))))]
+        pub mod cluster;
+        #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "cluster-backend"))))]
+        pub use unirun_macros::remote;
+    }
+}
+
+// The attribute macros need no `std`: `block_on` is there either way.
+cfg_if::cfg_if! {
+    if #[cfg(feature = "macros")] {
+        /// Marks an `async fn main` as the program's entry point, like
+        /// `#[tokio::main]`: its body runs in [`block_on`] (with `std`, tokio's and
+        /// smol's I/O work there and [`spawn`] uses the shared default executor).
+        ///
+        /// It takes no arguments: configure with `unirun::configure` at the top of
+        /// `main` or with the `UNIRUN_*` environment. The expansion is
+        /// `fn main() -> R { unirun::block_on(async move { body }) }`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// #[unirun::main]
+        /// async fn main() -> Result<(), std::num::ParseIntError> {
+        ///     let n: u32 = async { "42".parse() }.await?;
+        ///     assert_eq!(n, 42);
+        ///     Ok(())
+        /// }
+        /// ```
+        ///
+        /// A misuse is a compile error that names the attribute and what it
+        /// accepts (here: "#[unirun::main] takes no arguments; configure unirun
+        /// with unirun::configure(..) or the UNIRUN_* environment variables"):
+        ///
+        /// ```compile_fail
+        /// #[unirun::main(flavor = "threads")]
+        /// async fn main() {}
+        /// ```
+        #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+        pub use unirun_macros::main;
+
+        /// Marks an `async fn` as a test whose body runs in [`block_on`], like
+        /// `#[tokio::test]`. Other attributes (`#[should_panic]`, `#[ignore]`)
+        /// stay as written. The expansion is
+        /// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// #[unirun::test]
+        /// async fn adds() {
+        ///     assert_eq!(async { 1 + 1 }.await, 2);
+        /// }
+        /// # fn main() {}
+        /// ```
+        #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+        pub use unirun_macros::test;
+    }
+}
 
 /// The README's examples, compiled and run as doctests. They show every
 /// backend, so they are checked with all of them (`--all-features`).

@@ -500,20 +500,10 @@ impl Metrics {
 
 /// A cluster scope's calls, redeliveries, crashes, timeouts and transport
 /// failures.
-#[cfg(all(unix, feature = "cluster-backend"))]
 fn cluster_counts(scope: Option<&Scope>) -> [u64; 5] {
     scope
         .and_then(|s| s.cluster.get())
-        .map_or([0; 5], |client| {
-            let c = client.counts();
-            [c.calls, c.redeliveries, c.crashes, c.timeouts, c.transport]
-        })
-}
-
-/// No cluster backend: no cluster calls.
-#[cfg(not(all(unix, feature = "cluster-backend")))]
-fn cluster_counts(_scope: Option<&Scope>) -> [u64; 5] {
-    [0; 5]
+        .map_or([0; 5], crate::backend::cluster::counts)
 }
 
 impl Backend {

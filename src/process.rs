@@ -106,10 +106,6 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The low-level fork primitive under `to_process`; not part of the
-/// supported API.
-#[doc(hidden)]
-pub use unirun_process::fork_call;
 pub use unirun_process::{
     in_forked_child, init, running_children, shutdown, ProcessOptions, ProcessPool,
     MAX_ERROR_FRAME, MAX_PANIC_MESSAGE,
@@ -245,9 +241,8 @@ impl Handle {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        #[cfg(feature = "cluster-backend")]
         if let Some(client) = self.scope().and_then(|s| s.cluster.get()) {
-            return crate::cluster::call(self, client, f, arg);
+            return crate::backend::cluster::call(self, client, f, arg);
         }
         // A pool that could not start resolves it to its `not_started`.
         if forced_to_threads(self.scope()) || self.backend().is_refused() {

@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 
 use unirun_core::{JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet};
 
-use crate::backend::{process, Backend};
+use crate::backend::{cluster, process, Backend};
 use crate::gil::{self, Gil};
 
 /// A scope: its backend (owned by the `Run`, or borrowed), its live tasks
@@ -49,8 +49,7 @@ pub(crate) struct Scope {
     pub(crate) threads_only: std::sync::atomic::AtomicBool,
     /// A cluster scope's connection: its `call`s go there (set once, by
     /// its builder).
-    #[cfg(all(unix, feature = "cluster-backend"))]
-    pub(crate) cluster: std::sync::OnceLock<unirun_cluster::Client>,
+    pub(crate) cluster: std::sync::OnceLock<cluster::Client>,
 }
 
 impl Scope {
@@ -76,7 +75,6 @@ impl Scope {
             },
             process_options,
             threads_only: std::sync::atomic::AtomicBool::new(false),
-            #[cfg(all(unix, feature = "cluster-backend"))]
             cluster: std::sync::OnceLock::new(),
         })
     }

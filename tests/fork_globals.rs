@@ -124,7 +124,7 @@ fn a_child_forked_while_the_timer_lock_is_held_uses_a_driver_of_its_own() {
         let (held_tx, held_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let holder = std::thread::spawn(move || {
-            let lock = unirun::time::__hold_driver_lock();
+            let lock = unirun::time::test_hooks::hold_driver_lock();
             held_tx.send(()).unwrap();
             release_rx.recv().unwrap();
             drop(lock);

@@ -121,7 +121,7 @@ fn process_shutdown_returns_while_a_fork_call_child_still_runs() {
         assert!(unirun::process::init());
         let gate = Gate::new();
         let body = gate.body();
-        let caller = std::thread::spawn(move || unirun::process::fork_call(&no_timeout(), body));
+        let caller = std::thread::spawn(move || unirun_process::fork_call(&no_timeout(), body));
         gate.wait_started();
         unirun::process::shutdown();
         unirun::reset();
@@ -157,7 +157,7 @@ fn a_fork_call_child_does_not_inherit_the_fork_servers_pidfd() {
         assert!(unirun::process::init());
         // Only meaningful where the server has a pidfd (Linux 5.3).
         let parents = open_pidfds();
-        let in_child = unirun::process::fork_call(&no_timeout(), open_pidfds).unwrap();
+        let in_child = unirun_process::fork_call(&no_timeout(), open_pidfds).unwrap();
         unirun::process::shutdown();
         assert_eq!(in_child, 0, "the parent holds {parents}");
     });
@@ -344,13 +344,13 @@ fn pidfds() -> usize {
 fn to_process_survives_a_host_that_reaps_children() {
     assert_eq!(unirun::to_process(|| 7u8).join().unwrap(), 7);
     let options = ProcessOptions::default();
-    let big = unirun::process::fork_call(&options, || vec![3u8; 1 << 20]).unwrap();
+    let big = unirun_process::fork_call(&options, || vec![3u8; 1 << 20]).unwrap();
     assert_eq!(big.len(), 1 << 20);
-    let err = unirun::process::fork_call(&options, || -> u8 { panic!("bad row") }).unwrap_err();
+    let err = unirun_process::fork_call(&options, || -> u8 { panic!("bad row") }).unwrap_err();
     assert_eq!(err.panic_message(), Some("bad row"), "{err}");
     // How an abort ended is lost: a typed error that says why, never
     // "waitpid: No child processes".
-    let err = unirun::process::fork_call(&options, || -> u8 { std::process::abort() }).unwrap_err();
+    let err = unirun_process::fork_call(&options, || -> u8 { std::process::abort() }).unwrap_err();
     assert!(err.is_transport(), "{err}");
     let text = err.to_string();
     assert!(text.contains("ignores SIGCHLD"), "{text}");

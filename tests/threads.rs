@@ -276,7 +276,7 @@ impl std::future::Future for Receiver {
 fn spawn_in_a_task_set_lets_a_scope_wait_for_and_cancel_only_its_own_tasks() {
     let pool = pool(2, "scoped");
     let handle = pool.handle();
-    let mine = Arc::new(unirun::TaskSet::new());
+    let mine = Arc::new(unirun_core::TaskSet::new());
     let (_tx, rx) = futures_lite_channel();
     // Someone else's task waits forever; ours finish or are cancelled.
     let (_other_tx, other_rx) = futures_lite_channel();

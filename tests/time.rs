@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use unirun::time::test_hooks::is_registered;
 use unirun::time::{
     interval, interval_at, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout,
 };
@@ -65,7 +66,7 @@ fn zero_duration_completes_on_the_first_poll_without_a_timer() {
     let _g = shared();
     let mut s = sleep(Duration::ZERO);
     assert!(poll_once(&mut s).is_ready());
-    assert!(!s.is_registered());
+    assert!(!is_registered(&s));
 }
 
 #[test]
@@ -74,8 +75,8 @@ fn a_deadline_in_the_past_is_ready_at_once() {
     let past = Instant::now();
     let mut s = sleep_until(past);
     assert!(poll_once(&mut s).is_ready());
-    assert!(!s.is_registered());
-    assert_eq!(unirun::time::__entries_at(past), 0);
+    assert!(!is_registered(&s));
+    assert_eq!(unirun::time::test_hooks::entries_at(past), 0);
 }
 
 /// `sleep(d)` read the clock when made: its first poll registers without a
@@ -100,13 +101,13 @@ fn a_sleep_first_polled_after_its_deadline_completes_through_its_timer() {
         );
         // The driver finds the entry due and wakes it (no poll needed).
         assert_eq!(rx.recv().unwrap(), 7);
-        assert!(!s.is_registered(), "the driver took the fired entry");
+        assert!(!is_registered(&s), "the driver took the fired entry");
         assert!(Pin::new(&mut s).poll(&mut cx).is_ready());
         // A sleep made for a deadline already passed reads the clock and
         // is ready at once.
         let mut again = sleep_until(deadline);
         assert!(poll_once(&mut again).is_ready());
-        assert!(!again.is_registered());
+        assert!(!is_registered(&again));
     });
 }
 
@@ -122,10 +123,10 @@ fn cancelled_sleeps_do_not_pile_up_in_the_driver() {
         for i in 0..cancelled {
             let mut s = sleep_until(far_deadline(i));
             assert!(poll_once(&mut s).is_pending());
-            assert!(s.is_registered());
+            assert!(is_registered(&s));
             drop(s);
         }
-        let queued = unirun::time::__queued();
+        let queued = unirun::time::test_hooks::queued();
         assert!(
             queued < cancelled as usize / 4,
             "{queued} keys still queued after {cancelled} cancelled sleeps"
@@ -142,7 +143,7 @@ fn duration_max_is_never_and_does_not_overflow() {
     let mut s = sleep(Duration::MAX);
     assert!(s.deadline() >= unirun::time::far_future(before));
     assert!(poll_once(&mut s).is_pending());
-    assert!(s.is_registered());
+    assert!(is_registered(&s));
     drop(s);
     let out = unirun::block_on(timeout(Duration::MAX, async { 5 }));
     assert_eq!(out, Ok(5));
@@ -181,13 +182,13 @@ fn dropping_a_pending_sleep_removes_its_entry() {
     let deadline = far_deadline(1);
     let mut s = sleep_until(deadline);
     assert!(poll_once(&mut s).is_pending());
-    assert!(s.is_registered());
-    assert_eq!(unirun::time::__entries_at(deadline), 1);
+    assert!(is_registered(&s));
+    assert_eq!(unirun::time::test_hooks::entries_at(deadline), 1);
     // Polling again refreshes the entry rather than adding one.
     assert!(poll_once(&mut s).is_pending());
-    assert_eq!(unirun::time::__entries_at(deadline), 1);
+    assert_eq!(unirun::time::test_hooks::entries_at(deadline), 1);
     drop(s);
-    assert_eq!(unirun::time::__entries_at(deadline), 0);
+    assert_eq!(unirun::time::test_hooks::entries_at(deadline), 0);
 
     // Same through a timeout.
     let deadline = far_deadline(2);
@@ -196,9 +197,9 @@ fn dropping_a_pending_sleep_removes_its_entry() {
         std::future::pending::<()>(),
     ));
     assert!(poll_once(&mut t).is_pending());
-    assert_eq!(unirun::time::__entries_at(deadline), 1);
+    assert_eq!(unirun::time::test_hooks::entries_at(deadline), 1);
     drop(t);
-    assert_eq!(unirun::time::__entries_at(deadline), 0);
+    assert_eq!(unirun::time::test_hooks::entries_at(deadline), 0);
 }
 
 #[test]
@@ -207,15 +208,15 @@ fn resetting_a_sleep_releases_its_entry_and_takes_the_new_deadline() {
     let deadline = far_deadline(3);
     let mut s = sleep_until(deadline);
     assert!(poll_once(&mut s).is_pending());
-    assert_eq!(unirun::time::__entries_at(deadline), 1);
+    assert_eq!(unirun::time::test_hooks::entries_at(deadline), 1);
     let now = Instant::now();
     s.reset(now);
-    assert_eq!(unirun::time::__entries_at(deadline), 0);
+    assert_eq!(unirun::time::test_hooks::entries_at(deadline), 0);
     assert_eq!(s.deadline(), now);
     assert!(poll_once(&mut s).is_ready());
     s.reset(deadline);
     assert!(poll_once(&mut s).is_pending());
-    assert!(s.is_registered());
+    assert!(is_registered(&s));
 }
 
 #[test]
@@ -225,8 +226,8 @@ fn a_completed_sleep_leaves_no_entry() {
         let mut s = sleep(Duration::from_millis(2));
         let deadline = s.deadline();
         unirun::block_on(&mut s);
-        assert!(!s.is_registered());
-        assert_eq!(unirun::time::__entries_at(deadline), 0);
+        assert!(!is_registered(&s));
+        assert_eq!(unirun::time::test_hooks::entries_at(deadline), 0);
     });
 }
 
@@ -287,7 +288,7 @@ fn earlier_deadlines_registered_from_many_threads_all_complete() {
                             s.await;
                         }
                     });
-                    sleeps.iter().filter(|s| s.is_registered()).count()
+                    sleeps.iter().filter(|s| is_registered(s)).count()
                 })
             })
             .collect();
@@ -408,26 +409,26 @@ fn reset_stops_the_driver_thread_and_waiting_sleeps_still_complete() {
         assert!(Pin::new(&mut waiting)
             .poll(&mut Context::from_waker(&waker))
             .is_pending());
-        assert!(unirun::time::__driver_running());
+        assert!(unirun::time::test_hooks::driver_running());
         if cfg!(target_os = "linux") {
             assert!(thread_names().iter().any(|n| n == "unirun-timer"));
         }
 
         unirun::reset();
-        assert!(!unirun::time::__driver_running());
+        assert!(!unirun::time::test_hooks::driver_running());
         if cfg!(target_os = "linux") {
             assert!(!thread_names().iter().any(|n| n == "unirun-timer"));
         }
         // The waiting sleep was woken, holds no entry and registers again.
         assert_eq!(rx.recv().unwrap(), 7);
-        assert_eq!(unirun::time::__entries_at(deadline), 0);
+        assert_eq!(unirun::time::test_hooks::entries_at(deadline), 0);
         // Registering again starts a new driver (a deadline far enough
         // that the poll cannot find it passed, however slow the build).
         waiting.reset(far_deadline(5));
         assert!(Pin::new(&mut waiting)
             .poll(&mut Context::from_waker(&waker))
             .is_pending());
-        assert!(unirun::time::__driver_running());
+        assert!(unirun::time::test_hooks::driver_running());
         waiting.reset(Instant::now());
         unirun::block_on(&mut waiting);
 
@@ -438,7 +439,7 @@ fn reset_stops_the_driver_thread_and_waiting_sleeps_still_complete() {
         }));
         assert!(out.unwrap().is_err());
         unirun::reset();
-        assert!(!unirun::time::__driver_running());
+        assert!(!unirun::time::test_hooks::driver_running());
     });
 }
 

@@ -3,8 +3,8 @@
 //! [`Plan`] becomes a running backend, for [`RunBuilder::build`]
 //! (crate::RunBuilder::build) and the shared default executor alike.
 //!
-//! A [`Backend`] is a handle; every handle implements the core's
-//! [`BackendHandle`], so the facade calls one interface through
+//! A [`Backend`] is a handle; every backend's handle implements
+//! [`BackendHandle`], the one interface the facade calls, through
 //! [`dispatch!`] (the only `match` over the variants besides [`start`]).
 //! What a scope owns is a boxed [`Shutdown`], so tearing it down needs no
 //! `match` either.
@@ -24,26 +24,46 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use unirun_core::{BackendHandle, Executor, JoinHandle, Schedule, TaskSet};
+use unirun_core::{Executor, JoinHandle, Schedule, TaskSet};
 
 use crate::error::Error;
 use crate::flavor::Flavor;
 use crate::scheduler::Plan;
 use crate::trace::Workers;
 
-#[cfg(all(unix, feature = "process-backend"))]
-pub(crate) mod process;
-/// Without the process backend: the same interface, doing nothing (its
-/// pool type has no values), so callers need no `cfg` of their own.
-#[cfg(not(all(unix, feature = "process-backend")))]
-#[path = "no_process.rs"]
-pub(crate) mod process;
+// Each optional part has a stand-in with the same interface, doing
+// nothing, so that callers need no `cfg` of their own: without the process
+// backend or the cluster their types have no values; without tokio a thread pool runs in
+// no reactor and there is no ambient runtime to borrow.
+cfg_if::cfg_if! {
+    if #[cfg(all(unix, feature = "process-backend"))] {
+        pub(crate) mod process;
+    } else {
+        #[path = "no_process.rs"]
+        pub(crate) mod process;
+    }
+}
+cfg_if::cfg_if! {
+    if #[cfg(all(unix, feature = "cluster-backend"))] {
+        pub(crate) mod cluster;
+    } else {
+        #[path = "no_cluster.rs"]
+        pub(crate) mod cluster;
+    }
+}
+cfg_if::cfg_if! {
+    if #[cfg(feature = "tokio-backend")] {
+        mod tokio_io;
+        pub(crate) mod tokio;
+    } else {
+        #[path = "no_tokio_io.rs"]
+        mod tokio_io;
+    }
+}
 pub(crate) mod refused;
 #[cfg(feature = "smol-backend")]
 pub(crate) mod smol;
 pub(crate) mod threads;
-#[cfg(feature = "tokio-backend")]
-pub(crate) mod tokio;
 
 /// A backend a scope can run on. One variant per compiled-in backend.
 #[derive(Clone)]
@@ -72,6 +92,70 @@ macro_rules! dispatch {
     };
 }
 
+/// The [`BackendHandle`] methods a backend crate's handle has as inherent
+/// methods of the same name and signature: each calls that method (inherent
+/// methods win over the trait's in `Self::name` paths).
+macro_rules! inherent_spawn_methods {
+    () => {
+        #[inline]
+        fn spawn<F>(&self, future: F) -> unirun_core::JoinHandle<F::Output>
+        where
+            F: std::future::Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            Self::spawn(self, future)
+        }
+
+        #[inline]
+        fn spawn_blocking<F, R>(&self, f: F) -> unirun_core::JoinHandle<R>
+        where
+            F: FnOnce() -> R + Send + 'static,
+            R: Send + 'static,
+        {
+            Self::spawn_blocking(self, f)
+        }
+
+        #[inline]
+        fn spawn_in<F>(
+            &self,
+            tasks: &std::sync::Arc<unirun_core::TaskSet>,
+            future: F,
+        ) -> unirun_core::JoinHandle<F::Output>
+        where
+            F: std::future::Future + Send + 'static,
+            F::Output: Send + 'static,
+        {
+            Self::spawn_in(self, tasks, future)
+        }
+
+        #[inline]
+        fn spawn_blocking_in<F, R>(
+            &self,
+            tasks: &std::sync::Arc<unirun_core::TaskSet>,
+            f: F,
+        ) -> unirun_core::JoinHandle<R>
+        where
+            F: FnOnce() -> R + Send + 'static,
+            R: Send + 'static,
+        {
+            Self::spawn_blocking_in(self, tasks, f)
+        }
+
+        fn name(&self) -> &str {
+            Self::name(self)
+        }
+
+        fn num_workers(&self) -> usize {
+            Self::num_workers(self)
+        }
+
+        fn max_blocking_threads(&self) -> usize {
+            Self::max_blocking_threads(self)
+        }
+    };
+}
+use inherent_spawn_methods;
+
 /// Tearing down a backend a scope started; each backend module implements
 /// it for what its `start` returns.
 pub(crate) trait Shutdown: Send + Sync {
@@ -97,9 +181,51 @@ pub(crate) trait Shutdown: Send + Sync {
 /// What a scope owns and tears down: the backend it started.
 pub(crate) type Owned = Box<dyn Shutdown>;
 
-/// The calls a facade [`Backend`] makes beyond the core's
-/// [`BackendHandle`]; each backend module implements it for its handle.
-pub(crate) trait FacadeHandle {
+/// What every backend's handle offers a scope: spawning (into the scope's
+/// [`TaskSet`] or not), the backend's name, sizes and flavor, and the
+/// hooks the facade's timers, I/O and metrics need. Each backend module
+/// implements it for its crate's handle, calling that handle's own
+/// methods; the object-safe [`Executor`] supertrait gives the task hooks.
+///
+/// The spawn methods are generic over the future (see the module docs for
+/// why that rules out `dyn BackendHandle`).
+pub(crate) trait BackendHandle:
+    Executor + Clone + std::fmt::Debug + Send + Sync + 'static
+{
+    /// Spawns `future` outside any scope.
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+
+    /// Runs `f` where blocking is allowed, outside any scope.
+    fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static;
+
+    /// Spawns `future` as a member of `tasks` (so closing the set cancels
+    /// it and waiting for the set waits for it).
+    fn spawn_in<F>(&self, tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+
+    /// Runs `f` where blocking is allowed, as a member of `tasks`.
+    fn spawn_blocking_in<F, R>(&self, tasks: &Arc<TaskSet>, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static;
+
+    /// The backend's name: its threads are named after it.
+    fn name(&self) -> &str;
+
+    /// How many threads run async tasks.
+    fn num_workers(&self) -> usize;
+
+    /// The most threads the blocking lane may run at once.
+    fn max_blocking_threads(&self) -> usize;
+
     /// The flavor of backend this is (`Threads` for the shared pool too).
     fn flavor(&self) -> Flavor;
 
@@ -148,7 +274,7 @@ pub(crate) trait FacadeHandle {
     }
 }
 
-/// A sleep on a backend's own timer (see [`FacadeHandle::timer`]), boxed so
+/// A sleep on a backend's own timer (see [`BackendHandle::timer`]), boxed so
 /// that `unirun::time` needs no per-backend code.
 pub(crate) struct BackendTimer {
     /// Completes at the deadline.
@@ -223,7 +349,7 @@ impl Backend {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        dispatch!(self, h => h.spawn(future))
+        dispatch!(self, h => BackendHandle::spawn(h, future))
     }
 
     pub(crate) fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
@@ -231,7 +357,7 @@ impl Backend {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        dispatch!(self, h => h.spawn_blocking(f))
+        dispatch!(self, h => BackendHandle::spawn_blocking(h, f))
     }
 
     pub(crate) fn spawn_in<F>(&self, tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
@@ -252,7 +378,7 @@ impl Backend {
 
     /// The flavor of backend this is (`Threads` for the shared pool too).
     pub(crate) fn flavor(&self) -> Flavor {
-        dispatch!(self, h => FacadeHandle::flavor(h))
+        dispatch!(self, h => BackendHandle::flavor(h))
     }
 
     /// The core pool behind unirun's own workers, where fork-join runs;
@@ -278,38 +404,38 @@ impl Backend {
     /// Enters the backend's runtime context on this thread until the guard
     /// drops (tokio's; nothing for the others).
     pub(crate) fn enter(&self) -> Option<BackendContext<'_>> {
-        dispatch!(self, h => FacadeHandle::enter(h))
+        dispatch!(self, h => BackendHandle::enter(h))
     }
 
     /// A sleep until `deadline` on the backend's own timer, if it has one
     /// that unirun may use.
     pub(crate) fn timer(&self, deadline: std::time::Instant) -> Option<BackendTimer> {
-        dispatch!(self, h => FacadeHandle::timer(h, deadline))
+        dispatch!(self, h => BackendHandle::timer(h, deadline))
     }
 
     /// Which tokio reactor the backend's tasks use (see [`crate::io`]).
     pub(crate) fn reactor(&self) -> Option<&'static str> {
-        dispatch!(self, h => FacadeHandle::reactor(h))
+        dispatch!(self, h => BackendHandle::reactor(h))
     }
 
-    /// See [`FacadeHandle::task_counts`].
+    /// See [`BackendHandle::task_counts`].
     pub(crate) fn task_counts(&self) -> unirun_core::TaskCounts {
-        dispatch!(self, h => FacadeHandle::task_counts(h))
+        dispatch!(self, h => BackendHandle::task_counts(h))
     }
 
-    /// See [`FacadeHandle::pool_stats`].
+    /// See [`BackendHandle::pool_stats`].
     pub(crate) fn pool_stats(&self) -> Option<unirun_core::PoolStats> {
-        dispatch!(self, h => FacadeHandle::pool_stats(h))
+        dispatch!(self, h => BackendHandle::pool_stats(h))
     }
 
-    /// See [`FacadeHandle::lane_stats`].
+    /// See [`BackendHandle::lane_stats`].
     pub(crate) fn lane_stats(&self) -> Option<unirun_threads::LaneStats> {
-        dispatch!(self, h => FacadeHandle::lane_stats(h))
+        dispatch!(self, h => BackendHandle::lane_stats(h))
     }
 
-    /// See [`FacadeHandle::task_set`].
+    /// See [`BackendHandle::task_set`].
     pub(crate) fn task_set(&self) -> TaskSet {
-        dispatch!(self, h => FacadeHandle::task_set(h))
+        dispatch!(self, h => BackendHandle::task_set(h))
     }
 
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
@@ -331,12 +457,7 @@ impl std::fmt::Debug for Backend {
 /// process backend).
 pub(crate) use self::process::ProcessOptions;
 
-/// A backend's runtime context, entered on a thread (see [`Backend::enter`]).
-#[cfg(feature = "tokio-backend")]
-pub(crate) type BackendContext<'a> = crate::io::Context<'a>;
-/// A backend's runtime context: none without `tokio-backend`.
-#[cfg(not(feature = "tokio-backend"))]
-pub(crate) type BackendContext<'a> = std::marker::PhantomData<&'a ()>;
+pub(crate) use self::tokio_io::BackendContext;
 
 /// Whether the calling thread runs async code that must not block: a
 /// unirun worker, or a thread inside a tokio runtime.
@@ -347,20 +468,5 @@ pub(crate) fn on_async_thread() -> bool {
 /// The tokio runtime the calling thread runs in, as a backend to borrow:
 /// never, without `tokio-backend`.
 pub(crate) fn ambient_tokio() -> Option<Backend> {
-    tokio_ambient()
-}
-
-/// The context a thread pool's workers run inside is unirun's, not an
-/// ambient runtime (see [`crate::io`]).
-#[cfg(feature = "tokio-backend")]
-fn tokio_ambient() -> Option<Backend> {
-    if crate::io::entered_by_unirun() {
-        return None;
-    }
-    self::tokio::ambient()
-}
-
-#[cfg(not(feature = "tokio-backend"))]
-fn tokio_ambient() -> Option<Backend> {
-    None
+    tokio_io::ambient()
 }

@@ -15,11 +15,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use unirun_core::{
-    BackendHandle, Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo,
-    TaskSet,
+    Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet,
 };
 
-use super::FacadeHandle;
+use super::BackendHandle;
 use crate::flavor::Flavor;
 
 /// A backend that refuses all work, with the reason.
@@ -50,24 +49,6 @@ impl Handle {
             err: Some(JoinError::not_started(self.inner.reason.clone())),
             output: PhantomData,
         })
-    }
-
-    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        drop(future);
-        self.refuse()
-    }
-
-    pub(crate) fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
-    where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
-    {
-        drop(f);
-        self.refuse()
     }
 }
 
@@ -120,6 +101,24 @@ impl Executor for Handle {
 }
 
 impl BackendHandle for Handle {
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        drop(future);
+        self.refuse()
+    }
+
+    fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        drop(f);
+        self.refuse()
+    }
+
     fn spawn_in<F>(&self, _tasks: &Arc<TaskSet>, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -147,9 +146,7 @@ impl BackendHandle for Handle {
     fn max_blocking_threads(&self) -> usize {
         0
     }
-}
 
-impl FacadeHandle for Handle {
     fn flavor(&self) -> Flavor {
         Flavor::Threads
     }

@@ -2,7 +2,7 @@
 
 use unirun_smol::{Handle, SmolPool};
 
-use super::{Backend, BackendTimer, FacadeHandle, Shutdown, Started};
+use super::{Backend, BackendHandle, BackendTimer, Shutdown, Started};
 use crate::error::Error;
 use crate::flavor::Flavor;
 
@@ -31,7 +31,9 @@ impl Shutdown for SmolPool {
     }
 }
 
-impl FacadeHandle for Handle {
+impl BackendHandle for Handle {
+    super::inherent_spawn_methods!();
+
     fn flavor(&self) -> Flavor {
         Flavor::Smol
     }

@@ -4,7 +4,8 @@
 
 use unirun_threads::{Handle, ThreadPool};
 
-use super::{Backend, BackendContext, FacadeHandle, Shutdown, Started};
+use super::tokio_io::{self, Lease};
+use super::{Backend, BackendContext, BackendHandle, Shutdown, Started};
 use crate::error::Error;
 use crate::flavor::Flavor;
 
@@ -19,12 +20,11 @@ pub(crate) fn start(workers: usize, blocking_cap: usize, name: &str) -> Result<S
     })
 }
 
-/// A started pool and, with `tokio-backend`, its hold on unirun's own tokio
-/// runtime (released after the pool's threads are joined).
+/// A started pool and its hold on unirun's own tokio runtime (with
+/// `tokio-backend`), released after the pool's threads are joined.
 pub(super) struct Pool {
     pool: ThreadPool,
-    #[cfg(feature = "tokio-backend")]
-    _io: Option<crate::io::Lease>,
+    io: Lease,
 }
 
 impl Pool {
@@ -38,62 +38,40 @@ pub(super) fn pool(workers: usize, blocking_cap: usize, name: &str) -> Result<Po
         .workers(workers)
         .max_blocking_threads(blocking_cap)
         .name(name);
-    #[cfg(feature = "tokio-backend")]
-    {
-        let (reactor, lease) = crate::io::Reactor::for_new_pool()?;
-        Ok(Pool {
-            pool: builder.worker_context(reactor).build()?,
-            _io: lease,
-        })
-    }
-    #[cfg(not(feature = "tokio-backend"))]
+    let (builder, io) = tokio_io::attach(builder)?;
     Ok(Pool {
         pool: builder.build()?,
+        io,
     })
 }
 
-// Each form shuts the pool down first; the lease (a field) drops after.
+// Each form shuts the pool down first; the lease (a field) goes after.
 impl Shutdown for Pool {
     fn shutdown(self: Box<Self>) {
         self.pool.shutdown();
     }
 
     fn shutdown_timeout(self: Box<Self>, timeout: std::time::Duration) -> bool {
-        #[cfg(feature = "tokio-backend")]
-        {
-            let deadline = std::time::Instant::now().checked_add(timeout);
-            let Pool { pool, _io: io } = *self;
-            let clean = pool.shutdown_timeout(timeout);
-            // unirun-io, if this was its last pool, stops by the same
-            // deadline (its blocking closures are not waited for past it).
-            let io_clean = match (io, deadline) {
-                (Some(io), Some(deadline)) => io.release_by(deadline),
-                _ => true,
-            };
-            clean && io_clean
-        }
-        #[cfg(not(feature = "tokio-backend"))]
-        self.pool.shutdown_timeout(timeout)
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        let Pool { pool, io } = *self;
+        let clean = pool.shutdown_timeout(timeout);
+        // unirun-io, if this was its last pool, stops by the same deadline.
+        let io_clean = io.release_by(deadline);
+        clean && io_clean
     }
 
     fn shutdown_now(self: Box<Self>) {
-        #[cfg(feature = "tokio-backend")]
-        {
-            let Pool { pool, _io: io } = *self;
-            pool.shutdown_now();
-            // "Now": unirun-io, if this was its last pool, stops without
-            // waiting for tokio blocking closures still running (a plain
-            // drop of the lease would wait for them, without bound).
-            if let Some(io) = io {
-                io.release_now();
-            }
-        }
-        #[cfg(not(feature = "tokio-backend"))]
-        self.pool.shutdown_now();
+        let Pool { pool, io } = *self;
+        pool.shutdown_now();
+        // "Now": unirun-io, if this was its last pool, stops without
+        // waiting for tokio blocking closures still running.
+        io.release_now();
     }
 }
 
-impl FacadeHandle for Handle {
+impl BackendHandle for Handle {
+    super::inherent_spawn_methods!();
+
     fn flavor(&self) -> Flavor {
         Flavor::Threads
     }
@@ -115,20 +93,10 @@ impl FacadeHandle for Handle {
     }
 
     fn enter(&self) -> Option<BackendContext<'_>> {
-        #[cfg(feature = "tokio-backend")]
-        {
-            crate::io::reactor_of(self).map(crate::io::Reactor::enter)
-        }
-        #[cfg(not(feature = "tokio-backend"))]
-        None
+        tokio_io::enter(self)
     }
 
     fn reactor(&self) -> Option<&'static str> {
-        #[cfg(feature = "tokio-backend")]
-        {
-            crate::io::reactor_of(self).map(crate::io::Reactor::describe)
-        }
-        #[cfg(not(feature = "tokio-backend"))]
-        None
+        tokio_io::describe(self)
     }
 }

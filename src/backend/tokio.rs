@@ -3,7 +3,7 @@
 
 use unirun_tokio::{Handle, TokioRuntime};
 
-use super::{Backend, BackendContext, BackendTimer, FacadeHandle, Shutdown, Started};
+use super::{Backend, BackendContext, BackendHandle, BackendTimer, Shutdown, Started};
 use crate::error::Error;
 use crate::flavor::Flavor;
 
@@ -37,7 +37,9 @@ impl Shutdown for TokioRuntime {
     }
 }
 
-impl FacadeHandle for Handle {
+impl BackendHandle for Handle {
+    super::inherent_spawn_methods!();
+
     fn flavor(&self) -> Flavor {
         Flavor::Tokio
     }

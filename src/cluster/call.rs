@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::trace::DecisionTrace;
 use crate::{Handle, JoinError, JoinHandle, Run, RunBuilder};
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "cluster-backend"))))]
 impl RunBuilder {
     /// Where a [`Flavor::Cluster`](crate::Flavor::Cluster) scope's calls
     /// go, and how they are carried (see [`ClusterOptions`]); without it,
@@ -107,6 +108,7 @@ where
     task
 }
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "cluster-backend"))))]
 impl Run {
     /// Calls `f` on every item and returns the outcomes in input order:
     /// on a [`Flavor::Cluster`](crate::Flavor::Cluster) scope on its

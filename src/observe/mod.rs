@@ -12,12 +12,15 @@ use crate::trace::DecisionTrace;
 
 mod json;
 
-#[cfg(feature = "tracing")]
-mod events;
-/// Without the `tracing` feature: the same functions, doing nothing.
-#[cfg(not(feature = "tracing"))]
-#[path = "no_events.rs"]
-mod events;
+// Without the `tracing` feature: the same functions, doing nothing.
+cfg_if::cfg_if! {
+    if #[cfg(feature = "tracing")] {
+        mod events;
+    } else {
+        #[path = "no_events.rs"]
+        mod events;
+    }
+}
 
 /// What `UNIRUN_TRACE` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -50,13 +50,13 @@ pub struct RunBuilder {
     flavor: Flavor,
     config: Option<RuntimeConfig>,
     name: Option<String>,
-    max_workers: Option<usize>,
-    max_blocking: Option<usize>,
+    /// What the builder's own setters (`max_workers`, `max_blocking`) set,
+    /// in the same settings type as `config`, over which it is layered.
+    limits: RuntimeConfig,
     executor: Option<Handle>,
     on_decision: Option<Listener>,
     process_options: Option<backend::ProcessOptions>,
-    #[cfg(all(unix, feature = "cluster-backend"))]
-    pub(crate) cluster_options: Option<crate::cluster::ClusterOptions>,
+    pub(crate) cluster_options: Option<backend::cluster::ClusterOptions>,
 }
 
 impl RunBuilder {
@@ -131,7 +131,7 @@ impl RunBuilder {
     /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn max_workers(mut self, max_workers: usize) -> Self {
-        self.max_workers = Some(max_workers);
+        self.limits = self.limits.max_workers(max_workers);
         self
     }
 
@@ -147,7 +147,7 @@ impl RunBuilder {
     /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn max_blocking(mut self, max_blocking: usize) -> Self {
-        self.max_blocking = Some(max_blocking);
+        self.limits = self.limits.max_blocking(max_blocking);
         self
     }
 
@@ -253,13 +253,8 @@ impl RunBuilder {
     /// ```
     pub fn build(self) -> Result<Run, Error> {
         let snapshot = global::snapshot();
-        let mut code = self.config.unwrap_or_default();
-        if let Some(n) = self.max_workers {
-            code = code.max_workers(n);
-        }
-        if let Some(n) = self.max_blocking {
-            code = code.max_blocking(n);
-        }
+        // The builder's limits win over its config; the config fills the rest.
+        let code = self.limits.merged_over(&self.config.unwrap_or_default());
         let parent = match self.executor {
             Some(_) => None,
             None => scope::current().filter(|s| s.reusable),
@@ -286,10 +281,9 @@ impl RunBuilder {
         let mut trace = decision.trace;
         // Connected before any thread starts, so an unreachable server
         // leaves nothing to tear down.
-        #[cfg(all(unix, feature = "cluster-backend"))]
         let cluster = match decision.plan {
             Plan::Cluster { .. } => {
-                let (client, traced) = crate::cluster::connect(self.cluster_options, trace)?;
+                let (client, traced) = backend::cluster::connect(self.cluster_options, trace)?;
                 trace = traced;
                 Some(client)
             }
@@ -360,7 +354,6 @@ impl RunBuilder {
         let mut owned = owned;
         let processes = owned.as_mut().and_then(|s| s.processes.take());
         let scope = Scope::new(backend, gil, true, process_options, processes);
-        #[cfg(all(unix, feature = "cluster-backend"))]
         if let Some(client) = cluster {
             let _ = scope.cluster.set(client);
         }
@@ -390,8 +383,8 @@ impl fmt::Debug for RunBuilder {
         f.field("flavor", &self.flavor)
             .field("config", &self.config)
             .field("name", &self.name)
-            .field("max_workers", &self.max_workers)
-            .field("max_blocking", &self.max_blocking)
+            .field("max_workers", &self.limits.max_workers)
+            .field("max_blocking", &self.limits.max_blocking)
             .field("executor", &self.executor)
             .field("on_decision", &self.on_decision.is_some());
         f.field("process_options", &self.process_options);

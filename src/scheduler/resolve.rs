@@ -7,8 +7,6 @@
 use crate::config::RuntimeConfig;
 use crate::env::EnvOverride;
 use crate::flavor::CompatMode;
-#[cfg(all(unix, feature = "process-backend"))]
-use crate::flavor::Flavor;
 
 /// The settings in force for a request, and the environment values that
 /// took effect (for the trace).
@@ -26,7 +24,10 @@ pub(super) fn resolve(
 
 /// The flavor the kill switches force, whatever the code asked for.
 #[cfg(all(unix, feature = "process-backend"))]
-pub(crate) fn forced_flavor(configured: &RuntimeConfig, env: &RuntimeConfig) -> Option<Flavor> {
+pub(crate) fn forced_flavor(
+    configured: &RuntimeConfig,
+    env: &RuntimeConfig,
+) -> Option<crate::flavor::Flavor> {
     resolve(&RuntimeConfig::default(), configured, env)
         .0
         .forced_flavor()

@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 
 use unirun_platform::fork_guard;
 
+/// Views into the driver for unirun's own tests (see `time::test_hooks`).
+#[cfg(feature = "__test-hooks")]
+pub mod test_hooks;
+
 /// The name of the driver thread.
 pub(crate) const THREAD_NAME: &str = "unirun-timer";
 
@@ -239,12 +243,6 @@ impl Entry {
         // Dropped outside the lock: a waker's drop may run foreign code.
         drop(waker);
     }
-
-    /// Whether this entry is registered now.
-    pub(crate) fn is_registered(&self) -> bool {
-        self.key
-            .is_some_and(|(_, id)| lock().wakers.contains_key(&id))
-    }
 }
 
 /// Starts the driver thread, which plans from the whole queue on its first
@@ -336,30 +334,4 @@ pub(crate) fn reset() {
     for waker in wakers.into_values() {
         waker.wake();
     }
-}
-
-/// How many entries are registered at `deadline`.
-pub(crate) fn entries_at(deadline: Instant) -> usize {
-    let at = nanos(deadline);
-    let inner = lock();
-    inner
-        .queue
-        .iter()
-        .filter(|Reverse((when, id))| *when == at && inner.wakers.contains_key(id))
-        .count()
-}
-
-/// How many keys the queue holds, live and stale.
-pub(crate) fn queued() -> usize {
-    lock().queue.len()
-}
-
-/// The driver's lock, held until the guard drops.
-pub(crate) fn hold() -> impl Sized {
-    lock()
-}
-
-/// Whether the driver thread runs.
-pub(crate) fn is_running() -> bool {
-    lock().thread.is_some()
 }

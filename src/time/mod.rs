@@ -140,6 +140,12 @@
 
 mod driver;
 
+/// Views into unirun's timer driver for unirun's own tests (feature
+/// `__test-hooks`, never part of `full`): not a supported API.
+#[cfg(feature = "__test-hooks")]
+#[doc(hidden)]
+pub use self::driver::test_hooks;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -309,16 +315,6 @@ impl Sleep {
         crate::scope::with_current(|scope| scope.backend.timer(deadline))
             .flatten()
             .map_or_else(|| Timer::Own(driver::Entry::default()), Timer::Backend)
-    }
-
-    /// Whether this sleep holds an entry in unirun's timer driver now (for
-    /// tests: a dropped or completed sleep holds none).
-    #[doc(hidden)]
-    pub fn is_registered(&self) -> bool {
-        match &self.timer {
-            Timer::Own(entry) => entry.is_registered(),
-            _ => false,
-        }
     }
 }
 
@@ -610,33 +606,6 @@ impl Interval {
     pub fn period(&self) -> Duration {
         self.period
     }
-}
-
-/// How many entries unirun's timer driver holds at `deadline` (for tests:
-/// one per registered sleep with that deadline).
-#[doc(hidden)]
-pub fn __entries_at(deadline: Instant) -> usize {
-    driver::entries_at(deadline)
-}
-
-/// How many keys unirun's timer driver queues, live and stale (for tests:
-/// stale keys are compacted away before they outnumber live ones by much).
-#[doc(hidden)]
-pub fn __queued() -> usize {
-    driver::queued()
-}
-
-/// Whether unirun's timer driver thread runs (for tests).
-#[doc(hidden)]
-pub fn __driver_running() -> bool {
-    driver::is_running()
-}
-
-/// Holds the lock of unirun's timer driver until the result drops (for
-/// tests: a forked child never needs it).
-#[doc(hidden)]
-pub fn __hold_driver_lock() -> impl Sized {
-    driver::hold()
 }
 
 /// Stops unirun's timer driver; called by [`reset`](crate::reset).

@@ -52,7 +52,6 @@
 //! assert_eq!(total, 14);
 //! ```
 
-mod backend;
 mod builder;
 mod context;
 mod handle;
