@@ -127,6 +127,9 @@ pub(crate) struct Core {
     pub(crate) tick: Cell<u32>,
     /// Whether this core counts itself in `Idle`'s searching count.
     pub(crate) searching: Cell<bool>,
+    /// Whether a task was queued here while the worker parked (see
+    /// [`schedule_parked`](Self::schedule_parked)); the park then ends.
+    pub(crate) woken_in_park: Cell<bool>,
     pub(crate) rng: Cell<u32>,
     pub(crate) park: Box<dyn Park + Send>,
 }
@@ -190,7 +193,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut core: Box<Core>) {
                 // A task blocked this thread and handed the core on.
                 None => return,
             },
-            None => core.park(shared),
+            None => core = cx.park(core, |core| core.park(shared)),
         }
     }
 }
@@ -314,6 +317,24 @@ impl Core {
         shared.notify_parked_local();
     }
 
+    /// Queues a task woken on this core's own thread while its worker parks
+    /// (a [`Park`] that drives a reactor runs the reactor's wakers there):
+    /// the worker runs it itself once the park ends, so a readiness event
+    /// does not cross threads. The first goes to the LIFO slot and ends the
+    /// park; the rest queue where others may steal them, as any spawn.
+    pub(crate) fn schedule_parked(&self, shared: &Shared, runnable: Runnable) {
+        if let Some(previous) = self.lifo.replace(Some(runnable)) {
+            self.local.push_back(previous, &shared.injector);
+            shared.notify_parked_local();
+        }
+        if !self.woken_in_park.replace(true) {
+            // This thread is inside its own `park`: the token makes it
+            // return (a park that drives a reactor polls it after the
+            // wakers ran).
+            shared.unparkers[self.index].unpark();
+        }
+    }
+
     fn park(&self, shared: &Shared) {
         let idle = &shared.idle;
         let was_searching = self.searching.replace(false);
@@ -336,6 +357,15 @@ impl Core {
                 return;
             }
             self.park.park();
+            if self.woken_in_park.replace(false) {
+                // Work of our own (see `schedule_parked`): leave the
+                // sleeper list ourselves, unless a producer popped us
+                // meanwhile and counted us as searching.
+                if !idle.unpark_worker_by_id(self.index) {
+                    self.searching.set(true);
+                }
+                return;
+            }
             if !idle.is_parked(self.index) {
                 // A producer popped us and counted us as searching.
                 self.searching.set(true);

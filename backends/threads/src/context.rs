@@ -3,6 +3,8 @@
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// A context the pool's worker threads run inside for their whole life,
@@ -50,6 +52,20 @@ pub trait WorkerContext: Send + Sync + 'static {
     /// The context as `Any`, so its owner can find its own type again
     /// through [`Handle::worker_context`](crate::Handle::worker_context).
     fn as_any(&self) -> &dyn Any;
+
+    /// Parks an idle worker of the pool inside the context until `woken`
+    /// completes (for example by driving a reactor on this thread, so the
+    /// tasks its events wake run here), and returns `true`; or returns
+    /// `false` at once, and the pool parks the thread its own way. `woken`
+    /// completes once the worker is unparked; the context may also return
+    /// earlier (a spurious wake-up). The default declines.
+    ///
+    /// Wakers that run on this thread while it parks queue their tasks on
+    /// the parked worker, which runs them when the park returns.
+    fn park(&self, woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
+        let _ = woken;
+        false
+    }
 }
 
 /// The builder's slot for a context: printable, cheap to clone.

@@ -56,6 +56,7 @@ mod backend;
 mod builder;
 mod context;
 mod handle;
+mod park;
 mod pool;
 mod shutdown;
 
