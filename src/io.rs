@@ -139,6 +139,14 @@
 //! server.join().unwrap();
 //! ```
 
+#[cfg(feature = "smol-backend")]
+mod async_io;
+#[cfg(feature = "tokio-backend")]
+mod driver;
+
+#[cfg(all(feature = "smol-backend", not(feature = "tokio-backend")))]
+pub(crate) use self::async_io::AsyncIo;
+
 #[cfg(feature = "tokio-backend")]
 pub(crate) use self::tokio_io::{
     child_runtime, entered_by_unirun, reactor_of, Context, Lease, Reactor,
@@ -164,9 +172,8 @@ mod tokio_io {
     use std::cell::Cell;
     use std::future::Future;
     use std::pin::Pin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     use std::sync::{Arc, Mutex, PoisonError, Weak};
-    use std::task::{Poll, Waker};
     use std::thread::{self, JoinHandle};
     use std::time::Instant;
 
@@ -174,6 +181,7 @@ mod tokio_io {
     use unirun_platform::fork_guard::ForkMutex;
     use unirun_threads::WorkerContext;
 
+    use super::driver::Driver;
     use crate::error::Error;
 
     /// The name of the thread that drives unirun's own runtime.
@@ -198,7 +206,16 @@ mod tokio_io {
     /// outlives every `#[tokio::test]`) would leave them a dead reactor.
     pub(crate) struct Reactor {
         tokio: Handle,
+        /// Lets the pool's idle workers drive the runtime.
+        driver: Arc<Driver>,
         source: Source,
+        /// Whether idle workers drive async-io's reactor first (see
+        /// `park_either`).
+        #[cfg(feature = "smol-backend")]
+        prefer_smol: std::sync::atomic::AtomicBool,
+        /// Parks in a row in the preferred reactor that woke nothing.
+        #[cfg(feature = "smol-backend")]
+        misses: std::sync::atomic::AtomicU32,
     }
 
     #[derive(Clone, Copy)]
@@ -229,7 +246,12 @@ mod tokio_io {
             let lease = lease()?;
             let reactor = Reactor {
                 tokio: lease.0.tokio.clone(),
+                driver: lease.0.driver.clone(),
                 source,
+                #[cfg(feature = "smol-backend")]
+                prefer_smol: std::sync::atomic::AtomicBool::new(false),
+                #[cfg(feature = "smol-backend")]
+                misses: std::sync::atomic::AtomicU32::new(0),
             };
             Ok((Arc::new(reactor), Some(lease)))
         }
@@ -272,6 +294,61 @@ mod tokio_io {
 
         fn as_any(&self) -> &dyn Any {
             self
+        }
+
+        /// An idle worker drives the runtime's I/O and timers itself (see
+        /// `driver`), except in a forked child (the runtime's threads are
+        /// the parent's there).
+        fn park(&self, woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
+            #[cfg(feature = "smol-backend")]
+            {
+                self.park_either(woken)
+            }
+            #[cfg(not(feature = "smol-backend"))]
+            self.driver.park(woken)
+        }
+    }
+
+    /// Parks in a row, in the preferred reactor, that woke nothing on the
+    /// parked worker, before the other reactor is preferred.
+    #[cfg(feature = "smol-backend")]
+    const MISSES_BEFORE_SWITCH: u32 = 8;
+
+    #[cfg(feature = "smol-backend")]
+    impl Reactor {
+        /// With async-io compiled in too, an idle worker drives the
+        /// reactor preferred now, or the other one when another worker
+        /// drives tokio's (one worker at a time). The preference follows
+        /// the events: a park whose reactor woke a task on the parked
+        /// worker keeps (or makes) that reactor preferred; after
+        /// [`MISSES_BEFORE_SWITCH`] parks in a row that woke nothing, the
+        /// other one is tried. (async-io's `block_on` always parks, driving
+        /// its reactor when no other thread holds it.)
+        fn park_either(&self, mut woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
+            use std::sync::atomic::Ordering::Relaxed;
+            let smol_first = self.prefer_smol.load(Relaxed);
+            let (parked, in_smol) = if !smol_first && self.driver.park(woken.as_mut()) {
+                (true, false)
+            } else if super::async_io::park(woken.as_mut()) {
+                (true, true)
+            } else {
+                (self.driver.park(woken), false)
+            };
+            if !parked {
+                return false;
+            }
+            if unirun_core::woken_while_parked() {
+                self.misses.store(0, Relaxed);
+                if in_smol != smol_first {
+                    self.prefer_smol.store(in_smol, Relaxed);
+                }
+            } else if in_smol == smol_first
+                && self.misses.fetch_add(1, Relaxed) + 1 >= MISSES_BEFORE_SWITCH
+            {
+                self.misses.store(0, Relaxed);
+                self.prefer_smol.store(!smol_first, Relaxed);
+            }
+            true
         }
     }
 
@@ -402,10 +479,11 @@ mod tokio_io {
     }
 
     /// A current-thread runtime with every driver tokio has compiled in,
-    /// and the `unirun-io` thread that blocks on it until stopped.
+    /// driven by idle pool workers, and the `unirun-io` thread that drives
+    /// it when none does (see `driver`), until stopped.
     struct OwnRuntime {
         tokio: Handle,
-        stop: Arc<Stop>,
+        driver: Arc<Driver>,
         thread: Option<JoinHandle<bool>>,
         /// The process that started it: a forked child inherits the value
         /// but not the thread.
@@ -416,7 +494,7 @@ mod tokio_io {
         fn start() -> Result<Self, Error> {
             // Threads of its blocking pool (`tokio::task::spawn_blocking`
             // in unirun's tasks) alive now: the only threads the runtime
-            // starts, a current-thread one runs on `unirun-io` itself.
+            // starts, a current-thread one runs where it is driven.
             let live = Arc::new(AtomicUsize::new(0));
             let (started, stopped) = (live.clone(), live.clone());
             // `enable_all`: I/O too whenever tokio's `net` is compiled in
@@ -425,26 +503,24 @@ mod tokio_io {
                 .enable_all()
                 .thread_name(format!("{THREAD_NAME}-blocking"))
                 .on_thread_start(move || {
-                    started.fetch_add(1, Ordering::SeqCst);
+                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 })
                 .on_thread_stop(move || {
-                    stopped.fetch_sub(1, Ordering::SeqCst);
+                    stopped.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 })
                 .build()?;
             let tokio = runtime.handle().clone();
-            let stop = Arc::new(Stop::default());
-            let stopping = stop.clone();
-            // The runtime moves to its thread and is shut down there,
-            // outside any async context (tokio forbids dropping it inside
-            // one). The thread returns whether no blocking closure was
-            // left running.
+            // The runtime is shut down by its thread, outside any async
+            // context (tokio forbids dropping it inside one). The thread
+            // returns whether no blocking closure was left running.
             // Handed over through a cell: a refused spawn drops its
             // closure on this thread, which may be inside an async context
             // (a compat call in a tokio task), where dropping a runtime
             // panics; the runtime is then taken back and shut down without
             // blocking.
-            let cell = Arc::new(std::sync::Mutex::new(Some(runtime)));
+            let cell = Arc::new(Mutex::new(Some(runtime)));
             let theirs = cell.clone();
+            let (driver_tx, driver_rx) = std::sync::mpsc::sync_channel::<Arc<Driver>>(1);
             let spawned = thread::Builder::new()
                 .name(THREAD_NAME.into())
                 .spawn(move || {
@@ -456,20 +532,11 @@ mod tokio_io {
                         .unwrap_or_else(PoisonError::into_inner)
                         .take()
                         .expect("the runtime is in the cell until its thread takes it");
-                    runtime.block_on(StopWait(&stopping));
-                    let deadline = stopping.0.lock().unwrap_or_else(PoisonError::into_inner).2;
-                    match deadline {
-                        // Waits for the blocking threads (tokio's drop
-                        // does), as a graceful shutdown does.
-                        None => drop(runtime),
-                        // Gives up on them at the deadline.
-                        Some(deadline) => runtime
-                            .shutdown_timeout(deadline.saturating_duration_since(Instant::now())),
+                    let driver = Arc::new(Driver::new(runtime));
+                    if driver_tx.send(driver.clone()).is_err() {
+                        driver.stop(Some(Instant::now()));
                     }
-                    // tokio's hook runs before a blocking thread signs off
-                    // from the shutdown: a thread tokio waited for is no
-                    // longer counted here.
-                    live.load(Ordering::SeqCst) == 0
+                    driver.run_fallback(&live)
                 });
             let thread = match spawned {
                 Ok(thread) => thread,
@@ -481,9 +548,12 @@ mod tokio_io {
                     return Err(err.into());
                 }
             };
+            let driver = driver_rx
+                .recv()
+                .expect("the unirun-io thread sends its driver first");
             Ok(OwnRuntime {
                 tokio,
-                stop,
+                driver,
                 thread: Some(thread),
                 pid: std::process::id(),
             })
@@ -499,11 +569,11 @@ mod tokio_io {
         /// closures still running then are left behind. Returns whether
         /// none was left running.
         ///
-        /// The join ends: `set` wakes the waker `block_on` parked with
-        /// (tokio's driver unparks), the poll sees the flag and returns,
-        /// and the runtime's shutdown then waits only for blocking
-        /// closures already running on it, at most until the deadline
-        /// when there is one.
+        /// The join ends: every pool that drove the runtime has shut down
+        /// (each held a lease), the stop ends the thread's turn or sleep
+        /// (see `driver`), and the runtime's shutdown then waits only for
+        /// blocking closures already running on it, at most until the
+        /// deadline when there is one.
         fn stop(mut self, deadline: Option<Instant>) -> bool {
             self.stop_thread(deadline)
         }
@@ -520,7 +590,7 @@ mod tokio_io {
                 std::mem::forget(thread);
                 return true;
             }
-            self.stop.set(deadline);
+            self.driver.stop(deadline);
             if thread.thread().id() == thread::current().id() {
                 return true;
             }
@@ -533,44 +603,6 @@ mod tokio_io {
         /// (see [`OwnRuntime::stop`]).
         fn drop(&mut self) {
             self.stop_thread(None);
-        }
-    }
-
-    /// A one-shot stop flag the driver thread awaits, with the deadline
-    /// its shutdown may wait until.
-    #[derive(Default)]
-    struct Stop(Mutex<(bool, Option<Waker>, Option<Instant>)>);
-
-    impl Stop {
-        fn set(&self, deadline: Option<Instant>) {
-            let waker = {
-                let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-                state.0 = true;
-                state.2 = deadline;
-                state.1.take()
-            };
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }
-    }
-
-    /// Completes once the flag is set. The flag and the waker share one
-    /// lock, so a `set` either sees the stored waker or happens before the
-    /// poll that then sees the flag: no wake-up is lost.
-    struct StopWait<'a>(&'a Stop);
-
-    impl Future for StopWait<'_> {
-        type Output = ();
-
-        fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
-            let mut state = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
-            if state.0 {
-                Poll::Ready(())
-            } else {
-                state.1 = Some(cx.waker().clone());
-                Poll::Pending
-            }
         }
     }
 }
