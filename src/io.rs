@@ -19,8 +19,13 @@
 //! - on the threads backend (the shared default, [`Flavor::Threads`](crate::Flavor::Threads),
 //!   and the thread pool of [`Flavor::Processes`](crate::Flavor::Processes)),
 //!   the reactor is unirun's own: one small current-thread runtime with
-//!   I/O and timers enabled, driven by one thread named `unirun-io` that
-//!   blocks on it (parked in the kernel while nothing is ready). That holds
+//!   I/O and timers enabled. The pools' idle workers drive it: one worker
+//!   at a time parks inside it (in the kernel, until a socket is ready,
+//!   the next timer is due, or the worker is given work), handles what
+//!   became ready, and runs the tasks that woke on its own thread, so a
+//!   readiness event does not cross threads. A thread named `unirun-io`
+//!   drives it only while no worker does (every worker busy for a
+//!   moment, about a millisecond); see [Who drives](#who-drives). That holds
 //!   inside a tokio runtime too: a pool's workers enter its reactor once,
 //!   for their whole life, and an ambient runtime may be dropped while the
 //!   pool lives (the shared default outlives every
@@ -48,6 +53,22 @@
 //! `Run::block_on`, not directly in it. Blocking closures
 //! ([`spawn_blocking`](crate::Run::spawn_blocking)) do not run inside the
 //! context either.
+//!
+//! ## Who drives
+//!
+//! - An idle worker of a thread pool, one at a time per runtime; the
+//!   others park plainly. A socket that becomes ready wakes its task on
+//!   that worker, which runs it as soon as it leaves the driver, and wakes
+//!   another worker only for the further tasks that woke with it.
+//! - `unirun-io`, when no worker has parked for about a millisecond: all
+//!   of them are busy (a long poll, a CPU-bound task), or no pool of this
+//!   process parks here (a forked child's pools). It hands the runtime
+//!   back as soon as a worker parks. So I/O and timers keep going while
+//!   every worker is busy, a little later than on an idle pool.
+//! - Tasks started with plain `tokio::spawn` on unirun's workers run on
+//!   this runtime, on whichever thread drives it: like a task of a tokio
+//!   runtime, they must not block their thread (that stops every socket
+//!   of the runtime until they return).
 //!
 //! ## Lifetime of `unirun-io`
 //!
@@ -111,6 +132,7 @@
 //! (`async-io`) whenever nobody else does, and unirun never blocks that
 //! thread nor holds a lock it takes. They work in tasks of every backend
 //! and in [`block_on`](crate::block_on).
+
 //!
 //! # Examples
 //!
@@ -139,13 +161,9 @@
 //! server.join().unwrap();
 //! ```
 
-#[cfg(feature = "smol-backend")]
-mod async_io;
 #[cfg(feature = "tokio-backend")]
 mod driver;
 
-#[cfg(all(feature = "smol-backend", not(feature = "tokio-backend")))]
-pub(crate) use self::async_io::AsyncIo;
 
 #[cfg(feature = "tokio-backend")]
 pub(crate) use self::tokio_io::{
@@ -209,13 +227,6 @@ mod tokio_io {
         /// Lets the pool's idle workers drive the runtime.
         driver: Arc<Driver>,
         source: Source,
-        /// Whether idle workers drive async-io's reactor first (see
-        /// `park_either`).
-        #[cfg(feature = "smol-backend")]
-        prefer_smol: std::sync::atomic::AtomicBool,
-        /// Parks in a row in the preferred reactor that woke nothing.
-        #[cfg(feature = "smol-backend")]
-        misses: std::sync::atomic::AtomicU32,
     }
 
     #[derive(Clone, Copy)]
@@ -248,10 +259,6 @@ mod tokio_io {
                 tokio: lease.0.tokio.clone(),
                 driver: lease.0.driver.clone(),
                 source,
-                #[cfg(feature = "smol-backend")]
-                prefer_smol: std::sync::atomic::AtomicBool::new(false),
-                #[cfg(feature = "smol-backend")]
-                misses: std::sync::atomic::AtomicU32::new(0),
             };
             Ok((Arc::new(reactor), Some(lease)))
         }
@@ -300,55 +307,7 @@ mod tokio_io {
         /// `driver`), except in a forked child (the runtime's threads are
         /// the parent's there).
         fn park(&self, woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
-            #[cfg(feature = "smol-backend")]
-            {
-                self.park_either(woken)
-            }
-            #[cfg(not(feature = "smol-backend"))]
             self.driver.park(woken)
-        }
-    }
-
-    /// Parks in a row, in the preferred reactor, that woke nothing on the
-    /// parked worker, before the other reactor is preferred.
-    #[cfg(feature = "smol-backend")]
-    const MISSES_BEFORE_SWITCH: u32 = 8;
-
-    #[cfg(feature = "smol-backend")]
-    impl Reactor {
-        /// With async-io compiled in too, an idle worker drives the
-        /// reactor preferred now, or the other one when another worker
-        /// drives tokio's (one worker at a time). The preference follows
-        /// the events: a park whose reactor woke a task on the parked
-        /// worker keeps (or makes) that reactor preferred; after
-        /// [`MISSES_BEFORE_SWITCH`] parks in a row that woke nothing, the
-        /// other one is tried. (async-io's `block_on` always parks, driving
-        /// its reactor when no other thread holds it.)
-        fn park_either(&self, mut woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
-            use std::sync::atomic::Ordering::Relaxed;
-            let smol_first = self.prefer_smol.load(Relaxed);
-            let (parked, in_smol) = if !smol_first && self.driver.park(woken.as_mut()) {
-                (true, false)
-            } else if super::async_io::park(woken.as_mut()) {
-                (true, true)
-            } else {
-                (self.driver.park(woken), false)
-            };
-            if !parked {
-                return false;
-            }
-            if unirun_core::woken_while_parked() {
-                self.misses.store(0, Relaxed);
-                if in_smol != smol_first {
-                    self.prefer_smol.store(in_smol, Relaxed);
-                }
-            } else if in_smol == smol_first
-                && self.misses.fetch_add(1, Relaxed) + 1 >= MISSES_BEFORE_SWITCH
-            {
-                self.misses.store(0, Relaxed);
-                self.prefer_smol.store(!smol_first, Relaxed);
-            }
-            true
         }
     }
 

@@ -111,27 +111,6 @@ fn schedule_parked(cx: &Context, shared: &Shared, runnable: Runnable) -> Option<
     }
 }
 
-/// Whether a task was queued on the worker this thread parks since its
-/// park began: a [`Park`](crate::Park) that drives a reactor learns from
-/// it whether that reactor's events woke tasks here. `false` on a thread
-/// that parks no worker.
-///
-/// # Examples
-///
-/// ```
-/// // Outside a worker's park there is no parked worker.
-/// assert!(!unirun_core::woken_while_parked());
-/// ```
-pub fn woken_while_parked() -> bool {
-    with_current(|cx| {
-        cx.is_some_and(|cx| {
-            cx.parked
-                .try_borrow()
-                .is_ok_and(|core| core.as_deref().is_some_and(|c| c.woken_in_park.get()))
-        })
-    })
-}
-
 /// Whether the calling thread is running a worker of any [`Pool`](crate::Pool)
 /// (including one whose task blocks after handing its worker on).
 ///

@@ -107,7 +107,7 @@ pub use async_task::ScheduleInfo;
 
 pub use crate::backend::BackendHandle;
 pub use crate::block_on::{block_on, block_on_with};
-pub use crate::context::{on_worker_thread, woken_while_parked};
+pub use crate::context::on_worker_thread;
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
 pub use crate::executor::{Executor, Schedule};
 pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignSchedule};

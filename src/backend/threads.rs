@@ -47,14 +47,9 @@ pub(super) fn pool(workers: usize, blocking_cap: usize, name: &str) -> Result<Po
         })
     }
     #[cfg(not(feature = "tokio-backend"))]
-    {
-        // Idle workers drive async-io's reactor (see `crate::io`).
-        #[cfg(feature = "smol-backend")]
-        let builder = builder.worker_context(std::sync::Arc::new(crate::io::AsyncIo));
-        Ok(Pool {
-            pool: builder.build()?,
-        })
-    }
+    Ok(Pool {
+        pool: builder.build()?,
+    })
 }
 
 // Each form shuts the pool down first; the lease (a field) drops after.
