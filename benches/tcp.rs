@@ -62,9 +62,11 @@ fn main() {
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let env_number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
     let runs = env_number("UNIRUN_BENCH_RUNS").map_or(if benching { 5 } else { 1 }, |v| v as usize);
-    let window = Duration::from_secs_f64(
-        env_number("UNIRUN_BENCH_SECS").unwrap_or(if benching { 2.0 } else { 0.2 }),
-    );
+    let window = Duration::from_secs_f64(env_number("UNIRUN_BENCH_SECS").unwrap_or(if benching {
+        2.0
+    } else {
+        0.2
+    }));
     let warmup = if benching {
         Duration::from_millis(500)
     } else {
@@ -311,8 +313,7 @@ fn async_executor_server(served: Arc<AtomicU64>) -> Server {
             std::thread::spawn(move || async_io::block_on(executor.run(stopped.recv())))
         })
         .collect();
-    let listener =
-        async_io::block_on(async_net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let listener = async_io::block_on(async_net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let addr = listener.local_addr().expect("address");
     let spawner = executor.clone();
     executor

@@ -164,7 +164,6 @@
 #[cfg(feature = "tokio-backend")]
 mod driver;
 
-
 #[cfg(feature = "tokio-backend")]
 pub(crate) use self::tokio_io::{
     child_runtime, entered_by_unirun, reactor_of, Context, Lease, Reactor,

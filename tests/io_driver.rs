@@ -128,7 +128,6 @@ fn tokio_readiness_is_handled_on_a_worker() {
     });
 }
 
-
 /// Keeps the pool's only worker busy (a poll that spins, never parking)
 /// while `body` runs, then lets it go.
 fn with_the_worker_busy(run: &Run, body: impl FnOnce()) {
@@ -174,10 +173,12 @@ fn tokio_io_is_driven_while_every_worker_is_busy() {
             peer.join().unwrap();
         });
         run.shutdown();
-        assert!(!unirun::io::__own_runtime_running(), "its last pool stopped it");
+        assert!(
+            !unirun::io::__own_runtime_running(),
+            "its last pool stopped it"
+        );
     });
 }
-
 
 /// A pool whose idle worker drives the runtime shuts down, and the next
 /// pool starts a new runtime that its workers drive again.
@@ -211,7 +212,10 @@ fn a_driving_pool_shuts_down_and_the_next_one_drives() {
             } else {
                 assert!(run.shutdown_timeout(std::time::Duration::from_secs(30)));
             }
-            assert!(!unirun::io::__own_runtime_running(), "round {round}: still running");
+            assert!(
+                !unirun::io::__own_runtime_running(),
+                "round {round}: still running"
+            );
         }
     });
 }

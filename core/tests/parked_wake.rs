@@ -89,7 +89,11 @@ fn a_wake_inside_a_park_runs_on_the_parked_worker() {
         .collect();
     for _ in 0..50 {
         let task = pool.spawn(WokenByReactor(Some(reactor.clone())));
-        assert_eq!(task.join().unwrap(), "w0", "the reactor's worker runs what it woke");
+        assert_eq!(
+            task.join().unwrap(),
+            "w0",
+            "the reactor's worker runs what it woke"
+        );
     }
     pool.shutdown();
     threads.into_iter().for_each(|t| t.join().unwrap());

@@ -163,7 +163,9 @@ impl Driver {
     /// The fallback thread's loop, until [`stop`](Self::stop); then stops
     /// the runtime. Returns whether no blocking closure was left running.
     pub(crate) fn run_fallback(&self, live_blocking: &AtomicUsize) -> bool {
-        let runtime = lock(&self.runtime).clone().expect("a new driver has its runtime");
+        let runtime = lock(&self.runtime)
+            .clone()
+            .expect("a new driver has its runtime");
         let mut seen = usize::MAX;
         let mut state = lock(&self.state);
         let deadline = loop {
@@ -220,9 +222,9 @@ impl Driver {
             // graceful shutdown does.
             Some(runtime) if deadline.is_none() => drop(runtime),
             // Gives up on them at the deadline.
-            Some(runtime) => runtime.shutdown_timeout(
-                deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now())),
-            ),
+            Some(runtime) => runtime.shutdown_timeout(deadline.map_or(Duration::ZERO, |d| {
+                d.saturating_duration_since(Instant::now())
+            })),
             // A worker still inside past the deadline drops it when it
             // leaves.
             None => return false,

@@ -165,7 +165,10 @@ mod tests {
         parker.park();
         waker.join().unwrap();
         assert!(context.0.load(Ordering::SeqCst) <= 1);
-        assert!(lock(&parker.token.waker).is_none(), "no stale waker is left");
+        assert!(
+            lock(&parker.token.waker).is_none(),
+            "no stale waker is left"
+        );
     }
 
     #[test]

@@ -78,8 +78,8 @@ impl Builder {
             ),
             None => Pool::try_with_workers(workers),
         };
-        let (pool, pool_workers) = built
-            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
+        let (pool, pool_workers) =
+            built.map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
         // Counted per worker of this pool (see `Handle::task_counts`).
         let tasks = Arc::new(TaskSet::for_pool(&pool));
         let mut lane = BlockingLane::builder()
