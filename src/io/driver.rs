@@ -72,8 +72,9 @@ pub(crate) struct Driver {
     state: Mutex<State>,
     /// The fallback's sleep, and the stopper's wait for workers to leave.
     changed: Condvar,
-    /// The process that made it: a forked child's workers never park here.
-    pid: u32,
+    /// The fork generation it was made in: a forked child's workers never
+    /// park here (a cheap check, unlike `getpid`).
+    generation: usize,
 }
 
 #[derive(Default)]
@@ -96,7 +97,7 @@ impl Driver {
             stopping: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
-            pid: std::process::id(),
+            generation: unirun_core::fork_generation(),
         }
     }
 
@@ -104,7 +105,7 @@ impl Driver {
     /// completes; `false` (at once) if this thread cannot drive it: a
     /// forked child's, or stopping.
     pub(crate) fn park(&self, woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
-        if self.pid != std::process::id() {
+        if self.generation != unirun_core::fork_generation() {
             return false;
         }
         // One worker at a time: the others park on their own parkers, and
