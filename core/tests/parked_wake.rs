@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use unirun_core::{Executor, Park, Pool, Unpark};
+use unirun_core::{Park, Pool, Unpark};
 
 /// A fake reactor for one worker: wakers handed to it are called on the
 /// parked worker's thread, as a reactor's dispatch would.

@@ -62,8 +62,7 @@ pub trait WorkerContext: Send + Sync + 'static {
     ///
     /// Wakers that run on this thread while it parks queue their tasks on
     /// the parked worker, which runs them when the park returns.
-    fn park(&self, woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
-        let _ = woken;
+    fn park(&self, _woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
         false
     }
 }
