@@ -101,6 +101,8 @@ mod worker;
 #[cfg(all(test, loom))]
 mod loom_tests;
 #[cfg(all(test, loom))]
+mod loom_tests_reactor;
+#[cfg(all(test, loom))]
 mod loom_tests_task;
 
 pub use async_task::ScheduleInfo;

@@ -29,10 +29,12 @@
 //! none parks, within two spells the fallback sees no park and takes the
 //! core (it sleeps without a timeout only while `parked > 0`, and the last
 //! worker out wakes it: `parked` and `io_sleeping` are each written, then
-//! the other read, all `SeqCst`, so one of the two sees the other). A
-//! worker that parks while the fallback drives makes its turn future ready
-//! (the same pattern on `parked` and `io_driving`, and the turn stores its
-//! waker and reads `parked` under the lock the worker takes to wake it).
+//! a `SeqCst` fence, then the other read, so one of the two sees the
+//! other). A worker that parks while the fallback drives makes its turn
+//! future ready (the same pattern on `parked` and `io_driving`, and the
+//! turn stores its waker and reads `parked` under the lock the worker
+//! takes to wake it). The loom models `loom_reactor_*` in `unirun_core`
+//! restate both hand-offs.
 //!
 //! Stopping (the last lease released) sets the flag, wakes the fallback,
 //! closes the slot so no worker enters again, and waits (until the
@@ -122,6 +124,8 @@ impl Driver {
             self.parked.store(0, Ordering::SeqCst);
             return false;
         };
+        // Pairs with the fallback's fence after it sets `io_driving`.
+        fence(Ordering::SeqCst);
         if self.io_driving.load(Ordering::SeqCst) {
             // The fallback holds the core: its turn ends, tokio hands the
             // core to us.
@@ -133,8 +137,9 @@ impl Driver {
         runtime.block_on(woken);
         drop(runtime);
         let was = self.parked.fetch_sub(1, Ordering::SeqCst);
-        // Pairs with the stopper's fence: it sees our clone gone, or we
-        // see it stopping.
+        // Pairs with the stopper's fence (it sees our clone gone, or we
+        // see it stopping) and the sleeping fallback's (it sees `parked`
+        // at 0, or we see it asleep).
         fence(Ordering::SeqCst);
         let last_out = was == 1 && self.io_sleeping.load(Ordering::SeqCst);
         if last_out || self.stopping.load(Ordering::Relaxed) {
@@ -184,6 +189,8 @@ impl Driver {
                 // A worker has driven for a whole spell: sleep until the
                 // last one leaves.
                 self.io_sleeping.store(true, Ordering::SeqCst);
+                // Pairs with the leaving worker's fence.
+                fence(Ordering::SeqCst);
                 if self.parked.load(Ordering::SeqCst) > 0 {
                     state = wait(&self.changed, state);
                 }
@@ -193,6 +200,8 @@ impl Driver {
             }
             drop(state);
             self.io_driving.store(true, Ordering::SeqCst);
+            // Pairs with a parking worker's fence.
+            fence(Ordering::SeqCst);
             runtime.block_on(Turn(self));
             self.io_driving.store(false, Ordering::SeqCst);
             state = lock(&self.state);

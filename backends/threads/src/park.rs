@@ -10,7 +10,9 @@
 //! waker and takes `notified` once more: the waker slot's lock orders the
 //! two, so either the waker is seen by the wake-up or the flag is seen by
 //! the second look. No wake-up is lost; a stale one only makes a later park
-//! return early, which [`Park`] allows.
+//! return early, which [`Park`] allows. The loom model
+//! `loom_reactor_park_token_loses_no_wakeup` in `unirun_core` checks this
+//! protocol.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -78,7 +80,9 @@ impl Park for ContextParker {
 
 impl Unpark for Token {
     fn unpark(&self) {
-        self.notified.store(true, Ordering::SeqCst);
+        // A swap, not a store: the loom model (`unirun_core`'s
+        // `loom_tests_reactor`) proves the protocol with it.
+        self.notified.swap(true, Ordering::SeqCst);
         if let Some(waker) = lock(&self.waker).take() {
             waker.wake();
         }
