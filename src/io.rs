@@ -96,7 +96,8 @@
 //! `false`.
 //!
 //! On unirun's worker threads `tokio::spawn` works too and runs its task on
-//! the reactor's runtime (on `unirun-io` itself for unirun's own); prefer
+//! the reactor's runtime (for unirun's own, on whichever thread drives it:
+//! an idle worker or `unirun-io`); prefer
 //! [`spawn`](crate::spawn). The context unirun entered is not an "ambient
 //! runtime" for scope decisions: a [`Run`](crate::Run) built inside a task
 //! decides as it would on any other thread.
