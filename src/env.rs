@@ -36,10 +36,14 @@ pub(crate) const FORCE_PROCESS: Var = var("UNIRUN_FORCE_PROCESS", "force_process
 pub(crate) const COMPAT_MODE: Var = var("UNIRUN_COMPAT_MODE", "compat_mode");
 /// Not a setting: what the scheduler prints as it decides (see `observe`).
 pub(crate) const TRACE: Var = var("UNIRUN_TRACE", "trace");
+/// The NATS server of `Flavor::Cluster` scopes (read by `unirun::cluster`).
+pub(crate) const CLUSTER_URL: Var = var("UNIRUN_CLUSTER_URL", "cluster_url");
+/// Makes `unirun::cluster::serve_if_worker` serve (read there).
+pub(crate) const CLUSTER_WORKER: Var = var("UNIRUN_CLUSTER_WORKER", "cluster_worker");
 
 /// Every variable unirun reads, in the order they are checked (so the first
 /// error reported does not depend on the environment's iteration order).
-pub(crate) static KNOWN: [Var; 12] = [
+pub(crate) static KNOWN: [Var; 14] = [
     MODE,
     FLAVOR,
     AUTO,
@@ -52,6 +56,8 @@ pub(crate) static KNOWN: [Var; 12] = [
     FORCE_PROCESS,
     COMPAT_MODE,
     TRACE,
+    CLUSTER_URL,
+    CLUSTER_WORKER,
 ];
 
 /// The warnings for `UNIRUN_*` keys unirun does not know (a typo such as
@@ -72,7 +78,10 @@ where
             continue;
         }
         // Variables of unirun's own tooling, not settings.
-        if key.starts_with("UNIRUN_TEST") || key.starts_with("UNIRUN_BENCH") {
+        if key.starts_with("UNIRUN_TEST")
+            || key.starts_with("UNIRUN_BENCH")
+            || key == "UNIRUN_NATS_SERVER"
+        {
             continue;
         }
         if !seen.insert(key.to_owned()) {
@@ -427,6 +436,29 @@ pub(crate) fn parse_bool(s: &str) -> Result<bool, &'static str> {
         Ok(false)
     } else {
         Err(EXPECTED_BOOL)
+    }
+}
+
+/// What `UNIRUN_CLUSTER_URL` accepts.
+pub(crate) const EXPECTED_CLUSTER_URL: &str =
+    "a NATS server address such as nats://127.0.0.1:4222 (nats:// or tls://, host, numeric port)";
+
+/// A NATS server address: `[nats://|tls://]host[:port]`, no whitespace.
+pub(crate) fn parse_cluster_url(s: &str) -> Result<String, &'static str> {
+    let rest = s
+        .strip_prefix("nats://")
+        .or_else(|| s.strip_prefix("tls://"))
+        .unwrap_or(s);
+    let valid = !rest.is_empty()
+        && !rest.contains("://")
+        && !rest.contains(char::is_whitespace)
+        && rest
+            .rsplit_once(':')
+            .is_none_or(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err(EXPECTED_CLUSTER_URL)
     }
 }
 

@@ -24,7 +24,7 @@ use crate::flavor::Flavor;
 /// assert!(matches!(err, Error::InvalidSetting { setting: "flavor", .. }));
 /// assert_eq!(
 ///     err.to_string(),
-///     "invalid flavor=fibers: expected auto, threads, processes, smol, tokio or shared",
+///     "invalid flavor=fibers: expected auto, threads, processes, smol, tokio, shared or cluster",
 /// );
 /// ```
 #[derive(Debug)]

@@ -18,7 +18,7 @@ use crate::error::Error;
 /// advance.
 ///
 /// Parses (case-insensitive, surrounding whitespace ignored) from exactly
-/// `auto`, `threads`, `processes`, `smol`, `tokio` and `shared`, and prints as
+/// `auto`, `threads`, `processes`, `smol`, `tokio`, `shared` and `cluster`, and prints as
 /// those lowercase words.
 ///
 /// # Examples
@@ -54,11 +54,17 @@ pub enum Flavor {
     Tokio,
     /// The shared default pool used by the top-level helpers.
     Shared,
+    /// `Run::call` carried to worker processes on other machines by NATS
+    /// JetStream (cargo feature `cluster-backend`, which needs Rust 1.89;
+    /// see `unirun::cluster`). Its `spawn`/`spawn_blocking` tasks run on a
+    /// thread pool of its own.
+    Cluster,
 }
 
 impl Flavor {
     /// The accepted spellings, as error messages quote them.
-    pub(crate) const EXPECTED: &'static str = "auto, threads, processes, smol, tokio or shared";
+    pub(crate) const EXPECTED: &'static str =
+        "auto, threads, processes, smol, tokio, shared or cluster";
 
     /// The lowercase name, as [`Display`](fmt::Display) prints it.
     ///
@@ -75,6 +81,7 @@ impl Flavor {
             Flavor::Smol => "smol",
             Flavor::Tokio => "tokio",
             Flavor::Shared => "shared",
+            Flavor::Cluster => "cluster",
         }
     }
 
@@ -94,6 +101,7 @@ impl Flavor {
             Flavor::Processes => Some("process-backend"),
             Flavor::Smol => Some("smol-backend"),
             Flavor::Tokio => Some("tokio-backend"),
+            Flavor::Cluster => Some("cluster-backend"),
             Flavor::Auto | Flavor::Threads | Flavor::Shared => None,
         }
     }
@@ -120,6 +128,7 @@ impl Flavor {
             Flavor::Processes => cfg!(all(unix, feature = "process-backend")),
             Flavor::Smol => cfg!(feature = "smol-backend"),
             Flavor::Tokio => cfg!(feature = "tokio-backend"),
+            Flavor::Cluster => cfg!(all(unix, feature = "cluster-backend")),
         }
     }
 
@@ -174,6 +183,7 @@ impl FromStr for Flavor {
             Flavor::Smol,
             Flavor::Tokio,
             Flavor::Shared,
+            Flavor::Cluster,
         ];
         parse_word(s, &all, Flavor::as_str).ok_or_else(|| invalid("flavor", s, Flavor::EXPECTED))
     }
@@ -373,6 +383,7 @@ mod tests {
             Flavor::Smol,
             Flavor::Tokio,
             Flavor::Shared,
+            Flavor::Cluster,
         ] {
             assert_eq!(flavor.to_string().parse::<Flavor>().unwrap(), flavor);
             assert_eq!(
@@ -392,6 +403,23 @@ mod tests {
         assert!("maybe".parse::<CompatMode>().is_err());
     }
 
+    #[cfg(not(all(unix, feature = "cluster-backend")))]
+    #[test]
+    fn cluster_without_its_feature_names_it() {
+        let err = Flavor::Cluster.ensure_available().unwrap_err();
+        assert!(matches!(
+            err,
+            Error::BackendUnavailable {
+                flavor: Flavor::Cluster,
+                feature: "cluster-backend"
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            r#"the cluster backend is not compiled in: enable the cargo feature "cluster-backend" of unirun"#
+        );
+    }
+
     #[cfg(feature = "std")]
     #[test]
     fn std_flavors_are_available() {
@@ -400,11 +428,12 @@ mod tests {
         }
     }
 
+    /// Built only where tokio is compiled out (`.ci/run` tests the crate
+    /// with default features too), so it always reaches its assertion.
+    #[cfg(not(feature = "tokio-backend"))]
     #[test]
     fn unavailable_flavor_names_its_feature() {
-        if Flavor::Tokio.is_available() {
-            return;
-        }
+        assert!(!Flavor::Tokio.is_available());
         let err = Flavor::Tokio.ensure_available().unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -107,18 +107,65 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
 /// A fair (FIFO) lock with no data, lent out while every holder is asleep
 /// in the kernel (see the module docs).
-#[derive(Debug, Default)]
+///
+/// # In a forked child
+///
+/// `fork` copies only the calling thread: the holders and waiters recorded
+/// in the parent are threads the child does not have, and the state's own
+/// mutex may have been held by one of them at the fork (a foreign fork is
+/// not kept out of it). So each fork generation has its own [`Lock`]: the
+/// first use in a child publishes a fresh one and never touches the
+/// parent's (left allocated: it may be locked for good). A hold taken
+/// before the fork lets go of the parent's lock only, which is a no-op in
+/// the child; the child's own threads serialize on the child's lock.
+#[derive(Debug)]
 pub(crate) struct Gil {
-    state: Mutex<State>,
-    turn: Condvar,
+    /// The [`Lock`] of the newest fork generation that used this gil. Never
+    /// null; the one it points to is freed only by `Drop`, and one replaced
+    /// in a child is leaked, so a `&Lock` handed out stays valid as long as
+    /// `self` does.
+    current: AtomicPtr<Lock>,
     /// Whether the scope's blocking closures hold it too: the program
     /// chose `Gil` in code (see the module docs).
     blocking: bool,
+}
+
+/// The gil's state in one fork generation.
+#[derive(Debug)]
+struct Lock {
+    /// The fork generation this lock serves.
+    generation: usize,
+    state: Mutex<State>,
+    turn: Condvar,
+}
+
+impl Lock {
+    fn new(generation: usize) -> Self {
+        Self {
+            generation,
+            state: Mutex::default(),
+            turn: Condvar::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Gil {
+    fn drop(&mut self) {
+        // SAFETY: `current` always holds a pointer from `Box::into_raw`
+        // (set in `new` or published by `lock_here`), and `&mut self`
+        // means no `&Lock` borrowed from it is alive.
+        drop(unsafe { Box::from_raw(*self.current.get_mut()) });
+    }
 }
 
 #[derive(Debug, Default)]
@@ -143,24 +190,77 @@ struct Holder {
     tid: u32,
 }
 
-/// How long the first waiter sleeps between two looks at the holders.
-/// With the holders' kernel state at hand (Linux), a holder is lent out
-/// after two looks that both found it asleep.
-#[cfg(target_os = "linux")]
+/// How long the first waiter sleeps between two looks at the holders
+/// while their kernel state is at hand (Linux with `/proc`, every holder's
+/// thread id known): a holder is lent out after two looks that both found
+/// it asleep.
 const LOOK_EVERY: Duration = Duration::from_millis(1);
 /// Without it, the switch interval: a holder is lent out after holding
 /// through two looks (as CPython asks for its GIL after 5 ms).
-#[cfg(not(target_os = "linux"))]
-const LOOK_EVERY: Duration = Duration::from_millis(5);
+const SWITCH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How long the waiter in front waits before its next look at `holders`:
+/// [`LOOK_EVERY`] when each one's state can be read, else the
+/// [`SWITCH_INTERVAL`] (one unknown holder counts as asleep at every look,
+/// so a short interval would lend a running holder's lock within 2 ms).
+fn look_interval(holders: &[Holder]) -> Duration {
+    if proc_shows_threads() && holders.iter().all(|h| h.tid != 0) {
+        LOOK_EVERY
+    } else {
+        SWITCH_INTERVAL
+    }
+}
+
+/// Whether `/proc` shows this process's threads (never off Linux).
+fn proc_shows_threads() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *PROC.get_or_init(|| std::path::Path::new("/proc/self/task").is_dir())
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
 
 impl Gil {
     /// A gil that polls hold, and blocking closures too when `blocking`.
     pub(crate) fn new(blocking: bool) -> Arc<Self> {
         install_wait_hook();
+        let lock = Box::new(Lock::new(unirun_core::fork_generation()));
         Arc::new(Self {
+            current: AtomicPtr::new(Box::into_raw(lock)),
             blocking,
-            ..Self::default()
         })
+    }
+
+    /// The lock of the calling thread's fork generation, made on the first
+    /// use in a forked child (see [`Gil`]).
+    fn lock_here(&self) -> &Lock {
+        let generation = unirun_core::fork_generation();
+        let mut seen = self.current.load(Ordering::Acquire);
+        loop {
+            // SAFETY: never null, and a lock it ever pointed to lives as
+            // long as `self` (see the field's invariant).
+            let lock = unsafe { &*seen };
+            if lock.generation == generation {
+                return lock;
+            }
+            let fresh = Box::into_raw(Box::new(Lock::new(generation)));
+            match self
+                .current
+                .compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // The parent's lock is left allocated (see `Gil`).
+                // SAFETY: `fresh` was just published; it lives until `Drop`.
+                Ok(_) => return unsafe { &*fresh },
+                Err(now) => {
+                    // Another thread of this child published first.
+                    // SAFETY: `fresh` was never shared.
+                    drop(unsafe { Box::from_raw(fresh) });
+                    seen = now;
+                }
+            }
+        }
     }
 
     /// The gil of a scope whose settings resolved to `mode` from `config`,
@@ -179,10 +279,6 @@ impl Gil {
         self.blocking
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Enters, as the only holder or as one the blocked holders lend the
     /// lock to; returns the ticket that [`unlock`](Self::unlock) lets go.
     ///
@@ -193,16 +289,17 @@ impl Gil {
     /// in a row with no holder entering or leaving in between (off Linux:
     /// every holder held through two looks). A holder that is not asleep is
     /// running its own code, and lets go when that code returns or blocks.
-    fn lock(&self) -> u64 {
+    fn lock(&self) -> Ticket {
         let tid = thread_id();
-        let mut s = self.state();
+        let this = self.lock_here();
+        let mut s = this.state();
         let mine = s.next;
         s.next += 1;
         let mut looks = Looks::default();
         loop {
             if s.entering != mine {
                 // Woken when a ticket enters (then the next one is in front).
-                s = self.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
+                s = this.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
             if s.holders.is_empty() {
@@ -213,14 +310,15 @@ impl Gil {
                 // when its poll or closure returns, or through
                 // `allow_threads` and unirun's own waits (see the module
                 // docs). Woken when a holder leaves.
-                s = self.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
+                s = this.turn.wait(s).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
             // In front, and the lock is held: look at the holders now and
             // then. Woken early when a holder leaves.
-            s = self
+            let interval = look_interval(&s.holders);
+            s = this
                 .turn
-                .wait_timeout(s, LOOK_EVERY)
+                .wait_timeout(s, interval)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
             if s.holders.is_empty() {
@@ -233,7 +331,7 @@ impl Gil {
             // meanwhile (then `changes` moves and this look does not count).
             drop(s);
             let look = looks.take(changes);
-            s = self.state();
+            s = this.state();
             if look && s.changes == changes {
                 break;
             }
@@ -245,14 +343,23 @@ impl Gil {
         drop(s);
         if waiting {
             // The next ticket is in front now and starts looking.
-            self.turn.notify_all();
+            this.turn.notify_all();
         }
-        mine
+        Ticket {
+            number: mine,
+            generation: this.generation,
+        }
     }
 
-    /// Lets go of the hold that entered with `ticket`.
-    fn unlock(&self, ticket: u64) {
-        let mut s = self.state();
+    /// Lets go of the hold that entered with `ticket`. A hold taken before
+    /// this process was forked held the parent's lock: nothing to do here.
+    fn unlock(&self, ticket: Ticket) {
+        if ticket.generation != unirun_core::fork_generation() {
+            return;
+        }
+        let this = self.lock_here();
+        let ticket = ticket.number;
+        let mut s = this.state();
         if let Some(i) = s.holders.iter().position(|h| h.ticket == ticket) {
             s.holders.swap_remove(i);
             s.changes += 1;
@@ -261,7 +368,7 @@ impl Gil {
         drop(s);
         if waiting {
             // The waiter in front checks whether it may enter.
-            self.turn.notify_all();
+            this.turn.notify_all();
         }
     }
 }
@@ -356,9 +463,7 @@ fn read_thread_id() -> u32 {
 #[cfg(target_os = "linux")]
 fn asleep(tid: u32) -> Option<u64> {
     use std::io::Write;
-    /// Whether `/proc` shows this process's threads at all.
-    static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if tid == 0 || !*PROC.get_or_init(|| std::path::Path::new("/proc/self/task").is_dir()) {
+    if tid == 0 || !proc_shows_threads() {
         return Some(0);
     }
     let mut path = [0u8; 64];
@@ -409,10 +514,17 @@ fn asleep(_tid: u32) -> Option<u64> {
     Some(0)
 }
 
+/// A hold on a gil: its ticket, in the fork generation it was taken in.
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    number: u64,
+    generation: usize,
+}
+
 /// A gil this thread holds, and the ticket it entered with.
 struct Held {
     gil: Arc<Gil>,
-    ticket: u64,
+    ticket: Ticket,
 }
 
 thread_local! {
@@ -519,6 +631,12 @@ impl Drop for Hold {
     }
 }
 
+/// Whether this thread holds a gil: it runs a poll or closure of a
+/// serialized scope, whose fork-join must not fork.
+pub(crate) fn holds_any() -> bool {
+    HELD.with(|h| !h.borrow().is_empty())
+}
+
 /// Releases every gil this thread holds; returns 1 if there were any (a
 /// frame was pushed for [`reacquire`]), 0 if not.
 fn release() -> usize {
@@ -615,6 +733,25 @@ pub fn allow_threads<R>(f: impl FnOnce() -> R) -> R {
 mod tests {
     use super::*;
 
+    /// A holder whose thread id could not be read counts as asleep at every
+    /// look; the waiter then uses the switch interval, not the 1 ms look.
+    #[test]
+    fn a_holder_with_no_known_thread_id_gets_the_switch_interval() {
+        let unknown = Holder { ticket: 0, tid: 0 };
+        assert_eq!(look_interval(&[unknown]), SWITCH_INTERVAL);
+        let known = Holder {
+            ticket: 1,
+            tid: thread_id(),
+        };
+        let expected = if proc_shows_threads() && known.tid != 0 {
+            LOOK_EVERY
+        } else {
+            SWITCH_INTERVAL
+        };
+        assert_eq!(look_interval(&[known]), expected);
+        assert_eq!(look_interval(&[known, unknown]), SWITCH_INTERVAL);
+    }
+
     #[test]
     fn hold_is_reentrant_and_allow_threads_lets_others_in() {
         let gil = Gil::new(true);
@@ -656,12 +793,12 @@ mod tests {
         };
         holding.recv().unwrap();
         let lent = hold(&gil);
-        assert_eq!(gil.state().holders.len(), 2);
+        assert_eq!(gil.lock_here().state().holders.len(), 2);
         entered_tx.send(()).unwrap();
         holder.join().unwrap();
-        assert_eq!(gil.state().holders.len(), 1);
+        assert_eq!(gil.lock_here().state().holders.len(), 1);
         drop(lent);
-        assert!(gil.state().holders.is_empty());
+        assert!(gil.lock_here().state().holders.is_empty());
     }
 
     #[cfg(target_os = "linux")]

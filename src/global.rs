@@ -7,7 +7,7 @@
 //! generation counter, bumped by `configure`/`reset`, tells it when to look
 //! again.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -55,6 +55,8 @@ struct SharedDefault {
 static STATE: ForkMutex<Option<State>> = ForkMutex::new(None);
 /// The compat modules' mode, cached: 0 = not read since the last reset.
 static COMPAT: AtomicU8 = AtomicU8::new(0);
+/// The compat mode last reported (`UNIRUN_TRACE`, `tracing`), or 0.
+static COMPAT_SAID: AtomicU8 = AtomicU8::new(0);
 const MANAGED: u8 = 1;
 const PASSTHROUGH: u8 = 2;
 /// Bumped whenever the default executor may have changed.
@@ -63,6 +65,9 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// This thread's copy of the default handle, and the generation it is from.
     static CACHED: RefCell<Option<(u64, Handle)>> = const { RefCell::new(None) };
+    /// The generation in which this thread saw no default running (see
+    /// [`current_default`]), or 0.
+    static NO_DEFAULT: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The current generation: it changes whenever [`configure`] or [`reset`]
@@ -242,6 +247,50 @@ pub fn get_executor() -> Handle {
         let _ = CACHED.try_with(|c| c.replace(Some((generation, handle.clone()))));
     }
     handle
+}
+
+/// The shared default, if the calling thread runs one of its tasks or
+/// blocking closures or is inside [`unirun::block_on`](crate::block_on)
+/// (for [`Handle::try_current`]); never starts it except for `block_on`.
+pub(crate) fn current_default() -> Option<Handle> {
+    if crate::entry::in_block_on() {
+        return Some(get_executor());
+    }
+    let generation = GENERATION.load(Ordering::Acquire);
+    let cached = CACHED
+        .try_with(|c| match &*c.borrow() {
+            Some((g, handle)) if *g == generation => Some(handle.clone()),
+            _ => None,
+        })
+        .ok()
+        .flatten();
+    let handle = match cached {
+        Some(handle) => handle,
+        // Looked at already: no default was running, and a thread that
+        // existed before the default is none of its threads.
+        None if NO_DEFAULT.try_with(Cell::get) == Ok(generation) => return None,
+        // Not cached here: look without starting one (a thread of the
+        // default that never spawned has no copy yet), and remember.
+        None => {
+            let running = state()
+                .as_ref()
+                .and_then(|s| s.default.as_ref().map(|d| d.handle.clone()));
+            match running {
+                Some(handle) => {
+                    let _ = CACHED.try_with(|c| c.replace(Some((generation, handle.clone()))));
+                    handle
+                }
+                None => {
+                    let _ = NO_DEFAULT.try_with(|c| c.set(generation));
+                    return None;
+                }
+            }
+        }
+    };
+    match handle.backend() {
+        backend::Backend::Threads(pool) if pool.is_pool_thread() => Some(handle),
+        _ => None,
+    }
 }
 
 /// The default handle, creating the default executor if needed; with the
@@ -557,24 +606,44 @@ pub fn capabilities() -> Capabilities {
     with_state(State::caps)
 }
 
-/// Spawns a future on the shared default executor.
+/// Spawns a future "here", like `tokio::spawn`: inside a [`Run`](crate::Run)
+/// scope's task, blocking closure or `block_on`, the task joins that scope
+/// (its workers run it and its shutdown waits for it); anywhere else it
+/// goes to the shared default executor.
+///
+/// [`Handle::current`] names the same executor;
+/// [`get_executor().spawn(..)`](get_executor) always picks the shared
+/// default.
 ///
 /// # Examples
 ///
 /// ```
 /// let handle = unirun::spawn(async { 6 * 7 });
 /// assert_eq!(unirun::block_on(handle).unwrap(), 42);
+///
+/// let run = unirun::Run::builder().name("here").build()?;
+/// let name = run.block_on(async {
+///     unirun::spawn(async { std::thread::current().name().map(String::from) }).await
+/// });
+/// assert!(name.unwrap().unwrap().starts_with("here-"));
+/// # Ok::<(), unirun::Error>(())
 /// ```
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    get_executor().spawn(future)
+    // Borrowed, not counted: the spawn path touches no shared count.
+    match crate::scope::with_current_spawn(future) {
+        Ok(handle) => handle,
+        Err(future) => get_executor().spawn(future),
+    }
 }
 
-/// Runs a blocking closure on the shared default executor's blocking lane and
-/// returns a handle to await (`asyncio.to_thread`, `spawn_blocking`).
+/// Runs a blocking closure "here" and returns a handle to await
+/// (`asyncio.to_thread`, `spawn_blocking`): on the blocking lane of the
+/// [`Run`](crate::Run) scope whose task, closure or `block_on` calls it,
+/// else on the shared default executor's.
 ///
 /// # Examples
 ///
@@ -588,7 +657,10 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    get_executor().spawn_blocking(f)
+    match crate::scope::current() {
+        Some(scope) => scope.spawn_blocking(f),
+        None => get_executor().spawn_blocking(f),
+    }
 }
 
 /// Runs a blocking closure on `executor`'s blocking lane, or on the shared
@@ -629,11 +701,15 @@ pub(crate) fn compat_mode() -> CompatMode {
         let env = s.env();
         scheduler::compat_mode(&s.config, &env.config)
     });
-    crate::observe::compat_mode(mode, &from);
     let code = match mode {
         CompatMode::Passthrough => PASSTHROUGH,
         _ => MANAGED,
     };
     COMPAT.store(code, Ordering::Release);
+    // Said once per process, and again only when it changes: threads that
+    // read it at the same time, and re-reads after `reset`, stay quiet.
+    if COMPAT_SAID.swap(code, Ordering::AcqRel) != code {
+        crate::observe::compat_mode(mode, &from);
+    }
     mode
 }

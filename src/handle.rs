@@ -53,6 +53,77 @@ impl Handle {
         self.scope.as_ref()
     }
 
+    /// The executor the calling code runs on, like tokio's
+    /// `Handle::current()`; see [`try_current`](Self::try_current) for
+    /// which one that is.
+    ///
+    /// # Panics
+    ///
+    /// Outside unirun's tasks, blocking closures and `block_on` calls
+    /// (on a thread of your own, or in another runtime's task), with a
+    /// message that names [`get_executor`](crate::get_executor) as the
+    /// way to reach the shared default from anywhere.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().name("here").build()?;
+    /// let name = run.block_on(async {
+    ///     // Spawns into `run`, not onto the shared default.
+    ///     let task = unirun::Handle::current().spawn(async {
+    ///         std::thread::current().name().map(String::from)
+    ///     });
+    ///     task.await
+    /// });
+    /// assert!(name.unwrap().unwrap().starts_with("here-"));
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn current() -> Handle {
+        match Handle::try_current() {
+            Some(handle) => handle,
+            None => panic!(
+                "unirun::Handle::current() called outside unirun: not in a task, blocking \
+                 closure or block_on of a unirun executor (use unirun::get_executor() \
+                 for the shared default from any thread)"
+            ),
+        }
+    }
+
+    /// The executor the calling code runs on, or `None` outside unirun:
+    ///
+    /// - inside a [`Run`](crate::Run) scope's task, blocking closure or
+    ///   [`Run::block_on`](crate::Run::block_on): that scope (what the
+    ///   handle spawns is one of the scope's tasks, as with
+    ///   [`Run::handle`](crate::Run::handle));
+    /// - inside a task or blocking closure of the shared default executor
+    ///   (what [`spawn`](crate::spawn) and [`to_thread`](crate::to_thread)
+    ///   start outside any scope), or inside
+    ///   [`unirun::block_on`](crate::block_on): the shared default
+    ///   ([`get_executor`](crate::get_executor));
+    /// - anywhere else (a thread of your own, another runtime's task):
+    ///   `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::Handle;
+    ///
+    /// assert!(Handle::try_current().is_none()); // a plain thread
+    /// let run = unirun::Run::builder().name("mine").build()?;
+    /// let inside = run.spawn(async { Handle::try_current().map(|h| h.name().to_string()) });
+    /// assert_eq!(inside.join().unwrap().as_deref(), Some("mine"));
+    /// let shared = unirun::spawn(async { Handle::try_current().map(|h| h.name().to_string()) });
+    /// assert_eq!(shared.join().unwrap().as_deref(), Some("unirun"));
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn try_current() -> Option<Handle> {
+        if let Some(scope) = crate::scope::current() {
+            return Some(Handle::new(scope.backend.clone(), Some(scope)));
+        }
+        crate::global::current_default()
+    }
+
     /// Spawns a future on this executor.
     ///
     /// # Examples
@@ -171,6 +242,8 @@ impl Handle {
     /// ```
     pub fn flavor(&self) -> Flavor {
         match &self.scope {
+            #[cfg(all(unix, feature = "cluster-backend"))]
+            Some(scope) if scope.cluster.get().is_some() => Flavor::Cluster,
             Some(scope) if scope.forks => Flavor::Processes,
             _ => self.backend.flavor(),
         }

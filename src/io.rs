@@ -48,9 +48,12 @@
 //! call on the caller's thread; that costs what tokio's `Handle::enter`
 //! costs (tens of nanoseconds per call, nothing per poll), so a
 //! `Run::block_on` of a future that is ready at once is that much slower
-//! with the feature on. [`unirun::block_on`](crate::block_on) is the core's
-//! and enters nothing: await tokio futures in a task or in
-//! `Run::block_on`, not directly in it. Blocking closures
+//! with the feature on. [`unirun::block_on`](crate::block_on), on a thread
+//! outside any tokio context, enters the reactor of the shared default's
+//! workers the same way (starting the shared default if needed), so a
+//! `main` written with it (or with `#[unirun::main]`) can bind a
+//! `tokio::net::TcpListener`; inside a tokio runtime it keeps that
+//! runtime's context. Blocking closures
 //! ([`spawn_blocking`](crate::Run::spawn_blocking)) do not run inside the
 //! context either.
 //!
@@ -134,6 +137,19 @@
 //! thread nor holds a lock it takes. They work in tasks of every backend
 //! and in [`block_on`](crate::block_on).
 
+//!
+//! **Not in a forked child of a process that already used them.** async-io
+//! keeps one reactor per process image in a private static, and `fork`
+//! copies it: the child's sockets register with the epoll instance it
+//! shares with the parent (whose `async-io` thread may take their readiness
+//! events), and the reactor's lock may be held for good by that thread,
+//! which the child does not have. A socket created in such a child never
+//! wakes its task. unirun cannot re-create another crate's private reactor:
+//! in a closure passed to `unirun::to_process` (or any child
+//! of a process that used async-io before the fork), use tokio's sockets
+//! (each fork generation gets its own `unirun-io`, above), blocking std
+//! sockets, or `exec` a fresh program. A child of a process that never
+//! touched async-io is fine: its reactor is created in the child.
 //!
 //! # Examples
 //!

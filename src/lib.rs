@@ -61,7 +61,13 @@
 //!   unknown `UNIRUN_*` variables (`unirun::env`, WARN) and scope start and
 //!   shutdown (`unirun::scope`) as `tracing` events. Without a subscriber,
 //!   warnings stay on stderr. `UNIRUN_TRACE=1|json` needs no feature.
-//! - `full`: every backend above, and `tracing`.
+//! - `macros`: the `#[unirun::main]` and `#[unirun::test]`
+//!   attributes, an `async fn` run in [`block_on`].
+//! - `cluster-backend` (unix; needs Rust 1.89): `Flavor::Cluster`,
+//!   `Run::call` and `Run::map_call` on same-binary workers on other
+//!   machines through a NATS JetStream server, `#[unirun::remote]` (see the
+//!   `cluster` module). Enables `process-backend` and `macros`.
+//! - `full`: every backend above but the cluster's, and `tracing`.
 //!
 //! # Examples
 //!
@@ -88,19 +94,27 @@
 //! ```
 
 #![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
 
 #[cfg(feature = "std")]
 mod backend;
+#[cfg(all(unix, feature = "cluster-backend"))]
+pub mod cluster;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod compat;
 #[cfg(feature = "std")]
 mod config;
 #[cfg(feature = "std")]
+mod entry;
+#[cfg(feature = "std")]
 mod env;
 mod error;
 mod flavor;
+#[cfg(feature = "std")]
+pub mod fork_join;
 mod gather;
 #[cfg(feature = "std")]
 mod gil;
@@ -109,6 +123,7 @@ mod global;
 #[cfg(feature = "std")]
 mod handle;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod io;
 #[cfg(feature = "std")]
 mod join_set;
@@ -117,6 +132,7 @@ mod metrics;
 #[cfg(feature = "std")]
 mod observe;
 #[cfg(all(unix, feature = "process-backend"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 pub mod process;
 #[cfg(feature = "std")]
 mod run;
@@ -125,45 +141,65 @@ mod scheduler;
 #[cfg(feature = "std")]
 mod scope;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod time;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub mod trace;
 
+#[cfg(not(feature = "std"))]
+pub use unirun_core::block_on;
 /// The set of tasks a scope owns; an implementation detail of scopes,
 /// exported for the backend crates' own tests.
 #[doc(hidden)]
 pub use unirun_core::TaskSet;
-pub use unirun_core::{block_on, Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
+pub use unirun_core::{Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
 
 #[cfg(feature = "std")]
+pub use crate::entry::block_on;
+
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::config::RuntimeConfig;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::env::{EnvOverride, RejectedVar, ValueSource};
 pub use crate::error::Error;
 pub use crate::flavor::{CompatMode, Flavor, ThreadMode};
+#[cfg(feature = "std")]
+pub use crate::fork_join::{join, par_for_each, par_map, scope, ParallelInput, Scope};
 pub use crate::gather::{gather, Gather};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::gil::allow_threads;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::global::{
     capabilities, configure, get_executor, reset, run_in_executor, spawn, to_thread,
 };
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::handle::Handle;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::join_set::{AbortHandle, JoinSet};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::metrics::Metrics;
 #[cfg(all(unix, feature = "process-backend"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 pub use crate::process::{to_process, to_process_with, ProcessOptions};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::run::{Run, RunBuilder};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::scheduler::{
     add_decision_listener, last_decision, observe_decisions, remove_decision_listener,
     Capabilities, ListenerId, ObserveDecisions,
 };
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::trace::DecisionTrace;
 /// Chains unirun's panic hook, which records where each panic happened, in
 /// front of the program's current hook (which keeps running for every
@@ -191,9 +227,59 @@ pub use crate::trace::DecisionTrace;
 /// # let _ = std::panic::take_hook();
 /// ```
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use unirun_core::install_panic_hook;
+#[cfg(all(unix, feature = "cluster-backend"))]
+pub use unirun_macros::remote;
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// Marks an `async fn main` as the program's entry point, like
+/// `#[tokio::main]`: its body runs in [`block_on`] (with `std`, tokio's and
+/// smol's I/O work there and [`spawn`] uses the shared default executor).
+///
+/// It takes no arguments: configure with `unirun::configure` at the top of
+/// `main` or with the `UNIRUN_*` environment. The expansion is
+/// `fn main() -> R { unirun::block_on(async move { body }) }`.
+///
+/// # Examples
+///
+/// ```
+/// #[unirun::main]
+/// async fn main() -> Result<(), std::num::ParseIntError> {
+///     let n: u32 = async { "42".parse() }.await?;
+///     assert_eq!(n, 42);
+///     Ok(())
+/// }
+/// ```
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use unirun_macros::main;
+
+/// Marks an `async fn` as a test whose body runs in [`block_on`], like
+/// `#[tokio::test]`. Other attributes (`#[should_panic]`, `#[ignore]`)
+/// stay as written. The expansion is
+/// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`.
+///
+/// # Examples
+///
+/// ```
+/// #[unirun::test]
+/// async fn adds() {
+///     assert_eq!(async { 1 + 1 }.await, 2);
+/// }
+/// # fn main() {}
+/// ```
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use unirun_macros::test;
+
+/// The README's examples, compiled and run as doctests. They show every
+/// backend, so they are checked with all of them (`--all-features`).
+#[cfg(all(
+    doctest,
+    unix,
+    feature = "full",
+    feature = "macros",
+    feature = "cluster-backend"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -94,6 +94,8 @@ pub struct Metrics {
     queued: usize,
     steals: u64,
     parks: u64,
+    joins: u64,
+    stolen_joins: u64,
     blocking_threads: usize,
     blocking_idle: usize,
     blocking_cap: usize,
@@ -101,6 +103,11 @@ pub struct Metrics {
     process_calls: u64,
     process_crashes: u64,
     process_timeouts: u64,
+    cluster_calls: u64,
+    cluster_redeliveries: u64,
+    cluster_crashes: u64,
+    cluster_timeouts: u64,
+    cluster_transport_errors: u64,
 }
 
 impl Metrics {
@@ -116,6 +123,8 @@ impl Metrics {
         let [process_calls, process_crashes, process_timeouts] = scope
             .and_then(|scope| scope.processes.get())
             .map_or([0; 3], process::call_counts);
+        let [cluster_calls, cluster_redeliveries, cluster_crashes, cluster_timeouts, cluster_transport_errors] =
+            cluster_counts(scope);
         Metrics {
             workers: sched.map_or_else(|| backend.workers().cpu(), |s| s.workers()),
             busy_workers: sched.map_or(0, |s| s.busy_workers()),
@@ -127,6 +136,8 @@ impl Metrics {
             queued: sched.map_or(0, |s| s.queued()),
             steals: sched.map_or(0, |s| s.steals()),
             parks: sched.map_or(0, |s| s.parks()),
+            joins: sched.map_or(0, |s| s.joins()),
+            stolen_joins: sched.map_or(0, |s| s.stolen_joins()),
             blocking_threads,
             blocking_idle,
             blocking_cap,
@@ -134,7 +145,43 @@ impl Metrics {
             process_calls,
             process_crashes,
             process_timeouts,
+            cluster_calls,
+            cluster_redeliveries,
+            cluster_crashes,
+            cluster_timeouts,
+            cluster_transport_errors,
         }
+    }
+
+    /// Fork-join joins forked on the workers (each `join` there), all
+    /// workers together; counted per pool, so a scope sharing a pool sees
+    /// the pool's count. 0 on tokio and smol.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// run.join(|| 1, || 2);
+    /// assert!(run.metrics().joins() >= 1);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn joins(&self) -> u64 {
+        self.joins
+    }
+
+    /// Join halves (and scope closures) another worker stole and ran; the
+    /// rest ran on the thread that forked them. 0 on tokio and smol.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// let m = run.metrics();
+    /// assert!(m.stolen_joins() <= m.joins());
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn stolen_joins(&self) -> u64 {
+        self.stolen_joins
     }
 
     /// Threads running async tasks.
@@ -381,6 +428,92 @@ impl Metrics {
     pub fn process_timeouts(&self) -> u64 {
         self.process_timeouts
     }
+
+    /// Calls a [`Flavor::Cluster`](crate::Flavor::Cluster) scope published
+    /// to its workers; 0 for other scopes and without `cluster-backend`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// assert_eq!(run.metrics().cluster_calls(), 0);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn cluster_calls(&self) -> u64 {
+        self.cluster_calls
+    }
+
+    /// Deliveries of answered cluster jobs beyond their first (a worker
+    /// host was lost while it held the job).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// assert_eq!(run.metrics().cluster_redeliveries(), 0);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn cluster_redeliveries(&self) -> u64 {
+        self.cluster_redeliveries
+    }
+
+    /// Cluster calls whose remote pool process was killed by a signal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// assert_eq!(run.metrics().cluster_crashes(), 0);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn cluster_crashes(&self) -> u64 {
+        self.cluster_crashes
+    }
+
+    /// Cluster calls that passed their deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// assert_eq!(run.metrics().cluster_timeouts(), 0);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn cluster_timeouts(&self) -> u64 {
+        self.cluster_timeouts
+    }
+
+    /// Cluster calls lost in transport: the server unreachable, a job
+    /// past `max_deliver`, a payload that did not decode.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().build()?;
+    /// assert_eq!(run.metrics().cluster_transport_errors(), 0);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn cluster_transport_errors(&self) -> u64 {
+        self.cluster_transport_errors
+    }
+}
+
+/// A cluster scope's calls, redeliveries, crashes, timeouts and transport
+/// failures.
+#[cfg(all(unix, feature = "cluster-backend"))]
+fn cluster_counts(scope: Option<&Scope>) -> [u64; 5] {
+    scope
+        .and_then(|s| s.cluster.get())
+        .map_or([0; 5], |client| {
+            let c = client.counts();
+            [c.calls, c.redeliveries, c.crashes, c.timeouts, c.transport]
+        })
+}
+
+/// No cluster backend: no cluster calls.
+#[cfg(not(all(unix, feature = "cluster-backend")))]
+fn cluster_counts(_scope: Option<&Scope>) -> [u64; 5] {
+    [0; 5]
 }
 
 impl Backend {

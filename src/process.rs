@@ -168,6 +168,7 @@ where
     global::get_executor().to_process_with(options, f)
 }
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 impl Handle {
     /// Runs `f` in a forked child process (see [`to_process`]); the wait
     /// happens on this executor's blocking lane and the call is one of its
@@ -202,6 +203,7 @@ impl Handle {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 impl Handle {
     /// Calls `f(arg)` in one of the executor's pre-forked worker processes
     /// ([`ProcessPool`]): no fork per call, so this is the fast path for
@@ -243,6 +245,10 @@ impl Handle {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        #[cfg(feature = "cluster-backend")]
+        if let Some(client) = self.scope().and_then(|s| s.cluster.get()) {
+            return crate::cluster::call(self, client, f, arg);
+        }
         // A pool that could not start resolves it to its `not_started`.
         if forced_to_threads(self.scope()) || self.backend().is_refused() {
             return self.spawn_blocking(move || f(arg));
@@ -263,6 +269,7 @@ impl Handle {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 impl Run {
     /// Calls `f(arg)` in one of the scope's pre-forked worker processes
     /// (see [`Handle::call`]).
@@ -287,6 +294,7 @@ impl Run {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
 impl Run {
     /// Runs `f` in a forked child process as one of the scope's tasks,
     /// under the scope's [`process_options`](crate::RunBuilder::process_options)

@@ -96,8 +96,11 @@ pub struct Run {
     /// The pool this scope started; `None` when it borrows one.
     owned: Option<Owned>,
     trace: DecisionTrace,
-    /// How many closures `map` runs at once.
+    /// How many closures `map` runs at once on the blocking lane.
     parallelism: usize,
+    /// Whether `map` runs its items on the workers (fork-join) rather than
+    /// on the blocking lane; see `map`.
+    map_on_workers: bool,
     /// The backend's name, for the shutdown helper thread.
     name: String,
     /// Set once a shutdown started; `Drop` then does nothing.
@@ -203,13 +206,27 @@ impl Run {
         }))
     }
 
-    /// Runs `f` over `items` in parallel on the scope's blocking lane and
-    /// returns the results in input order.
+    /// Runs `f` over `items` in parallel and returns the results in input
+    /// order, on the path the scope's hints pick:
     ///
-    /// At most as many closures run at once as the scope has workers (as
-    /// its blocking lane has threads, for `io_bound` scopes). If `f` panics,
-    /// the other items still run to the end, then the first panic (in input
-    /// order) resumes on the caller.
+    /// - **on the blocking lane** by default: right for items that block
+    ///   (on I/O, a lock, a channel fed by a task of the scope), which must
+    ///   not take the workers the rest of the scope needs. At most as many
+    ///   closures run at once as the scope has workers (as its blocking lane
+    ///   has threads, for `io_bound` scopes), each item taken from a shared
+    ///   queue;
+    /// - **on the workers** (fork-join, like [`par_map`](crate::par_map):
+    ///   adaptive chunks, no lock or allocation per item) when the scope is
+    ///   `cpu_bound` ([`RuntimeConfig::cpu_bound`](crate::RuntimeConfig::cpu_bound),
+    ///   or `UNIRUN_CPU_BOUND=1`): right for CPU items, even tiny ones. Not
+    ///   when it is also `io_bound`, runs in `Gil` mode, or has no unirun
+    ///   workers (tokio, smol).
+    ///
+    /// So `cpu_bound(true)` picks the workers, and
+    /// [`par_map`](crate::par_map) is the CPU map whatever the hints;
+    /// [`Run::trace`] says which path a scope took. Either way, if `f`
+    /// panics the other items still run to the end, then the first panic (in
+    /// input order) resumes on the caller.
     ///
     /// # Panics
     ///
@@ -236,6 +253,10 @@ impl Run {
         R: Send + 'static,
         F: Fn(T) -> R + Send + Sync + 'static,
     {
+        if self.map_on_workers {
+            let items: Vec<T> = items.into_iter().collect();
+            return self.handle.par_map(items, f);
+        }
         let items: Vec<(usize, T)> = items.into_iter().enumerate().collect();
         let len = items.len();
         if len == 0 {
@@ -285,6 +306,54 @@ impl Run {
             .into_iter()
             .map(|r| r.expect("every item ran: runners drain the queue"))
             .collect()
+    }
+
+    /// [`join`](crate::join) on the scope's workers: on a unirun worker
+    /// thread it forks there, elsewhere the join runs on this scope's
+    /// workers while the caller waits (see [`Handle::join`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// let data = [1u64, 2, 3, 4, 5, 6, 7, 8];
+    /// let (low, high) = data.split_at(4);
+    /// let (a, b) = run.join(|| low.iter().sum::<u64>(), || high.iter().sum::<u64>());
+    /// assert_eq!(a + b, 36);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        self.handle.join(a, b)
+    }
+
+    /// [`scope`](crate::scope) on the scope's workers (see
+    /// [`join`](Self::join) for where it runs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// let mut counts = [0usize; 3];
+    /// run.scope(|s| {
+    ///     for (i, count) in counts.iter_mut().enumerate() {
+    ///         s.spawn(move |_| *count = i * 2);
+    ///     }
+    /// });
+    /// assert_eq!(counts, [0, 2, 4]);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&crate::Scope<'scope>) -> R + Send,
+        R: Send,
+    {
+        self.handle.fork_scope(op)
     }
 
     /// A handle to the scope: `Clone + Send + Sync`, implements

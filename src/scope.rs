@@ -47,6 +47,10 @@ pub(crate) struct Scope {
     /// The scope's own config says `force_threads`: its `to_process` and
     /// `call` work runs on its blocking lane (set once, by its builder).
     pub(crate) threads_only: std::sync::atomic::AtomicBool,
+    /// A cluster scope's connection: its `call`s go there (set once, by
+    /// its builder).
+    #[cfg(all(unix, feature = "cluster-backend"))]
+    pub(crate) cluster: std::sync::OnceLock<unirun_cluster::Client>,
 }
 
 impl Scope {
@@ -72,10 +76,12 @@ impl Scope {
             },
             process_options,
             threads_only: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(all(unix, feature = "cluster-backend"))]
+            cluster: std::sync::OnceLock::new(),
         })
     }
 
-    pub(crate) fn spawn<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -100,7 +106,7 @@ impl Scope {
     /// created in that poll find a live one. Cold: never in a parent.
     #[cold]
     #[inline(never)]
-    fn spawn_in_forked_child<F>(self: &Arc<Self>, future: F) -> JoinHandle<F::Output>
+    fn spawn_in_forked_child<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -237,6 +243,24 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
     unsafe {
         Arc::increment_strong_count(ptr);
         Some(Arc::from_raw(ptr))
+    }
+}
+
+/// Spawns `future` into the scope whose task (or `block_on`, or blocking
+/// closure) the calling thread is running, without touching the scope's
+/// reference count; gives the future back when there is none.
+pub(crate) fn with_current_spawn<F>(future: F) -> Result<JoinHandle<F::Output>, F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let ptr = current_ptr();
+    // SAFETY: a non-null pointer is a live scope's (see `current`), kept
+    // alive by an `Enter` or the polled member for the duration of this
+    // call.
+    match unsafe { ptr.as_ref() } {
+        Some(scope) => Ok(scope.spawn(future)),
+        None => Err(future),
     }
 }
 

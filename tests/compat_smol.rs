@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 
 use unirun::compat::smol;
+use unirun_test_support::watchdog;
 
 /// Sends on drop: tells the test that a task's future was dropped.
 struct DropSignal(mpsc::Sender<()>);
@@ -94,20 +95,6 @@ fn cancel_and_detach() {
     let (tx, rx) = mpsc::channel();
     smol::spawn(async move { tx.send("ran").unwrap() }).detach();
     assert_eq!(rx.recv().unwrap(), "ran");
-}
-
-/// Runs `body` on a thread of its own and fails the test, rather than
-/// hanging it, if it does not finish within a generous minute.
-fn watchdog<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("{what}: still not done after 60 s (deadlock?)"),
-    }
 }
 
 /// Polls `future` once on this thread: `Some(output)` if it was ready.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use unirun::compat::thread;
+use unirun_test_support::watchdog;
 
 fn current_name() -> Option<String> {
     std::thread::current().name().map(String::from)
@@ -70,9 +71,8 @@ fn builder_spawns_like_std() {
         .spawn(current_name)
         .unwrap();
     let name = handle.join().unwrap();
-    if common::passthrough() {
-        assert_eq!(name.as_deref(), Some("compat-named"));
-    }
+    // Both modes: a named closure sees its name, as std's does.
+    assert_eq!(name.as_deref(), Some("compat-named"));
     // A stack size always gets an OS thread of its own.
     let deep = thread::Builder::new()
         .stack_size(4 << 20)
@@ -203,21 +203,6 @@ fn the_mode_is_read_again_after_reset() {
     assert_eq!(thread::spawn(current_name).join().unwrap(), None);
 }
 
-/// Runs `body` on a thread of its own and fails the test, rather than
-/// hanging it, if it does not finish within a generous minute.
-fn watchdog<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-        let _ = tx.send(result);
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("{what}: still not done after 60 s (deadlock?)"),
-    }
-}
-
 /// `n` spawned threads meet at one std barrier; each returns its index.
 fn barrier_of(n: usize) -> usize {
     let barrier = Arc::new(std::sync::Barrier::new(n));
@@ -333,8 +318,8 @@ fn join_handle_thread_is_the_thread_running_the_closure() {
 }
 
 #[test]
-fn builder_name_applies_while_the_closure_runs() {
-    common::also_in_passthrough("builder_name_applies_while_the_closure_runs");
+fn builder_name_is_the_threads_name_inside_the_closure() {
+    common::also_in_passthrough("builder_name_is_the_threads_name_inside_the_closure");
     fn os_name(tid: i64) -> Option<String> {
         let path = format!("/proc/self/task/{tid}/comm");
         std::fs::read_to_string(path)
@@ -346,29 +331,26 @@ fn builder_name_applies_while_the_closure_runs() {
         .spawn(|| {
             // SAFETY: gettid has no preconditions.
             let tid = i64::from(unsafe { libc::gettid() });
-            (tid, os_name(tid), current_name())
+            (os_name(tid), current_name())
         })
         .unwrap();
-    let (tid, during, std_name) = handle.join().unwrap();
+    assert_eq!(handle.thread().name(), Some("compat-named"));
+    let (os, std_name) = handle.join().unwrap();
+    // std's view, the OS's view and the handle's all carry the name.
+    assert_eq!(std_name.as_deref(), Some("compat-named"));
     if cfg!(target_os = "linux") {
-        assert_eq!(during.as_deref(), Some("compat-named"));
+        assert_eq!(os.as_deref(), Some("compat-named"));
     }
-    let pooled = std_name
-        .as_deref()
-        .is_some_and(|n| n.starts_with("unirun-blocking-"));
-    if common::passthrough() || !pooled {
-        // An OS thread of its own, named as std names it.
-        assert_eq!(std_name.as_deref(), Some("compat-named"));
-        return;
-    }
-    // A pooled thread: std's view keeps the pool's name...
-    let pool_name = std_name.unwrap_or_default();
-    assert!(pool_name.starts_with("unirun-blocking-"), "{pool_name}");
-    // ...and the OS name is the pool's again once the closure returned (or
-    // the thread has retired since).
-    if let Some(after) = os_name(tid) {
-        assert!(pool_name.starts_with(&after), "{after} after, {pool_name}");
-    }
+    // A scoped spawn with a name too.
+    let scoped = thread::scope(|s| {
+        thread::Builder::new()
+            .name("compat-scoped".into())
+            .spawn_scoped(s, current_name)
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    assert_eq!(scoped.as_deref(), Some("compat-scoped"));
 }
 
 #[test]
@@ -457,4 +439,45 @@ fn the_rest_of_std_thread_is_std_s_own() {
     });
     assert!(failed.join().is_err());
     assert!(rx.recv().unwrap());
+}
+
+#[test]
+fn builder_spawn_unchecked_borrows_like_std() {
+    common::also_in_passthrough("builder_spawn_unchecked_borrows_like_std");
+    let numbers = vec![1u64, 2, 3];
+    let borrowed = &numbers;
+    // SAFETY: joined below, while `numbers` lives.
+    let handle = unsafe {
+        thread::Builder::new()
+            .name("compat-unchecked".into())
+            .spawn_unchecked(|| (borrowed.iter().sum::<u64>(), current_name()))
+            .unwrap()
+    };
+    let (sum, name) = handle.join().unwrap();
+    assert_eq!(sum, 6);
+    assert_eq!(name.as_deref(), Some("compat-unchecked"));
+}
+
+#[test]
+fn the_compat_mode_line_is_printed_once_per_process() {
+    const NAME: &str = "the_compat_mode_line_is_printed_once_per_process";
+    if !common::is_child() {
+        let output = common::run_child(NAME, &[("UNIRUN_TRACE", "1")]);
+        let lines = output
+            .stderr
+            .lines()
+            .filter(|l| l.contains("compat mode"))
+            .count();
+        assert_eq!(lines, 1, "{}", output.stderr);
+        return;
+    }
+    // Many threads reading the mode at once, then again after a reset.
+    let readers: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(|| thread::spawn(|| 1).join().unwrap()))
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.join().unwrap(), 1);
+    }
+    unirun::reset();
+    assert_eq!(thread::spawn(|| 2).join().unwrap(), 2);
 }

@@ -383,3 +383,39 @@ fn types_have_tokios_auto_traits() {
     send_sync::<unirun::AbortHandle>();
     unwind_safe::<unirun::AbortHandle>();
 }
+
+#[test]
+fn spawn_inside_a_unirun_scope_runs_on_its_workers() {
+    watchdog(|| {
+        let run = unirun::Run::builder()
+            .flavor(unirun::Flavor::Threads)
+            .name("compat-here")
+            .max_workers(2)
+            .build()
+            .unwrap();
+        let names = run.block_on(async {
+            // From `block_on`, from a task of the scope, and through the set.
+            let direct = compat::spawn(async { current_name() }).await.unwrap();
+            let nested = compat::spawn(async { compat::spawn(async { current_name() }).await })
+                .await
+                .unwrap()
+                .unwrap();
+            let mut set = task::JoinSet::new();
+            set.spawn(async { current_name() });
+            let in_set = set.join_next().await.unwrap().unwrap();
+            // tokio's timers and sockets work there.
+            let io = compat::spawn(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                listener.local_addr().unwrap().port() > 0
+            });
+            assert!(io.await.unwrap());
+            [direct, nested, in_set]
+        });
+        for name in &names {
+            assert!(name.starts_with("compat-here-"), "{names:?}");
+        }
+        // Every one of them was the scope's.
+        assert_eq!(run.metrics().spawned(), 5);
+    });
+}

@@ -302,3 +302,45 @@ fn spawn_on_targets_a_given_runtime() {
         assert_eq!(context, "in other-rt's context");
     });
 }
+
+#[test]
+fn spawn_local_and_extend_like_tokio() {
+    common::also_in_passthrough("spawn_local_and_extend_like_tokio");
+    watchdog::watchdog(|| {
+        use std::rc::Rc;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = task::LocalSet::new();
+        let mut set = JoinSet::new();
+        // On a set given by reference, before it runs...
+        set.spawn_local_on(async { *Rc::new(1u32) }, &local);
+        let all = local.block_on(&rt, async move {
+            // ...and on the current one, with `!Send` state.
+            let shared = Rc::new(10u32);
+            for i in 0..3 {
+                let shared = shared.clone();
+                set.spawn_local(async move {
+                    task::yield_now().await;
+                    *shared + i
+                });
+            }
+            // A local task that never ends is aborted like any other.
+            let stuck = set.spawn_local(std::future::pending::<u32>());
+            stuck.abort();
+            set.extend((0..2u32).map(|i| async move { 100 + i }));
+            assert_eq!(set.len(), 7);
+            let (mut values, mut cancelled) = (Vec::new(), 0);
+            while let Some(result) = set.join_next().await {
+                match result {
+                    Ok(v) => values.push(v),
+                    Err(e) => cancelled += usize::from(e.is_cancelled()),
+                }
+            }
+            values.sort();
+            (values, cancelled)
+        });
+        assert_eq!(all, (vec![1, 10, 11, 12, 100, 101], 1));
+    });
+}

@@ -6,7 +6,6 @@
 #![cfg(feature = "std")]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use unirun::{CompatMode, Error, Flavor, RuntimeConfig, ThreadMode};
@@ -68,7 +67,7 @@ fn bad_mode_names_var_value_and_choices() {
             &[
                 var,
                 "\"fibers\"",
-                "auto, threads, processes, smol, tokio or shared",
+                "auto, threads, processes, smol, tokio, shared or cluster",
             ],
         );
     }
@@ -386,31 +385,13 @@ fn env_file_bad_value_names_path_line_var_value_and_choices() {
 
 // ---- the real process environment, in a child process -----------------------
 
-/// Marks the child; deliberately not an `UNIRUN_*` name.
-const CHILD: &str = "CONFIG_TEST_CHILD";
+/// Marks the child (set by the shared runner).
+use unirun_test_support::child::CHILD_ENV as CHILD;
 
 /// Re-runs this test binary with only `test` selected and `vars` as the
-/// `UNIRUN_*` environment; returns its output after checking it passed.
+/// `UNIRUN_*` environment; returns its stderr after checking it passed.
 fn run_child(test: &str, vars: &[(&str, &str)]) -> String {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
-    // Whatever the developer's shell holds must not leak into the child.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("UNIRUN_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env(CHILD, "1").envs(vars.iter().copied());
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    // A filter that matched nothing would pass vacuously.
-    assert!(
-        stdout.contains(&format!("test {test} ... ok")),
-        "child did not run {test}:\n{stdout}"
-    );
-    stderr.into_owned()
+    unirun_test_support::child::run_child(test, vars).stderr
 }
 
 #[test]

@@ -459,3 +459,39 @@ fn under_the_gil_switch_a_closure_computing_until_a_sibling_task_stops_it_ends()
         worker.join().unwrap();
     });
 }
+
+// --- a forked child does not inherit the parent's holders ---------------
+
+/// A child forked while another thread of the parent holds a gil chosen in
+/// code (never lent): in the child that thread does not exist, so waiting
+/// for it to let go would wait for good. The child's own lock starts free,
+/// and `block_on` on the inherited scope answers.
+#[cfg(all(target_os = "linux", feature = "process-backend"))]
+#[test]
+fn a_child_forked_while_a_parent_thread_holds_the_gil_can_take_it() {
+    watchdog(|| {
+        let run = gil_scope("fork-held");
+        let (inside_tx, inside_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        // Chosen in code: the closure holds the gil while it waits.
+        let holder = run.spawn_blocking(move || {
+            inside_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        inside_rx.recv().unwrap();
+        let in_child = run.clone();
+        let answer = unirun::to_process_with(
+            unirun::ProcessOptions::default().timeout(Duration::from_secs(20)),
+            move || in_child.block_on(async { 7_u32 }),
+        )
+        .join();
+        release_tx.send(()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(
+            answer.expect("the child waited for a holder it does not have"),
+            7
+        );
+        // The parent's lock is untouched by the child: still usable here.
+        assert_eq!(run.block_on(async { 8_u32 }), 8);
+    });
+}

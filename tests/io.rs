@@ -7,12 +7,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::sync::mpsc;
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use unirun::{Flavor, Run};
+use unirun_test_support::watchdog;
 
 /// Tests that reset the process-wide state take this exclusively; every
 /// other test holds it shared, so a reset never lands in their middle.
@@ -20,20 +20,6 @@ static GLOBAL: RwLock<()> = RwLock::new(());
 
 fn shared() -> RwLockReadGuard<'static, ()> {
     GLOBAL.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs `body` on a thread and fails the test if it has not finished
-/// within a generous 60 s (a hang becomes a failure).
-fn watchdog<R: Send + 'static>(what: &str, body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(out)) => out,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("{what}: did not finish within 60 s"),
-    }
 }
 
 /// A plain-thread echo server on loopback for `connections` connections:

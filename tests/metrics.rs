@@ -6,28 +6,9 @@
 mod common;
 
 use std::sync::mpsc;
-use std::time::Duration;
 
 use unirun::{Flavor, Metrics, Run};
-
-/// Runs `body` on its own thread; a hang becomes a failure after 60 s.
-fn watchdog(name: &str, body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => thread.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            // The body panicked: report its panic.
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name}: hung for 60 s"),
-    }
-}
+use unirun_test_support::watchdog;
 
 fn threads(workers: usize) -> Run {
     Run::builder()
@@ -472,7 +453,9 @@ mod processes {
             let run = Run::builder()
                 .flavor(Flavor::Processes)
                 .max_workers(1)
-                .process_options(ProcessOptions::default().timeout(Duration::from_millis(200)))
+                .process_options(
+                    ProcessOptions::default().timeout(std::time::Duration::from_millis(200)),
+                )
                 .build()
                 .unwrap();
             let err = run.call(park_forever, ()).join().unwrap_err();

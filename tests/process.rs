@@ -748,24 +748,9 @@ fn per_call_options_replace_the_scope_options() {
     run.shutdown();
 }
 
-/// Runs `body` on a thread and fails the test if it does not finish within
-/// a generous `secs` (a hang becomes a failure, not a stuck test run).
+/// The shared watchdog with a limit of `secs` (some bodies fork many times).
 fn watchdog(name: &str, secs: u64, body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = std::sync::mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) => worker.join().unwrap(),
-        // The body panicked: report its panic.
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{name}: hung for {secs} s"),
-    }
+    unirun_test_support::watchdog_for(name, Duration::from_secs(secs), body)
 }
 
 /// Defect: a parent thread inside `unirun::capabilities()` (holding the
@@ -1063,5 +1048,48 @@ fn a_serialized_scope_joins_calls_from_its_own_tasks() {
             .collect();
         assert_eq!(sums, want);
         run.shutdown();
+    });
+}
+
+/// The pid of the process that ran the call.
+fn serving_pid(_: ()) -> i32 {
+    sys::getpid()
+}
+
+/// A child forked by other code (a plain `fork`, not unirun's) never
+/// writes to the parent's pool workers: the pool tells a child from its
+/// creator by the fork generation, which the fork handler it registered
+/// raises in every child, so the call forks a fresh child of its own. The
+/// parent's worker serves on.
+#[test]
+fn a_plainly_forked_child_never_uses_the_parents_pool_workers() {
+    if !in_child_process("a_plainly_forked_child_never_uses_the_parents_pool_workers") {
+        return;
+    }
+    watchdog("plainly forked child", 60, || {
+        let pool = unirun::process::ProcessPool::new(1, with_timeout());
+        let worker = pool.call(serving_pid, ()).unwrap();
+        // SAFETY: the child uses only the pool (unirun's fork-guarded state)
+        // and leaves with `_exit`; no other thread of this test process
+        // holds a lock it needs (the pool's helper threads are idle).
+        match unsafe { sys::fork() }.unwrap() {
+            sys::Forked::Child => {
+                let code = match pool.call(serving_pid, ()) {
+                    Ok(pid) if pid == worker => 1,
+                    Ok(_) => 0,
+                    Err(_) => 2,
+                };
+                sys::exit_now(code)
+            }
+            sys::Forked::Parent(child) => {
+                let status = sys::wait_pid(child, true).unwrap();
+                assert_eq!(
+                    status,
+                    Some(sys::ExitStatus::Exited(0)),
+                    "1: the child used the parent's worker; 2: its call failed"
+                );
+            }
+        }
+        assert_eq!(pool.call(serving_pid, ()).unwrap(), worker);
     });
 }

@@ -266,6 +266,30 @@ fn a_server_workers_death_never_raises_sigpipe() {
     });
 }
 
+fn length(bytes: Vec<u8>) -> usize {
+    bytes.len()
+}
+
+/// A request larger than a pipe holds, to a worker killed while idle: the
+/// write waits for room, sees the worker's end instead, and the call is a
+/// typed error (never `SIGPIPE`, never a write that waits forever).
+#[test]
+fn a_large_request_to_a_killed_idle_worker_is_a_typed_error() {
+    if !in_child_process("a_large_request_to_a_killed_idle_worker_is_a_typed_error") {
+        return;
+    }
+    default_sigpipe();
+    watchdog(|| {
+        let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+        let pid = pool.call(worker_pid, ()).unwrap();
+        kill_from_outside(pid);
+        let err = pool.call(length, vec![7u8; 1 << 20]).unwrap_err();
+        assert!(err.is_transport(), "{err}");
+        assert!(err.to_string().contains("gone before the request"), "{err}");
+        assert_eq!(pool.call(length, vec![7u8; 1 << 20]).unwrap(), 1 << 20);
+    });
+}
+
 /// Review fault: the disposition was read once and cached, refreshed only
 /// at a worker's start. A host that restores `SIGPIPE`'s default after the
 /// pool's first call (a C library's init, a daemon's set-up) died of
@@ -534,4 +558,62 @@ fn process_shutdown_returns_while_a_foreign_fork_holds_the_servers_socket() {
         unirun::process::shutdown();
         gate.open();
     });
+}
+
+/// A pool whose workers cannot apply its options (a negative nice value
+/// without privilege) says so at every call, instead of blaming an outside
+/// kill: each new worker exits before it takes the request.
+#[test]
+fn a_worker_that_cannot_apply_its_options_says_so() {
+    if !in_child_process("a_worker_that_cannot_apply_its_options_says_so") {
+        return;
+    }
+    // As root a negative nice is allowed: drop to `nobody` first.
+    // SAFETY: geteuid only reads this process's credentials.
+    let root = unsafe { libc::geteuid() } == 0;
+    // SAFETY: setgid/setuid change only this single-purpose test process,
+    // before it starts any thread of its own.
+    if root && unsafe { libc::setgid(65534) != 0 || libc::setuid(65534) != 0 } {
+        println!("skipped: could not drop root privileges");
+        return;
+    }
+    watchdog(|| {
+        let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default().nice(-5));
+        for _ in 0..3 {
+            let err = pool.call(double, 2).expect_err("the worker cannot start");
+            assert!(err.is_transport(), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("could not apply the pool's ProcessOptions"),
+                "{text}"
+            );
+        }
+    });
+}
+
+/// A worker ended by a signal before it took the request never ran the
+/// function: that is not a crash of it (`crashes` stays 0).
+#[test]
+fn a_worker_signalled_before_it_took_the_request_is_not_a_crash() {
+    watchdog(|| {
+        let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
+        let pid = pool.call(own_pid, ()).unwrap();
+        // Stopped, then sent SIGTERM: it dies when continued, and the
+        // request written meanwhile stays unread in the pipe.
+        sys::kill(pid, libc::SIGSTOP).unwrap();
+        let call = {
+            let pool = pool.clone();
+            std::thread::spawn(move || pool.call(double, 2))
+        };
+        sys::kill(pid, libc::SIGTERM).unwrap();
+        sys::kill(pid, libc::SIGCONT).unwrap();
+        let err = call.join().unwrap().expect_err("the worker died");
+        assert!(!err.is_crash(), "{err}");
+        assert_eq!(pool.crashes(), 0);
+        assert_eq!(pool.call(double, 3).unwrap(), 6);
+    });
+}
+
+fn own_pid(_: ()) -> sys::Pid {
+    std::process::id() as sys::Pid
 }

@@ -1,6 +1,6 @@
-//! DESIGN §5: the resolution order (every `Reason`), sizing, traces, the
-//! environment's part in decisions, listeners, `configure`/`reset` and
-//! `capabilities`.
+//! Choosing a backend (docs/design.md): the resolution order (every
+//! `Reason`), sizing, traces, the environment's part in decisions,
+//! listeners, `configure`/`reset` and `capabilities`.
 //!
 //! Every test here touches process-wide state (the environment, the shared
 //! default, the last decision, listeners), so each one runs alone in a
@@ -8,40 +8,20 @@
 //! under `cargo test`'s parallel threads and whatever the developer's shell
 //! exports.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use unirun::trace::Reason;
 use unirun::{DecisionTrace, Flavor, Run, RuntimeConfig, ThreadMode};
 
-/// Marks the child; deliberately not an `UNIRUN_*` name.
-const CHILD: &str = "SCHEDULER_TEST_CHILD";
-
 /// In the parent: re-runs `test` alone in a child process whose only
 /// `UNIRUN_*` variables are `vars`, asserts it passed, and returns its
 /// stderr. In the child: `None`, and the caller runs the test's body.
 fn child(test: &str, vars: &[(&str, &str)]) -> Option<String> {
-    if std::env::var_os(CHILD).is_some() {
+    if unirun_test_support::child::is_child() {
         return None;
     }
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("UNIRUN_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env(CHILD, "1").envs(vars.iter().copied());
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!("test {test} ... ok")),
-        "child did not run {test}:\n{stdout}"
-    );
-    Some(stderr)
+    Some(unirun_test_support::child::run_child(test, vars).stderr)
 }
 
 fn trace_of(builder: unirun::RunBuilder) -> DecisionTrace {
@@ -69,7 +49,12 @@ fn the_default_is_a_pool_sized_from_the_capabilities() {
     assert_eq!(workers.cpu(), caps.suggested_cpu_workers());
     assert!(workers.blocking_cap() >= 512);
     assert!(trace.env_applied().is_empty() && trace.env_rejected().is_empty());
-    assert!(trace.to_string().contains("because default"), "{trace}");
+    assert!(
+        trace
+            .to_string()
+            .contains("because auto: no flavor set (code or UNIRUN_MODE)"),
+        "{trace}"
+    );
 
     // io-bound lanes get more threads; max_workers caps the async workers
     // only, max_blocking the lane.
@@ -352,7 +337,7 @@ fn reset_removes_every_listener_but_not_a_scopes_own() {
 fn observe_decisions_logs_while_the_guard_lives() {
     if let Some(stderr) = child("observe_decisions_logs_while_the_guard_lives", &[]) {
         assert!(
-            stderr.contains(r#"unirun: threads (requested auto) because default; name="observed""#),
+            stderr.contains(r#"because auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work; name="observed""#),
             "{stderr}"
         );
         assert!(!stderr.contains("unobserved"), "{stderr}");

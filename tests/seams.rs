@@ -45,7 +45,8 @@ use contexts::{Ctx, RESULT_TAG};
 use ways::{Way, WAYS};
 
 /// Cells known to fail, with the issue-19 item they belong to. Every other
-/// cell of the matrix passes. What is left is not unirun's own global:
+/// cell of the matrix passes. What is left is not unirun's own global, and
+/// is documented as a limit in `src/io.rs` ("smol futures"):
 /// async-io keeps one reactor per process image in a private static, and
 /// a forked child shares its epoll instance with the parent (the parent's
 /// `async-io` thread may take the child's readiness events), so an

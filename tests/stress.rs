@@ -65,7 +65,7 @@ fn tasks_spawned_from_inside_tasks_all_complete() {
         }
         sum
     });
-    assert_eq!(total.join().unwrap(), (0..100_000u64).sum());
+    assert_eq!(total.join().unwrap(), (0..100_000u64).sum::<u64>());
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn ten_thousand_panicking_tasks_then_normal_ones_complete() {
         .into_iter()
         .map(Result::unwrap)
         .sum();
-    assert_eq!(sum, (0..10_000).sum());
+    assert_eq!(sum, (0..10_000).sum::<usize>());
 }
 
 #[test]

@@ -62,7 +62,7 @@ fn join_inside_a_task_of_a_one_worker_pool_does_not_deadlock() {
             (0..50).map(|i| handle.spawn(async move { i })).collect();
         chain.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
     });
-    assert_eq!(outer.join().unwrap(), (0..50).sum());
+    assert_eq!(outer.join().unwrap(), (0..50).sum::<usize>());
 }
 
 #[test]

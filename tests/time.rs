@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use unirun::time::{
     interval, interval_at, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout,
 };
+use unirun_test_support::watchdog;
 
 /// Tests that reset the process-wide state take this exclusively; every
 /// other test holds it shared, so a reset never lands in their middle.
@@ -19,20 +20,6 @@ static GLOBAL: RwLock<()> = RwLock::new(());
 
 fn shared() -> RwLockReadGuard<'static, ()> {
     GLOBAL.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs `body` on a thread and fails the test if it has not finished
-/// within a generous 60 s (a hang becomes a failure).
-fn watchdog<R: Send + 'static>(what: &str, body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(out)) => out,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("{what}: did not finish within 60 s"),
-    }
 }
 
 fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
@@ -405,14 +392,9 @@ fn a_zero_interval_panics_naming_the_period() {
     let _ = interval(Duration::ZERO);
 }
 
-/// Names of this process's threads.
+/// Names of this process's threads (called on Linux only).
 fn thread_names() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim().to_string())
-        .collect()
+    unirun_test_support::thread_names().expect("threads are listed on Linux")
 }
 
 #[test]
@@ -439,9 +421,15 @@ fn reset_stops_the_driver_thread_and_waiting_sleeps_still_complete() {
         // The waiting sleep was woken, holds no entry and registers again.
         assert_eq!(rx.recv().unwrap(), 7);
         assert_eq!(unirun::time::__entries_at(deadline), 0);
-        waiting.reset(Instant::now() + Duration::from_millis(1));
-        unirun::block_on(&mut waiting);
+        // Registering again starts a new driver (a deadline far enough
+        // that the poll cannot find it passed, however slow the build).
+        waiting.reset(far_deadline(5));
+        assert!(Pin::new(&mut waiting)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
         assert!(unirun::time::__driver_running());
+        waiting.reset(Instant::now());
+        unirun::block_on(&mut waiting);
 
         // And timers work on the shared default after the reset.
         let out = unirun::block_on(unirun::spawn(async {

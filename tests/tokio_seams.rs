@@ -8,6 +8,7 @@ mod watchdog;
 
 use std::time::Duration;
 
+use unirun_test_support::Gate;
 use watchdog::watchdog;
 
 /// A tokio timer and a tokio socket, awaited in a unirun task.
@@ -113,25 +114,6 @@ fn a_forked_child_gets_its_own_unirun_io_never_the_parents() {
         });
         assert_eq!(got.join().unwrap(), 7);
     });
-}
-
-/// A gate a blocking closure waits on until the test opens it.
-#[derive(Clone, Default)]
-struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
-
-impl Gate {
-    fn open(&self) {
-        *self.0 .0.lock().unwrap() = true;
-        self.0 .1.notify_all();
-    }
-
-    /// Ends when `open` is called (the test always calls it).
-    fn wait(&self) {
-        let mut open = self.0 .0.lock().unwrap();
-        while !*open {
-            open = self.0 .1.wait(open).unwrap();
-        }
-    }
 }
 
 /// `shutdown_timeout` of a threads scope (and of a processes scope, whose

@@ -149,6 +149,57 @@ impl Spawner for tokio::runtime::Handle {
     }
 }
 
+/// tokio with every task tracked by a `tokio_util::task::TaskTracker`:
+/// the peer with a unirun scope's contract (the scope knows, waits for and
+/// can cancel each of its tasks), on the bench's tokio runtime.
+#[cfg(feature = "tokio-backend")]
+#[derive(Clone)]
+pub(crate) struct TrackedTokio {
+    runtime: tokio::runtime::Handle,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+#[cfg(feature = "tokio-backend")]
+impl Spawner for TrackedTokio {
+    type Task<T: Send + 'static> = Joined<tokio::task::JoinHandle<T>>;
+
+    fn spawn<F>(&self, fut: F) -> Self::Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Joined(self.tracker.spawn_on(fut, &self.runtime))
+    }
+
+    fn detach<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        drop(self.tracker.spawn_on(fut, &self.runtime));
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.runtime.block_on(fut)
+    }
+}
+
+#[cfg(feature = "tokio-backend")]
+impl BlockingLane for TrackedTokio {
+    type Task<T: Send + 'static> = Joined<tokio::task::JoinHandle<T>>;
+
+    fn unblock<T, W>(&self, work: W) -> Self::Task<T>
+    where
+        T: Send + 'static,
+        W: FnOnce() -> T + Send + 'static,
+    {
+        Joined(self.tracker.spawn_blocking_on(work, &self.runtime))
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.runtime.block_on(fut)
+    }
+}
+
 /// An async-executor `Executor` that [`AsyncExecutorPool`] drives.
 #[derive(Clone)]
 pub(crate) struct AsyncExecutor(Arc<async_executor::Executor<'static>>);
@@ -418,12 +469,29 @@ impl Pools {
         v.visit("futures-executor", Role::Peer, self.futures.clone());
         #[cfg(feature = "tokio-backend")]
         v.visit("Run on tokio", Role::Over("tokio"), self.run_tokio.clone());
+        #[cfg(feature = "tokio-backend")]
+        v.visit(
+            "tokio+TaskTracker",
+            Role::SameContract("tokio"),
+            self.tracked_tokio(),
+        );
         #[cfg(feature = "smol-backend")]
         v.visit(
             "Run on smol",
             Role::Over("async-executor"),
             self.run_smol.clone(),
         );
+    }
+
+    /// tokio with a fresh `TaskTracker` on the bench's runtime (one per
+    /// scenario, as the Run scope is one per bench: nothing it tracks is
+    /// left once a scenario's samples joined their tasks).
+    #[cfg(feature = "tokio-backend")]
+    fn tracked_tokio(&self) -> TrackedTokio {
+        TrackedTokio {
+            runtime: self.tokio.handle().clone(),
+            tracker: tokio_util::task::TaskTracker::new(),
+        }
     }
 
     /// Every blocking lane, with its role: the one list to extend. The smol
@@ -437,6 +505,12 @@ impl Pools {
         v.visit("blocking", Role::Peer, BlockingCrate);
         #[cfg(feature = "tokio-backend")]
         v.visit("Run on tokio", Role::Over("tokio"), self.run_tokio.clone());
+        #[cfg(feature = "tokio-backend")]
+        v.visit(
+            "tokio+TaskTracker",
+            Role::SameContract("tokio"),
+            self.tracked_tokio(),
+        );
         #[cfg(feature = "smol-backend")]
         v.visit("Run on smol", Role::Over("blocking"), self.run_smol.clone());
     }

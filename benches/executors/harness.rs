@@ -33,6 +33,12 @@ pub(crate) enum Role {
         allow(dead_code)
     )]
     Over(&'static str),
+    /// A peer that keeps the contract of a unirun scope over runtime X
+    /// (named here): every task tracked, as `tokio_util`'s `TaskTracker`
+    /// does for tokio. Shown; the adapters' summary compares each scope
+    /// over X with it too.
+    #[cfg_attr(not(feature = "tokio-backend"), allow(dead_code))]
+    SameContract(&'static str),
 }
 
 impl Role {
@@ -74,6 +80,11 @@ impl Contender {
             role,
             run: Some(Box::new(run)),
         }
+    }
+
+    /// The contender's row name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 
     /// A contender the scenario does not fit.
@@ -399,8 +410,18 @@ pub(crate) fn print_summary(outcomes: &[Outcome], config: &Config) {
         println!("adapters: median ratio of a unirun scope on runtime X / X itself");
         for (outcome, row) in adapters {
             let Role::Over(base) = row.role else { continue };
+            // And against the peers with the scope's contract on that runtime.
+            let same_contract: String = outcome
+                .rows
+                .iter()
+                .filter(|peer| peer.role == Role::SameContract(base))
+                .map(|peer| {
+                    let ratio = Outcome::ratio_of(row, peer.stats);
+                    format!(", {:>8} vs {}", ratio_cell(ratio), peer.name)
+                })
+                .collect();
             println!(
-                "  {:<22} {:<20} {:>8} vs {base}",
+                "  {:<22} {:<20} {:>8} vs {base}{same_contract}",
                 outcome.scenario,
                 row.name,
                 ratio_cell(outcome.row_ratio(row)),

@@ -61,12 +61,12 @@ use contenders::Pools;
 use harness::{measure, print_summary, print_table, Config};
 use scenarios::blocking::{block_on_ready, blocking_many};
 use scenarios::ping_pong::{PingPong, PingPongRoot};
-use scenarios::tasks::{ChainedSpawn, ForkJoin, SpawnLocal, SpawnRemote, YieldMany};
+use scenarios::tasks::{ChainedSpawn, SpawnLocal, SpawnRemote, YieldMany};
 use scenarios::timers;
 use scenarios::{async_scenario, AsyncScenario};
 
 /// Workers of every pool with a worker count.
-const WORKERS: usize = 2;
+pub(crate) const WORKERS: usize = 2;
 
 fn main() {
     // Process workers come from a fork server started here, while the
@@ -95,7 +95,14 @@ fn main() {
         task::<PingPong>(&pools),
         task::<PingPongRoot>(&pools),
         task::<ChainedSpawn>(&pools),
-        task::<ForkJoin>(&pools),
+        (
+            "fork_join",
+            Box::new(|| scenarios::fork_join::fork_join(&pools)),
+        ),
+        (
+            "par_map",
+            Box::new(|| scenarios::fork_join::par_map(&pools)),
+        ),
         ("blocking_many", Box::new(|| blocking_many(&pools))),
         ("block_on_ready", Box::new(|| block_on_ready(&pools))),
         ("timers", Box::new(|| timers::timers(&pools))),

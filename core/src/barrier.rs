@@ -1,6 +1,5 @@
-//! The two sides of the sleep protocol's store-buffering pair: [`light`] on
-//! the hot path (a worker pushing to its own queue) and [`heavy`] on the cold
-//! path (the last searcher going to sleep). Both are a `SeqCst` fence.
+//! The fence both sides of the sleep protocol's store-buffering pair
+//! issue between their store and their load.
 //!
 //! The protocol (see [`idle`](crate::idle)) needs a `SeqCst` fence between
 //! the store and the load on *both* sides: a worker pushing to its own queue
@@ -8,30 +7,23 @@
 //! sleep updates the idle state, then loads `tail`. The memory model orders
 //! the two loads only through fences on both sides.
 //!
-//! An asymmetric pair was used before: a compiler fence on the push side and
-//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` on the park side, which
-//! makes every running thread of the process execute a full barrier. It
-//! kept the push cheap at the cost of an inter-processor interrupt on every
-//! park of the last searcher. Once a task waking itself stopped going
-//! through the local queue (it is re-polled in place, see
-//! [`worker`](crate::worker)), pushes became rarer than parks in the shapes
-//! that hand work back and forth, and two fences measured faster on every
-//! `cargo bench` scenario that moved: `ping_pong_root` 0.88-0.93x the best
-//! peer against 1.04-1.06x, `chained_spawn` 0.92-0.94x against 1.09-1.15x,
-//! the others within noise (four alternating runs of each on 2 cores). The
-//! two names stay so that each call site says which side it is.
+//! An asymmetric pair would make the push side cheaper (a compiler fence
+//! there, and `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes
+//! every running thread of the process execute a full barrier, on the park
+//! side), but it costs an inter-processor interrupt on every park of the
+//! last searcher. A task that wakes itself is re-polled in place (see
+//! [`worker`](crate::worker)) rather than pushed, so where tasks hand work
+//! back and forth parks are about as frequent as pushes, and one plain
+//! fence on each side is the cheaper pair.
 
 use crate::sync::{fence, Ordering};
 
-/// The cheap side: between a store and a load on the hot path.
+/// The store-load fence: issued between a store and a later load of
+/// another location by both sides of the sleep protocol (the push side in
+/// `Pool::notify_parked_local`, the park side after
+/// `Idle::transition_worker_to_parked`); each call site says which side it
+/// is.
 #[inline]
-pub(crate) fn light() {
-    fence(Ordering::SeqCst);
-}
-
-/// The other side: between a store and a load on the cold path; pairs with
-/// every [`light`] and every `SeqCst` fence of the protocol.
-#[inline]
-pub(crate) fn heavy() {
+pub(crate) fn store_load() {
     fence(Ordering::SeqCst);
 }

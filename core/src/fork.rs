@@ -164,6 +164,7 @@ pub(crate) fn run_here(runnable: crate::Runnable, info: async_task::ScheduleInfo
 /// .unwrap();
 /// ```
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub fn mark_driver_thread() {
     inline::DRIVER.with(|d| d.set(true));
 }
@@ -182,6 +183,7 @@ pub fn mark_driver_thread() {
 /// unirun_core::set_runner_context(plain);
 /// ```
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub fn set_runner_context(enter: fn(&mut dyn FnMut())) {
     inline::CONTEXT.store(enter as *mut (), core::sync::atomic::Ordering::Release);
 }

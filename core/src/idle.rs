@@ -38,13 +38,14 @@
 //! - a producer pushing to the injector (or waking the next searcher) issues
 //!   `fence(SeqCst)` before reading the word (`Idle::worker_to_notify`);
 //! - a worker pushing to its *own* local queue issues
-//!   `barrier::light`, then reads the word
+//!   `barrier::store_load`, then reads the word
 //!   (`Idle::may_need_notify`) and runs the fenced path only if nobody
 //!   searches and someone sleeps;
 //! - a worker parking updates the word with an RMW; if that leaves no
-//!   searcher, it issues `barrier::heavy` and then re-checks every queue.
+//!   searcher, it issues `barrier::store_load` and then re-checks every
+//!   queue.
 //!
-//! `light` and `heavy` are both `SeqCst` fences (see `barrier` for why not
+//! `barrier::store_load` is a `SeqCst` fence (see `barrier` for why not
 //! an asymmetric pair). With a fence on each side, the two fences are ordered
 //! in the single total order `S`: if the producer's fence comes first, the
 //! parking worker's re-check sees the work and it wakes a sleeper (or does not
@@ -144,7 +145,7 @@ impl Idle {
     }
 
     /// Could anyone need waking? Called by a worker after pushing to its own
-    /// queue and issuing `barrier::light`; the barrier, not
+    /// queue and issuing `barrier::store_load`; the fence, not
     /// this load, orders it against a parking worker (see the module docs).
     pub(crate) fn may_need_notify(&self) -> bool {
         let state = self.state.load(Ordering::Relaxed);
@@ -172,7 +173,7 @@ impl Idle {
 
     /// A worker goes to sleep; returns whether no searcher is left once it
     /// sleeps (it was the last one, or the searchers it counted on finished
-    /// meanwhile): then it must issue `barrier::heavy` and re-check the
+    /// meanwhile): then it must issue `barrier::store_load` and re-check the
     /// queues before sleeping.
     pub(crate) fn transition_worker_to_parked(&self, worker: usize, is_searching: bool) -> bool {
         self.sleepers.with(|sleepers| {

@@ -414,6 +414,7 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(handle.join().unwrap(), "done");
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn join(mut self) -> Result<T, JoinError> {
         if let Some(Task::Foreign(task)) = self.task.get_mut() {
             // A foreign task that can finish on this thread (see

@@ -20,6 +20,11 @@
 //! whoever has threads calls [`Worker::run`]. The threads backend does; an
 //! embedded target can use [`TickExecutor`] instead.
 //!
+//! The same workers fork-join: [`join`], [`scope`] and [`map_indexed`] put
+//! the second half of a fork in a job on the forking thread's stack, offered
+//! to idle workers through a per-worker deque and taken back if nobody took
+//! it (see `fork_join`'s docs for the waiting rule and its liveness).
+//!
 //! [`block_on`] polls a ready future without touching anything else and
 //! parks on a cached per-thread parker otherwise. On a worker thread it first
 //! hands the worker's queues to a new thread, so blocking on queued work never
@@ -76,11 +81,14 @@ mod abandoned;
 mod backend;
 mod barrier;
 mod block_on;
+mod cache_padded;
 mod context;
 mod error;
 mod executor;
 mod foreign;
 mod fork;
+#[cfg(feature = "std")]
+mod fork_join;
 pub mod idle;
 mod join;
 mod member;
@@ -100,6 +108,8 @@ mod worker;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[cfg(all(test, loom, feature = "std"))]
+mod loom_tests_fork_join;
 #[cfg(all(test, loom))]
 mod loom_tests_reactor;
 #[cfg(all(test, loom))]
@@ -115,14 +125,20 @@ pub use crate::executor::{Executor, Schedule};
 pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignSchedule};
 pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child, on_forked_child};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::fork::{mark_driver_thread, set_runner_context};
+#[cfg(feature = "std")]
+pub use crate::fork_join::{join, map_indexed, on_worker_core, scope, sequentially, Scope};
 pub use crate::join::JoinHandle;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::member::with_polled_owner;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::panic::{catch_panic, install_panic_hook};
 pub use crate::park::{Park, Unpark};
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::pool::SpawnThread;
 pub use crate::pool::{Pool, PoolError};
 pub use crate::stats::{PoolStats, TaskCounts};
@@ -132,5 +148,6 @@ pub use crate::task::{
 pub use crate::task_set::{TaskSet, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::wait::{set_wait_hook, WaitHook};
 pub use crate::worker::{Worker, MAX_LIFO_POLLS, MAX_SELF_REPOLLS};

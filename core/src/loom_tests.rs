@@ -286,8 +286,9 @@ impl IdleModel {
             // `park`.
             let was_searching = core::mem::take(&mut searching);
             if self.idle.transition_worker_to_parked(index, was_searching) {
-                // `barrier::heavy`, a `SeqCst` fence under loom.
-                crate::barrier::heavy();
+                // The park side's `barrier::store_load`, a `SeqCst` fence
+                // under loom.
+                crate::barrier::store_load();
                 if !self.injector.is_empty() {
                     self.notify_parked();
                 }

@@ -27,11 +27,15 @@ use crate::{barrier, context, Executor, JoinHandle, Schedule, TaskSet};
 /// Starts a thread running `job` for worker `index` (see
 /// [`Pool::set_thread_spawner`]).
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub type SpawnThread = dyn Fn(usize, Box<dyn FnOnce() + Send>) -> std::io::Result<()> + Send + Sync;
 
 pub(crate) struct Shared {
     pub(crate) injector: Injector,
     pub(crate) stealers: Box<[Stealer]>,
+    /// The thieves' ends of every worker's deque of join halves.
+    #[cfg(feature = "std")]
+    pub(crate) join_stealers: Box<[crate::fork_join::JobStealer]>,
     pub(crate) idle: Idle,
     pub(crate) unparkers: Box<[Arc<dyn Unpark>]>,
     pub(crate) shutdown: AtomicBool,
@@ -188,10 +192,17 @@ impl Pool {
         let n = parkers.len();
         let idle = Idle::new(n)?;
         let (locals, stealers): (Vec<_>, Vec<Stealer>) = (0..n).map(|_| queue::local()).unzip();
+        #[cfg(feature = "std")]
+        let (join_deques, join_stealers): (Vec<_>, Vec<_>) =
+            (0..n).map(|_| crate::fork_join::deque()).unzip();
+        #[cfg(feature = "std")]
+        let mut join_deques = join_deques.into_iter();
         let (parks, unparkers): (Vec<_>, Vec<_>) = parkers.into_iter().unzip();
         let shared = Arc::new(Shared {
             injector: Injector::new(),
             stealers: stealers.into_boxed_slice(),
+            #[cfg(feature = "std")]
+            join_stealers: join_stealers.into_boxed_slice(),
             idle,
             unparkers: unparkers.into_boxed_slice(),
             shutdown: AtomicBool::new(false),
@@ -209,6 +220,8 @@ impl Pool {
                 core: Box::new(Core {
                     index,
                     local,
+                    #[cfg(feature = "std")]
+                    join: join_deques.next().expect("one join deque per worker"),
                     lifo: Cell::new(None),
                     yielded: Cell::new(None),
                     tick: Cell::new(0),
@@ -238,6 +251,7 @@ impl Pool {
     /// assert_eq!(indices, [0, 1, 2]);
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn with_workers(n: usize) -> (Pool, Vec<Worker>) {
         match Self::try_with_workers(n) {
             Ok(pool) => pool,
@@ -262,6 +276,7 @@ impl Pool {
     /// assert!(err.to_string().starts_with("invalid workers="));
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn try_with_workers(n: usize) -> Result<(Pool, Vec<Worker>), PoolError> {
         if n == 0 || n > MAX_WORKERS {
             return Err(PoolError::workers(n));
@@ -332,6 +347,7 @@ impl Pool {
     /// }
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn set_thread_spawner(
         &self,
         spawner: impl Fn(usize, Box<dyn FnOnce() + Send>) -> std::io::Result<()> + Send + Sync + 'static,
@@ -550,6 +566,7 @@ impl Pool {
     /// assert_eq!(pool.spawn(async { 7 }).join().unwrap(), 7);
     /// ```
     #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn inline() -> &'static Pool {
         static INLINE: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
         INLINE.get_or_init(|| {
@@ -658,11 +675,11 @@ impl Shared {
     }
 
     /// After a push to the calling worker's own queue: the push side's fence
-    /// (`barrier::light`), then the wake-up only when the word says a
+    /// (`barrier::store_load`), then the wake-up only when the word says a
     /// sleeper might need waking (see `idle`).
     #[inline]
     pub(crate) fn notify_parked_local(&self) {
-        barrier::light();
+        barrier::store_load();
         if self.idle.may_need_notify() {
             self.notify_parked();
         }
@@ -683,6 +700,10 @@ impl Shared {
     }
 
     pub(crate) fn has_stealable_work(&self) -> bool {
+        #[cfg(feature = "std")]
+        if self.join_stealers.iter().any(|s| !s.is_empty()) {
+            return true;
+        }
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
 }

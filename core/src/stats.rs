@@ -38,17 +38,12 @@
 use alloc::boxed::Box;
 use core::fmt;
 
+use crate::cache_padded::CachePadded;
 use crate::sync::{AtomicUsize, Ordering};
 use crate::TaskSet;
 
 /// How many thread stripes a set has (a power of two).
 const STRIPES: usize = 8;
-
-/// Aligned to a cache-line pair (adjacent-line prefetch pulls lines in
-/// pairs), so no two shards share one.
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded<T>(T);
 
 /// One shard of a [`TaskStats`].
 #[derive(Default)]
@@ -89,8 +84,8 @@ impl Outcome {
 pub(crate) struct TaskStats {
     /// The pool whose workers own `workers` (its `Shared`'s address), or 0.
     owner: usize,
-    workers: Box<[Padded<TaskShard>]>,
-    stripes: Box<[Padded<TaskShard>]>,
+    workers: Box<[CachePadded<TaskShard>]>,
+    stripes: Box<[CachePadded<TaskShard>]>,
 }
 
 impl TaskStats {
@@ -99,8 +94,8 @@ impl TaskStats {
     pub(crate) fn new(owner: usize, workers: usize) -> Self {
         Self {
             owner,
-            workers: (0..workers).map(|_| Padded::default()).collect(),
-            stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
+            workers: (0..workers).map(|_| CachePadded::default()).collect(),
+            stripes: (0..STRIPES).map(|_| CachePadded::default()).collect(),
         }
     }
 
@@ -397,19 +392,21 @@ impl TaskCounts {
 /// its own cache-line pair, written only by the thread holding that
 /// worker's core (plain load and store).
 pub(crate) struct WorkerStats {
-    workers: Box<[Padded<WorkerShard>]>,
+    workers: Box<[CachePadded<WorkerShard>]>,
 }
 
 #[derive(Default)]
 struct WorkerShard {
     steals: AtomicUsize,
     parks: AtomicUsize,
+    joins: AtomicUsize,
+    stolen_joins: AtomicUsize,
 }
 
 impl WorkerStats {
     pub(crate) fn new(workers: usize) -> Self {
         Self {
-            workers: (0..workers).map(|_| Padded::default()).collect(),
+            workers: (0..workers).map(|_| CachePadded::default()).collect(),
         }
     }
 
@@ -423,6 +420,21 @@ impl WorkerStats {
     #[inline]
     pub(crate) fn park(&self, index: usize) {
         bump_owned(&self.workers[index].0.parks);
+    }
+
+    /// Worker `index` forked a join. Only the holder of core `index` calls it.
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) fn join(&self, index: usize) {
+        bump_owned(&self.workers[index].0.joins);
+    }
+
+    /// Worker `index` stole a join half. Only the holder of core `index`
+    /// calls it.
+    #[cfg(feature = "std")]
+    #[inline]
+    pub(crate) fn stolen_join(&self, index: usize) {
+        bump_owned(&self.workers[index].0.stolen_joins);
     }
 
     fn sum(&self, counter: fn(&WorkerShard) -> &AtomicUsize) -> u64 {
@@ -461,6 +473,8 @@ pub struct PoolStats {
     queued: usize,
     steals: u64,
     parks: u64,
+    joins: u64,
+    stolen_joins: u64,
 }
 
 impl PoolStats {
@@ -526,6 +540,35 @@ impl PoolStats {
     pub fn parks(&self) -> u64 {
         self.parks
     }
+
+    /// Joins forked on a worker (each `join` there, whether or not its
+    /// second half was stolen), all workers together.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, workers) = unirun_core::Pool::with_workers(1);
+    /// let threads: Vec<_> = workers.into_iter().map(|w| std::thread::spawn(move || w.run())).collect();
+    /// pool.join(|| 1, || 2);
+    /// assert_eq!(pool.stats().joins(), 1);
+    /// pool.shutdown();
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// ```
+    pub fn joins(&self) -> u64 {
+        self.joins
+    }
+
+    /// Join halves another worker stole and ran, all workers together.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, _workers) = unirun_core::Pool::with_workers(1);
+    /// assert_eq!(pool.stats().stolen_joins(), 0);
+    /// ```
+    pub fn stolen_joins(&self) -> u64 {
+        self.stolen_joins
+    }
 }
 
 impl crate::pool::Shared {
@@ -539,6 +582,8 @@ impl crate::pool::Shared {
             queued,
             steals: self.stats.sum(|w| &w.steals),
             parks: self.stats.sum(|w| &w.parks),
+            joins: self.stats.sum(|w| &w.joins),
+            stolen_joins: self.stats.sum(|w| &w.stolen_joins),
         }
     }
 }

@@ -6,6 +6,9 @@
 
 #[cfg(not(loom))]
 pub(crate) use alloc::sync::Arc;
+/// The join deques' slots (`fork_join`, which needs `std`).
+#[cfg(all(not(loom), feature = "std"))]
+pub(crate) use core::sync::atomic::AtomicPtr;
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{
     fence, AtomicBool, AtomicU16, AtomicU32, AtomicUsize, Ordering,
@@ -13,7 +16,7 @@ pub(crate) use core::sync::atomic::{
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{
-    fence, AtomicBool, AtomicU16, AtomicU32, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicPtr, AtomicU16, AtomicU32, AtomicUsize, Ordering,
 };
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;

@@ -11,6 +11,7 @@ use core::pin::Pin;
 use core::ptr::NonNull;
 use core::task::{Context, Poll, Waker};
 
+use crate::cache_padded::CachePadded;
 use crate::sync::{AtomicBool, AtomicUsize, Ordering, SpinLock};
 
 /// Counts the live tasks spawned into it and remembers the wakers of those
@@ -257,19 +258,6 @@ impl Drop for EmptyList {
         while let Some(mut node) = list {
             list = node.next.take();
         }
-    }
-}
-
-/// Aligns a value to its own cache line pair (adjacent-line prefetch on x86
-/// pulls lines in pairs, hence 128).
-#[repr(align(128))]
-struct CachePadded<T>(T);
-
-impl<T> core::ops::Deref for CachePadded<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
     }
 }
 

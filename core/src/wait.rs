@@ -53,6 +53,7 @@ use std::sync::OnceLock;
 /// assert!(HOLDING.with(|h| h.get()));
 /// ```
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 #[derive(Debug, Clone, Copy)]
 pub struct WaitHook {
     /// Called before the thread stops running the waited-on future's code.
@@ -81,6 +82,7 @@ static HOOK: OnceLock<WaitHook> = OnceLock::new();
 /// assert_eq!(unirun_core::block_on(async { 1 }), 1);
 /// ```
 #[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub fn set_wait_hook(hook: WaitHook) -> bool {
     HOOK.set(hook).is_ok()
 }

@@ -119,6 +119,9 @@ pub struct Worker {
 pub(crate) struct Core {
     pub(crate) index: usize,
     pub(crate) local: Local,
+    /// Join halves forked on this core, stealable (see `fork_join`).
+    #[cfg(feature = "std")]
+    pub(crate) join: crate::fork_join::JobDeque,
     /// The task to run next (woken by the running task). Not stealable.
     pub(crate) lifo: Cell<Option<Runnable>>,
     /// A task that woke itself while running on this core, to be polled
@@ -193,9 +196,33 @@ pub(crate) fn run(shared: Arc<Shared>, mut core: Box<Core>) {
                 // A task blocked this thread and handed the core on.
                 None => return,
             },
+            #[cfg(feature = "std")]
+            None => match crate::fork_join::find_job(&core, shared) {
+                Some(job) => match run_join_job(&cx, core, job) {
+                    Some(back) => core = back,
+                    None => return,
+                },
+                None => core = cx.park(core, |core| core.park(shared)),
+            },
+            #[cfg(not(feature = "std"))]
             None => core = cx.park(core, |core| core.park(shared)),
         }
     }
+}
+
+/// Runs a join half found by the loop (stolen, or left on this core by a
+/// thread that lost it), with the core in the context as for a task;
+/// returns the core, or `None` if the half blocked and handed it on.
+#[cfg(feature = "std")]
+fn run_join_job(cx: &Context, core: Box<Core>, job: crate::fork_join::JobRef) -> Option<Box<Core>> {
+    let shared = cx.shared();
+    if core.searching.replace(false) && shared.idle.transition_worker_from_searching() {
+        shared.notify_parked();
+    }
+    cx.put(core);
+    // SAFETY: `find_job` took it out of a deque: this thread alone runs it.
+    unsafe { job.execute(crate::fork_join::Fate::Run) };
+    cx.take()
 }
 
 /// Runs `task` and then, in one turn, its in-place re-polls and up to
@@ -335,6 +362,24 @@ impl Core {
         }
     }
 
+    /// Moves the tasks only this core's holder can run (the LIFO slot and a
+    /// task that yielded) to the local queue, where other workers steal
+    /// them, and wakes a sleeper to come and look. A thread about to wait
+    /// for join work calls it: a task it would otherwise keep out of reach
+    /// may be what the awaited work waits for.
+    #[cfg(feature = "std")]
+    pub(crate) fn share_private_tasks(&self, shared: &Shared) {
+        let slots = [self.yielded.take(), self.lifo.take()];
+        let mut moved = false;
+        for task in slots.into_iter().flatten() {
+            self.local.push_back(task, &shared.injector);
+            moved = true;
+        }
+        if moved {
+            shared.notify_parked_local();
+        }
+    }
+
     fn park(&self, shared: &Shared) {
         let idle = &shared.idle;
         let was_searching = self.searching.replace(false);
@@ -342,7 +387,7 @@ impl Core {
         if idle.transition_worker_to_parked(self.index, was_searching) {
             // No searcher left to look: pairs with every producer's fence
             // (see `idle`).
-            crate::barrier::heavy();
+            crate::barrier::store_load();
             if shared.has_stealable_work() {
                 shared.notify_parked();
             }
@@ -374,7 +419,7 @@ impl Core {
         }
     }
 
-    fn next_random(&self) -> u32 {
+    pub(crate) fn next_random(&self) -> u32 {
         // xorshift32: enough to spread victims.
         let mut x = self.rng.get();
         x ^= x << 13;
@@ -395,6 +440,9 @@ impl Drop for Core {
         while let Some(task) = self.local.pop() {
             crate::abandoned::drop_runnable(task);
         }
+        // Join halves left by threads that lost this core go back to them.
+        #[cfg(feature = "std")]
+        crate::fork_join::return_all(&self.join);
     }
 }
 

@@ -4,25 +4,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::task::{Context, Poll};
-use std::thread;
-use std::time::Duration;
 
 use unirun_core::TickExecutor;
-
-/// Runs `body` on a thread of its own and fails the test if it hangs.
-fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(())) => {}
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("hung for 60 s"),
-    }
-}
+use unirun_test_support::watchdog;
 
 /// Never finishes; panics when dropped.
 struct PendingThenPanicOnDrop;
@@ -47,24 +32,27 @@ impl Drop for PendingThenPanicOnDrop {
 /// `cancelled`).
 #[test]
 fn sixty_four_aborted_tasks_each_report_their_destructor_panic() {
-    watchdog(|| {
-        const N: usize = 64;
-        let ex = TickExecutor::new();
-        let handles: Vec<_> = (0..N).map(|_| ex.spawn(PendingThenPanicOnDrop)).collect();
-        ex.run_until_stalled();
-        for handle in &handles {
-            handle.abort();
-        }
-        // Every aborted future is dropped here: every panic is recorded.
-        ex.run_until_stalled();
-        let mut panicked = 0;
-        for handle in handles {
-            assert!(handle.is_finished());
-            let err = unirun_core::block_on(handle).unwrap_err();
-            if err.panic_message() == Some("destructor of a cancelled task") {
-                panicked += 1;
+    watchdog(
+        "sixty_four_aborted_tasks_each_report_their_destructor_panic",
+        || {
+            const N: usize = 64;
+            let ex = TickExecutor::new();
+            let handles: Vec<_> = (0..N).map(|_| ex.spawn(PendingThenPanicOnDrop)).collect();
+            ex.run_until_stalled();
+            for handle in &handles {
+                handle.abort();
             }
-        }
-        assert_eq!(panicked, N, "handles lost their task's destructor panic");
-    });
+            // Every aborted future is dropped here: every panic is recorded.
+            ex.run_until_stalled();
+            let mut panicked = 0;
+            for handle in handles {
+                assert!(handle.is_finished());
+                let err = unirun_core::block_on(handle).unwrap_err();
+                if err.panic_message() == Some("destructor of a cancelled task") {
+                    panicked += 1;
+                }
+            }
+            assert_eq!(panicked, N, "handles lost their task's destructor panic");
+        },
+    );
 }

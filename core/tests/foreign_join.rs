@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use unirun_core::{ForeignJoin, JoinError, JoinHandle, TaskFuture, TaskSet};
+use unirun_test_support::watchdog;
 
 /// A foreign handle that counts what unirun asks of it.
 struct Probe {
@@ -206,20 +207,6 @@ fn is_finished_on_a_foreign_handle_with_interior_mutability_reaches_it_every_tim
     assert_eq!(handle.join().unwrap(), 2_002);
 }
 
-/// Runs `body` on a thread of its own and fails the test if it hangs (a
-/// call that spins on the handle's lock never returns).
-fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-        Ok(Ok(())) => {}
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("hung for 60 s: a call re-entered the handle's lock"),
-    }
-}
-
 /// A foreign handle whose `is_finished` and `abort` ask the unirun handle
 /// that holds it (as a backend's handle might, through a shared
 /// reference), noting each answer. unirun runs them with its lock
@@ -266,7 +253,7 @@ fn a_foreign_handle_may_ask_its_own_join_handle_from_is_finished_and_abort() {
         }
     }
 
-    watchdog(|| {
+    watchdog("a foreign handle asking its own join handle", || {
         for done in [false, true] {
             let outer = Arc::new(Outer::new());
             let nested = Arc::new(Mutex::new(Vec::new()));
@@ -328,7 +315,7 @@ fn an_abort_during_another_threads_is_finished_still_aborts_the_foreign_task() {
         }
     }
 
-    watchdog(|| {
+    watchdog("an abort during another thread's is_finished", || {
         let (entered_tx, entered) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();
         let aborted = Arc::new(AtomicUsize::new(0));

@@ -4,27 +4,9 @@
 //! worker must return from `run`.
 
 use std::sync::mpsc;
-use std::time::Duration;
 
 use unirun_core::Pool;
-
-/// Runs `body` on its own thread; panics if it does not finish in 60 s.
-fn watchdog(what: &str, body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => thread.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung for 60 s"),
-    }
-}
+use unirun_test_support::watchdog;
 
 /// The running task spawns `queued` tasks on its own worker (the last lands
 /// in the LIFO slot, the others in the local queue), lets the pool stop, then

@@ -16,18 +16,9 @@ use std::time::Duration;
 
 use unirun_core::{JoinHandle, Pool};
 
-/// Runs `body` on its own thread and fails the test if it does not finish in
-/// a generous 120 s (a hang becomes a failure, not a stuck CI job).
+/// The shared watchdog with a longer limit: each body sweeps many shutdowns.
 fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{name}: hung for 120 s"),
-    }
+    unirun_test_support::watchdog_for(name, Duration::from_secs(120), body)
 }
 
 /// Tasks queued on the busy worker: more than a steal takes at once, fewer

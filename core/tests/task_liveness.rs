@@ -10,23 +10,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread;
-use std::time::Duration;
 
 use unirun_core::{Pool, TaskFuture, TaskSet, TickExecutor};
-
-/// Runs `body` on its own thread and fails the test if it does not finish in
-/// a generous 60 s (a hang becomes a failure, not a stuck CI job).
-fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{name}: hung for 60 s"),
-    }
-}
+use unirun_test_support::watchdog;
 
 /// Panics when dropped.
 struct PanicOnDrop(&'static str);

@@ -9,27 +9,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
-use std::thread;
-use std::time::Duration;
 
 use unirun_core::{with_polled_owner, TaskFuture, TaskSet, TickExecutor};
-
-/// Runs `body` on its own thread and fails the test if it does not finish in
-/// a generous 60 s (a hang becomes a failure, not a stuck CI job).
-fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{name}: hung for 60 s"),
-    }
-}
+use unirun_test_support::watchdog;
 
 /// A gate a task waits on until the test opens it.
 #[derive(Clone, Default)]

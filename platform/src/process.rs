@@ -175,6 +175,9 @@ pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
 #[derive(Debug)]
 pub struct ProcessHandle {
     fd: OwnedFd,
+    /// The pid it was opened for: for [`reap`](Self::reap)'s fallback on
+    /// kernels that cannot wait on a pidfd.
+    pid: Pid,
 }
 
 /// The pidfd itself (e.g. for a forked child to close its inherited copy).
@@ -205,7 +208,7 @@ impl ProcessHandle {
                 }
                 // SAFETY: the descriptor was just opened (close-on-exec, as
                 // pidfds always are) and nothing else owns it.
-                Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) } })
+                Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) }, pid })
             } else {
                 let _ = pid;
                 Err(io::ErrorKind::Unsupported.into())
@@ -241,12 +244,23 @@ impl ProcessHandle {
     }
 
     /// Reaps the process if it is our child and has ended unreaped (a
-    /// zombie): its status; `Ok(None)` while it still runs or where the
-    /// kernel cannot wait on a pidfd. `ECHILD` when it was reaped already
-    /// (the host ignores `SIGCHLD`). Never touches another process, even
-    /// one that reused the pid (`waitid(P_PIDFD)`, never `waitpid(pid)`).
-    /// Retries on `EINTR`.
+    /// zombie): its status; `Ok(None)` while it still runs. `ECHILD` when
+    /// it was reaped already (the host ignores `SIGCHLD`). Never touches
+    /// another process, even one that reused the pid: it waits through the
+    /// pidfd (`waitid(P_PIDFD)`, Linux 5.4), and where the kernel refuses
+    /// that (`EINVAL`: Linux 5.3 has pidfds but cannot wait on them) by
+    /// pid, only while the pidfd proves the pid is still the process's
+    /// (see `reap_by_pid`). Retries on `EINTR`.
     pub fn reap(&self) -> io::Result<Option<ExitStatus>> {
+        match self.reap_by_pidfd() {
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => self.reap_by_pid(),
+            done => done,
+        }
+    }
+
+    /// [`reap`](Self::reap) through `waitid(P_PIDFD)`; `EINVAL` where the
+    /// kernel cannot wait on a pidfd.
+    fn reap_by_pidfd(&self) -> io::Result<Option<ExitStatus>> {
         cfg_if::cfg_if! {
             if #[cfg(any(target_os = "linux", target_os = "android"))] {
                 /// `idtype_t` for a pidfd (Linux 5.4).
@@ -265,13 +279,10 @@ impl ProcessHandle {
                     };
                     if rc == -1 {
                         let err = io::Error::last_os_error();
-                        match err.raw_os_error() {
-                            Some(libc::EINTR) => continue,
-                            // No P_PIDFD in this kernel: cannot tell, and
-                            // a wait by pid is what must not happen.
-                            Some(libc::EINVAL) => return Ok(None),
-                            _ => return Err(err),
+                        if err.raw_os_error() == Some(libc::EINTR) {
+                            continue;
                         }
+                        return Err(err);
                     }
                     // SAFETY: `waitid` filled `info` (or left it zeroed,
                     // pid 0, when the process has not ended: WNOHANG).
@@ -287,8 +298,27 @@ impl ProcessHandle {
                     }));
                 }
             } else {
+                // No pidfds here: `open` refused, so no handle exists.
                 Ok(None)
             }
+        }
+    }
+
+    /// [`reap`](Self::reap) by pid, for kernels that refuse `P_PIDFD`. A
+    /// signal 0 through the pidfd succeeds while the process runs or is a
+    /// zombie, and fails with `ESRCH` once it has been reaped (by the
+    /// kernel, for a host that ignores `SIGCHLD`). Until it is reaped its
+    /// pid cannot be reused, so after a successful check `waitpid(pid)`
+    /// reaches this process and no other: only we reap it (unless the host
+    /// itself waits for any child, which no pidfd-less wait can guard
+    /// against). Once reaped, `ECHILD`, as `waitid` says then.
+    fn reap_by_pid(&self) -> io::Result<Option<ExitStatus>> {
+        match self.signal(0) {
+            Ok(()) => wait_pid(self.pid, false),
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {
+                Err(io::Error::from_raw_os_error(libc::ECHILD))
+            }
+            Err(err) => Err(err),
         }
     }
 
@@ -936,6 +966,38 @@ mod tests {
         // the ended process.
         let err = handle.signal(libc::SIGKILL).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ESRCH));
+    }
+
+    /// The fallback for kernels that refuse `waitid(P_PIDFD)` (Linux 5.3,
+    /// issue 19): forced here, it leaves a running child alone, reaps the
+    /// zombie with its status (no zombie is left behind), and once the
+    /// process is gone says `ECHILD` instead of waiting on its pid.
+    #[test]
+    fn reaping_by_pid_when_the_kernel_cannot_wait_on_a_pidfd() {
+        let (go_read, go_write) = pipe().unwrap();
+        // SAFETY: the child calls only read and `_exit` (async-signal-safe).
+        let pid = match unsafe { fork() }.unwrap() {
+            Forked::Child => {
+                let mut byte = [0u8; 1];
+                let _ = read_until(go_read.as_fd(), &mut byte, None);
+                exit_now(9)
+            }
+            Forked::Parent(pid) => pid,
+        };
+        let handle = ProcessHandle::open(pid).unwrap();
+        assert_eq!(handle.reap_by_pid().unwrap(), None, "still running");
+        write_all(go_write.as_fd(), b"g").unwrap();
+        handle.wait_ended().unwrap();
+        assert_eq!(handle.reap_by_pid().unwrap(), Some(ExitStatus::Exited(9)));
+        // Reaped: no zombie is left, and the pid is not waited on again.
+        assert_eq!(
+            wait_pid(pid, false).unwrap_err().raw_os_error(),
+            Some(libc::ECHILD)
+        );
+        assert_eq!(
+            handle.reap_by_pid().unwrap_err().raw_os_error(),
+            Some(libc::ECHILD)
+        );
     }
 
     #[test]

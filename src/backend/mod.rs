@@ -186,6 +186,14 @@ pub(crate) fn start(
             blocking_cap,
             name,
         } => process::start(*workers, *blocking_cap, name, process_options)?,
+        // The cluster's calls go through the scope's connection (the
+        // builder makes it); locally it is a processes scope, whose pool
+        // serves the scope as a worker would.
+        Plan::Cluster {
+            workers,
+            blocking_cap,
+            name,
+        } => process::start(*workers, *blocking_cap, name, process_options)?,
         #[cfg(feature = "tokio-backend")]
         Plan::Tokio {
             workers,
@@ -245,6 +253,15 @@ impl Backend {
     /// The flavor of backend this is (`Threads` for the shared pool too).
     pub(crate) fn flavor(&self) -> Flavor {
         dispatch!(self, h => FacadeHandle::flavor(h))
+    }
+
+    /// The core pool behind unirun's own workers, where fork-join runs;
+    /// `None` on tokio, smol and a refused default.
+    pub(crate) fn core_pool(&self) -> Option<&unirun_core::Pool> {
+        match self {
+            Backend::Threads(h) => Some(h.pool()),
+            _ => None,
+        }
     }
 
     pub(crate) fn workers(&self) -> Workers {

@@ -4,7 +4,7 @@
 //! | module | mirrors | managed (default) | passthrough |
 //! | --- | --- | --- | --- |
 //! | [`thread`] | `std::thread` (`spawn`, `Builder`, `JoinHandle`, `scope`; the rest re-exported) | closures (scoped ones too) run on the shared default executor's blocking lane: no OS thread per call, a dedicated one when the lane is full | std's own |
-//! | `tokio` (`tokio-backend`) | `tokio::{spawn, task_local!}`, `tokio::task::{spawn, spawn_blocking, JoinHandle, JoinError, JoinSet, AbortHandle, Id, id, try_id, ...}` | `spawn` stays on the ambient tokio runtime (its reactor is needed); `spawn_blocking` runs on unirun's blocking lane (tokio's pool while the clock is paused); `JoinSet` is unirun's; `!Send` tasks and the coop budget are tokio's | tokio's own |
+//! | `tokio` (`tokio-backend`) | `tokio::{spawn, task_local!}`, `tokio::task::{spawn, spawn_blocking, JoinHandle, JoinError, JoinSet, AbortHandle, Id, id, try_id, ...}` | `spawn` runs on the unirun executor the caller is in (a scope's workers), else on the ambient tokio runtime; `spawn_blocking` runs on unirun's blocking lane (tokio's pool while the clock is paused); `JoinSet` is unirun's; `!Send` tasks and the coop budget are tokio's | tokio's own |
 //! | `smol` (`smol-backend`) | `smol` (`spawn`, `unblock`, `block_on`, `Task`, `FallibleTask`; the rest re-exported) | unirun's shared executor and blocking lane | smol's own |
 //!
 //! The mode comes from `UNIRUN_COMPAT_MODE` (`managed` or `passthrough`; an
@@ -34,9 +34,11 @@
 use crate::flavor::CompatMode;
 
 #[cfg(feature = "smol-backend")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smol-backend")))]
 pub mod smol;
 pub mod thread;
 #[cfg(feature = "tokio-backend")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-backend")))]
 pub mod tokio;
 
 /// Whether compat calls go to the original APIs.

@@ -10,17 +10,22 @@
 //!
 //! What differs in managed mode:
 //! - the closure runs on a pooled thread, so `thread::current()` inside it
-//!   names the pool's thread (`unirun-blocking-{i}`), and thread-locals
-//!   persist from one closure to the next;
+//!   is the pool's thread: its `name()` is `Some("unirun-blocking-{i}")`
+//!   where std's unnamed threads give `None` (the lane's threads always
+//!   carry the pool's name), its `id()` is shared by every closure that
+//!   thread runs, and thread-locals persist from one closure to the next
+//!   (a closure sees what an earlier one left, and their destructors run
+//!   when the pooled thread retires, not when the closure returns);
 //! - no deadlock where std has none: when the blocking lane cannot promise a
 //!   closure a thread (it is at its cap with closures that may wait for each
 //!   other), the closure gets a dedicated OS thread, as std gives every
 //!   spawn (see the `native` module for the argument);
-//! - [`Builder::name`] sets the pooled thread's OS-level name (what `ps`,
-//!   `top` and debuggers show) while the closure runs, and puts it back
-//!   after; `thread::current().name()` and panic messages keep the pool
-//!   thread's name. A builder with [`stack_size`](Builder::stack_size)
-//!   starts a real OS thread, since pooled threads cannot change their stack;
+//! - a closure spawned through a [`Builder`] with a [`name`](Builder::name)
+//!   runs on an OS thread of its own with that name, as std's does
+//!   (`thread::current().name()`, panic messages, `ps` and debuggers all
+//!   show it; naming is rare, so these few spawns skip the pool). So does
+//!   one with a [`stack_size`](Builder::stack_size), since pooled threads
+//!   cannot change their stack;
 //! - [`JoinHandle::thread`] is the thread running the closure; asked before
 //!   the closure started, it starts it on a dedicated thread at once rather
 //!   than wait for the pool;
@@ -215,15 +220,17 @@ impl Builder {
         Builder::default()
     }
 
-    /// Names the thread. In managed mode a pooled thread carries the name
-    /// at the OS level while the closure runs (put back after); a
-    /// dedicated thread is named as std names it.
+    /// Names the thread. The closure then runs on an OS thread of its own
+    /// with that name, in managed mode too, so `thread::current().name()`
+    /// inside it is the name given, as with std.
     ///
     /// # Examples
     ///
     /// ```
-    /// let handle = unirun::compat::thread::Builder::new().name("io".into()).spawn(|| 1)?;
-    /// assert_eq!(handle.join().unwrap(), 1);
+    /// let handle = unirun::compat::thread::Builder::new()
+    ///     .name("io".into())
+    ///     .spawn(|| std::thread::current().name().map(String::from))?;
+    /// assert_eq!(handle.join().unwrap().as_deref(), Some("io"));
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn name(mut self, name: String) -> Builder {
@@ -291,6 +298,42 @@ impl Builder {
             )?)));
         }
         self.into_std().spawn(f).map(|h| JoinHandle(Inner::Std(h)))
+    }
+
+    /// Spawns a thread whose closure may borrow what is not `'static`, like
+    /// `std::thread::Builder::spawn_unchecked`. It is std's in both modes:
+    /// an OS thread of its own (the pool's threads outlive any borrow).
+    ///
+    /// # Safety
+    ///
+    /// As std's: the caller makes sure the thread is joined before
+    /// anything it borrows is dropped, or that nothing it borrows can
+    /// dangle (see `std::thread::Builder::spawn_unchecked`).
+    ///
+    /// # Errors
+    ///
+    /// When the OS refuses to start the thread, as std's does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let numbers = vec![1, 2, 3];
+    /// let borrowed = &numbers;
+    /// // SAFETY: joined below, while `numbers` lives.
+    /// let handle = unsafe {
+    ///     unirun::compat::thread::Builder::new().spawn_unchecked(|| borrowed.iter().sum::<i32>())?
+    /// };
+    /// assert_eq!(handle.join().unwrap(), 6);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub unsafe fn spawn_unchecked<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        // SAFETY: the caller upholds std's contract, passed on unchanged.
+        let handle = unsafe { self.into_std().spawn_unchecked(f) }?;
+        Ok(JoinHandle(Inner::Std(handle)))
     }
 
     /// Spawns a scoped thread with this builder's settings, like

@@ -10,6 +10,7 @@ use crate::env::{
     Problem, RejectedVar, ValueSource, Var, AUTO, COMPAT_MODE, CPU_BOUND, FLAVOR, FORCE_PROCESS,
     FORCE_THREADS, IO_BOUND, KNOWN, MAX_BLOCKING, MAX_WORKERS, MODE, THREAD_MODE, TRACE,
 };
+use crate::env::{CLUSTER_URL, CLUSTER_WORKER};
 use crate::error::Error;
 
 /// Reads the process environment leniently: invalid values are skipped
@@ -103,6 +104,8 @@ where
     // Read where it is used (`observe`); only checked here, so a bad value
     // is reported like any other.
     let _ = p.get(TRACE, crate::observe::parse_trace);
+    let _ = p.get(CLUSTER_URL, crate::env::parse_cluster_url);
+    let _ = p.get(CLUSTER_WORKER, parse_bool);
     (config, p.problems)
 }
 

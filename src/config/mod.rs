@@ -33,7 +33,7 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 ///
 /// | variable | setting | values |
 /// | --- | --- | --- |
-/// | `UNIRUN_MODE` (alias `UNIRUN_FLAVOR`) | `flavor` | auto, threads, processes, smol, tokio, shared |
+/// | `UNIRUN_MODE` (alias `UNIRUN_FLAVOR`) | `flavor` | auto, threads, processes, smol, tokio, shared, cluster |
 /// | `UNIRUN_AUTO` | `auto` | bool |
 /// | `UNIRUN_CPU_BOUND` | `cpu_bound` | bool |
 /// | `UNIRUN_IO_BOUND` | `io_bound` | bool |
@@ -44,6 +44,8 @@ use crate::flavor::{CompatMode, Flavor, ThreadMode};
 /// | `UNIRUN_FORCE_PROCESS` | `force_process` | bool |
 /// | `UNIRUN_COMPAT_MODE` | `compat_mode` | managed, passthrough |
 /// | `UNIRUN_TRACE` | (none) | 0, 1, text, json: print every scheduler decision to stderr |
+/// | `UNIRUN_CLUSTER_URL` | (none) | `nats://host:port`: the server of `Flavor::Cluster` scopes and workers |
+/// | `UNIRUN_CLUSTER_WORKER` | (none) | bool: `unirun::cluster::serve_if_worker()` serves |
 ///
 /// Bools are `1`/`0`, `true`/`false`, `yes`/`no` or `on`/`off`. Words and
 /// bools ignore ASCII case and surrounding whitespace. An empty value counts

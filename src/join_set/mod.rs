@@ -332,9 +332,9 @@ impl<T> JoinSet<T> {
 }
 
 impl<T: Send + 'static> JoinSet<T> {
-    /// Spawns `future` into the set, on the scope running on this thread
-    /// (inside one of its tasks or its `block_on`), else on the shared
-    /// default executor; returns a handle that aborts it.
+    /// Spawns `future` into the set where [`spawn`](crate::spawn) would
+    /// put it (the scope running on this thread, else the shared default
+    /// executor); returns a handle that aborts it.
     ///
     /// # Examples
     ///
@@ -359,10 +359,7 @@ impl<T: Send + 'static> JoinSet<T> {
         F: Future<Output = T> + Send + 'static,
     {
         let (future, control) = task::controlled(future);
-        let handle = match crate::scope::current() {
-            Some(scope) => scope.spawn(future),
-            None => crate::spawn(future),
-        };
+        let handle = crate::spawn(future);
         self.insert(Task { handle, control })
     }
 
@@ -404,10 +401,7 @@ impl<T: Send + 'static> JoinSet<T> {
         F: FnOnce() -> T + Send + 'static,
     {
         let (f, control) = task::controlled_blocking(f);
-        let handle = match crate::scope::current() {
-            Some(scope) => scope.spawn_blocking(f),
-            None => crate::to_thread(f),
-        };
+        let handle = crate::to_thread(f);
         self.insert(Task { handle, control })
     }
 

@@ -55,6 +55,8 @@ pub struct RunBuilder {
     executor: Option<Handle>,
     on_decision: Option<Listener>,
     process_options: Option<backend::ProcessOptions>,
+    #[cfg(all(unix, feature = "cluster-backend"))]
+    pub(crate) cluster_options: Option<crate::cluster::ClusterOptions>,
 }
 
 impl RunBuilder {
@@ -225,6 +227,7 @@ impl RunBuilder {
     /// # Ok::<(), unirun::Error>(())
     /// ```
     #[cfg(all(unix, feature = "process-backend"))]
+    #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
     pub fn process_options(mut self, options: crate::process::ProcessOptions) -> Self {
         self.process_options = Some(options);
         self
@@ -281,11 +284,26 @@ impl RunBuilder {
         let decision =
             scheduler::decide(request, &snapshot.env, &snapshot.caps, parent_info.as_ref())?;
         let mut trace = decision.trace;
+        // Connected before any thread starts, so an unreachable server
+        // leaves nothing to tear down.
+        #[cfg(all(unix, feature = "cluster-backend"))]
+        let cluster = match decision.plan {
+            Plan::Cluster { .. } => {
+                let (client, traced) = crate::cluster::connect(self.cluster_options, trace)?;
+                trace = traced;
+                Some(client)
+            }
+            _ => None,
+        };
         let process_options = self.process_options.unwrap_or_default();
         let started = backend::start(&decision.plan, process_options)?;
         let (backend, owned) = match (started, decision.plan, self.executor, parent) {
             (Some(started), ..) => {
-                if let Some(pool) = &started.processes {
+                if let Some(pool) = started
+                    .processes
+                    .as_ref()
+                    .filter(|_| trace.resolved() != Flavor::Cluster)
+                {
                     // Created now (its workers start on the first call) so
                     // the trace can say where they will come from.
                     trace = trace.with_process_pool(pool.origin());
@@ -320,10 +338,32 @@ impl RunBuilder {
         } else {
             workers.cpu()
         };
+        // Items on the workers only when the scope said its work is CPU
+        // work (`cpu_bound`) and not that it blocks (`io_bound`), outside
+        // `Gil`, on unirun workers: an item that blocks on something a task
+        // of the scope will do must not take the worker that task needs.
+        let cpu_bound = decision.config.cpu_bound == Some(true);
+        let map_on_workers =
+            cpu_bound && !io_bound && gil.is_none() && backend.core_pool().is_some();
+        trace = trace.with_map_path(if map_on_workers {
+            "map on the workers (cpu_bound=true)"
+        } else if io_bound {
+            "map on the blocking lane (io_bound=true)"
+        } else if gil.is_some() {
+            "map on the blocking lane (mode=gil runs items one at a time)"
+        } else if cpu_bound {
+            "map on the blocking lane (no unirun workers on this backend)"
+        } else {
+            "map on the blocking lane (items may block; cpu_bound=true runs them on the workers)"
+        });
         let name = backend.name().to_string();
         let mut owned = owned;
         let processes = owned.as_mut().and_then(|s| s.processes.take());
         let scope = Scope::new(backend, gil, true, process_options, processes);
+        #[cfg(all(unix, feature = "cluster-backend"))]
+        if let Some(client) = cluster {
+            let _ = scope.cluster.set(client);
+        }
         let forced = decision.config.force_threads == Some(true);
         scope
             .threads_only
@@ -337,6 +377,7 @@ impl RunBuilder {
             owned,
             trace,
             parallelism: parallelism.max(1),
+            map_on_workers,
             name,
             finished: false,
         })

@@ -68,6 +68,7 @@ impl Capabilities {
             Flavor::Processes,
             Flavor::Smol,
             Flavor::Tokio,
+            Flavor::Cluster,
         ]
         .into_iter()
         .filter(|f| f.is_available())

@@ -2,7 +2,8 @@
 //! big it is, and why ([`DecisionTrace`]). Also [`Capabilities`] and the
 //! decision listeners.
 //!
-//! Resolution order (DESIGN §5), first match wins, each step a [`Reason`]:
+//! Resolution order (docs/design.md, "Choosing a backend"), first match
+//! wins, each step a [`Reason`]:
 //!
 //! 1. the caller supplied an executor: `Provided`;
 //! 2. `force_threads`: Threads; `force_process`: Processes, or Threads with a
@@ -96,6 +97,14 @@ pub(crate) enum Plan {
     /// A new thread pool of this size for `spawn` and `spawn_blocking`,
     /// and a pre-forked process pool as wide for `call` and `to_process`.
     Processes {
+        workers: usize,
+        blocking_cap: usize,
+        name: String,
+    },
+    /// A new thread pool of this size for `spawn` and `spawn_blocking`,
+    /// and a connection to the cluster's server for `call` (the builder
+    /// connects it).
+    Cluster {
         workers: usize,
         blocking_cap: usize,
         name: String,
@@ -228,7 +237,7 @@ pub(crate) fn decide(
 
     // The shared default is one pool for every thread: it runs on threads.
     let resolved = match resolved {
-        Flavor::Tokio | Flavor::Smol if req.implicit => {
+        Flavor::Tokio | Flavor::Smol | Flavor::Cluster if req.implicit => {
             fallbacks.push(Fallback::new(
                 resolved,
                 Flavor::Threads,
@@ -269,6 +278,11 @@ pub(crate) fn decide(
                 name: name.clone(),
             },
             Flavor::Processes => Plan::Processes {
+                workers,
+                blocking_cap,
+                name: name.clone(),
+            },
+            Flavor::Cluster => Plan::Cluster {
                 workers,
                 blocking_cap,
                 name: name.clone(),

@@ -23,13 +23,13 @@ use crate::flavor::{Flavor, ThreadMode};
 /// for example:
 ///
 /// ```text
-/// unirun: threads (requested auto) because default; workers=2 blocking<=64; mode=nogil; env applied UNIRUN_MAX_WORKERS=2 from the environment; env rejected UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)
+/// unirun: threads (requested auto) because auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work; workers=2 blocking<=64; mode=nogil; env applied UNIRUN_MAX_WORKERS=2 from the environment; env rejected UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)
 /// ```
 ///
 /// and `serde::Serialize` gives an object with the keys `requested`,
 /// `resolved`, `reasons`, `thread_mode`, `workers`, `name`, `hints`,
 /// `env_applied`, `env_rejected`, `fallbacks`, `parent_threads`,
-/// `process_pool` and `reactor`.
+/// `process_pool`, `reactor` and `cluster`.
 ///
 /// The scheduler builds traces; [`new`](Self::new) and the `with_*` methods
 /// are public so that tests of decision listeners can build them too.
@@ -47,7 +47,7 @@ use crate::flavor::{Flavor, ThreadMode};
 /// assert_eq!(trace.resolved(), Flavor::Threads);
 /// assert_eq!(trace.reason(), &Reason::Default);
 /// let line = trace.to_string();
-/// assert!(line.starts_with("unirun: threads (requested auto) because default;"));
+/// assert!(line.starts_with("unirun: threads (requested auto) because auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work;"));
 /// assert!(line.contains(r#"env rejected UNIRUN_THREAD_MODE="gli""#));
 /// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -66,6 +66,8 @@ pub struct DecisionTrace {
     parent_threads: Option<usize>,
     process_pool: Option<String>,
     reactor: Option<String>,
+    map: Option<&'static str>,
+    cluster: Option<String>,
 }
 
 impl DecisionTrace {
@@ -97,6 +99,8 @@ impl DecisionTrace {
             parent_threads: None,
             process_pool: None,
             reactor: None,
+            map: None,
+            cluster: None,
         }
     }
 
@@ -439,6 +443,42 @@ impl DecisionTrace {
         self.parent_threads
     }
 
+    /// Where the scope's [`Run::map`](crate::Run::map) runs its items, and
+    /// why: `map on the workers (...)` or `map on the blocking lane (...)`.
+    /// Set for scopes built by [`Run::builder`](crate::Run::builder);
+    /// prints as `; map on ...` and serializes as `map`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(1).build()?;
+    /// assert!(run.trace().map_path().unwrap().starts_with("map on the blocking lane"));
+    /// let cpu = unirun::RuntimeConfig::default().cpu_bound(true);
+    /// let run = unirun::Run::builder().max_workers(1).config(cpu).build()?;
+    /// assert!(run.trace().map_path().unwrap().starts_with("map on the workers"));
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn map_path(&self) -> Option<&str> {
+        self.map
+    }
+
+    /// Sets [`map_path`](Self::map_path).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
+    ///     .with_map_path("map on the workers (cpu items)");
+    /// assert!(trace.to_string().ends_with("; map on the workers (cpu items)"));
+    /// ```
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_map_path(mut self, path: &'static str) -> Self {
+        self.map = Some(path);
+        self
+    }
+
     /// How the scope's process pool gets its workers, in plain words: from
     /// the fork server started by `unirun::process::init()`, or forked
     /// directly because `init` was not called (with how many threads the
@@ -456,6 +496,41 @@ impl DecisionTrace {
     /// ```
     pub fn process_pool(&self) -> Option<&str> {
         self.process_pool.as_deref()
+    }
+
+    /// Where a [`Flavor::Cluster`] scope's calls go: the server, the
+    /// stream, and how many workers were waiting for jobs when it was
+    /// built. `None` for other scopes. Prints as `cluster: …` and
+    /// serializes as `cluster`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
+    /// assert_eq!(trace.cluster(), None);
+    /// ```
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    /// Sets where a cluster scope's calls go (see [`cluster`](Self::cluster)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    ///
+    /// let trace = DecisionTrace::new(Flavor::Cluster, Flavor::Cluster, Reason::Explicit { flavor: Flavor::Cluster })
+    ///     .with_cluster("server nats://10.0.0.5:4222, stream UNIRUN_JOBS, 4 workers waiting");
+    /// assert!(trace.to_string().contains("; cluster: server nats://10.0.0.5:4222, stream UNIRUN_JOBS"));
+    /// ```
+    #[must_use]
+    #[doc(hidden)] // the scheduler builds traces; users read them
+    pub fn with_cluster(mut self, cluster: impl Into<String>) -> Self {
+        self.cluster = Some(cluster.into());
+        self
     }
 
     /// Sets how the scope's process pool gets its workers (see
@@ -552,6 +627,9 @@ impl fmt::Display for DecisionTrace {
         if let Some(reactor) = &self.reactor {
             write!(f, "; reactor: {}", OneLine(reactor))?;
         }
+        if let Some(cluster) = &self.cluster {
+            write!(f, "; cluster: {}", OneLine(cluster))?;
+        }
         if !self.fallbacks.is_empty() {
             f.write_str("; ")?;
             write_list(f, &self.fallbacks, ", ")?;
@@ -563,6 +641,9 @@ impl fmt::Display for DecisionTrace {
         if !self.env_rejected.is_empty() {
             f.write_str("; env rejected ")?;
             write_list(f, &self.env_rejected, ", ")?;
+        }
+        if let Some(map) = self.map {
+            write!(f, "; {map}")?;
         }
         Ok(())
     }

@@ -11,7 +11,9 @@ use crate::flavor::Flavor;
 /// Prints in plain words: `forced threads by UNIRUN_FORCE_THREADS`,
 /// `provided executor`, `ambient tokio runtime`, `fallback to threads
 /// (process backend unavailable)`, `explicit flavor smol`, `auto disabled
-/// (shared pool)`, `default`.
+/// (shared pool)`, and for [`Default`](Reason::Default) the checks that
+/// did not apply (`auto: no flavor set (code or UNIRUN_MODE), no tokio
+/// runtime to borrow, no cpu-bound gil work`).
 ///
 /// # Examples
 ///
@@ -20,7 +22,7 @@ use crate::flavor::Flavor;
 ///
 /// let reason = Reason::ForcedThreads { var: Some("UNIRUN_FORCE_THREADS") };
 /// assert_eq!(reason.to_string(), "forced threads by UNIRUN_FORCE_THREADS");
-/// assert_eq!(Reason::Default.to_string(), "default");
+/// assert!(Reason::Default.to_string().starts_with("auto: no flavor set"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -58,7 +60,8 @@ pub enum Reason {
     AmbientTokio,
     /// CPU-bound work in `Gil` thread mode goes to processes.
     CpuBoundGil,
-    /// Nothing else applied: the threads backend.
+    /// Nothing else applied: the threads backend. Prints the checks that
+    /// did not apply, so a reader knows what would have changed it.
     Default,
     /// A nested scope with compatible settings reuses its parent's backend.
     ReusedParent,
@@ -85,7 +88,9 @@ impl fmt::Display for Reason {
             }
             Reason::AmbientTokio => f.write_str("ambient tokio runtime"),
             Reason::CpuBoundGil => f.write_str("cpu-bound work in gil mode (processes)"),
-            Reason::Default => f.write_str("default"),
+            Reason::Default => f.write_str(
+                "auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work",
+            ),
             Reason::ReusedParent => f.write_str("reused parent scope"),
         }
     }

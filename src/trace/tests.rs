@@ -24,7 +24,7 @@ fn display_example_from_the_design() {
         )]);
     assert_eq!(
         trace.to_string(),
-        "unirun: threads (requested auto) because default; workers=2 blocking<=64; mode=nogil; \
+        "unirun: threads (requested auto) because auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work; workers=2 blocking<=64; mode=nogil; \
          env applied UNIRUN_MAX_WORKERS=2 from the environment; \
          env rejected UNIRUN_THREAD_MODE=\"gli\" (expected auto, gil or nogil)"
     );

@@ -8,9 +8,10 @@ use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use unirun::{Flavor, Run};
+
+use unirun_test_support::watchdog;
 
 use crate::common::{thread_names, threads_named, wait_until};
 
@@ -33,23 +34,6 @@ fn scope(case: Case, name: &str, workers: usize) -> Run {
         .unwrap();
     assert_eq!(run.trace().resolved(), case.flavor, "{}", run.trace());
     run
-}
-
-/// Runs `body` on a thread of its own and fails (instead of hanging) if it
-/// has not finished within a generous 60 s.
-pub(crate) fn watchdog<R: Send + 'static>(
-    what: &str,
-    body: impl FnOnce() -> R + Send + 'static,
-) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung for 60 s"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the body panicked"),
-    }
 }
 
 fn thread_name() -> String {

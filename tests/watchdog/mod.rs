@@ -1,26 +1,18 @@
-//! Turns a hang into a failure: runs a test body on a thread of its own
-//! and fails the test if it has not finished within a generous minute.
+//! Turns a hang into a failure, for the tests that name no body: the
+//! shared watchdog (`unirun-test-support`), named after the running test.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::mpsc;
-use std::time::Duration;
 
-/// How long a body may run before the test fails as hung.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `body` on its own thread; re-raises its panic; fails on a hang.
+/// Runs `body` on its own thread; re-raises its panic; fails on a hang
+/// (see `unirun_test_support::watchdog`).
 pub(crate) fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(LIMIT) {
-        Ok(Ok(())) => {}
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("the test body did not finish within {LIMIT:?}: it hangs"),
-    }
+    // libtest names each test's thread after the test.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("the test body")
+        .to_string();
+    unirun_test_support::watchdog(&test, body);
 }
 
 /// Runs `body()` to completion on a new 2-worker multi-thread tokio

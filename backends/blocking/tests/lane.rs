@@ -6,6 +6,7 @@ use std::sync::{Arc, Barrier};
 
 use unirun_blocking::BlockingLane;
 use unirun_core::TaskSet;
+use unirun_test_support::watchdog;
 
 /// Sets its flag when the thread holding it exits (thread-local destructors
 /// run before the thread can be joined).
@@ -90,19 +91,6 @@ fn dropping_the_lane_joins_its_threads() {
     let exited = lane.spawn_blocking(flag_thread_exit).join().unwrap();
     drop(lane);
     assert!(exited.load(Ordering::SeqCst));
-}
-
-/// Runs `body` on its own thread and fails the test if it does not finish
-/// within a generous minute: a hang becomes a failure with a message.
-fn watchdog<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-        Ok(value) => value,
-        Err(_) => panic!("hang: {what} did not finish within 60 s"),
-    }
 }
 
 #[test]

@@ -37,10 +37,13 @@
 //!
 //! A host may keep `SIGPIPE` at its default, which kills on a write to a
 //! pipe or socket whose reader is gone. The parent's writes to its
-//! children never raise it: requests to pool workers go through
-//! `write_all_no_sigpipe` (a dead worker is an `EPIPE` error), the fork
-//! server's socket is written with `MSG_NOSIGNAL` on both sides, and the
-//! go byte above like a request. A child's writes to the parent (its
+//! children never raise it: the parent keeps its own copy of each pool
+//! worker's request-pipe read end, so a request pipe always has a reader
+//! (a dead worker shows as end of file on its reply pipe, and the request
+//! left unread says it never ran), the fork server's socket is written
+//! with `MSG_NOSIGNAL` on both sides, and the go byte above through
+//! `write_all_no_sigpipe` (a signal mask around the write: one per call
+//! of a host that ignores `SIGCHLD`). A child's writes to the parent (its
 //! result) need no care: the parent closes its end only once it stopped
 //! waiting for the result (the child is killed, or the outcome is decided
 //! already).

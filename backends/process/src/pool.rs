@@ -67,6 +67,10 @@ use self::worker::Worker;
 /// In a forked child, a pool inherited from the parent (its workers are the
 /// parent's, its lock may be held by a thread that is not there) is not
 /// used: each call forks a fresh child instead, as [`fork_call`] does.
+/// A child is told from its parent by the C library's fork handlers, so
+/// this holds for children forked through the C library (`fork`, and what
+/// calls it); a child made by a raw `fork`/`clone` system call that
+/// bypasses them must not call pools inherited from its parent.
 /// The parent may have other threads at that point: see the crate docs for
 /// what that means; the functions called should be self-contained. The
 /// [`ProcessOptions`] limits apply to every worker (the CPU-time limit to a
@@ -96,9 +100,13 @@ struct Inner {
     max_workers: usize,
     origin: String,
     options: ProcessOptions,
-    /// The process that created the pool: the only one that may use its
-    /// workers and its lock.
-    owner: Pid,
+    /// The fork generation ([`unirun_core::fork_generation`]) of the
+    /// process that created the pool, the only one that may use its
+    /// workers and its lock: every fork after the pool's creation marks
+    /// its child (see [`watch_forks`]), so a child sees another generation.
+    /// A comparison of two numbers, where asking for the pid is a system
+    /// call on every call.
+    generation: usize,
     /// Workers started, for [`ProcessPool::started`]; outside the lock so a
     /// forked child can read it.
     started: AtomicUsize,
@@ -173,7 +181,10 @@ impl ProcessPool {
                 max_workers: max_workers.max(1),
                 origin: server::origin(),
                 options,
-                owner: sys::getpid(),
+                generation: {
+                    watch_forks();
+                    unirun_core::fork_generation()
+                },
                 started: AtomicUsize::new(0),
                 calls: AtomicUsize::new(0),
                 crashes: AtomicUsize::new(0),
@@ -553,7 +564,7 @@ impl Inner {
 
     /// Whether this process created the pool (not a forked child of it).
     fn owned_here(&self) -> bool {
-        self.owner == sys::getpid()
+        self.generation == unirun_core::fork_generation()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -721,6 +732,28 @@ impl Drop for Inner {
         // The lease field drops after this: the forker thread may then end
         // (after the workers it forked are gone, as `PR_SET_PDEATHSIG` needs).
     }
+}
+
+/// Has every child forked from now on, by any code that forks through
+/// the C library, marked as a forked child ([`unirun_core::mark_forked_child`]),
+/// once per process: a pool then tells a child from its creator by the
+/// fork generation alone. (A child forked by a raw `fork` system call that
+/// bypasses the C library is not marked, and must not use the parent's
+/// pools.)
+fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    /// Runs in the child right after `fork`: one atomic add (and the
+    /// facade's hook, which only marks state), async-signal-safe.
+    extern "C" fn in_child() {
+        unirun_core::mark_forked_child();
+    }
+    ONCE.call_once(|| {
+        // A failure (ENOMEM) leaves forks by other code unmarked; unirun's
+        // own fork paths mark their children themselves.
+        // SAFETY: `in_child` is a plain `extern "C" fn` that lives for the
+        // whole program and only marks the child (see above).
+        let _ = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+    });
 }
 
 /// Takes `pid` off the busy, sent and pending lists; the caller drops what

@@ -9,7 +9,8 @@
 //! - spawn: `b'S'` + memory limit (u64, `u64::MAX` for none) + CPU seconds
 //!   (u64, 0 for none) + nice (i64, `i64::MIN` for none); the server forks
 //!   a worker and answers with its pid (i32) and the parent's ends of the
-//!   worker's two pipes (`SCM_RIGHTS`), then closes its own copies;
+//!   worker's two pipes plus a copy of the request pipe's read end
+//!   (`SCM_RIGHTS`), then closes its own copies;
 //! - reap: `b'R'` + pid (i32); the server waits for that worker and answers
 //!   how it ended: kind (u32: 0 exited, 1 signaled, 2 unknown) + value (i32).
 //!
@@ -322,6 +323,9 @@ pub(crate) struct Spawned {
     pub(crate) pid: Pid,
     pub(crate) requests: OwnedFd,
     pub(crate) replies: OwnedFd,
+    /// The parent's copy of the request pipe's read end (see the pool's
+    /// `Worker::request_reader`).
+    pub(crate) request_reader: OwnedFd,
     /// The server it belongs to (which reaps it), kept alive by the worker.
     pub(crate) server: Arc<Server>,
 }
@@ -356,13 +360,15 @@ pub(crate) fn spawn(options: &ProcessOptions) -> Option<Result<Spawned, JoinErro
         rest.map(|()| (i32::from_le_bytes(buf), fds))
     });
     Some(match reply {
-        Ok((pid, fds)) if pid > 0 && fds.len() == 2 => {
+        Ok((pid, fds)) if pid > 0 && fds.len() == 3 => {
             let mut fds = fds.into_iter();
-            let (requests, replies) = (fds.next().unwrap(), fds.next().unwrap());
+            let mut next = || fds.next().expect("three descriptors, checked above");
+            let (requests, replies, request_reader) = (next(), next(), next());
             Ok(Spawned {
                 pid,
                 requests,
                 replies,
+                request_reader,
                 server: server.clone(),
             })
         }
@@ -481,12 +487,11 @@ fn spawn_worker(me: Pid, control: &OwnedFd, options: &ProcessOptions) -> std::io
             crate::pool::worker_main(me, options, req_read, rep_write)
         }
         Ok(Forked::Parent(pid)) => {
-            drop(req_read);
             drop(rep_write);
             sys::send_fds(
                 control.as_fd(),
                 &pid.to_le_bytes(),
-                &[req_write.as_fd(), rep_read.as_fd()],
+                &[req_write.as_fd(), rep_read.as_fd(), req_read.as_fd()],
             )
         }
         Err(err) => send_error(control, &err),

@@ -43,6 +43,21 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// The core scheduler behind the pool's workers: what fork-join
+    /// ([`Pool::join`](unirun_core::Pool::join),
+    /// [`Pool::scope`](unirun_core::Pool::scope)) runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = unirun_threads::ThreadPool::builder().workers(2).build().unwrap();
+    /// let (a, b) = pool.handle().pool().join(|| 1, || 2);
+    /// assert_eq!(a + b, 3);
+    /// ```
+    pub fn pool(&self) -> &unirun_core::Pool {
+        &self.inner.pool
+    }
+
     /// Spawns a future on the pool's workers.
     ///
     /// From one of the pool's worker threads the task goes to that worker's

@@ -4,6 +4,7 @@
 //! `main`'s list.
 
 pub(crate) mod blocking;
+pub(crate) mod fork_join;
 pub(crate) mod ping_pong;
 #[cfg(all(unix, feature = "process-backend"))]
 pub(crate) mod process;

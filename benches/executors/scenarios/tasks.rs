@@ -21,9 +21,9 @@ const YIELDS_PER_TASK: usize = 1_000;
 /// Spawns in one `chained_spawn` chain.
 const CHAIN_DEPTH: usize = 1_000;
 /// Argument of `fork_join`'s fib.
-const FIB_N: u32 = 25;
+pub(crate) const FIB_N: u32 = 25;
 /// Below this, `fork_join` computes fib sequentially.
-const FIB_CUTOFF: u32 = 12;
+pub(crate) const FIB_CUTOFF: u32 = 12;
 
 /// Tasks spawned from the bench thread (not a worker); `DETACHED` picks
 /// the shape.

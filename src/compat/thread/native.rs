@@ -60,7 +60,8 @@ pub(super) struct Shared<T> {
     /// The thread running the closure; set under `slot`'s lock by whoever
     /// claims it, so it is set exactly when the slot leaves `Waiting`.
     thread: OnceLock<Thread>,
-    /// The name asked for with `Builder::name`.
+    /// The name asked for with `Builder::name`: the closure then runs on
+    /// a dedicated thread of that name.
     name: Option<String>,
     /// The shared default's scope, when it has one (serialized or forking):
     /// a dedicated thread enters it as the lane's jobs do.
@@ -90,8 +91,10 @@ pub(super) fn launch<T: Send + 'static>(
 ) -> std::io::Result<Arc<Shared<T>>> {
     let handle = crate::get_executor();
     let shared = Shared::new(f, name, handle.scope().cloned());
-    if handle.backend().is_refused() {
-        return launch_without_pool(shared);
+    // A named closure gets a thread of its own, named as std names it, so
+    // `thread::current().name()` inside it is that name (naming is rare).
+    if shared.name.is_some() || handle.backend().is_refused() {
+        return launch_dedicated(shared);
     }
     let claim = Claim(shared.clone());
     // Detached: the result travels through `shared`.
@@ -103,11 +106,12 @@ pub(super) fn launch<T: Send + 'static>(
     Ok(shared)
 }
 
-/// [`launch`] when the shared default has no pool (the OS refused its
-/// threads): a dedicated thread, or the OS error as std gives it. Cold.
+/// [`launch`] on a dedicated thread (a named closure, or the shared
+/// default has no pool because the OS refused its threads), or the OS
+/// error as std gives it. Cold.
 #[cold]
 #[inline(never)]
-fn launch_without_pool<T>(shared: Arc<Shared<T>>) -> std::io::Result<Arc<Shared<T>>> {
+fn launch_dedicated<T>(shared: Arc<Shared<T>>) -> std::io::Result<Arc<Shared<T>>> {
     match shared.rescue() {
         Ok(()) => Ok(shared),
         Err(err) => {
@@ -143,13 +147,8 @@ impl<T: Send + 'static> Shared<T> {
         // The closure holds its slot until it runs or is dropped; the cycle
         // ends when it is taken out of the slot.
         let owner = shared.clone();
-        let os_name = owner.name.clone();
         let erased: Erased = Box::new(move || {
-            let result = {
-                // Put back before `join` can see the result.
-                let _named = os_name.as_deref().map(OsName::apply);
-                panic::catch_unwind(AssertUnwindSafe(f))
-            };
+            let result = panic::catch_unwind(AssertUnwindSafe(f));
             owner.finish(result);
         });
         *shared.lock() = Slot::Waiting(erased);
@@ -292,46 +291,18 @@ impl<T> Drop for Claim<T> {
     }
 }
 
-/// A pooled thread's OS-level name, set to a `Builder::name` while the
-/// closure runs and put back to the thread's own name after.
-struct OsName;
-
-impl OsName {
-    fn apply(name: &str) -> OsName {
-        unirun_platform::set_current_thread_name(name);
-        OsName
-    }
-}
-
-impl Drop for OsName {
-    fn drop(&mut self) {
-        let current = thread::current();
-        unirun_platform::set_current_thread_name(current.name().unwrap_or(""));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
     use std::thread;
 
-    use super::{Claim, Shared};
+    use unirun_test_support::watchdog;
 
-    /// Fails instead of hanging if `body` does not end within a minute.
-    fn watchdog(body: impl FnOnce() + Send + 'static) {
-        let (done, finished) = mpsc::channel();
-        thread::spawn(move || {
-            body();
-            let _ = done.send(());
-        });
-        finished
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the body panicked or hung for 60 s");
-    }
+    use super::{Claim, Shared};
 
     #[test]
     fn a_job_dropped_unrun_still_runs_on_a_thread_of_its_own() {
-        watchdog(dropped_unrun);
+        watchdog("a job dropped unrun", dropped_unrun);
     }
 
     fn dropped_unrun() {
@@ -354,7 +325,7 @@ mod tests {
 
     #[test]
     fn thread_before_the_start_starts_it_without_waiting() {
-        watchdog(thread_before_the_start);
+        watchdog("thread() before the start", thread_before_the_start);
     }
 
     fn thread_before_the_start() {

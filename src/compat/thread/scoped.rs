@@ -145,8 +145,8 @@ impl<'scope> Scope<'scope, '_> {
         self.pooled
     }
 
-    /// Runs `f` on a pooled thread (a dedicated one when the pool is full),
-    /// its OS-level name set to `name` while it runs.
+    /// Runs `f` on a pooled thread (a dedicated one when the pool is full,
+    /// or named `name` when there is one).
     pub(super) fn spawn_pooled<F, T>(
         &'scope self,
         f: F,

@@ -5,8 +5,14 @@
 //! In passthrough mode every call is tokio's own. In managed mode (the
 //! default) tasks are unirun's, with tokio's observable behaviour:
 //!
-//! - [`spawn`] stays on the ambient tokio runtime (its reactor and timers
-//!   are needed) as a unirun task: a panic keeps its message and location.
+//! - [`spawn`] runs "here": inside a unirun task, blocking closure or
+//!   `block_on` on that executor's workers (a [`Run`](crate::Run) scope's,
+//!   or the shared default's; tokio's I/O and timers work there), else on
+//!   the ambient tokio runtime, as a unirun task: a panic keeps its message
+//!   and location. Plain `tokio::spawn` is tokio's and goes to the tokio
+//!   runtime whose context the thread is in (see [`crate::io`]).
+//! - [`task::JoinSet`]'s local tasks (`spawn_local`, `spawn_local_on`) are
+//!   tokio's, on the `LocalSet`, tracked by the set like the others.
 //! - [`task::spawn_blocking`] runs on unirun's blocking lane, inside the
 //!   caller's runtime context; while the runtime's clock is paused
 //!   (`start_paused`, `tokio::time::pause`) it runs on tokio's blocking pool
@@ -15,7 +21,7 @@
 //!   handed over, as tokio's waits for its own (its `shutdown_timeout`
 //!   bounds the wait), so what a closure writes on shutdown is not lost.
 //! - [`task::JoinSet`] is unirun's [`JoinSet`](crate::JoinSet), its tasks
-//!   on the ambient runtime (blocking ones as `spawn_blocking`'s).
+//!   where [`spawn`] puts them (blocking ones as `spawn_blocking`'s).
 //! - Aborts behave as tokio's: an aborted async task's handle resolves once
 //!   its future has been dropped (a panic in that drop is reported as a
 //!   panic); a blocking closure that already runs is not stopped and its

@@ -682,7 +682,11 @@ impl Inner {
             return Err(JoinError::transport("call", why));
         }
         let read = match sent {
-            Ok(()) => wire::read_reply(worker.replies.as_fd(), deadline),
+            Ok(()) => match wire::read_reply(worker.replies.as_fd(), deadline) {
+                // Ended without taking the request: the function never ran.
+                Ok(Read::Eof { .. }) if worker.request_unread() => Err(worker::gone()),
+                read => read,
+            },
             Err(err) => Err(err),
         };
         // Before the worker is handed back or reaped (see `deadlines`).
@@ -707,6 +711,10 @@ impl Inner {
                 Err(JoinError::timed_out())
             }
             other => {
+                // Bytes of the request still in the pipe: the worker never
+                // took it, so whatever ended it, the function did not run
+                // (and did not crash).
+                let never_ran = worker.request_unread();
                 let closed = self.unbusy(worker.pid);
                 let status = worker.kill_and_reap();
                 self.retire();
@@ -714,7 +722,12 @@ impl Inner {
                     return Err(JoinError::cancelled());
                 }
                 match status {
-                    Some(ExitStatus::Signaled(sig)) if sig != libc::SIGKILL || other.is_ok() => {
+                    Some(ExitStatus::Exited(worker::SETUP_FAILED)) => {
+                        Err(JoinError::transport("worker setup", worker::setup_failed()))
+                    }
+                    Some(ExitStatus::Signaled(sig))
+                        if !never_ran && (sig != libc::SIGKILL || other.is_ok()) =>
+                    {
                         self.crashes.fetch_add(1, Ordering::Release);
                         Err(JoinError::crashed(sig, sys::signal_name(sig)))
                     }

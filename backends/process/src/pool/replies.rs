@@ -4,13 +4,12 @@
 //!
 //! # Why
 //!
-//! A call awaited from an async task used to have its reader scheduled on
-//! the blocking lane, where a lane thread blocked on the worker's reply
-//! pipe: one lane wake-up per call, and with calls queued behind busy
-//! workers one more for the next reader, on top of the worker's round trip.
-//! Here a single thread waits on the reply pipes of every watched call at
-//! once (an `epoll` set, Linux; elsewhere such readers go to the lane as
-//! before). When one is readable (the reply is there, or the
+//! A reader on the blocking lane would hold a lane thread blocked on the
+//! worker's reply pipe: one lane wake-up per call, and with calls queued
+//! behind busy workers one more for the next reader, on top of the
+//! worker's round trip. Instead a single thread waits on the reply pipes
+//! of every watched call at once (an `epoll` set, Linux; elsewhere such
+//! readers go to the lane). When one is readable (the reply is there, or the
 //! worker died and the pipe reached end of file), the thread runs that
 //! call's reader task in place: the reader reads the reply, hands the
 //! worker back (which sends the next queued request on it at once) and
@@ -37,8 +36,8 @@
 //! A watched call ends: its worker replies, or dies (crash, a kill by the
 //! deadline watcher, a shutdown), and either makes its pipe readable. Calls
 //! whose reader keeps a deadline itself (the deadline watcher could not
-//! start) or whose write failed are not watched: they go to the lane, as
-//! before. The thread starts with the first watched call; [`Replies::stop`]
+//! start) or whose write failed are not watched: they go to the lane. The
+//! thread starts with the first watched call; [`Replies::stop`]
 //! (the pool's shutdown or drop) makes later calls go to the lane, wakes
 //! the thread through a pipe of its own in the set, and joins it; the
 //! thread ends once the readers it holds ran (a shutdown kills

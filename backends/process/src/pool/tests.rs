@@ -4,6 +4,7 @@
 use super::*;
 use std::os::fd::AsFd;
 use std::time::Duration;
+use unirun_test_support::watchdog;
 
 /// A step a test runs inside the pool (see `Inner::before_place`).
 pub(super) type Hook = Box<dyn FnOnce(&Inner) + Send>;
@@ -91,22 +92,6 @@ fn counting_lane(threads: &unirun_threads::ThreadPool) -> Arc<Counting> {
         lane: threads.handle().blocking_scheduler(),
         scheduled: AtomicUsize::new(0),
     })
-}
-
-/// Runs `body` on a thread and fails if it has not finished in 60 s.
-fn watchdog(name: &str, body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => thread.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(thread.join().unwrap_err())
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{name} hung for 60 s"),
-    }
 }
 
 fn add_one(x: u64) -> u64 {

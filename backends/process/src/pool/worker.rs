@@ -18,7 +18,7 @@
 //! the fork (under the same lock as fork-per-call), so a crashed worker's
 //! pipe reaches end of file even when later children inherited the rest.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, PoisonError};
 
 use serde::de::DeserializeOwned;
@@ -36,48 +36,174 @@ use crate::wire::{self, Read, Reply, HEADER};
 /// A live worker process and the parent's ends of its pipes.
 pub(super) struct Worker {
     pub(super) pid: Pid,
-    /// The write end of the worker's request pipe, written with
-    /// [`send_request`](Self::send_request) only: a write to a worker that
-    /// died (an OOM kill, a `kill -9`) is an `EPIPE` error there, never a
-    /// `SIGPIPE` that would kill a host that keeps its default. (A socket
-    /// pair with `MSG_NOSIGNAL` would need no check, but was measured a
-    /// quarter slower per round trip than a pipe; blocking `SIGPIPE`
-    /// around each write costs two `pthread_sigmask` calls.) The worker's reply
-    /// write needs no such care: the parent closes its reply end only
-    /// after killing the worker.
+    /// The write end of the worker's request pipe, non-blocking, written
+    /// with [`send_request`](Self::send_request) only.
     pub(super) requests: OwnedFd,
     pub(super) replies: OwnedFd,
+    /// The parent's own copy of the request pipe's read end, never read:
+    /// while it is open the pipe always has a reader, so a write to a
+    /// worker that died (an OOM kill, a `kill -9`) neither raises
+    /// `SIGPIPE` (which kills a host that keeps its default) nor fails:
+    /// the worker's death shows as end of file on `replies` (nobody else
+    /// holds its write end), and what is left unread here says whether
+    /// the request ever reached it ([`request_unread`](Self::request_unread)).
+    /// So a request is one plain `write`: no signal mask changed around
+    /// it (two system calls more per call), and no socket pair with
+    /// `MSG_NOSIGNAL` (a unix socket costs more per message than a pipe).
+    /// The worker's reply write needs no such care: the parent closes its
+    /// reply end only after killing the worker.
+    pub(super) request_reader: OwnedFd,
     /// The fork server that forked it (its child, reaped through it).
     pub(super) served: Option<Arc<Server>>,
 }
 
 impl Worker {
-    /// Writes `request` to the worker, never raising `SIGPIPE`. A worker
-    /// that was gone before the request was sent (nothing of it ran) is
-    /// an error that says so.
-    pub(super) fn send_request(&self, request: &[u8]) -> std::io::Result<()> {
-        sys::write_all_no_sigpipe(self.requests.as_fd(), request).map_err(|err| {
-            if err.raw_os_error() == Some(libc::EPIPE) {
-                std::io::Error::new(
-                    err.kind(),
-                    "the worker process was gone before the request was sent \
-                     (killed from outside, e.g. by the OOM killer); the next call gets a new worker",
-                )
-            } else {
-                err
-            }
+    /// The parent's side of a new worker's pipes: `requests` is made
+    /// non-blocking (see [`send_request`](Self::send_request)).
+    pub(super) fn new(
+        pid: Pid,
+        requests: OwnedFd,
+        replies: OwnedFd,
+        request_reader: OwnedFd,
+        served: Option<Arc<Server>>,
+    ) -> std::io::Result<Self> {
+        set_nonblocking(&requests)?;
+        Ok(Self {
+            pid,
+            requests,
+            replies,
+            request_reader,
+            served,
         })
+    }
+
+    /// Writes `request` to the worker; never raises `SIGPIPE` (see
+    /// [`request_reader`](Self::request_reader)). A request that fits the
+    /// pipe (an idle worker's pipe is empty: it read its last request
+    /// whole before replying) is one `write`. A larger one waits for room
+    /// while the worker reads; a worker that ends meanwhile makes `replies`
+    /// readable (end of file: it replies only after reading the whole
+    /// request), and the write stops with an error saying it was gone.
+    /// That wait ends: the worker reads, or ends (on its own, or killed
+    /// by the deadline watcher or a shutdown).
+    pub(super) fn send_request(&self, mut request: &[u8]) -> std::io::Result<()> {
+        while !request.is_empty() {
+            // SAFETY: `request` is a live buffer of `request.len()` bytes
+            // and `requests` is open (owned by `self`).
+            let n = unsafe {
+                libc::write(
+                    self.requests.as_raw_fd(),
+                    request.as_ptr().cast(),
+                    request.len(),
+                )
+            };
+            if n >= 0 {
+                request = &request[n as usize..];
+                continue;
+            }
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => {
+                    if self.wait_for_room()? {
+                        return Err(gone());
+                    }
+                }
+                _ => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the request pipe has room or the worker ended; returns
+    /// whether it ended.
+    fn wait_for_room(&self) -> std::io::Result<bool> {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.requests.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.replies.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        loop {
+            // SAFETY: `fds` is two valid `pollfd`s and the count passed is
+            // 2; -1 waits without limit (see `send_request` for why it ends).
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if rc >= 0 {
+                return Ok(fds[1].revents != 0);
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
+    /// Whether bytes of the last request are still in the pipe: a worker
+    /// that ended without replying never took (all of) it, so its function
+    /// did not run.
+    pub(super) fn request_unread(&self) -> bool {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one `c_int` through the pointer, which
+        // is live and writable; the descriptor is open (owned by `self`).
+        let rc =
+            unsafe { libc::ioctl(self.request_reader.as_raw_fd(), libc::FIONREAD, &mut unread) };
+        rc == 0 && unread > 0
     }
 
     pub(super) fn kill_and_reap(self) -> Option<ExitStatus> {
         let _ = sys::kill(self.pid, libc::SIGKILL);
         drop(self.requests);
         drop(self.replies);
+        drop(self.request_reader);
         if let Some(server) = &self.served {
             return server::reap(server, self.pid);
         }
         sys::wait_pid(self.pid, true).ok().flatten()
     }
+}
+
+/// How a worker exits when it cannot start serving: arming
+/// die-with-parent failed, or one of its [`ProcessOptions`] limits (memory,
+/// CPU time, nice value) could not be applied.
+pub(super) const SETUP_FAILED: i32 = 111;
+
+/// The error text of a call whose worker exited with [`SETUP_FAILED`]:
+/// every new worker would do the same, so it says what to check.
+pub(super) fn setup_failed() -> String {
+    "the worker process exited before taking the request: it could not apply the pool's \
+     ProcessOptions (memory limit, CPU-time limit or nice value; a negative nice needs \
+     privilege) or arm its die-with-parent signal; `fork_call` with the same options \
+     names the setting that failed"
+        .to_string()
+}
+
+/// The error of a call whose worker was gone before it took the request.
+pub(super) fn gone() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::BrokenPipe,
+        "the worker process was gone before the request was sent \
+         (killed from outside, e.g. by the OOM killer); the next call gets a new worker",
+    )
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    // SAFETY: F_GETFL on an open descriptor owned by the caller.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: F_SETFL with the flags just read plus O_NONBLOCK, on the same
+    // open descriptor.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 type Trampoline = fn(usize, &[u8]) -> Vec<u8>;
@@ -115,10 +241,11 @@ where
     A: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
 {
-    let mut request = vec![0u8; HEADER + 16];
-    request[HEADER..HEADER + 8]
-        .copy_from_slice(&(invoke::<A, R> as Trampoline as usize as u64).to_le_bytes());
-    request[HEADER + 8..HEADER + 16].copy_from_slice(&(f as usize as u64).to_le_bytes());
+    // Room for a small argument, so the usual request is one allocation.
+    let mut request = Vec::with_capacity(HEADER + 16 + 48);
+    request.extend_from_slice(&[0u8; HEADER]);
+    request.extend_from_slice(&(invoke::<A, R> as Trampoline as usize as u64).to_le_bytes());
+    request.extend_from_slice(&(f as usize as u64).to_le_bytes());
     let mut request = postcard::to_extend(arg, request)
         .map_err(|err| JoinError::transport("encode", err.to_string()))?;
     let len = (request.len() - HEADER) as u64;
@@ -131,11 +258,20 @@ impl Inner {
     /// from the `unirun-forker` thread.
     pub(super) fn start(&self) -> Result<Worker, JoinError> {
         if let Some(spawned) = server::spawn(&self.options) {
-            return spawned.map(|s| Worker {
-                pid: s.pid,
-                requests: s.requests,
-                replies: s.replies,
-                served: Some(s.server),
+            return spawned.and_then(|s| {
+                let (pid, server) = (s.pid, s.server);
+                Worker::new(
+                    pid,
+                    s.requests,
+                    s.replies,
+                    s.request_reader,
+                    Some(server.clone()),
+                )
+                .map_err(|err| {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    server::reap(&server, pid);
+                    JoinError::transport("start a worker", err.to_string())
+                })
             });
         }
         let lease = {
@@ -179,15 +315,13 @@ pub(super) fn start(options: &ProcessOptions) -> Result<Worker, JoinError> {
             worker_main(parent, options, req_read, rep_write)
         }
         Ok(Forked::Parent(pid)) => {
-            drop(req_read);
             drop(rep_write);
             drop(guard);
             drop(stdio);
-            Ok(Worker {
-                pid,
-                requests: req_write,
-                replies: rep_read,
-                served: None,
+            Worker::new(pid, req_write, rep_read, req_read, None).map_err(|err| {
+                let _ = sys::kill(pid, libc::SIGKILL);
+                let _ = sys::wait_pid(pid, true);
+                JoinError::transport("start a worker", err.to_string())
             })
         }
         Err(err) => Err(JoinError::transport("fork", err.to_string())),
@@ -204,7 +338,7 @@ pub(crate) fn worker_main(
     unirun_core::mark_forked_child();
     server::close_in_child();
     if !sys::die_with_parent(parent) || setup(options).is_err() {
-        sys::exit_now(111);
+        sys::exit_now(SETUP_FAILED);
     }
     loop {
         let body = match wire::read_frame(requests.as_fd(), None) {

@@ -1,11 +1,10 @@
 //! Helpers shared by the threads backend's integration tests.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 /// A gate futures can wait on, opened from any thread.
 #[derive(Clone, Default)]
@@ -41,39 +40,16 @@ impl Future for GateWait {
     }
 }
 
-/// Runs `body` on its own thread and returns its value; a hang past a
-/// generous minute becomes a failure naming `what`, and a panic in `body`
-/// is re-raised here.
-pub(crate) fn watchdog<T: Send + 'static>(
-    what: &str,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (done, finished) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = done.send(body());
-    });
-    match finished.recv_timeout(Duration::from_secs(60)) {
-        Ok(value) => {
-            thread.join().unwrap();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the body sent nothing but returned"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung for 60 s"),
-    }
-}
+pub(crate) use unirun_test_support::watchdog;
 
-/// How many threads of this process have a name starting with `prefix`.
+/// How many threads of this process have a name starting with `prefix`
+/// (none, after saying the check is skipped, where threads cannot be
+/// listed).
 pub(crate) fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
-                .filter(|name| name.starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
+    unirun_test_support::threads_named(prefix).unwrap_or_else(|| {
+        unirun_test_support::skip("thread-name checks", "this platform cannot list threads");
+        0
+    })
 }
 
 /// Spins (yielding) until `done()` holds: for events with no notification

@@ -1,19 +1,21 @@
 //! [`JoinSet`]: tokio's in passthrough mode, unirun's
-//! [`JoinSet`](crate::JoinSet) with its tasks on the ambient tokio runtime
-//! in managed mode.
+//! [`JoinSet`](crate::JoinSet) with its tasks where
+//! [`spawn`](super::spawn) puts them in managed mode.
 
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::task::{Context, Poll};
 
 use super::{AbortHandle, Id, JoinError};
+use crate::join_set::task::{controlled, Outcome, Task};
 
 /// A set of tasks collected as they finish, like `tokio::task::JoinSet`;
 /// dropping it aborts the tasks still in it. The mode (managed or
 /// passthrough) is fixed when the set is created.
 ///
 /// In managed mode it is unirun's [`JoinSet`](crate::JoinSet): async tasks
-/// run on the ambient tokio runtime (as [`spawn`](super::spawn)'s do) and
+/// run where [`spawn`](super::spawn)'s do (the unirun executor the caller
+/// runs in, else the ambient tokio runtime) and
 /// blocking closures as [`spawn_blocking`](super::spawn_blocking)'s.
 ///
 /// # Examples
@@ -295,11 +297,13 @@ impl<T: 'static> JoinSet<T> {
 }
 
 impl<T: Send + 'static> JoinSet<T> {
-    /// Spawns `future` into the set on the current tokio runtime.
+    /// Spawns `future` into the set where [`spawn`](super::spawn) would
+    /// put it: in managed mode on the unirun executor the caller runs in,
+    /// else on the current tokio runtime.
     ///
     /// # Panics
     ///
-    /// Outside a tokio runtime, with tokio's message.
+    /// Outside unirun and outside a tokio runtime, with tokio's message.
     ///
     /// # Examples
     ///
@@ -319,8 +323,7 @@ impl<T: Send + 'static> JoinSet<T> {
         match &mut self.0 {
             Inner::Tokio(set) => AbortHandle::tokio(set.spawn(future)),
             Inner::Managed(set) => {
-                let runtime = tokio::runtime::Handle::current();
-                AbortHandle::managed(set.insert(super::managed_spawn(&runtime, future)))
+                AbortHandle::managed(set.insert(super::managed_spawn_here(future)))
             }
         }
     }
@@ -398,6 +401,118 @@ impl<T: Send + 'static> JoinSet<T> {
             Inner::Managed(set) => {
                 AbortHandle::managed(set.insert(super::managed_spawn_blocking(handle, f)))
             }
+        }
+    }
+}
+
+impl<T: Send + 'static> JoinSet<T> {
+    /// Spawns a `!Send` future into the set on the current
+    /// [`LocalSet`](super::LocalSet), like tokio's `JoinSet::spawn_local`.
+    /// The task is tokio's in both modes (unirun's executors move tasks
+    /// between threads); in managed mode the set still aborts, ids and
+    /// collects it as its other tasks. Unlike tokio's, the output must be
+    /// `Send` (the set's other tasks may run on other threads).
+    ///
+    /// # Panics
+    ///
+    /// Outside a `LocalSet`, with tokio's message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use unirun::compat::tokio::task::{JoinSet, LocalSet};
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let sum = LocalSet::new().block_on(&rt, async {
+    ///     let mut set = JoinSet::new();
+    ///     let shared = Rc::new(20);
+    ///     for i in 0..3 {
+    ///         let shared = shared.clone();
+    ///         set.spawn_local(async move { *shared + i });
+    ///     }
+    ///     set.join_all().await.into_iter().sum::<i32>()
+    /// });
+    /// assert_eq!(sum, 63);
+    /// ```
+    #[track_caller]
+    pub fn spawn_local<F>(&mut self, future: F) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        match &mut self.0 {
+            Inner::Tokio(set) => AbortHandle::tokio(set.spawn_local(future)),
+            Inner::Managed(set) => {
+                let (future, control) = controlled(future);
+                let handle = foreign(tokio::task::spawn_local(future));
+                AbortHandle::managed(set.insert(Task { handle, control }))
+            }
+        }
+    }
+
+    /// Spawns a `!Send` future into the set on `local_set`, like tokio's
+    /// `JoinSet::spawn_local_on`; see [`spawn_local`](Self::spawn_local).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::compat::tokio::task::{JoinSet, LocalSet};
+    ///
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let local = LocalSet::new();
+    /// let mut set = JoinSet::new();
+    /// set.spawn_local_on(async { std::rc::Rc::new(4).as_ref() + 1 }, &local);
+    /// let five = local.block_on(&rt, set.join_next()).unwrap().unwrap();
+    /// assert_eq!(five, 5);
+    /// ```
+    pub fn spawn_local_on<F>(&mut self, future: F, local_set: &super::LocalSet) -> AbortHandle
+    where
+        F: Future<Output = T> + 'static,
+    {
+        match &mut self.0 {
+            Inner::Tokio(set) => AbortHandle::tokio(set.spawn_local_on(future, local_set.tokio())),
+            Inner::Managed(set) => {
+                let (future, control) = controlled(future);
+                let handle = foreign(local_set.tokio().spawn_local(future));
+                AbortHandle::managed(set.insert(Task { handle, control }))
+            }
+        }
+    }
+}
+
+/// A tokio join handle of a controlled task, as unirun's.
+fn foreign<T: Send + 'static>(
+    handle: tokio::task::JoinHandle<Outcome<T>>,
+) -> crate::JoinHandle<Outcome<T>> {
+    crate::JoinHandle::from_foreign(super::TokioJoin(handle))
+}
+
+/// Spawns every future of the iterator into the set, as [`JoinSet::spawn`]
+/// does (tokio's `Extend`).
+///
+/// # Examples
+///
+/// ```
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # rt.block_on(async {
+/// use unirun::compat::tokio::task::JoinSet;
+///
+/// let mut set = JoinSet::new();
+/// set.extend((1..=3).map(|i| async move { i * 10 }));
+/// assert_eq!(set.len(), 3);
+/// let mut all = set.join_all().await;
+/// all.sort();
+/// assert_eq!(all, [10, 20, 30]);
+/// # });
+/// ```
+impl<T, F> Extend<F> for JoinSet<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    fn extend<I: IntoIterator<Item = F>>(&mut self, iter: I) {
+        for future in iter {
+            self.spawn(future);
         }
     }
 }

@@ -58,6 +58,11 @@ where
 pub struct LocalSet(tokio::task::LocalSet);
 
 impl LocalSet {
+    /// tokio's own set, for the compat `JoinSet`.
+    pub(super) fn tokio(&self) -> &tokio::task::LocalSet {
+        &self.0
+    }
+
     /// Creates an empty set.
     ///
     /// # Examples

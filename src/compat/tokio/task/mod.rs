@@ -52,11 +52,21 @@ pub mod futures {
     pub use tokio::task::futures::TaskLocalFuture;
 }
 
-/// Spawns a future on the current tokio runtime, like `tokio::spawn`.
+/// Spawns a future "here", like `tokio::spawn`: in managed mode, inside a
+/// unirun task, blocking closure or `block_on` (see
+/// [`Handle::try_current`](crate::Handle::try_current)) it runs on that
+/// executor's workers (a [`Run`](crate::Run) scope's, which then waits for
+/// it, or the shared default's), with tokio's I/O and timers working
+/// there; elsewhere on the current tokio runtime, as a unirun task.
+///
+/// Plain `tokio::spawn` (not this one) inside a unirun task is tokio's:
+/// unirun cannot see it, and it goes to the tokio runtime whose context
+/// the thread is in, on the threads backend unirun's reactor runtime
+/// (see [`crate::io`]) rather than the scope's workers.
 ///
 /// # Panics
 ///
-/// Outside a tokio runtime, with tokio's message.
+/// Outside unirun and outside a tokio runtime, with tokio's message.
 ///
 /// # Examples
 ///
@@ -78,9 +88,7 @@ where
     if crate::compat::passthrough() {
         return JoinHandle::tokio(tokio::task::spawn(future));
     }
-    // `current()` panics outside a runtime with tokio's own message.
-    let runtime = tokio::runtime::Handle::current();
-    JoinHandle::managed(managed_spawn(&runtime, future))
+    JoinHandle::managed(managed_spawn_here(future))
 }
 
 /// Runs a blocking closure where blocking is allowed, like
@@ -155,6 +163,25 @@ pub fn try_id() -> Option<Id> {
     controlled::current_id()
         .map(Id::unirun)
         .or_else(|| tokio::task::try_id().map(Id::tokio))
+}
+
+/// A managed async task "here": on the unirun executor the caller runs
+/// in, else on the current tokio runtime.
+#[track_caller]
+fn managed_spawn_here<F>(future: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match crate::Handle::try_current() {
+        Some(here) => {
+            let (future, control) = controlled::controlled(future);
+            let handle = here.spawn(future);
+            Task { handle, control }
+        }
+        // `current()` panics outside a runtime with tokio's own message.
+        None => managed_spawn(&tokio::runtime::Handle::current(), future),
+    }
 }
 
 /// A managed async task on `runtime`.

@@ -1,0 +1,589 @@
+//! The caller's side: a connection, a reply inbox, and the calls in
+//! flight, each resolved by exactly one of its reply, its deadline, the
+//! server's `max_deliver` advisory, a publish failure, the loss of the
+//! server, or [`Client::shutdown_now`].
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use unirun_core::JoinError;
+
+use crate::wire::{self, Reply};
+use crate::{engine, ClusterOptions};
+
+/// What resolves one call: its reply's result, or why there is none.
+type Outcome = Result<Vec<u8>, JoinError>;
+
+/// A connection to the cluster's server for one scope's calls.
+///
+/// Dropping it (or [`shutdown_now`](Self::shutdown_now)) resolves every
+/// call in flight to cancelled; its thread, `unirun-cluster`, is stopped
+/// without blocking the dropping thread.
+pub struct Client {
+    inner: Arc<Inner>,
+    /// Taken when the client drops, to stop it in the background.
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+struct Inner {
+    options: ClusterOptions,
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    /// This client's reply subjects are `{inbox}.{call id}`.
+    inbox: String,
+    next_id: AtomicU64,
+    /// The calls waiting for an answer, by call id. Whoever removes an
+    /// entry resolves that call; nobody else can.
+    pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    /// Stream sequence -> call id, for the `max_deliver` advisory.
+    sequences: Mutex<HashMap<u64, u64>>,
+    /// Signs of life of calls on their last delivery, by call id.
+    beats: Mutex<HashMap<u64, mpsc::UnboundedSender<()>>>,
+    /// Calls in flight, at most `max_pending`.
+    permits: Arc<Semaphore>,
+    closed: AtomicBool,
+    counts: Counters,
+    workers: Mutex<HashSet<String>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicU64,
+    redeliveries: AtomicU64,
+    crashes: AtomicU64,
+    timeouts: AtomicU64,
+    transport: AtomicU64,
+}
+
+/// What a [`Client`]'s calls did so far (for `Metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterCounts {
+    /// Calls published.
+    pub calls: u64,
+    /// Deliveries beyond the first of the jobs that answered.
+    pub redeliveries: u64,
+    /// Calls whose pool process was killed by a signal.
+    pub crashes: u64,
+    /// Calls that ran past their deadline.
+    pub timeouts: u64,
+    /// Calls that failed in transport: server lost, publish refused,
+    /// `max_deliver` exhausted, decode.
+    pub transport: u64,
+    /// Distinct workers that answered.
+    pub workers: u64,
+}
+
+impl Client {
+    /// Connects to the server, makes sure the stream and the workers'
+    /// consumer exist (configured as `options` say), and starts the
+    /// reply, advisory and connection watchers. Fails, within about
+    /// [`ClusterOptions::lost_after`], naming the server if it cannot.
+    pub fn connect(options: ClusterOptions) -> Result<Client, String> {
+        engine::check_url(&options.url)?;
+        let runtime = engine::runtime("unirun-cluster")
+            .map_err(|err| format!("no thread for the cluster client: {err}"))?;
+        let lost = Arc::new(Notify::new());
+        let inner = wait_on(&runtime, connect(options, lost.clone()))
+            .ok_or_else(|| "the cluster client's thread stopped".to_string())??;
+        let inner = Arc::new(inner);
+        runtime.spawn(replies(inner.clone()));
+        runtime.spawn(watch_connection(inner.clone(), lost));
+        Ok(Client {
+            inner,
+            runtime: Mutex::new(Some(runtime)),
+        })
+    }
+
+    /// The options this client was connected with.
+    pub fn options(&self) -> &ClusterOptions {
+        &self.inner.options
+    }
+
+    /// Calls the function registered as `name` with `signature` on the
+    /// encoded `payload`; resolves to the encoded result. Runs on the
+    /// client's thread; dropping the future cancels the call (a job a
+    /// worker already took still runs there).
+    pub fn call(
+        &self,
+        name: &'static str,
+        signature: u64,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Outcome> + Send + 'static {
+        let inner = self.inner.clone();
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let spawned = self
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|rt| rt.spawn(call(inner.clone(), id, name, signature, payload)));
+        let guard = CancelOnDrop {
+            inner,
+            id,
+            task: spawned.as_ref().map(|task| task.abort_handle()),
+        };
+        async move {
+            let Some(task) = spawned else {
+                return Err(JoinError::cancelled());
+            };
+            let outcome = task.await.unwrap_or_else(|_| Err(JoinError::cancelled()));
+            drop(guard);
+            outcome
+        }
+    }
+
+    /// Resolves every call in flight to cancelled and refuses new ones.
+    pub fn shutdown_now(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.permits.close();
+        self.inner.fail_all(JoinError::cancelled);
+    }
+
+    /// What this client's calls did so far.
+    pub fn counts(&self) -> ClusterCounts {
+        let c = &self.inner.counts;
+        ClusterCounts {
+            calls: c.calls.load(Ordering::Relaxed),
+            redeliveries: c.redeliveries.load(Ordering::Relaxed),
+            crashes: c.crashes.load(Ordering::Relaxed),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            transport: c.transport.load(Ordering::Relaxed),
+            workers: self
+                .inner
+                .workers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len() as u64,
+        }
+    }
+
+    /// How many workers wait for jobs right now (pull requests the server
+    /// holds), for the trace.
+    pub fn waiting_workers(&self) -> Option<usize> {
+        let rt = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
+        let rt = rt.as_ref()?;
+        let inner = self.inner.clone();
+        wait_on(rt, async move {
+            let stream = inner.js.get_stream(&inner.options.stream).await.ok()?;
+            let mut consumer: jetstream::consumer::PullConsumer =
+                stream.get_consumer(&inner.options.consumer()).await.ok()?;
+            Some(consumer.info().await.ok()?.num_waiting)
+        })
+        .flatten()
+    }
+}
+
+/// Runs `future` on the client's thread and waits for it here: unlike
+/// `Runtime::block_on`, this works on a thread inside another tokio
+/// runtime too (a scope built in `#[tokio::main]`). `None` if the
+/// runtime dropped it. Bounded: every future given here is (connection
+/// and request timeouts).
+fn wait_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv().ok()
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shutdown_now();
+        if let Some(rt) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.inner.options.url)
+            .field("stream", &self.inner.options.stream)
+            .finish()
+    }
+}
+
+/// Stops a call the caller stopped waiting for: its task (which may still
+/// wait for a permit, and would hold one until its deadline) and its
+/// entry. Dropped after the call ended too, where both are no-ops.
+struct CancelOnDrop {
+    inner: Arc<Inner>,
+    id: u64,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+        self.inner.take(self.id);
+    }
+}
+
+impl Inner {
+    fn take(&self, id: u64) -> Option<oneshot::Sender<Outcome>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
+    }
+
+    fn fail_all(&self, err: impl Fn() -> JoinError) {
+        let all: Vec<_> = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        for (_, tx) in all {
+            let _ = tx.send(Err(err()));
+        }
+    }
+
+    fn count(&self, outcome: &Outcome) {
+        if let Err(err) = outcome {
+            let counter = if err.is_crash() {
+                &self.counts.crashes
+            } else if err.is_timeout() {
+                &self.counts.timeouts
+            } else if err.is_transport() {
+                &self.counts.transport
+            } else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn connect(options: ClusterOptions, lost: Arc<Notify>) -> Result<Inner, String> {
+    let url = options.url.clone();
+    let nats = engine::connect_options("caller", &options)
+        .event_callback(move |event| {
+            let lost = lost.clone();
+            async move {
+                if matches!(event, async_nats::Event::Disconnected) {
+                    lost.notify_one();
+                }
+            }
+        })
+        .connect(&url)
+        .await
+        .map_err(|err| format!("cannot reach the NATS server at {url}: {err}"))?;
+    let js = jetstream::ContextBuilder::new()
+        .timeout(options.lost_after.max(Duration::from_millis(100)))
+        .build(nats.clone());
+    let stream = engine::ensure_stream(&js, &options).await.map_err(|err| {
+        format!("NATS server at {url}: {err} (is JetStream on? start it with -js)")
+    })?;
+    // Create or update: the callers' settings are the consumer's.
+    stream
+        .create_consumer(engine::consumer_config(&options))
+        .await
+        .map_err(|err| {
+            format!(
+                "NATS server at {url}: consumer {}: {err}",
+                options.consumer()
+            )
+        })?;
+    let inbox = nats.new_inbox();
+    Ok(Inner {
+        permits: Arc::new(Semaphore::new(options.max_pending)),
+        options,
+        nats,
+        js,
+        inbox,
+        next_id: AtomicU64::new(1),
+        pending: Mutex::new(HashMap::new()),
+        sequences: Mutex::new(HashMap::new()),
+        beats: Mutex::new(HashMap::new()),
+        closed: AtomicBool::new(false),
+        counts: Counters::default(),
+        workers: Mutex::new(HashSet::new()),
+    })
+}
+
+/// One call, start to end. It ends: every branch either resolves it or
+/// waits for the deadline, which ends it.
+async fn call(
+    inner: Arc<Inner>,
+    id: u64,
+    name: &'static str,
+    signature: u64,
+    payload: Vec<u8>,
+) -> Outcome {
+    let deadline = tokio::time::Instant::now() + inner.options.deadline;
+    let Ok(_permit) = inner.permits.clone().acquire_owned().await else {
+        return Err(JoinError::cancelled());
+    };
+    if inner.closed.load(Ordering::Acquire) {
+        return Err(JoinError::cancelled());
+    }
+    let (tx, mut rx) = oneshot::channel();
+    inner
+        .pending
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id, tx);
+    let (beat_tx, mut beats) = mpsc::unbounded_channel();
+    inner
+        .beats
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id, beat_tx);
+    // Set once the last delivery runs: when its signs of life stop.
+    let mut silent_at: Option<tokio::time::Instant> = None;
+    inner.counts.calls.fetch_add(1, Ordering::Relaxed);
+    let unix_deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(inner.options.deadline)
+        .as_millis();
+    let message = PublishMessage::build()
+        .payload(payload.into())
+        .message_id(format!("{}.{id}", inner.inbox))
+        .header(wire::FUNCTION, name)
+        .header(wire::SIGNATURE, format!("{signature:016x}"))
+        .header(wire::REPLY_TO, format!("{}.{id}", inner.inbox))
+        .header(wire::DEADLINE, unix_deadline.to_string())
+        .header(
+            wire::ACK_WAIT,
+            inner.options.ack_wait.as_millis().to_string(),
+        )
+        .header(wire::MAX_DELIVER, inner.options.max_deliver.to_string());
+    let published = async {
+        let ack = inner
+            .js
+            .send_publish(inner.options.subject(), message)
+            .await
+            .map_err(|err| err.to_string())?;
+        ack.await.map_err(|err| err.to_string())
+    };
+    tokio::pin!(published);
+    let mut acked = false;
+    let mut sequence = None;
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            answer = &mut rx => break answer.unwrap_or_else(|_| Err(JoinError::cancelled())),
+            ack = &mut published, if !acked => {
+                acked = true;
+                match ack {
+                    Ok(ack) => {
+                        sequence = Some(ack.sequence);
+                        inner.sequences.lock().unwrap_or_else(PoisonError::into_inner).insert(ack.sequence, id);
+                    }
+                    Err(err) => {
+                        if inner.take(id).is_some() {
+                            break Err(JoinError::transport(
+                                "publish",
+                                format!("the NATS server at {} did not take the call: {err}", inner.options.url),
+                            ));
+                        }
+                        // Someone else resolved it meanwhile; its answer is in `rx`.
+                    }
+                }
+            }
+            Some(()) = beats.recv() => {
+                silent_at = Some(tokio::time::Instant::now() + inner.options.ack_wait * 2);
+            }
+            () = sleep_until_some(silent_at) => {
+                silent_at = None;
+                if inner.take(id).is_some() {
+                    break Err(JoinError::transport(
+                        "max_deliver",
+                        format!(
+                            "the job was handed to workers {} times (max_deliver) and none answered: \
+                             the last one went silent (its host was lost, or the job kills its worker)",
+                            inner.options.max_deliver
+                        ),
+                    ));
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                if inner.take(id).is_some() {
+                    break Err(JoinError::timed_out());
+                }
+            }
+        }
+    };
+    inner
+        .beats
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
+    if let Some(sequence) = sequence {
+        inner
+            .sequences
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&sequence);
+    }
+    inner.count(&outcome);
+    outcome
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Hands each reply to its call; replies of calls already resolved
+/// (a redelivered job answered twice) are dropped.
+async fn replies(inner: Arc<Inner>) {
+    let advisory = format!(
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
+        inner.options.stream,
+        inner.options.consumer()
+    );
+    let (Ok(mut replies), Ok(mut advisories)) = (
+        inner.nats.subscribe(format!("{}.*", inner.inbox)).await,
+        inner.nats.subscribe(advisory).await,
+    ) else {
+        inner.fail_all(|| {
+            JoinError::transport("subscribe", "could not subscribe to the reply inbox")
+        });
+        return;
+    };
+    loop {
+        tokio::select! {
+            Some(message) = replies.next() => {
+                let id = message.subject.rsplit('.').next().and_then(|s| s.parse::<u64>().ok());
+                let decoded = postcard::from_bytes::<(u32, String, Reply)>(&message.payload);
+                if let (Some(id), Ok((_, _, Reply::Alive))) = (id, &decoded) {
+                    if let Some(beat) = inner.beats.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
+                        let _ = beat.send(());
+                    }
+                    continue;
+                }
+                let Some(tx) = id.and_then(|id| inner.take(id)) else { continue };
+                let outcome = match decoded {
+                    Ok((delivered, worker, reply)) => {
+                        inner.counts.redeliveries.fetch_add(u64::from(delivered.saturating_sub(1)), Ordering::Relaxed);
+                        inner.workers.lock().unwrap_or_else(PoisonError::into_inner).insert(worker);
+                        reply.into_result(unirun_platform::process::signal_name)
+                    }
+                    Err(err) => Err(JoinError::transport("decode", format!("the worker's reply: {err}"))),
+                };
+                let _ = tx.send(outcome);
+            }
+            Some(message) = advisories.next() => exhausted(&inner, &message.payload).await,
+            else => break,
+        }
+    }
+}
+
+/// The server gave up on a job after `max_deliver` deliveries: its call
+/// fails naming that, and the job leaves the stream.
+async fn exhausted(inner: &Inner, payload: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Advisory {
+        stream_seq: u64,
+        deliveries: u64,
+    }
+    let Ok(advisory) = serde_json::from_slice::<Advisory>(payload) else {
+        return;
+    };
+    let id = inner
+        .sequences
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&advisory.stream_seq);
+    let Some(tx) = id.and_then(|id| inner.take(id)) else {
+        return;
+    };
+    let _ = tx.send(Err(JoinError::transport(
+        "max_deliver",
+        format!(
+            "the job was handed to workers {} times (max_deliver) and none answered: \
+             their hosts were lost, or the job kills its worker",
+            advisory.deliveries
+        ),
+    )));
+    if let Ok(stream) = inner.js.get_stream(&inner.options.stream).await {
+        let _ = stream.delete_message(advisory.stream_seq).await;
+    }
+}
+
+/// After the connection drops: every `lost_after` it stays down, the
+/// calls in flight fail (the server may have lost them; their replies
+/// cannot reach us while it is down).
+async fn watch_connection(inner: Arc<Inner>, lost: Arc<Notify>) {
+    loop {
+        lost.notified().await;
+        loop {
+            tokio::time::sleep(inner.options.lost_after).await;
+            if inner.nats.connection_state() == async_nats::connection::State::Connected {
+                break;
+            }
+            let url = inner.options.url.clone();
+            let after = inner.options.lost_after;
+            inner.fail_all(|| {
+                JoinError::transport(
+                    "server",
+                    format!("lost the NATS server at {url}: no connection for {after:?}"),
+                )
+            });
+        }
+    }
+}
+
+impl Client {
+    /// Calls `f(arg)` on a worker: `f` must be registered with
+    /// `#[unirun::remote]` (else this fails at once, before anything is
+    /// sent, with [`JoinError::not_started`] saying so); `arg` and the
+    /// result travel postcard-encoded.
+    pub fn call_fn<A, R>(
+        &self,
+        f: fn(A) -> R,
+        arg: &A,
+    ) -> Result<impl Future<Output = Result<R, JoinError>> + Send + 'static, JoinError>
+    where
+        A: serde::Serialize,
+        R: serde::de::DeserializeOwned + Send + 'static,
+    {
+        let remote = crate::registry::by_address(f as usize).ok_or_else(|| {
+            JoinError::not_started(format!(
+                "the {} at {:#x} is not registered for the cluster: put #[unirun::remote] on it",
+                std::any::type_name::<fn(A) -> R>(),
+                f as usize
+            ))
+        })?;
+        let payload = postcard::to_allocvec(arg).map_err(|err| {
+            JoinError::transport(
+                "encode",
+                format!("argument of type {}: {err}", std::any::type_name::<A>()),
+            )
+        })?;
+        let call = self.call(remote.name, crate::registry::signature(remote), payload);
+        Ok(async move {
+            let bytes = call.await?;
+            postcard::from_bytes(&bytes).map_err(|err| {
+                JoinError::transport(
+                    "decode",
+                    format!("result of type {}: {err}", std::any::type_name::<R>()),
+                )
+            })
+        })
+    }
+}

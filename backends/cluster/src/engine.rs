@@ -1,0 +1,105 @@
+//! What callers and workers share about the server: the tokio runtime
+//! that drives async-nats, connecting, and the stream and consumer the
+//! jobs go through.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::ClusterOptions;
+
+/// A runtime for async-nats: one thread named `name`.
+pub(crate) fn runtime(name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+}
+
+/// Checks that `url` looks like a NATS server address, so a typo is an
+/// error naming the setting rather than a connection timeout.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("nats://")
+        .or_else(|| url.strip_prefix("tls://"))
+        .unwrap_or(url);
+    let valid = !rest.is_empty()
+        && !rest.contains(char::is_whitespace)
+        && rest
+            .rsplit_once(':')
+            .is_none_or(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("{url:?} is not a NATS server address"))
+    }
+}
+
+/// The connect options both sides use: bounded connect, a name the
+/// server's monitoring shows, no limit on reconnect attempts.
+pub(crate) fn connect_options(role: &str, options: &ClusterOptions) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new()
+        .name(format!("unirun-{role}-{}", std::process::id()))
+        .connection_timeout(options.lost_after.max(Duration::from_millis(100)))
+        .max_reconnects(None)
+}
+
+/// The work-queue stream: each job is taken by one worker and removed
+/// when acknowledged; a call id seen within the duplicate window is
+/// dropped by the server (a caller's retried publish runs once).
+pub(crate) async fn ensure_stream(
+    js: &jetstream::Context,
+    options: &ClusterOptions,
+) -> Result<stream::Stream, String> {
+    js.get_or_create_stream(stream::Config {
+        name: options.stream.clone(),
+        subjects: vec![options.subject()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map_err(|err| format!("stream {}: {err}", options.stream))
+}
+
+/// The durable pull consumer workers share, configured as `options` say.
+pub(crate) fn consumer_config(options: &ClusterOptions) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(options.consumer()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: options.ack_wait,
+        max_deliver: options.max_deliver,
+        // Pull requests of many workers' many pullers wait at once.
+        max_waiting: 4096,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn urls_are_checked() {
+        for good in [
+            "nats://127.0.0.1:4222",
+            "tls://nats.example:4443",
+            "localhost",
+            "h:1",
+        ] {
+            assert!(check_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "nats://",
+            "nats://a host:1",
+            "nats://h:port",
+            "nats://:4222",
+        ] {
+            let err = check_url(bad).unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Functions callable across machines, registered by name at link time
+//! (`#[unirun::remote]` submits a [`Remote`] for each), and the job a
+//! worker runs: find the function by name, check its signature, decode
+//! the argument, call it, encode the result.
+
+use std::any::type_name;
+use std::sync::OnceLock;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// One remote-callable function, as `#[unirun::remote]` registers it.
+/// Not built by hand: the macro writes it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Remote {
+    /// `module::path::name`.
+    pub name: &'static str,
+    /// The function's address, to find its name from a `fn` pointer.
+    pub address: fn() -> usize,
+    /// The argument and result type names.
+    pub types: fn() -> (&'static str, &'static str),
+    /// Decodes the argument, calls the function, encodes the result.
+    pub invoke: fn(&[u8]) -> Result<Vec<u8>, Rejected>,
+}
+
+inventory::collect!(Remote);
+
+/// The body of [`Remote::invoke`] for `f`.
+#[doc(hidden)]
+pub fn invoke<A, R>(f: fn(A) -> R, bytes: &[u8]) -> Result<Vec<u8>, Rejected>
+where
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let arg: A = postcard::from_bytes(bytes)
+        .map_err(|err| Rejected::Decode(format!("argument of type {}: {err}", type_name::<A>())))?;
+    let out = f(arg);
+    postcard::to_allocvec(&out)
+        .map_err(|err| Rejected::Decode(format!("result of type {}: {err}", type_name::<R>())))
+}
+
+/// The type names of `fn(A) -> R`, for [`Remote::types`].
+#[doc(hidden)]
+pub fn types<A, R>() -> (&'static str, &'static str) {
+    (type_name::<A>(), type_name::<R>())
+}
+
+/// Why a worker did not run a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejected {
+    /// The argument or result did not (de)serialize.
+    Decode(String),
+    /// No function of that name in the worker's build, or one of another
+    /// signature or build.
+    Unknown(String),
+}
+
+/// A job as the worker hands it to a pool process: which function, the
+/// signature the caller expects, the encoded argument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// The function's registered name.
+    pub name: String,
+    /// [`signature`] of the function in the caller's build.
+    pub signature: u64,
+    /// The postcard-encoded argument.
+    pub payload: Vec<u8>,
+}
+
+/// Runs `job` in this process: the function registered under its name,
+/// if its signature matches this build's. A panic in the function
+/// propagates (the pool process catches it).
+pub fn execute(job: Job) -> Result<Vec<u8>, Rejected> {
+    let remote = by_name(&job.name).ok_or_else(|| {
+        Rejected::Unknown(format!(
+            "no function `{}` is registered with #[unirun::remote] in the worker's build",
+            job.name
+        ))
+    })?;
+    let mine = signature(remote);
+    if mine != job.signature {
+        let (a, r) = (remote.types)();
+        return Err(Rejected::Unknown(format!(
+            "`{}` differs between the caller's build and the worker's (worker: fn({a}) -> {r}, \
+             signature {mine:016x}; caller: {:016x}): run the same binary on both",
+            job.name, job.signature
+        )));
+    }
+    (remote.invoke)(&job.payload)
+}
+
+/// The registered function at `address`, if any.
+pub fn by_address(address: usize) -> Option<&'static Remote> {
+    inventory::iter::<Remote>
+        .into_iter()
+        .find(|r| (r.address)() == address)
+}
+
+/// The registered function called `name`, if any.
+pub fn by_name(name: &str) -> Option<&'static Remote> {
+    inventory::iter::<Remote>
+        .into_iter()
+        .find(|r| r.name == name)
+}
+
+/// A hash of the function's name and argument and result types, and of
+/// the build: every registered function's name and types (so two builds
+/// with different remote functions never take each other's jobs).
+pub fn signature(remote: &Remote) -> u64 {
+    let (a, r) = (remote.types)();
+    let mut hash = Fnv::new();
+    hash.write(remote.name.as_bytes());
+    hash.write(a.as_bytes());
+    hash.write(r.as_bytes());
+    hash.write(&build_hash().to_le_bytes());
+    hash.finish()
+}
+
+/// The build part of [`signature`], computed once.
+fn build_hash() -> u64 {
+    static BUILD: OnceLock<u64> = OnceLock::new();
+    *BUILD.get_or_init(|| {
+        let mut all: Vec<(&str, &str, &str)> = inventory::iter::<Remote>
+            .into_iter()
+            .map(|r| {
+                let (a, res) = (r.types)();
+                (r.name, a, res)
+            })
+            .collect();
+        all.sort_unstable();
+        let mut hash = Fnv::new();
+        hash.write(env!("CARGO_PKG_VERSION").as_bytes());
+        for (name, a, r) in all {
+            for part in [name, a, r] {
+                hash.write(part.as_bytes());
+                hash.write(&[0]);
+            }
+        }
+        hash.finish()
+    })
+}
+
+/// 64-bit FNV-1a: stable across builds and machines (std's hasher is not
+/// promised to be).
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 ^= 0xff;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: u32) -> u32 {
+        x * 2
+    }
+
+    inventory::submit! {
+        Remote {
+            name: "tests::double",
+            address: || double as fn(u32) -> u32 as usize,
+            types: types::<u32, u32>,
+            invoke: |bytes| invoke(double as fn(u32) -> u32, bytes),
+        }
+    }
+
+    fn job(name: &str, signature: u64, payload: Vec<u8>) -> Job {
+        Job {
+            name: name.to_string(),
+            signature,
+            payload,
+        }
+    }
+
+    #[test]
+    fn a_registered_function_runs_by_name_and_is_found_by_address() {
+        let remote = by_address(double as fn(u32) -> u32 as usize).expect("registered");
+        assert_eq!(remote.name, "tests::double");
+        let out = execute(job(
+            remote.name,
+            signature(remote),
+            postcard::to_allocvec(&21u32).unwrap(),
+        ));
+        assert_eq!(postcard::from_bytes::<u32>(&out.unwrap()).unwrap(), 42);
+    }
+
+    #[test]
+    fn unknown_names_and_other_signatures_are_refused_naming_them() {
+        let Err(Rejected::Unknown(why)) = execute(job("tests::triple", 0, Vec::new())) else {
+            panic!("an unknown name runs nothing");
+        };
+        assert!(
+            why.contains("tests::triple") && why.contains("#[unirun::remote]"),
+            "{why}"
+        );
+
+        let remote = by_name("tests::double").unwrap();
+        let other = signature(remote) ^ 1;
+        let Err(Rejected::Unknown(why)) = execute(job(remote.name, other, Vec::new())) else {
+            panic!("another signature runs nothing");
+        };
+        assert!(
+            why.contains("fn(u32) -> u32") && why.contains("same binary"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn an_undecodable_argument_is_a_decode_error_naming_its_type() {
+        let remote = by_name("tests::double").unwrap();
+        let Err(Rejected::Decode(why)) = execute(job(remote.name, signature(remote), Vec::new()))
+        else {
+            panic!("nothing to decode");
+        };
+        assert!(why.contains("u32"), "{why}");
+    }
+}

@@ -1,0 +1,89 @@
+//! What travels besides the argument: the job's headers, and the reply a
+//! worker sends to the caller's inbox (postcard-encoded [`Reply`]).
+
+use serde::{Deserialize, Serialize};
+use unirun_core::{JoinError, PanicLocation};
+
+/// Header: the registered name of the function to run.
+pub(crate) const FUNCTION: &str = "Unirun-Function";
+/// Header: the caller's [`signature`](crate::registry::signature) of it, hex.
+pub(crate) const SIGNATURE: &str = "Unirun-Signature";
+/// Header: the subject the worker publishes the [`Reply`] to.
+pub(crate) const REPLY_TO: &str = "Unirun-Reply-To";
+/// Header: the deadline, milliseconds since the Unix epoch.
+pub(crate) const DEADLINE: &str = "Unirun-Deadline";
+/// Header: the consumer's `ack_wait` as the caller set it, milliseconds
+/// (a worker gives signs of life at half of it).
+pub(crate) const ACK_WAIT: &str = "Unirun-Ack-Wait";
+/// Header: the consumer's `max_deliver` as the caller set it (on that
+/// delivery, the worker's signs of life go to the caller too).
+pub(crate) const MAX_DELIVER: &str = "Unirun-Max-Deliver";
+
+/// A worker's answer to one job.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// The encoded result.
+    Value(Vec<u8>),
+    /// The function panicked in the pool process.
+    Panicked {
+        message: Option<String>,
+        location: Option<(String, u32, u32)>,
+    },
+    /// The pool process was killed by a signal.
+    Crashed { signal: i32 },
+    /// The pool process ran out of time.
+    TimedOut,
+    /// The argument or result did not (de)serialize.
+    Decode(String),
+    /// The worker does not know the function (or knows another one).
+    Unknown(String),
+    /// The worker's pool failed otherwise (it was shut down, a pipe broke).
+    Worker(String),
+    /// Not an answer: the job's last delivery is running (sent at its
+    /// start and every half `ack_wait`).
+    Alive,
+}
+
+impl Reply {
+    /// The reply that reports `err`, a failure of the worker's pool call.
+    pub(crate) fn from_join_error(err: &JoinError) -> Reply {
+        if err.is_panic() {
+            Reply::Panicked {
+                message: err.panic_message().map(str::to_string),
+                location: err
+                    .panic_location()
+                    .map(|l| (l.file().to_string(), l.line(), l.column())),
+            }
+        } else if let Some(signal) = err.signal() {
+            Reply::Crashed { signal }
+        } else if err.is_timeout() {
+            Reply::TimedOut
+        } else {
+            Reply::Worker(err.to_string())
+        }
+    }
+
+    /// The caller's outcome: the encoded result, or the `JoinError` this
+    /// reply stands for (`signal_name` names a crash's signal).
+    pub(crate) fn into_result(
+        self,
+        signal_name: fn(i32) -> &'static str,
+    ) -> Result<Vec<u8>, JoinError> {
+        match self {
+            Reply::Value(bytes) => Ok(bytes),
+            Reply::Panicked { message, location } => Err(JoinError::panicked_remote(
+                message.unwrap_or_else(|| "remote function panicked".to_string()),
+                location.map(|(file, line, col)| PanicLocation::new(file, line, col)),
+            )),
+            Reply::Crashed { signal } => Err(JoinError::crashed(signal, signal_name(signal))),
+            Reply::TimedOut => Err(JoinError::timed_out()),
+            Reply::Decode(detail) => Err(JoinError::transport("decode", detail)),
+            Reply::Unknown(detail) => Err(JoinError::transport("remote function", detail)),
+            Reply::Worker(detail) => Err(JoinError::transport("worker", detail)),
+            Reply::Alive => Err(JoinError::transport(
+                "worker",
+                "a sign of life is no answer",
+            )),
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Process calls against their floor, each shape alone in its process.
+//!
+//! The `executors` bench measures process calls inside a long run, after
+//! many other pools warmed the machine up. This harness measures the shapes
+//! a user meets in a small program:
+//!
+//! - `seq`: a 2-worker `Flavor::Processes` scope, `fn(u64) -> u64`, each
+//!   call joined from the main thread before the next, 10,000 calls per
+//!   sample; floor: a pipe echo of a `u64` to one child pre-forked from the
+//!   main thread;
+//! - `concurrent`: 1,000 `Handle::call`s, each awaited by its own task on a
+//!   2-worker Threads scope; floor: two echo children driven by two threads.
+//!
+//! Samples interleave the contenders (the order alternates per round). Each
+//! row prints the median, minimum and maximum microseconds per call and the
+//! CPU time per call of this process and of its descendants (`getrusage`
+//! for this process; `/proc` for the children, which are not reaped while
+//! they serve).
+//!
+//! ```text
+//! cargo bench --bench process_call --all-features --no-run
+//! target/release/deps/process_call-* --bench [seq] [concurrent] [--init] [--after-forks] [--samples N] [--only unirun|echo]
+//! ```
+//!
+//! `--init` calls `unirun::process::init()` first (workers from the fork
+//! server); `--after-forks` runs 200 `to_process` calls before measuring.
+//! Run without `--bench` (as `cargo test --all-targets` does), it makes one
+//! short sample of each shape.
+
+use std::hint::black_box;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use unirun::{Flavor, Run};
+use unirun_platform::process::{self as sys, Forked};
+
+fn add_one(x: u64) -> u64 {
+    x + 1
+}
+
+/// A pre-forked child that echoes 8-byte messages over a pair of pipes.
+struct Echo {
+    pid: sys::Pid,
+    to: OwnedFd,
+    from: OwnedFd,
+}
+
+impl Echo {
+    fn start() -> Self {
+        let (req_read, req_write) = sys::pipe().expect("pipe");
+        let (rep_read, rep_write) = sys::pipe().expect("pipe");
+        // SAFETY: the child calls only `read`, `write` and `_exit`
+        // (async-signal-safe) on its own pipes.
+        match unsafe { sys::fork() }.expect("fork") {
+            Forked::Child => {
+                let mut buf = [0u8; 8];
+                loop {
+                    if !read_exact(&req_read, &mut buf) {
+                        sys::exit_now(0);
+                    }
+                    if sys::write_all(rep_write.as_fd(), &buf).is_err() {
+                        sys::exit_now(1);
+                    }
+                }
+            }
+            Forked::Parent(pid) => Echo {
+                pid,
+                to: req_write,
+                from: rep_read,
+            },
+        }
+    }
+
+    fn call(&self, value: u64) -> u64 {
+        sys::write_all(self.to.as_fd(), &value.to_le_bytes()).expect("write");
+        let mut buf = [0u8; 8];
+        assert!(read_exact(&self.from, &mut buf), "the echo child died");
+        u64::from_le_bytes(buf)
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = sys::kill(self.pid, libc::SIGKILL);
+        let _ = sys::wait_pid(self.pid, true);
+    }
+}
+
+fn read_exact(fd: &OwnedFd, buf: &mut [u8]) -> bool {
+    let mut got = 0;
+    while got < buf.len() {
+        match sys::read_until(fd.as_fd(), &mut buf[got..], None) {
+            Ok(Some(n)) if n > 0 => got += n,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// CPU time (user + system) of this process.
+fn self_cpu() -> Duration {
+    // SAFETY: all-zero is a valid `rusage` to receive into.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is writable; RUSAGE_SELF is a valid target.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime))
+}
+
+/// CPU time of this process's living descendants (clock ticks of `/proc`).
+fn children_cpu() -> Duration {
+    let me = sys::getpid();
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // After the name: state(0) ppid(1) ... utime(11) stime(12).
+        procs.push((pid, field(1) as i32, field(11) + field(12)));
+    }
+    let mut family = vec![me];
+    let mut ticks = 0;
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for &(pid, ppid, t) in &procs {
+            if family.contains(&ppid) && !family.contains(&pid) {
+                family.push(pid);
+                ticks += t;
+                grew = true;
+            }
+        }
+    }
+    // SAFETY: sysconf takes a plain constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
+}
+
+/// One contender's samples: wall, own CPU and children's CPU, per call.
+#[derive(Default)]
+struct Row {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+    child_cpu: Vec<f64>,
+}
+
+impl Row {
+    fn time(&mut self, calls: usize, body: impl FnOnce()) {
+        let (cpu, child) = (self_cpu(), children_cpu());
+        let start = Instant::now();
+        body();
+        let wall = start.elapsed();
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / calls as f64;
+        self.wall.push(per(wall));
+        self.cpu.push(per(self_cpu() - cpu));
+        self.child_cpu
+            .push(per(children_cpu().saturating_sub(child)));
+    }
+
+    fn median(v: &[f64]) -> f64 {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+
+    fn print(&self, name: &str, floor: Option<&Row>) {
+        let min = self.wall.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.wall.iter().copied().fold(0.0, f64::max);
+        let (wall, cpu) = (Self::median(&self.wall), Self::median(&self.cpu));
+        let ratio = floor.map_or(String::new(), |f| {
+            format!(
+                "  x{:.2} wall, x{:.2} cpu",
+                wall / Self::median(&f.wall),
+                cpu / Self::median(&f.cpu)
+            )
+        });
+        println!(
+            "  {name:<24} median {wall:7.2} us/call (min {min:.2}, max {max:.2}); cpu {cpu:.2} us/call, children {:.2}{ratio}",
+            Self::median(&self.child_cpu)
+        );
+    }
+}
+
+fn seq(samples: usize, calls: usize, only: Option<&str>) {
+    let run = Run::builder()
+        .flavor(Flavor::Processes)
+        .name("bench-processes")
+        .max_workers(2)
+        .build()
+        .expect("processes scope");
+    let echo = Echo::start();
+    // Workers start outside timing, as the echo child did.
+    for i in 0..2 {
+        run.call(add_one, i).join().expect("worker");
+    }
+    let (mut unirun, mut floor) = (Row::default(), Row::default());
+    for round in 0..samples {
+        let mut runs: [&mut dyn FnMut(); 2] = [
+            &mut || {
+                unirun.time(calls, || {
+                    for i in 0..calls as u64 {
+                        black_box(run.call(add_one, i).join().expect("worker"));
+                    }
+                })
+            },
+            &mut || {
+                floor.time(calls, || {
+                    for i in 0..calls as u64 {
+                        black_box(echo.call(i));
+                    }
+                })
+            },
+        ];
+        if round % 2 == 1 {
+            runs.reverse();
+        }
+        for (at, run) in runs.into_iter().enumerate() {
+            if only.is_none_or(|only| (only == "echo") == ((at + round) % 2 == 1)) {
+                run();
+            }
+        }
+    }
+    if only.is_some() {
+        let row = if only == Some("echo") {
+            &floor
+        } else {
+            &unirun
+        };
+        row.print(only.unwrap_or_default(), None);
+        return;
+    }
+    println!("seq: {calls} sequential calls per sample, {samples} samples");
+    floor.print("pipe-echo", None);
+    unirun.print("unirun Run::call", Some(&floor));
+}
+
+fn concurrent(samples: usize, calls: usize) {
+    let processes = Run::builder()
+        .flavor(Flavor::Processes)
+        .name("bench-processes")
+        .max_workers(2)
+        .build()
+        .expect("processes scope");
+    let tasks = Run::builder()
+        .flavor(Flavor::Threads)
+        .name("bench-tasks")
+        .max_workers(2)
+        .build()
+        .expect("threads scope");
+    for i in 0..2 {
+        processes.call(add_one, i).join().expect("worker");
+    }
+    let drivers: Vec<mpsc::Sender<(usize, mpsc::Sender<()>)>> = (0..2)
+        .map(|_| {
+            let (order, orders) = mpsc::channel::<(usize, mpsc::Sender<()>)>();
+            let echo = Echo::start();
+            // Ends when `order` is dropped with `drivers`.
+            thread::spawn(move || {
+                for (calls, done) in orders {
+                    for i in 0..calls as u64 {
+                        black_box(echo.call(i));
+                    }
+                    let _ = done.send(());
+                }
+            });
+            order
+        })
+        .collect();
+    let (mut unirun, mut floor) = (Row::default(), Row::default());
+    for round in 0..samples {
+        let mut runs: [&mut dyn FnMut(); 2] = [
+            &mut || {
+                unirun.time(calls, || {
+                    let handle = processes.handle();
+                    let handles: Vec<_> = (0..calls as u64)
+                        .map(|i| {
+                            let handle = handle.clone();
+                            tasks.spawn(async move { handle.call(add_one, i).await })
+                        })
+                        .collect();
+                    tasks.block_on(async move {
+                        for h in handles {
+                            black_box(h.await.expect("task").expect("worker"));
+                        }
+                    });
+                })
+            },
+            &mut || {
+                floor.time(calls, || {
+                    let (done, finished) = mpsc::channel();
+                    for order in &drivers {
+                        order.send((calls / 2, done.clone())).expect("driver");
+                    }
+                    for _ in &drivers {
+                        finished.recv().expect("driver finished");
+                    }
+                })
+            },
+        ];
+        if round % 2 == 1 {
+            runs.reverse();
+        }
+        for run in runs {
+            run();
+        }
+    }
+    println!("concurrent: {calls} calls awaited from tasks per sample, {samples} samples");
+    floor.print("pipe-echo x2", None);
+    unirun.print("unirun Handle::call", Some(&floor));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--init") {
+        unirun::process::init();
+    }
+    let benching = has("--bench");
+    let samples = args
+        .iter()
+        .position(|a| a == "--samples")
+        .and_then(|at| args.get(at + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if benching { 5 } else { 1 });
+    let scale = if benching { 1 } else { 100 };
+    if has("--after-forks") {
+        for i in 0..200u64 {
+            black_box(unirun::to_process(move || i + 1).join().expect("child"));
+        }
+    }
+    let shapes: Vec<&str> = args
+        .iter()
+        .filter(|a| ["seq", "concurrent"].contains(&a.as_str()))
+        .map(String::as_str)
+        .collect();
+    let wants = |shape: &str| shapes.is_empty() || shapes.contains(&shape);
+    if wants("seq") {
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|at| args.get(at + 1))
+            .map(String::as_str);
+        seq(samples, 10_000 / scale, only);
+    }
+    if wants("concurrent") {
+        concurrent(samples, 1_000 / scale.min(10));
+    }
+}

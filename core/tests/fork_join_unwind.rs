@@ -1,0 +1,176 @@
+//! Fork-join never unwinds past a job another thread may still run: a panic
+//! in user code that runs between queueing a job and waiting for it (a
+//! custom `Unpark`, the wait hook) is held until the job finished, then
+//! resumed. Every test runs under a watchdog.
+
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use unirun_core::{park, Park, Pool, Unpark};
+
+fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(body)));
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => panic::resume_unwind(payload),
+        Err(_) => panic!("{name}: hung for 60 s"),
+    }
+}
+
+fn message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Armed: the next `unpark` of any worker of the pool panics (once).
+static UNPARK_ARMED: AtomicBool = AtomicBool::new(false);
+/// Workers inside `park()` right now.
+static PARKED: AtomicUsize = AtomicUsize::new(0);
+
+struct CountingPark(park::Parker);
+impl Park for CountingPark {
+    fn park(&self) {
+        PARKED.fetch_add(1, Ordering::SeqCst);
+        self.0.park();
+        PARKED.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct PanickyUnpark(park::Unparker);
+impl Unpark for PanickyUnpark {
+    fn unpark(&self) {
+        if UNPARK_ARMED.swap(false, Ordering::SeqCst) {
+            panic!("custom unpark failed");
+        }
+        self.0.unpark();
+    }
+}
+
+/// A join's push wakes the parked worker through a user `Unpark` that
+/// panics: the join still runs `b` (popped back) before the panic leaves it,
+/// so no dead stack job stays queued to be run after its frame is gone.
+#[test]
+fn a_panicking_unpark_after_a_join_push_is_resumed_after_both_halves() {
+    watchdog("unpark", || {
+        let parkers = (0..2)
+            .map(|_| {
+                let (parker, unparker) = park::pair();
+                (
+                    Box::new(CountingPark(parker)) as Box<dyn Park + Send>,
+                    Arc::new(PanickyUnpark(unparker)) as Arc<dyn Unpark>,
+                )
+            })
+            .collect();
+        let (pool, workers) = Pool::new(parkers);
+        let threads: Vec<_> = workers
+            .into_iter()
+            .map(|w| thread::spawn(move || w.run()))
+            .collect();
+        let outcome = pool
+            .spawn(async {
+                loop {
+                    // The other worker parks (there is no other work): the
+                    // push below then wakes it through its `Unpark`. If it
+                    // was not really asleep yet (woken, not back in the
+                    // sleeper list), the unpark does not happen: try again.
+                    while PARKED.load(Ordering::SeqCst) == 0 {
+                        thread::yield_now();
+                    }
+                    UNPARK_ARMED.store(true, Ordering::SeqCst);
+                    let b_ran = AtomicBool::new(false);
+                    let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+                        unirun_core::join(|| 1, || b_ran.store(true, Ordering::SeqCst))
+                    }));
+                    if UNPARK_ARMED.swap(false, Ordering::SeqCst) {
+                        assert_eq!(caught.ok(), Some((1, ())));
+                        continue;
+                    }
+                    break (
+                        true,
+                        caught.map_err(|p| message(&*p)),
+                        b_ran.load(Ordering::SeqCst),
+                    );
+                }
+            })
+            .join()
+            .unwrap();
+        let (unpark_panicked, caught, b_ran) = outcome;
+        assert!(
+            unpark_panicked,
+            "the join's push did not wake the parked worker"
+        );
+        assert_eq!(caught.unwrap_err(), "custom unpark failed");
+        assert!(b_ran, "the join unwound before running its second half");
+        pool.shutdown();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    });
+}
+
+thread_local! {
+    static RELEASE_PANICS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Set by the hook's panicking `release`.
+static RELEASE_FAILED: AtomicBool = AtomicBool::new(false);
+
+fn release() -> usize {
+    if RELEASE_PANICS.with(|armed| armed.replace(false)) {
+        RELEASE_FAILED.store(true, Ordering::SeqCst);
+        panic!("wait hook release failed");
+    }
+    0
+}
+
+fn reacquire(_token: usize) {}
+
+/// `Pool::join` off a worker injects a task pointing at a job on the
+/// caller's stack, then calls the wait hook: a panicking hook is resumed
+/// only once the injected job ran, with both halves done.
+#[test]
+fn a_panicking_wait_hook_in_pool_join_is_resumed_after_the_job_ran() {
+    assert!(unirun_core::set_wait_hook(unirun_core::WaitHook {
+        release,
+        reacquire
+    }));
+    watchdog("wait hook", || {
+        let (pool, workers) = Pool::with_workers(2);
+        let threads: Vec<_> = workers
+            .into_iter()
+            .map(|w| thread::spawn(move || w.run()))
+            .collect();
+        let a_done = AtomicBool::new(false);
+        let b_done = AtomicBool::new(false);
+        RELEASE_PANICS.with(|armed| armed.set(true));
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            pool.join(
+                || {
+                    // Still running when the hook panics: the caller must
+                    // not leave before this half is done.
+                    while !RELEASE_FAILED.load(Ordering::SeqCst) {
+                        thread::yield_now();
+                    }
+                    a_done.store(true, Ordering::SeqCst)
+                },
+                || b_done.store(true, Ordering::SeqCst),
+            )
+        }));
+        let both_done = a_done.load(Ordering::SeqCst) && b_done.load(Ordering::SeqCst);
+        assert_eq!(message(&*caught.unwrap_err()), "wait hook release failed");
+        assert!(
+            both_done,
+            "the wait hook's panic left while the job still ran"
+        );
+        pool.shutdown();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    });
+}

@@ -1,0 +1,154 @@
+//! The caller's side in the facade: connecting a cluster scope, and
+//! `Handle::call`/`Run::map_call` on one.
+
+use std::task::{Context, Poll};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use unirun_cluster::{Client, ClusterOptions};
+
+use crate::error::Error;
+use crate::trace::DecisionTrace;
+use crate::{Handle, JoinError, JoinHandle, Run, RunBuilder};
+
+impl RunBuilder {
+    /// Where a [`Flavor::Cluster`](crate::Flavor::Cluster) scope's calls
+    /// go, and how they are carried (see [`ClusterOptions`]); without it,
+    /// the server named by `UNIRUN_CLUSTER_URL`, or the default. Ignored
+    /// by scopes of other flavors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use unirun::{cluster::ClusterOptions, Run};
+    ///
+    /// let builder = Run::builder().cluster(
+    ///     ClusterOptions::new("nats://10.0.0.5:4222").deadline(Duration::from_secs(60)),
+    /// );
+    /// # drop(builder);
+    /// ```
+    pub fn cluster(mut self, options: ClusterOptions) -> Self {
+        self.cluster_options = Some(options);
+        self
+    }
+}
+
+/// Connects a cluster scope: `options`, or those of the environment. A
+/// server that cannot be reached is an [`Error::Io`] naming it.
+pub(crate) fn connect(
+    options: Option<ClusterOptions>,
+    trace: DecisionTrace,
+) -> Result<(Client, DecisionTrace), Error> {
+    let options = match options {
+        Some(options) => options,
+        None => super::options_from_env()?,
+    };
+    if let Err(expected) = crate::env::parse_cluster_url(options.url()) {
+        return Err(Error::InvalidSetting {
+            setting: "cluster url",
+            value: options.url().to_string(),
+            expected,
+        });
+    }
+    let client = Client::connect(options).map_err(|reason| {
+        Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            reason,
+        ))
+    })?;
+    let waiting = client.waiting_workers().map_or_else(
+        || "workers unknown".to_string(),
+        |n| format!("{n} workers waiting"),
+    );
+    let trace = trace.with_cluster(format!(
+        "server {}, stream {}, {waiting}",
+        client.options().url(),
+        client.options().stream_name()
+    ));
+    Ok((client, trace))
+}
+
+/// `handle.call(f, arg)` on a cluster scope: the call is one of the
+/// scope's tasks (its shutdown waits for it, `shutdown_now` cancels it).
+pub(crate) fn call<A, R>(handle: &Handle, client: &Client, f: fn(A) -> R, arg: A) -> JoinHandle<R>
+where
+    A: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    let call = match client.call_fn(f, &arg) {
+        Ok(call) => call,
+        Err(err) => return JoinHandle::from_foreign(Failed(Some(err))),
+    };
+    JoinHandle::from_foreign(Flatten(handle.spawn(call)))
+}
+
+impl Run {
+    /// Calls `f` on every item and returns the outcomes in input order:
+    /// on a [`Flavor::Cluster`](crate::Flavor::Cluster) scope on its
+    /// workers (at most [`ClusterOptions::max_pending`] in flight; the
+    /// rest wait to be published), elsewhere in the scope's process pool
+    /// (see [`Run::call`]). Unlike [`Run::map`], a failed item does not
+    /// stop the others: each has its own `Result`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, Run};
+    ///
+    /// fn double(x: u32) -> u32 {
+    ///     x * 2
+    /// }
+    ///
+    /// let run = Run::new(Flavor::Processes)?;
+    /// let out: Vec<u32> = run.map_call(double, 1..=3).into_iter().map(Result::unwrap).collect();
+    /// assert_eq!(out, [2, 4, 6]);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn map_call<I, A, R>(&self, f: fn(A) -> R, items: I) -> Vec<Result<R, JoinError>>
+    where
+        I: IntoIterator<Item = A>,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let handle = self.handle();
+        let calls: Vec<JoinHandle<R>> = items.into_iter().map(|a| handle.call(f, a)).collect();
+        calls.into_iter().map(JoinHandle::join).collect()
+    }
+}
+
+/// A call that failed before it was sent.
+struct Failed(Option<JoinError>);
+
+impl<R> unirun_core::ForeignJoin<R> for Failed {
+    fn poll_join(&mut self, _cx: &mut Context<'_>) -> Poll<Result<R, JoinError>> {
+        Poll::Ready(Err(self.0.take().unwrap_or_else(JoinError::cancelled)))
+    }
+
+    fn is_finished(&self) -> bool {
+        true
+    }
+
+    fn abort(&mut self) {}
+}
+
+/// The scope's task carrying a call, whose output is the call's outcome.
+struct Flatten<R>(JoinHandle<Result<R, JoinError>>);
+
+impl<R: Send + 'static> unirun_core::ForeignJoin<R> for Flatten<R> {
+    fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<R, JoinError>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.and_then(|r| r))
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+
+    fn abort(&mut self) {
+        self.0.abort();
+    }
+}
+
+use std::future::Future as _;

@@ -1,0 +1,412 @@
+//! Fork-join and parallel maps on unirun's workers, next to the async
+//! tasks: [`join`], [`scope`], [`par_map`], [`par_for_each`] and the
+//! [`Handle`]/[`Run`](crate::Run) forms.
+//!
+//! On a worker thread (inside a task, or inside join work) they fork onto
+//! that worker's pool without allocating per join; elsewhere the whole call
+//! runs on the target's workers (the shared default's for the free
+//! functions) as one task while the caller waits. A scope whose backend has
+//! no unirun workers (tokio, smol) or that runs in
+//! [`ThreadMode::Gil`](crate::ThreadMode::Gil) runs the closures on the
+//! caller, one after the other; so do the free functions called from a
+//! poll or closure that holds a `Gil` scope's lock. The machinery and its waiting rule are
+//! documented in `unirun_core`'s `fork_join` module.
+
+use std::ops::{Range, RangeInclusive};
+
+pub use unirun_core::Scope;
+
+use crate::Handle;
+
+/// Runs `a` and `b`, in parallel when a worker is free, and returns both
+/// results. Both closures may borrow from the caller's stack.
+///
+/// On a unirun worker thread `b` is offered to that pool's idle workers
+/// while `a` runs here, and taken back if nobody took it (no allocation);
+/// anywhere else the join runs on the shared default pool while the caller
+/// waits.
+///
+/// # Panics
+///
+/// If either closure panics, the other still runs to its end, then the panic
+/// resumes here (`a`'s if both did).
+///
+/// # Examples
+///
+/// ```
+/// fn fib(n: u64) -> u64 {
+///     if n < 12 {
+///         return (1..=n).fold((0u64, 1u64), |(a, b), _| (b, a + b)).0;
+///     }
+///     let (a, b) = unirun::join(|| fib(n - 1), || fib(n - 2));
+///     a + b
+/// }
+/// assert_eq!(fib(25), 75_025);
+/// ```
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    if crate::gil::holds_any() {
+        return unirun_core::sequentially(|| unirun_core::join(a, b));
+    }
+    if unirun_core::on_worker_core() {
+        return unirun_core::join(a, b);
+    }
+    crate::get_executor().join(a, b)
+}
+
+/// Runs `op` with a [`Scope`] whose spawned closures may borrow from the
+/// caller's stack, and returns once `op` and all of them finished (like
+/// `std::thread::scope`, on the pool's workers instead of new threads).
+///
+/// # Panics
+///
+/// After everything finished: with `op`'s panic, else with the first panic
+/// of a spawned closure.
+///
+/// # Examples
+///
+/// ```
+/// let mut totals = [0u64; 3];
+/// let data = [1u64, 2, 3, 4, 5, 6];
+/// unirun::scope(|s| {
+///     for (total, part) in totals.iter_mut().zip(data.chunks(2)) {
+///         s.spawn(move |_| *total = part.iter().sum());
+///     }
+/// });
+/// assert_eq!(totals, [3, 7, 11]);
+/// ```
+pub fn scope<'scope, OP, R>(op: OP) -> R
+where
+    OP: FnOnce(&Scope<'scope>) -> R + Send,
+    R: Send,
+{
+    if crate::gil::holds_any() {
+        return unirun_core::sequentially(|| unirun_core::scope(op));
+    }
+    if unirun_core::on_worker_core() {
+        return unirun_core::scope(op);
+    }
+    crate::get_executor().fork_scope(op)
+}
+
+/// Maps `f` over `input` (a slice, a `Vec`, or a range of integers) on the
+/// workers and returns the results in input order.
+///
+/// Items are split adaptively: into about two chunks per worker, and
+/// further only when a worker runs out of work and steals; a chunk runs its
+/// items in a plain loop, with no lock or allocation per item. Runs where
+/// [`join`] runs.
+///
+/// # Panics
+///
+/// Every item runs even if some panic; then the panic of the lowest index
+/// that panicked resumes here (the results are dropped).
+///
+/// # Examples
+///
+/// ```
+/// let squares = unirun::par_map(0..5u64, |i| i * i);
+/// assert_eq!(squares, [0, 1, 4, 9, 16]);
+///
+/// let words = vec!["fork", "join"];
+/// assert_eq!(unirun::par_map(&words, |w| w.len()), [4, 4]);
+///
+/// let caught = std::panic::catch_unwind(|| {
+///     unirun::par_map(0..10u32, |i| if i == 3 || i == 7 { panic!("item {i}") } else { i })
+/// });
+/// assert_eq!(caught.unwrap_err().downcast_ref::<String>().unwrap(), "item 3");
+/// ```
+pub fn par_map<I, R, F>(input: I, f: F) -> Vec<R>
+where
+    I: ParallelInput,
+    R: Send,
+    F: Fn(I::Item) -> R + Sync + Send,
+{
+    if crate::gil::holds_any() {
+        return unirun_core::sequentially(|| map_here(input, f));
+    }
+    if unirun_core::on_worker_core() {
+        return map_here(input, f);
+    }
+    crate::get_executor().par_map(input, f)
+}
+
+/// Runs `f` on every item of `input` in parallel; see [`par_map`] for the
+/// splitting and the panic rule.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// let sum = AtomicU64::new(0);
+/// unirun::par_for_each(1..=100u64, |i| {
+///     sum.fetch_add(i, Ordering::Relaxed);
+/// });
+/// assert_eq!(sum.into_inner(), 5050);
+/// ```
+pub fn par_for_each<I, F>(input: I, f: F)
+where
+    I: ParallelInput,
+    F: Fn(I::Item) + Sync + Send,
+{
+    par_map(input, f);
+}
+
+/// The map itself, on the calling thread's worker (or sequentially).
+fn map_here<I, R, F>(input: I, f: F) -> Vec<R>
+where
+    I: ParallelInput,
+    R: Send,
+    F: Fn(I::Item) -> R + Sync,
+{
+    let source = input.into_source();
+    let len = source.len();
+    // SAFETY: `map_indexed` calls its closure once for each index below
+    // `len`.
+    unirun_core::map_indexed(len, |i| f(unsafe { source.take(i) }))
+}
+
+impl Handle {
+    /// The core pool fork-join runs on for this handle, if any: none for a
+    /// backend without unirun workers, or a `Gil` scope (whose closures must
+    /// not run at the same instant).
+    fn fork_pool(&self) -> Option<&unirun_core::Pool> {
+        if self.scope().is_some_and(|scope| scope.gil.is_some()) {
+            return None;
+        }
+        self.backend().core_pool()
+    }
+
+    /// [`join`] on this handle's workers: on any unirun worker thread it
+    /// forks there, elsewhere the join runs on this executor's workers while
+    /// the caller waits. On tokio, smol or a `Gil` scope, `a` then `b` run on
+    /// the caller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// let (a, b) = run.handle().join(|| "left", || "right");
+    /// assert_eq!((a, b), ("left", "right"));
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        match self.fork_pool() {
+            Some(pool) => pool.join(a, b),
+            None => unirun_core::sequentially(|| unirun_core::join(a, b)),
+        }
+    }
+
+    /// [`scope`] on this handle's workers (see [`join`](Self::join) for
+    /// where it runs); public as [`Run::scope`](crate::Run::scope).
+    pub(crate) fn fork_scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&Scope<'scope>) -> R + Send,
+        R: Send,
+    {
+        match self.fork_pool() {
+            Some(pool) => pool.scope(op),
+            None => unirun_core::sequentially(|| unirun_core::scope(op)),
+        }
+    }
+
+    /// [`par_map`] on this handle's workers (see [`join`](Self::join) for
+    /// where it runs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// assert_eq!(run.handle().par_map(1..4u32, |i| i * 10), [10, 20, 30]);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn par_map<I, R, F>(&self, input: I, f: F) -> Vec<R>
+    where
+        I: ParallelInput,
+        R: Send,
+        F: Fn(I::Item) -> R + Sync + Send,
+    {
+        match self.fork_pool() {
+            Some(pool) => pool.in_worker(move || map_here(input, f)),
+            None => unirun_core::sequentially(|| map_here(input, f)),
+        }
+    }
+}
+
+/// What [`par_map`] and [`par_for_each`] take: slices (items by
+/// reference), `Vec`s (items by value) and ranges of integers.
+pub trait ParallelInput: Send {
+    /// The items `f` is called with.
+    type Item;
+    /// The indexable form the map splits.
+    #[doc(hidden)]
+    type Source: Source<Item = Self::Item>;
+    /// Converts into the indexable form.
+    #[doc(hidden)]
+    fn into_source(self) -> Self::Source;
+}
+
+/// An indexable input shared by the map's chunks.
+#[doc(hidden)]
+pub trait Source: Sync {
+    /// What `take` returns.
+    type Item;
+    /// Number of items.
+    fn len(&self) -> usize;
+    /// Whether there are no items.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Item `i`.
+    ///
+    /// # Safety
+    ///
+    /// `i < len()`, and each `i` is taken at most once.
+    unsafe fn take(&self, i: usize) -> Self::Item;
+}
+
+/// A slice's items, by reference.
+#[doc(hidden)]
+pub struct SliceSource<'a, T>(&'a [T]);
+
+impl<'a, T: Sync> Source for SliceSource<'a, T> {
+    type Item = &'a T;
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    unsafe fn take(&self, i: usize) -> &'a T {
+        // SAFETY: `i < len()`, the caller's contract.
+        unsafe { self.0.get_unchecked(i) }
+    }
+}
+
+impl<'a, T: Sync> ParallelInput for &'a [T] {
+    type Item = &'a T;
+    type Source = SliceSource<'a, T>;
+    fn into_source(self) -> Self::Source {
+        SliceSource(self)
+    }
+}
+
+impl<'a, T: Sync> ParallelInput for &'a Vec<T> {
+    type Item = &'a T;
+    type Source = SliceSource<'a, T>;
+    fn into_source(self) -> Self::Source {
+        SliceSource(self)
+    }
+}
+
+impl<'a, T: Sync, const N: usize> ParallelInput for &'a [T; N] {
+    type Item = &'a T;
+    type Source = SliceSource<'a, T>;
+    fn into_source(self) -> Self::Source {
+        SliceSource(self)
+    }
+}
+
+/// A `Vec`'s items, moved out one by one (every index is taken: a map runs
+/// every item even when some panic).
+#[doc(hidden)]
+pub struct VecSource<T> {
+    /// Its length is 0: the items in `0..len` are owned by the map until
+    /// taken; dropping this frees the buffer only.
+    buf: Vec<T>,
+    len: usize,
+}
+
+// SAFETY: items are moved out by index, each once, on any thread: sharing
+// the source moves `T`s across threads, which `T: Send` allows.
+unsafe impl<T: Send> Sync for VecSource<T> {}
+
+impl<T: Send> Source for VecSource<T> {
+    type Item = T;
+    fn len(&self) -> usize {
+        self.len
+    }
+    unsafe fn take(&self, i: usize) -> T {
+        debug_assert!(i < self.len);
+        // SAFETY: `i < len` is initialized and, by the caller's contract,
+        // read once; the `Vec`'s length is 0 so it never drops it again.
+        unsafe { self.buf.as_ptr().add(i).read() }
+    }
+}
+
+impl<T: Send> ParallelInput for Vec<T> {
+    type Item = T;
+    type Source = VecSource<T>;
+    fn into_source(mut self) -> Self::Source {
+        let len = self.len();
+        // SAFETY: shrinking the length to 0 hands the items to the source
+        // (see `VecSource::buf`); nothing is read or dropped here.
+        unsafe { self.set_len(0) };
+        VecSource { buf: self, len }
+    }
+}
+
+/// A range of integers, item by value.
+#[doc(hidden)]
+pub struct RangeSource<T> {
+    start: T,
+    len: usize,
+}
+
+macro_rules! ranges {
+    ($($t:ty),*) => {$(
+        impl Source for RangeSource<$t> {
+            type Item = $t;
+            fn len(&self) -> usize {
+                self.len
+            }
+            unsafe fn take(&self, i: usize) -> $t {
+                // `i < len`: the sum (modulo the type's width) is inside
+                // the range.
+                self.start.wrapping_add(i as $t)
+            }
+        }
+
+        impl ParallelInput for Range<$t> {
+            type Item = $t;
+            type Source = RangeSource<$t>;
+            fn into_source(self) -> Self::Source {
+                let len = if self.end > self.start {
+                    usize::try_from(self.end.abs_diff(self.start))
+                        .expect("unirun::par_map: a range longer than usize::MAX items")
+                } else {
+                    0
+                };
+                RangeSource { start: self.start, len }
+            }
+        }
+
+        impl ParallelInput for RangeInclusive<$t> {
+            type Item = $t;
+            type Source = RangeSource<$t>;
+            fn into_source(self) -> Self::Source {
+                let (start, end) = self.into_inner();
+                let len = if end >= start {
+                    usize::try_from(end.abs_diff(start))
+                        .ok()
+                        .and_then(|n| n.checked_add(1))
+                        .expect("unirun::par_map: a range longer than usize::MAX items")
+                } else {
+                    0
+                };
+                RangeSource { start, len }
+            }
+        }
+    )*};
+}
+
+ranges!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);

