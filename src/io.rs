@@ -200,6 +200,20 @@ pub fn __own_runtime_running() -> bool {
     }
 }
 
+/// Whether a pool worker drives unirun's own tokio runtime now, parked
+/// inside it (for tests).
+#[doc(hidden)]
+pub fn __worker_drives() -> bool {
+    #[cfg(feature = "tokio-backend")]
+    {
+        tokio_io::worker_drives()
+    }
+    #[cfg(not(feature = "tokio-backend"))]
+    {
+        false
+    }
+}
+
 #[cfg(feature = "tokio-backend")]
 mod tokio_io {
     use std::any::Any;
@@ -282,14 +296,22 @@ mod tokio_io {
         /// What the trace says about it.
         pub(crate) fn describe(&self) -> &'static str {
             match self.source {
-                Source::Own => "tokio's I/O and timers on unirun-io (unirun's own runtime)",
+                Source::Own => {
+                    "tokio's I/O and timers driven by the pool's idle workers, one at a time \
+                     (unirun-io while none is idle or plain tokio::spawn tasks live; \
+                     unirun's own runtime)"
+                }
                 Source::OwnBesideMultiThread => {
-                    "tokio's I/O and timers on unirun-io (unirun's own runtime; \
-                     the ambient one is not borrowed, it may be dropped while the pool lives)"
+                    "tokio's I/O and timers driven by the pool's idle workers, one at a time \
+                     (unirun-io while none is idle or plain tokio::spawn tasks live; \
+                     unirun's own runtime: the ambient one is not borrowed, \
+                     it may be dropped while the pool lives)"
                 }
                 Source::OwnBesideCurrentThread => {
-                    "tokio's I/O and timers on unirun-io (unirun's own runtime; \
-                     the ambient one is current-thread, its drivers turn only while its thread waits)"
+                    "tokio's I/O and timers driven by the pool's idle workers, one at a time \
+                     (unirun-io while none is idle or plain tokio::spawn tasks live; \
+                     unirun's own runtime: the ambient one is current-thread, \
+                     its drivers turn only while its thread waits)"
                 }
             }
         }
@@ -324,6 +346,13 @@ mod tokio_io {
         /// the parent's there).
         fn park(&self, woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
             self.driver.park(woken)
+        }
+
+        /// A task of the runtime (plain `tokio::spawn`) polled on the
+        /// driving worker: it may block, so what it wakes goes to the
+        /// pool's other workers.
+        fn park_runs_foreign_code(&self) -> bool {
+            tokio::task::try_id().is_some()
         }
     }
 
@@ -453,6 +482,13 @@ mod tokio_io {
         SHARED.lock().upgrade().is_some_and(|r| r.in_this_process())
     }
 
+    pub(crate) fn worker_drives() -> bool {
+        SHARED
+            .lock()
+            .upgrade()
+            .is_some_and(|r| r.in_this_process() && r.driver.worker_drives())
+    }
+
     /// A current-thread runtime with every driver tokio has compiled in,
     /// driven by idle pool workers, and the `unirun-io` thread that drives
     /// it when none does (see `driver`), until stopped.
@@ -460,6 +496,9 @@ mod tokio_io {
         tokio: Handle,
         driver: Arc<Driver>,
         thread: Option<JoinHandle<bool>>,
+        /// What the thread returns, sent as it ends: a stop with a deadline
+        /// waits for it only until then.
+        done: Mutex<std::sync::mpsc::Receiver<bool>>,
         /// The process that started it: a forked child inherits the value
         /// but not the thread.
         pid: u32,
@@ -483,6 +522,7 @@ mod tokio_io {
                 .on_thread_stop(move || {
                     stopped.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 })
+                .on_thread_unpark(super::driver::after_unpark)
                 .build()?;
             let tokio = runtime.handle().clone();
             // The runtime is shut down by its thread, outside any async
@@ -496,6 +536,7 @@ mod tokio_io {
             let cell = Arc::new(Mutex::new(Some(runtime)));
             let theirs = cell.clone();
             let (driver_tx, driver_rx) = std::sync::mpsc::sync_channel::<Arc<Driver>>(1);
+            let (done_tx, done) = std::sync::mpsc::sync_channel::<bool>(1);
             let spawned = thread::Builder::new()
                 .name(THREAD_NAME.into())
                 .spawn(move || {
@@ -511,7 +552,9 @@ mod tokio_io {
                     if driver_tx.send(driver.clone()).is_err() {
                         driver.stop(Some(Instant::now()));
                     }
-                    driver.run_fallback(&live)
+                    let clean = driver.run_fallback(&live);
+                    let _ = done_tx.send(clean);
+                    clean
                 });
             let thread = match spawned {
                 Ok(thread) => thread,
@@ -530,6 +573,7 @@ mod tokio_io {
                 tokio,
                 driver,
                 thread: Some(thread),
+                done: Mutex::new(done),
                 pid: std::process::id(),
             })
         }
@@ -544,7 +588,8 @@ mod tokio_io {
         /// closures still running then are left behind. Returns whether
         /// none was left running.
         ///
-        /// The join ends: every pool that drove the runtime has shut down
+        /// The join ends (or, with a deadline, the wait ends at it): every
+        /// pool that drove the runtime has shut down
         /// (each held a lease), the stop ends the thread's turn or sleep
         /// (see `driver`), and the runtime's shutdown then waits only for
         /// blocking closures already running on it, at most until the
@@ -569,7 +614,24 @@ mod tokio_io {
             if thread.thread().id() == thread::current().id() {
                 return true;
             }
-            thread.join().unwrap_or(false)
+            let Some(deadline) = deadline else {
+                return thread.join().unwrap_or(false);
+            };
+            // A task of the runtime may block the thread past the deadline:
+            // it is then left to end on its own (it stops the runtime once
+            // that task returns).
+            let left = deadline.saturating_duration_since(Instant::now());
+            let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+            match done.recv_timeout(left) {
+                Ok(clean) => {
+                    let _ = thread.join();
+                    clean
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    thread.join().unwrap_or(false)
+                }
+            }
         }
     }
 

@@ -50,15 +50,24 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use tokio::runtime::Runtime;
+use std::cell::RefCell;
+
+use tokio::runtime::{Handle, Runtime};
 
 /// How long no worker must park before the fallback thread drives.
 const QUIET: Duration = Duration::from_millis(1);
+
+thread_local! {
+    /// While this thread is a worker driving the runtime: the runtime and
+    /// the waker of its park, so that [`after_unpark`] can end the park.
+    static DRIVING: RefCell<Option<(Handle, Option<Waker>)>> = const { RefCell::new(None) };
+}
 
 /// unirun's own runtime and the protocol of who drives it.
 pub(crate) struct Driver {
     /// The runtime; `None` once stopping (workers then park without it).
     runtime: Mutex<Option<Arc<Runtime>>>,
+    tokio: Handle,
     /// Workers inside [`park`](Self::park): holding the core or waiting.
     parked: AtomicUsize,
     /// Parks so far: the fallback drives only after a spell without one.
@@ -91,6 +100,7 @@ struct State {
 impl Driver {
     pub(crate) fn new(runtime: Runtime) -> Self {
         Driver {
+            tokio: runtime.handle().clone(),
             runtime: Mutex::new(Some(Arc::new(runtime))),
             parked: AtomicUsize::new(0),
             parks: AtomicUsize::new(0),
@@ -108,6 +118,11 @@ impl Driver {
     /// forked child's, or stopping.
     pub(crate) fn park(&self, woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
         if self.generation != unirun_core::fork_generation() {
+            return false;
+        }
+        if has_tasks(&self.tokio) {
+            // Tasks of the runtime (plain `tokio::spawn`) run on the thread
+            // that drives it, and may block it: not on a worker.
             return false;
         }
         // One worker at a time: the others park on their own parkers, and
@@ -134,7 +149,9 @@ impl Driver {
                 turn.wake();
             }
         }
-        runtime.block_on(woken);
+        DRIVING.with(|driving| *driving.borrow_mut() = Some((self.tokio.clone(), None)));
+        runtime.block_on(Park { woken });
+        DRIVING.with(|driving| driving.borrow_mut().take());
         drop(runtime);
         let was = self.parked.fetch_sub(1, Ordering::SeqCst);
         // Pairs with the stopper's fence (it sees our clone gone, or we
@@ -149,6 +166,11 @@ impl Driver {
             self.changed.notify_all();
         }
         true
+    }
+
+    /// Whether a worker is inside [`park`](Self::park) now.
+    pub(crate) fn worker_drives(&self) -> bool {
+        self.parked.load(Ordering::SeqCst) > 0
     }
 
     /// Asks the fallback thread to stop, allowing blocking closures until
@@ -242,6 +264,52 @@ impl Driver {
         // tokio's hook runs before a blocking thread signs off from the
         // shutdown: a thread tokio waited for is no longer counted.
         live_blocking.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// Whether the runtime has tasks of its own (spawned with `tokio::spawn`).
+fn has_tasks(tokio: &Handle) -> bool {
+    tokio.metrics().num_alive_tasks() > 0
+}
+
+/// The runtime's `on_thread_unpark` hook: a worker driving the runtime
+/// leaves its park (through its future, which the runtime polls before any
+/// task) once the runtime has tasks of its own, so that they run on the
+/// fallback thread rather than keep the worker's core from the pool.
+pub(crate) fn after_unpark() {
+    DRIVING.with(|driving| {
+        if let Some((tokio, Some(waker))) = driving.borrow().as_ref() {
+            if has_tasks(tokio) {
+                waker.wake_by_ref();
+            }
+        }
+    });
+}
+
+/// A worker's park inside the runtime: ends when the worker is woken, or
+/// when the runtime has tasks of its own (see [`after_unpark`]).
+struct Park<'a> {
+    woken: Pin<&'a mut dyn Future<Output = ()>>,
+}
+
+impl Future for Park<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let leave = DRIVING.with(|driving| match driving.borrow_mut().as_mut() {
+            Some((tokio, waker)) => {
+                match waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                has_tasks(tokio)
+            }
+            None => false,
+        });
+        if leave {
+            return Poll::Ready(());
+        }
+        self.woken.as_mut().poll(cx)
     }
 }
 

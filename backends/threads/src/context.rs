@@ -65,6 +65,16 @@ pub trait WorkerContext: Send + Sync + 'static {
     fn park(&self, _woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
         false
     }
+
+    /// Whether the calling thread, inside [`park`](Self::park), is running
+    /// code other than wakers: a task of a runtime the park drives, which
+    /// may block the thread or run for long. Tasks it wakes or spawns for
+    /// the parked worker are then queued for the other workers, and one of
+    /// them is woken (see `unirun_core::Park::runs_foreign_code`). The
+    /// default: never.
+    fn park_runs_foreign_code(&self) -> bool {
+        false
+    }
 }
 
 /// The builder's slot for a context: printable, cheap to clone.

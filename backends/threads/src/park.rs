@@ -76,6 +76,10 @@ impl Park for ContextParker {
             self.token.notified.store(false, Ordering::SeqCst);
         }
     }
+
+    fn runs_foreign_code(&self) -> bool {
+        self.context.park_runs_foreign_code()
+    }
 }
 
 impl Unpark for Token {
