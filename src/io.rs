@@ -68,10 +68,15 @@
 //!   process parks here (a forked child's pools). It hands the runtime
 //!   back as soon as a worker parks. So I/O and timers keep going while
 //!   every worker is busy, a little later than on an idle pool.
-//! - Tasks started with plain `tokio::spawn` on unirun's workers run on
-//!   this runtime, on whichever thread drives it: like a task of a tokio
-//!   runtime, they must not block their thread (that stops every socket
-//!   of the runtime until they return).
+//! - `unirun-io` too while the runtime has tasks of its own (plain
+//!   `tokio::spawn` on unirun's workers): they run on the thread that
+//!   drives, so workers leave driving to `unirun-io` then (a worker inside
+//!   the runtime when one is spawned leaves before it runs). Like a task
+//!   of a tokio runtime, they must not block their thread: that stops
+//!   every socket of the runtime until they return. Should one still run
+//!   on a driving worker, what it wakes or spawns on the worker's pool is
+//!   queued for the pool's other workers, and the driving worker stops
+//!   counting as idle, so a pool task never waits for it.
 //!
 //! ## Lifetime of `unirun-io`
 //!
@@ -99,8 +104,8 @@
 //! `false`.
 //!
 //! On unirun's worker threads `tokio::spawn` works too and runs its task on
-//! the reactor's runtime (for unirun's own, on whichever thread drives it:
-//! an idle worker or `unirun-io`); prefer
+//! the reactor's runtime (for unirun's own, on `unirun-io`, see
+//! [Who drives](#who-drives)); prefer
 //! [`spawn`](crate::spawn). The context unirun entered is not an "ambient
 //! runtime" for scope decisions: a [`Run`](crate::Run) built inside a task
 //! decides as it would on any other thread.

@@ -112,3 +112,113 @@ fn loom_reactor_a_parking_worker_ends_the_fallbacks_turn() {
         );
     });
 }
+
+/// A park that runs foreign code (a task of the runtime a driving park
+/// runs, see `Park::runs_foreign_code`): the first time it parks, it runs
+/// its job with the flag up, then parks plainly.
+struct ForeignPark {
+    thread: crate::park::Parker,
+    job: Arc<Mutex<Option<Job>>>,
+    foreign: core::cell::Cell<bool>,
+}
+
+type Job = alloc::boxed::Box<dyn FnOnce() + Send>;
+
+impl crate::Park for ForeignPark {
+    fn park(&self) {
+        let job = lock(&self.job).take();
+        if let Some(job) = job {
+            self.foreign.set(true);
+            job();
+            self.foreign.set(false);
+        }
+        self.thread.park();
+    }
+
+    fn runs_foreign_code(&self) -> bool {
+        self.foreign.get()
+    }
+}
+
+/// Set once; waited for by a blocked thread.
+#[derive(Clone)]
+struct Latch(Arc<(Mutex<bool>, crate::sync::Condvar)>);
+
+impl Latch {
+    fn new() -> Self {
+        Self(Arc::new((Mutex::new(false), crate::sync::Condvar::new())))
+    }
+
+    fn set(&self) {
+        *lock(&self.0 .0) = true;
+        self.0 .1.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut set = lock(&self.0 .0);
+        while !*set {
+            set = self.0 .1.wait(set).unwrap();
+        }
+    }
+}
+
+/// The real run loop and sleep protocol: worker 0's park runs foreign
+/// code that spawns a pool task and then blocks its thread until that task
+/// ran, while worker 1 goes to sleep. The worker leaves the sleepers, the
+/// task is queued where worker 1 steals it, and worker 1 is woken (or sees
+/// it before sleeping): a task stranded on the parked worker, or a wake-up
+/// spent on it, leaves every thread blocked, which loom reports as a
+/// deadlock.
+#[test]
+fn loom_reactor_foreign_code_in_a_park_strands_no_task() {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(|| {
+        let job = Arc::new(Mutex::new(None::<Job>));
+        let (foreign, foreign_unpark) = crate::park::pair();
+        let (plain, plain_unpark) = crate::park::pair();
+        let parkers: alloc::vec::Vec<(
+            alloc::boxed::Box<dyn crate::Park + Send>,
+            alloc::sync::Arc<dyn crate::Unpark>,
+        )> = alloc::vec![
+            (
+                alloc::boxed::Box::new(ForeignPark {
+                    thread: foreign,
+                    job: job.clone(),
+                    foreign: core::cell::Cell::new(false),
+                }),
+                alloc::sync::Arc::new(foreign_unpark),
+            ),
+            (
+                alloc::boxed::Box::new(plain),
+                alloc::sync::Arc::new(plain_unpark),
+            ),
+        ];
+        let (pool, workers) = crate::Pool::try_new(parkers).unwrap();
+        let done = Latch::new();
+        let (inner, finished) = (pool.clone(), done.clone());
+        let mut workers = workers.into_iter();
+        let first = workers.next().unwrap();
+        // The job goes into worker 0's park before its thread starts.
+        *lock(&job) = Some(alloc::boxed::Box::new(move || {
+            let ran = Latch::new();
+            let signal = ran.clone();
+            let task = inner.spawn(async move { signal.set() });
+            ran.wait();
+            drop(task);
+            finished.set();
+        }));
+        let second = workers.next().unwrap();
+        let threads = [
+            thread::spawn(move || first.run()),
+            thread::spawn(move || second.run()),
+        ];
+        done.wait();
+        pool.shutdown();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    });
+}

@@ -13,6 +13,17 @@
 //!   (`unirun_core`'s parked-core wake), which runs it: no thread hop. When
 //!   the worker is unparked (its park future completes), it leaves
 //!   `block_on` and tokio hands the core to a worker waiting for it.
+//! - **Tasks of the runtime** (plain `tokio::spawn`) run on whichever
+//!   thread drives it, and may block it. While the runtime has any, a
+//!   worker does not park here, and one inside leaves before running one:
+//!   the runtime's `on_thread_unpark` hook ([`after_unpark`]) wakes its
+//!   park future, which tokio polls before its tasks, and that future
+//!   completes while tasks exist. They run on the fallback thread. One
+//!   spawned just as a worker enters may still run on it; what it wakes or
+//!   spawns for the worker's pool then goes to the other workers
+//!   (`unirun_core`'s `Park::runs_foreign_code`, answered by tokio's
+//!   `try_id`): the worker leaves the sleepers, so a wake-up is not spent
+//!   on a thread that is busy.
 //! - **The fallback thread** (`unirun-io`) drives only when no worker has
 //!   parked for a whole quiet spell ([`QUIET`]) and none parks now: all
 //!   workers busy (long polls, every worker of every pool at work), or no
@@ -35,6 +46,10 @@
 //! turn stores its waker and reads `parked` under the lock the worker
 //! takes to wake it). The loom models `loom_reactor_*` in `unirun_core`
 //! restate both hand-offs.
+//!
+//! A stop with a deadline waits for the fallback thread only until then:
+//! a task of the runtime may block it; it stops the runtime once that task
+//! returns.
 //!
 //! Stopping (the last lease released) sets the flag, wakes the fallback,
 //! closes the slot so no worker enters again, and waits (until the
