@@ -619,12 +619,15 @@ mod tokio_io {
             if thread.thread().id() == thread::current().id() {
                 return true;
             }
-            let Some(deadline) = deadline else {
-                return thread.join().unwrap_or(false);
+            // The thread ends soon after the stop (its runtime's shutdown
+            // keeps to the deadline), unless a task of the runtime blocks
+            // it: with a deadline and such tasks alive, it is waited for
+            // only until the deadline, then left to end on its own (it
+            // stops the runtime once that task returns).
+            let deadline = match deadline {
+                Some(deadline) if self.driver.runtime_has_tasks() => deadline,
+                _ => return thread.join().unwrap_or(false),
             };
-            // A task of the runtime may block the thread past the deadline:
-            // it is then left to end on its own (it stops the runtime once
-            // that task returns).
             let left = deadline.saturating_duration_since(Instant::now());
             let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
             match done.recv_timeout(left) {

@@ -47,9 +47,9 @@
 //! takes to wake it). The loom models `loom_reactor_*` in `unirun_core`
 //! restate both hand-offs.
 //!
-//! A stop with a deadline waits for the fallback thread only until then:
-//! a task of the runtime may block it; it stops the runtime once that task
-//! returns.
+//! A stop with a deadline, while the runtime has tasks of its own, waits
+//! for the fallback thread only until then: such a task may block it; it
+//! stops the runtime once that task returns.
 //!
 //! Stopping (the last lease released) sets the flag, wakes the fallback,
 //! closes the slot so no worker enters again, and waits (until the
@@ -181,6 +181,12 @@ impl Driver {
             self.changed.notify_all();
         }
         true
+    }
+
+    /// Whether the runtime has tasks of its own (plain `tokio::spawn`),
+    /// which run on the thread that drives it and may block it.
+    pub(crate) fn runtime_has_tasks(&self) -> bool {
+        has_tasks(&self.tokio)
     }
 
     /// Whether a worker is inside [`park`](Self::park) now.
