@@ -448,3 +448,76 @@ fn fork_from_a_tokio_task_of_the_runtime() {
         assert_eq!(got.recv().unwrap(), Ok(42));
     });
 }
+
+/// A pool task woken by a socket (so it runs right after its worker left
+/// the runtime's `block_on`) builds and blocks on a tokio runtime of its
+/// own, and blocks a plain thread on unirun's through its handle.
+#[test]
+fn a_task_woken_by_the_driver_blocks_on_runtimes() {
+    watchdog(|| {
+        let run = scope("iodrv-nest", 2);
+        let listener = run
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = run.spawn(async move {
+            let (_stream, _) = listener.accept().await.unwrap();
+            let own = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let seven = own.block_on(async { 7 });
+            drop(own);
+            let handle = tokio::runtime::Handle::current();
+            let eight = std::thread::spawn(move || handle.block_on(async { 8 }))
+                .join()
+                .unwrap();
+            seven + eight
+        });
+        until_a_worker_drives();
+        let _client = StdStream::connect(addr).unwrap();
+        assert_eq!(run.block_on(task).unwrap(), 15);
+    });
+}
+
+/// Spawns from outside reach workers parked in the runtime, on a pool of
+/// one worker and of two.
+#[test]
+fn spawns_from_outside_reach_a_driving_worker() {
+    watchdog(|| {
+        for workers in [1, 2] {
+            let run = scope("iodrv-outside", workers);
+            for round in 0..1000u32 {
+                if round % 100 == 0 {
+                    until_a_worker_drives();
+                }
+                assert_eq!(
+                    run.block_on(run.spawn(async move { round })).unwrap(),
+                    round
+                );
+            }
+            run.shutdown();
+        }
+    });
+}
+
+/// Scopes built and shut down (at once, or with a deadline) while their
+/// workers may drive the runtime.
+#[test]
+fn driving_scopes_churn() {
+    watchdog(|| {
+        for round in 0..20 {
+            let run = scope("iodrv-churn", 2);
+            let listener = run
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .unwrap();
+            run.block_on(run.spawn(async move { drop(listener) }))
+                .unwrap();
+            until_a_worker_drives();
+            if round % 2 == 0 {
+                run.shutdown_now();
+            } else {
+                assert!(run.shutdown_timeout(std::time::Duration::from_secs(30)));
+            }
+        }
+    });
+}
