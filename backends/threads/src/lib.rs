@@ -55,6 +55,7 @@
 mod builder;
 mod context;
 mod handle;
+mod park;
 mod pool;
 mod shutdown;
 
