@@ -9,7 +9,13 @@
 //!   sample; floor: a pipe echo of a `u64` to one child pre-forked from the
 //!   main thread;
 //! - `concurrent`: 1,000 `Handle::call`s, each awaited by its own task on a
-//!   2-worker Threads scope; floor: two echo children driven by two threads.
+//!   2-worker Threads scope; floor: two echo children driven by two threads;
+//! - `alone`: the `seq` shape with each contender alone in a fresh process
+//!   (this binary run again): the unirun one builds only its scope, the
+//!   echo one forks only its child, and nothing runs before either. Runs
+//!   alternate the contenders; each prints its median over its samples,
+//!   and the CPU per call of its whole process tree (`wait4`'s usage, which
+//!   counts the workers reaped at its exit, start-up included).
 //!
 //! Samples interleave the contenders (the order alternates per round). Each
 //! row prints the median, minimum and maximum microseconds per call and the
@@ -20,6 +26,7 @@
 //! ```text
 //! cargo bench --bench process_call --all-features --no-run
 //! target/release/deps/process_call-* --bench [seq] [concurrent] [--init] [--after-forks] [--samples N] [--only unirun|echo]
+//! target/release/deps/process_call-* --bench alone [--runs N] [--samples N] [--init]
 //! ```
 //!
 //! `--init` calls `unirun::process::init()` first (workers from the fork
@@ -324,6 +331,125 @@ fn concurrent(samples: usize, calls: usize) {
     unirun.print("unirun Handle::call", Some(&floor));
 }
 
+/// One contender of the `alone` shape, in this fresh process: only what
+/// it needs is built. Prints `alone <median> <min> <max>` (microseconds
+/// per call over the samples) for [`alone`] to read.
+fn alone_child(contender: &str, samples: usize, calls: usize) {
+    let mut row = Row::default();
+    if contender == "echo" {
+        let echo = Echo::start();
+        black_box(echo.call(0));
+        for _ in 0..samples {
+            row.time(calls, || {
+                for i in 0..calls as u64 {
+                    black_box(echo.call(i));
+                }
+            });
+        }
+    } else {
+        let run = Run::builder()
+            .flavor(Flavor::Processes)
+            .name("bench-processes")
+            .max_workers(2)
+            .build()
+            .expect("processes scope");
+        for i in 0..2 {
+            run.call(add_one, i).join().expect("worker");
+        }
+        for _ in 0..samples {
+            row.time(calls, || {
+                for i in 0..calls as u64 {
+                    black_box(run.call(add_one, i).join().expect("worker"));
+                }
+            });
+        }
+    }
+    let min = row.wall.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = row.wall.iter().copied().fold(0.0, f64::max);
+    println!("alone {} {min} {max}", Row::median(&row.wall));
+}
+
+/// A fresh process running [`alone_child`]: its line's figures and the CPU
+/// time of its whole tree (its own and its reaped descendants').
+fn alone_run(contender: &str, samples: usize, init: bool, benching: bool) -> ([f64; 3], Duration) {
+    use std::io::Read as _;
+    let mut command = std::process::Command::new(std::env::current_exe().expect("own path"));
+    command.args([
+        "--alone-child",
+        contender,
+        "--samples",
+        &samples.to_string(),
+    ]);
+    if init {
+        command.arg("--init");
+    }
+    if benching {
+        command.arg("--bench");
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the bench again");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut out)
+        .expect("read its figures");
+    let mut status = 0;
+    // SAFETY: all-zero is a valid `rusage` to receive into.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `child` is our unreaped child (never waited for through
+    // `Child`); `status` and `usage` are writable.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(pid > 0 && status == 0, "the {contender} run failed: {out}");
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    let cpu = Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime));
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("alone "))
+        .expect("the run's figures");
+    let mut figures = [0.0; 3];
+    for (slot, word) in figures.iter_mut().zip(line.split_whitespace()) {
+        *slot = word.parse().expect("a figure");
+    }
+    (figures, cpu)
+}
+
+/// The `alone` shape: `runs` fresh processes per contender, alternating.
+fn alone(runs: usize, samples: usize, calls: usize, init: bool, benching: bool) {
+    let (mut unirun, mut floor) = (Row::default(), Row::default());
+    for round in 0..runs {
+        let order = if round % 2 == 0 {
+            ["unirun", "echo"]
+        } else {
+            ["echo", "unirun"]
+        };
+        for contender in order {
+            let ([median, min, max], cpu) = alone_run(contender, samples, init, benching);
+            // Warm-up calls included: 2 (unirun) or 1 (echo) per run.
+            let per_call = cpu.as_secs_f64() * 1e6 / (samples * calls) as f64;
+            println!(
+                "  {contender:<7} run {round}: median {median:7.2} us/call (min {min:.2}, max {max:.2}); cpu {per_call:.2} us/call (process tree)"
+            );
+            let row = if contender == "echo" {
+                &mut floor
+            } else {
+                &mut unirun
+            };
+            row.wall.push(median);
+            row.cpu.push(per_call);
+            row.child_cpu.push(0.0);
+        }
+    }
+    println!(
+        "alone: {calls} sequential calls per sample, {samples} samples per process, {runs} processes each; medians of the runs' medians"
+    );
+    floor.print("pipe-echo alone", None);
+    unirun.print("unirun Run::call alone", Some(&floor));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
@@ -338,6 +464,11 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(if benching { 5 } else { 1 });
     let scale = if benching { 1 } else { 100 };
+    if let Some(at) = args.iter().position(|a| a == "--alone-child") {
+        let contender = args.get(at + 1).map_or("unirun", String::as_str);
+        alone_child(contender, samples, 10_000 / scale);
+        return;
+    }
     if has("--after-forks") {
         for i in 0..200u64 {
             black_box(unirun::to_process(move || i + 1).join().expect("child"));
@@ -345,7 +476,7 @@ fn main() {
     }
     let shapes: Vec<&str> = args
         .iter()
-        .filter(|a| ["seq", "concurrent"].contains(&a.as_str()))
+        .filter(|a| ["seq", "concurrent", "alone"].contains(&a.as_str()))
         .map(String::as_str)
         .collect();
     let wants = |shape: &str| shapes.is_empty() || shapes.contains(&shape);
@@ -359,5 +490,14 @@ fn main() {
     }
     if wants("concurrent") {
         concurrent(samples, 1_000 / scale.min(10));
+    }
+    if wants("alone") {
+        let runs = args
+            .iter()
+            .position(|a| a == "--runs")
+            .and_then(|at| args.get(at + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(if benching { 5 } else { 1 });
+        alone(runs, samples, 10_000 / scale, has("--init"), benching);
     }
 }
