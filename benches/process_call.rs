@@ -13,15 +13,16 @@
 //! - `alone`: the `seq` shape with each contender alone in a fresh process
 //!   (this binary run again): the unirun one builds only its scope, the
 //!   echo one forks only its child, and nothing runs before either. Runs
-//!   alternate the contenders; each prints its median over its samples,
+//!   alternate the contenders; each reports its medians over its samples,
 //!   and the CPU per call of its whole process tree (`wait4`'s usage, which
-//!   counts the workers reaped at its exit, start-up included).
+//!   counts the workers reaped at its exit, start-up included); the rows
+//!   give the median and range of the runs' medians.
 //!
 //! Samples interleave the contenders (the order alternates per round). Each
 //! row prints the median, minimum and maximum microseconds per call and the
 //! CPU time per call of this process and of its descendants (`getrusage`
-//! for this process; `/proc` for the children, which are not reaped while
-//! they serve).
+//! for this process; `/proc/<pid>/schedstat` for the children, which are
+//! not reaped while they serve); ratios compare the sums.
 //!
 //! ```text
 //! cargo bench --bench process_call --all-features --no-run
@@ -116,7 +117,9 @@ fn self_cpu() -> Duration {
     Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime))
 }
 
-/// CPU time of this process's living descendants (clock ticks of `/proc`).
+/// CPU time of this process's living descendants: nanoseconds on CPU from
+/// `/proc/<pid>/schedstat` (their main threads: workers and echo children
+/// are single-threaded), or clock ticks of `/proc/<pid>/stat` without it.
 fn children_cpu() -> Duration {
     let me = sys::getpid();
     let mut procs = Vec::new();
@@ -140,22 +143,31 @@ fn children_cpu() -> Duration {
         // After the name: state(0) ppid(1) ... utime(11) stime(12).
         procs.push((pid, field(1) as i32, field(11) + field(12)));
     }
+    // SAFETY: sysconf takes a plain constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let on_cpu = |pid: i32, ticks: u64| {
+        std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(
+                Duration::from_micros(ticks * 1_000_000 / hz),
+                Duration::from_nanos,
+            )
+    };
     let mut family = vec![me];
-    let mut ticks = 0;
+    let mut total = Duration::ZERO;
     let mut grew = true;
     while grew {
         grew = false;
-        for &(pid, ppid, t) in &procs {
+        for &(pid, ppid, ticks) in &procs {
             if family.contains(&ppid) && !family.contains(&pid) {
                 family.push(pid);
-                ticks += t;
+                total += on_cpu(pid, ticks);
                 grew = true;
             }
         }
     }
-    // SAFETY: sysconf takes a plain constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros(ticks * 1_000_000 / hz)
+    total
 }
 
 /// One contender's samples: wall, own CPU and children's CPU, per call.
@@ -185,19 +197,29 @@ impl Row {
         v[v.len() / 2]
     }
 
+    /// Own plus children's CPU per call, per sample.
+    fn total_cpu(&self) -> Vec<f64> {
+        self.cpu
+            .iter()
+            .zip(&self.child_cpu)
+            .map(|(a, b)| a + b)
+            .collect()
+    }
+
     fn print(&self, name: &str, floor: Option<&Row>) {
         let min = self.wall.iter().copied().fold(f64::INFINITY, f64::min);
         let max = self.wall.iter().copied().fold(0.0, f64::max);
         let (wall, cpu) = (Self::median(&self.wall), Self::median(&self.cpu));
+        let total = Self::median(&self.total_cpu());
         let ratio = floor.map_or(String::new(), |f| {
             format!(
-                "  x{:.2} wall, x{:.2} cpu",
+                "  x{:.2} wall, x{:.2} cpu (own + children)",
                 wall / Self::median(&f.wall),
-                cpu / Self::median(&f.cpu)
+                total / Self::median(&f.total_cpu())
             )
         });
         println!(
-            "  {name:<24} median {wall:7.2} us/call (min {min:.2}, max {max:.2}); cpu {cpu:.2} us/call, children {:.2}{ratio}",
+            "  {name:<24} median {wall:7.2} us/call (min {min:.2}, max {max:.2}); cpu {cpu:.2} us/call + children {:.2}{ratio}",
             Self::median(&self.child_cpu)
         );
     }
@@ -366,12 +388,18 @@ fn alone_child(contender: &str, samples: usize, calls: usize) {
     }
     let min = row.wall.iter().copied().fold(f64::INFINITY, f64::min);
     let max = row.wall.iter().copied().fold(0.0, f64::max);
-    println!("alone {} {min} {max}", Row::median(&row.wall));
+    println!(
+        "alone {} {min} {max} {} {}",
+        Row::median(&row.wall),
+        Row::median(&row.cpu),
+        Row::median(&row.child_cpu)
+    );
 }
 
-/// A fresh process running [`alone_child`]: its line's figures and the CPU
-/// time of its whole tree (its own and its reaped descendants').
-fn alone_run(contender: &str, samples: usize, init: bool, benching: bool) -> ([f64; 3], Duration) {
+/// A fresh process running [`alone_child`]: its line's figures (wall median,
+/// minimum, maximum; own and descendants' CPU medians) and the CPU time of
+/// its whole tree (its own and its reaped descendants', start-up included).
+fn alone_run(contender: &str, samples: usize, init: bool, benching: bool) -> ([f64; 5], Duration) {
     use std::io::Read as _;
     let mut command = std::process::Command::new(std::env::current_exe().expect("own path"));
     command.args([
@@ -410,7 +438,7 @@ fn alone_run(contender: &str, samples: usize, init: bool, benching: bool) -> ([f
         .lines()
         .find_map(|l| l.strip_prefix("alone "))
         .expect("the run's figures");
-    let mut figures = [0.0; 3];
+    let mut figures = [0.0; 5];
     for (slot, word) in figures.iter_mut().zip(line.split_whitespace()) {
         *slot = word.parse().expect("a figure");
     }
@@ -427,11 +455,12 @@ fn alone(runs: usize, samples: usize, calls: usize, init: bool, benching: bool) 
             ["echo", "unirun"]
         };
         for contender in order {
-            let ([median, min, max], cpu) = alone_run(contender, samples, init, benching);
-            // Warm-up calls included: 2 (unirun) or 1 (echo) per run.
-            let per_call = cpu.as_secs_f64() * 1e6 / (samples * calls) as f64;
+            let ([median, min, max, own, children], tree) =
+                alone_run(contender, samples, init, benching);
+            // Start-up and warm-up included.
+            let tree = tree.as_secs_f64() * 1e6 / (samples * calls) as f64;
             println!(
-                "  {contender:<7} run {round}: median {median:7.2} us/call (min {min:.2}, max {max:.2}); cpu {per_call:.2} us/call (process tree)"
+                "  {contender:<7} run {round}: median {median:7.2} us/call (min {min:.2}, max {max:.2}); cpu {own:.2} + children {children:.2} us/call ({tree:.2} for the whole process tree)"
             );
             let row = if contender == "echo" {
                 &mut floor
@@ -439,8 +468,8 @@ fn alone(runs: usize, samples: usize, calls: usize, init: bool, benching: bool) 
                 &mut unirun
             };
             row.wall.push(median);
-            row.cpu.push(per_call);
-            row.child_cpu.push(0.0);
+            row.cpu.push(own);
+            row.child_cpu.push(children);
         }
     }
     println!(
