@@ -14,9 +14,10 @@
 //!   (this binary run again): the unirun one builds only its scope, the
 //!   echo one forks only its child, and nothing runs before either. Runs
 //!   alternate the contenders; each reports its medians over its samples,
-//!   and the CPU per call of its whole process tree (`wait4`'s usage, which
-//!   counts the workers reaped at its exit, start-up included); the rows
-//!   give the median and range of the runs' medians.
+//!   and the CPU per call of its whole process tree (the usage of a
+//!   reaped child, which counts the workers it reaped at its exit,
+//!   start-up included); the rows give the median and range of the runs'
+//!   medians.
 //!
 //! Samples interleave the contenders (the order alternates per round). Each
 //! row prints the median, minimum and maximum microseconds per call and the
@@ -113,6 +114,17 @@ fn self_cpu() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is writable; RUSAGE_SELF is a valid target.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime))
+}
+
+/// CPU time of this process's reaped descendants (theirs and that of the
+/// descendants they reaped).
+fn reaped_cpu() -> Duration {
+    // SAFETY: all-zero is a valid `rusage` to receive into.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is writable; RUSAGE_CHILDREN is a valid target.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime))
 }
@@ -425,15 +437,10 @@ fn alone_run(contender: &str, samples: usize, init: bool, benching: bool) -> ([f
         .expect("piped")
         .read_to_string(&mut out)
         .expect("read its figures");
-    let mut status = 0;
-    // SAFETY: all-zero is a valid `rusage` to receive into.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `child` is our unreaped child (never waited for through
-    // `Child`); `status` and `usage` are writable.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert!(pid > 0 && status == 0, "the {contender} run failed: {out}");
-    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    let cpu = Duration::from_micros(us(usage.ru_utime) + us(usage.ru_stime));
+    let before = reaped_cpu();
+    let status = child.wait().expect("wait for the run");
+    assert!(status.success(), "the {contender} run failed: {out}");
+    let cpu = reaped_cpu() - before;
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix("alone "))
