@@ -220,7 +220,7 @@ fn watch_loop(shared: &Shared, set: RawFd) {
     let mut tokens: Vec<u64> = Vec::new();
     let mut ready: Vec<Runnable> = Vec::new();
     loop {
-        {
+        let idle = {
             let mut watched = shared.lock();
             if watched.readers.is_empty() && (watched.stop || watched.failed) {
                 // Nothing uses the set after this (`watch` gives readers
@@ -232,16 +232,17 @@ fn watch_loop(shared: &Shared, set: RawFd) {
                 relay::stop_holding();
                 return;
             }
+            watched.readers.is_empty()
+        };
+        if idle {
+            // No reply to wait for: nothing to hold the wakes for.
+            relay::release();
         }
         tokens.clear();
         // With wakes held, a look first: replies already there are read
         // before those tasks run; none there, the wakes go out and the
         // thread waits.
-        let mut waited = if relay::held() > 0 {
-            Set::wait(set, &mut tokens, false)
-        } else {
-            Set::wait(set, &mut tokens, true)
-        };
+        let mut waited = Set::wait(set, &mut tokens, relay::held() == 0);
         if waited.is_ok() && tokens.is_empty() && relay::held() > 0 {
             relay::release();
             waited = Set::wait(set, &mut tokens, true);
