@@ -329,7 +329,7 @@ fn every_task_awaiting_a_call_wakes_though_the_watcher_holds_wakes_in_a_busy_str
         let tasks: Vec<_> = (0..300u64)
             .map(|i| {
                 let call = pool.spawn_call_on(lane.clone(), None, add_one_or_crash, i);
-                threads.handle().spawn(async move { call.await })
+                threads.handle().spawn(call)
             })
             .collect();
         for (i, task) in tasks.into_iter().enumerate() {
