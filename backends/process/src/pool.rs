@@ -8,6 +8,7 @@ mod call;
 mod deadlines;
 mod helper;
 mod image;
+mod relay;
 mod replies;
 #[cfg(test)]
 mod tests;

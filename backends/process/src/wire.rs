@@ -104,7 +104,10 @@ impl<T> Reply<T> {
 
 /// Encodes `reply` as one frame (length prefix included).
 pub(crate) fn encode<T: Serialize>(reply: &Reply<T>) -> Result<Vec<u8>, postcard::Error> {
-    let mut frame = postcard::to_extend(reply, vec![0u8; HEADER])?;
+    // Room for a small reply, so the usual one is a single allocation.
+    let mut frame = Vec::with_capacity(HEADER + 56);
+    frame.extend_from_slice(&[0u8; HEADER]);
+    let mut frame = postcard::to_extend(reply, frame)?;
     let len = (frame.len() - HEADER) as u64;
     frame[..HEADER].copy_from_slice(&len.to_le_bytes());
     Ok(frame)

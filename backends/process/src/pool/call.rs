@@ -115,6 +115,7 @@ use serde::Serialize;
 use unirun_core::{ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, TaskSet};
 use unirun_platform::process::{self as sys, ExitStatus, Pid};
 
+use super::relay::Relay;
 use super::replies::Replies;
 use super::{worker, Inner, ProcessPool, State, Worker};
 use crate::wire::{self, Read};
@@ -393,6 +394,21 @@ struct CallJoin<R> {
     call: Arc<Call>,
     /// The reader task's own handle.
     task: JoinHandle<R>,
+    /// The waker the reader task is polled with once awaited: it forwards
+    /// to the awaiting task's (see `relay`).
+    relay: Option<(Arc<Relay>, Waker)>,
+}
+
+impl<R> CallJoin<R> {
+    /// The relay waker, now forwarding to `waker`.
+    fn relay(&mut self, waker: &Waker) -> Waker {
+        let (relay, relayed) = self.relay.get_or_insert_with(|| {
+            let relay = Arc::new(Relay::default());
+            (relay.clone(), Waker::from(relay))
+        });
+        relay.set(waker);
+        relayed.clone()
+    }
 }
 
 impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
@@ -402,8 +418,9 @@ impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
         if let Some(detached) = self.call.poll_detached(cx) {
             return detached;
         }
+        let relayed = self.relay(cx.waker());
         self.call.ask_reader();
-        match Pin::new(&mut self.task).poll(cx) {
+        match Pin::new(&mut self.task).poll(&mut Context::from_waker(&relayed)) {
             // The reader found nothing to do because the call was detached
             // meanwhile (its task ended when the pool dropped it unrun, or
             // it ran after the stage was taken): the result comes later.
@@ -579,7 +596,11 @@ impl ProcessPool {
                 }
             }
         }
-        Some(JoinHandle::from_foreign(CallJoin { call, task }))
+        Some(JoinHandle::from_foreign(CallJoin {
+            call,
+            task,
+            relay: None,
+        }))
     }
 }
 

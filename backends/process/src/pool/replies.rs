@@ -13,7 +13,9 @@
 //! worker died and the pipe reached end of file), the thread runs that
 //! call's reader task in place: the reader reads the reply, hands the
 //! worker back (which sends the next queued request on it at once) and
-//! completes the handle, which wakes the awaiting task. The critical path
+//! completes the handle, which wakes the awaiting task: held while more
+//! replies are there, so the tasks of a busy stretch wake together (see
+//! `relay`). The critical path
 //! per call is then the worker's round trip, as for a pipe echo.
 //!
 //! # Protocol and liveness
@@ -54,6 +56,7 @@ use unirun_core::Runnable;
 use unirun_platform::process as sys;
 
 use super::helper::HelperThread;
+use super::relay;
 
 /// The token of the thread's own wake pipe; readers' tokens start at 1.
 const WAKE: u64 = 0;
@@ -208,11 +211,16 @@ impl Replies {
 /// The thread: waits for armed pipes and runs their readers; ends when
 /// stopped and holding none, closing the set. `set` is the `epoll`
 /// descriptor, open until then (only this thread drops a started set).
+///
+/// The wakes of the tasks awaiting the calls it completes are held (see
+/// `relay`) while more replies are there, and released before it waits
+/// for more, once [`relay::MAX_HELD`] are held, and before it ends.
 fn watch_loop(shared: &Shared, set: RawFd) {
+    relay::hold();
     let mut tokens: Vec<u64> = Vec::new();
     let mut ready: Vec<Runnable> = Vec::new();
     loop {
-        {
+        let idle = {
             let mut watched = shared.lock();
             if watched.readers.is_empty() && (watched.stop || watched.failed) {
                 // Nothing uses the set after this (`watch` gives readers
@@ -221,11 +229,25 @@ fn watch_loop(shared: &Shared, set: RawFd) {
                 let set = watched.set.take();
                 drop(watched);
                 drop(set);
+                relay::stop_holding();
                 return;
             }
+            watched.readers.is_empty()
+        };
+        if idle {
+            // No reply to wait for: nothing to hold the wakes for.
+            relay::release();
         }
         tokens.clear();
-        if Set::wait(set, &mut tokens).is_err() {
+        // With wakes held, a look first: replies already there are read
+        // before those tasks run; none there, the wakes go out and the
+        // thread waits.
+        let mut waited = Set::wait(set, &mut tokens, relay::held() == 0);
+        if waited.is_ok() && tokens.is_empty() && relay::held() > 0 {
+            relay::release();
+            waited = Set::wait(set, &mut tokens, true);
+        }
+        if waited.is_err() {
             // The set failed: no more readers come here, and those held
             // read their replies in turn (each read ends as a watched
             // call does).
@@ -237,6 +259,7 @@ fn watch_loop(shared: &Shared, set: RawFd) {
             for (_, reader) in held {
                 reader.run();
             }
+            relay::release();
             continue;
         }
         {
@@ -257,6 +280,9 @@ fn watch_loop(shared: &Shared, set: RawFd) {
             // The reply (or end of file) is there: the read waits at most
             // for the rest of a frame the worker is writing.
             reader.run();
+        }
+        if relay::held() >= relay::MAX_HELD {
+            relay::release();
         }
     }
 }
@@ -317,14 +343,22 @@ impl Set {
         }
     }
 
-    /// Waits for events on `set`; pushes their tokens.
-    fn wait(set: RawFd, tokens: &mut Vec<u64>) -> std::io::Result<()> {
+    /// Waits for events on `set` (only looks, unless `block`); pushes
+    /// their tokens.
+    fn wait(set: RawFd, tokens: &mut Vec<u64>, block: bool) -> std::io::Result<()> {
         const MAX: usize = 16;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
         loop {
             // SAFETY: `events` is a live, writable array of `MAX` events;
             // `set` is open (see `watch_loop`).
-            let n = unsafe { libc::epoll_wait(set, events.as_mut_ptr(), MAX as libc::c_int, -1) };
+            let n = unsafe {
+                libc::epoll_wait(
+                    set,
+                    events.as_mut_ptr(),
+                    MAX as libc::c_int,
+                    if block { -1 } else { 0 },
+                )
+            };
             if n < 0 {
                 let err = std::io::Error::last_os_error();
                 if err.kind() == std::io::ErrorKind::Interrupted {
@@ -365,7 +399,7 @@ impl Set {
         Err(std::io::ErrorKind::Unsupported.into())
     }
 
-    fn wait(_set: RawFd, _tokens: &mut Vec<u64>) -> std::io::Result<()> {
+    fn wait(_set: RawFd, _tokens: &mut Vec<u64>, _block: bool) -> std::io::Result<()> {
         Err(std::io::ErrorKind::Unsupported.into())
     }
 

@@ -304,6 +304,47 @@ fn an_awaited_call_resolves() {
     });
 }
 
+/// `add_one`, or a crash of the worker for one marked argument.
+fn add_one_or_crash(x: u64) -> u64 {
+    if x == 77 {
+        crash(libc::SIGSEGV);
+    }
+    x + 1
+}
+
+#[test]
+fn every_task_awaiting_a_call_wakes_though_the_watcher_holds_wakes_in_a_busy_stretch() {
+    watchdog("awaited calls behind busy workers", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let lane = counting_lane(&threads);
+        let pool = ProcessPool::new(2, ProcessOptions::default());
+        for i in 0..2 {
+            let handle = pool.spawn_call_on(lane.clone(), None, add_one, i);
+            assert_eq!(handle.join().unwrap(), i + 1);
+        }
+        // Many more calls than workers, each awaited by its own task: the
+        // watcher completes them back to back, holding the wakes of their
+        // tasks, and one worker crashes among them (its end of file is
+        // read on the watcher too).
+        let tasks: Vec<_> = (0..300u64)
+            .map(|i| {
+                let call = pool.spawn_call_on(lane.clone(), None, add_one_or_crash, i);
+                threads.handle().spawn(call)
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let result = task.join().unwrap();
+            if i == 77 {
+                assert!(result.unwrap_err().is_crash());
+            } else {
+                assert_eq!(result.unwrap(), i as u64 + 1);
+            }
+        }
+        assert_eq!(pool.crashes(), 1);
+        assert_eq!(pool.call(add_one, 1).unwrap(), 2);
+    });
+}
+
 #[test]
 fn joined_calls_keep_timeouts_and_crash_reports() {
     watchdog("faults on the fast path", || {
