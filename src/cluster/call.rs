@@ -35,11 +35,13 @@ impl RunBuilder {
 }
 
 /// Connects a cluster scope: `options`, or those of the environment. A
-/// server that cannot be reached is an [`Error::Io`] naming it.
+/// server that cannot be reached is an [`Error::Io`] naming it; two remote
+/// functions that cannot be told apart, an [`Error::RemoteConflict`].
 pub(crate) fn connect(
     options: Option<ClusterOptions>,
     trace: DecisionTrace,
 ) -> Result<(Client, DecisionTrace), Error> {
+    unirun_cluster::registry::check().map_err(Error::RemoteConflict)?;
     let options = match options {
         Some(options) => options,
         None => super::options_from_env()?,

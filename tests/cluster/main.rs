@@ -72,6 +72,63 @@ fn nap(ms: u64) -> u64 {
     ms
 }
 
+/// Set in a worker started by [`worker_seams`]: `main` restores SIGPIPE's
+/// default disposition before `serve_if_worker`.
+const SIGPIPE_DEFAULT: &str = "CLUSTER_TEST_SIGPIPE_DEFAULT";
+
+/// Identical bodies: an optimizer would merge these two into one address
+/// were they not remote functions.
+#[unirun::remote]
+fn mix_unsigned(x: u64) -> u64 {
+    x.wrapping_mul(3).wrapping_add(1)
+}
+
+#[unirun::remote]
+fn mix_signed(x: i64) -> i64 {
+    x.wrapping_mul(3).wrapping_add(1)
+}
+
+/// Two remote functions of one module path and name (nested in two
+/// functions).
+fn nested_plus_one() -> fn(u64) -> u64 {
+    #[unirun::remote]
+    fn inner(x: u64) -> u64 {
+        x + 1
+    }
+    inner
+}
+
+fn nested_plus_two() -> fn(u64) -> u64 {
+    #[unirun::remote]
+    fn inner(x: u64) -> u64 {
+        x + 2
+    }
+    inner
+}
+
+/// Starts this binary again with a filter that selects no test, and says
+/// whether it exited by itself within 20 s (a cluster worker would not).
+#[unirun::remote]
+fn run_myself(_: ()) -> bool {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("selects_no_test")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Polls the child's exit (no sleep stands in for an event), bounded.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
 /// Not registered: calls fail before anything is sent.
 fn unregistered(x: u64) -> u64 {
     x
@@ -114,12 +171,28 @@ const SERVER_TESTS: &[Test] = &[
         "worker_survives_sigpipe_ignored_sigchld_and_dead_pool_child",
         worker_seams,
     ),
+    (
+        "merged_bodies_and_nested_namesakes_run_as_themselves",
+        merged_bodies_and_nested_namesakes_run_as_themselves,
+    ),
+    (
+        "worker_children_are_not_workers",
+        worker_children_are_not_workers,
+    ),
 ];
 
 fn main() {
     // SAFETY: `main` has one thread here; nothing reads the environment
     // concurrently.
     unsafe { std::env::set_var(WORKER_PID, std::process::id().to_string()) };
+    if std::env::var_os(SIGPIPE_DEFAULT).is_some() {
+        // Undo the Rust runtime's SIG_IGN (done before `main`, so a parent
+        // cannot): the worker must ignore SIGPIPE by itself.
+        // SAFETY: SIG_DFL is a valid disposition; one thread here.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     unirun::cluster::serve_if_worker();
 
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -420,12 +493,27 @@ fn worker_seams(binary: &Path) {
         unsafe {
             command.pre_exec(|| {
                 libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 Ok(())
             });
         }
+        // The Rust runtime would ignore SIGPIPE again before `main`:
+        // `main` restores the default after it.
+        command.env(SIGPIPE_DEFAULT, "1");
     });
     assert_eq!(run.call(square, 2).join().unwrap(), 4);
+    // Serving, the worker ignores SIGPIPE though it started with the
+    // default disposition.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", worker.pid())).unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .expect("SigIgn in /proc/<pid>/status");
+    assert_ne!(
+        ignored & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "the worker does not ignore SIGPIPE"
+    );
     // A dead pool child, with SIGCHLD ignored: a crash, and the worker lives.
     assert!(run.call(abort, ()).join().unwrap_err().is_crash());
     // SAFETY: a plain system call on our own child.
@@ -434,4 +522,32 @@ fn worker_seams(binary: &Path) {
     }
     assert_eq!(run.call(square, 5).join().unwrap(), 25);
     assert!(worker.is_running());
+}
+
+/// Identical bodies keep their own addresses, and two nested functions of
+/// one name each run as themselves.
+fn merged_bodies_and_nested_namesakes_run_as_themselves(binary: &Path) {
+    assert_ne!(
+        mix_unsigned as fn(u64) -> u64 as usize,
+        mix_signed as fn(i64) -> i64 as usize
+    );
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let _worker = Worker::start(&server.url);
+    assert_eq!(run.call(mix_unsigned, 3).join().unwrap(), 10);
+    assert_eq!(run.call(mix_signed, -3).join().unwrap(), -8);
+    assert_eq!(run.call(nested_plus_one(), 10).join().unwrap(), 11);
+    assert_eq!(run.call(nested_plus_two(), 10).join().unwrap(), 12);
+}
+
+/// A job that starts this same binary starts a plain process, not a
+/// cluster worker: the worker's variable is not inherited.
+fn worker_children_are_not_workers(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let _worker = Worker::start(&server.url);
+    assert!(
+        run.call(run_myself, ()).join().unwrap(),
+        "the worker's child kept serving"
+    );
 }

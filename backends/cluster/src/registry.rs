@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Remote {
-    /// `module::path::name`.
+    /// `module::path::name:line` (the line of its `#[unirun::remote]`, so
+    /// two nested functions of one name in one module differ).
     pub name: &'static str,
     /// The function's address, to find its name from a `fn` pointer.
     pub address: fn() -> usize,
@@ -88,6 +89,64 @@ pub fn execute(job: Job) -> Result<Vec<u8>, Rejected> {
         )));
     }
     (remote.invoke)(&job.payload)
+}
+
+/// Two registered functions that cannot be told apart (see [`check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The first function's registered name.
+    pub first: &'static str,
+    /// The second function's registered name.
+    pub second: &'static str,
+    /// What they share: `"name"` or `"address"`.
+    pub shared: &'static str,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "two #[unirun::remote] functions share one {}: `{}` and `{}` (a call of one could \
+             run the other); give one of them another name or move it",
+            self.shared, self.first, self.second
+        )
+    }
+}
+
+impl std::error::Error for Conflict {}
+
+/// Checks, once per process, that every registered function has a name
+/// and an address of its own: a caller finds a function by its address
+/// and a worker by its name, so a shared one would run the wrong function.
+/// Callers and workers check it before their first job.
+pub fn check() -> Result<(), Conflict> {
+    static CHECKED: OnceLock<Result<(), Conflict>> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| conflict(inventory::iter::<Remote>.into_iter()).map_or(Ok(()), Err))
+        .clone()
+}
+
+/// The first pair of `remotes` sharing a name or an address, if any.
+fn conflict<'a>(remotes: impl Iterator<Item = &'a Remote>) -> Option<Conflict> {
+    let mut names = std::collections::HashMap::new();
+    let mut addresses = std::collections::HashMap::new();
+    for remote in remotes {
+        if let Some(first) = names.insert(remote.name, remote.name) {
+            return Some(Conflict {
+                first,
+                second: remote.name,
+                shared: "name",
+            });
+        }
+        if let Some(first) = addresses.insert((remote.address)(), remote.name) {
+            return Some(Conflict {
+                first,
+                second: remote.name,
+                shared: "address",
+            });
+        }
+    }
+    None
 }
 
 /// The registered function at `address`, if any.
@@ -219,6 +278,49 @@ mod tests {
             why.contains("fn(u32) -> u32") && why.contains("same binary"),
             "{why}"
         );
+    }
+
+    fn remote(name: &'static str, address: fn() -> usize) -> Remote {
+        Remote {
+            name,
+            address,
+            types: types::<u32, u32>,
+            invoke: |bytes| invoke(double as fn(u32) -> u32, bytes),
+        }
+    }
+
+    /// Two functions merged into one address (identical bodies in an
+    /// optimized build) or of one name are refused, naming both: neither
+    /// would be found for sure.
+    #[test]
+    fn a_shared_address_or_name_is_a_conflict_naming_both() {
+        let merged = [
+            remote("m::mix_unsigned:1", || 0x1000),
+            remote("m::other:2", || 0x2000),
+            remote("m::mix_signed:3", || 0x1000),
+        ];
+        let found = conflict(merged.iter()).expect("one address for two functions");
+        assert_eq!(
+            found,
+            Conflict {
+                first: "m::mix_unsigned:1",
+                second: "m::mix_signed:3",
+                shared: "address",
+            }
+        );
+        let text = found.to_string();
+        assert!(
+            text.contains("m::mix_unsigned:1") && text.contains("m::mix_signed:3"),
+            "{text}"
+        );
+
+        let named = [remote("m::inner:7", || 1), remote("m::inner:7", || 2)];
+        assert_eq!(conflict(named.iter()).unwrap().shared, "name");
+
+        let apart = [remote("m::inner:7", || 1), remote("m::inner:9", || 2)];
+        assert_eq!(conflict(apart.iter()), None);
+        // This test binary's own registrations are apart.
+        assert_eq!(check(), Ok(()));
     }
 
     #[test]
