@@ -129,6 +129,18 @@ fn run_myself(_: ()) -> bool {
     false
 }
 
+/// A result of `n` bytes.
+#[unirun::remote]
+fn big(n: usize) -> Vec<u8> {
+    vec![7u8; n]
+}
+
+/// The length of its argument.
+#[unirun::remote]
+fn length(v: Vec<u8>) -> usize {
+    v.len()
+}
+
 /// Not registered: calls fail before anything is sent.
 fn unregistered(x: u64) -> u64 {
     x
@@ -178,6 +190,14 @@ const SERVER_TESTS: &[Test] = &[
     (
         "worker_children_are_not_workers",
         worker_children_are_not_workers,
+    ),
+    (
+        "result_over_max_payload_is_a_decode_error_naming_the_limit",
+        result_over_max_payload_is_a_decode_error_naming_the_limit,
+    ),
+    (
+        "argument_over_max_payload_fails_at_once",
+        argument_over_max_payload_fails_at_once,
     ),
 ];
 
@@ -550,4 +570,41 @@ fn worker_children_are_not_workers(binary: &Path) {
         run.call(run_myself, ()).join().unwrap(),
         "the worker's child kept serving"
     );
+}
+
+/// A result over the server's max_payload (1 MiB by default) could never
+/// reach the caller: the worker answers a decode error naming both sizes
+/// instead (the deadline only bounds a failure of this test).
+fn result_over_max_payload_is_a_decode_error_naming_the_limit(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).deadline(Duration::from_secs(60)));
+    let _worker = Worker::start(&server.url);
+    assert_eq!(run.call(big, 10).join().unwrap().len(), 10);
+    let err = run.call(big, 2 << 20).join().unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("decode") && text.contains("max_payload of 1048576"),
+        "{text}"
+    );
+    // The worker serves on.
+    assert_eq!(run.call(big, 10).join().unwrap().len(), 10);
+}
+
+/// An argument over the server's max_payload fails before it is sent,
+/// naming the limit; the server would close the caller's connection for
+/// it, losing the replies of the calls in flight.
+fn argument_over_max_payload_fails_at_once(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).deadline(Duration::from_secs(60)));
+    let _worker = Worker::start(&server.url);
+    let in_flight: Vec<_> = (0..4).map(|i| run.call(nap, 50 * i)).collect();
+    let err = run.call(length, vec![1u8; 2 << 20]).join().unwrap_err();
+    assert!(err.is_not_started(), "{err}");
+    assert!(err.to_string().contains("max_payload of 1048576"), "{err}");
+    for (i, call) in (0..4).zip(in_flight) {
+        assert_eq!(call.join().unwrap(), 50 * i);
+    }
+    assert_eq!(run.call(length, vec![1u8; 1000]).join().unwrap(), 1000);
+    assert_eq!(run.metrics().cluster_transport_errors(), 0);
 }

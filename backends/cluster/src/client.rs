@@ -575,6 +575,16 @@ impl Client {
                 format!("argument of type {}: {err}", std::any::type_name::<A>()),
             )
         })?;
+        let max_payload = self.inner.nats.server_info().max_payload;
+        if !wire::job_fits(payload.len(), remote.name, &self.inner.inbox, max_payload) {
+            return Err(JoinError::not_started(format!(
+                "the argument of `{}` is {} bytes encoded, over the NATS server's max_payload of \
+                 {max_payload} bytes (headers included): send less, or raise the server's \
+                 max_payload",
+                remote.name,
+                payload.len()
+            )));
+        }
         let call = self.call(remote.name, crate::registry::signature(remote), payload);
         Ok(async move {
             let bytes = call.await?;

@@ -208,7 +208,11 @@ async fn handle<F, Fut>(
         }
         Err(err) => Reply::from_join_error(&err),
     };
-    answer(nats, &reply_to, delivered, worker, &reply).await;
+    let reply = wire::fit(reply, worker, nats.server_info().max_payload);
+    if !answer(nats, &reply_to, delivered, worker, &reply).await {
+        // The answer did not go out: leave the job to be redelivered.
+        return;
+    }
     // A panic, crash or decode error would fail again: never redelivered.
     let ack = match reply {
         Reply::Value(_) => AckKind::Ack,
@@ -217,8 +221,16 @@ async fn handle<F, Fut>(
     let _ = message.ack_with(ack).await;
 }
 
-async fn answer(nats: &async_nats::Client, to: &str, delivered: u32, worker: &str, reply: &Reply) {
-    if let Ok(bytes) = postcard::to_allocvec(&(delivered, worker, reply)) {
-        let _ = nats.publish(to.to_string(), bytes.into()).await;
+/// Publishes `reply` to the caller; whether it went out.
+async fn answer(
+    nats: &async_nats::Client,
+    to: &str,
+    delivered: u32,
+    worker: &str,
+    reply: &Reply,
+) -> bool {
+    match postcard::to_allocvec(&(delivered, worker, reply)) {
+        Ok(bytes) => nats.publish(to.to_string(), bytes.into()).await.is_ok(),
+        Err(_) => false,
     }
 }
