@@ -199,6 +199,14 @@ const SERVER_TESTS: &[Test] = &[
         "argument_over_max_payload_fails_at_once",
         argument_over_max_payload_fails_at_once,
     ),
+    (
+        "call_waiting_for_a_permit_past_its_deadline_is_never_sent",
+        call_waiting_for_a_permit_past_its_deadline_is_never_sent,
+    ),
+    (
+        "scope_of_other_consumer_settings_is_refused_naming_both",
+        scope_of_other_consumer_settings_is_refused_naming_both,
+    ),
 ];
 
 fn main() {
@@ -607,4 +615,49 @@ fn argument_over_max_payload_fails_at_once(binary: &Path) {
     }
     assert_eq!(run.call(length, vec![1u8; 1000]).join().unwrap(), 1000);
     assert_eq!(run.metrics().cluster_transport_errors(), 0);
+}
+
+/// With one permit, a second call waits for the first, which holds it to
+/// the deadline both share: the second times out (it does not start over
+/// with a deadline of its own, published late) and is never published.
+fn call_waiting_for_a_permit_past_its_deadline_is_never_sent(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let deadline = Duration::from_secs(1);
+    let run = scope(cluster(&server.url).deadline(deadline).max_pending(1));
+    let _worker = Worker::start(&server.url);
+    let first = run.call(nap, 3000);
+    // 500 ms of work: it could only finish if it were sent with a fresh
+    // deadline once the first gives its permit back.
+    let second = run.call(nap, 500);
+    assert!(first.join().unwrap_err().is_timeout());
+    let err = second.join().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+}
+
+/// A second scope on the same stream with other ack_wait and max_deliver
+/// would rewrite the workers' consumer under the first: it is refused,
+/// naming both values; one of the same values is welcome.
+fn scope_of_other_consumer_settings_is_refused_naming_both(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let first = cluster(&server.url).ack_wait(Duration::from_secs(4));
+    let a = scope(first.clone());
+    let err = Run::builder()
+        .flavor(Flavor::Cluster)
+        .cluster(
+            cluster(&server.url)
+                .ack_wait(Duration::from_millis(300))
+                .max_deliver(2),
+        )
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ack_wait=4s and max_deliver=3")
+            && err.contains("ack_wait=300ms and max_deliver=2"),
+        "{err}"
+    );
+    let _worker = Worker::start(&server.url);
+    let b = scope(first);
+    assert_eq!(a.call(square, 3).join().unwrap(), 9);
+    assert_eq!(b.call(square, 4).join().unwrap(), 16);
 }

@@ -293,16 +293,9 @@ async fn connect(options: ClusterOptions, lost: Arc<Notify>) -> Result<Inner, St
     let stream = engine::ensure_stream(&js, &options).await.map_err(|err| {
         format!("NATS server at {url}: {err} (is JetStream on? start it with -js)")
     })?;
-    // Create or update: the callers' settings are the consumer's.
-    stream
-        .create_consumer(engine::consumer_config(&options))
+    engine::ensure_consumer(&stream, &options)
         .await
-        .map_err(|err| {
-            format!(
-                "NATS server at {url}: consumer {}: {err}",
-                options.consumer()
-            )
-        })?;
+        .map_err(|err| format!("NATS server at {url}: {err}"))?;
     let inbox = nats.new_inbox();
     Ok(Inner {
         permits: Arc::new(Semaphore::new(options.max_pending)),
@@ -329,12 +322,32 @@ async fn call(
     signature: u64,
     payload: Vec<u8>,
 ) -> Outcome {
+    // One instant for both deadlines: the caller's, and the one the job
+    // carries to the worker (which drops a job found past it).
     let deadline = tokio::time::Instant::now() + inner.options.deadline;
-    let Ok(_permit) = inner.permits.clone().acquire_owned().await else {
+    let unix_deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(inner.options.deadline)
+        .as_millis();
+    // A call still waiting for its permit at its deadline is never
+    // published: it timed out unsent.
+    let permit = tokio::select! {
+        permit = inner.permits.clone().acquire_owned() => permit,
+        () = tokio::time::sleep_until(deadline) => {
+            inner.counts.timeouts.fetch_add(1, Ordering::Relaxed);
+            return Err(JoinError::timed_out());
+        }
+    };
+    let Ok(_permit) = permit else {
         return Err(JoinError::cancelled());
     };
     if inner.closed.load(Ordering::Acquire) {
         return Err(JoinError::cancelled());
+    }
+    if tokio::time::Instant::now() >= deadline {
+        inner.counts.timeouts.fetch_add(1, Ordering::Relaxed);
+        return Err(JoinError::timed_out());
     }
     let (tx, mut rx) = oneshot::channel();
     inner
@@ -351,11 +364,6 @@ async fn call(
     // Set once the last delivery runs: when its signs of life stop.
     let mut silent_at: Option<tokio::time::Instant> = None;
     inner.counts.calls.fetch_add(1, Ordering::Relaxed);
-    let unix_deadline = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .saturating_add(inner.options.deadline)
-        .as_millis();
     let message = PublishMessage::build()
         .payload(payload.into())
         .message_id(format!("{}.{id}", inner.inbox))

@@ -58,6 +58,11 @@ impl ClusterOptions {
     /// How long a worker may hold a job without a sign of life before the
     /// server hands it to another worker (a running job sends progress
     /// every half of it, so only a lost worker host runs out). Default 30 s.
+    ///
+    /// It and [`max_deliver`](Self::max_deliver) are the settings of the
+    /// stream's one consumer: a scope asking for other values than the
+    /// consumer has (made by another scope, or an earlier run) fails to
+    /// build, naming both.
     pub fn ack_wait(mut self, wait: Duration) -> Self {
         self.ack_wait = wait;
         self
@@ -72,6 +77,8 @@ impl ClusterOptions {
 
     /// How long after its call a job may still answer; then its handle
     /// resolves to "timed out" and a worker that finds it later skips it.
+    /// The time a call waits for [`max_pending`](Self::max_pending) counts:
+    /// a call still waiting at its deadline is never sent.
     /// Default one hour.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;

@@ -17,7 +17,8 @@ use crate::{engine, ClusterOptions};
 const JOBS_PER_PROCESS: usize = 4;
 
 /// Serves jobs until the process is killed: connects to the server in
-/// `options` (retrying while it is down) and runs jobs through `run`, up
+/// `options` (retrying while it is down, or while no caller has made the
+/// workers' consumer yet) and runs jobs through `run`, up
 /// to four at once per unit of `width` (the facade's pool
 /// processes, so a crash kills a pool process, not the worker). Returns
 /// only if it cannot start: a bad URL, or no thread for its runtime.
@@ -72,10 +73,10 @@ async fn attach(options: &ClusterOptions) -> Result<(async_nats::Client, PullCon
         .map_err(|err| err.to_string())?;
     let js = jetstream::new(nats.clone());
     let stream = engine::ensure_stream(&js, options).await?;
-    // Callers own the consumer's settings; a worker only creates it if no
-    // caller did yet.
+    // Callers own the consumer's settings: a worker waits for one to make
+    // it (its own settings could refuse the callers').
     let consumer = stream
-        .get_or_create_consumer(&options.consumer(), engine::consumer_config(options))
+        .get_consumer(&options.consumer())
         .await
         .map_err(|err| err.to_string())?;
     Ok((nats, consumer))
