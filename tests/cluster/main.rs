@@ -8,6 +8,7 @@
 //! `serve_if_worker`, exactly as a user's program does, so the same binary
 //! is the caller and the workers. Each test runs under a watchdog.
 
+mod proxy;
 mod server;
 
 use std::panic::{self, AssertUnwindSafe};
@@ -206,6 +207,14 @@ const SERVER_TESTS: &[Test] = &[
     (
         "scope_of_other_consumer_settings_is_refused_naming_both",
         scope_of_other_consumer_settings_is_refused_naming_both,
+    ),
+    (
+        "lost_server_fails_waiting_and_new_calls_at_once",
+        lost_server_fails_waiting_and_new_calls_at_once,
+    ),
+    (
+        "calls_in_flight_across_a_link_break_resolve",
+        calls_in_flight_across_a_link_break_resolve,
     ),
 ];
 
@@ -660,4 +669,71 @@ fn scope_of_other_consumer_settings_is_refused_naming_both(binary: &Path) {
     let b = scope(first);
     assert_eq!(a.call(square, 3).join().unwrap(), 9);
     assert_eq!(b.call(square, 4).join().unwrap(), 16);
+}
+
+/// A fresh directory for [`hold`]'s mark.
+fn hold_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("unirun-cluster-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The server lost (down for lost_after): the call in flight and the call
+/// waiting for its permit fail naming it; a new call fails at once while it
+/// stays lost; once it is back, calls run again.
+fn lost_server_fails_waiting_and_new_calls_at_once(binary: &Path) {
+    let mut server = Server::start(&binary.to_path_buf());
+    let run = scope(
+        cluster(&server.url)
+            .lost_after(Duration::from_millis(500))
+            .max_pending(1)
+            .deadline(Duration::from_secs(600)),
+    );
+    let _worker = Worker::start(&server.url);
+    let dir = hold_dir("lost");
+    let running = run.call(hold, dir.to_string_lossy().into_owned());
+    wait_for("the job to start", || dir.join("started").exists());
+    let waiting = run.call(square, 3);
+    server.kill();
+    let lost = |err: JoinError| {
+        assert!(err.is_transport(), "{err}");
+        assert!(err.to_string().contains("lost the NATS server"), "{err}");
+    };
+    lost(running.join().unwrap_err());
+    lost(waiting.join().unwrap_err());
+    // Still lost: at once, not after publishing into the void.
+    lost(run.call(square, 4).join().unwrap_err());
+    server.spawn(&binary.to_path_buf());
+    // Each attempt fails at once until the link is back, then runs (the
+    // job `hold` left in the stream is answered too, on its redelivery).
+    wait_for("calls to run again", || run.call(square, 5).join().is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The caller's link breaks (shorter than lost_after) while a call waits:
+/// a reply sent meanwhile would be lost, so the call resolves as a
+/// transport error once the link is back, and new calls run.
+fn calls_in_flight_across_a_link_break_resolve(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let proxy = proxy::Proxy::start(server.url.trim_start_matches("nats://").to_string());
+    let run = scope(
+        cluster(&format!("nats://127.0.0.1:{}", proxy.port))
+            .lost_after(Duration::from_secs(600))
+            .deadline(Duration::from_secs(600)),
+    );
+    let _worker = Worker::start(&server.url);
+    assert_eq!(run.call(square, 2).join().unwrap(), 4);
+    let dir = hold_dir("blip");
+    let held = run.call(hold, dir.to_string_lossy().into_owned());
+    wait_for("the job to start", || dir.join("started").exists());
+    proxy.cut(Duration::from_millis(300));
+    let err = held.join().unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    assert!(
+        err.to_string().contains("reply may have been lost"),
+        "{err}"
+    );
+    assert_eq!(run.call(square, 3).join().unwrap(), 9);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -92,8 +92,11 @@ impl ClusterOptions {
         self
     }
 
-    /// How long the connection to the server may stay down before every
-    /// call in flight resolves to a transport error. Default 5 s.
+    /// How long the connection to the server may stay down without a
+    /// break before every call in flight resolves to a transport error,
+    /// and new calls fail at once until it is back. Default 5 s. (A
+    /// shorter break fails the calls in flight too: a reply sent while the
+    /// link was down is lost.)
     pub fn lost_after(mut self, grace: Duration) -> Self {
         self.lost_after = grace;
         self
@@ -112,6 +115,11 @@ impl ClusterOptions {
     /// The set [`max_deliver`](Self::max_deliver).
     pub fn max_deliver_count(&self) -> u32 {
         u32::try_from(self.max_deliver).unwrap_or(u32::MAX)
+    }
+
+    /// The set [`max_pending`](Self::max_pending).
+    pub fn max_pending_calls(&self) -> usize {
+        self.max_pending
     }
 
     /// The subject jobs are published on.
