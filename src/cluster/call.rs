@@ -88,8 +88,8 @@ where
 impl Run {
     /// Calls `f` on every item and returns the outcomes in input order:
     /// on a [`Flavor::Cluster`](crate::Flavor::Cluster) scope on its
-    /// workers (at most [`ClusterOptions::max_pending`] in flight; the
-    /// rest wait to be published), elsewhere in the scope's process pool
+    /// workers (at most [`ClusterOptions::max_pending`] taken from `items`
+    /// ahead of the oldest unanswered one), elsewhere in the scope's process pool
     /// (see [`Run::call`]). Unlike [`Run::map`], a failed item does not
     /// stop the others: each has its own `Result`.
     ///
@@ -114,8 +114,25 @@ impl Run {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let handle = self.handle();
-        let calls: Vec<JoinHandle<R>> = items.into_iter().map(|a| handle.call(f, a)).collect();
-        calls.into_iter().map(JoinHandle::join).collect()
+        // On a cluster scope, at most `max_pending` items are taken from
+        // `items` ahead of the one joined next (more would only wait for a
+        // permit, holding their arguments meanwhile).
+        let window = handle
+            .scope()
+            .and_then(|scope| scope.cluster.get())
+            .map_or(usize::MAX, |client| client.options().max_pending_calls());
+        let mut items = items.into_iter();
+        let mut out = Vec::with_capacity(items.size_hint().0);
+        let mut ahead = std::collections::VecDeque::new();
+        loop {
+            if ahead.len() >= window {
+                out.extend(ahead.pop_front().map(JoinHandle::join));
+            }
+            let Some(item) = items.next() else { break };
+            ahead.push_back(handle.call(f, item));
+        }
+        out.extend(ahead.into_iter().map(JoinHandle::join));
+        out
     }
 }
 

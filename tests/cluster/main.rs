@@ -142,6 +142,15 @@ fn length(v: Vec<u8>) -> usize {
     v.len()
 }
 
+/// Sleeps `ms`, then marks `dir/i`.
+#[unirun::remote]
+fn nap_mark(job: (String, u32, u64)) -> u32 {
+    let (dir, i, ms) = job;
+    std::thread::sleep(Duration::from_millis(ms));
+    std::fs::write(Path::new(&dir).join(i.to_string()), b"").unwrap();
+    i
+}
+
 /// Not registered: calls fail before anything is sent.
 fn unregistered(x: u64) -> u64 {
     x
@@ -215,6 +224,10 @@ const SERVER_TESTS: &[Test] = &[
     (
         "calls_in_flight_across_a_link_break_resolve",
         calls_in_flight_across_a_link_break_resolve,
+    ),
+    (
+        "map_takes_at_most_max_pending_items_ahead",
+        map_takes_at_most_max_pending_items_ahead,
     ),
 ];
 
@@ -735,5 +748,33 @@ fn calls_in_flight_across_a_link_break_resolve(binary: &Path) {
         "{err}"
     );
     assert_eq!(run.call(square, 3).join().unwrap(), 9);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `map_call` holds a window of `max_pending` items, not the whole input:
+/// when it takes item `i`, item `i - max_pending` has answered (its mark,
+/// written before the answer, exists).
+fn map_takes_at_most_max_pending_items_ahead(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let window = 3u32;
+    let run = scope(cluster(&server.url).max_pending(window as usize));
+    let _worker = Worker::start(&server.url);
+    let dir = hold_dir("window");
+    let d = dir.to_string_lossy().into_owned();
+    let items = (0..12u32).map(|i| {
+        if let Some(behind) = i.checked_sub(window) {
+            assert!(
+                dir.join(behind.to_string()).exists(),
+                "item {i} taken before item {behind} answered"
+            );
+        }
+        (d.clone(), i, 20)
+    });
+    let out: Vec<u32> = run
+        .map_call(nap_mark, items)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(out, (0..12).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(&dir);
 }
