@@ -59,9 +59,11 @@ pub(crate) fn connect(
             reason,
         ))
     })?;
+    // Pull requests, not workers: each worker keeps several (the workers
+    // that answered are counted in `Metrics`).
     let waiting = client.waiting_workers().map_or_else(
-        || "workers unknown".to_string(),
-        |n| format!("{n} workers waiting"),
+        || "pull requests unknown".to_string(),
+        |n| format!("{n} pull requests of workers waiting"),
     );
     let trace = trace.with_cluster(format!(
         "server {}, stream {}, {waiting}",

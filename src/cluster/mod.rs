@@ -73,8 +73,9 @@
 //! A panic, a crash or a decode error is final: the job is terminated, not
 //! redelivered. [`Metrics`](crate::Metrics) counts the scope's cluster
 //! calls, redeliveries, crashes, timeouts and transport failures; the
-//! scope's trace names the server, the stream and how many workers were
-//! waiting.
+//! scope's trace names the server, the stream and how many pull requests
+//! of workers were waiting (not workers: each keeps several; `Metrics`
+//! counts the workers that answered).
 
 mod call;
 mod worker;

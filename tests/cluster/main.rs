@@ -387,7 +387,7 @@ fn call_and_map_run_on_workers(binary: &Path) {
         line.contains(&format!(
             "cluster: server {}, stream UNIRUN_JOBS",
             server.url
-        )),
+        )) && line.contains("pull requests"),
         "{line}"
     );
 

@@ -168,8 +168,8 @@ impl Client {
         }
     }
 
-    /// How many workers wait for jobs right now (pull requests the server
-    /// holds), for the trace.
+    /// How many pull requests of workers the server holds right now, for
+    /// the trace. Not a count of workers: each worker keeps several.
     pub fn waiting_workers(&self) -> Option<usize> {
         let rt = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
         let rt = rt.as_ref()?;
@@ -395,6 +395,12 @@ async fn call(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(id, beat_tx);
+    let mut entries = Entries {
+        beats: &inner.beats,
+        sequences: &inner.sequences,
+        id,
+        sequence: None,
+    };
     // Set once the last delivery runs: when its signs of life stop.
     let mut silent_at: Option<tokio::time::Instant> = None;
     inner.counts.calls.fetch_add(1, Ordering::Relaxed);
@@ -420,7 +426,6 @@ async fn call(
     };
     tokio::pin!(published);
     let mut acked = false;
-    let mut sequence = None;
     let outcome = loop {
         tokio::select! {
             biased;
@@ -429,7 +434,7 @@ async fn call(
                 acked = true;
                 match ack {
                     Ok(ack) => {
-                        sequence = Some(ack.sequence);
+                        entries.sequence = Some(ack.sequence);
                         inner.sequences.lock().unwrap_or_else(PoisonError::into_inner).insert(ack.sequence, id);
                     }
                     Err(err) => {
@@ -466,20 +471,34 @@ async fn call(
             }
         }
     };
-    inner
-        .beats
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&id);
-    if let Some(sequence) = sequence {
-        inner
-            .sequences
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&sequence);
-    }
+    drop(entries);
     inner.count(&outcome);
     outcome
+}
+
+/// A call's entries in [`Inner::beats`] and [`Inner::sequences`], removed
+/// however the call ends: also when its task is aborted mid-way.
+struct Entries<'a> {
+    beats: &'a Mutex<HashMap<u64, mpsc::UnboundedSender<()>>>,
+    sequences: &'a Mutex<HashMap<u64, u64>>,
+    id: u64,
+    /// The job's stream sequence, once the server took it.
+    sequence: Option<u64>,
+}
+
+impl Drop for Entries<'_> {
+    fn drop(&mut self) {
+        self.beats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+        if let Some(sequence) = self.sequence {
+            self.sequences
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&sequence);
+        }
+    }
 }
 
 /// Returns once the server is lost (at once if it is now).
@@ -705,6 +724,43 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
+
+    /// A call task aborted while it waits (as `CancelOnDrop` does) leaves
+    /// no entry behind.
+    #[test]
+    fn an_aborted_call_leaves_no_entries() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let beats = Arc::new(Mutex::new(HashMap::new()));
+        let sequences = Arc::new(Mutex::new(HashMap::new()));
+        let (b, q) = (beats.clone(), sequences.clone());
+        let watched = beats.clone();
+        rt.block_on(async move {
+            let task = tokio::spawn(async move {
+                let (tx, _rx) = mpsc::unbounded_channel();
+                b.lock().unwrap().insert(7, tx);
+                q.lock().unwrap().insert(70, 7);
+                let mut entries = Entries {
+                    beats: &b,
+                    sequences: &q,
+                    id: 7,
+                    sequence: None,
+                };
+                entries.sequence = Some(70);
+                std::future::pending::<()>().await;
+                drop(entries);
+            });
+            while watched.lock().unwrap().is_empty() {
+                tokio::task::yield_now().await;
+            }
+            task.abort();
+            assert!(task.await.unwrap_err().is_cancelled());
+        });
+        assert!(beats.lock().unwrap().is_empty());
+        assert!(sequences.lock().unwrap().is_empty());
+    }
 
     /// Yields until `reports` has `n` entries (or a bound of yields).
     async fn settle(reports: &Mutex<Vec<Link>>, n: usize) {
