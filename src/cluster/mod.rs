@@ -33,8 +33,10 @@
 //! are registered by name: put [`#[unirun::remote]`](crate::remote) on a
 //! `fn(A) -> R` (`A`, `R`: serde). A call sends the function's module
 //! path, name and line and a hash of its argument and result types and of
-//! the build's remote functions; a worker whose build differs refuses the
-//! job (a transport error saying so), and calling a function that is not
+//! the build (the executable's GNU build-id, or without one a hash of the
+//! executable's bytes, and the build's remote functions); a worker whose
+//! build differs refuses the job (a transport error saying so: run the
+//! same binary everywhere), and calling a function that is not
 //! registered fails at once with [`JoinError::not_started`](crate::JoinError::not_started).
 //!
 //! `Run::call` gets a `fn` pointer, so the caller finds the function by

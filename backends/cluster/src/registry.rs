@@ -164,8 +164,9 @@ pub fn by_name(name: &str) -> Option<&'static Remote> {
 }
 
 /// A hash of the function's name and argument and result types, and of
-/// the build: every registered function's name and types (so two builds
-/// with different remote functions never take each other's jobs).
+/// the build: the executable's build-id (or a hash of its bytes), and
+/// every registered function's name and types (so two builds never take
+/// each other's jobs, even with the same remote functions).
 pub fn signature(remote: &Remote) -> u64 {
     let (a, r) = (remote.types)();
     let mut hash = Fnv::new();
@@ -176,28 +177,54 @@ pub fn signature(remote: &Remote) -> u64 {
     hash.finish()
 }
 
-/// The build part of [`signature`], computed once.
+/// What tells this executable from another build: its GNU build-id (the
+/// linker's hash of its contents), or without one a hash of the
+/// executable's bytes; empty if neither can be had.
+fn executable_identity() -> Vec<u8> {
+    if let Some(id) = unirun_platform::build_id::build_id() {
+        return id;
+    }
+    std::env::current_exe()
+        .and_then(std::fs::read)
+        .map(|bytes| {
+            let mut hash = Fnv::new();
+            hash.write(&bytes);
+            hash.finish().to_le_bytes().to_vec()
+        })
+        .unwrap_or_default()
+}
+
+/// The build part of [`signature`], computed once: the executable's
+/// identity, and every registered function's name and types.
 fn build_hash() -> u64 {
     static BUILD: OnceLock<u64> = OnceLock::new();
     *BUILD.get_or_init(|| {
-        let mut all: Vec<(&str, &str, &str)> = inventory::iter::<Remote>
-            .into_iter()
-            .map(|r| {
-                let (a, res) = (r.types)();
-                (r.name, a, res)
-            })
-            .collect();
-        all.sort_unstable();
-        let mut hash = Fnv::new();
-        hash.write(env!("CARGO_PKG_VERSION").as_bytes());
-        for (name, a, r) in all {
-            for part in [name, a, r] {
-                hash.write(part.as_bytes());
-                hash.write(&[0]);
-            }
-        }
-        hash.finish()
+        hash_build(
+            &executable_identity(),
+            inventory::iter::<Remote>.into_iter(),
+        )
     })
+}
+
+/// The hash of a build of executable `identity` registering `remotes`.
+fn hash_build<'a>(identity: &[u8], remotes: impl Iterator<Item = &'a Remote>) -> u64 {
+    let mut all: Vec<(&str, &str, &str)> = remotes
+        .map(|r| {
+            let (a, res) = (r.types)();
+            (r.name, a, res)
+        })
+        .collect();
+    all.sort_unstable();
+    let mut hash = Fnv::new();
+    hash.write(env!("CARGO_PKG_VERSION").as_bytes());
+    hash.write(identity);
+    for (name, a, r) in all {
+        for part in [name, a, r] {
+            hash.write(part.as_bytes());
+            hash.write(&[0]);
+        }
+    }
+    hash.finish()
 }
 
 /// 64-bit FNV-1a: stable across builds and machines (std's hasher is not
@@ -321,6 +348,21 @@ mod tests {
         assert_eq!(conflict(apart.iter()), None);
         // This test binary's own registrations are apart.
         assert_eq!(check(), Ok(()));
+    }
+
+    /// Two builds of the same remote functions differ by their
+    /// executables: a rebuild's worker refuses the other build's jobs.
+    #[test]
+    fn the_build_hash_covers_the_executable() {
+        let remotes = [remote("m::f:1", || 1)];
+        let this = hash_build(b"build-one", remotes.iter());
+        assert_eq!(this, hash_build(b"build-one", remotes.iter()));
+        assert_ne!(this, hash_build(b"build-two", remotes.iter()));
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            executable_identity(),
+            unirun_platform::build_id::build_id().expect("this test binary's build-id")
+        );
     }
 
     #[test]
