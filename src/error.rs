@@ -93,6 +93,14 @@ pub enum Error {
     /// thread. The `io::Error` is the [`source`](std::error::Error::source).
     #[cfg(feature = "std")]
     Io(std::io::Error),
+    /// Two `#[unirun::remote]` functions of this build share a name or an
+    /// address, so a call of one could run the other: a cluster scope or
+    /// worker refuses to start.
+    ///
+    /// Displays as ``two #[unirun::remote] functions share one address:
+    /// `app::a:3` and `app::b:9` (...)``.
+    #[cfg(feature = "cluster-backend")]
+    RemoteConflict(unirun_cluster::registry::Conflict),
 }
 
 impl fmt::Display for Error {
@@ -143,6 +151,8 @@ impl fmt::Display for Error {
             }
             #[cfg(feature = "std")]
             Error::EnvFile { .. } | Error::Io(_) => self.fmt_std(f),
+            #[cfg(feature = "cluster-backend")]
+            Error::RemoteConflict(conflict) => write!(f, "{conflict}"),
         }
     }
 }

@@ -25,9 +25,12 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 mod remote;
 
 /// Makes a `fn(A) -> R` callable on cluster workers (feature
-/// `cluster-backend`): registers it by its module path, with its argument
-/// and result types, so `Run::call` on a `Flavor::Cluster` scope can send
-/// its name instead of its address. See `unirun::cluster`.
+/// `cluster-backend`): registers it by its module path, name and line,
+/// with its argument and result types, so `Run::call` on a
+/// `Flavor::Cluster` scope can send its name instead of its address. The
+/// function is made `#[inline(never)]` and given a body no other function
+/// shares, so it has one address of its own in any build; `#[inline]` on
+/// it is a compile error. See `unirun::cluster`.
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     remote::expand(attr.into(), item.into()).into()

@@ -53,6 +53,7 @@
 //! ```
 
 mod budget;
+pub mod build_id;
 mod cgroup;
 pub mod fork_guard;
 #[cfg(unix)]

@@ -801,6 +801,19 @@ pub fn recv_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Ve
     Ok((n, fds))
 }
 
+/// Ignores `SIGPIPE` in this process (and the children it forks), whatever
+/// its disposition was: a long-lived server process (a cluster worker)
+/// must survive one, even if it was started with the default disposition
+/// restored or built not to ignore it. Broken pipes are then `EPIPE`
+/// errors.
+pub fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE; `signal` with it
+    // installs no handler, so no code runs at delivery.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
 /// The conventional name of `signal` (`"SIGSEGV"`), or `"unknown signal"`.
 pub fn signal_name(signal: i32) -> &'static str {
     const NAMES: &[(i32, &str)] = &[

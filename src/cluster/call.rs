@@ -38,11 +38,13 @@ impl RunBuilder {
 }
 
 /// Connects a cluster scope: `options`, or those of the environment. A
-/// server that cannot be reached is an [`Error::Io`] naming it.
+/// server that cannot be reached is an [`Error::Io`] naming it; two remote
+/// functions that cannot be told apart, an [`Error::RemoteConflict`].
 pub(crate) fn connect(
     options: Option<ClusterOptions>,
     trace: DecisionTrace,
 ) -> Result<(Client, DecisionTrace), Error> {
+    unirun_cluster::registry::check().map_err(Error::RemoteConflict)?;
     let options = match options {
         Some(options) => options,
         None => super::options_from_env()?,
@@ -60,9 +62,11 @@ pub(crate) fn connect(
             reason,
         ))
     })?;
+    // Pull requests, not workers: each worker keeps several (the workers
+    // that answered are counted in `Metrics`).
     let waiting = client.waiting_workers().map_or_else(
-        || "workers unknown".to_string(),
-        |n| format!("{n} workers waiting"),
+        || "pull requests unknown".to_string(),
+        |n| format!("{n} pull requests of workers waiting"),
     );
     let trace = trace.with_cluster(format!(
         "server {}, stream {}, {waiting}",
@@ -112,8 +116,8 @@ where
 impl Run {
     /// Calls `f` on every item and returns the outcomes in input order:
     /// on a [`Flavor::Cluster`](crate::Flavor::Cluster) scope on its
-    /// workers (at most [`ClusterOptions::max_pending`] in flight; the
-    /// rest wait to be published), elsewhere in the scope's process pool
+    /// workers (at most [`ClusterOptions::max_pending`] taken from `items`
+    /// ahead of the oldest unanswered one), elsewhere in the scope's process pool
     /// (see [`Run::call`]). Unlike [`Run::map`], a failed item does not
     /// stop the others: each has its own `Result`.
     ///
@@ -138,8 +142,25 @@ impl Run {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let handle = self.handle();
-        let calls: Vec<JoinHandle<R>> = items.into_iter().map(|a| handle.call(f, a)).collect();
-        calls.into_iter().map(JoinHandle::join).collect()
+        // On a cluster scope, at most `max_pending` items are taken from
+        // `items` ahead of the one joined next (more would only wait for a
+        // permit, holding their arguments meanwhile).
+        let window = handle
+            .scope()
+            .and_then(|scope| scope.cluster.get())
+            .map_or(usize::MAX, |client| client.options().max_pending_calls());
+        let mut items = items.into_iter();
+        let mut out = Vec::with_capacity(items.size_hint().0);
+        let mut ahead = std::collections::VecDeque::new();
+        loop {
+            if ahead.len() >= window {
+                out.extend(ahead.pop_front().map(JoinHandle::join));
+            }
+            let Some(item) = items.next() else { break };
+            ahead.push_back(handle.call(f, item));
+        }
+        out.extend(ahead.into_iter().map(JoinHandle::join));
+        out
     }
 }
 

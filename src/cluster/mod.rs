@@ -32,10 +32,21 @@
 //! A function address means nothing on another host, so remote functions
 //! are registered by name: put [`#[unirun::remote]`](crate::remote) on a
 //! `fn(A) -> R` (`A`, `R`: serde). A call sends the function's module
-//! path and a hash of its argument and result types and of the build's
-//! remote functions; a worker whose build differs refuses the job (a
-//! transport error saying so), and calling a function that is not
+//! path, name and line and a hash of its argument and result types and of
+//! the build (the executable's GNU build-id, or without one a hash of the
+//! executable's bytes, and the build's remote functions); a worker whose
+//! build differs refuses the job (a transport error saying so: run the
+//! same binary everywhere), and calling a function that is not
 //! registered fails at once with [`JoinError::not_started`](crate::JoinError::not_started).
+//!
+//! `Run::call` gets a `fn` pointer, so the caller finds the function by
+//! its address: the attribute makes the function `#[inline(never)]` (so
+//! it has one address, not a copy per codegen unit) and gives its body a
+//! `static` of its own (so an optimizer never merges two functions of
+//! identical bodies into one), and refuses `#[inline]`. Should two remote
+//! functions still share an address or a name, a cluster scope or worker
+//! refuses to start with [`Error::RemoteConflict`](crate::Error::RemoteConflict)
+//! naming both, rather than run the wrong one.
 //!
 //! # Delivery is at least once
 //!
@@ -64,8 +75,9 @@
 //! A panic, a crash or a decode error is final: the job is terminated, not
 //! redelivered. [`Metrics`](crate::Metrics) counts the scope's cluster
 //! calls, redeliveries, crashes, timeouts and transport failures; the
-//! scope's trace names the server, the stream and how many workers were
-//! waiting.
+//! scope's trace names the server, the stream and how many pull requests
+//! of workers were waiting (not workers: each keeps several; `Metrics`
+//! counts the workers that answered).
 
 mod call;
 mod worker;

@@ -17,6 +17,8 @@ pub const WORKER_ENV: &str = "UNIRUN_CLUSTER_WORKER";
 /// first thing in `main`, while the process has one thread (the workers'
 /// process pool forks from there). The server is `UNIRUN_CLUSTER_URL`'s.
 ///
+/// A worker takes [`WORKER_ENV`] out of its environment first, so the
+/// processes its jobs start (even of this same binary) are not workers.
 /// A worker that cannot start (a bad `UNIRUN_CLUSTER_URL`, no threads)
 /// prints why and exits with status 2; one that loses its server keeps
 /// retrying until it is back.
@@ -35,6 +37,9 @@ pub fn serve_if_worker() {
     if !on {
         return;
     }
+    // The worker's own children (a job may start a helper from this same
+    // binary) are not workers.
+    std::env::remove_var(WORKER_ENV);
     let Err(err) = super::options_from_env().and_then(serve);
     eprintln!("unirun cluster worker: {err}");
     std::process::exit(2);
@@ -42,8 +47,13 @@ pub fn serve_if_worker() {
 
 /// Serves cluster jobs from the server in `options` with a process pool
 /// as wide as the machine's CPU budget (`UNIRUN_MAX_WORKERS` caps it);
-/// returns only if it cannot start.
+/// returns only if it cannot start (as [`Error::RemoteConflict`] if two
+/// remote functions of this build cannot be told apart).
 pub fn serve(options: ClusterOptions) -> Result<Infallible, Error> {
+    unirun_cluster::registry::check().map_err(Error::RemoteConflict)?;
+    // A worker survives SIGPIPE, even with the default disposition
+    // restored by whoever started it.
+    unirun_platform::process::ignore_sigpipe();
     crate::process::init();
     let run = Run::builder()
         .flavor(Flavor::Processes)

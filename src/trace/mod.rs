@@ -523,7 +523,7 @@ impl DecisionTrace {
     /// use unirun::{trace::Reason, DecisionTrace, Flavor};
     ///
     /// let trace = DecisionTrace::new(Flavor::Cluster, Flavor::Cluster, Reason::Explicit { flavor: Flavor::Cluster })
-    ///     .with_cluster("server nats://10.0.0.5:4222, stream UNIRUN_JOBS, 4 workers waiting");
+    ///     .with_cluster("server nats://10.0.0.5:4222, stream UNIRUN_JOBS, 4 pull requests of workers waiting");
     /// assert!(trace.to_string().contains("; cluster: server nats://10.0.0.5:4222, stream UNIRUN_JOBS"));
     /// ```
     #[must_use]

@@ -8,6 +8,7 @@
 //! `serve_if_worker`, exactly as a user's program does, so the same binary
 //! is the caller and the workers. Each test runs under a watchdog.
 
+mod proxy;
 mod server;
 
 use std::panic::{self, AssertUnwindSafe};
@@ -72,6 +73,84 @@ fn nap(ms: u64) -> u64 {
     ms
 }
 
+/// Set in a worker started by [`worker_seams`]: `main` restores SIGPIPE's
+/// default disposition before `serve_if_worker`.
+const SIGPIPE_DEFAULT: &str = "CLUSTER_TEST_SIGPIPE_DEFAULT";
+
+/// Identical bodies: an optimizer would merge these two into one address
+/// were they not remote functions.
+#[unirun::remote]
+fn mix_unsigned(x: u64) -> u64 {
+    x.wrapping_mul(3).wrapping_add(1)
+}
+
+#[unirun::remote]
+fn mix_signed(x: i64) -> i64 {
+    x.wrapping_mul(3).wrapping_add(1)
+}
+
+/// Two remote functions of one module path and name (nested in two
+/// functions).
+fn nested_plus_one() -> fn(u64) -> u64 {
+    #[unirun::remote]
+    fn inner(x: u64) -> u64 {
+        x + 1
+    }
+    inner
+}
+
+fn nested_plus_two() -> fn(u64) -> u64 {
+    #[unirun::remote]
+    fn inner(x: u64) -> u64 {
+        x + 2
+    }
+    inner
+}
+
+/// Starts this binary again with a filter that selects no test, and says
+/// whether it exited by itself within 20 s (a cluster worker would not).
+#[unirun::remote]
+fn run_myself(_: ()) -> bool {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("selects_no_test")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Polls the child's exit (no sleep stands in for an event), bounded.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+/// A result of `n` bytes.
+#[unirun::remote]
+fn big(n: usize) -> Vec<u8> {
+    vec![7u8; n]
+}
+
+/// The length of its argument.
+#[unirun::remote]
+fn length(v: Vec<u8>) -> usize {
+    v.len()
+}
+
+/// Sleeps `ms`, then marks `dir/i`.
+#[unirun::remote]
+fn nap_mark(job: (String, u32, u64)) -> u32 {
+    let (dir, i, ms) = job;
+    std::thread::sleep(Duration::from_millis(ms));
+    std::fs::write(Path::new(&dir).join(i.to_string()), b"").unwrap();
+    i
+}
+
 /// Not registered: calls fail before anything is sent.
 fn unregistered(x: u64) -> u64 {
     x
@@ -118,12 +197,56 @@ const SERVER_TESTS: &[Test] = &[
         "worker_survives_sigpipe_ignored_sigchld_and_dead_pool_child",
         worker_seams,
     ),
+    (
+        "merged_bodies_and_nested_namesakes_run_as_themselves",
+        merged_bodies_and_nested_namesakes_run_as_themselves,
+    ),
+    (
+        "worker_children_are_not_workers",
+        worker_children_are_not_workers,
+    ),
+    (
+        "result_over_max_payload_is_a_decode_error_naming_the_limit",
+        result_over_max_payload_is_a_decode_error_naming_the_limit,
+    ),
+    (
+        "argument_over_max_payload_fails_at_once",
+        argument_over_max_payload_fails_at_once,
+    ),
+    (
+        "call_waiting_for_a_permit_past_its_deadline_is_never_sent",
+        call_waiting_for_a_permit_past_its_deadline_is_never_sent,
+    ),
+    (
+        "scope_of_other_consumer_settings_is_refused_naming_both",
+        scope_of_other_consumer_settings_is_refused_naming_both,
+    ),
+    (
+        "lost_server_fails_waiting_and_new_calls_at_once",
+        lost_server_fails_waiting_and_new_calls_at_once,
+    ),
+    (
+        "calls_in_flight_across_a_link_break_resolve",
+        calls_in_flight_across_a_link_break_resolve,
+    ),
+    (
+        "map_takes_at_most_max_pending_items_ahead",
+        map_takes_at_most_max_pending_items_ahead,
+    ),
 ];
 
 fn main() {
     // SAFETY: `main` has one thread here; nothing reads the environment
     // concurrently.
     unsafe { std::env::set_var(WORKER_PID, std::process::id().to_string()) };
+    if std::env::var_os(SIGPIPE_DEFAULT).is_some() {
+        // Undo the Rust runtime's SIG_IGN (done before `main`, so a parent
+        // cannot): the worker must ignore SIGPIPE by itself.
+        // SAFETY: SIG_DFL is a valid disposition; one thread here.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     unirun::cluster::serve_if_worker();
 
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -268,7 +391,7 @@ fn call_and_map_run_on_workers(binary: &Path) {
         line.contains(&format!(
             "cluster: server {}, stream UNIRUN_JOBS",
             server.url
-        )),
+        )) && line.contains("pull requests"),
         "{line}"
     );
 
@@ -438,12 +561,27 @@ fn worker_seams(binary: &Path) {
         unsafe {
             command.pre_exec(|| {
                 libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 Ok(())
             });
         }
+        // The Rust runtime would ignore SIGPIPE again before `main`:
+        // `main` restores the default after it.
+        command.env(SIGPIPE_DEFAULT, "1");
     });
     assert_eq!(run.call(square, 2).join().unwrap(), 4);
+    // Serving, the worker ignores SIGPIPE though it started with the
+    // default disposition.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", worker.pid())).unwrap();
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .expect("SigIgn in /proc/<pid>/status");
+    assert_ne!(
+        ignored & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "the worker does not ignore SIGPIPE"
+    );
     // A dead pool child, with SIGCHLD ignored: a crash, and the worker lives.
     assert!(run.call(abort, ()).join().unwrap_err().is_crash());
     // SAFETY: a plain system call on our own child.
@@ -452,4 +590,209 @@ fn worker_seams(binary: &Path) {
     }
     assert_eq!(run.call(square, 5).join().unwrap(), 25);
     assert!(worker.is_running());
+}
+
+/// Identical bodies keep their own addresses, and two nested functions of
+/// one name each run as themselves.
+fn merged_bodies_and_nested_namesakes_run_as_themselves(binary: &Path) {
+    assert_ne!(
+        mix_unsigned as fn(u64) -> u64 as usize,
+        mix_signed as fn(i64) -> i64 as usize
+    );
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let _worker = Worker::start(&server.url);
+    assert_eq!(run.call(mix_unsigned, 3).join().unwrap(), 10);
+    assert_eq!(run.call(mix_signed, -3).join().unwrap(), -8);
+    assert_eq!(run.call(nested_plus_one(), 10).join().unwrap(), 11);
+    assert_eq!(run.call(nested_plus_two(), 10).join().unwrap(), 12);
+}
+
+/// A job that starts this same binary starts a plain process, not a
+/// cluster worker: the worker's variable is not inherited.
+fn worker_children_are_not_workers(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let _worker = Worker::start(&server.url);
+    assert!(
+        run.call(run_myself, ()).join().unwrap(),
+        "the worker's child kept serving"
+    );
+}
+
+/// A result over the server's max_payload (1 MiB by default) could never
+/// reach the caller: the worker answers a decode error naming both sizes
+/// instead (the deadline only bounds a failure of this test).
+fn result_over_max_payload_is_a_decode_error_naming_the_limit(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).deadline(Duration::from_secs(60)));
+    let _worker = Worker::start(&server.url);
+    assert_eq!(run.call(big, 10).join().unwrap().len(), 10);
+    let err = run.call(big, 2 << 20).join().unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("decode") && text.contains("max_payload of 1048576"),
+        "{text}"
+    );
+    // The worker serves on.
+    assert_eq!(run.call(big, 10).join().unwrap().len(), 10);
+}
+
+/// An argument over the server's max_payload fails before it is sent,
+/// naming the limit; the server would close the caller's connection for
+/// it, losing the replies of the calls in flight.
+fn argument_over_max_payload_fails_at_once(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).deadline(Duration::from_secs(60)));
+    let _worker = Worker::start(&server.url);
+    let in_flight: Vec<_> = (0..4).map(|i| run.call(nap, 50 * i)).collect();
+    let err = run.call(length, vec![1u8; 2 << 20]).join().unwrap_err();
+    assert!(err.is_not_started(), "{err}");
+    assert!(err.to_string().contains("max_payload of 1048576"), "{err}");
+    for (i, call) in (0..4).zip(in_flight) {
+        assert_eq!(call.join().unwrap(), 50 * i);
+    }
+    assert_eq!(run.call(length, vec![1u8; 1000]).join().unwrap(), 1000);
+    assert_eq!(run.metrics().cluster_transport_errors(), 0);
+}
+
+/// With one permit, a second call waits for the first, which holds it to
+/// the deadline both share: the second times out (it does not start over
+/// with a deadline of its own, published late) and is never published.
+fn call_waiting_for_a_permit_past_its_deadline_is_never_sent(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let deadline = Duration::from_secs(1);
+    let run = scope(cluster(&server.url).deadline(deadline).max_pending(1));
+    let _worker = Worker::start(&server.url);
+    let first = run.call(nap, 3000);
+    // 500 ms of work: it could only finish if it were sent with a fresh
+    // deadline once the first gives its permit back.
+    let second = run.call(nap, 500);
+    assert!(first.join().unwrap_err().is_timeout());
+    let err = second.join().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+}
+
+/// A second scope on the same stream with other ack_wait and max_deliver
+/// would rewrite the workers' consumer under the first: it is refused,
+/// naming both values; one of the same values is welcome.
+fn scope_of_other_consumer_settings_is_refused_naming_both(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let first = cluster(&server.url).ack_wait(Duration::from_secs(4));
+    let a = scope(first.clone());
+    let err = Run::builder()
+        .flavor(Flavor::Cluster)
+        .cluster(
+            cluster(&server.url)
+                .ack_wait(Duration::from_millis(300))
+                .max_deliver(2),
+        )
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ack_wait=4s and max_deliver=3")
+            && err.contains("ack_wait=300ms and max_deliver=2"),
+        "{err}"
+    );
+    let _worker = Worker::start(&server.url);
+    let b = scope(first);
+    assert_eq!(a.call(square, 3).join().unwrap(), 9);
+    assert_eq!(b.call(square, 4).join().unwrap(), 16);
+}
+
+/// A fresh directory for [`hold`]'s mark.
+fn hold_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("unirun-cluster-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The server lost (down for lost_after): the call in flight and the call
+/// waiting for its permit fail naming it; a new call fails at once while it
+/// stays lost; once it is back, calls run again.
+fn lost_server_fails_waiting_and_new_calls_at_once(binary: &Path) {
+    let mut server = Server::start(&binary.to_path_buf());
+    let run = scope(
+        cluster(&server.url)
+            .lost_after(Duration::from_millis(500))
+            .max_pending(1)
+            .deadline(Duration::from_secs(600)),
+    );
+    let _worker = Worker::start(&server.url);
+    let dir = hold_dir("lost");
+    let running = run.call(hold, dir.to_string_lossy().into_owned());
+    wait_for("the job to start", || dir.join("started").exists());
+    let waiting = run.call(square, 3);
+    server.kill();
+    let lost = |err: JoinError| {
+        assert!(err.is_transport(), "{err}");
+        assert!(err.to_string().contains("lost the NATS server"), "{err}");
+    };
+    lost(running.join().unwrap_err());
+    lost(waiting.join().unwrap_err());
+    // Still lost: at once, not after publishing into the void.
+    lost(run.call(square, 4).join().unwrap_err());
+    server.spawn(&binary.to_path_buf());
+    // Each attempt fails at once until the link is back, then runs (the
+    // job `hold` left in the stream is answered too, on its redelivery).
+    wait_for("calls to run again", || run.call(square, 5).join().is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The caller's link breaks (shorter than lost_after) while a call waits:
+/// a reply sent meanwhile would be lost, so the call resolves as a
+/// transport error once the link is back, and new calls run.
+fn calls_in_flight_across_a_link_break_resolve(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let proxy = proxy::Proxy::start(server.url.trim_start_matches("nats://").to_string());
+    let run = scope(
+        cluster(&format!("nats://127.0.0.1:{}", proxy.port))
+            .lost_after(Duration::from_secs(600))
+            .deadline(Duration::from_secs(600)),
+    );
+    let _worker = Worker::start(&server.url);
+    assert_eq!(run.call(square, 2).join().unwrap(), 4);
+    let dir = hold_dir("blip");
+    let held = run.call(hold, dir.to_string_lossy().into_owned());
+    wait_for("the job to start", || dir.join("started").exists());
+    proxy.cut(Duration::from_millis(300));
+    let err = held.join().unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    assert!(
+        err.to_string().contains("reply may have been lost"),
+        "{err}"
+    );
+    assert_eq!(run.call(square, 3).join().unwrap(), 9);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `map_call` holds a window of `max_pending` items, not the whole input:
+/// when it takes item `i`, item `i - max_pending` has answered (its mark,
+/// written before the answer, exists).
+fn map_takes_at_most_max_pending_items_ahead(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let window = 3u32;
+    let run = scope(cluster(&server.url).max_pending(window as usize));
+    let _worker = Worker::start(&server.url);
+    let dir = hold_dir("window");
+    let d = dir.to_string_lossy().into_owned();
+    let items = (0..12u32).map(|i| {
+        if let Some(behind) = i.checked_sub(window) {
+            assert!(
+                dir.join(behind.to_string()).exists(),
+                "item {i} taken before item {behind} answered"
+            );
+        }
+        (d.clone(), i, 20)
+    });
+    let out: Vec<u32> = run
+        .map_call(nap_mark, items)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(out, (0..12).collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&dir);
 }

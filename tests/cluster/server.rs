@@ -40,7 +40,9 @@ impl Server {
         server
     }
 
-    fn spawn(&mut self, binary: &PathBuf) {
+    /// Starts the server process (again, after [`kill`](Self::kill): same
+    /// port, same store).
+    pub(crate) fn spawn(&mut self, binary: &PathBuf) {
         let child = Command::new(binary)
             .args([
                 "-a",

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use unirun_core::JoinError;
 
 use crate::wire::{self, Reply};
@@ -48,6 +48,10 @@ struct Inner {
     /// Calls in flight, at most `max_pending`.
     permits: Arc<Semaphore>,
     closed: AtomicBool,
+    /// Set while the server is lost (the connection down for `lost_after`
+    /// without a break); new calls and calls waiting for a permit fail at
+    /// once meanwhile. Cleared when the connection is back.
+    lost: watch::Sender<bool>,
     counts: Counters,
     workers: Mutex<HashSet<String>>,
 }
@@ -89,12 +93,12 @@ impl Client {
         engine::check_url(&options.url)?;
         let runtime = engine::runtime("unirun-cluster")
             .map_err(|err| format!("no thread for the cluster client: {err}"))?;
-        let lost = Arc::new(Notify::new());
-        let inner = wait_on(&runtime, connect(options, lost.clone()))
+        let (up, link) = watch::channel(true);
+        let inner = wait_on(&runtime, connect(options, Arc::new(up)))
             .ok_or_else(|| "the cluster client's thread stopped".to_string())??;
         let inner = Arc::new(inner);
         runtime.spawn(replies(inner.clone()));
-        runtime.spawn(watch_connection(inner.clone(), lost));
+        runtime.spawn(watch_connection(inner.clone(), link));
         Ok(Client {
             inner,
             runtime: Mutex::new(Some(runtime)),
@@ -174,8 +178,8 @@ impl Client {
         }
     }
 
-    /// How many workers wait for jobs right now (pull requests the server
-    /// holds), for the trace.
+    /// How many pull requests of workers the server holds right now, for
+    /// the trace. Not a count of workers: each worker keeps several.
     pub fn waiting_workers(&self) -> Option<usize> {
         let rt = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
         let rt = rt.as_ref()?;
@@ -267,6 +271,17 @@ impl Inner {
         }
     }
 
+    /// The error of a call the server's loss ended.
+    fn lost_error(&self) -> JoinError {
+        JoinError::transport(
+            "server",
+            format!(
+                "lost the NATS server at {}: no connection for {:?}",
+                self.options.url, self.options.lost_after
+            ),
+        )
+    }
+
     fn count(&self, outcome: &Outcome) {
         if let Err(err) = outcome {
             let counter = if err.is_crash() {
@@ -283,14 +298,22 @@ impl Inner {
     }
 }
 
-async fn connect(options: ClusterOptions, lost: Arc<Notify>) -> Result<Inner, String> {
+/// `up` follows the connection: `false` from a disconnection until the
+/// client is connected again.
+async fn connect(options: ClusterOptions, up: Arc<watch::Sender<bool>>) -> Result<Inner, String> {
     let url = options.url.clone();
     let nats = engine::connect_options("caller", &options)
         .event_callback(move |event| {
-            let lost = lost.clone();
+            let up = up.clone();
             async move {
-                if matches!(event, async_nats::Event::Disconnected) {
-                    lost.notify_one();
+                match event {
+                    async_nats::Event::Disconnected => {
+                        up.send_replace(false);
+                    }
+                    async_nats::Event::Connected => {
+                        up.send_replace(true);
+                    }
+                    _ => {}
                 }
             }
         })
@@ -303,16 +326,9 @@ async fn connect(options: ClusterOptions, lost: Arc<Notify>) -> Result<Inner, St
     let stream = engine::ensure_stream(&js, &options).await.map_err(|err| {
         format!("NATS server at {url}: {err} (is JetStream on? start it with -js)")
     })?;
-    // Create or update: the callers' settings are the consumer's.
-    stream
-        .create_consumer(engine::consumer_config(&options))
+    engine::ensure_consumer(&stream, &options)
         .await
-        .map_err(|err| {
-            format!(
-                "NATS server at {url}: consumer {}: {err}",
-                options.consumer()
-            )
-        })?;
+        .map_err(|err| format!("NATS server at {url}: {err}"))?;
     let inbox = nats.new_inbox();
     Ok(Inner {
         permits: Arc::new(Semaphore::new(options.max_pending)),
@@ -325,6 +341,7 @@ async fn connect(options: ClusterOptions, lost: Arc<Notify>) -> Result<Inner, St
         sequences: Mutex::new(HashMap::new()),
         beats: Mutex::new(HashMap::new()),
         closed: AtomicBool::new(false),
+        lost: watch::channel(false).0,
         counts: Counters::default(),
         workers: Mutex::new(HashSet::new()),
     })
@@ -339,12 +356,36 @@ async fn call(
     signature: u64,
     payload: Vec<u8>,
 ) -> Outcome {
+    // One instant for both deadlines: the caller's, and the one the job
+    // carries to the worker (which drops a job found past it).
     let deadline = tokio::time::Instant::now() + inner.options.deadline;
-    let Ok(_permit) = inner.permits.clone().acquire_owned().await else {
+    let unix_deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(inner.options.deadline)
+        .as_millis();
+    // A call still waiting for its permit at its deadline is never
+    // published: it timed out unsent.
+    let permit = tokio::select! {
+        permit = inner.permits.clone().acquire_owned() => permit,
+        () = server_lost(&inner) => {
+            inner.counts.transport.fetch_add(1, Ordering::Relaxed);
+            return Err(inner.lost_error());
+        }
+        () = tokio::time::sleep_until(deadline) => {
+            inner.counts.timeouts.fetch_add(1, Ordering::Relaxed);
+            return Err(JoinError::timed_out());
+        }
+    };
+    let Ok(_permit) = permit else {
         return Err(JoinError::cancelled());
     };
     if inner.closed.load(Ordering::Acquire) {
         return Err(JoinError::cancelled());
+    }
+    if tokio::time::Instant::now() >= deadline {
+        inner.counts.timeouts.fetch_add(1, Ordering::Relaxed);
+        return Err(JoinError::timed_out());
     }
     let (tx, mut rx) = oneshot::channel();
     inner
@@ -352,20 +393,27 @@ async fn call(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(id, tx);
+    // Checked after the entry is in: the watcher sets `lost` before it
+    // fails the entries, so a call it missed sees the flag here.
+    if *inner.lost.borrow() && inner.take(id).is_some() {
+        inner.counts.transport.fetch_add(1, Ordering::Relaxed);
+        return Err(inner.lost_error());
+    }
     let (beat_tx, mut beats) = mpsc::unbounded_channel();
     inner
         .beats
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(id, beat_tx);
+    let mut entries = Entries {
+        beats: &inner.beats,
+        sequences: &inner.sequences,
+        id,
+        sequence: None,
+    };
     // Set once the last delivery runs: when its signs of life stop.
     let mut silent_at: Option<tokio::time::Instant> = None;
     inner.counts.calls.fetch_add(1, Ordering::Relaxed);
-    let unix_deadline = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .saturating_add(inner.options.deadline)
-        .as_millis();
     let message = PublishMessage::build()
         .payload(payload.into())
         .message_id(format!("{}.{id}", inner.inbox))
@@ -388,7 +436,6 @@ async fn call(
     };
     tokio::pin!(published);
     let mut acked = false;
-    let mut sequence = None;
     let outcome = loop {
         tokio::select! {
             biased;
@@ -397,7 +444,7 @@ async fn call(
                 acked = true;
                 match ack {
                     Ok(ack) => {
-                        sequence = Some(ack.sequence);
+                        entries.sequence = Some(ack.sequence);
                         inner.sequences.lock().unwrap_or_else(PoisonError::into_inner).insert(ack.sequence, id);
                     }
                     Err(err) => {
@@ -434,20 +481,42 @@ async fn call(
             }
         }
     };
-    inner
-        .beats
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&id);
-    if let Some(sequence) = sequence {
-        inner
-            .sequences
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&sequence);
-    }
+    drop(entries);
     inner.count(&outcome);
     outcome
+}
+
+/// A call's entries in [`Inner::beats`] and [`Inner::sequences`], removed
+/// however the call ends: also when its task is aborted mid-way.
+struct Entries<'a> {
+    beats: &'a Mutex<HashMap<u64, mpsc::UnboundedSender<()>>>,
+    sequences: &'a Mutex<HashMap<u64, u64>>,
+    id: u64,
+    /// The job's stream sequence, once the server took it.
+    sequence: Option<u64>,
+}
+
+impl Drop for Entries<'_> {
+    fn drop(&mut self) {
+        self.beats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+        if let Some(sequence) = self.sequence {
+            self.sequences
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&sequence);
+        }
+    }
+}
+
+/// Returns once the server is lost (at once if it is now).
+async fn server_lost(inner: &Inner) {
+    let mut lost = inner.lost.subscribe();
+    if lost.wait_for(|lost| *lost).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Sleeps until `at`, or forever without one.
@@ -535,25 +604,77 @@ async fn exhausted(inner: &Inner, payload: &[u8]) {
     }
 }
 
-/// After the connection drops: every `lost_after` it stays down, the
-/// calls in flight fail (the server may have lost them; their replies
-/// cannot reach us while it is down).
-async fn watch_connection(inner: Arc<Inner>, lost: Arc<Notify>) {
-    loop {
-        lost.notified().await;
-        loop {
-            tokio::time::sleep(inner.options.lost_after).await;
-            if inner.nats.connection_state() == async_nats::connection::State::Connected {
-                break;
+/// Follows the connection. Down for `lost_after` without a break: the
+/// server is lost, the calls in flight fail and new ones fail at once until
+/// it is back. Back after a shorter break: the calls in flight fail as
+/// transport errors, for a reply published while the link was down never
+/// reaches this client (the server keeps no replies); the caller may call
+/// again (remote functions are idempotent).
+async fn watch_connection(inner: Arc<Inner>, link: watch::Receiver<bool>) {
+    let lost_after = inner.options.lost_after;
+    let url = inner.options.url.clone();
+    watch_link(
+        link,
+        || tokio::time::sleep(lost_after),
+        |change| match change {
+            Link::Lost => {
+                inner.lost.send_replace(true);
+                inner.fail_all(|| inner.lost_error());
             }
-            let url = inner.options.url.clone();
-            let after = inner.options.lost_after;
-            inner.fail_all(|| {
+            Link::Found => {
+                inner.lost.send_replace(false);
+            }
+            Link::Back => inner.fail_all(|| {
                 JoinError::transport(
-                    "server",
-                    format!("lost the NATS server at {url}: no connection for {after:?}"),
+                    "connection",
+                    format!(
+                        "the connection to the NATS server at {url} broke while the call waited, \
+                         so its reply may have been lost: call again"
+                    ),
                 )
-            });
+            }),
+        },
+    )
+    .await;
+}
+
+/// A change [`watch_link`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// The link was down for one timer without a break.
+    Lost,
+    /// The link is up again after [`Link::Lost`].
+    Found,
+    /// The link is up again after a break shorter than the timer.
+    Back,
+}
+
+/// Reports the breaks of `up` (`false` while the link is down) to
+/// `report`; a new `timer()` starts at each break, so only downtime
+/// without a break counts. Ends when `up`'s sender is gone.
+async fn watch_link<T, F>(mut up: watch::Receiver<bool>, mut timer: T, mut report: impl FnMut(Link))
+where
+    T: FnMut() -> F,
+    F: Future<Output = ()>,
+{
+    loop {
+        if up.wait_for(|up| !*up).await.is_err() {
+            return;
+        }
+        let back = tokio::select! {
+            back = up.wait_for(|up| *up) => Some(back.is_ok()),
+            () = timer() => None,
+        };
+        match back {
+            Some(true) => report(Link::Back),
+            Some(false) => return,
+            None => {
+                report(Link::Lost);
+                if up.wait_for(|up| *up).await.is_err() {
+                    return;
+                }
+                report(Link::Found);
+            }
         }
     }
 }
@@ -585,6 +706,16 @@ impl Client {
                 format!("argument of type {}: {err}", std::any::type_name::<A>()),
             )
         })?;
+        let max_payload = self.inner.nats.server_info().max_payload;
+        if !wire::job_fits(payload.len(), remote.name, &self.inner.inbox, max_payload) {
+            return Err(JoinError::not_started(format!(
+                "the argument of `{}` is {} bytes encoded, over the NATS server's max_payload of \
+                 {max_payload} bytes (headers included): send less, or raise the server's \
+                 max_payload",
+                remote.name,
+                payload.len()
+            )));
+        }
         let call = self.call(remote.name, crate::registry::signature(remote), payload);
         Ok(async move {
             let bytes = call.await?;
@@ -595,5 +726,114 @@ impl Client {
                 )
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A call task aborted while it waits (as `CancelOnDrop` does) leaves
+    /// no entry behind.
+    #[test]
+    fn an_aborted_call_leaves_no_entries() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let beats = Arc::new(Mutex::new(HashMap::new()));
+        let sequences = Arc::new(Mutex::new(HashMap::new()));
+        let (b, q) = (beats.clone(), sequences.clone());
+        let watched = beats.clone();
+        rt.block_on(async move {
+            let task = tokio::spawn(async move {
+                let (tx, _rx) = mpsc::unbounded_channel();
+                b.lock().unwrap().insert(7, tx);
+                q.lock().unwrap().insert(70, 7);
+                let mut entries = Entries {
+                    beats: &b,
+                    sequences: &q,
+                    id: 7,
+                    sequence: None,
+                };
+                entries.sequence = Some(70);
+                std::future::pending::<()>().await;
+                drop(entries);
+            });
+            while watched.lock().unwrap().is_empty() {
+                tokio::task::yield_now().await;
+            }
+            task.abort();
+            assert!(task.await.unwrap_err().is_cancelled());
+        });
+        assert!(beats.lock().unwrap().is_empty());
+        assert!(sequences.lock().unwrap().is_empty());
+    }
+
+    /// Yields until `reports` has `n` entries (or a bound of yields).
+    async fn settle(reports: &Mutex<Vec<Link>>, n: usize) {
+        for _ in 0..1000 {
+            if reports.lock().unwrap().len() >= n {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Two short breaks whose sum exceeds the timer are two `Back`s, not a
+    /// loss: each break starts a timer of its own. A break that outlasts
+    /// its timer is `Lost`, then `Found`.
+    #[test]
+    fn only_downtime_without_a_break_is_a_loss() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (up, link) = watch::channel(true);
+            // Timer `k` (the k-th started) fires once `fired` reaches k.
+            let (fire, fired) = watch::channel(0usize);
+            let started = Arc::new(AtomicUsize::new(0));
+            let reports = Arc::new(Mutex::new(Vec::new()));
+            let (s, r) = (started.clone(), reports.clone());
+            tokio::spawn(async move {
+                watch_link(
+                    link,
+                    move || {
+                        let k = s.fetch_add(1, Ordering::SeqCst) + 1;
+                        let mut fired = fired.clone();
+                        async move {
+                            let _ = fired.wait_for(|&f| f >= k).await;
+                        }
+                    },
+                    move |change| r.lock().unwrap().push(change),
+                )
+                .await;
+            });
+            up.send_replace(false);
+            settle(&reports, 1).await;
+            up.send_replace(true);
+            settle(&reports, 1).await;
+            assert_eq!(*reports.lock().unwrap(), [Link::Back]);
+            up.send_replace(false);
+            settle(&reports, 2).await;
+            // The first break's timer runs out during the second break.
+            fire.send_replace(1);
+            settle(&reports, 2).await;
+            assert_eq!(*reports.lock().unwrap(), [Link::Back]);
+            assert_eq!(started.load(Ordering::SeqCst), 2);
+            // The second break's own timer runs out: lost.
+            fire.send_replace(2);
+            settle(&reports, 2).await;
+            assert_eq!(*reports.lock().unwrap(), [Link::Back, Link::Lost]);
+            up.send_replace(true);
+            settle(&reports, 3).await;
+            assert_eq!(
+                *reports.lock().unwrap(),
+                [Link::Back, Link::Lost, Link::Found]
+            );
+        });
     }
 }

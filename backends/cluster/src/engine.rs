@@ -64,6 +64,48 @@ pub(crate) async fn ensure_stream(
     .map_err(|err| format!("stream {}: {err}", options.stream))
 }
 
+/// Makes sure the workers' consumer exists, configured as `options` say:
+/// creates it, or finds it with the same `ack_wait` and `max_deliver`.
+/// One made by another scope (or an earlier run) with other values is an
+/// error naming both: updating it would change the redelivery of that
+/// scope's calls under it.
+pub(crate) async fn ensure_consumer(
+    stream: &jetstream::stream::Stream,
+    options: &ClusterOptions,
+) -> Result<(), String> {
+    let name = options.consumer();
+    let existing = stream.get_consumer::<consumer::pull::Config>(&name).await;
+    let have = match existing {
+        Ok(consumer) => consumer.cached_info().config.clone(),
+        Err(_) => match stream
+            .create_consumer_strict(consumer_config(options))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            // Made meanwhile by another caller: compare with it.
+            Err(err) => match stream.consumer_info(&name).await {
+                Ok(info) => info.config.clone(),
+                Err(_) => return Err(format!("consumer {name}: {err}")),
+            },
+        },
+    };
+    if have.ack_wait == options.ack_wait && have.max_deliver == options.max_deliver {
+        return Ok(());
+    }
+    Err(format!(
+        "consumer {name} of stream {} has ack_wait={:?} and max_deliver={} (set by another \
+         scope, or an earlier run), and this scope asks for ack_wait={:?} and max_deliver={}: \
+         give every scope of one stream the same values, use another stream \
+         (ClusterOptions::stream), or delete the consumer (`nats consumer rm {} {name}`)",
+        options.stream,
+        have.ack_wait,
+        have.max_deliver,
+        options.ack_wait,
+        options.max_deliver,
+        options.stream
+    ))
+}
+
 /// The durable pull consumer workers share, configured as `options` say.
 pub(crate) fn consumer_config(options: &ClusterOptions) -> consumer::pull::Config {
     consumer::pull::Config {

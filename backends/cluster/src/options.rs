@@ -58,6 +58,11 @@ impl ClusterOptions {
     /// How long a worker may hold a job without a sign of life before the
     /// server hands it to another worker (a running job sends progress
     /// every half of it, so only a lost worker host runs out). Default 30 s.
+    ///
+    /// It and [`max_deliver`](Self::max_deliver) are the settings of the
+    /// stream's one consumer: a scope asking for other values than the
+    /// consumer has (made by another scope, or an earlier run) fails to
+    /// build, naming both.
     pub fn ack_wait(mut self, wait: Duration) -> Self {
         self.ack_wait = wait;
         self
@@ -72,6 +77,8 @@ impl ClusterOptions {
 
     /// How long after its call a job may still answer; then its handle
     /// resolves to "timed out" and a worker that finds it later skips it.
+    /// The time a call waits for [`max_pending`](Self::max_pending) counts:
+    /// a call still waiting at its deadline is never sent.
     /// Default one hour.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
@@ -85,8 +92,11 @@ impl ClusterOptions {
         self
     }
 
-    /// How long the connection to the server may stay down before every
-    /// call in flight resolves to a transport error. Default 5 s.
+    /// How long the connection to the server may stay down without a
+    /// break before every call in flight resolves to a transport error,
+    /// and new calls fail at once until it is back. Default 5 s. (A
+    /// shorter break fails the calls in flight too: a reply sent while the
+    /// link was down is lost.)
     pub fn lost_after(mut self, grace: Duration) -> Self {
         self.lost_after = grace;
         self
@@ -105,6 +115,11 @@ impl ClusterOptions {
     /// The set [`max_deliver`](Self::max_deliver).
     pub fn max_deliver_count(&self) -> u32 {
         u32::try_from(self.max_deliver).unwrap_or(u32::MAX)
+    }
+
+    /// The set [`max_pending`](Self::max_pending).
+    pub fn max_pending_calls(&self) -> usize {
+        self.max_pending
     }
 
     /// The subject jobs are published on.

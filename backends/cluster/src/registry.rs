@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Remote {
-    /// `module::path::name`.
+    /// `module::path::name:line` (the line of its `#[unirun::remote]`, so
+    /// two nested functions of one name in one module differ).
     pub name: &'static str,
     /// The function's address, to find its name from a `fn` pointer.
     pub address: fn() -> usize,
@@ -90,6 +91,64 @@ pub fn execute(job: Job) -> Result<Vec<u8>, Rejected> {
     (remote.invoke)(&job.payload)
 }
 
+/// Two registered functions that cannot be told apart (see [`check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The first function's registered name.
+    pub first: &'static str,
+    /// The second function's registered name.
+    pub second: &'static str,
+    /// What they share: `"name"` or `"address"`.
+    pub shared: &'static str,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "two #[unirun::remote] functions share one {}: `{}` and `{}` (a call of one could \
+             run the other); give one of them another name or move it",
+            self.shared, self.first, self.second
+        )
+    }
+}
+
+impl std::error::Error for Conflict {}
+
+/// Checks, once per process, that every registered function has a name
+/// and an address of its own: a caller finds a function by its address
+/// and a worker by its name, so a shared one would run the wrong function.
+/// Callers and workers check it before their first job.
+pub fn check() -> Result<(), Conflict> {
+    static CHECKED: OnceLock<Result<(), Conflict>> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| conflict(inventory::iter::<Remote>.into_iter()).map_or(Ok(()), Err))
+        .clone()
+}
+
+/// The first pair of `remotes` sharing a name or an address, if any.
+fn conflict<'a>(remotes: impl Iterator<Item = &'a Remote>) -> Option<Conflict> {
+    let mut names = std::collections::HashMap::new();
+    let mut addresses = std::collections::HashMap::new();
+    for remote in remotes {
+        if let Some(first) = names.insert(remote.name, remote.name) {
+            return Some(Conflict {
+                first,
+                second: remote.name,
+                shared: "name",
+            });
+        }
+        if let Some(first) = addresses.insert((remote.address)(), remote.name) {
+            return Some(Conflict {
+                first,
+                second: remote.name,
+                shared: "address",
+            });
+        }
+    }
+    None
+}
+
 /// The registered function at `address`, if any.
 pub fn by_address(address: usize) -> Option<&'static Remote> {
     inventory::iter::<Remote>
@@ -105,8 +164,9 @@ pub fn by_name(name: &str) -> Option<&'static Remote> {
 }
 
 /// A hash of the function's name and argument and result types, and of
-/// the build: every registered function's name and types (so two builds
-/// with different remote functions never take each other's jobs).
+/// the build: the executable's build-id (or a hash of its bytes), and
+/// every registered function's name and types (so two builds never take
+/// each other's jobs, even with the same remote functions).
 pub fn signature(remote: &Remote) -> u64 {
     let (a, r) = (remote.types)();
     let mut hash = Fnv::new();
@@ -117,28 +177,54 @@ pub fn signature(remote: &Remote) -> u64 {
     hash.finish()
 }
 
-/// The build part of [`signature`], computed once.
+/// What tells this executable from another build: its GNU build-id (the
+/// linker's hash of its contents), or without one a hash of the
+/// executable's bytes; empty if neither can be had.
+fn executable_identity() -> Vec<u8> {
+    if let Some(id) = unirun_platform::build_id::build_id() {
+        return id;
+    }
+    std::env::current_exe()
+        .and_then(std::fs::read)
+        .map(|bytes| {
+            let mut hash = Fnv::new();
+            hash.write(&bytes);
+            hash.finish().to_le_bytes().to_vec()
+        })
+        .unwrap_or_default()
+}
+
+/// The build part of [`signature`], computed once: the executable's
+/// identity, and every registered function's name and types.
 fn build_hash() -> u64 {
     static BUILD: OnceLock<u64> = OnceLock::new();
     *BUILD.get_or_init(|| {
-        let mut all: Vec<(&str, &str, &str)> = inventory::iter::<Remote>
-            .into_iter()
-            .map(|r| {
-                let (a, res) = (r.types)();
-                (r.name, a, res)
-            })
-            .collect();
-        all.sort_unstable();
-        let mut hash = Fnv::new();
-        hash.write(env!("CARGO_PKG_VERSION").as_bytes());
-        for (name, a, r) in all {
-            for part in [name, a, r] {
-                hash.write(part.as_bytes());
-                hash.write(&[0]);
-            }
-        }
-        hash.finish()
+        hash_build(
+            &executable_identity(),
+            inventory::iter::<Remote>.into_iter(),
+        )
     })
+}
+
+/// The hash of a build of executable `identity` registering `remotes`.
+fn hash_build<'a>(identity: &[u8], remotes: impl Iterator<Item = &'a Remote>) -> u64 {
+    let mut all: Vec<(&str, &str, &str)> = remotes
+        .map(|r| {
+            let (a, res) = (r.types)();
+            (r.name, a, res)
+        })
+        .collect();
+    all.sort_unstable();
+    let mut hash = Fnv::new();
+    hash.write(env!("CARGO_PKG_VERSION").as_bytes());
+    hash.write(identity);
+    for (name, a, r) in all {
+        for part in [name, a, r] {
+            hash.write(part.as_bytes());
+            hash.write(&[0]);
+        }
+    }
+    hash.finish()
 }
 
 /// 64-bit FNV-1a: stable across builds and machines (std's hasher is not
@@ -218,6 +304,64 @@ mod tests {
         assert!(
             why.contains("fn(u32) -> u32") && why.contains("same binary"),
             "{why}"
+        );
+    }
+
+    fn remote(name: &'static str, address: fn() -> usize) -> Remote {
+        Remote {
+            name,
+            address,
+            types: types::<u32, u32>,
+            invoke: |bytes| invoke(double as fn(u32) -> u32, bytes),
+        }
+    }
+
+    /// Two functions merged into one address (identical bodies in an
+    /// optimized build) or of one name are refused, naming both: neither
+    /// would be found for sure.
+    #[test]
+    fn a_shared_address_or_name_is_a_conflict_naming_both() {
+        let merged = [
+            remote("m::mix_unsigned:1", || 0x1000),
+            remote("m::other:2", || 0x2000),
+            remote("m::mix_signed:3", || 0x1000),
+        ];
+        let found = conflict(merged.iter()).expect("one address for two functions");
+        assert_eq!(
+            found,
+            Conflict {
+                first: "m::mix_unsigned:1",
+                second: "m::mix_signed:3",
+                shared: "address",
+            }
+        );
+        let text = found.to_string();
+        assert!(
+            text.contains("m::mix_unsigned:1") && text.contains("m::mix_signed:3"),
+            "{text}"
+        );
+
+        let named = [remote("m::inner:7", || 1), remote("m::inner:7", || 2)];
+        assert_eq!(conflict(named.iter()).unwrap().shared, "name");
+
+        let apart = [remote("m::inner:7", || 1), remote("m::inner:9", || 2)];
+        assert_eq!(conflict(apart.iter()), None);
+        // This test binary's own registrations are apart.
+        assert_eq!(check(), Ok(()));
+    }
+
+    /// Two builds of the same remote functions differ by their
+    /// executables: a rebuild's worker refuses the other build's jobs.
+    #[test]
+    fn the_build_hash_covers_the_executable() {
+        let remotes = [remote("m::f:1", || 1)];
+        let this = hash_build(b"build-one", remotes.iter());
+        assert_eq!(this, hash_build(b"build-one", remotes.iter()));
+        assert_ne!(this, hash_build(b"build-two", remotes.iter()));
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            executable_identity(),
+            unirun_platform::build_id::build_id().expect("this test binary's build-id")
         );
     }
 

@@ -19,6 +19,34 @@ pub(crate) const ACK_WAIT: &str = "Unirun-Ack-Wait";
 /// delivery, the worker's signs of life go to the caller too).
 pub(crate) const MAX_DELIVER: &str = "Unirun-Max-Deliver";
 
+/// Room kept in a message for what travels besides the argument or result
+/// (headers, the reply's envelope), on top of the names that go with it.
+const HEADROOM: usize = 512;
+
+/// Whether a job of `payload` bytes for function `name`, answered at
+/// `reply_to`, fits in the server's `max_payload` (headers included: the
+/// server closes the connection of a client that sends more).
+pub(crate) fn job_fits(payload: usize, name: &str, reply_to: &str, max_payload: usize) -> bool {
+    payload + name.len() + 2 * reply_to.len() + HEADROOM <= max_payload
+}
+
+/// `reply`, or if it is a value that does not fit in the server's
+/// `max_payload`, a decode error naming its size and the limit (the
+/// value could never reach the caller).
+pub(crate) fn fit(reply: Reply, worker: &str, max_payload: usize) -> Reply {
+    match reply {
+        Reply::Value(bytes) if bytes.len() + worker.len() + HEADROOM > max_payload => {
+            Reply::Decode(format!(
+                "the result is {} bytes encoded, over the NATS server's max_payload of {max_payload} \
+                 bytes (less about {HEADROOM} for the envelope): return less, or raise the \
+                 server's max_payload",
+                bytes.len()
+            ))
+        }
+        reply => reply,
+    }
+}
+
 /// A worker's answer to one job.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply {
@@ -85,5 +113,32 @@ impl Reply {
                 "a sign of life is no answer",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_over_max_payload_becomes_a_decode_error_naming_both_sizes() {
+        let Reply::Decode(why) = fit(Reply::Value(vec![0; 2000]), "w", 1024) else {
+            panic!("2000 bytes do not fit in 1024");
+        };
+        assert!(
+            why.contains("2000 bytes") && why.contains("max_payload of 1024"),
+            "{why}"
+        );
+        assert!(matches!(
+            fit(Reply::Value(vec![0; 10]), "w", 1024),
+            Reply::Value(_)
+        ));
+        assert!(matches!(fit(Reply::TimedOut, "w", 0), Reply::TimedOut));
+    }
+
+    #[test]
+    fn a_job_fits_with_its_headers_or_not() {
+        assert!(job_fits(100, "m::f:1", "_INBOX.abc.1", 1024));
+        assert!(!job_fits(1000, "m::f:1", "_INBOX.abc.1", 1024));
     }
 }

@@ -19,7 +19,8 @@ use crate::{engine, ClusterOptions};
 const JOBS_PER_PROCESS: usize = 16;
 
 /// Serves jobs until the process is killed: connects to the server in
-/// `options` (retrying while it is down) and runs jobs through `run`, up
+/// `options` (retrying while it is down, or while no caller has made the
+/// workers' consumer yet) and runs jobs through `run`, up
 /// to sixteen at once per unit of `width` (the facade's pool
 /// processes, so a crash kills a pool process, not the worker). Returns
 /// only if it cannot start: a bad URL, or no thread for its runtime.
@@ -66,8 +67,10 @@ async fn consumer(
 ) -> Result<PullConsumer, String> {
     let js = jetstream::new(nats.clone());
     let stream = engine::ensure_stream(&js, options).await?;
+    // Callers own the consumer's settings: a worker waits for one to make
+    // it (its own settings could refuse the callers').
     stream
-        .get_or_create_consumer(&options.consumer(), engine::consumer_config(options))
+        .get_consumer(&options.consumer())
         .await
         .map_err(|err| err.to_string())
 }
@@ -238,7 +241,11 @@ async fn handle<F, Fut>(
         }
         Err(err) => Reply::from_join_error(&err),
     };
-    answer(nats, &reply_to, delivered, worker, &reply).await;
+    let reply = wire::fit(reply, worker, nats.server_info().max_payload);
+    if !answer(nats, &reply_to, delivered, worker, &reply).await {
+        // The answer did not go out: leave the job to be redelivered.
+        return;
+    }
     // A panic, crash or decode error would fail again: never redelivered.
     let ack = match reply {
         Reply::Value(_) => AckKind::Ack,
@@ -247,8 +254,16 @@ async fn handle<F, Fut>(
     let _ = message.ack_with(ack).await;
 }
 
-async fn answer(nats: &async_nats::Client, to: &str, delivered: u32, worker: &str, reply: &Reply) {
-    if let Ok(bytes) = postcard::to_allocvec(&(delivered, worker, reply)) {
-        let _ = nats.publish(to.to_string(), bytes.into()).await;
+/// Publishes `reply` to the caller; whether it went out.
+async fn answer(
+    nats: &async_nats::Client,
+    to: &str,
+    delivered: u32,
+    worker: &str,
+    reply: &Reply,
+) -> bool {
+    match postcard::to_allocvec(&(delivered, worker, reply)) {
+        Ok(bytes) => nats.publish(to.to_string(), bytes.into()).await.is_ok(),
+        Err(_) => false,
     }
 }
