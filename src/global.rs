@@ -98,6 +98,21 @@ fn forget_cached_defaults() {
     GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
+/// What `unirun_core::mark_forked_child` runs in every forked child, on
+/// its only thread: the default caches miss once (see
+/// [`forget_cached_defaults`]), and the gils the forking thread held are
+/// taken again on the child's locks (see [`crate::gil::retake_after_fork`]).
+fn after_fork_in_child() {
+    forget_cached_defaults();
+    crate::gil::retake_after_fork();
+}
+
+/// Installs [`after_fork_in_child`] (the core keeps one hook per process:
+/// every caller installs this same one).
+pub(crate) fn watch_forks() {
+    unirun_core::on_forked_child(after_fork_in_child);
+}
+
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     let mut guard = state();
     let s = guard.get_or_insert_with(State::default);
@@ -240,7 +255,7 @@ pub fn get_executor() -> Handle {
         return handle;
     }
     // Before any thread caches a handle: a forked child then misses once.
-    unirun_core::on_forked_child(forget_cached_defaults);
+    watch_forks();
     let (handle, generation) = default_handle();
     // A refused default (no generation) is not cached: the next call retries.
     if let Some(generation) = generation {
