@@ -281,6 +281,10 @@ pub(crate) fn current_default() -> Option<Handle> {
         .flatten();
     let handle = match cached {
         Some(handle) => handle,
+        // A thread of a default that `reset` (or `configure`) replaced
+        // since (a blocking closure still running): none of the current
+        // default's threads.
+        None if on_a_replaced_default() => return None,
         // Looked at already: no default was running, and a thread that
         // existed before the default is none of its threads.
         None if NO_DEFAULT.try_with(Cell::get) == Ok(generation) => return None,
@@ -306,6 +310,24 @@ pub(crate) fn current_default() -> Option<Handle> {
         backend::Backend::Threads(pool) if pool.is_pool_thread() => Some(handle),
         _ => None,
     }
+}
+
+/// Whether the calling thread is a thread of a shared default that was
+/// replaced (by [`reset`], [`configure`] or a fork) since it last looked:
+/// its cached copy is from an older generation and names the thread's own
+/// pool. For [`Handle::current`]'s message, and so that such a thread is
+/// never taken for one of the current default's.
+pub(crate) fn on_a_replaced_default() -> bool {
+    let generation = GENERATION.load(Ordering::Acquire);
+    CACHED
+        .try_with(|c| match &*c.borrow() {
+            Some((g, handle)) if *g != generation => match handle.backend() {
+                backend::Backend::Threads(pool) => pool.is_pool_thread(),
+                _ => false,
+            },
+            _ => false,
+        })
+        .unwrap_or(false)
 }
 
 /// The default handle, creating the default executor if needed; with the
