@@ -56,6 +56,20 @@ impl Drop for Depth {
 /// [`unirun_core::block_on`], the same call without the context, which is
 /// what `unirun::block_on` is without `std`).
 ///
+/// Inside a task of a multi-thread tokio runtime (a `Flavor::Tokio` scope's,
+/// or `#[tokio::test(flavor = "multi_thread")]`'s), the wait runs in
+/// `tokio::task::block_in_place`: the worker's other tasks, timers and I/O
+/// move to another thread meanwhile, so a future that needs them completes,
+/// even on a runtime of one worker.
+///
+/// # Panics
+///
+/// Inside a task of a current-thread tokio runtime (`#[tokio::test]`'s, or a
+/// task of an `Auto` scope that borrowed it), and on the thread inside such
+/// a runtime's `block_on` (with tokio's own message there): the thread it
+/// would block drives that runtime, so nothing the future waits for on it
+/// could ever happen. Use `.await` there.
+///
 /// # Examples
 ///
 /// ```
@@ -80,10 +94,53 @@ impl Drop for Depth {
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let _depth = Depth::enter();
     #[cfg(feature = "tokio-backend")]
-    if tokio::runtime::Handle::try_current().is_err() {
-        let default = crate::get_executor();
-        let _context = default.backend().enter();
-        return unirun_core::block_on(future);
+    {
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => {
+                let default = crate::get_executor();
+                let _context = default.backend().enter();
+                unirun_core::block_on(future)
+            }
+            Ok(runtime) => in_tokio::block_on(&runtime, future),
+        }
     }
+    #[cfg(not(feature = "tokio-backend"))]
     unirun_core::block_on(future)
+}
+
+/// [`block_on`] on a thread inside a tokio runtime's context.
+#[cfg(feature = "tokio-backend")]
+mod in_tokio {
+    use std::future::Future;
+
+    use tokio::runtime::{Handle, RuntimeFlavor};
+
+    /// What [`block_on`](super::block_on) says when it would block the
+    /// thread that drives a current-thread runtime.
+    pub(super) const DRIVES_THE_RUNTIME: &str = "unirun::block_on called inside a task of a \
+        current-thread tokio runtime (such as #[tokio::test]'s): the thread it would block \
+        drives that runtime, so the runtime's timers, sockets and tasks (and whatever the \
+        future waits for) could never make progress; use `.await` instead";
+
+    /// Runs `future` to completion on this thread, inside `runtime`'s
+    /// context (kept as it is).
+    ///
+    /// - In a task of a multi-thread runtime, the wait runs in
+    ///   `tokio::task::block_in_place`: the worker's other tasks, its
+    ///   timers and its I/O move to another thread meanwhile, so a future
+    ///   that needs them (even on a runtime of one worker) completes.
+    /// - In a task of a current-thread runtime, nothing could drive the
+    ///   runtime while this thread waits: it panics at once instead of
+    ///   hanging. So does tokio (with its own message) on the thread
+    ///   inside a current-thread runtime's `block_on`, where `block_in_place`
+    ///   is refused too.
+    /// - Elsewhere (inside `Handle::enter`, or a multi-thread runtime's
+    ///   `block_on`), `block_in_place` just runs the wait.
+    pub(super) fn block_on<F: Future>(runtime: &Handle, future: F) -> F::Output {
+        let in_task = tokio::task::try_id().is_some();
+        if in_task && runtime.runtime_flavor() == RuntimeFlavor::CurrentThread {
+            panic!("{DRIVES_THE_RUNTIME}");
+        }
+        tokio::task::block_in_place(|| unirun_core::block_on(future))
+    }
 }

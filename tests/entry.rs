@@ -115,4 +115,95 @@ mod tokio_io {
             assert_eq!(seen.as_deref(), Some("entry-rt"));
         });
     }
+
+    /// The message of a panic payload.
+    fn message(payload: &(dyn std::any::Any + Send)) -> String {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    /// On the only worker of a multi-thread runtime, the wait moves the
+    /// worker's timers and tasks to another thread: a tokio timer and a
+    /// tokio task the future waits for both complete.
+    #[test]
+    fn block_on_in_a_task_of_a_one_worker_runtime_completes() {
+        super::watchdog::watchdog(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let out = rt.block_on(async {
+                tokio::spawn(async {
+                    unirun::block_on(async {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        tokio::spawn(async { 7 }).await.unwrap()
+                    })
+                })
+                .await
+                .unwrap()
+            });
+            assert_eq!(out, 7);
+        });
+    }
+
+    /// In a task of a scope that borrowed `#[tokio::test]`'s current-thread
+    /// runtime, waiting for a task spawned "here" could never end (the
+    /// waiting thread is the one that would run it): it panics at once,
+    /// saying why.
+    #[test]
+    fn block_on_in_a_task_of_a_current_thread_runtime_panics_at_once() {
+        super::watchdog::watchdog(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (in_scope, in_tokio_task) = rt.block_on(async {
+                let run = unirun::Run::builder().name("borrowing").build().unwrap();
+                assert_eq!(
+                    run.trace().resolved(),
+                    unirun::Flavor::Tokio,
+                    "{}",
+                    run.trace()
+                );
+                let in_scope = run
+                    .spawn(async { unirun::block_on(unirun::spawn(async { 1 })).unwrap() })
+                    .await;
+                run.shutdown_async().await;
+                let in_tokio_task = tokio::spawn(async {
+                    unirun::block_on(tokio::time::sleep(std::time::Duration::from_millis(1)))
+                })
+                .await;
+                (in_scope, in_tokio_task)
+            });
+            let err = in_scope.unwrap_err();
+            let said = err.panic_message().unwrap_or_default();
+            assert!(said.contains("drives that runtime"), "{said}");
+            let said = message(&*in_tokio_task.unwrap_err().into_panic());
+            assert!(said.contains("use `.await`"), "{said}");
+        });
+    }
+
+    /// On the thread inside a current-thread runtime's `block_on`, a wait
+    /// for the runtime's timer could never end either: it panics at once
+    /// (tokio refuses to block that thread).
+    #[test]
+    fn block_on_inside_a_current_thread_block_on_panics_at_once() {
+        super::watchdog::watchdog(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rt.block_on(async {
+                    unirun::block_on(tokio::time::sleep(std::time::Duration::from_millis(1)));
+                })
+            }));
+            let said = message(&*caught.unwrap_err());
+            assert!(said.contains("multi-thread"), "{said}");
+        });
+    }
 }
