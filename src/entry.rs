@@ -56,6 +56,12 @@ impl Drop for Depth {
 /// [`unirun_core::block_on`], the same call without the context, which is
 /// what `unirun::block_on` is without `std`).
 ///
+/// The shared default's reactor stays up while the call is inside it: a
+/// `#[unirun::main]` body may call [`configure`](crate::configure) first
+/// (which replaces the default whose reactor the call entered), and another
+/// thread may call [`reset`](crate::reset), without stopping the call's
+/// timers and sockets.
+///
 /// Inside a task of a multi-thread tokio runtime (a `Flavor::Tokio` scope's,
 /// or `#[tokio::test(flavor = "multi_thread")]`'s), the wait runs in
 /// `tokio::task::block_in_place`: the worker's other tasks, timers and I/O
@@ -98,6 +104,11 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         match tokio::runtime::Handle::try_current() {
             Err(_) => {
                 let default = crate::get_executor();
+                // Declared first, dropped last: the runtime stays up while
+                // the call is inside its context, even if `configure` or
+                // `reset` shuts the default down meanwhile (see
+                // `default_reactor`).
+                let _lease = default_reactor(&default);
                 let _context = default.backend().enter();
                 unirun_core::block_on(future)
             }
@@ -106,6 +117,28 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
     #[cfg(not(feature = "tokio-backend"))]
     unirun_core::block_on(future)
+}
+
+/// A lease on the shared default's reactor (unirun's own runtime, see
+/// [`crate::io`]) for one [`block_on`] that enters it.
+///
+/// The body of a `#[unirun::main]` may call [`configure`](crate::configure)
+/// first, and another thread may call [`reset`](crate::reset): either
+/// shuts down the default whose reactor the call entered. Without the
+/// lease, that default's shutdown would stop the runtime under the call's
+/// timers and sockets ("A Tokio 1.x context was found, but it is being
+/// shutdown"). With it, the runtime stops when the last of the pools and
+/// calls holding it lets go. When that is this call's lease, its drop stops
+/// the runtime without waiting for tokio blocking closures (as the `reset`
+/// that shut the pools down would have): it waits only for `unirun-io` to
+/// leave its loop, which it does once woken, so the call ends. A later
+/// default leases the same runtime while it runs.
+#[cfg(feature = "tokio-backend")]
+fn default_reactor(default: &crate::Handle) -> Option<crate::io::CallLease> {
+    match default.backend() {
+        crate::backend::Backend::Threads(pool) => crate::io::reactor_of(pool)?.lease(),
+        _ => None,
+    }
 }
 
 /// [`block_on`] on a thread inside a tokio runtime's context.

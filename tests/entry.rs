@@ -206,4 +206,70 @@ mod tokio_io {
             assert!(said.contains("multi-thread"), "{said}");
         });
     }
+
+    /// `configure` at the top of a `#[unirun::main]` body replaces the
+    /// default whose reactor the body's `block_on` entered: the body's
+    /// sockets and timers, made after it, still work. In a child process:
+    /// it configures the process.
+    #[test]
+    fn configure_at_the_top_of_block_on_keeps_its_tokio_io() {
+        if !unirun_test_support::child::in_child_process(
+            "tokio_io::configure_at_the_top_of_block_on_keeps_its_tokio_io",
+        ) {
+            return;
+        }
+        super::watchdog::watchdog(|| {
+            let echoed = unirun::block_on(async {
+                unirun::configure(unirun::RuntimeConfig::default().max_workers(2)).unwrap();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let addr = listener.local_addr()?;
+                let server = unirun::spawn(async move {
+                    let (mut socket, _) = listener.accept().await?;
+                    socket.write_all(b"conf").await
+                });
+                let mut client = tokio::net::TcpStream::connect(addr).await?;
+                let mut buf = [0; 4];
+                client.read_exact(&mut buf).await?;
+                server.await.unwrap()?;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                std::io::Result::Ok(buf)
+            });
+            assert_eq!(&echoed.unwrap(), b"conf");
+        });
+    }
+
+    /// `reset` on another thread while a `block_on` waits on a tokio timer:
+    /// the timer made before the reset fires, and timers and tasks made
+    /// after it work. In a child process: it resets the process.
+    #[test]
+    fn reset_during_block_on_keeps_its_tokio_timers() {
+        if !unirun_test_support::child::in_child_process(
+            "tokio_io::reset_during_block_on_keeps_its_tokio_timers",
+        ) {
+            return;
+        }
+        super::watchdog::watchdog(|| {
+            let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+            let (reset_tx, reset_rx) = tokio::sync::oneshot::channel::<()>();
+            let waiter = std::thread::spawn(move || {
+                unirun::block_on(async move {
+                    let early = tokio::time::sleep(std::time::Duration::from_millis(1));
+                    inside_tx.send(()).unwrap();
+                    reset_rx.await.unwrap();
+                    early.await;
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    unirun::spawn(async {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        5
+                    })
+                    .await
+                    .unwrap()
+                })
+            });
+            inside_rx.recv().unwrap();
+            unirun::reset();
+            reset_tx.send(()).unwrap();
+            assert_eq!(waiter.join().unwrap(), 5);
+        });
+    }
 }
