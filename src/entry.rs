@@ -141,6 +141,41 @@ fn default_reactor(default: &crate::Handle) -> Option<crate::io::CallLease> {
     }
 }
 
+/// [`block_on`] for the body of a `#[unirun::test]`: after the body, a
+/// tokio clock the body paused (`tokio::time::pause()`) on the reactor the
+/// call entered, the shared default's, which every other test of the
+/// process uses too, fails the test with a message that says so.
+///
+/// tokio can resume a clock only with its `test-util` feature, which unirun
+/// does not turn on (it makes every read of tokio's clock take a lock), so
+/// the clock stays paused for the rest of the process: the failure names
+/// the test that paused it, and the way to write such a test.
+#[doc(hidden)]
+pub fn __block_on_test<F: Future>(future: F) -> F::Output {
+    let output = block_on(future);
+    #[cfg(feature = "tokio-backend")]
+    if tokio::runtime::Handle::try_current().is_err() {
+        let default = crate::get_executor();
+        let paused = match default.backend().enter() {
+            Some(_context) => crate::compat::tokio::task::clock_paused(),
+            None => false,
+        };
+        if paused {
+            panic!("{PAUSED_IN_A_UNIRUN_TEST}");
+        }
+    }
+    output
+}
+
+/// What [`__block_on_test`] says about a clock paused in the test.
+#[cfg(feature = "tokio-backend")]
+const PAUSED_IN_A_UNIRUN_TEST: &str = "this #[unirun::test] paused tokio's clock \
+    (tokio::time::pause()): the clock is the one of unirun's reactor that every \
+    unirun::block_on and every task of the shared default uses, in every test of this \
+    process, and it stays paused; write a test with a paused clock as \
+    #[tokio::test(start_paused = true)] and build its unirun scope inside with \
+    Run::builder().build() (flavor Auto, which borrows the test's runtime and its clock)";
+
 /// [`block_on`] on a thread inside a tokio runtime's context.
 #[cfg(feature = "tokio-backend")]
 mod in_tokio {

@@ -155,8 +155,16 @@ pub use unirun_core::block_on;
 pub use unirun_core::TaskSet;
 pub use unirun_core::{Executor, JoinError, JoinHandle, PanicLocation, TickExecutor};
 
+/// The call `#[unirun::test]` expands to (see the attribute).
+#[cfg(feature = "std")]
+#[doc(hidden)]
+pub use crate::entry::__block_on_test;
 #[cfg(feature = "std")]
 pub use crate::entry::block_on;
+/// The call `#[unirun::test]` expands to (see the attribute).
+#[cfg(not(feature = "std"))]
+#[doc(hidden)]
+pub use unirun_core::block_on as __block_on_test;
 
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
@@ -266,7 +274,22 @@ pub use unirun_macros::main;
 /// Marks an `async fn` as a test whose body runs in [`block_on`], like
 /// `#[tokio::test]`. Other attributes (`#[should_panic]`, `#[ignore]`)
 /// stay as written. The expansion is
-/// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`.
+/// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`,
+/// through a `block_on` that also checks the clock below.
+///
+/// # A paused tokio clock
+///
+/// Not here: with `tokio-backend`, tokio's timers in the body are those of
+/// unirun's own reactor, which every `unirun::block_on` and every task of
+/// the shared default uses, in every test of the process. A
+/// `tokio::time::pause()` in the body would pause them all, for good (tokio
+/// resumes a clock only with its `test-util` feature). So a test whose body
+/// leaves that clock paused fails, with a message that says so. Write a
+/// test with a paused clock as `#[tokio::test(start_paused = true)]` and
+/// build the service's scope inside it with `Run::builder().build()`
+/// (flavor `Auto`): the scope borrows the test's runtime, and the paused
+/// clock reaches `tokio::time` in the scope's tasks (see
+/// `docs/migration.md`).
 ///
 /// # Examples
 ///

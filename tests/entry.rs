@@ -272,4 +272,34 @@ mod tokio_io {
             assert_eq!(waiter.join().unwrap(), 5);
         });
     }
+
+    /// A `#[unirun::test]` body that pauses tokio's clock pauses the one of
+    /// unirun's reactor, which every other test of the process uses: the
+    /// test fails, saying so and how to write it. (Through the call the
+    /// attribute expands to; in a child process, whose clock it pauses.)
+    #[test]
+    fn a_unirun_test_that_pauses_the_clock_fails_saying_so() {
+        if !unirun_test_support::child::in_child_process(
+            "tokio_io::a_unirun_test_that_pauses_the_clock_fails_saying_so",
+        ) {
+            return;
+        }
+        super::watchdog::watchdog(|| {
+            // A test that leaves the clock alone passes.
+            unirun::__block_on_test(async {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            });
+            let caught = std::panic::catch_unwind(|| {
+                unirun::__block_on_test(async {
+                    tokio::time::pause();
+                })
+            });
+            let said = message(&*caught.unwrap_err());
+            assert!(said.contains("paused tokio's clock"), "{said}");
+            assert!(
+                said.contains("#[tokio::test(start_paused = true)]"),
+                "{said}"
+            );
+        });
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! Both rewrite `async fn name() -> R { body }` into
 //! `fn name() -> R { ::unirun::block_on(async move { body }) }` (the test
-//! form with `#[test]` in front), keeping the function's other attributes,
+//! form with `#[test]` in front, and `unirun::__block_on_test`, which also
+//! checks what the body left behind), keeping the function's other attributes,
 //! visibility and return type. They take no arguments.
 
 use proc_macro2::{Span, TokenStream};
@@ -72,11 +73,17 @@ fn rewrite(entry: Entry, args: TokenStream, item: TokenStream) -> Result<TokenSt
         Entry::Test => quote!(#[::core::prelude::v1::test]),
         Entry::Main => quote!(),
     };
+    // A test's body runs in the call that also checks what the body left
+    // behind (a paused tokio clock, see `unirun::__block_on_test`).
+    let block_on = match entry {
+        Entry::Test => quote!(::unirun::__block_on_test),
+        Entry::Main => quote!(::unirun::block_on),
+    };
     Ok(quote! {
         #test
         #(#attrs)*
         #vis #sig {
-            ::unirun::block_on(async move #body)
+            #block_on(async move #body)
         }
     })
 }
@@ -131,7 +138,7 @@ mod tests {
             out.starts_with("# [:: core :: prelude :: v1 :: test]"),
             "{out}"
         );
-        assert!(out.contains(":: unirun :: block_on"), "{out}");
+        assert!(out.contains(":: unirun :: __block_on_test"), "{out}");
     }
 
     /// Each misuse is a `compile_error!` naming the attribute and what it

@@ -256,7 +256,7 @@ where
 /// did not move means paused. A paused clock that another thread advances
 /// during the two readings counts as running (the closure then goes to
 /// unirun's lane); a running clock never counts as paused.
-fn clock_paused() -> bool {
+pub(crate) fn clock_paused() -> bool {
     let before = tokio::time::Instant::now();
     let real = std::time::Instant::now();
     while std::time::Instant::now() == real {
