@@ -273,7 +273,8 @@ pub use unirun_macros::main;
 
 /// Marks an `async fn` as a test whose body runs in [`block_on`], like
 /// `#[tokio::test]`. Other attributes (`#[should_panic]`, `#[ignore]`)
-/// stay as written. The expansion is
+/// and the body's inner attributes (`#![allow(..)]`) stay as written. The
+/// expansion is
 /// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`,
 /// through a `block_on` that also checks the clock below.
 ///

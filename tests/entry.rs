@@ -30,6 +30,13 @@ async fn test_attribute_keeps_other_attributes() {
     panic!("kept");
 }
 
+#[unirun::test]
+async fn test_attribute_keeps_inner_attributes_in_the_body() {
+    #![deny(unused_variables)]
+    #![allow(unused_variables)]
+    let unused = 1;
+}
+
 #[test]
 fn block_on_uses_smol_sockets() {
     watchdog::watchdog(|| {
