@@ -23,8 +23,14 @@ use crate::Handle;
 ///
 /// On a unirun worker thread `b` is offered to that pool's idle workers
 /// while `a` runs here, and taken back if nobody took it (no allocation);
-/// anywhere else the join runs on the shared default pool while the caller
-/// waits.
+/// inside a [`Run`](crate::Run) scope's `block_on` or blocking closure the
+/// join runs on the scope's workers, anywhere else on the shared default
+/// pool, while the caller waits.
+///
+/// Called inside a scope (its task, `block_on` or blocking closure), both
+/// closures run inside it wherever they run: "here"
+/// ([`Handle::current`], [`spawn`](crate::spawn)) is that scope in them,
+/// as in the caller. Elsewhere they see what the thread they run on sees.
 ///
 /// # Panics
 ///
@@ -53,10 +59,27 @@ where
     if crate::gil::holds_any() {
         return unirun_core::sequentially(|| unirun_core::join(a, b));
     }
-    if unirun_core::on_worker_core() {
-        return unirun_core::join(a, b);
-    }
-    crate::get_executor().join(a, b)
+    crate::scope::with_current_or_none(|here| match here {
+        None if unirun_core::on_worker_core() => unirun_core::join(a, b),
+        None => crate::get_executor().join(a, b),
+        Some(scope) => {
+            // The scope outlives the join (see `with_current_or_none`), and
+            // the join outlives both closures.
+            let a = || {
+                let _here = scope.enter_unlocked();
+                a()
+            };
+            let b = || {
+                let _here = scope.enter_unlocked();
+                b()
+            };
+            if unirun_core::on_worker_core() {
+                unirun_core::join(a, b)
+            } else {
+                Handle::current().join(a, b)
+            }
+        }
+    })
 }
 
 /// Runs `op` with a [`Scope`] whose spawned closures may borrow from the
@@ -100,7 +123,8 @@ where
 /// Items are split adaptively: into about two chunks per worker, and
 /// further only when a worker runs out of work and steals; a chunk runs its
 /// items in a plain loop, with no lock or allocation per item. Runs where
-/// [`join`] runs.
+/// [`join`] runs, and like `join`'s closures, `f` runs inside the caller's
+/// scope (if any) wherever it runs.
 ///
 /// # Panics
 ///
@@ -130,10 +154,22 @@ where
     if crate::gil::holds_any() {
         return unirun_core::sequentially(|| map_here(input, f));
     }
-    if unirun_core::on_worker_core() {
-        return map_here(input, f);
-    }
-    crate::get_executor().par_map(input, f)
+    crate::scope::with_current_or_none(|here| match here {
+        None if unirun_core::on_worker_core() => map_here(input, f),
+        None => crate::get_executor().par_map(input, f),
+        Some(scope) => {
+            // As in `join`: the scope outlives the map and its items.
+            let f = |item: I::Item| {
+                let _here = scope.enter_unlocked();
+                f(item)
+            };
+            if unirun_core::on_worker_core() {
+                map_here(input, f)
+            } else {
+                Handle::current().par_map(input, f)
+            }
+        }
+    })
 }
 
 /// Runs `f` on every item of `input` in parallel; see [`par_map`] for the

@@ -587,6 +587,31 @@ impl Drop for Hold {
     }
 }
 
+/// Run in a forked child, on its only thread (the one that called `fork`),
+/// right after the fork (through [`crate::global`]'s hook for
+/// `unirun_core::mark_forked_child`): the holds this thread took before the
+/// fork are on the parent's locks, which the child's threads do not use
+/// (each fork generation has a lock of its own). Each is taken again on the
+/// child's fresh lock, and its record now names that ticket, so the
+/// thread's code that held the gil before the fork holds it in the child
+/// too, and its `Hold`'s drop lets go of the child's lock.
+///
+/// Never waits: no other thread exists yet to hold the fresh locks. A
+/// unirun fork marks the child twice: the second call takes the locks of
+/// the newer generation the same way (the first ones are never used again).
+/// It allocates (the fresh lock), as every closure a forked child runs does.
+pub(crate) fn retake_after_fork() {
+    let _ = HELD.try_with(|held| {
+        // Borrowed only inside this module's own calls, never across a fork.
+        let Ok(mut held) = held.try_borrow_mut() else {
+            return;
+        };
+        for record in held.iter_mut() {
+            record.ticket = record.gil.lock();
+        }
+    });
+}
+
 /// Whether this thread holds a gil: it runs a poll or closure of a
 /// serialized scope, whose fork-join must not fork.
 pub(crate) fn holds_any() -> bool {
@@ -631,6 +656,8 @@ fn install_wait_hook() {
         // serialized scopes still work, but a task that blocks on a sibling
         // needs `allow_threads` around the wait.
         unirun_core::set_wait_hook(unirun_core::WaitHook { release, reacquire });
+        // A gil held across a fork is taken again in the child.
+        crate::global::watch_forks();
     });
 }
 

@@ -98,6 +98,21 @@ fn forget_cached_defaults() {
     GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
+/// What `unirun_core::mark_forked_child` runs in every forked child, on
+/// its only thread: the default caches miss once (see
+/// [`forget_cached_defaults`]), and the gils the forking thread held are
+/// taken again on the child's locks (see [`crate::gil::retake_after_fork`]).
+fn after_fork_in_child() {
+    forget_cached_defaults();
+    crate::gil::retake_after_fork();
+}
+
+/// Installs [`after_fork_in_child`] (the core keeps one hook per process:
+/// every caller installs this same one).
+pub(crate) fn watch_forks() {
+    unirun_core::on_forked_child(after_fork_in_child);
+}
+
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     let mut guard = state();
     let s = guard.get_or_insert_with(State::default);
@@ -240,7 +255,7 @@ pub fn get_executor() -> Handle {
         return handle;
     }
     // Before any thread caches a handle: a forked child then misses once.
-    unirun_core::on_forked_child(forget_cached_defaults);
+    watch_forks();
     let (handle, generation) = default_handle();
     // A refused default (no generation) is not cached: the next call retries.
     if let Some(generation) = generation {
@@ -266,6 +281,10 @@ pub(crate) fn current_default() -> Option<Handle> {
         .flatten();
     let handle = match cached {
         Some(handle) => handle,
+        // A thread of a default that `reset` (or `configure`) replaced
+        // since (a blocking closure still running): none of the current
+        // default's threads.
+        None if on_a_replaced_default() => return None,
         // Looked at already: no default was running, and a thread that
         // existed before the default is none of its threads.
         None if NO_DEFAULT.try_with(Cell::get) == Ok(generation) => return None,
@@ -291,6 +310,24 @@ pub(crate) fn current_default() -> Option<Handle> {
         backend::Backend::Threads(pool) if pool.is_pool_thread() => Some(handle),
         _ => None,
     }
+}
+
+/// Whether the calling thread is a thread of a shared default that was
+/// replaced (by [`reset`], [`configure`] or a fork) since it last looked:
+/// its cached copy is from an older generation and names the thread's own
+/// pool. For [`Handle::current`]'s message, and so that such a thread is
+/// never taken for one of the current default's.
+pub(crate) fn on_a_replaced_default() -> bool {
+    let generation = GENERATION.load(Ordering::Acquire);
+    CACHED
+        .try_with(|c| match &*c.borrow() {
+            Some((g, handle)) if *g != generation => match handle.backend() {
+                backend::Backend::Threads(pool) => pool.is_pool_thread(),
+                _ => false,
+            },
+            _ => false,
+        })
+        .unwrap_or(false)
 }
 
 /// The default handle, creating the default executor if needed; with the

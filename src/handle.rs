@@ -62,7 +62,10 @@ impl Handle {
     /// Outside unirun's tasks, blocking closures and `block_on` calls
     /// (on a thread of your own, or in another runtime's task), with a
     /// message that names [`get_executor`](crate::get_executor) as the
-    /// way to reach the shared default from anywhere.
+    /// way to reach the shared default from anywhere. In a blocking
+    /// closure of a shared default that [`reset`](crate::reset) replaced
+    /// while it ran (and that looked at the default before), the message
+    /// names the reset.
     ///
     /// # Examples
     ///
@@ -82,6 +85,12 @@ impl Handle {
     pub fn current() -> Handle {
         match Handle::try_current() {
             Some(handle) => handle,
+            None if crate::global::on_a_replaced_default() => panic!(
+                "unirun::Handle::current() called in a blocking closure of a shared default \
+                 executor that unirun::reset() (or configure) replaced while it ran: that \
+                 executor is shut down, and this thread is none of the new one's (use \
+                 unirun::get_executor() for the current shared default)"
+            ),
             None => panic!(
                 "unirun::Handle::current() called outside unirun: not in a task, blocking \
                  closure or block_on of a unirun executor (use unirun::get_executor() \

@@ -188,7 +188,7 @@ mod driver;
 
 #[cfg(feature = "tokio-backend")]
 pub(crate) use self::tokio_io::{
-    child_runtime, entered_by_unirun, reactor_of, Context, Lease, Reactor,
+    child_runtime, entered_by_unirun, reactor_of, CallLease, Context, Lease, Reactor,
 };
 
 /// Whether unirun's own tokio runtime (the `unirun-io` thread) runs now
@@ -262,6 +262,9 @@ mod tokio_io {
         /// Lets the pool's idle workers drive the runtime.
         driver: Arc<Driver>,
         source: Source,
+        /// The runtime behind `tokio`, for [`Reactor::lease`]: the pool's
+        /// own lease keeps it up while the pool lives.
+        own: Weak<OwnRuntime>,
     }
 
     #[derive(Clone, Copy)]
@@ -294,6 +297,7 @@ mod tokio_io {
                 tokio: lease.0.tokio.clone(),
                 driver: lease.0.driver.clone(),
                 source,
+                own: Arc::downgrade(&lease.0),
             };
             Ok((Arc::new(reactor), Some(lease)))
         }
@@ -319,6 +323,19 @@ mod tokio_io {
                      its drivers turn only while its thread waits)"
                 }
             }
+        }
+
+        /// Another lease on the runtime, for a caller that enters it beside
+        /// the pool and must not see it stop while inside (`unirun::block_on`
+        /// on the shared default, which `configure` or `reset` may shut down
+        /// meanwhile). `None` once the pool's lease was the last and is gone
+        /// (the pool shut down already), and in a forked child, whose
+        /// reactor is its own and never stops (see [`child_runtime`]).
+        pub(crate) fn lease(&self) -> Option<CallLease> {
+            self.own
+                .upgrade()
+                .filter(|runtime| runtime.in_this_process())
+                .map(|runtime| CallLease(Some(runtime)))
         }
 
         /// Enters the reactor's context on this thread until the guard drops.
@@ -429,6 +446,23 @@ mod tokio_io {
         /// left its loop.
         pub(crate) fn release_now(self) {
             let _ = self.release_by(std::time::Instant::now());
+        }
+    }
+
+    /// A call's hold on unirun's own runtime (see [`Reactor::lease`]). When
+    /// it is the last, its drop stops the runtime "now", as
+    /// [`Lease::release_now`] does: the pools that held it were shut down
+    /// (by `reset`, which does not wait for tokio blocking closures either),
+    /// and the call ends without waiting for closures it did not start.
+    /// Only the last one takes the lock-free path `Arc::into_inner` gives:
+    /// once it returns the runtime, no `lease` can upgrade to it any more.
+    pub(crate) struct CallLease(Option<Arc<OwnRuntime>>);
+
+    impl Drop for CallLease {
+        fn drop(&mut self) {
+            if let Some(runtime) = self.0.take().and_then(Arc::into_inner) {
+                runtime.stop(Some(Instant::now()));
+            }
         }
     }
 

@@ -138,6 +138,9 @@ cfg_if::cfg_if! {
         pub mod trace;
 
         pub use crate::entry::block_on;
+        /// The call `#[unirun::test]` expands to (see the attribute).
+        #[doc(hidden)]
+        pub use crate::entry::__block_on_test;
         #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
         pub use crate::config::RuntimeConfig;
         #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
@@ -194,6 +197,9 @@ cfg_if::cfg_if! {
         pub use unirun_core::install_panic_hook;
     } else {
         pub use unirun_core::block_on;
+        /// The call `#[unirun::test]` expands to (see the attribute).
+        #[doc(hidden)]
+        pub use unirun_core::block_on as __block_on_test;
     }
 }
 
@@ -251,8 +257,24 @@ cfg_if::cfg_if! {
 
         /// Marks an `async fn` as a test whose body runs in [`block_on`], like
         /// `#[tokio::test]`. Other attributes (`#[should_panic]`, `#[ignore]`)
-        /// stay as written. The expansion is
-        /// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`.
+        /// and the body's inner attributes (`#![allow(..)]`) stay as written. The
+        /// expansion is
+        /// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`,
+        /// through a `block_on` that also checks the clock below.
+        ///
+        /// # A paused tokio clock
+        ///
+        /// Not here: with `tokio-backend`, tokio's timers in the body are those of
+        /// unirun's own reactor, which every `unirun::block_on` and every task of
+        /// the shared default uses, in every test of the process. A
+        /// `tokio::time::pause()` in the body would pause them all, for good (tokio
+        /// resumes a clock only with its `test-util` feature). So a test whose body
+        /// leaves that clock paused fails, with a message that says so. Write a
+        /// test with a paused clock as `#[tokio::test(start_paused = true)]` and
+        /// build the service's scope inside it with `Run::builder().build()`
+        /// (flavor `Auto`): the scope borrows the test's runtime, and the paused
+        /// clock reaches `tokio::time` in the scope's tasks (see
+        /// `docs/migration.md`).
         ///
         /// # Examples
         ///

@@ -273,6 +273,17 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Scope) -> R) -> Option<R> {
     unsafe { ptr.as_ref() }.map(f)
 }
 
+/// Calls `f` with the scope the calling thread is in, or `None`, without
+/// touching its reference count (fork-join makes it current in the
+/// closures it runs on other workers).
+pub(crate) fn with_current_or_none<R>(f: impl FnOnce(Option<&Scope>) -> R) -> R {
+    let ptr = current_ptr();
+    // SAFETY: a non-null pointer is a live scope's (see `current`), kept
+    // alive by an `Enter` or the polled member for the duration of this
+    // call.
+    f(unsafe { ptr.as_ref() })
+}
+
 /// Restores the previous current scope, then releases the gil.
 pub(crate) struct Enter<'a> {
     previous: *const Scope,

@@ -419,3 +419,47 @@ fn spawn_inside_a_unirun_scope_runs_on_its_workers() {
         assert_eq!(run.metrics().spawned(), 5);
     });
 }
+
+/// `compat::tokio::task::spawn_blocking` called inside a scope (here its
+/// `block_on`) is one of the scope's blocking closures: the scope's
+/// shutdown waits for it, as for `compat::tokio::spawn`.
+///
+/// The shutdown may not return while the closure waits: the test gives it
+/// a while to (wrongly) return before letting the closure go. Only how fast
+/// a wrong shutdown is caught depends on that wait, never whether a right
+/// one passes.
+#[test]
+fn a_scopes_shutdown_waits_for_a_compat_blocking_closure_spawned_in_it() {
+    watchdog(|| {
+        let run = unirun::Run::builder()
+            .name("compat-scope")
+            .flavor(unirun::Flavor::Threads)
+            .build()
+            .unwrap();
+        let (started_tx, started) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let finished = Arc::new(AtomicBool::new(false));
+        let done = finished.clone();
+        run.block_on(async move {
+            drop(task::spawn_blocking(move || {
+                started_tx.send(()).unwrap();
+                released.recv().unwrap();
+                done.store(true, Ordering::SeqCst);
+            }));
+        });
+        started.recv().unwrap();
+        let (returned_tx, returned) = mpsc::channel();
+        let shutdown = std::thread::spawn(move || {
+            run.shutdown();
+            returned_tx.send(()).unwrap();
+        });
+        let early = returned.recv_timeout(Duration::from_millis(300)).is_ok();
+        release.send(()).unwrap();
+        shutdown.join().unwrap();
+        assert!(
+            !early,
+            "the scope's shutdown returned while its closure ran"
+        );
+        assert!(finished.load(Ordering::SeqCst));
+    });
+}

@@ -168,3 +168,38 @@ fn another_scopes_handle_spawns_there_even_inside_a_task() {
         assert!(thread.starts_with("cur-inner-"), "{thread}");
     });
 }
+
+/// A blocking closure of the shared default that is still running when
+/// `reset` replaces the default: `Handle::current()` there panics with a
+/// message that names the reset (not "called outside unirun"). `reset`
+/// waits for the closure, so the closure watches for the reset to start:
+/// the default it sees goes away then. In a child process: it resets the
+/// process.
+#[test]
+fn handle_current_in_a_closure_of_a_reset_default_names_the_reset() {
+    if !unirun_test_support::child::in_child_process(
+        "handle_current_in_a_closure_of_a_reset_default_names_the_reset",
+    ) {
+        return;
+    }
+    watchdog(|| {
+        let (looked_tx, looked) = std::sync::mpsc::channel();
+        let closure = unirun::to_thread(move || {
+            let before = Handle::try_current().is_some();
+            looked_tx.send(()).unwrap();
+            // Ends: `reset` replaces the default, then waits for this.
+            while Handle::try_current().is_some() {
+                std::thread::yield_now();
+            }
+            let after = std::panic::catch_unwind(Handle::current).map(|_| ());
+            (before, after.map_err(|payload| message(&*payload)))
+        });
+        looked.recv().unwrap();
+        let reset = std::thread::spawn(unirun::reset);
+        let (before, after) = closure.join().unwrap();
+        reset.join().unwrap();
+        assert!(before, "a closure of the shared default sees it");
+        let said = after.expect_err("no default of its own after the reset");
+        assert!(said.contains("reset"), "{said}");
+    });
+}

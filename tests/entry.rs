@@ -30,6 +30,13 @@ async fn test_attribute_keeps_other_attributes() {
     panic!("kept");
 }
 
+#[unirun::test]
+async fn test_attribute_keeps_inner_attributes_in_the_body() {
+    #![deny(unused_variables)]
+    #![allow(unused_variables)]
+    let unused = 1;
+}
+
 #[test]
 fn block_on_uses_smol_sockets() {
     watchdog::watchdog(|| {
@@ -113,6 +120,193 @@ mod tokio_io {
                     .unwrap()
             });
             assert_eq!(seen.as_deref(), Some("entry-rt"));
+        });
+    }
+
+    /// The message of a panic payload.
+    fn message(payload: &(dyn std::any::Any + Send)) -> String {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    /// On the only worker of a multi-thread runtime, the wait moves the
+    /// worker's timers and tasks to another thread: a tokio timer and a
+    /// tokio task the future waits for both complete.
+    #[test]
+    fn block_on_in_a_task_of_a_one_worker_runtime_completes() {
+        super::watchdog::watchdog(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let out = rt.block_on(async {
+                tokio::spawn(async {
+                    unirun::block_on(async {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        tokio::spawn(async { 7 }).await.unwrap()
+                    })
+                })
+                .await
+                .unwrap()
+            });
+            assert_eq!(out, 7);
+        });
+    }
+
+    /// In a task of a scope that borrowed `#[tokio::test]`'s current-thread
+    /// runtime, waiting for a task spawned "here" could never end (the
+    /// waiting thread is the one that would run it): it panics at once,
+    /// saying why.
+    #[test]
+    fn block_on_in_a_task_of_a_current_thread_runtime_panics_at_once() {
+        super::watchdog::watchdog(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (in_scope, in_tokio_task) = rt.block_on(async {
+                let run = unirun::Run::builder().name("borrowing").build().unwrap();
+                assert_eq!(
+                    run.trace().resolved(),
+                    unirun::Flavor::Tokio,
+                    "{}",
+                    run.trace()
+                );
+                let in_scope = run
+                    .spawn(async { unirun::block_on(unirun::spawn(async { 1 })).unwrap() })
+                    .await;
+                run.shutdown_async().await;
+                let in_tokio_task = tokio::spawn(async {
+                    unirun::block_on(tokio::time::sleep(std::time::Duration::from_millis(1)))
+                })
+                .await;
+                (in_scope, in_tokio_task)
+            });
+            let err = in_scope.unwrap_err();
+            let said = err.panic_message().unwrap_or_default();
+            assert!(said.contains("drives that runtime"), "{said}");
+            let said = message(&*in_tokio_task.unwrap_err().into_panic());
+            assert!(said.contains("use `.await`"), "{said}");
+        });
+    }
+
+    /// On the thread inside a current-thread runtime's `block_on`, a wait
+    /// for the runtime's timer could never end either: it panics at once
+    /// (tokio refuses to block that thread).
+    #[test]
+    fn block_on_inside_a_current_thread_block_on_panics_at_once() {
+        super::watchdog::watchdog(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rt.block_on(async {
+                    unirun::block_on(tokio::time::sleep(std::time::Duration::from_millis(1)));
+                })
+            }));
+            let said = message(&*caught.unwrap_err());
+            assert!(said.contains("multi-thread"), "{said}");
+        });
+    }
+
+    /// `configure` at the top of a `#[unirun::main]` body replaces the
+    /// default whose reactor the body's `block_on` entered: the body's
+    /// sockets and timers, made after it, still work. In a child process:
+    /// it configures the process.
+    #[test]
+    fn configure_at_the_top_of_block_on_keeps_its_tokio_io() {
+        if !unirun_test_support::child::in_child_process(
+            "tokio_io::configure_at_the_top_of_block_on_keeps_its_tokio_io",
+        ) {
+            return;
+        }
+        super::watchdog::watchdog(|| {
+            let echoed = unirun::block_on(async {
+                unirun::configure(unirun::RuntimeConfig::default().max_workers(2)).unwrap();
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let addr = listener.local_addr()?;
+                let server = unirun::spawn(async move {
+                    let (mut socket, _) = listener.accept().await?;
+                    socket.write_all(b"conf").await
+                });
+                let mut client = tokio::net::TcpStream::connect(addr).await?;
+                let mut buf = [0; 4];
+                client.read_exact(&mut buf).await?;
+                server.await.unwrap()?;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                std::io::Result::Ok(buf)
+            });
+            assert_eq!(&echoed.unwrap(), b"conf");
+        });
+    }
+
+    /// `reset` on another thread while a `block_on` waits on a tokio timer:
+    /// the timer made before the reset fires, and timers and tasks made
+    /// after it work. In a child process: it resets the process.
+    #[test]
+    fn reset_during_block_on_keeps_its_tokio_timers() {
+        if !unirun_test_support::child::in_child_process(
+            "tokio_io::reset_during_block_on_keeps_its_tokio_timers",
+        ) {
+            return;
+        }
+        super::watchdog::watchdog(|| {
+            let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+            let (reset_tx, reset_rx) = tokio::sync::oneshot::channel::<()>();
+            let waiter = std::thread::spawn(move || {
+                unirun::block_on(async move {
+                    let early = tokio::time::sleep(std::time::Duration::from_millis(1));
+                    inside_tx.send(()).unwrap();
+                    reset_rx.await.unwrap();
+                    early.await;
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    unirun::spawn(async {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        5
+                    })
+                    .await
+                    .unwrap()
+                })
+            });
+            inside_rx.recv().unwrap();
+            unirun::reset();
+            reset_tx.send(()).unwrap();
+            assert_eq!(waiter.join().unwrap(), 5);
+        });
+    }
+
+    /// A `#[unirun::test]` body that pauses tokio's clock pauses the one of
+    /// unirun's reactor, which every other test of the process uses: the
+    /// test fails, saying so and how to write it. (Through the call the
+    /// attribute expands to; in a child process, whose clock it pauses.)
+    #[test]
+    fn a_unirun_test_that_pauses_the_clock_fails_saying_so() {
+        if !unirun_test_support::child::in_child_process(
+            "tokio_io::a_unirun_test_that_pauses_the_clock_fails_saying_so",
+        ) {
+            return;
+        }
+        super::watchdog::watchdog(|| {
+            // A test that leaves the clock alone passes.
+            unirun::__block_on_test(async {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            });
+            let caught = std::panic::catch_unwind(|| {
+                unirun::__block_on_test(async {
+                    tokio::time::pause();
+                })
+            });
+            let said = message(&*caught.unwrap_err());
+            assert!(said.contains("paused tokio's clock"), "{said}");
+            assert!(
+                said.contains("#[tokio::test(start_paused = true)]"),
+                "{said}"
+            );
         });
     }
 }

@@ -363,3 +363,83 @@ fn fork_join_inside_a_gil_task_runs_in_turn_and_lets_siblings_in() {
         run.shutdown();
     });
 }
+
+/// The name of the executor "here" (`Handle::try_current`), or `none`.
+fn here() -> String {
+    unirun::Handle::try_current().map_or_else(|| "none".to_string(), |h| h.name().to_string())
+}
+
+/// Inside a scope's task, the closures of `unirun::join` and `par_map`
+/// run inside the scope wherever they run: one taken by another worker too
+/// (`a` gives `b` a while to be taken; whether it was changes only how
+/// much the test sees, not what it expects).
+#[test]
+fn fork_join_closures_called_in_a_scopes_task_run_inside_the_scope() {
+    watchdog(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Threads)
+            .name("forking-here")
+            .max_workers(2)
+            .build()
+            .unwrap();
+        let seen = run
+            .spawn(async {
+                let mut seen = std::collections::BTreeSet::new();
+                for _ in 0..20 {
+                    let (taken_tx, taken) = std::sync::mpsc::channel();
+                    let (a, b) = unirun::join(
+                        move || {
+                            let _ = taken.recv_timeout(std::time::Duration::from_millis(20));
+                            here()
+                        },
+                        move || {
+                            let _ = taken_tx.send(());
+                            here()
+                        },
+                    );
+                    seen.insert(a);
+                    seen.insert(b);
+                }
+                seen.extend(unirun::par_map(0..256u32, |_| here()));
+                seen
+            })
+            .join()
+            .unwrap();
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["forking-here"]);
+    });
+}
+
+/// From a scope's `block_on` on a thread of the caller's, `unirun::join`
+/// and `par_map` run on the scope's workers, not on the shared default:
+/// their closures are inside the scope, and what they spawn "here" runs on
+/// the scope's threads.
+#[test]
+fn fork_join_in_a_scopes_block_on_runs_on_the_scope() {
+    watchdog(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Threads)
+            .name("joining-here")
+            .max_workers(2)
+            .build()
+            .unwrap();
+        let (a, b, spawned, mapped) = run.block_on(async {
+            let (a, b) = unirun::join(here, here);
+            let (spawned, _) = unirun::join(
+                || {
+                    unirun::spawn(async { std::thread::current().name().map(String::from) })
+                        .join()
+                        .unwrap()
+                        .unwrap()
+                },
+                || (),
+            );
+            let mapped: std::collections::BTreeSet<String> =
+                unirun::par_map(0..64u32, |_| here()).into_iter().collect();
+            (a, b, spawned, mapped)
+        });
+        assert_eq!((a.as_str(), b.as_str()), ("joining-here", "joining-here"));
+        assert!(spawned.starts_with("joining-here-"), "{spawned}");
+        assert_eq!(mapped.into_iter().collect::<Vec<_>>(), ["joining-here"]);
+        assert!(run.metrics().spawned() >= 1, "the spawn was the scope's");
+    });
+}

@@ -495,3 +495,71 @@ fn a_child_forked_while_a_parent_thread_holds_the_gil_can_take_it() {
         assert_eq!(run.block_on(async { 8_u32 }), 8);
     });
 }
+
+/// A blocking closure of a gil scope chosen in code (it holds the gil)
+/// forks with a plain `fork`. In the child its code still runs under the
+/// gil: a task of the scope woken there by a timer, on another thread of
+/// the child, must wait until the closure lets go (here: joins it, which
+/// releases the gil) instead of running beside it.
+///
+/// The closure waits up to a while for the task to say it ran: a task
+/// that runs beside it says so at once and fails the test; one that waits
+/// for the gil cannot, and the wait ends at its limit. Only how fast a
+/// wrong child is caught depends on that limit, never whether a right one
+/// passes.
+#[cfg(unix)]
+#[test]
+fn a_hold_taken_before_a_fork_still_excludes_the_childs_threads() {
+    if !unirun_test_support::child::in_child_process(
+        "a_hold_taken_before_a_fork_still_excludes_the_childs_threads",
+    ) {
+        return;
+    }
+    watchdog(|| {
+        let run = gil_scope("forking");
+        let in_child = run.clone();
+        let status = run
+            .spawn_blocking(move || {
+                // SAFETY: the child runs unirun code and leaves with `_exit`.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    // SAFETY: async-signal-safe; a hung child dies of it.
+                    unsafe { libc::alarm(60) };
+                    let (ran_tx, ran_rx) = mpsc::channel();
+                    let task = in_child.spawn(async move {
+                        unirun::time::sleep(Duration::from_millis(1)).await;
+                        let _ = ran_tx.send(());
+                    });
+                    // Still holding the gil: the task must not run now.
+                    let beside = ran_rx.recv_timeout(Duration::from_millis(300)).is_ok();
+                    // Joining releases the gil: now it runs.
+                    let joined = task.join().is_ok();
+                    let code = match (beside, joined) {
+                        (false, true) => 0,
+                        (true, _) => 3,
+                        (false, false) => 4,
+                    };
+                    // SAFETY: ends the child without running the parent's
+                    // destructors or atexit handlers.
+                    unsafe { libc::_exit(code) };
+                }
+                let mut status = 0;
+                // SAFETY: our own child; `status` is a valid out pointer.
+                // Ends: the child exits, or `alarm` kills it.
+                let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+                assert_eq!(waited, pid);
+                status
+            })
+            .join()
+            .unwrap();
+        assert!(
+            libc::WIFEXITED(status),
+            "the child died (status {status:#x})"
+        );
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "3: a task of the scope ran in the child beside the closure that held the gil"
+        );
+    });
+}

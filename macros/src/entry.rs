@@ -3,12 +3,13 @@
 //!
 //! Both rewrite `async fn name() -> R { body }` into
 //! `fn name() -> R { ::unirun::block_on(async move { body }) }` (the test
-//! form with `#[test]` in front), keeping the function's other attributes,
+//! form with `#[test]` in front, and `unirun::__block_on_test`, which also
+//! checks what the body left behind), keeping the function's other attributes,
 //! visibility and return type. They take no arguments.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use syn::{parse2, Error, ItemFn};
+use syn::{parse2, AttrStyle, Attribute, Error, ItemFn};
 
 /// Which attribute is being expanded.
 #[derive(Clone, Copy)]
@@ -66,17 +67,33 @@ fn rewrite(entry: Entry, args: TokenStream, item: TokenStream) -> Result<TokenSt
             "#[unirun::main] goes on `async fn main`",
         ));
     }
-    let body = &function.block;
-    let (attrs, vis, sig) = (&function.attrs, &function.vis, &function.sig);
+    let stmts = &function.block.stmts;
+    // The body's inner attributes (`#![allow(..)]`) stay the body's: they
+    // open the async block, where the body now is (in front of the `fn`
+    // they would be refused as inner attributes out of place).
+    let (inner, outer): (Vec<&Attribute>, Vec<&Attribute>) = function
+        .attrs
+        .iter()
+        .partition(|attr| matches!(attr.style, AttrStyle::Inner(_)));
+    let (vis, sig) = (&function.vis, &function.sig);
     let test = match entry {
         Entry::Test => quote!(#[::core::prelude::v1::test]),
         Entry::Main => quote!(),
     };
+    // A test's body runs in the call that also checks what the body left
+    // behind (a paused tokio clock, see `unirun::__block_on_test`).
+    let block_on = match entry {
+        Entry::Test => quote!(::unirun::__block_on_test),
+        Entry::Main => quote!(::unirun::block_on),
+    };
     Ok(quote! {
         #test
-        #(#attrs)*
+        #(#outer)*
         #vis #sig {
-            ::unirun::block_on(async move #body)
+            #block_on(async move {
+                #(#inner)*
+                #(#stmts)*
+            })
         }
     })
 }
@@ -131,7 +148,32 @@ mod tests {
             out.starts_with("# [:: core :: prelude :: v1 :: test]"),
             "{out}"
         );
-        assert!(out.contains(":: unirun :: block_on"), "{out}");
+        assert!(out.contains(":: unirun :: __block_on_test"), "{out}");
+    }
+
+    /// The body's inner attributes open the async block the body moves
+    /// into, not the `fn` (where they would be refused): the expansion
+    /// keeps them after `async move {`, and nothing before it.
+    #[test]
+    fn inner_attributes_of_the_body_stay_in_the_body() {
+        let out = expanded(
+            Entry::Test,
+            quote!(),
+            quote!(
+                #[should_panic]
+                async fn quiet() {
+                    #![allow(unused_variables)]
+                    let x = 1;
+                }
+            ),
+        );
+        let opened = out.find("async move {").expect("the async block");
+        let inner = out
+            .find("# ! [allow (unused_variables)]")
+            .unwrap_or_else(|| panic!("the inner attribute is kept: {out}"));
+        assert!(opened < inner, "{out}");
+        assert!(out.contains("# [should_panic]"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
     }
 
     /// Each misuse is a `compile_error!` naming the attribute and what it

@@ -92,7 +92,11 @@ where
 }
 
 /// Runs a blocking closure where blocking is allowed, like
-/// `tokio::task::spawn_blocking`.
+/// `tokio::task::spawn_blocking`. In managed mode, inside a
+/// [`Run`](crate::Run) scope's task, blocking closure or `block_on`, it is
+/// one of the scope's blocking closures (the scope's shutdown waits for
+/// it, as for [`spawn`]), except while the tokio clock is paused (then
+/// tokio's pool runs it, see the [parent module](super)).
 ///
 /// # Panics
 ///
@@ -195,11 +199,13 @@ where
     Task { handle, control }
 }
 
-/// A managed blocking closure: on unirun's lane inside `runtime`'s context,
-/// or on tokio's blocking pool while the runtime's clock is paused (tokio
-/// does not auto-advance a paused clock past its own blocking tasks). On
-/// the lane, the runtime's drop (or `shutdown_timeout`) waits for it as
-/// for a blocking closure of its own (see `hold`).
+/// A managed blocking closure: on tokio's blocking pool while the
+/// runtime's clock is paused (tokio does not auto-advance a paused clock
+/// past its own blocking tasks); else inside a scope, on the scope's
+/// blocking lane (its shutdown waits for it); else on unirun's lane. Each
+/// runs inside `runtime`'s context. On the shared lane, the runtime's drop
+/// (or `shutdown_timeout`) waits for it as for a blocking closure of its
+/// own (see `hold`).
 fn managed_spawn_blocking<F, R>(runtime: &tokio::runtime::Handle, f: F) -> Task<R>
 where
     F: FnOnce() -> R + Send + 'static,
@@ -212,6 +218,16 @@ where
         runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread && clock_paused();
     let handle = if paused {
         crate::JoinHandle::from_foreign(TokioJoin(runtime.spawn_blocking(f)))
+    } else if let Some(scope) = crate::scope::current() {
+        // Called "here" in a scope (its task, blocking closure or
+        // `block_on`): one of the scope's blocking closures (outside its
+        // gil, as every compat thread), so its shutdown waits for it, as
+        // for `spawn` above.
+        let runtime = runtime.clone();
+        scope.spawn_independent(move || {
+            let _context = runtime.enter();
+            f()
+        })
     } else if crate::io::entered_by_unirun() {
         // unirun's own reactor (on a unirun worker): no program drops it.
         let runtime = runtime.clone();
@@ -240,7 +256,7 @@ where
 /// did not move means paused. A paused clock that another thread advances
 /// during the two readings counts as running (the closure then goes to
 /// unirun's lane); a running clock never counts as paused.
-fn clock_paused() -> bool {
+pub(crate) fn clock_paused() -> bool {
     let before = tokio::time::Instant::now();
     let real = std::time::Instant::now();
     while std::time::Instant::now() == real {
