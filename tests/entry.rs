@@ -2,7 +2,7 @@
 //! `#[unirun::main]` / `#[unirun::test]` attributes (feature `macros`).
 //! Each I/O test moves a few bytes over a real loopback socket.
 
-mod watchdog;
+mod common;
 
 use unirun::Handle;
 
@@ -32,7 +32,7 @@ async fn test_attribute_keeps_other_attributes() {
 
 #[test]
 fn block_on_uses_smol_sockets() {
-    watchdog::watchdog(|| {
+    common::watchdog_this_test(|| {
         use futures_lite::{AsyncReadExt, AsyncWriteExt};
         let echoed = unirun::block_on(async {
             let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -60,7 +60,7 @@ mod tokio_io {
 
     #[test]
     fn block_on_binds_a_tokio_listener() {
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             let (echoed, server_thread) = unirun::block_on(async {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
@@ -96,7 +96,7 @@ mod tokio_io {
 
     #[test]
     fn block_on_inside_a_tokio_runtime_keeps_its_context() {
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             // Told apart by where its tasks run: unirun's own reactor would
             // run them on `unirun-io` (`Handle::id` needs tokio 1.43+).
             let rt = tokio::runtime::Builder::new_multi_thread()
