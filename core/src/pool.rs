@@ -509,7 +509,7 @@ impl Pool {
             .injector
             .close()
             .into_iter()
-            .for_each(crate::abandoned::drop_runnable);
+            .for_each(crate::task::cancel);
         // The local queues of workers whose thread is busy; each owner drops
         // its LIFO slot (which only it may touch) on its way out.
         let inherited = self.is_inherited();
@@ -517,7 +517,7 @@ impl Pool {
             stealer
                 .steal_all(inherited)
                 .into_iter()
-                .for_each(crate::abandoned::drop_runnable);
+                .for_each(crate::task::cancel);
         }
     }
 
@@ -664,7 +664,7 @@ impl Shared {
         }
         if self.shutdown.load(Ordering::Acquire) {
             // Cancels the task; its JoinHandle resolves to `cancelled`.
-            crate::abandoned::drop_runnable(runnable);
+            crate::task::cancel(runnable);
             return;
         }
         if let Some(runnable) = context::schedule_local(self, runnable, info.woken_while_running) {

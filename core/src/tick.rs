@@ -163,7 +163,7 @@ impl TickExecutor {
     pub fn try_tick(&self) -> bool {
         match self.queue.ready.pop() {
             Ok(runnable) => {
-                crate::abandoned::run(runnable);
+                crate::task::run(runnable);
                 true
             }
             Err(_) => false,
@@ -232,7 +232,7 @@ impl Drop for TickExecutor {
         self.queue.ready.close();
         self.queue.tasks.close();
         while let Ok(runnable) = self.queue.ready.pop() {
-            crate::abandoned::drop_runnable(runnable);
+            crate::task::cancel(runnable);
         }
     }
 }
