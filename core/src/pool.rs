@@ -22,7 +22,7 @@ use crate::queue::{self, Injector, Stealer};
 use crate::sync::{fence, AtomicBool, Ordering};
 use crate::task::{spawn_with, Runnable};
 use crate::worker::{Core, Worker};
-use crate::{barrier, context, Executor, JoinHandle, Schedule, TaskSet};
+use crate::{barrier, context, Executor, JoinHandle, RunQueue, TaskSet};
 
 /// Starts a thread running `job` for worker `index` (see
 /// [`Pool::set_thread_spawner`]).
@@ -625,13 +625,13 @@ impl Pool {
 }
 
 impl Executor for Pool {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
+    fn run_queue(&self) -> Arc<dyn RunQueue> {
         self.shared.clone()
     }
 
     /// Blocking closures run on the workers themselves: a bare pool has no
     /// other threads. The threads backend adds a separate blocking lane.
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
         self.shared.clone()
     }
 }
@@ -645,7 +645,7 @@ impl fmt::Debug for Pool {
     }
 }
 
-impl Schedule for Shared {
+impl RunQueue for Shared {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         Shared::schedule(self, runnable, info);
     }
