@@ -6,7 +6,6 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
-use std::time::Duration;
 
 use common::watchdog_this_test;
 use unirun::{Executor, Flavor, Run, RuntimeConfig, ThreadMode};
@@ -480,7 +479,7 @@ fn a_child_forked_while_a_parent_thread_holds_the_gil_can_take_it() {
         inside_rx.recv().unwrap();
         let in_child = run.clone();
         let answer = unirun::to_process_with(
-            unirun::ProcessOptions::default().timeout(Duration::from_secs(20)),
+            unirun::ProcessOptions::default().timeout(std::time::Duration::from_secs(20)),
             move || in_child.block_on(async { 7_u32 }),
         )
         .join();
