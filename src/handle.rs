@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use unirun_core::{Executor, Schedule};
+use unirun_core::{Executor, RunQueue};
 
 use crate::backend::Backend;
 use crate::flavor::Flavor;
@@ -314,25 +314,25 @@ impl Handle {
 }
 
 impl Executor for Handle {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
+    fn run_queue(&self) -> Arc<dyn RunQueue> {
         match &self.scope {
             Some(scope) => Arc::new(ScopeSchedule {
-                inner: self.backend.scheduler(),
+                inner: self.backend.run_queue(),
                 scope: scope.clone(),
                 blocking: false,
             }),
-            None => self.backend.scheduler(),
+            None => self.backend.run_queue(),
         }
     }
 
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
         match &self.scope {
             Some(scope) => Arc::new(ScopeSchedule {
-                inner: self.backend.blocking_scheduler(),
+                inner: self.backend.blocking_run_queue(),
                 scope: scope.clone(),
                 blocking: true,
             }),
-            None => self.backend.blocking_scheduler(),
+            None => self.backend.blocking_run_queue(),
         }
     }
 }

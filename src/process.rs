@@ -190,7 +190,7 @@ impl Handle {
         if forced_to_threads(self.scope()) || self.backend().is_refused() {
             return self.spawn_blocking(f);
         }
-        let lane = self.backend().blocking_scheduler();
+        let lane = self.backend().blocking_run_queue();
         let tasks = match self.scope() {
             Some(scope) => Some(scope.tasks.clone()),
             None => lane.task_set().cloned(),
@@ -248,7 +248,7 @@ impl Handle {
         if forced_to_threads(self.scope()) || self.backend().is_refused() {
             return self.spawn_blocking(move || f(arg));
         }
-        let lane = self.backend().blocking_scheduler();
+        let lane = self.backend().blocking_run_queue();
         match self.scope() {
             Some(scope) => {
                 let pool = scope
@@ -413,7 +413,7 @@ pub(crate) fn cancel_handle_children(handle: &Handle) {
     match handle.scope() {
         Some(scope) => cancel_children(scope),
         None => {
-            if let Some(tasks) = handle.backend().blocking_scheduler().task_set() {
+            if let Some(tasks) = handle.backend().blocking_run_queue().task_set() {
                 unirun_process::cancel_children(tasks);
             }
         }

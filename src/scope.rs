@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use unirun_core::{JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet};
+use unirun_core::{JoinHandle, RunQueue, Runnable, ScheduleInfo, TaskSet};
 
 use crate::backend::{cluster, process, Backend};
 use crate::gil::{self, Gil};
@@ -336,7 +336,7 @@ impl<F: Future> Future for Scoped<F> {
     }
 }
 
-/// The schedule hook behind a scoped [`Handle`](crate::Handle)'s
+/// The run queue behind a scoped [`Handle`](crate::Handle)'s
 /// [`Executor`] impl: tasks join the scope's set and, in `Gil` mode, every
 /// run of one holds the scope's gil.
 ///
@@ -345,14 +345,14 @@ impl<F: Future> Future for Scoped<F> {
 /// each wake-up is wrapped instead (one small task per wake-up, the price of
 /// serializing code that was written against the trait).
 pub(crate) struct ScopeSchedule {
-    pub(crate) inner: Arc<dyn Schedule>,
+    pub(crate) inner: Arc<dyn RunQueue>,
     pub(crate) scope: Arc<Scope>,
     /// Schedules blocking closures, which hold the gil only when it covers
     /// them (see [`Scope::enter_blocking`]).
     pub(crate) blocking: bool,
 }
 
-impl Schedule for ScopeSchedule {
+impl RunQueue for ScopeSchedule {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         let serialized = match &self.scope.gil {
             Some(gil) => !self.blocking || gil.covers_blocking(),

@@ -5,15 +5,14 @@
 #![cfg(feature = "tokio-backend")]
 
 mod common;
-mod watchdog;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use common::{message, on_tokio, watchdog_this_test};
 use unirun::compat::tokio as compat;
 use unirun::compat::tokio::task;
-use watchdog::{message, on_tokio, watchdog};
 
 fn current_name() -> String {
     std::thread::current().name().unwrap_or("").to_string()
@@ -276,7 +275,7 @@ fn panic_in_the_drop_of_an_aborted_task_is_a_panic() {
 #[test]
 fn paused_clock_waits_for_blocking_closures() {
     common::also_in_passthrough("paused_clock_waits_for_blocking_closures");
-    watchdog(|| {
+    watchdog_this_test(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
@@ -386,7 +385,7 @@ fn types_have_tokios_auto_traits() {
 
 #[test]
 fn spawn_inside_a_unirun_scope_runs_on_its_workers() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = unirun::Run::builder()
             .flavor(unirun::Flavor::Threads)
             .name("compat-here")
@@ -430,7 +429,7 @@ fn spawn_inside_a_unirun_scope_runs_on_its_workers() {
 /// one passes.
 #[test]
 fn a_scopes_shutdown_waits_for_a_compat_blocking_closure_spawned_in_it() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = unirun::Run::builder()
             .name("compat-scope")
             .flavor(unirun::Flavor::Threads)

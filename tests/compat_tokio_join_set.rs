@@ -4,14 +4,13 @@
 #![cfg(feature = "tokio-backend")]
 
 mod common;
-mod watchdog;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
+use common::{on_tokio, watchdog_this_test};
 use unirun::compat::tokio::task::{self, JoinSet};
-use watchdog::on_tokio;
 
 #[test]
 fn join_set_collects_results_as_they_finish() {
@@ -275,7 +274,7 @@ fn join_all_returns_every_output() {
 #[test]
 fn spawn_on_targets_a_given_runtime() {
     common::also_in_passthrough("spawn_on_targets_a_given_runtime");
-    watchdog::watchdog(|| {
+    watchdog_this_test(|| {
         let other = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("other-rt")
@@ -306,7 +305,7 @@ fn spawn_on_targets_a_given_runtime() {
 #[test]
 fn spawn_local_and_extend_like_tokio() {
     common::also_in_passthrough("spawn_local_and_extend_like_tokio");
-    watchdog::watchdog(|| {
+    watchdog_this_test(|| {
         use std::rc::Rc;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -4,12 +4,11 @@
 #![cfg(feature = "tokio-backend")]
 
 mod common;
-mod watchdog;
 
 use std::rc::Rc;
 
+use common::{on_tokio, watchdog_this_test};
 use unirun::compat::tokio::task::{self, LocalSet};
-use watchdog::{on_tokio, watchdog};
 
 unirun::compat::tokio::task_local! {
     static REQUEST: u32;
@@ -18,7 +17,7 @@ unirun::compat::tokio::task_local! {
 #[test]
 fn spawn_local_runs_non_send_tasks_on_a_local_set() {
     common::also_in_passthrough("spawn_local_runs_non_send_tasks_on_a_local_set");
-    watchdog(|| {
+    watchdog_this_test(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use unirun::{CompatMode, Error, Flavor, RuntimeConfig, ThreadMode};
+use unirun_test_support::child::{is_child, run_child};
 
 fn parse_err(vars: &[(&str, &str)]) -> Error {
     RuntimeConfig::from_vars(vars.iter().copied()).expect_err("expected an error")
@@ -348,7 +349,7 @@ fn non_utf8_bytes_on_an_unrelated_line_are_not_fatal() {
 
 #[test]
 fn the_real_environment_wins_over_the_env_file() {
-    if std::env::var_os(CHILD).is_some() {
+    if is_child() {
         let file = TempFile::new("UNIRUN_MAX_WORKERS=4\nUNIRUN_IO_BOUND=1\n");
         let config = RuntimeConfig::from_env_file(file.path()).unwrap();
         assert_eq!(
@@ -357,7 +358,7 @@ fn the_real_environment_wins_over_the_env_file() {
         );
         return;
     }
-    let _ = run_child(
+    run_child(
         "the_real_environment_wins_over_the_env_file",
         &[("UNIRUN_MAX_WORKERS", "1")],
     );
@@ -385,25 +386,17 @@ fn env_file_bad_value_names_path_line_var_value_and_choices() {
 
 // ---- the real process environment, in a child process -----------------------
 
-/// Marks the child (set by the shared runner).
-use unirun_test_support::child::CHILD_ENV as CHILD;
-
-/// Re-runs this test binary with only `test` selected and `vars` as the
-/// `UNIRUN_*` environment; returns its stderr after checking it passed.
-fn run_child(test: &str, vars: &[(&str, &str)]) -> String {
-    unirun_test_support::child::run_child(test, vars).stderr
-}
-
 #[test]
 fn an_unknown_unirun_variable_is_warned_with_the_closest_known_one() {
-    if std::env::var_os(CHILD).is_some() {
+    if is_child() {
         let _ = unirun::get_executor();
         return;
     }
     let stderr = run_child(
         "an_unknown_unirun_variable_is_warned_with_the_closest_known_one",
         &[("UNIRUN_MAX_WORKER", "3")],
-    );
+    )
+    .stderr;
     assert!(
         stderr.contains(
             "unknown variable UNIRUN_MAX_WORKER is ignored; did you mean UNIRUN_MAX_WORKERS?"
@@ -414,7 +407,7 @@ fn an_unknown_unirun_variable_is_warned_with_the_closest_known_one() {
 
 #[test]
 fn from_env_reads_the_process_environment() {
-    if std::env::var_os(CHILD).is_some() {
+    if is_child() {
         let config = RuntimeConfig::from_env().unwrap();
         let expected = RuntimeConfig::default()
             .flavor(Flavor::Shared)
@@ -425,7 +418,7 @@ fn from_env_reads_the_process_environment() {
         assert_eq!(config, expected);
         return;
     }
-    let _ = run_child(
+    run_child(
         "from_env_reads_the_process_environment",
         &[
             ("UNIRUN_FLAVOR", "shared"),
@@ -440,7 +433,7 @@ fn from_env_reads_the_process_environment() {
 
 #[test]
 fn from_env_rejects_and_lenient_reader_reports() {
-    if std::env::var_os(CHILD).is_some() {
+    if is_child() {
         let err = RuntimeConfig::from_env().unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -456,7 +449,7 @@ fn from_env_rejects_and_lenient_reader_reports() {
         assert_eq!(trace.hints().io_bound(), Some(true));
         return;
     }
-    let _ = run_child(
+    run_child(
         "from_env_rejects_and_lenient_reader_reports",
         &[("UNIRUN_THREAD_MODE", "gli"), ("UNIRUN_IO_BOUND", "yes")],
     );

@@ -2,13 +2,13 @@
 //! `unirun::spawn`, `unirun::to_thread` and `JoinSet::spawn` meaning
 //! "here" inside a scope. Where each task ran is read off its thread's name.
 
-mod watchdog;
+mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use common::{message, watchdog_this_test};
 use unirun::{Flavor, Handle, Run};
-use watchdog::{message, watchdog};
 
 fn thread_name() -> String {
     std::thread::current().name().unwrap_or("").to_string()
@@ -25,7 +25,7 @@ fn scope(name: &str) -> Run {
 
 #[test]
 fn try_current_is_none_on_a_plain_thread() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         assert!(Handle::try_current().is_none());
         let payload = std::panic::catch_unwind(Handle::current).unwrap_err();
         let text = message(&*payload);
@@ -36,7 +36,7 @@ fn try_current_is_none_on_a_plain_thread() {
 
 #[test]
 fn handle_current_in_a_scope_task_spawns_on_that_scope() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = scope("cur-task");
         let names = run
             .spawn(async {
@@ -56,7 +56,7 @@ fn handle_current_in_a_scope_task_spawns_on_that_scope() {
 
 #[test]
 fn unirun_spawn_inside_a_scope_runs_on_its_workers() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = scope("cur-spawn");
         let (from_block_on, from_task) = run.block_on(async {
             let direct = unirun::spawn(async { thread_name() }).await.unwrap();
@@ -74,7 +74,7 @@ fn unirun_spawn_inside_a_scope_runs_on_its_workers() {
 
 #[test]
 fn scope_shutdown_waits_for_what_unirun_spawn_started_inside_it() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = scope("cur-wait");
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
@@ -98,7 +98,7 @@ fn scope_shutdown_waits_for_what_unirun_spawn_started_inside_it() {
 
 #[test]
 fn to_thread_inside_a_scope_uses_its_blocking_lane() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = scope("cur-lane");
         let name = run.block_on(async { unirun::to_thread(thread_name).await.unwrap() });
         assert!(name.starts_with("cur-lane-blocking-"), "{name}");
@@ -113,7 +113,7 @@ fn to_thread_inside_a_scope_uses_its_blocking_lane() {
 
 #[test]
 fn join_set_spawn_inside_a_scope_runs_on_its_workers() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = scope("cur-set");
         let name = run.block_on(async {
             let mut set = unirun::JoinSet::new();
@@ -126,7 +126,7 @@ fn join_set_spawn_inside_a_scope_runs_on_its_workers() {
 
 #[test]
 fn outside_scopes_the_current_executor_is_the_shared_default() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         // A task of the shared default sees the shared default.
         let seen = unirun::spawn(async {
             let here = Handle::try_current().map(|h| h.name().to_string());
@@ -151,7 +151,7 @@ fn outside_scopes_the_current_executor_is_the_shared_default() {
 
 #[test]
 fn another_scopes_handle_spawns_there_even_inside_a_task() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let outer = scope("cur-outer");
         let inner = scope("cur-inner");
         let inner_handle = inner.handle();
@@ -182,7 +182,7 @@ fn handle_current_in_a_closure_of_a_reset_default_names_the_reset() {
     ) {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let (looked_tx, looked) = std::sync::mpsc::channel();
         let closure = unirun::to_thread(move || {
             let before = Handle::try_current().is_some();

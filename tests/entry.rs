@@ -2,7 +2,7 @@
 //! `#[unirun::main]` / `#[unirun::test]` attributes (feature `macros`).
 //! Each I/O test moves a few bytes over a real loopback socket.
 
-mod watchdog;
+mod common;
 
 use unirun::Handle;
 
@@ -39,7 +39,7 @@ async fn test_attribute_keeps_inner_attributes_in_the_body() {
 
 #[test]
 fn block_on_uses_smol_sockets() {
-    watchdog::watchdog(|| {
+    common::watchdog_this_test(|| {
         use futures_lite::{AsyncReadExt, AsyncWriteExt};
         let echoed = unirun::block_on(async {
             let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,7 +67,7 @@ mod tokio_io {
 
     #[test]
     fn block_on_binds_a_tokio_listener() {
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             let (echoed, server_thread) = unirun::block_on(async {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
@@ -103,7 +103,7 @@ mod tokio_io {
 
     #[test]
     fn block_on_inside_a_tokio_runtime_keeps_its_context() {
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             // Told apart by where its tasks run: unirun's own reactor would
             // run them on `unirun-io` (`Handle::id` needs tokio 1.43+).
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -137,7 +137,7 @@ mod tokio_io {
     /// tokio task the future waits for both complete.
     #[test]
     fn block_on_in_a_task_of_a_one_worker_runtime_completes() {
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
@@ -163,7 +163,7 @@ mod tokio_io {
     /// saying why.
     #[test]
     fn block_on_in_a_task_of_a_current_thread_runtime_panics_at_once() {
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -199,7 +199,7 @@ mod tokio_io {
     /// (tokio refuses to block that thread).
     #[test]
     fn block_on_inside_a_current_thread_block_on_panics_at_once() {
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -225,7 +225,7 @@ mod tokio_io {
         ) {
             return;
         }
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             let echoed = unirun::block_on(async {
                 unirun::configure(unirun::RuntimeConfig::default().max_workers(2)).unwrap();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -255,7 +255,7 @@ mod tokio_io {
         ) {
             return;
         }
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             let (inside_tx, inside_rx) = std::sync::mpsc::channel();
             let (reset_tx, reset_rx) = tokio::sync::oneshot::channel::<()>();
             let waiter = std::thread::spawn(move || {
@@ -291,7 +291,7 @@ mod tokio_io {
         ) {
             return;
         }
-        super::watchdog::watchdog(|| {
+        super::common::watchdog_this_test(|| {
             // A test that leaves the clock alone passes.
             unirun::__block_on_test(async {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;

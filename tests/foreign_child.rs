@@ -8,10 +8,8 @@
 #![cfg(unix)]
 
 mod common;
-mod watchdog;
 
-use common::in_child_process;
-use watchdog::watchdog;
+use common::{in_child_process, watchdog_this_test};
 
 #[cfg(feature = "process-backend")]
 mod forked {
@@ -20,7 +18,7 @@ mod forked {
     use unirun::process::ProcessOptions;
     use unirun::{Flavor, Run};
 
-    use super::{in_child_process, watchdog};
+    use super::{in_child_process, watchdog_this_test};
 
     /// Only a safety net against a hang; no test depends on its length.
     fn safety_net() -> ProcessOptions {
@@ -44,7 +42,7 @@ mod forked {
     /// parent's runtime) is dropped there, which must neither hang nor
     /// panic.
     fn a_scope_runs_work_and_drops_in_a_forked_child(flavor: Flavor) {
-        watchdog(move || {
+        watchdog_this_test(move || {
             let run = warm_scope(flavor);
             let child = unirun::to_process_with(safety_net(), move || {
                 let task = run.spawn(async { 6 * 7 });
@@ -91,7 +89,7 @@ mod forked {
         if !in_child_process("forked::a_tokio_scope_task_can_use_tokio_timers_in_a_forked_child") {
             return;
         }
-        watchdog(|| {
+        watchdog_this_test(|| {
             let run = warm_scope(Flavor::Tokio);
             let child = unirun::to_process_with(safety_net(), move || {
                 let task = run.spawn(async {
@@ -119,7 +117,7 @@ mod forked {
         ) {
             return;
         }
-        watchdog(|| {
+        watchdog_this_test(|| {
             let pool = unirun_smol::SmolPool::builder().workers(1).build().unwrap();
             assert!(!pool.handle().is_inherited());
             assert_eq!(pool.handle().spawn(async { 1 }).join().unwrap(), 1);
@@ -165,7 +163,7 @@ fn an_inherited_tokio_runtime_spawns_inline_and_shuts_down_in_a_forked_child() {
     ) {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let runtime = unirun_tokio::TokioRuntime::builder()
             .workers(1)
             .build()
@@ -207,7 +205,7 @@ mod output_drop {
     use unirun::{Flavor, Run};
 
     use super::common::wait_until;
-    use super::{in_child_process, watchdog};
+    use super::{in_child_process, watchdog_this_test};
 
     static DROPPED: AtomicBool = AtomicBool::new(false);
 
@@ -222,7 +220,7 @@ mod output_drop {
     }
 
     fn a_panicking_output_of_a_dropped_handle_is_contained(flavor: Flavor) {
-        watchdog(move || {
+        watchdog_this_test(move || {
             let run = Run::builder()
                 .flavor(flavor)
                 .max_workers(1)

@@ -7,17 +7,15 @@
 #![cfg(unix)]
 
 mod common;
-mod watchdog;
 
-use common::in_child_process;
-use watchdog::watchdog;
+use common::{in_child_process, watchdog_this_test};
 
 #[test]
 fn a_child_forked_by_other_code_runs_unirun_tasks_and_shuts_down() {
     if !in_child_process("a_child_forked_by_other_code_runs_unirun_tasks_and_shuts_down") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         // The shared default's workers exist from here on.
         assert_eq!(unirun::spawn(async { 1 }).join().unwrap(), 1);
         // The workers are idle and the watchdog thread waits on a channel:
@@ -65,7 +63,7 @@ fn a_smol_scope_works_in_a_child_forked_by_other_code() {
     if !in_child_process("a_smol_scope_works_in_a_child_forked_by_other_code") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = unirun::Run::builder()
             .flavor(unirun::Flavor::Smol)
             .max_workers(2)

@@ -10,15 +10,13 @@
 #![cfg(all(unix, feature = "process-backend"))]
 
 mod common;
-mod watchdog;
 
 use std::sync::mpsc;
 use std::time::Duration;
 
 use unirun::process::ProcessOptions;
 
-use common::in_child_process;
-use watchdog::watchdog;
+use common::{in_child_process, watchdog_this_test};
 
 /// Only a safety net against a hang; no test depends on its length.
 fn safety_net() -> ProcessOptions {
@@ -37,7 +35,7 @@ fn to_thread_closures_that_wait_for_each_other_both_run_in_a_forked_child() {
     if !in_child_process("to_thread_closures_that_wait_for_each_other_both_run_in_a_forked_child") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_the_default_in_the_parent();
         let child = unirun::to_process_with(safety_net(), || {
             // Run one after the other on one thread, the waiter would wait
@@ -58,7 +56,7 @@ fn compat_threads_that_wait_for_each_other_both_run_in_a_forked_child() {
     if !in_child_process("compat_threads_that_wait_for_each_other_both_run_in_a_forked_child") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_the_default_in_the_parent();
         let child = unirun::to_process_with(safety_net(), || {
             use unirun::compat::thread;
@@ -76,7 +74,7 @@ fn the_shared_default_in_a_forked_child_is_a_pool_of_the_childs_own() {
     if !in_child_process("the_shared_default_in_a_forked_child_is_a_pool_of_the_childs_own") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_the_default_in_the_parent();
         let child = unirun::to_process_with(safety_net(), || {
             let me = std::thread::current().id();
@@ -101,7 +99,7 @@ fn a_grandchild_gets_a_default_of_its_own_too() {
     if !in_child_process("a_grandchild_gets_a_default_of_its_own_too") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_the_default_in_the_parent();
         let child = unirun::to_process_with(safety_net(), || {
             assert_eq!(unirun::to_thread(|| 1).join().unwrap(), 1);
@@ -123,7 +121,7 @@ fn a_tokio_socket_in_a_unirun_task_works_in_a_forked_child() {
     if !in_child_process("a_tokio_socket_in_a_unirun_task_works_in_a_forked_child") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_the_default_in_the_parent();
         let child = unirun::to_process_with(safety_net(), || {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -7,14 +7,12 @@
 #![cfg(all(unix, feature = "process-backend"))]
 
 mod common;
-mod watchdog;
 
 use std::time::Duration;
 
 use unirun::process::ProcessOptions;
 
-use common::in_child_process;
-use watchdog::watchdog;
+use common::{in_child_process, watchdog_this_test};
 
 /// Only a safety net against a hang; no test depends on its length.
 fn safety_net() -> ProcessOptions {
@@ -47,7 +45,7 @@ fn a_task_woken_by_the_timer_in_a_forked_child_may_block_on_a_timed_task() {
     if !in_child_process("a_task_woken_by_the_timer_in_a_forked_child_may_block_on_a_timed_task") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         // The parent uses the same program: the driver serves it there.
         assert_eq!(join_after_a_timer_wake().0, 7);
         let (out, ran_on) = unirun::to_process_with(safety_net(), join_after_a_timer_wake)
@@ -85,7 +83,7 @@ fn a_task_woken_by_unirun_io_in_a_forked_child_may_block_on_a_timed_task() {
     if !in_child_process("a_task_woken_by_unirun_io_in_a_forked_child_may_block_on_a_timed_task") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = std::sync::Arc::new(unirun::Run::builder().max_workers(2).build().unwrap());
         assert_eq!(join_after_a_tokio_wake(&run).0, 7);
         let scope = run.clone();

@@ -7,7 +7,6 @@
 #![cfg(all(unix, feature = "process-backend"))]
 
 mod common;
-mod watchdog;
 
 use std::future::Future;
 use std::pin::pin;
@@ -19,8 +18,7 @@ use unirun::process::ProcessOptions;
 use unirun::time::{sleep, timeout};
 use unirun::{Flavor, Run};
 
-use common::in_child_process;
-use watchdog::watchdog;
+use common::{in_child_process, watchdog_this_test};
 
 /// Only a safety net against a hang: a child stuck on an inherited global
 /// is killed and its handle says "timed out". No test depends on its length.
@@ -38,7 +36,7 @@ fn a_sleep_fires_in_a_forked_child_after_the_parent_used_time() {
     if !in_child_process("a_sleep_fires_in_a_forked_child_after_the_parent_used_time") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_time_in_the_parent();
         let child = unirun::to_process_with(safety_net(), || {
             unirun::block_on(async {
@@ -55,7 +53,7 @@ fn a_sleep_fires_in_a_forked_child_after_the_parent_used_time() {
 /// A tokio or smol scope's sleeps use that runtime's timer, driven by
 /// threads the fork did not copy: in a child they use unirun's driver.
 fn a_sleep_in_a_scope_fires_in_a_forked_child(flavor: Flavor) {
-    watchdog(move || {
+    watchdog_this_test(move || {
         let run = Arc::new(
             Run::builder()
                 .flavor(flavor)
@@ -98,7 +96,7 @@ fn a_timeout_elapses_in_a_forked_child_after_the_parent_used_time() {
     if !in_child_process("a_timeout_elapses_in_a_forked_child_after_the_parent_used_time") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_time_in_the_parent();
         let child = unirun::to_process_with(safety_net(), || {
             unirun::block_on(async {
@@ -119,7 +117,7 @@ fn a_child_forked_while_the_timer_lock_is_held_uses_a_driver_of_its_own() {
     if !in_child_process("a_child_forked_while_the_timer_lock_is_held_uses_a_driver_of_its_own") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_time_in_the_parent();
         let (held_tx, held_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -151,7 +149,7 @@ fn a_forked_child_never_wakes_the_parents_sleeps() {
         return;
     }
     static WOKEN: AtomicBool = AtomicBool::new(false);
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Threads)
             .max_workers(1)
@@ -195,7 +193,7 @@ fn reset_in_a_forked_child_returns_after_the_parent_used_time() {
     if !in_child_process("reset_in_a_forked_child_returns_after_the_parent_used_time") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_time_in_the_parent();
         let child = unirun::to_process_with(safety_net(), || {
             unirun::reset();
@@ -215,7 +213,7 @@ fn metrics_read_in_a_forked_child_count_no_blocking_threads() {
     if !in_child_process("metrics_read_in_a_forked_child_count_no_blocking_threads") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Threads)
             .max_blocking(3)
@@ -259,7 +257,7 @@ fn to_process_works_inside_a_to_process_child() {
     if !in_child_process("to_process_works_inside_a_to_process_child") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_time_in_the_parent();
         let child = unirun::to_process_with(safety_net(), || {
             let grandchild = unirun::to_process_with(safety_net(), || {
@@ -288,7 +286,7 @@ fn a_process_pool_works_inside_a_to_process_child() {
     if !in_child_process("a_process_pool_works_inside_a_to_process_child") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Processes)
             .max_workers(1)
@@ -325,7 +323,7 @@ fn a_sleep_fires_in_a_process_pool_worker_after_the_parent_used_time() {
     if !in_child_process("a_sleep_fires_in_a_process_pool_worker_after_the_parent_used_time") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         use_time_in_the_parent();
         let run = Run::builder()
             .flavor(Flavor::Processes)
@@ -347,7 +345,7 @@ fn a_task_that_yields_a_million_times_completes_in_a_forked_child() {
     if !in_child_process("a_task_that_yields_a_million_times_completes_in_a_forked_child") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Threads)
             .max_workers(1)

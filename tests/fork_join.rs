@@ -3,14 +3,14 @@
 //! their pace beside a long join. Every body runs under the watchdog, so a
 //! hang fails instead of blocking the suite.
 
-mod watchdog;
+mod common;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use common::{message, watchdog_this_test};
 use unirun::{Flavor, Run, RuntimeConfig};
-use watchdog::{message, watchdog};
 
 /// fib by `unirun::join`, forking while `n >= cut`.
 fn fib(n: u64, cut: u64) -> u64 {
@@ -35,7 +35,7 @@ fn threads(workers: usize) -> Run {
 
 #[test]
 fn join_returns_both_results_from_everywhere() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = threads(2);
         // Off a worker: the join runs on the scope's workers.
         assert_eq!(run.join(|| fib(22, 8), || 7), (17_711, 7));
@@ -53,7 +53,7 @@ fn join_returns_both_results_from_everywhere() {
 
 #[test]
 fn both_halves_finish_before_a_panic_resumes() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = threads(2);
         for left_panics in [true, false] {
             let other_ran = AtomicBool::new(false);
@@ -93,7 +93,7 @@ fn both_halves_finish_before_a_panic_resumes() {
 
 #[test]
 fn joins_nest_thirty_deep_and_recurse_on_one_worker() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         fn chain(depth: usize) -> usize {
             if depth == 0 {
                 return 0;
@@ -114,7 +114,7 @@ fn joins_nest_thirty_deep_and_recurse_on_one_worker() {
 
 #[test]
 fn a_half_that_blocks_its_worker_still_finishes() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = threads(1);
         let handle = run.handle();
         let total = run
@@ -136,7 +136,7 @@ fn a_half_that_blocks_its_worker_still_finishes() {
 
 #[test]
 fn joins_around_shutdown_finish() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         // A join running when the scope is stopped finishes; a join on a
         // stopped scope runs on the caller.
         let run = threads(2);
@@ -160,7 +160,7 @@ fn joins_around_shutdown_finish() {
 
 #[test]
 fn async_tasks_keep_making_progress_while_a_long_join_runs() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = threads(2);
         let round_trips = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -219,7 +219,7 @@ fn async_tasks_keep_making_progress_while_a_long_join_runs() {
 
 #[test]
 fn scope_spawns_borrow_and_wait_for_all() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = threads(2);
         let mut slots = vec![0u64; 64];
         let base = 3u64;
@@ -261,7 +261,7 @@ fn scope_spawns_borrow_and_wait_for_all() {
 
 #[test]
 fn scope_resumes_a_panic_after_every_closure_finished() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = threads(2);
         let finished = AtomicUsize::new(0);
         let caught = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -293,7 +293,7 @@ fn scope_resumes_a_panic_after_every_closure_finished() {
 
 #[test]
 fn join_on_a_one_worker_scope_and_in_gil_mode() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let one = threads(1);
         assert_eq!(one.join(|| fib(20, 6), || fib(19, 6)), (6_765, 4_181));
         assert_eq!(one.spawn(async { fib(22, 6) }).join().unwrap(), 17_711);
@@ -329,7 +329,7 @@ fn gil_scope(workers: usize) -> Run {
 /// task of the scope gets it run: the wait lets go of the gil.
 #[test]
 fn fork_join_inside_a_gil_task_runs_in_turn_and_lets_siblings_in() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = gil_scope(2);
         let handle = run.handle().clone();
         let out = run
@@ -375,7 +375,7 @@ fn here() -> String {
 /// much the test sees, not what it expects).
 #[test]
 fn fork_join_closures_called_in_a_scopes_task_run_inside_the_scope() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Threads)
             .name("forking-here")
@@ -415,7 +415,7 @@ fn fork_join_closures_called_in_a_scopes_task_run_inside_the_scope() {
 /// the scope's threads.
 #[test]
 fn fork_join_in_a_scopes_block_on_runs_on_the_scope() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Threads)
             .name("joining-here")

@@ -178,7 +178,7 @@ fn tokio_io_without_the_feature_panics_with_tokios_own_message() {
 #[cfg(feature = "tokio-backend")]
 mod tokio_io {
     use super::*;
-    use crate::common::threads_named;
+    use crate::common::{lists_threads, threads_named};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     /// A tokio echo server and `clients` tokio clients, each sending its own
@@ -478,13 +478,13 @@ mod tokio_io {
                 let timers = unirun::block_on(unirun::spawn(tokio_timers())).unwrap();
                 assert_eq!(timers, (true, true), "round {round}");
                 assert!(unirun::io::__own_runtime_running());
-                if cfg!(target_os = "linux") {
+                if lists_threads() {
                     assert_eq!(threads_named("unirun-io"), 1, "round {round}");
                 }
                 // A scope of its own shares the same runtime and thread.
                 let run = Run::new(Flavor::Threads).unwrap();
                 assert_eq!(run.spawn(tokio_echo(1)).join().unwrap(), expected(1));
-                if cfg!(target_os = "linux") {
+                if lists_threads() {
                     assert_eq!(threads_named("unirun-io"), 1, "round {round}");
                 }
                 run.shutdown();
@@ -493,7 +493,7 @@ mod tokio_io {
                 unirun::reset();
                 assert!(!unirun::io::__own_runtime_running());
                 // Joined before `reset` returned: none is left.
-                if cfg!(target_os = "linux") {
+                if lists_threads() {
                     assert_eq!(threads_named("unirun-io"), 0, "round {round}");
                 }
             }
@@ -505,7 +505,7 @@ mod tokio_io {
             assert_eq!(run.spawn(tokio_echo(1)).join().unwrap(), expected(1));
             run.shutdown();
             assert!(!unirun::io::__own_runtime_running());
-            if cfg!(target_os = "linux") {
+            if lists_threads() {
                 assert_eq!(threads_named("unirun-io"), 0);
             }
         });

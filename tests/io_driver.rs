@@ -6,8 +6,6 @@
 #![cfg(feature = "tokio-backend")]
 
 mod common;
-#[path = "watchdog/mod.rs"]
-mod watchdog;
 
 use std::future::Future;
 use std::io::{Read, Write};
@@ -17,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+use common::watchdog_this_test as watchdog;
 use unirun::{Flavor, Run};
-use watchdog::watchdog;
 
 /// Round trips per connection.
 const ROUNDS: usize = 20;

@@ -1,6 +1,6 @@
 //! `unirun::JoinSet`: tokio's `JoinSet` semantics on every backend.
 
-mod watchdog;
+mod common;
 
 use std::collections::HashSet;
 use std::future::{poll_fn, Future};
@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Waker};
 
+use common::{message, watchdog_this_test};
 use unirun::{Flavor, JoinSet, Run};
-use watchdog::{message, watchdog};
 
 fn name() -> String {
     std::thread::current().name().unwrap_or("").to_string()
@@ -18,7 +18,7 @@ fn name() -> String {
 
 #[test]
 fn collects_results_as_they_finish() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         unirun::block_on(async {
             let mut set = JoinSet::new();
             assert!(set.is_empty());
@@ -40,7 +40,7 @@ fn collects_results_as_they_finish() {
 
 #[test]
 fn join_next_follows_completion_order_and_is_cancel_safe() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let mut set = JoinSet::new();
         let (tx, rx) = async_channel::bounded::<()>(1);
         set.spawn(async move {
@@ -65,7 +65,7 @@ fn join_next_follows_completion_order_and_is_cancel_safe() {
 
 #[test]
 fn try_join_next_never_waits() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let mut set = JoinSet::new();
         assert!(set.try_join_next().is_none());
         let (tx, rx) = async_channel::bounded::<u8>(1);
@@ -86,7 +86,7 @@ fn try_join_next_never_waits() {
 
 #[test]
 fn spawns_onto_the_current_scope_else_the_shared_default() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder().name("joins").build().unwrap();
         let (async_name, blocking_name) = run.block_on(async {
             let mut set = JoinSet::new();
@@ -167,7 +167,7 @@ fn probed_task(
 
 #[test]
 fn an_aborted_task_is_joined_only_after_its_future_is_dropped() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let mut set = JoinSet::new();
         let (abort, dropping, gate, dropped) = probed_task(&mut set, false);
         abort.abort();
@@ -187,7 +187,7 @@ fn an_aborted_task_is_joined_only_after_its_future_is_dropped() {
 
 #[test]
 fn a_panic_while_dropping_an_aborted_task_is_its_panic() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let mut set = JoinSet::new();
         let (abort, _dropping, gate, _dropped) = probed_task(&mut set, true);
         abort.abort();
@@ -200,7 +200,7 @@ fn a_panic_while_dropping_an_aborted_task_is_its_panic() {
 
 #[test]
 fn a_blocking_closure_that_started_keeps_its_result() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let (started_tx, started_rx) = mpsc::channel();
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let mut set = JoinSet::new();
@@ -229,7 +229,7 @@ impl Drop for Counted {
 
 #[test]
 fn dropping_the_set_aborts_and_detach_all_does_not() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = mpsc::channel();
         let mut set = JoinSet::new();
@@ -263,7 +263,7 @@ fn dropping_the_set_aborts_and_detach_all_does_not() {
 
 #[test]
 fn shutdown_and_abort_all() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let drops = Arc::new(AtomicUsize::new(0));
         let (tx, _rx) = mpsc::channel();
         let mut set = JoinSet::new();
@@ -305,7 +305,7 @@ fn shutdown_and_abort_all() {
 
 #[test]
 fn join_all_raises_a_task_panic() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let mut set = JoinSet::new();
         set.spawn(async { 1 });
         set.spawn(async { panic!("one failed") });
@@ -320,7 +320,7 @@ fn join_all_raises_a_task_panic() {
 /// finishes, also among many that never do.
 #[test]
 fn poll_join_next_wakes_its_caller_when_a_task_finishes() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let mut set = JoinSet::new();
         let (tx, rx) = async_channel::bounded::<u32>(1);
         for _ in 0..100 {
@@ -357,7 +357,7 @@ fn poll_join_next_wakes_its_caller_when_a_task_finishes() {
 #[cfg(feature = "tokio-backend")]
 #[test]
 fn works_on_a_tokio_scope() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Tokio)
             .name("tk")
@@ -388,7 +388,7 @@ fn works_on_a_tokio_scope() {
 #[cfg(feature = "smol-backend")]
 #[test]
 fn works_on_a_smol_scope() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Smol)
             .name("sm")
@@ -406,7 +406,7 @@ fn works_on_a_smol_scope() {
 
 #[test]
 fn works_on_a_threads_scope_from_its_tasks() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Threads)
             .name("nest")

@@ -14,12 +14,10 @@
 ))]
 
 mod common;
-mod watchdog;
 
 use std::time::{Duration, Instant};
 
-use common::in_child_process;
-use watchdog::watchdog;
+use common::{in_child_process, watchdog_this_test};
 
 /// `EAGAIN`: what `clone` says past `RLIMIT_NPROC`.
 const EAGAIN: i32 = 11;
@@ -101,7 +99,7 @@ fn the_shared_default_resolves_every_handle_to_not_started_and_starts_once_threa
     ) {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let Some(limit) = no_new_threads() else {
             return;
         };
@@ -134,7 +132,7 @@ fn a_sleep_ends_at_its_deadline_when_the_timer_thread_cannot_start() {
     if !in_child_process("a_sleep_ends_at_its_deadline_when_the_timer_thread_cannot_start") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let Some(limit) = no_new_threads() else {
             return;
         };
@@ -160,7 +158,7 @@ fn compat_thread_reports_a_refused_thread_as_std_does() {
     if !in_child_process("compat_thread_reports_a_refused_thread_as_std_does") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let Some(_limit) = no_new_threads() else {
             return;
         };
@@ -181,7 +179,7 @@ fn compat_thread_reports_a_refused_thread_as_std_does() {
         let Err(payload) = panicked else {
             panic!("compat::thread::spawn panics as std's");
         };
-        let message = watchdog::message(&*payload);
+        let message = common::message(&*payload);
         assert!(message.contains("failed to spawn thread"), "{message}");
     });
 }
@@ -193,7 +191,7 @@ fn compat_tokio_spawn_blocking_errs_inside_a_runtime_when_no_thread_can_start() 
     ) {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         // A current-thread runtime starts no thread of its own.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -1,14 +1,14 @@
 //! The parallel maps: input order, the panic rule, items moved out of a
 //! `Vec` exactly once, and the path `Run::map` takes by the scope's hints.
 
-mod watchdog;
+mod common;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use common::{message, watchdog_this_test};
 use unirun::{Flavor, Run, RuntimeConfig};
-use watchdog::{message, watchdog};
 
 fn mix(i: u64) -> u64 {
     (0..8).fold(i, |x, r| (x ^ r).wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -16,7 +16,7 @@ fn mix(i: u64) -> u64 {
 
 #[test]
 fn par_map_keeps_input_order_for_every_input() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let expected: Vec<u64> = (0..100_000u64).map(mix).collect();
         assert_eq!(unirun::par_map(0..100_000u64, mix), expected);
         let run = Run::builder()
@@ -48,7 +48,7 @@ fn par_map_keeps_input_order_for_every_input() {
 
 #[test]
 fn every_item_runs_and_the_lowest_panic_resumes() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Threads)
             .max_workers(2)
@@ -72,7 +72,7 @@ fn every_item_runs_and_the_lowest_panic_resumes() {
 
 #[test]
 fn vec_items_are_moved_out_once_and_results_dropped_once() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         struct Counted(Arc<AtomicUsize>);
         impl Drop for Counted {
             fn drop(&mut self) {
@@ -113,7 +113,7 @@ fn map_threads(run: &Run) -> Vec<String> {
 
 #[test]
 fn run_map_takes_the_workers_only_in_a_cpu_bound_scope() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let cpu = Run::builder()
             .flavor(Flavor::Threads)
             .name("cpuwork")
@@ -185,7 +185,7 @@ fn run_map_takes_the_workers_only_in_a_cpu_bound_scope() {
 /// (spawned by the item itself, so queued behind it) gets its value.
 #[test]
 fn run_map_items_that_block_on_a_task_of_a_one_worker_scope_finish() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Threads)
             .max_workers(1)
@@ -220,7 +220,7 @@ impl Drop for GilItem {
 /// after one panics, and a join runs `b` after `a` panicked.
 #[test]
 fn sequential_paths_run_every_item_and_both_halves_after_a_panic() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Threads)
             .max_workers(2)

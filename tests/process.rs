@@ -13,6 +13,7 @@ use std::time::Duration;
 use unirun::process::ProcessOptions;
 use unirun::{Flavor, JoinError, Run, RuntimeConfig, ThreadMode};
 use unirun_platform::process as sys;
+use unirun_test_support::{watchdog, watchdog_for};
 
 use common::in_child_process;
 
@@ -522,10 +523,13 @@ fn reply_watchers() -> usize {
 /// when the scope shuts down now is cancelled.
 #[test]
 fn awaited_calls_are_read_by_one_watcher_that_ends_with_the_scope() {
+    if !common::lists_threads() {
+        return;
+    }
     if !in_child_process("awaited_calls_are_read_by_one_watcher_that_ends_with_the_scope") {
         return;
     }
-    watchdog("awaited calls", 120, || {
+    watchdog_for("awaited calls", Duration::from_secs(120), || {
         let run = Run::builder()
             .flavor(Flavor::Processes)
             .max_workers(2)
@@ -748,51 +752,50 @@ fn per_call_options_replace_the_scope_options() {
     run.shutdown();
 }
 
-/// The shared watchdog with a limit of `secs` (some bodies fork many times).
-fn watchdog(name: &str, secs: u64, body: impl FnOnce() + Send + 'static) {
-    unirun_test_support::watchdog_for(name, Duration::from_secs(secs), body)
-}
-
 /// Defect: a parent thread inside `unirun::capabilities()` (holding the
 /// global state lock) at the fork left that lock held in the child, and the
 /// child's `unirun::spawn(..).join()` hung (20-29 of 100 calls). Now no
 /// unirun lock is held across a fork.
 #[test]
 fn a_child_uses_unirun_while_a_parent_thread_holds_its_state() {
-    watchdog("100 forks against a busy global state", 600, || {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let busy = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut rounds = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+    watchdog_for(
+        "100 forks against a busy global state",
+        Duration::from_secs(600),
+        || {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let busy = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut rounds = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let caps = unirun::capabilities();
+                        assert!(caps.cpu_budget() >= 1);
+                        let _ = unirun::last_decision();
+                        rounds += 1;
+                    }
+                    rounds
+                })
+            };
+            // Make sure the loop runs before (and while) we fork.
+            let _ = unirun::capabilities();
+            for call in 0..100 {
+                // A long timeout: a regression shows up as a timeout failure.
+                let got = unirun::to_process_with(with_timeout(), || {
                     let caps = unirun::capabilities();
-                    assert!(caps.cpu_budget() >= 1);
                     let _ = unirun::last_decision();
-                    rounds += 1;
+                    let spawned = unirun::spawn(async { 20 }).join().unwrap();
+                    spawned + u32::from(caps.cpu_budget() >= 1) * 22
+                })
+                .join();
+                match got {
+                    Ok(value) => assert_eq!(value, 42),
+                    Err(err) => panic!("call {call}: {err}"),
                 }
-                rounds
-            })
-        };
-        // Make sure the loop runs before (and while) we fork.
-        let _ = unirun::capabilities();
-        for call in 0..100 {
-            // A long timeout: a regression shows up as a timeout failure.
-            let got = unirun::to_process_with(with_timeout(), || {
-                let caps = unirun::capabilities();
-                let _ = unirun::last_decision();
-                let spawned = unirun::spawn(async { 20 }).join().unwrap();
-                spawned + u32::from(caps.cpu_budget() >= 1) * 22
-            })
-            .join();
-            match got {
-                Ok(value) => assert_eq!(value, 42),
-                Err(err) => panic!("call {call}: {err}"),
             }
-        }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        assert!(busy.join().unwrap() > 0);
-    });
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(busy.join().unwrap() > 0);
+        },
+    );
 }
 
 /// Defect: a child that prints while a parent thread prints deadlocked
@@ -803,34 +806,38 @@ fn a_child_prints_while_a_parent_thread_prints() {
     if !in_child_process("a_child_prints_while_a_parent_thread_prints") {
         return;
     }
-    watchdog("200 forks against a printing thread", 600, || {
-        use std::io::Write;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let printer = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                // The real streams (not the test harness's capture).
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = writeln!(std::io::stdout().lock(), "parent prints");
-                    let _ = writeln!(std::io::stderr().lock(), "parent prints");
+    watchdog_for(
+        "200 forks against a printing thread",
+        Duration::from_secs(600),
+        || {
+            use std::io::Write;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let printer = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    // The real streams (not the test harness's capture).
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = writeln!(std::io::stdout().lock(), "parent prints");
+                        let _ = writeln!(std::io::stderr().lock(), "parent prints");
+                    }
+                })
+            };
+            for call in 0..200u32 {
+                let got = unirun::to_process_with(with_timeout(), move || {
+                    let _ = writeln!(std::io::stdout().lock(), "child {call} prints");
+                    let _ = writeln!(std::io::stderr().lock(), "child {call} prints");
+                    call
+                })
+                .join();
+                match got {
+                    Ok(value) => assert_eq!(value, call),
+                    Err(err) => panic!("call {call}: {err}"),
                 }
-            })
-        };
-        for call in 0..200u32 {
-            let got = unirun::to_process_with(with_timeout(), move || {
-                let _ = writeln!(std::io::stdout().lock(), "child {call} prints");
-                let _ = writeln!(std::io::stderr().lock(), "child {call} prints");
-                call
-            })
-            .join();
-            match got {
-                Ok(value) => assert_eq!(value, call),
-                Err(err) => panic!("call {call}: {err}"),
             }
-        }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        printer.join().unwrap();
-    });
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            printer.join().unwrap();
+        },
+    );
 }
 
 /// `memory_limit` is headroom above the address space the child inherits
@@ -855,7 +862,7 @@ fn the_memory_limit_is_headroom_above_the_inherited_address_space() {
 
 fn forker_threads() -> usize {
     unirun_platform::thread_names()
-        .expect("thread names are listed on Linux")
+        .expect("guarded by lists_threads()")
         .iter()
         .filter(|name| *name == "unirun-forker")
         .count()
@@ -865,10 +872,13 @@ fn forker_threads() -> usize {
 /// `reset()` and scope shutdown forever; now `reset()` ends them.
 #[test]
 fn reset_ends_the_forker_thread_and_the_fork_server() {
+    if !common::lists_threads() {
+        return;
+    }
     if !in_child_process("reset_ends_the_forker_thread_and_the_fork_server") {
         return;
     }
-    watchdog("forker lifecycle", 300, || {
+    watchdog_for("forker lifecycle", Duration::from_secs(300), || {
         assert_eq!(forker_threads(), 0);
         // Pools that fork directly: the shared one and a scope's.
         assert_eq!(unirun::get_executor().call(double, 2).join().unwrap(), 4);
@@ -954,7 +964,7 @@ fn a_processes_scope_tells_the_truth_about_what_forks() {
 /// and then hand their results to the handles.
 #[test]
 fn a_scope_shutdown_finishes_calls_nobody_joined_yet() {
-    watchdog("shutdown with unjoined calls", 60, || {
+    watchdog("shutdown with unjoined calls", || {
         let run = Run::builder()
             .flavor(Flavor::Processes)
             .max_workers(2)
@@ -973,7 +983,7 @@ fn a_scope_shutdown_finishes_calls_nobody_joined_yet() {
 
 #[test]
 fn calls_joined_in_any_order_all_resolve() {
-    watchdog("calls joined out of order", 60, || {
+    watchdog("calls joined out of order", || {
         let run = Run::builder()
             .flavor(Flavor::Processes)
             .max_workers(2)
@@ -996,7 +1006,7 @@ fn calls_joined_in_any_order_all_resolve() {
 
 #[test]
 fn calls_from_async_tasks_and_plain_threads_mix() {
-    watchdog("async and joined calls", 60, || {
+    watchdog("async and joined calls", || {
         let run = Run::builder()
             .flavor(Flavor::Processes)
             .max_workers(2)
@@ -1021,7 +1031,7 @@ fn calls_from_async_tasks_and_plain_threads_mix() {
 
 #[test]
 fn a_serialized_scope_joins_calls_from_its_own_tasks() {
-    watchdog("gil scope joining calls", 60, || {
+    watchdog("gil scope joining calls", || {
         let config = RuntimeConfig::default().thread_mode(ThreadMode::Gil);
         let run = Run::builder()
             .flavor(Flavor::Processes)
@@ -1066,7 +1076,7 @@ fn a_plainly_forked_child_never_uses_the_parents_pool_workers() {
     if !in_child_process("a_plainly_forked_child_never_uses_the_parents_pool_workers") {
         return;
     }
-    watchdog("plainly forked child", 60, || {
+    watchdog("plainly forked child", || {
         let pool = unirun::process::ProcessPool::new(1, with_timeout());
         let worker = pool.call(serving_pid, ()).unwrap();
         // SAFETY: the child uses only the pool (unirun's fork-guarded state)

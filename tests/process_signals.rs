@@ -6,7 +6,6 @@
 #![cfg(all(unix, feature = "process-backend"))]
 
 mod common;
-mod watchdog;
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -14,8 +13,7 @@ use unirun::process::ProcessOptions;
 use unirun::{Flavor, Run};
 use unirun_platform::process as sys;
 
-use common::in_child_process;
-use watchdog::watchdog;
+use common::{in_child_process, watchdog_this_test};
 
 /// A child that says it started, then blocks until the test releases it:
 /// while the test holds `release`, the child is provably still running.
@@ -80,7 +78,7 @@ fn process_shutdown_returns_while_a_to_process_child_still_runs() {
     if !in_child_process("process_shutdown_returns_while_a_to_process_child_still_runs") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         assert!(unirun::process::init());
         let gate = Gate::new();
         let handle = unirun::to_process_with(no_timeout(), gate.body());
@@ -97,7 +95,7 @@ fn reset_returns_while_a_scopes_process_child_still_runs() {
     if !in_child_process("reset_returns_while_a_scopes_process_child_still_runs") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         assert!(unirun::process::init());
         let run = Run::builder().flavor(Flavor::Threads).build().unwrap();
         let gate = Gate::new();
@@ -117,7 +115,7 @@ fn process_shutdown_returns_while_a_fork_call_child_still_runs() {
     if !in_child_process("process_shutdown_returns_while_a_fork_call_child_still_runs") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         assert!(unirun::process::init());
         let gate = Gate::new();
         let body = gate.body();
@@ -153,7 +151,7 @@ fn a_fork_call_child_does_not_inherit_the_fork_servers_pidfd() {
     if !in_child_process("a_fork_call_child_does_not_inherit_the_fork_servers_pidfd") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         assert!(unirun::process::init());
         // Only meaningful where the server has a pidfd (Linux 5.3).
         let parents = open_pidfds();
@@ -218,7 +216,7 @@ fn a_pool_call_to_a_killed_idle_worker_never_raises_sigpipe() {
         return;
     }
     default_sigpipe();
-    watchdog(|| {
+    watchdog_this_test(|| {
         let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
         let pid = pool.call(worker_pid, ()).unwrap();
         a_dead_idle_worker_is_survived(|x| pool.call(double, x), pid);
@@ -232,7 +230,7 @@ fn a_scope_call_to_a_killed_idle_worker_never_raises_sigpipe() {
         return;
     }
     default_sigpipe();
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = Run::builder()
             .flavor(Flavor::Processes)
             .max_workers(1)
@@ -251,7 +249,7 @@ fn a_server_workers_death_never_raises_sigpipe() {
         return;
     }
     default_sigpipe();
-    watchdog(|| {
+    watchdog_this_test(|| {
         assert!(unirun::process::init());
         let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
         assert!(
@@ -279,7 +277,7 @@ fn a_large_request_to_a_killed_idle_worker_is_a_typed_error() {
         return;
     }
     default_sigpipe();
-    watchdog(|| {
+    watchdog_this_test(|| {
         let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
         let pid = pool.call(worker_pid, ()).unwrap();
         kill_from_outside(pid);
@@ -300,7 +298,7 @@ fn a_pool_call_after_sigpipe_became_default_mid_run_never_raises_sigpipe() {
     if !in_child_process("a_pool_call_after_sigpipe_became_default_mid_run_never_raises_sigpipe") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
         // First call and worker start with SIGPIPE ignored, as Rust sets it.
         let pid = pool.call(worker_pid, ()).unwrap();
@@ -366,7 +364,7 @@ fn to_process_keeps_a_received_result_when_the_host_ignores_sigchld() {
         return;
     }
     ignore_sigchld();
-    watchdog(to_process_survives_a_host_that_reaps_children);
+    watchdog_this_test(to_process_survives_a_host_that_reaps_children);
 }
 
 #[test]
@@ -375,7 +373,7 @@ fn to_process_keeps_a_received_result_when_the_host_sets_sa_nocldwait() {
         return;
     }
     no_child_wait();
-    watchdog(to_process_survives_a_host_that_reaps_children);
+    watchdog_this_test(to_process_survives_a_host_that_reaps_children);
 }
 
 fn abort_worker(_: ()) -> u8 {
@@ -413,7 +411,7 @@ fn a_pool_workers_abort_is_a_sigabrt_crash_when_the_host_ignores_sigchld() {
         return;
     }
     ignore_sigchld();
-    watchdog(|| {
+    watchdog_this_test(|| {
         // Without init: a fork server is started for the pool.
         pool_workers_survive_a_host_that_reaps_children();
         assert!(unirun::process::shutdown());
@@ -431,7 +429,7 @@ fn a_pool_workers_abort_is_a_sigabrt_crash_when_the_host_sets_sa_nocldwait() {
         return;
     }
     no_child_wait();
-    watchdog(|| {
+    watchdog_this_test(|| {
         // The fork server inherits the flag and still keeps its workers'
         // status.
         assert!(unirun::process::init());
@@ -464,7 +462,7 @@ fn deadline_kills_reach_only_our_children_when_the_host_ignores_sigchld() {
         return;
     }
     ignore_sigchld();
-    watchdog(|| {
+    watchdog_this_test(|| {
         let before = pidfds();
         let gate = Gate::new();
         let handle = unirun::to_process_with(no_timeout(), gate.body());
@@ -511,7 +509,7 @@ fn shutdown_returns_while_a_second_fork_server_lives_when_the_host_ignores_sigch
         return;
     }
     ignore_sigchld();
-    watchdog(|| {
+    watchdog_this_test(|| {
         // Without init: a server is started for this pool's workers.
         let first = unirun::process::ProcessPool::new(1, ProcessOptions::default());
         assert_eq!(first.call(double, 1).unwrap(), 2);
@@ -540,7 +538,7 @@ fn process_shutdown_returns_while_a_foreign_fork_holds_the_servers_socket() {
         return;
     }
     ignore_sigchld();
-    watchdog(|| {
+    watchdog_this_test(|| {
         assert!(unirun::process::init());
         let gate = Gate::new();
         // SAFETY: the child calls only write, read and `_exit`
@@ -577,7 +575,7 @@ fn a_worker_that_cannot_apply_its_options_says_so() {
         println!("skipped: could not drop root privileges");
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default().nice(-5));
         for _ in 0..3 {
             let err = pool.call(double, 2).expect_err("the worker cannot start");
@@ -595,7 +593,7 @@ fn a_worker_that_cannot_apply_its_options_says_so() {
 /// function: that is not a crash of it (`crashes` stays 0).
 #[test]
 fn a_worker_signalled_before_it_took_the_request_is_not_a_crash() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
         let pid = pool.call(own_pid, ()).unwrap();
         // Stopped, then sent SIGTERM: it dies when continued, and the

@@ -6,14 +6,12 @@
 #![cfg(all(unix, feature = "process-backend"))]
 
 mod common;
-mod watchdog;
 
 use std::io::{Read, Write};
 
 use unirun::RuntimeConfig;
 
-use common::in_child_process;
-use watchdog::watchdog;
+use common::{in_child_process, watchdog_this_test};
 
 fn add_ten(x: u64) -> u64 {
     x + 10
@@ -40,7 +38,7 @@ fn configure_returns_while_a_process_call_is_unjoined_and_the_call_still_gives_i
     ) {
         return;
     }
-    watchdog(|| unjoined_call_survives(reconfigure));
+    watchdog_this_test(|| unjoined_call_survives(reconfigure));
 }
 
 #[test]
@@ -50,7 +48,7 @@ fn reset_returns_while_a_process_call_is_unjoined_and_the_call_still_gives_its_r
     ) {
         return;
     }
-    watchdog(|| unjoined_call_survives(unirun::reset));
+    watchdog_this_test(|| unjoined_call_survives(unirun::reset));
 }
 
 #[test]
@@ -62,7 +60,7 @@ fn in_gil_mode_configure_and_reset_return_while_a_process_call_is_unjoined() {
     // SAFETY-free: set before any unirun state is read, in a child process
     // running this test alone.
     std::env::set_var("UNIRUN_THREAD_MODE", "gil");
-    watchdog(|| {
+    watchdog_this_test(|| {
         unjoined_call_survives(reconfigure);
         unjoined_call_survives(unirun::reset);
     });
@@ -183,7 +181,7 @@ fn configure_returns_while_a_process_call_runs_and_the_call_still_gives_its_resu
     ) {
         return;
     }
-    watchdog(|| a_running_call_outlives("configure", reconfigure));
+    watchdog_this_test(|| a_running_call_outlives("configure", reconfigure));
 }
 
 #[test]
@@ -193,7 +191,7 @@ fn reset_returns_while_a_process_call_runs_and_the_call_still_gives_its_result()
     ) {
         return;
     }
-    watchdog(|| a_running_call_outlives("reset", unirun::reset));
+    watchdog_this_test(|| a_running_call_outlives("reset", unirun::reset));
 }
 
 #[test]
@@ -204,7 +202,7 @@ fn in_gil_mode_configure_and_reset_return_while_a_process_call_runs() {
     // Set before any unirun state is read, in a child process running this
     // test alone.
     std::env::set_var("UNIRUN_THREAD_MODE", "gil");
-    watchdog(|| {
+    watchdog_this_test(|| {
         a_running_call_outlives("gil-configure", reconfigure);
         a_running_call_outlives("gil-reset", unirun::reset);
     });
@@ -242,7 +240,7 @@ fn a_child_panicking_with_a_huge_message_gives_a_capped_error_without_the_parent
     ) {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let before = peak_resident();
         // A forked child per call.
         let err = unirun::to_process(|| panic_with_huge_message(HUGE))
@@ -291,7 +289,7 @@ fn the_memory_limit_is_headroom_above_what_a_large_parent_already_mapped() {
     if !in_child_process("the_memory_limit_is_headroom_above_what_a_large_parent_already_mapped") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         reserve_address_space(1 << 30);
         let options = unirun::process::ProcessOptions::default().memory_limit(512 << 20);
         // Touched, so it is really allocated.
@@ -340,7 +338,7 @@ fn a_scope_built_with_force_threads_runs_its_process_work_on_threads_and_says_so
     ) {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let me = std::process::id();
         let run = unirun::Run::builder()
             .name("pinned")

@@ -6,9 +6,7 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
 
 use unirun::{Flavor, Run};
 
@@ -51,8 +49,7 @@ fn raw_task_size(shared: &Arc<()>) -> usize {
 #[test]
 fn a_smol_scope_spawn_is_one_allocation_with_a_bounded_wrapper() {
     // Watchdog: the body joins tasks on a live pool.
-    let (done, finished) = mpsc::channel();
-    let body = std::thread::spawn(move || {
+    let (raw, sizes) = unirun_test_support::watchdog("spawning and joining two tasks", || {
         let shared = Arc::new(());
         let raw = raw_task_size(&shared);
         let run = Run::builder()
@@ -66,16 +63,8 @@ fn a_smol_scope_spawn_is_one_allocation_with_a_bounded_wrapper() {
             .expect("first task");
         let (task, sizes) = record(|| run.spawn(bench_like(1, &shared)));
         task.join().expect("measured task");
-        done.send((raw, sizes)).expect("the test waits");
+        (raw, sizes)
     });
-    let (raw, sizes) = match finished.recv_timeout(Duration::from_secs(60)) {
-        Ok(measured) => measured,
-        Err(RecvTimeoutError::Timeout) => panic!("spawning and joining two tasks hung for 60 s"),
-        Err(RecvTimeoutError::Disconnected) => match body.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the body sends before it returns"),
-        },
-    };
     assert_eq!(sizes.len(), 1, "Run::spawn on smol allocated {sizes:?}");
     assert!(
         sizes[0] <= raw + SCOPE_OVERHEAD,

@@ -5,7 +5,7 @@
 //! scope's tasks stay on that scope. An hour of sleeps passes at once.
 #![cfg(feature = "tokio-backend")]
 
-mod watchdog;
+mod common;
 
 use std::future::Future;
 use std::time::Duration;
@@ -35,7 +35,7 @@ fn tokio_test<F>(paused: bool, body: impl FnOnce() -> F + Send + 'static)
 where
     F: Future<Output = ()>,
 {
-    watchdog::watchdog(move || {
+    common::watchdog_this_test(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(paused)

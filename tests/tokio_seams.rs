@@ -4,12 +4,11 @@
 #![cfg(feature = "tokio-backend")]
 
 mod common;
-mod watchdog;
 
 use std::time::Duration;
 
+use common::watchdog_this_test;
 use unirun_test_support::Gate;
-use watchdog::watchdog;
 
 /// A tokio timer and a tokio socket, awaited in a unirun task.
 async fn timer_and_socket() -> usize {
@@ -33,7 +32,7 @@ fn a_dropped_runtime_that_started_the_shared_default_is_not_kept_as_its_reactor(
     ) {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let rt1 = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -57,7 +56,7 @@ fn consecutive_multi_thread_runtimes_share_the_default_without_a_dead_reactor() 
     ) {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         for _ in 0..3 {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -81,7 +80,7 @@ fn a_forked_child_gets_its_own_unirun_io_never_the_parents() {
     if !common::in_child_process("a_forked_child_gets_its_own_unirun_io_never_the_parents") {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         // The parent: unirun-io runs and serves a scope's task.
         let run = std::sync::Arc::new(unirun::Run::new(unirun::Flavor::Threads).unwrap());
         assert_eq!(run.block_on(run.spawn(timer_and_socket())).unwrap(), 7);
@@ -133,7 +132,7 @@ fn shutdown_timeout_of_a_threads_scope_is_bounded_over_a_stuck_tokio_blocking_cl
         flavors.push(unirun::Flavor::Processes);
     }
     for flavor in flavors {
-        watchdog(move || threads_scope_bounded_over_tokio_blocking(flavor));
+        watchdog_this_test(move || threads_scope_bounded_over_tokio_blocking(flavor));
     }
 }
 
@@ -175,7 +174,7 @@ fn shutdown_now_of_a_threads_scope_never_waits_for_a_tokio_blocking_closure() {
     ) {
         return;
     }
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = unirun::Run::builder()
             .flavor(unirun::Flavor::Threads)
             .build()
@@ -201,7 +200,7 @@ fn shutdown_now_of_a_threads_scope_never_waits_for_a_tokio_blocking_closure() {
 /// The same over a tokio scope: its runtime's blocking closure.
 #[test]
 fn shutdown_timeout_of_a_tokio_scope_is_bounded_and_reports_a_stuck_blocking_closure() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = unirun::Run::builder()
             .flavor(unirun::Flavor::Tokio)
             .max_workers(1)
@@ -227,7 +226,7 @@ fn shutdown_timeout_of_a_tokio_scope_is_bounded_and_reports_a_stuck_blocking_clo
 /// The same over a smol scope: a closure on its blocking lane.
 #[test]
 fn shutdown_timeout_of_a_smol_scope_is_bounded_over_a_stuck_blocking_closure() {
-    watchdog(|| {
+    watchdog_this_test(|| {
         let run = unirun::Run::builder()
             .flavor(unirun::Flavor::Smol)
             .max_workers(1)
@@ -277,7 +276,7 @@ impl Drop for OpensOnDrop {
 fn dropping_a_runtime_waits_for_its_managed_compat_blocking_closures() {
     for flavor in ["current_thread", "multi_thread"] {
         for opener_first in [true, false] {
-            watchdog(move || dropped_runtime_waits(flavor, opener_first));
+            watchdog_this_test(move || dropped_runtime_waits(flavor, opener_first));
         }
     }
 }

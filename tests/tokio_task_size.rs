@@ -9,9 +9,7 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
 
 use unirun::{Flavor, Run};
 
@@ -28,8 +26,7 @@ fn small(shared: &Arc<()>) -> impl Future<Output = usize> + Send + 'static {
 #[test]
 fn a_tokio_scope_task_is_the_size_of_raw_tokios_for_a_small_future() {
     // Watchdog: the body joins tasks on a live runtime.
-    let (done, finished) = mpsc::channel();
-    let body = std::thread::spawn(move || {
+    let (raw, ours) = unirun_test_support::watchdog("spawning and joining tasks", || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
@@ -53,16 +50,8 @@ fn a_tokio_scope_task_is_the_size_of_raw_tokios_for_a_small_future() {
         }
         let (task, ours) = record(|| run.spawn(small(&shared)));
         task.join().expect("measured task");
-        done.send((raw, ours)).expect("the test waits");
+        (raw, ours)
     });
-    let (raw, ours) = match finished.recv_timeout(Duration::from_secs(60)) {
-        Ok(measured) => measured,
-        Err(RecvTimeoutError::Timeout) => panic!("spawning and joining tasks hung for 60 s"),
-        Err(RecvTimeoutError::Disconnected) => match body.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the body sends before it returns"),
-        },
-    };
     assert_eq!(raw.len(), 1, "raw tokio spawn allocated {raw:?}");
     assert_eq!(std::mem::size_of_val(&small(&Arc::new(()))), 16);
     assert_eq!(

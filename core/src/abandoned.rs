@@ -12,7 +12,8 @@
 //! allocation).
 //!
 //! - **Who records.** The thread about to run or drop one of our runnables
-//!   puts its key in a thread-local ([`run`], [`drop_runnable`]). The key
+//!   puts its key in a thread-local ([`with_key`], around
+//!   [`task::run`](crate::task::run) and [`task::cancel`](crate::task::cancel)). The key
 //!   is current only until the task's own code could run foreign code
 //!   under it: the task's future (`OwnTask`, in `task`) takes it for its
 //!   poll and puts it back only if the poll returned `Pending` (the task
@@ -305,22 +306,15 @@ pub(crate) fn set_current(key: Key) -> Key {
     imp::set_current(key)
 }
 
-/// Runs `runnable` with its key current, so a panic of its future's
-/// destructor on cancellation is recorded for its handle.
+/// Runs `f` with `runnable`'s key current, so a panic of its future's
+/// destructor on cancellation is recorded for its handle (see
+/// [`task::run`](crate::task::run) and [`task::cancel`](crate::task::cancel)).
 #[inline]
-pub(crate) fn run(runnable: Runnable) -> bool {
+pub(crate) fn with_key<R>(runnable: Runnable, f: impl FnOnce(Runnable) -> R) -> R {
     let previous = set_current(key_of(runnable.metadata()));
-    let rescheduled = runnable.run();
+    let result = f(runnable);
     set_current(previous);
-    rescheduled
-}
-
-/// Drops `runnable` unrun (cancelling its task), recording a panic of its
-/// future's destructor for its handle.
-pub(crate) fn drop_runnable(runnable: Runnable) {
-    let previous = set_current(key_of(runnable.metadata()));
-    drop(runnable);
-    set_current(previous);
+    result
 }
 
 /// Records `err`, raised while the task `key` was dropped unfinished.
@@ -395,7 +389,7 @@ mod tests {
         let (runnable, handle) = crate::spawn_with(output, None, |r, _| drop(r));
         let key = key_of(runnable.metadata());
         drop(handle);
-        super::run(runnable);
+        crate::task::run(runnable);
         assert!(
             !imp::holds(key),
             "a stale entry was left for the finished task"
@@ -481,7 +475,7 @@ mod tests {
         let mut handles = Vec::new();
         for (runnable, handle, key, _) in spawned {
             // Dropped unrun: the two armed futures' panics are recorded.
-            super::drop_runnable(runnable);
+            crate::task::cancel(runnable);
             handles.push((handle, key));
         }
         for (index, (handle, key)) in handles.into_iter().enumerate() {

@@ -1,4 +1,4 @@
-//! The object-safe [`Executor`] trait and the [`Schedule`] hook executors implement.
+//! The object-safe [`Executor`] trait and the [`RunQueue`] every executor provides.
 
 use alloc::sync::Arc;
 use core::future::Future;
@@ -8,7 +8,10 @@ use async_task::ScheduleInfo;
 use crate::task::{spawn_blocking_with, spawn_with, Runnable};
 use crate::{JoinHandle, TaskSet};
 
-/// Where a woken task goes: the one operation an executor must provide.
+/// An executor's run queue: where a woken task goes to be run, the one
+/// operation an executor must provide. (Named apart from async-task's
+/// `Schedule`, the schedule function a task is built with: that function
+/// calls [`schedule`](Self::schedule) here.)
 ///
 /// `info.woken_while_running` is true when a task woke itself during its own
 /// poll (a yield): fair schedulers send such a task to the back of the queue.
@@ -18,13 +21,13 @@ use crate::{JoinHandle, TaskSet};
 /// ```
 /// use std::collections::VecDeque;
 /// use std::sync::{Arc, Mutex};
-/// use unirun_core::{Executor, Runnable, Schedule, ScheduleInfo};
+/// use unirun_core::{Executor, Runnable, RunQueue, ScheduleInfo};
 ///
 /// // Tasks wait here until the owner runs them.
 /// #[derive(Default)]
 /// struct Queue(Mutex<VecDeque<Runnable>>);
 ///
-/// impl Schedule for Queue {
+/// impl RunQueue for Queue {
 ///     fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
 ///         self.0.lock().unwrap().push_back(runnable);
 ///     }
@@ -33,10 +36,10 @@ use crate::{JoinHandle, TaskSet};
 /// struct Manual(Arc<Queue>);
 ///
 /// impl Executor for Manual {
-///     fn scheduler(&self) -> Arc<dyn Schedule> {
+///     fn run_queue(&self) -> Arc<dyn RunQueue> {
 ///         self.0.clone()
 ///     }
-///     fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+///     fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
 ///         self.0.clone()
 ///     }
 /// }
@@ -50,11 +53,11 @@ use crate::{JoinHandle, TaskSet};
 /// runnable.run();
 /// assert_eq!(handle.join().unwrap(), 4);
 /// ```
-pub trait Schedule: Send + Sync + 'static {
+pub trait RunQueue: Send + Sync + 'static {
     /// Queues `runnable` to be run once.
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo);
 
-    /// The set that tasks spawned through this hook join, so that shutdown
+    /// The set that tasks spawned through this queue join, so that shutdown
     /// can wait for them or cancel them. `None` (the default) tracks nothing.
     fn task_set(&self) -> Option<&Arc<TaskSet>> {
         None
@@ -96,12 +99,12 @@ pub trait Schedule: Send + Sync + 'static {
 /// assert_eq!(unirun_core::block_on(other).unwrap(), "blocking");
 /// ```
 pub trait Executor: Send + Sync {
-    /// The schedule hook for async tasks.
-    fn scheduler(&self) -> Arc<dyn Schedule>;
+    /// The run queue of async tasks.
+    fn run_queue(&self) -> Arc<dyn RunQueue>;
 
-    /// The schedule hook for blocking closures: a lane of threads that may
+    /// The run queue of blocking closures: a lane of threads that may
     /// block, where the executor has one.
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule>;
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue>;
 }
 
 impl dyn Executor + '_ {
@@ -124,7 +127,7 @@ impl dyn Executor + '_ {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        spawn_on(self.scheduler(), future)
+        spawn_on(self.run_queue(), future)
     }
 
     /// Runs a blocking closure where blocking is allowed (a separate lane of
@@ -148,42 +151,41 @@ impl dyn Executor + '_ {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_blocking_on(self.blocking_scheduler(), f)
+        spawn_blocking_on(self.blocking_run_queue(), f)
     }
 }
 
 impl<E: Executor + ?Sized> Executor for Arc<E> {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
-        (**self).scheduler()
+    fn run_queue(&self) -> Arc<dyn RunQueue> {
+        (**self).run_queue()
     }
 
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        (**self).blocking_scheduler()
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
+        (**self).blocking_run_queue()
     }
 }
 
-fn spawn_on<F>(scheduler: Arc<dyn Schedule>, future: F) -> JoinHandle<F::Output>
+fn spawn_on<F>(queue: Arc<dyn RunQueue>, future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let tasks = scheduler.task_set().cloned();
+    let tasks = queue.task_set().cloned();
     let (runnable, handle) = spawn_with(future, tasks.as_ref(), move |r, info| {
-        scheduler.schedule(r, info)
+        queue.schedule(r, info)
     });
     runnable.schedule();
     handle
 }
 
-fn spawn_blocking_on<F, R>(scheduler: Arc<dyn Schedule>, f: F) -> JoinHandle<R>
+fn spawn_blocking_on<F, R>(queue: Arc<dyn RunQueue>, f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let tasks = scheduler.task_set().cloned();
-    let (runnable, handle) = spawn_blocking_with(f, tasks.as_ref(), move |r, info| {
-        scheduler.schedule(r, info)
-    });
+    let tasks = queue.task_set().cloned();
+    let (runnable, handle) =
+        spawn_blocking_with(f, tasks.as_ref(), move |r, info| queue.schedule(r, info));
     runnable.schedule();
     handle
 }

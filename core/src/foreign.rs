@@ -2,7 +2,7 @@
 //! unirun's types: the [`ForeignJoin`] contract for their join handles,
 //! [`Foreign`], which stores such a handle without an allocation when it
 //! fits in two words, and what every backend onto such an executor shares:
-//! [`ForeignExecutor`], [`spawn_foreign`] and [`ForeignSchedule`].
+//! [`ForeignExecutor`], [`spawn_foreign`] and [`ForeignRunQueue`].
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -12,7 +12,7 @@ use core::mem::{align_of, size_of, MaybeUninit};
 use core::task::{Context, Poll};
 
 use crate::{
-    CatchPanic, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskFuture, TaskSet,
+    CatchPanic, JoinError, JoinHandle, RunQueue, Runnable, ScheduleInfo, TaskFuture, TaskSet,
 };
 
 /// An executor that allocates its own tasks (a tokio runtime, an
@@ -21,7 +21,7 @@ use crate::{
 /// returns its join handle.
 ///
 /// Implementing it gives a backend [`spawn_foreign`] (the one way a unirun
-/// task becomes a foreign task) and [`ForeignSchedule`] (the hook for tasks
+/// task becomes a foreign task) and [`ForeignRunQueue`] (the run queue for tasks
 /// that the core allocates, for code that spawns through `dyn Executor`).
 ///
 /// # Examples
@@ -108,7 +108,7 @@ where
     }
 }
 
-/// The [`Schedule`] hook of a backend onto a foreign executor: each
+/// The [`RunQueue`] of a backend onto a foreign executor: each
 /// wake-up of a task the core allocated ([`spawn_with`](crate::spawn_with),
 /// used by [`Executor`](crate::Executor)'s object-safe spawn) runs as one
 /// small task of the foreign executor. When that executor can no longer
@@ -119,7 +119,7 @@ where
 ///
 /// ```
 /// use std::sync::Arc;
-/// use unirun_core::{spawn_with, ForeignExecutor, ForeignSchedule, Schedule};
+/// use unirun_core::{spawn_with, ForeignExecutor, ForeignRunQueue, RunQueue};
 /// # use std::future::Future;
 /// # use std::task::{Context, Poll};
 /// # use unirun_core::{ForeignJoin, JoinError};
@@ -140,15 +140,15 @@ where
 /// #     }
 /// # }
 ///
-/// let hook = Arc::new(ForeignSchedule(Eager));
+/// let hook = Arc::new(ForeignRunQueue(Eager));
 /// let (runnable, handle) = spawn_with(async { 7 }, None, move |r, info| hook.schedule(r, info));
 /// runnable.schedule(); // runs as one task of `Eager`
 /// assert_eq!(handle.join().unwrap(), 7);
 /// ```
 #[derive(Debug)]
-pub struct ForeignSchedule<E>(pub E);
+pub struct ForeignRunQueue<E>(pub E);
 
-impl<E: ForeignExecutor + 'static> Schedule for ForeignSchedule<E> {
+impl<E: ForeignExecutor + 'static> RunQueue for ForeignRunQueue<E> {
     fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
         // Dropping the foreign handle detaches its task (`ForeignJoin`'s
         // contract). The runnable catches its task's panics itself.

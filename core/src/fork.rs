@@ -191,7 +191,7 @@ pub fn set_runner_context(enter: fn(&mut dyn FnMut())) {
 /// Without `std` there is no fork, and no thread-local to keep a loop in.
 #[cfg(not(feature = "std"))]
 pub(crate) fn run_here(runnable: crate::Runnable, _info: async_task::ScheduleInfo) {
-    crate::abandoned::run(runnable);
+    crate::task::run(runnable);
 }
 
 #[cfg(feature = "std")]
@@ -206,7 +206,7 @@ mod inline {
 
     use async_task::ScheduleInfo;
 
-    use crate::abandoned::{self, key_of, Key};
+    use crate::abandoned::{key_of, Key};
     use crate::Runnable;
 
     // Plain `std` thread-locals even under loom: this path runs only in a
@@ -400,7 +400,7 @@ mod inline {
         while let Some(runnable) = next {
             let key = key_of(runnable.metadata());
             let restore = Restore(RUNNING.with(|r| r.replace(key)));
-            abandoned::run(runnable);
+            crate::task::run(runnable);
             drop(restore);
             // Only this task's own `run` tail can have set it (it was the
             // innermost loop's task until just now).

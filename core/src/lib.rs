@@ -122,8 +122,8 @@ pub use crate::backend::BackendHandle;
 pub use crate::block_on::{block_on, block_on_with};
 pub use crate::context::on_worker_thread;
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
-pub use crate::executor::{Executor, Schedule};
-pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignSchedule};
+pub use crate::executor::{Executor, RunQueue};
+pub use crate::foreign::{spawn_foreign, ForeignExecutor, ForeignJoin, ForeignRunQueue};
 pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child, on_forked_child};
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]

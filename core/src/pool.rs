@@ -22,7 +22,7 @@ use crate::queue::{self, Injector, Stealer};
 use crate::sync::{fence, AtomicBool, Ordering};
 use crate::task::{spawn_with, Runnable};
 use crate::worker::{Core, Worker};
-use crate::{barrier, context, Executor, JoinHandle, Schedule, TaskSet};
+use crate::{barrier, context, Executor, JoinHandle, RunQueue, TaskSet};
 
 /// Starts a thread running `job` for worker `index` (see
 /// [`Pool::set_thread_spawner`]).
@@ -511,7 +511,7 @@ impl Pool {
             .injector
             .close()
             .into_iter()
-            .for_each(crate::abandoned::drop_runnable);
+            .for_each(crate::task::cancel);
         // The local queues of workers whose thread is busy; each owner drops
         // its LIFO slot (which only it may touch) on its way out.
         let inherited = self.is_inherited();
@@ -519,7 +519,7 @@ impl Pool {
             stealer
                 .steal_all(inherited)
                 .into_iter()
-                .for_each(crate::abandoned::drop_runnable);
+                .for_each(crate::task::cancel);
         }
     }
 
@@ -627,13 +627,13 @@ impl Pool {
 }
 
 impl Executor for Pool {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
+    fn run_queue(&self) -> Arc<dyn RunQueue> {
         self.shared.clone()
     }
 
     /// Blocking closures run on the workers themselves: a bare pool has no
     /// other threads. The threads backend adds a separate blocking lane.
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
         self.shared.clone()
     }
 }
@@ -647,7 +647,7 @@ impl fmt::Debug for Pool {
     }
 }
 
-impl Schedule for Shared {
+impl RunQueue for Shared {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         Shared::schedule(self, runnable, info);
     }
@@ -666,7 +666,7 @@ impl Shared {
         }
         if self.shutdown.load(Ordering::Acquire) {
             // Cancels the task; its JoinHandle resolves to `cancelled`.
-            crate::abandoned::drop_runnable(runnable);
+            crate::task::cancel(runnable);
             return;
         }
         if let Some(runnable) = context::schedule_local(self, runnable, info.woken_while_running) {

@@ -421,7 +421,7 @@ impl Injector {
         if let Err(PushError::Closed(runnable) | PushError::Full(runnable)) =
             self.queue.push(runnable)
         {
-            crate::abandoned::drop_runnable(runnable);
+            crate::task::cancel(runnable);
         }
     }
 

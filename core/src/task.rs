@@ -46,6 +46,23 @@ use crate::{JoinError, JoinHandle, TaskSet};
 /// ```
 pub type Runnable = async_task::Runnable;
 
+/// Runs a task of unirun's: polls it once through its runnable, the way
+/// every executor of the core runs one. Its key is current meanwhile, so a
+/// panic of its future's destructor, if the poll cancels it, reaches its
+/// handle (see [`abandoned`](crate::abandoned)). Returns whether the task
+/// woke itself while it ran ([`Runnable::run`]).
+#[inline]
+pub(crate) fn run(runnable: Runnable) -> bool {
+    crate::abandoned::with_key(runnable, Runnable::run)
+}
+
+/// Cancels a task of unirun's by dropping its runnable unrun; a panic of
+/// its future's destructor reaches its handle (see
+/// [`abandoned`](crate::abandoned)).
+pub(crate) fn cancel(runnable: Runnable) {
+    crate::abandoned::with_key(runnable, drop)
+}
+
 /// What a task's output slot holds: the value, or why there is none.
 pub(crate) type TaskOutput<T> = Result<T, JoinError>;
 

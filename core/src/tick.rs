@@ -8,7 +8,7 @@ use async_task::ScheduleInfo;
 use concurrent_queue::ConcurrentQueue;
 
 use crate::task::{spawn_blocking_with, spawn_with, Runnable};
-use crate::{Executor, JoinHandle, Schedule, TaskSet};
+use crate::{Executor, JoinHandle, RunQueue, TaskSet};
 
 /// An executor with no threads of its own: tasks run when the owner calls
 /// [`try_tick`](Self::try_tick) or [`run_until_stalled`](Self::run_until_stalled),
@@ -43,7 +43,7 @@ struct Queue {
     tasks: Arc<TaskSet>,
 }
 
-impl Schedule for Queue {
+impl RunQueue for Queue {
     fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
         // The queue is closed only when the executor is dropped: then the
         // runnable is dropped, which cancels its task.
@@ -163,7 +163,7 @@ impl TickExecutor {
     pub fn try_tick(&self) -> bool {
         match self.queue.ready.pop() {
             Ok(runnable) => {
-                crate::abandoned::run(runnable);
+                crate::task::run(runnable);
                 true
             }
             Err(_) => false,
@@ -216,11 +216,11 @@ impl Default for TickExecutor {
 }
 
 impl Executor for TickExecutor {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
+    fn run_queue(&self) -> Arc<dyn RunQueue> {
         self.queue.clone()
     }
 
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
         self.queue.clone()
     }
 }
@@ -232,7 +232,7 @@ impl Drop for TickExecutor {
         self.queue.ready.close();
         self.queue.tasks.close();
         while let Ok(runnable) = self.queue.ready.pop() {
-            crate::abandoned::drop_runnable(runnable);
+            crate::task::cancel(runnable);
         }
     }
 }

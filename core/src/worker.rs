@@ -243,7 +243,7 @@ fn run_task(cx: &Context, core: Box<Core>, task: Runnable) -> Option<Box<Core>> 
     }
     crate::repoll::start_turn(MAX_SELF_REPOLLS);
     cx.put(core);
-    crate::abandoned::run(task);
+    crate::task::run(task);
     let mut lifo_left = MAX_LIFO_POLLS;
     loop {
         // A task that woke itself goes first (the budget was charged when
@@ -261,10 +261,10 @@ fn run_task(cx: &Context, core: Box<Core>, task: Runnable) -> Option<Box<Core>> 
                 if woke_itself {
                     // Its own future may re-poll in place (see `repoll`).
                     crate::repoll::arm();
-                    crate::abandoned::run(next);
+                    crate::task::run(next);
                     crate::repoll::take_armed();
                 } else {
-                    crate::abandoned::run(next);
+                    crate::task::run(next);
                 }
             }
             None => break,
@@ -318,7 +318,7 @@ impl Core {
                     // The pool stopped while the batch was in transit: the
                     // run loop returns and this core's drop cancels the
                     // rest of the batch with its queue.
-                    crate::abandoned::drop_runnable(task);
+                    crate::task::cancel(task);
                     return None;
                 }
                 return Some(task);
@@ -479,10 +479,10 @@ impl Drop for Core {
         // Cancel what is left; the pool has shut down or is being dropped.
         let slots = [self.yielded.take(), self.lifo.take()];
         for task in slots.into_iter().flatten() {
-            crate::abandoned::drop_runnable(task);
+            crate::task::cancel(task);
         }
         while let Some(task) = self.local.pop() {
-            crate::abandoned::drop_runnable(task);
+            crate::task::cancel(task);
         }
         // Join halves left by threads that lost this core go back to them.
         #[cfg(feature = "std")]

@@ -6,31 +6,11 @@
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
-use unirun_core::{park, Park, Pool, Unpark};
-
-fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
-        Err(_) => panic!("{name}: hung for 60 s"),
-    }
-}
-
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
+use unirun_core::{panic_message, park, Park, Pool, Unpark};
+use unirun_test_support::watchdog;
 
 /// Armed: the next `unpark` of any worker of the pool panics (once).
 static UNPARK_ARMED: AtomicBool = AtomicBool::new(false);
@@ -97,7 +77,7 @@ fn a_panicking_unpark_after_a_join_push_is_resumed_after_both_halves() {
                     }
                     break (
                         true,
-                        caught.map_err(|p| message(&*p)),
+                        caught.map_err(|p| panic_message(&*p).unwrap_or("").to_string()),
                         b_ran.load(Ordering::SeqCst),
                     );
                 }
@@ -165,7 +145,10 @@ fn a_panicking_wait_hook_in_pool_join_is_resumed_after_the_job_ran() {
             )
         }));
         let both_done = a_done.load(Ordering::SeqCst) && b_done.load(Ordering::SeqCst);
-        assert_eq!(message(&*caught.unwrap_err()), "wait hook release failed");
+        assert_eq!(
+            panic_message(&*caught.unwrap_err()),
+            Some("wait hook release failed")
+        );
         assert!(
             both_done,
             "the wait hook's panic left while the job still ran"

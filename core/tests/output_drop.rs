@@ -2,63 +2,18 @@
 //! because nobody will take it (its handle is gone): the panic is
 //! contained, the worker keeps serving, the process lives on.
 //!
-//! Before, async-task dropped such an output inside an abort-on-panic
-//! guard: each test runs its body in a child process, so an abort fails
-//! the test instead of killing the test binary.
+//! async-task drops such an output inside an abort-on-panic guard unless
+//! the task catches the panic first: each test runs its body in a child
+//! process, so an abort fails the test instead of killing the test binary.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::process::Command;
 use std::sync::mpsc;
 use std::task::{Context, Waker};
 use std::thread;
-use std::time::Duration;
 
 use unirun_core::{Pool, TickExecutor};
-
-const CHILD_ENV: &str = "UNIRUN_CORE_OUTPUT_DROP_CHILD";
-
-/// Whether this is the child that runs the test's body; in the parent,
-/// runs test `name` alone in a child process and asserts it passed (with
-/// a generous limit: a hang becomes a failure).
-fn in_child_process(name: &str) -> bool {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return true;
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let child = Command::new(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("re-run the test binary");
-    let (tx, rx) = mpsc::channel();
-    let pid = child.id();
-    let waiter = thread::spawn(move || {
-        let output = child.wait_with_output();
-        let _ = tx.send(());
-        output
-    });
-    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        // Our own child, by its id.
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        panic!("child test {name} hung for 60 s");
-    }
-    let output = waiter.join().unwrap().expect("child output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "child test {name} failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "child test {name} did not run:\n{stdout}"
-    );
-    false
-}
+use unirun_test_support::child::in_child_process;
 
 /// Panics when dropped.
 struct PanicOnDrop(&'static str);

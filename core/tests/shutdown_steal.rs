@@ -15,11 +15,10 @@ use std::thread;
 use std::time::Duration;
 
 use unirun_core::{JoinHandle, Pool};
+use unirun_test_support::watchdog_for;
 
-/// The shared watchdog with a longer limit: each body sweeps many shutdowns.
-fn watchdog<T: Send + 'static>(name: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    unirun_test_support::watchdog_for(name, Duration::from_secs(120), body)
-}
+/// The shared watchdog's limit for these bodies: each sweeps many shutdowns.
+const LIMIT: Duration = Duration::from_secs(120);
 
 /// Tasks queued on the busy worker: more than a steal takes at once, fewer
 /// than its queue holds (so none overflow to the injector).
@@ -71,7 +70,7 @@ fn round() {
 
 #[test]
 fn shutdown_resolves_every_queued_task_while_another_worker_steals_them() {
-    watchdog("shutdown vs steal", || {
+    watchdog_for("shutdown vs steal", LIMIT, || {
         for _ in 0..300 {
             round();
         }
@@ -171,7 +170,7 @@ fn round_with_busy_thief(head_start: u32) {
 
 #[test]
 fn shutdown_resolves_a_stolen_batch_while_its_thief_is_busy_with_one_of_it() {
-    watchdog("shutdown vs busy thief", || {
+    watchdog_for("shutdown vs busy thief", LIMIT, || {
         for round in 0..2000 {
             round_with_busy_thief(round % 4000);
         }

@@ -24,7 +24,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use unirun_core::{Executor, JoinHandle, Schedule, TaskSet};
+use unirun_core::{Executor, JoinHandle, RunQueue, TaskSet};
 
 use crate::error::Error;
 use crate::flavor::Flavor;
@@ -438,12 +438,12 @@ impl Backend {
         dispatch!(self, h => BackendHandle::task_set(h))
     }
 
-    pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
-        dispatch!(self, h => Executor::scheduler(h))
+    pub(crate) fn run_queue(&self) -> Arc<dyn RunQueue> {
+        dispatch!(self, h => Executor::run_queue(h))
     }
 
-    pub(crate) fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        dispatch!(self, h => Executor::blocking_scheduler(h))
+    pub(crate) fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
+        dispatch!(self, h => Executor::blocking_run_queue(h))
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use unirun_core::{
-    Executor, ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet,
+    Executor, ForeignJoin, JoinError, JoinHandle, RunQueue, Runnable, ScheduleInfo, TaskSet,
 };
 
 use super::BackendHandle;
@@ -71,11 +71,11 @@ impl<T> ForeignJoin<T> for Refusal<T> {
     fn abort(&mut self) {}
 }
 
-/// What runs a task spawned through [`Executor::scheduler`]: nothing. A
+/// What runs a task spawned through [`Executor::run_queue`]: nothing. A
 /// dropped `Runnable` cancels its task, so its handle resolves cancelled.
 struct DropAll;
 
-impl Schedule for DropAll {
+impl RunQueue for DropAll {
     fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
         drop(runnable);
     }
@@ -91,11 +91,11 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Executor for Handle {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
+    fn run_queue(&self) -> Arc<dyn RunQueue> {
         Arc::new(DropAll)
     }
 
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
         Arc::new(DropAll)
     }
 }

@@ -194,9 +194,9 @@ fn read_text(text: &str) -> Result<RuntimeConfig, crate::Error> {
     result
 }
 
-/// The reader used to find every entry's line by scanning the whole text
-/// (50,000 lines: 2.5 billion line visits). It now scans at most once, for
-/// the error it reports; the counter of scanned lines proves the bound.
+/// The reader scans the text for an entry's line at most once, for the
+/// error it reports, never once per entry (50,000 lines would be 2.5
+/// billion line visits); the counter of scanned lines proves the bound.
 #[test]
 fn a_50k_line_env_file_is_read_with_at_most_one_scan_of_its_lines() {
     use super::from_env::LINES_SCANNED;

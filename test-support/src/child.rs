@@ -5,7 +5,9 @@
 //! the parent re-executes its own test binary with only that test
 //! selected (`--exact`) and checks that it ran and passed.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// Set (to `1`) in the environment of every child [`run_child`] starts.
 /// unirun ignores `UNIRUN_TEST*` variables, so it is never reported as an
@@ -26,16 +28,23 @@ pub struct ChildOutput {
     pub stderr: String,
 }
 
+/// How long [`run_child`] lets a child run before it kills it and fails:
+/// beyond the longest child body (a few hundred forks under its own
+/// watchdog), so only a child that hangs outside its watchdog (at exit,
+/// in a fork) reaches it.
+pub const CHILD_LIMIT: Duration = Duration::from_secs(600);
+
 /// Runs test `name` of the current test binary alone in a child process
 /// whose only `UNIRUN_*` variables are `envs` (those of the developer's
 /// shell are removed, so the child sees exactly what the test sets), and
 /// asserts that it ran and passed. A `name` that selects no test fails
-/// here rather than passing without running anything.
+/// here rather than passing without running anything, and a child still
+/// running after [`CHILD_LIMIT`] is killed and fails the test.
 ///
 /// # Panics
 ///
-/// If the child fails, or its output does not show `name` passing; the
-/// message carries the child's output.
+/// If the child fails or hangs, or its output does not show `name`
+/// passing; the message carries the child's output.
 pub fn run_child(name: &str, envs: &[(&str, &str)]) -> ChildOutput {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut command = Command::new(exe);
@@ -45,16 +54,35 @@ pub fn run_child(name: &str, envs: &[(&str, &str)]) -> ChildOutput {
             command.env_remove(key);
         }
     }
-    let output = command
+    let child = command
         .env(CHILD_ENV, "1")
         .envs(envs.iter().copied())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("re-run the test binary");
+    let pid = child.id();
+    let (done, finished) = mpsc::channel();
+    // Collects the output; ends when the child exits (or is killed below).
+    let waiter = std::thread::spawn(move || {
+        let output = child.wait_with_output();
+        let _ = done.send(());
+        output
+    });
+    if finished.recv_timeout(CHILD_LIMIT).is_err() {
+        kill(pid);
+        panic!("child test {name}: still running after {CHILD_LIMIT:?}, so it hangs (killed)");
+    }
+    let output = waiter
+        .join()
+        .expect("the output collector does not panic")
+        .expect("the child's output");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         output.status.success(),
-        "child test {name} failed:\n{stdout}\n{stderr}"
+        "child test {name} failed ({}):\n{stdout}\n{stderr}",
+        output.status
     );
     // Exactly the one test ran and passed (the test's own output may
     // interleave with the harness's `test {name} ... ok` line).
@@ -63,6 +91,14 @@ pub fn run_child(name: &str, envs: &[(&str, &str)]) -> ChildOutput {
         "child test {name} did not run:\n{stdout}"
     );
     ChildOutput { stdout, stderr }
+}
+
+/// Kills our own hung child, by its id (its `Child` is inside the
+/// collector's wait). Best effort: the test fails either way.
+fn kill(pid: u32) {
+    if cfg!(unix) {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
 }
 
 /// The usual opening of a test whose body must run in a fresh process:

@@ -1,13 +1,15 @@
 //! Helpers shared by unirun's tests (a dev-dependency of every crate in
 //! the workspace, never published).
 //!
-//! - [`watchdog`]: runs a test body on a thread of its own, so a hang
-//!   fails the test instead of blocking CI.
+//! - [`watchdog`] (and [`watchdog_this_test`], [`watchdog_for`]): runs a
+//!   test body on a thread of its own, so a hang fails the test instead of
+//!   blocking CI.
 //! - [`child`]: re-runs one test of the current test binary in a fresh
 //!   process, for tests that fork, crash, or touch process-global state.
 //! - [`Gate`]: a one-shot latch a test opens to let blocked work go on.
-//! - [`skip`] and [`thread_names`]: platform-dependent checks that say
-//!   when they do not run, instead of passing without checking.
+//! - [`lists_threads`], [`skip`] and [`thread_names`]: platform-dependent
+//!   checks that say when they do not run, instead of passing without
+//!   checking.
 //!
 //! It depends on nothing but `std`, so `unirun-core`'s tests can use it as
 //! well as the facade's.
@@ -18,5 +20,5 @@ mod platform;
 mod watchdog;
 
 pub use gate::Gate;
-pub use platform::{skip, thread_names, threads_named};
-pub use watchdog::{watchdog, watchdog_for, LIMIT};
+pub use platform::{lists_threads, skip, thread_names, threads_named};
+pub use watchdog::{watchdog, watchdog_for, watchdog_this_test, LIMIT};

@@ -12,10 +12,38 @@ pub fn skip(test: &str, why: &str) {
     );
 }
 
+/// Whether this platform lists threads by name (Linux:
+/// `/proc/self/task`). Where it does not, says (through [`skip`], naming
+/// the running test) that the test skips its thread checks. Guard every
+/// check built on [`thread_names`] with it, so that none compares against
+/// an empty list and passes without checking.
+///
+/// # Examples
+///
+/// ```
+/// if unirun_test_support::lists_threads() {
+///     let names = unirun_test_support::thread_names().unwrap();
+///     assert!(!names.is_empty());
+/// }
+/// ```
+pub fn lists_threads() -> bool {
+    let lists = thread_names().is_some();
+    if !lists {
+        // libtest runs each test on a thread named after it.
+        let current = std::thread::current();
+        let test = current.name().unwrap_or("a test");
+        skip(
+            test,
+            "its thread checks: this platform cannot list threads by name",
+        );
+    }
+    lists
+}
+
 /// Names of this process's threads as the OS has them (Linux:
 /// `/proc/self/task/*/comm`, at most 15 bytes each), or `None` where the
 /// platform cannot list them. A check built on it must not read `None` as
-/// "no such thread": call [`skip`] instead.
+/// "no such thread": guard it with [`lists_threads`].
 pub fn thread_names() -> Option<Vec<String>> {
     let dir = std::fs::read_dir("/proc/self/task").ok()?;
     Some(

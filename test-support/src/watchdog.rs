@@ -23,6 +23,23 @@ pub fn watchdog<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send +
     watchdog_for(what, LIMIT, body)
 }
 
+/// [`watchdog`] named after the running test: libtest runs each test on a
+/// thread named after it, so a hang's message says which test hung.
+///
+/// # Examples
+///
+/// ```
+/// let sum = unirun_test_support::watchdog_this_test(|| 2 + 2);
+/// assert_eq!(sum, 4);
+/// ```
+pub fn watchdog_this_test<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("the test body")
+        .to_string();
+    watchdog(&test, body)
+}
+
 /// [`watchdog`] with a limit of its own, for the few bodies that
 /// legitimately run longer (many forks, long shutdown sweeps).
 ///

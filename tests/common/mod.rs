@@ -2,20 +2,25 @@
 //! child processes, gates, skips) are in `unirun-test-support`.
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
+use std::future::Future;
+
 pub(crate) use unirun_test_support::child::{in_child_process, is_child, run_child};
+pub(crate) use unirun_test_support::{lists_threads, watchdog_this_test};
 
 /// Names of this process's threads (Linux: `/proc/self/task/*/comm`, at
-/// most 15 bytes each). Where threads cannot be listed, says that the
-/// thread-name checks are skipped and returns no names.
+/// most 15 bytes each).
+///
+/// # Panics
+///
+/// Where the platform cannot list threads: guard the check with
+/// [`lists_threads`], which says that the test skips it.
 pub(crate) fn thread_names() -> Vec<String> {
-    unirun_test_support::thread_names().unwrap_or_else(|| {
-        unirun_test_support::skip("thread-name checks", "this platform cannot list threads");
-        Vec::new()
-    })
+    unirun_test_support::thread_names()
+        .expect("this platform lists no threads: guard the check with lists_threads()")
 }
 
 /// How many threads of this process have a name starting with `prefix`
-/// (none where threads cannot be listed; see [`thread_names`]).
+/// (panics where threads cannot be listed; see [`thread_names`]).
 pub(crate) fn threads_named(prefix: &str) -> usize {
     thread_names()
         .iter()
@@ -43,4 +48,30 @@ pub(crate) fn also_in_passthrough(name: &str) {
 /// Whether this process runs the compat modules in passthrough mode.
 pub(crate) fn passthrough() -> bool {
     std::env::var("UNIRUN_COMPAT_MODE").is_ok_and(|v| v.eq_ignore_ascii_case("passthrough"))
+}
+
+/// Runs `body()` to completion on a new 2-worker multi-thread tokio
+/// runtime, under the watchdog.
+pub(crate) fn on_tokio<F, Fut>(body: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    watchdog_this_test(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(body());
+    });
+}
+
+/// The message of a caught panic, or "".
+pub(crate) fn message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }

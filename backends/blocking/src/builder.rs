@@ -147,7 +147,7 @@ impl BlockingLaneBuilder {
     }
 
     /// The task set that closures spawned without one of their own
-    /// ([`BlockingLane::spawn_blocking`], the [`scheduler`](BlockingLane::scheduler)
+    /// ([`BlockingLane::spawn_blocking`], the [`run_queue`](BlockingLane::run_queue)
     /// hook) join; by default the lane has a set of its own. A pool passes
     /// its own set here, so its shutdown waits for (or cancels) its blocking
     /// closures with its async tasks.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use unirun_core::{spawn_blocking_with, JoinHandle, Schedule, TaskSet};
+use unirun_core::{spawn_blocking_with, JoinHandle, RunQueue, TaskSet};
 
 use crate::lane::{Lane, LaneHook, LaneStats};
 use crate::BlockingLaneBuilder;
@@ -110,18 +110,18 @@ impl BlockingLane {
         handle
     }
 
-    /// The lane as a schedule hook, for an
-    /// [`Executor::blocking_scheduler`](unirun_core::Executor::blocking_scheduler):
+    /// The lane as a run queue, for an
+    /// [`Executor::blocking_run_queue`](unirun_core::Executor::blocking_run_queue):
     /// each runnable it receives is run once on a lane thread.
     ///
     /// # Examples
     ///
     /// ```
     /// let lane = unirun_blocking::BlockingLane::builder().build().unwrap();
-    /// let hook = lane.scheduler();
+    /// let hook = lane.run_queue();
     /// assert!(hook.task_set().is_some());
     /// ```
-    pub fn scheduler(&self) -> Arc<dyn Schedule> {
+    pub fn run_queue(&self) -> Arc<dyn RunQueue> {
         self.hook.clone()
     }
 

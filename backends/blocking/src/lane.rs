@@ -57,7 +57,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use unirun_core::{Runnable, Schedule, ScheduleInfo, TaskSet};
+use unirun_core::{RunQueue, Runnable, ScheduleInfo, TaskSet};
 
 use crate::sync::{self, thread, Clock, Condvar, Mutex, MutexGuard};
 
@@ -526,10 +526,10 @@ impl Drop for Running<'_> {
     }
 }
 
-/// The lane seen as a schedule hook: each runnable is run once, on a lane thread.
+/// The lane seen as a run queue: each runnable is run once, on a lane thread.
 pub(crate) struct LaneHook(pub(crate) Arc<Lane>);
 
-impl Schedule for LaneHook {
+impl RunQueue for LaneHook {
     fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
         self.0.push(runnable);
     }

@@ -28,9 +28,9 @@
 //! [`BlockingLaneBuilder::task_set`] (a pool passes its own), or one per call
 //! with [`spawn_blocking_in`](BlockingLane::spawn_blocking_in). Closing a
 //! set cancels its closures that have not started. The lane also serves as a
-//! [`Schedule`](unirun_core::Schedule) hook
-//! ([`scheduler`](BlockingLane::scheduler)) for an executor's
-//! `blocking_scheduler`.
+//! [`RunQueue`](unirun_core::RunQueue)
+//! ([`run_queue`](BlockingLane::run_queue)) for an executor's
+//! `blocking_run_queue`.
 //!
 //! The owner joins the lane's threads: [`shutdown`](BlockingLane::shutdown)
 //! (or dropping the lane) lets queued closures run and joins every thread,

@@ -133,7 +133,7 @@ fn a_panic_escaping_a_runnable_does_not_leak_the_lanes_capacity() {
             .unwrap();
         // A raw runnable whose `run` lets the panic out (the core's own tasks
         // catch theirs; a foreign executor's may not).
-        let hook = lane.scheduler();
+        let hook = lane.run_queue();
         let (runnable, task) = async_task::Builder::new().spawn(
             |()| async { panic!("escapes run()") },
             async_task::WithInfo(move |runnable, info| hook.schedule(runnable, info)),

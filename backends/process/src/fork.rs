@@ -55,7 +55,7 @@ use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
+use unirun_core::{Executor, JoinError, JoinHandle, RunQueue, TaskSet};
 use unirun_platform::fork_guard;
 use unirun_platform::process::{self as sys, ExitStatus, Forked, Limit};
 
@@ -396,12 +396,12 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Serialize + DeserializeOwned + Send + 'static,
 {
-    let schedule = executor.blocking_scheduler();
+    let schedule = executor.blocking_run_queue();
     let tasks = schedule.task_set().cloned();
     spawn_on(schedule, tasks, options, f)
 }
 
-/// Like [`spawn`], with the schedule hook of a blocking lane and the task
+/// Like [`spawn`], with the run queue of a blocking lane and the task
 /// set the call joins given separately (a scope's set over a pool's lane).
 ///
 /// # Examples
@@ -413,12 +413,12 @@ where
 ///
 /// let pool = unirun_threads::ThreadPool::new().unwrap();
 /// let mine = Arc::new(TaskSet::new());
-/// let lane = pool.handle().blocking_scheduler();
+/// let lane = pool.handle().blocking_run_queue();
 /// let handle = unirun_process::spawn_on(lane, Some(mine), ProcessOptions::default(), || "hi".to_string());
 /// assert_eq!(handle.join().unwrap(), "hi");
 /// ```
 pub fn spawn_on<T, F>(
-    schedule: Arc<dyn Schedule>,
+    schedule: Arc<dyn RunQueue>,
     tasks: Option<Arc<TaskSet>>,
     options: ProcessOptions,
     f: F,

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use unirun_core::{Executor, JoinError, JoinHandle, Schedule, TaskSet};
+use unirun_core::{Executor, JoinError, JoinHandle, RunQueue, TaskSet};
 use unirun_platform::process::{self as sys, Pid};
 
 use crate::fork::fork_call;
@@ -459,12 +459,12 @@ impl ProcessPool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let lane = executor.blocking_scheduler();
+        let lane = executor.blocking_run_queue();
         let tasks = lane.task_set().cloned();
         self.spawn_call_on(lane, tasks, f, arg)
     }
 
-    /// Like [`spawn_call`](Self::spawn_call), with the schedule hook of a
+    /// Like [`spawn_call`](Self::spawn_call), with the run queue of a
     /// blocking lane and the task set the call joins given separately.
     ///
     /// # Examples
@@ -474,13 +474,13 @@ impl ProcessPool {
     ///
     /// let threads = unirun_threads::ThreadPool::new().unwrap();
     /// let pool = unirun_process::ProcessPool::new(1, Default::default());
-    /// let lane = threads.handle().blocking_scheduler();
+    /// let lane = threads.handle().blocking_run_queue();
     /// let handle = pool.spawn_call_on(lane, None, |x: u32| x * 3, 5);
     /// assert_eq!(handle.join().unwrap(), 15);
     /// ```
     pub fn spawn_call_on<A, R>(
         &self,
-        schedule: Arc<dyn Schedule>,
+        schedule: Arc<dyn RunQueue>,
         tasks: Option<Arc<TaskSet>>,
         f: fn(A) -> R,
         arg: A,

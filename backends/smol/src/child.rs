@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use unirun_core::{JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
+use unirun_core::{JoinHandle, Pool, RunQueue, Runnable, ScheduleInfo, TaskSet};
 
 /// Spawns `future` to run on the calling thread (see the module docs).
 #[cold]
@@ -23,11 +23,11 @@ where
     }
 }
 
-/// The [`Schedule`] hook of an inherited pool, for tasks the core
+/// The [`RunQueue`] of an inherited pool, for tasks the core
 /// allocates (`dyn Executor` spawns): each wake-up runs here.
 pub(crate) struct Inline;
 
-impl Schedule for Inline {
+impl RunQueue for Inline {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         Pool::inline().schedule(runnable, info);
     }

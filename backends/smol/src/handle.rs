@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_executor::Executor as SmolExecutor;
 use unirun_blocking::{BlockingLane, LaneStats};
-use unirun_core::{Executor, ForeignSchedule, JoinHandle, Schedule, TaskSet};
+use unirun_core::{Executor, ForeignRunQueue, JoinHandle, RunQueue, TaskSet};
 
 use crate::join::Smol;
 
@@ -38,7 +38,7 @@ struct Inner {
     workers: usize,
     /// Wake-ups of core-allocated tasks (`dyn Executor` spawns), each a
     /// small executor task.
-    spawn: Arc<ForeignSchedule<Smol>>,
+    spawn: Arc<ForeignRunQueue<Smol>>,
     /// Blocking closures. Shut down by the owning [`SmolPool`], or, for a
     /// caller's executor, when the last handle drops this `Inner`.
     lane: BlockingLane,
@@ -65,7 +65,7 @@ impl Handle {
                 lane,
                 name,
                 workers,
-                spawn: Arc::new(ForeignSchedule(Smol(Arc::downgrade(executor)))),
+                spawn: Arc::new(ForeignRunQueue(Smol(Arc::downgrade(executor)))),
             }),
         }
     }
@@ -268,15 +268,15 @@ impl Handle {
 }
 
 impl Executor for Handle {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
+    fn run_queue(&self) -> Arc<dyn RunQueue> {
         if self.is_inherited() {
             return Arc::new(crate::child::Inline);
         }
         self.inner.spawn.clone()
     }
 
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        self.inner.lane.scheduler()
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
+        self.inner.lane.run_queue()
     }
 }
 

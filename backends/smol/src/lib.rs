@@ -25,7 +25,7 @@
 //! handles never hang. Code that spawns through the object-safe
 //! [`Executor`](unirun_core::Executor) trait gets core-allocated tasks that
 //! go to the executor as a small task per wake-up
-//! ([`ForeignSchedule`](unirun_core::ForeignSchedule)).
+//! ([`ForeignRunQueue`](unirun_core::ForeignRunQueue)).
 //!
 //! In a process forked from the one that built a [`SmolPool`], the pool's
 //! threads do not exist: its handle then runs tasks and blocking closures

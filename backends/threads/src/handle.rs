@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use unirun_core::{Executor, JoinHandle, Schedule, TaskSet};
+use unirun_core::{Executor, JoinHandle, RunQueue, TaskSet};
 
 use crate::pool::Inner;
 use crate::LaneStats;
@@ -322,12 +322,12 @@ impl Handle {
 }
 
 impl Executor for Handle {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
+    fn run_queue(&self) -> Arc<dyn RunQueue> {
         self.inner.clone()
     }
 
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
-        self.inner.lane.scheduler()
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
+        self.inner.lane.run_queue()
     }
 }
 

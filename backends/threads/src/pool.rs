@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use unirun_blocking::BlockingLane;
-use unirun_core::{JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
+use unirun_core::{JoinHandle, Pool, RunQueue, Runnable, ScheduleInfo, TaskSet};
 
 use crate::context::run_inside;
 use crate::shutdown::{wait_empty, Exits, HandoffThreads};
@@ -184,7 +184,7 @@ pub(crate) struct Inner {
     pub(crate) context: Option<Arc<dyn WorkerContext>>,
 }
 
-impl Schedule for Inner {
+impl RunQueue for Inner {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         self.pool.schedule(runnable, info);
     }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use unirun_core::{JoinHandle, Pool, Runnable, Schedule, ScheduleInfo, TaskSet};
+use unirun_core::{JoinHandle, Pool, RunQueue, Runnable, ScheduleInfo, TaskSet};
 
 /// Spawns `future` to run on the calling thread (see the module docs).
 #[cold]
@@ -39,21 +39,21 @@ where
     handle
 }
 
-/// The [`Schedule`] hook of an inherited runtime, for tasks the core
+/// The [`RunQueue`] of an inherited runtime, for tasks the core
 /// allocates (`dyn Executor` spawns): each wake-up runs here.
 pub(crate) struct Inline;
 
-impl Schedule for Inline {
+impl RunQueue for Inline {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         Pool::inline().schedule(runnable, info);
     }
 }
 
-/// The blocking [`Schedule`] hook of an inherited runtime: each blocking
+/// The blocking [`RunQueue`] of an inherited runtime: each blocking
 /// closure runs right where it is scheduled.
 pub(crate) struct RunNow;
 
-impl Schedule for RunNow {
+impl RunQueue for RunNow {
     fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
         runnable.run();
     }

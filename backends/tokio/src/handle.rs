@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use unirun_core::{
-    Executor, ForeignSchedule, JoinHandle, Runnable, Schedule, ScheduleInfo, TaskSet,
+    Executor, ForeignRunQueue, JoinHandle, RunQueue, Runnable, ScheduleInfo, TaskSet,
 };
 
 use crate::join::Tokio;
@@ -39,7 +39,7 @@ struct Inner {
     ambient: bool,
     /// Wake-ups of core-allocated tasks (`dyn Executor` spawns), each a
     /// small tokio task.
-    spawn: Arc<ForeignSchedule<Tokio<tokio::runtime::Handle>>>,
+    spawn: Arc<ForeignRunQueue<Tokio<tokio::runtime::Handle>>>,
     /// Blocking closures of core-allocated tasks, each on tokio's blocking pool.
     blocking: Arc<BlockingHook>,
     /// For a [`TokioRuntime`](crate::TokioRuntime)'s handle, the fork
@@ -51,7 +51,7 @@ struct Inner {
 /// Runs blocking closures on tokio's blocking pool.
 struct BlockingHook(tokio::runtime::Handle);
 
-impl Schedule for BlockingHook {
+impl RunQueue for BlockingHook {
     fn schedule(&self, runnable: Runnable, _info: ScheduleInfo) {
         drop(self.0.spawn_blocking(move || {
             runnable.run();
@@ -71,7 +71,7 @@ impl Handle {
         Handle {
             inner: Arc::new(Inner {
                 built_in,
-                spawn: Arc::new(ForeignSchedule(Tokio(tokio.clone()))),
+                spawn: Arc::new(ForeignRunQueue(Tokio(tokio.clone()))),
                 blocking: Arc::new(BlockingHook(tokio.clone())),
                 tokio: Tokio(tokio),
                 name,
@@ -313,14 +313,14 @@ impl Handle {
 }
 
 impl Executor for Handle {
-    fn scheduler(&self) -> Arc<dyn Schedule> {
+    fn run_queue(&self) -> Arc<dyn RunQueue> {
         if self.is_inherited() {
             return Arc::new(crate::child::Inline);
         }
         self.inner.spawn.clone()
     }
 
-    fn blocking_scheduler(&self) -> Arc<dyn Schedule> {
+    fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
         if self.is_inherited() {
             return Arc::new(crate::child::RunNow);
         }

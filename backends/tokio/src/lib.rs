@@ -23,7 +23,7 @@
 //! [`Executor`](unirun_core::Executor) trait gets tasks allocated by the
 //! core instead: each time such a task is scheduled, it goes to tokio as a
 //! small task that runs it once
-//! ([`ForeignSchedule`](unirun_core::ForeignSchedule)).
+//! ([`ForeignRunQueue`](unirun_core::ForeignRunQueue)).
 //!
 //! Dropping a [`TokioRuntime`] never panics, wherever it happens: on a
 //! thread where tokio forbids blocking (inside async code), the runtime is

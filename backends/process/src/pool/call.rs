@@ -112,7 +112,7 @@ use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use unirun_core::{ForeignJoin, JoinError, JoinHandle, Runnable, Schedule, TaskSet};
+use unirun_core::{ForeignJoin, JoinError, JoinHandle, RunQueue, Runnable, TaskSet};
 use unirun_platform::process::{self as sys, ExitStatus, Pid};
 
 use super::relay::Relay;
@@ -485,7 +485,7 @@ impl ProcessPool {
     /// start, a pool shut down or inherited through a fork).
     pub(super) fn try_send<A, R>(
         &self,
-        lane: &Arc<dyn Schedule>,
+        lane: &Arc<dyn RunQueue>,
         tasks: Option<&Arc<TaskSet>>,
         f: fn(A) -> R,
         arg: &A,

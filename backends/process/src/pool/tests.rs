@@ -76,11 +76,11 @@ fn concurrency_is_capped() {
 /// A blocking lane that counts what it is handed, then passes it on to a
 /// real lane.
 struct Counting {
-    lane: Arc<dyn Schedule>,
+    lane: Arc<dyn RunQueue>,
     scheduled: AtomicUsize,
 }
 
-impl Schedule for Counting {
+impl RunQueue for Counting {
     fn schedule(&self, runnable: unirun_core::Runnable, info: unirun_core::ScheduleInfo) {
         self.scheduled.fetch_add(1, Ordering::SeqCst);
         self.lane.schedule(runnable, info);
@@ -89,7 +89,7 @@ impl Schedule for Counting {
 
 fn counting_lane(threads: &unirun_threads::ThreadPool) -> Arc<Counting> {
     Arc::new(Counting {
-        lane: threads.handle().blocking_scheduler(),
+        lane: threads.handle().blocking_run_queue(),
         scheduled: AtomicUsize::new(0),
     })
 }

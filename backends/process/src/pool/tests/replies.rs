@@ -35,7 +35,7 @@ fn awaited_calls_queued_behind_busy_workers_hold_no_lane_thread() {
         let tasks: Vec<_> = (0..200u64)
             .map(|i| {
                 let (pool, lane) = (pool.clone(), lane.clone());
-                let lane: Arc<dyn Schedule> = lane;
+                let lane: Arc<dyn RunQueue> = lane;
                 threads
                     .handle()
                     .spawn(async move { pool.spawn_call_on(lane, None, add_one, i).await })
