@@ -19,13 +19,8 @@
 //! - on the threads backend (the shared default, [`Flavor::Threads`](crate::Flavor::Threads),
 //!   and the thread pool of [`Flavor::Processes`](crate::Flavor::Processes)),
 //!   the reactor is unirun's own: one small current-thread runtime with
-//!   I/O and timers enabled. The pools' idle workers drive it: one worker
-//!   at a time parks inside it (in the kernel, until a socket is ready,
-//!   the next timer is due, or the worker is given work), handles what
-//!   became ready, and runs the tasks that woke on its own thread, so a
-//!   readiness event does not cross threads. A thread named `unirun-io`
-//!   drives it only while no worker does (every worker busy for a
-//!   moment, about a millisecond); see [Who drives](#who-drives). That holds
+//!   I/O and timers enabled, driven by one thread named `unirun-io` that
+//!   blocks on it (parked in the kernel while nothing is ready). That holds
 //!   inside a tokio runtime too: a pool's workers enter its reactor once,
 //!   for their whole life, and an ambient runtime may be dropped while the
 //!   pool lives (the shared default outlives every
@@ -57,27 +52,6 @@
 //! ([`spawn_blocking`](crate::Run::spawn_blocking)) do not run inside the
 //! context either.
 //!
-//! ## Who drives
-//!
-//! - An idle worker of a thread pool, one at a time per runtime; the
-//!   others park plainly. A socket that becomes ready wakes its task on
-//!   that worker, which runs it as soon as it leaves the driver, and wakes
-//!   another worker only for the further tasks that woke with it.
-//! - `unirun-io`, when no worker has parked for about a millisecond: all
-//!   of them are busy (a long poll, a CPU-bound task), or no pool of this
-//!   process parks here (a forked child's pools). It hands the runtime
-//!   back as soon as a worker parks. So I/O and timers keep going while
-//!   every worker is busy, a little later than on an idle pool.
-//! - `unirun-io` too while the runtime has tasks of its own (plain
-//!   `tokio::spawn` on unirun's workers): they run on the thread that
-//!   drives, so workers leave driving to `unirun-io` then (a worker inside
-//!   the runtime when one is spawned leaves before it runs). Like a task
-//!   of a tokio runtime, they must not block their thread: that stops
-//!   every socket of the runtime until they return. Should one still run
-//!   on a driving worker, what it wakes or spawns on the worker's pool is
-//!   queued for the pool's other workers, and the driving worker stops
-//!   counting as idle, so a pool task never waits for it.
-//!
 //! ## Lifetime of `unirun-io`
 //!
 //! unirun cannot see when a task first touches tokio, so the runtime and
@@ -104,8 +78,7 @@
 //! `false`.
 //!
 //! On unirun's worker threads `tokio::spawn` works too and runs its task on
-//! the reactor's runtime (for unirun's own, on `unirun-io`, see
-//! [Who drives](#who-drives)); prefer
+//! the reactor's runtime (on `unirun-io` itself for unirun's own); prefer
 //! [`spawn`](crate::spawn). The context unirun entered is not an "ambient
 //! runtime" for scope decisions: a [`Run`](crate::Run) built inside a task
 //! decides as it would on any other thread.
@@ -141,7 +114,6 @@
 //! (`async-io`) whenever nobody else does, and unirun never blocks that
 //! thread nor holds a lock it takes. They work in tasks of every backend
 //! and in [`block_on`](crate::block_on).
-
 //!
 //! **Not in a forked child of a process that already used them.** async-io
 //! keeps one reactor per process image in a private static, and `fork`
@@ -184,9 +156,6 @@
 //! ```
 
 #[cfg(feature = "tokio-backend")]
-mod driver;
-
-#[cfg(feature = "tokio-backend")]
 pub(crate) use self::tokio_io::{
     child_runtime, entered_by_unirun, reactor_of, CallLease, Context, Lease, Reactor,
 };
@@ -205,28 +174,15 @@ pub fn __own_runtime_running() -> bool {
     }
 }
 
-/// Whether a pool worker drives unirun's own tokio runtime now, parked
-/// inside it (for tests).
-#[doc(hidden)]
-pub fn __worker_drives() -> bool {
-    #[cfg(feature = "tokio-backend")]
-    {
-        tokio_io::worker_drives()
-    }
-    #[cfg(not(feature = "tokio-backend"))]
-    {
-        false
-    }
-}
-
 #[cfg(feature = "tokio-backend")]
 mod tokio_io {
     use std::any::Any;
     use std::cell::Cell;
     use std::future::Future;
     use std::pin::Pin;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, PoisonError, Weak};
+    use std::task::{Poll, Waker};
     use std::thread::{self, JoinHandle};
     use std::time::Instant;
 
@@ -234,7 +190,6 @@ mod tokio_io {
     use unirun_platform::fork_guard::ForkMutex;
     use unirun_threads::WorkerContext;
 
-    use super::driver::Driver;
     use crate::error::Error;
 
     /// The name of the thread that drives unirun's own runtime.
@@ -259,8 +214,6 @@ mod tokio_io {
     /// outlives every `#[tokio::test]`) would leave them a dead reactor.
     pub(crate) struct Reactor {
         tokio: Handle,
-        /// Lets the pool's idle workers drive the runtime.
-        driver: Arc<Driver>,
         source: Source,
         /// The runtime behind `tokio`, for [`Reactor::lease`]: the pool's
         /// own lease keeps it up while the pool lives.
@@ -295,7 +248,6 @@ mod tokio_io {
             let lease = lease()?;
             let reactor = Reactor {
                 tokio: lease.0.tokio.clone(),
-                driver: lease.0.driver.clone(),
                 source,
                 own: Arc::downgrade(&lease.0),
             };
@@ -305,22 +257,14 @@ mod tokio_io {
         /// What the trace says about it.
         pub(crate) fn describe(&self) -> &'static str {
             match self.source {
-                Source::Own => {
-                    "tokio's I/O and timers driven by the pool's idle workers, one at a time \
-                     (unirun-io while none is idle or plain tokio::spawn tasks live; \
-                     unirun's own runtime)"
-                }
+                Source::Own => "tokio's I/O and timers on unirun-io (unirun's own runtime)",
                 Source::OwnBesideMultiThread => {
-                    "tokio's I/O and timers driven by the pool's idle workers, one at a time \
-                     (unirun-io while none is idle or plain tokio::spawn tasks live; \
-                     unirun's own runtime: the ambient one is not borrowed, \
-                     it may be dropped while the pool lives)"
+                    "tokio's I/O and timers on unirun-io (unirun's own runtime; \
+                     the ambient one is not borrowed, it may be dropped while the pool lives)"
                 }
                 Source::OwnBesideCurrentThread => {
-                    "tokio's I/O and timers driven by the pool's idle workers, one at a time \
-                     (unirun-io while none is idle or plain tokio::spawn tasks live; \
-                     unirun's own runtime: the ambient one is current-thread, \
-                     its drivers turn only while its thread waits)"
+                    "tokio's I/O and timers on unirun-io (unirun's own runtime; \
+                     the ambient one is current-thread, its drivers turn only while its thread waits)"
                 }
             }
         }
@@ -361,20 +305,6 @@ mod tokio_io {
 
         fn as_any(&self) -> &dyn Any {
             self
-        }
-
-        /// An idle worker drives the runtime's I/O and timers itself (see
-        /// `driver`), except in a forked child (the runtime's threads are
-        /// the parent's there).
-        fn park(&self, woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
-            self.driver.park(woken)
-        }
-
-        /// A task of the runtime (plain `tokio::spawn`) polled on the
-        /// driving worker: it may block, so what it wakes goes to the
-        /// pool's other workers.
-        fn park_runs_foreign_code(&self) -> bool {
-            tokio::task::try_id().is_some()
         }
     }
 
@@ -521,23 +451,12 @@ mod tokio_io {
         SHARED.lock().upgrade().is_some_and(|r| r.in_this_process())
     }
 
-    pub(crate) fn worker_drives() -> bool {
-        SHARED
-            .lock()
-            .upgrade()
-            .is_some_and(|r| r.in_this_process() && r.driver.worker_drives())
-    }
-
     /// A current-thread runtime with every driver tokio has compiled in,
-    /// driven by idle pool workers, and the `unirun-io` thread that drives
-    /// it when none does (see `driver`), until stopped.
+    /// and the `unirun-io` thread that blocks on it until stopped.
     struct OwnRuntime {
         tokio: Handle,
-        driver: Arc<Driver>,
+        stop: Arc<Stop>,
         thread: Option<JoinHandle<bool>>,
-        /// What the thread returns, sent as it ends: a stop with a deadline
-        /// waits for it only until then.
-        done: Mutex<std::sync::mpsc::Receiver<bool>>,
         /// The process that started it: a forked child inherits the value
         /// but not the thread.
         pid: u32,
@@ -547,7 +466,7 @@ mod tokio_io {
         fn start() -> Result<Self, Error> {
             // Threads of its blocking pool (`tokio::task::spawn_blocking`
             // in unirun's tasks) alive now: the only threads the runtime
-            // starts, a current-thread one runs where it is driven.
+            // starts, a current-thread one runs on `unirun-io` itself.
             let live = Arc::new(AtomicUsize::new(0));
             let (started, stopped) = (live.clone(), live.clone());
             // `enable_all`: I/O too whenever tokio's `net` is compiled in
@@ -556,26 +475,26 @@ mod tokio_io {
                 .enable_all()
                 .thread_name(format!("{THREAD_NAME}-blocking"))
                 .on_thread_start(move || {
-                    started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    started.fetch_add(1, Ordering::SeqCst);
                 })
                 .on_thread_stop(move || {
-                    stopped.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    stopped.fetch_sub(1, Ordering::SeqCst);
                 })
-                .on_thread_unpark(super::driver::after_unpark)
                 .build()?;
             let tokio = runtime.handle().clone();
-            // The runtime is shut down by its thread, outside any async
-            // context (tokio forbids dropping it inside one). The thread
-            // returns whether no blocking closure was left running.
+            let stop = Arc::new(Stop::default());
+            let stopping = stop.clone();
+            // The runtime moves to its thread and is shut down there,
+            // outside any async context (tokio forbids dropping it inside
+            // one). The thread returns whether no blocking closure was
+            // left running.
             // Handed over through a cell: a refused spawn drops its
             // closure on this thread, which may be inside an async context
             // (a compat call in a tokio task), where dropping a runtime
             // panics; the runtime is then taken back and shut down without
             // blocking.
-            let cell = Arc::new(Mutex::new(Some(runtime)));
+            let cell = Arc::new(std::sync::Mutex::new(Some(runtime)));
             let theirs = cell.clone();
-            let (driver_tx, driver_rx) = std::sync::mpsc::sync_channel::<Arc<Driver>>(1);
-            let (done_tx, done) = std::sync::mpsc::sync_channel::<bool>(1);
             let spawned = thread::Builder::new()
                 .name(THREAD_NAME.into())
                 .spawn(move || {
@@ -587,13 +506,20 @@ mod tokio_io {
                         .unwrap_or_else(PoisonError::into_inner)
                         .take()
                         .expect("the runtime is in the cell until its thread takes it");
-                    let driver = Arc::new(Driver::new(runtime));
-                    if driver_tx.send(driver.clone()).is_err() {
-                        driver.stop(Some(Instant::now()));
+                    runtime.block_on(StopWait(&stopping));
+                    let deadline = stopping.0.lock().unwrap_or_else(PoisonError::into_inner).2;
+                    match deadline {
+                        // Waits for the blocking threads (tokio's drop
+                        // does), as a graceful shutdown does.
+                        None => drop(runtime),
+                        // Gives up on them at the deadline.
+                        Some(deadline) => runtime
+                            .shutdown_timeout(deadline.saturating_duration_since(Instant::now())),
                     }
-                    let clean = driver.run_fallback(&live);
-                    let _ = done_tx.send(clean);
-                    clean
+                    // tokio's hook runs before a blocking thread signs off
+                    // from the shutdown: a thread tokio waited for is no
+                    // longer counted here.
+                    live.load(Ordering::SeqCst) == 0
                 });
             let thread = match spawned {
                 Ok(thread) => thread,
@@ -605,14 +531,10 @@ mod tokio_io {
                     return Err(err.into());
                 }
             };
-            let driver = driver_rx
-                .recv()
-                .expect("the unirun-io thread sends its driver first");
             Ok(OwnRuntime {
                 tokio,
-                driver,
+                stop,
                 thread: Some(thread),
-                done: Mutex::new(done),
                 pid: std::process::id(),
             })
         }
@@ -627,12 +549,11 @@ mod tokio_io {
         /// closures still running then are left behind. Returns whether
         /// none was left running.
         ///
-        /// The join ends (or, with a deadline, the wait ends at it): every
-        /// pool that drove the runtime has shut down
-        /// (each held a lease), the stop ends the thread's turn or sleep
-        /// (see `driver`), and the runtime's shutdown then waits only for
-        /// blocking closures already running on it, at most until the
-        /// deadline when there is one.
+        /// The join ends: `set` wakes the waker `block_on` parked with
+        /// (tokio's driver unparks), the poll sees the flag and returns,
+        /// and the runtime's shutdown then waits only for blocking
+        /// closures already running on it, at most until the deadline
+        /// when there is one.
         fn stop(mut self, deadline: Option<Instant>) -> bool {
             self.stop_thread(deadline)
         }
@@ -649,31 +570,11 @@ mod tokio_io {
                 std::mem::forget(thread);
                 return true;
             }
-            self.driver.stop(deadline);
+            self.stop.set(deadline);
             if thread.thread().id() == thread::current().id() {
                 return true;
             }
-            // The thread ends soon after the stop (its runtime's shutdown
-            // keeps to the deadline), unless a task of the runtime blocks
-            // it: with a deadline and such tasks alive, it is waited for
-            // only until the deadline, then left to end on its own (it
-            // stops the runtime once that task returns).
-            let deadline = match deadline {
-                Some(deadline) if self.driver.runtime_has_tasks() => deadline,
-                _ => return thread.join().unwrap_or(false),
-            };
-            let left = deadline.saturating_duration_since(Instant::now());
-            let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-            match done.recv_timeout(left) {
-                Ok(clean) => {
-                    let _ = thread.join();
-                    clean
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    thread.join().unwrap_or(false)
-                }
-            }
+            thread.join().unwrap_or(false)
         }
     }
 
@@ -682,6 +583,44 @@ mod tokio_io {
         /// (see [`OwnRuntime::stop`]).
         fn drop(&mut self) {
             self.stop_thread(None);
+        }
+    }
+
+    /// A one-shot stop flag the driver thread awaits, with the deadline
+    /// its shutdown may wait until.
+    #[derive(Default)]
+    struct Stop(Mutex<(bool, Option<Waker>, Option<Instant>)>);
+
+    impl Stop {
+        fn set(&self, deadline: Option<Instant>) {
+            let waker = {
+                let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                state.0 = true;
+                state.2 = deadline;
+                state.1.take()
+            };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Completes once the flag is set. The flag and the waker share one
+    /// lock, so a `set` either sees the stored waker or happens before the
+    /// poll that then sees the flag: no wake-up is lost.
+    struct StopWait<'a>(&'a Stop);
+
+    impl Future for StopWait<'_> {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+            let mut state = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.0 {
+                Poll::Ready(())
+            } else {
+                state.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
         }
     }
 }

@@ -22,11 +22,6 @@ pub(crate) struct Context {
     /// The core, while a task runs on this thread; `None` between tasks (the
     /// loop holds it) and once a blocking task gave it away.
     core: RefCell<Option<Box<Core>>>,
-    /// The core while its worker parks on this thread. A park that drives a
-    /// reactor runs the reactor's wakers here; the tasks they wake go to
-    /// this core's queues (see [`Core::schedule_parked`]). Never handed off:
-    /// a blocking call inside the park finds no core in `core`.
-    parked: RefCell<Option<Box<Core>>>,
 }
 
 impl Context {
@@ -34,21 +29,7 @@ impl Context {
         Self {
             shared,
             core: RefCell::new(None),
-            parked: RefCell::new(None),
         }
-    }
-
-    /// Runs `park` on `core` with the core in the parked slot, and returns
-    /// the core.
-    pub(crate) fn park(&self, core: Box<Core>, park: impl FnOnce(&Core)) -> Box<Core> {
-        *self.parked.borrow_mut() = Some(core);
-        if let Some(core) = self.parked.borrow().as_deref() {
-            park(core);
-        }
-        self.parked
-            .borrow_mut()
-            .take()
-            .expect("only `park` takes the parked core")
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -75,7 +56,7 @@ impl Context {
 }
 
 /// Queues `runnable` on the calling thread's core when it runs a worker of
-/// `shared` and holds its core, or parks it; gives it back otherwise.
+/// `shared` and holds its core; gives it back otherwise.
 #[inline]
 pub(crate) fn schedule_local(
     shared: &Shared,
@@ -89,26 +70,12 @@ pub(crate) fn schedule_local(
                     core.schedule_local(shared, runnable, is_yield);
                     None
                 }
-                None => schedule_parked(cx, shared, runnable),
+                None => Some(runnable),
             },
             Err(_) => Some(runnable),
         },
         _ => Some(runnable),
     })
-}
-
-/// Queues `runnable` on the core this thread parks, if it parks one.
-fn schedule_parked(cx: &Context, shared: &Shared, runnable: Runnable) -> Option<Runnable> {
-    match cx.parked.try_borrow() {
-        Ok(parked) => match parked.as_deref() {
-            Some(core) => {
-                core.schedule_parked(shared, runnable);
-                None
-            }
-            None => Some(runnable),
-        },
-        Err(_) => Some(runnable),
-    }
 }
 
 /// Whether the calling thread is running a worker of any [`Pool`](crate::Pool)

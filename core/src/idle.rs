@@ -69,10 +69,9 @@
 //! goes to sleep) check this.
 //!
 //! A worker woken by an `unpark` that did not come from this protocol (the
-//! pool shutting down, or a task queued on the worker by a waker that ran
-//! inside its own park: a park that drives a reactor) takes itself off the
-//! sleeper list with `Idle::unpark_worker_by_id`; if it is no longer there,
-//! a producer already popped it and counted it as searching. A worker never runs a task while it
+//! pool shutting down) takes itself off the sleeper list with
+//! `Idle::unpark_worker_by_id`; if it is no longer there, a producer already
+//! popped it and counted it as searching. A worker never runs a task while it
 //! is on the sleeper list or counted as searching without knowing it (a
 //! task that blocks hands its worker on instead of driving the pool from
 //! inside a poll), so no worker is left counted as a phantom searcher.

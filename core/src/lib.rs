@@ -112,8 +112,6 @@ mod loom_tests;
 #[cfg(all(test, loom, feature = "std"))]
 mod loom_tests_fork_join;
 #[cfg(all(test, loom))]
-mod loom_tests_reactor;
-#[cfg(all(test, loom))]
 mod loom_tests_task;
 
 pub use async_task::ScheduleInfo;

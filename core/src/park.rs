@@ -46,17 +46,6 @@ pub trait Park {
     /// Blocks until [`Unpark::unpark`] is called, or returns at once if it was
     /// called since the last `park`. May return spuriously.
     fn park(&self);
-
-    /// Whether the calling thread, inside its own [`park`](Self::park), is
-    /// running code that may keep it there for long (a task of a runtime
-    /// the park drives), rather than only wakers. A task woken or spawned
-    /// there for the parked worker is then queued where other workers can
-    /// take it, and the worker leaves the sleepers so that another one is
-    /// woken for it. The default: never (a park that runs no code, or only
-    /// wakers).
-    fn runs_foreign_code(&self) -> bool {
-        false
-    }
 }
 
 /// The waking side of a parker; shared with other threads.

@@ -226,8 +226,6 @@ impl Pool {
                     yielded: Cell::new(None),
                     tick: Cell::new(0),
                     searching: Cell::new(false),
-                    woken_in_park: Cell::new(false),
-                    awake_in_park: Cell::new(false),
                     rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
                     park,
                 }),

@@ -130,14 +130,6 @@ pub(crate) struct Core {
     pub(crate) tick: Cell<u32>,
     /// Whether this core counts itself in `Idle`'s searching count.
     pub(crate) searching: Cell<bool>,
-    /// Whether a task was queued here while the worker parked (see
-    /// [`schedule_parked`](Self::schedule_parked)); the park then ends.
-    pub(crate) woken_in_park: Cell<bool>,
-    /// Whether the worker left the sleepers while its thread parks, because
-    /// the park runs foreign code that woke or spawned a task here (see
-    /// [`schedule_parked`](Self::schedule_parked)); the park then ends
-    /// without leaving them again.
-    pub(crate) awake_in_park: Cell<bool>,
     pub(crate) rng: Cell<u32>,
     pub(crate) park: Box<dyn Park + Send>,
 }
@@ -207,10 +199,10 @@ pub(crate) fn run(shared: Arc<Shared>, mut core: Box<Core>) {
                     Some(back) => core = back,
                     None => return,
                 },
-                None => core = cx.park(core, |core| core.park(shared)),
+                None => core.park(shared),
             },
             #[cfg(not(feature = "std"))]
-            None => core = cx.park(core, |core| core.park(shared)),
+            None => core.park(shared),
         }
     }
 }
@@ -349,57 +341,6 @@ impl Core {
         shared.notify_parked_local();
     }
 
-    /// Queues a task woken on this core's own thread while its worker parks
-    /// (a [`Park`] that drives a reactor runs the reactor's wakers there):
-    /// the worker runs it itself once the park ends, so a readiness event
-    /// does not cross threads. The first goes to the LIFO slot and ends the
-    /// park; the rest queue where others may steal them, as any spawn.
-    ///
-    /// When the park runs foreign code instead ([`Park::runs_foreign_code`]:
-    /// a task of the driven runtime, which may block this thread or run for
-    /// long), the worker is no sleeper any more (its thread is busy): it
-    /// leaves the sleepers, passes on a search a producer counted it for,
-    /// queues the task where others steal it and wakes one of them. Its park
-    /// ends once the foreign code returns.
-    pub(crate) fn schedule_parked(&self, shared: &Shared, runnable: Runnable) {
-        if self.park.runs_foreign_code() {
-            self.schedule_parked_foreign(shared, runnable);
-            return;
-        }
-        if let Some(previous) = self.lifo.replace(Some(runnable)) {
-            self.local.push_back(previous, &shared.injector);
-            shared.notify_parked_local();
-        }
-        if !self.woken_in_park.replace(true) {
-            // This thread is inside its own `park`: the token makes it
-            // return (a park that drives a reactor polls it after the
-            // wakers ran).
-            shared.unparkers[self.index].unpark();
-        }
-    }
-
-    /// See [`schedule_parked`](Self::schedule_parked).
-    fn schedule_parked_foreign(&self, shared: &Shared, runnable: Runnable) {
-        if !self.awake_in_park.replace(true) {
-            if !shared.idle.unpark_worker_by_id(self.index) {
-                // A producer popped us and counted us as searching, but this
-                // thread runs foreign code: hand the search on, as a
-                // searcher that found work does.
-                if shared.idle.transition_worker_from_searching() {
-                    shared.notify_parked();
-                }
-            }
-            // The park ends once the foreign code returns.
-            shared.unparkers[self.index].unpark();
-        }
-        if let Some(previous) = self.lifo.take() {
-            self.local.push_back(previous, &shared.injector);
-        }
-        self.local.push_back(runnable, &shared.injector);
-        // We are off the sleeper list: the sleeper woken is another worker.
-        shared.notify_parked();
-    }
-
     /// Moves the tasks only this core's holder can run (the LIFO slot and a
     /// task that yielded) to the local queue, where other workers steal
     /// them, and wakes a sleeper to come and look. A thread about to wait
@@ -440,21 +381,6 @@ impl Core {
                 return;
             }
             self.park.park();
-            if self.awake_in_park.replace(false) {
-                // Foreign code in the park queued work here and took us off
-                // the sleeper list already (see `schedule_parked`).
-                self.woken_in_park.set(false);
-                return;
-            }
-            if self.woken_in_park.replace(false) {
-                // Work of our own (see `schedule_parked`): leave the
-                // sleeper list ourselves, unless a producer popped us
-                // meanwhile and counted us as searching.
-                if !idle.unpark_worker_by_id(self.index) {
-                    self.searching.set(true);
-                }
-                return;
-            }
             if !idle.is_parked(self.index) {
                 // A producer popped us and counted us as searching.
                 self.searching.set(true);

@@ -3,8 +3,6 @@
 
 use std::any::Any;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 /// A context the pool's worker threads run inside for their whole life,
@@ -52,29 +50,6 @@ pub trait WorkerContext: Send + Sync + 'static {
     /// The context as `Any`, so its owner can find its own type again
     /// through [`Handle::worker_context`](crate::Handle::worker_context).
     fn as_any(&self) -> &dyn Any;
-
-    /// Parks an idle worker of the pool inside the context until `woken`
-    /// completes (for example by driving a reactor on this thread, so the
-    /// tasks its events wake run here), and returns `true`; or returns
-    /// `false` at once, and the pool parks the thread its own way. `woken`
-    /// completes once the worker is unparked; the context may also return
-    /// earlier (a spurious wake-up). The default declines.
-    ///
-    /// Wakers that run on this thread while it parks queue their tasks on
-    /// the parked worker, which runs them when the park returns.
-    fn park(&self, _woken: Pin<&mut dyn Future<Output = ()>>) -> bool {
-        false
-    }
-
-    /// Whether the calling thread, inside [`park`](Self::park), is running
-    /// code other than wakers: a task of a runtime the park drives, which
-    /// may block the thread or run for long. Tasks it wakes or spawns for
-    /// the parked worker are then queued for the other workers, and one of
-    /// them is woken (see `unirun_core::Park::runs_foreign_code`). The
-    /// default: never.
-    fn park_runs_foreign_code(&self) -> bool {
-        false
-    }
 }
 
 /// The builder's slot for a context: printable, cheap to clone.

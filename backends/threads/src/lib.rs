@@ -55,7 +55,6 @@
 mod builder;
 mod context;
 mod handle;
-mod park;
 mod pool;
 mod shutdown;
 

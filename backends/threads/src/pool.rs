@@ -67,19 +67,8 @@ impl Builder {
             Some(n) => n,
             None => crate::DEFAULT_MAX_HANDOFF_THREADS,
         };
-        let context = self.context.map(|slot| slot.0);
-        // With a context, an idle worker may park inside it (see
-        // `WorkerContext::park`).
-        let built = match &context {
-            Some(context) => Pool::try_new(
-                (0..workers)
-                    .map(|_| crate::park::pair(context.clone()))
-                    .collect(),
-            ),
-            None => Pool::try_with_workers(workers),
-        };
-        let (pool, pool_workers) =
-            built.map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
+        let (pool, pool_workers) = Pool::try_with_workers(workers)
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err.to_string()))?;
         // Counted per worker of this pool (see `Handle::task_counts`).
         let tasks = Arc::new(TaskSet::for_pool(&pool));
         let mut lane = BlockingLane::builder()
@@ -100,6 +89,7 @@ impl Builder {
         let handoff = Arc::new(HandoffThreads::new(max_handoff, workers));
         let (threads_of, exits_of) = (handoff.clone(), exits.clone());
         let (prefix, stack_size) = (self.name.clone(), self.stack_size);
+        let context = self.context.map(|slot| slot.0);
         let context_of = context.clone();
         pool.set_thread_spawner(move |index, job| {
             let slot = threads_of.reserve(&prefix)?;
