@@ -78,7 +78,6 @@ extern crate alloc;
 extern crate std;
 
 mod abandoned;
-mod backend;
 mod barrier;
 mod block_on;
 mod cache_padded;
@@ -116,7 +115,6 @@ mod loom_tests_task;
 
 pub use async_task::ScheduleInfo;
 
-pub use crate::backend::BackendHandle;
 pub use crate::block_on::{block_on, block_on_with};
 pub use crate::context::on_worker_thread;
 pub use crate::error::{panic_message, JoinError, PanicLocation, PanicPayload};
