@@ -45,11 +45,26 @@ pub(super) fn held() -> usize {
 
 /// Wakes every task whose wake this thread holds (and any held while
 /// doing so); wakes are still held afterwards, until the next `release`.
+///
+/// A waker that panics is contained: the rest are still woken and the
+/// calling thread (the reply watcher, which every later awaited call
+/// needs) goes on. Its task is not woken again, as with a panicking wake
+/// anywhere else.
 pub(super) fn release() {
     loop {
         let wakers = HELD.with(|held| held.borrow_mut().as_mut().map(std::mem::take));
         match wakers {
-            Some(wakers) if !wakers.is_empty() => wakers.into_iter().for_each(Waker::wake),
+            Some(wakers) if !wakers.is_empty() => {
+                for waker in wakers {
+                    let woken =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+                    if woken.is_err() {
+                        eprintln!(
+                            "unirun: a task's waker panicked when its process call completed"
+                        );
+                    }
+                }
+            }
             _ => return,
         }
     }
@@ -119,6 +134,29 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    struct Panics;
+
+    impl Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("a waker that panics");
+        }
+    }
+
+    #[test]
+    fn a_panicking_waker_is_contained_and_the_other_held_wakes_still_go_out() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let (panics, counts) = (Arc::new(Relay::default()), Arc::new(Relay::default()));
+        panics.set(&Waker::from(Arc::new(Panics)));
+        counts.set(&Waker::from(count.clone()));
+        hold();
+        Waker::from(panics).wake_by_ref();
+        Waker::from(counts).wake_by_ref();
+        assert_eq!(held(), 2);
+        release();
+        assert_eq!((count.0.load(Ordering::SeqCst), held()), (1, 0));
+        stop_holding();
     }
 
     #[test]

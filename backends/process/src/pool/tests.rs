@@ -762,3 +762,57 @@ fn a_call_let_go_of_by_a_retired_pool_still_times_out() {
         assert_eq!(pool.timeouts(), 1);
     });
 }
+
+/// Says it was woken, then panics.
+struct PanickingWaker(std::sync::Mutex<std::sync::mpsc::Sender<()>>);
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        let _ = self.0.lock().unwrap().send(());
+        panic!("this waker panics");
+    }
+}
+
+fn slow_add_one(x: u64) -> u64 {
+    // Slow enough that the parent's first poll finds the call pending.
+    std::thread::sleep(Duration::from_millis(200));
+    x + 1
+}
+
+/// A task awaiting a call with a waker that panics: the reply watcher
+/// wakes it (the panic is contained) and goes on reading replies, so a
+/// later awaited call completes.
+#[test]
+fn a_panicking_waker_does_not_stop_the_reply_watcher() {
+    watchdog("a_panicking_waker_does_not_stop_the_reply_watcher", || {
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let lane = counting_lane(&threads);
+        let pool = ProcessPool::new(1, ProcessOptions::default());
+        // The pool's worker and the watcher are up.
+        assert_eq!(
+            pool.spawn_call_on(lane.clone(), None, add_one, 0)
+                .join()
+                .unwrap(),
+            1
+        );
+        let (woken_tx, woken) = std::sync::mpsc::channel();
+        let waker =
+            std::task::Waker::from(Arc::new(PanickingWaker(std::sync::Mutex::new(woken_tx))));
+        let mut first = pool.spawn_call_on(lane.clone(), None, slow_add_one, 1);
+        let polled = std::future::Future::poll(
+            std::pin::Pin::new(&mut first),
+            &mut std::task::Context::from_waker(&waker),
+        );
+        assert!(
+            polled.is_pending(),
+            "the call took under 200 ms to come back"
+        );
+        // The watcher ran the panicking wake.
+        woken.recv().unwrap();
+        let second = threads
+            .handle()
+            .spawn(pool.spawn_call_on(lane.clone(), None, add_one, 5));
+        assert_eq!(second.join().unwrap().unwrap(), 6);
+        assert_eq!(first.join().unwrap(), 2);
+    });
+}
