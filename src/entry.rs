@@ -155,11 +155,14 @@ pub fn __block_on_test<F: Future>(future: F) -> F::Output {
     let output = block_on(future);
     #[cfg(feature = "tokio-backend")]
     if tokio::runtime::Handle::try_current().is_err() {
-        let default = crate::get_executor();
-        let paused = match default.backend().enter() {
-            Some(_context) => crate::compat::tokio::task::clock_paused(),
-            None => false,
-        };
+        // Only a default still running has a clock to look at: a body that
+        // ended with `reset()` must not get a new one started here.
+        let paused = crate::global::running_default().is_some_and(|default| {
+            match default.backend().enter() {
+                Some(_context) => crate::compat::tokio::task::clock_paused(),
+                None => false,
+            }
+        });
         if paused {
             panic!("{PAUSED_IN_A_UNIRUN_TEST}");
         }
@@ -186,9 +189,10 @@ mod in_tokio {
     /// What [`block_on`](super::block_on) says when it would block the
     /// thread that drives a current-thread runtime.
     pub(super) const DRIVES_THE_RUNTIME: &str = "unirun::block_on called inside a task of a \
-        current-thread tokio runtime (such as #[tokio::test]'s): the thread it would block \
-        drives that runtime, so the runtime's timers, sockets and tasks (and whatever the \
-        future waits for) could never make progress; use `.await` instead";
+        current-thread tokio runtime (such as #[tokio::test]'s, or unirun's own reactor, where \
+        a plain tokio::spawn from a unirun task runs): the thread it would block drives that \
+        runtime, so the runtime's timers, sockets and tasks (and whatever the future waits \
+        for) could never make progress; use `.await` instead (or unirun::spawn for the task)";
 
     /// Runs `future` to completion on this thread, inside `runtime`'s
     /// context (kept as it is).
@@ -203,10 +207,16 @@ mod in_tokio {
     ///   inside a current-thread runtime's `block_on`, where `block_in_place`
     ///   is refused too.
     /// - Elsewhere (inside `Handle::enter`, or a multi-thread runtime's
-    ///   `block_on`), `block_in_place` just runs the wait.
+    ///   `block_on`), `block_in_place` just runs the wait. That includes a
+    ///   task of a multi-thread runtime inside a unirun scope's `block_on`,
+    ///   where unirun entered its own (current-thread) reactor: this thread
+    ///   does not drive that one.
     pub(super) fn block_on<F: Future>(runtime: &Handle, future: F) -> F::Output {
         let in_task = tokio::task::try_id().is_some();
-        if in_task && runtime.runtime_flavor() == RuntimeFlavor::CurrentThread {
+        if in_task
+            && runtime.runtime_flavor() == RuntimeFlavor::CurrentThread
+            && !crate::io::entered_by_unirun()
+        {
             panic!("{DRIVES_THE_RUNTIME}");
         }
         tokio::task::block_in_place(|| unirun_core::block_on(future))

@@ -76,7 +76,7 @@ where
             if unirun_core::on_worker_core() {
                 unirun_core::join(a, b)
             } else {
-                Handle::current().join(a, b)
+                fork_handle(Handle::current()).join(a, b)
             }
         }
     })
@@ -166,7 +166,7 @@ where
             if unirun_core::on_worker_core() {
                 map_here(input, f)
             } else {
-                Handle::current().par_map(input, f)
+                fork_handle(Handle::current()).par_map(input, f)
             }
         }
     })
@@ -206,6 +206,19 @@ where
     // SAFETY: `map_indexed` calls its closure once for each index below
     // `len`.
     unirun_core::map_indexed(len, |i| f(unsafe { source.take(i) }))
+}
+
+/// Where the free [`join`] and [`par_map`] fork from inside a scope, off a
+/// worker: the scope's own workers; a `Gil` scope itself (its closures run
+/// in turn); the shared default's workers for a tokio or smol scope, which
+/// has no unirun workers (the closures still run inside the scope).
+fn fork_handle(current: Handle) -> Handle {
+    let gil = current.scope().is_some_and(|scope| scope.gil.is_some());
+    if gil || current.backend().core_pool().is_some() {
+        current
+    } else {
+        crate::get_executor()
+    }
 }
 
 impl Handle {

@@ -333,6 +333,15 @@ pub(crate) fn on_a_replaced_default() -> bool {
 /// The default handle, creating the default executor if needed; with the
 /// generation it belongs to (`None`: the pool could not start, and the
 /// handle refuses work; see [`refused_default`]).
+/// The shared default if one is running, without starting one.
+pub(crate) fn running_default() -> Option<Handle> {
+    let guard = state();
+    guard
+        .as_ref()
+        .and_then(|s| s.default.as_ref())
+        .map(|default| default.handle.clone())
+}
+
 fn default_handle() -> (Handle, Option<u64>) {
     let mut guard = state();
     let s = guard.get_or_insert_with(State::default);

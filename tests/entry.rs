@@ -309,4 +309,70 @@ mod tokio_io {
             );
         });
     }
+
+    /// A task of a multi-thread runtime inside a unirun scope's `block_on`
+    /// (which enters unirun's own, current-thread reactor) drives neither:
+    /// a nested `unirun::block_on` there waits in `block_in_place`.
+    #[test]
+    fn block_on_in_a_scopes_block_on_in_a_multi_thread_task_completes() {
+        super::common::watchdog_this_test(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let out = rt.block_on(async {
+                tokio::spawn(async {
+                    let run = unirun::Run::builder()
+                        .flavor(unirun::Flavor::Threads)
+                        .build()
+                        .unwrap();
+                    let three = run.block_on(async { unirun::block_on(async { 3 }) });
+                    run.shutdown();
+                    three
+                })
+                .await
+                .unwrap()
+            });
+            assert_eq!(out, 3);
+        });
+    }
+
+    /// A plain `tokio::spawn` from a unirun task runs on unirun's own
+    /// reactor, a current-thread runtime: `unirun::block_on` there would
+    /// block the thread that drives it, and panics saying so.
+    #[test]
+    fn block_on_in_a_tokio_task_on_unirun_s_reactor_panics_naming_it() {
+        super::common::watchdog_this_test(|| {
+            let inner = unirun::block_on(unirun::spawn(async {
+                tokio::spawn(async { unirun::block_on(async { 5 }) }).await
+            }))
+            .unwrap();
+            let said = message(&*inner.unwrap_err().into_panic());
+            assert!(said.contains("unirun's own reactor"), "{said}");
+        });
+    }
+
+    /// A `#[unirun::test]` body that ends with `reset()` leaves no default
+    /// behind: the paused-clock check after the body starts none. (In a
+    /// child process: it looks at the process's threads.)
+    #[test]
+    fn a_unirun_test_that_resets_leaves_no_default_running() {
+        if !unirun_test_support::child::in_child_process(
+            "tokio_io::a_unirun_test_that_resets_leaves_no_default_running",
+        ) {
+            return;
+        }
+        super::common::watchdog_this_test(|| {
+            unirun::__block_on_test(async {
+                unirun::spawn(async { 1 }).await.unwrap();
+                unirun::reset();
+            });
+            assert!(!unirun::io::__own_runtime_running());
+            if super::common::lists_threads() {
+                // Joined threads leave /proc a moment after their join.
+                super::common::wait_until(|| super::common::threads_named("unirun") == 0);
+            }
+        });
+    }
 }

@@ -443,3 +443,33 @@ fn fork_join_in_a_scopes_block_on_runs_on_the_scope() {
         assert!(run.metrics().spawned() >= 1, "the spawn was the scope's");
     });
 }
+
+/// `par_map` in a task of a tokio scope (which has no unirun workers) runs
+/// on the shared default's workers, not one after the other on the tokio
+/// thread, and each item still sees the scope as current.
+#[cfg(feature = "tokio-backend")]
+#[test]
+fn par_map_in_a_tokio_scopes_task_runs_on_unirun_workers_inside_the_scope() {
+    watchdog_this_test(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Tokio)
+            .name("tokio-scope")
+            .build()
+            .unwrap();
+        let seen = run
+            .spawn(async {
+                unirun::par_map(0..8u32, |_| {
+                    let thread = std::thread::current().name().unwrap_or("").to_string();
+                    let here = unirun::Handle::try_current().map(|h| h.name().to_string());
+                    (thread, here)
+                })
+            })
+            .join()
+            .unwrap();
+        run.shutdown();
+        for (thread, here) in seen {
+            assert!(thread.starts_with("unirun"), "an item ran on {thread:?}");
+            assert_eq!(here.as_deref(), Some("tokio-scope"));
+        }
+    });
+}
