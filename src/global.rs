@@ -334,6 +334,7 @@ pub(crate) fn on_a_replaced_default() -> bool {
 /// generation it belongs to (`None`: the pool could not start, and the
 /// handle refuses work; see [`refused_default`]).
 /// The shared default if one is running, without starting one.
+#[cfg(feature = "tokio-backend")]
 pub(crate) fn running_default() -> Option<Handle> {
     let guard = state();
     guard
