@@ -256,7 +256,7 @@ cfg_if::cfg_if! {
         pub use unirun_macros::main;
 
         /// Marks an `async fn` as a test whose body runs in [`block_on`], like
-        /// `#[tokio::test]`. Other attributes (`#[should_panic]`, `#[ignore]`)
+        /// `#[tokio::test]`. Other attributes (`#[should_panic]`, for one)
         /// and the body's inner attributes (`#![allow(..)]`) stay as written. The
         /// expansion is
         /// `#[test] fn name() -> R { unirun::block_on(async move { body }) }`,

@@ -117,17 +117,23 @@ fn run_myself(_: ()) -> bool {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Polls the child's exit (no sleep stands in for an event), bounded.
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if child.try_wait().unwrap().is_some() {
-            return true;
+    // Waits for the child's exit on a thread of its own, bounded.
+    let pid = child.id();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait().is_ok());
+    });
+    match exit.recv_timeout(Duration::from_secs(20)) {
+        Ok(_) => true,
+        Err(_) => {
+            // SAFETY: a plain system call on our own child, not yet reaped.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            let _ = exit.recv();
+            false
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    false
 }
 
 /// A result of `n` bytes.
