@@ -76,7 +76,7 @@ where
             if unirun_core::on_worker_core() {
                 unirun_core::join(a, b)
             } else {
-                fork_handle(Handle::current()).join(a, b)
+                fork_off_worker(Handle::current(), |here| here.join(a, b))
             }
         }
     })
@@ -166,7 +166,7 @@ where
             if unirun_core::on_worker_core() {
                 map_here(input, f)
             } else {
-                fork_handle(Handle::current()).par_map(input, f)
+                fork_off_worker(Handle::current(), |here| here.par_map(input, f))
             }
         }
     })
@@ -208,17 +208,32 @@ where
     unirun_core::map_indexed(len, |i| f(unsafe { source.take(i) }))
 }
 
-/// Where the free [`join`] and [`par_map`] fork from inside a scope, off a
-/// worker: the scope's own workers; a `Gil` scope itself (its closures run
-/// in turn); the shared default's workers for a tokio or smol scope, which
-/// has no unirun workers (the closures still run inside the scope).
-fn fork_handle(current: Handle) -> Handle {
+/// Runs `fork` (the free [`join`] or [`par_map`] inside a scope, off a
+/// worker) where it belongs: on the scope's own workers; on a `Gil` scope
+/// itself (its closures run in turn); else (a scope without unirun
+/// workers, such as a tokio or smol one) on the shared default's workers,
+/// the closures still inside the scope. In a task of a tokio runtime the
+/// wait for them runs in `block_in_place`, so the runtime's worker is free
+/// for the scope's tasks the closures may wait for; in a task of a
+/// current-thread runtime, whose only thread this is, the closures run
+/// here in turn instead.
+fn fork_off_worker<R>(current: Handle, fork: impl FnOnce(&Handle) -> R) -> R {
     let gil = current.scope().is_some_and(|scope| scope.gil.is_some());
     if gil || current.backend().core_pool().is_some() {
-        current
-    } else {
-        crate::get_executor()
+        return fork(&current);
     }
+    #[cfg(feature = "tokio-backend")]
+    if tokio::task::try_id().is_some() {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let drives = runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+                && !crate::io::entered_by_unirun();
+            if drives {
+                return fork(&current);
+            }
+            return tokio::task::block_in_place(|| fork(&crate::get_executor()));
+        }
+    }
+    fork(&crate::get_executor())
 }
 
 impl Handle {

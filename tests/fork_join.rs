@@ -473,3 +473,28 @@ fn par_map_in_a_tokio_scopes_task_runs_on_unirun_workers_inside_the_scope() {
         }
     });
 }
+
+/// The closures of a `par_map` in a task of a one-worker tokio scope wait
+/// for tasks of that scope: the task's wait gives the runtime's worker
+/// up (`block_in_place`), so those tasks run and the map ends.
+#[cfg(feature = "tokio-backend")]
+#[test]
+fn par_map_in_a_one_worker_tokio_scopes_task_can_wait_for_the_scopes_tasks() {
+    watchdog_this_test(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Tokio)
+            .max_workers(1)
+            .build()
+            .unwrap();
+        let out = run
+            .spawn(async {
+                unirun::par_map(0..4u32, |i| {
+                    unirun::block_on(unirun::spawn(async move { i * 2 })).unwrap()
+                })
+            })
+            .join()
+            .unwrap();
+        run.shutdown();
+        assert_eq!(out, [0, 2, 4, 6]);
+    });
+}
