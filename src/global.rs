@@ -330,9 +330,6 @@ pub(crate) fn on_a_replaced_default() -> bool {
         .unwrap_or(false)
 }
 
-/// The default handle, creating the default executor if needed; with the
-/// generation it belongs to (`None`: the pool could not start, and the
-/// handle refuses work; see [`refused_default`]).
 /// The shared default if one is running, without starting one.
 #[cfg(feature = "tokio-backend")]
 pub(crate) fn running_default() -> Option<Handle> {
@@ -343,6 +340,9 @@ pub(crate) fn running_default() -> Option<Handle> {
         .map(|default| default.handle.clone())
 }
 
+/// The default handle, creating the default executor if needed; with the
+/// generation it belongs to (`None`: the pool could not start, and the
+/// handle refuses work; see [`refused_default`]).
 fn default_handle() -> (Handle, Option<u64>) {
     let mut guard = state();
     let s = guard.get_or_insert_with(State::default);

@@ -20,6 +20,7 @@
 //! before it ends. A relay woken anywhere else wakes its task at once.
 
 use std::cell::RefCell;
+use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Wake, Waker};
 
@@ -59,7 +60,9 @@ pub(super) fn release() {
                     let woken =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
                     if woken.is_err() {
-                        eprintln!(
+                        // Not `eprintln!`: it panics when stderr is gone.
+                        let _ = writeln!(
+                            std::io::stderr(),
                             "unirun: a task's waker panicked when its process call completed"
                         );
                     }
