@@ -2,34 +2,9 @@
 //! (tokio's reactor with `tokio-backend`, the current executor for
 //! [`Handle::current`](crate::Handle::current)).
 
-use std::cell::Cell;
 use std::future::Future;
 
-thread_local! {
-    /// How many [`block_on`] calls the calling thread is inside.
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Whether the calling thread is inside [`block_on`].
-pub(crate) fn in_block_on() -> bool {
-    DEPTH.try_with(Cell::get).is_ok_and(|depth| depth > 0)
-}
-
-/// Counts one [`block_on`] on this thread while alive.
-struct Depth;
-
-impl Depth {
-    fn enter() -> Depth {
-        let _ = DEPTH.try_with(|d| d.set(d.get() + 1));
-        Depth
-    }
-}
-
-impl Drop for Depth {
-    fn drop(&mut self) {
-        let _ = DEPTH.try_with(|d| d.set(d.get() - 1));
-    }
-}
+use crate::scope::Depth;
 
 /// Runs `future` to completion on the calling thread and returns its
 /// output: the entry point of a program's `main` (and of

@@ -656,8 +656,6 @@ fn install_wait_hook() {
         // serialized scopes still work, but a task that blocks on a sibling
         // needs `allow_threads` around the wait.
         unirun_core::set_wait_hook(unirun_core::WaitHook { release, reacquire });
-        // A gil held across a fork is taken again in the child.
-        crate::global::watch_forks();
     });
 }
 

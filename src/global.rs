@@ -113,6 +113,19 @@ pub(crate) fn watch_forks() {
     unirun_core::on_forked_child(after_fork_in_child);
 }
 
+/// [`Gil::for_scope`], with [`after_fork_in_child`] installed first when
+/// there is a gil: a gil held across a fork is taken again in the child.
+pub(crate) fn gil_for_scope(
+    mode: crate::ThreadMode,
+    config: &crate::RuntimeConfig,
+) -> Option<std::sync::Arc<Gil>> {
+    let gil = Gil::for_scope(mode, config);
+    if gil.is_some() {
+        watch_forks();
+    }
+    gil
+}
+
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     let mut guard = state();
     let s = guard.get_or_insert_with(State::default);
@@ -268,7 +281,7 @@ pub fn get_executor() -> Handle {
 /// blocking closures or is inside [`unirun::block_on`](crate::block_on)
 /// (for [`Handle::try_current`]); never starts it except for `block_on`.
 pub(crate) fn current_default() -> Option<Handle> {
-    if crate::entry::in_block_on() {
+    if crate::scope::in_block_on() {
         return Some(get_executor());
     }
     let generation = GENERATION.load(Ordering::Acquire);
@@ -369,7 +382,7 @@ fn default_handle() -> (Handle, Option<u64>) {
     };
     let (plan, gil, trace) = match decision {
         Ok(d) => {
-            let gil = Gil::for_scope(d.thread_mode, &d.config);
+            let gil = gil_for_scope(d.thread_mode, &d.config);
             match d.plan {
                 plan @ (Plan::Threads { .. } | Plan::Processes { .. }) => {
                     (plan, gil, Some(d.trace))

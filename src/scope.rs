@@ -1,6 +1,7 @@
 //! What a [`Run`](crate::Run) scope shares with its handles and tasks: the
 //! backend it runs on, the set of its live tasks, its gil in `Gil` mode, and
-//! the thread-local "current scope" that nested scopes look at.
+//! the thread-local "current scope" that nested scopes look at (and how
+//! many [`block_on`](crate::block_on) calls the thread is inside).
 //!
 //! Every task a scope spawns (through `Run` or its `Handle`) is a member of
 //! the scope's task set, which the scope owns
@@ -25,6 +26,32 @@ use unirun_core::{JoinHandle, RunQueue, Runnable, ScheduleInfo, TaskSet};
 
 use crate::backend::{cluster, process, Backend};
 use crate::gil::{self, Gil};
+
+thread_local! {
+    /// How many [`block_on`](crate::block_on) calls the calling thread is inside.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread is inside [`block_on`](crate::block_on).
+pub(crate) fn in_block_on() -> bool {
+    DEPTH.try_with(Cell::get).is_ok_and(|depth| depth > 0)
+}
+
+/// Counts one [`block_on`](crate::block_on) on this thread while alive.
+pub(crate) struct Depth;
+
+impl Depth {
+    pub(crate) fn enter() -> Depth {
+        let _ = DEPTH.try_with(|d| d.set(d.get() + 1));
+        Depth
+    }
+}
+
+impl Drop for Depth {
+    fn drop(&mut self) {
+        let _ = DEPTH.try_with(|d| d.set(d.get() - 1));
+    }
+}
 
 /// A scope: its backend (owned by the `Run`, or borrowed), its live tasks
 /// and, in `Gil` mode, its lock.

@@ -9,7 +9,6 @@ use crate::backend;
 use crate::config::RuntimeConfig;
 use crate::error::Error;
 use crate::flavor::Flavor;
-use crate::gil::Gil;
 use crate::global;
 use crate::scheduler::{self, Parent, Plan, Request};
 use crate::scope::{self, Scope};
@@ -324,7 +323,7 @@ impl RunBuilder {
         if let Some(reactor) = backend.reactor() {
             trace = trace.with_reactor(reactor);
         }
-        let gil = Gil::for_scope(decision.thread_mode, &decision.config);
+        let gil = global::gil_for_scope(decision.thread_mode, &decision.config);
         let io_bound = decision.config.io_bound == Some(true);
         let workers = backend.workers();
         let parallelism = if io_bound {
