@@ -6,6 +6,17 @@ use std::future::Future;
 
 use crate::scope::Depth;
 
+// What `block_on` does inside and outside a tokio context with
+// `tokio-backend`; without it, the core's `block_on` and nothing to check.
+cfg_if::cfg_if! {
+    if #[cfg(feature = "tokio-backend")] {
+        mod in_tokio;
+    } else {
+        #[path = "entry/no_tokio.rs"]
+        mod in_tokio;
+    }
+}
+
 /// Runs `future` to completion on the calling thread and returns its
 /// output: the entry point of a program's `main` (and of
 /// `#[unirun::main]` with feature `macros`).
@@ -61,7 +72,7 @@ use crate::scope::Depth;
 /// With `tokio-backend`, tokio's sockets work in it:
 ///
 /// ```
-/// # #[cfg(feature = "tokio-backend")]
+/// # if cfg!(feature = "tokio-backend") {
 /// unirun::block_on(async {
 ///     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 ///     let addr = listener.local_addr()?;
@@ -71,49 +82,11 @@ use crate::scope::Depth;
 ///     Ok::<(), std::io::Error>(())
 /// })
 /// .unwrap();
+/// # }
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let _depth = Depth::enter();
-    #[cfg(feature = "tokio-backend")]
-    {
-        match tokio::runtime::Handle::try_current() {
-            Err(_) => {
-                let default = crate::get_executor();
-                // Declared first, dropped last: the runtime stays up while
-                // the call is inside its context, even if `configure` or
-                // `reset` shuts the default down meanwhile (see
-                // `default_reactor`).
-                let _lease = default_reactor(&default);
-                let _context = default.backend().enter();
-                unirun_core::block_on(future)
-            }
-            Ok(runtime) => in_tokio::block_on(&runtime, future),
-        }
-    }
-    #[cfg(not(feature = "tokio-backend"))]
-    unirun_core::block_on(future)
-}
-
-/// A lease on the shared default's reactor (unirun's own runtime, see
-/// [`crate::io`]) for one [`block_on`] that enters it.
-///
-/// The body of a `#[unirun::main]` may call [`configure`](crate::configure)
-/// first, and another thread may call [`reset`](crate::reset): either
-/// shuts down the default whose reactor the call entered. Without the
-/// lease, that default's shutdown would stop the runtime under the call's
-/// timers and sockets ("A Tokio 1.x context was found, but it is being
-/// shutdown"). With it, the runtime stops when the last of the pools and
-/// calls holding it lets go. When that is this call's lease, its drop stops
-/// the runtime without waiting for tokio blocking closures (as the `reset`
-/// that shut the pools down would have): it waits only for `unirun-io` to
-/// leave its loop, which it does once woken, so the call ends. A later
-/// default leases the same runtime while it runs.
-#[cfg(feature = "tokio-backend")]
-fn default_reactor(default: &crate::Handle) -> Option<crate::io::CallLease> {
-    match default.backend() {
-        crate::backend::Backend::Threads(pool) => crate::io::reactor_of(pool)?.lease(),
-        _ => None,
-    }
+    in_tokio::block_on(future)
 }
 
 /// [`block_on`] for the body of a `#[unirun::test]`: after the body, a
@@ -128,72 +101,6 @@ fn default_reactor(default: &crate::Handle) -> Option<crate::io::CallLease> {
 #[doc(hidden)]
 pub fn __block_on_test<F: Future>(future: F) -> F::Output {
     let output = block_on(future);
-    #[cfg(feature = "tokio-backend")]
-    if tokio::runtime::Handle::try_current().is_err() {
-        // Only a default still running has a clock to look at: a body that
-        // ended with `reset()` must not get a new one started here.
-        let paused = crate::global::running_default().is_some_and(|default| {
-            match default.backend().enter() {
-                Some(_context) => crate::compat::tokio::task::clock_paused(),
-                None => false,
-            }
-        });
-        if paused {
-            panic!("{PAUSED_IN_A_UNIRUN_TEST}");
-        }
-    }
+    in_tokio::fail_if_clock_paused();
     output
-}
-
-/// What [`__block_on_test`] says about a clock paused in the test.
-#[cfg(feature = "tokio-backend")]
-const PAUSED_IN_A_UNIRUN_TEST: &str = "this #[unirun::test] paused tokio's clock \
-    (tokio::time::pause()): the clock is the one of unirun's reactor that every \
-    unirun::block_on and every task of the shared default uses, in every test of this \
-    process, and it stays paused; write a test with a paused clock as \
-    #[tokio::test(start_paused = true)] and build its unirun scope inside with \
-    Run::builder().build() (flavor Auto, which borrows the test's runtime and its clock)";
-
-/// [`block_on`] on a thread inside a tokio runtime's context.
-#[cfg(feature = "tokio-backend")]
-mod in_tokio {
-    use std::future::Future;
-
-    use tokio::runtime::{Handle, RuntimeFlavor};
-
-    /// What [`block_on`](super::block_on) says when it would block the
-    /// thread that drives a current-thread runtime.
-    pub(super) const DRIVES_THE_RUNTIME: &str = "unirun::block_on called inside a task of a \
-        current-thread tokio runtime (such as #[tokio::test]'s, or unirun's own reactor, where \
-        a plain tokio::spawn from a unirun task runs): the thread it would block drives that \
-        runtime, so the runtime's timers, sockets and tasks (and whatever the future waits \
-        for) could never make progress; use `.await` instead (or unirun::spawn for the task)";
-
-    /// Runs `future` to completion on this thread, inside `runtime`'s
-    /// context (kept as it is).
-    ///
-    /// - In a task of a multi-thread runtime, the wait runs in
-    ///   `tokio::task::block_in_place`: the worker's other tasks, its
-    ///   timers and its I/O move to another thread meanwhile, so a future
-    ///   that needs them (even on a runtime of one worker) completes.
-    /// - In a task of a current-thread runtime, nothing could drive the
-    ///   runtime while this thread waits: it panics at once instead of
-    ///   hanging. So does tokio (with its own message) on the thread
-    ///   inside a current-thread runtime's `block_on`, where `block_in_place`
-    ///   is refused too.
-    /// - Elsewhere (inside `Handle::enter`, or a multi-thread runtime's
-    ///   `block_on`), `block_in_place` just runs the wait. That includes a
-    ///   task of a multi-thread runtime inside a unirun scope's `block_on`,
-    ///   where unirun entered its own (current-thread) reactor: this thread
-    ///   does not drive that one.
-    pub(super) fn block_on<F: Future>(runtime: &Handle, future: F) -> F::Output {
-        let in_task = tokio::task::try_id().is_some();
-        if in_task
-            && runtime.runtime_flavor() == RuntimeFlavor::CurrentThread
-            && !crate::io::entered_by_unirun()
-        {
-            panic!("{DRIVES_THE_RUNTIME}");
-        }
-        tokio::task::block_in_place(|| unirun_core::block_on(future))
-    }
 }

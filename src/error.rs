@@ -273,45 +273,6 @@ mod with_std {
         }
     }
 
-    #[cfg(test)]
-    mod tests {
-        use super::super::Flavor;
-        use super::Error;
-
-        #[test]
-        fn env_file_messages_name_path_and_line() {
-            let err = Error::EnvFile {
-                path: "conf/.env".into(),
-                line: Some(3),
-                reason: "expected KEY=value".into(),
-            };
-            assert_eq!(
-                err.to_string(),
-                "invalid env file conf/.env at line 3: expected KEY=value"
-            );
-            let err = Error::EnvFile {
-                path: "conf/.env".into(),
-                line: None,
-                reason: "no such file".into(),
-            };
-            assert_eq!(
-                err.to_string(),
-                "cannot read env file conf/.env: no such file"
-            );
-        }
-
-        #[test]
-        fn io_errors_round_trip_and_settings_are_invalid_input() {
-            let io: std::io::Error = Error::from(std::io::Error::other("refused")).into();
-            assert_eq!(io.to_string(), "refused");
-            let unavailable: std::io::Error = Error::BackendUnavailable {
-                flavor: Flavor::Smol,
-                feature: "smol-backend",
-            }
-            .into();
-            assert_eq!(unavailable.kind(), std::io::ErrorKind::Unsupported);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -393,5 +354,39 @@ mod tests {
             short.to_string(),
             r#"invalid UNIRUN_AUTO="perhaps": expected a bool"#
         );
+    }
+
+    #[test]
+    fn env_file_messages_name_path_and_line() {
+        let err = Error::EnvFile {
+            path: "conf/.env".into(),
+            line: Some(3),
+            reason: "expected KEY=value".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "invalid env file conf/.env at line 3: expected KEY=value"
+        );
+        let err = Error::EnvFile {
+            path: "conf/.env".into(),
+            line: None,
+            reason: "no such file".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot read env file conf/.env: no such file"
+        );
+    }
+
+    #[test]
+    fn io_errors_round_trip_and_settings_are_invalid_input() {
+        let io: std::io::Error = Error::from(std::io::Error::other("refused")).into();
+        assert_eq!(io.to_string(), "refused");
+        let unavailable: std::io::Error = Error::BackendUnavailable {
+            flavor: Flavor::Smol,
+            feature: "smol-backend",
+        }
+        .into();
+        assert_eq!(unavailable.kind(), std::io::ErrorKind::Unsupported);
     }
 }

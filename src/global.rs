@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::flavor::{CompatMode, Flavor};
 use crate::gil::Gil;
 use crate::scheduler::{self, Capabilities, EnvSnapshot, Plan, Request};
-use crate::scope::Scope;
+use crate::scope::ScopeState;
 use crate::{Handle, JoinHandle};
 
 #[derive(Default)]
@@ -46,7 +46,7 @@ struct State {
 struct SharedDefault {
     owned: Owned,
     /// In `Gil` mode, the scope that serializes the helpers' tasks.
-    scope: Option<Arc<Scope>>,
+    scope: Option<Arc<ScopeState>>,
     handle: Handle,
 }
 
@@ -68,13 +68,6 @@ thread_local! {
     /// The generation in which this thread saw no default running (see
     /// [`current_default`]), or 0.
     static NO_DEFAULT: Cell<u64> = const { Cell::new(0) };
-}
-
-/// The current generation: it changes whenever [`configure`] or [`reset`]
-/// may have changed the configuration or the environment read.
-#[cfg(all(unix, feature = "process-backend"))]
-pub(crate) fn generation() -> u64 {
-    GENERATION.load(Ordering::Acquire)
 }
 
 fn state() -> ForkMutexGuard<'static, Option<State>> {
@@ -182,24 +175,36 @@ impl State {
     }
 }
 
-/// The shared process pool (see `State::processes`), created on first use
-/// and shut down by [`reset`].
+/// What the process backend asks of the globals (one gate for both).
 #[cfg(all(unix, feature = "process-backend"))]
-pub(crate) fn shared_process_pool() -> unirun_process::ProcessPool {
-    let (pool, new) = with_state(|s| {
-        let workers = s.caps().suggested_process_workers();
-        let new = s.processes.is_none();
-        let pool = s
-            .processes
-            .get_or_insert_with(|| unirun_process::ProcessPool::new(workers, Default::default()))
-            .clone();
-        (pool, new.then_some(workers))
-    });
-    // Said outside the lock (nothing prints under it).
-    if let Some(workers) = new {
-        crate::observe::process_pool("the shared default", workers, pool.origin());
+pub(crate) mod processes {
+    use super::{with_state, Ordering, GENERATION};
+
+    /// The current generation: it changes whenever
+    /// [`configure`](crate::configure) or [`reset`](crate::reset) may have
+    /// changed the configuration or the environment read.
+    pub(crate) fn generation() -> u64 {
+        GENERATION.load(Ordering::Acquire)
     }
-    pool
+
+    /// The shared process pool (see `State::processes`), created on first use
+    /// and shut down by [`reset`](crate::reset).
+    pub(crate) fn shared_process_pool() -> unirun_process::ProcessPool {
+        let (pool, new) = with_state(|s| {
+            let workers = s.caps().suggested_process_workers();
+            let new = s.processes.is_none();
+            let pool = s
+                .processes
+                .get_or_insert_with(|| unirun_process::ProcessPool::new(workers, Default::default()))
+                .clone();
+            (pool, new.then_some(workers))
+        });
+        // Said outside the lock (nothing prints under it).
+        if let Some(workers) = new {
+            crate::observe::process_pool("the shared default", workers, pool.origin());
+        }
+        pool
+    }
 }
 
 /// What a scope needs from the globals to decide.
@@ -422,7 +427,7 @@ fn default_handle() -> (Handle, Option<u64>) {
         if let Some(pool) = &started.processes {
             s.processes.get_or_insert(pool.clone());
         }
-        Scope::new(
+        ScopeState::new(
             backend.clone(),
             gil,
             true,
@@ -531,7 +536,7 @@ pub fn configure(config: RuntimeConfig) -> Result<(), Error> {
 /// pool, and the pool of its scope (in `Gil` mode).
 fn old_process_pools<'a>(
     shared: Option<&'a backend::process::ProcessPool>,
-    scope: Option<&'a Arc<Scope>>,
+    scope: Option<&'a Arc<ScopeState>>,
 ) -> impl Iterator<Item = &'a backend::process::ProcessPool> {
     let scoped = scope.and_then(|scope| scope.processes.get());
     shared.into_iter().chain(scoped)
@@ -544,7 +549,7 @@ fn old_process_pools<'a>(
 /// them; calls still queued for a worker resolve to cancelled.
 fn retire_process_pools(
     shared: Option<&backend::process::ProcessPool>,
-    scope: Option<&Arc<Scope>>,
+    scope: Option<&Arc<ScopeState>>,
 ) {
     for pool in old_process_pools(shared, scope) {
         pool.retire();
@@ -554,7 +559,7 @@ fn retire_process_pools(
 /// Stops what is left of the retired pools: calls still running on a
 /// thread of their own (not let go of) are cancelled, idle workers are
 /// reaped and the forker thread is let go of once the calls let go of end.
-fn stop_process_pools(shared: Option<&backend::process::ProcessPool>, scope: Option<&Arc<Scope>>) {
+fn stop_process_pools(shared: Option<&backend::process::ProcessPool>, scope: Option<&Arc<ScopeState>>) {
     for pool in old_process_pools(shared, scope) {
         pool.shutdown_now();
     }

@@ -8,7 +8,7 @@ use unirun_core::{Executor, RunQueue};
 
 use crate::backend::Backend;
 use crate::flavor::Flavor;
-use crate::scope::{Scope, ScopeSchedule};
+use crate::scope::{ScopeState, ScopeRunQueue};
 use crate::JoinHandle;
 
 /// A cloneable reference to a running executor, usable from any thread and
@@ -36,11 +36,11 @@ use crate::JoinHandle;
 #[derive(Clone)]
 pub struct Handle {
     backend: Backend,
-    scope: Option<Arc<Scope>>,
+    scope: Option<Arc<ScopeState>>,
 }
 
 impl Handle {
-    pub(crate) fn new(backend: Backend, scope: Option<Arc<Scope>>) -> Self {
+    pub(crate) fn new(backend: Backend, scope: Option<Arc<ScopeState>>) -> Self {
         Self { backend, scope }
     }
 
@@ -49,7 +49,7 @@ impl Handle {
     }
 
     #[cfg_attr(not(all(unix, feature = "process-backend")), allow(dead_code))]
-    pub(crate) fn scope(&self) -> Option<&Arc<Scope>> {
+    pub(crate) fn scope(&self) -> Option<&Arc<ScopeState>> {
         self.scope.as_ref()
     }
 
@@ -258,65 +258,10 @@ impl Handle {
     }
 }
 
-#[cfg(feature = "tokio-backend")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tokio-backend")))]
-impl Handle {
-    /// A handle onto a tokio runtime the caller owns, for
-    /// [`RunBuilder::executor`](crate::RunBuilder::executor): the scope runs
-    /// its tasks there and never shuts the runtime down.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{Flavor, Handle, Run};
-    ///
-    /// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
-    /// let run = Run::builder().executor(Handle::from_tokio(rt.handle().clone())).build()?;
-    /// assert_eq!(run.trace().resolved(), Flavor::Tokio);
-    /// assert_eq!(run.spawn(async { 1 }).join().unwrap(), 1);
-    /// # Ok::<(), unirun::Error>(())
-    /// ```
-    pub fn from_tokio(handle: tokio::runtime::Handle) -> Handle {
-        Handle::new(
-            Backend::Tokio(unirun_tokio::Handle::from_tokio(handle)),
-            None,
-        )
-    }
-}
-
-#[cfg(feature = "smol-backend")]
-#[cfg_attr(docsrs, doc(cfg(feature = "smol-backend")))]
-impl Handle {
-    /// A handle onto an async-executor the caller drives, for
-    /// [`RunBuilder::executor`](crate::RunBuilder::executor). The handle does
-    /// not keep the executor alive: once the caller drops it, what the
-    /// handle spawns is cancelled at once.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use unirun::{Flavor, Handle, Run};
-    ///
-    /// let ex = Arc::new(async_executor::Executor::new());
-    /// let run = Run::builder().executor(Handle::from_smol(ex.clone())).build()?;
-    /// assert_eq!(run.trace().resolved(), Flavor::Smol);
-    /// let task = run.spawn(async { 2 });
-    /// assert_eq!(futures_lite::future::block_on(ex.run(task)).unwrap(), 2);
-    /// # Ok::<(), unirun::Error>(())
-    /// ```
-    pub fn from_smol(executor: Arc<unirun_smol::async_executor::Executor<'static>>) -> Handle {
-        Handle::new(
-            Backend::Smol(unirun_smol::Handle::from_executor(executor)),
-            None,
-        )
-    }
-}
-
 impl Executor for Handle {
     fn run_queue(&self) -> Arc<dyn RunQueue> {
         match &self.scope {
-            Some(scope) => Arc::new(ScopeSchedule {
+            Some(scope) => Arc::new(ScopeRunQueue {
                 inner: self.backend.run_queue(),
                 scope: scope.clone(),
                 blocking: false,
@@ -327,7 +272,7 @@ impl Executor for Handle {
 
     fn blocking_run_queue(&self) -> Arc<dyn RunQueue> {
         match &self.scope {
-            Some(scope) => Arc::new(ScopeSchedule {
+            Some(scope) => Arc::new(ScopeRunQueue {
                 inner: self.backend.blocking_run_queue(),
                 scope: scope.clone(),
                 blocking: true,

@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use crate::backend::{process, Backend};
-use crate::scope::Scope;
+use crate::scope::ScopeState;
 
 /// A snapshot of a scope's (or executor's) tasks, workers and blocking
 /// lane, and of a processes scope's worker processes.
@@ -113,7 +113,7 @@ pub struct Metrics {
 impl Metrics {
     /// Collects the metrics of `scope`, or of `backend`'s own tasks when
     /// there is no scope.
-    pub(crate) fn collect(backend: &Backend, scope: Option<&Scope>) -> Metrics {
+    pub(crate) fn collect(backend: &Backend, scope: Option<&ScopeState>) -> Metrics {
         let tasks = match scope {
             Some(scope) => scope.tasks.counts(),
             None => backend.task_counts(),
@@ -500,7 +500,7 @@ impl Metrics {
 
 /// A cluster scope's calls, redeliveries, crashes, timeouts and transport
 /// failures.
-fn cluster_counts(scope: Option<&Scope>) -> [u64; 5] {
+fn cluster_counts(scope: Option<&ScopeState>) -> [u64; 5] {
     scope
         .and_then(|s| s.cluster.get())
         .map_or([0; 5], crate::backend::cluster::counts)

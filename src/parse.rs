@@ -133,41 +133,50 @@ mod tests {
         assert!("maybe".parse::<CompatMode>().is_err());
     }
 
-    #[cfg(not(all(unix, feature = "cluster-backend")))]
+    /// Whatever the build's features, each flavor reaches one of the two
+    /// assertions: an available flavor comes back as itself, a missing one
+    /// names its feature (`.ci/run` tests with default features, where the
+    /// tokio, smol, process and cluster flavors are missing, and with all).
     #[test]
-    fn cluster_without_its_feature_names_it() {
-        let err = Flavor::Cluster.ensure_available().unwrap_err();
-        assert!(matches!(
-            err,
-            crate::Error::BackendUnavailable {
-                flavor: Flavor::Cluster,
-                feature: "cluster-backend"
+    fn each_flavor_is_available_or_names_its_feature() {
+        let flavors = [
+            (Flavor::Auto, cfg!(feature = "std"), "auto", "std"),
+            (Flavor::Threads, cfg!(feature = "std"), "threads", "std"),
+            (Flavor::Shared, cfg!(feature = "std"), "shared", "std"),
+            (
+                Flavor::Processes,
+                cfg!(all(unix, feature = "process-backend")),
+                "process",
+                "process-backend",
+            ),
+            (Flavor::Smol, cfg!(feature = "smol-backend"), "smol", "smol-backend"),
+            (Flavor::Tokio, cfg!(feature = "tokio-backend"), "tokio", "tokio-backend"),
+            (
+                Flavor::Cluster,
+                cfg!(all(unix, feature = "cluster-backend")),
+                "cluster",
+                "cluster-backend",
+            ),
+        ];
+        for (flavor, compiled_in, backend, feature) in flavors {
+            assert_eq!(flavor.is_available(), compiled_in, "{flavor}");
+            match flavor.ensure_available() {
+                Ok(available) => assert_eq!(available, flavor),
+                Err(err) => {
+                    assert!(matches!(
+                        err,
+                        crate::Error::BackendUnavailable { flavor: f, feature: named }
+                            if f == flavor && named == feature
+                    ));
+                    assert_eq!(
+                        err.to_string(),
+                        alloc::format!(
+                            "the {backend} backend is not compiled in: \
+                             enable the cargo feature \"{feature}\" of unirun"
+                        )
+                    );
+                }
             }
-        ));
-        assert_eq!(
-            err.to_string(),
-            r#"the cluster backend is not compiled in: enable the cargo feature "cluster-backend" of unirun"#
-        );
-    }
-
-    #[cfg(feature = "std")]
-    #[test]
-    fn std_flavors_are_available() {
-        for flavor in [Flavor::Auto, Flavor::Threads, Flavor::Shared] {
-            assert_eq!(flavor.ensure_available().unwrap(), flavor);
         }
-    }
-
-    /// Built only where tokio is compiled out (`.ci/run` tests the crate
-    /// with default features too), so it always reaches its assertion.
-    #[cfg(not(feature = "tokio-backend"))]
-    #[test]
-    fn unavailable_flavor_names_its_feature() {
-        assert!(!Flavor::Tokio.is_available());
-        let err = Flavor::Tokio.ensure_available().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the tokio backend is not compiled in: enable the cargo feature \"tokio-backend\" of unirun"
-        );
     }
 }

@@ -114,7 +114,7 @@ pub use unirun_process::{
 use crate::flavor::Flavor;
 use crate::global;
 use crate::scheduler::{self, Request};
-use crate::scope::Scope;
+use crate::scope::ScopeState;
 use crate::{Handle, JoinHandle, Run};
 
 /// Runs `f` in a forked child process and returns a handle to its result;
@@ -342,7 +342,45 @@ impl Run {
     }
 }
 
-/// The generation (see `global::generation`) in which process work was
+// The builder's process setting lives here, with the feature's other items.
+impl crate::RunBuilder {
+    /// Default [`ProcessOptions`](crate::process::ProcessOptions) for the
+    /// scope's process work (cargo feature `process-backend`, unix): the
+    /// limits of [`Run::to_process`] and of every [`Run::call`] /
+    /// [`Handle::call`] on the scope's pool (a timed-out pool worker is
+    /// killed and replaced).
+    ///
+    /// Precedence: options given per call
+    /// ([`Run::to_process_with`], [`Handle::to_process_with`]) replace the
+    /// scope's options as a whole; they are not merged field by field.
+    /// Without this method the scope's default is
+    /// `ProcessOptions::default()` (no limits).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use unirun::{process::ProcessOptions, Flavor, Run};
+    ///
+    /// let run = Run::builder()
+    ///     .flavor(Flavor::Processes)
+    ///     .process_options(ProcessOptions::default().timeout(Duration::from_millis(100)))
+    ///     .build()?;
+    /// let stuck = run.to_process(|| -> u8 { loop { std::thread::park() } });
+    /// assert!(stuck.join().unwrap_err().is_timeout());
+    /// // Per-call options replace the scope's: no timeout for this one.
+    /// let quick = run.to_process_with(ProcessOptions::default(), || 7u8);
+    /// assert_eq!(quick.join().unwrap(), 7);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
+    pub fn process_options(mut self, options: ProcessOptions) -> Self {
+        self.process_options = Some(options);
+        self
+    }
+}
+
+/// The generation (see `global::processes::generation`) in which process work was
 /// last found not forced to threads; 0 = not known. Read on every call, so
 /// a call does not take the global lock and resolve the configuration.
 static NOT_FORCED: AtomicU64 = AtomicU64::new(0);
@@ -351,7 +389,7 @@ static NOT_FORCED: AtomicU64 = AtomicU64::new(0);
 /// code: [`configure`](crate::configure)'s, or the config of `scope`, the
 /// scope the work goes through) sends process work to threads; if so,
 /// publishes the decision.
-fn forced_to_threads(scope: Option<&Arc<Scope>>) -> bool {
+fn forced_to_threads(scope: Option<&Arc<ScopeState>>) -> bool {
     if let Some(scope) = scope.filter(|s| s.threads_only.load(Ordering::Relaxed)) {
         // The scope's own setting: said in a decision naming the scope.
         let snapshot = global::snapshot();
@@ -362,13 +400,13 @@ fn forced_to_threads(scope: Option<&Arc<Scope>>) -> bool {
         );
         return true;
     }
-    let generation = global::generation();
+    let generation = global::processes::generation();
     if NOT_FORCED.load(Ordering::Acquire) == generation {
         return false;
     }
     let snapshot = global::snapshot();
     let forced =
-        scheduler::forced_flavor(&snapshot.config, &snapshot.env.config) == Some(Flavor::Threads);
+        scheduler::resolve::forced_flavor(&snapshot.config, &snapshot.env.config) == Some(Flavor::Threads);
     if !forced {
         // Read before the snapshot: a `configure` meanwhile bumped it, and
         // the next call looks again.
@@ -400,7 +438,7 @@ fn publish_forced(snapshot: &global::Snapshot, code: crate::RuntimeConfig, name:
 
 /// Kills the forked children and pool workers working for `scope` (a scope
 /// shutting down without waiting).
-pub(crate) fn cancel_children(scope: &Scope) {
+pub(crate) fn cancel_children(scope: &ScopeState) {
     unirun_process::cancel_children(&scope.tasks);
     if let Some(pool) = scope.processes.get() {
         pool.shutdown_now();
@@ -423,7 +461,7 @@ pub(crate) fn cancel_handle_children(handle: &Handle) {
 /// The pool behind `call` on handles without a scope (the shared default),
 /// owned by the global state so [`reset`](crate::reset) stops it.
 fn shared_pool() -> ProcessPool {
-    global::shared_process_pool()
+    global::processes::shared_process_pool()
 }
 
 /// For [`reset`](crate::reset), after the shared pool was shut down: stops
@@ -435,7 +473,7 @@ pub(crate) fn reset_processes() {
 
 /// For a scope about to wait for its tasks: calls whose handles nobody
 /// joins yet have their replies read on the lane, so the wait ends.
-pub(crate) fn start_pending_calls(scope: &Scope) {
+pub(crate) fn start_pending_calls(scope: &ScopeState) {
     if let Some(pool) = scope.processes.get() {
         pool.start_pending();
     }
@@ -443,7 +481,7 @@ pub(crate) fn start_pending_calls(scope: &Scope) {
 
 /// For a scope that has finished its tasks: its process pool's idle
 /// workers are killed and reaped and the pool lets go of the forker thread.
-pub(crate) fn close_scope_pool(scope: &Scope) {
+pub(crate) fn close_scope_pool(scope: &ScopeState) {
     if let Some(pool) = scope.processes.get() {
         pool.shutdown_now();
     }

@@ -17,7 +17,7 @@ use self::shutdown::{Signal, SignalWait, Stop, Teardown};
 use crate::backend::{self, Owned};
 use crate::error::Error;
 use crate::flavor::Flavor;
-use crate::scope::Scope;
+use crate::scope::ScopeState;
 use crate::trace::DecisionTrace;
 use crate::{Handle, JoinHandle};
 
@@ -91,7 +91,7 @@ use crate::{Handle, JoinHandle};
 /// # Ok::<(), unirun::Error>(())
 /// ```
 pub struct Run {
-    scope: Arc<Scope>,
+    scope: Arc<ScopeState>,
     handle: Handle,
     /// The pool this scope started; `None` when it borrows one.
     owned: Option<Owned>,

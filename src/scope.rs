@@ -8,7 +8,7 @@
 //! ([`TaskSet::owned_by`](unirun_core::TaskSet::owned_by)): while the task
 //! is polled, the scope is current on that thread through the membership
 //! ([`current`]), at no cost per task. `run.block_on` and each blocking
-//! closure enter the scope ([`Scope::enter`], [`Scope::enter_blocking`]);
+//! closure enter the scope ([`ScopeState::enter`], [`ScopeState::enter_blocking`]);
 //! in `Gil` mode each poll of a task enters it too ([`Scoped`]), to hold
 //! the scope's gil (which blocking closures hold only when the gil covers
 //! them; see the `gil` module). The current
@@ -53,9 +53,14 @@ impl Drop for Depth {
     }
 }
 
-/// A scope: its backend (owned by the `Run`, or borrowed), its live tasks
-/// and, in `Gil` mode, its lock.
-pub(crate) struct Scope {
+/// The shared state of one scope: a [`Run`](crate::Run) is its owner (the
+/// public face, which shuts the scope down), and the `Run`'s
+/// [`Handle`](crate::Handle)s and tasks point to it through an `Arc`, so
+/// they keep working, or refuse work, after the `Run` is gone. It holds the
+/// backend (owned by the `Run`, or borrowed), the live tasks and, in `Gil`
+/// mode, the lock. (Not to be confused with the fork-join
+/// [`Scope`](crate::Scope) or `compat::thread::Scope`.)
+pub(crate) struct ScopeState {
     pub(crate) backend: Backend,
     pub(crate) tasks: Arc<TaskSet>,
     pub(crate) gil: Option<Arc<Gil>>,
@@ -79,7 +84,7 @@ pub(crate) struct Scope {
     pub(crate) cluster: std::sync::OnceLock<cluster::Client>,
 }
 
-impl Scope {
+impl ScopeState {
     /// A scope on `backend`; with `processes`, one that forks (its pool
     /// started already).
     pub(crate) fn new(
@@ -89,7 +94,7 @@ impl Scope {
         process_options: process::ProcessOptions,
         processes: Option<process::ProcessPool>,
     ) -> Arc<Self> {
-        Arc::new_cyclic(|scope| Scope {
+        Arc::new_cyclic(|scope| ScopeState {
             // SAFETY: the scope holds its set for as long as it lives.
             tasks: Arc::new(unsafe { backend.task_set().owned_by(scope.clone()) }),
             backend,
@@ -211,7 +216,7 @@ impl Scope {
     #[inline]
     fn enter_holding(&self, gil: Option<&Arc<Gil>>) -> Enter<'_> {
         let hold = gil.map(gil::hold);
-        let previous = CURRENT.with(|c| c.replace(self as *const Scope));
+        let previous = CURRENT.with(|c| c.replace(self as *const ScopeState));
         Enter {
             previous,
             _scope: PhantomData,
@@ -229,12 +234,12 @@ impl Scope {
 thread_local! {
     /// The scope whose task (or `block_on`) this thread is running, or
     /// null. Invariant: a non-null pointer here came from `Arc::as_ptr` of
-    /// an `Arc<Scope>` borrowed by a live [`Enter`] on this thread, and
+    /// an `Arc<ScopeState>` borrowed by a live [`Enter`] on this thread, and
     /// that `Enter` puts the previous value back before the borrow ends;
     /// `Enter`s nest (they are never leaked, moved to another thread or
     /// dropped out of order: it is `!Send`, crate-private, and only ever a
     /// local of the frame that created it).
-    static CURRENT: Cell<*const Scope> = const { Cell::new(std::ptr::null()) };
+    static CURRENT: Cell<*const ScopeState> = const { Cell::new(std::ptr::null()) };
 }
 
 /// The scope the calling thread is in: the one it entered last (`Enter`:
@@ -245,24 +250,24 @@ thread_local! {
 /// Entered scopes come first: inside a task, `block_on` of another scope
 /// makes that one current. (Executors poll tasks at their top level, not
 /// inside an `Enter`, so a task's own scope is not hidden by another.)
-fn current_ptr() -> *const Scope {
+fn current_ptr() -> *const ScopeState {
     let entered = CURRENT.with(Cell::get);
     if !entered.is_null() {
         return entered;
     }
-    unirun_core::with_polled_owner(|scope: Option<&Scope>| {
-        scope.map_or(std::ptr::null(), |scope| scope as *const Scope)
+    unirun_core::with_polled_owner(|scope: Option<&ScopeState>| {
+        scope.map_or(std::ptr::null(), |scope| scope as *const ScopeState)
     })
 }
 
 /// The scope whose task or `block_on` the calling thread is running, if any.
-pub(crate) fn current() -> Option<Arc<Scope>> {
+pub(crate) fn current() -> Option<Arc<ScopeState>> {
     let ptr = current_ptr();
     if ptr.is_null() {
         return None;
     }
     // By `CURRENT`'s invariant, or by the polled member's reference on its
-    // set's owner, the pointer is an `Arc<Scope>`'s and the scope lives.
+    // set's owner, the pointer is an `Arc<ScopeState>`'s and the scope lives.
     // SAFETY: so the strong count is at least 1; we add the reference the
     // new `Arc` owns before building it.
     unsafe {
@@ -292,7 +297,7 @@ where
 /// Calls `f` with the scope whose task (or `block_on`) the calling thread
 /// is running, if any, without touching its reference count (read by
 /// `unirun::time` to pick a timer).
-pub(crate) fn with_current<R>(f: impl FnOnce(&Scope) -> R) -> Option<R> {
+pub(crate) fn with_current<R>(f: impl FnOnce(&ScopeState) -> R) -> Option<R> {
     let ptr = current_ptr();
     // SAFETY: a non-null pointer is a live scope's (see `current`), kept
     // alive by an `Enter` or the polled member for the duration of this
@@ -303,7 +308,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Scope) -> R) -> Option<R> {
 /// Calls `f` with the scope the calling thread is in, or `None`, without
 /// touching its reference count (fork-join makes it current in the
 /// closures it runs on other workers).
-pub(crate) fn with_current_or_none<R>(f: impl FnOnce(Option<&Scope>) -> R) -> R {
+pub(crate) fn with_current_or_none<R>(f: impl FnOnce(Option<&ScopeState>) -> R) -> R {
     let ptr = current_ptr();
     // SAFETY: a non-null pointer is a live scope's (see `current`), kept
     // alive by an `Enter` or the polled member for the duration of this
@@ -313,9 +318,9 @@ pub(crate) fn with_current_or_none<R>(f: impl FnOnce(Option<&Scope>) -> R) -> R 
 
 /// Restores the previous current scope, then releases the gil.
 pub(crate) struct Enter<'a> {
-    previous: *const Scope,
+    previous: *const ScopeState,
     /// The scope whose pointer sits in `CURRENT` lives at least this long.
-    _scope: PhantomData<&'a Scope>,
+    _scope: PhantomData<&'a ScopeState>,
     // Declared last: dropped after `drop` below restored the current scope.
     _hold: Option<gil::Hold>,
 }
@@ -329,14 +334,14 @@ impl Drop for Enter<'_> {
 
 pin_project_lite::pin_project! {
     /// A future of a `Gil` scope, each poll of which holds the scope's gil
-    /// (see [`Scope::enter`]).
+    /// (see [`ScopeState::enter`]).
     ///
     /// It holds nothing but the future: the task it is in is a member of
     /// the scope's set, which keeps the scope alive and tells the poll
     /// which scope it is in ([`unirun_core::with_polled_owner`]), so a
     /// scoped task is as small as the future itself (a foreign executor
     /// that allocates in size classes keeps small futures in its smallest).
-    /// Only ever spawned into its scope's own set (`Scope::spawn`).
+    /// Only ever spawned into its scope's own set (`ScopeState::spawn`).
     pub(crate) struct Scoped<F> {
         #[pin]
         inner: F,
@@ -355,7 +360,7 @@ impl<F: Future> Future for Scoped<F> {
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let inner = self.project().inner;
-        unirun_core::with_polled_owner(|scope: Option<&Scope>| {
+        unirun_core::with_polled_owner(|scope: Option<&ScopeState>| {
             let scope = scope.expect("a scoped future runs as a member of its scope's set");
             let _enter = scope.enter();
             inner.poll(cx)
@@ -371,15 +376,15 @@ impl<F: Future> Future for Scoped<F> {
 /// scope sees them, so they cannot be wrapped in [`Scoped`]; in `Gil` mode
 /// each wake-up is wrapped instead (one small task per wake-up, the price of
 /// serializing code that was written against the trait).
-pub(crate) struct ScopeSchedule {
+pub(crate) struct ScopeRunQueue {
     pub(crate) inner: Arc<dyn RunQueue>,
-    pub(crate) scope: Arc<Scope>,
+    pub(crate) scope: Arc<ScopeState>,
     /// Schedules blocking closures, which hold the gil only when it covers
-    /// them (see [`Scope::enter_blocking`]).
+    /// them (see [`ScopeState::enter_blocking`]).
     pub(crate) blocking: bool,
 }
 
-impl RunQueue for ScopeSchedule {
+impl RunQueue for ScopeRunQueue {
     fn schedule(&self, runnable: Runnable, info: ScheduleInfo) {
         let serialized = match &self.scope.gil {
             Some(gil) => !self.blocking || gil.covers_blocking(),

@@ -368,7 +368,7 @@ mod tokio_io {
                 unirun::spawn(async { 1 }).await.unwrap();
                 unirun::reset();
             });
-            assert!(!unirun::io::__own_runtime_running());
+            assert!(!unirun::io::test_hooks::own_runtime_running());
             if super::common::lists_threads() {
                 // Joined threads leave /proc a moment after their join.
                 super::common::wait_until(|| super::common::threads_named("unirun") == 0);

@@ -462,7 +462,7 @@ mod tokio_io {
         let _g = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
         watchdog("reset and unirun-io", || {
             unirun::reset();
-            assert!(!unirun::io::__own_runtime_running());
+            assert!(!unirun::io::test_hooks::own_runtime_running());
             // Tokio and smol scopes do not start it.
             let tokio = Run::new(Flavor::Tokio).unwrap();
             assert_eq!(
@@ -470,14 +470,14 @@ mod tokio_io {
                 expected(1)
             );
             tokio.shutdown();
-            assert!(!unirun::io::__own_runtime_running());
+            assert!(!unirun::io::test_hooks::own_runtime_running());
 
             for round in 0..2 {
                 let echo = unirun::block_on(unirun::spawn(tokio_echo(2))).unwrap();
                 assert_eq!(echo, expected(2), "round {round}");
                 let timers = unirun::block_on(unirun::spawn(tokio_timers())).unwrap();
                 assert_eq!(timers, (true, true), "round {round}");
-                assert!(unirun::io::__own_runtime_running());
+                assert!(unirun::io::test_hooks::own_runtime_running());
                 if lists_threads() {
                     assert_eq!(threads_named("unirun-io"), 1, "round {round}");
                 }
@@ -488,10 +488,10 @@ mod tokio_io {
                     assert_eq!(threads_named("unirun-io"), 1, "round {round}");
                 }
                 run.shutdown();
-                assert!(unirun::io::__own_runtime_running(), "the default holds it");
+                assert!(unirun::io::test_hooks::own_runtime_running(), "the default holds it");
 
                 unirun::reset();
-                assert!(!unirun::io::__own_runtime_running());
+                assert!(!unirun::io::test_hooks::own_runtime_running());
                 // Joined before `reset` returned: none is left (a joined
                 // thread leaves /proc a moment after its join returns).
                 if lists_threads() {
@@ -502,10 +502,10 @@ mod tokio_io {
             // A scope that outlives a reset keeps its runtime until it ends.
             let run = Run::new(Flavor::Threads).unwrap();
             unirun::reset();
-            assert!(unirun::io::__own_runtime_running());
+            assert!(unirun::io::test_hooks::own_runtime_running());
             assert_eq!(run.spawn(tokio_echo(1)).join().unwrap(), expected(1));
             run.shutdown();
-            assert!(!unirun::io::__own_runtime_running());
+            assert!(!unirun::io::test_hooks::own_runtime_running());
             if lists_threads() {
                 common::wait_until(|| threads_named("unirun-io") == 0);
             }

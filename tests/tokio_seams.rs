@@ -84,7 +84,7 @@ fn a_forked_child_gets_its_own_unirun_io_never_the_parents() {
         // The parent: unirun-io runs and serves a scope's task.
         let run = std::sync::Arc::new(unirun::Run::new(unirun::Flavor::Threads).unwrap());
         assert_eq!(run.block_on(run.spawn(timer_and_socket())).unwrap(), 7);
-        assert!(unirun::io::__own_runtime_running());
+        assert!(unirun::io::test_hooks::own_runtime_running());
         // The safety net only: a hang would show as a timeout.
         let options = unirun::process::ProcessOptions::default().timeout(Duration::from_secs(30));
 

@@ -33,8 +33,10 @@ use crate::trace::Workers;
 
 // Each optional part has a stand-in with the same interface, doing
 // nothing, so that callers need no `cfg` of their own: without the process
-// backend or the cluster their types have no values; without tokio a thread pool runs in
-// no reactor and there is no ambient runtime to borrow.
+// backend, the cluster, tokio or smol their types have no values (so the
+// `Backend` variants of the missing backends cannot be built, and take no
+// room); without tokio a thread pool runs in no reactor and there is no
+// ambient runtime to borrow. One gate per feature.
 cfg_if::cfg_if! {
     if #[cfg(all(unix, feature = "process-backend"))] {
         pub(crate) mod process;
@@ -58,21 +60,27 @@ cfg_if::cfg_if! {
     } else {
         #[path = "no_tokio_io.rs"]
         mod tokio_io;
+        #[path = "no_tokio.rs"]
+        pub(crate) mod tokio;
+    }
+}
+cfg_if::cfg_if! {
+    if #[cfg(feature = "smol-backend")] {
+        pub(crate) mod smol;
+    } else {
+        #[path = "no_smol.rs"]
+        pub(crate) mod smol;
     }
 }
 pub(crate) mod refused;
-#[cfg(feature = "smol-backend")]
-pub(crate) mod smol;
 pub(crate) mod threads;
 
 /// A backend a scope can run on. One variant per compiled-in backend.
 #[derive(Clone)]
 pub(crate) enum Backend {
     Threads(unirun_threads::Handle),
-    #[cfg(feature = "tokio-backend")]
-    Tokio(unirun_tokio::Handle),
-    #[cfg(feature = "smol-backend")]
-    Smol(unirun_smol::Handle),
+    Tokio(tokio::Handle),
+    Smol(smol::Handle),
     /// A shared default whose pool the OS refused threads (cold: see
     /// `refused`); last, so the running backends' arms come first.
     Refused(refused::Handle),
@@ -83,9 +91,7 @@ macro_rules! dispatch {
     ($backend:expr, $h:ident => $body:expr) => {
         match $backend {
             Backend::Threads($h) => $body,
-            #[cfg(feature = "tokio-backend")]
             Backend::Tokio($h) => $body,
-            #[cfg(feature = "smol-backend")]
             Backend::Smol($h) => $body,
             Backend::Refused($h) => $body,
         }
@@ -155,6 +161,100 @@ macro_rules! inherent_spawn_methods {
     };
 }
 use inherent_spawn_methods;
+
+/// The stand-in `Handle` of a backend that is not compiled in: a type with
+/// no values, so every method is an empty `match`.
+#[allow(unused_macros)] // unused when every backend is compiled in
+macro_rules! absent_handle {
+    ($flavor:ident, $feature:literal) => {
+        /// The backend's handle: it is not compiled in, so there are none.
+        #[derive(Debug, Clone)]
+        pub(crate) enum Handle {}
+
+        impl unirun_core::Executor for Handle {
+            fn run_queue(&self) -> std::sync::Arc<dyn unirun_core::RunQueue> {
+                match *self {}
+            }
+
+            fn blocking_run_queue(&self) -> std::sync::Arc<dyn unirun_core::RunQueue> {
+                match *self {}
+            }
+        }
+
+        impl super::BackendHandle for Handle {
+            fn spawn<F>(&self, _future: F) -> unirun_core::JoinHandle<F::Output>
+            where
+                F: std::future::Future + Send + 'static,
+                F::Output: Send + 'static,
+            {
+                match *self {}
+            }
+
+            fn spawn_blocking<F, R>(&self, _f: F) -> unirun_core::JoinHandle<R>
+            where
+                F: FnOnce() -> R + Send + 'static,
+                R: Send + 'static,
+            {
+                match *self {}
+            }
+
+            fn spawn_in<F>(
+                &self,
+                _tasks: &std::sync::Arc<unirun_core::TaskSet>,
+                _future: F,
+            ) -> unirun_core::JoinHandle<F::Output>
+            where
+                F: std::future::Future + Send + 'static,
+                F::Output: Send + 'static,
+            {
+                match *self {}
+            }
+
+            fn spawn_blocking_in<F, R>(
+                &self,
+                _tasks: &std::sync::Arc<unirun_core::TaskSet>,
+                _f: F,
+            ) -> unirun_core::JoinHandle<R>
+            where
+                F: FnOnce() -> R + Send + 'static,
+                R: Send + 'static,
+            {
+                match *self {}
+            }
+
+            fn name(&self) -> &str {
+                match *self {}
+            }
+
+            fn num_workers(&self) -> usize {
+                match *self {}
+            }
+
+            fn max_blocking_threads(&self) -> usize {
+                match *self {}
+            }
+
+            fn flavor(&self) -> crate::flavor::Flavor {
+                match *self {}
+            }
+        }
+
+        /// Not reached: the scheduler plans this backend only when it is
+        /// compiled in. Says which feature it needs.
+        pub(crate) fn start(
+            _workers: usize,
+            _blocking_cap: usize,
+            _name: &str,
+        ) -> Result<super::Started, crate::error::Error> {
+            Err(crate::error::Error::BackendUnavailable {
+                flavor: crate::flavor::Flavor::$flavor,
+                feature: $feature,
+            })
+        }
+    };
+}
+#[allow(unused_imports)] // unused when every backend is compiled in
+use absent_handle;
 
 /// Tearing down a backend a scope started; each backend module implements
 /// it for what its `start` returns.
@@ -320,13 +420,11 @@ pub(crate) fn start(
             blocking_cap,
             name,
         } => process::start(*workers, *blocking_cap, name, process_options)?,
-        #[cfg(feature = "tokio-backend")]
         Plan::Tokio {
             workers,
             blocking_cap,
             name,
         } => tokio::start(*workers, *blocking_cap, name)?,
-        #[cfg(feature = "smol-backend")]
         Plan::Smol {
             workers,
             blocking_cap,

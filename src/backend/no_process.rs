@@ -5,7 +5,7 @@
 use super::{threads, Started};
 use crate::error::Error;
 use crate::handle::Handle;
-use crate::scope::Scope;
+use crate::scope::ScopeState;
 
 /// A pre-forked process pool: there are none without the process backend
 /// (the type has no values).
@@ -47,16 +47,16 @@ pub(crate) fn start(
 }
 
 /// No forked children to cancel.
-pub(crate) fn cancel_children(_scope: &Scope) {}
+pub(crate) fn cancel_children(_scope: &ScopeState) {}
 
 /// No forked children to cancel.
 pub(crate) fn cancel_handle_children(_handle: &Handle) {}
 
 /// No process calls waiting for a reader.
-pub(crate) fn start_pending_calls(_scope: &Scope) {}
+pub(crate) fn start_pending_calls(_scope: &ScopeState) {}
 
 /// No scope process pool to close.
-pub(crate) fn close_scope_pool(_scope: &Scope) {}
+pub(crate) fn close_scope_pool(_scope: &ScopeState) {}
 
 /// No shared process pool to stop.
 pub(crate) fn reset_processes() {}

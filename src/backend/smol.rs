@@ -1,6 +1,7 @@
 //! An async-executor driven by threads of its own (feature `smol-backend`).
 
-use unirun_smol::{Handle, SmolPool};
+pub(crate) use unirun_smol::Handle;
+use unirun_smol::SmolPool;
 
 use super::{Backend, BackendHandle, BackendTimer, Shutdown, Started};
 use crate::error::Error;
@@ -51,5 +52,32 @@ impl BackendHandle for Handle {
             }),
             name: "async-io",
         })
+    }
+}
+
+#[cfg_attr(docsrs, doc(cfg(feature = "smol-backend")))]
+impl crate::Handle {
+    /// A handle onto an async-executor the caller drives, for
+    /// [`RunBuilder::executor`](crate::RunBuilder::executor). The handle does
+    /// not keep the executor alive: once the caller drops it, what the
+    /// handle spawns is cancelled at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun::{Flavor, Handle, Run};
+    ///
+    /// let ex = Arc::new(async_executor::Executor::new());
+    /// let run = Run::builder().executor(Handle::from_smol(ex.clone())).build()?;
+    /// assert_eq!(run.trace().resolved(), Flavor::Smol);
+    /// let task = run.spawn(async { 2 });
+    /// assert_eq!(futures_lite::future::block_on(ex.run(task)).unwrap(), 2);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn from_smol(
+        executor: std::sync::Arc<unirun_smol::async_executor::Executor<'static>>,
+    ) -> crate::Handle {
+        crate::Handle::new(Backend::Smol(Handle::from_executor(executor)), None)
     }
 }

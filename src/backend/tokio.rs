@@ -1,7 +1,8 @@
 //! A tokio runtime: one the scope owns, or the ambient one it borrows
 //! (feature `tokio-backend`).
 
-use unirun_tokio::{Handle, TokioRuntime};
+pub(crate) use unirun_tokio::Handle;
+use unirun_tokio::TokioRuntime;
 
 use super::{Backend, BackendContext, BackendHandle, BackendTimer, Shutdown, Started};
 use crate::error::Error;
@@ -77,5 +78,27 @@ impl BackendHandle for Handle {
             sleep: Box::pin(sleep),
             name: "tokio",
         })
+    }
+}
+
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-backend")))]
+impl crate::Handle {
+    /// A handle onto a tokio runtime the caller owns, for
+    /// [`RunBuilder::executor`](crate::RunBuilder::executor): the scope runs
+    /// its tasks there and never shuts the runtime down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use unirun::{Flavor, Handle, Run};
+    ///
+    /// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    /// let run = Run::builder().executor(Handle::from_tokio(rt.handle().clone())).build()?;
+    /// assert_eq!(run.trace().resolved(), Flavor::Tokio);
+    /// assert_eq!(run.spawn(async { 1 }).join().unwrap(), 1);
+    /// # Ok::<(), unirun::Error>(())
+    /// ```
+    pub fn from_tokio(handle: ::tokio::runtime::Handle) -> crate::Handle {
+        crate::Handle::new(Backend::Tokio(Handle::from_tokio(handle)), None)
     }
 }

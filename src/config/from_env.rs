@@ -239,8 +239,9 @@ pub(crate) fn read_env_file(path: &Path) -> Result<RuntimeConfig, Error> {
 
 /// The 1-based line of the last definition of `key` in a `.env` text.
 fn definition_line(text: &str, key: &str) -> Option<usize> {
-    #[cfg(test)]
-    LINES_SCANNED.with(|n| n.set(n.get() + text.lines().count()));
+    if cfg!(test) {
+        LINES_SCANNED.with(|n| n.set(n.get() + text.lines().count()));
+    }
     text.lines()
         .enumerate()
         .filter(|(_, line)| {
@@ -253,9 +254,8 @@ fn definition_line(text: &str, key: &str) -> Option<usize> {
         .last()
 }
 
-#[cfg(test)]
 thread_local! {
     /// How many lines [`definition_line`] scanned on this thread: the test
-    /// of the reader's linear cost counts them.
+    /// of the reader's linear cost counts them (only test builds count).
     pub(super) static LINES_SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }

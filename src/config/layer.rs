@@ -18,17 +18,6 @@ impl RuntimeConfig {
         self.layer(env, true, false).0
     }
 
-    /// Only the kill switches of `env` over `self` (tests check the two
-    /// halves of [`apply_env`](Self::apply_env) apart).
-    #[cfg(test)]
-    #[must_use]
-    pub(crate) fn apply_kill_switches(
-        self,
-        env: &RuntimeConfig,
-    ) -> (RuntimeConfig, Vec<EnvOverride>) {
-        self.layer(env, false, true)
-    }
-
     /// The full rules: `self` (code) wins, `env` fills the rest, and
     /// `env`'s kill switches override code. Returns the env values that
     /// took effect, in the table order of [`RuntimeConfig`].
@@ -86,7 +75,9 @@ impl RuntimeConfig {
             .collect()
     }
 
-    fn layer(
+    /// `env` over `self`: its values fill what `self` lacks (`fill`), its
+    /// kill switches override (`kill`); tests check the two halves apart.
+    pub(super) fn layer(
         mut self,
         env: &RuntimeConfig,
         fill: bool,

@@ -102,7 +102,7 @@ fn kill_switches_override_code() {
     assert_eq!(merged, code);
 
     // ... the kill switches step replaces them, and names each override.
-    let (config, applied) = merged.apply_kill_switches(&env);
+    let (config, applied) = merged.layer(&env, false, true); // the kill switches only
     assert_eq!(config.force_threads, Some(true));
     assert_eq!(config.force_process, Some(true));
     assert_eq!(config.compat_mode, Some(CompatMode::Passthrough));

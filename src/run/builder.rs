@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::flavor::Flavor;
 use crate::global;
 use crate::scheduler::{self, Parent, Plan, Request};
-use crate::scope::{self, Scope};
+use crate::scope::{self, ScopeState};
 use crate::trace::DecisionTrace;
 use crate::Handle;
 
@@ -54,7 +54,7 @@ pub struct RunBuilder {
     limits: RuntimeConfig,
     executor: Option<Handle>,
     on_decision: Option<Listener>,
-    process_options: Option<backend::ProcessOptions>,
+    pub(crate) process_options: Option<backend::ProcessOptions>,
     pub(crate) cluster_options: Option<backend::cluster::ClusterOptions>,
 }
 
@@ -196,42 +196,6 @@ impl RunBuilder {
         self
     }
 
-    /// Default [`ProcessOptions`](crate::process::ProcessOptions) for the
-    /// scope's process work (cargo feature `process-backend`, unix): the
-    /// limits of [`Run::to_process`] and of every [`Run::call`] /
-    /// [`Handle::call`] on the scope's pool (a timed-out pool worker is
-    /// killed and replaced).
-    ///
-    /// Precedence: options given per call
-    /// ([`Run::to_process_with`], [`Handle::to_process_with`]) replace the
-    /// scope's options as a whole; they are not merged field by field.
-    /// Without this method the scope's default is
-    /// `ProcessOptions::default()` (no limits).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use unirun::{process::ProcessOptions, Flavor, Run};
-    ///
-    /// let run = Run::builder()
-    ///     .flavor(Flavor::Processes)
-    ///     .process_options(ProcessOptions::default().timeout(Duration::from_millis(100)))
-    ///     .build()?;
-    /// let stuck = run.to_process(|| -> u8 { loop { std::thread::park() } });
-    /// assert!(stuck.join().unwrap_err().is_timeout());
-    /// // Per-call options replace the scope's: no timeout for this one.
-    /// let quick = run.to_process_with(ProcessOptions::default(), || 7u8);
-    /// assert_eq!(quick.join().unwrap(), 7);
-    /// # Ok::<(), unirun::Error>(())
-    /// ```
-    #[cfg(all(unix, feature = "process-backend"))]
-    #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "process-backend"))))]
-    pub fn process_options(mut self, options: crate::process::ProcessOptions) -> Self {
-        self.process_options = Some(options);
-        self
-    }
-
     /// Decides the backend (see [`Run`] for the order of the rules), starts
     /// it if the scope owns one, tells the listeners, and returns the scope.
     ///
@@ -352,7 +316,7 @@ impl RunBuilder {
         let name = backend.name().to_string();
         let mut owned = owned;
         let processes = owned.as_mut().and_then(|s| s.processes.take());
-        let scope = Scope::new(backend, gil, true, process_options, processes);
+        let scope = ScopeState::new(backend, gil, true, process_options, processes);
         if let Some(client) = cluster {
             let _ = scope.cluster.set(client);
         }

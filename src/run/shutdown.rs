@@ -13,7 +13,7 @@ use unirun_core::TaskSet;
 
 use crate::backend::{self, Owned};
 use crate::gil;
-use crate::scope::Scope;
+use crate::scope::ScopeState;
 
 /// How a shutdown treats tasks that have not finished.
 #[derive(Clone, Copy)]
@@ -26,7 +26,7 @@ pub(super) enum Stop {
 /// What a shutdown needs, detached from the `Run` so it can move to a
 /// helper thread.
 pub(super) struct Teardown {
-    pub(super) scope: Arc<Scope>,
+    pub(super) scope: Arc<ScopeState>,
     pub(super) owned: Option<Owned>,
     /// The scope's name, for the `unirun::scope` events.
     pub(super) name: String,
@@ -141,7 +141,7 @@ impl Teardown {
 /// Kills the forked children and busy pool workers still working for the
 /// scope, so waiting for its cancelled tasks does not wait for them
 /// (process backend).
-fn kill_children(scope: &Scope) {
+fn kill_children(scope: &ScopeState) {
     backend::process::cancel_children(scope);
 }
 
@@ -215,13 +215,14 @@ impl Future for SignalWait<'_> {
     }
 }
 
-/// Whether a test refuses the teardown helper thread (never, outside tests).
-#[cfg(not(test))]
-fn helper_refused() -> bool {
-    false
+thread_local! {
+    /// Makes `Teardown::off_thread` see the OS refuse its thread (set by a
+    /// unit test; read only in test builds).
+    pub(super) static REFUSE_HELPER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-#[cfg(test)]
+/// Whether a test refuses the teardown helper thread (never, outside tests:
+/// the read compiles away).
 fn helper_refused() -> bool {
-    super::tests::REFUSE_HELPER.with(std::cell::Cell::get)
+    cfg!(test) && REFUSE_HELPER.with(std::cell::Cell::get)
 }

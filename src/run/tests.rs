@@ -1,13 +1,7 @@
 //! Unit tests of `Run`'s teardown.
 
-use std::cell::Cell;
-
+use super::shutdown::REFUSE_HELPER;
 use super::*;
-
-thread_local! {
-    /// Makes `Teardown::off_thread` see the OS refuse its thread.
-    pub(super) static REFUSE_HELPER: Cell<bool> = const { Cell::new(false) };
-}
 
 #[test]
 fn a_refused_helper_thread_cancels_once_and_returns() {

@@ -27,7 +27,8 @@ const IO_BLOCKING_PER_CPU: usize = 64;
 #[non_exhaustive]
 pub struct Capabilities {
     cpu_budget: usize,
-    backends: Vec<Flavor>,
+    /// (Tests remove one to check the fallbacks, whatever the build.)
+    pub(super) backends: Vec<Flavor>,
     ambient_runtime: Option<Flavor>,
     suggested_cpu_workers: usize,
     suggested_io_workers: usize,
@@ -37,14 +38,6 @@ pub struct Capabilities {
 impl Capabilities {
     pub(crate) fn detect() -> Self {
         Self::from_budget(unirun_platform::cpu_budget().available)
-    }
-
-    /// The same machine with `flavor`'s backend missing from the build
-    /// (tests of the fallbacks, whatever features this build has).
-    #[cfg(test)]
-    pub(crate) fn without(mut self, flavor: Flavor) -> Self {
-        self.backends.retain(|f| *f != flavor);
-        self
     }
 
     /// `flavor` itself if this build can run it, else

@@ -21,7 +21,7 @@
 
 mod capabilities;
 mod listeners;
-mod resolve;
+pub(crate) mod resolve;
 #[cfg(test)]
 mod tests;
 
@@ -32,8 +32,6 @@ pub use self::listeners::{
 };
 pub(crate) use self::listeners::{publish, reset as reset_listeners};
 pub(crate) use self::resolve::compat_mode;
-#[cfg(all(unix, feature = "process-backend"))]
-pub(crate) use self::resolve::forced_flavor;
 use self::resolve::resolve;
 use crate::config::RuntimeConfig;
 use crate::env::{RejectedVar, FORCE_PROCESS, FORCE_THREADS, MODE};

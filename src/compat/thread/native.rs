@@ -43,7 +43,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, Thread};
 
-use crate::scope::Scope;
+use crate::scope::ScopeState;
 use crate::Handle;
 
 /// A closure handed to [`launch`].
@@ -65,7 +65,7 @@ pub(super) struct Shared<T> {
     name: Option<String>,
     /// The shared default's scope, when it has one (serialized or forking):
     /// a dedicated thread enters it as the lane's jobs do.
-    scope: Option<Arc<Scope>>,
+    scope: Option<Arc<ScopeState>>,
 }
 
 enum Slot<T> {
@@ -136,7 +136,7 @@ fn lane_has_room(handle: &Handle) -> bool {
 
 impl<T: Send + 'static> Shared<T> {
     /// A spawn whose closure waits to be claimed.
-    fn new(f: Job<T>, name: Option<String>, scope: Option<Arc<Scope>>) -> Arc<Self> {
+    fn new(f: Job<T>, name: Option<String>, scope: Option<Arc<ScopeState>>) -> Arc<Self> {
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot::Running),
             done: Condvar::new(),
@@ -185,7 +185,7 @@ impl<T> Shared<T> {
         match builder.spawn(move || {
             let f = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(f) = f {
-                let _enter = scope.as_deref().map(Scope::enter_unlocked);
+                let _enter = scope.as_deref().map(ScopeState::enter_unlocked);
                 f();
             }
         }) {
