@@ -31,24 +31,25 @@ use crate::flavor::{Flavor, ThreadMode};
 /// `env_applied`, `env_rejected`, `fallbacks`, `parent_threads`,
 /// `process_pool`, `reactor` and `cluster`.
 ///
-/// The scheduler builds traces; [`new`](Self::new) and the `with_*` methods
-/// are public so that tests of decision listeners can build them too.
+/// The scheduler builds traces; a program reads them from
+/// [`Run::trace`](crate::Run::trace), [`last_decision`](crate::last_decision)
+/// and the decision listeners.
 ///
 /// # Examples
 ///
 /// ```
-/// use unirun::trace::{Reason, Workers};
-/// use unirun::{DecisionTrace, Flavor, RejectedVar, ThreadMode};
+/// use unirun::{trace::Reason, Flavor, Run, RuntimeConfig, ThreadMode};
 ///
-/// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
-///     .with_workers(Workers::new(2, 64))
-///     .with_thread_mode(ThreadMode::Nogil)
-///     .with_env_rejected(vec![RejectedVar::new("UNIRUN_THREAD_MODE", "gli", "auto, gil or nogil")]);
+/// let config = RuntimeConfig::default().thread_mode(ThreadMode::Nogil);
+/// let run = Run::builder().max_workers(2).config(config).build()?;
+/// let trace = run.trace();
 /// assert_eq!(trace.resolved(), Flavor::Threads);
 /// assert_eq!(trace.reason(), &Reason::Default);
 /// let line = trace.to_string();
 /// assert!(line.starts_with("unirun: threads (requested auto) because auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work;"));
-/// assert!(line.contains(r#"env rejected UNIRUN_THREAD_MODE="gli""#));
+/// assert!(line.contains("workers=2 blocking<="));
+/// assert!(line.contains("; mode=nogil"));
+/// # Ok::<(), unirun::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DecisionTrace {
@@ -74,17 +75,7 @@ impl DecisionTrace {
     /// A trace of `requested` resolving to `resolved` because of `reason`.
     /// Everything else starts empty: thread mode `Auto`, no worker counts,
     /// no name, no hints, no env records, no fallbacks.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Tokio, Flavor::Tokio, Reason::AmbientTokio);
-    /// assert_eq!(trace.to_string(), "unirun: tokio (requested tokio) because ambient tokio runtime; mode=auto");
-    /// ```
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn new(requested: Flavor, resolved: Flavor, reason: Reason) -> Self {
+    pub(crate) fn new(requested: Flavor, resolved: Flavor, reason: Reason) -> Self {
         DecisionTrace {
             requested,
             resolved,
@@ -106,169 +97,67 @@ impl DecisionTrace {
 
     /// Appends a reason; the last one appended is the deciding
     /// [`reason`](Self::reason), earlier ones are the steps that led there.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::ForcedProcess { var: None })
-    ///     .with_reason(Reason::ForcedProcessFallback);
-    /// assert_eq!(trace.reason(), &Reason::ForcedProcessFallback);
-    /// assert_eq!(trace.reasons().len(), 2);
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_reason(mut self, reason: Reason) -> Self {
+    pub(crate) fn with_reason(mut self, reason: Reason) -> Self {
         self.reasons.push(reason);
         self
     }
 
     /// Sets the thread mode in effect.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor, ThreadMode};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
-    ///     .with_thread_mode(ThreadMode::Gil);
-    /// assert_eq!(trace.thread_mode(), ThreadMode::Gil);
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_thread_mode(mut self, thread_mode: ThreadMode) -> Self {
+    pub(crate) fn with_thread_mode(mut self, thread_mode: ThreadMode) -> Self {
         self.thread_mode = thread_mode;
         self
     }
 
     /// Sets the pool sizes chosen.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::trace::{Reason, Workers};
-    /// use unirun::{DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
-    ///     .with_workers(Workers::new(2, 64));
-    /// assert_eq!(trace.workers().map(|w| w.cpu()), Some(2));
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_workers(mut self, workers: Workers) -> Self {
+    pub(crate) fn with_workers(mut self, workers: Workers) -> Self {
         self.workers = Some(workers);
         self
     }
 
     /// Sets the scope's name.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default).with_name("ingest");
-    /// assert_eq!(trace.name(), Some("ingest"));
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+    pub(crate) fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
     /// Sets the workload hints in effect.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::trace::{Hints, Reason};
-    /// use unirun::{DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
-    ///     .with_hints(Hints::new(None, Some(true)));
-    /// assert_eq!(trace.hints().io_bound(), Some(true));
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_hints(mut self, hints: Hints) -> Self {
+    pub(crate) fn with_hints(mut self, hints: Hints) -> Self {
         self.hints = hints;
         self
     }
 
     /// Sets the environment values that took effect (see
     /// [`DecisionTrace::env_applied`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, EnvOverride, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
-    ///     .with_env_applied(vec![EnvOverride::new("UNIRUN_MAX_WORKERS", "2", "max_workers")]);
-    /// assert_eq!(trace.env_applied()[0].var(), "UNIRUN_MAX_WORKERS");
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_env_applied(mut self, applied: Vec<EnvOverride>) -> Self {
+    pub(crate) fn with_env_applied(mut self, applied: Vec<EnvOverride>) -> Self {
         self.env_applied = applied;
         self
     }
 
     /// Sets the environment values that were skipped as invalid (see
     /// [`DecisionTrace::env_rejected`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor, RejectedVar};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
-    ///     .with_env_rejected(vec![RejectedVar::new("UNIRUN_AUTO", "perhaps", "a boolean")]);
-    /// assert_eq!(trace.env_rejected()[0].value(), "perhaps");
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_env_rejected(mut self, rejected: Vec<RejectedVar>) -> Self {
+    pub(crate) fn with_env_rejected(mut self, rejected: Vec<RejectedVar>) -> Self {
         self.env_rejected = rejected;
         self
     }
 
     /// Appends a fallback.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::trace::{Fallback, Reason};
-    /// use unirun::{DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Processes, Flavor::Threads, Reason::Default)
-    ///     .with_fallback(Fallback::new(Flavor::Processes, Flavor::Threads, "not unix"));
-    /// assert_eq!(trace.fallbacks().len(), 1);
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_fallback(mut self, fallback: Fallback) -> Self {
+    pub(crate) fn with_fallback(mut self, fallback: Fallback) -> Self {
         self.fallbacks.push(fallback);
         self
     }
 
     /// Sets how many threads the parent process had when it forked (process
     /// decisions only; locks held by the other threads stay held in the child).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Processes, Flavor::Processes, Reason::Explicit { flavor: Flavor::Processes })
-    ///     .with_parent_threads(3);
-    /// assert_eq!(trace.parent_threads(), Some(3));
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_parent_threads(mut self, threads: usize) -> Self {
+    pub(crate) fn with_parent_threads(mut self, threads: usize) -> Self {
         self.parent_threads = Some(threads);
         self
     }
@@ -278,10 +167,12 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{Flavor, Run};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert_eq!(trace.requested(), Flavor::Auto);
+    /// let run = Run::builder().flavor(Flavor::Threads).build()?;
+    /// assert_eq!(run.trace().requested(), Flavor::Threads);
+    /// assert_eq!(Run::builder().build()?.trace().requested(), Flavor::Auto);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn requested(&self) -> Flavor {
         self.requested
@@ -292,10 +183,11 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{Flavor, Run};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Shared, Reason::AutoDisabled);
-    /// assert_eq!(trace.resolved(), Flavor::Shared);
+    /// let run = Run::builder().flavor(Flavor::Shared).build()?;
+    /// assert_eq!(run.trace().resolved(), Flavor::Shared);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn resolved(&self) -> Flavor {
         self.resolved
@@ -306,10 +198,11 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{trace::Reason, Flavor, Run};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Provided);
-    /// assert_eq!(trace.reason(), &Reason::Provided);
+    /// let run = Run::builder().flavor(Flavor::Threads).build()?;
+    /// assert_eq!(run.trace().reason(), &Reason::Explicit { flavor: Flavor::Threads });
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn reason(&self) -> &Reason {
         // `new` puts one reason in and nothing takes one out.
@@ -321,10 +214,13 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{trace::Reason, Run};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert_eq!(trace.reasons(), &[Reason::Default]);
+    /// // A scope built inside another reuses its backend: two steps.
+    /// let parent = Run::builder().build()?;
+    /// let nested = parent.block_on(async { Run::builder().build() })?;
+    /// assert_eq!(nested.trace().reasons(), [Reason::Default, Reason::ReusedParent]);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn reasons(&self) -> &[Reason] {
         &self.reasons
@@ -335,10 +231,12 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor, ThreadMode};
+    /// use unirun::{Run, RuntimeConfig, ThreadMode};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert_eq!(trace.thread_mode(), ThreadMode::Auto);
+    /// let gil = RuntimeConfig::default().thread_mode(ThreadMode::Gil);
+    /// let run = Run::builder().config(gil).build()?;
+    /// assert_eq!(run.trace().thread_mode(), ThreadMode::Gil);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn thread_mode(&self) -> ThreadMode {
         self.thread_mode
@@ -350,10 +248,14 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{Flavor, Run};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Provided);
-    /// assert_eq!(trace.workers(), None);
+    /// let run = Run::builder().flavor(Flavor::Threads).max_workers(2).build()?;
+    /// assert_eq!(run.trace().workers().map(|w| w.cpu()), Some(2));
+    /// // A provided executor is not sized by unirun.
+    /// let provided = Run::builder().executor(run.handle()).build()?;
+    /// assert_eq!(provided.trace().workers(), None);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn workers(&self) -> Option<Workers> {
         self.workers
@@ -364,10 +266,9 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert_eq!(trace.name(), None);
+    /// let run = unirun::Run::builder().name("ingest").build()?;
+    /// assert_eq!(run.trace().name(), Some("ingest"));
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
@@ -378,10 +279,12 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{Run, RuntimeConfig};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert_eq!(trace.hints().cpu_bound(), None);
+    /// let run = Run::builder().config(RuntimeConfig::default().io_bound(true)).build()?;
+    /// assert_eq!(run.trace().hints().io_bound(), Some(true));
+    /// assert_eq!(run.trace().hints().cpu_bound(), None);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn hints(&self) -> Hints {
         self.hints
@@ -392,10 +295,10 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert!(trace.env_applied().is_empty());
+    /// // Settings made in code are not environment values.
+    /// let run = unirun::Run::builder().max_workers(2).build()?;
+    /// assert!(run.trace().env_applied().iter().all(|o| o.field() != "max_workers"));
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn env_applied(&self) -> &[EnvOverride] {
         &self.env_applied
@@ -406,10 +309,11 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert!(trace.env_rejected().is_empty());
+    /// let run = unirun::Run::builder().build()?;
+    /// for rejected in run.trace().env_rejected() {
+    ///     eprintln!("{rejected}"); // e.g. UNIRUN_THREAD_MODE="gli" (expected auto, gil or nogil)
+    /// }
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn env_rejected(&self) -> &[RejectedVar] {
         &self.env_rejected
@@ -420,10 +324,11 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{Flavor, Run};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert!(trace.fallbacks().is_empty());
+    /// let run = Run::builder().flavor(Flavor::Threads).build()?;
+    /// assert!(run.trace().fallbacks().is_empty());
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn fallbacks(&self) -> &[Fallback] {
         &self.fallbacks
@@ -434,10 +339,11 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{Flavor, Run};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert_eq!(trace.parent_threads(), None);
+    /// let run = Run::builder().flavor(Flavor::Threads).build()?;
+    /// assert_eq!(run.trace().parent_threads(), None);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn parent_threads(&self) -> Option<usize> {
         self.parent_threads
@@ -463,18 +369,7 @@ impl DecisionTrace {
     }
 
     /// Sets [`map_path`](Self::map_path).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
-    ///     .with_map_path("map on the workers (cpu items)");
-    /// assert!(trace.to_string().ends_with("; map on the workers (cpu items)"));
-    /// ```
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_map_path(mut self, path: &'static str) -> Self {
+    pub(crate) fn with_map_path(mut self, path: &'static str) -> Self {
         self.map = Some(path);
         self
     }
@@ -489,10 +384,11 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{Flavor, Run};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert_eq!(trace.process_pool(), None);
+    /// let run = Run::builder().flavor(Flavor::Threads).build()?;
+    /// assert_eq!(run.trace().process_pool(), None);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn process_pool(&self) -> Option<&str> {
         self.process_pool.as_deref()
@@ -506,48 +402,27 @@ impl DecisionTrace {
     /// # Examples
     ///
     /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
+    /// use unirun::{Flavor, Run};
     ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default);
-    /// assert_eq!(trace.cluster(), None);
+    /// let run = Run::builder().flavor(Flavor::Threads).build()?;
+    /// assert_eq!(run.trace().cluster(), None);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn cluster(&self) -> Option<&str> {
         self.cluster.as_deref()
     }
 
     /// Sets where a cluster scope's calls go (see [`cluster`](Self::cluster)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Cluster, Flavor::Cluster, Reason::Explicit { flavor: Flavor::Cluster })
-    ///     .with_cluster("server nats://10.0.0.5:4222, stream UNIRUN_JOBS, 4 pull requests of workers waiting");
-    /// assert!(trace.to_string().contains("; cluster: server nats://10.0.0.5:4222, stream UNIRUN_JOBS"));
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_cluster(mut self, cluster: impl Into<String>) -> Self {
+    pub(crate) fn with_cluster(mut self, cluster: impl Into<String>) -> Self {
         self.cluster = Some(cluster.into());
         self
     }
 
     /// Sets how the scope's process pool gets its workers (see
     /// [`process_pool`](Self::process_pool)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Processes, Flavor::Processes, Reason::Explicit { flavor: Flavor::Processes })
-    ///     .with_process_pool("forked directly (no unirun::process::init; the parent had 3 threads)");
-    /// assert!(trace.to_string().contains("; process pool: forked directly (no unirun::process::init;"));
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_process_pool(mut self, origin: impl Into<String>) -> Self {
+    pub(crate) fn with_process_pool(mut self, origin: impl Into<String>) -> Self {
         self.process_pool = Some(origin.into());
         self
     }
@@ -573,19 +448,8 @@ impl DecisionTrace {
 
     /// Sets which reactor the scope's tasks use (see
     /// [`reactor`](Self::reactor)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Reason, DecisionTrace, Flavor};
-    ///
-    /// let trace = DecisionTrace::new(Flavor::Auto, Flavor::Threads, Reason::Default)
-    ///     .with_reactor("tokio's I/O and timers on the ambient tokio runtime");
-    /// assert!(trace.to_string().ends_with("; reactor: tokio's I/O and timers on the ambient tokio runtime"));
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_reactor(mut self, reactor: impl Into<String>) -> Self {
+    pub(crate) fn with_reactor(mut self, reactor: impl Into<String>) -> Self {
         self.reactor = Some(reactor.into());
         self
     }

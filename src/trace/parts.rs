@@ -104,13 +104,14 @@ impl fmt::Display for Reason {
 /// # Examples
 ///
 /// ```
-/// use unirun::trace::Workers;
+/// use unirun::{Flavor, Run};
 ///
-/// let workers = Workers::new(2, 64).with_processes(4);
+/// let run = Run::builder().flavor(Flavor::Threads).max_workers(2).build()?;
+/// let workers = run.trace().workers().unwrap();
 /// assert_eq!(workers.cpu(), 2);
-/// assert_eq!(workers.blocking_cap(), 64);
-/// assert_eq!(workers.processes(), Some(4));
-/// assert_eq!(workers.to_string(), "workers=2 blocking<=64 processes=4");
+/// assert_eq!(workers.processes(), None);
+/// assert_eq!(workers.to_string(), format!("workers=2 blocking<={}", workers.blocking_cap()));
+/// # Ok::<(), unirun::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Workers {
@@ -122,15 +123,7 @@ pub struct Workers {
 impl Workers {
     /// `cpu` async/compute workers and a blocking lane of at most
     /// `blocking_cap` threads.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let workers = unirun::trace::Workers::new(4, 128);
-    /// assert_eq!(workers.processes(), None);
-    /// ```
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn new(cpu: usize, blocking_cap: usize) -> Self {
+    pub(crate) fn new(cpu: usize, blocking_cap: usize) -> Self {
         Workers {
             cpu,
             blocking_cap,
@@ -139,16 +132,8 @@ impl Workers {
     }
 
     /// Adds the number of process workers.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let workers = unirun::trace::Workers::new(1, 8).with_processes(2);
-    /// assert_eq!(workers.processes(), Some(2));
-    /// ```
     #[must_use]
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn with_processes(mut self, processes: usize) -> Self {
+    pub(crate) fn with_processes(mut self, processes: usize) -> Self {
         self.processes = Some(processes);
         self
     }
@@ -158,7 +143,9 @@ impl Workers {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(unirun::trace::Workers::new(3, 9).cpu(), 3);
+    /// let run = unirun::Run::builder().max_workers(3).build()?;
+    /// assert_eq!(run.trace().workers().unwrap().cpu(), 3);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn cpu(&self) -> usize {
         self.cpu
@@ -169,7 +156,9 @@ impl Workers {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(unirun::trace::Workers::new(3, 9).blocking_cap(), 9);
+    /// let run = unirun::Run::builder().max_blocking(9).build()?;
+    /// assert_eq!(run.trace().workers().unwrap().blocking_cap(), 9);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn blocking_cap(&self) -> usize {
         self.blocking_cap
@@ -180,7 +169,9 @@ impl Workers {
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(unirun::trace::Workers::new(3, 9).processes(), None);
+    /// let run = unirun::Run::builder().flavor(unirun::Flavor::Threads).build()?;
+    /// assert_eq!(run.trace().workers().unwrap().processes(), None);
+    /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn processes(&self) -> Option<usize> {
         self.processes
@@ -202,12 +193,14 @@ impl fmt::Display for Workers {
 /// # Examples
 ///
 /// ```
-/// use unirun::trace::Hints;
+/// use unirun::{trace::Hints, Run, RuntimeConfig};
 ///
-/// let hints = Hints::new(Some(true), None);
+/// let run = Run::builder().config(RuntimeConfig::default().cpu_bound(true)).build()?;
+/// let hints = run.trace().hints();
 /// assert_eq!(hints.cpu_bound(), Some(true));
 /// assert_eq!(hints.io_bound(), None);
-/// assert_eq!(Hints::default(), Hints::new(None, None));
+/// assert_eq!(Run::builder().build()?.trace().hints(), Hints::default());
+/// # Ok::<(), unirun::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Hints {
@@ -217,15 +210,7 @@ pub struct Hints {
 
 impl Hints {
     /// Hints with the given values.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let hints = unirun::trace::Hints::new(None, Some(true));
-    /// assert_eq!(hints.io_bound(), Some(true));
-    /// ```
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn new(cpu_bound: Option<bool>, io_bound: Option<bool>) -> Self {
+    pub(crate) fn new(cpu_bound: Option<bool>, io_bound: Option<bool>) -> Self {
         Hints {
             cpu_bound,
             io_bound,
@@ -263,13 +248,22 @@ impl Hints {
 /// # Examples
 ///
 /// ```
-/// use unirun::{trace::Fallback, Flavor};
+/// use unirun::{Flavor, Run, RuntimeConfig, ThreadMode};
 ///
-/// let fallback = Fallback::new(Flavor::Processes, Flavor::Threads, "process backend unavailable");
-/// assert_eq!(fallback.from(), Flavor::Processes);
-/// assert_eq!(fallback.to(), Flavor::Threads);
-/// assert_eq!(fallback.cause(), "process backend unavailable");
-/// assert_eq!(fallback.to_string(), "fallback processes->threads (process backend unavailable)");
+/// // CPU-bound work in gil mode wants processes; a build without the
+/// // process backend falls back to threads and says so.
+/// let config = RuntimeConfig::default().cpu_bound(true).thread_mode(ThreadMode::Gil);
+/// let run = Run::builder().config(config).build()?;
+/// match run.trace().fallbacks() {
+///     [] => assert_eq!(run.trace().resolved(), Flavor::Processes),
+///     [fallback] => {
+///         assert_eq!((fallback.from(), fallback.to()), (Flavor::Processes, Flavor::Threads));
+///         assert!(fallback.to_string().starts_with("fallback processes->threads ("));
+///         assert!(!fallback.cause().is_empty());
+///     }
+///     more => panic!("one fallback at most: {more:?}"),
+/// }
+/// # Ok::<(), unirun::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Fallback {
@@ -280,17 +274,7 @@ pub struct Fallback {
 
 impl Fallback {
     /// Wanted `from`, used `to`, because of `cause`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Fallback, Flavor};
-    ///
-    /// let fallback = Fallback::new(Flavor::Tokio, Flavor::Threads, "no runtime");
-    /// assert_eq!(fallback.to(), Flavor::Threads);
-    /// ```
-    #[doc(hidden)] // the scheduler builds traces; users read them
-    pub fn new(from: Flavor, to: Flavor, cause: impl Into<String>) -> Self {
+    pub(crate) fn new(from: Flavor, to: Flavor, cause: impl Into<String>) -> Self {
         Fallback {
             from,
             to,
@@ -299,40 +283,16 @@ impl Fallback {
     }
 
     /// What was wanted.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Fallback, Flavor};
-    ///
-    /// assert_eq!(Fallback::new(Flavor::Smol, Flavor::Threads, "x").from(), Flavor::Smol);
-    /// ```
     pub fn from(&self) -> Flavor {
         self.from
     }
 
     /// What is used instead.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Fallback, Flavor};
-    ///
-    /// assert_eq!(Fallback::new(Flavor::Smol, Flavor::Threads, "x").to(), Flavor::Threads);
-    /// ```
     pub fn to(&self) -> Flavor {
         self.to
     }
 
     /// Why, in words.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use unirun::{trace::Fallback, Flavor};
-    ///
-    /// assert_eq!(Fallback::new(Flavor::Smol, Flavor::Threads, "x").cause(), "x");
-    /// ```
     pub fn cause(&self) -> &str {
         &self.cause
     }
