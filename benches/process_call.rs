@@ -37,75 +37,21 @@
 //! short sample of each shape.
 
 use std::hint::black_box;
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use unirun::{Flavor, Run};
-use unirun_platform::process::{self as sys, Forked};
+use unirun_platform::process as sys;
+
+/// The pipe-echo floor, shared with the executors bench.
+#[path = "common/echo.rs"]
+mod echo;
+
+use self::echo::Echo;
 
 fn add_one(x: u64) -> u64 {
     x + 1
-}
-
-/// A pre-forked child that echoes 8-byte messages over a pair of pipes.
-struct Echo {
-    pid: sys::Pid,
-    to: OwnedFd,
-    from: OwnedFd,
-}
-
-impl Echo {
-    fn start() -> Self {
-        let (req_read, req_write) = sys::pipe().expect("pipe");
-        let (rep_read, rep_write) = sys::pipe().expect("pipe");
-        // SAFETY: the child calls only `read`, `write` and `_exit`
-        // (async-signal-safe) on its own pipes.
-        match unsafe { sys::fork() }.expect("fork") {
-            Forked::Child => {
-                let mut buf = [0u8; 8];
-                loop {
-                    if !read_exact(&req_read, &mut buf) {
-                        sys::exit_now(0);
-                    }
-                    if sys::write_all(rep_write.as_fd(), &buf).is_err() {
-                        sys::exit_now(1);
-                    }
-                }
-            }
-            Forked::Parent(pid) => Echo {
-                pid,
-                to: req_write,
-                from: rep_read,
-            },
-        }
-    }
-
-    fn call(&self, value: u64) -> u64 {
-        sys::write_all(self.to.as_fd(), &value.to_le_bytes()).expect("write");
-        let mut buf = [0u8; 8];
-        assert!(read_exact(&self.from, &mut buf), "the echo child died");
-        u64::from_le_bytes(buf)
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        let _ = sys::kill(self.pid, libc::SIGKILL);
-        let _ = sys::wait_pid(self.pid, true);
-    }
-}
-
-fn read_exact(fd: &OwnedFd, buf: &mut [u8]) -> bool {
-    let mut got = 0;
-    while got < buf.len() {
-        match sys::read_until(fd.as_fd(), &mut buf[got..], None) {
-            Ok(Some(n)) if n > 0 => got += n,
-            _ => return false,
-        }
-    }
-    true
 }
 
 /// CPU time (user + system) of this process.
