@@ -272,7 +272,6 @@ mod with_std {
             std::io::Error::new(kind, err)
         }
     }
-
 }
 
 #[cfg(test)]

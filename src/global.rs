@@ -195,7 +195,9 @@ pub(crate) mod processes {
             let new = s.processes.is_none();
             let pool = s
                 .processes
-                .get_or_insert_with(|| unirun_process::ProcessPool::new(workers, Default::default()))
+                .get_or_insert_with(|| {
+                    unirun_process::ProcessPool::new(workers, Default::default())
+                })
                 .clone();
             (pool, new.then_some(workers))
         });
@@ -559,7 +561,10 @@ fn retire_process_pools(
 /// Stops what is left of the retired pools: calls still running on a
 /// thread of their own (not let go of) are cancelled, idle workers are
 /// reaped and the forker thread is let go of once the calls let go of end.
-fn stop_process_pools(shared: Option<&backend::process::ProcessPool>, scope: Option<&Arc<ScopeState>>) {
+fn stop_process_pools(
+    shared: Option<&backend::process::ProcessPool>,
+    scope: Option<&Arc<ScopeState>>,
+) {
     for pool in old_process_pools(shared, scope) {
         pool.shutdown_now();
     }

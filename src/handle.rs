@@ -8,7 +8,7 @@ use unirun_core::{Executor, RunQueue};
 
 use crate::backend::Backend;
 use crate::flavor::Flavor;
-use crate::scope::{ScopeState, ScopeRunQueue};
+use crate::scope::{ScopeRunQueue, ScopeState};
 use crate::JoinHandle;
 
 /// A cloneable reference to a running executor, usable from any thread and

@@ -149,8 +149,18 @@ mod tests {
                 "process",
                 "process-backend",
             ),
-            (Flavor::Smol, cfg!(feature = "smol-backend"), "smol", "smol-backend"),
-            (Flavor::Tokio, cfg!(feature = "tokio-backend"), "tokio", "tokio-backend"),
+            (
+                Flavor::Smol,
+                cfg!(feature = "smol-backend"),
+                "smol",
+                "smol-backend",
+            ),
+            (
+                Flavor::Tokio,
+                cfg!(feature = "tokio-backend"),
+                "tokio",
+                "tokio-backend",
+            ),
             (
                 Flavor::Cluster,
                 cfg!(all(unix, feature = "cluster-backend")),

@@ -405,8 +405,8 @@ fn forced_to_threads(scope: Option<&Arc<ScopeState>>) -> bool {
         return false;
     }
     let snapshot = global::snapshot();
-    let forced =
-        scheduler::resolve::forced_flavor(&snapshot.config, &snapshot.env.config) == Some(Flavor::Threads);
+    let forced = scheduler::resolve::forced_flavor(&snapshot.config, &snapshot.env.config)
+        == Some(Flavor::Threads);
     if !forced {
         // Read before the snapshot: a `configure` meanwhile bumped it, and
         // the next call looks again.

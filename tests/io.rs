@@ -488,7 +488,10 @@ mod tokio_io {
                     assert_eq!(threads_named("unirun-io"), 1, "round {round}");
                 }
                 run.shutdown();
-                assert!(unirun::io::test_hooks::own_runtime_running(), "the default holds it");
+                assert!(
+                    unirun::io::test_hooks::own_runtime_running(),
+                    "the default holds it"
+                );
 
                 unirun::reset();
                 assert!(!unirun::io::test_hooks::own_runtime_running());

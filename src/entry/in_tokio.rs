@@ -72,7 +72,6 @@ const PAUSED_IN_A_UNIRUN_TEST: &str = "this #[unirun::test] paused tokio's clock
     #[tokio::test(start_paused = true)] and build its unirun scope inside with \
     Run::builder().build() (flavor Auto, which borrows the test's runtime and its clock)";
 
-
 /// What [`block_on`](crate::block_on) says when it would block the
 /// thread that drives a current-thread runtime.
 const DRIVES_THE_RUNTIME: &str = "unirun::block_on called inside a task of a \

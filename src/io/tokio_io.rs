@@ -340,8 +340,9 @@ impl OwnRuntime {
                     // does), as a graceful shutdown does.
                     None => drop(runtime),
                     // Gives up on them at the deadline.
-                    Some(deadline) => runtime
-                        .shutdown_timeout(deadline.saturating_duration_since(Instant::now())),
+                    Some(deadline) => {
+                        runtime.shutdown_timeout(deadline.saturating_duration_since(Instant::now()))
+                    }
                 }
                 // tokio's hook runs before a blocking thread signs off
                 // from the shutdown: a thread tokio waited for is no

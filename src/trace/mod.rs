@@ -414,6 +414,7 @@ impl DecisionTrace {
 
     /// Sets where a cluster scope's calls go (see [`cluster`](Self::cluster)).
     #[must_use]
+    #[cfg_attr(not(feature = "cluster-backend"), allow(dead_code))]
     pub(crate) fn with_cluster(mut self, cluster: impl Into<String>) -> Self {
         self.cluster = Some(cluster.into());
         self

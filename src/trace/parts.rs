@@ -131,8 +131,10 @@ impl Workers {
         }
     }
 
-    /// Adds the number of process workers.
+    /// Adds the number of process workers (no decision sets it yet: the
+    /// trace's tests check how it prints).
     #[must_use]
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn with_processes(mut self, processes: usize) -> Self {
         self.processes = Some(processes);
         self
