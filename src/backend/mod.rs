@@ -79,7 +79,10 @@ pub(crate) mod threads;
 #[derive(Clone)]
 pub(crate) enum Backend {
     Threads(unirun_threads::Handle),
+    // A compiled-out backend's variant holds a handle with no values.
+    #[cfg_attr(not(feature = "tokio-backend"), allow(dead_code))]
     Tokio(tokio::Handle),
+    #[cfg_attr(not(feature = "smol-backend"), allow(dead_code))]
     Smol(smol::Handle),
     /// A shared default whose pool the OS refused threads (cold: see
     /// `refused`); last, so the running backends' arms come first.
