@@ -41,13 +41,13 @@ use crate::flavor::{Flavor, ThreadMode};
 /// use unirun::{trace::Reason, Flavor, Run, RuntimeConfig, ThreadMode};
 ///
 /// let config = RuntimeConfig::default().thread_mode(ThreadMode::Nogil);
-/// let run = Run::builder().max_workers(2).config(config).build()?;
+/// let run = Run::builder().max_workers(1).config(config).build()?;
 /// let trace = run.trace();
 /// assert_eq!(trace.resolved(), Flavor::Threads);
 /// assert_eq!(trace.reason(), &Reason::Default);
 /// let line = trace.to_string();
 /// assert!(line.starts_with("unirun: threads (requested auto) because auto: no flavor set (code or UNIRUN_MODE), no tokio runtime to borrow, no cpu-bound gil work;"));
-/// assert!(line.contains("workers=2 blocking<="));
+/// assert!(line.contains("workers=1 blocking<="));
 /// assert!(line.contains("; mode=nogil"));
 /// # Ok::<(), unirun::Error>(())
 /// ```
@@ -250,8 +250,8 @@ impl DecisionTrace {
     /// ```
     /// use unirun::{Flavor, Run};
     ///
-    /// let run = Run::builder().flavor(Flavor::Threads).max_workers(2).build()?;
-    /// assert_eq!(run.trace().workers().map(|w| w.cpu()), Some(2));
+    /// let run = Run::builder().flavor(Flavor::Threads).max_workers(1).build()?;
+    /// assert_eq!(run.trace().workers().map(|w| w.cpu()), Some(1));
     /// // A provided executor is not sized by unirun.
     /// let provided = Run::builder().executor(run.handle()).build()?;
     /// assert_eq!(provided.trace().workers(), None);

@@ -106,11 +106,11 @@ impl fmt::Display for Reason {
 /// ```
 /// use unirun::{Flavor, Run};
 ///
-/// let run = Run::builder().flavor(Flavor::Threads).max_workers(2).build()?;
+/// let run = Run::builder().flavor(Flavor::Threads).max_workers(1).build()?;
 /// let workers = run.trace().workers().unwrap();
-/// assert_eq!(workers.cpu(), 2);
+/// assert_eq!(workers.cpu(), 1);
 /// assert_eq!(workers.processes(), None);
-/// assert_eq!(workers.to_string(), format!("workers=2 blocking<={}", workers.blocking_cap()));
+/// assert_eq!(workers.to_string(), format!("workers=1 blocking<={}", workers.blocking_cap()));
 /// # Ok::<(), unirun::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -145,8 +145,8 @@ impl Workers {
     /// # Examples
     ///
     /// ```
-    /// let run = unirun::Run::builder().max_workers(3).build()?;
-    /// assert_eq!(run.trace().workers().unwrap().cpu(), 3);
+    /// let run = unirun::Run::builder().max_workers(1).build()?;
+    /// assert_eq!(run.trace().workers().unwrap().cpu(), 1);
     /// # Ok::<(), unirun::Error>(())
     /// ```
     pub fn cpu(&self) -> usize {
