@@ -399,16 +399,6 @@ mod processes {
         x * 2
     }
 
-    fn segfault(_: ()) -> u64 {
-        // SAFETY: SIG_DFL is valid for SIGSEGV; raising a signal at
-        // ourselves has no memory-safety preconditions.
-        unsafe {
-            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-            libc::raise(libc::SIGSEGV);
-        }
-        unreachable!("SIGSEGV terminates the worker")
-    }
-
     fn park_forever(_: ()) -> u64 {
         loop {
             std::thread::park();
@@ -424,7 +414,7 @@ mod processes {
                 .build()
                 .unwrap();
             assert_eq!(run.call(double, 21).join().unwrap(), 42);
-            let err = run.call(segfault, ()).join().unwrap_err();
+            let err = run.call(common::segfault, ()).join().unwrap_err();
             assert!(err.is_crash(), "{err}");
             let err = run
                 .call(|x: u8| -> u8 { panic!("bad {x}") }, 7)

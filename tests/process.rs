@@ -419,16 +419,6 @@ fn double(x: u64) -> u64 {
     x * 2
 }
 
-fn segfault(_: ()) -> u64 {
-    // SAFETY: SIG_DFL is valid for SIGSEGV; raising a signal at ourselves has
-    // no memory-safety preconditions.
-    unsafe {
-        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-        libc::raise(libc::SIGSEGV);
-    }
-    unreachable!("SIGSEGV terminates the worker")
-}
-
 #[test]
 fn the_pool_replaces_crashed_and_timed_out_workers() {
     // Every call below must finish within the timeout, a panicking one
@@ -439,7 +429,7 @@ fn the_pool_replaces_crashed_and_timed_out_workers() {
         ProcessOptions::default().timeout(Duration::from_secs(5)),
     );
     assert_eq!(pool.call(double, 21).unwrap(), 42);
-    let err = pool.call(segfault, ()).unwrap_err();
+    let err = pool.call(common::segfault, ()).unwrap_err();
     assert_eq!(err.signal_name(), Some("SIGSEGV"), "{err}");
     let err = pool.call(|()| park_forever(), ()).unwrap_err();
     assert!(err.is_timeout(), "{err}");
@@ -593,7 +583,7 @@ fn init_starts_a_fork_server_for_pool_workers() {
         pool.origin()
     );
     assert_eq!(pool.call(double, 5).unwrap(), 10);
-    let err = pool.call(segfault, ()).unwrap_err();
+    let err = pool.call(common::segfault, ()).unwrap_err();
     assert_eq!(err.signal_name(), Some("SIGSEGV"), "{err}");
     assert_eq!(pool.call(double, 6).unwrap(), 12);
     assert_eq!(pool.started(), 2);

@@ -75,3 +75,16 @@ pub(crate) fn message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
 }
+
+/// A process call that crashes its worker: the worker raises SIGSEGV
+/// (with the default action restored) and never returns.
+#[cfg(unix)]
+pub(crate) fn segfault(_: ()) -> u64 {
+    // SAFETY: SIG_DFL is valid for SIGSEGV; raising a signal at ourselves has
+    // no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+    unreachable!("SIGSEGV terminates the worker")
+}
