@@ -245,8 +245,8 @@ cfg_if::cfg_if! {
         /// ```
         ///
         /// A misuse is a compile error that names the attribute and what it
-        /// accepts (here: "#[unirun::main] takes no arguments; configure unirun
-        /// with unirun::configure(..) or the UNIRUN_* environment variables"):
+        /// accepts (here: `#[unirun::main] takes no arguments; configure unirun
+        /// with unirun::configure(..) or the UNIRUN_* environment variables`):
         ///
         /// ```compile_fail
         /// #[unirun::main(flavor = "threads")]
