@@ -303,7 +303,7 @@ impl Handle {
         F: Fn(I::Item) -> R + Sync + Send,
     {
         match self.fork_pool() {
-            Some(pool) => pool.in_worker(move || map_here(input, f)),
+            Some(pool) => pool.run_on_worker(move || map_here(input, f)),
             None => unirun_core::sequentially(|| map_here(input, f)),
         }
     }

@@ -118,6 +118,19 @@ pub(crate) fn release_core() {
 fn hand_off(cx: &Context) {
     use std::sync::Mutex;
 
+    let shared = cx.shared();
+    let guest = cx.with_core(|core| crate::fork_join::guest::is_guest(core, shared));
+    if guest == Some(true) {
+        // The guest core stays with its guest (see `fork_join::guest`):
+        // what is queued on it goes to the pool, and a sleeper wakes to
+        // take that and the halves left on its deque.
+        // It no longer counts as an awake worker either: the pool's
+        // sleepers must run what it leaves, even on a one-worker pool.
+        cx.with_core(|core| core.hand_tasks_to_pool(shared));
+        crate::fork_join::guest::leave(shared);
+        return;
+    }
+
     let Some(core) = cx
         .core
         .try_borrow_mut()

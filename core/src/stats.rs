@@ -577,8 +577,9 @@ impl crate::pool::Shared {
         let queued = self.injector.len() + self.stealers.iter().map(|s| s.len()).sum::<usize>();
         let (awake, searching) = self.idle.awake();
         PoolStats {
-            workers: self.stealers.len(),
-            busy: awake.saturating_sub(searching),
+            workers: self.workers,
+            // A guest counts as awake (see `fork_join::guest`), not as a worker.
+            busy: awake.min(self.workers).saturating_sub(searching),
             queued,
             steals: self.stats.sum(|w| &w.steals),
             parks: self.stats.sum(|w| &w.parks),
