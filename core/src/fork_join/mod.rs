@@ -18,9 +18,13 @@
 //! small loom-checked place.
 //!
 //! Off a worker (a plain thread, a blocking closure, `block_on`), a join or
-//! scope goes to the pool as one injected task that runs it on a worker; the
-//! caller sleeps until it is done. That path allocates the task. If the task
-//! is cancelled (the pool shut down), the caller runs the work itself.
+//! scope runs on the calling thread holding the pool's guest core (see
+//! `guest`), which forks as a worker does. While another thread holds that
+//! core, or for a map ([`Pool::run_on_worker`](crate::Pool::run_on_worker)),
+//! it goes to the pool as one injected task that runs it on a worker, and
+//! the caller sleeps until it is done; that path allocates the task, and if
+//! the task is cancelled (the pool shut down), the caller runs the work
+//! itself.
 //!
 //! # The waiting rule
 //!
