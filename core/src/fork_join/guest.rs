@@ -76,8 +76,7 @@ pub(crate) fn run<R>(
     let Some(core) = shared.guest.with(Option::take) else {
         return Err(op);
     };
-    shared.guest_counted.store(true, Ordering::Relaxed);
-    shared.idle.guest_arrives();
+    arrive(shared);
     let _held = crate::stats::Held::new(shared, core.index);
     let cx = Context::new(Arc::clone(shared));
     let _enter = context::enter(&cx);
@@ -95,8 +94,11 @@ struct PutBack<'a> {
 impl Drop for PutBack<'_> {
     fn drop(&mut self) {
         let shared = self.cx.shared();
-        // The guest keeps its core (see the module docs), so it is here.
-        if let Some(core) = self.cx.take() {
+        // In the context (a wait's `Released` put it back if it was stashed).
+        if let Some(core) = self.cx.take().or_else(|| self.cx.take_stash()) {
+            // Closures a foreign scope spawned from here run now (a scope
+            // promised they run); no join half of the guest's own is left.
+            super::return_all(&core.join);
             core.hand_tasks_to_pool(shared);
             leave(shared);
             debug_assert!(
@@ -106,6 +108,13 @@ impl Drop for PutBack<'_> {
             shared.guest.with(|guest| *guest = Some(core));
         }
     }
+}
+
+/// The guest counts as an awake worker (it borrowed the core, or its wait
+/// ended).
+pub(crate) fn arrive(shared: &Shared) {
+    shared.guest_counted.store(true, Ordering::Relaxed);
+    shared.idle.guest_arrives();
 }
 
 /// The guest stops counting as an awake worker, if it still does: a
