@@ -953,6 +953,29 @@ fn guest_blocking_on_its_own_task_wakes_the_worker() {
     });
 }
 
+/// The guest blocks twice on a one-worker pool: after the first wait it
+/// counts as awake again (its `Released` brings the core back), so the
+/// second block's `leave` fences and re-checks the queues: the half it
+/// forked (offered without a fence, and not at all while the guest counts
+/// as the awake worker) is on its deque, and the worker must wake for it,
+/// since `a` blocks until `b` runs. Found by the fault-finding review
+/// against a version that uncounted the guest for good at its first block.
+#[test]
+fn guest_second_block_vs_parking_worker() {
+    model(2, || {
+        let pool = LoomPool::new(1);
+        let value = pool.pool.in_worker(|| {
+            crate::block_on(YieldOnce(false));
+            let gate = Gate::new();
+            let opener = gate.clone();
+            crate::join(move || crate::block_on(gate), move || opener.open());
+            7
+        });
+        assert_eq!(value, 7);
+        pool.finish();
+    });
+}
+
 /// The in-place re-poll of a task that woke itself (see `repoll`) racing a
 /// wake-up from outside: on one worker, a task yields twice (its second
 /// yield is re-polled in place, through the borrowed waker) and then waits

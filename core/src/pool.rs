@@ -203,8 +203,9 @@ impl Pool {
         let idle = Idle::new(n)?;
         // One more queue and deque than workers with `std`: the guest core's.
         let cores = if cfg!(feature = "std") { n + 1 } else { n };
-        let (mut locals, stealers): (Vec<_>, Vec<Stealer>) =
-            (0..cores).map(|_| queue::local()).unzip();
+        let (locals, stealers): (Vec<_>, Vec<Stealer>) = (0..cores).map(|_| queue::local()).unzip();
+        #[cfg(feature = "std")]
+        let mut locals = locals;
         #[cfg(feature = "std")]
         let (join_deques, join_stealers): (Vec<_>, Vec<_>) =
             (0..cores).map(|_| crate::fork_join::deque()).unzip();

@@ -506,8 +506,9 @@ impl crate::Pool {
     }
 
     /// Runs `op` on one of this pool's workers and returns its result; `op`
-    /// runs here only if the caller holds a worker's core already, or if
-    /// the pool is shut down (or shuts down before the task starts).
+    /// runs here only if the caller holds one of the pool's cores already
+    /// (a worker's, or the guest core inside a join), or if the pool is
+    /// shut down (or shuts down before the task starts).
     ///
     /// Unlike [`in_worker`](Self::in_worker), a caller from outside the
     /// pool never runs `op` itself (on the guest core): a parallel map
