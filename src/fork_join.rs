@@ -3,9 +3,12 @@
 //! [`Handle`]/[`Run`](crate::Run) forms.
 //!
 //! On a worker thread (inside a task, or inside join work) they fork onto
-//! that worker's pool without allocating per join; elsewhere the whole call
-//! runs on the target's workers (the shared default's for the free
-//! functions) as one task while the caller waits. A scope whose backend has
+//! that worker's pool without allocating per join. Elsewhere a join or
+//! scope runs on the calling thread as the target pool's *guest* (the
+//! shared default's for the free functions): it forks there as a worker
+//! would, and the pool's workers steal what it forks; while another caller
+//! is the guest, or for a map, the whole call runs on the pool's workers
+//! as one task while the caller waits. A scope whose backend has
 //! no unirun workers (tokio, smol) or that runs in
 //! [`ThreadMode::Gil`](crate::ThreadMode::Gil) runs the closures on the
 //! caller, one after the other; so do the free functions called from a
@@ -26,8 +29,8 @@ use crate::Handle;
 /// On a unirun worker thread `b` is offered to that pool's idle workers
 /// while `a` runs here, and taken back if nobody took it (no allocation);
 /// inside a [`Run`](crate::Run) scope's `block_on` or blocking closure the
-/// join runs on the scope's workers, anywhere else on the shared default
-/// pool, while the caller waits.
+/// join forks onto the scope's workers, anywhere else onto the shared
+/// default pool's, with `a` on the calling thread (see the module docs).
 ///
 /// Called inside a scope (its task, `block_on` or blocking closure), both
 /// closures run inside it wherever they run: "here"
@@ -250,8 +253,8 @@ impl Handle {
     }
 
     /// [`join`] on this handle's workers: on any unirun worker thread it
-    /// forks there, elsewhere the join runs on this executor's workers while
-    /// the caller waits. On tokio, smol or a `Gil` scope, `a` then `b` run on
+    /// forks there, elsewhere it forks onto this executor's workers from
+    /// the calling thread (see the module docs). On tokio, smol or a `Gil` scope, `a` then `b` run on
     /// the caller.
     ///
     /// # Examples
@@ -305,7 +308,7 @@ impl Handle {
         F: Fn(I::Item) -> R + Sync + Send,
     {
         match self.fork_pool() {
-            Some(pool) => pool.in_worker(move || map_here(input, f)),
+            Some(pool) => pool.run_on_worker(move || map_here(input, f)),
             None => unirun_core::sequentially(|| map_here(input, f)),
         }
     }

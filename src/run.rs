@@ -318,8 +318,8 @@ impl Run {
     }
 
     /// [`join`](crate::join) on the scope's workers: on a unirun worker
-    /// thread it forks there, elsewhere the join runs on this scope's
-    /// workers while the caller waits (see [`Handle::join`]).
+    /// thread it forks there, elsewhere it forks onto this scope's workers
+    /// from the calling thread (see [`Handle::join`]).
     ///
     /// # Examples
     ///

@@ -37,7 +37,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
     #[cfg(feature = "std")]
     {
-        crate::context::release_core();
+        let _released = crate::context::release_core();
         cached::block_on(future)
     }
     #[cfg(not(feature = "std"))]

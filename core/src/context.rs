@@ -22,6 +22,11 @@ pub(crate) struct Context {
     /// The core, while a task runs on this thread; `None` between tasks (the
     /// loop holds it) and once a blocking task gave it away.
     core: RefCell<Option<Box<Core>>>,
+    /// The guest core while its guest blocks (see `fork_join::guest`): out
+    /// of `core`, so nothing the blocked thread polls queues work on it,
+    /// and back in `core` when the wait ends ([`Released`]).
+    #[cfg(feature = "std")]
+    stash: RefCell<Option<Box<Core>>>,
 }
 
 impl Context {
@@ -29,7 +34,15 @@ impl Context {
         Self {
             shared,
             core: RefCell::new(None),
+            #[cfg(feature = "std")]
+            stash: RefCell::new(None),
         }
+    }
+
+    /// Takes the guest core this thread stashed while it blocked, if any.
+    #[cfg(feature = "std")]
+    pub(crate) fn take_stash(&self) -> Option<Box<Core>> {
+        self.stash.borrow_mut().take()
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -106,17 +119,63 @@ pub fn on_worker_thread() -> bool {
 /// with this thread, which goes back to running tasks once the panic has
 /// unwound out of the current task.
 #[cfg(feature = "std")]
-pub(crate) fn release_core() {
-    with_current(|cx| {
-        if let Some(cx) = cx {
-            hand_off(cx);
-        }
-    });
+pub(crate) fn release_core() -> Released {
+    with_current(|cx| match cx {
+        Some(cx) => hand_off(cx),
+        None => Released { stashed: false },
+    })
+}
+
+/// What [`release_core`] did; dropped when the wait ends (or unwinds). A
+/// worker's core went to another thread for good; the guest core, which
+/// never moves (see `fork_join::guest`), was stashed, and comes back here.
+#[cfg(feature = "std")]
+#[must_use = "the guest core comes back when this is dropped, after the wait"]
+pub(crate) struct Released {
+    stashed: bool,
 }
 
 #[cfg(feature = "std")]
-fn hand_off(cx: &Context) {
+impl Drop for Released {
+    fn drop(&mut self) {
+        if self.stashed {
+            with_current(|cx| {
+                if let Some(cx) = cx {
+                    if let Some(core) = cx.take_stash() {
+                        crate::fork_join::guest::arrive(cx.shared());
+                        cx.put(core);
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+fn hand_off(cx: &Context) -> Released {
     use std::sync::Mutex;
+
+    let shared = cx.shared();
+    let guest = cx.with_core(|core| crate::fork_join::guest::is_guest(core, shared));
+    if guest == Some(true) {
+        // The guest core stays with its guest (see `fork_join::guest`), but
+        // out of reach while it waits: what is queued on it goes to the
+        // pool, the guest stops counting as an awake worker (the pool's
+        // sleepers must run what it leaves, even on a one-worker pool), and
+        // the halves on its deque stay where workers steal them.
+        let Some(core) = cx
+            .core
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut core| core.take())
+        else {
+            return Released { stashed: false };
+        };
+        core.hand_tasks_to_pool(shared);
+        crate::fork_join::guest::leave(shared);
+        *cx.stash.borrow_mut() = Some(core);
+        return Released { stashed: true };
+    }
 
     let Some(core) = cx
         .core
@@ -125,7 +184,7 @@ fn hand_off(cx: &Context) {
         .and_then(|mut core| core.take())
     else {
         // Not inside a task of this loop, or handed off already.
-        return;
+        return Released { stashed: false };
     };
     // This thread no longer holds the core: its counts go to the stripes.
     let held = crate::stats::release_core();
@@ -134,7 +193,7 @@ fn hand_off(cx: &Context) {
         // Nobody will run these queues again: cancel them now, so a task we
         // wait for that sits in them resolves instead of hanging.
         drop(core);
-        return;
+        return Released { stashed: false };
     }
     let index = core.index;
     // The job finds the core here; if the thread cannot start, we take it back.
@@ -170,6 +229,7 @@ fn hand_off(cx: &Context) {
              thread could be started to take over the worker's queue: {err}"
         );
     }
+    Released { stashed: false }
 }
 
 /// Without a spawner: a detached thread named like the blocked one.

@@ -196,6 +196,24 @@ impl Idle {
         })
     }
 
+    /// A thread outside the pool borrowed its guest core (see
+    /// `fork_join::guest`): it counts as one more awake worker, so the work
+    /// it forks wakes at most `num_workers - 1` sleepers and the machine
+    /// runs as many threads as the pool has workers.
+    #[cfg(feature = "std")]
+    pub(crate) fn guest_arrives(&self) {
+        self.state.fetch_add(UNPARK_ONE, Ordering::SeqCst);
+    }
+
+    /// The guest stops counting as awake (it returns its core, or blocks).
+    /// A producer may have skipped a wake-up because it counted the guest:
+    /// like a worker going to sleep, the caller then issues
+    /// `barrier::store_load` and re-checks the queues.
+    #[cfg(feature = "std")]
+    pub(crate) fn guest_leaves(&self) {
+        self.state.fetch_sub(UNPARK_ONE, Ordering::SeqCst);
+    }
+
     /// Workers that are not parked, and those of them searching for work
     /// (a snapshot, for metrics).
     pub(crate) fn awake(&self) -> (usize, usize) {

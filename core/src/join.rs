@@ -416,11 +416,13 @@ impl<T> JoinHandle<T> {
     #[cfg(feature = "std")]
     #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
     pub fn join(mut self) -> Result<T, JoinError> {
+        // Kept until the wait below ends (the guest core comes back then).
+        let mut _released = None;
         if let Some(Task::Foreign(task)) = self.task.get_mut() {
             // A foreign task that can finish on this thread (see
             // `ForeignJoin::join_here`) saves the wake-up; the same
             // preparation as `block_on`'s for a wait.
-            crate::context::release_core();
+            _released = Some(crate::context::release_core());
             let mut waiting = crate::wait::Waiting::new();
             waiting.release();
             let output = task.join_here();

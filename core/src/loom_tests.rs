@@ -916,6 +916,66 @@ fn idle_local_push_vs_last_searcher() {
     });
 }
 
+/// A thread outside the pool forks on the guest core of a one-worker pool
+/// (counted as the awake worker, so nothing wakes the sleeping one) while
+/// another thread spawns a task: the spawn's wake-up may be skipped because
+/// of the guest, so the guest, when it gives the core back, must re-check
+/// the queues and wake the worker. A lost wake-up leaves the task queued
+/// and the main thread asleep in `block_on`, which loom reports.
+#[test]
+fn guest_return_vs_remote_spawn() {
+    model(2, || {
+        let pool = LoomPool::new(1);
+        let spawner = pool.pool.clone();
+        let remote = thread::spawn(move || spawner.spawn(async { 5 }));
+        assert_eq!(pool.pool.join(|| 1, || 2), (1, 2));
+        let task = remote.join().unwrap();
+        assert_eq!(crate::block_on(task).unwrap(), 5);
+        pool.finish();
+    });
+}
+
+/// The guest blocks on a task it spawned (queued on the guest core, which
+/// nobody else runs) on a one-worker pool: the blocking call moves the task
+/// to the injector and stops counting the guest as awake, so the worker
+/// wakes, runs it, and steals the half the guest left on its deque.
+#[test]
+fn guest_blocking_on_its_own_task_wakes_the_worker() {
+    model(2, || {
+        let pool = LoomPool::new(1);
+        let inner = pool.pool.clone();
+        let joined = pool.pool.join(
+            move || crate::block_on(inner.spawn(async { 3 })).unwrap(),
+            || 4,
+        );
+        assert_eq!(joined, (3, 4));
+        pool.finish();
+    });
+}
+
+/// The guest blocks twice on a one-worker pool: after the first wait it
+/// counts as awake again (its `Released` brings the core back), so the
+/// second block's `leave` fences and re-checks the queues: the half it
+/// forked (offered without a fence, and not at all while the guest counts
+/// as the awake worker) is on its deque, and the worker must wake for it,
+/// since `a` blocks until `b` runs. Found by the fault-finding review
+/// against a version that uncounted the guest for good at its first block.
+#[test]
+fn guest_second_block_vs_parking_worker() {
+    model(2, || {
+        let pool = LoomPool::new(1);
+        let value = pool.pool.in_worker(|| {
+            crate::block_on(YieldOnce(false));
+            let gate = Gate::new();
+            let opener = gate.clone();
+            crate::join(move || crate::block_on(gate), move || opener.open());
+            7
+        });
+        assert_eq!(value, 7);
+        pool.finish();
+    });
+}
+
 /// The in-place re-poll of a task that woke itself (see `repoll`) racing a
 /// wake-up from outside: on one worker, a task yields twice (its second
 /// yield is re-polled in place, through the borrowed waker) and then waits

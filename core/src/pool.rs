@@ -10,7 +10,6 @@
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::cell::Cell;
 use core::fmt;
 use core::future::Future;
 
@@ -47,6 +46,17 @@ pub(crate) struct Shared {
     /// Starts the thread that takes over a core when its thread blocks.
     #[cfg(feature = "std")]
     pub(crate) spawner: std::sync::OnceLock<Box<SpawnThread>>,
+    /// Worker count (the queues above have one more entry: the guest's).
+    pub(crate) workers: usize,
+    /// The guest core (index `workers`), while no thread borrows it: a
+    /// thread outside the pool that forks work onto it runs as this core
+    /// instead of waiting for a worker (see `fork_join::guest`).
+    #[cfg(feature = "std")]
+    pub(crate) guest: crate::sync::SpinLock<Option<Box<Core>>>,
+    /// Whether the guest counts in the idle word now; touched only by the
+    /// thread holding the guest core.
+    #[cfg(feature = "std")]
+    pub(crate) guest_counted: AtomicBool,
 }
 
 /// A worker count the pool cannot have.
@@ -191,10 +201,14 @@ impl Pool {
     ) -> Result<(Pool, Vec<Worker>), PoolError> {
         let n = parkers.len();
         let idle = Idle::new(n)?;
-        let (locals, stealers): (Vec<_>, Vec<Stealer>) = (0..n).map(|_| queue::local()).unzip();
+        // One more queue and deque than workers with `std`: the guest core's.
+        let cores = if cfg!(feature = "std") { n + 1 } else { n };
+        let (locals, stealers): (Vec<_>, Vec<Stealer>) = (0..cores).map(|_| queue::local()).unzip();
+        #[cfg(feature = "std")]
+        let mut locals = locals;
         #[cfg(feature = "std")]
         let (join_deques, join_stealers): (Vec<_>, Vec<_>) =
-            (0..n).map(|_| crate::fork_join::deque()).unzip();
+            (0..cores).map(|_| crate::fork_join::deque()).unzip();
         #[cfg(feature = "std")]
         let mut join_deques = join_deques.into_iter();
         let (parks, unparkers): (Vec<_>, Vec<_>) = parkers.into_iter().unzip();
@@ -207,28 +221,35 @@ impl Pool {
             unparkers: unparkers.into_boxed_slice(),
             shutdown: AtomicBool::new(false),
             generation: crate::fork_generation(),
-            stats: crate::stats::WorkerStats::new(n),
+            stats: crate::stats::WorkerStats::new(cores),
             #[cfg(feature = "std")]
             spawner: std::sync::OnceLock::new(),
+            workers: n,
+            #[cfg(feature = "std")]
+            guest: crate::sync::SpinLock::new(None),
+            #[cfg(feature = "std")]
+            guest_counted: AtomicBool::new(false),
         });
+        #[cfg(feature = "std")]
+        {
+            let local = locals.pop().expect("the guest's queue");
+            let join = join_deques.next_back().expect("the guest's join deque");
+            let core = Core::new(n, local, join, Box::new(crate::fork_join::GuestPark));
+            shared.guest.with(|guest| *guest = Some(Box::new(core)));
+        }
         let workers = locals
             .into_iter()
             .zip(parks)
             .enumerate()
             .map(|(index, (local, park))| Worker {
                 shared: shared.clone(),
-                core: Box::new(Core {
+                core: Box::new(Core::new(
                     index,
                     local,
                     #[cfg(feature = "std")]
-                    join: join_deques.next().expect("one join deque per worker"),
-                    lifo: Cell::new(None),
-                    yielded: Cell::new(None),
-                    tick: Cell::new(0),
-                    searching: Cell::new(false),
-                    rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+                    join_deques.next().expect("one join deque per worker"),
                     park,
-                }),
+                )),
             })
             .collect();
         Ok((Pool { shared }, workers))
@@ -363,7 +384,7 @@ impl Pool {
     /// assert_eq!(pool.num_workers(), 4);
     /// ```
     pub fn num_workers(&self) -> usize {
-        self.shared.stealers.len()
+        self.shared.workers
     }
 
     /// Spawns a future on the pool.

@@ -576,8 +576,14 @@ impl crate::pool::Shared {
     pub(crate) fn stats(&self) -> PoolStats {
         let queued = self.injector.len() + self.stealers.iter().map(|s| s.len()).sum::<usize>();
         let (awake, searching) = self.idle.awake();
+        // A working guest counts as awake (see `fork_join::guest`): it is
+        // not one of the workers.
+        #[cfg(feature = "std")]
+        let awake = awake.saturating_sub(usize::from(
+            self.guest_counted.load(crate::sync::Ordering::Relaxed),
+        ));
         PoolStats {
-            workers: self.stealers.len(),
+            workers: self.workers,
             busy: awake.saturating_sub(searching),
             queued,
             steals: self.stats.sum(|w| &w.steals),

@@ -272,6 +272,47 @@ fn run_task(cx: &Context, core: Box<Core>, task: Runnable) -> Option<Box<Core>> 
 }
 
 impl Core {
+    pub(crate) fn new(
+        index: usize,
+        local: Local,
+        #[cfg(feature = "std")] join: crate::fork_join::JobDeque,
+        park: Box<dyn Park + Send>,
+    ) -> Self {
+        Core {
+            index,
+            local,
+            #[cfg(feature = "std")]
+            join,
+            lifo: Cell::new(None),
+            yielded: Cell::new(None),
+            tick: Cell::new(0),
+            searching: Cell::new(false),
+            rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+            park,
+        }
+    }
+
+    /// Moves every task queued on this core (its LIFO slot, a yielded task,
+    /// its local queue) to the injector and wakes a sleeper to take them:
+    /// the guest core does so before it goes back to its slot, and when
+    /// the guest blocks, so that no task waits for a core nobody runs.
+    #[cfg(feature = "std")]
+    pub(crate) fn hand_tasks_to_pool(&self, shared: &Shared) {
+        let slots = [self.yielded.take(), self.lifo.take()];
+        let mut moved = false;
+        for task in slots.into_iter().flatten() {
+            shared.injector.push(task);
+            moved = true;
+        }
+        while let Some(task) = self.local.pop() {
+            shared.injector.push(task);
+            moved = true;
+        }
+        if moved {
+            shared.notify_parked();
+        }
+    }
+
     fn next_task(&self, shared: &Shared) -> Option<Runnable> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);

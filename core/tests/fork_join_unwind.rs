@@ -113,9 +113,10 @@ fn release() -> usize {
 
 fn reacquire(_token: usize) {}
 
-/// `Pool::join` off a worker injects a task pointing at a job on the
-/// caller's stack, then calls the wait hook: a panicking hook is resumed
-/// only once the injected job ran, with both halves done.
+/// `Pool::join` off a worker, while another caller holds the pool's guest
+/// core, injects a task pointing at a job on the caller's stack, then calls
+/// the wait hook: a panicking hook is resumed only once the injected job
+/// ran, with both halves done.
 #[test]
 fn a_panicking_wait_hook_in_pool_join_is_resumed_after_the_job_ran() {
     assert!(unirun_core::set_wait_hook(unirun_core::WaitHook {
@@ -130,23 +131,45 @@ fn a_panicking_wait_hook_in_pool_join_is_resumed_after_the_job_ran() {
             .collect();
         let a_done = AtomicBool::new(false);
         let b_done = AtomicBool::new(false);
-        RELEASE_PANICS.with(|armed| armed.set(true));
-        let caught = panic::catch_unwind(AssertUnwindSafe(|| {
-            pool.join(
+        // This thread borrows the guest core for the whole outer join; the
+        // inner join runs on a plain thread, so it takes the injected path.
+        let (inner_caught, both_done) = pool
+            .join(
                 || {
-                    // Still running when the hook panics: the caller must
-                    // not leave before this half is done.
-                    while !RELEASE_FAILED.load(Ordering::SeqCst) {
-                        thread::yield_now();
-                    }
-                    a_done.store(true, Ordering::SeqCst)
+                    thread::scope(|s| {
+                        s.spawn(|| {
+                            RELEASE_PANICS.with(|armed| armed.set(true));
+                            let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+                                pool.join(
+                                    || {
+                                        // Still running when the hook panics: the
+                                        // caller must not leave before this half
+                                        // is done.
+                                        while !RELEASE_FAILED.load(Ordering::SeqCst) {
+                                            thread::yield_now();
+                                        }
+                                        a_done.store(true, Ordering::SeqCst)
+                                    },
+                                    || b_done.store(true, Ordering::SeqCst),
+                                )
+                            }));
+                            let both =
+                                a_done.load(Ordering::SeqCst) && b_done.load(Ordering::SeqCst);
+                            (
+                                caught
+                                    .map_err(|payload| panic_message(&*payload).map(String::from)),
+                                both,
+                            )
+                        })
+                        .join()
+                        .unwrap()
+                    })
                 },
-                || b_done.store(true, Ordering::SeqCst),
+                || (),
             )
-        }));
-        let both_done = a_done.load(Ordering::SeqCst) && b_done.load(Ordering::SeqCst);
+            .0;
         assert_eq!(
-            panic_message(&*caught.unwrap_err()),
+            inner_caught.unwrap_err().as_deref(),
             Some("wait hook release failed")
         );
         assert!(

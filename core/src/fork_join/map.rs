@@ -51,7 +51,7 @@ where
     R: Send,
     F: Fn(usize) -> R + Sync,
 {
-    let workers = super::with_worker(|cx| cx.map_or(1, |cx| cx.shared().stealers.len()));
+    let workers = super::with_worker(|cx| cx.map_or(1, |cx| cx.shared().workers));
     let mut out: Vec<R> = Vec::with_capacity(len);
     let slots = Slots(out.as_mut_ptr());
     let filled = split(&f, slots, 0, len, Splitter::new(workers), false);

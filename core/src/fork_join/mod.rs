@@ -18,9 +18,13 @@
 //! small loom-checked place.
 //!
 //! Off a worker (a plain thread, a blocking closure, `block_on`), a join or
-//! scope goes to the pool as one injected task that runs it on a worker; the
-//! caller sleeps until it is done. That path allocates the task. If the task
-//! is cancelled (the pool shut down), the caller runs the work itself.
+//! scope runs on the calling thread holding the pool's guest core (see
+//! `guest`), which forks as a worker does. While another thread holds that
+//! core, or for a map ([`Pool::run_on_worker`](crate::Pool::run_on_worker)),
+//! it goes to the pool as one injected task that runs it on a worker, and
+//! the caller sleeps until it is done; that path allocates the task, and if
+//! the task is cancelled (the pool shut down), the caller runs the work
+//! itself.
 //!
 //! # The waiting rule
 //!
@@ -78,6 +82,7 @@
 //! (`loom_fork_join_*` in `loom_tests_fork_join.rs`).
 
 mod deque;
+pub(crate) mod guest;
 mod job;
 mod latch;
 mod map;
@@ -86,6 +91,7 @@ mod scope;
 use std::panic::{self, AssertUnwindSafe};
 
 pub(crate) use self::deque::{deque, JobDeque, JobStealer};
+pub(crate) use self::guest::GuestPark;
 pub(crate) use self::job::{Fate, JobRef, StackJob};
 pub(crate) use self::latch::Latch;
 pub use self::map::map_indexed;
@@ -440,10 +446,12 @@ pub(crate) fn return_all(deque: &JobDeque) {
 
 impl crate::Pool {
     /// [`join`] on this pool: on any pool's worker thread it forks there;
-    /// elsewhere both closures run on one of this pool's workers, as one
-    /// injected task (one allocation), while the caller sleeps. If the pool
-    /// is shut down (or shuts down before the task starts), the caller runs
-    /// both itself.
+    /// elsewhere the calling thread borrows the pool's guest core and forks
+    /// as a worker would (see `guest`), or, while another caller holds it,
+    /// both closures run on one of this pool's workers, as one injected
+    /// task (one allocation), while the caller sleeps. If the pool is shut
+    /// down (or shuts down before the task starts), the caller runs both
+    /// itself.
     ///
     /// # Examples
     ///
@@ -469,9 +477,10 @@ impl crate::Pool {
         self.in_worker(move || join(a, b))
     }
 
-    /// Runs `op` on one of this pool's workers (here, if the caller holds a
-    /// worker's core already) and returns its result; see
-    /// [`join`](Self::join) for the path off a worker.
+    /// Runs `op` holding one of this pool's cores and returns its result:
+    /// here if the caller holds a worker's core already, or here on the
+    /// guest core, else on a worker; see [`join`](Self::join) for the path
+    /// off a worker.
     ///
     /// # Examples
     ///
@@ -483,6 +492,44 @@ impl crate::Pool {
     /// threads.into_iter().for_each(|t| t.join().unwrap());
     /// ```
     pub fn in_worker<F, R>(&self, op: F) -> R
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        if on_worker_core() {
+            return op();
+        }
+        match guest::run(&self.shared, op) {
+            Ok(value) => value,
+            Err(op) => self.run_on_worker(op),
+        }
+    }
+
+    /// Runs `op` on one of this pool's workers and returns its result; `op`
+    /// runs here only if the caller holds one of the pool's cores already
+    /// (a worker's, or the guest core inside a join), or if the pool is
+    /// shut down (or shuts down before the task starts).
+    ///
+    /// Unlike [`in_worker`](Self::in_worker), a caller from outside the
+    /// pool never runs `op` itself (on the guest core): a parallel map
+    /// goes this way, so that its output is allocated by a worker, as
+    /// rayon's `collect` does. A caller that allocates and frees a large
+    /// output and input on its own thread on every call makes the C
+    /// allocator return and fault those pages in again each time (glibc's
+    /// main heap trims above a threshold): measured at 20x the page faults
+    /// and twice the time per item on the `par_map` bench row.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (pool, workers) = unirun_core::Pool::with_workers(1);
+    /// let threads: Vec<_> = workers.into_iter().map(|w| std::thread::spawn(move || w.run())).collect();
+    /// let here = std::thread::current().id();
+    /// assert_ne!(pool.run_on_worker(|| std::thread::current().id()), here);
+    /// pool.shutdown();
+    /// threads.into_iter().for_each(|t| t.join().unwrap());
+    /// ```
+    pub fn run_on_worker<F, R>(&self, op: F) -> R
     where
         F: FnOnce() -> R + Send,
         R: Send,

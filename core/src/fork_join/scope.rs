@@ -168,8 +168,9 @@ where
 
 impl crate::Pool {
     /// [`scope`] on this pool: on any pool's worker thread it runs there;
-    /// elsewhere the whole scope runs on one of this pool's workers while the
-    /// caller sleeps (see [`Pool::join`](crate::Pool::join)).
+    /// elsewhere on the calling thread as the pool's guest, or on one of
+    /// this pool's workers while the caller sleeps (see
+    /// [`Pool::join`](crate::Pool::join)).
     ///
     /// # Examples
     ///

@@ -1,0 +1,84 @@
+//! A closure spawned into a scope that outlives the guest's call (`s.spawn`
+//! in a half of `Pool::join` called from outside, the scope waiting on
+//! another thread) is on the guest core's deque when the join returns: the
+//! guest runs it before giving the core back, so it runs even if the
+//! pool's workers leave (shutdown) before anyone steals it. Found by a
+//! fault-finding review; each test runs under a watchdog.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+
+use unirun_core::Pool;
+use unirun_test_support::watchdog_this_test;
+
+/// A one-worker pool whose worker is inside a task until the returned
+/// sender is used.
+fn start_busy() -> (Pool, thread::JoinHandle<()>, mpsc::Sender<()>) {
+    let (pool, mut workers) = Pool::with_workers(1);
+    let worker = workers.pop().unwrap();
+    let thread = thread::spawn(move || worker.run());
+    let (started, is_started) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    pool.spawn(async move {
+        started.send(()).unwrap();
+        // Ends when the test sends (or drops) `release`.
+        let _ = released.recv();
+    })
+    .detach();
+    is_started.recv().unwrap();
+    (pool, thread, release)
+}
+
+/// A closure spawned into an outer scope from inside `Pool::join` (called
+/// from a plain thread) runs, and the join does not panic.
+#[test]
+fn guest_spawn_into_outer_scope() {
+    watchdog_this_test(|| {
+        let (pool, thread, release) = start_busy();
+        let ran = AtomicBool::new(false);
+        let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            unirun_core::scope(|outer| {
+                // The second half runs after the first, popped back: what
+                // it spawns stays on the guest's deque once the join returns.
+                pool.join(|| (), || outer.spawn(|_| ran.store(true, Ordering::SeqCst)));
+                release.send(()).unwrap();
+            })
+        }));
+        let message = joined
+            .as_ref()
+            .err()
+            .and_then(|p| unirun_core::panic_message(&**p).map(String::from));
+        assert!(joined.is_ok(), "Pool::join panicked: {message:?}");
+        assert!(ran.load(Ordering::SeqCst));
+        pool.shutdown();
+        thread.join().unwrap();
+    });
+}
+
+/// The same, with the pool shut down while the job sits on the guest core's
+/// deque in its slot: the worker leaves without looking at it, and nothing
+/// else ever runs it (release build: the scope hangs; debug build: the
+/// `debug_assert` panic, as above).
+#[test]
+fn guest_spawn_into_outer_scope_then_shutdown() {
+    watchdog_this_test(|| {
+        let (pool, thread, release) = start_busy();
+        let ran = Arc::new(AtomicBool::new(false));
+        let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            unirun_core::scope(|outer| {
+                let ran = ran.clone();
+                pool.join(
+                    || (),
+                    || outer.spawn(move |_| ran.store(true, Ordering::SeqCst)),
+                );
+                pool.shutdown();
+                release.send(()).unwrap();
+                // The worker's loop sees the flag and returns.
+                thread.join().unwrap();
+            })
+        }));
+        assert!(joined.is_ok(), "Pool::join panicked");
+        assert!(ran.load(Ordering::SeqCst));
+    });
+}
