@@ -17,6 +17,8 @@ cfg_if::cfg_if! {
     }
 }
 
+pub(crate) use self::in_tokio::block_in_place;
+
 /// Runs `future` to completion on the calling thread and returns its
 /// output: the entry point of a program's `main` (and of
 /// `#[unirun::main]` with feature `macros`).

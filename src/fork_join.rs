@@ -35,7 +35,11 @@ use crate::Handle;
 /// Called inside a scope (its task, `block_on` or blocking closure), both
 /// closures run inside it wherever they run: "here"
 /// ([`Handle::current`], [`spawn`](crate::spawn)) is that scope in them,
-/// as in the caller. Elsewhere they see what the thread they run on sees.
+/// as in the caller, and with `tokio-backend` they see the tokio context
+/// the scope's tasks see (a `Flavor::Tokio` scope's runtime, a thread
+/// pool's reactor: see [`crate::io`]), so `tokio::spawn`, timers and
+/// sockets made in them reach the same runtime. Elsewhere they see what
+/// the thread they run on sees.
 ///
 /// # Panics
 ///
@@ -68,17 +72,21 @@ where
         None if unirun_core::on_worker_core() => unirun_core::join(a, b),
         None => crate::get_executor().join(a, b),
         Some(scope) => {
+            let on_worker = unirun_core::on_worker_core();
+            let context = needs_context(scope, on_worker);
             // The scope outlives the join (see `with_current_or_none`), and
             // the join outlives both closures.
             let a = || {
                 let _here = scope.enter_unlocked();
+                let _context = enter_context(scope, context);
                 a()
             };
             let b = || {
                 let _here = scope.enter_unlocked();
+                let _context = enter_context(scope, context);
                 b()
             };
-            if unirun_core::on_worker_core() {
+            if on_worker {
                 unirun_core::join(a, b)
             } else {
                 fork_off_worker(Handle::current(), |here| here.join(a, b))
@@ -163,12 +171,15 @@ where
         None if unirun_core::on_worker_core() => map_here(input, f),
         None => crate::get_executor().par_map(input, f),
         Some(scope) => {
+            let on_worker = unirun_core::on_worker_core();
+            let context = needs_context(scope, on_worker);
             // As in `join`: the scope outlives the map and its items.
             let f = |item: I::Item| {
                 let _here = scope.enter_unlocked();
+                let _context = enter_context(scope, context);
                 f(item)
             };
-            if unirun_core::on_worker_core() {
+            if on_worker {
                 map_here(input, f)
             } else {
                 fork_off_worker(Handle::current(), |here| here.par_map(input, f))
@@ -217,11 +228,12 @@ where
 /// worker) where it belongs: on the scope's own workers; on a `Gil` scope
 /// itself (its closures run in turn); else (a scope without unirun
 /// workers, such as a tokio or smol one) on the shared default's workers,
-/// the closures still inside the scope. In a task of a tokio runtime the
+/// the closures still inside the scope and its runtime context (see
+/// [`needs_context`]). In a task of a tokio runtime the
 /// wait for them runs in `block_in_place`, so the runtime's worker is free
 /// for the scope's tasks the closures may wait for; in a task of a
-/// current-thread runtime, whose only thread this is, the closures run
-/// here in turn instead.
+/// current-thread runtime, whose only thread this is, or in a `LocalSet`,
+/// the closures run here in turn instead.
 fn fork_off_worker<R>(current: Handle, fork: impl FnOnce(&Handle) -> R) -> R {
     let gil = current.scope().is_some_and(|scope| scope.gil.is_some());
     if gil || current.backend().core_pool().is_some() {
@@ -235,10 +247,51 @@ fn fork_off_worker<R>(current: Handle, fork: impl FnOnce(&Handle) -> R) -> R {
             if drives {
                 return fork(&current);
             }
-            return tokio::task::block_in_place(|| fork(&crate::get_executor()));
+            // tokio refuses `block_in_place` in a `LocalSet` (and in a task
+            // of a current-thread runtime under unirun's reactor): this
+            // thread runs the set's tasks, so the closures run here in
+            // turn, as on a current-thread runtime.
+            let mut fork = Some(fork);
+            let forked = crate::entry::block_in_place(|| {
+                let fork = fork.take().expect("the fork runs once");
+                fork(&crate::get_executor())
+            });
+            return match forked {
+                Some(output) => output,
+                None => {
+                    let fork = fork.take().expect("tokio refused before the fork ran");
+                    fork(&current)
+                }
+            };
         }
     }
     fork(&crate::get_executor())
+}
+
+/// Whether fork-join closures called inside `scope` enter its runtime
+/// context themselves: off a worker, where they may run on a thread
+/// outside it, the shared default's workers (a scope without unirun
+/// workers: see [`fork_off_worker`]) or, in a `Gil` scope, the caller (a
+/// blocking closure, which runs outside it). A scope's own workers, and a
+/// worker forking onto its own pool, are inside it for their whole life.
+#[inline]
+fn needs_context(scope: &crate::scope::Scope, on_worker: bool) -> bool {
+    !on_worker && (scope.gil.is_some() || scope.backend.core_pool().is_none())
+}
+
+/// Enters `scope`'s runtime context (a tokio scope's runtime, a thread
+/// pool's reactor: what its tasks see) when `needed`, until the guard
+/// drops.
+#[inline]
+fn enter_context(
+    scope: &crate::scope::Scope,
+    needed: bool,
+) -> Option<crate::backend::BackendContext<'_>> {
+    if needed {
+        scope.backend.enter()
+    } else {
+        None
+    }
 }
 
 impl Handle {
@@ -254,8 +307,10 @@ impl Handle {
 
     /// [`join`] on this handle's workers: on any unirun worker thread it
     /// forks there, elsewhere it forks onto this executor's workers from
-    /// the calling thread (see the module docs). On tokio, smol or a `Gil` scope, `a` then `b` run on
-    /// the caller.
+    /// the calling thread (see the module docs). On tokio, smol or a `Gil`
+    /// scope, `a` then `b` run on the caller. Either way the closures run
+    /// inside the runtime context the handle's tasks see (with
+    /// `tokio-backend`: a tokio scope's runtime, a thread pool's reactor).
     ///
     /// # Examples
     ///
@@ -273,8 +328,27 @@ impl Handle {
         RB: Send,
     {
         match self.fork_pool() {
-            Some(pool) => pool.join(a, b),
-            None => unirun_core::sequentially(|| unirun_core::join(a, b)),
+            Some(pool) => {
+                let _context = self.guest_context();
+                pool.join(a, b)
+            }
+            None => {
+                let _context = self.backend().enter();
+                unirun_core::sequentially(|| unirun_core::join(a, b))
+            }
+        }
+    }
+
+    /// The runtime context (a thread pool's reactor) for closures a join
+    /// from off a worker runs on the calling thread, as the pool's guest
+    /// (see the module docs): the pool's workers entered it when they
+    /// started, so the closures see it wherever they run. Nothing on a
+    /// worker, which is inside it already.
+    fn guest_context(&self) -> Option<crate::backend::BackendContext<'_>> {
+        if unirun_core::on_worker_core() {
+            None
+        } else {
+            self.backend().enter()
         }
     }
 
@@ -286,8 +360,14 @@ impl Handle {
         R: Send,
     {
         match self.fork_pool() {
-            Some(pool) => pool.scope(op),
-            None => unirun_core::sequentially(|| unirun_core::scope(op)),
+            Some(pool) => {
+                let _context = self.guest_context();
+                pool.scope(op)
+            }
+            None => {
+                let _context = self.backend().enter();
+                unirun_core::sequentially(|| unirun_core::scope(op))
+            }
         }
     }
 
@@ -309,7 +389,10 @@ impl Handle {
     {
         match self.fork_pool() {
             Some(pool) => pool.run_on_worker(move || map_here(input, f)),
-            None => unirun_core::sequentially(|| map_here(input, f)),
+            None => {
+                let _context = self.backend().enter();
+                unirun_core::sequentially(|| map_here(input, f))
+            }
         }
     }
 }

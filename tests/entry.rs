@@ -195,8 +195,8 @@ mod tokio_io {
     }
 
     /// On the thread inside a current-thread runtime's `block_on`, a wait
-    /// for the runtime's timer could never end either: it panics at once
-    /// (tokio refuses to block that thread).
+    /// for the runtime's timer could never end either: it panics at once,
+    /// with unirun's message (tokio refuses to block that thread).
     #[test]
     fn block_on_inside_a_current_thread_block_on_panics_at_once() {
         super::common::watchdog_this_test(|| {
@@ -210,7 +210,65 @@ mod tokio_io {
                 })
             }));
             let said = message(&*caught.unwrap_err());
-            assert!(said.contains("multi-thread"), "{said}");
+            assert!(said.contains("must not block"), "{said}");
+        });
+    }
+
+    /// In a task of a current-thread runtime, a unirun scope's `block_on`
+    /// enters unirun's own reactor on top: a `unirun::block_on` inside
+    /// would block the thread that drives the runtime beneath, and panics
+    /// with unirun's message saying so, not tokio's.
+    #[test]
+    fn block_on_in_a_scopes_block_on_in_a_current_thread_task_panics_saying_why() {
+        super::common::watchdog_this_test(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let caught = rt.block_on(async {
+                tokio::spawn(async {
+                    let run = unirun::Run::builder()
+                        .flavor(unirun::Flavor::Threads)
+                        .build()
+                        .unwrap();
+                    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run.block_on(async { unirun::block_on(async { 3 }) })
+                    }));
+                    run.shutdown();
+                    caught
+                })
+                .await
+                .unwrap()
+            });
+            let said = message(&*caught.unwrap_err());
+            assert!(said.contains("must not block"), "{said}");
+            assert!(said.contains("current-thread"), "{said}");
+        });
+    }
+
+    /// In a tokio `LocalSet` (here on a multi-thread runtime's `block_on`
+    /// thread), tokio refuses to block: `unirun::block_on` in the set's
+    /// task and in its `run_until` panics with unirun's message, naming
+    /// the `LocalSet`.
+    #[test]
+    fn block_on_in_a_local_set_panics_saying_why() {
+        super::common::watchdog_this_test(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            let (in_task, in_run_until) = local.block_on(&rt, async {
+                let in_task =
+                    tokio::task::spawn_local(async { unirun::block_on(async { 1 }) }).await;
+                let in_run_until = std::panic::catch_unwind(|| unirun::block_on(async { 2 }));
+                (in_task, in_run_until)
+            });
+            let said = message(&*in_task.unwrap_err().into_panic());
+            assert!(said.contains("LocalSet"), "{said}");
+            let said = message(&*in_run_until.unwrap_err());
+            assert!(said.contains("LocalSet"), "{said}");
         });
     }
 

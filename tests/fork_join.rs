@@ -444,6 +444,40 @@ fn fork_join_in_a_scopes_block_on_runs_on_the_scope() {
     });
 }
 
+/// A join or scope called from a plain thread runs closures on that thread
+/// (the pool's guest) and on the workers: wherever they run, they see the
+/// pool's reactor, as the workers' tasks do, so tokio's I/O and timers work
+/// in them.
+#[cfg(feature = "tokio-backend")]
+#[test]
+fn join_and_scope_closures_from_a_plain_thread_see_the_pools_reactor() {
+    watchdog_this_test(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Threads)
+            .max_workers(2)
+            .build()
+            .unwrap();
+        let has_reactor = || tokio::runtime::Handle::try_current().is_ok();
+        assert!(!has_reactor(), "the test thread is in no tokio context");
+        assert_eq!(run.join(has_reactor, has_reactor), (true, true));
+        let in_scope = run.scope(|s| {
+            s.spawn(|_| assert!(has_reactor()));
+            has_reactor()
+        });
+        assert!(in_scope);
+        assert!(!has_reactor(), "the context ends with the call");
+        // A tokio socket registers with the reactor in context (it panics
+        // "there is no reactor running" without one).
+        let register = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            tokio::net::TcpListener::from_std(listener).is_ok()
+        };
+        assert_eq!(run.join(register, register), (true, true));
+        run.shutdown();
+    });
+}
+
 /// `par_map` in a task of a tokio scope (which has no unirun workers) runs
 /// on the shared default's workers, not one after the other on the tokio
 /// thread, and each item still sees the scope as current.
@@ -496,5 +530,124 @@ fn par_map_in_a_one_worker_tokio_scopes_task_can_wait_for_the_scopes_tasks() {
             .unwrap();
         run.shutdown();
         assert_eq!(out, [0, 2, 4, 6]);
+    });
+}
+
+/// In a task of a tokio scope, the closures of `unirun::join` and
+/// `par_map` run on the shared default's workers, yet inside the scope's
+/// tokio context, as its tasks are: a `tokio::spawn` in them runs on the
+/// scope's runtime (not on unirun's own reactor, `unirun-io`).
+#[cfg(feature = "tokio-backend")]
+#[test]
+fn fork_join_closures_in_a_tokio_scopes_task_see_the_scopes_runtime() {
+    watchdog_this_test(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Tokio)
+            .name("ctx-scope")
+            .build()
+            .unwrap();
+        let (ran_on, spawned_on) = run
+            .spawn(async {
+                let spawn_here = || {
+                    let thread = std::thread::current().name().map(String::from);
+                    let task =
+                        tokio::spawn(async { std::thread::current().name().map(String::from) });
+                    (thread, task)
+                };
+                let (a, b) = unirun::join(spawn_here, spawn_here);
+                let mapped = unirun::par_map(0..8u32, |_| spawn_here());
+                let (mut ran_on, mut spawned_on) = (Vec::new(), Vec::new());
+                for (thread, task) in [a, b].into_iter().chain(mapped) {
+                    ran_on.push(thread);
+                    spawned_on.push(task.await.unwrap());
+                }
+                (ran_on, spawned_on)
+            })
+            .join()
+            .unwrap();
+        run.shutdown();
+        for thread in ran_on {
+            let thread = thread.unwrap_or_default();
+            assert!(thread.starts_with("unirun-"), "a closure ran on {thread:?}");
+        }
+        for thread in spawned_on {
+            let thread = thread.unwrap_or_default();
+            assert!(
+                thread.starts_with("ctx-scope-"),
+                "a tokio::spawn ran on {thread:?}"
+            );
+        }
+    });
+}
+
+/// In a tokio `LocalSet` (where tokio refuses `block_in_place`), a join
+/// inside a scope without unirun workers runs its closures on the calling
+/// thread in turn, and completes, instead of panicking with tokio's
+/// message.
+#[cfg(feature = "tokio-backend")]
+#[test]
+fn join_in_a_local_set_inside_a_tokio_scope_runs_the_closures_in_turn() {
+    watchdog_this_test(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        let (flavor, out) = local.block_on(&rt, async {
+            // Borrows the ambient runtime: a scope without unirun workers.
+            let run = Run::builder().name("local-scope").build().unwrap();
+            let flavor = run.trace().resolved();
+            let out = tokio::task::spawn_local(async move {
+                let here = std::thread::current().id();
+                let out = run.block_on(async {
+                    unirun::join(
+                        || (std::thread::current().id(), 1),
+                        || (std::thread::current().id(), 2),
+                    )
+                });
+                run.shutdown_async().await;
+                (here, out)
+            })
+            .await
+            .unwrap();
+            (flavor, out)
+        });
+        assert_eq!(flavor, Flavor::Tokio);
+        let (here, ((a_on, a), (b_on, b))) = out;
+        assert_eq!((a, b), (1, 2));
+        assert_eq!((a_on, b_on), (here, here), "the closures ran on the caller");
+    });
+}
+
+/// A tokio scope's own `join` and `par_map`, called from a thread outside
+/// the scope, run their closures on that thread inside the scope's
+/// runtime, as its tasks are: a `tokio::spawn` in them runs there.
+#[cfg(feature = "tokio-backend")]
+#[test]
+fn a_tokio_scopes_join_and_par_map_run_their_closures_in_its_runtime() {
+    watchdog_this_test(|| {
+        let run = Run::builder()
+            .flavor(Flavor::Tokio)
+            .name("ctx-handle")
+            .build()
+            .unwrap();
+        let spawn_here = || tokio::spawn(async { std::thread::current().name().map(String::from) });
+        let (a, b) = run.join(spawn_here, spawn_here);
+        let mapped = run.handle().par_map(0..4u32, |_| spawn_here());
+        let spawned_on = run.block_on(async {
+            let mut spawned_on = Vec::new();
+            for task in [a, b].into_iter().chain(mapped) {
+                spawned_on.push(task.await.unwrap().unwrap_or_default());
+            }
+            spawned_on
+        });
+        run.shutdown();
+        for thread in spawned_on {
+            assert!(
+                thread.starts_with("ctx-handle-"),
+                "a tokio::spawn ran on {thread:?}"
+            );
+        }
     });
 }

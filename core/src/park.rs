@@ -42,6 +42,14 @@
 /// assert!(!token.0.load(Ordering::SeqCst)); // the token was consumed
 /// helper.join().unwrap();
 /// ```
+///
+/// # Panics
+///
+/// `park` must not panic (nor unwind): a [`Pool`](crate::Pool)'s worker
+/// calls it after listing itself as asleep, and a worker that unwound from
+/// there would stay listed, so a producer would count it as the one to wake
+/// and wake nobody. If it panics anyway, the process aborts, saying so on
+/// stderr (with `std`).
 pub trait Park {
     /// Blocks until [`Unpark::unpark`] is called, or returns at once if it was
     /// called since the last `park`. May return spuriously.
@@ -70,9 +78,70 @@ pub trait Park {
 /// }
 /// helper.join().unwrap();
 /// ```
+///
+/// # Panics
+///
+/// `unpark` must not panic (nor unwind). A [`Pool`](crate::Pool) calls it
+/// after it took the worker off its list of sleepers and counted it as
+/// awake and searching for work, and cannot tell from a panic whether the
+/// worker got its token: counted as searching but still asleep, it would
+/// keep every later wake-up from being sent (each sees a searcher that
+/// will find the work), a lost wake-up that stalls the pool for good; put
+/// back on the list after it did wake, the counts would go wrong. So a
+/// panicking `unpark` aborts the process, saying so on stderr (with
+/// `std`), instead of leaving a pool that may hang. The same holds for
+/// [`Pool::shutdown`](crate::Pool::shutdown), which unparks every worker.
 pub trait Unpark: Send + Sync {
     /// Wakes the parked thread, or makes its next [`Park::park`] return at once.
     fn unpark(&self);
+}
+
+/// What the process says before it aborts on a panicking [`Unpark::unpark`].
+pub(crate) const UNPARK_PANICKED: &str = "an Unpark::unpark of the pool panicked: the pool \
+    cannot tell whether its worker was woken, and going on could leave the worker asleep \
+    while counted awake, so that no wake-up would reach the pool again (see the contract \
+    on Unpark)";
+
+/// What the process says before it aborts on a panicking [`Park::park`].
+pub(crate) const PARK_PANICKED: &str = "a Park::park of the pool's worker panicked: the \
+    worker is listed asleep, and going on would leave wake-ups sent to it that nobody \
+    receives (see the contract on Park)";
+
+/// `unparker.unpark()`, aborting the process if it panics (see [`Unpark`]).
+#[inline]
+pub(crate) fn unpark_or_abort(unparker: &dyn Unpark) {
+    let guard = AbortOnUnwind(UNPARK_PANICKED);
+    unparker.unpark();
+    core::mem::forget(guard);
+}
+
+/// `parker.park()`, aborting the process if it panics (see [`Park`]).
+#[inline]
+pub(crate) fn park_or_abort(parker: &dyn Park) {
+    let guard = AbortOnUnwind(PARK_PANICKED);
+    parker.park();
+    core::mem::forget(guard);
+}
+
+/// Aborts the process when dropped: forgotten on the normal path, so only
+/// an unwind past it drops it.
+struct AbortOnUnwind(&'static str);
+
+impl Drop for AbortOnUnwind {
+    #[cold]
+    fn drop(&mut self) {
+        #[cfg(feature = "std")]
+        {
+            use std::io::Write;
+            // Not `eprintln!`: it panics when stderr is gone.
+            let _ = writeln!(std::io::stderr(), "unirun_core: {}; aborting", self.0);
+            std::process::abort();
+        }
+        // Without `std` there is no abort to call: a panic while this
+        // one unwinds aborts.
+        #[cfg(not(feature = "std"))]
+        panic!("unirun_core: {}; aborting", self.0);
+    }
 }
 
 #[cfg(any(feature = "std", loom))]

@@ -523,7 +523,7 @@ impl Pool {
         // `stop_seen_after_steal`).
         stop(&self.shared.shutdown);
         for unparker in self.shared.unparkers.iter() {
-            unparker.unpark();
+            crate::park::unpark_or_abort(&**unparker);
         }
         // Dropped here, outside any lock: each drop cancels a task.
         self.shared
@@ -709,7 +709,7 @@ impl Shared {
     pub(crate) fn notify_parked(&self) {
         fence(Ordering::SeqCst);
         if let Some(index) = self.idle.worker_to_notify() {
-            self.unparkers[index].unpark();
+            crate::park::unpark_or_abort(&*self.unparkers[index]);
         }
     }
 

@@ -421,7 +421,7 @@ impl Core {
                 }
                 return;
             }
-            self.park.park();
+            crate::park::park_or_abort(&*self.park);
             if !idle.is_parked(self.index) {
                 // A producer popped us and counted us as searching.
                 self.searching.set(true);

@@ -1,7 +1,8 @@
 //! Fork-join never unwinds past a job another thread may still run: a panic
-//! in user code that runs between queueing a job and waiting for it (a
-//! custom `Unpark`, the wait hook) is held until the job finished, then
-//! resumed. Every test runs under a watchdog.
+//! in user code that runs between queueing a job and waiting for it (the
+//! wait hook) is held until the job finished, then resumed; a custom
+//! `Unpark` that panics aborts the process before anything unwinds. Every
+//! test runs under a watchdog.
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
@@ -37,10 +38,31 @@ impl Unpark for PanickyUnpark {
 }
 
 /// A join's push wakes the parked worker through a user `Unpark` that
-/// panics: the join still runs `b` (popped back) before the panic leaves it,
-/// so no dead stack job stays queued to be run after its frame is gone.
+/// panics: the process aborts there (see the contract on `Unpark`), so the
+/// panic never unwinds past the pushed half, whose stack slot the deque
+/// still points at, and no pool is left with a worker counted awake that
+/// sleeps. In a child process, which aborts; the parent checks how it
+/// ended.
+#[cfg(unix)]
 #[test]
-fn a_panicking_unpark_after_a_join_push_is_resumed_after_both_halves() {
+fn a_panicking_unpark_after_a_join_push_aborts_before_unwinding() {
+    const NAME: &str = "a_panicking_unpark_after_a_join_push_aborts_before_unwinding";
+    if !unirun_test_support::child::is_child() {
+        use std::os::unix::process::ExitStatusExt;
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(unirun_test_support::child::CHILD_ENV, "1")
+            .output()
+            .expect("re-run the test binary");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // SIGABRT is 6 on every unix this crate builds on.
+        assert_eq!(out.status.signal(), Some(6), "{}: {stderr}", out.status);
+        assert!(
+            stderr.contains("Unpark::unpark of the pool panicked"),
+            "{stderr}"
+        );
+        return;
+    }
     watchdog("unpark", || {
         let parkers = (0..2)
             .map(|_| {
@@ -52,7 +74,7 @@ fn a_panicking_unpark_after_a_join_push_is_resumed_after_both_halves() {
             })
             .collect();
         let (pool, workers) = Pool::new(parkers);
-        let threads: Vec<_> = workers
+        let _threads: Vec<_> = workers
             .into_iter()
             .map(|w| thread::spawn(move || w.run()))
             .collect();
@@ -67,32 +89,20 @@ fn a_panicking_unpark_after_a_join_push_is_resumed_after_both_halves() {
                         thread::yield_now();
                     }
                     UNPARK_ARMED.store(true, Ordering::SeqCst);
-                    let b_ran = AtomicBool::new(false);
-                    let caught = panic::catch_unwind(AssertUnwindSafe(|| {
-                        unirun_core::join(|| 1, || b_ran.store(true, Ordering::SeqCst))
-                    }));
+                    let caught =
+                        panic::catch_unwind(AssertUnwindSafe(|| unirun_core::join(|| 1, || 2)));
                     if UNPARK_ARMED.swap(false, Ordering::SeqCst) {
-                        assert_eq!(caught.ok(), Some((1, ())));
+                        assert_eq!(caught.ok(), Some((1, 2)));
                         continue;
                     }
-                    break (
-                        true,
-                        caught.map_err(|p| panic_message(&*p).unwrap_or("").to_string()),
-                        b_ran.load(Ordering::SeqCst),
-                    );
+                    break caught.map_err(|p| panic_message(&*p).unwrap_or("").to_string());
                 }
             })
-            .join()
-            .unwrap();
-        let (unpark_panicked, caught, b_ran) = outcome;
-        assert!(
-            unpark_panicked,
-            "the join's push did not wake the parked worker"
+            .join();
+        // Not reached once the process aborts.
+        panic!(
+            "the join's push woke the worker through the panicking unpark and went on: {outcome:?}"
         );
-        assert_eq!(caught.unwrap_err(), "custom unpark failed");
-        assert!(b_ran, "the join unwound before running its second half");
-        pool.shutdown();
-        threads.into_iter().for_each(|t| t.join().unwrap());
     });
 }
 

@@ -89,9 +89,11 @@ const DRIVES_THE_RUNTIME: &str = "unirun::block_on called inside a task of a \
 ///   that needs them (even on a runtime of one worker) completes.
 /// - In a task of a current-thread runtime, nothing could drive the
 ///   runtime while this thread waits: it panics at once instead of
-///   hanging. So does tokio (with its own message) on the thread
-///   inside a current-thread runtime's `block_on`, where `block_in_place`
-///   is refused too.
+///   hanging. So it does, with its own message, wherever tokio refuses
+///   `block_in_place`: on the thread inside a current-thread runtime's
+///   `block_on`, in a task of such a runtime under a unirun scope's
+///   `block_on` (whose reactor, entered on top, hides the runtime
+///   beneath), and in a `LocalSet` (whose tasks this thread runs).
 /// - Elsewhere (inside `Handle::enter`, or a multi-thread runtime's
 ///   `block_on`), `block_in_place` just runs the wait. That includes a
 ///   task of a multi-thread runtime inside a unirun scope's `block_on`,
@@ -105,5 +107,41 @@ fn block_on_inside<F: Future>(runtime: &Handle, future: F) -> F::Output {
     {
         panic!("{DRIVES_THE_RUNTIME}");
     }
-    tokio::task::block_in_place(|| unirun_core::block_on(future))
+    match block_in_place(|| unirun_core::block_on(future)) {
+        Some(output) => output,
+        None => panic!("{BLOCKING_REFUSED}"),
+    }
+}
+
+/// What [`block_on`](crate::block_on) says where tokio refuses
+/// `block_in_place` (see [`block_in_place`]).
+const BLOCKING_REFUSED: &str = "unirun::block_on called on a thread that \
+    must not block: it drives a current-thread tokio runtime (inside its block_on, or in \
+    one of its tasks, also under a unirun scope's block_on, which enters unirun's own \
+    reactor on top) or runs a tokio LocalSet, so that runtime's or LocalSet's tasks, \
+    timers and sockets (and whatever the future waits for) could never make progress \
+    while it waits (tokio refused block_in_place); use `.await` instead (or \
+    unirun::spawn for the task)";
+
+/// Runs `f` in `tokio::task::block_in_place`; `None`, with `f` dropped
+/// unrun, where tokio refuses to (it panics before running `f`: on a
+/// thread that drives a current-thread runtime, in its `block_on` or
+/// its tasks, or that runs a `LocalSet`, none of which tokio lets a
+/// caller see beforehand). A panic of `f` itself resumes here.
+///
+/// tokio's refusal goes through the panic hook as any panic does, so
+/// its message is printed (once) before the caller's own.
+pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> Option<R> {
+    let mut ran = false;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tokio::task::block_in_place(|| {
+            ran = true;
+            f()
+        })
+    }));
+    match outcome {
+        Ok(output) => Some(output),
+        Err(_refused) if !ran => None,
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
 }

@@ -11,3 +11,10 @@ pub(super) fn block_on<F: Future>(future: F) -> F::Output {
 
 /// No tokio clock a test could have paused.
 pub(super) fn fail_if_clock_paused() {}
+
+/// Runs `f` (no tokio runtime could refuse to block here; used only by
+/// fork-join's tokio path).
+#[allow(dead_code)]
+pub(crate) fn block_in_place<R>(f: impl FnOnce() -> R) -> Option<R> {
+    Some(f())
+}

@@ -59,13 +59,21 @@ impl Teardown {
             Stop::Until(deadline) => {
                 let in_time = wait_empty(tasks, Some(deadline));
                 if !in_time {
-                    cancelled = tasks.len();
+                    at_the_deadline(tasks);
+                }
+                // What is still there now that the deadline passed, not
+                // what was there at the last look: a task that ended just
+                // at the deadline was not left running. (Counted before
+                // the close: a cancelled task leaves the set at once.)
+                let left = if in_time { 0 } else { tasks.len() };
+                if left > 0 {
+                    cancelled = left;
                     // Nothing more is waited for: blocking closures still
                     // running are given up on below, at the same deadline.
                     tasks.close();
                     kill_children(&self.scope);
                 }
-                in_time
+                left == 0
             }
         };
         tasks.close();
@@ -219,10 +227,28 @@ thread_local! {
     /// Makes `Teardown::off_thread` see the OS refuse its thread (set by a
     /// unit test; read only in test builds).
     pub(super) static REFUSE_HELPER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+
+    /// A step a bounded shutdown on this thread runs once its deadline
+    /// passed with tasks left, before it closes the scope (set by a unit
+    /// test; read only in test builds).
+    pub(super) static AT_THE_DEADLINE: std::cell::Cell<Option<Step>> = const { std::cell::Cell::new(None) };
 }
+
+/// See [`AT_THE_DEADLINE`].
+pub(super) type Step = Box<dyn FnOnce(&TaskSet)>;
 
 /// Whether a test refuses the teardown helper thread (never, outside tests:
 /// the read compiles away).
 fn helper_refused() -> bool {
     cfg!(test) && REFUSE_HELPER.with(std::cell::Cell::get)
+}
+
+/// Runs the step a test put between a bounded shutdown's deadline and its
+/// close (never, outside tests: the read compiles away).
+fn at_the_deadline(tasks: &TaskSet) {
+    if cfg!(test) {
+        if let Some(step) = AT_THE_DEADLINE.with(std::cell::Cell::take) {
+            step(tasks);
+        }
+    }
 }

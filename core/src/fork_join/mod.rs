@@ -39,9 +39,10 @@
 //! for a while it sleeps on the latch, with the wait hook released around
 //! the sleep (as `block_on` does): a layer above that serializes code
 //! (unirun's gil) lets the awaited half in meanwhile. User code on this
-//! path (a custom `Unpark`, the hook) may panic: the panic is held until
-//! the awaited job is done, then resumed, never unwinding past a job
-//! another thread may still run.
+//! path (the hook) may panic: the panic is held until the awaited job is
+//! done, then resumed, never unwinding past a job another thread may still
+//! run. (A custom `Unpark` that panics aborts the process instead: see
+//! [`Unpark`](crate::Unpark).)
 //!
 //! **Liveness.** The half it waits for was taken out of the deque by exactly
 //! one thread (the `top` CAS), which runs it at once, catching its panic,
@@ -283,8 +284,9 @@ where
         })
         .unwrap_or(false);
     // Never unwind past a pushed job: its stack slot must outlive the deque
-    // entry. The wake-up reaches a user `Unpark`, which may panic: that
-    // panic is held until the join finished, like the halves' own.
+    // entry. The wake-up reaches a user `Unpark` (whose panic aborts, see
+    // `Unpark`); any other panic there is held until the join finished,
+    // like the halves' own.
     let mut offered = if pushed {
         panic::catch_unwind(AssertUnwindSafe(|| offer(shared)))
     } else {
@@ -330,8 +332,8 @@ where
     }
 }
 
-/// A panic of user code that ran while a job was queued or awaited (a
-/// custom `Unpark`, the wait hook): held until the job is done, then
+/// A panic of user code that ran while a job was queued or awaited (the
+/// wait hook): held until the job is done, then
 /// resumed, since unwinding earlier would free a job another thread runs.
 pub(crate) type Held = Result<(), std::boxed::Box<dyn core::any::Any + Send>>;
 
@@ -363,7 +365,8 @@ pub(crate) fn wait_until(latch: &Latch) -> Held {
                 // Tasks only this thread could run (a task woken by the
                 // one that forked, or by join work run here) go where the
                 // other workers find them: the awaited half may wait for
-                // one of them. The wake-up may call a user `Unpark`.
+                // one of them. The wake-up may call a user `Unpark` (whose
+                // panic aborts), so it is caught all the same.
                 let shared = panic::catch_unwind(AssertUnwindSafe(|| {
                     with_worker(|cx| {
                         if let Some(cx) = cx {
@@ -541,9 +544,10 @@ impl crate::Pool {
         let injected = Injected(Some(job.as_job_ref()));
         // From the spawn until the latch is set the task holds a pointer to
         // `job`, on this stack: nothing may unwind out of this frame. The
-        // spawn's wake-up (a user `Unpark`) and the wait hook (user code)
-        // may panic; such a panic is held until the job is done. A spawn
-        // that panics before queueing drops the task, which returns the job.
+        // spawn and the wait hook (user code) may panic (a user `Unpark`
+        // in the spawn's wake-up aborts instead); such a panic is held
+        // until the job is done. A spawn that panics before queueing drops
+        // the task, which returns the job.
         let spawned = panic::catch_unwind(AssertUnwindSafe(|| {
             self.spawn(async move {
                 let mut injected = injected;

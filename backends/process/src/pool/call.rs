@@ -115,7 +115,7 @@ use serde::Serialize;
 use unirun_core::{ForeignJoin, JoinError, JoinHandle, RunQueue, Runnable, TaskSet};
 use unirun_platform::process::{self as sys, ExitStatus, Pid};
 
-use super::relay::Relay;
+use super::relay::{self, Relay};
 use super::replies::Replies;
 use super::{worker, Inner, ProcessPool, State, Worker};
 use crate::wire::{self, Read};
@@ -225,7 +225,9 @@ impl Call {
     }
 
     /// Reads a detached call's reply (or takes the error standing for it)
-    /// and hands the result to its handle.
+    /// and hands the result to its handle. A waker of the handle's that
+    /// panics is contained (see [`relay::wake_contained`]): the caller, a
+    /// thread of the pool's, goes on to tell the pool the call ended.
     pub(super) fn finish(&self, pool: &Arc<Inner>, job: Result<Job, JoinError>) {
         let result = (self.finish)(pool, job);
         let waker = {
@@ -237,7 +239,7 @@ impl Call {
             detached.waker.take()
         };
         if let Some(waker) = waker {
-            waker.wake();
+            relay::wake_contained(waker);
         }
     }
 
@@ -806,11 +808,13 @@ impl Inner {
         let spawned = std::thread::Builder::new()
             .name("unirun-call-reader".into())
             .spawn(move || {
+                // Told on the way out, even by a panic: the last call let
+                // go of stops the helpers of a pool shut down meanwhile.
+                let _ended = DetachedEnded(&pool);
                 let job = theirs.lock().unwrap_or_else(PoisonError::into_inner).take();
                 if let Some(job) = job {
                     ours.finish(&pool, Ok(job));
                 }
-                pool.detached_ended();
             });
         if let Err(err) = spawned {
             // The failed spawn dropped its closure: the job is ours alone.
@@ -826,5 +830,15 @@ impl Inner {
             call.finish(self, Err(JoinError::transport("thread", why)));
             self.detached_ended();
         }
+    }
+}
+
+/// Tells the pool, when dropped, that a call it let go of ended (see
+/// [`Inner::detached_ended`]).
+struct DetachedEnded<'a>(&'a Arc<Inner>);
+
+impl Drop for DetachedEnded<'_> {
+    fn drop(&mut self) {
+        self.0.detached_ended();
     }
 }

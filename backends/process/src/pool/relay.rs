@@ -57,19 +57,26 @@ pub(super) fn release() {
         match wakers {
             Some(wakers) if !wakers.is_empty() => {
                 for waker in wakers {
-                    let woken =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
-                    if woken.is_err() {
-                        // Not `eprintln!`: it panics when stderr is gone.
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "unirun: a task's waker panicked when its process call completed"
-                        );
-                    }
+                    wake_contained(waker);
                 }
             }
             _ => return,
         }
+    }
+}
+
+/// Wakes the task of a call that completed, on a thread of the pool's own
+/// (the reply watcher, a detached call's reader) that must go on whatever
+/// the waker does: a waker that panics is contained and said on stderr,
+/// its task not woken again (as with a panicking wake anywhere else).
+pub(super) fn wake_contained(waker: Waker) {
+    let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+    if woken.is_err() {
+        // Not `eprintln!`: it panics when stderr is gone.
+        let _ = writeln!(
+            std::io::stderr(),
+            "unirun: a task's waker panicked when its process call completed"
+        );
     }
 }
 

@@ -816,3 +816,84 @@ fn a_panicking_waker_does_not_stop_the_reply_watcher() {
         assert_eq!(first.join().unwrap(), 2);
     });
 }
+
+/// Threads of this process whose name starts with `prefix` (Linux names
+/// are cut to 15 bytes).
+fn threads_named(prefix: &str) -> usize {
+    unirun_test_support::threads_named(prefix).expect("lists threads (checked first)")
+}
+
+/// A call let go of by a retired pool, awaited with a waker that panics:
+/// the thread that reads its reply wakes the handle (the panic contained),
+/// still tells the pool the call ended, and ends; the pool, shut down
+/// meanwhile, then stops its helpers. No thread of the pool's is left.
+/// In a child process: it counts the process's threads.
+#[test]
+fn a_panicking_waker_on_a_call_let_go_of_leaks_no_thread() {
+    use std::os::fd::AsRawFd;
+    const NAME: &str = "pool::tests::a_panicking_waker_on_a_call_let_go_of_leaks_no_thread";
+    if !unirun_test_support::lists_threads() || !unirun_test_support::child::in_child_process(NAME)
+    {
+        return;
+    }
+    watchdog(NAME, || {
+        let pool_threads = [
+            "unirun-deadline",
+            "unirun-call-rea",
+            "unirun-replies",
+            "unirun-forker",
+        ];
+        let count = || pool_threads.iter().map(|p| threads_named(p)).sum::<usize>();
+        assert_eq!(count(), 0, "no pool thread yet");
+        let threads = unirun_threads::ThreadPool::new().unwrap();
+        let (started_read, started_write) = sys::pipe().unwrap();
+        let (release_read, release_write) = sys::pipe().unwrap();
+        // A timeout far off: the deadline watcher runs, and must be joined.
+        let pool = ProcessPool::new(
+            1,
+            ProcessOptions::default().timeout(Duration::from_secs(3600)),
+        );
+        let executor = threads.handle();
+        assert_eq!(pool.spawn_call(&executor, add_one, 0).join().unwrap(), 1);
+        assert!(pool.inner.deadlines.as_ref().unwrap().running());
+        let fds = (started_write.as_raw_fd(), release_read.as_raw_fd());
+        let mut running = pool.spawn_call(&executor, signal_and_wait, fds);
+        let mut byte = [0u8; 1];
+        sys::read_until(started_read.as_fd(), &mut byte, None).unwrap();
+        pool.retire();
+        // Awaited with a waker that panics: the handle waits for the
+        // thread that now reads the reply.
+        let (woken_tx, woken) = std::sync::mpsc::channel();
+        let waker =
+            std::task::Waker::from(Arc::new(PanickingWaker(std::sync::Mutex::new(woken_tx))));
+        let polled = std::future::Future::poll(
+            std::pin::Pin::new(&mut running),
+            &mut std::task::Context::from_waker(&waker),
+        );
+        assert!(polled.is_pending(), "the call waits for the release below");
+        // Calls let go of are left alone: the helpers stay for this one.
+        pool.shutdown_now();
+        sys::write_all(release_write.as_fd(), &[1]).unwrap();
+        woken.recv().unwrap();
+        // The reply was in before the wake.
+        assert_eq!(running.join().unwrap(), 9);
+        // The reader thread ends on its own (it is not joined, and names
+        // itself once running); the wait ends once it has, which it does
+        // after the wake returns.
+        while threads_named("unirun-call-rea") != 0 {
+            std::thread::yield_now();
+        }
+        assert!(
+            !pool.inner.deadlines.as_ref().unwrap().running(),
+            "the last call let go of stops the helpers"
+        );
+        drop(pool);
+        threads.shutdown();
+        // Every helper was joined; a joined thread leaves the list a moment
+        // after its join returns (the kernel drops it last), so the wait
+        // ends.
+        while count() != 0 {
+            std::thread::yield_now();
+        }
+    });
+}
