@@ -73,6 +73,11 @@ fn nap(ms: u64) -> u64 {
     ms
 }
 
+/// Set by [`server_dies_with_a_test_process_that_exits`] in the process
+/// it starts: that process starts a server, writes its pid and store to
+/// the file this names, and leaves by `process::exit` (no destructor).
+const ORPHAN_FILE: &str = "CLUSTER_TEST_ORPHAN_FILE";
+
 /// Set in a worker started by [`worker_seams`]: `main` restores SIGPIPE's
 /// default disposition before `serve_if_worker`.
 const SIGPIPE_DEFAULT: &str = "CLUSTER_TEST_SIGPIPE_DEFAULT";
@@ -239,6 +244,11 @@ const SERVER_TESTS: &[Test] = &[
         "map_takes_at_most_max_pending_items_ahead",
         map_takes_at_most_max_pending_items_ahead,
     ),
+    #[cfg(target_os = "linux")]
+    (
+        "server_dies_with_a_test_process_that_exits",
+        server_dies_with_a_test_process_that_exits,
+    ),
 ];
 
 fn main() {
@@ -254,6 +264,14 @@ fn main() {
         }
     }
     unirun::cluster::serve_if_worker();
+    if let Some(file) = std::env::var_os(ORPHAN_FILE) {
+        let binary = find_server().expect("the parent test found a server");
+        let server = Server::start(&binary);
+        let pid = server.pid().expect("started");
+        std::fs::write(&file, format!("{pid}\n{}", server.store().display())).unwrap();
+        // No destructor runs: only PR_SET_PDEATHSIG ends the server.
+        std::process::exit(0);
+    }
 
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let selected = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
@@ -801,4 +819,35 @@ fn map_takes_at_most_max_pending_items_ahead(binary: &Path) {
         .collect();
     assert_eq!(out, (0..12).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A test process that ends through `process::exit` (a failed test run
+/// does; no destructor runs) takes its server with it: the server was
+/// started with `PR_SET_PDEATHSIG`.
+#[cfg(target_os = "linux")]
+fn server_dies_with_a_test_process_that_exits(binary: &Path) {
+    let file = std::env::temp_dir().join(format!("unirun-cluster-orphan-{}", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("selects_no_test")
+        .env(ORPHAN_FILE, &file)
+        .env("UNIRUN_NATS_SERVER", binary)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run this binary");
+    assert!(status.success(), "{status}");
+    let written = std::fs::read_to_string(&file).expect("the child wrote its server's pid");
+    let _ = std::fs::remove_file(&file);
+    let (pid, store) = written.split_once('\n').expect("pid and store");
+    let pid: u32 = pid.parse().unwrap();
+    // Reparented when its parent died, and reaped by whoever adopted it;
+    // a zombie not reaped yet is dead too.
+    let dead = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+        })
+    };
+    wait_for("the server of an exited test process to die", dead);
+    let _ = std::fs::remove_dir_all(store);
 }
