@@ -82,7 +82,7 @@
 mod call;
 mod worker;
 
-pub use unirun_cluster::{ClusterCounts, ClusterOptions};
+pub use unirun_cluster::{ClusterCounts, ClusterOptions, Storage};
 
 pub(crate) use self::call::{call, connect};
 pub use self::worker::{serve, serve_if_worker, WORKER_ENV};

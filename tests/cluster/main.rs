@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use unirun::cluster::ClusterOptions;
+use unirun::cluster::{ClusterOptions, Storage};
 use unirun::{Error, Flavor, JoinError, Run};
 
 use server::{find_server, wait_for, Server, Worker};
@@ -243,6 +243,10 @@ const SERVER_TESTS: &[Test] = &[
     (
         "map_takes_at_most_max_pending_items_ahead",
         map_takes_at_most_max_pending_items_ahead,
+    ),
+    (
+        "memory_stream_serves_refuses_other_storage_and_is_made_again",
+        memory_stream_serves_refuses_other_storage_and_is_made_again,
     ),
     #[cfg(target_os = "linux")]
     (
@@ -850,4 +854,39 @@ fn server_dies_with_a_test_process_that_exits(binary: &Path) {
     };
     wait_for("the server of an exited test process to die", dead);
     let _ = std::fs::remove_dir_all(store);
+}
+
+/// A scope may keep its stream in the server's memory: calls run as with
+/// files; a scope asking for file storage on that stream is refused,
+/// naming both; and after a restart of the server (which forgets the
+/// stream) the client makes the stream and the consumer again, so calls
+/// run again without a new scope.
+fn memory_stream_serves_refuses_other_storage_and_is_made_again(binary: &Path) {
+    let mut server = Server::start(&binary.to_path_buf());
+    let run = scope(
+        cluster(&server.url)
+            .storage(Storage::Memory)
+            .lost_after(Duration::from_millis(500))
+            .deadline(Duration::from_secs(5)),
+    );
+    let _worker = Worker::start(&server.url);
+    assert_eq!(run.call(square, 6).join().unwrap(), 36);
+    assert_eq!(run.metrics().cluster_calls(), 1);
+
+    let err = Run::builder()
+        .flavor(Flavor::Cluster)
+        .cluster(cluster(&server.url))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("has memory storage") && err.contains("asks for file storage"),
+        "{err}"
+    );
+
+    server.kill();
+    server.spawn(&binary.to_path_buf());
+    // Each attempt fails (no stream yet) or times out until the client
+    // made the stream again and the worker found it.
+    wait_for("calls to run again", || run.call(square, 7).join().is_ok());
 }

@@ -623,8 +623,11 @@ async fn watch_connection(inner: Arc<Inner>, link: watch::Receiver<bool>) {
             }
             Link::Found => {
                 inner.lost.send_replace(false);
+                tokio::spawn(remake(inner.clone()));
             }
-            Link::Back => inner.fail_all(|| {
+            Link::Back => {
+                tokio::spawn(remake(inner.clone()));
+                inner.fail_all(|| {
                 JoinError::transport(
                     "connection",
                     format!(
@@ -632,10 +635,23 @@ async fn watch_connection(inner: Arc<Inner>, link: watch::Receiver<bool>) {
                          so its reply may have been lost: call again"
                     ),
                 )
-            }),
+                });
+            }
         },
     )
     .await;
+}
+
+/// Makes the stream and the workers' consumer again if the server came
+/// back without them (a server restarted with [`Storage::Memory`]
+/// streams, or a new store): bounded by the context's request timeout;
+/// a failure leaves the calls to fail with the server's answer.
+///
+/// [`Storage::Memory`]: crate::Storage::Memory
+async fn remake(inner: Arc<Inner>) {
+    if let Ok(stream) = engine::ensure_stream(&inner.js, &inner.options).await {
+        let _ = engine::ensure_consumer(&stream, &inner.options).await;
+    }
 }
 
 /// A change [`watch_link`] reports.

@@ -31,7 +31,7 @@ mod worker;
 
 pub use client::{Client, ClusterCounts};
 pub use engine::check_url;
-pub use options::ClusterOptions;
+pub use options::{ClusterOptions, Storage};
 pub use registry::{execute, Job, Rejected, Remote};
 pub use worker::serve;
 

@@ -20,7 +20,7 @@ const JOBS_PER_PROCESS: usize = 16;
 
 /// Serves jobs until the process is killed: connects to the server in
 /// `options` (retrying while it is down, or while no caller has made the
-/// workers' consumer yet) and runs jobs through `run`, up
+/// stream and the workers' consumer yet) and runs jobs through `run`, up
 /// to sixteen at once per unit of `width` (the facade's pool
 /// processes, so a crash kills a pool process, not the worker). Returns
 /// only if it cannot start: a bad URL, or no thread for its runtime.
@@ -59,16 +59,15 @@ where
     Ok(())
 }
 
-/// The workers' consumer, made if no caller made it yet (callers own its
-/// settings).
+/// The workers' consumer, once a caller made it and its stream.
 async fn consumer(
     nats: &async_nats::Client,
     options: &ClusterOptions,
 ) -> Result<PullConsumer, String> {
     let js = jetstream::new(nats.clone());
-    let stream = engine::ensure_stream(&js, options).await?;
-    // Callers own the consumer's settings: a worker waits for one to make
-    // it (its own settings could refuse the callers').
+    // Callers own the stream's and the consumer's settings: a worker waits
+    // for one to make them (its own settings could refuse the callers').
+    let stream = engine::find_stream(&js, options).await?;
     stream
         .get_consumer(&options.consumer())
         .await
