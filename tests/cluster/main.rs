@@ -162,6 +162,16 @@ fn nap_mark(job: (String, u32, u64)) -> u32 {
     i
 }
 
+/// Crashes its pool process on 13, panics on 5, 15, 25...; else `x`.
+#[unirun::remote]
+fn picky(x: u64) -> u64 {
+    if x == 13 {
+        std::process::abort();
+    }
+    assert!(x % 10 != 5, "five: {x}");
+    x
+}
+
 /// Not registered: calls fail before anything is sent.
 fn unregistered(x: u64) -> u64 {
     x
@@ -243,6 +253,14 @@ const SERVER_TESTS: &[Test] = &[
     (
         "map_takes_at_most_max_pending_items_ahead",
         map_takes_at_most_max_pending_items_ahead,
+    ),
+    (
+        "map_of_a_short_function_keeps_each_panic_and_crash_its_own",
+        map_of_a_short_function_keeps_each_panic_and_crash_its_own,
+    ),
+    (
+        "packed_answers_over_max_payload_go_again_one_by_one",
+        packed_answers_over_max_payload_go_again_one_by_one,
     ),
     (
         "memory_stream_serves_refuses_other_storage_and_is_made_again",
@@ -889,4 +907,59 @@ fn memory_stream_serves_refuses_other_storage_and_is_made_again(binary: &Path) {
     // Each attempt fails (no stream yet) or times out until the client
     // made the stream again and the worker found it.
     wait_for("calls to run again", || run.call(square, 7).join().is_ok());
+}
+
+/// A short function's map goes in packs (one message, one pool call for
+/// many items), and a pool process's jobs in batches: still, a panic is
+/// its own item's (with its message), a crash of the pool process fails
+/// only the item that caused it (the others of its batch run again, one
+/// by one), and every other item answers.
+fn map_of_a_short_function_keeps_each_panic_and_crash_its_own(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let _workers = [Worker::start(&server.url), Worker::start(&server.url)];
+    // Its replies tell caller and worker that it is short.
+    for x in [2, 3, 4] {
+        assert_eq!(run.call(picky, x).join().unwrap(), x);
+    }
+    let out = run.map_call(picky, 0..200u64);
+    assert_eq!(out.len(), 200);
+    for (x, outcome) in (0..200u64).zip(out) {
+        match outcome {
+            Ok(value) => {
+                assert!(x != 13 && x % 10 != 5, "{x} answered {value}");
+                assert_eq!(value, x);
+            }
+            Err(err) if x == 13 => {
+                assert!(err.is_crash(), "{x}: {err}");
+                assert_eq!(err.signal_name(), Some("SIGABRT"));
+            }
+            Err(err) => {
+                assert!(err.is_panic() && x % 10 == 5, "{x}: {err}");
+                assert_eq!(err.panic_message(), Some(format!("five: {x}").as_str()));
+            }
+        }
+    }
+    let m = run.metrics();
+    assert_eq!(m.cluster_calls(), 203);
+    assert_eq!(m.cluster_crashes(), 1);
+    assert_eq!(m.cluster_transport_errors(), 0);
+}
+
+/// Answers of a pack that fit one by one but not together (16 results of
+/// 100 kB over a max_payload of 1 MiB) are sent again one call per
+/// message: each item answers.
+fn packed_answers_over_max_payload_go_again_one_by_one(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).deadline(Duration::from_secs(60)));
+    let _worker = Worker::start(&server.url);
+    for _ in 0..3 {
+        assert_eq!(run.call(big, 10).join().unwrap().len(), 10);
+    }
+    let out = run.map_call(big, vec![100_000; 16]);
+    for outcome in out {
+        assert_eq!(outcome.unwrap().len(), 100_000);
+    }
+    assert_eq!(run.metrics().cluster_calls(), 19);
+    assert_eq!(run.metrics().cluster_transport_errors(), 0);
 }
