@@ -110,8 +110,17 @@ fn main() {
             .stream(MEMORY_STREAM)
             .storage(Storage::Memory),
     );
-    for env in [cluster::WORKER_ENV, cluster::WORKER_ENV, MEMORY_WORKER, MEMORY_WORKER] {
-        let value = if env == MEMORY_WORKER { url.as_str() } else { "1" };
+    for env in [
+        cluster::WORKER_ENV,
+        cluster::WORKER_ENV,
+        MEMORY_WORKER,
+        MEMORY_WORKER,
+    ] {
+        let value = if env == MEMORY_WORKER {
+            url.as_str()
+        } else {
+            "1"
+        };
         children.0.push(
             die_with_this_thread(
                 Command::new(std::env::current_exe().unwrap())
