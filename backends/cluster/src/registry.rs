@@ -400,7 +400,7 @@ mod tests {
     }
 
     fn halve(x: u32) -> u32 {
-        assert!(x % 2 == 0, "odd: {x}");
+        assert!(x.is_multiple_of(2), "odd: {x}");
         x / 2
     }
 
