@@ -910,7 +910,8 @@ fn memory_stream_serves_refuses_other_storage_and_is_made_again(binary: &Path) {
 }
 
 /// A short function's map goes in packs (one message, one pool call for
-/// many items), and a pool process's jobs in batches: still, a panic is
+/// many items), and a worker's jobs in batches (calls in flight together
+/// too): still, a panic is
 /// its own item's (with its message), a crash of the pool process fails
 /// only the item that caused it (the others of its batch run again, one
 /// by one), and every other item answers.
@@ -940,9 +941,22 @@ fn map_of_a_short_function_keeps_each_panic_and_crash_its_own(binary: &Path) {
             }
         }
     }
+    // The same as separate calls in flight together: each its own
+    // message, batched on the worker as they arrive.
+    let calls: Vec<_> = (0..200u64).map(|x| run.call(picky, x)).collect();
+    for (x, call) in (0..200u64).zip(calls) {
+        match call.join() {
+            Ok(value) => assert!(value == x && x != 13 && x % 10 != 5, "{x}: {value}"),
+            Err(err) if x == 13 => assert!(err.is_crash(), "{x}: {err}"),
+            Err(err) => {
+                assert!(err.is_panic() && x % 10 == 5, "{x}: {err}");
+                assert_eq!(err.panic_message(), Some(format!("five: {x}").as_str()));
+            }
+        }
+    }
     let m = run.metrics();
-    assert_eq!(m.cluster_calls(), 203);
-    assert_eq!(m.cluster_crashes(), 1);
+    assert_eq!(m.cluster_calls(), 403);
+    assert_eq!(m.cluster_crashes(), 2);
     assert_eq!(m.cluster_transport_errors(), 0);
 }
 
