@@ -15,7 +15,12 @@
 //!   adds to the wire.
 //!
 //! The cluster runs twice: on a file-backed stream (the default) and on a
-//! memory-backed one ([`Storage::Memory`]), two workers each.
+//! memory-backed one ([`Storage::Memory`]), two workers each. Its map
+//! packs the calls of `square` (a short function, as the sequential calls
+//! before it showed) 32 to a message, so it can pass the per-message
+//! floors; its sequential calls are one message each, so their latency is
+//! a JetStream floor's plus a worker's pool round trip (the "pool,
+//! awaited" row).
 //!
 //! A hand-written harness: the binary is also its own workers
 //! (`serve_if_worker` first). The server and the workers die with the
