@@ -57,6 +57,16 @@
 //! [`ack_wait`](ClusterOptions::ack_wait): **a remote function may run
 //! more than once for one call, so it must be idempotent.**
 //!
+//! Calls of a short function (under a millisecond each so far) are
+//! carried in bulk: [`Run::map_call`](crate::Run::map_call) packs up to 32
+//! of them into one message (one publish, one reply, one acknowledgement
+//! for all), and jobs that reach a worker together run as one batch in one
+//! pool process (one pipe round trip for all). A panic stays its own
+//! call's; if one job of a batch crashes the pool process, the others run
+//! again one by one (so they may run twice) and only that call fails. The
+//! calls of a pack share its delivery: a deadline, `max_deliver` or a lost
+//! server fails each of them. Longer functions go one call per message.
+//!
 //! # Failures
 //!
 //! Every handle resolves, to the result or to a [`JoinError`](crate::JoinError):
@@ -82,7 +92,7 @@
 mod call;
 mod worker;
 
-pub use unirun_cluster::{ClusterCounts, ClusterOptions};
+pub use unirun_cluster::{ClusterCounts, ClusterOptions, Storage};
 
 pub(crate) use self::call::{call, connect};
 pub use self::worker::{serve, serve_if_worker, WORKER_ENV};

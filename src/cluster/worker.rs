@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use unirun_cluster::{ClusterOptions, Job, Rejected};
+use unirun_cluster::{ClusterOptions, Job, Ran};
 
 use crate::error::Error;
 use crate::{Flavor, Run};
@@ -61,14 +61,16 @@ pub fn serve(options: ClusterOptions) -> Result<Infallible, Error> {
         .build()?;
     let width = run.trace().workers().map_or(1, |w| w.cpu());
     let handle = run.handle();
-    let served = unirun_cluster::serve(options, width, move |job| handle.call(run_job, job));
+    // A batch of jobs is one pool call: one pipe round trip for all.
+    let served = unirun_cluster::serve(options, width, move |jobs| handle.call(run_jobs, jobs));
     let reason = served.map_or_else(|reason| reason, |()| "its jobs ended".to_string());
     Err(Error::Io(std::io::Error::other(format!(
         "the cluster worker stopped: {reason}"
     ))))
 }
 
-/// What a worker's pool process runs for each job.
-fn run_job(job: Job) -> Result<Vec<u8>, Rejected> {
-    unirun_cluster::execute(job)
+/// What a worker's pool process runs for each batch of jobs (a panic of
+/// one is that job's answer; the others run on).
+fn run_jobs(jobs: Vec<Job>) -> Vec<Ran> {
+    unirun_cluster::execute_all(jobs)
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use unirun::cluster::ClusterOptions;
+use unirun::cluster::{ClusterOptions, Storage};
 use unirun::{Error, Flavor, JoinError, Run};
 
 use server::{find_server, wait_for, Server, Worker};
@@ -72,6 +72,11 @@ fn nap(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
 }
+
+/// Set by [`server_dies_with_a_test_process_that_exits`] in the process
+/// it starts: that process starts a server, writes its pid and store to
+/// the file this names, and leaves by `process::exit` (no destructor).
+const ORPHAN_FILE: &str = "CLUSTER_TEST_ORPHAN_FILE";
 
 /// Set in a worker started by [`worker_seams`]: `main` restores SIGPIPE's
 /// default disposition before `serve_if_worker`.
@@ -157,6 +162,16 @@ fn nap_mark(job: (String, u32, u64)) -> u32 {
     i
 }
 
+/// Crashes its pool process on 13, panics on 5, 15, 25...; else `x`.
+#[unirun::remote]
+fn picky(x: u64) -> u64 {
+    if x == 13 {
+        std::process::abort();
+    }
+    assert!(x % 10 != 5, "five: {x}");
+    x
+}
+
 /// Not registered: calls fail before anything is sent.
 fn unregistered(x: u64) -> u64 {
     x
@@ -239,6 +254,23 @@ const SERVER_TESTS: &[Test] = &[
         "map_takes_at_most_max_pending_items_ahead",
         map_takes_at_most_max_pending_items_ahead,
     ),
+    (
+        "map_of_a_short_function_keeps_each_panic_and_crash_its_own",
+        map_of_a_short_function_keeps_each_panic_and_crash_its_own,
+    ),
+    (
+        "packed_answers_over_max_payload_go_again_one_by_one",
+        packed_answers_over_max_payload_go_again_one_by_one,
+    ),
+    (
+        "memory_stream_serves_refuses_other_storage_and_is_made_again",
+        memory_stream_serves_refuses_other_storage_and_is_made_again,
+    ),
+    #[cfg(target_os = "linux")]
+    (
+        "server_dies_with_a_test_process_that_exits",
+        server_dies_with_a_test_process_that_exits,
+    ),
 ];
 
 fn main() {
@@ -254,6 +286,14 @@ fn main() {
         }
     }
     unirun::cluster::serve_if_worker();
+    if let Some(file) = std::env::var_os(ORPHAN_FILE) {
+        let binary = find_server().expect("the parent test found a server");
+        let server = Server::start(&binary);
+        let pid = server.pid().expect("started");
+        std::fs::write(&file, format!("{pid}\n{}", server.store().display())).unwrap();
+        // No destructor runs: only PR_SET_PDEATHSIG ends the server.
+        std::process::exit(0);
+    }
 
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let selected = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
@@ -801,4 +841,139 @@ fn map_takes_at_most_max_pending_items_ahead(binary: &Path) {
         .collect();
     assert_eq!(out, (0..12).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A test process that ends through `process::exit` (a failed test run
+/// does; no destructor runs) takes its server with it: the server was
+/// started with `PR_SET_PDEATHSIG`.
+#[cfg(target_os = "linux")]
+fn server_dies_with_a_test_process_that_exits(binary: &Path) {
+    let file = std::env::temp_dir().join(format!("unirun-cluster-orphan-{}", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("selects_no_test")
+        .env(ORPHAN_FILE, &file)
+        .env("UNIRUN_NATS_SERVER", binary)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run this binary");
+    assert!(status.success(), "{status}");
+    let written = std::fs::read_to_string(&file).expect("the child wrote its server's pid");
+    let _ = std::fs::remove_file(&file);
+    let (pid, store) = written.split_once('\n').expect("pid and store");
+    let pid: u32 = pid.parse().unwrap();
+    // Reparented when its parent died, and reaped by whoever adopted it;
+    // a zombie not reaped yet is dead too.
+    let dead = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+        })
+    };
+    wait_for("the server of an exited test process to die", dead);
+    let _ = std::fs::remove_dir_all(store);
+}
+
+/// A scope may keep its stream in the server's memory: calls run as with
+/// files; a scope asking for file storage on that stream is refused,
+/// naming both; and after a restart of the server (which forgets the
+/// stream) the client makes the stream and the consumer again, so calls
+/// run again without a new scope.
+fn memory_stream_serves_refuses_other_storage_and_is_made_again(binary: &Path) {
+    let mut server = Server::start(&binary.to_path_buf());
+    let run = scope(
+        cluster(&server.url)
+            .storage(Storage::Memory)
+            .lost_after(Duration::from_millis(500))
+            .deadline(Duration::from_secs(5)),
+    );
+    let _worker = Worker::start(&server.url);
+    assert_eq!(run.call(square, 6).join().unwrap(), 36);
+    assert_eq!(run.metrics().cluster_calls(), 1);
+
+    let err = Run::builder()
+        .flavor(Flavor::Cluster)
+        .cluster(cluster(&server.url))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("has memory storage") && err.contains("asks for file storage"),
+        "{err}"
+    );
+
+    server.kill();
+    server.spawn(&binary.to_path_buf());
+    // Each attempt fails (no stream yet) or times out until the client
+    // made the stream again and the worker found it.
+    wait_for("calls to run again", || run.call(square, 7).join().is_ok());
+}
+
+/// A short function's map goes in packs (one message, one pool call for
+/// many items), and a worker's jobs in batches (calls in flight together
+/// too): still, a panic is
+/// its own item's (with its message), a crash of the pool process fails
+/// only the item that caused it (the others of its batch run again, one
+/// by one), and every other item answers.
+fn map_of_a_short_function_keeps_each_panic_and_crash_its_own(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url));
+    let _workers = [Worker::start(&server.url), Worker::start(&server.url)];
+    // Its replies tell caller and worker that it is short.
+    for x in [2, 3, 4] {
+        assert_eq!(run.call(picky, x).join().unwrap(), x);
+    }
+    let out = run.map_call(picky, 0..200u64);
+    assert_eq!(out.len(), 200);
+    for (x, outcome) in (0..200u64).zip(out) {
+        match outcome {
+            Ok(value) => {
+                assert!(x != 13 && x % 10 != 5, "{x} answered {value}");
+                assert_eq!(value, x);
+            }
+            Err(err) if x == 13 => {
+                assert!(err.is_crash(), "{x}: {err}");
+                assert_eq!(err.signal_name(), Some("SIGABRT"));
+            }
+            Err(err) => {
+                assert!(err.is_panic() && x % 10 == 5, "{x}: {err}");
+                assert_eq!(err.panic_message(), Some(format!("five: {x}").as_str()));
+            }
+        }
+    }
+    // The same as separate calls in flight together: each its own
+    // message, batched on the worker as they arrive.
+    let calls: Vec<_> = (0..200u64).map(|x| run.call(picky, x)).collect();
+    for (x, call) in (0..200u64).zip(calls) {
+        match call.join() {
+            Ok(value) => assert!(value == x && x != 13 && x % 10 != 5, "{x}: {value}"),
+            Err(err) if x == 13 => assert!(err.is_crash(), "{x}: {err}"),
+            Err(err) => {
+                assert!(err.is_panic() && x % 10 == 5, "{x}: {err}");
+                assert_eq!(err.panic_message(), Some(format!("five: {x}").as_str()));
+            }
+        }
+    }
+    let m = run.metrics();
+    assert_eq!(m.cluster_calls(), 403);
+    assert_eq!(m.cluster_crashes(), 2);
+    assert_eq!(m.cluster_transport_errors(), 0);
+}
+
+/// Answers of a pack that fit one by one but not together (16 results of
+/// 100 kB over a max_payload of 1 MiB) are sent again one call per
+/// message: each item answers.
+fn packed_answers_over_max_payload_go_again_one_by_one(binary: &Path) {
+    let server = Server::start(&binary.to_path_buf());
+    let run = scope(cluster(&server.url).deadline(Duration::from_secs(60)));
+    let _worker = Worker::start(&server.url);
+    for _ in 0..3 {
+        assert_eq!(run.call(big, 10).join().unwrap().len(), 10);
+    }
+    let out = run.map_call(big, vec![100_000; 16]);
+    for outcome in out {
+        assert_eq!(outcome.unwrap().len(), 100_000);
+    }
+    assert_eq!(run.metrics().cluster_calls(), 19);
+    assert_eq!(run.metrics().cluster_transport_errors(), 0);
 }

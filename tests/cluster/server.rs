@@ -1,5 +1,12 @@
 //! A `nats-server` with JetStream on a free loopback port and a temporary
 //! store, and worker processes: this test binary re-executed as a worker.
+//!
+//! Both die with the test process even when it ends without running their
+//! destructors (`process::exit`, a kill): on Linux each is started with
+//! `PR_SET_PDEATHSIG` = `SIGKILL` (see [`die_with_this_thread`]). The
+//! signal follows the *thread* that started the child, so each test
+//! starts and drops its server and workers on its own thread, which
+//! outlives them.
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -43,7 +50,9 @@ impl Server {
     /// Starts the server process (again, after [`kill`](Self::kill): same
     /// port, same store).
     pub(crate) fn spawn(&mut self, binary: &PathBuf) {
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        die_with_this_thread(&mut command);
+        let child = command
             .args([
                 "-a",
                 "127.0.0.1",
@@ -75,6 +84,16 @@ impl Server {
         }
     }
 
+    /// The server's process id (while it runs).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its JetStream store directory.
+    pub(crate) fn store(&self) -> &std::path::Path {
+        &self.store
+    }
+
     /// Kills the server at once (no lame-duck goodbye).
     pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -89,6 +108,31 @@ impl Drop for Server {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.store);
     }
+}
+
+/// Makes the child `command` starts die (`SIGKILL`) when the thread that
+/// starts it ends, and so when this process ends however it ends (Linux's
+/// `PR_SET_PDEATHSIG`; elsewhere nothing: the destructors still kill it on
+/// an ordinary end). A child whose parent died before the `prctl` took
+/// effect (its parent pid changed) does not start at all.
+pub(crate) fn die_with_this_thread(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: `prctl`, `getppid` and building an `io::Error` from a
+        // number are async-signal-safe; nothing here allocates or locks.
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 fn free_port() -> u16 {
@@ -120,6 +164,7 @@ impl Worker {
             .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::null())
             .process_group(0);
+        die_with_this_thread(&mut command);
         setup(&mut command);
         Worker {
             child: command.spawn().expect("start a worker"),

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +18,33 @@ use crate::wire::{self, Reply};
 use crate::{engine, ClusterOptions};
 
 /// What resolves one call: its reply's result, or why there is none.
-type Outcome = Result<Vec<u8>, JoinError>;
+type Outcome = Result<Vec<u8>, Failure>;
+
+/// Why a call (or a pack of calls) has no value: made into a fresh
+/// [`JoinError`] for each call it ends, so each item of a pack gets its own.
+#[derive(Debug, Clone)]
+enum Failure {
+    Cancelled,
+    TimedOut,
+    Transport(&'static str, String),
+    /// A worker's answer other than a value.
+    Remote(Reply),
+}
+
+impl Failure {
+    fn error(&self) -> JoinError {
+        match self {
+            Failure::Cancelled => JoinError::cancelled(),
+            Failure::TimedOut => JoinError::timed_out(),
+            Failure::Transport(what, detail) => JoinError::transport(what, detail.clone()),
+            Failure::Remote(reply) => reply
+                .clone()
+                .into_result(unirun_platform::process::signal_name)
+                .err()
+                .unwrap_or_else(|| JoinError::transport("worker", "a value is no failure")),
+        }
+    }
+}
 
 /// A connection to the cluster's server for one scope's calls.
 ///
@@ -27,6 +53,9 @@ type Outcome = Result<Vec<u8>, JoinError>;
 /// without blocking the dropping thread.
 pub struct Client {
     inner: Arc<Inner>,
+    /// Where calls run: the runtime's handle (a call made after the
+    /// runtime stopped is dropped there, so it resolves to cancelled).
+    handle: tokio::runtime::Handle,
     /// Taken when the client drops, to stop it in the background.
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
@@ -38,9 +67,15 @@ struct Inner {
     /// This client's reply subjects are `{inbox}.{call id}`.
     inbox: String,
     next_id: AtomicU64,
-    /// The calls waiting for an answer, by call id. Whoever removes an
-    /// entry resolves that call; nobody else can.
-    pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    /// The calls waiting for an answer, by call id, with their function's
+    /// name. Whoever removes an entry resolves that call; nobody else can.
+    pending: Mutex<HashMap<u64, (oneshot::Sender<Outcome>, &'static str)>>,
+    /// How long a job of each function took on its worker, a moving
+    /// average of what the workers say.
+    paces: Mutex<HashMap<&'static str, Duration>>,
+    /// The server's `max_payload`, read again when the link comes back
+    /// (not on every call: reading it copies the server's whole info).
+    max_payload: AtomicUsize,
     /// Stream sequence -> call id, for the `max_deliver` advisory.
     sequences: Mutex<HashMap<u64, u64>>,
     /// Signs of life of calls on their last delivery, by call id.
@@ -69,9 +104,10 @@ struct Counters {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClusterCounts {
-    /// Calls published.
+    /// Calls published (each call of a pack counts).
     pub calls: u64,
-    /// Deliveries beyond the first of the jobs that answered.
+    /// Deliveries beyond the first of the jobs (single calls or packs)
+    /// that answered.
     pub redeliveries: u64,
     /// Calls whose pool process was killed by a signal.
     pub crashes: u64,
@@ -101,6 +137,7 @@ impl Client {
         runtime.spawn(watch_connection(inner.clone(), link));
         Ok(Client {
             inner,
+            handle: runtime.handle().clone(),
             runtime: Mutex::new(Some(runtime)),
         })
     }
@@ -119,45 +156,33 @@ impl Client {
         name: &'static str,
         signature: u64,
         payload: Vec<u8>,
-    ) -> impl Future<Output = Outcome> + Send + 'static {
+    ) -> impl Future<Output = Result<Vec<u8>, JoinError>> + Send + 'static {
         let inner = self.inner.clone();
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        // The outcome comes back through a channel that is not tokio's: its
-        // waker may run the caller's task right where it is woken (the
-        // facade's does), which a tokio resource's cooperative budget would
-        // turn into a wake-up of itself.
-        let (tx, rx) = futures_channel::oneshot::channel();
-        let spawned = self
-            .runtime
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|rt| {
-                let call = call(inner.clone(), id, name, signature, payload);
-                rt.spawn(async move {
-                    let _ = tx.send(call.await);
-                })
-                .abort_handle()
-            });
-        let guard = CancelOnDrop {
-            inner,
-            id,
-            task: spawned,
-        };
+        let call = self.send(name, signature, payload, None);
         async move {
-            // Dropped unsent (the task was aborted, or its runtime is gone
-            // or never took it): cancelled.
-            let outcome = rx.await.unwrap_or_else(|_| Err(JoinError::cancelled()));
-            drop(guard);
-            outcome
+            let outcome = call.await;
+            inner.count(&outcome);
+            outcome.map_err(|failure| failure.error())
         }
+    }
+
+    /// Publishes one job (`pack`: a pack of that many calls) and resolves
+    /// to its reply or why there is none.
+    fn send(
+        &self,
+        name: &'static str,
+        signature: u64,
+        payload: Vec<u8>,
+        pack: Option<usize>,
+    ) -> impl Future<Output = Outcome> + Send + 'static {
+        send(&self.inner, &self.handle, name, signature, payload, pack)
     }
 
     /// Resolves every call in flight to cancelled and refuses new ones.
     pub fn shutdown_now(&self) {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.permits.close();
-        self.inner.fail_all(JoinError::cancelled);
+        self.inner.fail_all(|| Failure::Cancelled);
     }
 
     /// What this client's calls did so far.
@@ -191,6 +216,44 @@ impl Client {
             Some(consumer.info().await.ok()?.num_waiting)
         })
         .flatten()
+    }
+}
+
+/// Publishes one job (`pack`: a pack of that many calls) from the
+/// client's runtime, and resolves to its reply or why there is none. A
+/// runtime shut down already drops the task at once: cancelled.
+fn send(
+    inner: &Arc<Inner>,
+    runtime: &tokio::runtime::Handle,
+    name: &'static str,
+    signature: u64,
+    payload: Vec<u8>,
+    pack: Option<usize>,
+) -> impl Future<Output = Outcome> + Send + 'static {
+    let inner = inner.clone();
+    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    // The outcome comes back through a channel that is not tokio's: its
+    // waker may run the caller's task right where it is woken (the
+    // facade's does), which a tokio resource's cooperative budget would
+    // turn into a wake-up of itself.
+    let (tx, rx) = futures_channel::oneshot::channel();
+    let call = call(inner.clone(), id, name, signature, payload, pack);
+    let task = runtime
+        .spawn(async move {
+            let _ = tx.send(call.await);
+        })
+        .abort_handle();
+    let guard = CancelOnDrop {
+        inner,
+        id,
+        task: Some(task),
+    };
+    async move {
+        // Dropped unsent (the task was aborted, or its runtime is gone or
+        // never took it): cancelled.
+        let outcome = rx.await.unwrap_or(Err(Failure::Cancelled));
+        drop(guard);
+        outcome
     }
 }
 
@@ -253,27 +316,32 @@ impl Drop for CancelOnDrop {
 
 impl Inner {
     fn take(&self, id: u64) -> Option<oneshot::Sender<Outcome>> {
+        self.take_entry(id).map(|(tx, _)| tx)
+    }
+
+    /// A call's entry, with its function's name.
+    fn take_entry(&self, id: u64) -> Option<(oneshot::Sender<Outcome>, &'static str)> {
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id)
     }
 
-    fn fail_all(&self, err: impl Fn() -> JoinError) {
+    fn fail_all(&self, err: impl Fn() -> Failure) {
         let all: Vec<_> = self
             .pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .drain()
             .collect();
-        for (_, tx) in all {
+        for (_, (tx, _)) in all {
             let _ = tx.send(Err(err()));
         }
     }
 
     /// The error of a call the server's loss ended.
-    fn lost_error(&self) -> JoinError {
-        JoinError::transport(
+    fn lost_error(&self) -> Failure {
+        Failure::Transport(
             "server",
             format!(
                 "lost the NATS server at {}: no connection for {:?}",
@@ -282,19 +350,23 @@ impl Inner {
         )
     }
 
+    /// Counts one call's outcome.
     fn count(&self, outcome: &Outcome) {
-        if let Err(err) = outcome {
-            let counter = if err.is_crash() {
-                &self.counts.crashes
-            } else if err.is_timeout() {
-                &self.counts.timeouts
-            } else if err.is_transport() {
-                &self.counts.transport
-            } else {
-                return;
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = match outcome {
+            Ok(_) | Err(Failure::Cancelled | Failure::Remote(Reply::Panicked { .. })) => return,
+            Err(Failure::Remote(Reply::Crashed { .. })) => &self.counts.crashes,
+            Err(Failure::TimedOut | Failure::Remote(Reply::TimedOut)) => &self.counts.timeouts,
+            Err(Failure::Transport(..) | Failure::Remote(_)) => &self.counts.transport,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes how long a job of `name` took on its worker (a moving
+    /// average), so `map` knows which functions are short.
+    fn note(&self, name: &'static str, took: Duration) {
+        let mut paces = self.paces.lock().unwrap_or_else(PoisonError::into_inner);
+        let pace = paces.entry(name).or_insert(took);
+        *pace = (*pace * 3 + took) / 4;
     }
 }
 
@@ -330,6 +402,7 @@ async fn connect(options: ClusterOptions, up: Arc<watch::Sender<bool>>) -> Resul
         .await
         .map_err(|err| format!("NATS server at {url}: {err}"))?;
     let inbox = nats.new_inbox();
+    let max_payload = nats.server_info().max_payload;
     Ok(Inner {
         permits: Arc::new(Semaphore::new(options.max_pending)),
         options,
@@ -338,6 +411,8 @@ async fn connect(options: ClusterOptions, up: Arc<watch::Sender<bool>>) -> Resul
         inbox,
         next_id: AtomicU64::new(1),
         pending: Mutex::new(HashMap::new()),
+        paces: Mutex::new(HashMap::new()),
+        max_payload: AtomicUsize::new(max_payload),
         sequences: Mutex::new(HashMap::new()),
         beats: Mutex::new(HashMap::new()),
         closed: AtomicBool::new(false),
@@ -355,6 +430,7 @@ async fn call(
     name: &'static str,
     signature: u64,
     payload: Vec<u8>,
+    pack: Option<usize>,
 ) -> Outcome {
     // One instant for both deadlines: the caller's, and the one the job
     // carries to the worker (which drops a job found past it).
@@ -368,35 +444,27 @@ async fn call(
     // published: it timed out unsent.
     let permit = tokio::select! {
         permit = inner.permits.clone().acquire_owned() => permit,
-        () = server_lost(&inner) => {
-            inner.counts.transport.fetch_add(1, Ordering::Relaxed);
-            return Err(inner.lost_error());
-        }
-        () = tokio::time::sleep_until(deadline) => {
-            inner.counts.timeouts.fetch_add(1, Ordering::Relaxed);
-            return Err(JoinError::timed_out());
-        }
+        () = server_lost(&inner) => return Err(inner.lost_error()),
+        () = tokio::time::sleep_until(deadline) => return Err(Failure::TimedOut),
     };
     let Ok(_permit) = permit else {
-        return Err(JoinError::cancelled());
+        return Err(Failure::Cancelled);
     };
     if inner.closed.load(Ordering::Acquire) {
-        return Err(JoinError::cancelled());
+        return Err(Failure::Cancelled);
     }
     if tokio::time::Instant::now() >= deadline {
-        inner.counts.timeouts.fetch_add(1, Ordering::Relaxed);
-        return Err(JoinError::timed_out());
+        return Err(Failure::TimedOut);
     }
     let (tx, mut rx) = oneshot::channel();
     inner
         .pending
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(id, tx);
+        .insert(id, (tx, name));
     // Checked after the entry is in: the watcher sets `lost` before it
     // fails the entries, so a call it missed sees the flag here.
     if *inner.lost.borrow() && inner.take(id).is_some() {
-        inner.counts.transport.fetch_add(1, Ordering::Relaxed);
         return Err(inner.lost_error());
     }
     let (beat_tx, mut beats) = mpsc::unbounded_channel();
@@ -413,8 +481,11 @@ async fn call(
     };
     // Set once the last delivery runs: when its signs of life stop.
     let mut silent_at: Option<tokio::time::Instant> = None;
-    inner.counts.calls.fetch_add(1, Ordering::Relaxed);
-    let message = PublishMessage::build()
+    inner
+        .counts
+        .calls
+        .fetch_add(pack.unwrap_or(1) as u64, Ordering::Relaxed);
+    let mut message = PublishMessage::build()
         .payload(payload.into())
         .message_id(format!("{}.{id}", inner.inbox))
         .header(wire::FUNCTION, name)
@@ -426,6 +497,9 @@ async fn call(
             inner.options.ack_wait.as_millis().to_string(),
         )
         .header(wire::MAX_DELIVER, inner.options.max_deliver.to_string());
+    if let Some(calls) = pack {
+        message = message.header(wire::PACK, calls.to_string());
+    }
     let published = async {
         let ack = inner
             .js
@@ -439,7 +513,7 @@ async fn call(
     let outcome = loop {
         tokio::select! {
             biased;
-            answer = &mut rx => break answer.unwrap_or_else(|_| Err(JoinError::cancelled())),
+            answer = &mut rx => break answer.unwrap_or(Err(Failure::Cancelled)),
             ack = &mut published, if !acked => {
                 acked = true;
                 match ack {
@@ -449,7 +523,7 @@ async fn call(
                     }
                     Err(err) => {
                         if inner.take(id).is_some() {
-                            break Err(JoinError::transport(
+                            break Err(Failure::Transport(
                                 "publish",
                                 format!("the NATS server at {} did not take the call: {err}", inner.options.url),
                             ));
@@ -464,7 +538,7 @@ async fn call(
             () = sleep_until_some(silent_at) => {
                 silent_at = None;
                 if inner.take(id).is_some() {
-                    break Err(JoinError::transport(
+                    break Err(Failure::Transport(
                         "max_deliver",
                         format!(
                             "the job was handed to workers {} times (max_deliver) and none answered: \
@@ -476,13 +550,12 @@ async fn call(
             }
             () = tokio::time::sleep_until(deadline) => {
                 if inner.take(id).is_some() {
-                    break Err(JoinError::timed_out());
+                    break Err(Failure::TimedOut);
                 }
             }
         }
     };
     drop(entries);
-    inner.count(&outcome);
     outcome
 }
 
@@ -540,7 +613,7 @@ async fn replies(inner: Arc<Inner>) {
         inner.nats.subscribe(advisory).await,
     ) else {
         inner.fail_all(|| {
-            JoinError::transport("subscribe", "could not subscribe to the reply inbox")
+            Failure::Transport("subscribe", "could not subscribe to the reply inbox".into())
         });
         return;
     };
@@ -548,21 +621,34 @@ async fn replies(inner: Arc<Inner>) {
         tokio::select! {
             Some(message) = replies.next() => {
                 let id = message.subject.rsplit('.').next().and_then(|s| s.parse::<u64>().ok());
-                let decoded = postcard::from_bytes::<(u32, String, Reply)>(&message.payload);
-                if let (Some(id), Ok((_, _, Reply::Alive))) = (id, &decoded) {
+                let decoded = postcard::from_bytes::<(u32, &str, u64, Reply)>(&message.payload);
+                if let (Some(id), Ok((_, _, _, Reply::Alive))) = (id, &decoded) {
                     if let Some(beat) = inner.beats.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
                         let _ = beat.send(());
                     }
                     continue;
                 }
-                let Some(tx) = id.and_then(|id| inner.take(id)) else { continue };
+                let Some((tx, name)) = id.and_then(|id| inner.take_entry(id)) else { continue };
                 let outcome = match decoded {
-                    Ok((delivered, worker, reply)) => {
+                    Ok((delivered, worker, micros, reply)) => {
                         inner.counts.redeliveries.fetch_add(u64::from(delivered.saturating_sub(1)), Ordering::Relaxed);
-                        inner.workers.lock().unwrap_or_else(PoisonError::into_inner).insert(worker);
-                        reply.into_result(unirun_platform::process::signal_name)
+                        {
+                            let mut workers = inner.workers.lock().unwrap_or_else(PoisonError::into_inner);
+                            if !workers.contains(worker) {
+                                workers.insert(worker.to_string());
+                            }
+                        }
+                        match reply {
+                            Reply::Value(bytes) => {
+                                if micros > 0 {
+                                    inner.note(name, Duration::from_micros(micros));
+                                }
+                                Ok(bytes)
+                            }
+                            other => Err(Failure::Remote(other)),
+                        }
                     }
-                    Err(err) => Err(JoinError::transport("decode", format!("the worker's reply: {err}"))),
+                    Err(err) => Err(Failure::Transport("decode", format!("the worker's reply: {err}"))),
                 };
                 let _ = tx.send(outcome);
             }
@@ -591,7 +677,7 @@ async fn exhausted(inner: &Inner, payload: &[u8]) {
     let Some(tx) = id.and_then(|id| inner.take(id)) else {
         return;
     };
-    let _ = tx.send(Err(JoinError::transport(
+    let _ = tx.send(Err(Failure::Transport(
         "max_deliver",
         format!(
             "the job was handed to workers {} times (max_deliver) and none answered: \
@@ -623,19 +709,48 @@ async fn watch_connection(inner: Arc<Inner>, link: watch::Receiver<bool>) {
             }
             Link::Found => {
                 inner.lost.send_replace(false);
+                tokio::spawn(remake(inner.clone()));
             }
-            Link::Back => inner.fail_all(|| {
-                JoinError::transport(
-                    "connection",
-                    format!(
+            Link::Back => {
+                tokio::spawn(remake(inner.clone()));
+                inner.fail_all(|| {
+                    Failure::Transport(
+                        "connection",
+                        format!(
                         "the connection to the NATS server at {url} broke while the call waited, \
                          so its reply may have been lost: call again"
                     ),
-                )
-            }),
+                    )
+                });
+            }
         },
     )
     .await;
+}
+
+/// Makes the stream and the workers' consumer again if the server came
+/// back without them (a server restarted with [`Storage::Memory`]
+/// streams, or a new store), and reads its `max_payload` again. A server
+/// just started may not serve JetStream yet: tried again every 200 ms,
+/// for ten seconds at most (each try bounded by the context's request
+/// timeout); calls meanwhile fail with the server's answer.
+///
+/// [`Storage::Memory`]: crate::Storage::Memory
+async fn remake(inner: Arc<Inner>) {
+    inner
+        .max_payload
+        .store(inner.nats.server_info().max_payload, Ordering::Relaxed);
+    for _ in 0..50 {
+        if let Ok(stream) = engine::ensure_stream(&inner.js, &inner.options).await {
+            if engine::ensure_consumer(&stream, &inner.options)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A change [`watch_link`] reports.
@@ -706,27 +821,225 @@ impl Client {
                 format!("argument of type {}: {err}", std::any::type_name::<A>()),
             )
         })?;
-        let max_payload = self.inner.nats.server_info().max_payload;
-        if !wire::job_fits(payload.len(), remote.name, &self.inner.inbox, max_payload) {
-            return Err(JoinError::not_started(format!(
-                "the argument of `{}` is {} bytes encoded, over the NATS server's max_payload of \
-                 {max_payload} bytes (headers included): send less, or raise the server's \
-                 max_payload",
-                remote.name,
-                payload.len()
-            )));
-        }
+        self.check_fits(remote.name, payload.len())?;
         let call = self.call(remote.name, crate::registry::signature(remote), payload);
-        Ok(async move {
-            let bytes = call.await?;
-            postcard::from_bytes(&bytes).map_err(|err| {
-                JoinError::transport(
-                    "decode",
-                    format!("result of type {}: {err}", std::any::type_name::<R>()),
-                )
-            })
-        })
+        Ok(async move { decode(call.await?) })
     }
+
+    /// Fails a call whose argument is `len` bytes encoded if it cannot fit
+    /// in a message (the server would close the connection for it, losing
+    /// the replies of the calls in flight).
+    fn check_fits(&self, name: &str, len: usize) -> Result<(), JoinError> {
+        let max_payload = self.inner.max_payload.load(Ordering::Relaxed);
+        if wire::job_fits(len, name, &self.inner.inbox, max_payload) {
+            return Ok(());
+        }
+        Err(JoinError::not_started(format!(
+            "the argument of `{name}` is {len} bytes encoded, over the NATS server's max_payload \
+             of {max_payload} bytes (headers included): send less, or raise the server's \
+             max_payload"
+        )))
+    }
+
+    /// Whether the jobs of `f` are known to be short: under a millisecond
+    /// each on their workers so far (as their replies say). `map` packs
+    /// calls of such a function; others go one per message, so a long one
+    /// never waits behind another in one worker's pool process.
+    pub fn is_short<A, R>(&self, f: fn(A) -> R) -> bool {
+        let Some(remote) = crate::registry::by_address(f as usize) else {
+            return false;
+        };
+        self.inner
+            .paces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(remote.name)
+            .is_some_and(|pace| *pace < SHORT)
+    }
+
+    /// Calls `f` on each of `args` as [`call_fn`](Self::call_fn) does, in
+    /// packs: as many calls as fit go in one message (one publish, one
+    /// reply, one acknowledgement, one pool round trip on the worker for
+    /// all), and resolves to each call's outcome, in order. The calls of a
+    /// pack share its delivery (deadline, `max_deliver`, loss of the server
+    /// or worker: each gets its own error); a panic or crash is the call's
+    /// own. A pack whose answers do not fit in one message together is
+    /// called again one call per message.
+    pub fn call_pack_fn<A, R>(
+        &self,
+        f: fn(A) -> R,
+        args: Vec<A>,
+    ) -> impl Future<Output = Vec<Result<R, JoinError>>> + Send + 'static
+    where
+        A: serde::Serialize,
+        R: serde::de::DeserializeOwned + Send + 'static,
+    {
+        // Each item's outcome: decided here (not registered, too large,
+        // unencodable), or the index of its pack and its place in it.
+        enum Slot {
+            Failed(JoinError),
+            In(usize),
+        }
+        let remote = crate::registry::by_address(f as usize);
+        let mut slots = Vec::with_capacity(args.len());
+        let mut packs: Vec<Vec<Vec<u8>>> = Vec::new();
+        let max_payload = self.inner.max_payload.load(Ordering::Relaxed);
+        let mut room = 0usize;
+        for arg in &args {
+            let Some(remote) = remote else {
+                slots.push(Slot::Failed(JoinError::not_started(format!(
+                    "the {} at {:#x} is not registered for the cluster: put #[unirun::remote] on it",
+                    std::any::type_name::<fn(A) -> R>(),
+                    f as usize
+                ))));
+                continue;
+            };
+            let payload = match postcard::to_allocvec(arg) {
+                Ok(payload) => payload,
+                Err(err) => {
+                    slots.push(Slot::Failed(JoinError::transport(
+                        "encode",
+                        format!("argument of type {}: {err}", std::any::type_name::<A>()),
+                    )));
+                    continue;
+                }
+            };
+            if let Err(err) = self.check_fits(remote.name, payload.len()) {
+                slots.push(Slot::Failed(err));
+                continue;
+            }
+            // A length prefix of at most 10 bytes goes with each.
+            let size = payload.len() + 10;
+            let last = packs.len().wrapping_sub(1);
+            match packs.last_mut() {
+                Some(pack) if size <= room => {
+                    room -= size;
+                    slots.push(Slot::In(last));
+                    pack.push(payload);
+                }
+                _ => {
+                    room = max_payload.saturating_sub(
+                        size + remote.name.len() + 2 * self.inner.inbox.len() + 1024,
+                    );
+                    slots.push(Slot::In(packs.len()));
+                    packs.push(vec![payload]);
+                }
+            }
+        }
+        let calls: Vec<_> = match remote {
+            None => Vec::new(),
+            Some(remote) => {
+                let signature = crate::registry::signature(remote);
+                packs
+                    .into_iter()
+                    .map(|pack| {
+                        send_pack(
+                            self.inner.clone(),
+                            self.handle.clone(),
+                            remote.name,
+                            signature,
+                            pack,
+                        )
+                    })
+                    .collect()
+            }
+        };
+        async move {
+            let mut answered: Vec<std::vec::IntoIter<Result<Vec<u8>, JoinError>>> =
+                futures_util::future::join_all(calls)
+                    .await
+                    .into_iter()
+                    .map(Vec::into_iter)
+                    .collect();
+            slots
+                .into_iter()
+                .map(|slot| match slot {
+                    Slot::Failed(err) => Err(err),
+                    Slot::In(pack) => answered[pack]
+                        .next()
+                        .unwrap_or_else(|| Err(JoinError::cancelled()))
+                        .and_then(decode),
+                })
+                .collect()
+        }
+    }
+}
+
+/// Decodes an encoded result of type `R`.
+fn decode<R: serde::de::DeserializeOwned>(bytes: Vec<u8>) -> Result<R, JoinError> {
+    postcard::from_bytes(&bytes).map_err(|err| {
+        JoinError::transport(
+            "decode",
+            format!("result of type {}: {err}", std::any::type_name::<R>()),
+        )
+    })
+}
+
+/// A function whose jobs take less than this each is short (see
+/// [`Client::is_short`]).
+const SHORT: Duration = Duration::from_millis(1);
+
+/// Sends one pack (one call: alone) and resolves to the encoded result or
+/// error of each of its calls, in order, each counted. A pack the worker
+/// answered [`Reply::Unpack`] is sent again one call per message.
+async fn send_pack(
+    inner: Arc<Inner>,
+    runtime: tokio::runtime::Handle,
+    name: &'static str,
+    signature: u64,
+    payloads: Vec<Vec<u8>>,
+) -> Vec<Result<Vec<u8>, JoinError>> {
+    let n = payloads.len();
+    let outcomes: Vec<Outcome> = if n == 1 {
+        let payload = payloads.into_iter().next().unwrap_or_default();
+        vec![send(&inner, &runtime, name, signature, payload, None).await]
+    } else {
+        let packed = postcard::to_allocvec(&payloads).unwrap_or_default();
+        match send(&inner, &runtime, name, signature, packed, Some(n)).await {
+            Ok(bytes) => match postcard::from_bytes::<Vec<Reply>>(&bytes) {
+                Ok(replies) if replies.len() == n => replies
+                    .into_iter()
+                    .map(|reply| match reply {
+                        Reply::Value(bytes) => Ok(bytes),
+                        other => Err(Failure::Remote(other)),
+                    })
+                    .collect(),
+                Ok(replies) => vec![
+                    Err(Failure::Transport(
+                        "decode",
+                        format!(
+                            "the worker answered {} calls of a pack of {n}",
+                            replies.len()
+                        ),
+                    ));
+                    n
+                ],
+                Err(err) => vec![
+                    Err(Failure::Transport(
+                        "decode",
+                        format!("the worker's answers to a pack: {err}")
+                    ));
+                    n
+                ],
+            },
+            Err(Failure::Remote(Reply::Unpack)) => {
+                // Counted as its calls, which go again one by one.
+                inner.counts.calls.fetch_sub(n as u64, Ordering::Relaxed);
+                let alone = payloads
+                    .into_iter()
+                    .map(|payload| send(&inner, &runtime, name, signature, payload, None));
+                futures_util::future::join_all(alone).await
+            }
+            Err(failure) => vec![Err(failure); n],
+        }
+    };
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            inner.count(&outcome);
+            outcome.map_err(|failure| failure.error())
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 
-use crate::ClusterOptions;
+use crate::{ClusterOptions, Storage};
 
 /// A runtime for async-nats: one thread named `name`.
 pub(crate) fn runtime(name: &str) -> std::io::Result<tokio::runtime::Runtime> {
@@ -45,23 +45,55 @@ pub(crate) fn connect_options(role: &str, options: &ClusterOptions) -> async_nat
         .max_reconnects(None)
 }
 
-/// The work-queue stream: each job is taken by one worker and removed
-/// when acknowledged; a call id seen within the duplicate window is
-/// dropped by the server (a caller's retried publish runs once).
+/// The work-queue stream, made as `options` say if it does not exist:
+/// each job is taken by one worker and removed when acknowledged; a call
+/// id seen within the duplicate window is dropped by the server (a
+/// caller's retried publish runs once). One that exists with other
+/// storage is an error naming both (callers own the stream's settings).
 pub(crate) async fn ensure_stream(
     js: &jetstream::Context,
     options: &ClusterOptions,
 ) -> Result<stream::Stream, String> {
-    js.get_or_create_stream(stream::Config {
-        name: options.stream.clone(),
-        subjects: vec![options.subject()],
-        retention: stream::RetentionPolicy::WorkQueue,
-        storage: stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .map_err(|err| format!("stream {}: {err}", options.stream))
+    let storage = match options.storage {
+        Storage::File => stream::StorageType::File,
+        Storage::Memory => stream::StorageType::Memory,
+    };
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: options.stream.clone(),
+            subjects: vec![options.subject()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| format!("stream {}: {err}", options.stream))?;
+    let have = stream.cached_info().config.storage;
+    if have == storage {
+        return Ok(stream);
+    }
+    let have = match have {
+        stream::StorageType::File => Storage::File,
+        stream::StorageType::Memory => Storage::Memory,
+    };
+    Err(format!(
+        "stream {} has {have} storage (made by another scope, or an earlier run), and this \
+         scope asks for {} storage: give every scope of one stream the same storage, use \
+         another stream (ClusterOptions::stream), or delete the stream (`nats stream rm {}`)",
+        options.stream, options.storage, options.stream
+    ))
+}
+
+/// The stream as it is, for workers (callers make it and own its
+/// settings).
+pub(crate) async fn find_stream(
+    js: &jetstream::Context,
+    options: &ClusterOptions,
+) -> Result<stream::Stream, String> {
+    js.get_stream(&options.stream)
+        .await
+        .map_err(|err| format!("stream {}: {err}", options.stream))
 }
 
 /// Makes sure the workers' consumer exists, configured as `options` say:

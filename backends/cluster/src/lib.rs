@@ -13,14 +13,20 @@
 //! pull jobs from one durable consumer at their own pace, run each in a
 //! local process pool, publish the reply to the inbox and
 //! acknowledge the job; a job whose function panicked, crashed its pool
-//! process or could not be decoded is terminated, not redelivered. A job
+//! process or could not be decoded is terminated, not redelivered. Calls
+//! of short functions (under a millisecond each so far) travel in bulk:
+//! `map` packs several into one message ([`Client::call_pack_fn`]), and
+//! jobs that reach a worker together go to a pool process as one batch,
+//! one pipe round trip for all; a panic stays its call's, and a batch
+//! whose pool process crashed runs again one job at a time. A job
 //! whose worker host is lost is redelivered after `ack_wait`, at most
 //! `max_deliver` times; then the caller's handle fails with a transport
 //! error naming `max_deliver`.
 //!
 //! Delivery is at least once: a function may run more than once for one
-//! call (its worker died after running it, before acknowledging), so
-//! remote functions must be idempotent.
+//! call (its worker died after running it, before acknowledging; or
+//! another job of its batch crashed the pool process), so remote
+//! functions must be idempotent.
 
 mod client;
 mod engine;
@@ -31,9 +37,9 @@ mod worker;
 
 pub use client::{Client, ClusterCounts};
 pub use engine::check_url;
-pub use options::ClusterOptions;
-pub use registry::{execute, Job, Rejected, Remote};
-pub use worker::serve;
+pub use options::{ClusterOptions, Storage};
+pub use registry::{execute, execute_all, Job, Ran, Rejected, Remote};
+pub use worker::{serve, Batch};
 
 /// Re-exported for `#[unirun::remote]`'s expansion.
 #[doc(hidden)]

@@ -29,6 +29,33 @@ pub struct ClusterOptions {
     pub(crate) deadline: Duration,
     pub(crate) max_pending: usize,
     pub(crate) lost_after: Duration,
+    pub(crate) storage: Storage,
+}
+
+/// Where the server keeps the jobs waiting in the stream
+/// ([`ClusterOptions::storage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Storage {
+    /// On the server's disk (its `-sd` store): queued jobs survive a
+    /// restart of the server. The default.
+    #[default]
+    File,
+    /// In the server's memory: a publish costs the server less (no
+    /// write to its store), but a restart of the server loses the jobs
+    /// waiting in the stream (their calls fail with a transport error, as
+    /// for any loss of the server; the client makes the stream again when
+    /// it is back). Duplicate detection and redelivery work as with files.
+    Memory,
+}
+
+impl std::fmt::Display for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Storage::File => "file",
+            Storage::Memory => "memory",
+        })
+    }
 }
 
 impl ClusterOptions {
@@ -45,6 +72,7 @@ impl ClusterOptions {
             deadline: Duration::from_secs(3600),
             max_pending: 1024,
             lost_after: Duration::from_secs(5),
+            storage: Storage::File,
         }
     }
 
@@ -100,6 +128,22 @@ impl ClusterOptions {
     pub fn lost_after(mut self, grace: Duration) -> Self {
         self.lost_after = grace;
         self
+    }
+
+    /// Where the server keeps the stream's jobs: [`Storage::File`] (the
+    /// default: jobs survive a restart of the server) or
+    /// [`Storage::Memory`] (cheaper for the server, lost on its restart).
+    /// It is the stream's setting, made by the first scope: a scope asking
+    /// for other storage than the stream has fails to build, naming both.
+    /// Workers take the stream as it is.
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// The set [`storage`](Self::storage).
+    pub fn storage_kind(&self) -> Storage {
+        self.storage
     }
 
     /// The server URL.

@@ -91,6 +91,40 @@ pub fn execute(job: Job) -> Result<Vec<u8>, Rejected> {
     (remote.invoke)(&job.payload)
 }
 
+/// What one job of a batch ([`execute_all`]) did in the pool process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ran {
+    /// The encoded result, or why the job was not run.
+    Done(Result<Vec<u8>, Rejected>),
+    /// The function panicked: the panic's message and location (file,
+    /// line, column), as a panic of a task reports them.
+    Panicked {
+        /// The panic's message, if it had one.
+        message: Option<String>,
+        /// Where it panicked.
+        location: Option<(String, u32, u32)>,
+    },
+}
+
+/// Runs `jobs` one after the other in this process, as [`execute`] runs
+/// each, with a panic of one caught and reported as that job's
+/// [`Ran::Panicked`] (the others run on): a worker sends the jobs that
+/// arrive together to a pool process in one frame. A crash (a signal)
+/// still takes the whole batch; the worker then runs its jobs one by one.
+pub fn execute_all(jobs: Vec<Job>) -> Vec<Ran> {
+    jobs.into_iter()
+        .map(|job| match unirun_core::catch_panic(|| execute(job)) {
+            Ok(done) => Ran::Done(done),
+            Err(err) => Ran::Panicked {
+                message: err.panic_message().map(str::to_string),
+                location: err
+                    .panic_location()
+                    .map(|l| (l.file().to_string(), l.line(), l.column())),
+            },
+        })
+        .collect()
+}
+
 /// Two registered functions that cannot be told apart (see [`check`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
@@ -363,6 +397,52 @@ mod tests {
             executable_identity(),
             unirun_platform::build_id::build_id().expect("this test binary's build-id")
         );
+    }
+
+    fn halve(x: u32) -> u32 {
+        assert!(x.is_multiple_of(2), "odd: {x}");
+        x / 2
+    }
+
+    inventory::submit! {
+        Remote {
+            name: "tests::halve",
+            address: || halve as fn(u32) -> u32 as usize,
+            types: types::<u32, u32>,
+            invoke: |bytes| invoke(halve as fn(u32) -> u32, bytes),
+        }
+    }
+
+    /// A panic in a batch is that job's, with its message and location;
+    /// the jobs after it run, and every job answers in its place.
+    #[test]
+    fn a_batch_answers_each_job_and_a_panic_stays_its_own() {
+        let remote = by_name("tests::halve").unwrap();
+        let job = |x: u32| Job {
+            name: remote.name.to_string(),
+            signature: signature(remote),
+            payload: postcard::to_allocvec(&x).unwrap(),
+        };
+        let ran = execute_all(vec![
+            job(4),
+            job(3),
+            job(10),
+            self::job("nope", 0, Vec::new()),
+        ]);
+        assert_eq!(ran.len(), 4);
+        let value = |ran: &Ran| match ran {
+            Ran::Done(Ok(bytes)) => postcard::from_bytes::<u32>(bytes).unwrap(),
+            other => panic!("not a value: {other:?}"),
+        };
+        assert_eq!((value(&ran[0]), value(&ran[2])), (2, 5));
+        let Ran::Panicked { message, location } = &ran[1] else {
+            panic!("job 1 panicked: {:?}", ran[1]);
+        };
+        assert_eq!(message.as_deref(), Some("odd: 3"));
+        assert!(location
+            .as_ref()
+            .is_some_and(|(file, ..)| file.ends_with("registry.rs")));
+        assert!(matches!(&ran[3], Ran::Done(Err(Rejected::Unknown(_)))));
     }
 
     #[test]

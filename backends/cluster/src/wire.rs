@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use unirun_core::{JoinError, PanicLocation};
 
+use crate::registry::{Ran, Rejected};
+
 /// Header: the registered name of the function to run.
 pub(crate) const FUNCTION: &str = "Unirun-Function";
 /// Header: the caller's [`signature`](crate::registry::signature) of it, hex.
@@ -18,6 +20,12 @@ pub(crate) const ACK_WAIT: &str = "Unirun-Ack-Wait";
 /// Header: the consumer's `max_deliver` as the caller set it (on that
 /// delivery, the worker's signs of life go to the caller too).
 pub(crate) const MAX_DELIVER: &str = "Unirun-Max-Deliver";
+
+/// Header: on a pack (several calls of one function in one message, as
+/// `map` sends them), how many calls it carries. Its payload is then the
+/// postcard-encoded `Vec<Vec<u8>>` of their arguments, and the value of
+/// its reply the postcard-encoded `Vec<Reply>` of their answers, in order.
+pub(crate) const PACK: &str = "Unirun-Pack";
 
 /// Room kept in a message for what travels besides the argument or result
 /// (headers, the reply's envelope), on top of the names that go with it.
@@ -47,8 +55,21 @@ pub(crate) fn fit(reply: Reply, worker: &str, max_payload: usize) -> Reply {
     }
 }
 
+/// The answer to a pack: each call's reply [`fit`] alone, and all of them
+/// as one value if that fits in `max_payload`; else [`Reply::Unpack`].
+pub(crate) fn fit_pack(replies: Vec<Reply>, worker: &str, max_payload: usize) -> Reply {
+    let replies: Vec<Reply> = replies
+        .into_iter()
+        .map(|reply| fit(reply, worker, max_payload))
+        .collect();
+    match postcard::to_allocvec(&replies) {
+        Ok(bytes) if bytes.len() + worker.len() + HEADROOM <= max_payload => Reply::Value(bytes),
+        _ => Reply::Unpack,
+    }
+}
+
 /// A worker's answer to one job.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Reply {
     /// The encoded result.
     Value(Vec<u8>),
@@ -70,6 +91,9 @@ pub(crate) enum Reply {
     /// Not an answer: the job's last delivery is running (sent at its
     /// start and every half `ack_wait`).
     Alive,
+    /// The answers of a pack did not fit in one message together: the
+    /// caller sends its calls again, one per message.
+    Unpack,
 }
 
 impl Reply {
@@ -88,6 +112,16 @@ impl Reply {
             Reply::TimedOut
         } else {
             Reply::Worker(err.to_string())
+        }
+    }
+
+    /// The reply for what a job of a batch did in the pool process.
+    pub(crate) fn from_ran(ran: Ran) -> Reply {
+        match ran {
+            Ran::Done(Ok(bytes)) => Reply::Value(bytes),
+            Ran::Done(Err(Rejected::Decode(detail))) => Reply::Decode(detail),
+            Ran::Done(Err(Rejected::Unknown(detail))) => Reply::Unknown(detail),
+            Ran::Panicked { message, location } => Reply::Panicked { message, location },
         }
     }
 
@@ -112,6 +146,10 @@ impl Reply {
                 "worker",
                 "a sign of life is no answer",
             )),
+            Reply::Unpack => Err(JoinError::transport(
+                "worker",
+                "the answers of a pack did not fit in one message",
+            )),
         }
     }
 }
@@ -134,6 +172,32 @@ mod tests {
             Reply::Value(_)
         ));
         assert!(matches!(fit(Reply::TimedOut, "w", 0), Reply::TimedOut));
+    }
+
+    /// Answers that fit alone but not together make the pack go again
+    /// one call per message; a value too large alone is that call's
+    /// decode error, and the rest of the pack is answered.
+    #[test]
+    fn a_pack_answer_fits_as_a_whole_or_unpacks() {
+        let Reply::Value(bytes) = fit_pack(
+            vec![
+                Reply::Value(vec![1; 10]),
+                Reply::Value(vec![0; 5000]),
+                Reply::TimedOut,
+            ],
+            "w",
+            4096,
+        ) else {
+            panic!("fits once the large value is an error");
+        };
+        let replies: Vec<Reply> = postcard::from_bytes(&bytes).unwrap();
+        assert!(matches!(&replies[0], Reply::Value(v) if v.len() == 10));
+        assert!(matches!(&replies[1], Reply::Decode(why) if why.contains("5000 bytes")));
+        assert!(matches!(&replies[2], Reply::TimedOut));
+        assert!(matches!(
+            fit_pack(vec![Reply::Value(vec![0; 3000]); 2], "w", 4096),
+            Reply::Unpack
+        ));
     }
 
     #[test]
