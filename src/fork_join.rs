@@ -275,7 +275,7 @@ fn fork_off_worker<R>(current: Handle, fork: impl FnOnce(&Handle) -> R) -> R {
 /// blocking closure, which runs outside it). A scope's own workers, and a
 /// worker forking onto its own pool, are inside it for their whole life.
 #[inline]
-fn needs_context(scope: &crate::scope::Scope, on_worker: bool) -> bool {
+fn needs_context(scope: &crate::scope::ScopeState, on_worker: bool) -> bool {
     !on_worker && (scope.gil.is_some() || scope.backend.core_pool().is_none())
 }
 
@@ -284,7 +284,7 @@ fn needs_context(scope: &crate::scope::Scope, on_worker: bool) -> bool {
 /// drops.
 #[inline]
 fn enter_context(
-    scope: &crate::scope::Scope,
+    scope: &crate::scope::ScopeState,
     needed: bool,
 ) -> Option<crate::backend::BackendContext<'_>> {
     if needed {
