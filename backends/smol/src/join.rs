@@ -2,11 +2,12 @@
 //! unirun task as one executor task, and its task handle seen through
 //! unirun's join handle.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use async_executor::Executor as SmolExecutor;
@@ -25,6 +26,21 @@ impl ForeignExecutor for Smol {
         T: Send + 'static,
         F: Future<Output = Result<T, JoinError>> + Send + 'static,
     {
+        let executor = self.0.as_ptr();
+        if DRIVEN
+            .try_with(Cell::get)
+            .is_ok_and(|driven| std::ptr::eq(driven, executor))
+        {
+            // A task of the pool spawning on it: the executor this thread
+            // drives needs no upgrade (two read-modify-writes on a count
+            // the pool's other drivers spawn through too).
+            // SAFETY: `DRIVEN` names an executor only while this thread
+            // holds a strong reference to it (see `drive`), so the
+            // allocation `self.0` points to (the same, kept by that weak
+            // reference) holds a live executor for this whole call.
+            let executor = unsafe { &*executor };
+            return SmolJoin(Some(executor.spawn(Contain { task }).fallible()));
+        }
         // Without an executor the task is dropped unpolled: cancelled.
         // (No closure around `spawn`: capturing `task` in one costs an
         // extra copy of the future per spawn.)
@@ -33,6 +49,29 @@ impl ForeignExecutor for Smol {
         };
         SmolJoin(Some(executor.spawn(Contain { task }).fallible()))
     }
+}
+
+std::thread_local! {
+    /// The executor this thread drives (a [`SmolPool`](crate::SmolPool)'s
+    /// driver thread), or null. Invariant: non-null only inside [`drive`],
+    /// whose caller holds a strong reference to that executor throughout.
+    static DRIVEN: Cell<*const SmolExecutor<'static>> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f`, a driver thread's loop over `executor`, with `executor`
+/// recorded as the one this thread drives: its tasks spawn on it without
+/// upgrading the handle's weak reference. `executor` outlives the call, so
+/// the record (cleared on the way out, also when `f` unwinds) never names
+/// a dropped executor.
+pub(crate) fn drive<R>(executor: &Arc<SmolExecutor<'static>>, f: impl FnOnce() -> R) -> R {
+    struct Restore(*const SmolExecutor<'static>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = DRIVEN.try_with(|driven| driven.set(self.0));
+        }
+    }
+    let _restore = Restore(DRIVEN.with(|driven| driven.replace(Arc::as_ptr(executor))));
+    f()
 }
 
 /// A task's outcome as async-task holds it, with a destructor that

@@ -134,8 +134,12 @@ impl Builder {
             let thread = thread::Builder::new()
                 .name(format!("{}-{i}", self.name))
                 .spawn(move || {
-                    // Runs tasks until the pool closes the channel.
-                    let _ = futures_lite::future::block_on(executor.run(stopped.recv()));
+                    // Runs tasks until the pool closes the channel; the
+                    // thread's own reference keeps the executor alive
+                    // throughout (see `drive`).
+                    crate::join::drive(&executor, || {
+                        let _ = futures_lite::future::block_on(executor.run(stopped.recv()));
+                    });
                 })?;
             pool.threads.push(thread);
         }
