@@ -17,6 +17,8 @@ cfg_if::cfg_if! {
     }
 }
 
+// Used by fork-join's tokio path only.
+#[cfg_attr(not(feature = "tokio-backend"), allow(unused_imports))]
 pub(crate) use self::in_tokio::block_in_place;
 
 /// Runs `future` to completion on the calling thread and returns its
