@@ -11,22 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 
-use unirun_core::Pool;
 use unirun_test_support::watchdog_this_test;
 
-fn start(workers: usize) -> (Pool, Vec<thread::JoinHandle<()>>) {
-    let (pool, workers) = Pool::with_workers(workers);
-    let threads = workers
-        .into_iter()
-        .map(|w| thread::spawn(move || w.run()))
-        .collect();
-    (pool, threads)
-}
-
-fn finish(pool: Pool, threads: Vec<thread::JoinHandle<()>>) {
-    pool.shutdown();
-    threads.into_iter().for_each(|t| t.join().unwrap());
-}
+use super::{finish, start};
 
 /// Pending once (waking itself), then ready: the `block_on` around it
 /// calls `release_core` after the first poll, and polls again.

@@ -10,6 +10,10 @@ use std::thread;
 use unirun_core::{on_worker_core, Pool};
 use unirun_test_support::watchdog;
 
+mod block_on;
+mod outer_scope;
+mod stats;
+
 fn start(workers: usize) -> (Pool, Vec<thread::JoinHandle<()>>) {
     let (pool, workers) = Pool::with_workers(workers);
     let threads = workers
