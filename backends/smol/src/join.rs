@@ -34,10 +34,9 @@ impl ForeignExecutor for Smol {
             // A task of the pool spawning on it: the executor this thread
             // drives needs no upgrade (two read-modify-writes on a count
             // the pool's other drivers spawn through too).
+            // The allocation `self.0` points to is that executor's.
             // SAFETY: `DRIVEN` names an executor only while this thread
-            // holds a strong reference to it (see `drive`), so the
-            // allocation `self.0` points to (the same, kept by that weak
-            // reference) holds a live executor for this whole call.
+            // holds a strong reference to it (see `drive`): live all call.
             let executor = unsafe { &*executor };
             return SmolJoin(Some(executor.spawn(Contain { task }).fallible()));
         }
