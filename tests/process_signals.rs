@@ -170,14 +170,16 @@ fn double(x: u64) -> u64 {
     x * 2
 }
 
+/// The state letter of process `pid` in `/proc/<pid>/stat` (`R`, `S`,
+/// `T` for stopped, `Z` for a zombie...), or `None` once it is gone.
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 /// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
 fn has_ended(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
+    matches!(process_state(pid), None | Some('Z'))
 }
 
 /// Kills worker `pid` from outside, as the OOM killer would, and waits
@@ -597,8 +599,13 @@ fn a_worker_signalled_before_it_took_the_request_is_not_a_crash() {
         let pool = unirun::process::ProcessPool::new(1, ProcessOptions::default());
         let pid = pool.call(own_pid, ()).unwrap();
         // Stopped, then sent SIGTERM: it dies when continued, and the
-        // request written meanwhile stays unread in the pipe.
+        // request written meanwhile stays unread in the pipe. `kill`
+        // returns before the stop takes effect: a worker woken from its
+        // read by SIGSTOP but not yet stopped would still take a request
+        // written meanwhile (the pipe is readable when it runs again) and
+        // die only after, so the request is written once it is stopped.
         sys::kill(pid, libc::SIGSTOP).unwrap();
+        common::wait_until(|| process_state(pid) == Some('T'));
         let call = {
             let pool = pool.clone();
             std::thread::spawn(move || pool.call(double, 2))
