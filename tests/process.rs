@@ -535,6 +535,10 @@ fn awaited_calls_are_read_by_one_watcher_that_ends_with_the_scope() {
         for (i, task) in tasks.into_iter().enumerate() {
             assert_eq!(task.join().unwrap().unwrap(), 2 * i as u64);
         }
+        // The watcher names itself once it first runs, which under load
+        // may come after every reply was read where it arrived: wait for
+        // the name, then check there is only one.
+        common::wait_until(|| reply_watchers() >= 1);
         assert_eq!(reply_watchers(), 1);
         run.shutdown();
         assert_eq!(reply_watchers(), 0, "joined by the shutdown");
