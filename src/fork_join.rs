@@ -68,27 +68,34 @@ where
     if crate::gil::holds_any() {
         return unirun_core::sequentially(|| unirun_core::join(a, b));
     }
-    crate::scope::with_current_or_none(|here| match here {
-        None if unirun_core::on_worker_core() => unirun_core::join(a, b),
-        None => crate::get_executor().join(a, b),
-        Some(scope) => {
-            let on_worker = unirun_core::on_worker_core();
-            let context = needs_context(scope, on_worker);
-            // The scope outlives the join (see `with_current_or_none`), and
-            // the join outlives both closures.
-            let a = || {
-                let _here = scope.enter_unlocked();
-                let _context = enter_context(scope, context);
-                a()
-            };
-            let b = || {
-                let _here = scope.enter_unlocked();
-                let _context = enter_context(scope, context);
-                b()
-            };
-            if on_worker {
-                unirun_core::join(a, b)
-            } else {
+    crate::scope::with_current_or_none(|here| {
+        // On a worker this thread is inside `here` already, and so is `b`
+        // when it runs here (popped back, the common case): only a `b`
+        // that another thread runs enters the scope there. The scope
+        // outlives the join (see `with_current_or_none`), and the join
+        // outlives both closures.
+        let b = move |moved: bool| {
+            let _here = here.filter(|_| moved).map(|scope| scope.enter_unlocked());
+            b()
+        };
+        let (a, b) = match unirun_core::try_join_on_worker(a, b) {
+            Ok(joined) => return joined,
+            Err(closures) => closures,
+        };
+        match here {
+            None => crate::get_executor().join(a, || b(false)),
+            Some(scope) => {
+                let context = needs_context(scope, false);
+                let a = || {
+                    let _here = scope.enter_unlocked();
+                    let _context = enter_context(scope, context);
+                    a()
+                };
+                let b = || {
+                    let _here = scope.enter_unlocked();
+                    let _context = enter_context(scope, context);
+                    b(false)
+                };
                 fork_off_worker(Handle::current(), |here| here.join(a, b))
             }
         }

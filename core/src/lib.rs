@@ -125,7 +125,9 @@ pub use crate::fork::{fork_generation, in_forked_child, mark_forked_child, on_fo
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
 pub use crate::fork::{mark_driver_thread, set_runner_context};
 #[cfg(feature = "std")]
-pub use crate::fork_join::{join, map_indexed, on_worker_core, scope, sequentially, Scope};
+pub use crate::fork_join::{
+    join, map_indexed, on_worker_core, scope, sequentially, try_join_on_worker, Scope,
+};
 pub use crate::fork_local::ForkLocal;
 pub use crate::join::JoinHandle;
 #[cfg(feature = "std")]

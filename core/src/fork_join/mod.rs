@@ -159,6 +159,49 @@ pub fn on_worker_core() -> bool {
     context::with_current(|cx| cx.is_some_and(|cx| is_own(cx) && cx.with_core(|_| ()).is_some()))
 }
 
+/// [`join`] if the calling thread holds a worker's core (where
+/// [`on_worker_core`] is true, and not inside [`sequentially`]); otherwise
+/// the closures come back untouched, for the caller to run elsewhere. One
+/// look at the thread's worker instead of two, for a layer above that
+/// sends joins off a worker somewhere else.
+///
+/// `b` is told whether it runs on another thread than the caller (stolen by
+/// another worker, or left on a core that moved): the common case, `b`
+/// popped back and run here, can skip whatever only another thread needs
+/// (unirun enters the caller's scope there).
+///
+/// # Examples
+///
+/// ```
+/// fn pair() -> Result<(u8, bool), ()> {
+///     unirun_core::try_join_on_worker(|| 1, |moved| moved)
+///         .map(|(one, moved)| (one, moved))
+///         .map_err(|_closures| ())
+/// }
+/// // Off a worker: both closures come back unrun.
+/// assert!(pair().is_err());
+///
+/// let (pool, workers) = unirun_core::Pool::with_workers(1);
+/// let threads: Vec<_> = workers.into_iter().map(|w| std::thread::spawn(move || w.run())).collect();
+/// // One worker: nobody steals `b`, so it ran here (`moved` is false).
+/// assert_eq!(pool.spawn(async { pair() }).join().unwrap(), Ok((1, false)));
+/// pool.shutdown();
+/// threads.into_iter().for_each(|t| t.join().unwrap());
+/// ```
+#[inline]
+pub fn try_join_on_worker<A, B, RA, RB>(a: A, b: B) -> Result<(RA, RB), (A, B)>
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce(bool) -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    with_worker(|cx| match cx {
+        Some(cx) => Ok(join_on_worker(cx, a, b)),
+        None => Err((a, b)),
+    })
+}
+
 /// [`join`], telling `b` whether it runs on another thread than the caller
 /// (stolen, or left on a core that moved); adaptive splitting uses it.
 pub(crate) fn join_context<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
