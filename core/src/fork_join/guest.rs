@@ -96,11 +96,16 @@ impl Drop for PutBack<'_> {
         let shared = self.cx.shared();
         // In the context (a wait's `Released` put it back if it was stashed).
         if let Some(core) = self.cx.take().or_else(|| self.cx.take_stash()) {
+            // No longer counted first: the closures below are user code
+            // that may wait on the pool (a `block_on` there finds no core
+            // in the context to give up, so nothing else would uncount
+            // the guest), and a wake-up skipped because the guest counted
+            // as awake would leave that wait with no worker to end it.
+            leave(shared);
             // Closures a foreign scope spawned from here run now (a scope
             // promised they run); no join half of the guest's own is left.
             super::return_all(&core.join);
             core.hand_tasks_to_pool(shared);
-            leave(shared);
             debug_assert!(
                 shared.join_stealers[core.index].is_empty(),
                 "a guest left a join half behind"

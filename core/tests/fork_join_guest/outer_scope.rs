@@ -82,3 +82,37 @@ fn guest_spawn_into_outer_scope_then_shutdown() {
         assert!(ran.load(Ordering::SeqCst));
     });
 }
+
+/// The guest runs an outer scope's closure left on its deque while it
+/// gives its core back; that closure blocks on a task of the pool. The
+/// guest must count for nothing by then: while it still counted as the
+/// one-worker pool's awake worker, the spawn's wake-up skipped the
+/// sleeping worker, and the closure's `block_on` (no core in the context,
+/// so no hand-off) waited for it for good.
+#[test]
+fn guest_returning_runs_an_outer_scope_closure_that_blocks_on_the_pool() {
+    watchdog_this_test(|| {
+        let (pool, threads, parked) = super::stats::start(1);
+        // The worker sleeps: only a wake-up brings it back.
+        while parked.load(Ordering::SeqCst) < 1 {
+            thread::yield_now();
+        }
+        let got = std::sync::atomic::AtomicUsize::new(0);
+        unirun_core::scope(|outer| {
+            // `b` is popped back by the guest (the sleeping worker is not
+            // woken by a fork): what it spawns stays on the guest's deque.
+            pool.join(
+                || (),
+                || {
+                    outer.spawn(|_| {
+                        let value = unirun_core::block_on(pool.spawn(async { 5 })).unwrap();
+                        got.store(value, Ordering::SeqCst);
+                    })
+                },
+            );
+        });
+        assert_eq!(got.load(Ordering::SeqCst), 5);
+        pool.shutdown();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    });
+}
