@@ -137,6 +137,46 @@ pub(crate) fn leave(shared: &Shared) {
     }
 }
 
+/// A blocking guest's check (after [`leave`]) that the pool is not shut
+/// down: if it is, the entries on its deque go back now, as those of a
+/// worker's core dropped when its task blocks after shutdown: a foreign
+/// scope's closure runs here, a join half of the guest's own is run by
+/// the guest once its wait ends. No worker would steal them any more, and
+/// the wait may be for one of them.
+///
+/// A shutdown that comes while the guest is blocked is covered by the
+/// workers leaving their loops ([`return_left_behind`]). The two sides have
+/// the store-buffering shape: the guest pushed its entries, fences (here),
+/// then reads the flag; shutdown stores the flag and a worker that saw it
+/// fences (in the steal) before it reads the deque. Whichever fence comes
+/// second sees the other side's write.
+pub(crate) fn return_if_shut_down(core: &Core, shared: &Shared) {
+    crate::barrier::store_load();
+    if shared.shutdown.load(Ordering::Relaxed) {
+        super::return_all(&core.join);
+    }
+}
+
+/// Called by a worker leaving its loop at shutdown: takes back what a
+/// blocked guest left on the guest core's deque for the workers, which no
+/// worker will steal any more (see [`return_if_shut_down`]). Each entry is
+/// returned as a dropped core's are (`return_all`): a foreign scope's
+/// closure runs on this thread, a join half goes back to the guest, which
+/// runs it itself. A guest that is not blocked loses nothing by it: it
+/// finds the half returned where it would have found it stolen.
+pub(crate) fn return_left_behind(shared: &Shared) {
+    let Some(stealer) = shared.join_stealers.get(shared.workers) else {
+        return;
+    };
+    // `steal` fences before it reads the deque (the pairing above). A
+    // steal that loses its race returns `None`: the winner (another
+    // leaving worker, or the guest itself) has the rest.
+    while let Some(job) = stealer.steal() {
+        // SAFETY: stolen: this thread alone executes it.
+        unsafe { job.execute(super::Fate::Return) };
+    }
+}
+
 /// Whether `core` is its pool's guest core.
 pub(crate) fn is_guest(core: &Core, shared: &Shared) -> bool {
     core.index == shared.workers
