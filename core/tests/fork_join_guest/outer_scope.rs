@@ -179,7 +179,10 @@ fn guest_blocking_after_shutdown_runs_the_outer_scope_closure_it_waits_for() {
                 || (),
             );
         });
-        assert!(gate.polls() >= 2, "the guest blocked, then saw the gate open");
+        assert!(
+            gate.polls() >= 2,
+            "the guest blocked, then saw the gate open"
+        );
     });
 }
 
