@@ -162,7 +162,8 @@ fn hand_off(cx: &Context) -> Released {
         // out of reach while it waits: what is queued on it goes to the
         // pool, the guest stops counting as an awake worker (the pool's
         // sleepers must run what it leaves, even on a one-worker pool), and
-        // the halves on its deque stay where workers steal them.
+        // the halves on its deque stay where workers steal them (or, once
+        // the pool is shut down, go back as a dropped core's do).
         let Some(core) = cx
             .core
             .try_borrow_mut()
@@ -173,6 +174,7 @@ fn hand_off(cx: &Context) -> Released {
         };
         core.hand_tasks_to_pool(shared);
         crate::fork_join::guest::leave(shared);
+        crate::fork_join::guest::return_if_shut_down(&core, shared);
         *cx.stash.borrow_mut() = Some(core);
         return Released { stashed: true };
     }

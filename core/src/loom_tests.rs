@@ -976,6 +976,69 @@ fn guest_second_block_vs_parking_worker() {
     });
 }
 
+/// The guest gives its core back with an outer scope's closure on its
+/// deque, and that closure blocks on a task of the one-worker pool. The
+/// closure runs on the guest's thread with no core in its context (its
+/// `block_on` has nothing to give up), so the guest must count for nothing
+/// by then: counted as the awake worker, it made the spawn skip the
+/// sleeping worker, and the wait never ended (loom reports the deadlock).
+#[test]
+fn guest_return_runs_a_scope_closure_blocking_on_the_pool() {
+    model(2, || {
+        let pool = LoomPool::new(1);
+        let inner = pool.pool.clone();
+        let ran = Arc::new(AtomicBool::new(false));
+        let done = ran.clone();
+        crate::fork_join::scope(|outer| {
+            pool.pool.join(
+                || (),
+                move || {
+                    outer.spawn(move |_| {
+                        // Through a gate, not the task's handle: loom does
+                        // not see async-task's synchronization.
+                        let gate = Gate::new();
+                        let opener = gate.clone();
+                        inner.spawn(async move { opener.open() }).detach();
+                        crate::block_on(gate);
+                        done.store(true, Ordering::Relaxed);
+                    })
+                },
+            );
+        });
+        assert!(ran.load(Ordering::Relaxed));
+        pool.finish();
+    });
+}
+
+/// The guest blocks on what an outer scope's closure on its deque will do
+/// while another thread shuts the one-worker pool down: the worker may
+/// leave its loop before it steals the closure, and nobody else would run
+/// it. The guest's check of the flag when it blocks and the leaving
+/// worker's look at the guest's deque are the two sides of a
+/// store-buffering pair (see `guest::return_if_shut_down`): one of them
+/// returns the closure, which runs, whatever the order.
+#[test]
+fn guest_blocked_vs_shutdown_returns_its_deque() {
+    model(2, || {
+        let pool = LoomPool::new(1);
+        let stopper = pool.pool.clone();
+        let stop = thread::spawn(move || stopper.shutdown());
+        let gate = Gate::new();
+        crate::fork_join::scope(|outer| {
+            pool.pool.join(
+                || {
+                    let opener = gate.clone();
+                    outer.spawn(move |_| opener.open());
+                    crate::block_on(gate);
+                },
+                || (),
+            );
+        });
+        stop.join().unwrap();
+        pool.finish();
+    });
+}
+
 /// The in-place re-poll of a task that woke itself (see `repoll`) racing a
 /// wake-up from outside: on one worker, a task yields twice (its second
 /// yield is re-polled in place, through the borrowed waker) and then waits

@@ -185,6 +185,10 @@ pub(crate) fn run(shared: Arc<Shared>, mut core: Box<Core>) {
     let shared = cx.shared();
     loop {
         if shared.shutdown.load(Ordering::Acquire) {
+            // What a blocked guest left for the workers has nobody else
+            // to take it now (see `fork_join::guest`).
+            #[cfg(feature = "std")]
+            crate::fork_join::guest::return_left_behind(shared);
             return;
         }
         match core.next_task(shared).or_else(|| core.steal_work(shared)) {

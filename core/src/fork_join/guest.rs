@@ -96,11 +96,16 @@ impl Drop for PutBack<'_> {
         let shared = self.cx.shared();
         // In the context (a wait's `Released` put it back if it was stashed).
         if let Some(core) = self.cx.take().or_else(|| self.cx.take_stash()) {
+            // No longer counted first: the closures below are user code
+            // that may wait on the pool (a `block_on` there finds no core
+            // in the context to give up, so nothing else would uncount
+            // the guest), and a wake-up skipped because the guest counted
+            // as awake would leave that wait with no worker to end it.
+            leave(shared);
             // Closures a foreign scope spawned from here run now (a scope
             // promised they run); no join half of the guest's own is left.
             super::return_all(&core.join);
             core.hand_tasks_to_pool(shared);
-            leave(shared);
             debug_assert!(
                 shared.join_stealers[core.index].is_empty(),
                 "a guest left a join half behind"
@@ -129,6 +134,46 @@ pub(crate) fn leave(shared: &Shared) {
         if shared.has_stealable_work() {
             shared.notify_parked();
         }
+    }
+}
+
+/// A blocking guest's check (after [`leave`]) that the pool is not shut
+/// down: if it is, the entries on its deque go back now, as those of a
+/// worker's core dropped when its task blocks after shutdown: a foreign
+/// scope's closure runs here, a join half of the guest's own is run by
+/// the guest once its wait ends. No worker would steal them any more, and
+/// the wait may be for one of them.
+///
+/// A shutdown that comes while the guest is blocked is covered by the
+/// workers leaving their loops ([`return_left_behind`]). The two sides have
+/// the store-buffering shape: the guest pushed its entries, fences (here),
+/// then reads the flag; shutdown stores the flag and a worker that saw it
+/// fences (in the steal) before it reads the deque. Whichever fence comes
+/// second sees the other side's write.
+pub(crate) fn return_if_shut_down(core: &Core, shared: &Shared) {
+    crate::barrier::store_load();
+    if shared.shutdown.load(Ordering::Relaxed) {
+        super::return_all(&core.join);
+    }
+}
+
+/// Called by a worker leaving its loop at shutdown: takes back what a
+/// blocked guest left on the guest core's deque for the workers, which no
+/// worker will steal any more (see [`return_if_shut_down`]). Each entry is
+/// returned as a dropped core's are (`return_all`): a foreign scope's
+/// closure runs on this thread, a join half goes back to the guest, which
+/// runs it itself. A guest that is not blocked loses nothing by it: it
+/// finds the half returned where it would have found it stolen.
+pub(crate) fn return_left_behind(shared: &Shared) {
+    let Some(stealer) = shared.join_stealers.get(shared.workers) else {
+        return;
+    };
+    // `steal` fences before it reads the deque (the pairing above). A
+    // steal that loses its race returns `None`: the winner (another
+    // leaving worker, or the guest itself) has the rest.
+    while let Some(job) = stealer.steal() {
+        // SAFETY: stolen: this thread alone executes it.
+        unsafe { job.execute(super::Fate::Return) };
     }
 }
 

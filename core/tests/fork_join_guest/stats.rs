@@ -21,7 +21,7 @@ impl Park for CountingPark {
 }
 
 /// A pool whose workers count themselves while inside `park()`.
-fn start(workers: usize) -> (Pool, Vec<thread::JoinHandle<()>>, Arc<AtomicUsize>) {
+pub(crate) fn start(workers: usize) -> (Pool, Vec<thread::JoinHandle<()>>, Arc<AtomicUsize>) {
     let parked = Arc::new(AtomicUsize::new(0));
     let parkers = (0..workers)
         .map(|_| {
