@@ -23,6 +23,36 @@ fn scope(name: &str) -> Run {
         .expect("a threads scope")
 }
 
+/// `unirun::block_on` counts itself on its thread only while it runs (the
+/// depth guard in `scope.rs`, dropped after the reactor's context and
+/// lease): nested calls see the shared default, and once the outer call
+/// returned, or unwound from a panicking future, the plain thread sees no
+/// current executor again.
+#[test]
+fn block_on_leaves_no_current_executor_behind() {
+    watchdog_this_test(|| {
+        std::thread::spawn(|| {
+            assert!(Handle::try_current().is_none());
+            let seen = unirun::block_on(async {
+                let inner = unirun::block_on(async { Handle::try_current().is_some() });
+                (inner, Handle::try_current().is_some())
+            });
+            assert_eq!(seen, (true, true), "inside the inner and the outer call");
+            assert!(Handle::try_current().is_none(), "after block_on returned");
+            let unwound = std::panic::catch_unwind(|| {
+                unirun::block_on(async {
+                    assert!(Handle::try_current().is_some());
+                    panic!("the future panics");
+                })
+            });
+            assert_eq!(message(&*unwound.unwrap_err()), "the future panics");
+            assert!(Handle::try_current().is_none(), "after block_on unwound");
+        })
+        .join()
+        .unwrap();
+    });
+}
+
 #[test]
 fn try_current_is_none_on_a_plain_thread() {
     watchdog_this_test(|| {

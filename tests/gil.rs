@@ -563,3 +563,81 @@ fn a_hold_taken_before_a_fork_still_excludes_the_childs_threads() {
         );
     });
 }
+
+/// Every gil scope installs the gil's fork hook (`global::gil_for_scope`),
+/// and so does every miss of the shared default's cache: the core keeps
+/// one hook, so after many installs a fork still runs it once per fork
+/// mark. Run twice for one mark, the second run would take the forking
+/// thread's gil again on the child's lock, which that very thread already
+/// holds there: a gil chosen in code is never lent, so the child would
+/// wait for good inside the fork handler.
+///
+/// The child then shows that it holds the gil exactly once: `block_on`
+/// on the scope (re-entrant, no new lock) answers, and a task of the
+/// scope runs only once the closure lets go (a join releases the gil).
+#[cfg(unix)]
+#[test]
+fn many_gil_scopes_before_a_fork_leave_one_fork_hook() {
+    if !unirun_test_support::child::in_child_process(
+        "many_gil_scopes_before_a_fork_leave_one_fork_hook",
+    ) {
+        return;
+    }
+    watchdog_this_test(|| {
+        // Each install replaces the hook with the same function.
+        let others: Vec<_> = (0..3).map(|i| gil_scope(&format!("hook-{i}"))).collect();
+        let _ = unirun::get_executor();
+        let run = gil_scope("hook-forking");
+        let in_child = run.clone();
+        let status = run
+            .spawn_blocking(move || {
+                // SAFETY: the child runs unirun code and leaves with `_exit`.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    let answered = in_child.block_on(async { 5_u32 }) == 5;
+                    let joined = in_child.spawn(async { 6_u32 }).join().ok() == Some(6);
+                    let code = match (answered, joined) {
+                        (true, true) => 0,
+                        (false, _) => 3,
+                        (true, false) => 4,
+                    };
+                    // SAFETY: ends the child without running the parent's
+                    // destructors or atexit handlers.
+                    unsafe { libc::_exit(code) };
+                }
+                // A watchdog for the child only: a child stuck in the fork
+                // handler never reaches its own code (no `alarm` there), so
+                // it is killed here (before the test's own watchdog
+                // fires) rather than left behind.
+                let (done_tx, done_rx) = mpsc::channel::<()>();
+                let guard = std::thread::spawn(move || {
+                    if done_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+                        // SAFETY: our own child; after 30 s without the
+                        // `done` below, `waitpid` has not returned, so it
+                        // is not reaped and the pid is still its own.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                });
+                let mut status = 0;
+                // SAFETY: our own child; `status` is a valid out pointer.
+                // Ends: the child exits, or the guard kills it.
+                let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+                let _ = done_tx.send(());
+                guard.join().unwrap();
+                assert_eq!(waited, pid);
+                status
+            })
+            .join()
+            .unwrap();
+        drop(others);
+        assert!(
+            libc::WIFEXITED(status),
+            "the child died (status {status:#x}): stuck taking the gil it held, the fork hook ran twice"
+        );
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "3: block_on on the held scope failed; 4: a task of the scope did not run after the join"
+        );
+    });
+}
