@@ -284,13 +284,20 @@ struct OwnRuntime {
     tokio: Handle,
     stop: Arc<Stop>,
     thread: Option<JoinHandle<bool>>,
-    /// The process that started it: a forked child inherits the value
-    /// but not the thread.
-    pid: u32,
+    /// The [`fork_generation`](unirun_core::fork_generation) of the
+    /// process that started it: a forked child inherits the value but not
+    /// the thread, and its generation is higher (every `fork` is counted:
+    /// `start` makes sure the fork handler is installed). Read on every
+    /// `block_on` that enters the runtime, so a plain load, not `getpid`
+    /// (a system call).
+    generation: usize,
 }
 
 impl OwnRuntime {
     fn start() -> Result<Self, Error> {
+        // Every fork from now on raises the generation `in_this_process`
+        // compares (the threads backend's pools install the same handler).
+        unirun_threads::watch_forks();
         // Threads of its blocking pool (`tokio::task::spawn_blocking`
         // in unirun's tasks) alive now: the only threads the runtime
         // starts, a current-thread one runs on `unirun-io` itself.
@@ -363,14 +370,14 @@ impl OwnRuntime {
             tokio,
             stop,
             thread: Some(thread),
-            pid: std::process::id(),
+            generation: unirun_core::fork_generation(),
         })
     }
 
     /// Whether its thread runs in this process (not in the parent of a
     /// forked child).
     fn in_this_process(&self) -> bool {
-        self.pid == std::process::id()
+        self.generation == unirun_core::fork_generation()
     }
 
     /// Stops the thread and joins it; with a deadline, blocking
