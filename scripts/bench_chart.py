@@ -23,7 +23,9 @@ from math import log
 
 SUMMARY_LINE = re.compile(r"^\s+(\S+)\s+(.+?)\s+([\d.]+)\s+([\d.]+)x\s+(.*\S)\s*$")
 SUMMARY_ROW = re.compile(r"^(.+?) ([\d.]+)x \(min ([\d.]+)x\)$")
-ADAPTER_LINE = re.compile(r"^\s+(\S+)\s+(Run on \S+)\s+([\d.]+)x vs (.+?)\s*$")
+ADAPTER_LINE = re.compile(r"^\s+(\S+)\s+(Run on \S+)\s+(.*\S)\s*$")
+# One "ratio vs peer" of an adapter line (a line may list several, comma-separated).
+ADAPTER_RATIO = re.compile(r"^([\d.]+)x vs (.+)$")
 
 
 def parse(path):
@@ -54,8 +56,12 @@ def parse(path):
             elif section == "adapters":
                 found = ADAPTER_LINE.match(line)
                 if found:
-                    scenario, row, ratio, peer = found.groups()
-                    adapters[(scenario, f"{row} / {peer}")] = float(ratio)
+                    scenario, row, listing = found.groups()
+                    for part in listing.split(","):
+                        ratio = ADAPTER_RATIO.match(part.strip())
+                        if ratio:
+                            peer = ratio.group(2)
+                            adapters[(scenario, f"{row} / {peer}")] = float(ratio.group(1))
     return rows, peers, adapters
 
 
