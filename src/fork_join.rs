@@ -82,6 +82,12 @@ where
             Ok(joined) => return joined,
             Err(closures) => closures,
         };
+        if unirun_core::on_worker_core() {
+            // A worker inside `sequentially`: in turn, here, as
+            // `unirun_core::join` runs them there (this thread is inside
+            // `here` already), without going through (or starting) a pool.
+            return unirun_core::join(a, || b(false));
+        }
         match here {
             None => crate::get_executor().join(a, || b(false)),
             Some(scope) => {

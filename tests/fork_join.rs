@@ -656,3 +656,48 @@ fn a_tokio_scopes_join_and_par_map_run_their_closures_in_its_runtime() {
         }
     });
 }
+
+/// Inside `unirun_core::sequentially` on a worker of a pool that is not
+/// unirun's shared default, `unirun::join` runs both closures here, in
+/// turn, as `unirun_core::join` does there, and does not start the shared
+/// default on the way (in a fresh process, where nothing else started it).
+#[test]
+fn join_inside_sequentially_on_a_worker_runs_here_without_the_default() {
+    if !common::in_child_process(
+        "join_inside_sequentially_on_a_worker_runs_here_without_the_default",
+    ) {
+        return;
+    }
+    if !common::lists_threads() {
+        return;
+    }
+    watchdog_this_test(|| {
+        let (pool, workers) = unirun_core::Pool::with_workers(2);
+        let threads: Vec<_> = workers
+            .into_iter()
+            .map(|w| std::thread::spawn(move || w.run()))
+            .collect();
+        let same = pool
+            .spawn(async {
+                unirun_core::sequentially(|| {
+                    let here = std::thread::current().id();
+                    let (a, b) = unirun::join(
+                        || std::thread::current().id(),
+                        || std::thread::current().id(),
+                    );
+                    a == here && b == here
+                })
+            })
+            .join()
+            .unwrap();
+        pool.shutdown();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert!(same, "a closure left the calling thread");
+        assert_eq!(
+            common::threads_named("unirun-"),
+            0,
+            "the join started the shared default: {:?}",
+            common::thread_names()
+        );
+    });
+}
