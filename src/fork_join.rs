@@ -71,21 +71,32 @@ where
     crate::scope::with_current_or_none(|here| {
         // On a worker this thread is inside `here` already, and so is `b`
         // when it runs here (popped back, the common case): only a `b`
-        // that another thread runs enters the scope there. The scope
-        // outlives the join (see `with_current_or_none`), and the join
-        // outlives both closures.
+        // that another thread runs enters the scope there, and the
+        // scope's runtime context if the workers are not in it (a tokio
+        // scope's `block_on` called in a pool's task, or a join nested in
+        // a tokio scope's closures on the shared default's workers). The
+        // scope outlives the join (see `with_current_or_none`), and the
+        // join outlives both closures.
         let b = move |moved: bool| {
-            let _here = here.filter(|_| moved).map(|scope| scope.enter_unlocked());
+            let scope = here.filter(|_| moved);
+            let _here = scope.map(crate::scope::ScopeState::enter_unlocked);
+            let _context = scope.and_then(|scope| enter_context(scope, needs_context(scope)));
             b()
         };
         let (a, b) = match unirun_core::try_join_on_worker(a, b) {
             Ok(joined) => return joined,
             Err(closures) => closures,
         };
+        if unirun_core::on_worker_core() {
+            // A worker inside `sequentially`: in turn, here, as
+            // `unirun_core::join` runs them there (this thread is inside
+            // `here` already), without going through (or starting) a pool.
+            return unirun_core::join(a, || b(false));
+        }
         match here {
             None => crate::get_executor().join(a, || b(false)),
             Some(scope) => {
-                let context = needs_context(scope, false);
+                let context = needs_context(scope);
                 let a = || {
                     let _here = scope.enter_unlocked();
                     let _context = enter_context(scope, context);
@@ -179,7 +190,9 @@ where
         None => crate::get_executor().par_map(input, f),
         Some(scope) => {
             let on_worker = unirun_core::on_worker_core();
-            let context = needs_context(scope, on_worker);
+            // On a worker too: items other workers take need the scope's
+            // runtime context as much as `join`'s moved `b` (see there).
+            let context = needs_context(scope);
             // As in `join`: the scope outlives the map and its items.
             let f = |item: I::Item| {
                 let _here = scope.enter_unlocked();
@@ -276,14 +289,16 @@ fn fork_off_worker<R>(current: Handle, fork: impl FnOnce(&Handle) -> R) -> R {
 }
 
 /// Whether fork-join closures called inside `scope` enter its runtime
-/// context themselves: off a worker, where they may run on a thread
-/// outside it, the shared default's workers (a scope without unirun
-/// workers: see [`fork_off_worker`]) or, in a `Gil` scope, the caller (a
-/// blocking closure, which runs outside it). A scope's own workers, and a
-/// worker forking onto its own pool, are inside it for their whole life.
+/// context themselves where they may run outside it: a scope without
+/// unirun workers (tokio, smol) forks onto workers that are not in its
+/// context (the shared default's, see [`fork_off_worker`], or, when its
+/// `block_on` runs in a pool's task, that pool's), and a `Gil` scope's
+/// closures run on the caller (a blocking closure, which runs outside it).
+/// A thread pool's workers are inside its reactor for their whole life,
+/// and every pool's reactor is unirun's own runtime (see `crate::io`).
 #[inline]
-fn needs_context(scope: &crate::scope::ScopeState, on_worker: bool) -> bool {
-    !on_worker && (scope.gil.is_some() || scope.backend.core_pool().is_none())
+fn needs_context(scope: &crate::scope::ScopeState) -> bool {
+    scope.gil.is_some() || scope.backend.core_pool().is_none()
 }
 
 /// Enters `scope`'s runtime context (a tokio scope's runtime, a thread

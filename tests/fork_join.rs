@@ -656,3 +656,141 @@ fn a_tokio_scopes_join_and_par_map_run_their_closures_in_its_runtime() {
         }
     });
 }
+
+/// A tokio scope's `block_on` called in a thread pool's task polls first
+/// on that pool's worker, so a join (or map) in it forks there. A `b` (an
+/// item) another thread runs (here for sure: the first half waits for the
+/// second in `block_on`, which hands the worker's core on) is inside the
+/// tokio scope there, as the caller is, and inside its runtime too: a
+/// `tokio::spawn` in it runs on the scope's runtime, not on unirun's own
+/// reactor (`unirun-io`), which the pool's workers are in.
+#[cfg(feature = "tokio-backend")]
+#[test]
+fn a_moved_half_of_a_join_in_a_tokio_scopes_block_on_on_a_worker_sees_its_runtime() {
+    type Spawned = tokio::task::JoinHandle<Option<String>>;
+    fn spawn_here() -> Spawned {
+        tokio::spawn(async { std::thread::current().name().map(String::from) })
+    }
+    /// Where the tasks that `fork` spawned ran, and whether its second
+    /// half left the calling thread; `fork` runs in a task of `pool`, inside
+    /// `scope.block_on` (each in its own task: the first half's wait gives
+    /// the worker's core away).
+    fn forked_in_block_on(
+        pool: &Run,
+        scope: &Arc<Run>,
+        fork: fn(std::thread::ThreadId) -> [(Spawned, bool); 2],
+    ) -> (Vec<String>, bool) {
+        let scope = scope.clone();
+        pool.spawn(async move {
+            scope.block_on(async {
+                let halves = fork(std::thread::current().id());
+                let moved = halves[1].1;
+                let mut ran_on = Vec::new();
+                for (task, _) in halves {
+                    ran_on.push(task.await.unwrap().unwrap_or_default());
+                }
+                (ran_on, moved)
+            })
+        })
+        .join()
+        .unwrap()
+    }
+    watchdog_this_test(|| {
+        let pool = threads(2);
+        let scope = Arc::new(
+            Run::builder()
+                .flavor(Flavor::Tokio)
+                .name("moved-ctx")
+                .max_workers(1)
+                .build()
+                .unwrap(),
+        );
+        let joined = forked_in_block_on(&pool, &scope, |caller| {
+            let (ran, wait) = tokio::sync::oneshot::channel();
+            let (a, b) = unirun::join(
+                move || {
+                    unirun_core::block_on(wait).unwrap();
+                    (spawn_here(), false)
+                },
+                move || {
+                    let out = (spawn_here(), std::thread::current().id() != caller);
+                    ran.send(()).unwrap();
+                    out
+                },
+            );
+            [a, b]
+        });
+        // Two items: one join, item 1 its second half.
+        let mapped = forked_in_block_on(&pool, &scope, |caller| {
+            let item_ran = tokio::sync::Notify::new();
+            let mut items = unirun::par_map(0..2u32, |i| {
+                if i == 0 {
+                    unirun_core::block_on(item_ran.notified());
+                }
+                let out = (spawn_here(), std::thread::current().id() != caller);
+                if i == 1 {
+                    item_ran.notify_one();
+                }
+                out
+            });
+            let item1 = items.pop().unwrap();
+            [items.pop().unwrap(), item1]
+        });
+        pool.shutdown();
+        Arc::into_inner(scope).unwrap().shutdown();
+        for (what, (ran_on, moved)) in [("join", joined), ("par_map", mapped)] {
+            assert!(moved, "{what}: the second half ran on the caller's thread");
+            for thread in ran_on {
+                assert!(
+                    thread.starts_with("moved-ctx-"),
+                    "{what}: a tokio::spawn ran on {thread:?}"
+                );
+            }
+        }
+    });
+}
+
+/// Inside `unirun_core::sequentially` on a worker of a pool that is not
+/// unirun's shared default, `unirun::join` runs both closures here, in
+/// turn, as `unirun_core::join` does there, and does not start the shared
+/// default on the way (in a fresh process, where nothing else started it).
+#[test]
+fn join_inside_sequentially_on_a_worker_runs_here_without_the_default() {
+    if !common::in_child_process(
+        "join_inside_sequentially_on_a_worker_runs_here_without_the_default",
+    ) {
+        return;
+    }
+    if !common::lists_threads() {
+        return;
+    }
+    watchdog_this_test(|| {
+        let (pool, workers) = unirun_core::Pool::with_workers(2);
+        let threads: Vec<_> = workers
+            .into_iter()
+            .map(|w| std::thread::spawn(move || w.run()))
+            .collect();
+        let same = pool
+            .spawn(async {
+                unirun_core::sequentially(|| {
+                    let here = std::thread::current().id();
+                    let (a, b) = unirun::join(
+                        || std::thread::current().id(),
+                        || std::thread::current().id(),
+                    );
+                    a == here && b == here
+                })
+            })
+            .join()
+            .unwrap();
+        pool.shutdown();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert!(same, "a closure left the calling thread");
+        assert_eq!(
+            common::threads_named("unirun-"),
+            0,
+            "the join started the shared default: {:?}",
+            common::thread_names()
+        );
+    });
+}
