@@ -21,8 +21,9 @@ use crate::TaskSet;
 ///
 /// Invariant: with a set, the word's address part is the set's address
 /// (`Arc::as_ptr`) or, with `WAITING`, the address of the member's slot in
-/// that set; the member owns one strong reference, on the set with
-/// `ON_SET`, else on the set's owner.
+/// that set; without `WAITING` it may also carry `CLOSED_OUT`. The member
+/// owns one strong reference, on the set with `ON_SET`, else on the set's
+/// owner.
 #[derive(Debug)]
 pub(crate) struct Member(*mut ());
 
@@ -44,9 +45,16 @@ const ON_SET: usize = 4;
 /// needs no `Option` around it. The only flag a member without a set has.
 const DONE: usize = 8;
 const FLAGS: usize = WAITING | OWN_TASK | ON_SET | DONE;
+/// The set's close ended the task unfinished: it leaves counted as the
+/// close's (see [`TaskSet::unfinished_since_close`]). Only without
+/// `WAITING`: a slot's address has no room for a fifth flag, a set's has
+/// (a member is marked only once it waits no more, see
+/// [`Member::close_out`]).
+const CLOSED_OUT: usize = 16;
 
-// Set and slot addresses leave room for the flags.
-const _: () = assert!(core::mem::align_of::<TaskSet>() > FLAGS);
+// Set and slot addresses leave room for the flags; set addresses for
+// `CLOSED_OUT` too.
+const _: () = assert!(core::mem::align_of::<TaskSet>() > (FLAGS | CLOSED_OUT));
 
 impl Member {
     /// No set: nothing is counted.
@@ -102,8 +110,18 @@ impl Member {
     fn set_ptr(&self) -> *const TaskSet {
         match self.slot() {
             Some(slot) => slot.set(),
-            None => self.address().cast_const().cast(),
+            // The set's own address: `CLOSED_OUT` is masked off as well.
+            None => self
+                .0
+                .map_addr(|addr| addr & !(FLAGS | CLOSED_OUT))
+                .cast_const()
+                .cast(),
         }
+    }
+
+    /// Whether the set's close ended the task unfinished.
+    fn is_closed_out(&self) -> bool {
+        self.flags() & WAITING == 0 && self.0.addr() & CLOSED_OUT != 0
     }
 
     /// The member's waker slot, once it waited.
@@ -137,6 +155,29 @@ impl Member {
         }
     }
 
+    /// Marks a member whose task the set's close ended unfinished (its
+    /// future is gone), so that it leaves counted as the close's. Frees
+    /// its waker slot first, if it has one: the task waits no more, and
+    /// the word then holds the set's address, which has room for the mark.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn close_out(&mut self) {
+        if self.address().is_null() {
+            return;
+        }
+        let set = self.set_ptr();
+        if let Some(slot) = self.slot() {
+            // SAFETY: our reference keeps the set alive; the slot is ours
+            // and freed this once (the word forgets it just below).
+            unsafe { &*set }.free(slot);
+        }
+        let flags = self.flags() & !WAITING;
+        self.0 = set
+            .cast_mut()
+            .cast::<()>()
+            .map_addr(|addr| addr | flags | CLOSED_OUT);
+    }
+
     /// Leaves the set (freeing the slot, waking who waits for the set to
     /// empty) and gives back the member's reference. Afterwards the member
     /// has no set (and keeps `DONE`).
@@ -147,12 +188,18 @@ impl Member {
         }
         let set = self.set_ptr();
         let slot = self.slot();
+        let closed_out = self.is_closed_out();
         let on_set = self.flags() & ON_SET != 0;
         let done = self.flags() & DONE;
         self.0 = core::ptr::null_mut::<()>().map_addr(|_| done);
         // SAFETY: our reference keeps the set alive until given back below.
         let set_ref = unsafe { &*set };
-        set_ref.leave(slot);
+        if closed_out {
+            // No slot: `close_out` freed it.
+            set_ref.leave_closed_out();
+        } else {
+            set_ref.leave(slot);
+        }
         if on_set {
             // SAFETY: the reference `join` took on the set, given back once;
             // the set is not touched afterwards.
