@@ -468,7 +468,10 @@ impl Run {
     /// Waits up to `timeout` for the scope's tasks, then cancels the rest as
     /// [`shutdown_now`](Self::shutdown_now) does. Returns whether everything
     /// finished in time (`false` also when called inside one of the scope's
-    /// own tasks, where the wait moves to a helper thread).
+    /// own tasks, where the wait moves to a helper thread): `false` when it
+    /// cancelled a task or left one running, not for a task that was
+    /// running at the deadline (a blocking closure, which the cancellation
+    /// cannot stop) and finished before the shutdown returned.
     ///
     /// The call returns about `timeout` after it started even when blocking
     /// closures are stuck: a thread cannot be interrupted, so the threads

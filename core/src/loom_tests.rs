@@ -14,9 +14,11 @@
 //! model races `abort`, `is_finished` and the task completing, and proves the
 //! handle's slot has no data race and the handle resolves to the output or to
 //! `cancelled`. The `task_set_*` models prove `close` always wakes a member
-//! registering its waker at the same time, and a `notify_when_empty` (or a
+//! registering its waker at the same time, a `notify_when_empty` (or a
 //! `WaitEmpty` re-polled with a new waker) racing the last `leave` sees the
-//! set empty or is woken.
+//! set empty or is woken, and `unfinished_since_close` counts a member that
+//! leaves cancelled during its read exactly once (and a task polled while
+//! its set closes as cancelled exactly when its handle says so).
 //!
 //! Three models run the *real* pool (`Pool`, the worker run loop, the thread
 //! context and the hand-off) on loom threads, parkers and thread-locals:
@@ -561,6 +563,71 @@ fn task_set_close_cancels_pending_task() {
             other => panic!("member not woken by close: {other:?}"),
         }
         assert!(set.is_empty());
+    });
+}
+
+/// A member the close cancelled leaves while the owner counts what did not
+/// finish since the close: the count is exact whatever the interleaving (the
+/// leaving member is counted live or cancelled, never both or neither), and
+/// a member that leaves finished at the same time is counted only while live.
+#[test]
+fn task_set_close_out_vs_unfinished_since_close() {
+    model(3, || {
+        let set = std::sync::Arc::new(TaskSet::new());
+        set.enter(); // cancelled by the close
+        set.enter(); // finishes after the close
+        set.enter(); // still live
+        set.close();
+
+        let cancelled_set = set.clone();
+        let cancelled = thread::spawn(move || cancelled_set.leave_closed_out());
+        let finished_set = set.clone();
+        let finished = thread::spawn(move || finished_set.leave(None));
+        let seen = set.unfinished_since_close();
+        cancelled.join().unwrap();
+        finished.join().unwrap();
+
+        assert!(seen == 2 || seen == 3, "counted {seen} of 2 or 3");
+        assert_eq!(set.unfinished_since_close(), 2);
+        set.leave(None);
+        assert_eq!(set.unfinished_since_close(), 1);
+    });
+}
+
+/// A task is polled while its set closes: it finishes (its poll saw the set
+/// open) or is cancelled, and the set counts it as cancelled exactly when
+/// its handle says so.
+#[test]
+fn task_set_close_counts_what_it_cancelled() {
+    model(3, || {
+        let set = std::sync::Arc::new(TaskSet::new());
+        let scheduled = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let queue = scheduled.clone();
+        let (runnable, mut handle) =
+            crate::spawn_with(async { 7 }, Some(&set), move |r: Runnable, _| {
+                queue.lock().unwrap().push(r)
+            });
+
+        let member = thread::spawn(move || {
+            runnable.run();
+        });
+        set.close();
+        member.join().unwrap();
+        assert!(scheduled.lock().unwrap().is_empty());
+
+        let cancelled = match poll_once(&mut handle) {
+            Poll::Ready(Ok(value)) => {
+                assert_eq!(value, 7);
+                0
+            }
+            Poll::Ready(Err(err)) => {
+                assert!(err.is_cancelled(), "{err:?}");
+                1
+            }
+            Poll::Pending => panic!("the task neither finished nor was cancelled"),
+        };
+        assert!(set.is_empty());
+        assert_eq!(set.unfinished_since_close(), cancelled);
     });
 }
 

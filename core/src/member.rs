@@ -21,8 +21,9 @@ use crate::TaskSet;
 ///
 /// Invariant: with a set, the word's address part is the set's address
 /// (`Arc::as_ptr`) or, with `WAITING`, the address of the member's slot in
-/// that set; the member owns one strong reference, on the set with
-/// `ON_SET`, else on the set's owner.
+/// that set; without `WAITING` it may also carry `CLOSED_OUT`. The member
+/// owns one strong reference, on the set with `ON_SET`, else on the set's
+/// owner.
 #[derive(Debug)]
 pub(crate) struct Member(*mut ());
 
@@ -44,9 +45,16 @@ const ON_SET: usize = 4;
 /// needs no `Option` around it. The only flag a member without a set has.
 const DONE: usize = 8;
 const FLAGS: usize = WAITING | OWN_TASK | ON_SET | DONE;
+/// The set's close ended the task unfinished: it leaves counted as the
+/// close's (see [`TaskSet::unfinished_since_close`]). Only without
+/// `WAITING`: a slot's address has no room for a fifth flag, a set's has
+/// (a member is marked only once it waits no more, see
+/// [`Member::close_out`]).
+const CLOSED_OUT: usize = 16;
 
-// Set and slot addresses leave room for the flags.
-const _: () = assert!(core::mem::align_of::<TaskSet>() > FLAGS);
+// Set and slot addresses leave room for the flags; set addresses for
+// `CLOSED_OUT` too.
+const _: () = assert!(core::mem::align_of::<TaskSet>() > (FLAGS | CLOSED_OUT));
 
 impl Member {
     /// No set: nothing is counted.
@@ -102,7 +110,12 @@ impl Member {
     fn set_ptr(&self) -> *const TaskSet {
         match self.slot() {
             Some(slot) => slot.set(),
-            None => self.address().cast_const().cast(),
+            // The set's own address: `CLOSED_OUT` is masked off as well.
+            None => self
+                .0
+                .map_addr(|addr| addr & !(FLAGS | CLOSED_OUT))
+                .cast_const()
+                .cast(),
         }
     }
 
@@ -137,6 +150,29 @@ impl Member {
         }
     }
 
+    /// Marks a member whose task the set's close ended unfinished (its
+    /// future is gone), so that it leaves counted as the close's. Frees
+    /// its waker slot first, if it has one: the task waits no more, and
+    /// the word then holds the set's address, which has room for the mark.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn close_out(&mut self) {
+        if self.address().is_null() {
+            return;
+        }
+        let set = self.set_ptr();
+        if let Some(slot) = self.slot() {
+            // SAFETY: our reference keeps the set alive; the slot is ours
+            // and freed this once (the word forgets it just below).
+            unsafe { &*set }.free(slot);
+        }
+        let flags = self.flags() & !WAITING;
+        self.0 = set
+            .cast_mut()
+            .cast::<()>()
+            .map_addr(|addr| addr | flags | CLOSED_OUT);
+    }
+
     /// Leaves the set (freeing the slot, waking who waits for the set to
     /// empty) and gives back the member's reference. Afterwards the member
     /// has no set (and keeps `DONE`).
@@ -145,29 +181,68 @@ impl Member {
         if self.address().is_null() {
             return;
         }
-        let set = self.set_ptr();
         let slot = self.slot();
+        // Marked by the close (`CLOSED_OUT` is a flag only without a slot):
+        // tested there alone, one bit test, and handled out of line, so the
+        // path every finished task takes stays as it was (callgrind,
+        // executors bench, `spawn_remote`).
+        if slot.is_none() && self.0.addr() & CLOSED_OUT != 0 {
+            return self.leave_closed_out();
+        }
+        let set = self.set_ptr();
         let on_set = self.flags() & ON_SET != 0;
         let done = self.flags() & DONE;
         self.0 = core::ptr::null_mut::<()>().map_addr(|_| done);
         // SAFETY: our reference keeps the set alive until given back below.
-        let set_ref = unsafe { &*set };
-        set_ref.leave(slot);
-        if on_set {
-            // SAFETY: the reference `join` took on the set, given back once;
-            // the set is not touched afterwards.
-            unsafe { Arc::decrement_strong_count(set) };
-        } else {
-            let release = set_ref
-                .owner
-                .as_ref()
-                .expect("a member kept by an owner")
-                .releaser();
-            // SAFETY: the reference `join` took on the owner, given back
-            // once. It may drop the owner and with it the set: neither is
-            // touched afterwards (`releaser` copied what it needs).
-            unsafe { release.run() };
-        }
+        unsafe { &*set }.leave(slot);
+        // SAFETY: the reference `join` took, given back this once; the set
+        // is not touched afterwards.
+        unsafe { give_back(set, on_set) };
+    }
+
+    /// [`leave`](Self::leave) for a member [closed out](Self::close_out):
+    /// it holds no slot (`close_out` freed it) and leaves counted as the
+    /// close's.
+    #[cold]
+    #[inline(never)]
+    fn leave_closed_out(&mut self) {
+        let set = self.set_ptr();
+        let on_set = self.flags() & ON_SET != 0;
+        let done = self.flags() & DONE;
+        self.0 = core::ptr::null_mut::<()>().map_addr(|_| done);
+        // SAFETY: our reference keeps the set alive until given back below.
+        unsafe { &*set }.leave_closed_out();
+        // SAFETY: the reference `join` took, given back this once; the set
+        // is not touched afterwards.
+        unsafe { give_back(set, on_set) };
+    }
+}
+
+/// Gives back a leaving member's reference: on the set with `on_set`, else
+/// on its owner.
+///
+/// # Safety
+///
+/// `set` is the set the member joined, which its reference still keeps
+/// alive; the reference is given back once, and neither the set nor its
+/// owner is touched by the caller afterwards (this may drop both).
+#[inline(always)]
+unsafe fn give_back(set: *const TaskSet, on_set: bool) {
+    if on_set {
+        // SAFETY: the reference `join` took on the set, given back once;
+        // the set is not touched afterwards.
+        unsafe { Arc::decrement_strong_count(set) };
+    } else {
+        // SAFETY: the member's reference keeps the set alive until here.
+        let release = unsafe { &*set }
+            .owner
+            .as_ref()
+            .expect("a member kept by an owner")
+            .releaser();
+        // SAFETY: the reference `join` took on the owner, given back
+        // once. It may drop the owner and with it the set: neither is
+        // touched afterwards (`releaser` copied what it needs).
+        unsafe { release.run() };
     }
 }
 

@@ -276,7 +276,13 @@ where
         if let (Ok(Err(err)), Some(tasks)) = (&output, inner.task.member.set()) {
             // Counted completed by `TaskFuture`; the closure's own error
             // says how the task really ended.
-            tasks.stats.reclassify(Outcome::of_error(err));
+            let outcome = Outcome::of_error(err);
+            tasks.stats.reclassify(outcome);
+            // Cancelled after the close (a child process the shutdown
+            // killed): the close's, as if it had cancelled it at a poll.
+            if outcome == Outcome::Cancelled && tasks.is_closed() {
+                inner.as_mut().project().task.close_out();
+            }
         }
         Poll::Ready(output.and_then(|inner| inner))
     }
@@ -389,6 +395,17 @@ impl<F> Drop for TaskFuture<F> {
             self.member.leave();
             return;
         }
+        self.drop_unfinished();
+    }
+}
+
+impl<F> TaskFuture<F> {
+    /// [`Drop`] of a task whose future still lives. Out of line: the path
+    /// every finished task takes stays short (callgrind, executors bench,
+    /// `spawn_remote`).
+    #[cold]
+    #[inline(never)]
+    fn drop_unfinished(&mut self) {
         // The key is taken for good: what runs after the record (leaving
         // the set drops and wakes wakers, user code that may drop other
         // tasks' futures) must not find it.
@@ -409,6 +426,11 @@ impl<F> Drop for TaskFuture<F> {
         if let Some(tasks) = self.member.set() {
             if !reported_panic {
                 cancelled(tasks);
+            }
+            // Dropped unfinished after the close: the close's, as if it
+            // had cancelled it at a poll (see `unfinished_since_close`).
+            if tasks.is_closed() {
+                self.member.close_out();
             }
         }
         self.member.leave();
@@ -598,10 +620,23 @@ impl<F: Future> TaskFuture<F> {
     /// ends cancelled (or with its destructor's panic).
     #[cold]
     #[inline(never)]
-    fn cancel_closed(self: Pin<&mut Self>, tasks: &TaskSet) -> TaskOutput<F::Output> {
-        let output = Err(self.drop_pinned().unwrap_or_else(JoinError::cancelled));
+    fn cancel_closed(mut self: Pin<&mut Self>, tasks: &TaskSet) -> TaskOutput<F::Output> {
+        let output = Err(self
+            .as_mut()
+            .drop_pinned()
+            .unwrap_or_else(JoinError::cancelled));
         ended(Some(tasks), &output);
+        self.close_out();
         output
+    }
+
+    /// Marks the member as one the set's close ended unfinished: it will
+    /// leave counted as the close's (see
+    /// [`TaskSet::unfinished_since_close`]).
+    fn close_out(self: Pin<&mut Self>) {
+        // SAFETY: only the member is touched, which is not pinned (see
+        // `parts`).
+        unsafe { self.get_unchecked_mut() }.member.close_out();
     }
 }
 

@@ -36,47 +36,51 @@ impl Teardown {
     /// Waits as `stop` says, closes the scope (its handles cancel what they
     /// spawn from now on) and shuts down the owned pool. Returns whether the
     /// tasks finished without being cancelled.
+    ///
+    /// It counts as cancelled the tasks its close ended unfinished and,
+    /// past a bounded shutdown's deadline, those still running when it
+    /// returns (given up on); not a task whose poll was under way at the
+    /// close and that finished.
     pub(super) fn run(self, stop: Stop) -> bool {
         let began = Instant::now();
         let tasks = &self.scope.tasks;
         // Process calls whose replies would be read by their joiners finish
         // on the lane instead, so waiting for the tasks cannot hang on them.
         backend::process::start_pending_calls(&self.scope);
-        // The tasks still live when the scope closes are cancelled.
-        let mut cancelled = 0;
-        let in_time = match stop {
+        // Whether the close cancels tasks still live: not after a wait
+        // that saw the set empty (a task that ended just at the deadline,
+        // after the last look, was not left running).
+        let cancelling = match stop {
             Stop::Wait => {
-                wait_empty(tasks, None);
-                true
-            }
-            Stop::Now => {
-                cancelled = tasks.len();
-                tasks.close();
-                kill_children(&self.scope);
                 wait_empty(tasks, None);
                 false
             }
+            Stop::Now => true,
             Stop::Until(deadline) => {
                 let in_time = wait_empty(tasks, Some(deadline));
                 if !in_time {
                     at_the_deadline(tasks);
                 }
-                // What is still there now that the deadline passed, not
-                // what was there at the last look: a task that ended just
-                // at the deadline was not left running. (Counted before
-                // the close: a cancelled task leaves the set at once.)
-                let left = if in_time { 0 } else { tasks.len() };
-                if left > 0 {
-                    cancelled = left;
-                    // Nothing more is waited for: blocking closures still
-                    // running are given up on below, at the same deadline.
-                    tasks.close();
-                    kill_children(&self.scope);
-                }
-                left == 0
+                !in_time
             }
         };
         tasks.close();
+        if cancelling {
+            // Nothing more is waited for in a bounded shutdown: blocking
+            // closures still running are given up on below, at the same
+            // deadline.
+            if matches!(stop, Stop::Now) || !tasks.is_empty() {
+                kill_children(&self.scope);
+            }
+            at_the_close(tasks);
+        }
+        let mut cancelled = 0;
+        if let (true, Stop::Now) = (cancelling, stop) {
+            wait_empty(tasks, None);
+            // All gone: exactly those the close cancelled, not those whose
+            // poll was under way at the close and finished.
+            cancelled = tasks.unfinished_since_close();
+        }
         // The scope's process pool: no call of it is left running.
         backend::process::close_scope_pool(&self.scope);
         // Waits for nothing (the pool's tasks are this scope's), then joins
@@ -100,13 +104,21 @@ impl Teardown {
             }
             (None, _) => true,
         });
-        let in_time = in_time && backend_clean;
+        if let (true, Stop::Until(_)) = (cancelling, stop) {
+            // Looked at once the backend stopped (by the same deadline):
+            // the tasks the close cancelled, and those still running (past
+            // the deadline, given up on), not those whose poll was under
+            // way at the close and finished.
+            cancelled = tasks.unfinished_since_close();
+        }
+        let in_time = cancelled == 0 && backend_clean;
         let how = match stop {
             Stop::Wait => "wait",
             Stop::Now => "now",
             Stop::Until(_) => "timeout",
         };
         crate::observe::scope_ended(&self.name, how, cancelled, began.elapsed());
+        counted(cancelled);
         in_time
     }
 
@@ -232,9 +244,18 @@ thread_local! {
     /// passed with tasks left, before it closes the scope (set by a unit
     /// test; read only in test builds).
     pub(super) static AT_THE_DEADLINE: std::cell::Cell<Option<Step>> = const { std::cell::Cell::new(None) };
+
+    /// A step a shutdown on this thread that cancels runs right after its
+    /// close, before it stops the backend and counts what it cancelled
+    /// (set by a unit test; read only in test builds).
+    pub(super) static AT_THE_CLOSE: std::cell::Cell<Option<Step>> = const { std::cell::Cell::new(None) };
+
+    /// How many tasks the last shutdown on this thread counted cancelled
+    /// (for unit tests; written only in test builds).
+    pub(super) static COUNTED: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
-/// See [`AT_THE_DEADLINE`].
+/// See [`AT_THE_DEADLINE`] and [`AT_THE_CLOSE`].
 pub(super) type Step = Box<dyn FnOnce(&TaskSet)>;
 
 /// Whether a test refuses the teardown helper thread (never, outside tests:
@@ -250,5 +271,22 @@ fn at_the_deadline(tasks: &TaskSet) {
         if let Some(step) = AT_THE_DEADLINE.with(std::cell::Cell::take) {
             step(tasks);
         }
+    }
+}
+
+/// Runs the step a test put right after a cancelling shutdown's close
+/// (never, outside tests: the read compiles away).
+fn at_the_close(tasks: &TaskSet) {
+    if cfg!(test) {
+        if let Some(step) = AT_THE_CLOSE.with(std::cell::Cell::take) {
+            step(tasks);
+        }
+    }
+}
+
+/// Records a shutdown's count for a test (never, outside tests).
+fn counted(cancelled: usize) {
+    if cfg!(test) {
+        COUNTED.with(|counted| counted.set(Some(cancelled)));
     }
 }

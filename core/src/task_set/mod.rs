@@ -78,6 +78,11 @@ pub struct TaskSet {
     waiting: SpinLock<Slots>,
     /// Wakers to call when `live` drops to zero.
     on_empty: SpinLock<EmptyList>,
+    /// The members the close ended unfinished (see
+    /// [`unfinished_since_close`](Self::unfinished_since_close)). Written
+    /// only after the close, by members leaving cancelled: no other path
+    /// touches it.
+    closed_out: ClosedOut,
     /// What happened to the members (see [`crate::stats`]).
     pub(crate) stats: crate::stats::TaskStats,
     /// What holds this set, if [`owned_by`](Self::owned_by) said: members
@@ -106,6 +111,10 @@ impl TaskSet {
             closed: CachePadded(AtomicBool::new(false)),
             waiting: SpinLock::new(Slots::new()),
             on_empty: SpinLock::new(EmptyList::new()),
+            closed_out: ClosedOut {
+                began: AtomicUsize::new(0),
+                ended: AtomicUsize::new(0),
+            },
             stats,
             owner: None,
         }
@@ -251,6 +260,56 @@ impl TaskSet {
         }
     }
 
+    /// After [`close`](Self::close): how many members did not finish. Those
+    /// the close ended unfinished (cancelled at their next poll, dropped
+    /// unpolled, or a blocking closure that reported it was cancelled) and
+    /// those still live, as one snapshot: a member that is leaving at that
+    /// moment counts once. A member whose poll was under way when the set
+    /// closed and that then finished is not among them. Once the members
+    /// have left it is exactly the number the close cancelled; a member
+    /// still live counts as not finished.
+    ///
+    /// Members that left before the close, finished or not, never count;
+    /// on a set that was never closed this is [`len`](Self::len).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use unirun_core::{TaskSet, TickExecutor};
+    ///
+    /// let ex = TickExecutor::new();
+    /// let set = Arc::new(TaskSet::new());
+    /// let done = ex.spawn_in(&set, async { 1 });
+    /// let stuck = ex.spawn_in(&set, std::future::pending::<()>());
+    /// ex.run_until_stalled(); // one finished, one waits
+    /// set.close();
+    /// assert_eq!(set.unfinished_since_close(), 1); // still live
+    /// ex.run_until_stalled(); // the close cancels it at its next poll
+    /// assert_eq!(set.unfinished_since_close(), 1); // now counted cancelled
+    /// assert!(stuck.join().unwrap_err().is_cancelled());
+    /// assert_eq!(done.join().unwrap(), 1);
+    /// ```
+    pub fn unfinished_since_close(&self) -> usize {
+        // A member leaving cancelled bumps `began`, leaves `live`, then
+        // bumps `ended` (`leave_closed_out`). Read in the other order
+        // (`ended`, `live`, `began`, all `SeqCst`), equal counts mean the
+        // members that began by the last read had all ended by the first:
+        // none was between its two bumps meanwhile, so each such member
+        // is in `ended` (it left before `live` was read) or in `live` (it
+        // began after), never in both or neither.
+        loop {
+            let ended = self.closed_out.ended.load(Ordering::SeqCst);
+            let live = self.len();
+            let began = self.closed_out.began.load(Ordering::SeqCst);
+            if began == ended {
+                return ended.wrapping_add(live);
+            }
+            // A member is between its two bumps (a few instructions).
+            crate::sync::spin_loop();
+        }
+    }
+
     /// A member joins: it counts as live until it [leaves](Self::leave).
     #[inline]
     pub(crate) fn enter(&self) {
@@ -269,9 +328,26 @@ impl TaskSet {
         }
     }
 
-    /// Frees a leaving member's waker slot.
+    /// A member the close ended unfinished leaves (it holds no waker slot
+    /// any more): counted in `closed_out` around its leaving `live`, as
+    /// [`unfinished_since_close`](Self::unfinished_since_close) reads them,
+    /// and only then, if it was the last one, wakes those waiting for the
+    /// set to empty (who then see it counted).
+    #[cold]
     #[inline(never)]
-    fn free(&self, slot: SlotRef) {
+    pub(crate) fn leave_closed_out(&self) {
+        self.closed_out.began.fetch_add(1, Ordering::SeqCst);
+        let last = self.live.fetch_sub(1, Ordering::SeqCst) == 1;
+        self.closed_out.ended.fetch_add(1, Ordering::SeqCst);
+        if last {
+            self.emptied();
+        }
+    }
+
+    /// Frees a leaving member's waker slot (or the slot of a member that
+    /// will wait no more).
+    #[inline(never)]
+    pub(crate) fn free(&self, slot: SlotRef) {
         // Dropped after unlocking: dropping a waker may schedule a task.
         drop(self.waiting.with(|slots| slots.remove(slot.index())));
     }
@@ -319,6 +395,13 @@ impl TaskSet {
             waker.wake_by_ref();
         }
     }
+}
+
+/// The two counts of [`TaskSet::leave_closed_out`]: members that began to
+/// leave cancelled since the close, and those that are done leaving.
+struct ClosedOut {
+    began: AtomicUsize,
+    ended: AtomicUsize,
 }
 
 impl Default for TaskSet {
