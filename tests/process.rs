@@ -1203,3 +1203,51 @@ fn calls_joined_on_their_thread_count_once_in_the_metrics() {
     assert_eq!(after.live(), 0);
     run.shutdown();
 }
+
+/// A result that serializes as a number and whose own `Deserialize`
+/// panics: the parent's decoding of the reply panics.
+#[derive(Debug)]
+struct PanicsOnDecode;
+
+impl serde::Serialize for PanicsOnDecode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PanicsOnDecode {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("the result's Deserialize panics")
+    }
+}
+
+fn panics_on_decode(_: u8) -> PanicsOnDecode {
+    PanicsOnDecode
+}
+
+/// A reply whose decoding panics, read on the joining thread, resolves the
+/// join to a panic error as any task's panic does (and as it does when the
+/// call is awaited): the joiner does not unwind, the call counts once as
+/// panicked, and the worker serves on.
+#[test]
+fn a_call_whose_reply_decoding_panics_joins_to_a_panic_error() {
+    let run = one_idle_worker(with_timeout());
+    let before = run.metrics();
+    let handle = run.call(panics_on_decode, 0);
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.join()));
+    let err = joined
+        .expect("join unwound instead of returning the panic")
+        .unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert_eq!(
+        err.panic_message(),
+        Some("the result's Deserialize panics")
+    );
+    let awaited = unirun::block_on(run.call(panics_on_decode, 0)).unwrap_err();
+    assert!(awaited.is_panic(), "{awaited}");
+    let after = run.metrics();
+    assert_eq!(after.panicked() - before.panicked(), 2);
+    assert_eq!(after.live(), 0);
+    assert_eq!(run.call(double, 5).join().unwrap(), 10);
+    run.shutdown();
+}
