@@ -458,7 +458,11 @@ impl ReaderBody {
             return Err(JoinError::cancelled());
         }
         let tracked = self.tracked.take();
-        let result = self.read::<R>();
+        // A panic while reading (a result type whose `Deserialize` panics)
+        // becomes the call's panic error, as it would in any task: on the
+        // joining thread the reader is no task, and must not unwind
+        // through `join` (the worker was handed back before decoding).
+        let result = unirun_core::catch_panic(|| self.read::<R>()).and_then(|read| read);
         if let Some(tracked) = tracked {
             tracked.end(result.as_ref().map(|_| ()));
         }
