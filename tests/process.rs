@@ -13,7 +13,7 @@ use std::time::Duration;
 use unirun::process::ProcessOptions;
 use unirun::{Flavor, JoinError, Run, RuntimeConfig, ThreadMode};
 use unirun_platform::process as sys;
-use unirun_test_support::{watchdog, watchdog_for};
+use unirun_test_support::{watchdog, watchdog_for, watchdog_this_test};
 
 use common::in_child_process;
 
@@ -1096,4 +1096,160 @@ fn a_plainly_forked_child_never_uses_the_parents_pool_workers() {
         }
         assert_eq!(pool.call(serving_pid, ()).unwrap(), worker);
     });
+}
+
+/// Reads one byte from `fd` (the read end of a pipe the test made before
+/// the worker forked), then answers 7.
+fn wait_for_byte(fd: i32) -> u8 {
+    let mut byte = [0u8; 1];
+    // SAFETY: `fd` is the read end of a pipe the test created before the
+    // worker was forked; one byte into a live buffer.
+    unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) };
+    7
+}
+
+fn panics(_: u8) -> u8 {
+    panic!("a call that panics")
+}
+
+/// A scope with one worker, started and idle, so the next call is sent
+/// from the calling thread and read by whoever joins it (no reader task).
+fn one_idle_worker(options: ProcessOptions) -> Run {
+    let run = Run::builder()
+        .flavor(Flavor::Processes)
+        .max_workers(1)
+        .process_options(options)
+        .build()
+        .unwrap();
+    assert_eq!(run.call(double, 4).join().unwrap(), 8);
+    run
+}
+
+/// A call joined on a plain thread reads its reply there, with no task:
+/// `shutdown_now` on another thread still cancels it (kills its worker),
+/// whether the joiner took the reader before the shutdown or not.
+#[test]
+fn a_call_joined_on_its_thread_is_cancelled_by_shutdown_now() {
+    if !in_child_process("a_call_joined_on_its_thread_is_cancelled_by_shutdown_now") {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    // Before the worker forks, so the worker has it too.
+    let (ready, started) = sys::pipe().unwrap();
+    let run = one_idle_worker(with_timeout());
+    let stuck = run.call(signal_then_hang, started.as_raw_fd());
+    let joiner = std::thread::spawn(move || stuck.join());
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        sys::read_until(ready.as_fd(), &mut byte, None).unwrap(),
+        Some(1)
+    );
+    run.shutdown_now();
+    let err = watchdog_this_test(move || joiner.join().unwrap()).unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    assert!(no_children(), "the scope's workers were reaped");
+}
+
+/// A scope's waiting shutdown waits for a call whose joiner reads the
+/// reply in place: the call ends with its value, not cancelled by the
+/// pool's close after the wait.
+#[test]
+fn a_scope_shutdown_waits_for_a_call_joined_on_its_thread() {
+    if !in_child_process("a_scope_shutdown_waits_for_a_call_joined_on_its_thread") {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    let (go_read, go_write) = sys::pipe().unwrap();
+    let run = one_idle_worker(with_timeout());
+    let call = run.call(wait_for_byte, go_read.as_raw_fd());
+    let joiner = std::thread::spawn(move || call.join());
+    let shutdown = std::thread::spawn(move || run.shutdown());
+    sys::write_all(go_write.as_fd(), b"!").unwrap();
+    let answer = watchdog_this_test(move || {
+        shutdown.join().unwrap();
+        joiner.join().unwrap()
+    });
+    assert_eq!(answer.unwrap(), 7);
+}
+
+/// The pool's timeout still applies to a call read on the joining thread.
+#[test]
+fn a_call_joined_on_its_thread_still_times_out() {
+    // Long enough for the quick calls on a loaded machine.
+    let run = one_idle_worker(ProcessOptions::default().timeout(Duration::from_secs(5)));
+    let err = run.call(sleep_for, 600).join().unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(run.metrics().process_timeouts(), 1);
+    // The timed-out worker was replaced.
+    assert_eq!(run.call(double, 5).join().unwrap(), 10);
+    run.shutdown();
+}
+
+/// Calls read on the joining thread (no reader task) and awaited ones are
+/// each counted once in the scope's metrics, by how they ended.
+#[test]
+fn calls_joined_on_their_thread_count_once_in_the_metrics() {
+    let run = one_idle_worker(with_timeout());
+    let before = run.metrics();
+    for i in 0..10 {
+        assert_eq!(run.call(double, i).join().unwrap(), 2 * i);
+    }
+    assert!(run.call(panics, 0).join().unwrap_err().is_panic());
+    assert_eq!(unirun::block_on(run.call(double, 3)).unwrap(), 6);
+    let after = run.metrics();
+    assert_eq!(after.spawned() - before.spawned(), 12);
+    assert_eq!(after.completed() - before.completed(), 11);
+    assert_eq!(after.panicked() - before.panicked(), 1);
+    assert_eq!(after.live(), 0);
+    run.shutdown();
+}
+
+/// A result that serializes as a number and whose own `Deserialize`
+/// panics: the parent's decoding of the reply panics.
+#[derive(Debug)]
+struct PanicsOnDecode;
+
+impl serde::Serialize for PanicsOnDecode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PanicsOnDecode {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("the result's Deserialize panics")
+    }
+}
+
+fn panics_on_decode(_: u8) -> PanicsOnDecode {
+    PanicsOnDecode
+}
+
+/// A reply whose decoding panics, read on the joining thread, resolves the
+/// join to a panic error as any task's panic does (and as it does when the
+/// call is awaited): the joiner does not unwind, the call counts once as
+/// panicked, and the worker serves on. In a child process of its own: a
+/// panic in this process while another test forks a worker can leave that
+/// worker a lock of the panic machinery held (its own panic then hangs).
+#[test]
+fn a_call_whose_reply_decoding_panics_joins_to_a_panic_error() {
+    if !in_child_process("a_call_whose_reply_decoding_panics_joins_to_a_panic_error") {
+        return;
+    }
+    let run = one_idle_worker(with_timeout());
+    let before = run.metrics();
+    let handle = run.call(panics_on_decode, 0);
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.join()));
+    let err = joined
+        .expect("join unwound instead of returning the panic")
+        .unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert_eq!(err.panic_message(), Some("the result's Deserialize panics"));
+    let awaited = unirun::block_on(run.call(panics_on_decode, 0)).unwrap_err();
+    assert!(awaited.is_panic(), "{awaited}");
+    let after = run.metrics();
+    assert_eq!(after.panicked() - before.panicked(), 2);
+    assert_eq!(after.live(), 0);
+    assert_eq!(run.call(double, 5).join().unwrap(), 10);
+    run.shutdown();
 }

@@ -145,7 +145,7 @@ pub use crate::stats::{PoolStats, TaskCounts};
 pub use crate::task::{
     spawn_blocking_fallible_with, spawn_blocking_with, spawn_with, CatchPanic, Runnable, TaskFuture,
 };
-pub use crate::task_set::{TaskSet, WaitEmpty};
+pub use crate::task_set::{TaskSet, Tracked, WaitEmpty};
 pub use crate::tick::TickExecutor;
 #[cfg(feature = "std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "std")))]

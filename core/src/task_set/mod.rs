@@ -8,12 +8,14 @@
 //! - `slots`: the slab over those chunks, with its free list;
 //! - `empty`: waiting for the set to empty ([`WaitEmpty`]);
 //! - `owner`: the type-erased owner that members keep alive instead of the
-//!   set ([`TaskSet::owned_by`]).
+//!   set ([`TaskSet::owned_by`]);
+//! - `tracked`: membership for work that is not a task ([`Tracked`]).
 
 mod chunk;
 mod empty;
 mod owner;
 mod slots;
+mod tracked;
 
 use alloc::sync::Weak;
 use alloc::vec::Vec;
@@ -30,6 +32,7 @@ use self::slots::{Grow, Slots, BATCH};
 pub(crate) use self::chunk::SlotRef;
 pub use self::empty::WaitEmpty;
 pub(crate) use self::owner::Owner;
+pub use self::tracked::Tracked;
 
 /// Counts the live tasks spawned into it and remembers the wakers of those
 /// that are waiting, so that an owner can [wait](Self::wait_empty) for all of

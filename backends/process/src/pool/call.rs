@@ -21,13 +21,15 @@
 //!   on it (`Inner::release`).
 //!
 //! What is left, reading the reply (and, for a queued call that nobody
-//! sent yet, getting a worker) and handing the worker back, is a task, the
-//! *reader*, created with the call but not scheduled. Whoever needs it
-//! first takes it from the [`Call`]:
+//! sent yet, getting a worker) and handing the worker back, is the
+//! *reader*. Whoever needs it first takes it from the [`Call`]:
 //!
 //! - [`JoinHandle::join`] (through [`ForeignJoin::join_here`]) runs it on
 //!   the joining thread: the reply wakes the joiner directly, two wake-ups
-//!   in all, as for the echo;
+//!   in all, as for the echo. Taken before anything else needed it, it
+//!   runs there as plain code: no task is ever made for it (see
+//!   [`Lazy`]), so a call joined at once costs about what
+//!   [`ProcessPool::call`] does;
 //! - awaiting, dropping or aborting the handle, or asking
 //!   `is_finished`, *asks for the reader*: once the request is sent (at
 //!   once if it is), the reader is handed to the pool's reply watcher
@@ -44,6 +46,11 @@
 //!   included (those go to the lane, and get a worker, or `cancelled`,
 //!   themselves).
 //!
+//! Every way but the first needs the reader as a task (a `Runnable` for
+//! the reply watcher or the lane, a `JoinHandle` for the awaiting task):
+//! it is made, once, under the reader lock, by the first of them
+//! ([`Reader::make`]); whoever then finds no [`Lazy`] finds the task made.
+//!
 //! With calls queued, the reader that hands a worker back sends the
 //! queue's head on it right away (`Inner::release`), on the watcher
 //! thread, and that call's reader joins the watcher: one wake-up of the
@@ -52,8 +59,12 @@
 //!
 //! # Liveness
 //!
-//! The reader is a member of the call's task set from creation, like any
-//! lane task, so a scope's shutdown counts it. The [`Call`] hands its
+//! The call is a member of its task set from creation (a [`Tracked`]
+//! membership, which the reader carries whether it runs as a task or on
+//! the joining thread, and ends with the reader's outcome), so a scope's
+//! shutdown counts it and waits for it, and its metrics count it once. A
+//! reader whose set was closed before it started does not start (as a
+//! task of that set would not): it is dropped unrun, see below. The [`Call`] hands its
 //! reader out once, under its lock; the reader runs once or is dropped.
 //! A read ends: on the reply, on end of file (the worker died or was
 //! killed), or at the call's deadline (the pool's deadline watcher kills
@@ -112,7 +123,7 @@ use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use unirun_core::{ForeignJoin, JoinError, JoinHandle, RunQueue, Runnable, TaskSet};
+use unirun_core::{ForeignJoin, JoinError, JoinHandle, RunQueue, Runnable, TaskSet, Tracked};
 use unirun_platform::process::{self as sys, ExitStatus, Pid};
 
 use super::relay::{self, Relay};
@@ -142,7 +153,13 @@ enum Stage {
 
 /// A reader task and who asked for it.
 struct Reader {
+    /// What making the reader task needs, until it is made (see
+    /// [`Reader::make`]) or a joining thread takes it to read in place.
+    lazy: Option<Lazy>,
     runnable: Option<Runnable>,
+    /// The reader task's `JoinHandle<R>`, boxed, from when it is made
+    /// until the call's handle takes it.
+    handle: Option<Box<dyn Any + Send>>,
     /// The request is written (the reader can only read now).
     sent: bool,
     /// Once sent: the reply pipe, when the reply watcher may wait for it
@@ -152,6 +169,42 @@ struct Reader {
     /// The handle asked for the reader to run without it (see the module
     /// docs).
     asked: bool,
+}
+
+/// What a reader needs that the call does not hold: the reader task is
+/// made from it only when something other than a thread joining the
+/// handle needs the reader (a call joined at once never makes one).
+pub(super) struct Lazy {
+    pool: Arc<Inner>,
+    /// The blocking lane the reader task runs on, when it does.
+    lane: Arc<dyn RunQueue>,
+    /// The call's membership in its task set (its scope's), from the call
+    /// until the reader ends: the reader counts as one of the set's tasks
+    /// whether it runs as a task or on the joining thread.
+    tracked: Option<Tracked>,
+}
+
+/// Makes a call's reader task from its [`Lazy`]: the runnable, and the
+/// task's `JoinHandle<R>` boxed, `R` being the call's result type.
+type Make = fn(&Arc<Call>, Lazy) -> (Runnable, Box<dyn Any + Send>);
+
+impl Reader {
+    /// Makes the reader task, unless it was made (or taken to be read in
+    /// place) already. Under the reader lock: whoever finds `lazy` gone
+    /// finds the task's handle in `handle` (or the call's handle has it).
+    fn make(&mut self, call: &Arc<Call>) {
+        if let Some(lazy) = self.lazy.take() {
+            let (runnable, handle) = (call.make)(call, lazy);
+            self.runnable = Some(runnable);
+            self.handle = Some(handle);
+        }
+    }
+
+    /// The reader task, made now if need be, to whoever asks first.
+    fn take(&mut self, call: &Arc<Call>) -> Option<Runnable> {
+        self.make(call);
+        self.runnable.take()
+    }
 }
 
 /// What reading a sent call's reply needs: its worker, how the write went
@@ -184,6 +237,8 @@ pub(super) struct Call {
     detached: Mutex<Option<Detached>>,
     /// Reads the reply of a call let go of (see `read_detached`).
     finish: Finish,
+    /// Makes the reader task (see `make_reader`).
+    make: Make,
 }
 
 impl Call {
@@ -268,9 +323,24 @@ impl Call {
             .map(|detached| detached.result.is_some())
     }
 
-    /// The reader, to whoever asks first.
-    pub(super) fn take(&self) -> Option<Runnable> {
-        self.reader().runnable.take()
+    /// The reader, to whoever asks first (made now if it was not).
+    pub(super) fn take(self: &Arc<Self>) -> Option<Runnable> {
+        self.reader().take(self)
+    }
+
+    /// What the reader needs, when no reader task was made yet: the
+    /// caller reads in place instead (no task is made any more).
+    fn take_lazy(&self) -> Option<Lazy> {
+        self.reader().lazy.take()
+    }
+
+    /// The reader task's handle, once made, to the call's handle.
+    fn task_handle<R: 'static>(&self) -> Option<JoinHandle<R>> {
+        let handle = self.reader().handle.take()?;
+        match handle.downcast::<JoinHandle<R>>() {
+            Ok(handle) => Some(*handle),
+            Err(_) => unreachable!("`make` is `make_reader::<R>` for this call's `R`"),
+        }
     }
 
     /// The reply pipe the watcher would wait on, once sent (for tests).
@@ -281,9 +351,9 @@ impl Call {
 
     /// Starts the reader now, whatever the stage: a sent call's on the
     /// reply watcher, a queued one's (which must get a worker) on its lane.
-    pub(super) fn schedule_now(&self) {
+    pub(super) fn schedule_now(self: &Arc<Self>) {
         let mut reader = self.reader();
-        let runnable = reader.runnable.take();
+        let runnable = reader.take(self);
         let (sent, watch) = (reader.sent, reader.watch);
         drop(reader);
         if let Some(runnable) = runnable {
@@ -309,10 +379,12 @@ impl Call {
     }
 
     /// The handle will not read the reply itself: the reply watcher does,
-    /// once the request is sent.
-    fn ask_reader(&self) {
+    /// once the request is sent. The reader task is made now (the handle
+    /// polls it), unless a joining thread took the reader already.
+    fn ask_reader(self: &Arc<Self>) {
         let mut reader = self.reader();
         reader.asked = true;
+        reader.make(self);
         let runnable = if reader.sent {
             reader.runnable.take()
         } else {
@@ -328,12 +400,12 @@ impl Call {
     /// The request is written, its reply to come on `watch` (see
     /// [`Reader::watch`]): the reader starts if it was asked for, or if
     /// `now`.
-    fn mark_sent(&self, now: bool, watch: Option<RawFd>) {
+    fn mark_sent(self: &Arc<Self>, now: bool, watch: Option<RawFd>) {
         let mut reader = self.reader();
         reader.sent = true;
         reader.watch = watch;
         let runnable = if reader.asked || now {
-            reader.runnable.take()
+            reader.take(self)
         } else {
             None
         };
@@ -344,14 +416,60 @@ impl Call {
     }
 }
 
-/// What the reader task owns: runs once, or cleans up when dropped unrun.
+/// What the reader owns (as a task, or on the thread that joins the
+/// call): runs once, or cleans up when dropped unrun.
 struct ReaderBody {
     pool: Arc<Inner>,
     call: Arc<Call>,
+    /// See [`Lazy::tracked`]; ended with the reader's outcome.
+    tracked: Option<Tracked>,
+}
+
+/// A call's [`Make`]: its reader as a blocking-lane task. The task is in
+/// no task set: the reader's membership is `tracked`, since the call.
+fn make_reader<R: DeserializeOwned + Send + 'static>(
+    call: &Arc<Call>,
+    lazy: Lazy,
+) -> (Runnable, Box<dyn Any + Send>) {
+    let Lazy {
+        pool,
+        lane,
+        tracked,
+    } = lazy;
+    let body = ReaderBody {
+        pool,
+        call: call.clone(),
+        tracked,
+    };
+    let (runnable, task) = unirun_core::spawn_blocking_fallible_with(
+        move || body.run::<R>(),
+        None,
+        move |r, info| lane.schedule(r, info),
+    );
+    (runnable, Box::new(task))
 }
 
 impl ReaderBody {
-    fn run<R: DeserializeOwned>(self) -> Result<R, JoinError> {
+    fn run<R: DeserializeOwned>(mut self) -> Result<R, JoinError> {
+        if self.tracked.as_ref().is_some_and(Tracked::is_closed) {
+            // Its set closed (a scope shut down without waiting): as a
+            // task of that set, it does not start. Dropped, it frees what
+            // the call holds; its membership counts it cancelled.
+            return Err(JoinError::cancelled());
+        }
+        let tracked = self.tracked.take();
+        // A panic while reading (a result type whose `Deserialize` panics)
+        // becomes the call's panic error, as it would in any task: on the
+        // joining thread the reader is no task, and must not unwind
+        // through `join` (the worker was handed back before decoding).
+        let result = unirun_core::catch_panic(|| self.read::<R>()).and_then(|read| read);
+        if let Some(tracked) = tracked {
+            tracked.end(result.as_ref().map(|_| ()));
+        }
+        result
+    }
+
+    fn read<R: DeserializeOwned>(&self) -> Result<R, JoinError> {
         if matches!(*self.call.stage(), Stage::Queued(_)) {
             // Ours from here on, unless a releaser sent it meanwhile (then
             // the stage says `Sent`).
@@ -394,14 +512,23 @@ impl Drop for ReaderBody {
 /// The handle side of a fast-path call.
 struct CallJoin<R> {
     call: Arc<Call>,
-    /// The reader task's own handle.
-    task: JoinHandle<R>,
+    /// The reader task's own handle, once made and taken from the call.
+    task: Option<JoinHandle<R>>,
     /// The waker the reader task is polled with once awaited: it forwards
     /// to the awaiting task's (see `relay`).
     relay: Option<(Arc<Relay>, Waker)>,
 }
 
-impl<R> CallJoin<R> {
+impl<R: 'static> CallJoin<R> {
+    /// The reader task's handle (`None` only if a join that read in place
+    /// did not return: then nothing is to come).
+    fn task(&mut self) -> Option<&mut JoinHandle<R>> {
+        if self.task.is_none() {
+            self.task = self.call.task_handle::<R>();
+        }
+        self.task.as_mut()
+    }
+
     /// The relay waker, now forwarding to `waker`.
     fn relay(&mut self, waker: &Waker) -> Waker {
         let (relay, relayed) = self.relay.get_or_insert_with(|| {
@@ -413,7 +540,7 @@ impl<R> CallJoin<R> {
     }
 }
 
-impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
+impl<R: DeserializeOwned + Send + 'static> ForeignJoin<R> for CallJoin<R> {
     fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<R, JoinError>> {
         // A detached call's reader task is never polled again: it ended
         // (or ends) without the result, which comes from the call.
@@ -422,7 +549,10 @@ impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
         }
         let relayed = self.relay(cx.waker());
         self.call.ask_reader();
-        match Pin::new(&mut self.task).poll(&mut Context::from_waker(&relayed)) {
+        let Some(task) = self.task() else {
+            return Poll::Ready(Err(JoinError::cancelled()));
+        };
+        match Pin::new(task).poll(&mut Context::from_waker(&relayed)) {
             // The reader found nothing to do because the call was detached
             // meanwhile (its task ended when the pool dropped it unrun, or
             // it ran after the stage was taken): the result comes later.
@@ -439,7 +569,16 @@ impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
         self.call.ask_reader();
         // A reader task that ended because the call was detached meanwhile
         // is not the call's end.
-        self.task.is_finished() && self.call.detached_finished().is_none_or(|done| done)
+        let finished = match &self.task {
+            Some(task) => task.is_finished(),
+            // Still the call's (made by `ask_reader` just now).
+            None => self.call.reader().handle.as_ref().is_none_or(|handle| {
+                handle
+                    .downcast_ref::<JoinHandle<R>>()
+                    .is_none_or(JoinHandle::is_finished)
+            }),
+        };
+        finished && self.call.detached_finished().is_none_or(|done| done)
     }
 
     fn abort(&mut self) {
@@ -450,12 +589,27 @@ impl<R: Send + 'static> ForeignJoin<R> for CallJoin<R> {
     }
 
     fn join_here(&mut self) -> Option<Result<R, JoinError>> {
+        if let Some(lazy) = self.call.take_lazy() {
+            // Nobody needed the reader yet: it runs here, as no task.
+            let body = ReaderBody {
+                pool: lazy.pool,
+                call: self.call.clone(),
+                tracked: lazy.tracked,
+            };
+            let output = body.run::<R>();
+            // Unless the call was detached before the reader took it.
+            return match self.call.detached_finished() {
+                None => Some(output),
+                Some(_) => None,
+            };
+        }
         let runnable = self.call.take()?;
         runnable.run();
         // The reader ran to its end (or was cancelled by a closed set):
         // its handle is ready, unless the call was detached before the
         // reader took it (then `join` waits on `poll_join`).
-        let output = match Pin::new(&mut self.task).poll(&mut Context::from_waker(Waker::noop())) {
+        let task = self.task()?;
+        let output = match Pin::new(task).poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(output) => output,
             Poll::Pending => return None,
         };
@@ -470,6 +624,9 @@ impl<R> Drop for CallJoin<R> {
     fn drop(&mut self) {
         // Detached: the watcher reads the reply and hands the worker back.
         self.call.ask_reader();
+        // The reader task's handle, if it was made now: detached.
+        let handle = self.call.reader().handle.take();
+        drop(handle);
     }
 }
 
@@ -519,10 +676,18 @@ impl ProcessPool {
                 return None;
             }
         }
+        // The reader is made lazily (see `Lazy`); the call is a member of
+        // `tasks` from now on all the same.
         let call = Arc::new(Call {
             stage: Mutex::new(Stage::Done),
             reader: Mutex::new(Reader {
+                lazy: Some(Lazy {
+                    pool: inner.clone(),
+                    lane: lane.clone(),
+                    tracked: tasks.map(TaskSet::track),
+                }),
                 runnable: None,
+                handle: None,
                 sent: false,
                 watch: None,
                 asked: false,
@@ -530,19 +695,8 @@ impl ProcessPool {
             replies: inner.replies.clone(),
             detached: Mutex::new(None),
             finish: read_detached::<R>,
+            make: make_reader::<R>,
         });
-        let body = ReaderBody {
-            pool: inner.clone(),
-            call: call.clone(),
-        };
-        let lane = lane.clone();
-        let (runnable, task) = unirun_core::spawn_blocking_fallible_with(
-            move || body.run::<R>(),
-            tasks,
-            move |r, info| lane.schedule(r, info),
-        );
-        // Installed before anyone else can see the call.
-        call.reader().runnable = Some(runnable);
         #[cfg(test)]
         {
             let hook = inner
@@ -600,7 +754,7 @@ impl ProcessPool {
         }
         Some(JoinHandle::from_foreign(CallJoin {
             call,
-            task,
+            task: None,
             relay: None,
         }))
     }
