@@ -36,6 +36,12 @@ use crate::{JoinError, TaskSet};
 ///
 /// drop(set.track()); // given up before it ran
 /// assert_eq!(set.counts().cancelled(), 1);
+///
+/// // Cancelled once the set closed: the close's, in its exact count.
+/// let stopped = set.track();
+/// set.close();
+/// stopped.end(Err(&JoinError::cancelled()));
+/// assert_eq!(set.unfinished_since_close(), 1);
 /// ```
 #[derive(Debug)]
 pub struct Tracked {
@@ -103,6 +109,12 @@ impl Tracked {
         if let Some(set) = self.member.set() {
             // Counted before leaving (see `stats`).
             set.stats.ended(outcome);
+            // Cancelled after the close (a shutdown stopped it, or it saw
+            // the set closed before it started): the close's, as a task's
+            // would be (see `TaskSet::unfinished_since_close`).
+            if outcome == Outcome::Cancelled && set.is_closed() {
+                self.member.close_out();
+            }
         }
         self.member.leave();
     }
