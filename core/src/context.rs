@@ -155,30 +155,6 @@ impl Drop for Released {
 fn hand_off(cx: &Context) -> Released {
     use std::sync::Mutex;
 
-    let shared = cx.shared();
-    let guest = cx.with_core(|core| crate::fork_join::guest::is_guest(core, shared));
-    if guest == Some(true) {
-        // The guest core stays with its guest (see `fork_join::guest`), but
-        // out of reach while it waits: what is queued on it goes to the
-        // pool, the guest stops counting as an awake worker (the pool's
-        // sleepers must run what it leaves, even on a one-worker pool), and
-        // the halves on its deque stay where workers steal them (or, once
-        // the pool is shut down, go back as a dropped core's do).
-        let Some(core) = cx
-            .core
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut core| core.take())
-        else {
-            return Released { stashed: false };
-        };
-        core.hand_tasks_to_pool(shared);
-        crate::fork_join::guest::leave(shared);
-        crate::fork_join::guest::return_if_shut_down(&core, shared);
-        *cx.stash.borrow_mut() = Some(core);
-        return Released { stashed: true };
-    }
-
     let Some(core) = cx
         .core
         .try_borrow_mut()
@@ -188,9 +164,22 @@ fn hand_off(cx: &Context) -> Released {
         // Not inside a task of this loop, or handed off already.
         return Released { stashed: false };
     };
+    let shared = cx.shared();
+    if crate::fork_join::guest::is_guest(&core, shared) {
+        // The guest core stays with its guest (see `fork_join::guest`), but
+        // out of reach while it waits: what is queued on it goes to the
+        // pool, the guest stops counting as an awake worker (the pool's
+        // sleepers must run what it leaves, even on a one-worker pool), and
+        // the halves on its deque stay where workers steal them (or, once
+        // the pool is shut down, go back as a dropped core's do).
+        core.hand_tasks_to_pool(shared);
+        crate::fork_join::guest::leave(shared);
+        crate::fork_join::guest::return_if_shut_down(&core, shared);
+        *cx.stash.borrow_mut() = Some(core);
+        return Released { stashed: true };
+    }
     // This thread no longer holds the core: its counts go to the stripes.
     let held = crate::stats::release_core();
-    let shared = cx.shared();
     if shared.shutdown.load(crate::sync::Ordering::Acquire) {
         // Nobody will run these queues again: cancel them now, so a task we
         // wait for that sits in them resolves instead of hanging.
